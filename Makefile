@@ -1,0 +1,42 @@
+# sightline developer commands. `make demo` and `make test` work on a fresh machine:
+# they create .venv, install sightline into it, and run.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Dev/CI pin only: a CPU build of PyTorch. The package itself asks for torch>=2.3.
+TORCH_SPEC ?= torch==2.13.0
+# Dataset files: a local mirror folder if one is set, else ../shared/datasets when it exists
+# (the offline machines this project is developed on), else the real download.
+export SIGHTLINE_DATA_MIRROR := $(or $(SIGHTLINE_DATA_MIRROR),$(abspath $(wildcard ../shared/datasets)))
+
+.PHONY: setup demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Train the default model on Fashion-MNIST, evaluate it on the test set, save the run.
+demo: setup
+	$(BIN)/sightline train fashion-mnist
+
+## All tests: unit tests, then integration tests that train on the real datasets.
+test: setup
+	$(BIN)/python -m pytest -q
+
+## Unit tests only (no training on real data).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check sightline tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_models.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

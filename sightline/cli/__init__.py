@@ -1,0 +1,51 @@
+"""The ``sightline`` command line: a thin layer over the Python API.
+
+Each subcommand parses its arguments, calls the same functions a Python user would, and formats
+the result. User errors (``SightlineError``) print one clear line and exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sightline.cli import commands, train_cmd
+from sightline.errors import SightlineError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sightline import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sightline",
+        description="Train, evaluate and use image classifiers. Run `sightline COMMAND --help` for details.",
+        epilog="Example: sightline train fashion-mnist  &&  sightline predict boot.jpg",
+    )
+    parser.add_argument("--version", action="version", version=f"sightline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_datasets(sub)
+    commands.add_models(sub)
+    commands.add_summary(sub)
+    train_cmd.add_train(sub)
+    commands.add_evaluate(sub)
+    commands.add_predict(sub)
+    commands.add_runs(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SightlineError as e:
+        print(f"sightline {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `sightline predict ... | head`
+        return 0

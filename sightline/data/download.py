@@ -1,0 +1,407 @@
+"""Find the built-in dataset files: a local mirror, the cache, or a download — always md5-checked.
+
+Lookup order for each file:
+
+1. the mirror (argument, else ``$SIGHTLINE_DATA_MIRROR``): a folder laid out like
+   ``<mirror>/fashion-mnist/<file>``, ``<mirror>/cifar-10/cifar-10-batches-bin/<member>``.
+   Files are read in place, never copied. A corrupt mirror file is an error, not a fallback:
+   the user pointed us there, so silently downloading instead would hide the problem.
+2. the cache (argument, else ``$SIGHTLINE_CACHE_DIR``, ``$XDG_CACHE_HOME/sightline``,
+   ``~/.cache/sightline``), same layout. A corrupt cached file is deleted and fetched again.
+3. the network: each canonical URL in turn, streamed into a temp file beside the destination and
+   renamed only once the md5 matches, so an interrupted or truncated download never leaves a
+   file that looks cached.
+
+When all of that fails, one ``DownloadError`` says which file is missing, everywhere it looked,
+why each URL failed, and how to provide the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import posixpath
+import socket
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from sightline.data.registry import DataFile, DatasetSpec
+from sightline.errors import DownloadError
+from sightline.fileio import atomic_open
+
+CACHE_ENV = "SIGHTLINE_CACHE_DIR"
+MIRROR_ENV = "SIGHTLINE_DATA_MIRROR"
+DEFAULT_TIMEOUT = 30.0  # seconds without data before a connection is given up
+_CHUNK = 1 << 20
+
+Progress = bool | str  # True: bar if stderr is a terminal; "always": bar anyway; False: none
+
+
+# ----------------------------------------------------------------------- locations
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder: the argument, else $SIGHTLINE_CACHE_DIR, $XDG_CACHE_HOME/sightline,
+    ~/.cache/sightline."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "sightline"
+    return Path.home() / ".cache" / "sightline"
+
+
+def resolve_mirror(mirror: str | os.PathLike | None = None) -> Path | None:
+    """The mirror folder: the argument, else $SIGHTLINE_DATA_MIRROR, else None."""
+    if mirror:
+        return Path(mirror).expanduser()
+    env = os.environ.get(MIRROR_ENV)
+    return Path(env).expanduser() if env else None
+
+
+# ----------------------------------------------------------------------- md5
+# (resolved path, size, mtime_ns) → md5: a second load in the same process skips re-hashing
+# 200 MB, while a file replaced in between (new size or mtime) is hashed again.
+_md5_memo: dict[tuple[str, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """md5 hex digest of a file, memoised per (path, size, mtime) in this process."""
+    path = Path(path)
+    key = _stat_key(path)
+    if key not in _md5_memo:
+        h = hashlib.md5()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        _md5_memo[key] = h.hexdigest()
+    return _md5_memo[key]
+
+
+def md5_matches(path: str | os.PathLike, md5: str) -> bool:
+    """True if ``path`` is a file with this md5 (False if it is missing or unreadable)."""
+    try:
+        return Path(path).is_file() and file_md5(path) == md5
+    except OSError:
+        return False
+
+
+def _remember_md5(path: Path, md5: str) -> None:
+    with contextlib.suppress(OSError):
+        _md5_memo[_stat_key(path)] = md5
+
+
+# ----------------------------------------------------------------------- progress bar
+def _show_progress(progress: Progress) -> bool:
+    if progress == "always":
+        return True
+    if not progress:
+        return False
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _Bar:
+    """One line on stderr: name, MB done / total, percent, MB/s; redrawn at most 5x a second."""
+
+    def __init__(self, label: str, total: int | None, enabled: bool) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6) / 1e6
+        if self.total:
+            pct = min(100.0, 100.0 * done / self.total)
+            text = f"{done / 1e6:7.1f} / {self.total / 1e6:.1f} MB {pct:5.1f}%"
+        else:
+            text = f"{done / 1e6:7.1f} MB"
+        sys.stderr.write(f"\r  {self.label}  {text}  {rate:6.2f} MB/s")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------- one download
+class _Failed(Exception):
+    """One URL did not deliver the right bytes; the message says why."""
+
+
+def _fetch_one(url: str, dest: Path, md5: str, size: int | None, progress: Progress, timeout: float) -> None:
+    req = urllib.request.Request(url, headers={"User-Agent": "sightline"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            header = resp.headers.get("Content-Length")
+            expected = int(header) if header and header.strip().isdigit() else None
+            bar = _Bar(dest.name, expected or size, _show_progress(progress))
+            h, n = hashlib.md5(), 0
+            with atomic_open(dest, "wb") as f:
+                while chunk := resp.read(_CHUNK):
+                    f.write(chunk)
+                    h.update(chunk)
+                    n += len(chunk)
+                    bar.update(n)
+                bar.update(n, final=True)
+                # Raising inside atomic_open deletes the temp file: nothing half-done stays.
+                if expected is not None and n != expected:
+                    raise _Failed(f"truncated download: got {n:,} of {expected:,} bytes")
+                got = h.hexdigest()
+                if got != md5:
+                    note = f" ({n:,} bytes, expected {size:,})" if size and n != size else ""
+                    raise _Failed(f"md5 mismatch: got {got}, expected {md5}{note}")
+        _remember_md5(dest, md5)
+    except _Failed:
+        raise
+    except urllib.error.HTTPError as e:
+        raise _Failed(f"HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            raise _Failed(f"timed out after {timeout:g} s") from None
+        raise _Failed(f"network error: {reason}") from None
+    except TimeoutError:
+        raise _Failed(f"timed out after {timeout:g} s (no data)") from None
+    except http.client.IncompleteRead as e:
+        raise _Failed(f"truncated download: connection closed after {len(e.partial):,} bytes") from None
+    except (http.client.HTTPException, OSError, ValueError) as e:
+        raise _Failed(f"{type(e).__name__}: {e}") from None
+
+
+def _download(urls: Sequence[str], dest: Path, md5: str, size: int | None, progress: Progress,
+              timeout: float) -> list[tuple[str, str]]:
+    """Try each URL in turn; return [] on success, else (url, why it failed) for each."""
+    failures: list[tuple[str, str]] = []
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return [(u, f"cannot create cache folder {dest.parent}: {e.strerror or e}") for u in urls]
+    for url in urls:
+        try:
+            _fetch_one(url, dest, md5, size, progress, timeout)
+            return []
+        except _Failed as e:
+            failures.append((url, str(e)))
+    return failures
+
+
+def download_file(urls: str | Sequence[str], dest: str | os.PathLike, md5: str, size: int | None = None,
+                  progress: Progress = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """Make ``dest`` a verified copy of the file at one of ``urls`` (tried in order).
+
+    An existing ``dest`` with the right md5 is kept; a wrong one is replaced. The file appears
+    only once complete and verified. Raises ``DownloadError`` listing every URL and its failure.
+    """
+    dest = Path(dest)
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if md5_matches(dest, md5):
+        return dest
+    failures = _download(urls, dest, md5, size, progress, timeout)
+    if failures:
+        tried = "\n".join(f"  {u}: {why}" for u, why in failures) or "  (no URLs given)"
+        raise DownloadError(f"could not download {dest.name} (md5 {md5}) to {dest}:\n{tried}")
+    return dest
+
+
+# ----------------------------------------------------------------------- dataset files
+def _check_mirror_file(path: Path, f: DataFile, source: str) -> Path | None:
+    """``path`` if it is in the mirror and correct; None if absent; DownloadError if corrupt."""
+    if not path.is_file():
+        return None
+    if md5_matches(path, f.md5):
+        return path
+    try:
+        actual = f"md5 {file_md5(path)}, {path.stat().st_size:,} bytes"
+    except OSError as e:
+        actual = f"unreadable: {e.strerror or e}"
+    raise DownloadError(
+        f"corrupt mirror file {path} ({actual}); expected md5 {f.md5}, {f.size:,} bytes.\n"
+        f"Replace it with the canonical file, or unset {source} to use the cache or the network."
+    )
+
+
+def _mirror_source(mirror: str | os.PathLike | None) -> str:
+    return "the mirror argument" if mirror else MIRROR_ENV
+
+
+def _check_cache_file(path: Path, md5: str, notes: list[str], progress: Progress) -> Path | None:
+    """``path`` if cached and correct; a corrupt one is deleted (and noted) so it is re-fetched."""
+    if not path.is_file():
+        return None
+    if md5_matches(path, md5):
+        return path
+    notes.append(f"cached {path} had the wrong md5; deleted it to fetch it again")
+    if _show_progress(progress):
+        sys.stderr.write(f"  {path.name}: cached copy is corrupt, fetching it again\n")
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
+
+
+def dataset_files(spec: DatasetSpec, *, cache_dir: str | os.PathLike | None = None,
+                  mirror: str | os.PathLike | None = None, progress: Progress = True,
+                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
+    """Paths to verified copies of every file of ``spec`` (filename → path), fetching as needed."""
+    cache = resolve_cache_dir(cache_dir)
+    mirror_root = resolve_mirror(mirror)
+    notes: list[str] = []
+    found: dict[str, Path] = {}
+    missing: list[DataFile] = []
+    for f in spec.files:
+        path = None
+        if mirror_root is not None:
+            path = _check_mirror_file(mirror_root / spec.folder / f.filename, f, _mirror_source(mirror))
+        if path is None:
+            path = _check_cache_file(cache / spec.folder / f.filename, f.md5, notes, progress)
+        if path is None:
+            missing.append(f)
+        else:
+            found[f.filename] = path
+    if missing:
+        if spec.archive is not None:
+            found.update(_fetch_from_archive(spec, missing, cache, mirror_root, mirror, notes, progress, timeout))
+        else:
+            for f in missing:
+                dest = cache / spec.folder / f.filename
+                urls = [base + f.filename for base in spec.urls]
+                failures = _download(urls, dest, f.md5, f.size, progress, timeout)
+                if failures:
+                    others = [m.filename for m in missing[missing.index(f) + 1 :]]
+                    raise _missing_error(spec, f, cache, mirror_root, mirror, failures, notes, others)
+                found[f.filename] = dest
+    return {f.filename: found[f.filename] for f in spec.files}
+
+
+def _fetch_from_archive(spec: DatasetSpec, missing: list[DataFile], cache: Path, mirror_root: Path | None,
+                        mirror_arg: str | os.PathLike | None, notes: list[str], progress: Progress,
+                        timeout: float) -> dict[str, Path]:
+    """CIFAR-10: get the archive (mirror, cache or network), extract the missing members."""
+    arch = spec.archive
+    assert arch is not None and spec.archive_url is not None
+    parent = Path(spec.folder).parent  # cifar-10/, beside cifar-10-batches-bin/
+    archive = None
+    if mirror_root is not None:
+        archive = _check_mirror_file(mirror_root / parent / arch.filename, arch, _mirror_source(mirror_arg))
+    cached_archive = cache / parent / arch.filename
+    if archive is None:
+        archive = _check_cache_file(cached_archive, arch.md5, notes, progress)
+    if archive is None:
+        failures = _download([spec.archive_url], cached_archive, arch.md5, arch.size, progress, timeout)
+        if failures:
+            others = [m.filename for m in missing[1:]]
+            raise _missing_error(spec, missing[0], cache, mirror_root, mirror_arg, failures, notes, others)
+        archive = cached_archive
+    out = _extract_members(archive, spec, missing, cache / spec.folder)
+    if archive == cached_archive:
+        # The members are what we read; keeping the 170 MB archive too would double the cache.
+        with contextlib.suppress(OSError):
+            cached_archive.unlink()
+    return out
+
+
+def _extract_members(archive: Path, spec: DatasetSpec, members: list[DataFile], dest_dir: Path) -> dict[str, Path]:
+    """Extract exactly ``members`` from the tarball, each md5-checked, atomically.
+
+    Destination paths are built from our own file names, never from names inside the archive,
+    so a hostile archive cannot write outside ``dest_dir`` (no path traversal, no links).
+    """
+    wanted = {f"{spec.archive_folder}/{f.filename}": f for f in members}
+    out: dict[str, Path] = {}
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            for info in tar:
+                f = wanted.get(posixpath.normpath(info.name))
+                if f is None or f.filename in out or not info.isreg():
+                    continue
+                src = tar.extractfile(info)
+                assert src is not None
+                dest = dest_dir / f.filename
+                h = hashlib.md5()
+                with atomic_open(dest, "wb") as w:
+                    while chunk := src.read(_CHUNK):
+                        w.write(chunk)
+                        h.update(chunk)
+                    if h.hexdigest() != f.md5:
+                        raise DownloadError(
+                            f"{archive} member {info.name} has md5 {h.hexdigest()}, expected {f.md5}; "
+                            f"delete {archive} and try again"
+                        )
+                _remember_md5(dest, f.md5)
+                out[f.filename] = dest
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DownloadError(f"cannot extract {archive}: {e}; delete it and try again") from None
+    absent = [f.filename for f in members if f.filename not in out]
+    if absent:
+        raise DownloadError(f"{archive} does not contain {', '.join(absent)} (under {spec.archive_folder}/)")
+    return out
+
+
+def _missing_error(spec: DatasetSpec, f: DataFile, cache: Path, mirror_root: Path | None,
+                   mirror_arg: str | os.PathLike | None, failures: list[tuple[str, str]],
+                   notes: list[str], others: list[str]) -> DownloadError:
+    """The one message for "this file is nowhere": where we looked, why, what to do."""
+    cache_path = cache / spec.folder / f.filename
+    if mirror_root is None:
+        mirror_line = f"no mirror set ({MIRROR_ENV} is empty)"
+    elif not mirror_root.is_dir():
+        mirror_line = f"{mirror_root} does not exist"
+    else:
+        mirror_line = f"{mirror_root / spec.folder / f.filename} (not there)"
+    tried = "\n".join(f"    {u}: {why}" for u, why in failures)
+    lines = [
+        f"dataset file {f.filename} of {spec.name} is missing and could not be downloaded.",
+        "Looked in:",
+        f"  cache:   {cache_path} (not there)",
+        f"  mirror:  {mirror_line}",
+        "  network:",
+        tried,
+        *[f"  note: {n}" for n in notes],
+        *([f"  also missing: {', '.join(others)}"] if others else []),
+        "To provide it, either:",
+        f"  - set {MIRROR_ENV} to a folder laid out like /path/to/mirror/{spec.folder}/{f.filename}",
+        f"  - or copy {f.filename} (md5 {f.md5}, {f.size:,} bytes) to {cache_path}",
+    ]
+    if spec.archive is not None:
+        lines.append(
+            f"  - or copy {spec.archive.filename} (md5 {spec.archive.md5}) to "
+            f"{cache / Path(spec.folder).parent / spec.archive.filename}"
+        )
+    lines.append(f"(the cache folder can be changed with {CACHE_ENV})")
+    return DownloadError("\n".join(lines))
+
+
+def file_locations(spec: DatasetSpec, cache_dir: str | os.PathLike | None = None,
+                   mirror: str | os.PathLike | None = None) -> dict[str, bool]:
+    """Cheap presence check for listings (names and sizes only, no hashing): cached / mirrored."""
+    cache = resolve_cache_dir(cache_dir)
+    mirror_root = resolve_mirror(mirror)
+
+    def complete(root: Path | None) -> bool:
+        if root is None:
+            return False
+        for f in spec.files:
+            p = root / spec.folder / f.filename
+            try:
+                if p.stat().st_size != f.size:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    return {"cached": complete(cache), "mirrored": complete(mirror_root)}

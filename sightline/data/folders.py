@@ -1,0 +1,259 @@
+"""The user's own images: one subfolder per class, optionally split into train/ val/ test/.
+
+Accepted layouts::
+
+    pets/cat/*.jpg  pets/dog/*.png                 (classes directly; val carved from train)
+    pets/train/cat/...  pets/val/cat/...  pets/test/cat/...   (val/ may be valid/ or validation/)
+
+Files are found recursively inside each class folder; hidden files and folders and non-image
+files are ignored. Every image is decoded through ``images.open_image`` on a small thread pool
+(PIL releases the GIL while decoding), so odd modes (16-bit, CMYK, palette, alpha) are handled
+in one place. A file that cannot be decoded is skipped and reported in ``Dataset.skipped`` —
+one bad file never aborts the load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from sightline.data.dataset import Dataset, ImageSet, channel_stats, looks_dark_background
+from sightline.data.images import IMAGE_EXTENSIONS, is_image_file, normalize_mode, open_image
+from sightline.data.preprocess import RESIZE_MODES, Preprocess
+from sightline.errors import DataError, ImageError
+
+SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+MAX_NATIVE_SIDE = 256  # images all this small and the same size are kept at their own size
+DEFAULT_SIZE = (64, 64)  # otherwise, everything is fitted to this
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+@dataclass
+class _Decoded:
+    """One decoded file before the dataset-wide channels/size are known."""
+
+    path: str
+    label: int
+    gray: bool  # its own colour mode is grayscale
+    hw: tuple[int, int]  # its own size, upright
+    image: Image.Image | None = None  # kept as is when small (final size still unknown)
+    tensor: torch.Tensor | None = None  # already prepared when the final size was known
+
+
+# ----------------------------------------------------------------------- layout
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def find_splits(root: str | os.PathLike) -> dict[str, Path]:
+    """The split folders of ``root``: {"train": root} for a plain class layout, else
+    {"train": root/train, "val": root/val, "test": root/test} for those present."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"image folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root} is a file; give a folder with one subfolder of images per class")
+    subdirs = _visible_dirs(root)
+    by_lower = {p.name.lower(): p for p in subdirs}
+    split_names = {n for names in SPLIT_NAMES.values() for n in names}
+    train = by_lower.get("train")
+    # A class may legitimately be called "train" (trains vs cars), so it is a split layout only
+    # when every subfolder is a split name and train/ itself holds class folders.
+    if train is None or not set(by_lower) <= split_names or not _visible_dirs(train):
+        return {"train": root}
+    splits = {"train": train}
+    for split in ("val", "test"):
+        present = [by_lower[n] for n in SPLIT_NAMES[split] if n in by_lower]
+        if len(present) > 1:
+            raise DataError(f"{root} has both {' and '.join(p.name + '/' for p in present)}: keep only one {split} folder")
+        if present:
+            splits[split] = present[0]
+    return splits
+
+
+def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
+    """Class name → image files (recursive, sorted); hidden and non-image files left out."""
+    classes = _visible_dirs(folder)
+    out: dict[str, list[Path]] = {}
+    for cdir in classes:
+        files: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(cdir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files.extend(Path(dirpath) / n for n in filenames if not n.startswith(".") and is_image_file(n))
+        out[cdir.name] = sorted(files)
+    return out
+
+
+# ----------------------------------------------------------------------- decoding
+def _decode(path: Path, label: int, channels: int | None, size: tuple[int, int] | None,
+            resize: str) -> _Decoded | tuple[str, str]:
+    """Decode one file; return a _Decoded or (path, reason) if it cannot be used."""
+    try:
+        img = open_image(path)
+        gray = img.mode in _GRAY_MODES
+        ch = channels or (1 if gray else 3)
+        img = normalize_mode(img, ch)
+        w, h = img.size
+        target = size
+        if target is None and max(w, h) > MAX_NATIVE_SIDE:
+            target = DEFAULT_SIZE  # one large image already rules out keeping native size
+        item = _Decoded(str(path), label, gray, (h, w))
+        if target is None:
+            item.image = img  # small: the final size and channels are decided later
+        else:
+            item.tensor = Preprocess(ch, target, resize).prepare_image(img)
+        return item
+    except ImageError as e:
+        return (str(path), e.reason)
+    except Exception as e:  # any decoder surprise skips this one file only
+        return (str(path), f"cannot decode image: {type(e).__name__}: {e}")
+
+
+def _finish(item: _Decoded, pre: Preprocess) -> torch.Tensor:
+    if item.tensor is not None:
+        x = item.tensor
+        if x.shape[0] != pre.channels:  # a grayscale image in an RGB dataset: L → RGB is a copy
+            x = x.expand(pre.channels, -1, -1).contiguous()
+        return x
+    return pre.prepare_image(item.image)  # type: ignore[arg-type]
+
+
+def _workers(workers: int | None) -> int:
+    return workers or min(8, (os.cpu_count() or 2) + 2)
+
+
+# ----------------------------------------------------------------------- public
+def load_folder(root: str | os.PathLike, *, channels: int | None = None,
+                size: int | Sequence[int] | None = None, resize: str | None = None,
+                workers: int | None = None) -> Dataset:
+    """Load an image-folder dataset (see the module docstring for layouts).
+
+    Args:
+        channels: 1 or 3; None = 1 if every image is grayscale, else 3.
+        size: (height, width) or one int for square; None = the images' own size if they all
+            share one no larger than 256 px per side, else 64 x 64.
+        resize: "squash", "crop" or "pad" (default "pad") for images of another size.
+        workers: decoding threads.
+
+    Returns a ``Dataset`` with train, and val/test when those folders exist (val None
+    otherwise: ``load_dataset`` carves it). ``skipped`` lists (file, reason) for unusable files.
+    """
+    root = Path(root)
+    resize = resize or "pad"
+    if resize not in RESIZE_MODES:
+        raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, not {channels}")
+    size_hw = parse_size(size)
+    splits = find_splits(root)
+    scans = {name: scan_class_folders(folder) for name, folder in splits.items()}
+    classes = list(scans["train"])
+    _check_classes(splits, scans, classes)
+
+    jobs = [(split, p, classes.index(c)) for split, scan in scans.items() for c, files in scan.items() for p in files]
+    if not jobs:
+        raise DataError(f"no image files found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)} in the class folders)")
+    with ThreadPoolExecutor(_workers(workers)) as pool:
+        results = list(pool.map(lambda j: _decode(j[1], j[2], channels, size_hw, resize), jobs))
+        decoded: dict[str, list[_Decoded]] = {s: [] for s in splits}
+        skipped: list[tuple[str, str]] = []
+        for (split, _, _), r in zip(jobs, results, strict=True):
+            if isinstance(r, _Decoded):
+                decoded[split].append(r)
+            else:
+                skipped.append(r)
+        _check_readable(splits, scans, classes, decoded, skipped)
+
+        every = [d for items in decoded.values() for d in items]
+        final_channels = channels or (1 if all(d.gray for d in every) else 3)
+        if size_hw is None:
+            sizes = {d.hw for d in every}
+            size_hw = sizes.pop() if len(sizes) == 1 and all(d.image is not None for d in every) else DEFAULT_SIZE
+        pre = Preprocess(final_channels, size_hw, resize)
+        sets = {}
+        for split, items in decoded.items():
+            tensors = list(pool.map(lambda d: _finish(d, pre), items))
+            sets[split] = ImageSet(
+                torch.stack(tensors) if tensors else torch.empty((0, *pre.input_shape), dtype=torch.uint8),
+                torch.tensor([d.label for d in items], dtype=torch.int64),
+                [d.path for d in items],
+            )
+
+    train = sets["train"]
+    mean, std = channel_stats(train.images)
+    preprocess = Preprocess(final_channels, size_hw, resize, mean, std, looks_dark_background(train.images))
+    return Dataset(
+        name=root.resolve().name,
+        classes=classes,
+        train=train,
+        val=sets.get("val"),
+        test=sets.get("test"),
+        preprocess=preprocess,
+        flip=True,
+        skipped=skipped,
+    )
+
+
+def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise DataError(f"size must be one number or (height, width), not {size!r}") from None
+    if h < 1 or w < 1 or h > 4096 or w > 4096:
+        raise DataError(f"size {h}x{w} is out of range (1..4096 pixels per side)")
+    return (h, w)
+
+
+def _check_classes(splits: dict[str, Path], scans: dict[str, dict[str, list[Path]]],
+                   classes: list[str]) -> None:
+    train_dir = splits["train"]
+    if not classes:
+        raise DataError(
+            f"{train_dir} has no class subfolders; put the images in one subfolder per class "
+            f"(e.g. {train_dir}/cat/1.jpg, {train_dir}/dog/2.jpg)"
+        )
+    if len(classes) < 2:
+        raise DataError(f"{train_dir} has only one class folder ({classes[0]}/); a classifier needs at least 2 classes")
+    for split, scan in scans.items():
+        if split != "train" and set(scan) != set(classes):
+            extra, lacking = sorted(set(scan) - set(classes)), sorted(set(classes) - set(scan))
+            parts = [f"missing {', '.join(lacking)}" if lacking else "", f"extra {', '.join(extra)}" if extra else ""]
+            raise DataError(
+                f"the class folders of {splits[split]} do not match those of {train_dir}: "
+                f"{'; '.join(p for p in parts if p)}"
+            )
+
+
+def _check_readable(splits: dict[str, Path], scans: dict[str, dict[str, list[Path]]],
+                    classes: list[str], decoded: dict[str, list[_Decoded]],
+                    skipped: list[tuple[str, str]]) -> None:
+    """Every train class needs at least one readable image; val/test may lack a class."""
+    counts = torch.bincount(torch.tensor([d.label for d in decoded["train"]], dtype=torch.int64),
+                            minlength=len(classes)).tolist()
+    for c, n in zip(classes, counts, strict=True):
+        if n == 0:
+            found = len(scans["train"][c])
+            why = f"all {found} image files failed to decode (first: {_first_skip(skipped, splits['train'] / c)})" \
+                if found else f"no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            raise DataError(f"class folder {splits['train'] / c} has no readable images: {why}")
+    for split in ("val", "test"):
+        if split in decoded and not decoded[split]:
+            raise DataError(f"{splits[split]} has no readable images; remove it or add images to its class folders")
+
+
+def _first_skip(skipped: list[tuple[str, str]], folder: Path) -> str:
+    prefix = str(folder) + os.sep
+    for path, reason in skipped:
+        if path.startswith(prefix):
+            return f"{Path(path).name}: {reason}"
+    return "?"

@@ -1,0 +1,261 @@
+"""``load_dataset``: a built-in dataset name or a folder of images → a ready ``Dataset``.
+
+The order of operations is fixed: read everything, keep the wanted classes, convert (built-ins
+only, when channels/size are asked for), carve the validation split, then resolve the
+``Preprocess`` statistics from the final training images — so the mean/std saved with a model
+are those of exactly the images it was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sightline.data.dataset import (
+    Dataset,
+    ImageSet,
+    channel_stats,
+    looks_dark_background,
+    split_validation,
+)
+from sightline.data.download import (
+    DEFAULT_TIMEOUT,
+    Progress,
+    dataset_files,
+    file_locations,
+    resolve_cache_dir,
+    resolve_mirror,
+)
+from sightline.data.folders import load_folder, parse_size
+from sightline.data.preprocess import RESIZE_MODES, Preprocess
+from sightline.data.readers import read_cifar_bin, read_idx
+from sightline.data.registry import DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets
+from sightline.errors import DataError
+
+ValSplit = float | str | None
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    *,
+    classes: Sequence[str | int] | None = None,
+    val_split: ValSplit = 0.1,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    channels: int | None = None,
+    size: int | Sequence[int] | None = None,
+    resize: str | None = None,
+    flip: bool | None = None,
+    progress: Progress = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Dataset:
+    """Load a built-in dataset (name or alias) or an image folder, ready for training.
+
+    Args:
+        name_or_path: ``fashion-mnist``, ``mnist``, ``cifar10`` (or an alias), or a folder with
+            one subfolder per class (optionally under train/ val/ test/). A registry name wins
+            over a same-named folder in the current directory; write ``./mnist`` for the folder.
+        classes: keep only these classes (names or indices, or one comma-separated string),
+            relabelled 0..k-1 in this order.
+        val_split: a fraction in (0, 1) carved from train (seeded, stratified); ``"test"`` uses
+            the test split as validation; 0 or None for no validation. A folder's own val/ is
+            used as is when val_split is a fraction.
+        seed: seed of the validation split.
+        cache_dir, mirror: where dataset files are cached / looked up first (see download.py).
+        channels, size, resize: for folders, how images are decoded (None = detect). For
+            built-ins, None keeps the stored form; given values convert the tensors (1 ↔ 3
+            channels, bilinear antialiased resize with the resize mode).
+        flip: whether horizontal flips are allowed in augmentation (default: per dataset).
+        progress: download progress on stderr (True: if a terminal; "always"; False).
+    """
+    if resize is not None and resize not in RESIZE_MODES:
+        raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, not {channels}")
+    spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
+    if spec is not None:
+        ds = _load_builtin(spec, cache_dir, mirror, progress, timeout)
+        dark = spec.dark_background
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.exists():
+            raise DataError(
+                f"{str(name_or_path)!r} is neither a built-in dataset nor an existing folder; "
+                f"built-in datasets are: {', '.join(list_datasets())} — or give the path of a "
+                f"folder with one subfolder of images per class"
+            )
+        ds = load_folder(path, channels=channels, size=size, resize=resize)
+        dark = None  # detected below from the final training images
+
+    if isinstance(classes, str):  # "cat,dog" from a command line or a config file
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    if classes:
+        ds = ds.select_classes(list(classes))
+    if spec is not None and (channels is not None or size is not None):
+        ds = _convert_builtin(ds, channels, parse_size(size), resize or spec.resize)
+    ds = _apply_val_split(ds, val_split, seed)
+
+    train_images = ds.train.images
+    mean, std = channel_stats(train_images)
+    if dark is None:
+        dark = looks_dark_background(train_images)
+    c, h, w = ds.input_shape
+    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
+    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark)
+    default_flip = spec.flip if spec is not None else ds.flip
+    # JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate).
+    options: dict[str, Any] = {
+        "name_or_path": spec.name if spec is not None else str(Path(name_or_path).expanduser().resolve()),
+        "classes": list(classes) if classes else None,
+        "val_split": val_split,
+        "seed": seed,
+        "channels": channels,
+        "size": list(parse_size(size)) if size is not None else None,
+        "resize": resize,
+        "flip": flip,
+    }
+    options.update({k: str(v) for k, v in (("cache_dir", cache_dir), ("mirror", mirror)) if v})
+    return replace(ds, preprocess=preprocess, flip=default_flip if flip is None else bool(flip),
+                   load_options=options)
+
+
+# ----------------------------------------------------------------------- built-ins
+def _load_builtin(spec: DatasetSpec, cache_dir: Any, mirror: Any, progress: Progress, timeout: float) -> Dataset:
+    files = dataset_files(spec, cache_dir=cache_dir, mirror=mirror, progress=progress, timeout=timeout)
+    if spec.format == "idx":
+        train = _read_idx_pair(files[spec.train_files[0]], files[spec.train_files[1]])
+        test = _read_idx_pair(files[spec.test_files[0]], files[spec.test_files[1]])
+    elif spec.format == "cifar-bin":
+        train = _read_cifar([files[f] for f in spec.train_files])
+        test = _read_cifar([files[f] for f in spec.test_files])
+    else:  # pragma: no cover - registry invariant
+        raise DataError(f"{spec.name}: unknown file format {spec.format!r}")
+    for split, s in (("train", train), ("test", test)):
+        if tuple(s.images.shape[1:]) != spec.shape:
+            raise DataError(f"{spec.name} {split} images have shape {tuple(s.images.shape[1:])}, expected {spec.shape}")
+    c, h, w = spec.shape
+    placeholder = Preprocess(c, (h, w), spec.resize, dark_background=spec.dark_background)
+    return Dataset(spec.name, list(spec.classes), train, None, test, placeholder, flip=spec.flip)
+
+
+def _read_idx_pair(images_path: Path, labels_path: Path) -> ImageSet:
+    images = read_idx(images_path, expect="images")
+    labels = read_idx(labels_path, expect="labels")
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} holds {len(images):,} images but {labels_path} {len(labels):,} labels")
+    # frombuffer arrays are read-only views of the file bytes; torch wants its own memory.
+    return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _read_cifar(paths: list[Path]) -> ImageSet:
+    parts = [read_cifar_bin(p) for p in paths]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def _convert_builtin(ds: Dataset, channels: int | None, size: tuple[int, int] | None, resize: str) -> Dataset:
+    def conv(s: ImageSet | None) -> ImageSet | None:
+        if s is None:
+            return None
+        return ImageSet(convert_images(s.images, channels, size, resize), s.labels, s.paths)
+
+    return replace(ds, train=conv(ds.train), val=conv(ds.val), test=conv(ds.test))
+
+
+def convert_images(images: torch.Tensor, channels: int | None, size: tuple[int, int] | None,
+                   resize: str = "squash", chunk: int = 2048) -> torch.Tensor:
+    """uint8 (N, C, H, W) → another channel count and/or size, in chunks to bound memory.
+
+    3 → 1 uses PIL's luma weights (0.299, 0.587, 0.114); 1 → 3 repeats the plane. Resizing is
+    bilinear with antialiasing (as PIL does it); "crop" centre-crops, "pad" pads with black.
+    """
+    n, c, h, w = images.shape
+    out_c = channels or c
+    out_h, out_w = size or (h, w)
+    if (out_c, out_h, out_w) == (c, h, w):
+        return images
+    out = torch.empty((n, out_c, out_h, out_w), dtype=torch.uint8)
+    for i in range(0, n, chunk):
+        x = images[i : i + chunk].float()
+        if out_c == 1 and c == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if (out_h, out_w) != (h, w):
+            x = _resize_batch(x, out_h, out_w, resize)
+        if out_c == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        out[i : i + chunk] = x.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def _resize_batch(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if mode == "squash":
+        return F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
+    scale = max(out_h / h, out_w / w) if mode == "crop" else min(out_h / h, out_w / w)
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+    if mode == "crop":
+        top, left = (sh - out_h) // 2, (sw - out_w) // 2
+        return x[:, :, top : top + out_h, left : left + out_w]
+    top, left = (out_h - sh) // 2, (out_w - sw) // 2
+    return F.pad(x, (left, out_w - sw - left, top, out_h - sh - top))
+
+
+# ----------------------------------------------------------------------- validation split
+def _apply_val_split(ds: Dataset, val_split: ValSplit, seed: int) -> Dataset:
+    if isinstance(val_split, str):
+        key = val_split.strip().lower()
+        if key == "test":
+            if ds.test is None:
+                raise DataError(f"val_split='test' needs a test split, but {ds.name} has none; use a fraction such as 0.1")
+            return replace(ds, val=ds.test)
+        if key in ("", "none", "no"):
+            val_split = None
+        else:
+            try:
+                val_split = float(key)
+            except ValueError:
+                raise DataError(f"val_split must be a fraction such as 0.1, 'test' or 0, not {val_split!r}") from None
+    if not val_split:
+        return replace(ds, val=None)
+    if ds.val is not None:  # the folder's own val/ wins over carving one from train
+        return ds
+    if not 0.0 < float(val_split) < 1.0:
+        raise DataError(f"val_split must be between 0 and 1 (a fraction of train), 'test' or 0; got {val_split}")
+    train, val = split_validation(ds.train, float(val_split), seed)
+    return replace(ds, train=train, val=val)
+
+
+# ----------------------------------------------------------------------- listing
+def dataset_info(name: str, *, cache_dir: str | os.PathLike | None = None,
+                 mirror: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What the CLI shows for a built-in dataset; presence is checked by name and size only."""
+    spec = get_dataset_spec(name)
+    where = file_locations(spec, cache_dir, mirror)
+    mirror_root = resolve_mirror(mirror)
+    return {
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "description": spec.description,
+        "classes": list(spec.classes),
+        "shape": list(spec.shape),
+        "train": spec.num_train,
+        "test": spec.num_test,
+        "files": [{"filename": f.filename, "size": f.size, "md5": f.md5} for f in spec.files],
+        "download_size": spec.download_size,
+        "flip": spec.flip,
+        "dark_background": spec.dark_background,
+        "cache_path": str(resolve_cache_dir(cache_dir) / spec.folder),
+        "mirror_path": str(mirror_root / spec.folder) if mirror_root is not None else None,
+        "cached": where["cached"],
+        "mirrored": where["mirrored"],
+    }

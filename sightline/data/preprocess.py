@@ -1,0 +1,181 @@
+"""The one preprocessing object: raw image → model input, exactly as in training.
+
+A ``Preprocess`` is resolved from the training data (channels, size, mean/std, background
+polarity), saved in every checkpoint's metadata, and used by predict, evaluate, inspect and the
+server. There is no other implementation of preprocessing in sightline.
+
+Two stages, kept apart on purpose:
+
+* ``prepare`` (CPU, per file): decode, colour mode, resize, background polarity → uint8 (C,H,W).
+  Datasets are stored at this stage, so the hot training path never touches PIL.
+* ``normalize`` (any device, per batch): uint8 (N,C,H,W) → float, minus mean, over std.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sightline.data.images import normalize_mode, open_image, pil_to_tensor, resize_image
+
+RESIZE_MODES = ("squash", "crop", "pad")
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Everything needed to turn any image into what the model saw in training.
+
+    Attributes:
+        channels: 1 (grayscale) or 3 (RGB).
+        size: (height, width) of the model input.
+        resize: how other sizes are fitted: "squash", "crop" (centre) or "pad".
+        mean, std: per-channel statistics of the training images, in 0..1 units.
+        dark_background: the training images show bright objects on black (MNIST,
+            Fashion-MNIST). A photo with a light background is then inverted and its
+            background levelled to black, so a boot on a white table looks like the data.
+    """
+
+    channels: int
+    size: tuple[int, int]
+    resize: str = "pad"
+    mean: tuple[float, ...] = field(default=(0.5,))
+    std: tuple[float, ...] = field(default=(0.5,))
+    dark_background: bool = False
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        mean = tuple(float(m) for m in self.mean)
+        std = tuple(float(s) for s in self.std)
+        if len(mean) == 1 and self.channels == 3:
+            mean, std = mean * 3, std * 3
+        if len(mean) != self.channels or len(std) != self.channels:
+            raise ValueError("mean and std need one value per channel")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.size)
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["size"] = list(self.size)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        keys = {"channels", "size", "resize", "mean", "std", "dark_background"}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    # ----------------------------------------------------------------- stage 1: prepare
+    def prepare_image(self, image: ImageInput) -> torch.Tensor:
+        """One image (path, PIL image, HxW[xC] array or CxHxW tensor) → uint8 tensor (C, H, W).
+
+        Raises ``ImageError`` naming the file for anything unreadable.
+        """
+        if isinstance(image, (str, os.PathLike)):
+            image = open_image(image)
+        if isinstance(image, torch.Tensor):
+            image = _tensor_to_pil(image)
+        elif isinstance(image, np.ndarray):
+            image = _array_to_pil(image)
+        img = normalize_mode(image, self.channels)
+        # Pad with the photo's own background (white stays white), so padding never adds a
+        # frame; for dark-background models the inversion below then turns it black.
+        fill = 255 if _border_level(img) > 127 else 0
+        if self.channels == 3:
+            fill = (fill,) * 3
+        img = resize_image(img, self.size, self.resize, fill=fill)
+        x = pil_to_tensor(img)
+        if self.dark_background:
+            x = match_dark_background(x)
+        return x
+
+    def prepare(self, images: Iterable[ImageInput]) -> torch.Tensor:
+        """Many images → uint8 batch (N, C, H, W). Raises on the first bad file."""
+        xs = [self.prepare_image(im) for im in images]
+        if not xs:
+            return torch.empty((0, *self.input_shape), dtype=torch.uint8)
+        return torch.stack(xs)
+
+    # ----------------------------------------------------------------- stage 2: normalize
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) on any device → float32 normalised, on the same device."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255.0
+        inv_std = 1.0 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255.0)
+        return (x.float() - mean) * inv_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``normalize``, back to float 0..255 (for pictures of model inputs)."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x * std + mean) * 255.0
+
+    def __call__(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Prepare and normalize: images → float model input (N, C, H, W)."""
+        if isinstance(images, (str, os.PathLike, Image.Image)) or (
+            isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim <= 3
+        ):
+            images = [images]
+        return self.normalize(self.prepare(images))
+
+
+# ----------------------------------------------------------------------- helpers
+def _border_level(img: Image.Image) -> float:
+    """Median brightness of the outermost pixels: the background, for most photos."""
+    a = np.asarray(img.convert("L"), dtype=np.uint8)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return float(np.median(border))
+
+
+def match_dark_background(x: torch.Tensor) -> torch.Tensor:
+    """Make a prepared uint8 (C,H,W) image look like MNIST-style data: object bright on black.
+
+    A light background is inverted first. Then the background level (border median) is
+    subtracted and the object stretched to full range, because a photo's "black" after
+    inversion is a grey table, while the training data's background is exactly 0.
+    """
+    gray = x.float().mean(0)
+    border = torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.median() > 127:
+        x = 255 - x
+        gray = 255 - gray
+        border = 255 - border
+    level = border.median()
+    peak = torch.quantile(gray.flatten(), 0.99)
+    if level < 8 or peak - level < 32:  # already clean data, or nothing to stretch
+        return x
+    y = (x.float() - level).clamp(min=0) * (255.0 / (peak - level))
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _array_to_pil(a: np.ndarray) -> Image.Image:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype != np.uint8:
+        a = np.asarray(a, dtype=np.float64)
+        if a.max(initial=0) <= 1.0:  # 0..1 floats, as the tutorials use
+            a = a * 255.0
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def _tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    t = t.detach().cpu()
+    if t.ndim == 3:  # C,H,W → H,W,C
+        t = t.permute(1, 2, 0)
+    return _array_to_pil(t.numpy())

@@ -1,0 +1,42 @@
+"""Errors a user can act on.
+
+Every failure that comes from the user's input (a missing file, a corrupt image, an unknown model
+name, a bad flag) is raised as a ``SightlineError`` whose message says what went wrong, which
+file or name it was, and what to do. The CLI prints the message and exits non-zero; it never
+shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class SightlineError(Exception):
+    """Base class: the message is meant for the user, as is."""
+
+
+class DataError(SightlineError):
+    """A dataset, image file or folder could not be used."""
+
+
+class DownloadError(DataError):
+    """A file could not be fetched or failed its checksum."""
+
+
+class ImageError(DataError):
+    """One image file could not be read; ``path`` names it."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(SightlineError):
+    """An unknown model name or bad model options."""
+
+
+class RunError(SightlineError):
+    """A run folder or checkpoint is missing or unreadable."""
+
+
+class ConfigError(SightlineError):
+    """A training or evaluation option is invalid."""

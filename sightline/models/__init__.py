@@ -1,0 +1,12 @@
+"""Models: a registry of architectures by name, and a Keras-style summary."""
+
+from sightline.models.registry import (
+    DEFAULT_MODEL,
+    ModelEntry,
+    create_model,
+    get_model_entry,
+    list_models,
+    register_model,
+)
+
+__all__ = ["DEFAULT_MODEL", "ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]

@@ -1,0 +1,129 @@
+"""Training configuration: every knob in one visible place.
+
+Values resolve in three layers, later ones winning:
+  1. ``DEFAULTS`` below (sensible for any model),
+  2. the model's own ``train_defaults`` from the registry (what that architecture is tuned for),
+  3. what the user passes to ``fit(...)`` or on the command line.
+The resolved config is written to the run folder, so a run can always say how it was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sightline.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "onecycle", "cosine", "linear")
+MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+# fmt: off
+DEFAULTS: dict[str, Any] = dict(
+    epochs=10,             # passes over the training set
+    batch_size=256,
+    optimizer="adamw",     # sgd (Nesterov momentum) | adam | adamw
+    lr=2e-3,               # peak learning rate
+    momentum=0.9,          # SGD only
+    nesterov=True,         # SGD only
+    weight_decay=5e-4,
+    schedule="onecycle",   # constant | onecycle (warm-up then linear decay) | cosine | linear
+    warmup=0.15,           # fraction of all steps spent warming up
+    label_smoothing=0.0,
+    translate=0,           # augmentation: random shift of up to N pixels
+    flip=None,             # augmentation: horizontal flips; None = the dataset decides (never digits)
+    seed=0,
+    device="auto",         # auto | cpu | cuda | cuda:N | mps
+    amp=None,              # mixed precision; None = on for CUDA
+    monitor="val_accuracy",  # metric for the best checkpoint and early stopping
+    patience=None,         # early stopping: epochs without improvement; None = off
+    min_delta=0.0,         # early stopping: smallest change that counts as improvement
+    checkpoint_every=0,    # also checkpoint every N steps mid-epoch (0 = end of epoch only)
+    max_steps=None,        # stop after this many optimizer steps in all (tests, quick looks)
+)
+# fmt: on
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = DEFAULTS["epochs"]
+    batch_size: int = DEFAULTS["batch_size"]
+    optimizer: str = DEFAULTS["optimizer"]
+    lr: float = DEFAULTS["lr"]
+    momentum: float = DEFAULTS["momentum"]
+    nesterov: bool = DEFAULTS["nesterov"]
+    weight_decay: float = DEFAULTS["weight_decay"]
+    schedule: str = DEFAULTS["schedule"]
+    warmup: float = DEFAULTS["warmup"]
+    label_smoothing: float = DEFAULTS["label_smoothing"]
+    translate: int = DEFAULTS["translate"]
+    flip: bool | None = DEFAULTS["flip"]
+    seed: int = DEFAULTS["seed"]
+    device: str = DEFAULTS["device"]
+    amp: bool | None = DEFAULTS["amp"]
+    monitor: str = DEFAULTS["monitor"]
+    patience: int | None = DEFAULTS["patience"]
+    min_delta: float = DEFAULTS["min_delta"]
+    checkpoint_every: int = DEFAULTS["checkpoint_every"]
+    max_steps: int | None = DEFAULTS["max_steps"]
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (dataset options, ...)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(f"invalid training option: {msg}")
+
+        if self.epochs < 1:
+            raise bad(f"epochs must be at least 1, not {self.epochs}")
+        if self.batch_size < 1:
+            raise bad(f"batch_size must be at least 1, not {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad(f"optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise bad(f"schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not self.lr > 0:
+            raise bad(f"lr must be positive, not {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise bad(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise bad(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
+        if self.weight_decay < 0:
+            raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
+        if self.translate < 0:
+            raise bad(f"translate must be >= 0 pixels, not {self.translate}")
+        if self.monitor not in MONITORS:
+            raise bad(f"monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
+        if self.patience is not None and self.patience < 1:
+            raise bad(f"patience must be at least 1 epoch, not {self.patience}")
+        if self.checkpoint_every < 0:
+            raise bad(f"checkpoint_every must be >= 0 steps, not {self.checkpoint_every}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise bad(f"max_steps must be at least 1, not {self.max_steps}")
+
+    @property
+    def monitor_mode(self) -> str:
+        """'max' for accuracies, 'min' for losses."""
+        return "max" if self.monitor.endswith("accuracy") else "min"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def resolve_config(model_defaults: dict[str, Any] | None = None, **user: Any) -> TrainConfig:
+    """DEFAULTS ← model's train_defaults ← user options (None means "not given")."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(user) - names)
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names - {'extra'}))}")
+    values = dict(DEFAULTS)
+    values.update({k: v for k, v in (model_defaults or {}).items() if k in names})
+    values.update({k: v for k, v in user.items() if v is not None})
+    return TrainConfig(**values)

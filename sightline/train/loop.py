@@ -1,0 +1,332 @@
+"""The training loop: data on device, batched augmentation, exact resume.
+
+Why it looks the way it does:
+* The whole training set sits on the compute device as uint8; a step indexes a batch,
+  normalises and augments it there. No DataLoader, no per-sample Python.
+* All randomness of an epoch (shuffle order, augmentation) comes from one generator seeded by
+  (seed, epoch), and dropout from the global RNG whose state is checkpointed. A run resumed
+  from any checkpoint — end of epoch or mid-epoch — replays the same batches and ends with the
+  same weights, bit for bit on CPU.
+* The learning rate is a function of the global step (see optim.lr_factor), so the step
+  counter is the whole scheduler state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sightline import checkpoint as ckpt
+from sightline.data.augment import Augment
+from sightline.data.dataset import Dataset
+from sightline.devices import autocast_dtype, resolve_device, use_channels_last
+from sightline.fileio import atomic_write_json
+from sightline.inference import batched_logits
+from sightline.train.config import TrainConfig
+from sightline.train.optim import create_optimizer, lr_factor, set_lr
+
+METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
+
+
+class StopRequested(Exception):
+    """Ctrl-C was pressed: stop at the next step boundary and save."""
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    steps = math.ceil(n / batch_size)
+    # A trailing batch of one sample can't train BatchNorm: fold it away.
+    return steps - 1 if n % batch_size == 1 and steps > 1 else steps
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` into the run folder ``run_dir``. Use ``sightline.fit``."""
+
+    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any]) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.callbacks = callbacks
+        self.device = resolve_device(cfg.device)
+        self.channels_last = use_channels_last(model, self.device)
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = create_optimizer(self.model, cfg)
+        self.amp_dtype = autocast_dtype(self.device, cfg.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip)
+        self.meta = ckpt.model_metadata(model, data.classes, data.preprocess.to_dict(), dataset=data.name)
+        self.monitor = cfg.monitor if data.val is not None or not cfg.monitor.startswith("val_") else cfg.monitor[4:]
+        self.mode = "max" if self.monitor.endswith("accuracy") else "min"
+        n = len(data.train)
+        self.steps = steps_per_epoch(n, cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps if cfg.max_steps is None else min(cfg.epochs * self.steps, cfg.max_steps)
+        # Progress state: everything here goes into the resume checkpoint.
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        # Running loss sum, correct count and images seen this epoch, kept on the device so a
+        # step never waits for the GPU; read back only when progress is shown.
+        self.sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        self.sums = torch.zeros(3, dtype=self.sum_dtype, device=self.device)
+        self.epoch_time = 0.0
+        self.status = "running"
+        self.stop_requested = False  # set by Ctrl-C; checked between steps
+
+    # ------------------------------------------------------------------ events
+    def _emit(self, event: str, payload: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, event, None)
+            if fn is not None:
+                fn(payload)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self, gen: torch.Generator | None) -> dict[str, Any]:
+        state = {
+            "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "epoch_generator": gen.get_state() if gen is not None else None,
+            "sums": self.sums.detach().cpu().double(),
+            "epoch_time": self.epoch_time,
+            "history": self.history,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "status": self.status,
+            "config": self.cfg.to_dict(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> torch.Generator | None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        for key in ("epoch", "step_in_epoch", "global_step", "epoch_time", "history", "best_value", "best_epoch", "bad_epochs"):
+            setattr(self, key, state[key])
+        self.sums = state["sums"].to(self.device, self.sum_dtype)
+        if state["epoch_generator"] is None:
+            return None
+        gen = torch.Generator()
+        gen.set_state(state["epoch_generator"])
+        return gen
+
+    def save_checkpoint(self, gen: torch.Generator | None) -> None:
+        ckpt.save_state(self.run_dir / "resume.pt", self.state_dict(gen))
+
+    def _write_progress_files(self) -> None:
+        lines = [",".join(METRIC_COLUMNS)]
+        for row in self.history:
+            lines.append(",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS))
+        (self.run_dir / "metrics.csv.part").write_text("\n".join(lines) + "\n")
+        (self.run_dir / "metrics.csv.part").replace(self.run_dir / "metrics.csv")
+        atomic_write_json(self.run_dir / "status.json", self.summary())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "epochs_done": self.epoch,
+            "epochs": self.cfg.epochs,
+            "global_step": self.global_step,
+            "monitor": self.monitor,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "last": self.history[-1] if self.history else None,
+        }
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        cfg = self.cfg
+        set_lr(self.optimizer, cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup))
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        )
+        with autocast:
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.global_step += 1
+        self.step_in_epoch += 1
+        with torch.no_grad():
+            n = y.numel()
+            self.sums[0] += loss.detach().to(self.sum_dtype) * n
+            self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
+            self.sums[2] += n
+
+    def _run_epoch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None) -> bool:
+        """Train from the current position to the end of the epoch. False when stopped early."""
+        cfg = self.cfg
+        fresh = _epoch_generator(cfg.seed, self.epoch)
+        perm = torch.randperm(len(labels), generator=fresh)  # same order on resume
+        gen = gen if gen is not None else fresh
+        start = time.monotonic() - self.epoch_time
+        last_report = 0.0
+        shown: dict[str, float] = {}
+        bs = cfg.batch_size
+        self.model.train()
+        self.gen = gen
+        while self.step_in_epoch < self.steps:
+            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+                return False
+            if self.stop_requested:
+                raise StopRequested
+            i = self.step_in_epoch
+            end = len(labels) if i == self.steps - 1 else (i + 1) * bs
+            idx = perm[i * bs : end].to(self.device)
+            x = self.data.preprocess.normalize(images[idx])
+            if self.augment.active:
+                x = self.augment(x, gen)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self._train_step(x, labels[idx])
+            self.epoch_time = time.monotonic() - start
+            if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step_in_epoch < self.steps:
+                self.save_checkpoint(gen)
+            now = time.monotonic()
+            if now - last_report >= 0.1 or self.step_in_epoch == self.steps:
+                last_report = now  # reading the sums syncs with the GPU: at most 10x a second
+                loss_sum, correct, seen = self.sums.tolist()
+                shown = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+                         "images_per_sec": seen / max(self.epoch_time, 1e-9)}  # fmt: skip
+            self._emit("on_step", {
+                "epoch": self.epoch + 1, "step": self.step_in_epoch, "steps": self.steps, **shown,
+                "steps_per_sec": self.step_in_epoch / max(self.epoch_time, 1e-9),
+            })  # fmt: skip
+        return True
+
+    def _end_epoch(self) -> bool:
+        """Validate, record, checkpoint. Returns True when early stopping says stop."""
+        loss_sum, correct, seen = self.sums.tolist()
+        row: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "loss": round(loss_sum / max(seen, 1), 6),
+            "accuracy": round(correct / max(seen, 1), 6),
+            "val_loss": None,
+            "val_accuracy": None,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "time": round(self.epoch_time, 3),
+            "images_per_sec": round(seen / max(self.epoch_time, 1e-9), 1),
+        }
+        if self.data.val is not None:
+            val = self.data.val
+            logits = batched_logits(self.model, val.images, self.data.preprocess, self.device)
+            row["val_loss"] = round(F.cross_entropy(logits, val.labels.cpu()).item(), 6)
+            row["val_accuracy"] = round((logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6)
+        value = row[self.monitor]
+        improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
+        significant = self.best_value is None or abs(value - self.best_value) > self.cfg.min_delta
+        row["best"] = improved
+        if improved:
+            self.best_value, self.best_epoch = value, row["epoch"]
+            ckpt.save_model(self.run_dir / "best.safetensors", self.model, {**self.meta, "epoch": row["epoch"], self.monitor: value})
+        self.bad_epochs = 0 if (improved and significant) else self.bad_epochs + 1
+        self.history.append(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.epoch_time = 0.0
+        self.sums.zero_()
+        stop = self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience
+        self._emit("on_epoch_end", row)
+        return stop
+
+    def _save_all(self, gen: torch.Generator | None) -> None:
+        ckpt.save_model(self.run_dir / "last.safetensors", self.model, {**self.meta, "epoch": self.epoch})
+        self.save_checkpoint(gen)
+        self._write_progress_files()
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        gen = None
+        if resume_state is not None:
+            gen = self.load_state_dict(resume_state)
+        else:
+            torch.manual_seed(self.cfg.seed)
+        self._emit("on_train_begin", {
+            "epochs": self.cfg.epochs, "steps_per_epoch": self.steps, "start_epoch": self.epoch + 1,
+            "train_size": len(self.data.train), "val_size": len(self.data.val) if self.data.val is not None else 0,
+            "device": str(self.device), "run_dir": str(self.run_dir), "monitor": self.monitor,
+        })  # fmt: skip
+        self.status = "running"
+        with _graceful_sigint(self):
+            self._loop(gen)
+        if self.status != "interrupted":
+            self.save_checkpoint(None)  # records the final status for `resume`
+        self._write_progress_files()
+        summary = self.summary()
+        self._emit("on_train_end", summary)
+        return summary
+
+    def _loop(self, gen: torch.Generator | None) -> None:
+        images = self.data.train.images.to(self.device)
+        labels = self.data.train.labels.to(self.device)
+        try:
+            while self.epoch < self.cfg.epochs:
+                finished = self._run_epoch(images, labels, gen)
+                gen = None
+                stop = self._end_epoch() if (finished or self.step_in_epoch > 0) else False
+                self._save_all(None)
+                if stop:
+                    self.status = "early_stopped"
+                    self._emit("on_message", f"Early stopping: no {self.monitor} improvement for {self.cfg.patience} epochs (best {self.best_value:.4f} at epoch {self.best_epoch}).")
+                    break
+                if not finished:
+                    self.status = "max_steps"
+                    break
+            else:
+                self.status = "finished"
+        except StopRequested:
+            # Raised between steps (see _graceful_sigint), so model, optimiser and RNGs agree.
+            self.status = "interrupted"
+            ckpt.save_model(self.run_dir / "last.safetensors", self.model, {**self.meta, "epoch": self.epoch})
+            self.save_checkpoint(self.gen)
+            self._emit("on_message", f"Interrupted: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}")
+
+
+@contextlib.contextmanager
+def _graceful_sigint(trainer: Trainer):
+    """First Ctrl-C: finish the current step, save, stop. A second one aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
