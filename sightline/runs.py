@@ -81,6 +81,7 @@ class Run:
             raise RunError(f"{self.path} is not a sightline run folder (no config.json)")
         self.config: dict[str, Any] = read_json(self.path / "config.json")
         self._models: dict[tuple[str, str], tuple[nn.Module, dict]] = {}
+        self.data = None  # the in-memory Dataset, when this Run came from fit() in this process
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, status={self.status.get('status')!r})"
@@ -159,6 +160,8 @@ class Run:
         """The dataset this run was trained on, loaded again with the same options."""
         from sightline.data import load_dataset
 
+        if self.data is not None and not overrides:
+            return self.data
         opts = {**self.config["data"], **{k: v for k, v in overrides.items() if v is not None}}
         source = opts.pop("name_or_path")
         return load_dataset(source, **opts)
@@ -247,11 +250,12 @@ def _load_for_eval(source: str | os.PathLike, run: Run, split: str):
     return ImageSet(part.images, mapping[part.labels], part.paths), data.skipped
 
 
-def load_run(path: str | os.PathLike) -> Run:
-    """Open a run folder (or a run name under the runs folder)."""
+def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Run:
+    """Open a run folder, or a run by name under ``runs_dir`` (default ./runs)."""
     p = Path(path)
-    if not p.exists() and not p.is_absolute() and (default_runs_dir() / p).is_dir():
-        p = default_runs_dir() / p
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if not p.exists() and not p.is_absolute() and (root / p).is_dir():
+        p = root / p
     return Run(p)
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MIRROR, needs_mirror
 import torch
+from conftest import MIRROR, needs_mirror
 from PIL import Image
 
 from sightline.data import Augment, Dataset, ImageSet, Preprocess, dataset_info, load_dataset
@@ -17,7 +16,6 @@ from sightline.data import registry as reg
 from sightline.data.dataset import channel_stats, looks_dark_background, split_validation
 from sightline.data.load import convert_images
 from sightline.errors import DataError
-
 
 
 def make_set(n_per_class: list[int], shape=(1, 4, 4), seed: int = 0) -> ImageSet:

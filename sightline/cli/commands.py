@@ -29,12 +29,15 @@ def add_datasets(sub: argparse._SubParsersAction) -> None:
 def run_datasets(args: argparse.Namespace) -> int:
     from sightline.data import dataset_info, list_datasets
 
-    infos = [dataset_info(spec.name) for spec in list_datasets()]
+    infos = [dataset_info(name) for name in list_datasets()]
     if args.json:
         print(json.dumps(infos, indent=2, default=str))
         return 0
     for info in infos:
-        print(f"{info['name']}  ({'x'.join(map(str, info['shape']))}, {len(info['classes'])} classes, {info['status']})")
+        where = "in mirror" if info["mirrored"] else "cached" if info["cached"] else f"downloads {info['download_size'] / 1e6:.0f} MB"
+        shape = "x".join(map(str, info["shape"]))
+        print(f"{info['name']}  ({shape}, {info['train']:,} train / {info['test']:,} test, {where})")
+        print(f"    {info['description']}")
         print(f"    classes: {', '.join(info['classes'])}")
     print("\nAlso: any folder of images with one subfolder per class, e.g. `sightline train ./photos`.")
     return 0
@@ -136,7 +139,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _pick_run(name: str | None, runs_dir: str | None):
     from sightline.runs import latest_run, load_run
 
-    return load_run(name) if name else latest_run(runs_dir)
+    return load_run(name, runs_dir) if name else latest_run(runs_dir)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -37,16 +37,20 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """Rescale high-bit-depth grayscale (I;16, I, F) to L by its real value range."""
+    """Rescale high-bit-depth grayscale (I;16, I, F) to 8-bit "L", never clipping.
+
+    Integer data is divided by the full scale of its bit depth (8, 10, 12 or 16 bits, the
+    smallest that holds its maximum), so 0 stays black and 12-bit sensor data in a 16-bit file
+    isn't shown almost black. Float data, which may be negative, is stretched min to max.
+    """
     arr = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith("I;16") or (img.mode == "I" and arr.max(initial=0) <= 65535 and arr.min(initial=0) >= 0):
-        # 16-bit data: scale by the type's range so a dim image stays dim.
-        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        arr = arr / hi * 255.0
-    else:
-        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+    lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+    if img.mode == "F" or lo < 0:
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    else:
+        full = next((s for s in (255, 1023, 4095, 65535) if hi <= s), hi)
+        arr = arr / full * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:

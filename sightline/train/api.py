@@ -72,7 +72,9 @@ def fit(
     write_run_config(run_dir, model_config, data.load_options or {"name_or_path": data.name}, cfg)
     trainer = Trainer(model, data, cfg, run_dir, make_reporter(progress) + list(callbacks or []))
     trainer.fit()
-    return Run(run_dir)
+    run = Run(run_dir)
+    run.data = data
+    return run
 
 
 def resume(
@@ -93,4 +95,6 @@ def resume(
     cfg = TrainConfig.from_dict(run.config["train"])
     trainer = Trainer(model, data, cfg, run.path, make_reporter(progress) + list(callbacks or []))
     trainer.fit(resume_state=state)
-    return Run(run.path)
+    resumed = Run(run.path)
+    resumed.data = data
+    return resumed

@@ -1,0 +1,132 @@
+"""Evaluation metrics: loss, accuracy, top-k, per-class precision/recall/F1, confusion matrix.
+
+Everything is computed from one (N, K) logits tensor with vectorised torch ops. The per-sample
+predictions, probabilities and losses are kept on the result (not serialised) for the plots
+that come after evaluation: prediction grids, top losses, confusion heatmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sightline.data.preprocess import Preprocess
+from sightline.inference import batched_logits
+
+
+@dataclass
+class Metrics:
+    classes: list[str]
+    count: int
+    loss: float
+    accuracy: float
+    top_k: dict[str, float]  # {"top3": 0.98, ...}
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    confusion: list[list[int]]  # rows = true class, columns = predicted class
+    predictions: torch.Tensor | None = field(default=None, repr=False)
+    probabilities: torch.Tensor | None = field(default=None, repr=False)
+    losses: torch.Tensor | None = field(default=None, repr=False)
+    labels: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def macro_f1(self) -> float:
+        return sum(self.f1) / len(self.f1) if self.f1 else 0.0
+
+    @property
+    def weighted_f1(self) -> float:
+        n = sum(self.support)
+        return sum(f * s for f, s in zip(self.f1, self.support, strict=True)) / n if n else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            **self.top_k,
+            "macro_f1": self.macro_f1,
+            "weighted_f1": self.weighted_f1,
+            "classes": self.classes,
+            "per_class": [
+                {"class": c, "precision": p, "recall": r, "f1": f, "support": s}
+                for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support, strict=True)
+            ],
+            "confusion_matrix": self.confusion,
+        }
+
+    def format_table(self) -> str:
+        topk = "".join(f"   {k}: {v:.4f}" for k, v in self.top_k.items())
+        lines = [f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}", ""]
+        w = max(12, *(len(c) for c in self.classes))
+        lines.append(f"{'class':<{w}}  precision  recall      f1  support")
+        for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support, strict=True):
+            lines.append(f"{c:<{w}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {s:7,}")
+        lines.append(f"{'macro avg':<{w}}  {sum(self.precision) / len(self.precision):9.4f}  "
+                     f"{sum(self.recall) / len(self.recall):6.4f}  {self.macro_f1:6.4f}  {sum(self.support):7,}")  # fmt: skip
+        lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+        short = [c[:6] for c in self.classes]
+        cw = max(6, *(len(str(v)) for row in self.confusion for v in row))
+        lines.append(" " * (w + 2) + " ".join(f"{s:>{cw}}" for s in short))
+        for c, row in zip(self.classes, self.confusion, strict=True):
+            lines.append(f"{c:<{w}}  " + " ".join(f"{v:>{cw}}" for v in row))
+        return "\n".join(lines)
+
+
+def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], top_k: Sequence[int] = (1, 5)) -> Metrics:
+    """All metrics from logits (N, K) and integer labels (N,)."""
+    logits, labels = logits.float().cpu(), labels.long().cpu()
+    k = len(classes)
+    n = len(labels)
+    losses = F.cross_entropy(logits, labels, reduction="none") if n else torch.zeros(0)
+    preds = logits.argmax(1) if n else torch.zeros(0, dtype=torch.long)
+    confusion = torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
+    tp = confusion.diag().double()
+    support = confusion.sum(1).double()
+    predicted = confusion.sum(0).double()
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    topk = {}
+    for kk in top_k:
+        if 1 < kk < k and n:
+            hit = (logits.topk(kk, dim=1).indices == labels[:, None]).any(1)
+            topk[f"top{kk}"] = round(hit.double().mean().item(), 6)
+    return Metrics(
+        classes=list(classes),
+        count=n,
+        loss=round(losses.mean().item(), 6) if n else float("nan"),
+        accuracy=round((tp.sum() / max(n, 1)).item(), 6),
+        top_k=topk,
+        precision=[round(v, 6) for v in precision.tolist()],
+        recall=[round(v, 6) for v in recall.tolist()],
+        f1=[round(v, 6) for v in f1.tolist()],
+        support=[int(v) for v in support.tolist()],
+        confusion=confusion.tolist(),
+        predictions=preds,
+        probabilities=logits.softmax(1) if n else torch.zeros(0, k),
+        losses=losses,
+        labels=labels,
+    )
+
+
+def evaluate_model(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preprocess: Preprocess,
+    classes: Sequence[str],
+    device: torch.device | str | None = None,
+    batch_size: int = 1000,
+    top_k: Sequence[int] = (1, 5),
+) -> Metrics:
+    """Run ``model`` over uint8 ``images`` (N, C, H, W) and compute all metrics."""
+    logits = batched_logits(model, images, preprocess, device, batch_size)
+    return compute_metrics(logits, labels, classes, top_k)

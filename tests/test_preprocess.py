@@ -1,0 +1,72 @@
+"""The one preprocessing object: round trips, input kinds, background polarity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sightline.data.preprocess import Preprocess
+
+
+def object_on_black(size: int = 28) -> np.ndarray:
+    a = np.zeros((size, size), np.uint8)
+    a[6:22, 9:19] = 200  # a bright "garment"
+    a[10:14, 12:16] = 255
+    return a
+
+
+def test_dict_round_trip():
+    p = Preprocess(3, (32, 32), "crop", (0.4, 0.5, 0.6), (0.2, 0.2, 0.3), False)
+    assert Preprocess.from_dict(p.to_dict()) == p
+
+
+def test_normalize_denormalize_inverse():
+    p = Preprocess(1, (4, 4), mean=(0.3,), std=(0.2,))
+    x = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8)
+    assert torch.allclose(p.denormalize(p.normalize(x)), x.float(), atol=1e-3)
+
+
+def test_invalid_values_rejected():
+    with pytest.raises(ValueError):
+        Preprocess(2, (4, 4))
+    with pytest.raises(ValueError):
+        Preprocess(1, (4, 4), resize="stretch")
+
+
+def test_path_pil_array_tensor_agree(tmp_path):
+    a = object_on_black()
+    path = tmp_path / "x.png"
+    Image.fromarray(a).save(path)
+    p = Preprocess(1, (28, 28), dark_background=True)
+    ref = p.prepare_image(path)
+    for other in (Image.fromarray(a), a, torch.from_numpy(a)[None]):
+        assert torch.equal(p.prepare_image(other), ref)
+    assert ref.shape == (1, 28, 28) and ref.dtype == torch.uint8
+    assert p([path, path]).shape == (2, 1, 28, 28)
+
+
+def test_outside_photo_matches_dark_background_data(tmp_path):
+    """A dark object on a white 224x224 RGB JPEG comes out like the 28x28 original."""
+    a = object_on_black()
+    photo = Image.fromarray(255 - a).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB")
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=90)
+    got = Preprocess(1, (28, 28), dark_background=True).prepare_image(path)[0].float().numpy()
+    assert np.abs(got - a).mean() < 20
+    assert np.corrcoef(got.ravel(), a.ravel().astype(float))[0, 1] > 0.9
+    assert got[0].max() < 30  # the white background became black
+
+
+def test_light_background_kept_for_ordinary_models(tmp_path):
+    light = np.full((28, 28), 240, np.uint8)
+    light[10:18, 10:18] = 20
+    got = Preprocess(1, (28, 28), dark_background=False).prepare_image(light)
+    assert got[0, 0, 0] > 200 and got[0, 14, 14] < 50
+
+
+def test_pad_uses_the_photo_background():
+    wide = np.full((20, 60, 3), 250, np.uint8)  # white landscape photo
+    got = Preprocess(3, (32, 32), resize="pad").prepare_image(wide)
+    assert got.min() > 200  # padding is white, not a black frame
