@@ -42,10 +42,13 @@ class Residual(nn.Module):
 
 @register_model(
     "fastcnn",
-    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. ~92 % on Fashion-MNIST in ~2 CPU minutes.",
-    train_defaults=dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                        schedule="onecycle", warmup=0.2, batch_size=256, epochs=3,
-                        label_smoothing=0.1, translate=2),  # fmt: skip
+    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92 % on Fashion-MNIST in under 2 minutes on 2 CPU cores.",
+    # Measured on Fashion-MNIST, 2 CPU cores (see benchmarks/ and the README): batch 64 runs
+    # ~1.5x more images/s than 256 on CPU (the activations stay in cache) and gives 4x the
+    # optimizer steps; random shifts cost accuracy at this short budget, flips don't.
+    train_defaults=dict(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=4,
+                        label_smoothing=0.1, translate=0),  # fmt: skip
 )
 def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
             stages: int = 3) -> nn.Module:  # fmt: skip
