@@ -19,7 +19,8 @@ from sightline.data.augment import Augment
 from sightline.models import create_model, list_models
 
 
-def step_rate(name: str, shape: tuple[int, int, int], batch: int, channels_last: bool, steps: int) -> float:
+def step_rate(name: str, shape: tuple[int, int, int], batch: int, channels_last: bool, steps: int,
+              seconds: float = 2.0) -> float:
     torch.manual_seed(0)
     model = create_model(name, shape, 10)
     if channels_last:
@@ -36,12 +37,16 @@ def step_rate(name: str, shape: tuple[int, int, int], batch: int, channels_last:
         loss.backward()
         opt.step()
 
-    for _ in range(3):  # warm-up: oneDNN picks kernels on first use
-        step()
+    # Warm up for a second (oneDNN picks kernels and caches buffers on first use), then time
+    # at least ``seconds`` of steps: short timings on 2 shared cores are mostly noise.
     start = time.perf_counter()
-    for _ in range(steps):
+    while time.perf_counter() - start < 1.0:
         step()
-    return batch * steps / (time.perf_counter() - start)
+    done, start = 0, time.perf_counter()
+    while done < steps or time.perf_counter() - start < seconds:
+        step()
+        done += 1
+    return batch * done / (time.perf_counter() - start)
 
 
 def augment_rate(shape: tuple[int, int, int], batch: int, steps: int) -> float:
@@ -56,11 +61,11 @@ def augment_rate(shape: tuple[int, int, int], batch: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=5, help="minimum timed steps per cell")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps per cell\n")
+    print(f"torch {torch.__version__}, {args.threads} threads, >= 2 s timed per cell\n")
     for shape in ((1, 28, 28), (3, 32, 32)):
         print(f"input {shape}: training images/s (ratio vs batch 256 NCHW of the same model)")
         print(f"  {'model':<14}{'256 NCHW':>10}{'256 NHWC':>16}{'64 NCHW':>16}{'64 NHWC':>16}")

@@ -20,7 +20,10 @@ def batched_logits(
     device: torch.device | str | None = None,
     batch_size: int = 1000,
 ) -> torch.Tensor:
-    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device."""
+    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device.
+
+    With ``preprocess.flip_tta`` the logits are averaged with those of the mirrored images.
+    """
     if device is None:
         device = next(model.parameters()).device
     channels_last = any(
@@ -35,7 +38,10 @@ def batched_logits(
             x = preprocess.normalize(images[start : start + batch_size].to(device, non_blocking=True))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            outs.append(model(x).float().cpu())
+            logits = model(x).float()
+            if preprocess.flip_tta:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+            outs.append(logits.cpu())
     finally:
         model.train(was_training)
     if not outs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -189,3 +190,15 @@ def test_json_progress_emits_events(toy, tmp_path, capsys):
     fit_toy(toy, tmp_path, epochs=2, progress="json")
     events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
     assert events[0] == "train_begin" and events.count("epoch") == 2 and events[-1] == "train_end"
+
+
+def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
+    from sightline.inference import batched_logits
+
+    run = fit_toy(toy, tmp_path, epochs=1, flip=True)
+    pre = run.preprocess
+    assert pre.flip_tta is True and fit_toy(toy, tmp_path, name="noflip", epochs=1).preprocess.flip_tta is False
+    model, x = run.load_model(), toy.test.images[:8]
+    plain = batched_logits(model, x, replace(pre, flip_tta=False))
+    mirrored = batched_logits(model, x.flip(-1), replace(pre, flip_tta=False))
+    assert torch.allclose(batched_logits(model, x, pre), (plain + mirrored) / 2, atol=1e-5)

@@ -14,6 +14,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -68,7 +69,9 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip)
-        self.meta = ckpt.model_metadata(model, data.classes, data.preprocess.to_dict(), dataset=data.name)
+        # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
+        self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip)
+        self.meta = ckpt.model_metadata(model, data.classes, self.preprocess.to_dict(), dataset=data.name)
         self.monitor = cfg.monitor if data.val is not None or not cfg.monitor.startswith("val_") else cfg.monitor[4:]
         self.mode = "max" if self.monitor.endswith("accuracy") else "min"
         n = len(data.train)
@@ -202,7 +205,7 @@ class Trainer:
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
             idx = perm[i * bs : end].to(self.device)
-            x = self.data.preprocess.normalize(images[idx])
+            x = self.preprocess.normalize(images[idx])
             if self.augment.active:
                 x = self.augment(x, gen)
             if self.channels_last:
@@ -238,7 +241,7 @@ class Trainer:
         }
         if self.data.val is not None:
             val = self.data.val
-            logits = batched_logits(self.model, val.images, self.data.preprocess, self.device)
+            logits = batched_logits(self.model, val.images, self.preprocess, self.device)
             row["val_loss"] = round(F.cross_entropy(logits, val.labels.cpu()).item(), 6)
             row["val_accuracy"] = round((logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6)
         value = row[self.monitor]
