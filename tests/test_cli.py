@@ -38,7 +38,7 @@ def test_help_and_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and "sightline" in capsys.readouterr().out
-    for cmd in ("datasets", "models", "summary", "train", "evaluate", "predict", "runs"):
+    for cmd in ("datasets", "models", "summary", "train", "evaluate", "predict", "runs", "plot", "inspect", "report"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -70,6 +70,7 @@ def test_train_evaluate_predict_runs_on_a_folder(photo_folder, tmp_path, capsys)
     assert code == 0
     assert "skipped" in out and "corrupt.png" in out  # the broken file is named, training goes on
     assert "Run saved in" in out and "No test split" in out
+    assert "Report:" in out and (tmp_path / "runs" / "bars" / "report.html").is_file()
 
     assert main(["evaluate", "bars", "--runs-dir", runs, "--data", str(photo_folder), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
@@ -84,6 +85,12 @@ def test_train_evaluate_predict_runs_on_a_folder(photo_folder, tmp_path, capsys)
     lines = captured.out.strip().splitlines()
     assert lines[0].startswith("path,label") and len(lines) == 1 + 41
     assert "missing.png" in captured.err
+
+    assert main(["plot", "predictions", "bars", "--runs-dir", runs, "--split", "val", "--only-mistakes"]) == 0
+    assert capsys.readouterr().out.strip().endswith("predictions.png")
+    assert main(["inspect", f"{runs}/bars", str(photo_folder / "vertical" / "1.png"), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert '"probabilities"' in lines[0] and lines[-1].endswith(".png")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sightline.cli import commands, train_cmd
+from sightline.cli import commands, train_cmd, view_cmds
 from sightline.errors import SightlineError
 
 
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_evaluate(sub)
     commands.add_predict(sub)
     commands.add_runs(sub)
+    view_cmds.add_plot(sub)
+    view_cmds.add_inspect(sub)
+    view_cmds.add_report(sub)
     return parser
 
 

@@ -52,7 +52,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--name", help="run folder name (default: <dataset>-<model>-<time>)")
     r.add_argument("--runs-dir", default=None, help="where run folders go (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     r.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder exactly where it stopped")
-    r.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation after training")
+    r.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation (and the report) after training")
+    r.add_argument("--no-report", action="store_true", help="skip the plots and HTML report after training")
     r.add_argument("--progress", choices=("auto", "bar", "lines", "json", "quiet"), default="auto")
     r.add_argument("--quiet", "-q", dest="progress", action="store_const", const="quiet")
     r.add_argument("--json", dest="progress", action="store_const", const="json", help="JSON-lines events on stdout")
@@ -101,6 +102,13 @@ def run_train(args: argparse.Namespace) -> int:
         metrics = _evaluate_after_training(run, say)
         if metrics is not None:
             result.update(test_accuracy=metrics.accuracy, test_loss=metrics.loss)
+        if not args.no_report:
+            from sightline.report import write_report
+
+            report = write_report(run, metrics=metrics)
+            say(f"Plots: {run.path / 'plots'}")
+            say(f"Report: {report}")
+            result["report"] = str(report)
     say(f"Run saved in {run.path}")
     if args.progress == "json":
         print(json.dumps({"event": "result", **result}), flush=True)
@@ -114,7 +122,7 @@ def _evaluate_after_training(run, say):
         return None
     metrics = run.evaluate(data, split="test")
     say(f"Test accuracy: {metrics.accuracy:.4f}  (loss {metrics.loss:.4f}, {metrics.count:,} images)")
-    say(f"Evaluation report: {run.path / 'evaluation.txt'}")
+    say(f"Metrics: {run.path / 'evaluation.txt'}")
     return metrics
 
 
@@ -123,7 +131,7 @@ def _printer(progress: str):
     stream = sys.stderr if progress == "json" else sys.stdout
 
     def say(msg: str) -> None:
-        if progress != "quiet" or msg.startswith(("Test accuracy", "Run saved")):
+        if progress != "quiet" or msg.startswith(("Test accuracy", "Run saved", "Report")):
             print(msg, file=stream, flush=True)
 
     return say

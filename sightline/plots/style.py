@@ -1,0 +1,83 @@
+"""Shared look of every figure: colours, fonts, image display, saving.
+
+Figures are built on ``matplotlib.figure.Figure`` directly — no pyplot state — so they render
+headless, in threads (the web server) and in notebooks alike.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+CORRECT = "#1f77b4"  # blue, as in the tutorials
+WRONG = "#d62728"  # red
+NEUTRAL = "#9a9a9a"
+TRAIN = "#1f77b4"
+VAL = "#ff7f0e"
+FONT = 9
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    fig.set_dpi(100)
+    return fig
+
+
+def to_display(image) -> np.ndarray:
+    """uint8 (C,H,W) tensor or (H,W) / (H,W,C) array → (H,W) or (H,W,3) array for imshow."""
+    if isinstance(image, torch.Tensor):
+        a = image.detach().cpu().numpy()
+        if a.ndim == 3:
+            a = a.transpose(1, 2, 0)  # tensors are channels-first
+    else:
+        a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    return a
+
+
+def show_image(ax, image, dark_background: bool = False) -> None:
+    """Grayscale as the tutorials show it (``binary``: ink dark on white for dark-background
+    data), colour as RGB; no ticks."""
+    a = to_display(image)
+    if a.ndim == 2:
+        ax.imshow(a, cmap="binary" if dark_background else "gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(a)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG or SVG (by suffix), atomically; returns the path."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        from sightline.errors import SightlineError
+
+        raise SightlineError(f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def as_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def grid_shape(n: int, rows: int, cols: int) -> tuple[int, int]:
+    """Shrink rows to what ``n`` images fill."""
+    rows = max(1, min(rows, -(-n // cols)))
+    return rows, cols

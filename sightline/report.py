@@ -1,0 +1,195 @@
+"""The run report: every picture of a run as PNG files, and one self-contained HTML page.
+
+``write_report(run)`` evaluates the run's best checkpoint on its test split (or validation
+split when there is no test split), renders the figures into ``<run>/plots/`` and writes
+``<run>/report.html`` with the images embedded (base64), inline CSS, and no external assets, so it
+opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sightline.fileio import atomic_write_bytes
+from sightline.runs import Run
+
+SECTIONS = ("config", "summary", "curves", "metrics", "confusion", "predictions", "top-losses", "activations")
+
+
+@dataclass
+class RunFigures:
+    """Figures of one run, by file stem, plus the numbers the report prints."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    metrics: Any = None
+    split: str = "test"
+    example: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # name → PNG on disk, once saved
+
+
+def _eval_split(run: Run, data) -> tuple[str, Any]:
+    splits = data.splits()
+    for name in ("test", "val"):
+        if name in splits:
+            return name, splits[name]
+    return "train", splits["train"]
+
+
+def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5, seed: int = 0) -> RunFigures:
+    """Render every figure of ``run`` (needs its dataset; loaded again when not given).
+
+    ``metrics`` from an evaluation of the same split just done (as ``sightline train`` does)
+    saves evaluating twice.
+    """
+    from sightline import inspect as insp
+    from sightline import plots
+
+    data = data if data is not None else run.load_data()
+    pre = run.preprocess
+    classes = run.classes
+    dark = pre.dark_background
+    split, images = _eval_split(run, data)
+    if metrics is None or metrics.count != len(images):
+        metrics = run.evaluate(images, split=split, save=split == "test")
+    out = RunFigures(metrics=metrics, split=split)
+    status = run.status
+    history = run.history
+    if history:
+        stopped = status.get("epochs_done") if status.get("status") == "early_stopped" else None
+        out.figures["curves"] = plots.plot_curves(history, best_epoch=status.get("best_epoch"), stopped_epoch=stopped)
+    train = data.train
+    out.figures["samples"] = plots.plot_samples(train.images, train.labels, classes, rows, cols, random=True, seed=seed, dark_background=dark)
+    out.figures["confusion"] = plots.plot_confusion(metrics.confusion, classes)
+    out.figures["confusion-normalized"] = plots.plot_confusion(metrics.confusion, classes, normalize=True)
+    out.figures["per-class-accuracy"] = plots.plot_per_class_accuracy(metrics.confusion, classes)
+    probs, labels = metrics.probabilities, images.labels
+    out.figures["predictions"] = plots.plot_predictions(images.images, labels, probs, classes, rows, cols, dark_background=dark)
+    out.figures["mistakes"] = plots.plot_predictions(images.images, labels, probs, classes, rows, cols, only_mistakes=True, dark_background=dark)
+    out.figures["probabilities"] = plots.plot_probability_grid(images.images, labels, probs, classes, rows=5, cols=3, dark_background=dark)
+    out.figures["top-losses"] = plots.plot_top_losses(images.images, labels, probs, metrics.losses, classes, k=16, dark_background=dark)
+    cfg = run.train_config
+    steps = max(1, -(-len(train) // cfg.batch_size))
+    out.figures["schedule"] = plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, steps)
+    # Looking inside: the first test image, every layer, the first conv filters, saliency.
+    model = run.load_model()
+    first = images.images[0]
+    inspection = insp.inspect_image(model, pre, first, classes=classes)
+    out.example = {"label": classes[int(labels[0])], "predicted": inspection.predicted, "stats": inspection.stats}
+    out.figures["activations"] = insp.plot_activations(inspection.outputs, max_channels=16)
+    out.figures["saliency"] = insp.plot_saliency(first, inspection.saliency, title=f"true {classes[int(labels[0])]}")
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        out.figures["filters"] = insp.plot_filters(model)
+    elif any(isinstance(m, torch.nn.Linear) for m in model.modules()):
+        out.figures["dense-weights"] = insp.plot_dense_weights(model, pre.input_shape)
+    return out
+
+
+def save_run_figures(run: Run, figs: RunFigures, folder: Path | None = None, fmt: str = "png") -> dict[str, Path]:
+    from sightline.plots import save_figure
+
+    folder = folder or run.path / "plots"
+    paths = {name: save_figure(fig, folder / f"{name}.{fmt}") for name, fig in figs.figures.items()}
+    if fmt == "png":
+        figs.files.update(paths)
+    return paths
+
+
+def _png(figs: RunFigures, name: str) -> str:
+    """The figure as a data: URI, from its saved PNG when there is one (rendering is the slow part)."""
+    if name in figs.files:
+        data = figs.files[name].read_bytes()
+    else:
+        buf = io.BytesIO()
+        figs.figures[name].savefig(buf, format="png", dpi=100)
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _img(figs: RunFigures, name: str, alt: str) -> str:
+    if name not in figs.figures:
+        return ""
+    return f'<figure><img src="{_png(figs, name)}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
+figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#666;font-size:.9em}.kpi{font-size:1.3em}"""
+
+
+def render_html(run: Run, figs: RunFigures) -> str:
+    from sightline.models.summary import summary
+
+    m = figs.metrics
+    status = run.status
+    cfg = run.config
+    parts = [f"<h1>sightline run: {html.escape(run.name)}</h1>",
+             f"<p>{html.escape(cfg['model']['name'])} on {html.escape(str(cfg['data'].get('name_or_path')))} · "
+             f"status {html.escape(str(status.get('status')))} · created {html.escape(cfg.get('created', ''))}</p>",
+             f'<p class="kpi">{figs.split} accuracy <b>{m.accuracy:.2%}</b> · loss {m.loss:.4f} · {m.count:,} images</p>']  # fmt: skip
+    parts.append('<h2 id="config">Configuration</h2>')
+    train_rows = [[k, json.dumps(v)] for k, v in cfg["train"].items() if k != "extra"]
+    parts.append(_table(train_rows, ["training option", "value"]))
+    data_rows = [[k, json.dumps(v)] for k, v in cfg["data"].items()]
+    parts.append(_table(data_rows, ["data option", "value"]) + _table([[k, json.dumps(v)] for k, v in run.preprocess.to_dict().items()], ["preprocessing", "value"]))
+    parts.append(_img(figs, "schedule", "learning-rate schedule"))
+    parts.append('<h2 id="summary">Model summary</h2>')
+    parts.append(f"<pre>{html.escape(str(summary(run.load_model())))}</pre>")
+    parts.append('<h2 id="curves">Training curves</h2>')
+    parts.append(_img(figs, "curves", "loss and accuracy per epoch, train vs validation"))
+    hist = [[r["epoch"], r["loss"], r["accuracy"], r.get("val_loss") or "", r.get("val_accuracy") or "", r["time"]] for r in run.history]
+    parts.append(_table(hist, ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]))
+    parts.append(f'<h2 id="metrics">Metrics on the {figs.split} split</h2>')
+    topk = ", ".join(f"{k} {v:.2%}" for k, v in m.top_k.items())
+    parts.append(f"<p>accuracy {m.accuracy:.2%}{', ' + topk if topk else ''}, macro F1 {m.macro_f1:.4f}</p>")
+    per_class = [[c, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", s] for c, p, r, f, s in zip(m.classes, m.precision, m.recall, m.f1, m.support, strict=True)]
+    parts.append(_table(per_class, ["class", "precision", "recall", "F1", "support"]))
+    parts.append(_img(figs, "per-class-accuracy", "per-class accuracy (recall)"))
+    parts.append('<h2 id="confusion">Confusion matrix</h2>')
+    from sightline.plots import most_confused
+
+    pairs = most_confused(m.confusion, m.classes, k=5)
+    parts.append(_img(figs, "confusion", "confusion matrix (counts; rows true, columns predicted)"))
+    parts.append(_img(figs, "confusion-normalized", "confusion matrix, row-normalised"))
+    parts.append("<p>Most confused: " + "; ".join(html.escape(f"{t} → {p} ({n})") for t, p, n in pairs) + "</p>")
+    parts.append('<h2 id="predictions">Predictions</h2>')
+    parts.append(_img(figs, "predictions", "predicted (confidence) (true): blue correct, red wrong"))
+    parts.append(_img(figs, "probabilities", "class probabilities: red predicted, blue true"))
+    parts.append(_img(figs, "mistakes", "mistakes only"))
+    parts.append('<h2 id="top-losses">Top losses</h2>')
+    parts.append(_img(figs, "top-losses", "the most confidently wrong images"))
+    parts.append('<h2 id="activations">Inside the network</h2>')
+    ex = figs.example
+    parts.append(f"<p>First {figs.split} image: true {html.escape(str(ex.get('label')))}, predicted {html.escape(str(ex.get('predicted')))}.</p>")
+    parts.append(_img(figs, "activations", "outputs of every layer for this image"))
+    parts.append(_img(figs, "saliency", "saliency: where the evidence for the prediction is"))
+    parts.append(_img(figs, "filters", "first convolutional layer's filters") + _img(figs, "dense-weights", "first dense layer's weights as images"))
+    parts.append(f"<p style='color:#888'>Written by sightline on {time.strftime('%Y-%m-%d %H:%M')}.</p>")
+    body = "\n".join(p for p in parts if p)
+    return f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(run.name)} · sightline report</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+
+
+def write_report(run: Run | str, data=None, path: str | Path | None = None, metrics=None) -> Path:
+    """Figures into ``<run>/plots/`` and a self-contained ``<run>/report.html``; returns its path."""
+    run = run if isinstance(run, Run) else Run(run)
+    figs = run_figures(run, data, metrics)
+    save_run_figures(run, figs)
+    out = Path(path) if path else run.path / "report.html"
+    atomic_write_bytes(out, render_html(run, figs).encode("utf-8"))
+    return out

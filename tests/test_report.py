@@ -1,0 +1,52 @@
+"""The run report: every section, images embedded, nothing fetched from the network."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from PIL import Image
+from test_train import make_dataset
+
+import sightline
+from sightline.cli import main
+from sightline.report import SECTIONS, write_report
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = make_dataset(n_per_class=40, classes=3, size=16)
+    torch.manual_seed(0)
+    model = sightline.create_model("fastcnn", data.input_shape, data.num_classes, width=8)
+    run = sightline.fit(model, data, epochs=2, batch_size=16, runs_dir=tmp_path_factory.mktemp("runs"), progress="quiet")
+    return run, data
+
+
+def test_report_has_every_section_and_is_self_contained(trained):
+    run, data = trained
+    path = write_report(run, data=data)
+    text = path.read_text()
+    for section in SECTIONS:
+        assert f'id="{section}"' in text, section
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # no external assets
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) >= 10
+    assert "Total params" in text and "class0" in text
+    for name in ("curves", "confusion", "predictions", "top-losses", "activations", "saliency", "filters"):
+        png = run.path / "plots" / f"{name}.png"
+        with Image.open(png) as im:
+            assert im.size[0] > 200 and im.size[1] > 100
+            assert max(im.convert("L").getextrema()) - min(im.convert("L").getextrema()) > 50  # not blank
+    assert (run.path / "evaluation.json").is_file()
+
+
+def test_plot_and_report_commands(trained, tmp_path, capsys):
+    run, _ = trained
+    out = tmp_path / "curves.svg"
+    assert main(["plot", "curves", str(run.path), "-o", str(out)]) == 0
+    assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert main(["plot", "schedule", "--model", "fastcnn", "-o", str(tmp_path / "lr.png")]) == 0
+    assert (tmp_path / "lr.png").stat().st_size > 1000
+    assert main(["report", str(run.path), "-o", str(tmp_path / "r.html")]) == 2  # toy data can't be reloaded by name
+    assert "toy" in capsys.readouterr().err
