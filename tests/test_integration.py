@@ -106,6 +106,13 @@ def test_cli_train_evaluate_predict(mirror, tmp_path):
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert "Test accuracy:" in out and "Run saved in" in out
+    report = tmp_path / "runs" / "tiny" / "report.html"
+    assert f"Report: {report}" in out
+    html = report.read_text()
+    assert "Ankle boot" in html and html.count("data:image/png;base64,") >= 12 and "http" not in html.split("<body>")[1]
+    for name in ("curves", "samples", "predictions", "confusion", "top-losses", "activations", "saliency", "dense-weights"):
+        with Image.open(tmp_path / "runs" / "tiny" / "plots" / f"{name}.png") as im:
+            assert im.size[0] >= 400 and max(im.convert("L").getextrema()) > 200, name
     acc = float(out.split("Test accuracy:")[1].split()[0])
     assert acc > 0.6  # 60 steps of the tutorial MLP
 
