@@ -127,12 +127,10 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     run = _run(args.run, args.runs_dir)
     model, pre = run.load_model(), run.preprocess
-    result = insp.inspect_image(model, pre, args.image, layers=args.layers, classes=run.classes)
+    result = insp.inspect_image(model, pre, args.image, layers=args.layers, classes=run.classes, method=args.method)
     out = Path(args.output_dir) if args.output_dir else run.path / "inspect" / Path(args.image).stem
-    image = pre.prepare_image(args.image)
-    sal = insp.saliency(model, pre(image[None]), method=args.method)
     paths = [save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
-             save_figure(insp.plot_saliency(image, sal, title=f"predicted {result.predicted}"), out / "saliency.png")]  # fmt: skip
+             save_figure(insp.plot_saliency(result.input, result.saliency, title=f"predicted {result.predicted}"), out / "saliency.png")]  # fmt: skip
     if any(m.__class__.__name__ == "Conv2d" for m in model.modules()):
         paths.append(save_figure(insp.plot_filters(model), out / "filters.png"))
     else:

@@ -30,7 +30,7 @@ from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment
 from sightline.data.dataset import Dataset
 from sightline.devices import autocast_dtype, resolve_device, use_channels_last
-from sightline.fileio import atomic_write_json
+from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig
 from sightline.train.optim import create_optimizer, lr_factor, set_lr
@@ -147,8 +147,7 @@ class Trainer:
         lines = [",".join(METRIC_COLUMNS)]
         for row in self.history:
             lines.append(",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS))
-        (self.run_dir / "metrics.csv.part").write_text("\n".join(lines) + "\n")
-        (self.run_dir / "metrics.csv.part").replace(self.run_dir / "metrics.csv")
+        atomic_write_bytes(self.run_dir / "metrics.csv", ("\n".join(lines) + "\n").encode())
         atomic_write_json(self.run_dir / "status.json", self.summary())
 
     def summary(self) -> dict[str, Any]:
