@@ -88,6 +88,9 @@ def test_train_evaluate_predict_runs_on_a_folder(photo_folder, tmp_path, capsys)
 
     assert main(["plot", "predictions", "bars", "--runs-dir", runs, "--split", "val", "--only-mistakes"]) == 0
     assert capsys.readouterr().out.strip().endswith("predictions.png")
+    assert main(["plot", "confusion", f"{runs}/bars", "--split", "val", "-o", str(tmp_path / "cm.svg")]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].endswith("cm.svg")
     assert main(["inspect", f"{runs}/bars", str(photo_folder / "vertical" / "1.png"), "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert '"probabilities"' in lines[0] and lines[-1].endswith(".png")

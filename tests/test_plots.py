@@ -102,3 +102,11 @@ def test_most_confused_order():
 def test_curves_without_validation():
     fig = plots.plot_curves([{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": None, "val_accuracy": None}])
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+
+
+def test_confusion_cells_show_counts_or_percentages():
+    cm = np.array([[8, 2], [1, 9]])
+    counts = [t.get_text() for t in plots.plot_confusion(cm, ["a", "b"]).axes[0].texts]
+    assert counts == ["8", "2", "1", "9"]
+    shares = [t.get_text() for t in plots.plot_confusion(cm, ["a", "b"], normalize=True).axes[0].texts]
+    assert shares == ["80%", "20%", "10%", "90%"]

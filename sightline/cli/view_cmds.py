@@ -84,6 +84,8 @@ def _run_figure(run, args: argparse.Namespace):
     m = run.evaluate(split, split=args.split, save=False)
     classes, dark = run.classes, run.preprocess.dark_background
     if args.kind == "confusion":
+        for true, pred, n in plots.most_confused(m.confusion, classes, k=5):
+            print(f"most confused: {true} -> {pred}: {n}")
         return plots.plot_confusion(m.confusion, classes, normalize=args.normalize)
     if args.kind == "predictions":
         return plots.plot_predictions(split.images, split.labels, m.probabilities, classes, args.rows, args.cols,
@@ -116,6 +118,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", type=class_list, help="layer names as shown by `sightline summary` (default: all)")
     p.add_argument("--output-dir", "-o", help="default: <run>/inspect/<image name>/")
     p.add_argument("--method", choices=("gradcam", "gradient"), default="gradcam", help="saliency method")
+    p.add_argument("--filters-layer", help="conv layer whose filters to draw (default: the first)")
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     p.add_argument("--runs-dir", default=None)
     p.set_defaults(func=run_inspect)
@@ -132,7 +135,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     paths = [save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
              save_figure(insp.plot_saliency(result.input, result.saliency, title=f"predicted {result.predicted}"), out / "saliency.png")]  # fmt: skip
     if any(m.__class__.__name__ == "Conv2d" for m in model.modules()):
-        paths.append(save_figure(insp.plot_filters(model), out / "filters.png"))
+        paths.append(save_figure(insp.plot_filters(model, layer=args.filters_layer), out / "filters.png"))
     else:
         paths.append(save_figure(insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png"))
     if args.json:
