@@ -16,6 +16,14 @@ The CLI (`sightline --help`) is a thin layer over these same functions.
 
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+
+# Bit-for-bit reproducible CPU runs (and so exact resume): without this, Intel MKL picks GEMM
+# code paths by the memory alignment of each buffer, so two runs with the same seed could
+# differ in the last bits and then drift apart. Must be set before MKL starts; a value the
+# user set wins.
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from sightline.data import Dataset, ImageSet, Preprocess, list_datasets, load_dataset  # noqa: E402
 from sightline.models import create_model, list_models  # noqa: E402
 from sightline.models.summary import summary  # noqa: E402

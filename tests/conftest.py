@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Before torch loads MKL (test modules import torch before sightline): reproducible GEMMs, as
+# sightline/__init__.py sets for every user. The resume tests compare weights bit for bit.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
