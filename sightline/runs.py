@@ -81,6 +81,7 @@ class Run:
             raise RunError(f"{self.path} is not a sightline run folder (no config.json)")
         self.config: dict[str, Any] = read_json(self.path / "config.json")
         self._models: dict[tuple[str, str], tuple[nn.Module, dict]] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
         self.data = None  # the in-memory Dataset, when this Run came from fit() in this process
 
     def __repr__(self) -> str:
@@ -140,7 +141,10 @@ class Run:
         return self._models[key][0]
 
     def metadata(self, which: str = "best") -> dict[str, Any]:
-        return ckpt.read_model_file(self.model_file(which))[1]
+        """The model file's metadata (architecture, classes, preprocessing), read once."""
+        if which not in self._meta:
+            self._meta[which] = ckpt.read_model_file(self.model_file(which))[1]
+        return self._meta[which]
 
     @property
     def classes(self) -> list[str]:
