@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from torch import nn
 
 from sightline.errors import ModelError
-from sightline.models import create_model, list_models
-from sightline.models.summary import summary
+from sightline.models import create_model, list_models, summary
 
 NAMES = [e.name for e in list_models()]
 
@@ -29,8 +31,9 @@ def test_forward_and_backward_shapes(name, shape, classes):
 
 
 def test_tutorial_cnn_refuses_tiny_inputs():
-    with pytest.raises(ModelError, match="too small"):
-        create_model("tutorial-cnn", (1, 12, 12), 10)
+    with pytest.raises(ModelError, match="too small.*at least 22x22"):
+        create_model("tutorial-cnn", (1, 21, 40), 10)
+    assert create_model("tutorial-cnn", (1, 22, 22), 10)(torch.randn(2, 1, 22, 22)).shape == (2, 10)
 
 
 def test_summary_matches_keras_counts():
@@ -75,7 +78,7 @@ def test_config_is_recorded_and_rebuilds_identically():
     torch.manual_seed(1)
     a = create_model("fastcnn", (3, 32, 32), 4, width=16)
     assert a.sightline_config == {"name": "fastcnn", "input_shape": [3, 32, 32], "num_classes": 4,
-                                  "options": {"width": 16, "depth": 0, "stages": 3}}  # fmt: skip
+                                  "options": {"width": 16, "depth": 0, "stages": 4}}  # fmt: skip
     torch.manual_seed(1)
     b = create_model("fastcnn", (3, 32, 32), 4, width=16)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
@@ -85,3 +88,91 @@ def test_mlp_hidden_list_and_dropout():
     m = create_model("mlp", (1, 8, 8), 3, hidden=[32, 16], dropout=0.2)
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 3)
     assert sum(p.numel() for p in m.parameters()) == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 3 + 3
+
+
+def test_tutorial_cnn_on_fashion_mnist_shape():
+    s = summary(create_model("tutorial-cnn", (1, 28, 28), 10))
+    rows = {r.name: r for r in s.layers}
+    # 28 -> conv valid 26 -> pool 13 -> 11 -> 5 -> 3 -> 1
+    assert rows["block3.pool"].output_shape == (None, 128, 1, 1)
+    assert rows["classifier"].params == 128 * 10 + 10
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 16, 16), (3, 96, 80)])
+def test_fastcnn_any_size_via_global_pooling(shape):
+    model = create_model("fastcnn", shape, 7)
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_fastcnn_refuses_inputs_smaller_than_its_poolings():
+    with pytest.raises(ModelError, match="too small for 4 stages"):
+        create_model("fastcnn", (1, 7, 7), 10)
+    assert create_model("fastcnn", (1, 7, 7), 10, stages=3)(torch.randn(2, 1, 7, 7)).shape == (2, 10)
+
+
+def test_fastcnn_width_and_depth_scale_the_model():
+    def count(**opts):
+        return sum(p.numel() for p in create_model("fastcnn", (1, 28, 28), 10, **opts).parameters())
+
+    assert count() == 390_890
+    assert count(width=16) < count() < count(width=48)
+    assert count(depth=1) > count()
+    names = {n for n, _ in create_model("fastcnn", (1, 28, 28), 10, depth=2).named_modules()}
+    assert {"stage1.res1.body.conv", "stage4.res2.body.bn"} <= names
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_names_are_the_leaf_module_names(name):
+    model = create_model(name, (3, 32, 32), 5)
+    s = summary(model)
+    leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
+    assert [r.name for r in s.layers] == leaves
+    modules = dict(model.named_modules())
+    assert all(r.type == type(modules[r.name]).__name__ for r in s.layers)
+    assert s.layers[-1].output_shape == (None, 5)
+    # shapes are channel-first, and the header says so
+    assert "(batch, channels, height, width)" in str(s)
+
+
+def test_summary_leaves_the_model_as_it_was():
+    model = create_model("tutorial-cnn", (3, 32, 32), 3)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    summary(model)
+    assert model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched
+
+
+def test_summary_to_dict_is_json():
+    s = summary(create_model("mlp", (1, 28, 28), 10))
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["total"] == 101_770 and d["non_trainable"] == 0
+    assert [row["name"] for row in d["layers"]] == ["flatten", "dense1", "relu1", "classifier"]
+    assert d["layers"][1] == {"name": "dense1", "type": "Linear", "output_shape": [None, 128],
+                              "params": 100_480, "trainable": 100_480}  # fmt: skip
+
+
+def test_summary_counts_frozen_parameters_as_non_trainable():
+    model = create_model("mlp", (1, 28, 28), 10)
+    model.dense1.requires_grad_(False)
+    s = summary(model)
+    assert (s.total, s.trainable, s.non_trainable) == (101_770, 1_290, 100_480)
+
+
+def test_summary_of_a_plain_module_needs_a_shape_that_fits():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+    with pytest.raises(ModelError, match="input_shape"):
+        summary(model)
+    assert summary(model, (3, 2, 2)).total == 26
+    with pytest.raises(ModelError, match="does not accept"):
+        summary(model, (3, 4, 4))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_forward_is_deterministic(name):
+    torch.manual_seed(3)
+    model = create_model(name, (1, 28, 28), 10).eval()
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))

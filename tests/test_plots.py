@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from sightline import plots
@@ -110,3 +111,112 @@ def test_confusion_cells_show_counts_or_percentages():
     assert counts == ["8", "2", "1", "9"]
     shares = [t.get_text() for t in plots.plot_confusion(cm, ["a", "b"], normalize=True).axes[0].texts]
     assert shares == ["80%", "20%", "10%", "90%"]
+
+
+def test_curves_mark_best_and_stop_and_keep_the_legend_off_the_axes():
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5, "val_loss": 2 / e, "val_accuracy": 0.4} for e in range(1, 6)]
+    fig = plots.plot_curves(history, best_epoch=3, stopped_epoch=5)
+    loss_ax = fig.axes[0]
+    assert [list(line.get_xdata()) for line in loss_ax.lines[2:]] == [[3, 3], [5, 5]]  # the two markers
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert "best (epoch 3)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert plots.plot_curves([]).texts  # no epochs yet: a message, not a crash
+
+
+def _drawn(fig):
+    """Lay the figure out and draw it (as saving does), returning the renderer for measuring."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _overlaps(texts, renderer) -> bool:
+    """Whether any two labels overlap on the page.
+
+    Rotated labels have axis-aligned boxes that overlap even when the text does not, so for
+    those compare the gap between neighbouring parallel strips with the text height instead.
+    """
+    texts = [t for t in texts if t.get_text()]
+    angle = np.deg2rad(texts[0].get_rotation()) if texts else 0.0
+    if angle:
+        anchors = np.array([t.get_transform().transform(t.get_position()) for t in texts])
+        gaps = np.hypot(*np.diff(anchors, axis=0).T) * abs(np.sin(angle))
+        height = renderer.points_to_pixels(texts[0].get_fontsize())
+        return bool(len(gaps)) and gaps.min() < height
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_ten_long_class_names_do_not_overlap(batch):
+    images, labels, probs, _ = batch
+    long = [f"{c} (long name)" for c in CLASSES]
+    confusion = torch.bincount(labels * 10 + probs.argmax(1), minlength=100).view(10, 10)
+    for fig in (plots.plot_confusion(confusion, long), plots.plot_probabilities(images[0], probs[0], long, label=0)):
+        renderer = _drawn(fig)
+        for ax in fig.axes:
+            assert not _overlaps(ax.get_xticklabels(), renderer)
+            assert not _overlaps(ax.get_yticklabels(), renderer)
+    fig = plots.plot_predictions(images, labels, probs, long)
+    assert not _overlaps([ax.xaxis.label for ax in fig.axes], _drawn(fig))
+
+
+def test_per_class_values_sit_clear_of_the_bars_and_mean_line():
+    cm = np.array([[9, 1, 0], [5, 5, 0], [0, 3, 7]])
+    fig = plots.plot_per_class_accuracy(cm, ["a", "b", "c"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["90.0%", "50.0%", "70.0%"]
+    renderer = _drawn(fig)
+    right = ax.get_window_extent(renderer).x1
+    assert all(t.get_window_extent(renderer).x0 >= right for t in ax.texts)
+
+
+def test_top_losses_show_the_highest_losses_first(batch):
+    images, labels, probs, losses = batch
+    fig = plots.plot_top_losses(images, labels, probs, losses, CLASSES, k=3)
+    shown = [float(ax.get_title().rsplit("loss ", 1)[1]) for ax in fig.axes]
+    assert shown == pytest.approx(sorted(losses.tolist(), reverse=True)[:3], abs=0.01)
+
+
+def test_lr_schedule_follows_lr_factor_in_epochs():
+    from sightline.train.optim import lr_factor
+
+    line = plots.plot_lr_schedule(0.1, "cosine", 0.1, 3, 10).axes[0].lines[0]
+    assert line.get_xdata()[-1] == pytest.approx(2.9)
+    assert line.get_ydata()[15] == pytest.approx(0.1 * lr_factor("cosine", 15, 30, 0.1))
+    with pytest.raises(SightlineError, match="at least 1"):
+        plots.plot_lr_schedule(0.1, "cosine", 0.1, 3, 0)
+
+
+def test_numpy_images_channels_first_or_last(tmp_path):
+    gray = np.tile(np.arange(28, dtype=np.uint8) * 9, (1, 28, 1))  # (1, 28, 28)
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:, :16, 0] = 255
+    cases = [(gray, (28, 28)), (gray[0], (28, 28)), (torch.from_numpy(gray)[None], (28, 28)),
+             (rgb, (32, 32, 3)), (rgb.transpose(2, 0, 1), (32, 32, 3))]  # fmt: skip
+    for image, shown in cases:
+        fig = plots.plot_image(image)
+        assert fig.axes[0].images[0].get_array().shape == shown
+        plots.save_figure(fig, tmp_path / "x.png")
+    with pytest.raises(SightlineError, match="shape"):
+        plots.plot_image(np.zeros((5, 8, 8), np.uint8))
+
+
+def test_mismatched_inputs_are_clear_errors(batch):
+    images, labels, probs, losses = batch
+    with pytest.raises(SightlineError, match="labels"):
+        plots.plot_samples(images, labels[:5], CLASSES)
+    with pytest.raises(SightlineError, match="class names"):
+        plots.plot_samples(images, labels, CLASSES[:3])
+    with pytest.raises(SightlineError, match="probabilities"):
+        plots.plot_predictions(images, labels, probs[:, :5], CLASSES)
+    with pytest.raises(SightlineError, match="losses"):
+        plots.plot_top_losses(images, labels, probs, losses[:3], CLASSES)
+    with pytest.raises(SightlineError, match="confusion"):
+        plots.plot_confusion(np.eye(3), CLASSES)
+
+
+def test_no_mistakes_gives_a_message_figure(batch):
+    images, labels, _, _ = batch
+    perfect = torch.nn.functional.one_hot(labels, 10).float()
+    fig = plots.plot_predictions(images, labels, perfect, CLASSES, only_mistakes=True)
+    assert not fig.axes and "no mistakes" in fig.texts[0].get_text()

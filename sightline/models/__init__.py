@@ -8,5 +8,16 @@ from sightline.models.registry import (
     list_models,
     register_model,
 )
+from sightline.models.summary import LayerRow, ModelSummary, summary
 
-__all__ = ["DEFAULT_MODEL", "ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "LayerRow",
+    "ModelEntry",
+    "ModelSummary",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "register_model",
+    "summary",
+]

@@ -7,6 +7,9 @@ Design, and what each choice buys:
   from the first epoch, which is where a 2-minute CPU budget gets its accuracy.
 * Global max pooling head: works for any input size >= 8 px and keeps the strongest
   evidence per channel, which beats average pooling for small objects on plain backgrounds.
+* Four stages (32/64/128/256 channels) by default: the fourth works on 3x3 maps for 28x28
+  input, so it quadruples the parameters (94k -> 391k) at little extra time per epoch, and took
+  Fashion-MNIST from 92.0 % in 4 epochs (three stages) to 92.5 % in 3 (see train_defaults).
 * Optional residual conv per stage (``depth``): more capacity at the same resolution.
 """
 
@@ -42,21 +45,25 @@ class Residual(nn.Module):
 
 @register_model(
     "fastcnn",
-    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92 % on Fashion-MNIST in under 2 minutes on 2 CPU cores.",
+    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92.5 % on Fashion-MNIST in under 2 minutes on 2 CPU cores.",
     # Measured on Fashion-MNIST, 2 CPU cores (see benchmarks/ and the README): batch 64 runs
     # ~1.5x more images/s than 256 on CPU (the activations stay in cache) and gives 4x the
     # optimizer steps; random shifts cost accuracy at this short budget, flips don't.
+    # 3 epochs of the 4-stage net: 92.5 % test (three seeds/splits: 92.46, 92.47, 92.53 %),
+    # ~35 s per epoch on a quiet machine; lr 0.1 gave the same 92.47 %.
     train_defaults=dict(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=4,
+                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=3,
                         label_smoothing=0.1, translate=0),  # fmt: skip
 )
 def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
-            stages: int = 3) -> nn.Module:  # fmt: skip
+            stages: int = 4) -> nn.Module:  # fmt: skip
     c, h, w = input_shape
     if width < 4 or stages < 1 or depth < 0:
         raise ValueError(f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})")
     if min(h, w) < 2 ** (stages - 1):
-        raise ValueError(f"input {h}x{w} is too small for {stages} stages")
+        need = 2 ** (stages - 1)
+        raise ValueError(f"input {h}x{w} is too small for {stages} stages (needs at least {need}x{need} px; "
+                         f"use fewer stages or larger images)")  # fmt: skip
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     channels = c
     for i in range(1, stages + 1):

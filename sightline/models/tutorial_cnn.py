@@ -35,7 +35,10 @@ def tutorial_cnn(input_shape: tuple[int, int, int], num_classes: int, *, filters
     for _ in filters:  # 'valid' conv loses 2 pixels, pooling halves
         size_h, size_w = (size_h - 2) // 2, (size_w - 2) // 2
         if size_h < 1 or size_w < 1:
-            raise ValueError(f"input {h}x{w} is too small for {len(filters)} conv blocks (needs about {2 ** (len(filters) + 2)} px)")
+            need = 1
+            for _ in filters:  # invert the shrinking: the smallest side that leaves 1 pixel
+                need = 2 * need + 2
+            raise ValueError(f"input {h}x{w} is too small for {len(filters)} conv blocks (needs at least {need}x{need} px)")
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for i, f in enumerate(filters, 1):
         layers[f"block{i}"] = _block(c, f, dropout)

@@ -8,12 +8,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from sightline.errors import DataError
 from sightline.plots.style import (
     CORRECT,
     FONT,
     NEUTRAL,
     WRONG,
     as_numpy,
+    check_predictions,
     grid_shape,
     new_figure,
     show_image,
@@ -34,6 +36,13 @@ def plot_image(image, title: str | None = None, colorbar: bool = True) -> Figure
     return fig
 
 
+def _empty(message: str) -> Figure:
+    """A small figure that says why there is nothing to draw (a report still gets an image)."""
+    fig = new_figure(5, 1.5)
+    fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=FONT + 2)
+    return fig
+
+
 def _pick(n: int, count: int, random: bool, seed: int) -> list[int]:
     if random:
         g = torch.Generator().manual_seed(seed)
@@ -45,6 +54,7 @@ def plot_samples(images, labels, classes: Sequence[str], rows: int = 5, cols: in
                  seed: int = 0, dark_background: bool = False) -> Figure:  # fmt: skip
     """A rows x cols grid of images with the class name under each."""
     labels = as_numpy(labels)
+    check_predictions(len(images), labels, None, classes)
     index = _pick(len(labels), rows * cols, random, seed)
     rows, cols = grid_shape(len(index), rows, cols)
     fig = new_figure(1.7 * cols, 1.85 * rows)
@@ -64,12 +74,11 @@ def plot_predictions(images, labels, probs, classes: Sequence[str], rows: int = 
                      only_mistakes: bool = False, dark_background: bool = False) -> Figure:  # fmt: skip
     """Images labelled "predicted (confidence %) (true)", blue when right and red when wrong."""
     labels, probs = as_numpy(labels), as_numpy(probs)
+    check_predictions(len(images), labels, probs, classes)
     preds = probs.argmax(1)
     index = _prediction_index(labels, preds, rows * cols, only_mistakes)
     if not index:
-        fig = new_figure(5, 1.5)
-        fig.text(0.5, 0.5, "no mistakes to show" if only_mistakes else "no images", ha="center", va="center")
-        return fig
+        return _empty("no mistakes to show" if only_mistakes else "no images")
     rows, cols = grid_shape(len(index), rows, cols)
     fig = new_figure(1.9 * cols, 2.0 * rows)
     for k, i in enumerate(index):
@@ -93,7 +102,8 @@ def _bars(ax, probs: np.ndarray, classes: Sequence[str], label: int | None) -> N
 
 def plot_probabilities(image, probs, classes: Sequence[str], label: int | None = None, dark_background: bool = False) -> Figure:
     """The image and its class probabilities side by side (predicted bar red, true bar blue)."""
-    probs = as_numpy(probs)
+    probs = as_numpy(probs).reshape(-1)
+    check_predictions(1, np.array([0 if label is None else int(label)]), probs[None], classes)
     fig = new_figure(6.5, 3.2)
     ax_img, ax_bar = fig.subplots(1, 2, width_ratios=[1, 1.6])
     show_image(ax_img, image, dark_background)
@@ -110,7 +120,10 @@ def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: i
                           dark_background: bool = False) -> Figure:  # fmt: skip
     """rows x cols of (image, probability bars) pairs: the tutorials' verification grid."""
     labels, probs = as_numpy(labels), as_numpy(probs)
+    check_predictions(len(images), labels, probs, classes)
     n = min(len(labels), rows * cols)
+    if n == 0:
+        return _empty("no images")
     rows, cols = grid_shape(n, rows, cols)
     fig = new_figure(4.6 * cols, 2.5 * rows)
     axes = fig.subplots(rows, 2 * cols, squeeze=False, width_ratios=[1, 1.5] * cols)
@@ -131,7 +144,12 @@ def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: i
 def plot_top_losses(images, labels, probs, losses, classes: Sequence[str], k: int = 16, dark_background: bool = False) -> Figure:
     """The ``k`` images with the highest loss: what the model got most confidently wrong."""
     labels, probs, losses = as_numpy(labels), as_numpy(probs), as_numpy(losses)
-    order = np.argsort(-losses)[:k]
+    check_predictions(len(images), labels, probs, classes)
+    if len(losses) != len(labels):
+        raise DataError(f"{len(labels)} images but {len(losses)} losses: pass one loss per image")
+    order = np.argsort(-losses, kind="stable")[:k]
+    if len(order) == 0:
+        return _empty("no images")
     cols = min(4, max(1, len(order)))
     rows = max(1, -(-len(order) // cols))
     fig = new_figure(2.3 * cols, 2.3 * rows)

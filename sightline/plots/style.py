@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+from sightline.errors import DataError, SightlineError
 
 CORRECT = "#1f77b4"  # blue, as in the tutorials
 WRONG = "#d62728"  # red
@@ -29,15 +32,21 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def to_display(image) -> np.ndarray:
-    """uint8 (C,H,W) tensor or (H,W) / (H,W,C) array → (H,W) or (H,W,3) array for imshow."""
-    if isinstance(image, torch.Tensor):
-        a = image.detach().cpu().numpy()
-        if a.ndim == 3:
-            a = a.transpose(1, 2, 0)  # tensors are channels-first
-    else:
-        a = np.asarray(image)
+    """One image → (H,W) or (H,W,3) array for imshow.
+
+    Tensors are channels-first (C,H,W), as everywhere in sightline. Numpy arrays may be either
+    (C,H,W) or (H,W,C): a leading axis of 1 or 3 with a trailing axis that is not is taken as
+    channels-first. A batch of one (1,C,H,W) is unwrapped.
+    """
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and (isinstance(image, torch.Tensor) or (a.shape[0] in (1, 3) and a.shape[2] not in (1, 3))):
+        a = a.transpose(1, 2, 0)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise DataError(f"cannot show an image of shape {tuple(image.shape)}: expected (C,H,W) with 1 or 3 channels, (H,W,C) or (H,W)")
     return a
 
 
@@ -58,8 +67,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
-        from sightline.errors import SightlineError
-
         raise SightlineError(f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
@@ -81,3 +88,13 @@ def grid_shape(n: int, rows: int, cols: int) -> tuple[int, int]:
     """Shrink rows to what ``n`` images fill."""
     rows = max(1, min(rows, -(-n // cols)))
     return rows, cols
+
+
+def check_predictions(n: int, labels: np.ndarray, probs: np.ndarray | None, classes: Sequence[str]) -> None:
+    """Clear errors for mismatched plot inputs instead of an IndexError deep inside matplotlib."""
+    if len(labels) != n:
+        raise DataError(f"{n} images but {len(labels)} labels: pass one label per image")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise DataError(f"labels run from {labels.min()} to {labels.max()} but there are {len(classes)} class names")
+    if probs is not None and (probs.ndim != 2 or probs.shape != (n, len(classes))):
+        raise DataError(f"probabilities have shape {tuple(probs.shape)}; expected ({n}, {len(classes)}): one row per image, one column per class")
