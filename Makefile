@@ -37,6 +37,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -14,21 +14,53 @@ The classic workflow in a few lines::
 The CLI (`sightline --help`) is a thin layer over these same functions.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-import os as _os  # noqa: E402
+import os as _os
+from typing import TYPE_CHECKING
+
+from sightline._lazy import lazy_exports as _lazy_exports
+from sightline._version import __version__
 
 # Bit-for-bit reproducible CPU runs (and so exact resume): without this, Intel MKL picks GEMM
 # code paths by the memory alignment of each buffer, so two runs with the same seed could
 # differ in the last bits and then drift apart. Must be set before MKL starts; a value the
-# user set wins.
+# user set wins. Every ``sightline.*`` import runs this file first, so it is always in time.
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from sightline.data import Dataset, ImageSet, Preprocess, list_datasets, load_dataset  # noqa: E402
-from sightline.models import create_model, list_models  # noqa: E402
-from sightline.models.summary import summary  # noqa: E402
-from sightline.runs import Run, list_runs, load_run  # noqa: E402
-from sightline.train import TrainConfig, fit, resume  # noqa: E402
+# The public API is imported on first use (PEP 562), not here: most of it needs PyTorch, whose
+# import alone takes 1.5-2 s, and `sightline --help`, `datasets`, `models` and `runs` need none
+# of it. ``sightline.fit`` and ``from sightline import fit`` work as with eager imports.
+_EXPORTS = {
+    "Dataset": "sightline.data.dataset",
+    "ImageSet": "sightline.data.dataset",
+    "Preprocess": "sightline.data.preprocess",
+    "list_datasets": "sightline.data.registry",
+    "load_dataset": "sightline.data.load",
+    "create_model": "sightline.models.registry",
+    "list_models": "sightline.models.registry",
+    "summary": "sightline.models.summary",
+    "Run": "sightline.runs",
+    "list_runs": "sightline.runs",
+    "load_run": "sightline.runs",
+    "run_training": "sightline.pipeline",
+    "TrainingResult": "sightline.pipeline",
+    "TrainConfig": "sightline.train.config",
+    "fit": "sightline.train.api",
+    "resume": "sightline.train.api",
+}
+
+if TYPE_CHECKING:  # what editors and type checkers see
+    from sightline.data.dataset import Dataset, ImageSet
+    from sightline.data.load import load_dataset
+    from sightline.data.preprocess import Preprocess
+    from sightline.data.registry import list_datasets
+    from sightline.models.registry import create_model, list_models
+    from sightline.models.summary import summary
+    from sightline.pipeline import TrainingResult, run_training
+    from sightline.runs import Run, list_runs, load_run
+    from sightline.train.api import fit, resume
+    from sightline.train.config import TrainConfig
 
 __all__ = [
     "Dataset",
@@ -36,6 +68,7 @@ __all__ = [
     "Preprocess",
     "Run",
     "TrainConfig",
+    "TrainingResult",
     "__version__",
     "create_model",
     "fit",
@@ -45,5 +78,8 @@ __all__ = [
     "load_dataset",
     "load_run",
     "resume",
+    "run_training",
     "summary",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

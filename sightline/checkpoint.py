@@ -35,7 +35,7 @@ def model_metadata(model: nn.Module, classes: list[str], preprocess: dict[str, A
     cfg = getattr(model, "sightline_config", None)
     if cfg is None:
         raise RunError("this model was not built by sightline.create_model, so it cannot be saved with its architecture")
-    from sightline import __version__
+    from sightline._version import __version__
 
     return {
         "format": FORMAT,

@@ -9,20 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sightline._version import __version__
 from sightline.cli import commands, train_cmd, view_cmds
+from sightline.cli.options import Parser
 from sightline.errors import SightlineError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sightline import __version__
-
-    parser = argparse.ArgumentParser(
+    # Building the parser imports no PyTorch (nor anything that does): `sightline --help`,
+    # `datasets`, `models` and `runs` start in well under a second, and each subcommand's
+    # run_* function imports what it needs.
+    parser = Parser(
         prog="sightline",
         description="Train, evaluate and use image classifiers. Run `sightline COMMAND --help` for details.",
         epilog="Example: sightline train fashion-mnist  &&  sightline predict boot.jpg",
     )
     parser.add_argument("--version", action="version", version=f"sightline {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_datasets(sub)
     commands.add_models(sub)
     commands.add_summary(sub)

@@ -29,14 +29,12 @@ from sightline.data.download import (
     DEFAULT_TIMEOUT,
     Progress,
     dataset_files,
-    file_locations,
-    resolve_cache_dir,
-    resolve_mirror,
 )
 from sightline.data.folders import load_folder, parse_size
+from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.data.readers import read_cifar_bin, read_idx
-from sightline.data.registry import DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets
+from sightline.data.registry import DatasetSpec, find_dataset_spec, list_datasets
 from sightline.errors import DataError
 
 ValSplit = float | str | None
@@ -233,29 +231,3 @@ def _apply_val_split(ds: Dataset, val_split: ValSplit, seed: int) -> Dataset:
         raise DataError(f"val_split must be between 0 and 1 (a fraction of train), 'test' or 0; got {val_split}")
     train, val = split_validation(ds.train, float(val_split), seed)
     return replace(ds, train=train, val=val)
-
-
-# ----------------------------------------------------------------------- listing
-def dataset_info(name: str, *, cache_dir: str | os.PathLike | None = None,
-                 mirror: str | os.PathLike | None = None) -> dict[str, Any]:
-    """What the CLI shows for a built-in dataset; presence is checked by name and size only."""
-    spec = get_dataset_spec(name)
-    where = file_locations(spec, cache_dir, mirror)
-    mirror_root = resolve_mirror(mirror)
-    return {
-        "name": spec.name,
-        "aliases": list(spec.aliases),
-        "description": spec.description,
-        "classes": list(spec.classes),
-        "shape": list(spec.shape),
-        "train": spec.num_train,
-        "test": spec.num_test,
-        "files": [{"filename": f.filename, "size": f.size, "md5": f.md5} for f in spec.files],
-        "download_size": spec.download_size,
-        "flip": spec.flip,
-        "dark_background": spec.dark_background,
-        "cache_path": str(resolve_cache_dir(cache_dir) / spec.folder),
-        "mirror_path": str(mirror_root / spec.folder) if mirror_root is not None else None,
-        "cached": where["cached"],
-        "mirrored": where["mirrored"],
-    }

@@ -4,39 +4,65 @@ A model family lives in its own module and registers its builder with ``@registe
 builder takes ``input_shape`` (C, H, W), ``num_classes`` and keyword options, and returns an
 ``nn.Module`` that maps float (N, C, H, W) to logits (N, num_classes). ``create_model`` records
 how the model was built on ``model.sightline_config``, so a checkpoint can rebuild it exactly.
+
+Listing models (``sightline models``, ``list_models``, ``get_model_entry``, a model's
+``train_defaults``) must not cost the 1.5-2 s of importing PyTorch. So for the built-in families
+the registry reads each ``@register_model(...)`` call and the builder's keyword defaults from
+the module's source with ``ast``, without running it: they are literals. The family module, and
+PyTorch with it, is imported when a model is built (``entry.builder``, ``create_model``), and
+from then on its decorators' own entries are used. The decorators stay the one place a model is
+described: tests check that the source scan and the imported modules agree, and a module whose
+declarations the scan cannot read is simply imported.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib
+import importlib.util
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from torch import nn
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sightline.errors import ModelError
 
-Builder = Callable[..., nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[..., "nn.Module"]
+
+# The built-in model families: importing one runs its @register_model decorators.
+FAMILIES = ("sightline.models.fastcnn", "sightline.models.mlp", "sightline.models.tutorial_cnn")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    builder: Builder
     description: str
     train_defaults: dict[str, object]  # recommended TrainConfig values (lr, optimizer, ...)
+    module: str  # where the builder is defined (imported only to build a model)
+    option_defaults: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def builder(self) -> Builder:
+        """The builder function: imports its module, and so PyTorch, on first use."""
+        if self.name not in _BUILDERS:
+            importlib.import_module(self.module)
+        if self.name not in _BUILDERS:
+            raise ModelError(f"{self.module} does not register model {self.name!r}")
+        return _BUILDERS[self.name]
 
     def options(self) -> dict[str, object]:
         """The builder's keyword options and their defaults."""
-        params = inspect.signature(self.builder).parameters
-        return {
-            k: p.default
-            for k, p in params.items()
-            if k not in ("input_shape", "num_classes") and p.default is not inspect.Parameter.empty
-        }
+        return dict(self.option_defaults)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_REGISTRY: dict[str, ModelEntry] = {}  # registered by imported modules' decorators
+_BUILDERS: dict[str, Builder] = {}
 DEFAULT_MODEL = "fastcnn"
 
 
@@ -52,22 +78,24 @@ def register_model(
     def wrap(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, description, dict(train_defaults or {}))
+        _BUILDERS[name] = builder
+        _REGISTRY[name] = ModelEntry(name, description, dict(train_defaults or {}), builder.__module__,
+                                     _signature_options(builder))  # fmt: skip
         return builder
 
     return wrap
 
 
 def list_models() -> list[ModelEntry]:
-    _load_families()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    entries = _entries()
+    return [entries[k] for k in sorted(entries)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    _load_families()
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    entries = _entries()
+    if name not in entries:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(entries))}")
+    return entries[name]
 
 
 def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options: object) -> nn.Module:
@@ -76,6 +104,8 @@ def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     >>> model = create_model("mlp", (1, 28, 28), 10, hidden=128)
     """
     entry = get_model_entry(name)
+    builder = entry.builder  # imports the family module (and PyTorch) on first use
+    entry = _REGISTRY.get(name, entry)  # once imported, the decorator's own entry
     known = entry.options()
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -83,7 +113,7 @@ def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
         raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
     input_shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
     try:
-        model = entry.builder(input_shape=input_shape, num_classes=int(num_classes), **options)
+        model = builder(input_shape=input_shape, num_classes=int(num_classes), **options)
     except (ValueError, TypeError) as e:
         raise ModelError(f"cannot build {name!r} for input {input_shape} and {num_classes} classes: {e}") from None
     model.sightline_config = {  # type: ignore[assignment]
@@ -95,6 +125,68 @@ def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     return model
 
 
-def _load_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from sightline.models import fastcnn, mlp, tutorial_cnn  # noqa: F401
+def _entries() -> dict[str, ModelEntry]:
+    """Every model: the built-in families not imported yet as declared in their source, and
+    everything registered so far (imported families, the user's own models)."""
+    found: dict[str, ModelEntry] = {}
+    for module in FAMILIES:
+        if module not in sys.modules:
+            found.update((e.name, e) for e in _declared(module))
+    found.update(_REGISTRY)
+    return found
+
+
+def _signature_options(builder: Builder) -> dict[str, object]:
+    params = inspect.signature(builder).parameters
+    return {
+        k: p.default
+        for k, p in params.items()
+        if k not in ("input_shape", "num_classes") and p.default is not inspect.Parameter.empty
+    }
+
+
+@functools.cache
+def _declared(module: str) -> tuple[ModelEntry, ...]:
+    """The models ``module`` registers, read from its source without running it. When the
+    source is missing or a declaration is not made of literals, the module is imported instead
+    (its decorators then fill ``_REGISTRY``): slower, never wrong."""
+    try:
+        spec = importlib.util.find_spec(module)
+        source = Path(spec.origin).read_text(encoding="utf-8")  # type: ignore[union-attr, arg-type]
+        return tuple(_scan(ast.parse(source), module))
+    except (OSError, SyntaxError, ValueError, TypeError, AttributeError):
+        importlib.import_module(module)
+        return ()
+
+
+def _scan(tree: ast.Module, module: str) -> Iterator[ModelEntry]:
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for dec in node.decorator_list:
+            if not isinstance(dec, ast.Call) or getattr(dec.func, "id", getattr(dec.func, "attr", None)) != "register_model":
+                continue
+            if any(k.arg is None for k in dec.keywords):  # **kwargs: not a literal declaration
+                raise ValueError(f"{module}.{node.name}: register_model(**...)")
+            args = inspect.signature(register_model).bind(
+                *(_literal(a) for a in dec.args), **{k.arg: _literal(k.value) for k in dec.keywords if k.arg}
+            ).arguments
+            yield ModelEntry(args["name"], args["description"], dict(args.get("train_defaults") or {}), module,
+                             _source_options(node.args))  # fmt: skip
+
+
+def _source_options(args: ast.arguments) -> dict[str, object]:
+    """What ``_signature_options`` gives for a function, from its ``def`` line."""
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
+    return {a.arg: _literal(d) for a, d in pairs if a.arg not in ("input_shape", "num_classes")}
+
+
+def _literal(node: ast.expr) -> object:
+    """A Python literal, or ``dict(key=literal, ...)``; ValueError for anything else."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict" and not node.args:
+        if any(k.arg is None for k in node.keywords):
+            raise ValueError("dict(**...) is not a literal")
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    return ast.literal_eval(node)

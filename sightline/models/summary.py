@@ -8,10 +8,12 @@ non-trainable parameters (so the CIFAR tutorial's model shows its familiar 289,4
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from sightline.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -94,10 +96,12 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -
 
     >>> print(summary(create_model("mlp", (1, 28, 28), 10)))
     """
+    import torch  # here, not at the top: `import sightline.models` stays free of PyTorch
+
     cfg = getattr(model, "sightline_config", {})
     shape = tuple(input_shape or cfg.get("input_shape") or ())
     if len(shape) != 3:
-        raise ValueError("summary needs input_shape (C, H, W) for a model not built by create_model")
+        raise ModelError("summary needs input_shape (C, H, W) for a model not built by create_model")
     result = ModelSummary(cfg.get("name", type(model).__name__), shape)
     outputs: dict[str, tuple[int | None, ...]] = {}
     hooks = []
@@ -115,6 +119,8 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -
         model.eval()
         with torch.no_grad():
             model(torch.zeros((2, *shape), device=device))
+    except RuntimeError as e:  # e.g. an MLP built for 28x28 given 32x32 images
+        raise ModelError(f"{result.name} does not accept input of shape {shape}: {e}") from None
     finally:
         model.train(was_training)
         for h in hooks:

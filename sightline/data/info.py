@@ -1,0 +1,38 @@
+"""What ``sightline datasets`` shows for a built-in dataset, without loading it.
+
+Kept apart from ``load.py`` (which needs PyTorch to decode and resize images) so that listing
+the datasets starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sightline.data.download import file_locations, resolve_cache_dir, resolve_mirror
+from sightline.data.registry import get_dataset_spec
+
+
+def dataset_info(name: str, *, cache_dir: str | os.PathLike | None = None,
+                 mirror: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What the CLI shows for a built-in dataset; presence is checked by name and size only."""
+    spec = get_dataset_spec(name)
+    where = file_locations(spec, cache_dir, mirror)
+    mirror_root = resolve_mirror(mirror)
+    return {
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "description": spec.description,
+        "classes": list(spec.classes),
+        "shape": list(spec.shape),
+        "train": spec.num_train,
+        "test": spec.num_test,
+        "files": [{"filename": f.filename, "size": f.size, "md5": f.md5} for f in spec.files],
+        "download_size": spec.download_size,
+        "flip": spec.flip,
+        "dark_background": spec.dark_background,
+        "cache_path": str(resolve_cache_dir(cache_dir) / spec.folder),
+        "mirror_path": str(mirror_root / spec.folder) if mirror_root is not None else None,
+        "cached": where["cached"],
+        "mirrored": where["mirrored"],
+    }

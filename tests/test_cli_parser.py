@@ -1,0 +1,137 @@
+"""The command-line parser on its own: no training, no datasets, no PyTorch.
+
+What a user gets when they mistype: no silent abbreviations, a "did you mean" for options,
+subcommands and choices, a one-line error that points to the subcommand's --help, exit code 2,
+and a help line for every option. Also that building the parser (and so `sightline --help`)
+imports no PyTorch, which is what keeps the quick commands quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sightline.cli import build_parser, main
+from sightline.cli.options import Parser
+
+
+def _error(args: list[str], capsys) -> list[str]:
+    """Parse ``args``, expect argparse's exit 2, return the stderr lines."""
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return captured.err.splitlines()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_parser_uses_the_shared_class_without_abbreviations():
+    parser = build_parser()
+    subs = _subparsers(parser)
+    assert {"train", "evaluate", "predict", "runs", "models", "datasets"} <= set(subs)
+    for p in [parser, *subs.values()]:
+        assert isinstance(p, Parser) and p.allow_abbrev is False, p.prog
+
+
+@pytest.mark.parametrize("args", [["train", "--epoch", "3"], ["train", "--batch", "8"], ["runs", "--js"],
+                                  ["predict", "x.png", "--top", "2"]])  # fmt: skip
+def test_abbreviations_are_rejected(args, capsys):
+    (line,) = _error(args, capsys)
+    assert "unknown option" in line and "did you mean" in line
+
+
+def test_misspelled_option_gets_did_you_mean(capsys):
+    assert _error(["train", "--epoch", "3"], capsys) == [
+        "sightline train: error: unknown option --epoch (did you mean --epochs?)"
+    ]
+    assert _error(["train", "--bach-size=8"], capsys) == [
+        "sightline train: error: unknown option --bach-size=8 (did you mean --batch-size?)"
+    ]
+    assert _error(["runs", "--jsn"], capsys) == ["sightline runs: error: unknown option --jsn (did you mean --json?)"]
+
+
+def test_unrelated_unknown_option_points_to_help(capsys):
+    assert _error(["train", "--bogus-thing"], capsys) == [
+        "sightline train: error: unknown option --bogus-thing; see: sightline train --help"
+    ]
+    # Before the subcommand: the top-level parser's option.
+    assert _error(["--verbose", "runs"], capsys) == ["sightline: error: unknown option --verbose; see: sightline --help"]
+
+
+def test_misspelled_subcommand_and_choice(capsys):
+    assert _error(["trian"], capsys) == ["sightline: error: unknown command 'trian' (did you mean train?)"]
+    (line,) = _error(["train", "--optimizer", "sgdd"], capsys)
+    assert line == "sightline train: error: argument --optimizer: invalid choice 'sgdd' (did you mean sgd?)"
+    (line,) = _error(["xyzzy"], capsys)
+    assert line.startswith("sightline: error: unknown command 'xyzzy' (choose from ") and "train" in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "sightline train: error: argument --epochs/-e: must be at least 1, got 0"),
+    (["train", "--size", "abc"], "sightline train: error: argument --size: expected a size like 64 or 64x48"),
+    (["train", "--val-split", "2"], "sightline train: error: argument --val-split: validation fraction must be in [0, 1)"),
+    (["predict"], "sightline predict: error: the following arguments are required: inputs"),
+    (["train", "fashion-mnist", "extra"], "sightline train: error: unexpected argument: extra"),
+])  # fmt: skip
+def test_invalid_values_are_one_line_with_a_help_hint(args, message, capsys):
+    lines = _error(args, capsys)
+    assert len(lines) == 1 and "usage:" not in lines[0]
+    assert lines[0].startswith(message)
+    assert lines[0].endswith(f"; see: sightline {args[0]} --help")
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    missing = []
+    for name, sub in {"": parser, **_subparsers(parser)}.items():
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"sightline {name} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, "options without a help line:\n" + "\n".join(missing)
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SIGHTLINE_RUNS_DIR": os.devnull + "-no-such-dir"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_help_path_imports_no_torch():
+    # A fresh interpreter: this test process has long imported torch.
+    r = _python(
+        "import contextlib, io, sys, sightline, sightline.cli\n"
+        "sightline.cli.build_parser()\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    sightline.cli.main(['--help'])\n"
+        "assert 'usage: sightline' in out.getvalue()\n"
+        "for cmd in ('train', 'predict', 'plot'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        sightline.cli.main([cmd, '--help'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert sightline.load_dataset.__name__ == 'load_dataset'\n"
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_quick_commands_import_no_torch():
+    r = _python(
+        "import contextlib, io, sys\n"
+        "from sightline.cli import main\n"
+        "for cmd in (['datasets'], ['models'], ['models', '--json'], ['runs']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(cmd) == 0, cmd\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    assert r.returncode == 0, r.stderr
