@@ -1,9 +1,11 @@
 """Shared fixtures. Integration tests need the real dataset files: from $SIGHTLINE_DATA_MIRROR,
-or ../shared/datasets beside the checkout; without either they are skipped, not failed."""
+or ../shared/datasets beside the checkout; without either they are skipped, not failed, except
+under CI ($CI set), where they fail: a CI run that silently skipped them would look green."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 # Before torch loads MKL (test modules import torch before sightline): reproducible GEMMs, as
@@ -15,23 +17,38 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def find_mirror() -> Path | None:
-    env = os.environ.get("SIGHTLINE_DATA_MIRROR")
-    for candidate in (env, ROOT.parent / "shared" / "datasets"):
+NO_MIRROR = "no dataset mirror: set SIGHTLINE_DATA_MIRROR"
+CI_NO_MIRROR = (
+    "CI is set but no dataset mirror was found: set SIGHTLINE_DATA_MIRROR or put the datasets at ../shared/datasets"
+)
+
+
+def find_mirror(environ: Mapping[str, str] = os.environ, root: Path = ROOT) -> Path | None:
+    env = environ.get("SIGHTLINE_DATA_MIRROR")
+    for candidate in (env, root.parent / "shared" / "datasets"):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
 
 
+def require_mirror(found: Path | None, environ: Mapping[str, str] = os.environ, root: Path = ROOT) -> Path:
+    """``found``, else skip the test; under CI (any non-empty $CI) fail it instead."""
+    if found is not None:
+        return found
+    if environ.get("CI"):
+        looked = f"SIGHTLINE_DATA_MIRROR={environ.get('SIGHTLINE_DATA_MIRROR') or '(unset)'}, {root.parent / 'shared' / 'datasets'}"
+        pytest.fail(f"{CI_NO_MIRROR} (looked at: {looked})", pytrace=False)
+    pytest.skip(NO_MIRROR)
+
+
 MIRROR = find_mirror()
-needs_mirror = pytest.mark.skipif(MIRROR is None, reason="no dataset mirror: set SIGHTLINE_DATA_MIRROR")
+# For tests that read MIRROR directly: the `mirror` fixture skips them, or fails them under CI.
+needs_mirror = pytest.mark.usefixtures("mirror")
 
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    if MIRROR is None:
-        pytest.skip("no dataset mirror: set SIGHTLINE_DATA_MIRROR")
-    return MIRROR
+    return require_mirror(MIRROR)
 
 
 @pytest.fixture(scope="session")

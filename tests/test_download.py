@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import random
+import signal
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,10 +36,12 @@ GOOD_MD5 = hashlib.md5(GOOD).hexdigest()
 
 
 class _Server:
-    """Serves ``routes``: path → (body, declared Content-Length or None, delay seconds)."""
+    """Serves ``routes``: path → (body, declared Content-Length or None, delay seconds).
+    ``trickle``: path → (bytes sent at once, seconds between the 64 KiB pieces of the rest)."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, int | None, float]] = {}
+        self.trickle: dict[str, tuple[int, float]] = {}
         self.requests: list[str] = []
         server = self
 
@@ -48,7 +56,14 @@ class _Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body) if length is None else length))
                 self.end_headers()
-                self.wfile.write(body)
+                fast, pause = server.trickle.get(self.path, (len(body), 0.0))
+                try:
+                    self.wfile.write(body[:fast])
+                    for i in range(fast, len(body), 1 << 16):
+                        time.sleep(pause)
+                        self.wfile.write(body[i : i + (1 << 16)])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed or interrupted
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -149,6 +164,110 @@ def test_forced_progress_bar_on_stderr(server, tmp_path, capsys):
 def test_no_progress_when_stderr_is_not_a_terminal(server, tmp_path, capsys):
     download_file(server.url + "good.bin", tmp_path / "g.bin", GOOD_MD5, progress=True)
     assert "MB/s" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- interrupted downloads
+BIG = random.Random(0).randbytes(3 << 20)  # three of the downloader's 1 MiB reads
+BIG_MD5 = hashlib.md5(BIG).hexdigest()
+_DOWNLOAD = "import sys; from sightline.data.download import download_file; download_file(*sys.argv[1:], progress=False)"
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.part"))
+
+
+def _bytes_on_disk(folder: Path) -> bool:
+    return folder.exists() and any(p.stat().st_size for p in _parts(folder))
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_killed_download_is_cleaned_up_by_the_next(server, tmp_path, sig):
+    """kill -9 mid-download: the process cannot delete its temp file, but the file never
+    appears under the real name, and the next download deletes the leftover and completes.
+    Ctrl-C (SIGINT: KeyboardInterrupt in the read) deletes the temp file on the way out."""
+    server.routes["/big.bin"] = (BIG, None, 0.0)
+    server.trickle["/big.bin"] = (len(BIG) // 2, 0.2)  # then 24 pieces, ~5 s
+    dest = tmp_path / "cache" / "big.bin"
+    proc = subprocess.Popen([sys.executable, "-c", _DOWNLOAD, server.url + "big.bin", str(dest), BIG_MD5],
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # Mid-download, with bytes on disk: the first 1 MiB is written, the rest still trickling.
+        while not _bytes_on_disk(dest.parent):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not dest.exists()
+    if sig == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+        (left,) = _parts(dest.parent)  # the one thing kill -9 cannot prevent
+        assert 0 < left.stat().st_size < len(BIG)
+    else:
+        assert proc.returncode != 0 and "KeyboardInterrupt" in err, err
+        assert _leftovers(dest.parent) == []
+
+    server.trickle.clear()
+    assert download_file(server.url + "big.bin", dest, BIG_MD5, progress=False) == dest
+    assert hashlib.md5(dest.read_bytes()).hexdigest() == BIG_MD5
+    assert _leftovers(dest.parent) == ["big.bin"]  # the killed run's temp file is gone too
+
+
+def test_interrupt_during_the_stream_leaves_no_temp_file(server, tmp_path, monkeypatch):
+    server.routes["/big.bin"] = (BIG, None, 0.0)
+    seen = []
+
+    def ctrl_c(self, done, final=False):  # after the first 1 MiB is written
+        seen.append(done)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download._Bar, "update", ctrl_c)
+    dest = tmp_path / "cache" / "big.bin"
+    with pytest.raises(KeyboardInterrupt):
+        download_file([server.url + "big.bin", server.url + "good.bin"], dest, BIG_MD5, progress=False)
+    assert seen == [1 << 20]
+    assert _leftovers(dest.parent) == []
+    assert server.requests == ["/big.bin"]  # Ctrl-C stops; it is not a failure to try the next URL for
+
+
+@pytest.mark.skipif(download.fcntl is None, reason="no flock on this platform")
+def test_live_temp_file_of_another_download_is_left_alone(server, tmp_path):
+    """Two jobs sharing a cache: a download deletes abandoned temp files, never a live one."""
+    dest = tmp_path / "good.bin"
+    abandoned = tmp_path / ".good.bin.abandoned.part"
+    abandoned.write_bytes(GOOD[:100])
+    with pytest.raises(RuntimeError), download._part_file(dest) as live:  # the other job, mid-download
+        live.write(GOOD[:10])
+        live.flush()
+        download_file(server.url + "good.bin", dest, GOOD_MD5, progress=False)
+        assert not abandoned.exists()
+        (still,) = _parts(tmp_path)  # the live one
+        assert still.read_bytes() == GOOD[:10]
+        raise RuntimeError("the other job fails")
+    assert _leftovers(tmp_path) == ["good.bin"]
+    assert dest.read_bytes() == GOOD
+
+
+@pytest.mark.skipif(download.fcntl is None, reason="no flock on this platform")
+def test_temp_file_deleted_before_it_was_locked_is_replaced(tmp_path, monkeypatch):
+    """Another download may take a brand-new temp file for abandoned before its lock is on."""
+    real, made = tempfile.mkstemp, []
+
+    def racy(**kw):
+        fd, name = real(**kw)
+        made.append(name)
+        if len(made) == 1:
+            os.unlink(name)  # the other download's _remove_stale_parts, in between
+        return fd, name
+
+    monkeypatch.setattr(download.tempfile, "mkstemp", racy)
+    with download._part_file(tmp_path / "x.bin") as f:
+        f.write(b"data")
+    assert len(made) == 2 and (tmp_path / "x.bin").read_bytes() == b"data"
+    assert _leftovers(tmp_path) == ["x.bin"]
 
 
 # ----------------------------------------------------------------------- locations, md5 memo

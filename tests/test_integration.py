@@ -99,6 +99,31 @@ def test_killed_run_resumes_identically(mirror, tmp_path, how):
     assert _strip(sightline.load_run(tmp_path / "full").history) == _strip(sightline.load_run(tmp_path / "victim").history)
 
 
+class _CrashAtStep:
+    """Like kill -9 at a step of epoch 1: nothing is saved at the crash."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, s):
+        if s["step"] == self.step:
+            raise SystemExit("simulated crash")
+
+
+def test_dropout_model_resumes_identically(fashion, tmp_path):
+    """tutorial-cnn has Dropout, so the RNG state must survive the checkpoint too: 40 steps,
+    crashed at 25, resumed from the checkpoint at 20, same weights bit for bit."""
+    opts = dict(max_steps=40, checkpoint_every=10, batch_size=64, runs_dir=tmp_path, progress="quiet")
+    full = sightline.fit("tutorial-cnn", fashion, name="full", **opts)
+    with pytest.raises(SystemExit):
+        sightline.fit("tutorial-cnn", fashion, name="crashed", callbacks=[_CrashAtStep(25)], **opts)
+    resumed = sightline.resume(tmp_path / "crashed", data=fashion, progress="quiet")
+    assert resumed.status["status"] == "max_steps" and resumed.status["global_step"] == 40
+    a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _strip(full.history) == _strip(resumed.history)
+
+
 def test_cli_train_evaluate_predict(mirror, tmp_path):
     runs = str(tmp_path / "runs")
     p = _cli("train", "fashion-mnist", "--model", "mlp", "--max-steps", "60", "--runs-dir", runs, "--name", "tiny",
