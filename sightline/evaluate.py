@@ -32,13 +32,36 @@ class Metrics:
     support: list[int]
     confusion: list[list[int]]  # rows = true class, columns = predicted class
     predictions: torch.Tensor | None = field(default=None, repr=False)
+    logits: torch.Tensor | None = field(default=None, repr=False)
     probabilities: torch.Tensor | None = field(default=None, repr=False)
     losses: torch.Tensor | None = field(default=None, repr=False)
     labels: torch.Tensor | None = field(default=None, repr=False)
 
     @property
+    def present(self) -> list[int]:
+        """Indices of the classes that occur in the evaluated data. Averages run over these
+        only: a class with no images has no recall, not a recall of 0."""
+        return [i for i, s in enumerate(self.support) if s > 0]
+
+    @property
+    def absent_classes(self) -> list[str]:
+        return [c for c, s in zip(self.classes, self.support, strict=True) if s == 0]
+
+    def _macro(self, values: list[float]) -> float:
+        idx = self.present
+        return sum(values[i] for i in idx) / len(idx) if idx else 0.0
+
+    @property
+    def macro_precision(self) -> float:
+        return self._macro(self.precision)
+
+    @property
+    def macro_recall(self) -> float:
+        return self._macro(self.recall)
+
+    @property
     def macro_f1(self) -> float:
-        return sum(self.f1) / len(self.f1) if self.f1 else 0.0
+        return self._macro(self.f1)
 
     @property
     def weighted_f1(self) -> float:
@@ -51,12 +74,16 @@ class Metrics:
             "loss": self.loss,
             "accuracy": self.accuracy,
             **self.top_k,
-            "macro_f1": self.macro_f1,
-            "weighted_f1": self.weighted_f1,
+            "macro_precision": round(self.macro_precision, 6),
+            "macro_recall": round(self.macro_recall, 6),
+            "macro_f1": round(self.macro_f1, 6),
+            "weighted_f1": round(self.weighted_f1, 6),
             "classes": self.classes,
+            "absent_classes": self.absent_classes,
             "per_class": [
-                {"class": c, "precision": p, "recall": r, "f1": f, "support": s}
-                for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support, strict=True)
+                {"class": self.classes[i], "precision": self.precision[i], "recall": self.recall[i],
+                 "f1": self.f1[i], "support": self.support[i]}
+                for i in self.present
             ],
             "confusion_matrix": self.confusion,
         }
@@ -66,10 +93,13 @@ class Metrics:
         lines = [f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}", ""]
         w = max(12, *(len(c) for c in self.classes))
         lines.append(f"{'class':<{w}}  precision  recall      f1  support")
-        for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support, strict=True):
+        for i in self.present:
+            c, p, r, f, s = self.classes[i], self.precision[i], self.recall[i], self.f1[i], self.support[i]
             lines.append(f"{c:<{w}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {s:7,}")
-        lines.append(f"{'macro avg':<{w}}  {sum(self.precision) / len(self.precision):9.4f}  "
-                     f"{sum(self.recall) / len(self.recall):6.4f}  {self.macro_f1:6.4f}  {sum(self.support):7,}")  # fmt: skip
+        lines.append(f"{'macro avg':<{w}}  {self.macro_precision:9.4f}  {self.macro_recall:6.4f}  "
+                     f"{self.macro_f1:6.4f}  {sum(self.support):7,}")  # fmt: skip
+        if self.absent_classes:
+            lines.append(f"not in this data (left out of the averages): {', '.join(self.absent_classes)}")
         lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
         short = [c[:6] for c in self.classes]
         cw = max(6, *(len(str(v)) for row in self.confusion for v in row))
@@ -111,6 +141,7 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: Sequenc
         support=[int(v) for v in support.tolist()],
         confusion=confusion.tolist(),
         predictions=preds,
+        logits=logits,
         probabilities=logits.softmax(1) if n else torch.zeros(0, k),
         losses=losses,
         labels=labels,

@@ -1,7 +1,8 @@
 """The run report: every picture of a run as PNG files, and one self-contained HTML page.
 
-``write_report(run)`` evaluates the run's best checkpoint on its test split (or validation
-split when there is no test split), renders the figures into ``<run>/plots/`` and writes
+``write_report(run)`` takes the run's saved evaluation of its test split (or validation split
+when there is no test split) — evaluating only when none is saved for the current model file —
+renders the figures into ``<run>/plots/`` and writes
 ``<run>/report.html`` with the images embedded (base64), inline CSS, and no external assets, so it
 opens anywhere with no network.
 """
@@ -13,6 +14,7 @@ import html
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +38,18 @@ class RunFigures:
     files: dict[str, Path] = field(default_factory=dict)  # name → PNG on disk, once saved
 
 
-def _eval_split(run: Run, data) -> tuple[str, Any]:
+def _eval_split(data) -> str:
     splits = data.splits()
     for name in ("test", "val"):
         if name in splits:
-            return name, splits[name]
-    return "train", splits["train"]
+            return name
+    from sightline.errors import RunError
+
+    raise RunError(f"{data.name} has no test or validation split to report on (it has: {', '.join(splits)})")
 
 
-def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5, seed: int = 0) -> RunFigures:
+def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5, seed: int = 0,
+                on_progress: Callable[[str], None] | None = None) -> RunFigures:  # fmt: skip
     """Render every figure of ``run`` (needs its dataset; loaded again when not given).
 
     ``metrics`` from an evaluation of the same split just done (as ``sightline train`` does)
@@ -57,9 +62,14 @@ def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5,
     pre = run.preprocess
     classes = run.classes
     dark = pre.dark_background
-    split, images = _eval_split(run, data)
-    if metrics is None or metrics.count != len(images):
-        metrics = run.evaluate(images, split=split, save=split == "test")
+    split = _eval_split(data)
+    images = data.splits()[split]
+    if metrics is None or metrics.count != len(images) or metrics.logits is None:
+        if on_progress:
+            on_progress(f"Reading the {split} predictions (evaluating only if none are saved for this model) ...")
+        metrics, images = run.split_results(split, data=data)
+    if on_progress:
+        on_progress("Drawing the figures ...")
     out = RunFigures(metrics=metrics, split=split)
     status = run.status
     history = run.history
@@ -76,9 +86,7 @@ def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5,
     out.figures["mistakes"] = plots.plot_predictions(images.images, labels, probs, classes, rows, cols, only_mistakes=True, dark_background=dark)
     out.figures["probabilities"] = plots.plot_probability_grid(images.images, labels, probs, classes, rows=5, cols=3, dark_background=dark)
     out.figures["top-losses"] = plots.plot_top_losses(images.images, labels, probs, metrics.losses, classes, k=16, dark_background=dark)
-    cfg = run.train_config
-    steps = max(1, -(-len(train) // cfg.batch_size))
-    out.figures["schedule"] = plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, steps)
+    out.figures["schedule"] = schedule_figure(run, len(train))
     # Looking inside: the first test image, every layer, the first conv filters, saliency.
     model = run.load_model()
     first = images.images[0]
@@ -86,11 +94,22 @@ def run_figures(run: Run, data=None, metrics=None, rows: int = 5, cols: int = 5,
     out.example = {"label": classes[int(labels[0])], "predicted": inspection.predicted, "stats": inspection.stats}
     out.figures["activations"] = insp.plot_activations(inspection.outputs, max_channels=16)
     out.figures["saliency"] = insp.plot_saliency(first, inspection.saliency, title=f"true {classes[int(labels[0])]}")
-    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    if insp.conv_layers(model):
         out.figures["filters"] = insp.plot_filters(model)
     elif any(isinstance(m, torch.nn.Linear) for m in model.modules()):
         out.figures["dense-weights"] = insp.plot_dense_weights(model, pre.input_shape)
     return out
+
+
+def schedule_figure(run: Run, train_size: int):
+    """The run's learning-rate schedule, from the step plan training used (config.plan_steps)."""
+    from sightline import plots
+    from sightline.train.config import TrainConfig, plan_steps
+
+    cfg = TrainConfig.from_dict(run.config["train"])
+    plan = plan_steps(run.status.get("train_size") or train_size, cfg)
+    return plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, plan.steps_per_epoch,
+                                  stop_step=plan.stop_step if plan.stop_step < plan.total_steps else None)  # fmt: skip
 
 
 def save_run_figures(run: Run, figs: RunFigures, folder: Path | None = None, fmt: str = "png") -> dict[str, Path]:
@@ -185,10 +204,18 @@ def render_html(run: Run, figs: RunFigures) -> str:
     return f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(run.name)} · sightline report</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
 
 
-def write_report(run: Run | str, data=None, path: str | Path | None = None, metrics=None) -> Path:
-    """Figures into ``<run>/plots/`` and a self-contained ``<run>/report.html``; returns its path."""
-    run = run if isinstance(run, Run) else Run(run)
-    figs = run_figures(run, data, metrics)
+def write_report(run: Run | str | Path, data=None, path: str | Path | None = None, metrics=None,
+                 on_progress: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+    """Figures into ``<run>/plots/`` and a self-contained ``<run>/report.html``; returns its path.
+
+    ``on_progress`` gets a line of text at each stage (loading, evaluating, drawing, writing).
+    """
+    say = on_progress or (lambda text: None)
+    run = run if isinstance(run, Run) else Run(Path(run))
+    if data is None and run.data is None:
+        say(f"Loading {run.config['data'].get('name_or_path')} ...")
+    figs = run_figures(run, data, metrics, on_progress=say)
+    say(f"Saving {len(figs.figures)} figures to {run.path / 'plots'} ...")
     save_run_figures(run, figs)
     out = Path(path) if path else run.path / "report.html"
     atomic_write_bytes(out, render_html(run, figs).encode("utf-8"))

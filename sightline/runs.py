@@ -4,12 +4,17 @@
 runs/<name>/
   config.json        how the run was made: model, data options, resolved training config
   metrics.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, time, ...)
-  status.json        running / finished / early_stopped / interrupted, best epoch and value
+  status.json        running / finished / early_stopped / max_steps / interrupted / failed
   best.safetensors   weights of the best epoch, with model + preprocessing metadata inside
   last.safetensors   weights at the last save
   resume.pt          full training state for --resume (tensors only, weights_only load)
-  evaluation.json    test metrics (after evaluate), and evaluation.txt, the printed report
+  evaluations/       one JSON (+ text + saved logits) per evaluated source; see evaluation_store
+  plots/, report.html
 ```
+
+Run ids from callers (a web client, a config file) are names under the runs folder:
+``load_run`` never leaves it. A ``pathlib.Path`` is a folder the program itself chose (the CLI
+passes the folders its user typed) and is opened where it is.
 """
 
 from __future__ import annotations
@@ -21,68 +26,93 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from sightline import checkpoint as ckpt
-from sightline.data.preprocess import Preprocess
+from sightline import evaluation_store as store
 from sightline.errors import RunError
 from sightline.fileio import atomic_write_json, read_json
 
 RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
+ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these states can't resume
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
 
 
+def _root(runs_dir: str | os.PathLike | None) -> Path:
+    return Path(runs_dir) if runs_dir is not None else default_runs_dir()
+
+
 def new_run_dir(root: str | os.PathLike | None, name: str) -> Path:
-    """A fresh folder ``root/name``; ``name-2``, ``name-3``… if taken."""
-    root = Path(root) if root is not None else default_runs_dir()
+    """A fresh folder ``root/name``; ``name-2``, ``name-3``… if taken (also by a racing run)."""
+    root = _root(root)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
-    path, n = root / name, 1
-    while path.exists():
-        n += 1
-        path = root / f"{name}-{n}"
-    path.mkdir(parents=True)
-    return path
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()  # atomic: of two runs racing for one name, exactly one gets it
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"{root.resolve()}: too many runs named {name!r}; pass another --name")
 
 
 def default_run_name(dataset: str, model: str) -> str:
-    return f"{dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{Path(dataset).name or dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_run_config(path: Path, model_config: dict, data_options: dict, train) -> None:
-    from sightline import __version__
+def write_run_config(path: Path, model_config: dict, data_options: dict, train: dict) -> None:
+    from sightline._version import __version__
 
     atomic_write_json(path / "config.json", {
         "sightline_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": model_config,
         "data": data_options,
-        "train": train.to_dict(),
+        "train": train,
     })  # fmt: skip
 
 
-class Run:
-    """A training run on disk. ``sightline.load_run(path)`` returns one; so does ``fit``.
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    atomic_write_json(Path(path) / "status.json", status)
 
-    >>> run = sightline.load_run("runs/fashion-mnist-fastcnn")
+
+class Run:
+    """A training run on disk. ``sightline.load_run(name)`` returns one; so does ``fit``.
+
+    >>> run = sightline.load_run("fashion-mnist-fastcnn-20261122-101500")
     >>> run.history[-1]["val_accuracy"]
     >>> metrics = run.evaluate()          # test split of the data it was trained on
     >>> probs = run.predict(["boot.jpg"])  # same preprocessing as in training
+
+    ``Run(path)`` opens any folder. With ``strict=False`` a damaged folder still opens, with
+    ``problem`` saying what is wrong (listings show it as broken instead of failing).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, strict: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.is_dir():
-            raise RunError(f"run folder not found: {self.path}")
-        if not (self.path / "config.json").is_file():
-            raise RunError(f"{self.path} is not a sightline run folder (no config.json)")
-        self.config: dict[str, Any] = read_json(self.path / "config.json")
-        self._models: dict[tuple[str, str], tuple[nn.Module, dict]] = {}
+        self.problem: str | None = None
+        self.config: dict[str, Any] = {}
+        self._models: dict[tuple[str, str], Any] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self.data = None  # the in-memory Dataset, when this Run came from fit() in this process
+        self.last_evaluation: dict[str, Any] = {}  # the record of this object's latest evaluate()
+        try:
+            if not self.path.is_dir():
+                raise RunError(f"run folder not found: {self.path.resolve()}")
+            if not (self.path / "config.json").is_file():
+                raise RunError(f"{self.path.resolve()} is not a sightline run folder (no config.json)")
+            try:
+                self.config = read_json(self.path / "config.json")
+            except (OSError, ValueError) as e:
+                raise RunError(f"{self.path.resolve() / 'config.json'} is unreadable ({e})") from None
+            if not isinstance(self.config, dict) or not {"model", "data", "train"} <= set(self.config):
+                raise RunError(f"{self.path.resolve() / 'config.json'} is not a run configuration")
+        except RunError as e:
+            if strict:
+                raise
+            self.problem, self.config = str(e), {}
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, status={self.status.get('status')!r})"
@@ -92,16 +122,14 @@ class Run:
         return self.path.name
 
     @property
-    def train_config(self):
-        """The resolved ``TrainConfig`` this run was trained with."""
-        from sightline.train.config import TrainConfig
-
-        return TrainConfig.from_dict(self.config["train"])
-
-    @property
     def status(self) -> dict[str, Any]:
+        if self.problem:
+            return {"status": "broken", "error": self.problem}
         p = self.path / "status.json"
-        return read_json(p) if p.is_file() else {"status": "created"}
+        try:
+            return read_json(p) if p.is_file() else {"status": "created"}
+        except (OSError, ValueError) as e:
+            return {"status": "broken", "error": f"{p.resolve()} is unreadable ({e})"}
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -112,17 +140,10 @@ class Run:
         rows = []
         with open(p, newline="") as f:
             for raw in csv.DictReader(f):
-                row: dict[str, Any] = {}
-                for k, v in raw.items():
-                    if v in ("", None):
-                        row[k] = None
-                    elif v in ("True", "False"):
-                        row[k] = v == "True"
-                    else:
-                        row[k] = int(v) if k == "epoch" else float(v)
-                rows.append(row)
+                rows.append({k: _cell(k, v) for k, v in raw.items()})
         return rows
 
+    # ------------------------------------------------------------------ model files
     def model_file(self, which: str = "best") -> Path:
         if which not in ("best", "last"):
             raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
@@ -130,11 +151,13 @@ class Run:
         if not p.is_file() and which == "best":
             p = self.path / "last.safetensors"
         if not p.is_file():
-            raise RunError(f"{self.path} has no saved model yet (training never finished an epoch)")
+            raise RunError(f"{self.path.resolve()} has no saved model yet (training never finished an epoch)")
         return p
 
-    def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+    def load_model(self, which: str = "best", device: Any = "cpu"):
         """The trained model, in eval mode (cached per checkpoint and device)."""
+        from sightline import checkpoint as ckpt
+
         key = (which, str(device))
         if key not in self._models:
             self._models[key] = ckpt.load_model(self.model_file(which), device)
@@ -142,6 +165,8 @@ class Run:
 
     def metadata(self, which: str = "best") -> dict[str, Any]:
         """The model file's metadata (architecture, classes, preprocessing), read once."""
+        from sightline import checkpoint as ckpt
+
         if which not in self._meta:
             self._meta[which] = ckpt.read_model_file(self.model_file(which))[1]
         return self._meta[which]
@@ -151,15 +176,26 @@ class Run:
         return self.metadata()["classes"]
 
     @property
-    def preprocess(self) -> Preprocess:
+    def preprocess(self):
+        from sightline.data.preprocess import Preprocess
+
         return Preprocess.from_dict(self.metadata()["preprocess"])
 
+    # ------------------------------------------------------------------ evaluations
     @property
     def evaluation(self) -> dict[str, Any] | None:
-        p = self.path / "evaluation.json"
-        return read_json(p) if p.is_file() else None
+        """The run's own test result (test split, best checkpoint), or None."""
+        found = store.read_evaluation(self.path, store.TEST_KEY)
+        if found is None and (self.path / "evaluation.json").is_file():  # runs from sightline < 0.2
+            legacy = read_json(self.path / "evaluation.json")
+            if legacy.get("split", "test") == "test" and legacy.get("checkpoint", "best") == "best":
+                return legacy
+        return found
 
-    # ------------------------------------------------------------------ workflow
+    def evaluations(self) -> dict[str, dict[str, Any]]:
+        """Every saved evaluation, by source key (``test``, ``val``, ``folder-…``)."""
+        return store.list_evaluations(self.path)
+
     def load_data(self, **overrides: Any):
         """The dataset this run was trained on, loaded again with the same options."""
         from sightline.data import load_dataset
@@ -167,6 +203,9 @@ class Run:
         if self.data is not None and not overrides:
             return self.data
         opts = {**self.config["data"], **{k: v for k, v in overrides.items() if v is not None}}
+        if opts.pop("in_memory", False):
+            raise RunError(f"run {self.name} was trained on an in-memory Dataset ({opts.get('name_or_path')!r}) that "
+                           "sightline cannot load again: pass it, e.g. run.evaluate(data=...) or write_report(run, data=...)")  # fmt: skip
         source = opts.pop("name_or_path")
         return load_dataset(source, **opts)
 
@@ -174,39 +213,54 @@ class Run:
                  batch_size: int = 1000, save: bool = True):  # fmt: skip
         """Metrics on a split of ``data`` (default: the run's own dataset) → ``Metrics``.
 
-        ``data`` may be a ``Dataset``, an ``ImageSet``, or a dataset name / folder path.
-        Saved to ``evaluation.json`` / ``evaluation.txt`` unless ``save=False``.
+        ``data`` may be a ``Dataset``, a dataset name or an image folder (its ``split`` when it
+        has train/val/test subfolders, else all of it), or an ``ImageSet`` (never saved: it does
+        not say where it came from). Each source is saved under its own name in
+        ``evaluations/`` with what was evaluated, so another source never replaces the run's
+        test result.
         """
-        from sightline.data import Dataset, ImageSet
+        from sightline.evaluation_source import resolve_source
+
+        src = resolve_source(self, data, split, which)
+        metrics = self._evaluate_images(src.images, which, device, batch_size)
+        record = {**src.record(self, which), "model_sha256": store.file_sha256(self.model_file(which)),
+                  **metrics.to_dict()}  # fmt: skip
+        if save and src.key is not None:
+            store.save_evaluation(self.path, src.key, record, src.title + "\n" + metrics.format_table(),
+                                  metrics.logits, metrics.labels)  # fmt: skip
+        self.last_evaluation = record  # what was evaluated, for the caller to show
+        return metrics
+
+    def _evaluate_images(self, images, which: str, device: str, batch_size: int):
         from sightline.devices import resolve_device
         from sightline.evaluate import evaluate_model
 
-        classes = self.classes
-        if data is None:
-            data = self.load_data()
-        elif isinstance(data, (str, os.PathLike)):
-            data, _ = _load_for_eval(data, self, split)
-        if isinstance(data, Dataset):
-            if data.classes != classes:
-                raise RunError(f"the data's classes {data.classes} differ from the model's {classes}")
-            splits = data.splits()
-            if split not in splits:
-                raise RunError(f"the data has no {split!r} split; it has: {', '.join(splits)}")
-            images = splits[split]
-        elif isinstance(data, ImageSet):
-            images = data
-        else:
-            raise RunError(f"cannot evaluate on a {type(data).__name__}; pass a Dataset, ImageSet, name or folder")
         dev = resolve_device(device)
-        model = self.load_model(which, dev)
-        metrics = evaluate_model(model, images.images, images.labels, self.preprocess, classes, device=dev, batch_size=batch_size)
-        if save:
-            atomic_write_json(self.path / "evaluation.json", {"split": split, "checkpoint": which, **metrics.to_dict()})
-            (self.path / "evaluation.txt").write_text(metrics.format_table() + "\n")
-        return metrics
+        return evaluate_model(self.load_model(which, dev), images.images, images.labels, self.preprocess, self.classes,
+                              device=dev, batch_size=batch_size)  # fmt: skip
 
-    def predict(self, images, top_k: int = 3, which: str = "best", device: str = "auto"):
-        """Class probabilities (N, K) for images: paths, PIL images, arrays or a uint8 tensor."""
+    def split_results(self, split: str = "test", which: str = "best", data=None, device: str = "auto"):
+        """(metrics, images) of the run's own ``split``: the saved evaluation when it is of the
+        current model file (no forward pass), else a fresh evaluation, saved."""
+        from sightline.evaluate import compute_metrics
+
+        data = data if data is not None else self.load_data()
+        splits = data.splits()
+        if split not in splits:
+            raise RunError(f"the run's data has no {split!r} split; it has: {', '.join(splits)}")
+        images = splits[split]
+        key = store.source_key("split", split, which)
+        record = store.read_evaluation(self.path, key)
+        saved = store.load_logits(self.path, key) if record else None
+        if saved is not None and record.get("model_sha256") == store.file_sha256(self.model_file(which)) \
+                and len(saved[1]) == len(images) and bool((saved[1] == images.labels.cpu()).all()):  # fmt: skip
+            return compute_metrics(saved[0], saved[1], self.classes), images
+        return self.evaluate(data, split=split, which=which, device=device), images
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, images, which: str = "best", device: str = "auto"):
+        """Class probabilities (N, K) for images: paths, bytes, file objects, PIL images,
+        arrays or a uint8 tensor, prepared with the run's own preprocessing."""
         from sightline.devices import resolve_device
         from sightline.predict import predict_tensor
 
@@ -226,54 +280,118 @@ class Run:
 
         return summary(self.load_model())
 
+    # ------------------------------------------------------------------ listing
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for listings (the CLI's ``runs`` and the web UI)."""
+        st = self.status
+        out: dict[str, Any] = {"name": self.name, "path": str(self.path.resolve()), "status": st.get("status"),
+                               "error": st.get("error")}  # fmt: skip
+        if self.problem:
+            return out
+        data = self.config.get("data", {})
+        train = self.config.get("train", {})
+        ev = self.evaluation or {}
+        out.update({
+            "created": self.config.get("created"),
+            "model": self.config.get("model", {}).get("name"),
+            "dataset": data.get("name_or_path"),
+            "classes": data.get("classes"),
+            "epochs_done": st.get("epochs_done", 0),
+            "epochs": st.get("epochs", train.get("epochs")),
+            "monitor": st.get("monitor"),
+            "best_value": st.get("best_value"),
+            "best_epoch": st.get("best_epoch"),
+            "test_accuracy": ev.get("accuracy"),
+            "test_loss": ev.get("loss"),
+        })  # fmt: skip
+        return out
 
-def _load_for_eval(source: str | os.PathLike, run: Run, split: str):
-    """A dataset name or image folder → the ImageSet to evaluate, labelled in the model's classes.
 
-    A folder is read with the run's own preprocessing; its class subfolders are matched to the
-    model's classes by name. A folder with a train/val/test layout contributes its ``split``;
-    a plain folder is evaluated whole.
-    """
-    from sightline.data import ImageSet, load_dataset
-
-    classes = run.classes
-    if Path(source).exists():
-        pre = run.preprocess
-        data = load_dataset(source, channels=pre.channels, size=pre.size, resize=pre.resize, val_split=0)
-        part = data.splits().get(split) or data.train
-    else:
-        data = load_dataset(str(source), classes=run.config["data"].get("classes"), val_split=0)
-        if split not in data.splits():
-            raise RunError(f"{source} has no {split!r} split; it has: {', '.join(data.splits())}")
-        part = data.splits()[split]
-    lower = {c.lower(): i for i, c in enumerate(classes)}
-    unknown = [c for c in data.classes if c.lower() not in lower]
-    if unknown:
-        raise RunError(f"{source}: class(es) {', '.join(unknown)} unknown to this model; it knows: {', '.join(classes)}")
-    mapping = torch.tensor([lower[c.lower()] for c in data.classes])
-    return ImageSet(part.images, mapping[part.labels], part.paths), data.skipped
+def _cell(key: str, v: str | None) -> Any:
+    if v in ("", None):
+        return None
+    if v in ("True", "False"):
+        return v == "True"
+    return int(v) if key == "epoch" else float(v)
 
 
-def load_run(path: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Run:
-    """Open a run folder, or a run by name under ``runs_dir`` (default ./runs)."""
-    p = Path(path)
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    if not p.exists() and not p.is_absolute() and (root / p).is_dir():
-        p = root / p
-    return Run(p)
+# ---------------------------------------------------------------------------- finding runs
+def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Where run ``ref`` lives. A string is a run name, or a path that must stay inside the
+    runs folder ("../x", "/etc" and links out of it are refused); a ``Path`` is used as is."""
+    if not isinstance(ref, str):
+        return Path(ref)
+    root = _root(runs_dir)
+    base = root.resolve()
+    text = ref.strip()
+    candidates = [root / text]
+    if not Path(text).is_absolute() and len(Path(text).parts) > 1:
+        candidates.append(Path(text))  # "runs/my-run" typed from the project folder
+    for cand in (Path(text),) if Path(text).is_absolute() else candidates:
+        resolved = cand.resolve()
+        if resolved != base and base in resolved.parents and resolved.is_dir():
+            return resolved
+    if (Path(text).is_absolute() or len(Path(text).parts) > 1) and not Path(text).exists():
+        raise RunError(f"run folder not found: {Path(text).resolve()} (runs are in {base}; see `sightline runs`)")
+    if not text or (len(Path(text).parts) == 1 and _NAME.fullmatch(text)):
+        raise RunError(f"no run named {text!r} in {base}: see `sightline runs`" if text else "empty run name")
+    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from `sightline runs`")
+
+
+def load_run(ref, runs_dir: str | os.PathLike | None = None) -> Run:
+    """Open a run by name under ``runs_dir`` (default ./runs or $SIGHTLINE_RUNS_DIR), never
+    outside it; a ``pathlib.Path`` (a folder you chose) or a ``Run`` is opened as is."""
+    return ref if isinstance(ref, Run) else Run(run_path(ref, runs_dir))
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
-    """Runs under ``root`` (default ./runs), newest first."""
-    root = Path(root) if root is not None else default_runs_dir()
+    """Runs under ``root`` (default ./runs), newest first. A damaged run folder is listed with
+    ``status == "broken"`` and its ``problem``; it never hides the others."""
+    root = _root(root)
     if not root.is_dir():
         return []
-    runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
-    return sorted(runs, key=lambda r: (r.path / "config.json").stat().st_mtime, reverse=True)
+    runs = [Run(p, strict=False) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and ((p / "config.json").exists() or (p / "status.json").exists())]  # fmt: skip
+
+    def created(r: Run) -> float:
+        try:
+            return (r.path / "config.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(runs, key=created, reverse=True)
 
 
 def latest_run(root: str | os.PathLike | None = None) -> Run:
-    runs = list_runs(root)
+    runs = [r for r in list_runs(root) if r.problem is None]
     if not runs:
-        raise RunError(f"no runs in {Path(root) if root else default_runs_dir()}: train one with `sightline train`")
+        raise RunError(f"no runs in {_root(root).resolve()}: train one with `sightline train`")
     return runs[0]
+
+
+def find_run(ref: str | os.PathLike | None, runs_dir: str | os.PathLike | None = None) -> Run:
+    """The one run picker of the faces: ``ref`` as typed by a local user (an existing folder,
+    or a run name), or the newest run when ``ref`` is None."""
+    if ref is None:
+        return latest_run(runs_dir)
+    if isinstance(ref, str) and Path(ref).expanduser().is_dir() and (Path(ref).expanduser() / "config.json").is_file():
+        return Run(Path(ref).expanduser())
+    return load_run(ref, runs_dir)
+
+
+def status_words(status: dict[str, Any]) -> str:
+    """A run's status as a phrase: "finished: best val_accuracy 0.9214 at epoch 3"."""
+    state = status.get("status", "unknown")
+    words = {
+        "finished": "finished",
+        "early_stopped": f"stopped early (no {status.get('monitor', 'metric')} improvement)",
+        "max_steps": f"stopped after max steps ({status.get('global_step', '?')} steps)",
+        "interrupted": "interrupted (resumable)",
+        "failed": f"failed: {status.get('error')}",
+        "running": "running",
+        "broken": f"broken: {status.get('error')}",
+        "created": "not started",
+    }.get(state, state)
+    if status.get("best_value") is not None and state not in ("failed", "broken"):
+        words += f": best {status.get('monitor')} {status['best_value']:.4f} at epoch {status.get('best_epoch')}"
+    return words

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import sightline
 from sightline.cli import main
 
 
@@ -87,13 +89,19 @@ def test_train_evaluate_predict_runs_on_a_folder(photo_folder, tmp_path, capsys)
     assert "missing.png" in captured.err
 
     assert main(["plot", "predictions", "bars", "--runs-dir", runs, "--split", "val", "--only-mistakes"]) == 0
-    assert capsys.readouterr().out.strip().endswith("predictions.png")
+    assert capsys.readouterr().out.strip().endswith("mistakes.png")  # never over the report's predictions.png
     assert main(["plot", "confusion", f"{runs}/bars", "--split", "val", "-o", str(tmp_path / "cm.svg")]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].endswith("cm.svg")
     assert main(["inspect", f"{runs}/bars", str(photo_folder / "vertical" / "1.png"), "--json"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert '"probabilities"' in lines[0] and lines[-1].endswith(".png")
+    doc = json.loads(capsys.readouterr().out)  # stdout is one JSON document, nothing else
+    assert set(doc["probabilities"]) == {"diagonal", "horizontal", "vertical"} and 0 < doc["confidence"] <= 1
+    assert doc["confidence"] == max(doc["probabilities"].values())
+    assert all(Path(p).is_file() for p in doc["figures"].values()) and "saliency" in doc["figures"]
+    # the same probabilities as predict gives for this run and image (flip TTA and all)
+    run = sightline.load_run(Path(runs) / "bars")
+    probs = run.predict([str(photo_folder / "vertical" / "1.png")])[0]
+    assert [doc["probabilities"][c] for c in run.classes] == pytest.approx(probs.tolist(), abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -55,5 +55,9 @@ def test_table_and_dict():
     table = m.format_table()
     assert "T-shirt/top" in table and "confusion matrix" in table and "accuracy: 0.6667" in table
     d = m.to_dict()
-    assert d["per_class"][2]["class"] == "T-shirt/top" and d["confusion_matrix"][1] == [0, 1, 1]
+    # T-shirt/top has no image here: no per-class row, left out of the macro average, named
+    assert [r["class"] for r in d["per_class"]] == CLASSES[:2] and d["absent_classes"] == ["T-shirt/top"]
+    assert d["confusion_matrix"][1] == [0, 1, 1] and len(d["confusion_matrix"]) == 3
+    assert d["macro_recall"] == pytest.approx((1.0 + 0.5) / 2)  # not (1 + 0.5 + 0) / 3
+    assert "not in this data (left out of the averages): T-shirt/top" in table
     assert "predictions" not in d

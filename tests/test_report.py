@@ -38,7 +38,7 @@ def test_report_has_every_section_and_is_self_contained(trained):
         with Image.open(png) as im:
             assert im.size[0] > 200 and im.size[1] > 100
             assert max(im.convert("L").getextrema()) - min(im.convert("L").getextrema()) > 50  # not blank
-    assert (run.path / "evaluation.json").is_file()
+    assert (run.path / "evaluations" / "test.json").is_file()
 
 
 def test_plot_and_report_commands(trained, tmp_path, capsys):

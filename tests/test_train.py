@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from dataclasses import replace
 
 import pytest
@@ -91,7 +93,7 @@ def test_fit_learns_and_writes_run_folder(toy, tmp_path):
     assert run.status["status"] == "finished"
     metrics = run.evaluate()
     assert metrics.accuracy > 0.9
-    assert json.loads((run.path / "evaluation.json").read_text())["accuracy"] == pytest.approx(metrics.accuracy)
+    assert json.loads((run.path / "evaluations" / "test.json").read_text())["accuracy"] == pytest.approx(metrics.accuracy)
 
 
 def test_load_run_restores_model_and_preprocessing(toy, tmp_path):
@@ -169,6 +171,42 @@ def test_resume_after_crash_is_bit_exact(toy, tmp_path, checkpoint_every):
     assert strip == [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history]
 
 
+class CtrlCAt:
+    """A real Ctrl-C at a given global step: SIGINT to this process, caught by fit's handler,
+    which finishes the step, saves and stops (status "interrupted")."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, s):
+        if s["epoch"] * 1000 + s["step"] == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("stop", ["crash", "ctrl-c"])
+def test_resume_with_dropout_is_bit_exact(tmp_path, stop):
+    """tutorial-cnn draws new Dropout masks every step: resuming must restore the RNG exactly.
+    6 steps an epoch, max 11: a crash at step 10 resumes from the mid-epoch checkpoint at 9."""
+    data = make_dataset(n_per_class=16, size=24)  # tutorial-cnn needs at least 22x22
+    opts = dict(epochs=2, batch_size=8, max_steps=11, checkpoint_every=3, runs_dir=tmp_path, progress="quiet")
+    model = sightline.create_model("tutorial-cnn", data.input_shape, data.num_classes)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+    full = sightline.fit("tutorial-cnn", data, name="full", **opts)
+    assert full.status["status"] == "max_steps" and full.status["global_step"] == 11
+    if stop == "crash":
+        with pytest.raises(SystemExit):
+            sightline.fit("tutorial-cnn", data, name="stopped", callbacks=[CrashAt(2000 + 4)], **opts)
+    else:
+        run = sightline.fit("tutorial-cnn", data, name="stopped", callbacks=[CtrlCAt(2000 + 2)], **opts)
+        assert run.status["status"] == "interrupted" and run.status["global_step"] == 8
+    resumed = sightline.resume(tmp_path / "stopped", data=data, progress="quiet")
+    assert resumed.status["status"] == "max_steps" and resumed.status["global_step"] == 11
+    a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in full.history]
+    assert strip == [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history]
+
+
 def test_resume_finished_run_is_refused(toy, tmp_path):
     run = fit_toy(toy, tmp_path, epochs=1)
     with pytest.raises(RunError, match="already ended"):
@@ -188,7 +226,7 @@ def test_fit_rejects_mismatched_model(toy, tmp_path):
 
 def test_json_progress_emits_events(toy, tmp_path, capsys):
     fit_toy(toy, tmp_path, epochs=2, progress="json")
-    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    events = [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()]
     assert events[0] == "train_begin" and events.count("epoch") == 2 and events[-1] == "train_end"
 
 

@@ -46,7 +46,7 @@ def run_datasets(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- models
 def add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model architectures", description="List the registered models and their options.")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_models)
 
 
@@ -76,8 +76,8 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="fashion-mnist", help="take input shape and classes from this built-in dataset (default fashion-mnist)")
     p.add_argument("--input", type=str, help="input shape CxHxW, e.g. 3x64x64 (overrides --dataset)")
     p.add_argument("--num-classes", type=positive_int, help="number of classes (overrides --dataset)")
-    p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_summary)
 
 
@@ -97,7 +97,7 @@ def run_summary(args: argparse.Namespace) -> int:
     from sightline.models.summary import summary
 
     if Path(args.model).exists():
-        model, _ = open_model(args.model)
+        model, _ = open_model(args.model, None)
     else:
         from sightline.data import get_dataset_spec
 
@@ -110,16 +110,24 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_model(source: str | Path):
-    """(model, metadata) from a run folder or a .safetensors model file."""
+def open_model(source: str | None, runs_dir: str | None = None, which: str = "best", device="cpu"):
+    """(model, metadata) from a .safetensors model file, a run folder or name, or the newest run."""
     from sightline.checkpoint import load_model
-    from sightline.runs import load_run
 
-    p = Path(source)
-    if p.is_file():
-        return load_model(p)
-    run = load_run(p)
-    return run.load_model(), run.metadata()
+    if source and Path(source).is_file():
+        return load_model(source, device)
+    run = pick_run(source, runs_dir)
+    return run.load_model(which, device), run.metadata(which)
+
+
+def pick_run(ref: str | None, runs_dir: str | None):
+    """The run a command works on; when it defaults to the newest, it says which (on stderr)."""
+    from sightline.runs import find_run
+
+    run = find_run(ref, runs_dir)
+    if ref is None:
+        print(f"Using the newest run: {run.path.resolve()}", file=sys.stderr)
+    return run
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -128,29 +136,29 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a run's best checkpoint on its dataset's test split, another split, or an image folder.")  # fmt: skip
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument("--data", help="a dataset name or image folder (default: the data the run was trained on)")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"))
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
-    p.add_argument("--runs-dir", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split of the data to evaluate (default test)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
+    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_evaluate)
 
 
-def _pick_run(name: str | None, runs_dir: str | None):
-    from sightline.runs import latest_run, load_run
-
-    return load_run(name, runs_dir) if name else latest_run(runs_dir)
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
-    run = _pick_run(args.run, args.runs_dir)
+    run = pick_run(args.run, args.runs_dir)
     metrics = run.evaluate(args.data, split=args.split, which=args.checkpoint, device=args.device)
+    record = run.last_evaluation
     if args.json:
-        print(json.dumps({"run": str(run.path), "split": args.split, **metrics.to_dict()}, indent=2))
-    else:
-        print(f"Run {run.path} ({args.checkpoint} checkpoint), {args.data or run.config['data'].get('name_or_path')} / {args.split}")
-        print(metrics.format_table())
-        print(f"\nSaved: {run.path / 'evaluation.json'}")
+        print(json.dumps({"run": str(run.path.resolve()), **record, **metrics.to_dict()}, indent=2))
+        return 0
+    where = record.get("path") or record.get("dataset") or run.config["data"].get("name_or_path")
+    print(f"Run {run.path.resolve()} ({args.checkpoint} checkpoint), {where} / {record['split']}")
+    print(metrics.format_table())
+    for path, reason in record["skipped"][:20]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if len(record["skipped"]) > 20:
+        print(f"... and {len(record['skipped']) - 20} more skipped files", file=sys.stderr)
+    print(f"\nSaved: {run.path.resolve() / 'evaluations' / (record['source'] + '.json')}")
     return 0
 
 
@@ -162,26 +170,21 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("inputs", nargs="+", help="image files, folders (recursive) or glob patterns")
     p.add_argument("--run", "-r", help="run folder/name or .safetensors model file (default: the newest run)")
-    p.add_argument("--top-k", "-k", type=positive_int, default=3)
-    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
-    p.add_argument("--runs-dir", default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--top-k", "-k", type=positive_int, default=3, help="how many classes to show per image (default 3)")
+    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table", help="output format (default table)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
+    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from sightline.checkpoint import load_model
     from sightline.data import Preprocess
     from sightline.devices import resolve_device
     from sightline.predict import predict_files
 
     device = resolve_device(args.device)
-    if args.run and Path(args.run).is_file():
-        model, meta = load_model(args.run, device)
-    else:
-        run = _pick_run(args.run, args.runs_dir)
-        model, meta = run.load_model(args.checkpoint, device), run.metadata(args.checkpoint)
+    model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
     report = predict_files(model, Preprocess.from_dict(meta["preprocess"]), meta["classes"], args.inputs,
                            top_k=min(args.top_k, len(meta["classes"])), device=device)  # fmt: skip
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
@@ -197,33 +200,30 @@ def run_predict(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- runs
 def add_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list training runs", description="List the run folders, newest first.")
-    p.add_argument("--runs-dir", default=None, help="default: ./runs or $SIGHTLINE_RUNS_DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--runs-dir", default=None, help="the folder to list (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_runs)
 
 
 def run_runs(args: argparse.Namespace) -> int:
     from sightline.runs import default_runs_dir, list_runs
 
-    runs = list_runs(args.runs_dir)
-    rows = []
-    for r in runs:
-        st, ev = r.status, r.evaluation or {}
-        rows.append({
-            "name": r.name, "path": str(r.path), "status": st.get("status"), "model": r.config["model"]["name"],
-            "data": r.config["data"].get("name_or_path"), "epochs": f"{st.get('epochs_done', 0)}/{st.get('epochs', '?')}",
-            "best": st.get("best_value"), "monitor": st.get("monitor"), "test_accuracy": ev.get("accuracy"),
-        })  # fmt: skip
+    rows = [r.to_dict() for r in list_runs(args.runs_dir)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"No runs in {args.runs_dir or default_runs_dir()}. Start one with `sightline train`.")
+        print(f"No runs in {Path(args.runs_dir or default_runs_dir()).resolve()}. Start one with `sightline train`.")
         return 0
 
-    def pct(v):
+    def num(v):
         return f"{v:.4f}" if isinstance(v, float) else "-"
 
-    print(_table([[r["name"], r["status"], r["model"], r["data"], r["epochs"], pct(r["best"]), pct(r["test_accuracy"])] for r in rows],
-                 ["run", "status", "model", "data", "epochs", "best val", "test acc"]))  # fmt: skip
+    table = [[r["name"], r["status"], r.get("model") or "-", Path(str(r.get("dataset") or "-")).name,
+              f"{r.get('epochs_done', 0)}/{r.get('epochs') or '?'}", num(r.get("best_value")), num(r.get("test_accuracy"))]
+             for r in rows]  # fmt: skip
+    print(_table(table, ["run", "status", "model", "data", "epochs", "best val", "test acc"]))
+    for r in rows:
+        if r.get("error"):
+            print(f"{r['name']}: {r['error']}", file=sys.stderr)
     return 0

@@ -26,23 +26,23 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
     add_data_options(p)
     t = p.add_argument_group("training (unset options use the model's tuned defaults)")
-    t.add_argument("--epochs", "-e", type=positive_int)
-    t.add_argument("--batch-size", "-b", type=positive_int)
-    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--epochs", "-e", type=positive_int, help="passes over the training set")
+    t.add_argument("--batch-size", "-b", type=positive_int, help="images per optimizer step")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with Nesterov momentum), adam or adamw")
     t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--momentum", type=float)
-    t.add_argument("--no-nesterov", dest="nesterov", action="store_false", default=None)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--momentum", type=float, help="SGD momentum")
+    t.add_argument("--no-nesterov", dest="nesterov", action="store_false", default=None, help="SGD: plain momentum instead of Nesterov")
+    t.add_argument("--weight-decay", type=float, help="L2 weight decay")
+    t.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (onecycle: warm-up, then linear decay)")
     t.add_argument("--warmup", type=float, help="fraction of steps for lr warm-up")
-    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss, e.g. 0.1")
     t.add_argument("--translate", type=int, help="augmentation: random shift up to N pixels")
     t.add_argument("--flip", dest="flip", action="store_true", default=None, help="augmentation: random horizontal flips")
-    t.add_argument("--no-flip", dest="flip", action="store_false")
+    t.add_argument("--no-flip", dest="flip", action="store_false", help="augmentation: no flips (default: the dataset decides; never for digits)")
     t.add_argument("--seed", type=int, default=None, help="random seed (data split, init, shuffling; default 0)")
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision (default: on for CUDA)")
-    t.add_argument("--no-amp", dest="amp", action="store_false")
+    t.add_argument("--no-amp", dest="amp", action="store_false", help="full float32 precision, also on CUDA")
     t.add_argument("--monitor", choices=MONITORS, help="metric for best checkpoint and early stopping")
     t.add_argument("--patience", type=positive_int, help="early stopping after N epochs without improvement")
     t.add_argument("--min-delta", type=float, help="early stopping: smallest improvement that counts")
@@ -54,76 +54,92 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder exactly where it stopped")
     r.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation (and the report) after training")
     r.add_argument("--no-report", action="store_true", help="skip the plots and HTML report after training")
-    r.add_argument("--progress", choices=("auto", "bar", "lines", "json", "quiet"), default="auto")
-    r.add_argument("--quiet", "-q", dest="progress", action="store_const", const="quiet")
+    r.add_argument("--progress", choices=("auto", "bar", "lines", "json", "quiet"), default="auto", help="auto: a live bar on a terminal, epoch lines elsewhere (default)")
+    r.add_argument("--quiet", "-q", dest="progress", action="store_const", const="quiet", help="print only the result lines (same as --progress quiet)")
     r.add_argument("--json", dest="progress", action="store_const", const="json", help="JSON-lines events on stdout")
     p.set_defaults(func=run_train)
 
 
-TRAIN_KEYS = (
-    "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
-    "label_smoothing", "translate", "flip", "seed", "device", "amp", "monitor", "patience", "min_delta",
-    "checkpoint_every", "max_steps",
-)  # fmt: skip
+def train_keys() -> list[str]:
+    """The ``TrainConfig`` fields the command line sets (every field but the free-form extra)."""
+    import dataclasses
+
+    from sightline.train.config import TrainConfig
+
+    return [f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra"]
+
+
+def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
+    """Options that can't change a resumed run (it continues with its own settings)."""
+    keys = [*train_keys(), "model", "classes", "val_split", "data_seed", "channels", "size", "resize", "name",
+            "cache_dir", "mirror"]  # fmt: skip
+    given = ["--" + k.replace("_", "-") for k in keys if getattr(args, k, None) is not None]
+    if args.model_opt:
+        given.append("--model-opt")
+    if args.dataset != "fashion-mnist":
+        given.append(args.dataset)
+    return given
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import sightline
-    from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
+    from sightline.pipeline import run_training
+    from sightline.runs import find_run, status_words
 
     say = _printer(args.progress)
-    get_model_entry(args.model or DEFAULT_MODEL)  # fail fast on a typo, before loading data
+    common = dict(evaluate=not args.no_eval, report=not (args.no_eval or args.no_report), progress=args.progress,
+                  on_event=_event_printer(args.progress, say))  # fmt: skip
     if args.resume:
-        say(f"Resuming {args.resume}")
-        run = sightline.resume(args.resume, progress=args.progress)
+        ignored = _ignored_with_resume(args)
+        if ignored:
+            say(f"--resume continues the run with its own saved settings; ignored: {', '.join(ignored)}")
+        result = run_training(resume=find_run(args.resume, args.runs_dir), **common)
     else:
-        data = sightline.load_dataset(args.dataset, **data_kwargs(args), progress=args.progress not in ("quiet", "json"))
-        say(data.describe())
-        for path, reason in data.skipped[:20]:
-            say(f"  skipped {path}: {reason}")
-        if len(data.skipped) > 20:
-            say(f"  ... and {len(data.skipped) - 20} more skipped files")
-        import torch
-
-        torch.manual_seed(args.seed or 0)
-        model = create_model(args.model or DEFAULT_MODEL, data.input_shape, data.num_classes, **dict(args.model_opt))
-        summ = sightline.summary(model)
-        say(f"Model {model.sightline_config['name']}: {summ.total:,} parameters ({summ.trainable:,} trainable)")
-        options: dict[str, Any] = {k: getattr(args, k) for k in TRAIN_KEYS}
-        run = sightline.fit(model, data, name=args.name, runs_dir=args.runs_dir, progress=args.progress, **options)
-    status = run.status
-    say(f"Training {status['status']}: best {status['monitor']} {status['best_value']:.4f} at epoch {status['best_epoch']}"
-        if status.get("best_value") is not None else f"Training {status['status']}")  # fmt: skip
-    result: dict[str, Any] = {"run": str(run.path), "status": status["status"]}
-    if status["status"] == "interrupted":
-        say(f"Run saved (interrupted) in {run.path}")
+        options = {k: getattr(args, k) for k in train_keys()}
+        result = run_training(args.dataset, args.model, data_options=data_kwargs(args), model_options=dict(args.model_opt),
+                              name=args.name, runs_dir=args.runs_dir, **common, **options)  # fmt: skip
+    run = result.run
+    say(f"Training {status_words(run.status)}")
+    if result.status == "interrupted":
+        say(f"Run saved (interrupted) in {run.path}. Resume with: sightline train --resume {run.path}")
         return 130
-    if not args.no_eval:
-        metrics = _evaluate_after_training(run, say)
-        if metrics is not None:
-            result.update(test_accuracy=metrics.accuracy, test_loss=metrics.loss)
-        if not args.no_report:
-            from sightline.report import write_report
-
-            report = write_report(run, metrics=metrics)
-            say(f"Plots: {run.path / 'plots'}")
-            say(f"Report: {report}")
-            result["report"] = str(report)
     say(f"Run saved in {run.path}")
-    if args.progress == "json":
-        print(json.dumps({"event": "result", **result}), flush=True)
     return 0
 
 
-def _evaluate_after_training(run, say):
-    data = run.load_data()
-    if data.test is None:
-        say("No test split: skipped the final evaluation (use `sightline evaluate` with --data).")
-        return None
-    metrics = run.evaluate(data, split="test")
-    say(f"Test accuracy: {metrics.accuracy:.4f}  (loss {metrics.loss:.4f}, {metrics.count:,} images)")
-    say(f"Metrics: {run.path / 'evaluation.txt'}")
-    return metrics
+def _event_printer(progress: str, say):
+    """The job's events as the command line shows them: JSON lines with --json, else the
+    pipeline's own messages (the training bar and epoch lines come from --progress)."""
+    if progress == "json":
+
+        def emit(event: dict[str, Any]) -> None:
+            if event["kind"] == "done":
+                event = {**event, "event": "result"}
+            print(json.dumps(event, default=str), flush=True)
+
+        return emit
+
+    def show(event: dict[str, Any]) -> None:
+        kind = event["kind"]
+        if kind == "data":
+            say(event["description"])
+            for path, reason in event["skipped"]:
+                say(f"  skipped {path}: {reason}")
+            if event["skipped_count"] > len(event["skipped"]):
+                say(f"  ... and {event['skipped_count'] - len(event['skipped'])} more skipped files")
+        elif kind == "model":
+            say(f"Model {event['name']}: {event['parameters']:,} parameters ({event['trainable']:,} trainable)")
+        elif kind == "run":
+            say(f"Run folder: {event['run_dir']}")
+        elif kind == "message" and event["text"].startswith(("Resuming", "No test split")):
+            say(event["text"])
+        elif kind == "evaluation":
+            say(f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)")
+            say(f"Metrics: {event['path']}")
+        elif kind == "report":
+            say(f"Plots: {event['plots']}")
+            say(f"Report: {event['path']}")
+
+    return show
 
 
 def _printer(progress: str):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from sightline.cli.commands import pick_run
 from sightline.cli.options import class_list, positive_int
 from sightline.errors import SightlineError
 
@@ -19,31 +21,25 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
                               "  sightline plot confusion runs/my-run --normalize -o confusion.svg\n"
                               "  sightline plot schedule --model fastcnn --epochs 10",
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("kind", choices=PLOTS)
+    p.add_argument("kind", choices=PLOTS, help="the figure: " + ", ".join(PLOTS))
     p.add_argument("source", nargs="?", help="samples: a dataset name or folder (default fashion-mnist); others: a run (default: newest)")
     p.add_argument("--output", "-o", help="file to write (.png or .svg); default: <run>/plots/<kind>.png or ./<kind>.png")
-    p.add_argument("--rows", type=positive_int, default=5)
-    p.add_argument("--cols", type=positive_int, default=5)
+    p.add_argument("--rows", type=positive_int, default=5, help="rows of images in a grid (default 5); top-losses shows rows x cols")
+    p.add_argument("--cols", type=positive_int, default=5, help="columns of images in a grid (default 5)")
     p.add_argument("--random", action="store_true", help="samples: random images instead of the first ones")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="samples: seed of --random (default 0)")
     p.add_argument("--classes", type=class_list, help="samples: only these classes")
     p.add_argument("--only-mistakes", action="store_true", help="predictions: show only wrong predictions")
     p.add_argument("--normalize", action="store_true", help="confusion: row-normalised percentages")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"))
+    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split to draw (default test)")
     p.add_argument("--model", default=None, help="schedule: the model whose tuned defaults to show")
-    p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--schedule", choices=("constant", "onecycle", "cosine", "linear"))
-    p.add_argument("--warmup", type=float)
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--epochs", type=positive_int, help="schedule: epochs (default: the model's)")
+    p.add_argument("--lr", type=float, help="schedule: peak learning rate (default: the model's)")
+    p.add_argument("--schedule", choices=("constant", "onecycle", "cosine", "linear"), help="schedule: its shape (default: the model's)")
+    p.add_argument("--warmup", type=float, help="schedule: fraction of steps for warm-up (default: the model's)")
+    p.add_argument("--batch-size", type=positive_int, help="schedule: batch size, which sets the steps per epoch (default: the model's)")
+    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.set_defaults(func=run_plot)
-
-
-def _run(source: str | None, runs_dir: str | None):
-    from sightline.runs import latest_run, load_run
-
-    return load_run(source, runs_dir) if source else latest_run(runs_dir)
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -53,18 +49,20 @@ def run_plot(args: argparse.Namespace) -> int:
         from sightline.data import load_dataset
 
         data = load_dataset(args.source or "fashion-mnist", classes=args.classes, val_split=0, progress=False)
-        split = data.splits().get(args.split, data.train)
-        fig = plots.plot_samples(split.images, split.labels, data.classes, args.rows, args.cols, random=args.random,
-                                 seed=args.seed, dark_background=data.preprocess.dark_background)  # fmt: skip
-        default = Path(f"{data.name}-samples.png")
+        splits = data.splits()
+        split = "train" if args.split not in splits else args.split  # val_split=0: no val
+        fig = plots.plot_samples(splits[split].images, splits[split].labels, data.classes, args.rows, args.cols,
+                                 random=args.random, seed=args.seed, dark_background=data.preprocess.dark_background)  # fmt: skip
+        default = Path(f"{Path(data.name).name}-samples.png")
     elif args.kind == "schedule":
-        fig, default = _schedule_figure(args), Path("schedule.png")
+        fig, default = _schedule_figure(args)
     else:
-        run = _run(args.source, args.runs_dir)
+        run = pick_run(args.source, args.runs_dir)
         fig = _run_figure(run, args)
-        default = run.path / "plots" / f"{args.kind}{'-normalized' if args.normalize else ''}.png"
+        stem = "mistakes" if args.kind == "predictions" and args.only_mistakes else args.kind
+        default = run.path / "plots" / f"{stem}{'-normalized' if args.normalize else ''}.png"
     path = plots.save_figure(fig, Path(args.output) if args.output else default)
-    print(path)
+    print(path.resolve())
     return 0
 
 
@@ -74,14 +72,10 @@ def _run_figure(run, args: argparse.Namespace):
     if args.kind == "curves":
         st = run.status
         if not run.history:
-            raise SightlineError(f"{run.path} has no finished epoch yet: nothing to plot")
+            raise SightlineError(f"{run.path.resolve()} has no finished epoch yet: nothing to plot")
         stopped = st.get("epochs_done") if st.get("status") == "early_stopped" else None
         return plots.plot_curves(run.history, best_epoch=st.get("best_epoch"), stopped_epoch=stopped)
-    data = run.load_data()
-    split = data.splits().get(args.split)
-    if split is None:
-        raise SightlineError(f"the run's data has no {args.split!r} split; it has: {', '.join(data.splits())}")
-    m = run.evaluate(split, split=args.split, save=False)
+    m, split = run.split_results(args.split)  # the saved evaluation when it is current
     classes, dark = run.classes, run.preprocess.dark_background
     if args.kind == "confusion":
         for true, pred, n in plots.most_confused(m.confusion, classes, k=5):
@@ -96,15 +90,37 @@ def _run_figure(run, args: argparse.Namespace):
 
 
 def _schedule_figure(args: argparse.Namespace):
+    """A run's schedule (``plot schedule RUN``), or a model's tuned one on a dataset's real
+    training split (``plot schedule [DATASET] --model M --epochs N``), both from plan_steps."""
     from sightline import plots
+    from sightline.data.registry import find_dataset_spec
     from sightline.models import DEFAULT_MODEL, get_model_entry
-    from sightline.train.config import resolve_config
+    from sightline.train.config import plan_steps, resolve_config
 
+    is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
+    if args.source and (not is_dataset or (Path(args.source) / "config.json").is_file()):  # a run
+        from sightline.report import schedule_figure
+
+        run = pick_run(args.source, args.runs_dir)
+        return schedule_figure(run, 0), run.path / "plots" / "schedule.png"
     entry = get_model_entry(args.model or DEFAULT_MODEL)
     cfg = resolve_config(entry.train_defaults, epochs=args.epochs, lr=args.lr, schedule=args.schedule,
                          warmup=args.warmup, batch_size=args.batch_size)  # fmt: skip
-    steps = -(-54_000 // cfg.batch_size)  # Fashion-MNIST with the default 10 % validation split
-    return plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, steps)
+    plan = plan_steps(_train_size(args.source or "fashion-mnist", args.classes), cfg)
+    return plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, plan.steps_per_epoch), Path("schedule.png")
+
+
+def _train_size(source: str, classes: list[str] | None) -> int:
+    """Training images after the default 10 % validation split: a built-in dataset's from its
+    registry counts (no download needed), a folder's by loading it."""
+    from sightline.data import load_dataset
+    from sightline.data.registry import find_dataset_spec
+
+    spec = find_dataset_spec(source)
+    if spec is None or classes:
+        return len(load_dataset(source, classes=classes, progress=False).train)
+    per_class = spec.num_train / len(spec.classes)  # the built-ins are (near) balanced
+    return spec.num_train - len(spec.classes) * round(per_class * 0.1)
 
 
 # ---------------------------------------------------------------------------- inspect
@@ -120,7 +136,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("gradcam", "gradient"), default="gradcam", help="saliency method")
     p.add_argument("--filters-layer", help="conv layer whose filters to draw (default: the first)")
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.set_defaults(func=run_inspect)
 
 
@@ -128,22 +144,26 @@ def run_inspect(args: argparse.Namespace) -> int:
     from sightline import inspect as insp
     from sightline.plots import save_figure
 
-    run = _run(args.run, args.runs_dir)
+    run = pick_run(args.run, args.runs_dir)
     model, pre = run.load_model(), run.preprocess
     result = insp.inspect_image(model, pre, args.image, layers=args.layers, classes=run.classes, method=args.method)
     out = Path(args.output_dir) if args.output_dir else run.path / "inspect" / Path(args.image).stem
-    paths = [save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
-             save_figure(insp.plot_saliency(result.input, result.saliency, title=f"predicted {result.predicted}"), out / "saliency.png")]  # fmt: skip
-    if any(m.__class__.__name__ == "Conv2d" for m in model.modules()):
-        paths.append(save_figure(insp.plot_filters(model, layer=args.filters_layer), out / "filters.png"))
+    saliency = insp.plot_saliency(result.input, result.saliency, title=f"predicted {result.predicted}")
+    figures = {"activations": save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
+               "saliency": save_figure(saliency, out / "saliency.png")}  # fmt: skip
+    if insp.conv_layers(model):
+        figures["filters"] = save_figure(insp.plot_filters(model, layer=args.filters_layer), out / "filters.png")
     else:
-        paths.append(save_figure(insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png"))
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(f"predicted {result.predicted}")
-    for p in paths:
-        print(p)
+        figures["dense-weights"] = save_figure(insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png")
+    confidence = result.probabilities[result.predicted_index]
+    if args.json:  # stdout holds one JSON document and nothing else
+        doc = {"run": str(run.path.resolve()), "image": str(Path(args.image).resolve()), "confidence": confidence,
+               **result.to_dict(), "figures": {k: str(p.resolve()) for k, p in figures.items()}}  # fmt: skip
+        print(json.dumps(doc))
+        return 0
+    print(f"predicted {result.predicted} ({confidence:.1%})")
+    for p in figures.values():
+        print(p.resolve())
     return 0
 
 
@@ -153,15 +173,15 @@ def add_report(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a run and write <run>/plots/*.png and <run>/report.html (images embedded, no external assets).")  # fmt: skip
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument("--output", "-o", help="HTML file (default: <run>/report.html)")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from sightline.report import write_report
 
-    run = _run(args.run, args.runs_dir)
-    path = write_report(run, path=args.output)
-    print(f"Plots: {run.path / 'plots'}")
-    print(f"Report: {path}")
+    run = pick_run(args.run, args.runs_dir)
+    path = write_report(run, path=args.output, on_progress=lambda text: print(text, file=sys.stderr, flush=True))
+    print(f"Plots: {(run.path / 'plots').resolve()}")
+    print(f"Report: {Path(path).resolve()}")
     return 0

@@ -15,9 +15,11 @@ an ``ImageError`` naming the file, and every colour mode PIL knows into 1-channe
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -76,9 +78,19 @@ def normalize_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode an image file, upright; raise ``ImageError`` naming the file."""
-    path = Path(path)
+# An upload (bytes or a file object) larger than this is refused before it is decoded.
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
+
+
+def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image — a file path, or the bytes of one (``bytes`` or a
+    binary file object, e.g. an upload) — upright; raise ``ImageError`` naming the file
+    (``name`` for bytes, default "<upload>")."""
+    if isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "read"):
+        return _open_bytes(source, name or str(getattr(source, "name", "") or "<upload>"))
+    path = Path(source)
     if not path.exists():
         raise ImageError(path, "file not found")
     if path.is_dir():
@@ -89,17 +101,40 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(path, f"cannot read: {e.strerror or e}") from None
     if size == 0:
         raise ImageError(path, "empty file (0 bytes)")
+    return _decode(path, path)
+
+
+def _open_bytes(source, name: str) -> Image.Image:
+    if hasattr(source, "read"):
+        try:
+            data = source.read(MAX_UPLOAD_BYTES + 1)
+        except (OSError, ValueError) as e:
+            raise ImageError(name, f"cannot read: {e}") from None
+        if not isinstance(data, (bytes, bytearray)):
+            raise ImageError(name, "file object must be opened in binary mode ('rb')")
+    else:
+        data = bytes(source)
+    if len(data) == 0:
+        raise ImageError(name, "empty file (0 bytes)")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(name, f"file too large (over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(fp, label) -> Image.Image:
+    """The one decoder for files and uploads: size guard before decoding, first frame, full
+    decode (so truncation shows here), EXIF orientation applied."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fp) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(
-                        path, f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {MAX_PIXELS / 1e6:.0f} MP)"
+                        label, f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {MAX_PIXELS / 1e6:.0f} MP)"
                     )
                 if w == 0 or h == 0:
-                    raise ImageError(path, f"image has no pixels ({w}x{h})")
+                    raise ImageError(label, f"image has no pixels ({w}x{h})")
                 img.seek(0)  # first frame of an animation
                 img.load()  # decode now so truncation shows up here, not later
                 img = ImageOps.exif_transpose(img) or img
@@ -107,14 +142,14 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(path, "not a recognised image format (corrupt, or not an image)") from None
+        raise ImageError(label, "not a recognised image format (corrupt, or not an image)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(path, f"image too large (over {MAX_PIXELS / 1e6:.0f} MP)") from None
+        raise ImageError(label, f"image too large (over {MAX_PIXELS / 1e6:.0f} MP)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         msg = str(e) or type(e).__name__
         if "truncated" in msg.lower():
             msg = "truncated image file (incomplete download or copy?)"
-        raise ImageError(path, f"cannot decode image: {msg}") from None
+        raise ImageError(label, f"cannot decode image: {msg}") from None
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from sightline.data.images import normalize_mode, open_image, pil_to_tensor, res
 
 RESIZE_MODES = ("squash", "crop", "pad")
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+ImageInput = str | os.PathLike | bytes | BinaryIO | Image.Image | np.ndarray | torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,13 @@ class Preprocess:
 
     # ----------------------------------------------------------------- stage 1: prepare
     def prepare_image(self, image: ImageInput) -> torch.Tensor:
-        """One image (path, PIL image, HxW[xC] array or CxHxW tensor) → uint8 tensor (C, H, W).
+        """One image (path, bytes or binary file object, PIL image, HxW[xC] array or CxHxW
+        tensor) → uint8 tensor (C, H, W).
 
         Raises ``ImageError`` naming the file for anything unreadable.
         """
-        if isinstance(image, (str, os.PathLike)):
-            image = open_image(image)
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(image, "read"):
+            image = open_image(image)  # a file, or the bytes of one (an upload): same guards
         if isinstance(image, torch.Tensor):
             image = _tensor_to_pil(image)
         elif isinstance(image, np.ndarray):

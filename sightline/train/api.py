@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,24 @@ from sightline import checkpoint as ckpt
 from sightline.data.dataset import Dataset
 from sightline.errors import ConfigError, RunError
 from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
-from sightline.runs import Run, default_run_name, new_run_dir, write_run_config
+from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
 from sightline.train.config import TrainConfig, resolve_config
 from sightline.train.loop import Trainer
-from sightline.train.progress import make_reporter
+from sightline.train.progress import EventCallback, make_reporter
+
+EventFn = Callable[[dict[str, Any]], None]
+
+
+def build_model(name: str, data: Dataset, seed: int | None = None, **options: Any) -> nn.Module:
+    """``create_model`` for ``data``, with initial weights drawn from ``seed`` (default 0)
+    without touching the caller's global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 if seed is None else seed)  # reproducible initial weights
+        return create_model(name, data.input_shape, data.num_classes, **options)
+
+
+def _callbacks(progress: str, callbacks: list[Any] | None, on_event: EventFn | None) -> list[Any]:
+    return make_reporter(progress) + list(callbacks or []) + ([EventCallback(on_event)] if on_event else [])
 
 
 def fit(
@@ -35,6 +50,8 @@ def fit(
     progress: str = "auto",
     callbacks: list[Any] | None = None,
     model_options: dict[str, Any] | None = None,
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **train_options: Any,
 ) -> Run:
     """Train ``model`` on ``data`` into a new run folder and return the ``Run``.
@@ -46,6 +63,11 @@ def fit(
         progress: "auto" (bar on a terminal), "bar", "lines", "json" or "quiet".
         callbacks: extra objects with on_train_begin / on_step / on_epoch_end / on_train_end.
         model_options: options for ``create_model`` when ``model`` is a name.
+        on_event: a function that gets every event as a dict with a ``kind`` (see
+            ``progress.EventCallback``); the first, ``{"kind": "run", "run_dir": ...}``, comes
+            as soon as the run folder exists, before training blocks.
+        should_stop: checked between steps; when it returns True the run stops with
+            everything saved (status "interrupted", resumable), as after Ctrl-C.
         **train_options: any ``TrainConfig`` field (epochs, lr, batch_size, patience, ...);
             unset ones come from the model's tuned defaults, then sightline's.
     """
@@ -53,10 +75,8 @@ def fit(
         from sightline.data import load_dataset
 
         data = load_dataset(data)
-    seed = train_options.get("seed")
     if isinstance(model, str):
-        torch.manual_seed(0 if seed is None else seed)  # reproducible initial weights
-        model = create_model(model, data.input_shape, data.num_classes, **(model_options or {}))
+        model = build_model(model, data, train_options.get("seed"), **(model_options or {}))
     elif model_options:
         raise ConfigError("model_options only apply when the model is given by name")
     model_config = getattr(model, "sightline_config", None)
@@ -69,12 +89,24 @@ def fit(
         )
     cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults, **train_options)
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
-    write_run_config(run_dir, model_config, data.load_options or {"name_or_path": data.name}, cfg)
-    trainer = Trainer(model, data, cfg, run_dir, make_reporter(progress) + list(callbacks or []))
+    # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
+    data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
+    write_run_config(run_dir, model_config, data_options, cfg.to_dict())
+    if on_event is not None:
+        on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
+    trainer = Trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit()
     run = Run(run_dir)
     run.data = data
     return run
+
+
+def resumable_state(run: Run) -> dict[str, Any]:
+    """The saved training state of ``run``; RunError when there is none or the run has ended."""
+    state = ckpt.load_state(run.path / "resume.pt")
+    if state.get("status") in ENDED:
+        raise RunError(f"{run.path.resolve()} already ended ({state['status']}); nothing to resume")
+    return state
 
 
 def resume(
@@ -83,17 +115,22 @@ def resume(
     data: Dataset | None = None,
     progress: str = "auto",
     callbacks: list[Any] | None = None,
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Run:
-    """Continue an interrupted or killed run from its last checkpoint, exactly where it stopped."""
+    """Continue an interrupted, failed or killed run from its last checkpoint, exactly where it
+    stopped. ``run`` is a ``Run`` or a run folder (``Path`` or path string)."""
     run = run if isinstance(run, Run) else Run(Path(run))
-    state = ckpt.load_state(run.path / "resume.pt")
-    if state.get("status") in ("finished", "early_stopped", "max_steps"):
-        raise RunError(f"{run.path} already ended ({state['status']}); nothing to resume")
+    state = resumable_state(run)
     data = data if data is not None else run.load_data()
     model_config = run.config["model"]
-    model = create_model(model_config["name"], tuple(model_config["input_shape"]), model_config["num_classes"], **model_config["options"])
+    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced by the saved ones
+        model = create_model(model_config["name"], tuple(model_config["input_shape"]), model_config["num_classes"],
+                             **model_config["options"])  # fmt: skip
     cfg = TrainConfig.from_dict(run.config["train"])
-    trainer = Trainer(model, data, cfg, run.path, make_reporter(progress) + list(callbacks or []))
+    if on_event is not None:
+        on_event({"kind": "run", "run_dir": str(run.path), "name": run.name, "resumed": True})
+    trainer = Trainer(model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit(resume_state=state)
     resumed = Run(run.path)
     resumed.data = data

@@ -10,6 +10,7 @@ The resolved config is written to the run folder, so a run can always say how it
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,8 @@ DEFAULTS: dict[str, Any] = dict(
     patience=None,         # early stopping: epochs without improvement; None = off
     min_delta=0.0,         # early stopping: smallest change that counts as improvement
     checkpoint_every=0,    # also checkpoint every N steps mid-epoch (0 = end of epoch only)
-    max_steps=None,        # stop after this many optimizer steps in all (tests, quick looks)
+    max_steps=None,        # stop after this many optimizer steps in all (tests, quick looks);
+                           # the lr schedule still follows the planned epochs
 )
 # fmt: on
 
@@ -127,3 +129,36 @@ def resolve_config(model_defaults: dict[str, Any] | None = None, **user: Any) ->
     values.update({k: v for k, v in (model_defaults or {}).items() if k in names})
     values.update({k: v for k, v in user.items() if v is not None})
     return TrainConfig(**values)
+
+
+# ----------------------------------------------------------------------------- the step plan
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over ``n`` images."""
+    steps = math.ceil(n / batch_size)
+    # A trailing batch of one sample can't train BatchNorm: fold it into the one before.
+    return steps - 1 if n % batch_size == 1 and steps > 1 else steps
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How many steps a run takes: the one place the training loop, the schedule plot and the
+    report get these numbers from.
+
+    ``total_steps`` is what the learning-rate schedule spans (all planned epochs); ``stop_step``
+    is where training ends: ``max_steps`` cuts the run short without squeezing the schedule, so
+    a short look at a recipe trains at the learning rates the full run would use.
+    """
+
+    train_size: int
+    steps_per_epoch: int
+    total_steps: int
+    stop_step: int
+
+
+def plan_steps(train_size: int, cfg: TrainConfig) -> StepPlan:
+    if train_size < 1:
+        raise ConfigError("the training split is empty: nothing to train on")
+    per_epoch = steps_per_epoch(train_size, cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
+    return StepPlan(train_size, per_epoch, total, stop)

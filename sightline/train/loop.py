@@ -8,7 +8,11 @@ Why it looks the way it does:
   from any checkpoint — end of epoch or mid-epoch — replays the same batches and ends with the
   same weights, bit for bit on CPU.
 * The learning rate is a function of the global step (see optim.lr_factor), so the step
-  counter is the whole scheduler state.
+  counter is the whole scheduler state. The schedule spans the planned epochs (config.plan_steps);
+  ``max_steps`` only ends the run early.
+* Training is a job: a ``should_stop`` callable (or Ctrl-C) stops it between two steps with
+  everything saved; an exception or a non-finite loss marks the run ``failed`` with the reason;
+  the caller's global RNG state is the same after training as before.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +35,34 @@ from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment
 from sightline.data.dataset import Dataset
 from sightline.devices import autocast_dtype, resolve_device, use_channels_last
+from sightline.errors import SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
-from sightline.train.config import TrainConfig
+from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.train.optim import create_optimizer, lr_factor, set_lr
 
 METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
 
 
 class StopRequested(Exception):
-    """Ctrl-C was pressed: stop at the next step boundary and save."""
+    """Ctrl-C was pressed or ``should_stop()`` said so: stop at the next step boundary and save."""
+
+
+class TrainingDiverged(SightlineError):
+    """The training loss became NaN or infinite: the weights are garbage from here on."""
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    steps = math.ceil(n / batch_size)
-    # A trailing batch of one sample can't train BatchNorm: fold it away.
-    return steps - 1 if n % batch_size == 1 and steps > 1 else steps
-
-
 class Trainer:
     """Trains ``model`` on ``data`` into the run folder ``run_dir``. Use ``sightline.fit``."""
 
-    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any]) -> None:
+    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
+                 should_stop: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.cfg = cfg
+        self.should_stop = should_stop
         self.data = data
         self.run_dir = Path(run_dir)
         self.callbacks = callbacks
@@ -74,9 +80,9 @@ class Trainer:
         self.meta = ckpt.model_metadata(model, data.classes, self.preprocess.to_dict(), dataset=data.name)
         self.monitor = cfg.monitor if data.val is not None or not cfg.monitor.startswith("val_") else cfg.monitor[4:]
         self.mode = "max" if self.monitor.endswith("accuracy") else "min"
-        n = len(data.train)
-        self.steps = steps_per_epoch(n, cfg.batch_size)
-        self.total_steps = cfg.epochs * self.steps if cfg.max_steps is None else min(cfg.epochs * self.steps, cfg.max_steps)
+        self.plan = plan_steps(len(data.train), cfg)
+        self.steps = self.plan.steps_per_epoch
+        self.total_steps = self.plan.total_steps  # the schedule's length, even with max_steps
         # Progress state: everything here goes into the resume checkpoint.
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0
@@ -91,6 +97,7 @@ class Trainer:
         self.sums = torch.zeros(3, dtype=self.sum_dtype, device=self.device)
         self.epoch_time = 0.0
         self.status = "running"
+        self.error: str | None = None
         self.stop_requested = False  # set by Ctrl-C; checked between steps
 
     # ------------------------------------------------------------------ events
@@ -159,7 +166,12 @@ class Trainer:
             "monitor": self.monitor,
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
+            "steps_per_epoch": self.plan.steps_per_epoch,
+            "total_steps": self.plan.total_steps,
+            "stop_step": self.plan.stop_step,
+            "train_size": self.plan.train_size,
             "last": self.history[-1] if self.history else None,
+            "error": self.error,
         }
 
     # ------------------------------------------------------------------ one epoch
@@ -197,9 +209,10 @@ class Trainer:
         self.model.train()
         self.gen = gen
         while self.step_in_epoch < self.steps:
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+            if self.global_step >= self.plan.stop_step:
                 return False
-            if self.stop_requested:
+            if self.stop_requested or (self.should_stop is not None and self.should_stop()):
+                self.stop_requested = True
                 raise StopRequested
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
@@ -217,6 +230,7 @@ class Trainer:
             if now - last_report >= 0.1 or self.step_in_epoch == self.steps:
                 last_report = now  # reading the sums syncs with the GPU: at most 10x a second
                 loss_sum, correct, seen = self.sums.tolist()
+                self._check_finite(loss_sum)
                 shown = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
                          "images_per_sec": seen / max(self.epoch_time, 1e-9)}  # fmt: skip
             self._emit("on_step", {
@@ -225,9 +239,19 @@ class Trainer:
             })  # fmt: skip
         return True
 
+    def _check_finite(self, loss_sum: float) -> None:
+        if not math.isfinite(loss_sum):
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise TrainingDiverged(
+                f"the training loss became {loss_sum} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+                f"(learning rate {lr:.3g}): training stopped; the last good weights are in last.safetensors. "
+                "Lower the learning rate (--lr), or use --optimizer adam"
+            )
+
     def _end_epoch(self) -> bool:
         """Validate, record, checkpoint. Returns True when early stopping says stop."""
         loss_sum, correct, seen = self.sums.tolist()
+        self._check_finite(loss_sum)
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "loss": round(loss_sum / max(seen, 1), 6),
@@ -267,6 +291,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train to the end (or a stop); returns the status summary. The caller's global RNG
+        state is restored afterwards: training seeds its own."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            return self._fit(resume_state)
+
+    def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         gen = None
         if resume_state is not None:
@@ -275,12 +305,23 @@ class Trainer:
             torch.manual_seed(self.cfg.seed)
         self._emit("on_train_begin", {
             "epochs": self.cfg.epochs, "steps_per_epoch": self.steps, "start_epoch": self.epoch + 1,
+            "total_steps": self.plan.total_steps, "stop_step": self.plan.stop_step, "global_step": self.global_step,
             "train_size": len(self.data.train), "val_size": len(self.data.val) if self.data.val is not None else 0,
             "device": str(self.device), "run_dir": str(self.run_dir), "monitor": self.monitor,
         })  # fmt: skip
         self.status = "running"
-        with _graceful_sigint(self):
-            self._loop(gen)
+        self._write_progress_files()
+        try:
+            with _graceful_sigint(self):
+                self._loop(gen)
+        except Exception as e:
+            # Whatever went wrong, the run folder says so: never "running" forever.
+            self.status = "failed"
+            self.error = str(e) if isinstance(e, SightlineError) else f"{type(e).__name__}: {e}"
+            with contextlib.suppress(Exception):
+                self._write_progress_files()
+            self._emit("on_train_end", self.summary())
+            raise
         if self.status != "interrupted":
             self.save_checkpoint(None)  # records the final status for `resume`
         self._write_progress_files()
@@ -311,7 +352,7 @@ class Trainer:
             self.status = "interrupted"
             ckpt.save_model(self.run_dir / "last.safetensors", self.model, {**self.meta, "epoch": self.epoch})
             self.save_checkpoint(self.gen)
-            self._emit("on_message", f"Interrupted: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}")
+            self._emit("on_message", f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}")
 
 
 @contextlib.contextmanager

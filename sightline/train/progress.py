@@ -5,6 +5,10 @@ The training loop reports events to callbacks; these are the built-in ones:
 * ``ProgressBar`` — a live bar on a terminal (epoch, step, loss, accuracy, images/s, ETA) and
   one Keras-style line per epoch; on a pipe or log file only the per-epoch lines.
 * ``JsonLines`` — one JSON object per event on stdout, for scripts and the web UI's job worker.
+* ``EventCallback`` — the same events as plain dicts to any function (``fit(on_event=...)``):
+  ``{"kind": "step", "epoch": 1, "step": 120, "steps": 844, "loss": ..., "accuracy": ...,
+  "images_per_sec": ..., "eta_seconds": ...}``; kinds: train_begin, step, epoch, message,
+  train_end (and, from the pipeline, data, download, run, evaluation, report, done, failed).
 
 A callback is any object with some of ``on_train_begin(info)``, ``on_step(state)``,
 ``on_epoch_end(row)``, ``on_train_end(summary)``, and ``on_message(text)``.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 
@@ -39,11 +44,13 @@ def format_epoch_row(row: dict[str, Any], epochs: int) -> str:
 class ProgressBar:
     """Live bar on a TTY (redrawn at most 10x a second), epoch lines everywhere."""
 
-    def __init__(self, stream: IO[str] | None = None, live: bool | None = None, width: int = 24) -> None:
+    def __init__(self, stream: IO[str] | None = None, live: bool | None = None, width: int = 24,
+                 line_every: float = 5.0) -> None:  # fmt: skip
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.width = width
-        self._last_draw = 0.0
+        self.line_every = line_every  # without a live bar: a progress line this often in an epoch
+        self._last_draw = self._last_line = time.monotonic()
         self.epochs = 0
 
     def _write(self, text: str) -> None:
@@ -59,6 +66,13 @@ class ProgressBar:
 
     def on_step(self, s: dict[str, Any]) -> None:
         if not self.live:
+            now = time.monotonic()
+            if "loss" in s and s["step"] < s["steps"] and now - self._last_line >= self.line_every:
+                self._last_line = now
+                eta = (s["steps"] - s["step"]) / max(s["steps_per_sec"], 1e-9)
+                self._write(f"Epoch {s['epoch']}/{self.epochs} step {s['step']}/{s['steps']} - loss {s['loss']:.4f}"
+                            f" - accuracy {s['accuracy']:.4f} - {s['images_per_sec']:,.0f} img/s"
+                            f" - epoch ETA {format_duration(eta)}\n")  # fmt: skip
             return
         now = time.monotonic()
         if (now - self._last_draw < 0.1 and s["step"] < s["steps"]) or "loss" not in s:
@@ -80,38 +94,67 @@ class ProgressBar:
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
         self._clear()
+        self._last_line = time.monotonic()
         self._write(format_epoch_row(row, self.epochs) + "\n")
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
         self._clear()
 
 
-class JsonLines:
-    """Machine-readable events, one JSON object per line."""
+class EventCallback:
+    """The training loop's hooks as one stream of plain dicts, each with a ``kind``.
 
-    def __init__(self, stream: IO[str] | None = None, every_steps: int = 50) -> None:
-        self.stream = stream or sys.stdout
-        self.every_steps = every_steps
+    Step events come at most every ``min_interval`` seconds (and at the last step of each
+    epoch), with ``eta_seconds`` to the end of training and ``global_step``/``stop_step``.
+    """
 
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
-        self.stream.write(json.dumps({"event": event, **data}) + "\n")
-        self.stream.flush()
+    def __init__(self, fn: Callable[[dict[str, Any]], None], min_interval: float = 0.25) -> None:
+        self.fn = fn
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._info: dict[str, Any] = {}
+        self._rate: float | None = None  # steps per second, from the last step event
 
     def on_message(self, text: str) -> None:
-        self._emit("message", {"text": text})
+        self.fn({"kind": "message", "text": text})
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
-        self._emit("train_begin", info)
+        self._info = dict(info)
+        self.fn({"kind": "train_begin", **info})
 
     def on_step(self, s: dict[str, Any]) -> None:
-        if (s["step"] % self.every_steps == 0 or s["step"] == s["steps"]) and "loss" in s:
-            self._emit("step", s)
+        now = time.monotonic()
+        if "loss" not in s or (now - self._last < self.min_interval and s["step"] < s["steps"]):
+            return
+        self._last = now
+        self._rate = s["steps_per_sec"]
+        done = (s["epoch"] - 1) * s["steps"] + s["step"]
+        stop = self._info.get("stop_step", self._info.get("epochs", 1) * s["steps"])
+        self.fn({"kind": "step", **s, "global_step": done, "stop_step": stop,
+                 "eta_seconds": round(max(stop - done, 0) / max(self._rate, 1e-9), 1)})  # fmt: skip
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
-        self._emit("epoch", row)
+        event = {"kind": "epoch", **row, "epochs": self._info.get("epochs")}
+        steps = self._info.get("steps_per_epoch")
+        if self._rate and steps:
+            left = self._info.get("stop_step", 0) - row["epoch"] * steps
+            event["eta_seconds"] = round(max(left, 0) / self._rate, 1)
+        self.fn(event)
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
-        self._emit("train_end", summary)
+        self.fn({"kind": "train_end", **summary})
+
+
+class JsonLines(EventCallback):
+    """Machine-readable events, one JSON object per line (the ``EventCallback`` dicts)."""
+
+    def __init__(self, stream: IO[str] | None = None, min_interval: float = 0.5) -> None:
+        self.stream = stream or sys.stdout
+        super().__init__(self._write, min_interval)
+
+    def _write(self, event: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(event, default=str) + "\n")
+        self.stream.flush()
 
 
 def make_reporter(mode: str) -> list[Any]:

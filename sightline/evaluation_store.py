@@ -1,0 +1,104 @@
+"""Saved evaluations of a run: one set of files per source, so one result never replaces another.
+
+```
+runs/<name>/evaluations/
+  test.json                  metrics + what was evaluated: source, split or folder, checkpoint,
+                             image count, skipped files, the model file's sha256
+  test.txt                   the printed report
+  test.logits.safetensors    the (N, K) logits and (N,) labels: the report and the plots reuse
+                             them instead of evaluating the whole split again
+  val.json, test-last.json, folder-photos-1a2b3c4d.json, mnist-test.json, ...
+```
+
+The key of a source is built by ``source_key``: the run's own split (``test``, ``val``), with
+``-last`` for the last checkpoint, a folder (``folder-<name>-<hash of its absolute path>``) or
+another dataset (``<dataset>-<split>``). Only the run's own test split with its best checkpoint
+(key ``test``) is "the run's test result" that listings show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
+
+FOLDER = "evaluations"
+TEST_KEY = "test"
+
+
+def source_key(kind: str, split: str, checkpoint: str = "best", *, path: str | os.PathLike | None = None,
+               dataset: str | None = None) -> str:  # fmt: skip
+    """The file stem of one evaluation source (see the module docstring)."""
+    if kind == "split":
+        key = split
+    elif kind == "folder":
+        resolved = str(Path(path or ".").resolve())
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(resolved).name).strip("-.")[:40] or "folder"
+        digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
+        key = f"folder-{slug}-{digest}" + (f"-{split}" if split != "all" else "")
+    elif kind == "dataset":
+        key = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', dataset or 'data')}-{split}"
+    else:
+        raise ValueError(f"unknown evaluation source kind {kind!r}")
+    return key if checkpoint == "best" else f"{key}-{checkpoint}"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_evaluation(run_dir: Path, key: str, record: dict[str, Any], table: str, logits=None, labels=None) -> Path:
+    """Write ``<key>.json`` (+ ``.txt`` and the logits) atomically; returns the JSON path."""
+    folder = Path(run_dir) / FOLDER
+    if logits is not None and labels is not None:
+        from safetensors.torch import save as st_save
+
+        blob = st_save({"logits": logits.float().contiguous(), "labels": labels.long().contiguous()})
+        atomic_write_bytes(folder / f"{key}.logits.safetensors", blob)
+    atomic_write_bytes(folder / f"{key}.txt", (table + "\n").encode("utf-8"))
+    path = folder / f"{key}.json"
+    atomic_write_json(path, record)  # last: a JSON file means its companions are complete
+    return path
+
+
+def read_evaluation(run_dir: Path, key: str) -> dict[str, Any] | None:
+    path = Path(run_dir) / FOLDER / f"{key}.json"
+    try:
+        return read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # a damaged file counts as no evaluation: it is simply done again
+
+
+def list_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
+    folder = Path(run_dir) / FOLDER
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for p in sorted(folder.glob("*.json")):
+        record = read_evaluation(run_dir, p.stem)
+        if record is not None:
+            found[p.stem] = record
+    return found
+
+
+def load_logits(run_dir: Path, key: str):
+    """(logits, labels) saved with an evaluation, or None."""
+    path = Path(run_dir) / FOLDER / f"{key}.logits.safetensors"
+    if not path.is_file():
+        return None
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    try:
+        tensors = st_load(path.read_bytes())
+        return tensors["logits"], tensors["labels"]
+    except (SafetensorError, KeyError, OSError, ValueError):
+        return None

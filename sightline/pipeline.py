@@ -1,0 +1,140 @@
+"""The whole job in one call: load the data, build the model, train, evaluate on the test
+split, write the plots and the report. ``sightline train`` and the web UI's worker are thin
+faces over ``run_training``.
+
+>>> result = sightline.run_training("fashion-mnist", "fastcnn", epochs=3,
+...                                 on_event=print, should_stop=stop_event.is_set)
+>>> result.run.path, result.metrics.accuracy, result.report
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sightline.runs import Run
+
+EventFn = Callable[[dict[str, Any]], None]
+SKIPPED_SHOWN = 20  # skipped files named one by one in the events; the rest are counted
+
+
+@dataclass
+class TrainingResult:
+    run: Run
+    status: str
+    metrics: Any = None  # evaluate.Metrics on the test split, when there is one
+    report: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"run": str(self.run.path), "status": self.status}
+        if self.metrics is not None:
+            out.update(test_accuracy=self.metrics.accuracy, test_loss=self.metrics.loss)
+        if self.report is not None:
+            out["report"] = str(self.report)
+        return out
+
+
+def _emit(on_event: EventFn | None, kind: str, **data: Any) -> None:
+    if on_event is not None:
+        on_event({"kind": kind, **data})
+
+
+def run_training(
+    dataset: str | os.PathLike | Any = "fashion-mnist",
+    model: str | None = None,
+    *,
+    data_options: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    resume: Run | str | os.PathLike | None = None,
+    evaluate: bool = True,
+    report: bool = True,
+    name: str | None = None,
+    runs_dir: str | os.PathLike | None = None,
+    progress: str = "auto",
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **train_options: Any,
+) -> TrainingResult:
+    """Train → evaluate → report. Returns a ``TrainingResult`` (run, status, metrics, report).
+
+    Args:
+        dataset: a dataset name, an image folder, or a ``Dataset``.
+        model: a registered model name (default: the default model).
+        data_options: ``load_dataset`` options (classes, val_split, size, channels, ...).
+        resume: continue this interrupted run instead of starting a new one.
+        evaluate / report: after training, evaluate the best checkpoint on the test split
+            (saved in ``evaluations/test.json``) and write the plots and ``report.html``.
+        progress: the terminal display ("auto", "bar", "lines", "json", "quiet").
+        on_event: gets every step of the job as a dict with a ``kind``: download, data,
+            model, run (the folder exists), train_begin, step, epoch, message, train_end,
+            evaluation, report, done — or failed, with the error, before it is raised.
+        should_stop: checked between training steps; True stops with everything saved.
+        **train_options: ``TrainConfig`` fields; unset ones take the model's tuned defaults.
+    """
+    try:
+        return _run(dataset, model, data_options or {}, model_options or {}, resume, evaluate, report, name,
+                    runs_dir, progress, on_event, should_stop, train_options)  # fmt: skip
+    except BaseException as e:
+        _emit(on_event, "failed", error=str(e) or type(e).__name__, type=type(e).__name__)
+        raise
+
+
+def _load(dataset, data_options: dict[str, Any], progress: str, on_event: EventFn | None):
+    from sightline.data import Dataset, load_dataset
+
+    if isinstance(dataset, Dataset):
+        return dataset
+    # Download progress: a bar on the terminal, or events when the caller reads events only.
+    shown = progress not in ("quiet", "json")
+    dl_progress: Any = shown if (shown or on_event is None) else on_event
+    return load_dataset(dataset, **data_options, progress=dl_progress)
+
+
+def _run(dataset, model, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
+         on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
+    from sightline.models import DEFAULT_MODEL, get_model_entry
+    from sightline.models.summary import summary
+    from sightline.train import api
+
+    if resume is not None:
+        run = resume if isinstance(resume, Run) else Run(Path(resume))
+        api.resumable_state(run)  # an ended run fails here, before its data is loaded
+        _emit(on_event, "message", text=f"Resuming {run.path}")
+        data = run.load_data() if run.data is None else run.data
+        run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
+    else:
+        model = model or DEFAULT_MODEL
+        get_model_entry(model)  # an unknown name fails before any data is loaded
+        data = _load(dataset, data_options, progress, on_event)
+        _emit(on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
+              sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
+              skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped))  # fmt: skip
+        net = api.build_model(model, data, train_options.get("seed"), **model_options)
+        s = summary(net)
+        _emit(on_event, "model", name=model, parameters=s.total, trainable=s.trainable)
+        run = api.fit(net, data, name=name, runs_dir=runs_dir, progress=progress, on_event=on_event,
+                      should_stop=should_stop, **train_options)  # fmt: skip
+    status = run.status.get("status", "unknown")
+    result = TrainingResult(run, status)
+    if status == "interrupted":
+        _emit(on_event, "done", **result.to_dict())
+        return result
+    if evaluate:
+        if data.test is None:
+            _emit(on_event, "message", text="No test split: skipped the final evaluation (evaluate a labelled folder "
+                                            "with `sightline evaluate RUN --data FOLDER`).")  # fmt: skip
+        else:
+            result.metrics = run.evaluate(data, split="test")
+            m = result.metrics
+            _emit(on_event, "evaluation", split="test", accuracy=m.accuracy, loss=m.loss, count=m.count,
+                  path=str(run.path / "evaluations" / "test.json"))  # fmt: skip
+    if report:
+        from sightline.report import write_report
+
+        result.report = write_report(run, data=data, metrics=result.metrics)
+        _emit(on_event, "report", path=str(result.report), plots=str(run.path / "plots"))
+    _emit(on_event, "done", **result.to_dict())
+    return result
