@@ -33,7 +33,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
 
 
 def has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+    from sightline.models.summary import conv_layers
+
+    return bool(conv_layers(model))
 
 
 def use_channels_last(model: nn.Module, device: torch.device) -> bool:

@@ -22,6 +22,7 @@ from torch import nn
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ModelError
 from sightline.inference import batched_logits
+from sightline.models.summary import conv_layers
 
 SALIENCY_METHODS = ("gradcam", "gradient")
 
@@ -35,10 +36,6 @@ _ELEMENTWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.EL
 def leaf_names(model: nn.Module) -> list[str]:
     """Dotted names of the modules without children: the layers of ``summary(model)``."""
     return [n for n, m in model.named_modules() if n and not list(m.children())]
-
-
-def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:

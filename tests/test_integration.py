@@ -79,7 +79,7 @@ def test_killed_run_resumes_identically(mirror, tmp_path, how):
     victim = _cli(*args, "--name", "victim")
     for line in victim.stdout:  # wait until it is well into epoch 1, past a mid-epoch checkpoint
         event = json.loads(line)
-        if event["event"] == "step" and event["epoch"] == 1 and event["step"] >= 100:
+        if event["kind"] == "step" and event["epoch"] == 1 and event["step"] >= 100:
             break
     if how == "kill -9":
         victim.kill()

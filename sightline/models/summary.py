@@ -132,3 +132,11 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -
         result.total += total
         result.trainable += trainable
     return result
+
+
+def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """The model's 2-D convolutions by dotted name: the one test of "is this a convnet" (for
+    channels-last, Grad-CAM, filter pictures)."""
+    from torch import nn
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]

@@ -7,7 +7,6 @@ headless, in threads (the web server) and in notebooks alike.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from sightline.errors import DataError, SightlineError
+from sightline.fileio import atomic_open
 
 CORRECT = "#1f77b4"  # blue, as in the tutorials
 WRONG = "#d62728"  # red
@@ -68,15 +68,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
         raise SightlineError(f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:  # the one atomic writer of the project
+        fig.savefig(f, format=fmt, dpi=dpi)
     return path
 
 
