@@ -10,8 +10,10 @@ opens anywhere with no network.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,8 @@ from typing import Any
 
 import torch
 
-from sightline.fileio import atomic_write_bytes
+from sightline import evaluation_store as store
+from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
 from sightline.runs import Run
 
 SECTIONS = ("curves", "metrics", "confusion", "predictions", "top-losses", "activations", "data", "config", "summary")
@@ -134,7 +137,7 @@ def _png(figs: RunFigures, name: str) -> str:
 
 
 def _img(figs: RunFigures, name: str, alt: str) -> str:
-    if name not in figs.figures:
+    if name not in figs.figures and name not in figs.files:
         return ""
     return f'<figure><img src="{_png(figs, name)}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
@@ -191,6 +194,54 @@ def _kpis(run: Run, figs: RunFigures) -> str:
                                           for v, t in cards) + "</div>"  # fmt: skip
 
 
+# ----------------------------------------------------------------------------- figure cache
+FIGURE_CACHE = "figures.json"  # in <run>/plots/: what the PNGs were drawn from
+
+
+def _figure_state(run: Run, split: str) -> str:
+    """A fingerprint of everything the figures show: evaluated model, history, status, config."""
+    from sightline._version import __version__
+
+    record = store.read_evaluation(run.path, store.source_key("split", split)) or {}
+    metrics_csv = run.path / "metrics.csv"
+    parts = [__version__, split, record.get("model_sha256"), record.get("count"), run.status, run.config,
+             metrics_csv.read_text() if metrics_csv.is_file() else ""]  # fmt: skip
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def remember_figures(run: Run, figs: RunFigures) -> None:
+    atomic_write_json(run.path / "plots" / FIGURE_CACHE, {
+        "state": _figure_state(run, figs.split), "split": figs.split, "sizes": figs.sizes, "example": figs.example,
+        "files": {name: [p.name, *_file_stamp(p)] for name, p in figs.files.items()},
+    })  # fmt: skip
+
+
+def cached_figures(run: Run) -> RunFigures | None:
+    """The saved figures and the numbers the page needs, when they are of the run as it is now."""
+    from sightline.evaluate import compute_metrics
+
+    try:
+        cache = read_json(run.path / "plots" / FIGURE_CACHE)
+        if cache["state"] != _figure_state(run, cache["split"]):
+            return None
+        files = {name: run.path / "plots" / f for name, (f, *stamp) in cache["files"].items()}
+        if any(_file_stamp(files[name]) != stamp for name, (_, *stamp) in cache["files"].items()):
+            return None  # a PNG was drawn over (e.g. by `sightline plot`) since
+        saved = store.load_logits(run.path, store.source_key("split", cache["split"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if saved is None:
+        return None
+    return RunFigures(metrics=compute_metrics(saved[0], saved[1], run.classes), split=cache["split"],
+                      example=cache["example"], files=files, sizes=cache["sizes"])  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the page
 def render_html(run: Run, figs: RunFigures) -> str:
     """Results first (headline numbers, curves, per-class metrics, confusion, predictions, top
     losses, the inside of the network), then the data and how the run was configured."""
@@ -256,18 +307,25 @@ def render_html(run: Run, figs: RunFigures) -> str:
 
 
 def write_report(run: Run | str | Path, data=None, path: str | Path | None = None, metrics=None,
-                 on_progress: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+                 on_progress: Callable[[str], None] | None = None, redraw: bool = False) -> Path:  # fmt: skip
     """Figures into ``<run>/plots/`` and a self-contained ``<run>/report.html``; returns its path.
 
+    The figures are drawn again only when the run changed since they were drawn (model file,
+    evaluation, history, status) or a PNG was replaced — or with ``redraw=True``.
     ``on_progress`` gets a line of text at each stage (loading, evaluating, drawing, writing).
     """
     say = on_progress or (lambda text: None)
     run = run if isinstance(run, Run) else Run(Path(run))
-    if data is None and run.data is None:
-        say(f"Loading {run.config['data'].get('name_or_path')} ...")
-    figs = run_figures(run, data, metrics, on_progress=say)
-    say(f"Saving {len(figs.figures)} figures to {run.path / 'plots'} ...")
-    save_run_figures(run, figs)
+    figs = None if redraw else cached_figures(run)
+    if figs is not None:
+        say(f"Figures in {run.path / 'plots'} are current: reusing them (redraw=True draws them again)")
+    else:
+        if data is None and run.data is None:
+            say(f"Loading {run.config['data'].get('name_or_path')} ...")
+        figs = run_figures(run, data, metrics, on_progress=say)
+        say(f"Saving {len(figs.figures)} figures to {run.path / 'plots'} ...")
+        save_run_figures(run, figs)
+        remember_figures(run, figs)
     out = Path(path) if path else run.path / "report.html"
     atomic_write_bytes(out, render_html(run, figs).encode("utf-8"))
     return out

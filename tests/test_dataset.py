@@ -211,7 +211,8 @@ def test_load_builtin_from_mirror(tiny_builtin, tmp_path):
     assert ds.flip is False and ds.preprocess.dark_background
     assert ds.preprocess.mean == channel_stats(ds.train.images)[0]
     assert ds.test.labels.tolist() == [0, 1, 2, 3] * 2
-    assert not (tmp_path / "cache").exists()  # read in place
+    cached = [p.relative_to(tmp_path / "cache") for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert cached and all(p.parts[0] == "decoded" for p in cached)  # mirror files read in place
     assert ds.load_options["name_or_path"] == "tiny" and ds.load_options["val_split"] == 0.3
     again = load_dataset(**ds.load_options, progress=False)  # the options rebuild the same data
     assert torch.equal(again.val.images, ds.val.images)
@@ -271,4 +272,28 @@ def test_real_datasets_from_mirror(tmp_path):
     assert sorted(sub.train.labels.unique().tolist()) == [0, 1, 2]
     assert sub.test.class_counts(3) == [1000, 1000, 1000]
     assert sub.classes == ["airplane", "automobile", "bird"]
-    assert not any(tmp_path.iterdir())  # nothing copied into the cache
+    assert [p.name for p in tmp_path.iterdir()] == ["decoded"]  # source files read in place, not copied
+    again = load_dataset("cifar", mirror=MIRROR, cache_dir=tmp_path, classes=["airplane", "automobile", "bird"],
+                         val_split="test", progress=False)  # from the decoded copies: the same tensors
+    assert torch.equal(again.train.images, sub.train.images) and torch.equal(again.test.labels, sub.test.labels)
+
+
+def test_decoded_copies_are_used_and_checked(tiny_builtin, tmp_path, monkeypatch):
+    import sightline.data.load as load_module
+
+    first = load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)
+    copies = sorted((tmp_path / "c" / "decoded").glob("tiny-*.npz"))
+    assert len(copies) == 2
+
+    def no_parse(*a, **k):
+        raise AssertionError("parsed the source files although a good decoded copy exists")
+
+    monkeypatch.setattr(load_module, "_read_split", no_parse)
+    again = load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)
+    assert torch.equal(again.train.images, first.train.images) and torch.equal(again.test.labels, first.test.labels)
+    # a damaged copy (one flipped byte) is never used: the source is parsed again
+    raw = bytearray(copies[0].read_bytes())
+    raw[-200] ^= 0xFF
+    copies[0].write_bytes(bytes(raw))
+    with pytest.raises(AssertionError, match="parsed the source files"):
+        load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)

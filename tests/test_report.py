@@ -48,5 +48,31 @@ def test_plot_and_report_commands(trained, tmp_path, capsys):
     assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
     assert main(["plot", "schedule", "--model", "fastcnn", "-o", str(tmp_path / "lr.png")]) == 0
     assert (tmp_path / "lr.png").stat().st_size > 1000
-    assert main(["report", str(run.path), "-o", str(tmp_path / "r.html")]) == 2  # toy data can't be reloaded by name
-    assert "toy" in capsys.readouterr().err
+    # the figures drawn after training are current: the report needs neither the data nor a redraw
+    assert main(["report", str(run.path), "-o", str(tmp_path / "r.html")]) == 0
+    assert "are current: reusing them" in capsys.readouterr().err and (tmp_path / "r.html").stat().st_size > 10_000
+    # drawing again needs the data, and toy data can't be reloaded by name: a clear error
+    assert main(["report", str(run.path), "--redraw", "-o", str(tmp_path / "r2.html")]) == 2
+    assert "in-memory Dataset ('toy')" in capsys.readouterr().err
+
+
+def test_saved_figures_are_reused_only_while_current(trained, tmp_path):
+    from sightline.report import cached_figures
+
+    run, data = trained
+    write_report(run, data=data)
+    figs = cached_figures(sightline.load_run(run.path))
+    assert figs is not None and figs.split == "test" and figs.metrics.count == len(data.test)
+    # `sightline plot predictions` drew over one of the report's PNGs: draw them all again
+    assert main(["plot", "predictions", str(run.path), "--rows", "2", "--cols", "2"]) == 2  # toy data: can't reload
+    (run.path / "plots" / "predictions.png").write_bytes((run.path / "plots" / "curves.png").read_bytes())
+    assert cached_figures(run) is None
+    write_report(run, data=data)
+    assert cached_figures(run) is not None
+    # the history changed (training went on): stale too
+    before = (run.path / "metrics.csv").read_text()
+    (run.path / "metrics.csv").write_text(before + before.splitlines()[-1] + "\n")
+    assert cached_figures(run) is None
+    (run.path / "metrics.csv").write_text(before)
+    html = write_report(run, data=data, redraw=True).read_text()
+    assert "class0" in html and cached_figures(run) is not None

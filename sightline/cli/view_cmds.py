@@ -174,6 +174,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument("--output", "-o", help="HTML file (default: <run>/report.html)")
     p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument("--redraw", action="store_true", help="draw every figure again even when the saved ones are current")
     p.set_defaults(func=run_report)
 
 
@@ -181,7 +182,8 @@ def run_report(args: argparse.Namespace) -> int:
     from sightline.report import write_report
 
     run = pick_run(args.run, args.runs_dir)
-    path = write_report(run, path=args.output, on_progress=lambda text: print(text, file=sys.stderr, flush=True))
+    path = write_report(run, path=args.output, redraw=args.redraw,
+                        on_progress=lambda text: print(text, file=sys.stderr, flush=True))  # fmt: skip
     print(f"Plots: {(run.path / 'plots').resolve()}")
     print(f"Report: {Path(path).resolve()}")
     return 0

@@ -89,14 +89,16 @@ def plot_predictions(images, labels, probs, classes: Sequence[str], rows: int = 
     return fig
 
 
-def _bars(ax, probs: np.ndarray, classes: Sequence[str], label: int | None) -> None:
+def _bars(ax, probs: np.ndarray, classes: Sequence[str], label: int | None, names: bool = True) -> None:
     bars = ax.bar(range(len(probs)), probs, color=NEUTRAL)
     pred = int(probs.argmax())
     bars[pred].set_color(WRONG)  # predicted in red; the true class, drawn after, in blue
     if label is not None:
         bars[int(label)].set_color(CORRECT)
     ax.set_ylim(0, 1)
-    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=FONT - 1)
+    # Class names under every bar chart of a grid cost more to lay out than the rest of it
+    # together: a grid names them under its bottom row only.
+    ax.set_xticks(range(len(classes)), classes if names else [], rotation=90, fontsize=FONT - 1)
     ax.tick_params(axis="y", labelsize=FONT - 1)
 
 
@@ -137,7 +139,7 @@ def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: i
         pred, true = int(probs[i].argmax()), int(labels[i])
         ax_img.set_xlabel(f"{classes[pred]} {probs[i, pred]:.0%}\n({classes[true]})", fontsize=FONT - 1,
                           color=CORRECT if pred == true else WRONG)  # fmt: skip
-        _bars(ax_bar, probs[i], classes, true)
+        _bars(ax_bar, probs[i], classes, true, names=i // cols == rows - 1 or i + cols >= n)
     return fig
 
 
