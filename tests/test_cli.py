@@ -126,3 +126,14 @@ def test_bad_arguments_are_rejected_by_the_parser(capsys):
             main(args)
         assert e.value.code == 2
         assert "error:" in capsys.readouterr().err
+
+
+def test_json_progress_is_one_event_stream(photo_folder, tmp_path, capsys):
+    code = main(["train", str(photo_folder), "--model", "mlp", "--epochs", "2", "--runs-dir", str(tmp_path),
+                 "--val-split", "0.25", "--json", "--no-report"])  # fmt: skip
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]  # stdout: JSON lines only
+    kinds = [e["kind"] for e in events]
+    assert code == 0 and kinds.count("train_begin") == 1 and kinds.count("epoch") == 2
+    assert kinds[0] == "data" and kinds[-1] == "done" and events[-1]["status"] == "finished"
+    assert events[0]["skipped_count"] == 1 and "corrupt.png" in events[0]["skipped"][0][0]

@@ -83,10 +83,12 @@ def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
 
 def run_train(args: argparse.Namespace) -> int:
     from sightline.pipeline import run_training
-    from sightline.runs import find_run, status_words
+    from sightline.runs import find_run
 
     say = _printer(args.progress)
-    common = dict(evaluate=not args.no_eval, report=not (args.no_eval or args.no_report), progress=args.progress,
+    # With --json every event, the training's own included, comes from the one event printer.
+    common = dict(evaluate=not args.no_eval, report=not (args.no_eval or args.no_report),
+                  progress="quiet" if args.progress == "json" else args.progress,
                   on_event=_event_printer(args.progress, say))  # fmt: skip
     if args.resume:
         ignored = _ignored_with_resume(args)
@@ -98,7 +100,6 @@ def run_train(args: argparse.Namespace) -> int:
         result = run_training(args.dataset, args.model, data_options=data_kwargs(args), model_options=dict(args.model_opt),
                               name=args.name, runs_dir=args.runs_dir, **common, **options)  # fmt: skip
     run = result.run
-    say(f"Training {status_words(run.status)}")
     if result.status == "interrupted":
         say(f"Run saved (interrupted) in {run.path}. Resume with: sightline train --resume {run.path}")
         return 130
@@ -109,11 +110,11 @@ def run_train(args: argparse.Namespace) -> int:
 def _event_printer(progress: str, say):
     """The job's events as the command line shows them: JSON lines with --json, else the
     pipeline's own messages (the training bar and epoch lines come from --progress)."""
+    from sightline.runs import status_words
+
     if progress == "json":
 
         def emit(event: dict[str, Any]) -> None:
-            if event["kind"] == "done":
-                event = {**event, "event": "result"}
             print(json.dumps(event, default=str), flush=True)
 
         return emit
@@ -132,6 +133,8 @@ def _event_printer(progress: str, say):
             say(f"Run folder: {event['run_dir']}")
         elif kind == "message" and event["text"].startswith(("Resuming", "No test split")):
             say(event["text"])
+        elif kind == "train_end":
+            say(f"Training {status_words(event)}")
         elif kind == "evaluation":
             say(f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)")
             say(f"Metrics: {event['path']}")
