@@ -239,22 +239,29 @@ class Run:
         return evaluate_model(self.load_model(which, dev), images.images, images.labels, self.preprocess, self.classes,
                               device=dev, batch_size=batch_size)  # fmt: skip
 
-    def split_results(self, split: str = "test", which: str = "best", data=None, device: str = "auto"):
-        """(metrics, images) of the run's own ``split``: the saved evaluation when it is of the
-        current model file (no forward pass), else a fresh evaluation, saved."""
+    def saved_results(self, split: str = "test", which: str = "best"):
+        """``Metrics`` of the run's own ``split`` from its saved evaluation, when that is of the
+        current model file; else None. Needs neither the data nor a forward pass."""
         from sightline.evaluate import compute_metrics
 
+        key = store.source_key("split", split, which)
+        record = store.read_evaluation(self.path, key)
+        saved = store.load_logits(self.path, key) if record else None
+        if saved is None or record.get("model_sha256") != store.file_sha256(self.model_file(which)):
+            return None
+        return compute_metrics(saved[0], saved[1], self.classes)
+
+    def split_results(self, split: str = "test", which: str = "best", data=None, device: str = "auto"):
+        """(metrics, images) of the run's own ``split``: the saved evaluation when it is of the
+        current model file and these images (no forward pass), else a fresh one, saved."""
         data = data if data is not None else self.load_data()
         splits = data.splits()
         if split not in splits:
             raise RunError(f"the run's data has no {split!r} split; it has: {', '.join(splits)}")
         images = splits[split]
-        key = store.source_key("split", split, which)
-        record = store.read_evaluation(self.path, key)
-        saved = store.load_logits(self.path, key) if record else None
-        if saved is not None and record.get("model_sha256") == store.file_sha256(self.model_file(which)) \
-                and len(saved[1]) == len(images) and bool((saved[1] == images.labels.cpu()).all()):  # fmt: skip
-            return compute_metrics(saved[0], saved[1], self.classes), images
+        saved = self.saved_results(split, which)
+        if saved is not None and saved.count == len(images) and bool((saved.labels == images.labels.cpu()).all()):
+            return saved, images
         return self.evaluate(data, split=split, which=which, device=device), images
 
     # ------------------------------------------------------------------ prediction

@@ -72,7 +72,7 @@ def test_bad_suffix_is_a_clear_error(batch, tmp_path):
 
 
 def _label_colors(fig):
-    return [ax.xaxis.label.get_color() for ax in fig.axes if ax.xaxis.label.get_text()]
+    return [t.get_color() for ax in fig.axes for t in ax.texts if t.get_text()]
 
 
 def test_prediction_colours_follow_correctness(batch):
@@ -157,7 +157,10 @@ def test_ten_long_class_names_do_not_overlap(batch):
             assert not _overlaps(ax.get_xticklabels(), renderer)
             assert not _overlaps(ax.get_yticklabels(), renderer)
     fig = plots.plot_predictions(images, labels, probs, long)
-    assert not _overlaps([ax.xaxis.label for ax in fig.axes], _drawn(fig))
+    assert not _overlaps([t for ax in fig.axes for t in ax.texts], _drawn(fig))
+    fig = plots.plot_probability_grid(images, labels, probs, long, rows=2, cols=3)
+    captions = [t for t in fig.axes[0].texts if t.get_rotation() == 0]
+    assert len(captions) == 6 and not _overlaps(captions, _drawn(fig))
 
 
 def test_per_class_values_sit_clear_of_the_bars_and_mean_line():
@@ -173,7 +176,7 @@ def test_per_class_values_sit_clear_of_the_bars_and_mean_line():
 def test_top_losses_show_the_highest_losses_first(batch):
     images, labels, probs, losses = batch
     fig = plots.plot_top_losses(images, labels, probs, losses, CLASSES, k=3)
-    shown = [float(ax.get_title().rsplit("loss ", 1)[1]) for ax in fig.axes]
+    shown = [float(t.get_text().rsplit("loss ", 1)[1]) for t in fig.axes[0].texts]
     assert shown == pytest.approx(sorted(losses.tolist(), reverse=True)[:3], abs=0.01)
 
 
@@ -220,3 +223,22 @@ def test_no_mistakes_gives_a_message_figure(batch):
     perfect = torch.nn.functional.one_hot(labels, 10).float()
     fig = plots.plot_predictions(images, labels, perfect, CLASSES, only_mistakes=True)
     assert not fig.axes and "no mistakes" in fig.texts[0].get_text()
+
+
+def test_probability_grid_bars_follow_the_colour_rule(batch):
+    from matplotlib.colors import to_hex
+
+    images, labels, probs, _ = batch
+    fig = plots.plot_probability_grid(images, labels, probs, CLASSES, rows=2, cols=2)
+    bars = [p for p in fig.axes[0].patches if p.get_fill()]
+    assert len(bars) == 4 * len(CLASSES)
+    for i in range(4):
+        cell = bars[i * len(CLASSES) : (i + 1) * len(CLASSES)]
+        pred, true = int(probs[i].argmax()), int(labels[i])
+        assert to_hex(cell[true].get_facecolor()) == CORRECT
+        if pred != true:
+            assert to_hex(cell[pred].get_facecolor()) == WRONG
+        heights = [abs(b.get_height()) for b in cell]
+        assert heights.index(max(heights)) == pred  # the tallest bar is the prediction
+    names = [t.get_text() for t in fig.axes[0].texts if t.get_rotation() == 90]
+    assert names == CLASSES * 2  # under the bottom row only

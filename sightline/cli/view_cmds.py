@@ -25,7 +25,7 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", nargs="?", help="samples: a dataset name or folder (default fashion-mnist); others: a run (default: newest)")
     p.add_argument("--output", "-o", help="file to write (.png or .svg); default: <run>/plots/<kind>.png or ./<kind>.png")
     p.add_argument("--rows", type=positive_int, default=5, help="rows of images in a grid (default 5); top-losses shows rows x cols")
-    p.add_argument("--cols", type=positive_int, default=5, help="columns of images in a grid (default 5)")
+    p.add_argument("--cols", type=positive_int, default=5, help="columns of images in a grid (default 5; probabilities: at most 3 image + bars pairs)")
     p.add_argument("--random", action="store_true", help="samples: random images instead of the first ones")
     p.add_argument("--seed", type=int, default=0, help="samples: seed of --random (default 0)")
     p.add_argument("--classes", type=class_list, help="samples: only these classes")
@@ -75,17 +75,19 @@ def _run_figure(run, args: argparse.Namespace):
             raise SightlineError(f"{run.path.resolve()} has no finished epoch yet: nothing to plot")
         stopped = st.get("epochs_done") if st.get("status") == "early_stopped" else None
         return plots.plot_curves(run.history, best_epoch=st.get("best_epoch"), stopped_epoch=stopped)
-    m, split = run.split_results(args.split)  # the saved evaluation when it is current
-    classes, dark = run.classes, run.preprocess.dark_background
-    if args.kind == "confusion":
+    classes = run.classes
+    if args.kind == "confusion":  # numbers only: the saved evaluation, without loading the images
+        m = run.saved_results(args.split) or run.split_results(args.split)[0]
         for true, pred, n in plots.most_confused(m.confusion, classes, k=5):
             print(f"most confused: {true} -> {pred}: {n}")
         return plots.plot_confusion(m.confusion, classes, normalize=args.normalize)
+    m, split = run.split_results(args.split)  # the saved evaluation when it is current
+    dark = run.preprocess.dark_background
     if args.kind == "predictions":
         return plots.plot_predictions(split.images, split.labels, m.probabilities, classes, args.rows, args.cols,
                                       only_mistakes=args.only_mistakes, dark_background=dark)  # fmt: skip
     if args.kind == "probabilities":
-        return plots.plot_probability_grid(split.images, split.labels, m.probabilities, classes, args.rows, min(args.cols, 4), dark_background=dark)
+        return plots.plot_probability_grid(split.images, split.labels, m.probabilities, classes, args.rows, min(args.cols, 3), dark_background=dark)
     return plots.plot_top_losses(split.images, split.labels, m.probabilities, m.losses, classes, k=args.rows * args.cols, dark_background=dark)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from sightline.errors import DataError, SightlineError
 from sightline.fileio import atomic_open
@@ -91,3 +92,41 @@ def check_predictions(n: int, labels: np.ndarray, probs: np.ndarray | None, clas
         raise DataError(f"labels run from {labels.min()} to {labels.max()} but there are {len(classes)} class names")
     if probs is not None and (probs.ndim != 2 or probs.shape != (n, len(classes))):
         raise DataError(f"probabilities have shape {tuple(probs.shape)}; expected ({n}, {len(classes)}): one row per image, one column per class")
+
+
+# ----------------------------------------------------------------------------- image grids
+def image_grid(images: Sequence, captions: Sequence[str], cols: int, *, colors: Sequence[str] | None = None,
+               dark_background: bool = False, cell: tuple[float, float] = (1.9, 2.0), caption_lines: int = 2,
+               fontsize: float = FONT - 1) -> Figure:  # fmt: skip
+    """Images in a grid, a caption under each, all drawn in ONE axes (data units = inches).
+
+    One matplotlib axes per image made a 25-image grid cost 0.3–0.5 s to lay out and draw (tick
+    machinery, constrained layout); one axes with an image artist per cell costs a fraction,
+    and looks the same: each image framed, its caption centred under it.
+    """
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    cw, ch = cell
+    fig = Figure(figsize=(cw * cols, ch * rows))
+    fig.set_dpi(100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    pad = 0.06
+    caption_h = caption_lines * fontsize * 1.25 / 72 + 0.06  # inches
+    box = max(0.2, min(cw - 2 * pad, ch - caption_h - 2 * pad))
+    for k, image in enumerate(images):
+        r, c = divmod(k, cols)
+        a = to_display(image)
+        h, w = a.shape[:2]
+        iw, ih = (box, box * h / w) if w >= h else (box * w / h, box)
+        x0, y0 = c * cw + (cw - iw) / 2, r * ch + pad + (box - ih)
+        gray = a.ndim == 2
+        ax.imshow(a, cmap=("binary" if dark_background else "gray") if gray else None, vmin=0 if gray else None,
+                  vmax=255 if gray else None, extent=(x0, x0 + iw, y0 + ih, y0), interpolation="nearest", aspect="auto")  # fmt: skip
+        ax.add_patch(Rectangle((x0, y0), iw, ih, fill=False, lw=0.6, edgecolor="#888888"))
+        ax.text(c * cw + cw / 2, y0 + ih + 0.05, captions[k], ha="center", va="top", fontsize=fontsize,
+                color=colors[k] if colors is not None else "black")  # fmt: skip
+    ax.set_xlim(0, cw * cols)
+    ax.set_ylim(ch * rows, 0)
+    return fig
