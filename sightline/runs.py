@@ -187,8 +187,11 @@ class Run:
         """The run's own test result (test split, best checkpoint), or None."""
         found = store.read_evaluation(self.path, store.TEST_KEY)
         if found is None and (self.path / "evaluation.json").is_file():  # runs from sightline < 0.2
-            legacy = read_json(self.path / "evaluation.json")
-            if legacy.get("split", "test") == "test" and legacy.get("checkpoint", "best") == "best":
+            try:
+                legacy = read_json(self.path / "evaluation.json")
+            except (OSError, ValueError):
+                return None
+            if isinstance(legacy, dict) and legacy.get("split", "test") == "test" and legacy.get("checkpoint", "best") == "best":
                 return legacy
         return found
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sightline.data import download
+from sightline.data import download, part_files
 from sightline.data.download import (
     CACHE_ENV,
     MIRROR_ENV,
@@ -233,13 +233,13 @@ def test_interrupt_during_the_stream_leaves_no_temp_file(server, tmp_path, monke
     assert server.requests == ["/big.bin"]  # Ctrl-C stops; it is not a failure to try the next URL for
 
 
-@pytest.mark.skipif(download.fcntl is None, reason="no flock on this platform")
+@pytest.mark.skipif(part_files.fcntl is None, reason="no flock on this platform")
 def test_live_temp_file_of_another_download_is_left_alone(server, tmp_path):
     """Two jobs sharing a cache: a download deletes abandoned temp files, never a live one."""
     dest = tmp_path / "good.bin"
     abandoned = tmp_path / ".good.bin.abandoned.part"
     abandoned.write_bytes(GOOD[:100])
-    with pytest.raises(RuntimeError), download._part_file(dest) as live:  # the other job, mid-download
+    with pytest.raises(RuntimeError), part_files.part_file(dest) as live:  # the other job, mid-download
         live.write(GOOD[:10])
         live.flush()
         download_file(server.url + "good.bin", dest, GOOD_MD5, progress=False)
@@ -251,7 +251,7 @@ def test_live_temp_file_of_another_download_is_left_alone(server, tmp_path):
     assert dest.read_bytes() == GOOD
 
 
-@pytest.mark.skipif(download.fcntl is None, reason="no flock on this platform")
+@pytest.mark.skipif(part_files.fcntl is None, reason="no flock on this platform")
 def test_temp_file_deleted_before_it_was_locked_is_replaced(tmp_path, monkeypatch):
     """Another download may take a brand-new temp file for abandoned before its lock is on."""
     real, made = tempfile.mkstemp, []
@@ -263,8 +263,8 @@ def test_temp_file_deleted_before_it_was_locked_is_replaced(tmp_path, monkeypatc
             os.unlink(name)  # the other download's _remove_stale_parts, in between
         return fd, name
 
-    monkeypatch.setattr(download.tempfile, "mkstemp", racy)
-    with download._part_file(tmp_path / "x.bin") as f:
+    monkeypatch.setattr(part_files.tempfile, "mkstemp", racy)
+    with part_files.part_file(tmp_path / "x.bin") as f:
         f.write(b"data")
     assert len(made) == 2 and (tmp_path / "x.bin").read_bytes() == b"data"
     assert _leftovers(tmp_path) == ["x.bin"]

@@ -11,7 +11,7 @@ Lookup order for each file:
 3. the network: each canonical URL in turn, streamed into a temp file beside the destination and
    renamed only once the md5 matches, so an interrupted or truncated download never leaves a
    file that looks cached. Temp files that a killed download could not delete are removed by the
-   next download of the same file (see ``_part_file``).
+   next download of the same file (see ``part_files``).
 
 When all of that fails, one ``DownloadError`` says which file is missing, everywhere it looked,
 why each URL failed, and how to provide the file.
@@ -27,21 +27,15 @@ import posixpath
 import socket
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
 
+from sightline.data.part_files import part_file, remove_stale_parts
 from sightline.data.registry import DataFile, DatasetSpec
 from sightline.errors import DownloadError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock (see _part_file)
-    fcntl = None
 
 CACHE_ENV = "SIGHTLINE_CACHE_DIR"
 MIRROR_ENV = "SIGHTLINE_DATA_MIRROR"
@@ -155,79 +149,6 @@ class _Bar:
         sys.stderr.flush()
 
 
-# ----------------------------------------------------------------------- temp files
-# A download (or an extracted archive member) streams into ".<name>.<random>.part" beside its
-# destination and is renamed only once verified. A process killed mid-download (kill -9, the OOM
-# killer, a cluster job's time limit) cannot delete that file, and since every attempt picks a new
-# random name nothing else ever would: each kill would leave up to 170 MB behind in the cache.
-# So the temp file is flock-ed from creation until it is renamed, and each download first deletes
-# the ``.part`` files of its destination whose lock it can take: the kernel drops a lock when its
-# owner dies, so a lockable one is abandoned, while one that a live download (another job sharing
-# the cache) is writing stays locked and untouched. (fileio.atomic_open releases its file before
-# the rename, which would leave a moment where a live file looks abandoned.)
-@contextlib.contextmanager
-def _part_file(dest: Path) -> Iterator[IO[bytes]]:
-    """A locked temp file beside ``dest`` that replaces it on clean exit and is deleted on any
-    exception, KeyboardInterrupt included."""
-    f, tmp = _new_part_file(dest)
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-            if fcntl is not None:
-                os.replace(tmp, dest)  # still locked: never unlocked under its temp name
-        if fcntl is None:
-            os.replace(tmp, dest)  # Windows renames only closed files
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _new_part_file(dest: Path) -> tuple[IO[bytes], str]:
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        if fcntl is None:
-            return os.fdopen(fd, "wb"), tmp
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks: no one can clean it up, but it downloads
-            return os.fdopen(fd, "wb"), tmp
-        with contextlib.suppress(FileNotFoundError):
-            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
-                return os.fdopen(fd, "wb"), tmp
-        # Another download's _remove_stale_parts saw it between creation and lock: a new one.
-        os.close(fd)
-
-
-def _remove_stale_parts(dest: Path) -> None:
-    """Delete the temp files of ``dest`` that killed processes left behind (see _part_file)."""
-    prefix = f".{dest.name}."
-    try:
-        names = [e.name for e in os.scandir(dest.parent) if e.name.startswith(prefix) and e.name.endswith(".part")]
-    except OSError:
-        return
-    for name in names:
-        part = dest.parent / name
-        if fcntl is None:
-            # Windows refuses to delete a file that is open, so a live download's is safe.
-            with contextlib.suppress(OSError):
-                part.unlink()
-            continue
-        try:
-            fd = os.open(part, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live download's
-            part.unlink()
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
 # ----------------------------------------------------------------------- one download
 class _Failed(Exception):
     """One URL did not deliver the right bytes; the message says why."""
@@ -241,7 +162,7 @@ def _fetch_one(url: str, dest: Path, md5: str, size: int | None, progress: Progr
             expected = int(header) if header and header.strip().isdigit() else None
             bar = _Bar(dest.name, expected or size, progress)
             h, n = hashlib.md5(), 0
-            with _part_file(dest) as f:
+            with part_file(dest) as f:
                 while chunk := resp.read(_CHUNK):
                     f.write(chunk)
                     h.update(chunk)
@@ -281,7 +202,7 @@ def _download(urls: Sequence[str], dest: Path, md5: str, size: int | None, progr
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return [(u, f"cannot create cache folder {dest.parent}: {e.strerror or e}") for u in urls]
-    _remove_stale_parts(dest)
+    remove_stale_parts(dest)
     for url in urls:
         try:
             _fetch_one(url, dest, md5, size, progress, timeout)
@@ -423,9 +344,9 @@ def _extract_members(archive: Path, spec: DatasetSpec, members: list[DataFile], 
                 src = tar.extractfile(info)
                 assert src is not None
                 dest = dest_dir / f.filename
-                _remove_stale_parts(dest)
+                remove_stale_parts(dest)
                 h = hashlib.md5()
-                with _part_file(dest) as w:
+                with part_file(dest) as w:
                     while chunk := src.read(_CHUNK):
                         w.write(chunk)
                         h.update(chunk)
