@@ -159,3 +159,22 @@ def test_progress_lines_print_within_an_epoch():
     bar.on_step({"epoch": 1, "step": 3, "steps": 10, "loss": 0.5, "accuracy": 0.8, "images_per_sec": 100.0,
                  "steps_per_sec": 2.0})  # fmt: skip
     assert "step 3/10" in stream.getvalue() and "epoch ETA 0:04" in stream.getvalue()
+
+
+def test_schedule_of_a_run_comes_from_its_real_step_plan(toy, tmp_path):
+    from sightline.report import schedule_figure
+
+    run = fit_toy(toy, tmp_path, name="plan", epochs=4, max_steps=5, batch_size=32)
+    ax = schedule_figure(run, 0).axes[0]
+    steps = run.status["steps_per_epoch"]
+    assert steps == -(-len(toy.train) // 32) and len(ax.lines[0].get_xdata()) == 4 * steps  # the toy's, not 54,000
+    marks = [line for line in ax.lines[1:] if "max steps" in line.get_label()]
+    assert marks and marks[0].get_xdata()[0] == pytest.approx(5 / steps)
+
+
+def test_commands_name_the_newest_run_they_picked(toy, tmp_path, capsys):
+    run = fit_toy(toy, tmp_path, name="newest", epochs=1)
+    assert main(["plot", "curves", "--runs-dir", str(tmp_path), "-o", str(tmp_path / "c.png")]) == 0
+    assert f"Using the newest run: {run.path.resolve()}" in capsys.readouterr().err
+    assert main(["evaluate", "--runs-dir", str(tmp_path / "none")]) == 2
+    assert f"no runs in {(tmp_path / 'none').resolve()}" in capsys.readouterr().err
