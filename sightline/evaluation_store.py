@@ -47,14 +47,6 @@ def source_key(kind: str, split: str, checkpoint: str = "best", *, path: str | o
     return key if checkpoint == "best" else f"{key}-{checkpoint}"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_evaluation(run_dir: Path, key: str, record: dict[str, Any], table: str, logits=None, labels=None) -> Path:
     """Write ``<key>.json`` (+ ``.txt`` and the logits) atomically; returns the JSON path."""
     folder = Path(run_dir) / FOLDER

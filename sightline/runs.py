@@ -28,7 +28,7 @@ from typing import Any
 
 from sightline import evaluation_store as store
 from sightline.errors import RunError
-from sightline.fileio import atomic_write_json, read_json
+from sightline.fileio import atomic_write_json, file_sha256, read_json
 
 RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
 ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these states can't resume
@@ -226,7 +226,7 @@ class Run:
 
         src = resolve_source(self, data, split, which)
         metrics = self._evaluate_images(src.images, which, device, batch_size)
-        record = {**src.record(self, which), "model_sha256": store.file_sha256(self.model_file(which)),
+        record = {**src.record(self, which), "model_sha256": file_sha256(self.model_file(which)),
                   **metrics.to_dict()}  # fmt: skip
         if save and src.key is not None:
             store.save_evaluation(self.path, src.key, record, src.title + "\n" + metrics.format_table(),
@@ -250,7 +250,7 @@ class Run:
         key = store.source_key("split", split, which)
         record = store.read_evaluation(self.path, key)
         saved = store.load_logits(self.path, key) if record else None
-        if saved is None or record.get("model_sha256") != store.file_sha256(self.model_file(which)):
+        if saved is None or record.get("model_sha256") != file_sha256(self.model_file(which)):
             return None
         return compute_metrics(saved[0], saved[1], self.classes)
 

@@ -20,7 +20,6 @@ never arbitrary pickled objects.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from sightline.data.download import Progress, download_file, resolve_cache_dir
 from sightline.errors import DownloadError, ModelError
+from sightline.fileio import file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -90,14 +90,6 @@ def package_weights_path(name: str = "efficientnet-lite0") -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _from_env(w: WeightsFile) -> Path | None:
