@@ -24,6 +24,8 @@ from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ImageError
 from sightline.inference import batched_logits
 
+NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was used"
+
 
 @dataclass
 class Prediction:
@@ -33,6 +35,8 @@ class Prediction:
     confidence: float
     top: list[tuple[str, float]]
     probabilities: list[float] = field(repr=False)
+    seen: torch.Tensor | None = field(default=None, repr=False)  # uint8 (C,H,W): what the model saw
+    note: str | None = None  # e.g. no object stood out, so the whole photo was used
 
 
 @dataclass
@@ -48,14 +52,16 @@ class PredictionReport:
         lines = [f"{'file':<{w}}  {'label':<{lw}}  confidence  next"]
         for p in self.predictions:
             rest = ", ".join(f"{lab} {prob:.1%}" for lab, prob in p.top[1:])
-            lines.append(f"{p.path:<{w}}  {p.label:<{lw}}  {p.confidence:10.1%}  {rest}")
+            note = f"  ({p.note})" if p.note else ""
+            lines.append(f"{p.path:<{w}}  {p.label:<{lw}}  {p.confidence:10.1%}  {rest}{note}")
         return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps({
             "predictions": [
                 {"path": p.path, "label": p.label, "index": p.index, "confidence": p.confidence,
-                 "top": [{"label": lab, "probability": prob} for lab, prob in p.top]}
+                 "top": [{"label": lab, "probability": prob} for lab, prob in p.top],
+                 **({"note": p.note} if p.note else {})}
                 for p in self.predictions
             ],
             "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
@@ -131,23 +137,55 @@ def predict_files(
     top_k: int = 3,
     device: torch.device | str | None = None,
     batch_size: int = 256,
+    keep_seen: bool = False,
 ) -> PredictionReport:
+    """Classify files, folders and globs. ``keep_seen``: each prediction keeps the image the
+    model saw (``Prediction.seen``, after framing and inversion) to show the user why."""
     files, skipped = expand_inputs(inputs)
     k = max(1, min(top_k, len(classes)))
     predictions: list[Prediction] = []
     for start in range(0, len(files), batch_size):
-        ok_paths, tensors = [], []
+        ok_paths, tensors, notes = [], [], []
         for path in files[start : start + batch_size]:
             try:
-                tensors.append(preprocess.prepare_image(path))
-                ok_paths.append(path)
+                x, framing = preprocess.prepare_with_framing(path)
             except ImageError as e:
                 skipped.append((str(path), e.reason))
+                continue
+            tensors.append(x)
+            ok_paths.append(path)
+            notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
         if not tensors:
             continue
         probs = batched_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
         values, indices = probs.topk(k, dim=1)
-        for path, pv, iv, row in zip(ok_paths, values.tolist(), indices.tolist(), probs.tolist(), strict=True):
+        rows = zip(ok_paths, values.tolist(), indices.tolist(), probs.tolist(), tensors, notes, strict=True)
+        for path, pv, iv, row, x, note in rows:
             top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-            predictions.append(Prediction(str(path), iv[0], classes[iv[0]], round(pv[0], 6), top, row))
+            predictions.append(Prediction(str(path), iv[0], classes[iv[0]], round(pv[0], 6), top, row,
+                                          x if keep_seen else None, note))  # fmt: skip
     return PredictionReport(predictions, skipped)
+
+
+def save_seen(report: PredictionReport, folder: str | os.PathLike, scale: int = 8) -> list[Path]:
+    """Write each prediction's "what the model saw" image (enlarged ``scale`` times, pixels kept
+    sharp) as ``<folder>/<n>-<file stem>.png``; returns the paths, in prediction order."""
+    from PIL import Image
+
+    from sightline.fileio import atomic_write_bytes
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for n, p in enumerate(report.predictions, 1):
+        if p.seen is None:
+            raise ValueError("predict_files(..., keep_seen=True) keeps the images save_seen writes")
+        a = p.seen.permute(1, 2, 0).numpy()
+        img = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        path = out / f"{n:04d}-{Path(p.path).stem}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        written.append(path)
+    return written

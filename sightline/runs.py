@@ -277,13 +277,17 @@ class Run:
         dev = resolve_device(device)
         return predict_tensor(self.load_model(which, dev), self.preprocess, images, device=dev)
 
-    def predict_files(self, inputs: list[str], top_k: int = 3, which: str = "best", device: str = "auto"):
-        """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed)."""
+    def predict_files(self, inputs: list[str], top_k: int = 3, which: str = "best", device: str = "auto",
+                      keep_seen: bool = False):  # fmt: skip
+        """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed).
+        ``keep_seen``: each prediction keeps what the model saw (``Prediction.seen``; write them
+        with ``sightline.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
         from sightline.devices import resolve_device
         from sightline.predict import predict_files
 
         dev = resolve_device(device)
-        return predict_files(self.load_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev)
+        return predict_files(self.load_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev,
+                             keep_seen=keep_seen)  # fmt: skip
 
     def summary(self):
         from sightline.models.summary import summary

@@ -175,20 +175,28 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
     p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--show", nargs="?", const="seen", default=None, metavar="FOLDER",
+                   help="save what the model saw for each image (after framing and inversion), enlarged, "
+                        "in FOLDER (default ./seen)")  # fmt: skip
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from sightline.data import Preprocess
     from sightline.devices import resolve_device
-    from sightline.predict import predict_files
+    from sightline.predict import predict_files, save_seen
 
     device = resolve_device(args.device)
     model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
     report = predict_files(model, Preprocess.from_dict(meta["preprocess"]), meta["classes"], args.inputs,
-                           top_k=min(args.top_k, len(meta["classes"])), device=device)  # fmt: skip
+                           top_k=min(args.top_k, len(meta["classes"])), device=device,
+                           keep_seen=args.show is not None)  # fmt: skip
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
     print(out)
+    if args.show is not None and report.predictions:
+        written = save_seen(report, args.show)
+        print(f"What the model saw: {len(written)} images in {Path(args.show).resolve()} "
+              f"(first: {written[0].name})", file=sys.stderr)
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not report.predictions:

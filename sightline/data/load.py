@@ -37,6 +37,7 @@ from sightline.data.download import (
     resolve_cache_dir,
 )
 from sightline.data.folders import load_folder, parse_size
+from sightline.data.framing import FITS
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.data.readers import read_cifar_bin, read_idx
@@ -59,6 +60,7 @@ def load_dataset(
     size: int | Sequence[int] | None = None,
     resize: str | None = None,
     flip: bool | None = None,
+    fit: str | None = None,
     progress: Progress = True,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Dataset:
@@ -79,8 +81,13 @@ def load_dataset(
             built-ins, None keeps the stored form; given values convert the tensors (1 ↔ 3
             channels, bilinear antialiased resize with the resize mode).
         flip: whether horizontal flips are allowed in augmentation (default: per dataset).
+        fit: how outside photos are framed for this data: "frame" (whole photo), "object" or
+            "digit" (see ``sightline.data.framing``); default: the dataset's own ("object" for
+            Fashion-MNIST, "digit" for MNIST, "frame" for CIFAR-10 and folders).
         progress: download progress on stderr (True: if a terminal; "always"; False).
     """
+    if fit is not None and fit not in FITS:
+        raise DataError(f"unknown fit {fit!r}: use {', '.join(FITS)} (how photos are framed)")
     if resize is not None and resize not in RESIZE_MODES:
         raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
     if channels not in (None, 1, 3):
@@ -114,7 +121,8 @@ def load_dataset(
         dark = looks_dark_background(train_images)
     c, h, w = ds.input_shape
     base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
-    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark)
+    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
+    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit)
     default_flip = spec.flip if spec is not None else ds.flip
     # JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate).
     options: dict[str, Any] = {
@@ -126,6 +134,7 @@ def load_dataset(
         "size": list(parse_size(size)) if size is not None else None,
         "resize": resize,
         "flip": flip,
+        "fit": fit,
     }
     options.update({k: str(v) for k, v in (("cache_dir", cache_dir), ("mirror", mirror)) if v})
     return replace(ds, preprocess=preprocess, flip=default_flip if flip is None else bool(flip),

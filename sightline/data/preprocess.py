@@ -6,7 +6,9 @@ server. There is no other implementation of preprocessing in sightline.
 
 Two stages, kept apart on purpose:
 
-* ``prepare`` (CPU, per file): decode, colour mode, resize, background polarity → uint8 (C,H,W).
+* ``prepare`` (CPU, per file): decode, colour mode, framing (the whole photo resized, or the
+  object found and framed as the dataset framed its items: see ``framing``), background
+  polarity → uint8 (C,H,W).
   Datasets are stored at this stage, so the hot training path never touches PIL.
 * ``normalize`` (any device, per batch): uint8 (N,C,H,W) → float, minus mean, over std.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sightline.data.framing import FITS, ObjectBox, centre_of_mass_shift, frame_image
 from sightline.data.images import normalize_mode, open_image, pil_to_tensor, resize_image
 
 RESIZE_MODES = ("squash", "crop", "pad")
@@ -37,6 +40,10 @@ class Preprocess:
         channels: 1 (grayscale) or 3 (RGB).
         size: (height, width) of the model input.
         resize: how other sizes are fitted: "squash", "crop" (centre) or "pad".
+        fit: how a photo is framed before that: "frame" (the whole photo), "object" (the object
+            found and filling the frame, as Fashion-MNIST made its images) or "digit" (fitted
+            in 20x20 of 28x28 and centred by its centre of mass, as MNIST). Resolved from the
+            dataset; see ``sightline.data.framing``.
         mean, std: per-channel statistics of the training images, in 0..1 units.
         dark_background: the training images show bright objects on black (MNIST,
             Fashion-MNIST). A photo with a light background is then inverted and its
@@ -53,8 +60,11 @@ class Preprocess:
     std: tuple[float, ...] = field(default=(0.5,))
     dark_background: bool = False
     flip_tta: bool = False
+    fit: str = "frame"
 
     def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
         if self.resize not in RESIZE_MODES:
@@ -82,16 +92,21 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
-        keys = {"channels", "size", "resize", "mean", "std", "dark_background", "flip_tta"}
+        keys = {"channels", "size", "resize", "mean", "std", "dark_background", "flip_tta", "fit"}
         return cls(**{k: v for k, v in d.items() if k in keys})
 
     # ----------------------------------------------------------------- stage 1: prepare
     def prepare_image(self, image: ImageInput) -> torch.Tensor:
         """One image (path, bytes or binary file object, PIL image, HxW[xC] array or CxHxW
-        tensor) → uint8 tensor (C, H, W).
+        tensor) → uint8 tensor (C, H, W): what the model sees.
 
         Raises ``ImageError`` naming the file for anything unreadable.
         """
+        return self.prepare_with_framing(image)[0]
+
+    def prepare_with_framing(self, image: ImageInput) -> tuple[torch.Tensor, ObjectBox | None]:
+        """``prepare_image``, and where the object was found (None for ``fit="frame"``;
+        ``found`` False: no object stood out, so the whole photo was used)."""
         if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(image, "read"):
             image = open_image(image)  # a file, or the bytes of one (an upload): same guards
         if isinstance(image, torch.Tensor):
@@ -99,6 +114,8 @@ class Preprocess:
         elif isinstance(image, np.ndarray):
             image = _array_to_pil(image)
         img = normalize_mode(image, self.channels)
+        if self.fit != "frame":
+            return self._prepare_object(img)
         # Pad with the photo's own background (white stays white), so padding never adds a
         # frame; for dark-background models the inversion below then turns it black.
         fill = 255 if _border_level(img) > 127 else 0
@@ -108,7 +125,22 @@ class Preprocess:
         x = pil_to_tensor(img)
         if self.dark_background:
             x = match_dark_background(x)
-        return x
+        return x, None
+
+    def _prepare_object(self, img: Image.Image) -> tuple[torch.Tensor, ObjectBox]:
+        canvas, found = frame_image(img, self.size, self.fit)
+        x = pil_to_tensor(canvas)
+        level = float(np.mean(found.background))
+        if self.dark_background:
+            # The object's own contrast is kept ("object"): Fashion-MNIST's items are as light
+            # or dark as the products were; a digit's ink is stretched to full, as MNIST's is.
+            x = match_dark_background(x, background=level, stretch=self.fit == "digit")
+            level = 0.0
+        if self.fit == "digit":
+            ink = (x.float().mean(0) - level).abs().numpy()
+            dy, dx = centre_of_mass_shift(ink)
+            x = _shift(x, dy, dx, fill=int(round(level)))
+        return x, found
 
     def prepare(self, images: Iterable[ImageInput]) -> torch.Tensor:
         """Many images → uint8 batch (N, C, H, W). Raises on the first bad file."""
@@ -147,25 +179,39 @@ def _border_level(img: Image.Image) -> float:
     return float(np.median(border))
 
 
-def match_dark_background(x: torch.Tensor) -> torch.Tensor:
+def match_dark_background(x: torch.Tensor, background: float | None = None, stretch: bool = True) -> torch.Tensor:
     """Make a prepared uint8 (C,H,W) image look like MNIST-style data: object bright on black.
 
-    A light background is inverted first. Then the background level (border median) is
-    subtracted and the object stretched to full range, because a photo's "black" after
-    inversion is a grey table, while the training data's background is exactly 0.
+    A light background is inverted first. Then the background level (``background``, else the
+    border median) is subtracted and the object stretched — to full range by its 99th
+    percentile (``stretch``), else just so that black stays black — because a photo's "black"
+    after inversion is a grey table, while the training data's background is exactly 0.
     """
     gray = x.float().mean(0)
-    border = torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.median() > 127:
+    if background is None:
+        background = float(torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).median())
+    if background > 127:
         x = 255 - x
         gray = 255 - gray
-        border = 255 - border
-    level = border.median()
-    peak = torch.quantile(gray.flatten(), 0.99)
+        background = 255 - background
+    level = background
+    peak = float(torch.quantile(gray.flatten(), 0.99)) if stretch else 255.0
     if level < 8 or peak - level < 32:  # already clean data, or nothing to stretch
         return x
     y = (x.float() - level).clamp(min=0) * (255.0 / (peak - level))
     return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: int = 0) -> torch.Tensor:
+    """Translate (C,H,W) by whole pixels, filling what comes in with ``fill``."""
+    if dy == 0 and dx == 0:
+        return x
+    out = torch.full_like(x, fill)
+    h, w = x.shape[1:]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[:, yd, xd] = x[:, ys, xs]
+    return out
 
 
 def _array_to_pil(a: np.ndarray) -> Image.Image:

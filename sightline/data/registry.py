@@ -43,6 +43,7 @@ class DatasetSpec:
         archive_url: the archive's URL.
         archive_folder: the folder holding the members inside the archive.
         num_train / num_test: samples per split.
+        fit: how an outside photo is framed to look like this data ("frame", "object", "digit").
     """
 
     name: str
@@ -64,6 +65,7 @@ class DatasetSpec:
     archive: DataFile | None = None
     archive_url: str | None = None
     archive_folder: str | None = None
+    fit: str = "frame"  # how an outside photo is framed to look like this data (see data.framing)
 
     def file(self, filename: str) -> DataFile:
         for f in self.files:
@@ -109,6 +111,7 @@ FASHION_MNIST = DatasetSpec(
     flip=True,
     dark_background=True,
     resize="pad",
+    fit="object",  # its pipeline trimmed each product photo to the product and filled the frame
     format="idx",
     folder="fashion-mnist",
     train_files=_IDX_TRAIN,
@@ -136,6 +139,7 @@ MNIST = DatasetSpec(
     flip=False,  # a mirrored 2 is not a 2
     dark_background=True,
     resize="pad",
+    fit="digit",  # digits fitted in 20x20 and centred by their centre of mass
     format="idx",
     folder="mnist",
     train_files=_IDX_TRAIN,

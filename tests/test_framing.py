@@ -1,0 +1,182 @@
+"""Framing outside photos as the datasets framed their items (sightline.data.framing), on
+generated items and photos: the object is found, never cropped, filled and centred as the
+dataset did; no object → the whole photo, said so."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from photo_generator import make_photo, photos, random_style
+from PIL import Image
+
+from sightline.data import Preprocess
+from sightline.data.framing import centre_of_mass_shift, find_object, frame_image
+from sightline.errors import DataError
+from sightline.predict import NO_OBJECT_NOTE, predict_files, save_seen
+
+
+def _items(n: int, seed: int = 0) -> np.ndarray:
+    """Fashion-like items: a bright textured blob filling 28 px on its longest edge, bright on black."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), np.uint8)
+    yy, xx = np.mgrid[0:28, 0:28]
+    for i in range(n):
+        a, b = rng.uniform(8, 14), rng.uniform(4, 14)  # half-axes: one of them near 14 fills the frame
+        if rng.random() < 0.5:
+            a, b = b, a
+        a, b = (14, b) if a >= b else (a, 14)
+        ellipse = ((yy - 13.5) / a) ** 2 + ((xx - 13.5) / b) ** 2 <= 1
+        texture = rng.uniform(90, 255) + 40 * np.sin(xx / rng.uniform(1.5, 4)) * np.cos(yy / 3)
+        out[i] = np.where(ellipse, np.clip(texture, 60, 255), 0).astype(np.uint8)
+    return out
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+@pytest.mark.parametrize("light", [True, False])
+def test_found_box_never_crops_the_object(light):
+    shots = photos(_items(40, seed=1), seed=3, light=light)
+    for i, shot in enumerate(shots):
+        found = find_object(_open(shot.data))
+        assert found.found, (i, shot.style)
+        (l0, t0, r0, b0), (l1, t1, r1, b1) = found.box, shot.box
+        side = min(_open(shot.data).size)
+        slack = max(2, round(0.02 * side))  # a rotated soft edge may fall just under the cut-off
+        assert l0 <= l1 + slack and t0 <= t1 + slack and r0 >= r1 - slack and b0 >= b1 - slack, (i, found.box, shot.box)
+        # ... and is tight: no more than a little margin (or a shadow) beyond the object
+        loose = max(4, round(0.12 * side))
+        assert l0 >= l1 - loose and t0 >= t1 - loose and r0 <= r1 + loose and b0 <= b1 + loose, (i, found.box, shot.box)
+
+
+def test_no_object_gives_the_whole_photo():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(210, 235, 300, dtype=np.float32)[None, :, None]
+    plain = np.clip(np.broadcast_to(ramp, (200, 300, 3)) + rng.normal(0, 2, (200, 300, 3)), 0, 255).astype(np.uint8)
+    found = find_object(Image.fromarray(plain))
+    assert not found.found and found.box == (0, 0, 300, 200)
+    x, framing = Preprocess(1, (28, 28), "pad", dark_background=True, fit="object").prepare_with_framing(
+        Image.fromarray(plain))
+    assert framing is not None and not framing.found and x.shape == (1, 28, 28)
+
+
+def test_thin_frame_line_is_not_the_object():
+    photo = np.full((300, 400, 3), 235, np.uint8)
+    photo[:3], photo[-3:], photo[:, :3], photo[:, -3:] = 80, 80, 80, 80  # a printed frame line
+    photo[100:160, 150:190] = 40  # the object: 40 wide, 60 tall
+    found = find_object(Image.fromarray(photo))
+    assert found.found
+    left, top, right, bottom = found.box
+    # within the blur and one pixel of margin of the 256 px working copy (1.6 px each here)
+    assert all(abs(a - b) <= 4 for a, b in zip((left, top, right, bottom), (150, 100, 190, 160), strict=True))
+
+
+def test_object_fit_fills_the_frame_and_centres_it():
+    photo = np.full((120, 300, 3), 240, np.uint8)
+    photo[10:30, 200:280] = 20  # 80 x 20, far off-centre
+    canvas, found = frame_image(Image.fromarray(photo).convert("L"), (28, 28), "object")
+    dark = np.asarray(canvas) < 128
+    rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.all(0) | dark.any(0))
+    assert len(cols) >= 26 and abs((cols[0] + cols[-1]) / 2 - 13.5) <= 1  # fills the frame (less a pixel of margin)
+    assert 6 <= len(rows) <= 8 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1  # 80:20 → 28:7, centred
+
+
+def test_digit_fit_boxes_in_20_and_centres_by_mass():
+    photo = np.full((400, 300, 3), 225, np.uint8)
+    photo[40:140, 30:60] = 10  # a "1" with a heavy foot, off-centre
+    photo[120:140, 20:90] = 10
+    pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="digit")
+    x = pre.prepare_image(Image.fromarray(photo))[0].float()
+    ys, xs = torch.nonzero(x > 64, as_tuple=True)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 in (19, 20, 21)
+    cy = float((x.sum(1) * torch.arange(28)).sum() / x.sum())
+    cx = float((x.sum(0) * torch.arange(28)).sum() / x.sum())
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+    assert x.max() == 255 and x[0, 0] == 0  # ink stretched to full, paper black
+
+
+def test_centre_of_mass_shift_never_pushes_ink_out():
+    ink = np.zeros((28, 28))
+    ink[0:5, 0:27] = 1  # a bar along the top: its mass wants to move down only
+    dy, dx = centre_of_mass_shift(ink)
+    assert dy > 0 and dx in (0, 1)
+
+
+@pytest.mark.parametrize("side", [28, 40, 4000])
+def test_any_photo_size(side):
+    style = random_style(np.random.default_rng(5))
+    style.side, style.aspect, style.border = side, 1.0, 0
+    shot = make_photo(_items(1, seed=2)[0], style)
+    pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="object")
+    x, framing = pre.prepare_with_framing(shot.data)
+    assert x.shape == (1, 28, 28) and framing is not None and framing.found
+
+
+def test_framed_photos_look_like_the_items():
+    items = _items(30, seed=4)
+    pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="object")
+    sims = []
+    for item, shot in zip(items, photos(items, seed=9), strict=True):
+        seen = pre.prepare_image(shot.data)[0].float()
+        a, b = seen - seen.mean(), torch.from_numpy(item).float() - float(item.mean())
+        sims.append(float((a * b).sum() / (a.norm() * b.norm() + 1e-6)))
+    assert np.median(sims) > 0.8, sims
+    # Scaling the whole photo (the old way) shows a small object in a corner: far less alike.
+    whole = Preprocess(1, (28, 28), "pad", dark_background=True)
+    old = [float(np.corrcoef(whole.prepare_image(s.data)[0].numpy().ravel(), i.ravel())[0, 1])
+           for i, s in zip(items[:10], photos(items[:10], seed=9), strict=True)]  # fmt: skip
+    assert np.median(old) < np.median(sims) - 0.2
+
+
+def test_fit_is_saved_and_checked():
+    pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="digit")
+    assert Preprocess.from_dict(pre.to_dict()) == pre
+    assert Preprocess.from_dict({k: v for k, v in pre.to_dict().items() if k != "fit"}).fit == "frame"  # old runs
+    with pytest.raises(ValueError, match="fit"):
+        Preprocess(1, (28, 28), "pad", fit="crop")
+    from sightline.data import load_dataset
+
+    with pytest.raises(DataError, match="unknown fit 'objects'"):
+        load_dataset("fashion-mnist", fit="objects")
+
+
+def test_builtin_datasets_frame_as_they_were_made():
+    from sightline.data.registry import get_dataset_spec
+
+    assert get_dataset_spec("fashion-mnist").fit == "object"
+    assert get_dataset_spec("mnist").fit == "digit"
+    assert get_dataset_spec("cifar10").fit == "frame"
+
+
+class _Mean(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        m = x.mean((1, 2, 3)) * self.scale
+        return torch.stack([m, -m], 1)
+
+
+def test_predict_keeps_what_the_model_saw(tmp_path):
+    item = _items(1, seed=6)[0]
+    style = random_style(np.random.default_rng(1))
+    (tmp_path / "boot.jpg").write_bytes(make_photo(item, style).data)
+    Image.new("RGB", (64, 48), (230, 230, 228)).save(tmp_path / "empty.png")
+    pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="object")
+    report = predict_files(_Mean(), pre, ["a", "b"], [tmp_path], keep_seen=True)
+    by_name = {p.path.split("/")[-1]: p for p in report.predictions}
+    assert torch.equal(by_name["boot.jpg"].seen, pre.prepare_image(tmp_path / "boot.jpg"))
+    assert by_name["boot.jpg"].note is None and by_name["empty.png"].note == NO_OBJECT_NOTE
+    assert NO_OBJECT_NOTE in report.to_table() and NO_OBJECT_NOTE in report.to_json()
+    written = save_seen(report, tmp_path / "seen")
+    assert [p.name for p in written] == ["0001-boot.png", "0002-empty.png"]
+    assert Image.open(written[0]).size == (224, 224)
+    plain = predict_files(_Mean(), pre, ["a", "b"], [tmp_path])
+    assert all(p.seen is None for p in plain.predictions)
+    with pytest.raises(ValueError, match="keep_seen"):
+        save_seen(plain, tmp_path / "x")
