@@ -74,11 +74,21 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def build_model(meta: dict[str, Any]) -> nn.Module:
-    """Rebuild the architecture described by a model file's metadata (weights not loaded)."""
+    """Rebuild the architecture described by a model file's metadata (weights not loaded).
+
+    A model trained from pretrained weights is rebuilt with ``pretrained=False``: its saved
+    weights replace them anyway, so predicting never needs (or reads) the ImageNet weights."""
     from sightline.models import create_model
 
     m = meta["model"]
-    return create_model(m["name"], tuple(m["input_shape"]), m["num_classes"], **m.get("options", {}))
+    options = dict(m.get("options", {}))
+    pretrained = bool(options.get("pretrained"))
+    if pretrained:
+        options["pretrained"] = False
+    model = create_model(m["name"], tuple(m["input_shape"]), m["num_classes"], **options)
+    if pretrained:  # the record still says how the weights began
+        model.sightline_config["options"]["pretrained"] = True  # type: ignore[index]
+    return model
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -93,8 +93,37 @@ def _load(dataset, data_options: dict[str, Any], progress: str, on_event: EventF
     return load_dataset(dataset, **data_options, progress=dl_progress)
 
 
+def _with_folder_recipe(data, model: str, train_options: dict[str, Any], on_event: EventFn | None) -> dict[str, Any]:
+    """``train_options`` completed by the folder recipe when ``data`` is a user's folder (only
+    for options the user left unset: user > folder recipe > model defaults > DEFAULTS), after
+    telling the caller, as ``message`` events, what was chosen for the data and the training."""
+    from sightline.train.recipes import folder_recipe, is_user_folder
+
+    if not is_user_folder(data):
+        return train_options
+    given = {k: v for k, v in train_options.items() if v is not None}
+    chosen, notes = folder_recipe(data, model, given)
+    for line in notes:
+        _emit(on_event, "message", text=line, topic="recipe")
+    if data.preprocess.channels == 3:
+        from sightline.models.pretrained import weights_available
+
+        if weights_available():
+            # A suggestion, not the default: it changes the model, the input size (224 px) and the
+            # cost of predicting; measured on 600 CIFAR-10 photos: 96.5 % vs 86.7 % from scratch.
+            _emit(on_event, "message", topic="recipe",
+                  text="Tip: for photos, --pretrained (ImageNet features + a new head) is usually far better with "
+                       "few images: 96.5 % vs 86.7 % from scratch on 600 CIFAR-10 photos")  # fmt: skip
+    out = {**train_options, **chosen}
+    if "extra" not in given:  # the run's config.json then says why it was trained this way
+        out["extra"] = {"recipe": "folder", "chosen": chosen, "notes": [*data.notes, *notes]}
+    return out
+
+
 def _run(dataset, model, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
          on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
+    from torch import nn
+
     from sightline.models import DEFAULT_MODEL, get_model_entry
     from sightline.models.summary import summary
     from sightline.train import api
@@ -106,15 +135,29 @@ def _run(dataset, model, data_options, model_options, resume, evaluate, report, 
         data = run.load_data() if run.data is None else run.data
         run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
     else:
+        if model_options.get("pretrained"):
+            from sightline.data import Dataset
+            from sightline.train.transfer import default_pretrained_model, transfer_data_options
+
+            model = model or default_pretrained_model()
+            if not isinstance(dataset, Dataset):  # prepared at the size and channels the weights expect
+                data_options = transfer_data_options(model, data_options)
         model = model or DEFAULT_MODEL
         get_model_entry(model)  # an unknown name fails before any data is loaded
         data = _load(dataset, data_options, progress, on_event)
         _emit(on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
               sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
               skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped))  # fmt: skip
+        for line in data.notes:
+            _emit(on_event, "message", text=line, topic="data")
+        if not model_options.get("pretrained"):  # the folder recipe is for training from scratch
+            train_options = _with_folder_recipe(data, model, train_options, on_event)
         net = api.build_model(model, data, train_options.get("seed"), **model_options)
         s = summary(net)
-        _emit(on_event, "model", name=model, parameters=s.total, trainable=s.trainable)
+        trainable = s.trainable
+        if train_options.get("freeze") and isinstance(getattr(net, "classifier", None), nn.Module):
+            trainable = sum(p.numel() for p in net.classifier.parameters())  # the backbone stays as it is
+        _emit(on_event, "model", name=model, parameters=s.total, trainable=trainable)
         run = api.fit(net, data, name=name, runs_dir=runs_dir, progress=progress, on_event=on_event,
                       should_stop=should_stop, **train_options)  # fmt: skip
     status = run.status.get("status", "unknown")

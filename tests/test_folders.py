@@ -112,15 +112,32 @@ def test_explicit_channels_and_size(messy):
     assert ds.preprocess.resize == "squash"
 
 
-def test_mixed_sizes_default_to_64(tmp_path):
+def test_mixed_sizes_take_the_median_image(tmp_path):
+    # Was "mixed sizes → 64x64" until issue 10: a fixed 64 px enlarged small images (and cost
+    # 5x the compute of 28 px digits). Now the median image's longer side, square when the
+    # shapes differ (4 of 5 images are 24x20, one is 30x30: not 90 % alike).
     make_classes(tmp_path, 2)
     save(tmp_path / "cat" / "other.png", rgb((200, 10, 10), (30, 30)))
     ds = load_folder(tmp_path)
-    assert ds.train.images.shape[1:] == (3, 64, 64)
+    assert ds.train.images.shape[1:] == (3, 24, 24)
+    assert any(n.startswith("size 24x24: the median image") for n in ds.notes)
 
 
-def test_large_images_default_to_64(tmp_path):
+def test_large_images_are_capped_at_64_keeping_their_shape(tmp_path):
+    # Was 64x64 for any large image; now the images' shared 3:2 shape is kept (no padding
+    # bands to compute on), at most 64 px a side: 43 px rounds to 44.
     make_classes(tmp_path, 2, size=(300, 200))
+    ds = load_folder(tmp_path)
+    assert ds.train.images.shape[1:] == (3, 44, 64)
+    x = ds.train.images[0]
+    assert int(x[0, 22, 32]) > 150 and int(x[2, 22, 32]) < 50
+    assert any("at most 64 px a side" in n for n in ds.notes)
+
+
+def test_large_images_of_mixed_shapes_are_padded_into_a_square(tmp_path):
+    make_classes(tmp_path, 2, size=(300, 200))
+    for i in range(2):
+        save(tmp_path / "cat" / f"tall{i}.png", rgb((200, 10, 10), (200, 300)))
     ds = load_folder(tmp_path)
     assert ds.train.images.shape[1:] == (3, 64, 64)
     # "pad" keeps the 3:2 aspect ratio: 64x43 of red between dark bands top and bottom.

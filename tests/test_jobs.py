@@ -76,6 +76,13 @@ def test_non_finite_loss_stops_with_a_clear_message(toy, tmp_path):
     assert st["status"] == "failed" and "learning rate" in st["error"]
 
 
+def test_exploding_finite_loss_stops_too(toy, tmp_path):
+    """The issue's folder run: a finite loss of 34 for 5 classes is not training, it is noise."""
+    with pytest.raises(TrainingDiverged, match=r"loss exploded to .* \(chance level is 1.10\).*Lower the learning rate"):
+        fit_toy(toy, tmp_path, name="boom", optimizer="sgd", lr=3.0, momentum=0.9, label_smoothing=0.0)
+    assert json.loads((tmp_path / "boom" / "status.json").read_text())["status"] == "failed"
+
+
 def test_max_steps_keeps_the_planned_schedule(toy, tmp_path):
     seen: list[float] = []
 

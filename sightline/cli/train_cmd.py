@@ -18,12 +18,19 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Train a model, save the run folder (checkpoints, metrics), then evaluate it on the test split.",
         epilog="Examples:\n  sightline train fashion-mnist\n  sightline train mnist --model mlp --epochs 3\n"
         "  sightline train cifar10 --classes airplane,automobile,bird --model tutorial-cnn --patience 3\n"
-        "  sightline train ./my_photos --size 64x64\n  sightline train --resume runs/fashion-mnist-fastcnn-20260101-120000",
+        "  sightline train ./my_photos --size 64x64\n  sightline train ./my_photos --pretrained\n  sightline train --resume runs/fashion-mnist-fastcnn-20260101-120000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", nargs="?", default="fashion-mnist", help="dataset name (see `sightline datasets`) or image folder (default: fashion-mnist)")
     p.add_argument("--model", "-m", default=None, help="model name (see `sightline models`; default: fastcnn)")
     p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
+    p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (default model: efficientnet-lite0; "
+                   "images prepared at 224 px RGB); trains a head on frozen features unless --fine-tune")  # fmt: skip
+    p.add_argument("--fine-tune", dest="freeze", action="store_false", default=None,
+                   help="with --pretrained: train the whole network, not only a head on frozen features")  # fmt: skip
+    p.add_argument("--freeze", dest="freeze", action="store_true",
+                   help="keep the pretrained backbone fixed and train a head on its features, computed once "
+                        "(the default with --pretrained: seconds on a CPU)")  # fmt: skip
     add_data_options(p)
     t = p.add_argument_group("training (unset options use the model's tuned defaults)")
     t.add_argument("--epochs", "-e", type=positive_int, help="passes over the training set")
@@ -48,6 +55,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--min-delta", type=float, help="early stopping: smallest improvement that counts")
     t.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (for long epochs)")
     t.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
+    t.add_argument("--head-epochs", type=int, help="--fine-tune: first epochs with only the new head learning (default 1)")
+    t.add_argument("--backbone-lr", type=float, help="--fine-tune: the pretrained layers' lr as a fraction of --lr (default 0.1)")
     r = p.add_argument_group("run")
     r.add_argument("--name", help="run folder name (default: <dataset>-<model>-<time>)")
     r.add_argument("--runs-dir", default=None, help="where run folders go (default: ./runs or $SIGHTLINE_RUNS_DIR)")
@@ -76,6 +85,8 @@ def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
     given = ["--" + k.replace("_", "-") for k in keys if getattr(args, k, None) is not None]
     if args.model_opt:
         given.append("--model-opt")
+    if args.pretrained:
+        given.append("--pretrained")
     if args.dataset != "fashion-mnist":
         given.append(args.dataset)
     return given
@@ -97,7 +108,16 @@ def run_train(args: argparse.Namespace) -> int:
         result = run_training(resume=find_run(args.resume, args.runs_dir), **common)
     else:
         options = {k: getattr(args, k) for k in train_keys()}
-        result = run_training(args.dataset, args.model, data_options=data_kwargs(args), model_options=dict(args.model_opt),
+        model_options = dict(args.model_opt)
+        if args.pretrained:
+            model_options["pretrained"] = True
+            if options["freeze"] is None:
+                options["freeze"] = True
+        elif options["freeze"] is not None:
+            from sightline.errors import ConfigError
+
+            raise ConfigError("--freeze and --fine-tune go with --pretrained (they choose how pretrained weights are trained)")
+        result = run_training(args.dataset, args.model, data_options=data_kwargs(args), model_options=model_options,
                               name=args.name, runs_dir=args.runs_dir, **common, **options)  # fmt: skip
     run = result.run
     if result.status == "interrupted":
@@ -131,8 +151,8 @@ def _event_printer(progress: str, say):
             say(f"Model {event['name']}: {event['parameters']:,} parameters ({event['trainable']:,} trainable)")
         elif kind == "run":
             say(f"Run folder: {event['run_dir']}")
-        elif kind == "message" and event["text"].startswith(("Resuming", "No test split")):
-            say(event["text"])
+        elif kind == "message" and (event.get("topic") or event["text"].startswith(("Resuming", "No test split"))):
+            say(("  " if event.get("topic") else "") + event["text"])  # data and recipe notes: under the data line
         elif kind == "train_end":
             say(f"Training {status_words(event)}")
         elif kind == "evaluation":

@@ -69,6 +69,9 @@ class Dataset:
     # The load_dataset(...) arguments that rebuild this dataset (saved in a run's config, so
     # resume and evaluate can load the same data again).
     load_options: dict = field(default_factory=dict)
+    # What was chosen for the user and why, as lines to show them (a folder's channels and
+    # size, its images per class, warnings): ``sightline train`` prints them before training.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

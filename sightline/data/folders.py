@@ -21,29 +21,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from sightline.data.dataset import Dataset, ImageSet, channel_stats, looks_dark_background
+from sightline.data.folder_choices import (
+    channels_note,
+    choose_size,
+    class_notes,
+    is_gray_content,
+    probe_size,
+    sample_evenly,
+)
 from sightline.data.images import IMAGE_EXTENSIONS, is_image_file, normalize_mode, open_image
 from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.errors import DataError, ImageError
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-MAX_NATIVE_SIDE = 256  # images all this small and the same size are kept at their own size
-DEFAULT_SIZE = (64, 64)  # otherwise, everything is fitted to this
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclass
 class _Decoded:
-    """One decoded file before the dataset-wide channels/size are known."""
+    """One decoded file, prepared at the final size; 1 channel when it is gray."""
 
     path: str
     label: int
-    gray: bool  # its own colour mode is grayscale
-    hw: tuple[int, int]  # its own size, upright
-    image: Image.Image | None = None  # kept as is when small (final size still unknown)
-    tensor: torch.Tensor | None = None  # already prepared when the final size was known
+    stored: str  # its own colour mode (for the channels note)
+    gray: bool  # gray by its mode, or by its content (R = G = B within GRAY_TOLERANCE)
+    tensor: torch.Tensor
 
 
 # ----------------------------------------------------------------------- layout
@@ -91,41 +95,40 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
 
 
 # ----------------------------------------------------------------------- decoding
-def _decode(path: Path, label: int, channels: int | None, size: tuple[int, int] | None,
+def _decode(path: Path, label: int, channels: int | None, size: tuple[int, int],
             resize: str) -> _Decoded | tuple[str, str]:
     """Decode one file; return a _Decoded or (path, reason) if it cannot be used."""
     try:
         img = open_image(path)
+        stored = img.mode
         gray = img.mode in _GRAY_MODES
+        if not gray and channels is None:  # only an undecided channel count needs the look
+            img = normalize_mode(img, 3)
+            gray = is_gray_content(img)
         ch = channels or (1 if gray else 3)
-        img = normalize_mode(img, ch)
-        w, h = img.size
-        target = size
-        if target is None and max(w, h) > MAX_NATIVE_SIDE:
-            target = DEFAULT_SIZE  # one large image already rules out keeping native size
-        item = _Decoded(str(path), label, gray, (h, w))
-        if target is None:
-            item.image = img  # small: the final size and channels are decided later
-        else:
-            item.tensor = Preprocess(ch, target, resize).prepare_image(img)
-        return item
+        return _Decoded(str(path), label, stored, gray, Preprocess(ch, size, resize).prepare_image(img))
     except ImageError as e:
         return (str(path), e.reason)
     except Exception as e:  # any decoder surprise skips this one file only
         return (str(path), f"cannot decode image: {type(e).__name__}: {e}")
 
 
-def _finish(item: _Decoded, pre: Preprocess) -> torch.Tensor:
-    if item.tensor is not None:
-        x = item.tensor
-        if x.shape[0] != pre.channels:  # a grayscale image in an RGB dataset: L → RGB is a copy
-            x = x.expand(pre.channels, -1, -1).contiguous()
-        return x
-    return pre.prepare_image(item.image)  # type: ignore[arg-type]
+def _finish(item: _Decoded, channels: int) -> torch.Tensor:
+    x = item.tensor
+    if x.shape[0] != channels:  # a gray image in an RGB dataset: L → RGB is a copy
+        x = x.expand(channels, -1, -1).contiguous()
+    return x
 
 
 def _workers(workers: int | None) -> int:
     return workers or min(8, (os.cpu_count() or 2) + 2)
+
+
+def _choose_size(train_files: list[Path], pool: ThreadPoolExecutor) -> tuple[tuple[int, int], str]:
+    """The input size from the headers of (a sample of) the training files."""
+    sample = sample_evenly(train_files)
+    sizes = [s for s in pool.map(probe_size, sample) if s is not None]
+    return choose_size(sizes, sampled_from=len(train_files) if len(sample) < len(train_files) else None)
 
 
 # ----------------------------------------------------------------------- public
@@ -135,14 +138,16 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
     """Load an image-folder dataset (see the module docstring for layouts).
 
     Args:
-        channels: 1 or 3; None = 1 if every image is grayscale, else 3.
-        size: (height, width) or one int for square; None = the images' own size if they all
-            share one no larger than 256 px per side, else 64 x 64.
+        channels: 1 or 3; None = 1 if every image is gray (by its mode or its pixels), else 3.
+        size: (height, width) or one int for square; None = chosen from the images (see
+            ``folder_choices.choose_size``: the images' own size when they all share one of at
+            most 64 px a side, else the median image's, at most 64 px a side).
         resize: "squash", "crop" or "pad" (default "pad") for images of another size.
         workers: decoding threads.
 
     Returns a ``Dataset`` with train, and val/test when those folders exist (val None
-    otherwise: ``load_dataset`` carves it). ``skipped`` lists (file, reason) for unusable files.
+    otherwise: ``load_dataset`` carves it). ``skipped`` lists (file, reason) for unusable files;
+    ``notes`` says what was chosen and why, the images per class, and warnings.
     """
     root = Path(root)
     resize = resize or "pad"
@@ -160,7 +165,12 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
     if not jobs:
         raise DataError(f"no image files found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)} in the class folders)")
     with ThreadPoolExecutor(_workers(workers)) as pool:
-        results = list(pool.map(lambda j: _decode(j[1], j[2], channels, size_hw, resize), jobs))
+        if size_hw is None:  # decided before decoding, so every image is decoded once, at its final size
+            size_hw, size_note = _choose_size([p for split, p, _ in jobs if split == "train"], pool)
+        else:
+            size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
+        final_size = size_hw
+        results = list(pool.map(lambda j: _decode(j[1], j[2], channels, final_size, resize), jobs))
         decoded: dict[str, list[_Decoded]] = {s: [] for s in splits}
         skipped: list[tuple[str, str]] = []
         for (split, _, _), r in zip(jobs, results, strict=True):
@@ -172,15 +182,11 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
 
         every = [d for items in decoded.values() for d in items]
         final_channels = channels or (1 if all(d.gray for d in every) else 3)
-        if size_hw is None:
-            sizes = {d.hw for d in every}
-            size_hw = sizes.pop() if len(sizes) == 1 and all(d.image is not None for d in every) else DEFAULT_SIZE
-        pre = Preprocess(final_channels, size_hw, resize)
         sets = {}
         for split, items in decoded.items():
-            tensors = list(pool.map(lambda d: _finish(d, pre), items))
+            tensors = [_finish(d, final_channels) for d in items]
             sets[split] = ImageSet(
-                torch.stack(tensors) if tensors else torch.empty((0, *pre.input_shape), dtype=torch.uint8),
+                torch.stack(tensors) if tensors else torch.empty((0, final_channels, *size_hw), dtype=torch.uint8),
                 torch.tensor([d.label for d in items], dtype=torch.int64),
                 [d.path for d in items],
             )
@@ -188,6 +194,8 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
     train = sets["train"]
     mean, std = channel_stats(train.images)
     preprocess = Preprocess(final_channels, size_hw, resize, mean, std, looks_dark_background(train.images))
+    notes = [channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]), size_note]
+    notes += class_notes(classes, train.class_counts(len(classes)), len(skipped))
     return Dataset(
         name=root.resolve().name,
         classes=classes,
@@ -197,6 +205,7 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
         preprocess=preprocess,
         flip=True,
         skipped=skipped,
+        notes=notes,
     )
 
 

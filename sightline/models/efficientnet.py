@@ -182,8 +182,13 @@ class EfficientNetLite(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._avg_pooling(x).flatten(1)
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, 1280) features → logits (dropout, then the classifier): ``forward`` is
+        ``head(features(x))``, so a frozen backbone's features can be computed once."""
+        return self._fc(self._dropout(features))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fc(self._dropout(self.features(x)))
+        return self.head(self.features(x))
 
 
 def adapt_stem(weight: torch.Tensor, channels: int) -> torch.Tensor:
@@ -225,6 +230,9 @@ def load_pretrained(model: EfficientNetLite, state: dict[str, torch.Tensor]) -> 
     # features are good from the start.
     train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine", warmup=0.1,
                         batch_size=64, epochs=3, label_smoothing=0.1, translate=0),  # fmt: skip
+    # = PRETRAINED_INPUT, as literals (the registry reads this without importing the module).
+    pretrained_input=dict(size=224, channels=3, mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
+                          std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255)),
 )
 def efficientnet_lite0(input_shape: tuple[int, int, int], num_classes: int, *, pretrained: bool = False,
                        dropout: float = 0.2, drop_connect: float = 0.2) -> nn.Module:  # fmt: skip

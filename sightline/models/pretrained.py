@@ -119,6 +119,14 @@ def _download(w: WeightsFile, dest: Path, progress: Progress) -> str | None:
     return None
 
 
+def weights_available(name: str = "efficientnet-lite0") -> bool:
+    """Whether the weights are here without a download (the environment, the package, the cache)."""
+    try:
+        return pretrained_weights_path(name, download=False, progress=False) is not None
+    except ModelError:
+        return False
+
+
 def pretrained_weights_path(name: str = "efficientnet-lite0", *, cache_dir: str | os.PathLike | None = None,
                             download: bool = True, progress: Progress = True) -> Path:  # fmt: skip
     """The local path of model ``name``'s pretrained weights, downloading them if needed.

@@ -47,6 +47,9 @@ class ModelEntry:
     train_defaults: dict[str, object]  # recommended TrainConfig values (lr, optimizer, ...)
     module: str  # where the builder is defined (imported only to build a model)
     option_defaults: dict[str, object] = field(default_factory=dict)
+    # With pretrained=True: the input the weights expect (size, mean, std, channels), which the
+    # training data is prepared to and the saved Preprocess records. None: no pretrained weights.
+    pretrained_input: dict[str, object] | None = None
 
     @property
     def builder(self) -> Builder:
@@ -68,12 +71,15 @@ DEFAULT_MODEL = "fastcnn"
 
 
 def register_model(
-    name: str, description: str, train_defaults: dict[str, object] | None = None
+    name: str, description: str, train_defaults: dict[str, object] | None = None,
+    pretrained_input: dict[str, object] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator for a builder ``fn(input_shape, num_classes, **options) -> nn.Module``.
 
     ``train_defaults`` are the training settings this architecture is tuned for (keys of
     ``sightline.train.TrainConfig``); the user's explicit settings override them.
+    ``pretrained_input``: for a builder with a ``pretrained`` option, the input its weights
+    expect: ``dict(size=224, channels=3, mean=(...), std=(...))`` (0..1 units).
     """
 
     def wrap(builder: Builder) -> Builder:
@@ -81,7 +87,7 @@ def register_model(
             raise ValueError(f"model {name!r} registered twice")
         _BUILDERS[name] = builder
         _REGISTRY[name] = ModelEntry(name, description, dict(train_defaults or {}), builder.__module__,
-                                     _signature_options(builder))  # fmt: skip
+                                     _signature_options(builder), pretrained_input)  # fmt: skip
         return builder
 
     return wrap
@@ -173,7 +179,7 @@ def _scan(tree: ast.Module, module: str) -> Iterator[ModelEntry]:
                 *(_literal(a) for a in dec.args), **{k.arg: _literal(k.value) for k in dec.keywords if k.arg}
             ).arguments
             yield ModelEntry(args["name"], args["description"], dict(args.get("train_defaults") or {}), module,
-                             _source_options(node.args))  # fmt: skip
+                             _source_options(node.args), args.get("pretrained_input"))  # fmt: skip
 
 
 def _source_options(args: ast.arguments) -> dict[str, object]:

@@ -87,18 +87,42 @@ def fit(
             f"the model was built for input {tuple(model_config['input_shape'])} and {model_config['num_classes']} classes, "
             f"but the data has input {data.input_shape} and {data.num_classes} classes"
         )
-    cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults, **train_options)
+    data = _as_pretrained_expects(data, model_config)
+    cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults,
+                         pretrained=bool(model_config["options"].get("pretrained")), **train_options)
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
     write_run_config(run_dir, model_config, data_options, cfg.to_dict())
     if on_event is not None:
         on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
-    trainer = Trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
+    trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit()
     run = Run(run_dir)
     run.data = data
     return run
+
+
+def _as_pretrained_expects(data: Dataset, model_config: dict[str, Any]) -> Dataset:
+    """A model that starts from pretrained weights sees its inputs normalised as those weights
+    expect (and the run saves that Preprocess); any other model, the data's own statistics."""
+    if not model_config["options"].get("pretrained"):
+        return data
+    from sightline.train.transfer import with_pretrained_normalization
+
+    return with_pretrained_normalization(data, model_config["name"])
+
+
+def _trainer(model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
+             should_stop: Callable[[], bool] | None) -> Trainer:  # fmt: skip
+    if not cfg.freeze:
+        return Trainer(model, data, cfg, run_dir, callbacks, should_stop)
+    from sightline.train.frozen import FrozenFeatureTrainer, supports_frozen_features
+
+    if not supports_frozen_features(model):
+        raise ConfigError(f"freeze=True trains a head on a pretrained backbone's features; {model.sightline_config['name']} "
+                          f"has no backbone/head split (use --model efficientnet-lite0 --pretrained)")  # fmt: skip
+    return FrozenFeatureTrainer(model, data, cfg, run_dir, callbacks, should_stop)
 
 
 def resumable_state(run: Run) -> dict[str, Any]:
@@ -125,12 +149,12 @@ def resume(
     data = data if data is not None else run.load_data()
     model_config = run.config["model"]
     with torch.random.fork_rng(devices=[]):  # its initial weights are replaced by the saved ones
-        model = create_model(model_config["name"], tuple(model_config["input_shape"]), model_config["num_classes"],
-                             **model_config["options"])  # fmt: skip
+        model = ckpt.build_model({"model": model_config})
+    data = _as_pretrained_expects(data, model_config)
     cfg = TrainConfig.from_dict(run.config["train"])
     if on_event is not None:
         on_event({"kind": "run", "run_dir": str(run.path), "name": run.name, "resumed": True})
-    trainer = Trainer(model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop)
+    trainer = _trainer(model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit(resume_state=state)
     resumed = Run(run.path)
     resumed.data = data

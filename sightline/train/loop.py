@@ -39,13 +39,18 @@ from sightline.errors import SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
-from sightline.train.optim import create_optimizer, lr_factor, set_lr
+from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
 
 METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
 
 
 class StopRequested(Exception):
     """Ctrl-C was pressed or ``should_stop()`` said so: stop at the next step boundary and save."""
+
+
+# An epoch's mean training loss this many times chance level (ln K) means the weights blew up
+# (issue 10's folder: loss 34 for 5 classes, ln 5 = 1.6); healthy runs start at ln K and go down.
+EXPLODING_LOSS_FACTOR = 8.0
 
 
 class TrainingDiverged(SightlineError):
@@ -182,7 +187,7 @@ class Trainer:
             torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         )
         with autocast:
-            logits = self.model(x)
+            logits = self._forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -196,6 +201,26 @@ class Trainer:
             self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
             self.sums[2] += n
 
+    # Hooks: what a step feeds the model. Subclasses change them (train/frozen.py trains a head
+    # on cached features), never the loop, so resume and early stopping work the same for all.
+    def _train_inputs(self) -> torch.Tensor:
+        return self.data.train.images.to(self.device)
+
+    def _batch(self, images: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x = self.preprocess.normalize(images[idx])
+        if self.augment.active:
+            x = self.augment(x, gen)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _val_logits(self) -> torch.Tensor:
+        assert self.data.val is not None
+        return batched_logits(self.model, self.data.val.images, self.preprocess, self.device)
+
     def _run_epoch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None) -> bool:
         """Train from the current position to the end of the epoch. False when stopped early."""
         cfg = self.cfg
@@ -207,6 +232,8 @@ class Trainer:
         shown: dict[str, float] = {}
         bs = cfg.batch_size
         self.model.train()
+        if cfg.head_epochs:  # fine-tuning: the new head learns alone first
+            freeze_backbone(self.model, self.epoch < cfg.head_epochs)
         self.gen = gen
         while self.step_in_epoch < self.steps:
             if self.global_step >= self.plan.stop_step:
@@ -217,12 +244,7 @@ class Trainer:
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
             idx = perm[i * bs : end].to(self.device)
-            x = self.preprocess.normalize(images[idx])
-            if self.augment.active:
-                x = self.augment(x, gen)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            self._train_step(x, labels[idx])
+            self._train_step(self._batch(images, idx, gen), labels[idx])
             self.epoch_time = time.monotonic() - start
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step_in_epoch < self.steps:
                 self.save_checkpoint(gen)
@@ -239,19 +261,26 @@ class Trainer:
             })  # fmt: skip
         return True
 
-    def _check_finite(self, loss_sum: float) -> None:
-        if not math.isfinite(loss_sum):
-            lr = self.optimizer.param_groups[0]["lr"]
-            raise TrainingDiverged(
-                f"the training loss became {loss_sum} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-                f"(learning rate {lr:.3g}): training stopped; the last good weights are in last.safetensors. "
-                "Lower the learning rate (--lr), or use --optimizer adam"
-            )
+    def _check_finite(self, loss_sum: float, epoch_loss: float | None = None) -> None:
+        """Stop on a NaN/inf loss, or on an epoch whose mean loss is far above chance level
+        (ln K): the weights have blown up and more epochs will not bring them back."""
+        exploding = epoch_loss is not None and epoch_loss > EXPLODING_LOSS_FACTOR * math.log(max(len(self.data.classes), 2))
+        if math.isfinite(loss_sum) and not exploding:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        what = f"became {loss_sum}" if not math.isfinite(loss_sum) else \
+            f"exploded to {epoch_loss:.4g} (chance level is {math.log(max(len(self.data.classes), 2)):.2f})"
+        raise TrainingDiverged(
+            f"the training loss {what} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+            f"(learning rate {lr:.3g}): training stopped; the last good weights are in last.safetensors. "
+            f"Lower the learning rate (--lr {self.cfg.lr / 10:.2g}: a tenth of the peak {self.cfg.lr:.3g}), warm up "
+            f"longer (--warmup 0.3), or use --optimizer adamw --lr 1e-3"
+        )
 
     def _end_epoch(self) -> bool:
         """Validate, record, checkpoint. Returns True when early stopping says stop."""
         loss_sum, correct, seen = self.sums.tolist()
-        self._check_finite(loss_sum)
+        self._check_finite(loss_sum, loss_sum / max(seen, 1))
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "loss": round(loss_sum / max(seen, 1), 6),
@@ -264,7 +293,7 @@ class Trainer:
         }
         if self.data.val is not None:
             val = self.data.val
-            logits = batched_logits(self.model, val.images, self.preprocess, self.device)
+            logits = self._val_logits()
             row["val_loss"] = round(F.cross_entropy(logits, val.labels.cpu()).item(), 6)
             row["val_accuracy"] = round((logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6)
         value = row[self.monitor]
@@ -330,7 +359,7 @@ class Trainer:
         return summary
 
     def _loop(self, gen: torch.Generator | None) -> None:
-        images = self.data.train.images.to(self.device)
+        images = self._train_inputs()
         labels = self.data.train.labels.to(self.device)
         try:
             while self.epoch < self.cfg.epochs:

@@ -15,26 +15,47 @@ from torch import nn
 from sightline.train.config import TrainConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weights only: decaying biases and norm scales only hurts."""
-    decay, no_decay = [], []
+def head_parameters(model: nn.Module) -> set[int]:
+    """ids of the parameters of ``model.classifier`` (empty for a model without one)."""
+    head = getattr(model, "classifier", None)
+    return {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+
+
+def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0) -> list[dict]:
+    """Weight decay on weights only: decaying biases and norm scales only hurts. With
+    ``backbone_lr`` != 1 (fine-tuning pretrained weights) everything but the classifier learns
+    at that fraction of the lr: the new head must move fast, the pretrained features gently.
+    The head's groups come first (``param_groups[0]["lr"]`` is the peak lr the logs show)."""
+    head = head_parameters(model) if backbone_lr != 1.0 else set()
+    groups: dict[tuple[bool, bool], list] = {(h, d): [] for h in (True, False) for d in (True, False)}
     for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        if p.requires_grad:
+            groups[(id(p) in head if head else True, p.ndim > 1)].append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": 1.0 if is_head else backbone_lr}
+            for (is_head, decay), ps in groups.items() if ps]  # fmt: skip
 
 
 def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.backbone_lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr)
     return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def freeze_backbone(model: nn.Module, frozen: bool) -> None:
+    """Fine-tuning's first epochs: only the classifier learns (no gradients for the rest, and
+    BatchNorm keeps its pretrained statistics), so a random new head cannot wreck the
+    pretrained features with its first large gradients. ``frozen=False`` undoes it."""
+    head = head_parameters(model)
+    for p in model.parameters():
+        if id(p) not in head:
+            p.requires_grad_(not frozen)
+    if frozen:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def lr_factor(schedule: str, step: int, total: int, warmup: float) -> float:
@@ -61,4 +82,4 @@ def lr_factor(schedule: str, step: int, total: int, warmup: float) -> float:
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

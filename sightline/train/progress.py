@@ -88,6 +88,14 @@ class ProgressBar:
             f" - {s['images_per_sec']:,.0f} img/s - ETA {format_duration(eta)}\x1b[K"
         )
 
+    def on_features(self, s: dict[str, Any]) -> None:
+        """A frozen backbone's features being computed (train/frozen.py)."""
+        if self.live:
+            filled = int(s["done"] / max(s["total"], 1) * self.width)
+            bar = "=" * filled + "." * (self.width - filled)
+            self._write(f"\rFeatures ({s['split']}) [{bar}] {s['done']}/{s['total']} - "
+                        f"{s['images_per_sec']:,.0f} img/s\x1b[K")  # fmt: skip
+
     def _clear(self) -> None:
         if self.live:
             self._write("\r\x1b[K")
@@ -132,6 +140,9 @@ class EventCallback:
         stop = self._info.get("stop_step", self._info.get("epochs", 1) * s["steps"])
         self.fn({"kind": "step", **s, "global_step": done, "stop_step": stop,
                  "eta_seconds": round(max(stop - done, 0) / max(self._rate, 1e-9), 1)})  # fmt: skip
+
+    def on_features(self, s: dict[str, Any]) -> None:
+        self.fn({"kind": "features", **s})
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
         event = {"kind": "epoch", **row, "epochs": self._info.get("epochs")}

@@ -1,0 +1,133 @@
+"""Transfer learning with a frozen backbone: features once, then a head in seconds.
+
+A pretrained backbone (``efficientnet-lite0`` with ImageNet weights) already turns a photo into
+1,280 numbers that separate most everyday classes. When it is frozen, those numbers never
+change, so ``FrozenFeatureTrainer`` computes them once per image (and once per mirrored image
+when flips are allowed: flip augmentation for free) and trains only the head on them — the
+Teachable-Machine recipe: 600 photos cost one pass of the backbone (about 30 s on 2 CPU cores at
+224 px), and each epoch of the head afterwards takes milliseconds.
+
+It is the ordinary ``Trainer`` with four hooks changed (what a batch is, the forward pass,
+validation, the inputs), so the run folder, metrics, early stopping, events, ``should_stop``
+and exact resume are the same as for any run; the saved model is the whole network (backbone
++ head), so predict, evaluate, inspect and the server need nothing special. A resumed run
+recomputes the features (the same numbers: inference is deterministic) and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sightline.data.dataset import Dataset
+from sightline.train.config import TrainConfig
+from sightline.train.loop import Trainer
+
+FEATURE_BATCH = 64  # images per backbone pass: measured best on 2 CPU cores (benchmarks/features.py)
+
+
+def supports_frozen_features(model: nn.Module) -> bool:
+    """A model whose ``forward`` is ``head(features(x))`` (e.g. efficientnet-lite0)."""
+    return callable(getattr(model, "features", None)) and callable(getattr(model, "head", None))
+
+
+@torch.inference_mode()
+def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: torch.device,
+                     flip: bool = False, channels_last: bool = True,
+                     on_batch=None) -> torch.Tensor:  # fmt: skip
+    """``model.features`` of uint8 ``images`` (N, C, H, W), in batches, in eval mode → float32
+    (N, F) on ``device``. ``flip``: of the mirrored images. ``on_batch(done, total)`` after each."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(images), FEATURE_BATCH):
+            x = normalize(images[start : start + FEATURE_BATCH].to(device))
+            if flip:
+                x = x.flip(3)
+            if channels_last:  # oneDNN's NHWC kernels: +15-44 % on this CPU (benchmarks/features.py)
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(model.features(x).float())
+            if on_batch is not None:
+                on_batch(min(start + FEATURE_BATCH, len(images)), len(images))
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty((0, 0), device=device)
+
+
+class FrozenFeatureTrainer(Trainer):
+    """Trains only ``model.head`` on cached ``model.features`` (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
+                 should_stop=None) -> None:  # fmt: skip
+        if not supports_frozen_features(model):
+            raise TypeError(f"{type(model).__name__} has no features()/head() split: it cannot train on frozen features")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in _head_parameters(model):
+            p.requires_grad_(True)  # the optimizer (made in Trainer.__init__) sees the head only
+        super().__init__(model, data, cfg, run_dir, callbacks, should_stop)
+        self.channels_last = False  # the batches are feature vectors, not images
+        self._features: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ features, once
+    def _compute(self, split: str, images: torch.Tensor, flip: bool) -> torch.Tensor:
+        key = f"{split}-flip" if flip else split
+        if key not in self._features:
+            started = time.monotonic()
+            last = [0.0]
+
+            def on_batch(done: int, total: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 0.25 or done == total:
+                    last[0] = now
+                    self._emit("on_features", {"split": split, "done": done, "total": total,
+                                               "images_per_sec": round(done / max(now - started, 1e-9), 1)})  # fmt: skip
+
+            self._features[key] = extract_features(self.model, images, self.preprocess.normalize, self.device, flip,
+                                                   on_batch=on_batch)  # fmt: skip
+            took = time.monotonic() - started
+            what = f"{len(images):,} {split} images" + (" (mirrored)" if flip else "")
+            self._emit("on_message", f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)")
+        return self._features[key]
+
+    # ------------------------------------------------------------------ the Trainer's hooks
+    def _train_inputs(self) -> torch.Tensor:
+        views = [self._compute("train", self.data.train.images, False)]
+        if self.augment.flip:
+            views.append(self._compute("train", self.data.train.images, True))
+        return torch.stack(views)  # (views, N, F)
+
+    def _batch(self, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if features.shape[0] == 1:
+            return features[0, idx]
+        # Each image is seen plain or mirrored at random, as the image augmentation would.
+        view = torch.randint(0, features.shape[0], (len(idx),), generator=gen).to(features.device)
+        return features[view, idx]
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(x)
+
+    def _val_logits(self) -> torch.Tensor:
+        assert self.data.val is not None
+        plain = self._compute("val", self.data.val.images, False)
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                logits = self.model.head(plain)
+                if self.preprocess.flip_tta:  # as batched_logits does for the test set
+                    logits = (logits + self.model.head(self._compute("val", self.data.val.images, True))) / 2
+        finally:
+            self.model.train()
+        return logits.float().cpu()
+
+
+def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, nn.Module):
+        raise TypeError(f"{type(model).__name__} has no classifier module to train")
+    return list(head.parameters())

@@ -1,0 +1,58 @@
+"""Transfer learning's data side: train on the input the pretrained weights expect.
+
+ImageNet weights were trained on 224 px RGB photos normalised their own way; the backbone's
+features are only as good as the match. So a pretrained model gets its data prepared to the
+model's ``pretrained_input`` (size and channels, unless the user chose others: a grayscale
+folder is replicated to RGB, a 32 px CIFAR image is enlarged), and the dataset's ``Preprocess``
+takes the weights' mean/std instead of the data's own. The run saves that ``Preprocess``, so
+predict, evaluate and the server prepare photos the same way with nothing else to know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sightline.data.dataset import Dataset
+from sightline.errors import ConfigError
+from sightline.models import get_model_entry
+
+
+def pretrained_input(model: str) -> dict[str, Any]:
+    """The input model ``model``'s pretrained weights expect; ConfigError if it has none."""
+    entry = get_model_entry(model)
+    if entry.pretrained_input is None or "pretrained" not in entry.options():
+        with_weights = [e.name for e in _models_with_weights()]
+        raise ConfigError(f"model {model!r} has no pretrained weights; models with them: {', '.join(with_weights)}")
+    return dict(entry.pretrained_input)
+
+
+def _models_with_weights() -> list[Any]:
+    from sightline.models import list_models
+
+    return [e for e in list_models() if e.pretrained_input is not None]
+
+
+def default_pretrained_model() -> str:
+    return _models_with_weights()[0].name
+
+
+def transfer_data_options(model: str, data_options: dict[str, Any]) -> dict[str, Any]:
+    """``load_dataset`` options for a pretrained ``model``: its size and channels unless given."""
+    want = pretrained_input(model)
+    out = dict(data_options)
+    if out.get("size") is None:
+        out["size"] = want["size"]
+    if out.get("channels") is None:
+        out["channels"] = want.get("channels", 3)
+    return out
+
+
+def with_pretrained_normalization(data: Dataset, model: str) -> Dataset:
+    """``data`` whose ``Preprocess`` normalises as the pretrained weights expect."""
+    want = pretrained_input(model)
+    c = data.preprocess.channels
+    mean, std = tuple(want["mean"]), tuple(want["std"])
+    if c != len(mean):  # grayscale kept as one channel: the weights' stem sums over RGB
+        mean, std = (sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c
+    return replace(data, preprocess=replace(data.preprocess, mean=mean, std=std))
