@@ -89,9 +89,11 @@ def make_photo(item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool =
     g = np.asarray(alpha, dtype=np.float32)  # the item's brightness, 0 outside it
     m = np.clip(g / 40.0, 0, 1)[..., None]  # its silhouette, with a soft edge
     # The photo: background with a horizontal+vertical gradient, and the object's "paint".
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = style.gradient * ((xx / max(w - 1, 1)) * 0.6 + (yy / max(h - 1, 1)) * 0.4 - 0.5)
-    photo = np.stack([np.full((h, w), c, np.float32) + ramp for c in style.background], axis=-1)
+    # float32 and broadcasting throughout: a 4000 px photo is 72 M values.
+    xs_ = np.linspace(0, 0.6, w, dtype=np.float32)[None, :]
+    ys_ = np.linspace(0, 0.4, h, dtype=np.float32)[:, None] - np.float32(0.5)
+    ramp = np.float32(style.gradient) * (xs_ + ys_)
+    photo = ramp[..., None] + np.asarray(style.background, np.float32)
     x0 = int(round(style.cx * (w - ow)))
     y0 = int(round(style.cy * (h - oh)))
     if style.shadow:
@@ -112,13 +114,13 @@ def make_photo(item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool =
     if style.border:
         b, color = style.border, np.array([90, 90, 90], np.float32)
         photo[:b], photo[-b:], photo[:, :b], photo[:, -b:] = color, color, color, color
-    photo += rng.normal(0, style.noise, photo.shape).astype(np.float32)
+    photo += rng.standard_normal(photo.shape, dtype=np.float32) * np.float32(style.noise)
     img = Image.fromarray(np.clip(photo, 0, 255).round().astype(np.uint8), "RGB")
     buf = io.BytesIO()
     if style.jpeg:
         img.save(buf, format="JPEG", quality=style.jpeg)
     else:
-        img.save(buf, format="PNG")
+        img.save(buf, format="PNG", compress_level=1)  # fast: the size of the file is not the point
     return Photo(buf.getvalue(), style, box)
 
 
