@@ -130,3 +130,11 @@ def test_fine_tuning_trains_the_head_first_then_all_gently(small, tmp_path):
     groups = create_optimizer(model, TrainConfig(backbone_lr=0.1, lr=1e-3, epochs=2)).param_groups
     assert [g["lr_scale"] for g in groups] == [1.0, 1.0, 0.1, 0.1]
     assert sum(len(g["params"]) for g in groups[:2]) == 2  # the head: weight and bias
+
+
+def test_registry_states_the_weights_input_as_the_model_does():
+    from sightline.models.efficientnet import PRETRAINED_INPUT
+
+    want = pretrained_input("efficientnet-lite0")
+    assert want["size"] == PRETRAINED_INPUT["size"]
+    assert want["mean"] == pytest.approx(PRETRAINED_INPUT["mean"]) and want["std"] == pytest.approx(PRETRAINED_INPUT["std"])
