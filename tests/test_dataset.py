@@ -112,7 +112,8 @@ def test_default_augment_changes_nothing():
     assert torch.equal(Augment()(x, torch.Generator().manual_seed(0)), x)
 
 
-@pytest.mark.parametrize("aug", [Augment(flip=True), Augment(translate=3), Augment(translate=2, flip=True)])
+@pytest.mark.parametrize("aug", [Augment(flip=True), Augment(translate=3), Augment(translate=2, flip=True),
+                                 Augment(reframe=0.5), Augment(flip=True, reframe=1.0)])
 def test_augment_shape_and_determinism(aug):
     x = batch(c=3, h=12, w=10)
     a = aug(x, torch.Generator().manual_seed(5))
@@ -144,6 +145,30 @@ def test_translate_shifts_content_within_bounds():
     assert int(dy.abs().max()) <= pad and int(dx.abs().max()) <= pad
     assert {int(v) for v in dy} == set(range(-pad, pad + 1))  # every shift occurs
     assert {int(v) for v in dx} == set(range(-pad, pad + 1))
+
+
+def test_reframe_changes_its_share_and_keeps_the_object():
+    n = 400
+    x = torch.zeros((n, 1, 28, 28))
+    x[:, :, 8:20, 10:18] = 1.0  # an object in the middle of a dark background
+    y = Augment(reframe=0.5)(x, torch.Generator().manual_seed(0))
+    changed = (y - x).abs().flatten(1).amax(1) > 1e-6
+    # Half turned/scaled/shifted, 0.6 x half degraded, drawn apart: 1 - 0.5 x 0.7 = 65 % changed.
+    assert 220 < int(changed.sum()) < 300
+    assert torch.equal(y[~changed], x[~changed])  # the rest untouched
+    # Small turns, scales and shifts: the object keeps most of its place and its mass; the
+    # degraded ones get noise, so compare the mass of the clean ones and the overlap of all.
+    inside = y[changed][:, :, 8:20, 10:18].mean((1, 2, 3))
+    assert float(inside.min()) > 0.5 and float(inside.median()) > 0.8
+    assert float(y[changed].sum((1, 2, 3)).median()) == pytest.approx(96.0, rel=0.15)
+    assert torch.equal(Augment(reframe=0.0)(x, torch.Generator().manual_seed(0)), x)
+
+
+def test_reframe_defaults_by_how_photos_are_framed():
+    from sightline.data.augment import REFRAME_SHARE, default_reframe
+
+    assert default_reframe("object") == default_reframe("digit") == REFRAME_SHARE > 0
+    assert default_reframe("frame") == 0.0
 
 
 # ----------------------------------------------------------------------- convert_images

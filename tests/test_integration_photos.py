@@ -34,15 +34,16 @@ def _agreement(name: str, mirror, tmp_path) -> tuple[float, float]:
 
 def test_fashion_photos_agree_with_the_originals(mirror, tmp_path):
     agree, whole_photo = _agreement("fashion-mnist", mirror, tmp_path)
-    # Measured: 0.928 (the issue asks 0.96; the gap is in photos under 100 px and shadows, see
-    # the issue notes); scaling the whole photo instead: about 0.3.
-    assert agree >= 0.91, agree
+    # Measured: 0.958 (0.958 on other photos, benchmarks/photos.py --seeds 7 11; 0.958-0.978
+    # over training runs, the issue asks 0.96: see its notes); 0.928 before
+    # the default training re-framed images (data.augment); scaling the whole photo: about 0.3.
+    assert agree >= 0.95, agree
     assert whole_photo < agree - 0.3, whole_photo
 
 
 def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
     agree, whole_photo = _agreement("mnist", mirror, tmp_path)
-    assert agree >= 0.98, agree  # measured 0.992
+    assert agree >= 0.98, agree  # measured 0.998 (0.992 before training re-framed images)
     assert whole_photo < agree - 0.2, whole_photo
 
 

@@ -240,3 +240,23 @@ def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
     plain = batched_logits(model, x, replace(pre, flip_tta=False))
     mirrored = batched_logits(model, x.flip(-1), replace(pre, flip_tta=False))
     assert torch.allclose(batched_logits(model, x, pre), (plain + mirrored) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("fit, given, expected", [("object", None, 0.5), ("digit", None, 0.5), ("frame", None, 0.0),
+                                                  ("object", 0.0, 0.0), ("frame", 0.25, 0.25)])  # fmt: skip
+def test_reframe_resolved_from_the_data_and_saved(tmp_path, fit, given, expected):
+    from dataclasses import replace
+
+    data = make_dataset()
+    data.preprocess = replace(data.preprocess, fit=fit)
+    model = sightline.create_model("fastcnn", data.input_shape, data.num_classes, width=4, stages=2)
+    run = sightline.fit(model, data, runs_dir=tmp_path, progress="quiet", epochs=1, max_steps=2, reframe=given)
+    assert run.config["train"]["reframe"] == expected
+
+
+def test_runs_from_before_reframing_resume_without_it():
+    from sightline.train.config import TrainConfig
+
+    old = TrainConfig().to_dict()
+    del old["reframe"]
+    assert TrainConfig.from_dict(old).reframe == 0.0

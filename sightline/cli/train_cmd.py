@@ -44,6 +44,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup", type=float, help="fraction of steps for lr warm-up")
     t.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss, e.g. 0.1")
     t.add_argument("--translate", type=int, help="augmentation: random shift up to N pixels")
+    t.add_argument("--reframe", type=float, metavar="SHARE",
+                   help="augmentation: share of images turned/scaled/blurred a little as a photo's framing would be "
+                        "(default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 otherwise)")
     t.add_argument("--flip", dest="flip", action="store_true", default=None, help="augmentation: random horizontal flips")
     t.add_argument("--no-flip", dest="flip", action="store_false", help="augmentation: no flips (default: the dataset decides; never for digits)")
     t.add_argument("--seed", type=int, default=None, help="random seed (data split, init, shuffling; default 0)")

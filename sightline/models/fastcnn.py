@@ -45,14 +45,17 @@ class Residual(nn.Module):
 
 @register_model(
     "fastcnn",
-    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92.5 % on Fashion-MNIST in under 2 minutes on 2 CPU cores.",
+    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92 % on Fashion-MNIST in under 3 minutes on 2 CPU cores, robust to photos.",
     # Measured on Fashion-MNIST, 2 CPU cores (see benchmarks/ and the README): batch 64 runs
     # ~1.5x more images/s than 256 on CPU (the activations stay in cache) and gives 4x the
     # optimizer steps; random shifts cost accuracy at this short budget, flips don't.
     # 3 epochs of the 4-stage net: 92.5 % test (three seeds/splits: 92.46, 92.47, 92.53 %),
-    # ~35 s per epoch on a quiet machine; lr 0.1 gave the same 92.47 %.
+    # ~35 s per epoch on a quiet machine; lr 0.1 gave the same 92.47 %. 4 epochs since half
+    # the images of datasets whose photos are framed are re-framed in training (data.augment:
+    # Fashion-MNIST, MNIST): 91.9 % test, and its predictions on photos of test items agree
+    # with those on the items 97-98 % of the time instead of 92-93 % (3 epochs: lower on both).
     train_defaults=dict(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=3,
+                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=4,
                         label_smoothing=0.1, translate=0),  # fmt: skip
 )
 def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,

@@ -26,7 +26,7 @@ def _block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
     "tutorial-cnn",
     "The CIFAR tutorial's CNN: 3 blocks of Conv-BN-Conv-MaxPool-Dropout (32/64/128 filters) -> Dense.",
     train_defaults=dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", warmup=0.0,
-                        batch_size=128, epochs=10, label_smoothing=0.0, translate=0, flip=False),  # fmt: skip
+                        batch_size=128, epochs=10, label_smoothing=0.0, translate=0, flip=False, reframe=0.0),  # fmt: skip
 )
 def tutorial_cnn(input_shape: tuple[int, int, int], num_classes: int, *, filters: tuple[int, ...] = (32, 64, 128),
                  dropout: float = 0.5) -> nn.Module:  # fmt: skip

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from sightline import checkpoint as ckpt
+from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
 from sightline.errors import ConfigError, RunError
 from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
@@ -90,6 +92,8 @@ def fit(
     data = _as_pretrained_expects(data, model_config)
     cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults,
                          pretrained=bool(model_config["options"].get("pretrained")), **train_options)
+    if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
+        cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}

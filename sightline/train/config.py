@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = dict(
     label_smoothing=0.0,
     translate=0,           # augmentation: random shift of up to N pixels
     flip=None,             # augmentation: horizontal flips; None = the dataset decides (never digits)
+    reframe=None,          # augmentation: share of images re-framed as a photo would be (data.augment);
+                           # None = the data decides: 0.5 where photos are framed as objects or digits
     seed=0,
     device="auto",         # auto | cpu | cuda | cuda:N | mps
     amp=None,              # mixed precision; None = on for CUDA
@@ -65,6 +67,7 @@ class TrainConfig:
     label_smoothing: float = DEFAULTS["label_smoothing"]
     translate: int = DEFAULTS["translate"]
     flip: bool | None = DEFAULTS["flip"]
+    reframe: float | None = DEFAULTS["reframe"]
     seed: int = DEFAULTS["seed"]
     device: str = DEFAULTS["device"]
     amp: bool | None = DEFAULTS["amp"]
@@ -103,6 +106,8 @@ class TrainConfig:
             raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
         if self.translate < 0:
             raise bad(f"translate must be >= 0 pixels, not {self.translate}")
+        if self.reframe is not None and not 0.0 <= self.reframe <= 1.0:
+            raise bad(f"reframe is a share of the images in [0, 1], not {self.reframe}")
         if self.monitor not in MONITORS:
             raise bad(f"monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
         if self.patience is not None and self.patience < 1:
@@ -127,7 +132,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        values = {k: v for k, v in d.items() if k in names}
+        values.setdefault("reframe", 0.0)  # runs from before reframing were trained without it
+        return cls(**values)
 
 
 # Training only a head on frozen features: a linear model on 1,280 numbers per image. Epochs

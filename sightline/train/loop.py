@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sightline import checkpoint as ckpt
-from sightline.data.augment import Augment
+from sightline.data.augment import Augment, default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import autocast_dtype, resolve_device, use_channels_last
 from sightline.errors import SightlineError
@@ -79,7 +79,8 @@ class Trainer:
         self.optimizer = create_optimizer(self.model, cfg)
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip)
+        reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
+        self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip, reframe)
         # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
         self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip)
         self.meta = ckpt.model_metadata(model, data.classes, self.preprocess.to_dict(), dataset=data.name)
