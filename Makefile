@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 # (the offline machines this project is developed on), else the real download.
 export SIGHTLINE_DATA_MIRROR := $(or $(SIGHTLINE_DATA_MIRROR),$(abspath $(wildcard ../shared/datasets)))
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo serve test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ setup: $(VENV)/.installed
 ## Train the default model on Fashion-MNIST, evaluate it on the test set, save the run.
 demo: setup
 	$(BIN)/sightline train fashion-mnist
+
+## The REST API on http://127.0.0.1:8000 (schema at /openapi.json) for the runs in ./runs.
+serve: setup
+	$(BIN)/sightline serve
 
 ## All tests: unit tests, then integration tests that train on the real datasets.
 test: setup

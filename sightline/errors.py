@@ -38,5 +38,13 @@ class RunError(SightlineError):
     """A run folder or checkpoint is missing or unreadable."""
 
 
+class RunNotFoundError(RunError):
+    """No run of that name (or no run at all) in the runs folder."""
+
+
+class RunInUseError(RunError):
+    """The run is being trained, so it cannot be changed or deleted now."""
+
+
 class ConfigError(SightlineError):
     """A training or evaluation option is invalid."""

@@ -1,4 +1,4 @@
-"""Prediction on the user's own image files: files, folders and globs → top-k labels.
+"""Prediction on the user's own images: files, folders, globs or uploads → top-k labels.
 
 Files are decoded in chunks with the model's own ``Preprocess`` (colour, size, background
 polarity), so a big folder never sits in memory at once. A file that can't be read is listed
@@ -142,27 +142,46 @@ def predict_files(
     """Classify files, folders and globs. ``keep_seen``: each prediction keeps the image the
     model saw (``Prediction.seen``, after framing and inversion) to show the user why."""
     files, skipped = expand_inputs(inputs)
+    report = predict_images(model, preprocess, classes, [(str(f), f) for f in files], top_k=top_k, device=device,
+                            batch_size=batch_size, keep_seen=keep_seen)  # fmt: skip
+    return PredictionReport(report.predictions, skipped + report.skipped)
+
+
+def predict_images(
+    model: nn.Module,
+    preprocess: Preprocess,
+    classes: Sequence[str],
+    images: Sequence[tuple[str, ImageInput]],
+    top_k: int = 3,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+    keep_seen: bool = False,
+) -> PredictionReport:
+    """Classify ``(name, image)`` pairs — paths, the bytes of uploads, file objects, PIL
+    images, arrays — each reported by its name. An image that can't be read is skipped with
+    its reason and the rest go on; predictions and skips keep the input order."""
     k = max(1, min(top_k, len(classes)))
     predictions: list[Prediction] = []
-    for start in range(0, len(files), batch_size):
-        ok_paths, tensors, notes = [], [], []
-        for path in files[start : start + batch_size]:
+    skipped: list[tuple[str, str]] = []
+    for start in range(0, len(images), batch_size):
+        ok_names, tensors, notes = [], [], []
+        for name, image in images[start : start + batch_size]:
             try:
-                x, framing = preprocess.prepare_with_framing(path)
+                x, framing = preprocess.prepare_with_framing(image)
             except ImageError as e:
-                skipped.append((str(path), e.reason))
+                skipped.append((name, e.reason))
                 continue
             tensors.append(x)
-            ok_paths.append(path)
+            ok_names.append(name)
             notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
         if not tensors:
             continue
         probs = batched_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
         values, indices = probs.topk(k, dim=1)
-        rows = zip(ok_paths, values.tolist(), indices.tolist(), probs.tolist(), tensors, notes, strict=True)
-        for path, pv, iv, row, x, note in rows:
+        rows = zip(ok_names, values.tolist(), indices.tolist(), probs.tolist(), tensors, notes, strict=True)
+        for name, pv, iv, row, x, note in rows:
             top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-            predictions.append(Prediction(str(path), iv[0], classes[iv[0]], round(pv[0], 6), top, row,
+            predictions.append(Prediction(name, iv[0], classes[iv[0]], round(pv[0], 6), top, row,
                                           x if keep_seen else None, note))  # fmt: skip
     return PredictionReport(predictions, skipped)
 

@@ -21,61 +21,30 @@ from __future__ import annotations
 
 import csv
 import os
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 from sightline import evaluation_store as store
-from sightline.errors import RunError
-from sightline.fileio import atomic_write_json, file_sha256, read_json
+from sightline.errors import RunError, RunInUseError, RunNotFoundError
+from sightline.fileio import file_sha256, read_json
 
-RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
+# Locating, creating, writing and removing the folders themselves: the faces and the trainer
+# import these from here, with the Run they describe.
+from sightline.run_folders import (  # noqa: F401
+    RUNS_DIR_ENV,
+    default_run_name,
+    default_runs_dir,
+    is_run_folder,
+    new_run_dir,
+    remove_folder,
+    run_id_path,
+    run_path,
+    runs_root,
+    write_run_config,
+    write_status,
+)
+
 ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these states can't resume
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
-
-
-def _root(runs_dir: str | os.PathLike | None) -> Path:
-    return Path(runs_dir) if runs_dir is not None else default_runs_dir()
-
-
-def new_run_dir(root: str | os.PathLike | None, name: str) -> Path:
-    """A fresh folder ``root/name``; ``name-2``, ``name-3``… if taken (also by a racing run)."""
-    root = _root(root)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
-    root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = root / (name if n == 1 else f"{name}-{n}")
-        try:
-            path.mkdir()  # atomic: of two runs racing for one name, exactly one gets it
-            return path
-        except FileExistsError:
-            continue
-    raise RunError(f"{root.resolve()}: too many runs named {name!r}; pass another --name")
-
-
-def default_run_name(dataset: str, model: str) -> str:
-    return f"{Path(dataset).name or dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def write_run_config(path: Path, model_config: dict, data_options: dict, train: dict) -> None:
-    from sightline._version import __version__
-
-    atomic_write_json(path / "config.json", {
-        "sightline_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": model_config,
-        "data": data_options,
-        "train": train,
-    })  # fmt: skip
-
-
-def write_status(path: Path, status: dict[str, Any]) -> None:
-    atomic_write_json(Path(path) / "status.json", status)
 
 
 class Run:
@@ -100,7 +69,7 @@ class Run:
         self.last_evaluation: dict[str, Any] = {}  # the record of this object's latest evaluate()
         try:
             if not self.path.is_dir():
-                raise RunError(f"run folder not found: {self.path.resolve()}")
+                raise RunNotFoundError(f"run folder not found: {self.path.resolve()}")
             if not (self.path / "config.json").is_file():
                 raise RunError(f"{self.path.resolve()} is not a sightline run folder (no config.json)")
             try:
@@ -161,6 +130,7 @@ class Run:
         key = (which, str(device))
         if key not in self._models:
             self._models[key] = ckpt.load_model(self.model_file(which), device)
+            self._meta.setdefault(which, self._models[key][1])  # just read: classes need no second read
         return self._models[key][0]
 
     def metadata(self, which: str = "best") -> dict[str, Any]:
@@ -289,6 +259,16 @@ class Run:
         return predict_files(self.load_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev,
                              keep_seen=keep_seen)  # fmt: skip
 
+    def predict_images(self, images: list[tuple[str, Any]], top_k: int = 3, which: str = "best",
+                       device: str = "auto"):  # fmt: skip
+        """(name, image) pairs — bytes of uploads, file objects, PIL images… — → ``PredictionReport``
+        naming each by its name (bad images skipped with their reason, the rest classified)."""
+        from sightline.devices import resolve_device
+        from sightline.predict import predict_images
+
+        dev = resolve_device(device)
+        return predict_images(self.load_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev)
+
     def summary(self):
         from sightline.models.summary import summary
 
@@ -330,42 +310,22 @@ def _cell(key: str, v: str | None) -> Any:
 
 
 # ---------------------------------------------------------------------------- finding runs
-def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Where run ``ref`` lives. A string is a run name, or a path that must stay inside the
-    runs folder ("../x", "/etc" and links out of it are refused); a ``Path`` is used as is."""
-    if not isinstance(ref, str):
-        return Path(ref)
-    root = _root(runs_dir)
-    base = root.resolve()
-    text = ref.strip()
-    candidates = [root / text]
-    if not Path(text).is_absolute() and len(Path(text).parts) > 1:
-        candidates.append(Path(text))  # "runs/my-run" typed from the project folder
-    for cand in (Path(text),) if Path(text).is_absolute() else candidates:
-        resolved = cand.resolve()
-        if resolved != base and base in resolved.parents and resolved.is_dir():
-            return resolved
-    if (Path(text).is_absolute() or len(Path(text).parts) > 1) and not Path(text).exists():
-        raise RunError(f"run folder not found: {Path(text).resolve()} (runs are in {base}; see `sightline runs`)")
-    if not text or (len(Path(text).parts) == 1 and _NAME.fullmatch(text)):
-        raise RunError(f"no run named {text!r} in {base}: see `sightline runs`" if text else "empty run name")
-    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from `sightline runs`")
-
-
 def load_run(ref, runs_dir: str | os.PathLike | None = None) -> Run:
     """Open a run by name under ``runs_dir`` (default ./runs or $SIGHTLINE_RUNS_DIR), never
     outside it; a ``pathlib.Path`` (a folder you chose) or a ``Run`` is opened as is."""
     return ref if isinstance(ref, Run) else Run(run_path(ref, runs_dir))
 
 
-def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
+def list_runs(root: str | os.PathLike | None = None, links: bool = True) -> list[Run]:
     """Runs under ``root`` (default ./runs), newest first. A damaged run folder is listed with
-    ``status == "broken"`` and its ``problem``; it never hides the others."""
-    root = _root(root)
+    ``status == "broken"`` and its ``problem``; it never hides the others. ``links=False``
+    leaves out symbolic links to run folders (which ``run_id_path``, the web API's, refuses)."""
+    root = runs_root(root)
     if not root.is_dir():
         return []
-    runs = [Run(p, strict=False) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and ((p / "config.json").exists() or (p / "status.json").exists())]  # fmt: skip
+    # dot names are hidden: among them the trash of a delete_run in progress
+    runs = [Run(p, strict=False) for p in root.iterdir()
+            if not p.name.startswith(".") and is_run_folder(p) and (links or not p.is_symlink())]  # fmt: skip
 
     def created(r: Run) -> float:
         try:
@@ -379,8 +339,23 @@ def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
 def latest_run(root: str | os.PathLike | None = None) -> Run:
     runs = [r for r in list_runs(root) if r.problem is None]
     if not runs:
-        raise RunError(f"no runs in {_root(root).resolve()}: train one with `sightline train`")
+        raise RunNotFoundError(f"no runs in {runs_root(root).resolve()}: train one with `sightline train`")
     return runs[0]
+
+
+def delete_run(ref: str | os.PathLike | Run, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Delete a run folder; returns where it was. A string must be a plain run name in
+    ``runs_dir`` (``run_id_path``: the web API passes what clients send). A run that is
+    training (status "running") is refused with ``RunInUseError``. Listings never show a
+    half-deleted run (see ``remove_folder``)."""
+    path = run_id_path(ref, runs_dir) if isinstance(ref, str) else Path(ref.path if isinstance(ref, Run) else ref)
+    if path.is_symlink() or not is_run_folder(path):
+        raise RunNotFoundError(f"{path.resolve()} is not a run folder")
+    path = path.resolve()
+    if Run(path, strict=False).status.get("status") == "running":
+        raise RunInUseError(f"run {path.name!r} is training: stop it before deleting it")
+    remove_folder(path)
+    return path
 
 
 def find_run(ref: str | os.PathLike | None, runs_dir: str | os.PathLike | None = None) -> Run:

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from sightline._version import __version__
-from sightline.cli import commands, train_cmd, view_cmds
+from sightline.cli import commands, serve_cmd, train_cmd, view_cmds
 from sightline.cli.options import Parser
 from sightline.errors import SightlineError
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     view_cmds.add_plot(sub)
     view_cmds.add_inspect(sub)
     view_cmds.add_report(sub)
+    serve_cmd.add_serve(sub)
     return parser
 
 

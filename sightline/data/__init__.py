@@ -22,6 +22,7 @@ _EXPORTS = {
     "resolve_mirror": "sightline.data.download",
     "load_folder": "sightline.data.folders",
     "dataset_info": "sightline.data.info",
+    "folder_info": "sightline.data.info",
     "load_dataset": "sightline.data.load",
     "Preprocess": "sightline.data.preprocess",
     "DatasetSpec": "sightline.data.registry",
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from sightline.data.dataset import Dataset, ImageSet
     from sightline.data.download import CACHE_ENV, MIRROR_ENV, resolve_cache_dir, resolve_mirror
     from sightline.data.folders import load_folder
-    from sightline.data.info import dataset_info
+    from sightline.data.info import dataset_info, folder_info
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import DatasetSpec, get_dataset_spec, list_datasets
@@ -48,6 +49,7 @@ __all__ = [
     "ImageSet",
     "Preprocess",
     "dataset_info",
+    "folder_info",
     "get_dataset_spec",
     "list_datasets",
     "load_dataset",

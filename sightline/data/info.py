@@ -36,3 +36,26 @@ def dataset_info(name: str, *, cache_dir: str | os.PathLike | None = None,
         "cached": where["cached"],
         "mirrored": where["mirrored"],
     }
+
+
+def folder_info(root: str | os.PathLike) -> dict[str, Any]:
+    """What a folder of images holds, without decoding any: its splits and, per class, how
+    many image files (by extension, as ``load_folder`` finds them). ``DataError`` if it is
+    not a folder."""
+    from pathlib import Path
+
+    # folders.py needs PyTorch; this function is not on the path of `sightline datasets`
+    from sightline.data.folders import find_splits, scan_class_folders
+
+    root = Path(root)
+    splits = {split: {c: len(files) for c, files in scan_class_folders(folder).items()}
+              for split, folder in find_splits(root).items()}  # fmt: skip
+    classes = list(splits["train"])
+    totals = {c: sum(counts.get(c, 0) for counts in splits.values()) for c in classes}
+    return {
+        "name": root.resolve().name,
+        "path": str(root.resolve()),
+        "classes": [{"name": c, "images": totals[c]} for c in classes],
+        "splits": splits,
+        "images": sum(totals.values()),
+    }

@@ -1,0 +1,49 @@
+"""``sightline serve``: the web API (``sightline.serve``), started from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from sightline.cli.options import positive_int
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, not {port}")
+    return port
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the REST API: predict, browse and delete runs (web UI later)",
+                       description="Serve the sightline REST API (described at /openapi.json) for the runs in --runs-dir. "
+                                   "It listens on 127.0.0.1 only, unless a token is given.",
+                       epilog="Examples:\n  sightline serve\n  sightline serve --port 8080 --data-dir ./photos\n"
+                              "  SIGHTLINE_TOKEN=$(openssl rand -hex 16) sightline serve --host 0.0.0.0\n\n"
+                              "Needs the server packages: pip install \"sightline[serve]\"",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    p.add_argument("--runs-dir", default=None, help="the runs to serve (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="FOLDER",
+                   help="an image folder (one subfolder per class) to list under /api/datasets (repeatable)")  # fmt: skip
+    p.add_argument("--token", default=None,
+                   help="secret every API call must send (default $SIGHTLINE_TOKEN, which keeps it out of "
+                        "the process list); required with a --host other than loopback")  # fmt: skip
+    p.add_argument("--max-upload-mb", type=positive_int, default=20, help="largest request body in MB (default 20)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from sightline.serve import require_server_packages
+
+    require_server_packages()  # a clear `pip install "sightline[serve]"`, not an ImportError
+    from sightline.serve import serve
+
+    serve(args.host, args.port, runs_dir=args.runs_dir, data_dirs=args.data_dir, token=args.token,
+          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device)  # fmt: skip
+    return 0

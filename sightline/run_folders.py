@@ -1,0 +1,138 @@
+"""Run folders on disk: where they live, run ids → folders that never leave the runs folder,
+creating, writing and removing them.
+
+``sightline.runs`` (the ``Run`` class, listing, deleting) imports all of these, and the faces
+get them from there. Two kinds of reference to a run:
+
+* ``run_path``: what a local user typed (a run name, ``runs/my-run``, an absolute path inside
+  the runs folder); "../x", "/etc" and links out of the runs folder are refused.
+* ``run_id_path``: an id from a remote client (the web API): a plain folder name directly in
+  the runs folder and nothing else — no separators, no dot names, no symbolic links.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sightline.errors import RunError, RunNotFoundError
+from sightline.fileio import atomic_write_json
+
+RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what new_run_dir creates: no leading dot
+MAX_RUN_NAME = 255  # the longest file name most file systems allow
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
+
+
+def runs_root(runs_dir: str | os.PathLike | None) -> Path:
+    return Path(runs_dir) if runs_dir is not None else default_runs_dir()
+
+
+def new_run_dir(root: str | os.PathLike | None, name: str) -> Path:
+    """A fresh folder ``root/name``; ``name-2``, ``name-3``… if taken (also by a racing run)."""
+    root = runs_root(root)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()  # atomic: of two runs racing for one name, exactly one gets it
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"{root.resolve()}: too many runs named {name!r}; pass another --name")
+
+
+def default_run_name(dataset: str, model: str) -> str:
+    return f"{Path(dataset).name or dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_run_config(path: Path, model_config: dict, data_options: dict, train: dict) -> None:
+    from sightline._version import __version__
+
+    atomic_write_json(path / "config.json", {
+        "sightline_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model_config,
+        "data": data_options,
+        "train": train,
+    })  # fmt: skip
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    atomic_write_json(Path(path) / "status.json", status)
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder ``list_runs`` shows: one with a config or a status (a broken one included)."""
+    return path.is_dir() and ((path / "config.json").exists() or (path / "status.json").exists())
+
+
+def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Where run ``ref`` lives. A string is a run name, or a path that must stay inside the
+    runs folder ("../x", "/etc" and links out of it are refused); a ``Path`` is used as is."""
+    if not isinstance(ref, str):
+        return Path(ref)
+    root = runs_root(runs_dir)
+    base = root.resolve()
+    text = ref.strip()
+    candidates = [root / text]
+    if not Path(text).is_absolute() and len(Path(text).parts) > 1:
+        candidates.append(Path(text))  # "runs/my-run" typed from the project folder
+    for cand in (Path(text),) if Path(text).is_absolute() else candidates:
+        resolved = cand.resolve()
+        if resolved != base and base in resolved.parents and resolved.is_dir():
+            return resolved
+    if (Path(text).is_absolute() or len(Path(text).parts) > 1) and not Path(text).exists():
+        raise RunNotFoundError(f"run folder not found: {Path(text).resolve()} (runs are in {base}; see `sightline runs`)")
+    if not text or (len(Path(text).parts) == 1 and RUN_NAME.fullmatch(text)):
+        if not text:
+            raise RunError("empty run name")
+        raise RunNotFoundError(f"no run named {text!r} in {base}: see `sightline runs`")
+    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from `sightline runs`")
+
+
+def run_id_path(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of the run a remote client named: ``RunError`` for an id that is not a plain
+    run name, ``RunNotFoundError`` when no run folder has that name.
+
+    Only a name made by ``new_run_dir`` passes: no "/", "\\", "..", "%", NUL or leading dot
+    (dot names are the hidden trash of ``delete_run``). The folder must sit directly in the
+    runs folder and must not be a symbolic link, which could point anywhere, even at another
+    run (a delete through it would remove the target)."""
+    if not isinstance(run_id, str) or len(run_id) > MAX_RUN_NAME or not RUN_NAME.fullmatch(run_id):
+        shown = run_id[:80] if isinstance(run_id, str) else run_id
+        raise RunError(f"invalid run id {shown!r}: a run name has only letters, digits, '.', '_' and '-' "
+                       "and does not start with '.'")  # fmt: skip
+    root = runs_root(runs_dir)
+    base = root.resolve()
+    path = root / run_id
+    if path.is_symlink() or path.resolve().parent != base or not is_run_folder(path):
+        raise RunNotFoundError(f"no run named {run_id!r} in {base}")
+    return path.resolve()
+
+
+def remove_folder(path: Path) -> None:
+    """Remove run folder ``path`` (checked by the caller): first renamed to a hidden
+    ``.deleted-*`` name next to it (atomic on one file system), so no listing ever shows a
+    half-deleted run, and a crash half-way leaves only that hidden folder; then removed."""
+    trash = path.parent / f".deleted-{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:  # deleted by a racing call: nothing left to do here
+        raise RunNotFoundError(f"no run named {path.name!r} in {path.parent}") from None
+    except OSError as e:
+        raise RunError(f"cannot delete {path}: {e.strerror or e}") from None
+    try:
+        shutil.rmtree(trash)  # removes links inside the run, never what they point at
+    except OSError as e:
+        raise RunError(f"run {path.name!r} is gone from the list, but {trash} could not be removed "
+                       f"({e.strerror or e}); remove it by hand") from None  # fmt: skip

@@ -1,0 +1,91 @@
+"""Every answer that is not a success is JSON ``{"error": message}`` with a fitting status.
+
+Exception handlers turn sightline's own errors (whose messages are written for users), FastAPI's
+validation errors, Starlette's HTTP errors (unknown route, wrong method) and any unexpected
+exception into that shape, so no traceback and no HTML page ever reaches a client. The guards
+in ``guards.py`` answer with ``error_response`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+
+from sightline.errors import ImageError, RunInUseError, RunNotFoundError, SightlineError
+
+log = logging.getLogger("sightline.serve")
+
+# First match wins: subclasses before their bases.
+STATUS_OF_ERROR: list[tuple[type[SightlineError], int]] = [
+    (RunNotFoundError, 404),
+    (RunInUseError, 409),
+    (ImageError, 415),
+    (SightlineError, 400),  # bad input: an invalid run id, a broken run, a bad option
+]
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats as None: a diverged run's metrics hold them, and
+    strict JSON (which browsers parse) has no spelling for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Strict JSON (NaN → null), UTF-8 as is: the app's default response class."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def status_of(error: SightlineError) -> int:
+    return next(code for cls, code in STATUS_OF_ERROR if isinstance(error, cls))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header", "form"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "invalid request: " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SightlineError)
+    async def sightline_error(request: Request, exc: SightlineError) -> JSONResponse:
+        return error_response(status_of(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The details (and the traceback) go to the server's log, not to the client.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")

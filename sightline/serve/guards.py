@@ -1,0 +1,169 @@
+"""ASGI middleware that holds for every route: who may call, and how much they may send.
+
+Plain ASGI (not Starlette's ``BaseHTTPMiddleware``), so a refusal is sent before the app, the
+form parser or the route ever reads the body, and so ``BodyLimit`` can watch the body as it
+streams in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from sightline.serve.errors import error_response
+
+Scope = dict[str, Any]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-Sightline-Request"
+TOKEN_HEADER = "X-Sightline-Token"
+OPEN_PATHS = frozenset({"/api/health"})  # answered without a token (a load balancer's probe)
+
+
+def is_loopback(host: str) -> bool:
+    """True for names only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to a public address
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    key = name.lower().encode("latin-1")
+    for k, v in scope.get("headers", ()):
+        if k == key:
+            return v.decode("latin-1")
+    return None
+
+
+def _host_name(host_header: str) -> str:
+    """'127.0.0.1:8000' → '127.0.0.1'; '[::1]:8000' → '::1'."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")].lower()
+    return host_header.rsplit(":", 1)[0].lower() if host_header.count(":") == 1 else host_header.lower()
+
+
+class AccessGuard:
+    """Three checks, in this order:
+
+    1. Host (only without a token): the Host header must name this machine's loopback. A web
+       page on evil.example can point its own name at 127.0.0.1 (DNS rebinding) and then call
+       this server as "same origin"; its requests still say ``Host: evil.example``.
+    2. Token (when one is set): every /api call except /api/health needs it, as
+       ``Authorization: Bearer <token>`` or ``X-Sightline-Token``; none → 401, wrong → 403.
+       Compared in constant time (``hmac.compare_digest``), so timing reveals nothing.
+    3. CSRF: a state-changing call (anything but GET/HEAD/OPTIONS) must carry the custom header
+       ``X-Sightline-Request``. A browser sends a custom header cross-origin only after a CORS
+       preflight, and this server grants none (no CORS middleware), so a form or script on
+       another site can never make such a call; plain forms can't set headers at all. Our own
+       pages and ``curl -H 'X-Sightline-Request: 1'`` can.
+    """
+
+    def __init__(self, app: Any, token: str | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        self.token = token.encode("utf-8") if token else None
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = self.check(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def check(self, scope: Scope) -> Any:
+        path = scope.get("path", "")
+        if self.token is None:
+            host = _host_name(_header(scope, "host") or "")
+            if not is_loopback(host) and host not in self.allowed_hosts:
+                return error_response(403, f"host {host!r} is not allowed: open the server as http://127.0.0.1 "
+                                           "(or start it with a token to reach it by another name)")  # fmt: skip
+        elif path.startswith("/api/") and path not in OPEN_PATHS:
+            given = _given_token(scope)
+            if given is None:
+                return error_response(401, f"this server needs a token: send 'Authorization: Bearer <token>' or "
+                                           f"'{TOKEN_HEADER}: <token>'", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            if not hmac.compare_digest(given.encode("utf-8"), self.token):
+                return error_response(403, "wrong token")
+        if scope.get("method", "GET") not in SAFE_METHODS and not (_header(scope, CSRF_HEADER) or "").strip():
+            return error_response(403, f"missing header '{CSRF_HEADER}: 1': every call that changes something "
+                                       "must carry it (protection against cross-site requests)")  # fmt: skip
+        return None
+
+
+def _given_token(scope: Scope) -> str | None:
+    auth = _header(scope, "authorization") or ""
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        return auth[7:].strip()
+    return (_header(scope, TOKEN_HEADER) or "").strip() or None
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Request bodies over ``max_bytes`` → 413, before the whole body is read.
+
+    A declared Content-Length over the limit is refused before reading a byte. A body without
+    one (chunked) or lying about it is counted as it streams in: the first chunk past the limit
+    stops the read (the app's ``receive`` raises), whatever the app answers then is dropped,
+    and the 413 goes out instead. So the memory and disk an upload can take are bounded for
+    every route, whatever parser it uses.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _refusal(self) -> Any:
+        mb = self.max_bytes / (1024 * 1024)
+        return error_response(413, f"request too large: the limit is {mb:g} MB per request (--max-upload-mb)")
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, "content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await error_response(400, f"bad Content-Length header {declared[:40]!r}")(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                await self._refusal()(scope, receive, send)
+                return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to a cut-off body (often a parse error): ours replaces it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._refusal()(scope, receive, send)

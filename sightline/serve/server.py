@@ -1,0 +1,72 @@
+"""``serve()``: run the app under uvicorn, on 127.0.0.1 unless a token protects it."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+
+from sightline.errors import ConfigError
+from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
+from sightline.serve.guards import is_loopback
+
+TOKEN_ENV = "SIGHTLINE_TOKEN"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so that a taken port is a one-line error (and port 0
+    gets a free port whose number we can print) before uvicorn starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"cannot serve on {host!r}: {e.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e} (another server? try --port)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    runs_dir: str | os.PathLike | None = None,
+    data_dirs: Iterable[str | os.PathLike] = (),
+    token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    model_cache_size: int = DEFAULT_MODEL_CACHE_SIZE,
+    device: str = "auto",
+    log_level: str = "info",
+) -> None:
+    """Serve the web API until Ctrl-C; prints its URL first.
+
+    Binding to anything but a loopback address makes the runs reachable from the network, so
+    it needs a token (``token`` or $SIGHTLINE_TOKEN), which every API call must then send."""
+    import uvicorn
+
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"refusing to serve on {host}: other machines could reach it; give a token "
+                          f"(--token or ${TOKEN_ENV}) that every API call must then send, or keep 127.0.0.1")  # fmt: skip
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be 0..65535, not {port}")
+    app = create_app(runs_dir, data_dirs, token=token, max_upload_bytes=max_upload_bytes,
+                     model_cache_size=model_cache_size, device=device)  # fmt: skip
+    sock = _bind(host, port)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}"
+    runs = app.state.sightline.runs_dir.resolve()
+    print(f"sightline serving the runs in {runs} at {url}/  (API: {url}/openapi.json; Ctrl-C stops)", flush=True)
+    if token:
+        print("Every API call needs the token: header 'Authorization: Bearer <token>'.", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, server_header=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
