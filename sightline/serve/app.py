@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
-from collections.abc import Iterable
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from sightline._version import __version__
+from sightline.errors import SightlineError
+from sightline.serve import job_routes
 from sightline.serve.errors import JSONResponse, install_error_handlers
 from sightline.serve.guards import AccessGuard, BodyLimit
+from sightline.serve.job_pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
+from sightline.serve.job_store import JobStore
 from sightline.serve.model_cache import ModelCache
 from sightline.serve.routes import Settings, router
+
+log = logging.getLogger("sightline.serve")
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # per request: a few phone photos
 DEFAULT_MODEL_CACHE_SIZE = 4
@@ -26,6 +37,9 @@ def create_app(
     model_cache_size: int = DEFAULT_MODEL_CACHE_SIZE,
     device: str = "auto",
     allowed_hosts: Iterable[str] = (),
+    max_workers: int = 1,
+    start_workers: bool = True,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
 ) -> FastAPI:
     """The sightline web API for the runs in ``runs_dir`` (default ./runs or
     $SIGHTLINE_RUNS_DIR) and the image folders ``data_dirs``.
@@ -34,6 +48,12 @@ def create_app(
     requests addressed to this machine's loopback names (localhost, 127.0.0.1, ::1, plus
     ``allowed_hosts``) are answered. Request bodies over ``max_upload_bytes`` get 413; at most
     ``model_cache_size`` runs' models stay loaded.
+
+    Training jobs (/api/jobs) run in worker processes, at most ``max_workers`` at once. The
+    workers start with the app (its lifespan: ``with TestClient(app)``, or uvicorn) unless
+    ``start_workers`` is False; either way, jobs left running by a server that is gone are
+    marked interrupted then. At shutdown, running jobs are asked to stop (they end
+    interrupted and resumable) and terminated after ``shutdown_timeout`` seconds.
     """
     from sightline.runs import default_runs_dir
 
@@ -43,10 +63,12 @@ def create_app(
     app = FastAPI(
         title="sightline",
         version=__version__,
-        description="Classify images with trained runs, browse and delete runs, list datasets. "
+        description="Classify images with trained runs, browse and delete runs, list datasets, start, "
+        "watch (Server-Sent Events), stop and resume training jobs. "
         "Errors are JSON {\"error\": message}. Calls that change something (POST, DELETE) need "
         "the header 'X-Sightline-Request: 1'.",
         default_response_class=JSONResponse,
+        lifespan=_lifespan,
     )
     app.state.sightline = Settings(
         runs_dir=root,
@@ -54,9 +76,34 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         models=ModelCache(root, model_cache_size, device),
     )
+    app.state.jobs = JobPool(JobStore(root), root, max_workers=max_workers, shutdown_timeout=shutdown_timeout)
+    app.state.start_workers = start_workers
+    app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(job_routes.router)
     # The last added runs first: who may call is settled before a byte of the body is read.
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
     app.add_middleware(AccessGuard, token=token or None, allowed_hosts=allowed_hosts)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    pool: JobPool = app.state.jobs
+    started = False
+    app.state.shutting_down.clear()
+    try:
+        if app.state.start_workers:
+            pool.start()
+            started = True
+        else:
+            pool.recover()
+    except (sqlite3.Error, OSError, SightlineError) as e:  # e.g. a read-only runs folder: serve the rest
+        log.error("training jobs are unavailable: the job store %s cannot be used (%s)", pool.store.path, e)
+    try:
+        yield
+    finally:
+        app.state.shutting_down.set()
+        if started:
+            await asyncio.to_thread(pool.shutdown)

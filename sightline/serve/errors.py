@@ -19,13 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 from sightline.errors import ImageError, RunInUseError, RunNotFoundError, SightlineError
+from sightline.serve.job_store import JobNotFoundError, JobStateError
 
 log = logging.getLogger("sightline.serve")
 
 # First match wins: subclasses before their bases.
 STATUS_OF_ERROR: list[tuple[type[SightlineError], int]] = [
     (RunNotFoundError, 404),
+    (JobNotFoundError, 404),
     (RunInUseError, 409),
+    (JobStateError, 409),  # stop an ended job, resume a running one
     (ImageError, 415),
     (SightlineError, 400),  # bad input: an invalid run id, a broken run, a bad option
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
+from typing import Any
 
 from sightline.errors import ConfigError
 from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
 from sightline.serve.guards import is_loopback
 
 TOKEN_ENV = "SIGHTLINE_TOKEN"
+GRACEFUL_SHUTDOWN_S = 5  # seconds open requests (a slow upload) get to finish after Ctrl-C
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -65,7 +67,17 @@ def serve(
     print(f"sightline serving the runs in {runs} at {url}/  (API: {url}/openapi.json; Ctrl-C stops)", flush=True)
     if token:
         print("Every API call needs the token: header 'Authorization: Bearer <token>'.", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, server_header=False))
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # An open event stream (/api/jobs/{id}/events) lasts as long as its job, and uvicorn
+            # waits for open requests before the lifespan's shutdown (which stops the jobs): the
+            # streams end now (an EventSource reconnects with Last-Event-ID to the next server).
+            app.state.shutting_down.set()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, log_level=log_level, server_header=False,
+                                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))  # fmt: skip
     try:
         server.run(sockets=[sock])
     finally:

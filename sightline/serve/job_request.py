@@ -1,0 +1,159 @@
+"""What ``POST /api/jobs`` accepts, checked before anything is queued.
+
+Pydantic checks the shape (types, no unknown top-level fields: 422); sightline's own
+resolvers check the meaning, with the messages the CLI prints (400): the dataset registry,
+the model registry and the model's options, ``resolve_config`` for the training options, the
+class list, sizes and the device. So a job that is queued starts with options that are known
+to be valid; what only training can tell (a folder of broken images) fails the job instead.
+
+A client never gives a path: a dataset is a built-in name, a folder is the name of one of the
+server's ``--data-dir`` folders, and the run name is a plain name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sightline.errors import ConfigError, DataError, ModelError
+from sightline.serve.job_store import JobError
+
+DEFAULT_DATASET = "fashion-mnist"
+
+
+class JobRequest(BaseModel):
+    """A training job: the same choices as ``sightline train``. Unset options take the
+    model's tuned defaults (and, for a folder, the folder recipe), as on the command line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(None, description="a built-in dataset (default fashion-mnist)", examples=["mnist"])
+    folder: str | None = Field(None, description="instead of dataset: the name of one of the server's --data-dir "
+                                                 "folders (GET /api/datasets lists them)")  # fmt: skip
+    classes: list[str | int] | None = Field(None, description="keep only these classes (names or indices)")
+    model: str | None = Field(None, description="a registered model (default fastcnn; with pretrained: efficientnet-lite0)")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="the model's options, e.g. {\"hidden\": 64}")
+    pretrained: bool = Field(False, description="start from ImageNet weights (a head on frozen features unless "
+                                                "options.freeze is false)")  # fmt: skip
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    patience: int | None = Field(None, description="early stopping after this many epochs without improvement")
+    options: dict[str, Any] = Field(default_factory=dict, description="other training options (TrainConfig fields: "
+                                                                      "optimizer, weight_decay, max_steps, seed, ...)")  # fmt: skip
+    val_split: float | Literal["test"] | None = Field(None, description="validation fraction, 0 for none, or 'test'")
+    data_seed: int | None = None
+    channels: int | None = Field(None, description="folders: 1 or 3 (default: detect)")
+    size: int | list[int] | None = Field(None, description="folders: model input size, e.g. 64 or [64, 48]")
+    resize: str | None = Field(None, description="folders: squash, crop or pad")
+    name: str | None = Field(None, description="run folder name (default <dataset>-<model>-<time>)")
+    evaluate: bool = Field(True, description="evaluate the best checkpoint on the test split after training")
+    report: bool = Field(True, description="write the plots and report.html after training")
+
+
+def _data_source(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[str, list[str]]:
+    """(what ``load_dataset`` gets, the class names): a built-in's name or a server folder."""
+    from sightline.data.registry import get_dataset_spec
+
+    names = [Path(d).name for d in data_dirs]
+    if req.dataset is not None and req.folder is not None:
+        raise JobError("give a dataset or a folder, not both")
+    if req.folder is None:
+        try:
+            spec = get_dataset_spec(req.dataset or DEFAULT_DATASET)
+        except DataError as e:
+            hint = f"; or give folder: one of {', '.join(names)}" if names else ""
+            raise DataError(f"{e}{hint}") from None
+        return spec.name, list(spec.classes)
+    if req.folder not in names:
+        known = f": one of {', '.join(names)}" if names else ", and this server was started without --data-dir"
+        raise DataError(f"unknown folder {req.folder[:80]!r}; a folder is named by one of the server's data folders{known}")
+    from sightline.data import folder_info
+
+    path = Path(data_dirs[names.index(req.folder)]).resolve()
+    info = folder_info(path)  # DataError when it is gone or holds no class folders
+    return str(path), [c["name"] for c in info["classes"]]
+
+
+def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
+    from sightline.data.dataset import resolve_classes
+    from sightline.data.folders import parse_size
+    from sightline.data.preprocess import RESIZE_MODES
+
+    if req.classes:
+        resolve_classes(classes, req.classes)  # DataError naming the valid classes
+    if isinstance(req.val_split, float) and not 0.0 <= req.val_split < 1.0:
+        raise DataError(f"validation fraction must be in [0, 1), not {req.val_split}")
+    if req.channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, not {req.channels}")
+    if req.resize is not None and req.resize not in RESIZE_MODES:
+        raise DataError(f"unknown resize mode {req.resize!r}: use {', '.join(RESIZE_MODES)}")
+    size = parse_size(req.size)
+    out = {"classes": list(req.classes) if req.classes else None, "val_split": req.val_split,
+           "seed": req.data_seed, "channels": req.channels, "size": list(size) if size else None, "resize": req.resize}  # fmt: skip
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _model(req: JobRequest) -> tuple[str, dict[str, Any], bool]:
+    """(model name, its options, pretrained), checked against the model registry."""
+    from sightline.models import DEFAULT_MODEL, get_model_entry
+    from sightline.train.transfer import default_pretrained_model, pretrained_input
+
+    options = dict(req.model_options)
+    pretrained = bool(req.pretrained or options.pop("pretrained", False))
+    name = req.model or (default_pretrained_model() if pretrained else DEFAULT_MODEL)
+    entry = get_model_entry(name)  # ModelError listing the models
+    known = entry.options()
+    unknown = sorted(set(options) - set(known))
+    if unknown:  # create_model's own message
+        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
+    if pretrained:
+        pretrained_input(name)  # ConfigError when the model has no pretrained weights
+        options["pretrained"] = True
+    return name, options, pretrained
+
+
+def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, Any]:
+    from sightline.models import get_model_entry
+    from sightline.train.config import resolve_config
+
+    named = {"epochs": req.epochs, "batch_size": req.batch_size, "lr": req.lr, "patience": req.patience}
+    twice = sorted(k for k, v in named.items() if v is not None and k in req.options)
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given twice: at the top level and in options")
+    if "extra" in req.options:
+        raise ConfigError("unknown training option(s): extra (it is written by sightline itself)")
+    user = {**{k: v for k, v in named.items() if v is not None}, **req.options}
+    if pretrained and user.get("freeze") is None:
+        user["freeze"] = True  # as `sightline train --pretrained`: a head on frozen features
+    elif not pretrained and user.get("freeze") is not None:
+        raise ConfigError("freeze goes with pretrained (it chooses how pretrained weights are trained)")
+    try:
+        resolve_config(get_model_entry(model).train_defaults, pretrained=pretrained, **user)
+    except TypeError as e:  # a value of the wrong type reaching the config's checks
+        raise ConfigError(f"invalid training option: {e}") from None
+    if user.get("device") not in (None, "auto"):
+        from sightline.devices import resolve_device
+
+        resolve_device(str(user["device"]))  # ConfigError for a device this machine lacks
+    return user
+
+
+def resolve_job(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
+    a ``SightlineError`` with the CLI's message for an invalid one."""
+    from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
+
+    dataset, classes = _data_source(req, data_dirs)
+    data_options = _data_options(req, classes)
+    model, model_options, pretrained = _model(req)
+    train_options = _train_options(req, model, pretrained)
+    if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
+        raise JobError(f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'")
+    args = {"dataset": dataset, "model": model, "data_options": data_options, "model_options": model_options,
+            "name": req.name, "evaluate": req.evaluate, "report": req.report, **train_options}  # fmt: skip
+    return req.model_dump(exclude_none=True), args

@@ -1,0 +1,170 @@
+"""The /api/jobs endpoints: queue, list, watch, stop and resume training jobs.
+
+A thin face: requests are checked by ``job_request`` (with sightline's own resolvers), jobs
+live in the ``JobStore``, the ``JobPool`` starts their workers. Live progress is a stream of
+Server-Sent Events read from the store, so it works the same for a job this server started,
+one another server started, and one that ended a week ago (replayed in full).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from sightline.errors import RunInUseError, RunNotFoundError
+from sightline.serve.job_pool import JobPool
+from sightline.serve.job_request import JobRequest, resolve_job
+from sightline.serve.job_store import (
+    ENDED,
+    STATES,
+    JobError,
+    JobStateError,
+    JobStore,
+    check_job_id,
+    to_json,
+)
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+EVENTS_POLL_S = 0.25  # how often an event stream looks for new events: one indexed read
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+EVENTS_BATCH = 500
+RESUMABLE = ("interrupted", "failed", "stopped")
+
+
+def _pool(request: Request) -> JobPool:
+    return request.app.state.jobs
+
+
+def _store(request: Request) -> JobStore:
+    return _pool(request).store
+
+
+@router.post("", status_code=201, summary="Queue a training job")
+def create_job(body: JobRequest, request: Request, response: Response) -> dict[str, Any]:
+    """Checked as ``sightline train`` checks its options (400 with the reason), then queued;
+    jobs run one at a time by default, oldest first."""
+    stored, args = resolve_job(body, request.app.state.sightline.data_dirs)
+    job = _store(request).create(stored, args)
+    _pool(request).wake()
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    return job.to_dict()
+
+
+@router.get("", summary="Jobs, newest first")
+def list_jobs(request: Request, state: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:  # fmt: skip
+    if state is not None and state not in STATES:
+        raise JobError(f"unknown job state {state[:40]!r}; states: {', '.join(STATES)}")
+    return {"jobs": [job.to_dict() for job in _store(request).list_jobs(state, limit)]}
+
+
+@router.get("/{job_id}", summary="One job: state, request, run, last progress, result or error")
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    return _store(request).get(job_id).to_dict()
+
+
+@router.post("/{job_id}/stop", summary="Stop a job: a queued one never starts, a running one saves and ends resumable")
+def stop_job(job_id: str, request: Request) -> dict[str, Any]:
+    job = _store(request).request_stop(job_id)
+    _pool(request).wake()
+    return job.to_dict()
+
+
+def _check_resumable(request: Request, job_id: str, run: str) -> None:
+    """Refuse (409) before queuing what the worker could only fail at: a run that is gone,
+    has ended, is training, or never saved a training state."""
+    from sightline.runs import ENDED as RUN_ENDED
+    from sightline.runs import Run, run_id_path
+
+    try:
+        path = run_id_path(run, request.app.state.sightline.runs_dir)
+    except RunNotFoundError:
+        raise JobStateError(f"the run of job {job_id}, {run!r}, no longer exists: nothing to resume") from None
+    status = Run(path, strict=False).status.get("status")
+    if status in RUN_ENDED:
+        raise JobStateError(f"run {run!r} already ended ({status}): nothing to resume")
+    if status == "running":
+        raise RunInUseError(f"run {run!r} is training")
+    if not (path / "resume.pt").is_file():
+        raise JobStateError(f"run {run!r} saved no training state (it stopped before its first checkpoint): "
+                            "start a new job instead")  # fmt: skip
+
+
+@router.post("/{job_id}/resume", status_code=201, summary="Resume an interrupted job exactly: a new job on the same run")
+def resume_job(job_id: str, request: Request, response: Response) -> dict[str, Any]:
+    """A new job continues the old job's run folder from its last checkpoint, exactly as an
+    uninterrupted run would have gone on. A job that never made a run starts again."""
+    store = _store(request)
+    job = store.get(job_id)
+    if job.state not in RESUMABLE:
+        raise JobStateError(f"job {job_id} is {job.state}: only an interrupted, failed or stopped job can be resumed")
+    if job.run is None:
+        new = store.create(job.request, job.args, resumed_from=job.id)
+    else:
+        _check_resumable(request, job_id, job.run)
+        args = {"resume": job.run, "evaluate": job.args.get("evaluate", True), "report": job.args.get("report", True)}
+        new = store.create({"resume": job.run}, args, resumed_from=job.id, run=job.run)
+    _pool(request).wake()
+    response.headers["Location"] = f"/api/jobs/{new.id}"
+    return new.to_dict()
+
+
+def _first_seq(after: int | None, last_event_id: str | None) -> int:
+    if after is not None:
+        return after
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    if not last_event_id.strip().isdigit():
+        raise JobError(f"bad Last-Event-ID header {last_event_id[:40]!r}: an event number is expected")
+    return int(last_event_id)
+
+
+async def _event_stream(store: JobStore, job_id: str, after: int, request: Request) -> AsyncIterator[str]:
+    idle = 0.0
+    while True:
+        # The state first: events written before it ended are then all in the read after it.
+        state = store.state(job_id)
+        events = store.events_after(job_id, after, EVENTS_BATCH)
+        for seq, data in events:
+            yield f"id: {seq}\ndata: {data}\n\n"
+        if events:
+            after, idle = events[-1][0], 0.0
+            if len(events) == EVENTS_BATCH:
+                continue  # more are waiting: no pause
+        if state is None:  # gone from the store (removed by hand): nothing more will come
+            return
+        if state in ENDED:
+            yield f"event: end\ndata: {to_json(store.get(job_id).to_dict())}\n\n"
+            return
+        if await request.is_disconnected() or request.app.state.shutting_down.is_set():
+            return  # the client went away, or the server is stopping (the client may reconnect)
+        await asyncio.sleep(EVENTS_POLL_S)
+        idle += EVENTS_POLL_S
+        if idle >= KEEPALIVE_S:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
+@router.get("/{job_id}/events", summary="The job's events as Server-Sent Events, live until it ends",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "'id: <seq>' + 'data: <JSON event>' per event, then 'event: end' "
+                                            "with the job"}})  # fmt: skip
+async def job_events(
+    job_id: str,
+    request: Request,
+    after: Annotated[int | None, Query(ge=0, description="replay from after this event number")] = None,
+    last_event_id: Annotated[str | None, Header(description="set by EventSource when it reconnects")] = None,
+) -> StreamingResponse:
+    """Every stored event numbered above ``after`` (or the Last-Event-ID header), then new ones
+    as the worker writes them; an ``end`` event carries the job once it has ended."""
+    store = _store(request)
+    check_job_id(job_id)
+    store.get(job_id)  # 404 now, not inside a started stream
+    first = _first_seq(after, last_event_id)
+    return StreamingResponse(_event_stream(store, job_id, first, request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip

@@ -1,0 +1,327 @@
+"""The job store: training jobs and their events in one SQLite file in the runs folder.
+
+``<runs_dir>/.sightline-jobs.sqlite`` (a dot name, so ``list_runs`` never shows it). The web
+server writes a job when it is asked for, stopped or claimed by a worker; the worker process
+writes its events, heartbeat and result. So the file is shared by threads and processes:
+
+* WAL journal: readers (a page, an event stream) never wait for the writer, nor it for them.
+* A busy timeout: a second writer waits while one short transaction commits, it never fails.
+* One short transaction per write, begun with ``BEGIN IMMEDIATE`` (the write lock first), so a
+  read-then-write (the next event number, claiming the oldest queued job) cannot race.
+* One connection per call: sqlite3 connections must not cross threads, nothing stays open
+  across a fork, and opening one costs ~0.1 ms.
+
+States: queued → running → finished | failed | interrupted, with stopping between running and
+interrupted when a stop is asked for; a queued job that is stopped never runs: stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sightline.errors import SightlineError
+
+DB_NAME = ".sightline-jobs.sqlite"
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{16}")  # secrets.token_urlsafe(12): 96 random bits
+ACTIVE = ("running", "stopping")
+ENDED = ("finished", "failed", "interrupted", "stopped")
+STATES = ("queued", *ACTIVE, *ENDED)
+BUSY_TIMEOUT_S = 30.0
+SCHEMA_VERSION = 1
+# Events that update a job's "last progress" (what a jobs table shows without the events).
+PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "global_step", "stop_step", "loss", "accuracy",
+                 "val_loss", "val_accuracy", "images_per_sec", "eta_seconds")  # fmt: skip
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,      -- the client's request, as validated (JSON)
+    args TEXT NOT NULL,         -- run_training's keyword arguments, resolved by the server (JSON)
+    resumed_from TEXT,          -- the job this one resumes
+    run TEXT,                   -- the run folder's name, once the worker has made it
+    progress TEXT,              -- the last progress (JSON)
+    result TEXT,                -- the outcome (JSON)
+    error TEXT,
+    pid INTEGER,                -- the worker process
+    heartbeat REAL              -- when the worker last said it is alive
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
+CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs (run);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,       -- 1, 2, ... per job: what a client replays from
+    event TEXT NOT NULL,        -- JSON with a "kind"
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+class JobError(SightlineError):
+    """A bad job request or id (400)."""
+
+
+class JobNotFoundError(JobError):
+    """No job with that id (404)."""
+
+
+class JobStateError(JobError):
+    """The job's state does not allow this: stop an ended job, resume a running one (409)."""
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` if it is one this store could have made; ``JobError`` otherwise (never a
+    path, never SQL: it is only ever a bound parameter, but a strict check keeps logs clean)."""
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        shown = job_id[:40] if isinstance(job_id, str) else job_id
+        raise JobError(f"invalid job id {shown!r}: a job id is 16 letters, digits, '-' or '_'")
+    return job_id
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON (NaN and ±inf as null: a diverged run's loss must reach a browser)."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {str(k): finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), default=str, allow_nan=False, separators=(",", ":"))
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Job:
+    id: str
+    state: str
+    created: float
+    started: float | None
+    ended: float | None
+    request: dict[str, Any]
+    args: dict[str, Any]
+    resumed_from: str | None
+    run: str | None
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    pid: int | None
+    heartbeat: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        d = dict(row)
+        for key in ("request", "args", "progress", "result"):
+            d[key] = json.loads(d[key]) if d[key] is not None else None
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a client sees: no pid, no resolved arguments (they hold server paths)."""
+        return {"id": self.id, "state": self.state, "created": _iso(self.created), "started": _iso(self.started),
+                "ended": _iso(self.ended), "request": self.request, "run": self.run, "progress": self.progress,
+                "result": self.result, "error": self.error, "resumed_from": self.resumed_from}  # fmt: skip
+
+
+class JobStore:
+    """The jobs of one runs folder. Safe to use from any thread and any process."""
+
+    def __init__(self, runs_dir: str | Path) -> None:
+        self.path = Path(runs_dir) / DB_NAME
+        self._ready = False
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self._create()
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)  # we BEGIN ourselves
+        con.row_factory = sqlite3.Row
+        # WAL + NORMAL: a commit survives a crash of any process; only a power cut can lose
+        # the last few (progress events), and the file is never corrupted.
+        con.execute("PRAGMA synchronous = NORMAL")
+        return con
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode = WAL")  # stored in the file: once for every process
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JobError(f"{self.path} was written by a newer sightline (job store version {version})")
+            con.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        finally:
+            con.close()
+        self._ready = True
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, holding the write lock from its first statement."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ reads
+    def get(self, job_id: str) -> Job:
+        check_job_id(job_id)
+        with self._read() as con:
+            row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id!r}")
+        return Job.from_row(row)
+
+    def list_jobs(self, state: str | None = None, limit: int = 100) -> list[Job]:
+        """The newest ``limit`` jobs first (in one state, if given)."""
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        with self._read() as con:
+            rows = con.execute(f"SELECT * FROM jobs {where} ORDER BY created DESC, rowid DESC LIMIT ?",
+                               (*params, limit)).fetchall()  # fmt: skip
+        return [Job.from_row(r) for r in rows]
+
+    def events_after(self, job_id: str, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """(seq, JSON) of the job's events numbered above ``after``, in order: an indexed read."""
+        with self._read() as con:
+            rows = con.execute("SELECT seq, event FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                               (job_id, after, limit)).fetchall()  # fmt: skip
+        return [(r[0], r[1]) for r in rows]
+
+    def state(self, job_id: str) -> str | None:
+        with self._read() as con:
+            row = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
+    # ------------------------------------------------------------------ writes
+    def create(self, request: dict[str, Any], args: dict[str, Any], *, resumed_from: str | None = None,
+               run: str | None = None) -> Job:  # fmt: skip
+        """A new queued job. With ``run`` (a resume), refused while another job is queued for
+        or training that run: two workers must never train one run folder."""
+        job_id = secrets.token_urlsafe(12)
+        with self._write() as con:
+            if run is not None:
+                busy = con.execute("SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')",
+                                   (run,)).fetchone()  # fmt: skip
+                if busy is not None:
+                    raise JobStateError(f"run {run!r} already has a job that is queued or training: {busy[0]}")
+            con.execute("INSERT INTO jobs (id, created, state, request, args, resumed_from, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (job_id, time.time(), "queued", to_json(request), to_json(args), resumed_from, run))  # fmt: skip
+            self._add_event(con, job_id, {"kind": "state", "state": "queued"})
+        return self.get(job_id)
+
+    def claim_next(self, max_active: int) -> Job | None:
+        """The oldest queued job, now running, if fewer than ``max_active`` jobs of this runs
+        folder are running (whichever server started them); else None."""
+        with self._write() as con:
+            active = con.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'stopping')").fetchone()[0]
+            if active >= max_active:
+                return None
+            row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created, rowid LIMIT 1").fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            con.execute("UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, pid = NULL WHERE id = ?",
+                        (now, now, row[0]))  # fmt: skip
+            self._add_event(con, row[0], {"kind": "state", "state": "running"})
+        return self.get(row[0])
+
+    def attach(self, job_id: str, pid: int) -> str | None:
+        """Record the worker process of an active job; returns the job's state."""
+        with self._write() as con:
+            con.execute("UPDATE jobs SET pid = ?, heartbeat = ? WHERE id = ? AND state IN ('running', 'stopping')",
+                        (pid, time.time(), job_id))  # fmt: skip
+            row = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def beat(self, job_id: str, pid: int) -> None:
+        with self._write() as con:
+            con.execute("UPDATE jobs SET heartbeat = ? WHERE id = ? AND pid = ?", (time.time(), job_id, pid))
+
+    def add_event(self, job_id: str, event: dict[str, Any]) -> int:
+        """Store one event (numbered after the job's last one); returns its number. A ``run``
+        event names the job's run; step and epoch events become its last progress."""
+        with self._write() as con:
+            return self._add_event(con, job_id, event)
+
+    def _add_event(self, con: sqlite3.Connection, job_id: str, event: dict[str, Any]) -> int:
+        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)).fetchone()[0]
+        con.execute("INSERT INTO events (job_id, seq, event) VALUES (?, ?, ?)", (job_id, seq, to_json(event)))
+        kind = event.get("kind")
+        if kind == "run" and event.get("name"):
+            con.execute("UPDATE jobs SET run = ? WHERE id = ?", (event["name"], job_id))
+        elif kind in ("step", "epoch"):
+            row = con.execute("SELECT progress FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            progress = json.loads(row[0]) if row and row[0] else {}
+            progress.update({k: event[k] for k in PROGRESS_KEYS if k in event})
+            con.execute("UPDATE jobs SET progress = ? WHERE id = ?", (to_json(progress), job_id))
+        return seq
+
+    def request_stop(self, job_id: str) -> Job:
+        """Stop a job: a queued one never starts (stopped), a running one is asked to stop
+        (stopping; its worker then ends the run resumable: interrupted). Repeating is harmless."""
+        job = self.get(job_id)
+        with self._write() as con:
+            state = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+            if state in ENDED:
+                raise JobStateError(f"job {job_id} has already ended ({state})")
+            if state == "queued":
+                con.execute("UPDATE jobs SET state = 'stopped', ended = ? WHERE id = ?", (time.time(), job_id))
+                self._add_event(con, job_id, {"kind": "state", "state": "stopped"})
+            elif state == "running":
+                con.execute("UPDATE jobs SET state = 'stopping' WHERE id = ?", (job_id,))
+                self._add_event(con, job_id, {"kind": "state", "state": "stopping"})
+        return self.get(job.id)
+
+    def finish(self, job_id: str, state: str, *, result: dict[str, Any] | None = None, error: str | None = None,
+               pid: int | None = None) -> bool:  # fmt: skip
+        """End an active job (with ``pid``: only if that process still owns it). False when it
+        was not active: someone else (the worker, a recovering server) ended it first."""
+        if state not in ENDED:
+            raise ValueError(f"not an end state: {state!r}")
+        owner, params = (" AND pid = ?", (pid,)) if pid is not None else ("", ())
+        with self._write() as con:
+            done = con.execute(f"UPDATE jobs SET state = ?, ended = ?, result = ?, error = ? "
+                               f"WHERE id = ? AND state IN ('running', 'stopping'){owner}",
+                               (state, time.time(), None if result is None else to_json(result), error, job_id, *params),
+                               ).rowcount  # fmt: skip
+            if done:
+                self._add_event(con, job_id, {"kind": "state", "state": state, **({"error": error} if error else {})})
+        return bool(done)
+
+    def active(self) -> list[Job]:
+        with self._read() as con:
+            rows = con.execute("SELECT * FROM jobs WHERE state IN ('running', 'stopping')").fetchall()
+        return [Job.from_row(r) for r in rows]
