@@ -18,6 +18,8 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.inference import batched_logits
 
+SAMPLE_ORDERS = ("confidence", "loss", "random")
+
 
 @dataclass
 class Metrics:
@@ -87,6 +89,43 @@ class Metrics:
             ],
             "confusion_matrix": self.confusion,
         }
+
+    def samples(self, true: int | None = None, pred: int | None = None, order: str = "confidence",
+                limit: int | None = None, seed: int = 0) -> tuple[int, list[dict[str, Any]]]:  # fmt: skip
+        """The evaluated images of one confusion-matrix cell, row or column (``true`` and/or
+        ``pred`` class indices; neither: all), as (how many match, the first ``limit`` rows).
+
+        ``order``: "confidence" (the surest predictions first: confident mistakes are the
+        interesting ones), "loss" (the worst first) or "random" (seeded by ``seed``). A row is
+        ``{"index", "true", "true_label", "pred", "pred_label", "confidence", "loss"}`` with
+        ``index`` the image's position in the evaluated split; "confidence" is the probability
+        of the predicted class. Needs the per-image results (a fresh or saved evaluation)."""
+        if self.labels is None or self.predictions is None or self.probabilities is None or self.losses is None:
+            raise ValueError("these metrics have no per-image results (only their summary was kept)")
+        k = len(self.classes)
+        for name, value in (("true", true), ("pred", pred)):
+            if value is not None and not 0 <= value < k:
+                raise ValueError(f"{name}={value} is not a class index: the classes are 0..{k - 1}")
+        if order not in SAMPLE_ORDERS:
+            raise ValueError(f"unknown order {order!r}: use {', '.join(SAMPLE_ORDERS)}")
+        mask = torch.ones(len(self.labels), dtype=torch.bool)
+        if true is not None:
+            mask &= self.labels == true
+        if pred is not None:
+            mask &= self.predictions == pred
+        index = mask.nonzero().flatten()
+        confidence = self.probabilities.max(1).values if len(self.labels) else torch.zeros(0)
+        if order == "random":
+            index = index[torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))]
+        else:
+            key = confidence if order == "confidence" else self.losses
+            index = index[key[index].argsort(descending=True, stable=True)]
+        rows = []
+        for i in index[:limit].tolist():
+            t, p = int(self.labels[i]), int(self.predictions[i])
+            rows.append({"index": i, "true": t, "true_label": self.classes[t], "pred": p, "pred_label": self.classes[p],
+                         "confidence": round(float(confidence[i]), 6), "loss": round(float(self.losses[i]), 6)})  # fmt: skip
+        return len(index), rows
 
     def format_table(self) -> str:
         topk = "".join(f"   {k}: {v:.4f}" for k, v in self.top_k.items())

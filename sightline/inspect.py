@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,11 +26,14 @@ from sightline.inference import batched_logits
 from sightline.models.summary import conv_layers
 
 SALIENCY_METHODS = ("gradcam", "gradient")
+MAPS_PER_ROW = 16
 
 # Modules that map a feature map to one of the same shape, element by element (or per channel):
 # Grad-CAM looks at the conv *block* output, i.e. after the BatchNorm/ReLU that follow the conv.
 _ELEMENTWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU,
                 nn.Mish, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout, nn.Dropout2d)  # fmt: skip
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+                nn.Sigmoid, nn.Tanh)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -131,6 +135,62 @@ def activation_stats(outputs: dict[str, torch.Tensor]) -> dict[str, dict[str, An
             "zero_fraction": None if empty else round((t == 0).float().mean().item(), 6),
         }
     return stats
+
+
+def map_mosaic(maps: torch.Tensor, max_channels: int = 32, cols: int = MAPS_PER_ROW) -> np.ndarray:
+    """Up to ``max_channels`` feature maps (C,H,W) tiled into one 2-D array, ``cols`` per row.
+
+    Each map is scaled to 0..1 on its own (a constant map, e.g. a ReLU that is off for this
+    image, is 0); the gaps between maps are NaN, drawn white. Plain numbers (no matplotlib),
+    so the figures and the web server's PNGs draw the same mosaic.
+    """
+    m = maps[:max_channels].detach().float().cpu()
+    n, h, w = m.shape
+    lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+    m = torch.where(hi > lo, (m - lo) / (hi - lo).clamp(min=1e-12), torch.zeros_like(m))
+    cols = min(n, cols)
+    rows = math.ceil(n / cols)
+    gap = max(1, round(max(h, w) / 8))
+    tiles = torch.full((rows * cols, h + gap, w + gap), float("nan"))
+    tiles[:n, :h, :w] = m
+    grid = tiles.view(rows, cols, h + gap, w + gap).permute(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
+    return grid[:-gap, :-gap].numpy()
+
+
+def is_map(t: torch.Tensor) -> bool:
+    """A feature map (C, H, W) with more than one position; a (C, 1, 1) "map" is a vector."""
+    return t.ndim == 3 and t.shape[1] * t.shape[2] > 1
+
+
+def key_layers(model: nn.Module, names: Sequence[str], limit: int = 12) -> list[str]:
+    """At most ``limit`` of ``names`` (layer names in forward order) worth showing for one image:
+    the last layer (the logits) always, then the convolution and activation layers, spread
+    evenly over the depth when there are more, then others to fill the room; in forward order.
+
+    A deep network has hundreds of layers; a page (or a figure) of all of them says less than a
+    dozen picked from the start, the middle and the end.
+    """
+    names = list(names)
+    if len(names) <= limit:
+        return names
+    modules = dict(model.named_modules())
+    body = names[:-1]
+    wanted = [n for n in body if isinstance(modules.get(n), (nn.Conv2d, *_ACTIVATIONS))]
+    chosen = set(_spread(wanted, limit - 1))
+    others = [n for n in body if n not in chosen]
+    chosen |= set(_spread(others, limit - 1 - len(chosen)))
+    return [n for n in body if n in chosen] + [names[-1]]
+
+
+def _spread(items: list[str], k: int) -> list[str]:
+    """``k`` of ``items`` evenly spaced, the first and the last included."""
+    if k <= 0:
+        return []
+    if len(items) <= k:
+        return list(items)
+    if k == 1:
+        return [items[-1]]
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
 # ----------------------------------------------------------------------------- saliency
@@ -251,28 +311,39 @@ class Inspection:
 
 
 def inspect_image(model: nn.Module, preprocess: Preprocess, image: ImageInput, layers: Sequence[str] | None = None,
-                  classes: Sequence[str] | None = None, method: str = "gradcam") -> Inspection:  # fmt: skip
+                  classes: Sequence[str] | None = None, method: str = "gradcam",
+                  prepared: bool = False) -> Inspection:  # fmt: skip
     """Everything about how ``model`` sees one image (a path, PIL image, array or uint8 tensor):
     the prepared input, class probabilities (as ``predict`` computes them, flip TTA included),
-    every layer's output (or ``layers``) with stats, and a saliency map for the prediction."""
-    prepared = preprocess.prepare_image(image)
-    x = preprocess.normalize(prepared[None])
+    every layer's output (or ``layers``) with stats, and a saliency map for the prediction.
+
+    ``prepared``: ``image`` is already what the model sees, a uint8 (C, H, W) tensor of the
+    model's input shape (an image of a dataset split, or ``preprocess.prepare_image``'s
+    result): used as is, as evaluation uses it, not prepared a second time."""
+    if prepared:
+        seen = torch.as_tensor(image)
+        if seen.dtype != torch.uint8 or tuple(seen.shape) != preprocess.input_shape:
+            raise ModelError(f"a prepared image is a uint8 tensor of shape {preprocess.input_shape}, "
+                             f"not {seen.dtype} {tuple(seen.shape)}")  # fmt: skip
+    else:
+        seen = preprocess.prepare_image(image)
+    x = preprocess.normalize(seen[None])
     outputs = layer_outputs(model, x, layers)
-    probs = batched_logits(model, prepared[None], preprocess, device=_device_dtype(model)[0]).float().softmax(1)[0]
+    probs = batched_logits(model, seen[None], preprocess, device=_device_dtype(model)[0]).float().softmax(1)[0]
     names = [str(c) for c in classes] if classes else [str(i) for i in range(len(probs))]
     if len(names) != len(probs):
         raise ModelError(f"{len(names)} class names given for a model with {len(probs)} outputs")
     top = int(probs.argmax())
     sal, used = saliency_with_method(model, x, target=top, method=method)
-    return Inspection(prepared, [round(p, 6) for p in probs.tolist()], names[top], outputs, activation_stats(outputs),
+    return Inspection(seen, [round(p, 6) for p in probs.tolist()], names[top], outputs, activation_stats(outputs),
                       sal, names, top, used)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- figures
 _PLOTS = ("plot_activations", "plot_layer", "plot_filters", "plot_dense_weights", "plot_saliency")
 
-__all__ = ["SALIENCY_METHODS", "Inspection", "activation_stats", "conv_layers", "inspect_image", "layer_outputs",
-           "leaf_names", "saliency", "saliency_with_method", *_PLOTS]  # fmt: skip
+__all__ = ["SALIENCY_METHODS", "Inspection", "activation_stats", "conv_layers", "inspect_image", "is_map", "key_layers",
+           "layer_outputs", "leaf_names", "map_mosaic", "saliency", "saliency_with_method", *_PLOTS]  # fmt: skip
 
 
 def __getattr__(name: str):

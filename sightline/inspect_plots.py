@@ -18,16 +18,11 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from sightline.errors import ModelError
-from sightline.inspect import activation_stats, conv_layers
+from sightline.inspect import MAPS_PER_ROW, activation_stats, conv_layers, is_map, map_mosaic
 from sightline.plots.style import FONT, new_figure, show_image, to_display
 
-MAPS_PER_ROW = 16
 FIG_WIDTH = 12.0  # inches; one feature map is FIG_WIDTH / MAPS_PER_ROW wide
 _VIRIDIS = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white gaps between maps
-
-
-def _is_map(t: torch.Tensor) -> bool:
-    return t.ndim == 3 and t.shape[1] * t.shape[2] > 1  # a (C, 1, 1) "map" is really a vector
 
 
 def _title(name: str, t: torch.Tensor) -> str:
@@ -36,25 +31,6 @@ def _title(name: str, t: torch.Tensor) -> str:
         return f"{name}  {tuple(t.shape)}  (empty)"
     return (f"{name}  {tuple(t.shape)}   mean {s['mean']:.3g}  std {s['std']:.3g}  "
             f"range {s['min']:.3g}..{s['max']:.3g}  zeros {s['zero_fraction']:.0%}")  # fmt: skip
-
-
-def map_mosaic(maps: torch.Tensor, max_channels: int = 32, cols: int = MAPS_PER_ROW) -> np.ndarray:
-    """Up to ``max_channels`` feature maps (C,H,W) tiled into one 2-D array, ``cols`` per row.
-
-    Each map is scaled to 0..1 on its own (a constant map, e.g. a ReLU that is off for this
-    image, is 0); the gaps between maps are NaN, drawn white.
-    """
-    m = maps[:max_channels].detach().float().cpu()
-    n, h, w = m.shape
-    lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-    m = torch.where(hi > lo, (m - lo) / (hi - lo).clamp(min=1e-12), torch.zeros_like(m))
-    cols = min(n, cols)
-    rows = math.ceil(n / cols)
-    gap = max(1, round(max(h, w) / 8))
-    tiles = torch.full((rows * cols, h + gap, w + gap), float("nan"))
-    tiles[:n, :h, :w] = m
-    grid = tiles.view(rows, cols, h + gap, w + gap).permute(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
-    return grid[:-gap, :-gap].numpy()
 
 
 def _draw_maps(ax, t: torch.Tensor, max_channels: int) -> None:
@@ -83,7 +59,7 @@ def _draw_vector(ax, t: torch.Tensor, classes: Sequence[str] | None) -> None:
 
 def _block_height(t: torch.Tensor, max_channels: int) -> float:
     """Inches a layer needs: its mosaic at 0.75 in per map, or a fixed bar-plot height."""
-    if not _is_map(t):
+    if not is_map(t):
         return 1.5
     n = min(len(t), max_channels)
     cols = min(n, MAPS_PER_ROW)
@@ -111,7 +87,7 @@ def plot_activations(outputs: dict[str, torch.Tensor], layers: Sequence[str] | N
     axes = fig.subplots(len(names), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, name in zip(axes, names, strict=True):
         t = outputs[name]
-        if _is_map(t):
+        if is_map(t):
             _draw_maps(ax, t, max_channels)
             shown = min(len(t), max_channels)
             note = f"   (first {shown} of {len(t)} maps)" if shown < len(t) else ""
@@ -119,7 +95,7 @@ def plot_activations(outputs: dict[str, torch.Tensor], layers: Sequence[str] | N
         else:
             _draw_vector(ax, t, classes)
             ax.set_title(_title(name, t), fontsize=FONT - 1, loc="left")
-    if any(_is_map(outputs[n]) for n in names):
+    if any(is_map(outputs[n]) for n in names):
         fig.suptitle("feature maps: each on its own colour scale (dark = low, yellow = high)",
                      fontsize=FONT - 1, x=0.01, ha="left", color="#555555")  # fmt: skip
     return fig

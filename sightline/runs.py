@@ -260,14 +260,16 @@ class Run:
                              keep_seen=keep_seen)  # fmt: skip
 
     def predict_images(self, images: list[tuple[str, Any]], top_k: int = 3, which: str = "best",
-                       device: str = "auto"):  # fmt: skip
+                       device: str = "auto", keep_seen: bool = False):  # fmt: skip
         """(name, image) pairs — bytes of uploads, file objects, PIL images… — → ``PredictionReport``
-        naming each by its name (bad images skipped with their reason, the rest classified)."""
+        naming each by its name (bad images skipped with their reason, the rest classified).
+        ``keep_seen``: as for ``predict_files``."""
         from sightline.devices import resolve_device
         from sightline.predict import predict_images
 
         dev = resolve_device(device)
-        return predict_images(self.load_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev)
+        return predict_images(self.load_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev,
+                              keep_seen=keep_seen)  # fmt: skip
 
     def summary(self):
         from sightline.models.summary import summary

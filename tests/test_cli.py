@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,15 @@ def test_models_and_datasets_lists(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "fashion-mnist" in out and "Ankle boot" in out and "airplane" in out
+
+
+def test_datasets_download_fetches_and_verifies(capsys, mirror, monkeypatch, tmp_path):
+    monkeypatch.setenv("SIGHTLINE_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path))
+    assert main(["datasets", "--download", "mnist"]) == 0
+    assert re.search(r"mnist: ready \(60,000 train / 10,000 test images\) in ", capsys.readouterr().out)
+    assert main(["datasets", "--download", "imagenet"]) != 0
+    assert "unknown dataset" in capsys.readouterr().err.lower()
 
 
 def test_summary_counts(capsys):

@@ -58,9 +58,10 @@ def runs(trained, tmp_path) -> Path:
     return root
 
 
-def client(runs_dir, raise_server_exceptions: bool = True, base_url: str = "http://127.0.0.1", **options) -> TestClient:
+def client(runs_dir, raise_server_exceptions: bool = True, base_url: str = "http://127.0.0.1",
+           follow_redirects: bool = True, **options) -> TestClient:  # fmt: skip
     return TestClient(create_app(runs_dir=runs_dir, **options), base_url=base_url,
-                      raise_server_exceptions=raise_server_exceptions)  # fmt: skip
+                      raise_server_exceptions=raise_server_exceptions, follow_redirects=follow_redirects)  # fmt: skip
 
 
 def png(data, i: int = 0) -> bytes:
@@ -98,9 +99,22 @@ def test_health_and_docs(trained):
     r = c.get("/api/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "version": sightline.__version__, "runs_dir": str(trained[0].resolve())}
-    assert c.get("/docs").status_code == 200
     paths = c.get("/openapi.json").json()["paths"]
     assert {"/api/health", "/api/runs", "/api/runs/{run_id}", "/api/predict", "/api/datasets"} <= set(paths)
+
+
+def test_the_api_docs_work_offline(trained):
+    """/docs is Swagger UI from the package's own files: no CDN, so it works without internet."""
+    c = client(trained[0])
+    page = c.get("/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert not re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", page.text), "an asset from another site"
+    for url in re.findall(r"""(?:src|href)=["']?(/docs-assets/[^"' >]+)""", page.text):
+        r = c.get(url)
+        assert r.status_code == 200 and len(r.content) > 500, url
+    assert c.get("/docs-assets/swagger-ui-bundle.js").headers["content-type"].startswith("text/javascript")
+    for bad in ("/docs-assets/index.html", "/docs-assets/..%2F__init__.py", "/docs-assets/%2e%2e"):
+        assert c.get(bad).status_code == 404, bad
 
 
 def test_runs_are_listed_and_a_broken_one_never_hides_the_others(runs):
@@ -348,6 +362,23 @@ def test_a_token_is_required_when_set(trained):
     assert ok.status_code == 200
 
 
+def test_a_browser_gets_the_token_once_and_keeps_it_as_a_cookie(trained):
+    c = client(trained[0], token="s3 cret", base_url="http://example.org", follow_redirects=False)
+    refused = c.get("/docs")
+    assert refused.status_code == 401 and "?token=" in refused.text  # a page: a page that says what to do
+    assert c.get("/docs?token=nope").status_code == 403
+    r = c.get("/docs?x=1&token=s3+cret")
+    assert r.status_code == 303 and r.headers["location"] == "/docs?x=1"  # the token leaves the address bar
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert c.get("/docs").status_code == 200  # the client keeps the cookie, as a browser does
+    assert c.get("/api/runs").status_code == 200
+    assert_error(c.post("/api/jobs", json={}), 403, "X-Sightline-Request")  # a cookie alone never changes anything
+    c.cookies.clear()
+    c.cookies.set("sightline_token", "wrong")
+    assert_error(c.get("/api/runs"), 403, "wrong token")
+
+
 def test_other_host_names_are_refused_without_a_token(trained):
     assert_error(client(trained[0], base_url="http://evil.example").get("/api/health"), 403, "host 'evil.example'")
     for base in ("http://localhost:8000", "http://[::1]:8000", "http://127.0.0.1:9"):
@@ -369,9 +400,12 @@ def test_serve_refuses_a_public_address_without_a_token(monkeypatch, tmp_path, c
     started: list = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets)))
     monkeypatch.setenv("SIGHTLINE_TOKEN", "from-the-environment")
-    serve("0.0.0.0", 0, runs_dir=tmp_path)
+    main(["serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", str(tmp_path), "--workers", "3"])
     (app, (sock,)) = started[0]
-    assert re.search(r"at http://0\.0\.0\.0:[1-9][0-9]*/ ", capsys.readouterr().out)  # the port it got
+    out = capsys.readouterr().out
+    assert re.search(r"at http://0\.0\.0\.0:[1-9][0-9]*/ ", out)  # the port it got
+    assert re.search(r"Open http://0\.0\.0\.0:[0-9]+/\?token=from-the-environment ", out)  # a browser's way in
+    assert app.state.jobs.max_workers == 3
     r = TestClient(app).get("/api/runs", headers={"Authorization": "Bearer from-the-environment"})
     assert r.status_code == 200
 

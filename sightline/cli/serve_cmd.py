@@ -18,9 +18,9 @@ def _port(text: str) -> int:
 
 
 def add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the REST API: predict, browse and delete runs (web UI later)",
-                       description="Serve the sightline REST API (described at /openapi.json) for the runs in --runs-dir. "
-                                   "It listens on 127.0.0.1 only, unless a token is given.",
+    p = sub.add_parser("serve", help="serve the web UI and REST API: classify, browse runs, train and watch jobs",
+                       description="Serve the sightline web UI and REST API (described at /docs) for the runs in "
+                                   "--runs-dir. It listens on 127.0.0.1 only, unless a token is given.",
                        epilog="Examples:\n  sightline serve\n  sightline serve --port 8080 --data-dir ./photos\n"
                               "  SIGHTLINE_TOKEN=$(openssl rand -hex 16) sightline serve --host 0.0.0.0\n\n"
                               "Needs the server packages: pip install \"sightline[serve]\"",
@@ -35,6 +35,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                         "the process list); required with a --host other than loopback")  # fmt: skip
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="largest request body in MB (default 20)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
+                        "or GPU it is given")  # fmt: skip
     p.set_defaults(func=run_serve)
 
 
@@ -45,5 +48,5 @@ def run_serve(args: argparse.Namespace) -> int:
     from sightline.serve import serve
 
     serve(args.host, args.port, runs_dir=args.runs_dir, data_dirs=args.data_dir, token=args.token,
-          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device)  # fmt: skip
+          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device, max_workers=args.workers)  # fmt: skip
     return 0

@@ -15,13 +15,14 @@ from fastapi import FastAPI
 
 from sightline._version import __version__
 from sightline.errors import SightlineError
-from sightline.serve import job_routes
+from sightline.serve import dataset_routes, docs, inspect_routes, job_routes, pages, run_assets
 from sightline.serve.errors import JSONResponse, install_error_handlers
 from sightline.serve.guards import AccessGuard, BodyLimit
 from sightline.serve.job_pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
 from sightline.serve.job_store import JobStore
 from sightline.serve.model_cache import ModelCache
-from sightline.serve.routes import Settings, router
+from sightline.serve.routes import router
+from sightline.serve.settings import Settings
 
 log = logging.getLogger("sightline.serve")
 
@@ -69,6 +70,8 @@ def create_app(
         "the header 'X-Sightline-Request: 1'.",
         default_response_class=JSONResponse,
         lifespan=_lifespan,
+        docs_url=None,  # served by sightline.serve.docs from local files, not a CDN
+        redoc_url=None,
     )
     app.state.sightline = Settings(
         runs_dir=root,
@@ -81,7 +84,10 @@ def create_app(
     app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
     app.include_router(router)
-    app.include_router(job_routes.router)
+    for module in (run_assets, inspect_routes, dataset_routes, job_routes):
+        app.include_router(module.router)
+    app.include_router(docs.router)
+    app.include_router(pages.router)  # the web UI's HTML pages and /static files
     # The last added runs first: who may call is settled before a byte of the body is read.
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
     app.add_middleware(AccessGuard, token=token or None, allowed_hosts=allowed_hosts)

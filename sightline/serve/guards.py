@@ -10,7 +10,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from sightline.serve.errors import error_response
 
@@ -19,6 +23,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-Sightline-Request"
 TOKEN_HEADER = "X-Sightline-Token"
 OPEN_PATHS = frozenset({"/api/health"})  # answered without a token (a load balancer's probe)
+TOKEN_COOKIE = "sightline_token"
+TOKEN_QUERY = "token"
 
 
 def is_loopback(host: str) -> bool:
@@ -52,9 +58,13 @@ class AccessGuard:
     1. Host (only without a token): the Host header must name this machine's loopback. A web
        page on evil.example can point its own name at 127.0.0.1 (DNS rebinding) and then call
        this server as "same origin"; its requests still say ``Host: evil.example``.
-    2. Token (when one is set): every /api call except /api/health needs it, as
-       ``Authorization: Bearer <token>`` or ``X-Sightline-Token``; none → 401, wrong → 403.
-       Compared in constant time (``hmac.compare_digest``), so timing reveals nothing.
+    2. Token (when one is set): every request except /api/health needs it, as
+       ``Authorization: Bearer <token>``, ``X-Sightline-Token`` or the ``sightline_token``
+       cookie; none → 401, wrong → 403. Compared in constant time (``hmac.compare_digest``),
+       so timing reveals nothing. A browser gets the cookie by opening a page with
+       ``?token=…`` (the link ``sightline serve`` prints): it is answered with a redirect to
+       the same page without the token in its address, setting the cookie (HttpOnly, so no
+       script can read it; SameSite=Strict, so no other site's page sends it).
     3. CSRF: a state-changing call (anything but GET/HEAD/OPTIONS) must carry the custom header
        ``X-Sightline-Request``. A browser sends a custom header cross-origin only after a CORS
        preflight, and this server grants none (no CORS middleware), so a form or script on
@@ -82,24 +92,68 @@ class AccessGuard:
             if not is_loopback(host) and host not in self.allowed_hosts:
                 return error_response(403, f"host {host!r} is not allowed: open the server as http://127.0.0.1 "
                                            "(or start it with a token to reach it by another name)")  # fmt: skip
-        elif path.startswith("/api/") and path not in OPEN_PATHS:
+        elif path not in OPEN_PATHS:
+            in_query = _query_token(scope)
+            if in_query is not None and scope.get("method") in ("GET", "HEAD") and not path.startswith("/api/"):
+                return self._cookie_redirect(scope, in_query)
             given = _given_token(scope)
             if given is None:
+                if not path.startswith("/api/"):
+                    return page_refusal(401, "This server needs its token: open the address <code>sightline serve</code> "
+                                             "printed (it ends in <code>?token=…</code>).")  # fmt: skip
                 return error_response(401, f"this server needs a token: send 'Authorization: Bearer <token>' or "
                                            f"'{TOKEN_HEADER}: <token>'", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-            if not hmac.compare_digest(given.encode("utf-8"), self.token):
-                return error_response(403, "wrong token")
+            if not self._matches(given):
+                return error_response(403, "wrong token") if path.startswith("/api/") else page_refusal(403, "Wrong token.")
         if scope.get("method", "GET") not in SAFE_METHODS and not (_header(scope, CSRF_HEADER) or "").strip():
             return error_response(403, f"missing header '{CSRF_HEADER}: 1': every call that changes something "
                                        "must carry it (protection against cross-site requests)")  # fmt: skip
         return None
 
 
+    def _matches(self, given: str) -> bool:
+        return self.token is not None and hmac.compare_digest(given.encode("utf-8"), self.token)
+
+    def _cookie_redirect(self, scope: Scope, given: str) -> Any:
+        if not self._matches(given):
+            return page_refusal(403, "Wrong token.")
+        rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                if k != TOKEN_QUERY]  # fmt: skip
+        target = scope.get("path", "/") + ("?" + urlencode(rest) if rest else "")
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
+        return response
+
+
 def _given_token(scope: Scope) -> str | None:
     auth = _header(scope, "authorization") or ""
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
-    return (_header(scope, TOKEN_HEADER) or "").strip() or None
+    header = (_header(scope, TOKEN_HEADER) or "").strip()
+    if header:
+        return header
+    cookies = SimpleCookie()
+    try:
+        cookies.load(_header(scope, "cookie") or "")
+    except CookieError:
+        return None
+    morsel = cookies.get(TOKEN_COOKIE)
+    if morsel is None:
+        return None
+    return morsel.value.strip() or None
+
+
+def _query_token(scope: Scope) -> str | None:
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if key == TOKEN_QUERY and value.strip():
+            return value.strip()
+    return None
+
+
+def page_refusal(status: int, message_html: str) -> Any:
+    """A refusal a person reads in a browser tab (``message_html`` is ours, never a client's)."""
+    body = f"<!doctype html><meta charset=utf-8><title>sightline</title><p>{message_html}</p>"
+    return HTMLResponse(body, status_code=status)
 
 
 class _BodyTooLarge(Exception):

@@ -8,9 +8,11 @@ loaded again on its next prediction, so the cache never serves stale weights.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from sightline.runs import Run, latest_run, run_id_path
 
@@ -61,6 +63,14 @@ class ModelCache:
         # convnet to channels-last in place (sightline.inference), which concurrent requests
         # must not do at the same time, and it pays the first call's one-off costs.
         run.predict(torch.zeros((1, *run.preprocess.input_shape), dtype=torch.uint8), device=self.device)
+
+    def private_copy(self, run_id: str | None = None) -> tuple[Run, Any]:
+        """(run, a copy of its cached model) for work that hooks into the model or switches its
+        mode (inspection, summaries): forward hooks on the shared model would also fire for
+        the predictions other requests run through it at the same time, and record their
+        tensors. Copying a loaded model is far cheaper than reading the checkpoint again."""
+        run = self.get(run_id)
+        return run, copy.deepcopy(run.load_model("best", self.device))
 
     def evict(self, run_id: str) -> None:
         with self._lock:

@@ -6,8 +6,6 @@ checkpoint loads and forward passes never block the event loop (nor the other re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -15,24 +13,11 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from sightline._version import __version__
 from sightline.errors import SightlineError
 from sightline.serve.errors import error_response
-from sightline.serve.model_cache import ModelCache
+from sightline.serve.run_assets import run_extras
+from sightline.serve.settings import MAX_TOP_K
+from sightline.serve.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
-MAX_TOP_K = 100
-
-
-@dataclass
-class Settings:
-    """What every request needs: ``app.state.sightline``."""
-
-    runs_dir: Path
-    data_dirs: list[Path]
-    max_upload_bytes: int
-    models: ModelCache
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.sightline
 
 
 @router.get("/health", summary="Is the server up")
@@ -57,7 +42,9 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     out["config"] = run.config
     out["status_detail"] = run.status
     if run.problem:
-        return {**out, "history": [], "evaluation": None, "classes": None}
+        return {**out, "history": [], "evaluation": None, "classes": None, "plots": [], "has_report": False,
+                "model_files": [], "test_count": None, "per_class": None, "confusion": None}  # fmt: skip
+    out.update(run_extras(run))
     try:
         out["history"] = run.history
     except (OSError, ValueError) as e:  # a damaged metrics.csv must not hide the rest
@@ -77,39 +64,53 @@ def delete_one_run(run_id: str, request: Request) -> dict[str, Any]:
     settings = _settings(request)
     delete_run(run_id, settings.runs_dir)
     settings.models.evict(run_id)
+    settings.test_splits.evict(run_id)
     return {"deleted": run_id}
 
 
-@router.post("/predict", summary="Classify uploaded images with a run")
+@router.post("/predict", summary="Classify uploaded images (or zip archives of images) with a run")
 def predict(
     request: Request,
-    files: Annotated[list[UploadFile], File(description="one or more image files")],
+    files: Annotated[list[UploadFile], File(description="image files, or zip archives of images")],
     run: Annotated[str | None, Form(description="run name (default: the newest run)")] = None,
     k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return per image")] = 3,
+    thumbnails: Annotated[bool, Form(description="add each image as the model saw it (PNG data URI, side ≤ 64)")] = False,
 ) -> Any:
-    """Per uploaded file, in upload order: its label, class index and top-k probabilities, or
-    the reason it could not be read. Bad files never stop the others.
+    """Per uploaded file, in upload order (a zip archive: per member, named
+    ``archive.zip/member/path``): its label, class index and top-k probabilities, or the reason
+    it could not be read. Bad files never stop the others.
 
     Status: 200 when at least one image was classified (bad ones listed with their error);
     415 when none could be — a request of only non-images is the client's mistake, and a
-    client that sent one file should not have to look inside a 200 to learn that it failed."""
+    client that sent one file should not have to look inside a 200 to learn that it failed;
+    413 for an archive over the limits (``uploads.py``), of which nothing is classified."""
+    from sightline.serve.images import data_uri, thumbnail
+    from sightline.serve.uploads import ArchiveTooLarge, expand_uploads
+
     settings = _settings(request)
     loaded = settings.models.get(run or None)
-    uploads = []
-    for i, f in enumerate(files):
-        # BodyLimit has bounded the request, so reading each part whole is bounded too.
-        uploads.append((str(i), f.file.read(settings.max_upload_bytes + 1)))
-    report = loaded.predict_images(uploads, top_k=k, device=settings.models.device)
-    names = [(f.filename or f"upload-{i + 1}")[:255] for i, f in enumerate(files)]
-    results: list[dict[str, Any]] = [{} for _ in files]
+    # BodyLimit has bounded the request, so reading each part whole is bounded too.
+    raw = [((f.filename or f"upload-{i + 1}")[:255], f.file.read(settings.max_upload_bytes + 1))
+           for i, f in enumerate(files)]  # fmt: skip
+    try:
+        items = expand_uploads(raw, settings.max_upload_bytes)
+    except ArchiveTooLarge as e:
+        return error_response(413, str(e))
+    readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
+    report = loaded.predict_images(readable, top_k=k, device=settings.models.device, keep_seen=thumbnails)
+    results: list[dict[str, Any]] = [{"file": item.name, "error": item.error} for item in items]
     for p in report.predictions:
-        row = {"file": names[int(p.path)], "label": p.label, "index": p.index, "confidence": p.confidence,
+        row = {"file": items[int(p.path)].name, "label": p.label, "index": p.index, "confidence": p.confidence,
                "top_k": [{"label": label, "probability": prob} for label, prob in p.top]}  # fmt: skip
-        results[int(p.path)] = {**row, "note": p.note} if p.note else row
+        if p.note:
+            row["note"] = p.note
+        if thumbnails and p.seen is not None:
+            row["thumbnail"] = data_uri(thumbnail(p.seen))
+        results[int(p.path)] = row
     for key, reason in report.skipped:
-        results[int(key)] = {"file": names[int(key)], "error": reason}
+        results[int(key)] = {"file": items[int(key)].name, "error": reason}
     if not report.predictions:
-        reasons = "; ".join(f"{r['file']}: {r['error']}" for r in results[:5])
+        reasons = "; ".join(f"{r['file']}: {r['error']}" for r in results[:5]) or "no files"
         return error_response(415, f"no image could be classified: {reasons}", run=loaded.name, results=results)
     return {"run": loaded.name, "results": results}
 

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from sightline.errors import ConfigError
 from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
@@ -44,6 +45,7 @@ def serve(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     model_cache_size: int = DEFAULT_MODEL_CACHE_SIZE,
     device: str = "auto",
+    max_workers: int = 1,
     log_level: str = "info",
 ) -> None:
     """Serve the web API until Ctrl-C; prints its URL first.
@@ -59,14 +61,16 @@ def serve(
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, not {port}")
     app = create_app(runs_dir, data_dirs, token=token, max_upload_bytes=max_upload_bytes,
-                     model_cache_size=model_cache_size, device=device)  # fmt: skip
+                     model_cache_size=model_cache_size, device=device, max_workers=max_workers)  # fmt: skip
     sock = _bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"
     runs = app.state.sightline.runs_dir.resolve()
-    print(f"sightline serving the runs in {runs} at {url}/  (API: {url}/openapi.json; Ctrl-C stops)", flush=True)
+    print(f"sightline serving the runs in {runs} at {url}/  (API docs: {url}/docs; Ctrl-C stops)", flush=True)
     if token:
-        print("Every API call needs the token: header 'Authorization: Bearer <token>'.", flush=True)
+        # The browser keeps the token as a cookie after this first visit; scripts send a header.
+        print(f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "
+              "'Authorization: Bearer <token>'.", flush=True)  # fmt: skip
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

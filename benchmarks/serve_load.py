@@ -1,0 +1,306 @@
+"""Throughput and latency of ``POST /api/predict`` under concurrent clients.
+
+Starts the real server (``sightline serve`` in a subprocess: uvicorn on 127.0.0.1, a free
+port) on a run, waits for /api/health, warms up, then lets ``--clients`` concurrent clients
+send predictions for ``--seconds`` (or ``--requests`` in all): ``--batch-files`` real test
+images per request, PNG files, rotating through ``--images`` of them. Each client is a thread
+with its own ``httpx.Client`` (one keep-alive connection; ``--client asyncio``: tasks with an
+``httpx.AsyncClient`` each). The request bodies are encoded once, before the clock starts, so
+the client spends its CPU on HTTP only; it still shares this machine's cores with the server,
+so the CPU time each side used is printed too. Prints requests/s, predictions/s, p50/p90/p99
+latency, status codes, errors and the target; ``--json`` also writes them.
+
+By default it first trains a small run (``--model``, ``--steps`` optimizer steps on
+Fashion-MNIST: set $SIGHTLINE_DATA_MIRROR, e.g. /work/shared/datasets, on a machine without
+internet) into a temporary folder; ``--run`` serves an existing one. No assertions:
+
+    .venv/bin/python benchmarks/serve_load.py [--clients 16] [--seconds 20] [--model mlp]
+    .venv/bin/python benchmarks/serve_load.py --run runs/fashion-mnist-fastcnn-... --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TARGET_RATE, TARGET_CLIENTS = 200.0, 16
+HEADERS = {"X-Sightline-Request": "1"}
+BOUNDARY = "sightline-serve-load-boundary"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def prepare_run(args: argparse.Namespace, scratch: Path) -> tuple[Path, str, str]:
+    """(runs folder, run name, dataset of the test images): ``--run``, or a run trained now."""
+    import sightline
+
+    if args.run:
+        path = Path(args.run)
+        if not path.is_dir():  # a run name in --runs-dir (default ./runs or $SIGHTLINE_RUNS_DIR)
+            path = Path(args.runs_dir or os.environ.get("SIGHTLINE_RUNS_DIR") or "runs") / args.run
+        dataset = sightline.load_run(path).config.get("data", {}).get("name_or_path")
+        return path.parent, path.name, dataset if dataset in sightline.list_datasets() else "fashion-mnist"
+    started = time.perf_counter()
+    run = sightline.fit(args.model, "fashion-mnist", runs_dir=scratch, max_steps=args.steps, epochs=1,
+                        progress="quiet")  # fmt: skip
+    print(f"trained {run.name}: {args.steps} steps in {time.perf_counter() - started:.1f} s")
+    return scratch, run.name, "fashion-mnist"
+
+
+def png_images(dataset: str, n: int) -> list[bytes]:
+    """The first ``n`` test images of ``dataset``, each encoded as a PNG file."""
+    from PIL import Image
+
+    import sightline
+
+    out = []
+    for x in sightline.load_dataset(dataset, val_split=0, progress=False).test.images[:n].permute(0, 2, 3, 1).numpy():
+        buf = io.BytesIO()
+        Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def request_bodies(images: list[bytes], run: str, batch: int) -> list[bytes]:
+    """One multipart/form-data body per starting image: ``batch`` images from there, the run, k=3."""
+
+    def part(headers: str, data: bytes) -> bytes:
+        return f"--{BOUNDARY}\r\n{headers}\r\n\r\n".encode() + data + b"\r\n"
+
+    disposition = "Content-Disposition: form-data; name="
+    fields = part(f'{disposition}"run"', run.encode()) + part(f'{disposition}"k"', b"3")
+    bodies = []
+    for i in range(len(images)):
+        files = [part(f'{disposition}"files"; filename="{(i + j) % len(images)}.png"\r\nContent-Type: image/png',
+                      images[(i + j) % len(images)]) for j in range(batch)]  # fmt: skip
+        bodies.append(b"".join(files) + fields + f"--{BOUNDARY}--\r\n".encode())
+    return bodies
+
+
+def start_server(runs_dir: Path, port: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """``sightline serve`` in a subprocess, and its URL from its first line (port 0: a free one)."""
+    script = Path(sys.executable).with_name("sightline")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "sightline"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--runs-dir", str(runs_dir)],
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r" at (http://\S+?)/ ", log_path.read_text(errors="replace"))
+        if found:
+            return proc, found.group(1)
+        time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError(f"the server did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()  # uvicorn shuts down gracefully on SIGTERM; killed if it lingers
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_healthy(url: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r = httpx.get(f"{url}/api/health", timeout=5)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Tally:
+    """What the clients saw: latencies, status codes, error messages."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.latencies: list[float] = []
+        self.statuses: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def record(self, started: float, outcome: httpx.Response | Exception) -> None:
+        latency = time.perf_counter() - started
+        answered = isinstance(outcome, httpx.Response)  # else a timeout or a connection error
+        status, error = type(outcome).__name__, f"{type(outcome).__name__}: {str(outcome)[:200]}"
+        if isinstance(outcome, httpx.Response):
+            status, error = str(outcome.status_code), None
+            try:
+                body = outcome.json()
+            except ValueError:
+                body = {"error": outcome.text[:200]}
+            if outcome.status_code != 200 or len(body.get("results", [])) != self.batch:
+                error = f"{outcome.status_code}: {str(body.get('error'))[:200]}"
+        with self.lock:
+            self.statuses[status] += 1
+            if answered:
+                self.latencies.append(latency)
+            if error is not None:
+                self.errors[error] += 1
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        done, bad = sum(self.statuses.values()), sum(self.errors.values())
+        return {"seconds": elapsed, "requests": done, "requests_per_s": done / elapsed,
+                "predictions_per_s": (done - bad) * self.batch / elapsed,
+                **{f"p{q}_ms": 1000 * lat[min(len(lat) - 1, q * len(lat) // 100)] for q in (50, 90, 99) if lat},
+                "statuses": dict(self.statuses), "errors": bad,
+                "error_messages": [m for m, _ in self.errors.most_common(5)]}  # fmt: skip
+
+
+def run_load(kind: str, url: str, bodies: list[bytes], batch: int, clients: int, seconds: float,
+             requests: int | None, timeout: float) -> dict[str, Any]:  # fmt: skip
+    """``clients`` concurrent clients sending predictions until ``seconds`` pass or ``requests``
+    are sent (a request in flight then still finishes, within ``timeout``)."""
+    tally = Tally(batch)
+    deadline = time.perf_counter() + seconds
+    tickets = iter(range(requests)) if requests is not None else iter(int, 1)  # iter(int, 1): endless
+
+    def bodies_of(i: int) -> Any:
+        n = i * len(bodies) // clients
+        while time.perf_counter() < deadline and next(tickets, None) is not None:
+            n += 1
+            yield bodies[n % len(bodies)]
+
+    def thread_client(i: int) -> None:
+        with httpx.Client(base_url=url, headers=HEADERS, timeout=timeout) as http:
+            for body in bodies_of(i):
+                t0 = time.perf_counter()
+                try:
+                    tally.record(t0, http.post("/api/predict", content=body, headers=MULTIPART))
+                except httpx.HTTPError as e:
+                    tally.record(t0, e)
+
+    async def task_client(i: int) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=timeout) as http:
+            for body in bodies_of(i):
+                t0 = time.perf_counter()
+                try:
+                    tally.record(t0, await http.post("/api/predict", content=body, headers=MULTIPART))
+                except httpx.HTTPError as e:
+                    tally.record(t0, e)
+
+    async def all_tasks() -> None:
+        await asyncio.wait_for(asyncio.gather(*(task_client(i) for i in range(clients))), seconds + timeout + 10)
+
+    started = time.perf_counter()
+    if kind == "asyncio":
+        asyncio.run(all_tasks())
+    else:
+        threads = [threading.Thread(target=thread_client, args=(i,), daemon=True) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline + timeout + 10 - time.perf_counter()))
+    return tally.summary(time.perf_counter() - started)
+
+
+def measure(args: argparse.Namespace, runs_dir: Path, run: str, images: list[bytes], scratch: Path) -> dict[str, Any]:
+    """Start the server, warm it up, load it; the server is stopped whatever happens."""
+    proc, url = start_server(runs_dir, args.port, scratch / "server.log")
+    try:
+        health = wait_healthy(url)
+        bodies = request_bodies(images, run, args.batch_files)
+        first = httpx.post(f"{url}/api/predict", content=bodies[0], headers={**HEADERS, **MULTIPART}, timeout=120)
+        if first.status_code != 200:  # the first prediction loads the model
+            raise RuntimeError(f"the first prediction failed: {first.status_code} {first.text[:500]}")
+        run_load(args.client, url, bodies, args.batch_files, args.clients, 1.0, None, args.timeout)  # warm-up
+        load_avg = Path("/proc/loadavg").read_text().split()[:3]
+        server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
+        r = run_load(args.client, url, bodies, args.batch_files, args.clients, args.seconds, args.requests,
+                     args.timeout)  # fmt: skip
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
+        threads = re.search(r"Threads:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text())
+    finally:
+        stop(proc)
+    n = max(r["requests"], 1)
+    r.update(load_average_before=" ".join(load_avg), server_version=health.get("version"),
+             server_threads=int(threads.group(1)) if threads else None, server_cpu_s=server_cpu,
+             client_cpu_s=client_cpu, server_cpu_ms_per_request=1000 * server_cpu / n,
+             client_cpu_ms_per_request=1000 * client_cpu / n)  # fmt: skip
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    ap.add_argument("--clients", type=int, default=TARGET_CLIENTS, help="concurrent clients (default 16)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the measurement (default 20)")
+    ap.add_argument("--requests", type=int, help="stop after this many requests in all (default: no limit)")
+    ap.add_argument("--batch-files", type=int, default=1, help="images per request (default 1)")
+    ap.add_argument("--client", choices=("threads", "asyncio"), default="threads", help="client kind (default threads)")
+    ap.add_argument("--model", choices=("fastcnn", "mlp"), default="fastcnn", help="model to train (default fastcnn)")
+    ap.add_argument("--steps", type=int, default=60, help="optimizer steps of that training (default 60)")
+    ap.add_argument("--run", help="serve this run (a folder, or a name in --runs-dir) instead of training one")
+    ap.add_argument("--runs-dir", help="where --run is named (default ./runs or $SIGHTLINE_RUNS_DIR)")
+    ap.add_argument("--port", type=int, default=0, help="port to serve on (default 0: a free one)")
+    ap.add_argument("--images", type=int, default=300, help="distinct test images sent in turn (default 300)")
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
+    ap.add_argument("--json", type=Path, help="also write the settings and results to this JSON file")
+    args = ap.parse_args()
+    if min(args.clients, args.batch_files, args.images, args.steps, args.requests or 1) < 1 or args.seconds <= 0:
+        ap.error("--clients, --batch-files, --images, --steps and --requests must be at least 1, --seconds > 0")
+
+    import torch
+
+    scratch = Path(tempfile.mkdtemp(prefix="sightline-serve-load-"))
+    try:
+        runs_dir, run, dataset = prepare_run(args, scratch)
+        r = measure(args, runs_dir, run, png_images(dataset, args.images), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    settings = {"sightline": r["server_version"], "run": run, "model": "(the run's)" if args.run else args.model,
+                "cpus": os.cpu_count(), "torch threads (a fresh process)": torch.get_num_threads(),
+                "server": "sightline serve defaults: 1 uvicorn process, asyncio loop, access log on, device auto",
+                "thread pool": "anyio default, 40 threads for the plain-def routes",
+                "server threads at the end": r["server_threads"]}  # fmt: skip
+    print("server: " + "; ".join(f"{k} {v}" for k, v in settings.items()))
+    print(f"load: {args.clients} clients ({args.client}) x {args.batch_files} image(s) per request for "
+          f"{r['seconds']:.1f} s; load average before: {r['load_average_before']}")
+    nan = float("nan")
+    print(f"requests/s {r['requests_per_s']:.1f}   predictions/s {r['predictions_per_s']:.1f}   latency ms: p50 "
+          f"{r.get('p50_ms', nan):.1f}  p90 {r.get('p90_ms', nan):.1f}  p99 {r.get('p99_ms', nan):.1f}")  # fmt: skip
+    print(f"requests {r['requests']}, status codes {r['statuses']}, errors {r['errors']}")
+    for message in r["error_messages"]:
+        print(f"  error: {message}")
+    print(f"CPU: server {r['server_cpu_s']:.1f} s ({r['server_cpu_ms_per_request']:.2f} ms/request), client "
+          f"{r['client_cpu_s']:.1f} s ({r['client_cpu_ms_per_request']:.2f} ms/request), of {os.cpu_count()} cores "
+          f"x {r['seconds']:.1f} s: the client runs on the same cores as the server")  # fmt: skip
+    passed = r["predictions_per_s"] >= TARGET_RATE and r["errors"] == 0 and args.clients == TARGET_CLIENTS
+    print(f"target: >= {TARGET_RATE:.0f} predictions/s with {TARGET_CLIENTS} clients and 0 errors: "
+          f"{'PASS' if passed else 'MISS'}")
+    if args.json:
+        args.json.write_text(json.dumps({"settings": settings, "args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": r, "target_met": passed}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

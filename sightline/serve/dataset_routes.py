@@ -1,0 +1,160 @@
+"""/api/datasets/{kind}/{name} and /api/models: what the datasets and training pages offer.
+
+A dataset is named by kind: ``builtin`` (a registry name) or ``folder`` (the name of one of the
+folders the server was started with, ``--data-dir``; never a path from the client). Nothing is
+downloaded here: a built-in dataset that is not on disk says so, with the command that gets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from sightline.errors import ImageError, SightlineError
+from sightline.serve.data_cache import builtin_preview
+from sightline.serve.images import (
+    displayable,
+    enlarge,
+    fit_within,
+    image_row,
+    png_bytes,
+    scale_for,
+    tensor_image,
+)
+from sightline.serve.settings import settings_of as _settings
+
+router = APIRouter(prefix="/api")
+
+KINDS = ("builtin", "folder")
+MAX_SAMPLES = 32
+SAMPLE_SIDE = 56  # small images are enlarged to at least this
+FOLDER_CELL = 96  # a folder's photos are shrunk to fit this square
+FOLDER_NOTE = ("for an image folder trained from scratch, the folder recipe may change epochs, batch_size, "
+               "optimizer, lr, weight_decay, translate and flip to suit the number of images (the job's "
+               "messages say what it chose)")  # fmt: skip
+
+
+def _builtin_name(name: str) -> str:
+    from sightline.data import get_dataset_spec, list_datasets
+
+    try:
+        return get_dataset_spec(name).name
+    except SightlineError:
+        raise HTTPException(404, f"no built-in dataset named {name[:80]!r}; they are: "
+                                 f"{', '.join(list_datasets())}") from None  # fmt: skip
+
+
+def _folder(request: Request, name: str) -> Path:
+    """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
+    folders = _settings(request).data_dirs
+    for folder in folders:
+        if name in (folder.name, folder.resolve().name):
+            return folder
+    known = ", ".join(f.resolve().name for f in folders) or "none (start the server with --data-dir FOLDER)"
+    raise HTTPException(404, f"no data folder named {name[:80]!r}; the server's folders are: {known}")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise HTTPException(404, f"unknown dataset kind {kind[:40]!r}: use 'builtin' or 'folder'")
+
+
+@router.get("/datasets/{kind}/{name}", summary="One dataset: classes, images per class and split, availability")
+def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
+    from sightline.data import dataset_info, folder_info
+
+    _check_kind(kind)
+    if kind == "folder":
+        try:
+            info = folder_info(_folder(request, name))
+        except (SightlineError, OSError) as e:  # a folder that went away or holds no classes
+            return {"name": name, "kind": kind, "classes": [], "splits": {}, "available": False, "message": str(e)}
+        return {"name": info["name"], "kind": kind, "classes": [c["name"] for c in info["classes"]],
+                "splits": info["splits"], "sizes": {k: sum(v.values()) for k, v in info["splits"].items()},
+                "available": True, "message": None}  # fmt: skip
+    info = dataset_info(_builtin_name(name))
+    out = {"name": info["name"], "kind": kind, "classes": info["classes"], "splits": {},
+           "sizes": {"train": info["train"], "test": info["test"]}, "available": True, "message": None}  # fmt: skip
+    if not (info["cached"] or info["mirrored"]):
+        return {**out, "available": False,
+                "message": f"not downloaded: run `sightline datasets --download {info['name']}` on the server"}  # fmt: skip
+    try:
+        out["splits"] = builtin_preview(_settings(request).previews, info["name"]).splits
+    except SightlineError as e:  # e.g. a damaged cached file: the message says what to do
+        return {**out, "available": False, "message": str(e)}
+    return out
+
+
+@router.get("/datasets/{kind}/{name}/samples/{class_index}.png",
+            summary="A row of training images of one class (deterministic)")  # fmt: skip
+def dataset_samples(
+    kind: str,
+    name: str,
+    class_index: int,
+    request: Request,
+    n: Annotated[int, Query(ge=1, le=MAX_SAMPLES, description="how many images")] = 8,
+) -> Response:
+    _check_kind(kind)
+    if kind == "folder":
+        row = _folder_samples(_folder(request, name), class_index, n)
+    else:
+        preview = builtin_preview(_settings(request).previews, _builtin_name(name))
+        _check_class(class_index, preview.classes)
+        images = preview.samples[class_index][:n]
+        scale = scale_for(images.shape[2:], SAMPLE_SIDE) if len(images) else 1
+        tiles = [enlarge(tensor_image(x), scale) for x in images]
+        row = image_row(tiles, max((t.width for t in tiles), default=SAMPLE_SIDE))
+    return Response(png_bytes(row), media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+def _check_class(index: int, classes: list[str]) -> None:
+    if not 0 <= index < len(classes):
+        raise HTTPException(404, f"no class {index}: the classes are 0..{len(classes) - 1} ({', '.join(classes)})")
+
+
+def _folder_samples(root: Path, class_index: int, n: int):
+    """The first ``n`` readable files of the class in the folder's train split (sorted, so the
+    same every time), each shrunk into a square; only those files are decoded."""
+    from sightline.data.folders import find_splits, scan_class_folders
+    from sightline.data.images import open_image
+
+    try:
+        scan = scan_class_folders(find_splits(root)["train"])
+    except (SightlineError, OSError) as e:
+        raise HTTPException(409, f"data folder {root.name} cannot be read: {e}") from None
+    classes = list(scan)
+    _check_class(class_index, classes)
+    tiles = []
+    for path in sorted(scan[classes[class_index]]):
+        if len(tiles) == n:
+            break
+        try:
+            img = displayable(open_image(path))
+        except ImageError:
+            continue  # the datasets page lists unreadable files elsewhere; a sample row skips them
+        if max(img.size) < SAMPLE_SIDE:
+            img = enlarge(img, scale_for(img.size, SAMPLE_SIDE))
+        tiles.append(fit_within(img, FOLDER_CELL))
+    return image_row(tiles, max((max(t.size) for t in tiles), default=SAMPLE_SIDE))
+
+
+@router.get("/models", summary="The model architectures and the training defaults `sightline train` uses")
+def models() -> dict[str, Any]:
+    from sightline.models import DEFAULT_MODEL, list_models
+    from sightline.train.config import resolve_config
+
+    out = []
+    for entry in list_models():
+        defaults = resolve_config(entry.train_defaults).to_dict()
+        defaults.pop("extra", None)
+        row: dict[str, Any] = {"name": entry.name, "description": entry.description,
+                               "pretrained": entry.pretrained_input is not None, "options": entry.options(),
+                               "defaults": defaults, "folder_note": FOLDER_NOTE}  # fmt: skip
+        if entry.pretrained_input is not None:
+            fine_tune = resolve_config(entry.train_defaults, pretrained=True).to_dict()
+            row["pretrained_defaults"] = {k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]}
+        out.append(row)
+    return {"models": out, "default": DEFAULT_MODEL}

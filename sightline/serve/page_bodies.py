@@ -1,0 +1,287 @@
+"""The static markup of each page (``pages.render_page`` wraps it): headings, empty containers
+and forms, each key element with an id that its script (and the browser tests) find it by.
+
+No data goes in here: the scripts fill the containers from the API. The one function,
+``not_found``, escapes its message.
+"""
+
+from __future__ import annotations
+
+import html
+
+
+def _metric(label: str, element_id: str) -> str:
+    return (f'<div class="metric"><span class="metric-label">{label}</span>'
+            f'<span class="metric-value" id="{element_id}">–</span></div>')  # fmt: skip
+
+
+def not_found(message: str) -> str:
+    return f"""    <section class="card" id="not-found">
+      <p class="error-text">{html.escape(message)}</p>
+      <p><a href="/">Back to the runs</a></p>
+    </section>"""
+
+
+RUNS = """    <div class="error-box" id="runs-error" role="alert" hidden></div>
+    <p class="muted" id="runs-loading">Loading runs…</p>
+    <section class="card empty" id="runs-empty" hidden>
+      <h2>No runs yet</h2>
+      <p>Train one on the command line, for example <code>sightline train fashion-mnist</code>,
+        or start a training job on the <a href="/train">Train page</a>.</p>
+      <p class="muted">Runs appear here as soon as they start.</p>
+    </section>
+    <section class="card" id="runs-card" hidden>
+      <div class="toolbar">
+        <input type="search" id="runs-filter" placeholder="Filter by name, dataset, model, status" aria-label="Filter runs">
+        <button type="button" id="compare-runs" disabled>Compare</button>
+        <span class="muted" id="runs-count"></span>
+      </div>
+      <div class="table-wrap"><table id="runs-table" class="table"></table></div>
+    </section>
+    <section class="card" id="compare-panel" hidden>
+      <div class="card-head">
+        <h2>Comparison</h2>
+        <button type="button" class="secondary" id="compare-close">Close</button>
+      </div>
+      <div class="charts">
+        <div class="chart" id="compare-accuracy"></div>
+        <div class="chart" id="compare-loss"></div>
+      </div>
+    </section>"""
+
+RUN = f"""    <div class="run-head">
+      <span id="run-status"></span>
+      <span class="muted" id="run-created"></span>
+    </div>
+    <div class="error-box" id="run-error" role="alert" hidden></div>
+    <div class="actions" id="run-actions"></div>
+    <section class="card" id="run-summary-card">
+      <h2>Summary</h2>
+      <div class="metrics" id="run-metrics">
+        {_metric("Test accuracy", "metric-test-accuracy")}
+        {_metric("Test loss", "metric-test-loss")}
+        {_metric("Best epoch", "metric-best")}
+        {_metric("Epochs", "metric-epochs")}
+        {_metric("Model", "metric-model")}
+        {_metric("Dataset", "metric-dataset")}
+        {_metric("Parameters", "metric-parameters")}
+      </div>
+      <p class="muted" id="run-classes"></p>
+    </section>
+    <section class="card" id="curves-card">
+      <h2>Training curves</h2>
+      <div class="charts">
+        <div class="chart" id="chart-loss"></div>
+        <div class="chart" id="chart-accuracy"></div>
+      </div>
+    </section>
+    <section class="card" id="per-class-card">
+      <h2>Per class (test split)</h2>
+      <div id="per-class"></div>
+    </section>
+    <section class="card" id="confusion-card">
+      <h2>Confusion matrix</h2>
+      <p class="muted">Rows: the true class; columns: the predicted one. Click a cell to see its test images.</p>
+      <div id="confusion"></div>
+      <div id="confusion-images"></div>
+    </section>
+    <section class="card" id="top-losses-card">
+      <h2>Largest losses</h2>
+      <p class="muted">The test images with the largest loss (the surest mistakes first); click one to inspect it.</p>
+      <div id="top-losses"></div>
+    </section>
+    <section class="card" id="plots-card">
+      <h2>Plots</h2>
+      <div class="plots" id="run-plots"></div>
+    </section>
+    <section class="card" id="model-card">
+      <h2>Model</h2>
+      <div id="model-summary"></div>
+    </section>
+    <section class="card" id="config-card">
+      <h2>Configuration</h2>
+      <pre class="code" id="run-config"></pre>
+    </section>"""
+
+CLASSIFY = """    <section class="card">
+      <div class="form-row">
+        <label for="run-select">Run</label>
+        <select id="run-select"></select>
+        <a id="run-link" href="/">run details</a>
+      </div>
+      <label class="drop-zone" id="drop-zone" for="file-input">
+        <input type="file" id="file-input" accept="image/*" class="visually-hidden">
+        <span class="drop-title">Drop an image here, paste one (Ctrl+V), or click to choose a file</span>
+        <span class="muted">PNG, JPEG, GIF, BMP, WebP, TIFF</span>
+      </label>
+      <div class="toolbar">
+        <button type="button" id="random-test" disabled>Random test image</button>
+        <span class="muted" id="classify-status"></span>
+      </div>
+    </section>
+    <div class="error-box" id="classify-error" role="alert" hidden></div>
+    <section id="inspect-result" hidden>
+      <div class="card result-head">
+        <div class="figures">
+          <figure><img id="original-image" alt="the image given"><figcaption>Original</figcaption></figure>
+          <figure><img id="seen-image" alt="what the model sees"><figcaption>What the model sees</figcaption></figure>
+          <figure><img id="saliency-image" alt="saliency map"><figcaption id="saliency-caption">Saliency</figcaption></figure>
+        </div>
+        <div class="prediction">
+          <p class="muted" id="result-file"></p>
+          <p class="result-line"><span id="result-label"></span> <span class="muted" id="result-confidence"></span></p>
+          <p id="result-truth" hidden></p>
+          <p class="note" id="result-note" hidden></p>
+          <div class="bars" id="top-k"></div>
+        </div>
+      </div>
+      <div class="card">
+        <h2>Layer activations</h2>
+        <div class="activations" id="activations"></div>
+      </div>
+    </section>"""
+
+CLASSIFY_MANY = """    <section class="card">
+      <form id="many-form">
+        <div class="form-row">
+          <label for="run-select">Run</label>
+          <select id="run-select"></select>
+        </div>
+        <div class="form-grid files">
+          <label class="field">Image files or .zip archives
+            <input type="file" id="files-input" multiple accept="image/*,.zip,application/zip"></label>
+          <label class="field">A folder (all its images)
+            <input type="file" id="folder-input" webkitdirectory multiple></label>
+        </div>
+        <p class="muted" id="many-picked">No files chosen.</p>
+        <div class="toolbar">
+          <button type="submit" id="classify-many-submit" disabled>Classify</button>
+          <button type="button" class="secondary" id="download-csv" disabled>Download CSV</button>
+        </div>
+      </form>
+    </section>
+    <div class="error-box" id="many-error" role="alert" hidden></div>
+    <p class="summary" id="many-summary" hidden></p>
+    <section class="card" id="many-results" hidden>
+      <h2>Results</h2>
+      <div class="table-wrap"><table class="table" id="many-table"></table></div>
+    </section>
+    <section class="card" id="many-bad" hidden>
+      <h2>Not classified</h2>
+      <div class="table-wrap"><table class="table" id="bad-table"></table></div>
+    </section>"""
+
+DATASETS = """    <p class="lead">The built-in datasets, and the image folders this server was started with (--data-dir).
+      Open one to see its classes, counts and samples.</p>
+    <div class="error-box" id="datasets-error" role="alert" hidden></div>
+    <h2>Built-in</h2>
+    <div class="cards" id="builtin-datasets"><p class="muted">Loading…</p></div>
+    <h2>Folders</h2>
+    <div class="cards" id="folder-datasets"></div>"""
+
+TRAIN = """    <form class="card form" id="train-form" novalidate>
+      <fieldset>
+        <legend>Data</legend>
+        <div class="radio-row">
+          <label class="check"><input type="radio" name="source" value="builtin" id="source-builtin" checked> Built-in dataset</label>
+          <label class="check"><input type="radio" name="source" value="folder" id="source-folder"> Folder (--data-dir)</label>
+        </div>
+        <label class="field" id="dataset-field">Dataset <select id="train-dataset"></select></label>
+        <label class="field" id="folder-field" hidden>Folder <select id="train-folder"></select></label>
+        <div class="field">
+          <span class="field-label">Classes <span class="muted">(none checked: all of them)</span></span>
+          <div class="checks" id="train-classes"></div>
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>Model</legend>
+        <label class="field">Model <select id="train-model"></select></label>
+        <p class="muted" id="model-description"></p>
+        <label class="check"><input type="checkbox" id="train-pretrained" disabled> Start from pretrained (ImageNet) weights</label>
+      </fieldset>
+      <fieldset>
+        <legend>Training</legend>
+        <div class="form-grid">
+          <label class="field">Epochs <input type="number" id="train-epochs" min="1" step="1"></label>
+          <label class="field">Batch size <input type="number" id="train-batch-size" min="1" step="1"></label>
+          <label class="field">Learning rate <input type="number" id="train-lr" min="0" step="any"></label>
+          <label class="field">Early-stopping patience <input type="number" id="train-patience" min="1" step="1" placeholder="off"></label>
+        </div>
+        <p class="muted">Filled with the model's defaults; only the fields you change are sent.</p>
+        <p class="note" id="folder-note" hidden></p>
+      </fieldset>
+      <details id="train-advanced">
+        <summary>Advanced</summary>
+        <div class="form-grid">
+          <label class="field">Optimizer <select id="train-optimizer">
+            <option value="sgd">sgd</option><option value="adam">adam</option><option value="adamw">adamw</option>
+          </select></label>
+          <label class="field">Weight decay <input type="number" id="train-weight-decay" min="0" step="any"></label>
+          <label class="field">Seed <input type="number" id="train-seed" step="1"></label>
+          <label class="field">Validation split <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
+          <label class="field">Run name <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
+        </div>
+        <p class="muted">Validation split: a fraction such as 0.1, 0 for none, or "test" to validate on the test split.</p>
+        <div class="radio-row">
+          <label class="check"><input type="checkbox" id="train-evaluate" checked> Evaluate on the test split</label>
+          <label class="check"><input type="checkbox" id="train-report" checked> Write plots and the report</label>
+        </div>
+        <div class="form-grid" id="folder-options" hidden>
+          <label class="field">Channels <select id="train-channels">
+            <option value="">detect</option><option value="1">1 (gray)</option><option value="3">3 (colour)</option>
+          </select></label>
+          <label class="field">Input size <input type="text" id="train-size" placeholder="e.g. 64 or 64x48"></label>
+          <label class="field">Resize <select id="train-resize">
+            <option value="">default</option><option value="squash">squash</option><option value="crop">crop</option><option value="pad">pad</option>
+          </select></label>
+        </div>
+      </details>
+      <div class="error-box" id="train-error" role="alert" hidden></div>
+      <div class="toolbar">
+        <button type="submit" id="submit-train" disabled>Start training</button>
+        <span class="muted" id="train-status"></span>
+      </div>
+    </form>"""
+
+JOBS = """    <div class="error-box" id="jobs-error" role="alert" hidden></div>
+    <section class="card empty" id="jobs-empty" hidden>
+      <p>No training jobs yet: start one on the <a href="/train">Train page</a>.</p>
+    </section>
+    <section class="card" id="jobs-card" hidden>
+      <div class="table-wrap"><table class="table" id="jobs-table"></table></div>
+    </section>"""
+
+JOB = f"""    <section class="card">
+      <div class="metrics">
+        {_metric("State", "job-state")}
+        {_metric("Epoch", "job-epoch")}
+        {_metric("Step", "job-step")}
+        {_metric("Loss", "job-loss")}
+        {_metric("Accuracy", "job-accuracy")}
+        {_metric("Images/s", "job-speed")}
+        {_metric("Time left", "job-eta")}
+      </div>
+      <progress id="job-progress" max="1" value="0"></progress>
+      <p class="muted" id="job-what"></p>
+      <div class="toolbar">
+        <button type="button" class="danger" id="job-stop" hidden>Stop</button>
+        <button type="button" id="job-resume" hidden>Resume</button>
+        <span class="muted" id="job-connection"></span>
+      </div>
+    </section>
+    <div class="error-box" id="job-error" role="alert" hidden></div>
+    <section class="card result" id="job-result" hidden>
+      <p id="job-result-text"></p>
+      <a class="button" id="job-run-link" href="/">Open the run</a>
+    </section>
+    <section class="card">
+      <h2>Curves</h2>
+      <div class="charts">
+        <div class="chart" id="job-chart-loss"></div>
+        <div class="chart" id="job-chart-accuracy"></div>
+      </div>
+    </section>
+    <section class="card">
+      <h2>Log</h2>
+      <pre class="log" id="job-log"></pre>
+    </section>"""

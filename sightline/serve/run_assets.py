@@ -1,0 +1,143 @@
+"""/api/runs/{id}/...: what a run folder holds beyond its numbers, for the run page.
+
+Its plots, report, model files and summary, and the images of its test evaluation. Every file
+served here is looked up by a name the server checks (a plot name must match ``PLOT_NAME`` and
+be a file directly in the run's plots/ folder), never by a path a client sent; run ids go
+through ``run_id_path`` like everywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, Response
+
+from sightline.runs import Run, run_id_path
+from sightline.serve.data_cache import run_test_split
+from sightline.serve.images import enlarge, png_bytes, scale_for, tensor_image
+from sightline.serve.settings import settings_of as _settings
+
+router = APIRouter(prefix="/api/runs")
+
+PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# report.html is self-contained: inline styles and data: images, no script. Served with nothing
+# else allowed, a report that somehow held a script (a class name is user text) cannot run it.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+MAX_TEST_IMAGES = 500
+TEST_IMAGE_SIDE = 112  # test images are enlarged to at least this side by default
+
+
+def open_run(request: Request, run_id: str) -> Run:
+    """The run a client named (400 for a bad id, 404 for none; a damaged run: 400 with its problem)."""
+    return Run(run_id_path(run_id, _settings(request).runs_dir))
+
+
+def plot_names(run: Run) -> list[str]:
+    """Names of the run's plots (PNG files in plots/, without .png), sorted."""
+    folder = run.path / "plots"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.iterdir()
+                  if p.suffix == ".png" and PLOT_NAME.fullmatch(p.stem) and p.is_file() and not p.is_symlink())  # fmt: skip
+
+
+def model_files(run: Run) -> list[str]:
+    return [w for w in ("best", "last") if (run.path / f"{w}.safetensors").is_file()]
+
+
+def run_extras(run: Run) -> dict[str, Any]:
+    """What ``GET /api/runs/{id}`` adds for the run page: plots, report, model files, and the
+    saved test evaluation's count, per-class metrics and confusion matrix (null without one)."""
+    ev = run.evaluation or {}
+    return {
+        "plots": plot_names(run),
+        "has_report": (run.path / "report.html").is_file(),
+        "model_files": model_files(run),
+        "test_count": ev.get("count"),
+        "per_class": ev.get("per_class"),
+        "confusion": ev.get("confusion_matrix"),
+    }
+
+
+@router.get("/{run_id}/plots/{name}.png", summary="One of the run's plots (PNG)")
+def plot(run_id: str, name: str, request: Request) -> Response:
+    run = open_run(request, run_id)
+    if not PLOT_NAME.fullmatch(name):
+        raise HTTPException(400, f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'")
+    folder = (run.path / "plots").resolve()
+    path = folder / f"{name}.png"
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
+        have = ", ".join(plot_names(run)) or "none (write them with `sightline report RUN`)"
+        raise HTTPException(404, f"run {run.name} has no plot {name!r}; its plots: {have}")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/{run_id}/report", summary="The run's HTML report (self-contained, no scripts allowed)")
+def report(run_id: str, request: Request) -> Response:
+    run = open_run(request, run_id)
+    path = run.path / "report.html"
+    if path.is_symlink() or not path.is_file():
+        raise HTTPException(404, f"run {run.name} has no report: write it with `sightline report {run.name}`")
+    headers = {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+
+
+@router.get("/{run_id}/model", summary="Download a model file (.safetensors)")
+def model(run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best") -> Response:
+    run = open_run(request, run_id)
+    path = run.path / f"{which}.safetensors"
+    if path.is_symlink() or not path.is_file():
+        have = ", ".join(model_files(run)) or "none: training never finished an epoch"
+        raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{run.name}-{which}.safetensors")
+
+
+@router.get("/{run_id}/summary", summary="Layer-by-layer summary of the run's model")
+def model_summary(run_id: str, request: Request) -> dict[str, Any]:
+    from sightline.models.summary import summary
+
+    _, net = _settings(request).models.private_copy(run_id)  # summary() hooks into the model
+    s = summary(net)
+    return {**s.to_dict(), "text": str(s)}
+
+
+@router.get("/{run_id}/test-images", summary="Images of the saved test evaluation, by confusion-matrix cell")
+def test_images(
+    run_id: str,
+    request: Request,
+    true: Annotated[int | None, Query(ge=0, description="true class index")] = None,
+    pred: Annotated[int | None, Query(ge=0, description="predicted class index")] = None,
+    order: Literal["confidence", "loss", "random"] = "confidence",
+    limit: Annotated[int, Query(ge=1, le=MAX_TEST_IMAGES)] = 60,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """From the saved logits of the run's test evaluation: no data loaded, no forward pass."""
+    run = open_run(request, run_id)
+    metrics = run.saved_results("test")
+    if metrics is None:
+        raise HTTPException(404, f"run {run.name} has no saved test evaluation of its current model: evaluate it with "
+                                 f"`sightline evaluate {run.name}`")  # fmt: skip
+    try:
+        count, items = metrics.samples(true=true, pred=pred, order=order, limit=limit, seed=seed)
+    except ValueError as e:
+        raise HTTPException(400, f"{e} ({', '.join(f'{i} {c}' for i, c in enumerate(metrics.classes))})") from None
+    return {"count": count, "items": items}
+
+
+@router.get("/{run_id}/test-images/{index}.png", summary="One image of the run's test split, enlarged")
+def test_image(
+    run_id: str,
+    index: int,
+    request: Request,
+    scale: Annotated[int | None, Query(ge=1, le=8, description="enlargement (default: side ≥ 112 px)")] = None,
+) -> Response:
+    run = open_run(request, run_id)
+    split = run_test_split(_settings(request).test_splits, run)
+    if not 0 <= index < len(split):
+        raise HTTPException(404, f"run {run.name}'s test split has {len(split)} images (0..{len(split) - 1}): no "
+                                 f"image {index}")  # fmt: skip
+    x = split.images[index]
+    img = enlarge(tensor_image(x), scale or scale_for(x.shape[1:], TEST_IMAGE_SIDE))
+    return Response(png_bytes(img), media_type="image/png", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,28 @@
+"""What every request of one app needs (``app.state.sightline``), in one place that every
+router imports: the routers then never import each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+
+from sightline.serve.data_cache import BoundedCache
+from sightline.serve.model_cache import ModelCache
+
+MAX_TOP_K = 100  # the most classes a prediction returns per image
+
+
+@dataclass
+class Settings:
+    runs_dir: Path
+    data_dirs: list[Path]
+    max_upload_bytes: int
+    models: ModelCache
+    test_splits: BoundedCache = field(default_factory=lambda: BoundedCache(2))  # per run (data_cache.py)
+    previews: BoundedCache = field(default_factory=lambda: BoundedCache(4))  # built-in datasets' counts, samples
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.sightline

@@ -1,0 +1,179 @@
+/* The Classify page (/classify?run=NAME&test=INDEX): one image (file picker, drag and drop,
+ * paste, or a random test image) through POST /api/inspect: what the model saw, its top
+ * classes, a saliency map and the layers' activations. */
+'use strict';
+
+(function () {
+  const SL = window.SL;
+  const el = SL.el;
+  const TOP_K = 5;
+  let testCount = null;
+  let busy = null; // the AbortController of the request under way: a new image cancels it
+
+  function currentRun() {
+    return SL.$('run-select').value || null;
+  }
+
+  function setStatus(text) {
+    SL.$('classify-status').textContent = text || '';
+  }
+
+  async function onRunChange() {
+    const run = currentRun();
+    SL.$('run-link').href = run ? SL.runUrl(run) : '/';
+    const url = new URL(window.location.href);
+    if (run) url.searchParams.set('run', run);
+    window.history.replaceState(null, '', url.pathname + url.search);
+    testCount = null;
+    SL.$('random-test').disabled = true;
+    if (!run) return;
+    try {
+      const d = await SL.api('/api/runs/' + encodeURIComponent(run));
+      if (currentRun() !== run) return;
+      testCount = SL.isNum(d.test_count) ? d.test_count : null;
+      const button = SL.$('random-test');
+      button.disabled = !testCount;
+      button.title = testCount ? `one of the ${SL.int(testCount)} test images` : 'this run has no saved test evaluation';
+    } catch (err) {
+      SL.showError('classify-error', err.message);
+    }
+  }
+
+  async function inspect(fields) {
+    const run = currentRun();
+    if (!run) { SL.showError('classify-error', 'No run can classify yet: train one first.'); return; }
+    if (busy) busy.abort();
+    busy = new AbortController();
+    const form = new FormData();
+    form.append('run', run);
+    form.append('k', String(TOP_K));
+    for (const [k, v] of Object.entries(fields)) {
+      if (v instanceof File) form.append(k, v, v.name || 'pasted.png'); else form.append(k, String(v));
+    }
+    SL.showError('classify-error', null);
+    setStatus('Classifying…');
+    try {
+      const result = await SL.api('/api/inspect', {method: 'POST', form, signal: busy.signal});
+      show(result);
+      setStatus('');
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      setStatus('');
+      SL.showError('classify-error', (err.status === 413 ? 'Too large: ' : '') + err.message);
+    }
+  }
+
+  function setImage(id, src) {
+    const img = SL.$(id);
+    img.closest('figure').hidden = !src;
+    if (src) img.src = src; else img.removeAttribute('src');
+  }
+
+  function show(r) {
+    SL.$('inspect-result').hidden = false;
+    setImage('original-image', r.original);
+    setImage('seen-image', r.seen);
+    setImage('saliency-image', r.saliency);
+    SL.setText('saliency-caption', r.saliency_method ? 'Saliency (' + r.saliency_method + ')' : 'Saliency');
+    SL.setText('result-file', r.file ? r.file + ' · run ' + r.run : 'run ' + r.run);
+    SL.setText('result-label', r.label);
+    SL.setText('result-confidence', SL.pct(r.confidence));
+    const truth = SL.$('result-truth');
+    SL.clear(truth);
+    truth.hidden = r.true_label === null || r.true_label === undefined;
+    if (!truth.hidden) {
+      const right = r.true_label === r.label;
+      truth.append(el('span', {class: right ? 'right' : 'wrong'}, right ? '✓ right' : '✗ wrong'), ' · true label: ', el('strong', null, r.true_label));
+    }
+    const note = SL.$('result-note');
+    note.hidden = !r.note;
+    note.textContent = r.note || '';
+    renderTopK(r.top_k || []);
+    renderActivations(r.activations || []);
+  }
+
+  function renderTopK(top) {
+    const box = SL.clear(SL.$('top-k'));
+    top.forEach((t, i) => {
+      box.appendChild(el('div', {class: 'bar-row' + (i === 0 ? ' top' : '')},
+        el('span', {class: 'bar-label'}, t.label), SL.bar(t.probability), el('span', {class: 'bar-value'}, SL.pct(t.probability))));
+    });
+  }
+
+  function renderActivations(layers) {
+    const box = SL.clear(SL.$('activations'));
+    if (!layers.length) { box.appendChild(el('p', {class: 'muted'}, 'No layer activations.')); return; }
+    for (const a of layers) {
+      const shape = Array.isArray(a.shape) ? '(' + a.shape.join(' × ') + ')' : '';
+      const stats = `mean ${SL.short(a.mean)} · std ${SL.short(a.std)} · min ${SL.short(a.min)} · max ${SL.short(a.max)}` +
+        (SL.isNum(a.zeros) ? ` · zeros ${SL.pct(a.zeros, 0)}` : '');
+      box.appendChild(el('div', {class: 'activation'},
+        el('div', {class: 'layer-name'}, a.name), el('div', {class: 'stats'}, shape),
+        a.image ? el('img', {src: a.image, alt: 'activations of ' + a.name}) : null,
+        el('div', {class: 'stats'}, stats)));
+    }
+  }
+
+  function firstImage(files) {
+    for (const f of files || []) if (!f.type || f.type.startsWith('image/')) return f;
+    return null;
+  }
+
+  function setupInputs() {
+    const zone = SL.$('drop-zone');
+    SL.$('file-input').addEventListener('change', (e) => {
+      const file = e.target.files && e.target.files[0];
+      if (file) inspect({file});
+      e.target.value = ''; // the same file chosen again is a new change
+    });
+    ['dragenter', 'dragover'].forEach((name) => zone.addEventListener(name, (e) => {
+      e.preventDefault();
+      zone.classList.add('dragging');
+    }));
+    ['dragleave', 'drop'].forEach((name) => zone.addEventListener(name, () => zone.classList.remove('dragging')));
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      const file = firstImage(e.dataTransfer && e.dataTransfer.files);
+      if (file) inspect({file});
+      else SL.showError('classify-error', 'Drop an image file.');
+    });
+    document.addEventListener('paste', (e) => {
+      const items = (e.clipboardData && e.clipboardData.items) || [];
+      for (const item of items) {
+        if (item.kind === 'file' && item.type.startsWith('image/')) {
+          e.preventDefault();
+          const blob = item.getAsFile();
+          const ext = (item.type.split('/')[1] || 'png').replace(/[^a-z0-9]/gi, '');
+          inspect({file: new File([blob], 'pasted.' + ext, {type: item.type})});
+          return;
+        }
+      }
+    });
+    SL.$('random-test').addEventListener('click', () => {
+      if (testCount) inspect({test_index: Math.floor(Math.random() * testCount)});
+    });
+    SL.$('run-select').addEventListener('change', onRunChange);
+  }
+
+  async function start() {
+    setupInputs();
+    try {
+      const runs = await SL.fillRunSelect(SL.$('run-select'), SL.param('run'));
+      if (!runs.length) {
+        SL.showError('classify-error', 'No trained run yet: train one (sightline train fashion-mnist, or the Train page) to classify images.');
+        return;
+      }
+      if (SL.param('run') && currentRun() !== SL.param('run')) {
+        SL.showError('classify-error', 'Run "' + SL.param('run') + '" cannot classify (no model, or no such run); using ' + currentRun() + '.');
+      }
+    } catch (err) {
+      SL.showError('classify-error', 'Cannot list the runs: ' + err.message);
+      return;
+    }
+    await onRunChange();
+    const test = SL.param('test');
+    if (test !== null && /^\d+$/.test(test)) inspect({test_index: Number(test)});
+  }
+
+  document.addEventListener('DOMContentLoaded', start);
+})();

@@ -1,0 +1,139 @@
+/* The Classify many page (/classify-many): files, a folder or .zip archives through
+ * POST /api/predict; a sortable table of results, the files that could not be read, and a
+ * CSV of it all built in the browser. */
+'use strict';
+
+(function () {
+  const SL = window.SL;
+  const el = SL.el;
+  const TOP_K = 3;
+  let picked = [];
+  let results = [];
+  let bad = [];
+  let resultsTable = null;
+  let badTable = null;
+
+  function topK(r) {
+    return (r.top_k || []).map((t) => t.label + ' ' + SL.pct(t.probability, 0)).join(', ');
+  }
+
+  const RESULT_COLUMNS = [
+    {key: 'thumbnail', label: '', sortable: false,
+      cell: (r) => (r.thumbnail ? el('img', {class: 'thumb', src: r.thumbnail, alt: ''}) : '')},
+    {key: 'file', label: 'File', class: 'name'},
+    {key: 'label', label: 'Top-1', class: 'wrap'},
+    {key: 'confidence', label: 'Confidence', cell: (r) => el('div', {class: 'conf-cell'}, SL.bar(r.confidence), SL.pct(r.confidence))},
+    {key: 'top_k', label: 'Top-3', class: 'wrap', value: topK, cell: topK},
+  ];
+  const BAD_COLUMNS = [
+    {key: 'file', label: 'File', class: 'name'},
+    {key: 'error', label: 'Reason', class: 'wrap'},
+  ];
+
+  function choose(files, fromFolder) {
+    // A folder's files keep their path inside it ("cats/a.png"), so results tell them apart.
+    picked = [...files].map((f) => ({file: f, name: (fromFolder && f.webkitRelativePath) || f.name}));
+    const bytes = picked.reduce((sum, p) => sum + p.file.size, 0);
+    SL.$('many-picked').textContent = picked.length
+      ? `${picked.length} file${picked.length === 1 ? '' : 's'} chosen (${(bytes / 1048576).toFixed(1)} MB)`
+      : 'No files chosen.';
+    SL.$('classify-many-submit').disabled = !picked.length || !SL.$('run-select').value;
+  }
+
+  function showResults(all) {
+    results = all.filter((r) => !r.error);
+    bad = all.filter((r) => r.error);
+    const summary = SL.$('many-summary');
+    summary.hidden = false;
+    summary.textContent = `${results.length} classified, ${bad.length} bad` + (bad.length ? ' (listed below)' : '') + '.';
+    SL.$('many-results').hidden = !results.length;
+    SL.$('many-bad').hidden = !bad.length;
+    resultsTable.setRows(results);
+    badTable.setRows(bad);
+    SL.$('download-csv').disabled = !all.length;
+  }
+
+  async function submit(e) {
+    e.preventDefault();
+    if (!picked.length) return;
+    const form = new FormData();
+    for (const p of picked) form.append('files', p.file, p.name);
+    form.append('run', SL.$('run-select').value);
+    form.append('k', String(TOP_K));
+    form.append('thumbnails', 'true');
+    const button = SL.$('classify-many-submit');
+    button.disabled = true;
+    button.textContent = 'Classifying…';
+    SL.showError('many-error', null);
+    try {
+      const data = await SL.api('/api/predict', {method: 'POST', form});
+      showResults(data.results || []);
+    } catch (err) {
+      if (err.status === 413) {
+        SL.showError('many-error', 'Too much at once: ' + err.message + '. Send fewer or smaller files per batch.');
+      } else {
+        SL.showError('many-error', err.message);
+      }
+      // a 415 still lists every file with its reason
+      if (err.body && Array.isArray(err.body.results)) showResults(err.body.results);
+    } finally {
+      button.disabled = false;
+      button.textContent = 'Classify';
+    }
+  }
+
+  // One CSV field: always quoted (names hold commas, quotes, newlines), quotes doubled, and a
+  // leading = + - @ defused so a spreadsheet shows a file name instead of running it.
+  function csvField(value) {
+    let s = value === null || value === undefined ? '' : String(value);
+    if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    return '"' + s.replace(/"/g, '""') + '"';
+  }
+
+  function toCsv() {
+    const header = ['file', 'label', 'confidence'];
+    for (let i = 1; i <= TOP_K; i++) header.push('top' + i, 'p' + i);
+    header.push('error');
+    const lines = [header.map(csvField).join(',')];
+    for (const r of [...results, ...bad]) {
+      const row = [r.file, r.error ? '' : r.label, r.error ? '' : r.confidence];
+      for (let i = 0; i < TOP_K; i++) {
+        const t = (r.top_k || [])[i];
+        row.push(t ? t.label : '', t ? t.probability : '');
+      }
+      row.push(r.error || '');
+      lines.push(row.map(csvField).join(','));
+    }
+    return lines.join('\r\n') + '\r\n';
+  }
+
+  function downloadCsv() {
+    const blob = new Blob([toCsv()], {type: 'text/csv;charset=utf-8'});
+    const url = URL.createObjectURL(blob);
+    const link = el('a', {href: url, download: 'predictions-' + (SL.$('run-select').value || 'run') + '.csv', hidden: true});
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  SL.csvField = csvField; // for the browser tests
+
+  async function start() {
+    resultsTable = SL.sortableTable(SL.$('many-table'), RESULT_COLUMNS);
+    badTable = SL.sortableTable(SL.$('bad-table'), BAD_COLUMNS);
+    SL.$('files-input').addEventListener('change', (e) => { SL.$('folder-input').value = ''; choose(e.target.files, false); });
+    SL.$('folder-input').addEventListener('change', (e) => { SL.$('files-input').value = ''; choose(e.target.files, true); });
+    SL.$('many-form').addEventListener('submit', submit);
+    SL.$('download-csv').addEventListener('click', downloadCsv);
+    try {
+      const runs = await SL.fillRunSelect(SL.$('run-select'), SL.param('run'));
+      if (!runs.length) SL.showError('many-error', 'No trained run yet: train one first (the Train page).');
+    } catch (err) {
+      SL.showError('many-error', 'Cannot list the runs: ' + err.message);
+    }
+    choose([], false);
+  }
+
+  document.addEventListener('DOMContentLoaded', start);
+})();

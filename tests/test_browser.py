@@ -1,0 +1,258 @@
+"""The web UI in a real browser: headless Chromium (Debian's package, driven by Playwright
+through ``executable_path``: Playwright's own browser download cannot work offline) against a
+real ``sightline serve`` process on 127.0.0.1.
+
+The data is a generated folder of stripes (horizontal, vertical, diagonal): a tiny model learns
+it in seconds, and a large photo of stripes is then a fair test of "upload a photo, see the
+right label". Screenshots of every page at 1280 px and 390 px go to test-output/browser/
+($SIGHTLINE_TEST_OUTPUT): look at them when the UI changes.
+
+Without Chromium these tests are skipped, except under CI ($CI set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ("diagonal", "horizontal", "vertical")
+RUN = "stripes-mlp"
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+SERVER_START_S = 60
+JOB_DONE_S = 180
+
+
+# ---------------------------------------------------------------------------- data
+def stripes(kind: str, size: int, rng: np.random.Generator, rgb: bool = False) -> Image.Image:
+    """Stripes of ``kind`` with a random period (in units of size/32), phase, contrast and noise."""
+    period = rng.uniform(4, 8) * size / 32
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    along = {"horizontal": yy, "vertical": xx, "diagonal": (xx + yy) / np.sqrt(2)}[kind]
+    wave = np.sin(2 * np.pi * along / period + rng.uniform(0, 2 * np.pi))
+    low, high = rng.uniform(0, 70), rng.uniform(170, 255)
+    img = low + (high - low) * (wave > 0) + rng.normal(0, 12, (size, size))
+    gray = np.clip(img, 0, 255).astype(np.uint8)
+    if not rgb:
+        return Image.fromarray(gray)
+    tint = rng.uniform(0.8, 1.0, 3)
+    return Image.fromarray(np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8))
+
+
+def make_folder(root: Path, per_class: int = 40, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("test", per_class // 4)):
+        for kind in CLASSES:
+            (root / split / kind).mkdir(parents=True)
+            for i in range(n):
+                stripes(kind, 32, rng).save(root / split / kind / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(base URL, runs folder): a server with one trained run and the stripes folder as data."""
+    import sightline
+
+    tmp = tmp_path_factory.mktemp("browser")
+    folder = make_folder(tmp / "stripes")
+    runs = tmp / "runs"
+    sightline.pipeline.run_training(str(folder), model="mlp", runs_dir=runs, name=RUN, epochs=8, progress="quiet")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir", str(runs),
+                             "--data-dir", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=tmp)  # fmt: skip
+    try:
+        url = _wait_for_url(proc)
+        yield url, runs
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_for_url(proc: subprocess.Popen) -> str:
+    deadline = time.monotonic() + SERVER_START_S
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
+        if found:
+            return found.group(1)
+    pytest.fail("sightline serve did not start:\n" + "".join(lines), pytrace=False)
+
+
+# ---------------------------------------------------------------------------- browser
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("CI is set but Chromium is missing: apt-get install -y chromium", pytrace=False)
+    pytest.skip("no chromium: apt-get install -y chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _chromium()
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield pg
+    context.close()
+    assert not errors, f"the page logged errors: {errors}"
+
+
+def shots_dir() -> Path:
+    out = Path(os.environ.get("SIGHTLINE_TEST_OUTPUT", ROOT / "test-output")) / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def check_layout(pg, name: str) -> None:
+    """At each width: a screenshot, nothing wider than the screen (wide tables scroll inside
+    their own box), and no two nav links on top of each other."""
+    for label, (w, h) in WIDTHS.items():
+        pg.set_viewport_size({"width": w, "height": h})
+        pg.wait_for_timeout(150)
+        pg.screenshot(path=str(shots_dir() / f"{name}-{label}.png"), full_page=True)
+        overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{name} at {w} px is {overflow} px wider than the screen"
+        boxes = [b for b in (link.bounding_box() for link in pg.locator("nav a").all()) if b]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                apart = (a["x"] + a["width"] <= b["x"] + 1 or b["x"] + b["width"] <= a["x"] + 1
+                         or a["y"] + a["height"] <= b["y"] + 1 or b["y"] + b["height"] <= a["y"] + 1)  # fmt: skip
+                assert apart, f"{name} at {w} px: nav links overlap: {a} {b}"
+    w, h = WIDTHS["desktop"]
+    pg.set_viewport_size({"width": w, "height": h})
+
+
+def photo(tmp_path: Path, kind: str, seed: int = 5) -> Path:
+    """A large RGB JPEG of stripes: not a size or format the run was trained on."""
+    path = tmp_path / f"photo-{kind}.jpg"
+    stripes(kind, 320, np.random.default_rng(seed), rgb=True).save(path, quality=85)
+    return path
+
+
+# ---------------------------------------------------------------------------- tests
+def test_classify_a_photo(served, page, tmp_path):
+    url, _ = served
+    page.goto(f"{url}/classify?run={RUN}")
+    page.locator(f"#run-select option[value='{RUN}']").wait_for(state="attached")
+    page.set_input_files("#file-input", str(photo(tmp_path, "horizontal")))
+    label = page.locator("#result-label")
+    label.filter(has_text="horizontal").wait_for(timeout=30_000)
+    assert label.inner_text().strip() == "horizontal"
+    seen = page.locator("#seen-image")
+    assert seen.get_attribute("src").startswith("data:image/png;base64,")
+    assert seen.evaluate("img => img.naturalWidth") >= 32  # what the model saw: 32x32, enlarged
+    bars = page.locator("#top-k").inner_text()
+    assert all(c in bars for c in CLASSES) and "%" in bars
+    assert page.locator("#activations img").count() >= 2  # the layer activations from the inspection API
+    assert page.locator("#saliency-image").get_attribute("src").startswith("data:image/png")
+    check_layout(page, "classify")
+    page.set_input_files("#file-input", str(photo(tmp_path, "vertical", seed=9)))
+    label.filter(has_text="vertical").wait_for(timeout=30_000)
+
+
+def test_a_bad_upload_shows_the_reason(served, browser, tmp_path):
+    url, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()  # no console check: the refused upload is logged as a 415 resource
+    try:
+        pg.goto(f"{url}/classify?run={RUN}")
+        pg.locator(f"#run-select option[value='{RUN}']").wait_for(state="attached")
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        pg.set_input_files("#file-input", str(bad))
+        box = pg.locator("#classify-error")
+        box.wait_for(state="visible", timeout=30_000)
+        assert "notes.png" in box.inner_text() or "image" in box.inner_text().lower()
+    finally:
+        context.close()
+
+
+def test_run_pages_show_the_run(served, page):
+    url, _ = served
+    page.goto(url + "/")
+    row = page.locator("#runs-table tbody tr", has_text=RUN)
+    row.wait_for(timeout=20_000)
+    assert "finished" in row.inner_text().lower() or "done" in row.inner_text().lower()
+    check_layout(page, "runs")
+    page.locator(f"#runs-table a[href='/runs/{RUN}']").first.click()
+    page.wait_for_url(f"**/runs/{RUN}")
+    page.locator("#confusion td").first.wait_for(timeout=20_000)
+    assert page.locator("#run-metrics").inner_text().count("%") >= 1
+    page.locator("#per-class").filter(has_text="horizontal").wait_for(timeout=20_000)
+    page.locator("#model-summary").filter(has_text="Linear").wait_for(timeout=20_000)
+    cell = page.locator("#confusion td.cell").first
+    if cell.count():
+        cell.click()
+        page.locator("#confusion-images img").first.wait_for(timeout=20_000)
+    check_layout(page, "run")
+
+
+def test_other_pages_lay_out(served, page):
+    url, _ = served
+    for path, name, ready in (("/datasets", "datasets", "#folder-datasets"), ("/classify-many", "classify-many", "#many-form"),
+                              ("/train", "train", "#train-form"), ("/jobs", "jobs", "#jobs-card:visible, #jobs-empty:visible")):  # fmt: skip
+        page.goto(url + path)
+        page.locator(ready).first.wait_for(timeout=20_000)
+        page.wait_for_load_state("networkidle")
+        check_layout(page, name)
+
+
+def test_train_from_the_form_and_watch_it(served, page):
+    url, runs = served
+    page.goto(url + "/train")
+    page.locator("#train-model option[value='mlp']").wait_for(state="attached", timeout=20_000)
+    page.check("#source-folder")
+    page.locator("#train-folder option[value='stripes']").wait_for(state="attached")
+    page.select_option("#train-folder", "stripes")
+    page.select_option("#train-model", "mlp")
+    assert page.input_value("#train-epochs")  # the model's tuned default is filled in
+    page.fill("#train-epochs", "3")
+    page.click("#train-advanced summary")
+    page.fill("#train-name", "from-the-form")
+    page.click("#submit-train")
+    page.locator("#job-state, #train-error:visible").first.wait_for(timeout=20_000)
+    assert not page.locator("#train-error").is_visible(), page.locator("#train-error").inner_text()
+    assert re.search(r"/jobs/[A-Za-z0-9_-]+$", page.url), page.url
+    page.locator("#job-result").wait_for(state="visible", timeout=JOB_DONE_S * 1000)
+    assert "finished" in page.locator("#job-state").inner_text().lower()
+    assert page.locator("#job-epoch").inner_text().replace(" ", "").startswith("3/3")
+    assert page.locator("#job-chart-loss svg path, #job-chart-loss svg polyline").count() >= 1
+    check_layout(page, "job")
+    page.click("#job-run-link")
+    page.wait_for_url("**/runs/from-the-form")
+    assert (runs / "from-the-form" / "best.safetensors").is_file()
+    page.goto(url + "/")
+    page.locator("#runs-table tbody tr", has_text="from-the-form").wait_for(timeout=20_000)
