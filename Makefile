@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/sightline train fashion-mnist
 
-## The REST API on http://127.0.0.1:8000 (schema at /openapi.json) for the runs in ./runs.
+## The web UI and REST API on http://127.0.0.1:8000 (API docs at /docs) for the runs in ./runs.
 serve: setup
 	$(BIN)/sightline serve
 

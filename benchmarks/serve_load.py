@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,7 @@ class Tally:
         self.lock = threading.Lock()
 
     def record(self, started: float, outcome: httpx.Response | Exception) -> None:
-        latency = time.perf_counter() - started
-        answered = isinstance(outcome, httpx.Response)  # else a timeout or a connection error
-        status, error = type(outcome).__name__, f"{type(outcome).__name__}: {str(outcome)[:200]}"
+        latency: float | None = time.perf_counter() - started
         if isinstance(outcome, httpx.Response):
             status, error = str(outcome.status_code), None
             try:
@@ -159,9 +158,11 @@ class Tally:
                 body = {"error": outcome.text[:200]}
             if outcome.status_code != 200 or len(body.get("results", [])) != self.batch:
                 error = f"{outcome.status_code}: {str(body.get('error'))[:200]}"
+        else:  # a timeout or a connection error: no answer, so no latency
+            status, error, latency = type(outcome).__name__, f"{type(outcome).__name__}: {str(outcome)[:200]}", None
         with self.lock:
             self.statuses[status] += 1
-            if answered:
+            if latency is not None:
                 self.latencies.append(latency)
             if error is not None:
                 self.errors[error] += 1
@@ -184,7 +185,7 @@ def run_load(kind: str, url: str, bodies: list[bytes], batch: int, clients: int,
     deadline = time.perf_counter() + seconds
     tickets = iter(range(requests)) if requests is not None else iter(int, 1)  # iter(int, 1): endless
 
-    def bodies_of(i: int) -> Any:
+    def bodies_of(i: int) -> Iterator[bytes]:
         n = i * len(bodies) // clients
         while time.perf_counter() < deadline and next(tickets, None) is not None:
             n += 1
@@ -290,9 +291,9 @@ def main() -> int:
     print(f"requests {r['requests']}, status codes {r['statuses']}, errors {r['errors']}")
     for message in r["error_messages"]:
         print(f"  error: {message}")
-    print(f"CPU: server {r['server_cpu_s']:.1f} s ({r['server_cpu_ms_per_request']:.2f} ms/request), client "
-          f"{r['client_cpu_s']:.1f} s ({r['client_cpu_ms_per_request']:.2f} ms/request), of {os.cpu_count()} cores "
-          f"x {r['seconds']:.1f} s: the client runs on the same cores as the server")  # fmt: skip
+    print(f"CPU: server {r['server_cpu_ms_per_request']:.2f} ms/request ({r['server_cpu_s'] / r['seconds']:.2f} cores), "
+          f"client {r['client_cpu_ms_per_request']:.2f} ms/request ({r['client_cpu_s'] / r['seconds']:.2f} cores) "
+          f"of {os.cpu_count()}: the client runs on the same cores as the server")  # fmt: skip
     passed = r["predictions_per_s"] >= TARGET_RATE and r["errors"] == 0 and args.clients == TARGET_CLIENTS
     print(f"target: >= {TARGET_RATE:.0f} predictions/s with {TARGET_CLIENTS} clients and 0 errors: "
           f"{'PASS' if passed else 'MISS'}")

@@ -10,6 +10,7 @@ The classic workflow in a few lines::
     metrics = run.evaluate()                                    # test loss, accuracy, per class
     probs = run.predict(["boot.jpg"])                           # the training preprocessing
     run = sightline.load_run(run.path)                          # any time later
+    sightline.export_onnx(run); sightline.load_onnx(run)        # ONNX Runtime (sightline[onnx])
 
 The CLI (`sightline --help`) is a thin layer over these same functions.
 """
@@ -48,6 +49,8 @@ _EXPORTS = {
     "TrainConfig": "sightline.train.config",
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
+    "export_onnx": "sightline.export",
+    "load_onnx": "sightline.onnx_model",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -55,8 +58,10 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
+    from sightline.export import export_onnx
     from sightline.models.registry import create_model, list_models
     from sightline.models.summary import summary
+    from sightline.onnx_model import load_onnx
     from sightline.pipeline import TrainingResult, run_training
     from sightline.runs import Run, list_runs, load_run
     from sightline.train.api import fit, resume
@@ -71,11 +76,13 @@ __all__ = [
     "TrainingResult",
     "__version__",
     "create_model",
+    "export_onnx",
     "fit",
     "list_datasets",
     "list_models",
     "list_runs",
     "load_dataset",
+    "load_onnx",
     "load_run",
     "resume",
     "run_training",

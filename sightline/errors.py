@@ -48,3 +48,11 @@ class RunInUseError(RunError):
 
 class ConfigError(SightlineError):
     """A training or evaluation option is invalid."""
+
+
+class ExportError(SightlineError):
+    """A model could not be exported, or its export failed the parity check."""
+
+
+class NotExportedError(RunError):
+    """A run has no (current) exported model where one was asked for: ``sightline export RUN``."""

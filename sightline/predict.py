@@ -2,7 +2,8 @@
 
 Files are decoded in chunks with the model's own ``Preprocess`` (colour, size, background
 polarity), so a big folder never sits in memory at once. A file that can't be read is listed
-with its reason and the rest go on.
+with its reason and the rest go on. The model is an ``nn.Module`` or any ``LogitsModel`` (an
+exported model in ONNX Runtime): the same functions classify with either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -25,6 +27,25 @@ from sightline.errors import ImageError
 from sightline.inference import batched_logits
 
 NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was used"
+
+
+class LogitsModel(Protocol):
+    """What prediction needs besides an ``nn.Module``: prepared uint8 images (N, C, H, W) →
+    logits (N, K) on the CPU, normalised and flip-averaged as ``batched_logits`` does. An
+    exported model in ONNX Runtime (``sightline.onnx_model.OnnxModel``) is one."""
+
+    def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor: ...
+
+
+Classifier = nn.Module | LogitsModel
+
+
+def model_logits(model: Classifier, images: torch.Tensor, preprocess: Preprocess,
+                 device: torch.device | str | None = None, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+    """Logits of either kind of model: the one place the prediction functions run one."""
+    if isinstance(model, nn.Module):
+        return batched_logits(model, images, preprocess, device, batch_size)
+    return model.logits(images, batch_size=batch_size)
 
 
 @dataclass
@@ -109,7 +130,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list
 
 
 def predict_tensor(
-    model: nn.Module,
+    model: Classifier,
     preprocess: Preprocess,
     images: torch.Tensor | Sequence[ImageInput] | ImageInput,
     device: torch.device | str | None = None,
@@ -126,11 +147,11 @@ def predict_tensor(
         ):
             images = [images]
         batch = preprocess.prepare(images)
-    return batched_logits(model, batch, preprocess, device, batch_size).softmax(1)
+    return model_logits(model, batch, preprocess, device, batch_size).softmax(1)
 
 
 def predict_files(
-    model: nn.Module,
+    model: Classifier,
     preprocess: Preprocess,
     classes: Sequence[str],
     inputs: Sequence[str | os.PathLike],
@@ -148,7 +169,7 @@ def predict_files(
 
 
 def predict_images(
-    model: nn.Module,
+    model: Classifier,
     preprocess: Preprocess,
     classes: Sequence[str],
     images: Sequence[tuple[str, ImageInput]],
@@ -176,7 +197,7 @@ def predict_images(
             notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
         if not tensors:
             continue
-        probs = batched_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
+        probs = model_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
         values, indices = probs.topk(k, dim=1)
         rows = zip(ok_names, values.tolist(), indices.tolist(), probs.tolist(), tensors, notes, strict=True)
         for name, pv, iv, row, x, note in rows:

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from sightline._version import __version__
-from sightline.cli import commands, serve_cmd, train_cmd, view_cmds
+from sightline.cli import commands, export_cmd, serve_cmd, train_cmd, view_cmds
 from sightline.cli.options import Parser
 from sightline.errors import SightlineError
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_train(sub)
     commands.add_evaluate(sub)
     commands.add_predict(sub)
+    export_cmd.add_export(sub)
     commands.add_runs(sub)
     view_cmds.add_plot(sub)
     view_cmds.add_inspect(sub)

@@ -188,6 +188,11 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
     p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="run the model in PyTorch (default) or its ONNX export in ONNX Runtime (`sightline export RUN` "
+                        "makes it; needs sightline[onnx])")  # fmt: skip
+    p.add_argument("--onnx", default=None, metavar="FILE",
+                   help="classify with this .onnx file from `sightline export` (instead of --run)")
     p.add_argument("--show", nargs="?", const="seen", default=None, metavar="FOLDER",
                    help="save what the model saw for each image (after framing and inversion), enlarged, "
                         "in FOLDER (default ./seen)")  # fmt: skip
@@ -199,10 +204,14 @@ def run_predict(args: argparse.Namespace) -> int:
     from sightline.devices import resolve_device
     from sightline.predict import predict_files, save_seen
 
-    device = resolve_device(args.device)
-    model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
-    report = predict_files(model, Preprocess.from_dict(meta["preprocess"]), meta["classes"], args.inputs,
-                           top_k=min(args.top_k, len(meta["classes"])), device=device,
+    if args.onnx or args.engine == "onnx":
+        onnx = _open_onnx(args)
+        model, preprocess, classes, device = onnx, onnx.preprocess, onnx.classes, None
+    else:
+        device = resolve_device(args.device)
+        model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
+        preprocess, classes = Preprocess.from_dict(meta["preprocess"]), meta["classes"]
+    report = predict_files(model, preprocess, classes, args.inputs, top_k=min(args.top_k, len(classes)), device=device,
                            keep_seen=args.show is not None)  # fmt: skip
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
     print(out)
@@ -216,6 +225,20 @@ def run_predict(args: argparse.Namespace) -> int:
         print("error: no image could be classified", file=sys.stderr)
         return 1
     return 0
+
+
+def _open_onnx(args: argparse.Namespace):
+    """The ``OnnxModel`` of ``--onnx FILE``, or of ``--run``'s export with ``--engine onnx``."""
+    from sightline.onnx_model import OnnxModel, load_exported, require_packages
+
+    require_packages(["onnxruntime"], "--engine onnx")
+    if args.onnx:
+        if args.run:
+            raise RunError("give --onnx FILE or --run RUN, not both: the .onnx file holds its own model")
+        return OnnxModel.load(args.onnx, args.device)
+    if args.run and Path(args.run).is_file():
+        raise RunError(f"--engine onnx needs a run, not the model file {args.run}: give the run's folder, or --onnx FILE")
+    return load_exported(pick_run(args.run, args.runs_dir), args.checkpoint, args.device)
 
 
 # ---------------------------------------------------------------------------- runs

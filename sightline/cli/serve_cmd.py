@@ -35,6 +35,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                         "the process list); required with a --host other than loopback")  # fmt: skip
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="largest request body in MB (default 20)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="what predictions run on: PyTorch (default), or each run's ONNX export in ONNX Runtime "
+                        "(`sightline export RUN` makes it; needs sightline[onnx]); inspection always uses PyTorch")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=1,
                    help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
                         "or GPU it is given")  # fmt: skip
@@ -48,5 +51,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from sightline.serve import serve
 
     serve(args.host, args.port, runs_dir=args.runs_dir, data_dirs=args.data_dir, token=args.token,
-          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device, max_workers=args.workers)  # fmt: skip
+          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device, max_workers=args.workers,
+          engine=args.engine)  # fmt: skip
     return 0

@@ -14,13 +14,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sightline._version import __version__
-from sightline.errors import SightlineError
+from sightline.errors import ConfigError, SightlineError
 from sightline.serve import dataset_routes, docs, inspect_routes, job_routes, pages, run_assets
 from sightline.serve.errors import JSONResponse, install_error_handlers
 from sightline.serve.guards import AccessGuard, BodyLimit
 from sightline.serve.job_pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
 from sightline.serve.job_store import JobStore
-from sightline.serve.model_cache import ModelCache
+from sightline.serve.model_cache import ENGINES, ModelCache
 from sightline.serve.routes import router
 from sightline.serve.settings import Settings
 
@@ -41,6 +41,7 @@ def create_app(
     max_workers: int = 1,
     start_workers: bool = True,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+    engine: str = "torch",
 ) -> FastAPI:
     """The sightline web API for the runs in ``runs_dir`` (default ./runs or
     $SIGHTLINE_RUNS_DIR) and the image folders ``data_dirs``.
@@ -55,11 +56,22 @@ def create_app(
     ``start_workers`` is False; either way, jobs left running by a server that is gone are
     marked interrupted then. At shutdown, running jobs are asked to stop (they end
     interrupted and resumable) and terminated after ``shutdown_timeout`` seconds.
+
+    ``engine``: "torch" (default) runs predictions (/api/predict) in PyTorch; "onnx" runs them
+    through each run's ``export/best.onnx`` in ONNX Runtime (made by ``sightline export RUN``;
+    a run without a current one answers 409 naming that command). Inspection (/api/inspect)
+    and model summaries stay on PyTorch with either: they need the model's layers.
     """
     from sightline.runs import default_runs_dir
 
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "onnx":
+        from sightline.onnx_model import require_packages
+
+        require_packages(["onnxruntime"], "serving with --engine onnx")  # at start, not at the first request
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     app = FastAPI(
         title="sightline",
@@ -77,7 +89,7 @@ def create_app(
         runs_dir=root,
         data_dirs=[Path(d) for d in data_dirs],
         max_upload_bytes=max_upload_bytes,
-        models=ModelCache(root, model_cache_size, device),
+        models=ModelCache(root, model_cache_size, device, engine),
     )
     app.state.jobs = JobPool(JobStore(root), root, max_workers=max_workers, shutdown_timeout=shutdown_timeout)
     app.state.start_workers = start_workers

@@ -18,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
-from sightline.errors import ImageError, RunInUseError, RunNotFoundError, SightlineError
+from sightline.errors import (
+    ImageError,
+    NotExportedError,
+    RunInUseError,
+    RunNotFoundError,
+    SightlineError,
+)
 from sightline.serve.job_store import JobNotFoundError, JobStateError
 
 log = logging.getLogger("sightline.serve")
@@ -28,6 +34,7 @@ STATUS_OF_ERROR: list[tuple[type[SightlineError], int]] = [
     (RunNotFoundError, 404),
     (JobNotFoundError, 404),
     (RunInUseError, 409),
+    (NotExportedError, 409),  # serving with --engine onnx a run not exported (or since retrained)
     (JobStateError, 409),  # stop an ended job, resume a running one
     (ImageError, 415),
     (SightlineError, 400),  # bad input: an invalid run id, a broken run, a bad option

@@ -47,11 +47,13 @@ def serve(
     device: str = "auto",
     max_workers: int = 1,
     log_level: str = "info",
+    engine: str = "torch",
 ) -> None:
     """Serve the web API until Ctrl-C; prints its URL first.
 
     Binding to anything but a loopback address makes the runs reachable from the network, so
-    it needs a token (``token`` or $SIGHTLINE_TOKEN), which every API call must then send."""
+    it needs a token (``token`` or $SIGHTLINE_TOKEN), which every API call must then send.
+    ``engine``: "torch" or "onnx", what predictions run on (see ``create_app``)."""
     import uvicorn
 
     token = token or os.environ.get(TOKEN_ENV) or None
@@ -61,12 +63,15 @@ def serve(
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, not {port}")
     app = create_app(runs_dir, data_dirs, token=token, max_upload_bytes=max_upload_bytes,
-                     model_cache_size=model_cache_size, device=device, max_workers=max_workers)  # fmt: skip
+                     model_cache_size=model_cache_size, device=device, max_workers=max_workers, engine=engine)  # fmt: skip
     sock = _bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"
     runs = app.state.sightline.runs_dir.resolve()
     print(f"sightline serving the runs in {runs} at {url}/  (API docs: {url}/docs; Ctrl-C stops)", flush=True)
+    if engine == "onnx":
+        print("Predictions run through each run's export/best.onnx in ONNX Runtime (`sightline export RUN` makes it); "
+              "inspection uses PyTorch.", flush=True)  # fmt: skip
     if token:
         # The browser keeps the token as a cookie after this first visit; scripts send a header.
         print(f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "

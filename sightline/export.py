@@ -1,0 +1,289 @@
+"""``export_onnx``: a run's model as one ONNX file that ONNX Runtime runs exactly like PyTorch.
+
+What the graph holds, and what stays outside it:
+
+* Input ``images``: the *prepared* uint8 images (N, C, H, W), as ``Preprocess.prepare_image``
+  makes them. Decoding, framing, resizing and inversion stay in Python, the same code for both
+  engines, so there is one implementation of them (``sightline.data.preprocess``).
+* Inside: the cast to float and the normalisation, the network in float32, and what
+  ``batched_logits`` adds after the forward pass (the mean with the mirrored images' logits
+  when the run's preprocessing asks for flip TTA). Output ``logits`` (N, K): those of
+  ``batched_logits`` on the same input. The batch axis is dynamic.
+* Metadata: JSON under the key ``sightline`` in the model's ``metadata_props`` (preprocessing,
+  classes, model, run, checkpoint and its sha256, versions, opset, the parity measured), and
+  the same JSON beside the file (``best.onnx.json``) for tools that don't read ONNX.
+
+Before anything is written, ONNX Runtime's logits are compared with PyTorch's on up to 256 real
+test images of the run (max abs difference ≤ 1e-4); a model that fails is not written. The file
+is written atomically (``fileio.atomic_open``): a reader sees the old file or the new one.
+
+The exporter: ``torch.onnx.export(..., dynamo=True)`` (``torch.export``, translated by
+onnxscript), PyTorch's default since 2.9 and the one it maintains. The TorchScript exporter
+(``dynamo=False``) exports these models 3-5x faster but is deprecated in torch 2.13 ("the
+feature will be removed"), as TorchScript itself is; both gave the same parity (≤ 1e-7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sightline.data.preprocess import Preprocess
+from sightline.errors import ExportError, SightlineError
+from sightline.fileio import atomic_open, atomic_write_json, file_sha256
+from sightline.inference import batched_logits
+from sightline.onnx_model import FORMAT, META_KEY, export_path, make_session, require_packages
+from sightline.runs import Run, load_run
+
+PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
+CHECK_IMAGES = 256
+RANDOM_IMAGES = 32  # when the run has no images to check on
+
+
+@dataclass
+class Parity:
+    images: int
+    source: str  # "test split of fashion-mnist", "folder …", "given images", "random images"
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float  # fraction of images whose top class is the same
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= PARITY_ATOL
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: Path
+    size_bytes: int
+    opset: int
+    exporter: str
+    metadata: dict[str, Any]
+    parity: Parity | None  # None with check=False
+    note: str | None = None  # e.g. why the check used random images
+    seconds: float = 0.0
+
+
+class ExportedClassifier(nn.Module):
+    """uint8 (N, C, H, W) → logits: ``batched_logits`` as one traceable module."""
+
+    def __init__(self, net: nn.Module, preprocess: Preprocess) -> None:
+        super().__init__()
+        self.net = net
+        self.flip_tta = preprocess.flip_tta
+        # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
+        # graph normalises bit for bit like PyTorch does.
+        self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(preprocess.std).view(1, -1, 1, 1) * 255.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() - self.mean) * self.inv_std
+        if not self.flip_tta:
+            return self.net(x).float()
+        # One pass over the images and their mirror images stacked: the network appears once in
+        # the graph (half the export time and graph size of two calls); eval-mode layers treat
+        # each image on its own, so the logits are those of two separate passes.
+        n = x.shape[0]
+        logits = self.net(torch.cat([x, x.flip(-1)])).float()
+        return (logits[:n] + logits[n:]) / 2
+
+
+def export_onnx(
+    run: Run | str | os.PathLike,
+    path: str | os.PathLike | None = None,
+    which: str = "best",
+    opset: int | None = None,
+    check: bool = True,
+    images: torch.Tensor | Sequence[Any] | None = None,
+) -> ExportResult:
+    """Export a run's ``which`` checkpoint to ONNX at ``path`` (default ``<run>/export/<which>.onnx``).
+
+    ``check``: compare ONNX Runtime's logits with PyTorch's on ``images`` (prepared uint8, or
+    any images ``Preprocess.prepare`` takes), else on up to 256 images of the run's test split,
+    else of a folder it was evaluated on, else (noted in ``result.note``) random images;
+    ``ExportError`` and no file when they differ by more than 1e-4. ``opset``: the ONNX opset
+    (default: the exporter's). Needs ``pip install "sightline[onnx]"``.
+    """
+    from sightline import checkpoint as ckpt
+    from sightline._version import __version__
+
+    require_packages(["onnx", "onnxscript"] + (["onnxruntime"] if check else []), "ONNX export")
+    start = time.perf_counter()
+    run = run if isinstance(run, Run) else load_run(run)
+    out = Path(path) if path is not None else export_path(run, which)
+    if out.suffix != ".onnx":
+        raise ExportError(f"{out}: an ONNX file's name must end in .onnx")
+    source = run.model_file(which)
+    sha = file_sha256(source)
+    net, meta = ckpt.load_model(source, "cpu")
+    net = net.float().eval()
+    preprocess = Preprocess.from_dict(meta["preprocess"])
+    proto = _export(ExportedClassifier(net, preprocess).eval(), preprocess, opset, meta["model"]["name"])
+    graph_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if opset is not None and graph_opset != opset:  # the exporter falls back quietly where it can't convert
+        raise ExportError(f"opset {opset} is out of the exporter's reach (it made opset {graph_opset}): choose another "
+                          "--opset, or none for its default; nothing was written")  # fmt: skip
+
+    parity, note = None, None
+    if check:
+        batch, where, note = _check_images(run, preprocess, images)
+        parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where)
+        if not parity.passed:
+            raise ExportError(f"the ONNX model of run {run.name!r} does not match PyTorch: max abs difference of the logits "
+                              f"{parity.max_abs_diff:.3g} > {PARITY_ATOL:g} on {parity.images} {where}; nothing was written")  # fmt: skip
+
+    metadata = {
+        "format": FORMAT,
+        "run": run.name,
+        "checkpoint": which,
+        "source": source.name,
+        "source_sha256": sha,
+        "model": meta["model"],
+        "classes": list(meta["classes"]),
+        "preprocess": preprocess.to_dict(),
+        "epoch": meta.get("epoch"),
+        "input": {"name": "images", "dtype": "uint8", "shape": ["N", *preprocess.input_shape],
+                  "prepared_by": "sightline Preprocess.prepare_image"},  # fmt: skip
+        "output": {"name": "logits", "dtype": "float32", "shape": ["N", len(meta["classes"])]},
+        "flip_tta": preprocess.flip_tta,
+        "opset": graph_opset,
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "sightline_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "parity": None if parity is None else {**asdict(parity), "atol": PARITY_ATOL},
+    }
+    _set_metadata(proto, metadata)
+    blob = proto.SerializeToString()
+    with atomic_open(out, "wb") as f:  # temp name in the same folder, fsync, rename
+        f.write(blob)
+    sidecar = out.with_name(out.name + ".json")
+    atomic_write_json(sidecar, metadata)
+    return ExportResult(out, sidecar, len(blob), graph_opset, metadata["exporter"], metadata, parity, note,
+                        time.perf_counter() - start)  # fmt: skip
+
+
+def measure_parity(model_bytes: bytes, net: nn.Module, preprocess: Preprocess, images: torch.Tensor,
+                   source: str) -> Parity:  # fmt: skip
+    """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images."""
+    from sightline.onnx_model import OnnxModel
+
+    session = make_session(model_bytes, "cpu")
+    onnx_model = OnnxModel(session, {"preprocess": preprocess.to_dict(), "classes": []}, name="check")
+    got = onnx_model.logits(images)
+    want = batched_logits(net, images, preprocess, "cpu")
+    diff = (got - want).abs()
+    agree = (got.argmax(1) == want.argmax(1)).float().mean().item() if len(images) else 1.0
+    return Parity(len(images), source, float(diff.max()) if diff.numel() else 0.0,
+                  float(diff.mean()) if diff.numel() else 0.0, agree)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- internals
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter logs warnings meant for PyTorch's developers (e.g. that torchvision's
+    ops are not registered, deprecations inside torch.export): not the user's business."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _export(module: nn.Module, preprocess: Preprocess, opset: int | None, name: str):
+    """The ``onnx.ModelProto`` of ``module``, weights inside."""
+    # Batch 2: torch.export specialises a dimension whose example size is 0 or 1 to a constant.
+    example = torch.zeros((2, *preprocess.input_shape), dtype=torch.uint8)
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, input_names=["images"], output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, external_data=False,
+                verbose=False,
+            )  # fmt: skip
+            return program.model_proto
+    except SightlineError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the exporter's failures come in many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        hint = f" (opset {opset}: try the default, without --opset)" if opset is not None else ""
+        raise ExportError(f"model {name!r} could not be exported to ONNX{hint}: {type(e).__name__}: {first[:300]}") from None
+
+
+def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
+    import json
+
+    for prop in list(proto.metadata_props):
+        if prop.key == META_KEY:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(metadata)
+    proto.doc_string = f"sightline model {metadata['model']['name']!r} of run {metadata['run']!r} ({metadata['checkpoint']} checkpoint)"
+
+
+def _check_images(run: Run, preprocess: Preprocess, images: Any) -> tuple[torch.Tensor, str, str | None]:
+    """(prepared uint8 images, what they are, a note when they are not real images)."""
+    shape = preprocess.input_shape
+    if images is not None:
+        if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
+                and tuple(images.shape[1:]) == shape):  # fmt: skip
+            images = preprocess.prepare(images if isinstance(images, (list, tuple)) else [images])
+        return images[:CHECK_IMAGES], "given images", None
+    why = "it has no test images"
+    if run.data is None and run.config.get("data", {}).get("in_memory"):
+        why = "it was trained on an in-memory Dataset, which sightline cannot load again (export_onnx(run, images=...) takes some)"
+    else:
+        try:
+            data = run.load_data() if run.data is not None else run.load_data(progress=False)
+            splits = data.splits()
+            split = "test" if "test" in splits else list(splits)[-1]
+            batch = splits[split].images[:CHECK_IMAGES]
+            if len(batch) and tuple(batch.shape[1:]) == shape and batch.dtype == torch.uint8:
+                return batch, f"images of the {split} split of {data.name}", None
+        except (SightlineError, OSError) as e:
+            why = f"its data cannot be loaded: {e}"
+    folder = _evaluated_folder_images(run, preprocess)
+    if folder is not None:
+        return folder
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randint(0, 256, (RANDOM_IMAGES, *shape), generator=g, dtype=torch.uint8)
+    return batch, "random images", f"parity checked on {RANDOM_IMAGES} random images, not real ones: {why}"
+
+
+def _evaluated_folder_images(run: Run, preprocess: Preprocess) -> tuple[torch.Tensor, str, None] | None:
+    """Up to 256 images of an image folder the run was evaluated on and that is still there."""
+    from sightline.errors import ImageError
+    from sightline.predict import expand_inputs
+
+    for record in run.evaluations().values():
+        folder = record.get("path")
+        if record.get("kind") != "folder" or not folder or not Path(folder).is_dir():
+            continue
+        prepared = []
+        for f in expand_inputs([folder])[0]:
+            try:
+                prepared.append(preprocess.prepare_image(f))
+            except ImageError:
+                continue
+            if len(prepared) == CHECK_IMAGES:
+                break
+        if prepared:
+            return torch.stack(prepared), f"images of the folder {folder}", None
+    return None

@@ -1,0 +1,207 @@
+"""Exported models in ONNX Runtime: ``load_onnx`` → ``OnnxModel``, usable wherever a run predicts.
+
+A file written by ``sightline export`` (``sightline.export``) takes the *prepared* uint8 images
+(N, C, H, W) that ``Preprocess.prepare_image`` makes and holds everything after that:
+normalisation, the network and the flip test-time augmentation. Its metadata (key
+``sightline``) holds the preprocessing and the class names, so an ``OnnxModel`` prepares images
+with the same Python code as PyTorch (decoding, framing and resizing are identical for both
+engines) and classifies them through the same functions (``sightline.predict``), which accept
+any object with a ``logits`` method.
+
+>>> model = sightline.load_onnx("runs/my-run/export/best.onnx")  # or a run: its export/best.onnx
+>>> model.predict_files(["boot.jpg"]).to_table()                # as Run.predict_files
+
+Needs only onnxruntime (``pip install "sightline[onnx]"``): reading the metadata goes through
+ONNX Runtime too, so the onnx package itself is needed for exporting, not for predicting.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from sightline.errors import NotExportedError, RunError, SightlineError
+from sightline.inference import MAX_BATCH_VALUES
+
+if TYPE_CHECKING:
+    from sightline.data.preprocess import ImageInput, Preprocess
+    from sightline.predict import PredictionReport
+    from sightline.runs import Run
+
+META_KEY = "sightline"
+FORMAT = "sightline-onnx/1"
+INSTALL_HINT = 'pip install "sightline[onnx]"'
+EXPORT_FOLDER = "export"
+
+
+def require_packages(modules: Sequence[str], purpose: str) -> None:
+    """Raise a one-line ``SightlineError`` with the install command when a module is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise SightlineError(f"{purpose} needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
+
+
+def export_path(run: Run, which: str = "best") -> Path:
+    """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
+    if which not in ("best", "last"):
+        raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
+    return run.path / EXPORT_FOLDER / f"{which}.onnx"
+
+
+def providers(device: str | torch.device | None = "auto") -> list[Any]:
+    """ONNX Runtime execution providers for a sightline device name (auto, cpu, cuda, cuda:N)."""
+    import onnxruntime as ort
+
+    name = "auto" if device is None else str(device)
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if name == "cpu" or (name == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"]
+    if name == "auto" or name.startswith("cuda"):
+        if not has_cuda:
+            raise SightlineError(f"device {name!r}: this onnxruntime has no CUDA support (pip install onnxruntime-gpu), "
+                                 "or use --device cpu")  # fmt: skip
+        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        # CPU after CUDA: ONNX Runtime places the few ops CUDA lacks there
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    raise SightlineError(f"ONNX Runtime runs on cpu or cuda here, not {name!r}: use --device cpu")
+
+
+def make_session(model: str | os.PathLike | bytes, device: str | torch.device | None = "auto"):
+    """An ``onnxruntime.InferenceSession`` for a file or the bytes of a model."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # PyTorch's thread count (what OMP_NUM_THREADS or torch.set_num_threads chose): ORT's own
+    # default takes every physical core whatever the user limited PyTorch to.
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1  # a feed-forward graph: nothing to run side by side
+    opts.log_severity_level = 3  # errors only: its warnings (e.g. about a CPU-only op) are for ORT's authors
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=opts, providers=providers(device))
+
+
+class OnnxModel:
+    """An exported sightline model in ONNX Runtime, with the predictions of a ``Run``.
+
+    ``logits(uint8 images)`` equals ``batched_logits`` of the PyTorch model within the parity
+    checked at export (≤ 1e-4). ``predict``, ``predict_files`` and ``predict_images`` are
+    ``Run``'s, with the same arguments and results; their ``device`` argument is accepted for
+    that and ignored: the session's device is chosen when loading.
+    """
+
+    def __init__(self, session: Any, metadata: dict[str, Any], path: Path | None = None, name: str | None = None) -> None:
+        from sightline.data.preprocess import Preprocess
+
+        self.session = session
+        self.metadata = metadata
+        self.path = path
+        self.preprocess: Preprocess = Preprocess.from_dict(metadata["preprocess"])
+        self.classes: list[str] = list(metadata["classes"])
+        self.name = name or metadata.get("run") or (path.stem if path else "model")
+        self._input = session.get_inputs()[0].name
+        self._output = session.get_outputs()[0].name
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = "auto", name: str | None = None) -> OnnxModel:
+        """Open a ``.onnx`` file written by ``sightline export``; ``RunError`` naming the file
+        when it is missing, unreadable or has no sightline metadata."""
+        path = Path(path)
+        if not path.is_file():
+            raise RunError(f"ONNX model not found: {path} (make one with `sightline export RUN`)")
+        require_packages(["onnxruntime"], "running an ONNX model")
+        try:
+            session = make_session(path, device)
+        except SightlineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - ORT raises its own types for any bad file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RunError(f"{path}: not a readable ONNX model ({first})") from None
+        text = session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        try:
+            meta = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            meta = None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise RunError(f"{path}: an ONNX model, but not one exported by sightline (no {META_KEY!r} metadata), "
+                           "so its preprocessing and classes are unknown: export it with `sightline export RUN`")  # fmt: skip
+        return cls(session, meta, path, name)
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, model={self.metadata.get('model', {}).get('name')!r})"
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Logits (N, K) on the CPU for prepared uint8 images (N, C, H, W) in the model's size."""
+        shape = self.preprocess.input_shape
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 \
+                or tuple(images.shape[1:]) != shape:  # fmt: skip
+            got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"{self.name}: expected prepared uint8 images (N, {', '.join(map(str, shape))}), got {got}; "
+                             "prepare them with model.preprocess.prepare(...)")  # fmt: skip
+        # Batches bounded as in batched_logits: large ones fall out of the CPU caches.
+        step = max(1, min(batch_size, MAX_BATCH_VALUES // max(1, images[0].numel()))) if len(images) else 1
+        x = images.detach().cpu()
+        outs = [torch.from_numpy(self.session.run([self._output], {self._input: x[s : s + step].contiguous().numpy()})[0])
+                for s in range(0, len(x), step)]  # fmt: skip
+        return torch.cat(outs).float() if outs else torch.empty((0, len(self.classes)))
+
+    # ------------------------------------------------------------------ as Run predicts
+    def predict(self, images: torch.Tensor | Sequence[ImageInput] | ImageInput, device: Any = None) -> torch.Tensor:
+        """Class probabilities (N, K), as ``Run.predict``."""
+        from sightline.predict import predict_tensor
+
+        return predict_tensor(self, self.preprocess, images)
+
+    def predict_files(self, inputs: Sequence[str | os.PathLike], top_k: int = 3, device: Any = None,
+                      keep_seen: bool = False) -> PredictionReport:  # fmt: skip
+        """Files, folders or globs → ``PredictionReport``, as ``Run.predict_files``."""
+        from sightline.predict import predict_files
+
+        return predict_files(self, self.preprocess, self.classes, inputs, top_k=top_k, keep_seen=keep_seen)
+
+    def predict_images(self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, device: Any = None,
+                       keep_seen: bool = False) -> PredictionReport:  # fmt: skip
+        """(name, image) pairs → ``PredictionReport``, as ``Run.predict_images``."""
+        from sightline.predict import predict_images
+
+        return predict_images(self, self.preprocess, self.classes, images, top_k=top_k, keep_seen=keep_seen)
+
+
+def load_exported(run: Run, which: str = "best", device: str | torch.device | None = "auto") -> OnnxModel:
+    """A run's ``export/<which>.onnx``, named after the run. ``NotExportedError`` when there is
+    none, or when it was exported from another checkpoint than the run's current one (the run
+    trained on since): a stale export is never used silently."""
+    from sightline.fileio import file_sha256
+
+    path = export_path(run, which)
+    again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
+    if not path.is_file():
+        raise NotExportedError(f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`")
+    model = OnnxModel.load(path, device, name=run.name)
+    if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
+        raise NotExportedError(f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
+                               f"export it again with `{again}`")  # fmt: skip
+    return model
+
+
+def load_onnx(source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto") -> OnnxModel:
+    """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
+
+    ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
+    or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
+    from sightline.runs import Run, load_run
+
+    if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
+        return OnnxModel.load(source, device)
+    run = source if isinstance(source, Run) else load_run(source)
+    return load_exported(run, which, device)
