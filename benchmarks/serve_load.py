@@ -14,7 +14,7 @@ By default it first trains a small run (``--model``, ``--steps`` optimizer steps
 Fashion-MNIST: set $SIGHTLINE_DATA_MIRROR, e.g. /work/shared/datasets, on a machine without
 internet) into a temporary folder; ``--run`` serves an existing one. No assertions:
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 16] [--seconds 20] [--model mlp]
+    .venv/bin/python benchmarks/serve_load.py [--clients 16] [--seconds 20] [--model mlp] [--processes 2]
     .venv/bin/python benchmarks/serve_load.py --run runs/fashion-mnist-fastcnn-... --json out.json
 """
 
@@ -93,12 +93,13 @@ def request_bodies(images: list[bytes], run: str, batch: int) -> list[bytes]:
     return bodies
 
 
-def start_server(runs_dir: Path, port: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(runs_dir: Path, port: int, log_path: Path, processes: int = 1) -> tuple[subprocess.Popen, str]:
     """``sightline serve`` in a subprocess, and its URL from its first line (port 0: a free one)."""
     script = Path(sys.executable).with_name("sightline")
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "sightline"]
+    more = ["--processes", str(processes)] if processes > 1 else []  # as before for one: older servers have no option
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--runs-dir", str(runs_dir)],
+        proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--runs-dir", str(runs_dir), *more],
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -132,10 +133,43 @@ def wait_healthy(url: str, timeout: float = 60) -> dict[str, Any]:
         time.sleep(0.2)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server processes of ``--processes``), from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # a process that just ended
+            continue
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += [child for child, parent in parents.items() if parent == tree[-1]]
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU time of a process and its descendants (all their threads), from /proc."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def thread_count(pid: int) -> int:
+    """Threads of a process and its descendants."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            found = re.search(r"Threads:\s+(\d+)", Path(f"/proc/{p}/status").read_text())
+        except OSError:
+            continue
+        total += int(found.group(1)) if found else 0
+    return total
 
 
 class Tally:
@@ -226,7 +260,7 @@ def run_load(kind: str, url: str, bodies: list[bytes], batch: int, clients: int,
 
 def measure(args: argparse.Namespace, runs_dir: Path, run: str, images: list[bytes], scratch: Path) -> dict[str, Any]:
     """Start the server, warm it up, load it; the server is stopped whatever happens."""
-    proc, url = start_server(runs_dir, args.port, scratch / "server.log")
+    proc, url = start_server(runs_dir, args.port, scratch / "server.log", args.processes)
     try:
         health = wait_healthy(url)
         bodies = request_bodies(images, run, args.batch_files)
@@ -239,12 +273,12 @@ def measure(args: argparse.Namespace, runs_dir: Path, run: str, images: list[byt
         r = run_load(args.client, url, bodies, args.batch_files, args.clients, args.seconds, args.requests,
                      args.timeout)  # fmt: skip
         server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
-        threads = re.search(r"Threads:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text())
+        threads = thread_count(proc.pid)
     finally:
         stop(proc)
     n = max(r["requests"], 1)
     r.update(load_average_before=" ".join(load_avg), server_version=health.get("version"),
-             server_threads=int(threads.group(1)) if threads else None, server_cpu_s=server_cpu,
+             server_threads=threads, server_cpu_s=server_cpu,
              client_cpu_s=client_cpu, server_cpu_ms_per_request=1000 * server_cpu / n,
              client_cpu_ms_per_request=1000 * client_cpu / n)  # fmt: skip
     return r
@@ -262,12 +296,15 @@ def main() -> int:
     ap.add_argument("--run", help="serve this run (a folder, or a name in --runs-dir) instead of training one")
     ap.add_argument("--runs-dir", help="where --run is named (default ./runs or $SIGHTLINE_RUNS_DIR)")
     ap.add_argument("--port", type=int, default=0, help="port to serve on (default 0: a free one)")
+    ap.add_argument("--processes", type=int, default=1, help="sightline serve --processes (default 1)")
     ap.add_argument("--images", type=int, default=300, help="distinct test images sent in turn (default 300)")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
     ap.add_argument("--json", type=Path, help="also write the settings and results to this JSON file")
     args = ap.parse_args()
-    if min(args.clients, args.batch_files, args.images, args.steps, args.requests or 1) < 1 or args.seconds <= 0:
-        ap.error("--clients, --batch-files, --images, --steps and --requests must be at least 1, --seconds > 0")
+    if min(args.clients, args.batch_files, args.images, args.steps, args.processes, args.requests or 1) < 1 \
+            or args.seconds <= 0:  # fmt: skip
+        ap.error("--clients, --batch-files, --images, --steps, --processes and --requests must be at least 1, "
+                 "--seconds > 0")  # fmt: skip
 
     import torch
 
@@ -279,9 +316,10 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     settings = {"sightline": r["server_version"], "run": run, "model": "(the run's)" if args.run else args.model,
                 "cpus": os.cpu_count(), "torch threads (a fresh process)": torch.get_num_threads(),
-                "server": "sightline serve defaults: 1 uvicorn process, asyncio loop, access log on, device auto",
+                "server": f"sightline serve defaults but {args.processes} process(es): asyncio loop, access log on, "
+                          "device auto",
                 "thread pool": "anyio default, 40 threads for the plain-def routes",
-                "server threads at the end": r["server_threads"]}  # fmt: skip
+                "server threads at the end (all its processes)": r["server_threads"]}  # fmt: skip
     print("server: " + "; ".join(f"{k} {v}" for k, v in settings.items()))
     print(f"load: {args.clients} clients ({args.client}) x {args.batch_files} image(s) per request for "
           f"{r['seconds']:.1f} s; load average before: {r['load_average_before']}")

@@ -181,30 +181,60 @@ def predict_images(
     """Classify ``(name, image)`` pairs — paths, the bytes of uploads, file objects, PIL
     images, arrays — each reported by its name. An image that can't be read is skipped with
     its reason and the rest go on; predictions and skips keep the input order."""
-    k = max(1, min(top_k, len(classes)))
     predictions: list[Prediction] = []
     skipped: list[tuple[str, str]] = []
-    for start in range(0, len(images), batch_size):
-        ok_names, tensors, notes = [], [], []
-        for name, image in images[start : start + batch_size]:
-            try:
-                x, framing = preprocess.prepare_with_framing(image)
-            except ImageError as e:
-                skipped.append((name, e.reason))
-                continue
-            tensors.append(x)
-            ok_names.append(name)
-            notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
-        if not tensors:
-            continue
-        probs = model_logits(model, torch.stack(tensors), preprocess, device, batch_size).softmax(1)
-        values, indices = probs.topk(k, dim=1)
-        rows = zip(ok_names, values.tolist(), indices.tolist(), probs.tolist(), tensors, notes, strict=True)
-        for name, pv, iv, row, x, note in rows:
-            top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-            predictions.append(Prediction(name, iv[0], classes[iv[0]], round(pv[0], 6), top, row,
-                                          x if keep_seen else None, note))  # fmt: skip
+    for start in range(0, len(images), batch_size):  # chunks: a big folder never sits in memory at once
+        prepared = prepare_named(preprocess, images[start : start + batch_size])
+        skipped += prepared.skipped
+        if prepared.names:
+            probs = model_logits(model, prepared.images, preprocess, device, batch_size).softmax(1)
+            predictions += prediction_rows(prepared, probs, classes, top_k, keep_seen)
     return PredictionReport(predictions, skipped)
+
+
+@dataclass
+class PreparedImages:
+    """Named images after ``Preprocess.prepare_with_framing``: what ``prediction_rows`` needs
+    besides the probabilities. The two halves of ``predict_images``, apart so that a server can
+    prepare in each request's thread and run one forward pass for many requests' images."""
+
+    names: list[str]  # of the images that could be read, in input order
+    images: torch.Tensor  # uint8 (N, C, H, W), one per name
+    notes: list[str | None]  # per name: e.g. no object stood out
+    skipped: list[tuple[str, str]]  # (name, reason) of the images that could not be read
+
+
+def prepare_named(preprocess: Preprocess, images: Sequence[tuple[str, ImageInput]]) -> PreparedImages:
+    """Prepare ``(name, image)`` pairs; an unreadable one is skipped with its reason."""
+    names: list[str] = []
+    tensors: list[torch.Tensor] = []
+    notes: list[str | None] = []
+    skipped: list[tuple[str, str]] = []
+    for name, image in images:
+        try:
+            x, framing = preprocess.prepare_with_framing(image)
+        except ImageError as e:
+            skipped.append((name, e.reason))
+            continue
+        names.append(name)
+        tensors.append(x)
+        notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
+    batch = torch.stack(tensors) if tensors else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
+    return PreparedImages(names, batch, notes, skipped)
+
+
+def prediction_rows(prepared: PreparedImages, probs: torch.Tensor, classes: Sequence[str], top_k: int = 3,
+                    keep_seen: bool = False) -> list[Prediction]:  # fmt: skip
+    """One ``Prediction`` per prepared image from its probabilities (N, K), in order."""
+    k = max(1, min(top_k, len(classes)))
+    values, indices = probs.topk(k, dim=1)
+    rows = zip(prepared.names, values.tolist(), indices.tolist(), probs.tolist(), prepared.images, prepared.notes,
+               strict=True)  # fmt: skip
+    out = []
+    for name, pv, iv, row, x, note in rows:
+        top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
+        out.append(Prediction(name, iv[0], classes[iv[0]], round(pv[0], 6), top, row, x if keep_seen else None, note))
+    return out
 
 
 def save_seen(report: PredictionReport, folder: str | os.PathLike, scale: int = 8) -> list[Path]:

@@ -23,6 +23,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
+from test_serve_api import assert_error  # noqa: E402
 from test_train import fit_toy, make_dataset  # noqa: E402
 
 from sightline import evaluation_store as store  # noqa: E402
@@ -100,14 +101,6 @@ def c(served) -> TestClient:
     return client(served[0], data_dirs=[served[1]])
 
 
-def assert_error(r, status: int, match: str = "") -> dict:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json"), r.text
-    body = r.json()
-    assert isinstance(body.get("error"), str) and match.lower() in body["error"].lower(), body
-    return body
-
-
 def fetch_test_image(c, index: int, **params) -> Image.Image:
     r = c.get(f"/api/runs/{RUN}/test-images/{index}.png", params=params)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
@@ -171,6 +164,21 @@ def test_model_files_download_as_attachments(runs):
     (runs / RUN / "last.safetensors").unlink()
     assert_error(c.get(f"/api/runs/{RUN}/model", params={"which": "last"}), 404, "no last model file; it has: best")
     assert c.get(f"/api/runs/{RUN}").json()["model_files"] == ["best"]
+
+
+def test_the_onnx_export_downloads_once_written(runs):
+    pytest.importorskip("onnxruntime")
+    import sightline
+
+    c = client(runs)
+    assert c.get(f"/api/runs/{RUN}").json()["onnx_files"] == []
+    assert_error(c.get(f"/api/runs/{RUN}/onnx"), 404, f"sightline export {RUN}")
+    sightline.export_onnx(runs / RUN)
+    assert c.get(f"/api/runs/{RUN}").json()["onnx_files"] == ["best"]
+    r = c.get(f"/api/runs/{RUN}/onnx")
+    assert r.status_code == 200 and r.content == (runs / RUN / "export" / "best.onnx").read_bytes()
+    assert f'filename="{RUN}-best.onnx"' in r.headers["content-disposition"]
+    assert_error(c.get(f"/api/runs/{RUN}/onnx", params={"which": "last"}), 404, "no ONNX export of its last model")
 
 
 def test_summary(c):

@@ -41,6 +41,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=positive_int, default=1,
                    help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
                         "or GPU it is given")  # fmt: skip
+    p.add_argument("--processes", type=positive_int, default=1,
+                   help="server processes sharing the port (default 1): one process answers with about one CPU "
+                        "core at most, so e.g. 2 on a 2-core machine; each loads its own copy of the models")  # fmt: skip
     p.set_defaults(func=run_serve)
 
 
@@ -52,5 +55,5 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(args.host, args.port, runs_dir=args.runs_dir, data_dirs=args.data_dir, token=args.token,
           max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device, max_workers=args.workers,
-          engine=args.engine)  # fmt: skip
+          engine=args.engine, processes=args.processes)  # fmt: skip
     return 0

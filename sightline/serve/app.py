@@ -42,6 +42,7 @@ def create_app(
     start_workers: bool = True,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
     engine: str = "torch",
+    exclusive_jobs: bool = False,
 ) -> FastAPI:
     """The sightline web API for the runs in ``runs_dir`` (default ./runs or
     $SIGHTLINE_RUNS_DIR) and the image folders ``data_dirs``.
@@ -56,6 +57,9 @@ def create_app(
     ``start_workers`` is False; either way, jobs left running by a server that is gone are
     marked interrupted then. At shutdown, running jobs are asked to stop (they end
     interrupted and resumable) and terminated after ``shutdown_timeout`` seconds.
+    ``exclusive_jobs``: this app is one of several processes of one server (``serve(...,
+    processes=N)``), of which only the holder of the runs folder's lock launches jobs
+    (``job_pool``).
 
     ``engine``: "torch" (default) runs predictions (/api/predict) in PyTorch; "onnx" runs them
     through each run's ``export/best.onnx`` in ONNX Runtime (made by ``sightline export RUN``;
@@ -91,7 +95,8 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         models=ModelCache(root, model_cache_size, device, engine),
     )
-    app.state.jobs = JobPool(JobStore(root), root, max_workers=max_workers, shutdown_timeout=shutdown_timeout)
+    app.state.jobs = JobPool(JobStore(root), root, max_workers=max_workers, shutdown_timeout=shutdown_timeout,
+                             exclusive=exclusive_jobs)  # fmt: skip
     app.state.start_workers = start_workers
     app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
@@ -123,5 +128,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.shutting_down.set()
+        await asyncio.to_thread(app.state.sightline.models.close)  # the batchers' inference threads
         if started:
             await asyncio.to_thread(pool.shutdown)

@@ -13,6 +13,13 @@ server and it were stopped together) leaves its job "running"; such a job is mar
 interrupted, resumable from its last checkpoint, as soon as its worker is known to be gone:
 at once for this server's own children (their exit is seen), and for others' by their pid and
 heartbeat, when a server starts and then every RECOVER_EVERY_S seconds.
+
+One owner among a server's processes (``sightline serve --processes N``: ``exclusive``). Only
+the process holding the runs folder's lock file (``LOCK_NAME``, ``fcntl.flock``, released by
+the kernel when its holder dies) launches and recovers jobs; the others serve the job API (the
+store is shared) and try the lock every ``poll_s`` seconds, so one of them takes over if the
+owner goes away. A job launched by another process is never "ours", so recovery leaves it alone
+while its worker is alive and heard from.
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ from sightline.serve.job_store import Job, JobStateError, JobStore
 
 log = logging.getLogger("sightline.serve")
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; there every process schedules (the store still counts the limit)
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".sightline-jobs.lock"  # in the runs folder: a dot name, never listed as a run
 STALE_S = 30.0  # a heartbeat this old means a lost worker, whatever its pid (job_worker.HEARTBEAT_S: 2 s)
 RECOVER_EVERY_S = 5.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
@@ -67,11 +80,13 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
 
 class JobPool:
     def __init__(self, store: JobStore, runs_dir: Path, max_workers: int = 1, poll_s: float = 0.5,
-                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> None:  # fmt: skip
+                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S, exclusive: bool = False) -> None:  # fmt: skip
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self.store, self.runs_dir = store, Path(runs_dir)
         self.max_workers, self.poll_s, self.shutdown_timeout = max_workers, poll_s, shutdown_timeout
+        self.exclusive = exclusive and fcntl is not None
+        self._lock_fd: int | None = None  # the owner lock's file, while this process holds it
         self._procs: dict[str, subprocess.Popen] = {}  # job id → this server's worker
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -82,9 +97,32 @@ class JobPool:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._closing.clear()
-        self.recover()
+        if self.owns_jobs():
+            self.recover()
         self._thread = threading.Thread(target=self._loop, name="sightline-jobs", daemon=True)
         self._thread.start()
+
+    def owns_jobs(self) -> bool:
+        """Whether this process launches and recovers the jobs: always, unless ``exclusive``;
+        then while it holds the lock file, which it tries to take now if it does not."""
+        if not self.exclusive or self._lock_fd is not None:
+            return True
+        self.runs_dir.mkdir(parents=True, exist_ok=True)  # as the store makes it: a new runs folder is fine
+        fd = os.open(self.runs_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process of the server owns them
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        self._last_recovery = 0.0  # a new owner recovers at once: the last one may have died
+        log.info("process %s runs the training jobs of %s", os.getpid(), self.runs_dir)
+        return True
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the file releases the lock
+            self._lock_fd = None
 
     def wake(self) -> None:
         """A job was queued or stopped: look now, not at the next poll."""
@@ -118,6 +156,7 @@ class JobPool:
                     proc.kill()
                     proc.wait(timeout=5)
         self._reap()
+        self._release()  # only now: a process that takes over must find these workers ended
 
     # ------------------------------------------------------------------ the scheduler
     def _loop(self) -> None:
@@ -130,6 +169,8 @@ class JobPool:
             self._wake.clear()
 
     def _tick(self) -> None:
+        if not self.owns_jobs():  # another process launches them; try again at the next poll
+            return
         self._reap()
         if time.monotonic() - self._last_recovery >= RECOVER_EVERY_S:
             self.recover()

@@ -3,7 +3,9 @@
 A bounded LRU of ``Run`` objects whose model is loaded (``Run.load_model`` keeps it), one per
 run. Each entry remembers which checkpoint file it was loaded from (name, mtime, size, inode):
 a run that trained on, or whose checkpoint was replaced (an atomic write is a new inode), is
-loaded again on its next prediction, so the cache never serves stale weights.
+loaded again on its next prediction, so the cache never serves stale weights. A hit costs one
+``stat`` of that file (two for a run still on its last.safetensors: a best.safetensors that
+appears replaces it); only a miss validates the name and reads the run's config.json again.
 
 With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime
 (``sightline.onnx_model``): ``get`` returns that model, which predicts like a ``Run``. It is
@@ -19,12 +21,26 @@ import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sightline.runs import Run, latest_run, run_id_path
+from sightline.serve.batcher import BatchedModel
 
 ENGINES = ("torch", "onnx")
+
+
+@dataclass
+class _Entry:
+    stamp: tuple  # of ``files``, when loaded
+    files: tuple[Path, ...]  # what a cache hit stats again (a missing one stamps as None)
+    value: Any  # the Run with its model loaded, or the OnnxModel
+    batched: BatchedModel | None = None  # its predictions' batcher, started on the first prediction
+
+    def close(self) -> None:
+        if self.batched is not None:
+            self.batched.close()
 
 
 class ModelCache:
@@ -32,8 +48,11 @@ class ModelCache:
 
     Thread-safe: predictions run in FastAPI's thread pool. Loading happens under the lock, so
     two requests for a run that is not loaded yet load it once, not twice at the same time
-    (which would also double the memory for a moment); a cache hit holds the lock only for a
-    dictionary look-up. Forward passes run outside the lock, concurrently.
+    (which would also double the memory for a moment); a cache hit holds the lock for a
+    dictionary look-up and one ``stat`` of the model file (no config read, no name checks: the
+    name was checked when the entry was made). Predictions (``predictor``) go through one
+    ``BatchedModel`` per entry, whose thread runs the forward passes; a model that leaves the
+    cache stops its thread (``close`` stops them all, at server shutdown).
     """
 
     def __init__(self, runs_dir: str | Path, size: int = 4, device: str = "auto", engine: str = "torch") -> None:
@@ -49,27 +68,59 @@ class ModelCache:
         self.engine = engine
         self._onnx_device = device  # as asked: "auto" lets ONNX Runtime pick CUDA only where it has it
         self._lock = threading.Lock()
-        # (engine, run name) → (file stamps, Run or OnnxModel): with engine "onnx", inspection
-        # still loads PyTorch models, under ("torch", name)
-        self._runs: OrderedDict[tuple[str, str], tuple[tuple, Any]] = OrderedDict()
+        # (engine, run name) → entry: with engine "onnx", inspection still loads PyTorch models,
+        # under ("torch", name)
+        self._runs: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
     def get(self, run_id: str | None = None) -> Any:
         """What predictions of the run named ``run_id`` (a plain run name; None: the newest run)
         run on: the ``Run`` with its model loaded, or with engine "onnx" the run's exported
         ``OnnxModel`` (named after the run). Both have ``name`` and ``predict_images``."""
+        return self._entry(run_id).value
+
+    def predictor(self, run_id: str | None = None) -> BatchedModel:
+        """The run's model behind its batcher (see ``get``): ``name`` and ``predict_images``."""
+        entry = self._entry(run_id)
+        with self._lock:
+            if entry.batched is None:
+                value = entry.value
+                if self.engine == "onnx":
+                    entry.batched = BatchedModel(value.name, value, value.preprocess, value.classes)
+                else:
+                    entry.batched = BatchedModel(value.name, value.load_model("best", self.device), value.preprocess,
+                                                 value.classes, self.device)  # fmt: skip
+                if all(e is not entry for e in self._runs.values()):  # evicted meanwhile: no thread left behind
+                    entry.batched.close()
+            return entry.batched
+
+    def _entry(self, run_id: str | None) -> _Entry:
+        if run_id is not None:
+            hit = self._hit((self.engine, run_id))
+            if hit is not None:
+                return hit
         fresh = latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
         return self._onnx(fresh) if self.engine == "onnx" else self._torch(fresh)
 
-    def _torch(self, fresh: Run) -> Run:
+    def _hit(self, key: tuple[str, str]) -> _Entry | None:
+        """The cached entry when its files are unchanged, else None (then the slow path checks
+        the name, reads the run again and reloads what changed)."""
+        with self._lock:
+            entry = self._runs.get(key)
+            if entry is None or _stamps(entry.files) != entry.stamp:
+                return None
+            self._runs.move_to_end(key)
+            return entry
+
+    def _torch(self, fresh: Run) -> _Entry:
         model_file = fresh.model_file("best")  # RunError when the run has no checkpoint yet
 
         def load() -> Run:
             self._load(fresh)
             return fresh
 
-        return self._cached(("torch", fresh.name), (_stamp(model_file),), load)
+        return self._cached(("torch", fresh.name), _checkpoint_files(model_file), load)
 
-    def _onnx(self, fresh: Run) -> Any:
+    def _onnx(self, fresh: Run) -> _Entry:
         from sightline.errors import NotExportedError
         from sightline.onnx_model import export_path, load_exported
 
@@ -86,20 +137,23 @@ class ModelCache:
             model.logits(torch.zeros((1, *model.preprocess.input_shape), dtype=torch.uint8))  # one-off costs, here
             return model
 
-        return self._cached(("onnx", fresh.name), (_stamp(exported), _stamp(model_file)), load)
+        return self._cached(("onnx", fresh.name), (exported, *_checkpoint_files(model_file)), load)
 
-    def _cached(self, key: tuple[str, str], stamp: tuple, load: Callable[[], Any]) -> Any:
+    def _cached(self, key: tuple[str, str], files: tuple[Path, ...], load: Callable[[], Any]) -> _Entry:
+        stamp = _stamps(files)
         with self._lock:
             cached = self._runs.get(key)
-            if cached is not None and cached[0] == stamp:
+            if cached is not None and cached.stamp == stamp:
                 self._runs.move_to_end(key)
-                return cached[1]
-            value = load()
-            self._runs[key] = (stamp, value)
+                return cached
+            entry = _Entry(stamp, files, load())
+            if cached is not None:  # stale: its batcher answers what it has queued, then ends
+                cached.close()
+            self._runs[key] = entry
             self._runs.move_to_end(key)
             while len(self._runs) > self.size:
-                self._runs.popitem(last=False)
-            return value
+                self._runs.popitem(last=False)[1].close()
+            return entry
 
     def _load(self, run: Run) -> None:
         import torch
@@ -116,13 +170,25 @@ class ModelCache:
         the predictions other requests run through it at the same time, and record their
         tensors. Copying a loaded model is far cheaper than reading the checkpoint again."""
         fresh = latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
-        run = self._torch(fresh)  # PyTorch whatever the engine: the layers are what is inspected
+        run = self._torch(fresh).value  # PyTorch whatever the engine: the layers are what is inspected
         return run, copy.deepcopy(run.load_model("best", self.device))
 
     def evict(self, run_id: str) -> None:
         with self._lock:
             for engine in ENGINES:
-                self._runs.pop((engine, run_id), None)
+                entry = self._runs.pop((engine, run_id), None)
+                if entry is not None:
+                    entry.close()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drop every model and stop the batchers' threads (server shutdown), waiting up to
+        ``timeout`` seconds for them to answer what they have queued."""
+        with self._lock:
+            entries = list(self._runs.values())
+            self._runs.clear()
+        for entry in entries:
+            if entry.batched is not None:
+                entry.batched.close(timeout)
 
     def names(self) -> list[str]:
         """The cached runs, least recently used first."""
@@ -130,6 +196,22 @@ class ModelCache:
             return list(dict.fromkeys(name for _, name in self._runs))
 
 
-def _stamp(path: Path) -> tuple:
-    st = path.stat()
-    return (path.name, st.st_mtime_ns, st.st_size, st.st_ino)
+def _checkpoint_files(model_file: Path) -> tuple[Path, ...]:
+    """What a cached model depends on: its checkpoint file, and, when that is the fallback
+    last.safetensors, the best.safetensors that would replace it once written."""
+    best = model_file.with_name("best.safetensors")
+    return (model_file,) if model_file == best else (model_file, best)
+
+
+def _stamps(files: tuple[Path, ...]) -> tuple:
+    """(name, mtime, size, inode) per file, None for a missing one: a checkpoint replaced by
+    an atomic write is a new inode, so a changed file never goes unnoticed."""
+    out = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            out.append(None)
+        else:
+            out.append((path.name, st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)

@@ -9,6 +9,7 @@ through ``run_id_path`` like everywhere else.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -47,6 +48,17 @@ def model_files(run: Run) -> list[str]:
     return [w for w in ("best", "last") if (run.path / f"{w}.safetensors").is_file()]
 
 
+def onnx_files(run: Run) -> list[str]:
+    """The checkpoints (best, last) the run has an ONNX export of (``sightline export``)."""
+    return [w for w in ("best", "last") if _onnx_path(run, w).is_file()]
+
+
+def _onnx_path(run: Run, which: str) -> Path:
+    from sightline.onnx_model import EXPORT_FOLDER  # the export module's own layout
+
+    return run.path / EXPORT_FOLDER / f"{which}.onnx"
+
+
 def run_extras(run: Run) -> dict[str, Any]:
     """What ``GET /api/runs/{id}`` adds for the run page: plots, report, model files, and the
     saved test evaluation's count, per-class metrics and confusion matrix (null without one)."""
@@ -55,6 +67,7 @@ def run_extras(run: Run) -> dict[str, Any]:
         "plots": plot_names(run),
         "has_report": (run.path / "report.html").is_file(),
         "model_files": model_files(run),
+        "onnx_files": onnx_files(run),
         "test_count": ev.get("count"),
         "per_class": ev.get("per_class"),
         "confusion": ev.get("confusion_matrix"),
@@ -92,6 +105,16 @@ def model(run_id: str, request: Request, which: Annotated[Literal["best", "last"
         have = ", ".join(model_files(run)) or "none: training never finished an epoch"
         raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{run.name}-{which}.safetensors")
+
+
+@router.get("/{run_id}/onnx", summary="Download the run's ONNX export (written by `sightline export RUN`)")
+def onnx_model(run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best") -> Response:
+    run = open_run(request, run_id)
+    path = _onnx_path(run, which)
+    if path.is_symlink() or not path.is_file():
+        raise HTTPException(404, f"run {run.name} has no ONNX export of its {which} model: write it with "
+                                 f"`sightline export {run.name}`")  # fmt: skip
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{run.name}-{which}.onnx")
 
 
 @router.get("/{run_id}/summary", summary="Layer-by-layer summary of the run's model")

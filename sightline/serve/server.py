@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -16,23 +17,44 @@ TOKEN_ENV = "SIGHTLINE_TOKEN"
 GRACEFUL_SHUTDOWN_S = 5  # seconds open requests (a slow upload) get to finish after Ctrl-C
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     """A listening socket, bound here so that a taken port is a one-line error (and port 0
-    gets a free port whose number we can print) before uvicorn starts."""
+    gets a free port whose number we can print) before uvicorn starts. ``reuse_port``: one of
+    several sockets on the port (SO_REUSEPORT), among which the kernel shares the connections."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as e:
         raise ConfigError(f"cannot serve on {host!r}: {e.strerror}") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError as e:
         sock.close()
         raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e} (another server? try --port)") from None
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _shared_port(host: str, port: int) -> tuple[socket.socket, tuple[str, int] | socket.socket]:
+    """(the socket that holds the port, what each of several server processes listens on).
+
+    On Linux each process listens on a socket of its own (SO_REUSEPORT) and the kernel deals the
+    connections out among them. One socket shared by all would be unfair: a keep-alive client
+    stays with the process that accepted it, and asyncio accepts every waiting connection at
+    once, so one process could get all 16 clients of a burst while the other idles."""
+    if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
+        sock = _bind(host, port)
+        return sock, sock
+    probe = _bind(host, port, listen=False)  # a taken port is refused here (port 0: a free one is picked)
+    port = probe.getsockname()[1]
+    probe.close()
+    # Held, not listening, until the server ends: the port stays ours while processes come and go.
+    return _bind(host, port, reuse_port=True, listen=False), (host, port)
 
 
 def serve(
@@ -48,23 +70,27 @@ def serve(
     max_workers: int = 1,
     log_level: str = "info",
     engine: str = "torch",
+    processes: int = 1,
 ) -> None:
     """Serve the web API until Ctrl-C; prints its URL first.
 
     Binding to anything but a loopback address makes the runs reachable from the network, so
     it needs a token (``token`` or $SIGHTLINE_TOKEN), which every API call must then send.
-    ``engine``: "torch" or "onnx", what predictions run on (see ``create_app``)."""
-    import uvicorn
-
+    ``engine``: "torch" or "onnx", what predictions run on (see ``create_app``).
+    ``processes``: server processes sharing the port (``sightline.serve.processes``): one uses
+    about one core whatever the machine has; each holds its own copies of the models."""
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
         raise ConfigError(f"refusing to serve on {host}: other machines could reach it; give a token "
                           f"(--token or ${TOKEN_ENV}) that every API call must then send, or keep 127.0.0.1")  # fmt: skip
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, not {port}")
-    app = create_app(runs_dir, data_dirs, token=token, max_upload_bytes=max_upload_bytes,
-                     model_cache_size=model_cache_size, device=device, max_workers=max_workers, engine=engine)  # fmt: skip
-    sock = _bind(host, port)
+    if processes < 1:
+        raise ConfigError(f"processes must be at least 1, not {processes}")
+    options = dict(runs_dir=runs_dir, data_dirs=list(data_dirs), token=token, max_upload_bytes=max_upload_bytes,
+                   model_cache_size=model_cache_size, device=device, max_workers=max_workers, engine=engine)  # fmt: skip
+    app = create_app(**options)  # with several processes, each makes its own: this one checks the options first
+    sock, shared = _shared_port(host, port) if processes > 1 else (_bind(host, port), None)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"
     runs = app.state.sightline.runs_dir.resolve()
@@ -76,6 +102,21 @@ def serve(
         # The browser keeps the token as a cookie after this first visit; scripts send a header.
         print(f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "
               "'Authorization: Bearer <token>'.", flush=True)  # fmt: skip
+    try:
+        if processes == 1:
+            run_app(app, sock, log_level)
+        else:
+            from sightline.serve.processes import serve_processes
+
+            print(f"{processes} server processes share the port; one of them runs the training jobs.", flush=True)
+            serve_processes(processes, options, shared, log_level)
+    finally:
+        sock.close()
+
+
+def run_app(app: Any, sock: socket.socket, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn on the bound ``sock`` until Ctrl-C or SIGTERM."""
+    import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -87,7 +128,4 @@ def serve(
 
     server = Server(uvicorn.Config(app, log_level=log_level, server_header=False,
                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))  # fmt: skip
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+    server.run(sockets=[sock])

@@ -49,6 +49,13 @@
       box.appendChild(el('a', {class: 'button secondary', href: base + '/model?which=' + encodeURIComponent(which),
         download: runId + '-' + which + '.safetensors'}, 'Download ' + which + ' model'));
     }
+    for (const which of d.onnx_files || []) {
+      box.appendChild(el('a', {class: 'button secondary', href: base + '/onnx?which=' + encodeURIComponent(which),
+        download: runId + '-' + which + '.onnx'}, 'Download ' + which + ' ONNX'));
+    }
+    if ((d.model_files || []).length && !(d.onnx_files || []).length) {
+      box.appendChild(el('span', {class: 'muted', id: 'onnx-hint'}, 'ONNX: ', el('code', null, 'sightline export ' + runId)));
+    }
   }
 
   function renderCurves(d) {
