@@ -42,14 +42,14 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     out["config"] = run.config
     out["status_detail"] = run.status
     if run.problem:
-        return {**out, "history": [], "evaluation": None, "classes": None, "plots": [], "has_report": False,
-                "model_files": [], "onnx_files": [], "test_count": None, "per_class": None, "confusion": None}  # fmt: skip
-    out.update(run_extras(run))
+        return {**out, **run_extras(run, None), "history": [], "evaluation": None, "classes": None}
+    evaluation = run.evaluation  # one read of the saved evaluation for the whole answer
+    out.update(run_extras(run, evaluation))
     try:
         out["history"] = run.history
     except (OSError, ValueError) as e:  # a damaged metrics.csv must not hide the rest
         out["history"], out["history_error"] = [], f"metrics.csv is unreadable ({e})"
-    out["evaluation"] = run.evaluation
+    out["evaluation"] = evaluation
     try:
         out["classes"] = run.classes
     except SightlineError:  # no checkpoint yet: the classes the run was asked to train on

@@ -59,15 +59,17 @@ def _onnx_path(run: Run, which: str) -> Path:
     return run.path / EXPORT_FOLDER / f"{which}.onnx"
 
 
-def run_extras(run: Run) -> dict[str, Any]:
+def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     """What ``GET /api/runs/{id}`` adds for the run page: plots, report, model files, and the
-    saved test evaluation's count, per-class metrics and confusion matrix (null without one)."""
-    ev = run.evaluation or {}
+    saved test ``evaluation``'s count, per-class metrics and confusion matrix (null without
+    one). A damaged run lists no files: none of them can be served (``open_run`` refuses it)."""
+    whole = not run.problem
+    ev = evaluation or {}
     return {
-        "plots": plot_names(run),
-        "has_report": (run.path / "report.html").is_file(),
-        "model_files": model_files(run),
-        "onnx_files": onnx_files(run),
+        "plots": plot_names(run) if whole else [],
+        "has_report": whole and (run.path / "report.html").is_file(),
+        "model_files": model_files(run) if whole else [],
+        "onnx_files": onnx_files(run) if whole else [],
         "test_count": ev.get("count"),
         "per_class": ev.get("per_class"),
         "confusion": ev.get("confusion_matrix"),
