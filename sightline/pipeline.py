@@ -43,9 +43,10 @@ def _emit(on_event: EventFn | None, kind: str, **data: Any) -> None:
 
 
 def run_training(
-    dataset: str | os.PathLike | Any = "fashion-mnist",
+    dataset: str | os.PathLike | Any = None,
     model: str | None = None,
     *,
+    recipe: str | None = None,
     data_options: dict[str, Any] | None = None,
     model_options: dict[str, Any] | None = None,
     resume: Run | str | os.PathLike | None = None,
@@ -61,8 +62,11 @@ def run_training(
     """Train → evaluate → report. Returns a ``TrainingResult`` (run, status, metrics, report).
 
     Args:
-        dataset: a dataset name, an image folder, or a ``Dataset``.
-        model: a registered model name (default: the default model).
+        dataset: a dataset name, an image folder, or a ``Dataset`` (default: the recipe's
+            dataset, else fashion-mnist).
+        model: a registered model name (default: the recipe's model, else the default model).
+        recipe: a named recipe (``sightline recipes``): model, data split and training options
+            measured to work together; options given here override its own.
         data_options: ``load_dataset`` options (classes, val_split, size, channels, ...).
         resume: continue this interrupted run instead of starting a new one.
         evaluate / report: after training, evaluate the best checkpoint on the test split
@@ -75,8 +79,8 @@ def run_training(
         **train_options: ``TrainConfig`` fields; unset ones take the model's tuned defaults.
     """
     try:
-        return _run(dataset, model, data_options or {}, model_options or {}, resume, evaluate, report, name,
-                    runs_dir, progress, on_event, should_stop, train_options)  # fmt: skip
+        return _run(dataset, model, recipe, data_options or {}, model_options or {}, resume, evaluate, report,
+                    name, runs_dir, progress, on_event, should_stop, train_options)  # fmt: skip
     except BaseException as e:
         _emit(on_event, "failed", error=str(e) or type(e).__name__, type=type(e).__name__)
         raise
@@ -120,7 +124,23 @@ def _with_folder_recipe(data, model: str, train_options: dict[str, Any], on_even
     return out
 
 
-def _run(dataset, model, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
+def _with_named_recipe(recipe: str, dataset, model, model_options, data_options, train_options, on_event):
+    """The recipe's model and options under the caller's own; says what it chose."""
+    from sightline.train.recipe_book import apply_recipe, get_recipe
+
+    r = get_recipe(recipe)
+    model, model_options, data_options, train_options = apply_recipe(r, model, model_options, data_options,
+                                                                     train_options)  # fmt: skip
+    dataset = r.dataset if dataset is None else dataset
+    if isinstance(dataset, (str, os.PathLike)) and str(dataset) != r.dataset:
+        _emit(on_event, "message", topic="recipe", text=f"recipe {r.name} is tuned for {r.dataset}, not {dataset}: "
+                                                         "its settings may not suit these images")  # fmt: skip
+    _emit(on_event, "message", topic="recipe", text=f"recipe {r.name}: {r.model} {model_options or ''}, "
+          + ", ".join(f"{k} {v}" for k, v in {**r.data_options, **r.train_options}.items()))  # fmt: skip
+    return dataset, model, model_options, data_options, train_options
+
+
+def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
          on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
     from torch import nn
 
@@ -135,6 +155,10 @@ def _run(dataset, model, data_options, model_options, resume, evaluate, report, 
         data = run.load_data() if run.data is None else run.data
         run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
     else:
+        if recipe is not None:
+            dataset, model, model_options, data_options, train_options = _with_named_recipe(
+                recipe, dataset, model, model_options, data_options, train_options, on_event)
+        dataset = "fashion-mnist" if dataset is None else dataset
         if model_options.get("pretrained"):
             from sightline.data import Dataset
             from sightline.train.transfer import default_pretrained_model, transfer_data_options
@@ -150,7 +174,7 @@ def _run(dataset, model, data_options, model_options, resume, evaluate, report, 
               skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped))  # fmt: skip
         for line in data.notes:
             _emit(on_event, "message", text=line, topic="data")
-        if not model_options.get("pretrained"):  # the folder recipe is for training from scratch
+        if recipe is None and not model_options.get("pretrained"):  # the folder recipe: from scratch
             train_options = _with_folder_recipe(data, model, train_options, on_event)
         net = api.build_model(model, data, train_options.get("seed"), **model_options)
         s = summary(net)

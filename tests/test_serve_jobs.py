@@ -274,6 +274,10 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
     ({**TINY, "name": "../evil"}, 400, "invalid run name"),
     ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
     ({**TINY, "epochs": "many"}, 422, "epochs"),
+    ({"recipe": "fastest"}, 400, "unknown recipe 'fastest'"),
+    ({"recipe": "fashion-mnist-fast", "model": "mlp"}, 400, "trains fastcnn, not mlp"),
+    ({"recipe": "fashion-mnist-fast", "pretrained": True}, 400, "from scratch"),
+    ({"recipe": "fashion-mnist-fast", "model_options": {"hidden": 3}}, 400, "has no option hidden"),
 ])  # fmt: skip
 def test_bad_requests_are_refused_and_nothing_is_queued(folder, tmp_path, body, status, message):
     c = client(tmp_path / "runs", folder, start_workers=False)
@@ -281,6 +285,23 @@ def test_bad_requests_are_refused_and_nothing_is_queued(folder, tmp_path, body, 
     assert r.status_code == status, r.text
     assert message.lower() in r.json()["error"].lower(), r.json()
     assert c.get("/api/jobs").json() == {"jobs": []}
+
+
+def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherwise(folder):
+    request, args = resolve_job(JobRequest(recipe="cifar3-fast"), [folder])
+    assert request == {"recipe": "cifar3-fast", "model_options": {}, "pretrained": False, "options": {},
+                       "evaluate": True, "report": True}  # fmt: skip
+    assert (args["dataset"], args["model"], args["recipe"]) == ("cifar10", "fastcnn", "cifar3-fast")
+    _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", folder=FOLDER, epochs=2, model_options={"width": 8}),
+                          [folder])  # fmt: skip
+    assert args["dataset"] == str(folder.resolve()) and args["epochs"] == 2 and args["model_options"] == {"width": 8}
+
+
+def test_recipes_are_listed(folder, tmp_path):
+    c = client(tmp_path / "runs", folder, start_workers=False)
+    listed = c.get("/api/recipes").json()["recipes"]
+    assert "fashion-mnist-fast" in [r["name"] for r in listed]
+    assert all(r["model"] and r["train_options"] and r["measured"] for r in listed)
 
 
 def test_job_ids_and_states_are_checked(folder, tmp_path):

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_datasets(sub)
     commands.add_models(sub)
+    commands.add_recipes(sub)
     commands.add_summary(sub)
     train_cmd.add_train(sub)
     commands.add_evaluate(sub)

@@ -79,6 +79,32 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- recipes
+def add_recipes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recipes", help="list the named training recipes",
+                       description="List the named recipes (sightline train --recipe NAME): model, options and what "
+                                   "each one measured.")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_recipes)
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    from sightline.train.recipe_book import list_recipes
+
+    recipes = list_recipes()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in recipes], indent=2))
+        return 0
+    for r in recipes:
+        options = {**r.model_options, **r.data_options, **r.train_options}
+        print(f"{r.name}  ({r.dataset}, {r.model})\n    {r.description}")
+        print("    " + ", ".join(f"{k}={v!r}" for k, v in options.items()))
+        if r.measured:
+            print(f"    measured: {r.measured}")
+    print("\nUse: sightline train --recipe NAME [options that override the recipe's]")
+    return 0
+
+
 # ---------------------------------------------------------------------------- summary
 def add_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="layer-by-layer summary of a model or run",

@@ -18,10 +18,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Train a model, save the run folder (checkpoints, metrics), then evaluate it on the test split.",
         epilog="Examples:\n  sightline train fashion-mnist\n  sightline train mnist --model mlp --epochs 3\n"
         "  sightline train cifar10 --classes airplane,automobile,bird --model tutorial-cnn --patience 3\n"
-        "  sightline train ./my_photos --size 64x64\n  sightline train ./my_photos --pretrained\n  sightline train --resume runs/fashion-mnist-fastcnn-20260101-120000",
+        "  sightline train --recipe fashion-mnist-fast\n  sightline train ./my_photos --size 64x64\n  sightline train ./my_photos --pretrained\n  sightline train --resume runs/fashion-mnist-fastcnn-20260101-120000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dataset", nargs="?", default="fashion-mnist", help="dataset name (see `sightline datasets`) or image folder (default: fashion-mnist)")
+    p.add_argument("dataset", nargs="?", default=None, help="dataset name (see `sightline datasets`) or image folder "
+                   "(default: the recipe's dataset, else fashion-mnist)")  # fmt: skip
+    p.add_argument("--recipe", "-r", default=None, help="a named recipe: model, data split and training options measured "
+                   "together, e.g. fashion-mnist-fast (see `sightline recipes`); options given here override it")  # fmt: skip
     p.add_argument("--model", "-m", default=None, help="model name (see `sightline models`; default: fastcnn)")
     p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (default model: efficientnet-lite0; "
@@ -90,7 +93,9 @@ def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
         given.append("--model-opt")
     if args.pretrained:
         given.append("--pretrained")
-    if args.dataset != "fashion-mnist":
+    if args.recipe:
+        given.append("--recipe")
+    if args.dataset is not None:
         given.append(args.dataset)
     return given
 
@@ -120,7 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
             from sightline.errors import ConfigError
 
             raise ConfigError("--freeze and --fine-tune go with --pretrained (they choose how pretrained weights are trained)")
-        result = run_training(args.dataset, args.model, data_options=data_kwargs(args), model_options=model_options,
+        result = run_training(args.dataset, args.model, recipe=args.recipe, data_options=data_kwargs(args),
+                              model_options=model_options,
                               name=args.name, runs_dir=args.runs_dir, **common, **options)  # fmt: skip
     run = result.run
     if result.status == "interrupted":

@@ -1,4 +1,5 @@
-"""/api/datasets/{kind}/{name} and /api/models: what the datasets and training pages offer.
+"""/api/datasets/{kind}/{name}, /api/models and /api/recipes: what the datasets and training
+pages offer.
 
 A dataset is named by kind: ``builtin`` (a registry name) or ``folder`` (the name of one of the
 folders the server was started with, ``--data-dir``; never a path from the client). Nothing is
@@ -158,3 +159,11 @@ def models() -> dict[str, Any]:
             row["pretrained_defaults"] = {k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]}
         out.append(row)
     return {"models": out, "default": DEFAULT_MODEL}
+
+
+@router.get("/recipes", summary="The named training recipes (a job's recipe field takes one's name)")
+def recipes() -> dict[str, Any]:
+    """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name."""
+    from sightline.train.recipe_book import list_recipes
+
+    return {"recipes": [r.to_dict() for r in list_recipes()]}

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sightline.errors import ConfigError, DataError, ModelError
 from sightline.serve.job_store import JobError
+from sightline.train.recipe_book import Recipe, apply_recipe, get_recipe
 
 DEFAULT_DATASET = "fashion-mnist"
 
@@ -30,7 +31,11 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str | None = Field(None, description="a built-in dataset (default fashion-mnist)", examples=["mnist"])
+    recipe: str | None = Field(None, description="a named recipe (GET /api/recipes): its model, data split and "
+                                                 "training options; the options given here override it",
+                               examples=["fashion-mnist-fast"])  # fmt: skip
+    dataset: str | None = Field(None, description="a built-in dataset (default: the recipe's, else fashion-mnist)",
+                                examples=["mnist"])  # fmt: skip
     folder: str | None = Field(None, description="instead of dataset: the name of one of the server's --data-dir "
                                                  "folders (GET /api/datasets lists them)")  # fmt: skip
     classes: list[str | int] | None = Field(None, description="keep only these classes (names or indices)")
@@ -54,7 +59,7 @@ class JobRequest(BaseModel):
     report: bool = Field(True, description="write the plots and report.html after training")
 
 
-def _data_source(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[str, list[str]]:
+def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tuple[str, list[str]]:
     """(what ``load_dataset`` gets, the class names): a built-in's name or a server folder."""
     from sightline.data.registry import get_dataset_spec
 
@@ -63,7 +68,7 @@ def _data_source(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[str, list[
         raise JobError("give a dataset or a folder, not both")
     if req.folder is None:
         try:
-            spec = get_dataset_spec(req.dataset or DEFAULT_DATASET)
+            spec = get_dataset_spec(req.dataset or default)
         except DataError as e:
             hint = f"; or give folder: one of {', '.join(names)}" if names else ""
             raise DataError(f"{e}{hint}") from None
@@ -97,14 +102,20 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _model(req: JobRequest) -> tuple[str, dict[str, Any], bool]:
+def _model(req: JobRequest, recipe: Recipe | None) -> tuple[str, dict[str, Any], bool]:
     """(model name, its options, pretrained), checked against the model registry."""
     from sightline.models import DEFAULT_MODEL, get_model_entry
     from sightline.train.transfer import default_pretrained_model, pretrained_input
 
     options = dict(req.model_options)
     pretrained = bool(req.pretrained or options.pop("pretrained", False))
-    name = req.model or (default_pretrained_model() if pretrained else DEFAULT_MODEL)
+    if recipe is not None:
+        if pretrained:
+            raise ConfigError(f"recipe {recipe.name!r} trains {recipe.model} from scratch: drop pretrained or the recipe")
+        apply_recipe(recipe, req.model, {}, {}, {})  # ConfigError for another model than the recipe's
+        options = {**recipe.model_options, **options}
+    default = recipe.model if recipe is not None else default_pretrained_model() if pretrained else DEFAULT_MODEL
+    name = req.model or default
     entry = get_model_entry(name)  # ModelError listing the models
     known = entry.options()
     unknown = sorted(set(options) - set(known))
@@ -148,12 +159,13 @@ def resolve_job(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[dict[str, A
     a ``SightlineError`` with the CLI's message for an invalid one."""
     from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
 
-    dataset, classes = _data_source(req, data_dirs)
+    recipe = get_recipe(req.recipe) if req.recipe is not None else None  # ConfigError naming the recipes
+    dataset, classes = _data_source(req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET)
     data_options = _data_options(req, classes)
-    model, model_options, pretrained = _model(req)
+    model, model_options, pretrained = _model(req, recipe)
     train_options = _train_options(req, model, pretrained)
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
         raise JobError(f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'")
-    args = {"dataset": dataset, "model": model, "data_options": data_options, "model_options": model_options,
+    args = {"dataset": dataset, "model": model, "recipe": req.recipe, "data_options": data_options, "model_options": model_options,
             "name": req.name, "evaluate": req.evaluate, "report": req.report, **train_options}  # fmt: skip
     return req.model_dump(exclude_none=True), args

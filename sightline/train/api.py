@@ -21,10 +21,12 @@ from torch import nn
 from sightline import checkpoint as ckpt
 from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
+from sightline.devices import resolve_device
 from sightline.errors import ConfigError, RunError
 from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
 from sightline.train.config import TrainConfig, resolve_config
+from sightline.train.device_defaults import adapt_to_device
 from sightline.train.loop import Trainer
 from sightline.train.progress import EventCallback, make_reporter
 
@@ -94,12 +96,17 @@ def fit(
                          pretrained=bool(model_config["options"].get("pretrained")), **train_options)
     if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
         cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
+    # A recipe's values are defaults too: only what the caller set stays as it is on a GPU.
+    given = set(cfg.extra.get("given", [k for k, v in train_options.items() if v is not None and k != "extra"]))
+    cfg, device_notes = adapt_to_device(cfg, resolve_device(cfg.device).type, given, len(data.train))
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
     write_run_config(run_dir, model_config, data_options, cfg.to_dict())
     if on_event is not None:
         on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
+        for line in device_notes:
+            on_event({"kind": "message", "text": line, "topic": "device"})
     trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit()
     run = Run(run_dir)

@@ -1,0 +1,114 @@
+"""Named recipes: what they hold is valid, the caller's options win, the run records the recipe."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from test_train import make_dataset
+
+import sightline
+from sightline.errors import ConfigError
+from sightline.models import get_model_entry
+from sightline.train.config import resolve_config
+from sightline.train.recipe_book import RECIPES, apply_recipe, get_recipe, list_recipes
+
+LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
+
+
+@pytest.mark.parametrize("recipe", list_recipes(), ids=lambda r: r.name)
+def test_every_recipe_is_valid(recipe):
+    from sightline.data.registry import find_dataset_spec
+
+    entry = get_model_entry(recipe.model)
+    assert set(recipe.model_options) <= set(entry.options()), recipe.model_options
+    assert set(recipe.data_options) <= LOAD_OPTIONS, recipe.data_options
+    cfg = resolve_config(entry.train_defaults, **recipe.train_options)  # raises on unknown or bad values
+    for key, value in recipe.train_options.items():
+        assert getattr(cfg, key) == value, key
+    assert find_dataset_spec(recipe.dataset) is not None, recipe.dataset
+    assert recipe.description and recipe.measured, "a recipe says what it is for and what it measured"
+
+
+def test_unknown_recipe_names_the_choices():
+    with pytest.raises(ConfigError, match="unknown recipe 'fastest'.*fashion-mnist-fast"):
+        get_recipe("fastest")
+
+
+def test_the_callers_options_win_and_the_recipe_is_recorded():
+    r = get_recipe("fashion-mnist-fast")
+    model, model_opts, data_opts, train = apply_recipe(
+        r, None, {"width": 24}, {"val_split": 0.1, "classes": None}, {"epochs": 2, "lr": None, "seed": None})
+    assert model == r.model
+    assert model_opts["width"] == 24
+    assert data_opts == {**r.data_options, "val_split": 0.1}
+    assert train["epochs"] == 2  # given
+    assert train["lr"] == r.train_options["lr"]  # left unset (None): the recipe's
+    assert train["seed"] is None  # neither: stays unset, the model's defaults decide
+    assert train["extra"]["recipe"] == r.name
+
+
+def test_a_recipe_with_another_model_is_an_error():
+    with pytest.raises(ConfigError, match="trains fastcnn, not mlp"):
+        apply_recipe(get_recipe("fashion-mnist-fast"), "mlp", {}, {}, {})
+    assert apply_recipe(get_recipe("fashion-mnist-fast"), "fastcnn", {}, {}, {})[0] == "fastcnn"
+
+
+def test_recipes_command_lists_them_without_torch():
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from sightline.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    assert main(['recipes', '--json']) == 0\n"
+        "print(out.getvalue())\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert [x["name"] for x in listed] == list(RECIPES)
+    from sightline.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        assert main(["recipes"]) == 0
+    assert "fashion-mnist-fast" in text.getvalue() and "measured:" in text.getvalue()
+
+
+def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path):
+    events = []
+    result = sightline.run_training(make_dataset(size=16), recipe="fashion-mnist-fast", epochs=1, runs_dir=tmp_path, report=False,
+                                    progress="quiet", on_event=events.append)
+    config = json.loads((result.run.path / "config.json").read_text())
+    assert config["train"]["extra"]["recipe"] == "fashion-mnist-fast"
+    assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 128
+    assert config["model"]["options"]["width"] == 16
+    notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "recipe"]
+    assert any(n.startswith("recipe fashion-mnist-fast:") for n in notes), notes
+
+
+# ----------------------------------------------------------------------------- device defaults
+def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
+    from sightline.train.config import TrainConfig
+    from sightline.train.device_defaults import GPU_BATCH, adapt_to_device
+
+    cfg = TrainConfig(batch_size=64, lr=0.2)
+    gpu, notes = adapt_to_device(cfg, "cuda", set(), 60_000)
+    assert gpu.batch_size == GPU_BATCH and gpu.lr == pytest.approx(0.2 * (GPU_BATCH / 64) ** 0.5)
+    assert gpu.extra["device_defaults"]["batch_size"] == [64, GPU_BATCH] and "GPU: batch 512" in notes[0]
+    assert adapt_to_device(cfg, "cpu", set(), 60_000) == (cfg, [])  # the CPU keeps what was tuned on it
+    assert adapt_to_device(cfg, "cuda", {"batch_size"}, 60_000) == (cfg, [])  # the caller's batch stays
+    kept_lr, _ = adapt_to_device(cfg, "cuda", {"lr"}, 60_000)
+    assert kept_lr.batch_size == GPU_BATCH and kept_lr.lr == 0.2
+    assert adapt_to_device(cfg, "cuda", set(), 2_000) == (cfg, [])  # small data needs the steps
+    frozen = TrainConfig(batch_size=32, freeze=True)
+    assert adapt_to_device(frozen, "cuda", set(), 60_000) == (frozen, [])
+
+
+def test_a_recipes_own_values_still_adapt_to_the_gpu_but_the_callers_do_not():
+    _, _, _, train = apply_recipe(get_recipe("fashion-mnist-fast"), None, {}, {}, {"epochs": 3, "lr": None})
+    assert train["extra"]["given"] == ["epochs"]  # batch_size 128 is the recipe's: a GPU may raise it
