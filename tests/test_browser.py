@@ -234,6 +234,16 @@ def test_train_from_the_form_and_watch_it(served, page):
     page.locator("#train-model option[value='mlp']").wait_for(state="attached", timeout=20_000)
     page.check("#source-folder")
     page.locator("#train-folder option[value='stripes']").wait_for(state="attached")
+    # A recipe picks the dataset, classes and model and shows its options; "none" gives them back.
+    page.select_option("#train-recipe", "cifar3-fast")
+    assert page.input_value("#train-model") == "fastcnn" and page.is_disabled("#train-model")
+    assert page.input_value("#train-dataset") == "cifar10" and page.input_value("#train-epochs") == "12"
+    checked = page.eval_on_selector_all("#train-classes input:checked", "boxes => boxes.map(b => b.value)")
+    assert checked == ["airplane", "automobile", "bird"], checked
+    assert "Measured:" in page.inner_text("#recipe-description")
+    page.select_option("#train-recipe", "")
+    assert not page.is_disabled("#train-model") and page.inner_text("#recipe-description") == ""
+    page.click("#source-folder")
     page.select_option("#train-folder", "stripes")
     page.select_option("#train-model", "mlp")
     assert page.input_value("#train-epochs")  # the model's tuned default is filled in

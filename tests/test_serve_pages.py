@@ -93,7 +93,7 @@ def test_pages_hold_the_elements_their_scripts_and_tests_target(trained):
                       "original-image", "saliency-image", "top-k", "activations", "classify-error"],
         "/classify-many": ["files-input", "folder-input", "many-table", "bad-table", "download-csv", "many-summary"],
         "/datasets": ["builtin-datasets", "folder-datasets"],
-        "/train": ["train-form", "submit-train", "train-model", "train-epochs", "train-advanced", "train-error"],
+        "/train": ["train-form", "submit-train", "train-model", "train-recipe", "recipe-description", "train-epochs", "train-advanced", "train-error"],
         "/jobs": ["jobs-table", "jobs-empty"],
         f"/runs/{RUN}": ["run-metrics", "chart-loss", "chart-accuracy", "confusion", "per-class", "run-plots",
                          "model-summary", "run-config", "top-losses"],

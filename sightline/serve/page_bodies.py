@@ -195,6 +195,8 @@ TRAIN = """    <form class="card form" id="train-form" novalidate>
       </fieldset>
       <fieldset>
         <legend>Model</legend>
+        <label class="field">Recipe <select id="train-recipe"><option value="">none: choose the model and options</option></select></label>
+        <p class="muted" id="recipe-description"></p>
         <label class="field">Model <select id="train-model"></select></label>
         <p class="muted" id="model-description"></p>
         <label class="check"><input type="checkbox" id="train-pretrained" disabled> Start from pretrained (ImageNet) weights</label>

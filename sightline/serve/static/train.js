@@ -2,7 +2,9 @@
  *
  * The number fields show the chosen model's defaults (GET /api/models) and follow the model
  * while the user has not typed in them; only fields the user changed are sent, so the server
- * resolves everything else exactly as the command line would (a folder's recipe included). */
+ * resolves everything else exactly as the command line would (a folder's recipe included).
+ * A named recipe (GET /api/recipes) picks the dataset, classes and model and shows its options
+ * as the defaults; the server applies it, with any field the user changed on top. */
 'use strict';
 
 (function () {
@@ -15,9 +17,30 @@
     seed: ['train-seed', 'int']};
   let datasets = {builtin: [], folders: []};
   let models = [];
+  let recipes = [];
 
   const source = () => (SL.$('source-folder').checked ? 'folder' : 'builtin');
   const model = () => models.find((m) => m.name === SL.$('train-model').value) || null;
+  const recipe = () => recipes.find((r) => r.name === SL.$('train-recipe').value) || null;
+
+  function recipeClasses(r) {
+    const c = r && r.data_options && r.data_options.classes;
+    return !c ? [] : (Array.isArray(c) ? c : String(c).split(',')).map((x) => String(x).trim());
+  }
+
+  function renderRecipe() {
+    const r = recipe();
+    SL.$('recipe-description').textContent = r ? r.description + (r.measured ? ' Measured: ' + r.measured + '.' : '') : '';
+    SL.$('train-model').disabled = Boolean(r);
+    if (r) {
+      SL.$('source-builtin').checked = true;
+      if (datasets.builtin.some((d) => d.name === r.dataset)) SL.$('train-dataset').value = r.dataset;
+      SL.$('train-model').value = r.model;
+    }
+    renderSource();
+    const wanted = recipeClasses(r);
+    for (const box of document.querySelectorAll('#train-classes input')) box.checked = wanted.includes(box.value);
+  }
 
   function currentClasses() {
     if (source() === 'folder') {
@@ -46,10 +69,11 @@
     const m = model();
     SL.$('model-description').textContent = m ? m.description || '' : '';
     const pretrained = SL.$('train-pretrained');
-    pretrained.disabled = !(m && m.pretrained);
+    pretrained.disabled = !(m && m.pretrained) || Boolean(recipe()); // a recipe trains from scratch
     if (pretrained.disabled) pretrained.checked = false;
     // With pretrained weights, `sightline train --pretrained` layers its own defaults on top.
-    const defaults = {...((m && m.defaults) || {}), ...(pretrained.checked ? (m && m.pretrained_defaults) || {} : {})};
+    const defaults = {...((m && m.defaults) || {}), ...(pretrained.checked ? (m && m.pretrained_defaults) || {} : {}),
+      ...((recipe() && recipe().train_options) || {})};
     for (const [key, [id]] of Object.entries({...TOP_FIELDS, ...OPTION_FIELDS})) {
       const input = SL.$(id);
       if (input.dataset.edited) continue;
@@ -78,6 +102,7 @@
     const classes = [...document.querySelectorAll('#train-classes input:checked')].map((c) => c.value);
     if (classes.length) body.classes = classes;
     body.model = SL.$('train-model').value;
+    if (recipe()) body.recipe = recipe().name;
     if (SL.$('train-pretrained').checked) body.pretrained = true;
     const options = {};
     for (const [fields, target] of [[TOP_FIELDS, body], [OPTION_FIELDS, options]]) {
@@ -154,8 +179,11 @@
     SL.$('train-folder').addEventListener('change', renderSource);
     SL.$('train-model').addEventListener('change', renderModel);
     SL.$('train-pretrained').addEventListener('change', renderModel);
+    SL.$('train-recipe').addEventListener('change', renderRecipe);
     try {
-      const [ds, ms] = await Promise.all([SL.api('/api/datasets'), SL.api('/api/models')]);
+      const [ds, ms, rs] = await Promise.all([SL.api('/api/datasets'), SL.api('/api/models'), SL.api('/api/recipes')]);
+      recipes = rs.recipes || [];
+      for (const r of recipes) SL.$('train-recipe').appendChild(el('option', {value: r.name}, r.name));
       datasets = {builtin: ds.builtin || [], folders: ds.folders || []};
       models = ms.models || [];
       fillSelect(SL.$('train-dataset'), datasets.builtin.map((d) => d.name), SL.param('dataset') || 'fashion-mnist');
@@ -163,10 +191,11 @@
       SL.$('source-folder').disabled = !datasets.folders.length;
       if (SL.param('folder') && datasets.folders.length) SL.$('source-folder').checked = true;
       fillSelect(SL.$('train-model'), models.map((m) => m.name), SL.param('model') || ms.default);
-      renderSource();
+      if (SL.param('recipe') && recipes.some((r) => r.name === SL.param('recipe'))) SL.$('train-recipe').value = SL.param('recipe');
+      renderRecipe();
       SL.$('submit-train').disabled = false;
     } catch (err) {
-      SL.showError('train-error', 'Cannot load the datasets and models: ' + err.message);
+      SL.showError('train-error', 'Cannot load the datasets, models and recipes: ' + err.message);
     }
   }
 
