@@ -94,19 +94,21 @@ def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path):
 # ----------------------------------------------------------------------------- device defaults
 def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
     from sightline.train.config import TrainConfig
-    from sightline.train.device_defaults import GPU_BATCH, adapt_to_device
+    from sightline.train.device_defaults import GPU_BATCH, GPU_EPOCH_FACTOR, adapt_to_device
 
-    cfg = TrainConfig(batch_size=64, lr=0.2)
-    gpu, notes = adapt_to_device(cfg, "cuda", set(), 60_000)
+    cfg = TrainConfig(batch_size=64, lr=0.2, epochs=4)
+    gpu, notes = adapt_to_device(cfg, "cuda", set(), 60_000, 28 * 28)
     assert gpu.batch_size == GPU_BATCH and gpu.lr == pytest.approx(0.2 * (GPU_BATCH / 64) ** 0.5)
+    assert gpu.epochs == 4 * GPU_EPOCH_FACTOR  # fewer steps per epoch: more epochs (one costs ~1 s there)
     assert gpu.extra["device_defaults"]["batch_size"] == [64, GPU_BATCH] and "GPU: batch 512" in notes[0]
-    assert adapt_to_device(cfg, "cpu", set(), 60_000) == (cfg, [])  # the CPU keeps what was tuned on it
-    assert adapt_to_device(cfg, "cuda", {"batch_size"}, 60_000) == (cfg, [])  # the caller's batch stays
-    kept_lr, _ = adapt_to_device(cfg, "cuda", {"lr"}, 60_000)
-    assert kept_lr.batch_size == GPU_BATCH and kept_lr.lr == 0.2
-    assert adapt_to_device(cfg, "cuda", set(), 2_000) == (cfg, [])  # small data needs the steps
+    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (cfg, [])  # the CPU keeps what was tuned on it
+    assert adapt_to_device(cfg, "cuda", {"batch_size"}, 60_000, 784) == (cfg, [])  # the caller's batch stays
+    kept, _ = adapt_to_device(cfg, "cuda", {"lr", "epochs"}, 60_000, 784)
+    assert (kept.batch_size, kept.lr, kept.epochs) == (GPU_BATCH, 0.2, 4)
+    assert adapt_to_device(cfg, "cuda", set(), 2_000, 784) == (cfg, [])  # small data needs the steps
+    assert adapt_to_device(cfg, "cuda", set(), 60_000, 224 * 224) == (cfg, [])  # 512 photos may not fit
     frozen = TrainConfig(batch_size=32, freeze=True)
-    assert adapt_to_device(frozen, "cuda", set(), 60_000) == (frozen, [])
+    assert adapt_to_device(frozen, "cuda", set(), 60_000, 784) == (frozen, [])
 
 
 def test_a_recipes_own_values_still_adapt_to_the_gpu_but_the_callers_do_not():

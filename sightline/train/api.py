@@ -98,7 +98,8 @@ def fit(
         cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
     # A recipe's values are defaults too: only what the caller set stays as it is on a GPU.
     given = set(cfg.extra.get("given", [k for k, v in train_options.items() if v is not None and k != "extra"]))
-    cfg, device_notes = adapt_to_device(cfg, resolve_device(cfg.device).type, given, len(data.train))
+    _, h, w = data.input_shape
+    cfg, device_notes = adapt_to_device(cfg, resolve_device(cfg.device).type, given, len(data.train), h * w)
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
