@@ -146,13 +146,18 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
 
     from sightline.models import DEFAULT_MODEL, get_model_entry
     from sightline.models.summary import summary
-    from sightline.train import api
+    from sightline.train import api, distributed
 
+    ctx = distributed.current()  # under torchrun: rank 0 alone reports and writes
+    if not ctx.is_main:
+        on_event, progress = None, "quiet"
     if resume is not None:
         run = resume if isinstance(resume, Run) else Run(Path(resume))
         api.resumable_state(run)  # an ended run fails here, before its data is loaded
         _emit(on_event, "message", text=f"Resuming {run.path}")
-        data = run.load_data() if run.data is None else run.data
+        with _local_main_first(ctx):
+            data = run.load_data() if run.data is None else run.data
+        model_config, device = run.config["model"], run.config["train"].get("device", "auto")
         run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
     else:
         if recipe is not None:
@@ -168,7 +173,8 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
                 data_options = transfer_data_options(model, data_options)
         model = model or DEFAULT_MODEL
         get_model_entry(model)  # an unknown name fails before any data is loaded
-        data = _load(dataset, data_options, progress, on_event)
+        with _local_main_first(ctx):
+            data = _load(dataset, data_options, progress, on_event)
         _emit(on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
               sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
               skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped))  # fmt: skip
@@ -182,9 +188,11 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
         if train_options.get("freeze") and isinstance(getattr(net, "classifier", None), nn.Module):
             trainable = sum(p.numel() for p in net.classifier.parameters())  # the backbone stays as it is
         _emit(on_event, "model", name=model, parameters=s.total, trainable=trainable)
+        model_config, device = net.sightline_config, train_options.get("device") or "auto"
         run = api.fit(net, data, name=name, runs_dir=runs_dir, progress=progress, on_event=on_event,
                       should_stop=should_stop, **train_options)  # fmt: skip
-    status = run.status.get("status", "unknown")
+    # Rank 0's word: other machines' ranks may not see the run folder.
+    status = distributed.broadcast_text(run.status.get("status", "unknown") if ctx.is_main else "")
     result = TrainingResult(run, status)
     if status == "interrupted":
         _emit(on_event, "done", **result.to_dict())
@@ -193,15 +201,60 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
         if data.test is None:
             _emit(on_event, "message", text="No test split: skipped the final evaluation (evaluate a labelled folder "
                                             "with `sightline evaluate RUN --data FOLDER`).")  # fmt: skip
+        elif ctx.active:
+            result.metrics = _evaluate_sharded(run, data, model_config, device, ctx)
         else:
             result.metrics = run.evaluate(data, split="test")
+        if result.metrics is not None:
             m = result.metrics
             _emit(on_event, "evaluation", split="test", accuracy=m.accuracy, loss=m.loss, count=m.count,
                   path=str(run.path / "evaluations" / "test.json"))  # fmt: skip
-    if report:
+    if report and ctx.is_main:
         from sightline.report import write_report
 
         result.report = write_report(run, data=data, metrics=result.metrics)
         _emit(on_event, "report", path=str(result.report), plots=str(run.path / "plots"))
     _emit(on_event, "done", **result.to_dict())
     return result
+
+
+class _local_main_first:
+    """Under torchrun, the first process on each machine loads (and downloads) the data while
+    the others wait, then they read it from the cache: one download per machine, not per rank."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> None:
+        if self.ctx.active and not self.ctx.is_local_main:
+            from sightline.train import distributed
+
+            distributed.barrier()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ctx.active and self.ctx.is_local_main and exc[0] is None:
+            from sightline.train import distributed
+
+            distributed.barrier()
+
+
+def _evaluate_sharded(run: Run, data, model_config: dict[str, Any], device_spec: str, ctx):
+    """The test evaluation under torchrun: rank 0's best weights on every rank, each rank's
+    share of the test images, the logits gathered; rank 0 saves the result (others get None)."""
+    import json
+
+    from sightline import checkpoint as ckpt
+    from sightline.data.preprocess import Preprocess
+    from sightline.devices import resolve_device
+    from sightline.train import distributed
+
+    device = distributed.rank_device(resolve_device(device_spec), ctx)
+    if ctx.is_main:
+        model = run.load_model("best", device)
+        preprocess = json.dumps(run.preprocess.to_dict())
+    else:
+        model, preprocess = ckpt.build_model({"model": model_config}).to(device).eval(), ""
+    distributed.broadcast_module(model)
+    preprocess = Preprocess.from_dict(json.loads(distributed.broadcast_text(preprocess)))
+    logits = distributed.sharded_logits(model, data.test.images, preprocess, device)
+    return run.evaluate(data, split="test", logits=logits) if ctx.is_main else None

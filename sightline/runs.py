@@ -183,19 +183,25 @@ class Run:
         return load_dataset(source, **opts)
 
     def evaluate(self, data=None, split: str = "test", which: str = "best", device: str = "auto",
-                 batch_size: int = 1000, save: bool = True):  # fmt: skip
+                 batch_size: int = 1000, save: bool = True, logits=None):  # fmt: skip
         """Metrics on a split of ``data`` (default: the run's own dataset) → ``Metrics``.
 
         ``data`` may be a ``Dataset``, a dataset name or an image folder (its ``split`` when it
         has train/val/test subfolders, else all of it), or an ``ImageSet`` (never saved: it does
         not say where it came from). Each source is saved under its own name in
         ``evaluations/`` with what was evaluated, so another source never replaces the run's
-        test result.
+        test result. ``logits``: the model's logits for those images, computed elsewhere (by the
+        ranks of a torchrun job, each on its share).
         """
         from sightline.evaluation_source import resolve_source
 
         src = resolve_source(self, data, split, which)
-        metrics = self._evaluate_images(src.images, which, device, batch_size)
+        if logits is None:
+            metrics = self._evaluate_images(src.images, which, device, batch_size)
+        else:
+            from sightline.evaluate import compute_metrics
+
+            metrics = compute_metrics(logits, src.images.labels, self.classes)
         record = {**src.record(self, which), "model_sha256": file_sha256(self.model_file(which)),
                   **metrics.to_dict()}  # fmt: skip
         if save and src.key is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -63,6 +64,15 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=positive_int, help="stop after N optimizer steps")
     t.add_argument("--head-epochs", type=int, help="--fine-tune: first epochs with only the new head learning (default 1)")
     t.add_argument("--backbone-lr", type=float, help="--fine-tune: the pretrained layers' lr as a fraction of --lr (default 0.1)")
+    d = p.add_argument_group("several processes (torchrun; see the README)")
+    d.add_argument("--gpus", type=positive_int, metavar="N", help="train on N GPUs of this machine: one process per GPU, "
+                   "launched with torchrun (DistributedDataParallel); --batch-size stays the global batch")  # fmt: skip
+    d.add_argument("--nproc", type=positive_int, metavar="N", help="train in N processes on this machine's CPUs "
+                   "(torchrun, gloo); the cores are shared out between them")  # fmt: skip
+    d.add_argument("--sync-bn", dest="sync_bn", action="store_true", default=None,
+                   help="with several processes: BatchNorm statistics over all of them (default: on when a process "
+                        "gets fewer than 32 images per step)")  # fmt: skip
+    d.add_argument("--no-sync-bn", dest="sync_bn", action="store_false", help="with several processes: per-process BatchNorm")
     r = p.add_argument_group("run")
     r.add_argument("--name", help="run folder name (default: <dataset>-<model>-<time>)")
     r.add_argument("--runs-dir", default=None, help="where run folders go (default: ./runs or $SIGHTLINE_RUNS_DIR)")
@@ -101,10 +111,16 @@ def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.gpus or args.nproc:
+        from sightline.cli.launch import launch_train
+
+        return launch_train(args)
     from sightline.pipeline import run_training
     from sightline.runs import find_run
 
-    say = _printer(args.progress)
+    if int(os.environ.get("RANK", "0") or 0) != 0:  # under torchrun, rank 0 alone prints
+        args.progress = "quiet"
+    say = _printer(args.progress) if int(os.environ.get("RANK", "0") or 0) == 0 else (lambda msg: None)
     # With --json every event, the training's own included, comes from the one event printer.
     common = dict(evaluate=not args.no_eval, report=not (args.no_eval or args.no_report),
                   progress="quiet" if args.progress == "json" else args.progress,

@@ -25,6 +25,7 @@ from sightline.devices import resolve_device
 from sightline.errors import ConfigError, RunError
 from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
+from sightline.train import distributed
 from sightline.train.config import TrainConfig, resolve_config
 from sightline.train.device_defaults import adapt_to_device
 from sightline.train.loop import Trainer
@@ -100,17 +101,22 @@ def fit(
     given = set(cfg.extra.get("given", [k for k, v in train_options.items() if v is not None and k != "extra"]))
     _, h, w = data.input_shape
     cfg, device_notes = adapt_to_device(cfg, resolve_device(cfg.device).type, given, len(data.train), h * w)
-    run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
+    ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
+    cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
+    # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
+    run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"])) if ctx.is_main else None
+    run_dir = Path(distributed.broadcast_text(str(run_dir)))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
-    write_run_config(run_dir, model_config, data_options, cfg.to_dict())
-    if on_event is not None:
+    if ctx.is_main:
+        write_run_config(run_dir, model_config, data_options, cfg.to_dict())
+    if on_event is not None and ctx.is_main:
         on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
-        for line in device_notes:
+        for line in [*device_notes, *world_notes]:
             on_event({"kind": "message", "text": line, "topic": "device"})
     trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit()
-    run = Run(run_dir)
+    run = Run(run_dir, strict=ctx.is_main)  # other machines' ranks may not see the folder
     run.data = data
     return run
 
@@ -127,6 +133,10 @@ def _as_pretrained_expects(data: Dataset, model_config: dict[str, Any]) -> Datas
 
 def _trainer(model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
              should_stop: Callable[[], bool] | None) -> Trainer:  # fmt: skip
+    if distributed.current().active:
+        from sightline.train.distributed_trainer import DistributedTrainer
+
+        return DistributedTrainer(model, data, cfg, run_dir, callbacks, should_stop)
     if not cfg.freeze:
         return Trainer(model, data, cfg, run_dir, callbacks, should_stop)
     from sightline.train.frozen import FrozenFeatureTrainer, supports_frozen_features
@@ -164,7 +174,8 @@ def resume(
         model = ckpt.build_model({"model": model_config})
     data = _as_pretrained_expects(data, model_config)
     cfg = TrainConfig.from_dict(run.config["train"])
-    if on_event is not None:
+    cfg, _ = distributed.resolve_for_world(cfg, distributed.current(), model, len(data.train))
+    if on_event is not None and distributed.current().is_main:
         on_event({"kind": "run", "run_dir": str(run.path), "name": run.name, "resumed": True})
     trainer = _trainer(model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop)
     trainer.fit(resume_state=state)

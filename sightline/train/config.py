@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = dict(
                            # only the head, on features computed once (see train/frozen.py)
     head_epochs=0,         # fine-tuning: first epochs with only the head learning
     backbone_lr=1.0,       # fine-tuning: the backbone's lr as a fraction of the head's
+    sync_bn=None,          # under torchrun: BatchNorm statistics over all ranks' images;
+                           # None = on when a rank gets fewer than 32 images per step
 )
 # fmt: on
 
@@ -79,6 +81,7 @@ class TrainConfig:
     freeze: bool = DEFAULTS["freeze"]
     head_epochs: int = DEFAULTS["head_epochs"]
     backbone_lr: float = DEFAULTS["backbone_lr"]
+    sync_bn: bool | None = DEFAULTS["sync_bn"]
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (dataset options, ...)
 
     def __post_init__(self) -> None:

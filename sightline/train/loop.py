@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +37,7 @@ from sightline.errors import SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
+from sightline.train.interrupt import graceful_sigint
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
 
 METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
@@ -105,6 +104,9 @@ class Trainer:
         self.status = "running"
         self.error: str | None = None
         self.stop_requested = False  # set by Ctrl-C; checked between steps
+        self.writes = True  # this process writes the run folder (under torchrun: rank 0 only)
+        self.images_factor = 1  # images per step over this process's own (the ranks' total)
+        self.sigint_repeat_window = 0.0  # a second Ctrl-C within this many seconds is the same one
 
     # ------------------------------------------------------------------ events
     def _emit(self, event: str, payload: Any) -> None:
@@ -154,9 +156,13 @@ class Trainer:
         return gen
 
     def save_checkpoint(self, gen: torch.Generator | None) -> None:
-        ckpt.save_state(self.run_dir / "resume.pt", self.state_dict(gen))
+        state = self.state_dict(gen)
+        if self.writes:
+            ckpt.save_state(self.run_dir / "resume.pt", state)
 
     def _write_progress_files(self) -> None:
+        if not self.writes:
+            return
         lines = [",".join(METRIC_COLUMNS)]
         for row in self.history:
             lines.append(",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS))
@@ -189,7 +195,7 @@ class Trainer:
         )
         with autocast:
             logits = self._forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            loss, loss_sum = self._loss(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -197,15 +203,24 @@ class Trainer:
         self.global_step += 1
         self.step_in_epoch += 1
         with torch.no_grad():
-            n = y.numel()
-            self.sums[0] += loss.detach().to(self.sum_dtype) * n
+            self.sums[0] += loss_sum.to(self.sum_dtype)
             self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
-            self.sums[2] += n
+            self.sums[2] += y.numel()
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss to back-propagate, the summed loss of these images for the metrics)."""
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+        return loss, loss.detach() * y.numel()
 
     # Hooks: what a step feeds the model. Subclasses change them (train/frozen.py trains a head
     # on cached features), never the loop, so resume and early stopping work the same for all.
     def _train_inputs(self) -> torch.Tensor:
         return self.data.train.images.to(self.device)
+
+    def _step_batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
+                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
+        return self._batch(images, idx, gen), labels[idx]
 
     def _batch(self, images: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x = self.preprocess.normalize(images[idx])
@@ -239,13 +254,13 @@ class Trainer:
         while self.step_in_epoch < self.steps:
             if self.global_step >= self.plan.stop_step:
                 return False
-            if self.stop_requested or (self.should_stop is not None and self.should_stop()):
+            if self._stop_now():
                 self.stop_requested = True
                 raise StopRequested
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
             idx = perm[i * bs : end].to(self.device)
-            self._train_step(self._batch(images, idx, gen), labels[idx])
+            self._train_step(*self._step_batch(images, labels, idx, gen))
             self.epoch_time = time.monotonic() - start
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step_in_epoch < self.steps:
                 self.save_checkpoint(gen)
@@ -255,12 +270,23 @@ class Trainer:
                 loss_sum, correct, seen = self.sums.tolist()
                 self._check_finite(loss_sum)
                 shown = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
-                         "images_per_sec": seen / max(self.epoch_time, 1e-9)}  # fmt: skip
+                         "images_per_sec": seen * self.images_factor / max(self.epoch_time, 1e-9)}  # fmt: skip
             self._emit("on_step", {
                 "epoch": self.epoch + 1, "step": self.step_in_epoch, "steps": self.steps, **shown,
                 "steps_per_sec": self.step_in_epoch / max(self.epoch_time, 1e-9),
             })  # fmt: skip
         return True
+
+    def _stop_now(self) -> bool:
+        return self.stop_requested or (self.should_stop is not None and self.should_stop())
+
+    def _epoch_sums(self) -> list[float]:
+        """(loss sum, correct, images) of the epoch so far."""
+        return self.sums.tolist()
+
+    def _agree(self, flag: bool) -> bool:
+        """A decision all processes take together (under torchrun: rank 0's)."""
+        return flag
 
     def _check_finite(self, loss_sum: float, epoch_loss: float | None = None) -> None:
         """Stop on a NaN/inf loss, or on an epoch whose mean loss is far above chance level
@@ -280,7 +306,7 @@ class Trainer:
 
     def _end_epoch(self) -> bool:
         """Validate, record, checkpoint. Returns True when early stopping says stop."""
-        loss_sum, correct, seen = self.sums.tolist()
+        loss_sum, correct, seen = self._epoch_sums()
         self._check_finite(loss_sum, loss_sum / max(seen, 1))
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
@@ -303,7 +329,7 @@ class Trainer:
         row["best"] = improved
         if improved:
             self.best_value, self.best_epoch = value, row["epoch"]
-            ckpt.save_model(self.run_dir / "best.safetensors", self.model, {**self.meta, "epoch": row["epoch"], self.monitor: value})
+            self._save_model("best", {"epoch": row["epoch"], self.monitor: value})
         self.bad_epochs = 0 if (improved and significant) else self.bad_epochs + 1
         self.history.append(row)
         self.epoch += 1
@@ -314,8 +340,12 @@ class Trainer:
         self._emit("on_epoch_end", row)
         return stop
 
+    def _save_model(self, which: str, meta: dict[str, Any]) -> None:
+        if self.writes:
+            ckpt.save_model(self.run_dir / f"{which}.safetensors", self.model, {**self.meta, **meta})
+
     def _save_all(self, gen: torch.Generator | None) -> None:
-        ckpt.save_model(self.run_dir / "last.safetensors", self.model, {**self.meta, "epoch": self.epoch})
+        self._save_model("last", {"epoch": self.epoch})
         self.save_checkpoint(gen)
         self._write_progress_files()
 
@@ -327,12 +357,13 @@ class Trainer:
             return self._fit(resume_state)
 
     def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.writes:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         gen = None
         if resume_state is not None:
             gen = self.load_state_dict(resume_state)
         else:
-            torch.manual_seed(self.cfg.seed)
+            self._seed()
         self._emit("on_train_begin", {
             "epochs": self.cfg.epochs, "steps_per_epoch": self.steps, "start_epoch": self.epoch + 1,
             "total_steps": self.plan.total_steps, "stop_step": self.plan.stop_step, "global_step": self.global_step,
@@ -342,7 +373,7 @@ class Trainer:
         self.status = "running"
         self._write_progress_files()
         try:
-            with _graceful_sigint(self):
+            with graceful_sigint(self, self.sigint_repeat_window):
                 self._loop(gen)
         except Exception as e:
             # Whatever went wrong, the run folder says so: never "running" forever.
@@ -359,6 +390,9 @@ class Trainer:
         self._emit("on_train_end", summary)
         return summary
 
+    def _seed(self) -> None:
+        torch.manual_seed(self.cfg.seed)
+
     def _loop(self, gen: torch.Generator | None) -> None:
         images = self._train_inputs()
         labels = self.data.train.labels.to(self.device)
@@ -367,6 +401,7 @@ class Trainer:
                 finished = self._run_epoch(images, labels, gen)
                 gen = None
                 stop = self._end_epoch() if (finished or self.step_in_epoch > 0) else False
+                stop = self._agree(stop)
                 self._save_all(None)
                 if stop:
                     self.status = "early_stopped"
@@ -378,28 +413,8 @@ class Trainer:
             else:
                 self.status = "finished"
         except StopRequested:
-            # Raised between steps (see _graceful_sigint), so model, optimiser and RNGs agree.
+            # Raised between steps (see graceful_sigint), so model, optimiser and RNGs agree.
             self.status = "interrupted"
-            ckpt.save_model(self.run_dir / "last.safetensors", self.model, {**self.meta, "epoch": self.epoch})
+            self._save_model("last", {"epoch": self.epoch})
             self.save_checkpoint(self.gen)
             self._emit("on_message", f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}")
-
-
-@contextlib.contextmanager
-def _graceful_sigint(trainer: Trainer):
-    """First Ctrl-C: finish the current step, save, stop. A second one aborts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
