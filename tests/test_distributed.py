@@ -158,6 +158,27 @@ def test_cli_nproc_trains_evaluates_and_reports(tmp_path):
     assert (run.path / "report.html").is_file()
 
 
+def test_multi_node_form_runs_the_same_command(tmp_path):
+    """Two "machines" (two torchrun agents on this one) meeting through c10d rendezvous: each
+    rank is its machine's first process (LOCAL_RANK 0), and still only global rank 0 writes."""
+    import socket
+
+    folder = _image_folder(tmp_path / "squares")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend",
+           "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "test", "-m", "sightline", "train", str(folder),
+           "--epochs", "1", "--runs-dir", "runs", "--device", "cpu"]  # fmt: skip
+    nodes = [subprocess.Popen(cmd, cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]  # fmt: skip
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert sum(out.count("Run saved in") for out, _ in outputs) == 1
+    assert "2 processes (gloo)" in "".join(out for out, _ in outputs)
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
 def _descendants(pid: int) -> list[int]:
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -187,10 +208,7 @@ def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
     folder = _image_folder(tmp_path / "squares")
     proc = _sightline("train", str(folder), "--nproc", "2", "--epochs", "100000", "--runs-dir", "runs",
                       "--name", "killed", "--no-eval", cwd=tmp_path)  # fmt: skip
-    status = tmp_path / "runs" / "killed" / "status.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (status.is_file() and json.loads(status.read_text())["epochs_done"] >= 1):
-        time.sleep(0.2)
+    _wait_for_epochs(tmp_path / "runs" / "killed" / "status.json", 1)
     victim = _rank_pid(proc.pid, 1)
     assert victim is not None, "rank 1 not found"
     os.kill(victim, signal.SIGKILL)
@@ -200,6 +218,37 @@ def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
     assert time.monotonic() - killed_at < 60
     assert "rank      : 1" in err and "SIGKILL" in err  # torchrun's report names the rank and the signal
     assert "a training process failed" in err and "--resume" in err
+
+
+def _wait_for_epochs(status: Path, epochs: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if status.is_file() and json.loads(status.read_text())["epochs_done"] >= epochs:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{status}: {epochs} epochs not done in {timeout} s")
+
+
+def test_ctrl_c_stops_every_rank_saved_and_nproc_resume_finishes(tmp_path):
+    folder = _image_folder(tmp_path / "squares")
+    args = ["train", str(folder), "--nproc", "2", "--epochs", "25", "--runs-dir", "runs", "--name", "stopped"]
+    proc = subprocess.Popen([sys.executable, "-m", "sightline", *args], cwd=tmp_path, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    status = tmp_path / "runs" / "stopped" / "status.json"
+    _wait_for_epochs(status, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: every process of the job gets it
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    saved = json.loads(status.read_text())
+    assert saved["status"] == "interrupted" and 2 <= saved["epochs_done"] < 25
+    assert "Resume with `sightline train --resume RUN --nproc 2`" in err
+    resumed = _sightline("train", "--resume", "runs/stopped", "--nproc", "2", "--no-eval", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    final = json.loads(status.read_text())
+    assert final["status"] == "finished" and final["epochs_done"] == 25
+    rows = (tmp_path / "runs" / "stopped" / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 26))  # no epoch lost or repeated
 
 
 def test_launch_options_are_removed_for_the_ranks():
