@@ -139,25 +139,6 @@ def _sightline(*args: str, cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
-def test_cli_nproc_trains_evaluates_and_reports(tmp_path):
-    import sightline
-
-    folder = _image_folder(tmp_path / "squares")
-    proc = _sightline("train", str(folder), "--nproc", "2", "--epochs", "2", "--runs-dir", "runs", "--name", "ddp",
-                      cwd=tmp_path)  # fmt: skip
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
-    assert "Launching 2 processes with torchrun" in err
-    assert out.count("Run saved in") == 1 and out.count("Test accuracy") == 1  # rank 0 alone prints
-    assert "2 processes (gloo): global batch" in out
-    run = sightline.load_run(tmp_path / "runs" / "ddp")
-    saved = json.loads((run.path / "evaluations" / "test.json").read_text())
-    # The sharded, gathered evaluation is the one a single process computes.
-    again = run.evaluate(save=False)
-    assert saved["count"] == again.count == 36 and saved["accuracy"] == pytest.approx(again.accuracy, abs=1e-9)
-    assert (run.path / "report.html").is_file()
-
-
 def test_multi_node_form_runs_the_same_command(tmp_path):
     """Two "machines" (two torchrun agents on this one) meeting through c10d rendezvous: each
     rank is its machine's first process (LOCAL_RANK 0), and still only global rank 0 writes."""
@@ -229,7 +210,11 @@ def _wait_for_epochs(status: Path, epochs: int, timeout: float = 120) -> None:
     raise AssertionError(f"{status}: {epochs} epochs not done in {timeout} s")
 
 
-def test_ctrl_c_stops_every_rank_saved_and_nproc_resume_finishes(tmp_path):
+def test_cli_nproc_ctrl_c_resume_evaluate_and_report(tmp_path):
+    """`sightline train --nproc 2`: Ctrl-C stops every rank with the run saved; `--resume --nproc
+    2` finishes it with no epoch lost, then the sharded test evaluation and the report."""
+    import sightline
+
     folder = _image_folder(tmp_path / "squares")
     args = ["train", str(folder), "--nproc", "2", "--epochs", "25", "--runs-dir", "runs", "--name", "stopped"]
     proc = subprocess.Popen([sys.executable, "-m", "sightline", *args], cwd=tmp_path, env=_env(), text=True,
@@ -239,16 +224,26 @@ def test_ctrl_c_stops_every_rank_saved_and_nproc_resume_finishes(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: every process of the job gets it
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
+    assert "Launching 2 processes with torchrun" in err and "2 processes (gloo): global batch" in out
+    assert out.count("Run folder:") == 1  # rank 0 alone prints
     saved = json.loads(status.read_text())
     assert saved["status"] == "interrupted" and 2 <= saved["epochs_done"] < 25
     assert "Resume with `sightline train --resume RUN --nproc 2`" in err
-    resumed = _sightline("train", "--resume", "runs/stopped", "--nproc", "2", "--no-eval", cwd=tmp_path)
+
+    resumed = _sightline("train", "--resume", "runs/stopped", "--nproc", "2", cwd=tmp_path)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     final = json.loads(status.read_text())
     assert final["status"] == "finished" and final["epochs_done"] == 25
     rows = (tmp_path / "runs" / "stopped" / "metrics.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 26))  # no epoch lost or repeated
+    assert out.count("Run saved in") == 1 and out.count("Test accuracy") == 1
+    run = sightline.load_run(tmp_path / "runs" / "stopped")
+    saved = json.loads((run.path / "evaluations" / "test.json").read_text())
+    # The sharded, gathered evaluation is the one a single process computes.
+    again = run.evaluate(save=False)
+    assert saved["count"] == again.count == 36 and saved["accuracy"] == pytest.approx(again.accuracy, abs=1e-9)
+    assert (run.path / "report.html").is_file()
 
 
 def test_launch_options_are_removed_for_the_ranks():

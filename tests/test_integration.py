@@ -27,12 +27,11 @@ def test_mlp_one_epoch_reaches_82_percent(fashion, tmp_path):
     assert metrics.count == 10_000
 
 
-def test_default_model_short_budget(fashion, tmp_path):
-    """fastcnn, one epoch (~45 s here): floor 88 % (measured 89.4 %, half the images re-framed as
-    photos by default; 89.6 % without; the default 4 epochs reach 92 %)."""
-    run = sightline.fit("fastcnn", fashion, epochs=1, runs_dir=tmp_path, progress="quiet")
-    metrics = run.evaluate(fashion, split="test")
-    assert metrics.accuracy >= 0.88, metrics.accuracy
+def test_default_run_reaches_91_percent(default_fashion_run):
+    """fastcnn with its defaults (4 epochs, half the images re-framed as photos): measured 92.0 %."""
+    metrics = default_fashion_run.evaluate(default_fashion_run.data, split="test", save=False)
+    assert metrics.count == 10_000
+    assert metrics.accuracy >= 0.91, metrics.accuracy
 
 
 def _outside_image(img28: np.ndarray, path) -> None:

@@ -17,12 +17,15 @@ pytestmark = pytest.mark.integration
 N = 500
 
 
-def _agreement(name: str, mirror, tmp_path) -> tuple[float, float]:
-    """Train the default run for ``name`` (what `sightline train NAME` does); return the share
-    of N test items whose photo gets the same class as the original image, and the share of
-    photos that the whole-photo framing (the old way) agrees on."""
-    data = sightline.load_dataset(name, mirror=mirror, cache_dir=tmp_path / "cache", progress=False)
-    run = sightline.fit("fastcnn", data, runs_dir=tmp_path / "runs", progress="quiet")
+def _agreement(name: str, mirror, tmp_path, run=None, **train) -> tuple[float, float]:
+    """Train the default run for ``name`` (what `sightline train NAME` does, with ``train``'s
+    changes) unless ``run`` is it already; return the share of N test items whose photo gets
+    the same class as the original image, and the share of photos that the whole-photo framing
+    (the old way) agrees on."""
+    if run is None:
+        data = sightline.load_dataset(name, mirror=mirror, cache_dir=tmp_path / "cache", progress=False)
+        run = sightline.fit("fastcnn", data, runs_dir=tmp_path / "runs", progress="quiet", **train)
+    data = run.data
     items = data.test.images[:N]
     originals = run.predict(items).argmax(1)
     shots = [s.data for s in photos(items[:, 0].numpy(), seed=7)]
@@ -32,8 +35,8 @@ def _agreement(name: str, mirror, tmp_path) -> tuple[float, float]:
     return (framed == originals).float().mean().item(), (old == originals).float().mean().item()
 
 
-def test_fashion_photos_agree_with_the_originals(mirror, tmp_path):
-    agree, whole_photo = _agreement("fashion-mnist", mirror, tmp_path)
+def test_fashion_photos_agree_with_the_originals(mirror, tmp_path, default_fashion_run):
+    agree, whole_photo = _agreement("fashion-mnist", mirror, tmp_path, default_fashion_run)
     # Measured: 0.958 (0.958 on other photos, benchmarks/photos.py --seeds 7 11; 0.958-0.978
     # over training runs, the issue asks 0.96: see its notes); 0.928 before
     # the default training re-framed images (data.augment); scaling the whole photo: about 0.3.
@@ -42,8 +45,11 @@ def test_fashion_photos_agree_with_the_originals(mirror, tmp_path):
 
 
 def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
-    agree, whole_photo = _agreement("mnist", mirror, tmp_path)
-    assert agree >= 0.98, agree  # measured 0.998 (0.992 before training re-framed images)
+    # The default run with 2 of its 4 epochs, for CI's time (a full MNIST run is ~4 min on 2
+    # cores): measured 0.994 (benchmarks/photos.py: the full default run 0.998; 0.992 before
+    # training re-framed images). The photos are the same; only the training is shorter.
+    agree, whole_photo = _agreement("mnist", mirror, tmp_path, epochs=2)
+    assert agree >= 0.98, agree
     assert whole_photo < agree - 0.2, whole_photo
 
 

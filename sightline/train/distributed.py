@@ -35,7 +35,7 @@ from torch import nn
 from sightline.errors import ConfigError
 
 TIMEOUT_ENV = "SIGHTLINE_DIST_TIMEOUT"  # seconds a collective may wait for the other ranks
-DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 900.0  # long enough for rank 0 to download a dataset while the rest wait
 # Below this many images per rank, BatchNorm's statistics get noisy: SyncBatchNorm by default.
 SYNC_BN_BELOW = 32
 
