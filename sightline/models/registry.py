@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 Builder = Callable[..., "nn.Module"]
 
 # The built-in model families: importing one runs its @register_model decorators.
-FAMILIES = ("sightline.models.efficientnet", "sightline.models.fastcnn", "sightline.models.mlp",
-            "sightline.models.tutorial_cnn")
+FAMILIES = ("sightline.models.airnet", "sightline.models.efficientnet", "sightline.models.fastcnn",
+            "sightline.models.mlp", "sightline.models.tutorial_cnn")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from sightline.train.loop import Trainer
 from sightline.train.progress import EventCallback, make_reporter
 
 EventFn = Callable[[dict[str, Any]], None]
+INIT_FROM_DATA_IMAGES = 5000  # what a data-initialised layer (airnet's whitening) is computed from
 
 
 def build_model(name: str, data: Dataset, seed: int | None = None, **options: Any) -> nn.Module:
@@ -93,6 +94,7 @@ def fit(
             f"but the data has input {data.input_shape} and {data.num_classes} classes"
         )
     data = _as_pretrained_expects(data, model_config)
+    _init_from_data(model, data)
     cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults,
                          pretrained=bool(model_config["options"].get("pretrained")), **train_options)
     if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
@@ -119,6 +121,15 @@ def fit(
     run = Run(run_dir, strict=ctx.is_main)  # other machines' ranks may not see the folder
     run.data = data
     return run
+
+
+def _init_from_data(model: nn.Module, data: Dataset) -> None:
+    """A model whose first layer is computed from the data (airnet's patch whitening) gets the
+    first ``INIT_FROM_DATA_IMAGES`` training images, normalised as training will see them. The
+    model makes it a no-op once done, so weights loaded from a checkpoint are kept."""
+    init = getattr(model, "init_from_data", None)
+    if callable(init):
+        init(data.preprocess.normalize(data.train.images[:INIT_FROM_DATA_IMAGES]))
 
 
 def _as_pretrained_expects(data: Dataset, model_config: dict[str, Any]) -> Dataset:
