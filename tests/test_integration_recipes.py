@@ -27,7 +27,8 @@ def test_cifar3_fast_recipe(mirror, tmp_path):
 
 def test_fashion_mnist_long_recipe_whitens_airnet_from_the_data(mirror, tmp_path):
     """fashion-mnist-long (airnet) with 1 of its 6 epochs: 91.7 % measured (fastcnn after 1
-    epoch: 89.4 %); the full recipe 94.2 %. Its stem whitens the training images' 2x2 patches and is saved with the run."""
+    epoch: 89.4 %); the full recipe 94.2 %. Its stem whitens the training images' 2x2 patches
+    and is saved with the run."""
     import torch
 
     from sightline.models.airnet import WHITEN_EPS
