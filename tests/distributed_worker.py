@@ -3,7 +3,7 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py SPEC_JSON
 
 SPEC_JSON: {"runs_dir", "name", "model", "model_options", "train": {...}, "stop_after": rank 0's should_stop
-says stop after this many calls, "resume": run folder, "log_dir": where each rank writes what it wrote (writes-rank<R>.json)}.
+says stop after this many calls, "fail_on_rank": this rank raises at once, "resume": run folder, "log_dir": where each rank writes what it wrote (writes-rank<R>.json)}.
 The toy data is tests/test_train.py's; file writes are seen through Python's audit hooks.
 """
 
@@ -42,6 +42,8 @@ import sightline  # noqa: E402
 from sightline.train import distributed  # noqa: E402
 
 ctx = distributed.current()
+if spec.get("fail_on_rank") == ctx.rank:  # an error in one rank while the others go on to train
+    raise RuntimeError(f"planned failure on rank {ctx.rank}")
 data = make_dataset(n_per_class=spec.get("n_per_class", 64))
 stop_after = spec.get("stop_after")
 steps = {"n": 0}

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from sightline.cli.launch import without_launch_options
 from sightline.errors import ConfigError
-from sightline.train import distributed
+from sightline.train import distributed, sync_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -201,6 +201,31 @@ def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
     assert "a training process failed" in err and "--resume" in err
 
 
+def test_a_rank_that_raises_ends_the_job_with_the_rank_named(tmp_path):
+    with pytest.raises(AssertionError) as failed:
+        _worker({"name": "fails", "fail_on_rank": 1}, 2, tmp_path)
+    assert "rank      : 1 (local_rank: 1)\n    exitcode  : 1 " in str(failed.value)  # torchrun's root cause
+
+
+def test_only_a_clean_exit_waits_for_the_peers(monkeypatch):
+    # A rank ending cleanly waits (bounded) for its peers before tearing the group down, so it
+    # cannot abort one still tearing down; a rank ending with an error must not wait: its peers
+    # are stuck in a collective it will never join (torchrun stops them once it has exited).
+    calls: list[str] = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(distributed, "_bounded_barrier", lambda seconds: calls.append(f"wait {seconds:g} s"))
+    monkeypatch.setattr(distributed, "_failed", False)
+    monkeypatch.setattr(sys, "excepthook", lambda *exc_info: calls.append("reported"))
+    distributed._shutdown()
+    assert calls == [f"wait {distributed.SHUTDOWN_WAIT_S:g} s", "destroy"]
+    calls.clear()
+    distributed._watch_for_errors()
+    sys.excepthook(RuntimeError, RuntimeError("boom"), None)  # what Python calls for an uncaught error
+    distributed._shutdown()
+    assert calls == ["reported", "destroy"]  # the error still reported by the previous hook; no wait
+
+
 def _wait_for_epochs(status: Path, epochs: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -305,14 +330,14 @@ def test_sync_batchnorm_is_batchnorm_alone_and_converts_back():
     plain = create_model("fastcnn", (1, 12, 12), 3, width=8, stages=2)
     synced = copy.deepcopy(plain)
     keys = set(plain.state_dict())
-    swapped = distributed.convert_sync_batchnorm(synced)
+    swapped = sync_batchnorm.convert_sync_batchnorm(synced)
     assert len(swapped) == 2 and set(synced.state_dict()) == keys  # checkpoints stay compatible
-    assert sum(isinstance(m, distributed.SyncBatchNorm) for m in synced.modules()) == 2
+    assert sum(isinstance(m, sync_batchnorm.SyncBatchNorm) for m in synced.modules()) == 2
     x = torch.randn(16, 1, 12, 12)
     torch.testing.assert_close(synced(x), plain(x))  # one process: BatchNorm, running stats too
     torch.testing.assert_close(synced.state_dict()["stage1.conv.bn.running_var"], plain.stage1.conv.bn.running_var)
-    distributed.restore_batchnorm(swapped)
-    assert not any(isinstance(m, distributed.SyncBatchNorm) for m in synced.modules())
+    sync_batchnorm.restore_batchnorm(swapped)
+    assert not any(isinstance(m, sync_batchnorm.SyncBatchNorm) for m in synced.modules())
     for key, value in synced.state_dict().items():  # the originals carry what the copies learned
         torch.testing.assert_close(value, plain.state_dict()[key])
 

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sightline.data.dataset import Dataset
 from sightline.train import distributed as dist_
+from sightline.train import sync_batchnorm
 from sightline.train.config import TrainConfig
 from sightline.train.loop import Trainer
 
@@ -45,7 +46,7 @@ class DistributedTrainer(Trainer):
         self.images_factor = self.ctx.world_size
         self.sigint_repeat_window = 2.0  # the terminal's Ctrl-C, then torchrun's copy of it
         self.sync_bn = bool(cfg.sync_bn) and dist_.has_batchnorm(self.model)
-        self._swapped = dist_.convert_sync_batchnorm(self.model) if self.sync_bn else []
+        self._swapped = sync_batchnorm.convert_sync_batchnorm(self.model) if self.sync_bn else []
         self.sums = self.sums.to(self.device)
         # A frozen backbone during head_epochs has parameters without gradients in a step.
         # With SyncBatchNorm the running statistics agree already: no buffer broadcast per step.
@@ -116,7 +117,7 @@ class DistributedTrainer(Trainer):
         try:
             return super().fit(resume_state)
         finally:
-            dist_.restore_batchnorm(self._swapped)  # the model works in one process again
+            sync_batchnorm.restore_batchnorm(self._swapped)  # the model works in one process again
 
 
 def _buffer_sync(each_step: bool) -> dict[str, bool]:
