@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="test items (default 500)")
     p.add_argument("--seeds", type=int, nargs="+", default=[7], help="photo generator seeds (default 7, as the test)")
     args = p.parse_args()
-    run = sightline.load_run(args.run)
+    run = sightline.load_run(Path(args.run))  # a Path: any folder the user names, not only under ./runs
     name = run.config["data"]["name_or_path"]
     data = sightline.load_dataset(name, val_split=0, progress=False)
     items = data.test.images[: args.n]

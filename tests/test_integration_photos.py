@@ -37,9 +37,10 @@ def _agreement(name: str, mirror, tmp_path, run=None, **train) -> tuple[float, f
 
 def test_fashion_photos_agree_with_the_originals(mirror, tmp_path, default_fashion_run):
     agree, whole_photo = _agreement("fashion-mnist", mirror, tmp_path, default_fashion_run)
-    # Measured: 0.958 (0.958 on other photos, benchmarks/photos.py --seeds 7 11; 0.958-0.978
-    # over training runs, the issue asks 0.96: see its notes); 0.928 before
-    # the default training re-framed images (data.augment); scaling the whole photo: about 0.3.
+    # Measured: 0.962 since the object is found in colour and small photos keep their paper
+    # (0.958 before; benchmarks/photos.py --seeds 3 5 7 11 13: 0.944-0.962, the issue asks
+    # 0.96: see its notes); 0.928 before the default training re-framed images
+    # (data.augment); scaling the whole photo: about 0.3.
     assert agree >= 0.95, agree
     assert whole_photo < agree - 0.3, whole_photo
 

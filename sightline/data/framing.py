@@ -12,7 +12,8 @@ the model a small boot in a corner; framed as the dataset did, it shows what the
   ratio, then translate it so its centre of mass sits at pixel (14, 14).
 
 Finding the object (``find_object``) works on a copy at most 256 px wide, in colour:
-1. a thin frame line around the photo (uniform, unlike what is inside it) is stripped;
+1. a thin frame line around the photo (uniform, on all four edges, with paper of another
+   colour inside it) is stripped;
 2. the background is modelled from the four corners, bilinearly, so a mild gradient or a
    tinted paper is background too; a corner the object covers is replaced by the others' median;
 3. a pixel is object where its colour differs from that model by more than the noise allows
@@ -40,6 +41,13 @@ class ObjectBox:
     box: tuple[int, int, int, int]  # left, top, right, bottom in the photo's pixels
     background: tuple[int, int, int]  # RGB, median of the corners
     found: bool  # False: no object stood out, the box is the whole photo (inside any frame line)
+
+    def background_in(self, mode: str) -> int | tuple[int, int, int]:
+        """The background colour in an image mode: "RGB" as it is, "L" as PIL converts it."""
+        if mode == "RGB":
+            return self.background
+        r, g, b = self.background
+        return int(Image.new("RGB", (1, 1), (r, g, b)).convert("L").getpixel((0, 0)))
 
 
 def _blur3(a: np.ndarray) -> np.ndarray:
@@ -69,12 +77,16 @@ def _median(a: np.ndarray, axis: int | None = None) -> np.ndarray:
 
 
 def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
-    """Thickness (top, bottom, left, right) of a uniform frame line around the photo."""
-    h, w = a.shape[:2]
-    out = []
+    """Thickness (top, bottom, left, right) of a uniform frame line around the photo.
+
+    A frame line is thin (at most 6 % of the side, 2 px on the smallest photos) and runs along all four edges. Both matter
+    on small photos that the object nearly fills: there a strip of paper beside the object,
+    unlike the object further in, would otherwise pass for a frame on some edges, and stripping
+    it would put the corners, and so the background model, on the object."""
+    thickness: list[int] = []
     for lines in (a, a.transpose(1, 0, 2)):  # rows (top, bottom), then columns (left, right)
         n = len(lines)
-        depth = max(4, int(0.04 * n))
+        depth = max(2, round(0.06 * n))
         inside = _median(np.stack([lines[min(n - 1, depth + 1)], lines[max(0, n - depth - 2)]]), axis=1)
         # The first ``depth`` lines from both edges at once: a line is frame while it is uniform
         # and unlike the inside, and the frame is the run of such lines from the edge. (Fewer
@@ -83,9 +95,10 @@ def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
         colour = _median(band, axis=2)  # per line (2, d, 3)
         uniform = _median(np.abs(band - colour[:, :, None, :]).max(-1), axis=2) < 8
         frame = uniform & (np.abs(colour - inside[:, None, :]).max(-1) > 12)
-        out += [int(np.argmin(f)) if not f.all() else len(f) for f in frame]
-    top, bottom, left, right = out
-    if top + bottom >= h - 2 or left + right >= w - 2:
+        thickness += [int(np.argmin(f)) if not f.all() else len(f) for f in frame]
+    top, bottom, left, right = thickness
+    h, w = a.shape[:2]
+    if min(thickness) == 0 or top + bottom >= h - 2 or left + right >= w - 2:
         return 0, 0, 0, 0
     return top, bottom, left, right
 
@@ -108,11 +121,10 @@ def _background(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def find_object(img: Image.Image) -> ObjectBox:
     """The box around the object of a photo (see the module docstring)."""
-    rgb = img.convert("RGB")
-    W, H = rgb.size
+    W, H = img.size
     scale = min(1.0, WORK_SIDE / max(W, H))
-    small = rgb.resize((max(1, round(W * scale)), max(1, round(H * scale))), Image.Resampling.BOX) if scale < 1 else rgb
-    a = np.asarray(small, dtype=np.float32)
+    small = img.resize((max(1, round(W * scale)), max(1, round(H * scale))), Image.Resampling.BOX) if scale < 1 else img
+    a = np.asarray(small.convert("RGB"), dtype=np.float32)
     h, w = a.shape[:2]
     t, b, left, r = _strip_frame(a)
     inner = a[t : h - b, left : w - r]
@@ -172,12 +184,15 @@ def _fit_inside(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def frame_image(img: Image.Image, size: tuple[int, int], fit: str) -> tuple[Image.Image, ObjectBox]:
+def frame_image(img: Image.Image, size: tuple[int, int], fit: str,
+                photo: Image.Image | None = None) -> tuple[Image.Image, ObjectBox]:  # fmt: skip
     """Crop ``img`` (already in its final colour mode) to its object and place it in a canvas of
-    ``size`` = (height, width) filled with the background colour, as ``fit`` says."""
+    ``size`` = (height, width) filled with the background colour, as ``fit`` says. The object
+    is found in ``photo``, the same picture in its own colours (default: ``img``): a green sole
+    on pink paper stands out in colour, not always in gray."""
     if fit not in ("object", "digit"):
         raise ValueError(f"frame_image frames objects: fit must be 'object' or 'digit', not {fit!r}")
-    found = find_object(img)
+    found = find_object(img if photo is None else photo)
     crop = img.crop(found.box)
     height, width = size
     if fit == "object":
@@ -186,8 +201,7 @@ def frame_image(img: Image.Image, size: tuple[int, int], fit: str) -> tuple[Imag
     else:
         side = max(1, round(DIGIT_BOX * min(height, width)))
         inner = _fit_inside(crop, side, side)
-    fill = found.background if img.mode == "RGB" else int(round(np.mean(found.background)))
-    canvas = Image.new(img.mode, (width, height), fill)
+    canvas = Image.new(img.mode, (width, height), found.background_in(img.mode))
     # An odd gap puts the extra pixel on the left/top (measured: Fashion-MNIST's boxes centre
     # at 13.6-13.7 of 0..27; MNIST's are centred by mass just below).
     canvas.paste(inner, ((width - inner.size[0] + 1) // 2, (height - inner.size[1] + 1) // 2))

@@ -114,8 +114,8 @@ class Preprocess:
         elif isinstance(image, np.ndarray):
             image = _array_to_pil(image)
         img = normalize_mode(image, self.channels)
-        if self.fit != "frame":
-            return self._prepare_object(img)
+        if self.fit != "frame":  # the object is found in the photo's own colours
+            return self._prepare_object(img, image if image.mode in ("L", "RGB") else normalize_mode(image, 3))
         # Pad with the photo's own background (white stays white), so padding never adds a
         # frame; for dark-background models the inversion below then turns it black.
         fill = 255 if _border_level(img) > 127 else 0
@@ -127,10 +127,10 @@ class Preprocess:
             x = match_dark_background(x)
         return x, None
 
-    def _prepare_object(self, img: Image.Image) -> tuple[torch.Tensor, ObjectBox]:
-        canvas, found = frame_image(img, self.size, self.fit)
+    def _prepare_object(self, img: Image.Image, photo: Image.Image) -> tuple[torch.Tensor, ObjectBox]:
+        canvas, found = frame_image(img, self.size, self.fit, photo)
         x = pil_to_tensor(canvas)
-        level = float(np.mean(found.background))
+        level = float(np.mean(found.background_in(img.mode)))
         if self.dark_background:
             # The object's own contrast is kept ("object"): Fashion-MNIST's items are as light
             # or dark as the products were; a digit's ink is stretched to full, as MNIST's is.
