@@ -12,8 +12,8 @@ the model a small boot in a corner; framed as the dataset did, it shows what the
   ratio, then translate it so its centre of mass sits at pixel (14, 14).
 
 Finding the object (``find_object``) works on a copy at most 256 px wide, in colour:
-1. a thin frame line around the photo (uniform, on all four edges, with paper of another
-   colour inside it) is stripped;
+1. a thin frame line around the photo (uniform, unlike what is inside it, at most 6 % of the
+   side and on all four edges) is stripped;
 2. the background is modelled from the four corners, bilinearly, so a mild gradient or a
    tinted paper is background too; a corner the object covers is replaced by the others' median;
 3. a pixel is object where its colour differs from that model by more than the noise allows
@@ -79,10 +79,11 @@ def _median(a: np.ndarray, axis: int | None = None) -> np.ndarray:
 def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
     """Thickness (top, bottom, left, right) of a uniform frame line around the photo.
 
-    A frame line is thin (at most 6 % of the side, 2 px on the smallest photos) and runs along all four edges. Both matter
-    on small photos that the object nearly fills: there a strip of paper beside the object,
-    unlike the object further in, would otherwise pass for a frame on some edges, and stripping
-    it would put the corners, and so the background model, on the object."""
+    A frame line is thin (at most 6 % of the side, 2 px on the smallest photos) and runs along
+    all four edges. Both matter on small photos that the object nearly fills: there a strip of
+    paper beside the object, unlike the object further in, would otherwise pass for a frame on
+    some edges, and stripping it would put the corners, and so the background model, on the
+    object."""
     thickness: list[int] = []
     for lines in (a, a.transpose(1, 0, 2)):  # rows (top, bottom), then columns (left, right)
         n = len(lines)
