@@ -46,10 +46,11 @@ def test_fashion_photos_agree_with_the_originals(mirror, tmp_path, default_fashi
 
 
 def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
-    # The default run with 2 of its 4 epochs, for CI's time (a full MNIST run is ~4 min on 2
-    # cores): measured 0.994 (benchmarks/photos.py: the full default run 0.998; 0.992 before
-    # training re-framed images). The photos are the same; only the training is shorter.
-    agree, whole_photo = _agreement("mnist", mirror, tmp_path, epochs=2)
+    # The default run with 1 of its 4 epochs, for CI's time (a full MNIST run is ~4 min on 2
+    # cores): measured 0.996, whole photo 0.466 (2 epochs: 0.994 / 0.488; benchmarks/photos.py:
+    # the full default run 0.998; 0.992 before training re-framed images). The photos are the
+    # same; only the training is shorter.
+    agree, whole_photo = _agreement("mnist", mirror, tmp_path, epochs=1)
     assert agree >= 0.98, agree
     assert whole_photo < agree - 0.2, whole_photo
 
