@@ -113,9 +113,10 @@ class Preprocess:
             image = _tensor_to_pil(image)
         elif isinstance(image, np.ndarray):
             image = _array_to_pil(image)
+        if self.fit != "frame":  # the object is found in the photo's own colours, framed in the model's
+            photo = image if image.mode in ("L", "RGB") else normalize_mode(image, 3)
+            return self._prepare_object(normalize_mode(photo, self.channels), photo)
         img = normalize_mode(image, self.channels)
-        if self.fit != "frame":  # the object is found in the photo's own colours
-            return self._prepare_object(img, image if image.mode in ("L", "RGB") else normalize_mode(image, 3))
         # Pad with the photo's own background (white stays white), so padding never adds a
         # frame; for dark-background models the inversion below then turns it black.
         fill = 255 if _border_level(img) > 127 else 0
