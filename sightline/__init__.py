@@ -39,6 +39,7 @@ _EXPORTS = {
     "list_datasets": "sightline.data.registry",
     "load_dataset": "sightline.data.load",
     "create_model": "sightline.models.registry",
+    "default_model": "sightline.models.registry",
     "list_models": "sightline.models.registry",
     "summary": "sightline.models.summary",
     "Run": "sightline.runs",
@@ -59,7 +60,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
     from sightline.export import export_onnx
-    from sightline.models.registry import create_model, list_models
+    from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
     from sightline.onnx_model import load_onnx
     from sightline.pipeline import TrainingResult, run_training
@@ -76,6 +77,7 @@ __all__ = [
     "TrainingResult",
     "__version__",
     "create_model",
+    "default_model",
     "export_onnx",
     "fit",
     "list_datasets",

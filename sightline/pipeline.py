@@ -144,7 +144,7 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
          on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
     from torch import nn
 
-    from sightline.models import DEFAULT_MODEL, get_model_entry
+    from sightline.models import default_model, get_model_entry
     from sightline.models.summary import summary
     from sightline.train import api, distributed
 
@@ -171,7 +171,7 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
             model = model or default_pretrained_model()
             if not isinstance(dataset, Dataset):  # prepared at the size and channels the weights expect
                 data_options = transfer_data_options(model, data_options)
-        model = model or DEFAULT_MODEL
+        model = model or default_model(dataset)
         get_model_entry(model)  # an unknown name fails before any data is loaded
         with _local_main_first(ctx):
             data = _load(dataset, data_options, progress, on_event)

@@ -62,10 +62,10 @@ def fashion(mirror, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_fashion_run(mirror, tmp_path_factory):
-    """What `sightline train fashion-mnist` trains (the default model, split and settings),
-    trained once for every test that checks the default run (~3 min on 2 cores)."""
+    """What `sightline train fashion-mnist` trains (its default model, airnet, split and
+    settings), trained once for every test that checks the default run (~7 min on 2 cores)."""
     import sightline
 
     tmp = tmp_path_factory.mktemp("default-fashion")
     data = sightline.load_dataset("fashion-mnist", mirror=mirror, cache_dir=tmp / "cache", progress=False)
-    return sightline.fit("fastcnn", data, runs_dir=tmp / "runs", progress="quiet")
+    return sightline.fit(data=data, runs_dir=tmp / "runs", progress="quiet")  # the data's default model

@@ -232,7 +232,10 @@ def test_train_from_the_form_and_watch_it(served, page):
     url, runs = served
     page.goto(url + "/train")
     page.locator("#train-model option[value='mlp']").wait_for(state="attached", timeout=20_000)
+    # The model follows the data until the user picks one: Fashion-MNIST's own default, else the folders'.
+    assert page.input_value("#train-dataset") == "fashion-mnist" and page.input_value("#train-model") == "airnet"
     page.check("#source-folder")
+    assert page.input_value("#train-model") == "fastcnn"
     page.locator("#train-folder option[value='stripes']").wait_for(state="attached")
     # A recipe picks the dataset, classes and model and shows its options; "none" gives them back.
     page.select_option("#train-recipe", "cifar3-fast")

@@ -52,6 +52,7 @@ def test_models_and_datasets_lists(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "mlp" in out and "tutorial-cnn" in out and "fastcnn  (default)" in out
+    assert "airnet  (default for fashion-mnist)" in out
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "fashion-mnist" in out and "Ankle boot" in out and "airplane" in out

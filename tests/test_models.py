@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from sightline.errors import ModelError
-from sightline.models import create_model, list_models, summary
+from sightline.models import create_model, default_model, list_models, summary
 
 NAMES = [e.name for e in list_models()]
 
@@ -28,6 +28,15 @@ def test_forward_and_backward_shapes(name, shape, classes):
     assert out.shape == (4, classes)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_the_default_model_follows_the_data():
+    class Data:  # a Dataset's name is what counts
+        name = "fashion-mnist"
+
+    assert default_model("fashion-mnist") == default_model(Data()) == "airnet"
+    assert default_model("mnist") == default_model("cifar10") == default_model("./my_photos") == "fastcnn"
+    assert default_model(None) == default_model() == "fastcnn"
 
 
 def test_tutorial_cnn_refuses_tiny_inputs():

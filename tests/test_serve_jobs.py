@@ -379,3 +379,11 @@ def test_the_store_is_safe_with_concurrent_writers_in_threads_and_processes(tmp_
     steps = [e for e in (json.loads(data) for _, data in store.events_after(jobs[0], 0, 10_000)) if e["kind"] == "step"]
     assert len(steps) == 80 and all(e["loss"] is None for e in steps)  # NaN stored as null: strict JSON
     assert store.get(jobs[0]).progress["epoch"] == 39
+
+
+def test_a_job_with_no_model_trains_the_datas_default(folder):
+    """As `sightline train DATA` with no --model: Fashion-MNIST's own default, else the folders'."""
+    assert resolve_job(JobRequest(), [folder])[1]["model"] == "airnet"  # fashion-mnist when none is named
+    assert resolve_job(JobRequest(dataset="mnist"), [folder])[1]["model"] == "fastcnn"
+    assert resolve_job(JobRequest(folder=FOLDER), [folder])[1]["model"] == "fastcnn"
+    assert resolve_job(JobRequest(dataset="fashion-mnist", model="mlp"), [folder])[1]["model"] == "mlp"

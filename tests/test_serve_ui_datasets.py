@@ -75,7 +75,7 @@ def test_a_downloaded_builtin_dataset(c, mirror, monkeypatch, tmp_path):
 
 def test_models_with_their_training_defaults(c):
     body = c.get("/api/models").json()
-    assert body["default"] == "fastcnn"
+    assert body["default"] == "fastcnn" and body["dataset_defaults"] == {"fashion-mnist": "airnet"}
     models = {m["name"]: m for m in body["models"]}
     fast = models["fastcnn"]
     assert fast["pretrained"] is False and fast["options"] == {"width": 32, "depth": 0, "stages": 4}

@@ -64,15 +64,21 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from sightline.models import DEFAULT_MODEL, list_models
+    from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
 
     entries = list_models()
+
+    def default_for(name: str) -> list[str]:
+        return sorted(d for d, m in DATASET_DEFAULT_MODELS.items() if m == name)
+
     if args.json:
         print(json.dumps([{"name": e.name, "description": e.description, "options": e.options(),
-                           "train_defaults": e.train_defaults, "default": e.name == DEFAULT_MODEL} for e in entries], indent=2))  # fmt: skip
+                           "train_defaults": e.train_defaults, "default": e.name == DEFAULT_MODEL,
+                           "default_for": default_for(e.name)} for e in entries], indent=2))  # fmt: skip
         return 0
     for e in entries:
         mark = "  (default)" if e.name == DEFAULT_MODEL else ""
+        mark += f"  (default for {', '.join(default_for(e.name))})" if default_for(e.name) else ""
         print(f"{e.name}{mark}\n    {e.description}")
         if e.options():
             print("    options: " + ", ".join(f"{k}={v!r}" for k, v in e.options().items()))

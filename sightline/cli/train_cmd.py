@@ -15,7 +15,7 @@ from sightline.train.config import MONITORS, OPTIMIZERS, SCHEDULES
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (default: fastcnn on fashion-mnist)",
+        help="train a model (default: airnet on fashion-mnist)",
         description="Train a model, save the run folder (checkpoints, metrics), then evaluate it on the test split.",
         epilog="Examples:\n  sightline train fashion-mnist\n  sightline train mnist --model mlp --epochs 3\n"
         "  sightline train cifar10 --classes airplane,automobile,bird --model tutorial-cnn --patience 3\n"
@@ -26,7 +26,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    "(default: the recipe's dataset, else fashion-mnist)")  # fmt: skip
     p.add_argument("--recipe", "-r", default=None, help="a named recipe: model, data split and training options measured "
                    "together, e.g. fashion-mnist-fast (see `sightline recipes`); options given here override it")  # fmt: skip
-    p.add_argument("--model", "-m", default=None, help="model name (see `sightline models`; default: fastcnn)")
+    p.add_argument("--model", "-m", default=None, help="model name (see `sightline models`; default: airnet for fashion-mnist, else fastcnn)")
     p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (default model: efficientnet-lite0; "
                    "images prepared at 224 px RGB); trains a head on frozen features unless --fine-tune")  # fmt: skip

@@ -96,7 +96,7 @@ def _schedule_figure(args: argparse.Namespace):
     training split (``plot schedule [DATASET] --model M --epochs N``), both from plan_steps."""
     from sightline import plots
     from sightline.data.registry import find_dataset_spec
-    from sightline.models import DEFAULT_MODEL, get_model_entry
+    from sightline.models import default_model, get_model_entry
     from sightline.train.config import plan_steps, resolve_config
 
     is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
@@ -105,7 +105,7 @@ def _schedule_figure(args: argparse.Namespace):
 
         run = pick_run(args.source, args.runs_dir)
         return schedule_figure(run, 0), run.path / "plots" / "schedule.png"
-    entry = get_model_entry(args.model or DEFAULT_MODEL)
+    entry = get_model_entry(args.model or default_model(args.source or "fashion-mnist"))
     cfg = resolve_config(entry.train_defaults, epochs=args.epochs, lr=args.lr, schedule=args.schedule,
                          warmup=args.warmup, batch_size=args.batch_size)  # fmt: skip
     plan = plan_steps(_train_size(args.source or "fashion-mnist", args.classes), cfg)

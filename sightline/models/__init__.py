@@ -1,9 +1,11 @@
 """Models: a registry of architectures by name, and a Keras-style summary."""
 
 from sightline.models.registry import (
+    DATASET_DEFAULT_MODELS,
     DEFAULT_MODEL,
     ModelEntry,
     create_model,
+    default_model,
     get_model_entry,
     list_models,
     register_model,
@@ -11,11 +13,13 @@ from sightline.models.registry import (
 from sightline.models.summary import LayerRow, ModelSummary, summary
 
 __all__ = [
+    "DATASET_DEFAULT_MODELS",
     "DEFAULT_MODEL",
     "LayerRow",
     "ModelEntry",
     "ModelSummary",
     "create_model",
+    "default_model",
     "get_model_entry",
     "list_models",
     "register_model",

@@ -45,7 +45,7 @@ class Residual(nn.Module):
 
 @register_model(
     "fastcnn",
-    "Fast BatchNorm CNN (default): conv stages with pooling, global max pool. 92 % on Fashion-MNIST in under 3 minutes on 2 CPU cores, robust to photos.",
+    "Fast BatchNorm CNN (the default but for Fashion-MNIST): conv stages with pooling, global max pool. 92 % on Fashion-MNIST in under 3 minutes on 2 CPU cores, robust to photos.",
     # Measured on Fashion-MNIST, 2 CPU cores (see benchmarks/ and the README): batch 64 runs
     # ~1.5x more images/s than 256 on CPU (the activations stay in cache) and gives 4x the
     # optimizer steps; random shifts cost accuracy at this short budget, flips don't.

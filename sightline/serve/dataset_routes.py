@@ -144,7 +144,7 @@ def _folder_samples(root: Path, class_index: int, n: int):
 
 @router.get("/models", summary="The model architectures and the training defaults `sightline train` uses")
 def models() -> dict[str, Any]:
-    from sightline.models import DEFAULT_MODEL, list_models
+    from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
     from sightline.train.config import resolve_config
 
     out = []
@@ -158,7 +158,8 @@ def models() -> dict[str, Any]:
             fine_tune = resolve_config(entry.train_defaults, pretrained=True).to_dict()
             row["pretrained_defaults"] = {k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]}
         out.append(row)
-    return {"models": out, "default": DEFAULT_MODEL}
+    # A built-in dataset may default to another model than folders do (POST /api/jobs with no model).
+    return {"models": out, "default": DEFAULT_MODEL, "dataset_defaults": dict(DATASET_DEFAULT_MODELS)}
 
 
 @router.get("/recipes", summary="The named training recipes (a job's recipe field takes one's name)")

@@ -39,7 +39,7 @@ class JobRequest(BaseModel):
     folder: str | None = Field(None, description="instead of dataset: the name of one of the server's --data-dir "
                                                  "folders (GET /api/datasets lists them)")  # fmt: skip
     classes: list[str | int] | None = Field(None, description="keep only these classes (names or indices)")
-    model: str | None = Field(None, description="a registered model (default fastcnn; with pretrained: efficientnet-lite0)")
+    model: str | None = Field(None, description="a registered model (default: airnet for fashion-mnist, else fastcnn; with pretrained: efficientnet-lite0)")
     model_options: dict[str, Any] = Field(default_factory=dict, description="the model's options, e.g. {\"hidden\": 64}")
     pretrained: bool = Field(False, description="start from ImageNet weights (a head on frozen features unless "
                                                 "options.freeze is false)")  # fmt: skip
@@ -102,9 +102,9 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _model(req: JobRequest, recipe: Recipe | None) -> tuple[str, dict[str, Any], bool]:
+def _model(req: JobRequest, recipe: Recipe | None, dataset: str) -> tuple[str, dict[str, Any], bool]:
     """(model name, its options, pretrained), checked against the model registry."""
-    from sightline.models import DEFAULT_MODEL, get_model_entry
+    from sightline.models import default_model, get_model_entry
     from sightline.train.transfer import default_pretrained_model, pretrained_input
 
     options = dict(req.model_options)
@@ -114,7 +114,7 @@ def _model(req: JobRequest, recipe: Recipe | None) -> tuple[str, dict[str, Any],
             raise ConfigError(f"recipe {recipe.name!r} trains {recipe.model} from scratch: drop pretrained or the recipe")
         apply_recipe(recipe, req.model, {}, {}, {})  # ConfigError for another model than the recipe's
         options = {**recipe.model_options, **options}
-    default = recipe.model if recipe is not None else default_pretrained_model() if pretrained else DEFAULT_MODEL
+    default = recipe.model if recipe is not None else default_pretrained_model() if pretrained else default_model(dataset)
     name = req.model or default
     entry = get_model_entry(name)  # ModelError listing the models
     known = entry.options()
@@ -162,7 +162,7 @@ def resolve_job(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[dict[str, A
     recipe = get_recipe(req.recipe) if req.recipe is not None else None  # ConfigError naming the recipes
     dataset, classes = _data_source(req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET)
     data_options = _data_options(req, classes)
-    model, model_options, pretrained = _model(req, recipe)
+    model, model_options, pretrained = _model(req, recipe, dataset)
     train_options = _train_options(req, model, pretrained)
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
         raise JobError(f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'")

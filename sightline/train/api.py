@@ -23,7 +23,7 @@ from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import resolve_device
 from sightline.errors import ConfigError, RunError
-from sightline.models import DEFAULT_MODEL, create_model, get_model_entry
+from sightline.models import create_model, default_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
 from sightline.train import distributed
 from sightline.train.config import TrainConfig, resolve_config
@@ -48,7 +48,7 @@ def _callbacks(progress: str, callbacks: list[Any] | None, on_event: EventFn | N
 
 
 def fit(
-    model: nn.Module | str = DEFAULT_MODEL,
+    model: nn.Module | str | None = None,
     data: Dataset | str | os.PathLike = "fashion-mnist",
     *,
     name: str | None = None,
@@ -63,7 +63,8 @@ def fit(
     """Train ``model`` on ``data`` into a new run folder and return the ``Run``.
 
     Args:
-        model: a model from ``create_model`` or a registered model name (built here, seeded).
+        model: a model from ``create_model`` or a registered model name (built here, seeded);
+            None: the data's default model (``default_model``: airnet for Fashion-MNIST, else fastcnn).
         data: a ``Dataset`` or a dataset name / image folder for ``load_dataset``.
         name: run folder name under ``runs_dir`` (default ``<dataset>-<model>-<time>``).
         progress: "auto" (bar on a terminal), "bar", "lines", "json" or "quiet".
@@ -81,6 +82,7 @@ def fit(
         from sightline.data import load_dataset
 
         data = load_dataset(data)
+    model = default_model(data) if model is None else model
     if isinstance(model, str):
         model = build_model(model, data, train_options.get("seed"), **(model_options or {}))
     elif model_options:

@@ -1,6 +1,8 @@
 /* The Train page (/train): a form for POST /api/jobs, the same choices as `sightline train`.
  *
- * The number fields show the chosen model's defaults (GET /api/models) and follow the model
+ * The model follows the data (GET /api/models: a built-in dataset's own default, else the
+ * folders' one) until the user picks one. The number fields show the chosen model's defaults
+ * and follow the model
  * while the user has not typed in them; only fields the user changed are sent, so the server
  * resolves everything else exactly as the command line would (a folder's recipe included).
  * A named recipe (GET /api/recipes) picks the dataset, classes and model and shows its options
@@ -17,11 +19,14 @@
     seed: ['train-seed', 'int']};
   let datasets = {builtin: [], folders: []};
   let models = [];
+  let modelDefaults = {folders: null, datasets: {}}; // GET /api/models: default, dataset_defaults
   let recipes = [];
 
   const source = () => (SL.$('source-folder').checked ? 'folder' : 'builtin');
   const model = () => models.find((m) => m.name === SL.$('train-model').value) || null;
   const recipe = () => recipes.find((r) => r.name === SL.$('train-recipe').value) || null;
+  const defaultModel = () => (source() === 'folder' ? modelDefaults.folders
+    : modelDefaults.datasets[SL.$('train-dataset').value] || modelDefaults.folders);
 
   function recipeClasses(r) {
     const c = r && r.data_options && r.data_options.classes;
@@ -62,6 +67,8 @@
         c.name, c.hint ? el('span', {class: 'muted'}, ' (' + c.hint + ')') : null));
     }
     if (!box.firstChild) box.appendChild(el('span', {class: 'muted'}, 'No classes found.'));
+    const select = SL.$('train-model');
+    if (!recipe() && !select.dataset.chosen && defaultModel()) select.value = defaultModel();
     renderModel();
   }
 
@@ -177,7 +184,7 @@
     SL.$('source-folder').addEventListener('change', renderSource);
     SL.$('train-dataset').addEventListener('change', renderSource);
     SL.$('train-folder').addEventListener('change', renderSource);
-    SL.$('train-model').addEventListener('change', renderModel);
+    SL.$('train-model').addEventListener('change', () => { SL.$('train-model').dataset.chosen = '1'; renderModel(); });
     SL.$('train-pretrained').addEventListener('change', renderModel);
     SL.$('train-recipe').addEventListener('change', renderRecipe);
     try {
@@ -190,7 +197,9 @@
       fillSelect(SL.$('train-folder'), datasets.folders.map((f) => f.name), SL.param('folder'));
       SL.$('source-folder').disabled = !datasets.folders.length;
       if (SL.param('folder') && datasets.folders.length) SL.$('source-folder').checked = true;
-      fillSelect(SL.$('train-model'), models.map((m) => m.name), SL.param('model') || ms.default);
+      modelDefaults = {folders: ms.default, datasets: ms.dataset_defaults || {}};
+      fillSelect(SL.$('train-model'), models.map((m) => m.name), SL.param('model') || defaultModel());
+      if (SL.param('model')) SL.$('train-model').dataset.chosen = '1';
       if (SL.param('recipe') && recipes.some((r) => r.name === SL.param('recipe'))) SL.$('train-recipe').value = SL.param('recipe');
       renderRecipe();
       SL.$('submit-train').disabled = false;

@@ -1,0 +1,27 @@
+"""How a run sees photos of test items (tests/photo_generator.py) compared with the items
+themselves: used by the integration tests of the default runs. Test code: sightline never
+imports it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from photo_generator import photos
+
+from sightline.predict import predict_tensor
+
+N = 500  # test items photographed
+BASELINE_N = 100  # of them, also predicted the old way (the whole photo scaled): a sanity check
+
+
+def agreement(run, seed: int = 7) -> tuple[float, float]:
+    """(share of N test items whose photo gets the same class as the original image, the
+    same share for the first BASELINE_N photos when the whole photo is scaled instead of
+    framed, as sightline did before framing)."""
+    items = run.data.test.images[:N]
+    originals = run.predict(items).argmax(1)
+    shots = [s.data for s in photos(items[:, 0].numpy(), seed=seed)]
+    framed = run.predict(shots).argmax(1)
+    assert run.preprocess.fit == run.data.preprocess.fit != "frame"
+    old = predict_tensor(run.load_model(), replace(run.preprocess, fit="frame"), shots[:BASELINE_N]).argmax(1)
+    return (framed == originals).float().mean().item(), (old == originals[:BASELINE_N]).float().mean().item()
