@@ -28,9 +28,10 @@ demo: setup
 serve: setup
 	$(BIN)/sightline serve
 
-## All tests: unit tests, then integration tests that train on the real datasets.
+## All tests: unit tests and integration tests that train on the real datasets, one worker per
+## CPU core (pytest-xdist; each test file runs in one worker, so its fixtures are made once).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ## Unit tests only (no training on real data).
 test-fast: setup

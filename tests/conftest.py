@@ -11,6 +11,13 @@ from pathlib import Path
 # Before torch loads MKL (test modules import torch before sightline): reproducible GEMMs, as
 # sightline/__init__.py sets for every user. The resume tests compare weights bit for bit.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+# `make test` runs one pytest-xdist worker per core (whole files per worker: a module's fixtures
+# are made once). Each worker's PyTorch, and the processes its tests start, get their share of
+# the cores rather than one OpenMP thread per core each: two workers spinning two threads apiece
+# on 2 cores would mostly wait for each other.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import pytest  # noqa: E402
 
