@@ -11,7 +11,7 @@ show the spread of the measurement itself (one item is 0.2 % of 500).
 No assertions: numbers to read (tests/test_integration_photos.py holds the floors). Needs the
 dataset files ($SIGHTLINE_DATA_MIRROR, or a download) and a trained run:
 
-    .venv/bin/python benchmarks/photos.py runs/fashion-mnist-fastcnn-... [--n 500] [--seeds 7 11]
+    .venv/bin/python benchmarks/photos.py runs/fashion-mnist-airnet-... [--n 500] [--seeds 7 11]
 """
 
 from __future__ import annotations

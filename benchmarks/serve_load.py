@@ -15,7 +15,7 @@ Fashion-MNIST: set $SIGHTLINE_DATA_MIRROR, e.g. /work/shared/datasets, on a mach
 internet) into a temporary folder; ``--run`` serves an existing one. No assertions:
 
     .venv/bin/python benchmarks/serve_load.py [--clients 16] [--seconds 20] [--model mlp] [--processes 2]
-    .venv/bin/python benchmarks/serve_load.py --run runs/fashion-mnist-fastcnn-... --json out.json
+    .venv/bin/python benchmarks/serve_load.py --run runs/fashion-mnist-airnet-... --json out.json
 """
 
 from __future__ import annotations

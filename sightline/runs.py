@@ -50,7 +50,7 @@ ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these stat
 class Run:
     """A training run on disk. ``sightline.load_run(name)`` returns one; so does ``fit``.
 
-    >>> run = sightline.load_run("fashion-mnist-fastcnn-20261122-101500")
+    >>> run = sightline.load_run("fashion-mnist-airnet-20261122-101500")
     >>> run.history[-1]["val_accuracy"]
     >>> metrics = run.evaluate()          # test split of the data it was trained on
     >>> probs = run.predict(["boot.jpg"])  # same preprocessing as in training

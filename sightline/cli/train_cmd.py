@@ -19,7 +19,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Train a model, save the run folder (checkpoints, metrics), then evaluate it on the test split.",
         epilog="Examples:\n  sightline train fashion-mnist\n  sightline train mnist --model mlp --epochs 3\n"
         "  sightline train cifar10 --classes airplane,automobile,bird --model tutorial-cnn --patience 3\n"
-        "  sightline train --recipe fashion-mnist-fast\n  sightline train ./my_photos --size 64x64\n  sightline train ./my_photos --pretrained\n  sightline train --resume runs/fashion-mnist-fastcnn-20260101-120000",
+        "  sightline train --recipe fashion-mnist-fast\n  sightline train ./my_photos --size 64x64\n  sightline train ./my_photos --pretrained\n  sightline train --resume runs/fashion-mnist-airnet-20260101-120000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", nargs="?", default=None, help="dataset name (see `sightline datasets`) or image folder "
