@@ -35,6 +35,7 @@ def test_the_default_model_follows_the_data():
         name = "fashion-mnist"
 
     assert default_model("fashion-mnist") == default_model(Data()) == "airnet"
+    assert default_model("FMNIST") == default_model("fashion_mnist") == "airnet"  # as load_dataset takes them
     assert default_model("mnist") == default_model("cifar10") == default_model("./my_photos") == "fastcnn"
     assert default_model(None) == default_model() == "fastcnn"
 

@@ -78,9 +78,13 @@ DATASET_DEFAULT_MODELS = {"fashion-mnist": "airnet"}
 
 def default_model(dataset: object = None) -> str:
     """The model ``sightline train DATASET`` trains when none is named: ``dataset`` is a
-    built-in dataset's name, a folder path, a ``Dataset`` (its ``name``) or None."""
+    built-in dataset's name or alias (any case, as ``load_dataset`` takes it), a folder path,
+    a ``Dataset`` (its ``name``) or None."""
+    from sightline.data.registry import find_dataset_spec  # plain data: no PyTorch
+
     name = getattr(dataset, "name", dataset)
-    return DATASET_DEFAULT_MODELS.get(name, DEFAULT_MODEL) if isinstance(name, str) else DEFAULT_MODEL
+    spec = find_dataset_spec(name) if isinstance(name, str) else None
+    return DATASET_DEFAULT_MODELS.get(spec.name, DEFAULT_MODEL) if spec is not None else DEFAULT_MODEL
 
 
 def register_model(
