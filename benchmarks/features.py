@@ -3,8 +3,9 @@
 Transfer learning with a frozen backbone spends nearly all its time here, once per image (the
 features can be cached), so this is the number that decides the input size and the settings.
 Images/s at batch 64 in eval mode under ``torch.inference_mode``, for channels-last memory
-on/off and bf16 autocast on/off, each as a ratio against plain fp32 contiguous (NCHW) measured
-in the same run, so the ratios stay meaningful on a busy machine. Random weights: speed does
+on/off and bf16 autocast on/off, and for the model's ``fused()`` copy (BatchNorm folded into the
+convolutions, what ``train/frozen.py`` runs) in fp32 NHWC, each as a ratio against plain fp32
+contiguous (NCHW) measured in the same run, so the ratios stay meaningful on a busy machine. Random weights: speed does
 not depend on their values. No assertions: numbers to read.
 
     .venv/bin/python benchmarks/features.py [--sizes 224 128] [--seconds 10] [--device cpu]
@@ -21,11 +22,11 @@ from sightline.models import create_model
 
 
 def rate(model: torch.nn.Module, size: int, batch: int, channels_last: bool, bf16: bool, seconds: float,
-         device: torch.device) -> float:  # fmt: skip
+         device: torch.device, fused: bool = False) -> float:  # fmt: skip
     """Images/s of ``model.features``: one warm-up batch, then batches for at least ``seconds``
     (at least one)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(device=device, memory_format=fmt)
+    model = (model.fused() if fused else model).to(device=device, memory_format=fmt)
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
 
     def step() -> None:
@@ -56,11 +57,11 @@ def main() -> None:
     model = create_model("efficientnet-lite0", (3, 224, 224), 1000).eval()
     print(f"torch {torch.__version__}, {device}, {args.threads} threads, batch {args.batch}, "
           f">= {args.seconds:g} s per cell: images/s (ratio vs fp32 NCHW)")  # fmt: skip
-    cells = [(False, False), (True, False), (False, True), (True, True)]
-    names = ["fp32 NCHW", "fp32 NHWC", "bf16 NCHW", "bf16 NHWC"]
+    cells = [(False, False, False), (True, False, False), (False, True, False), (True, True, False), (True, False, True)]
+    names = ["fp32 NCHW", "fp32 NHWC", "bf16 NCHW", "bf16 NHWC", "fused fp32 NHWC"]
     print(f"  {'size':<6}" + "".join(f"{n:>18}" for n in names))
     for size in args.sizes:
-        rates = [rate(model, size, args.batch, cl, bf16, args.seconds, device) for cl, bf16 in cells]
+        rates = [rate(model, size, args.batch, cl, bf16, args.seconds, device, fused) for cl, bf16, fused in cells]
         row = [f"{rates[0]:>18.1f}"] + [f"{r:>10.1f} ({r / rates[0]:.2f}x)" for r in rates[1:]]
         print(f"  {size:<6}" + "".join(row))
 

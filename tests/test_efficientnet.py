@@ -329,3 +329,42 @@ def test_real_weights_see_airplanes_cars_and_birds(mirror):
     assert logits[7].argmax().item() in AIRCRAFT
     group = torch.stack([logits[:, g].max(1).values for g in IMAGENET_GROUPS], 1).argmax(1)
     assert (group == ds.test.labels[pick]).sum().item() >= 32
+
+
+def test_fused_copy_folds_every_batchnorm_and_keeps_the_outputs():
+    torch.manual_seed(0)
+    model = create_model("efficientnet-lite0", (3, 64, 64), 5)
+    with torch.no_grad():  # BatchNorm statistics and scales far from the identity, as trained ones are
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = model.fused()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert model.training and model.state_dict().keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is left as it is
+    x = torch.randn(4, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        want, got = model.features(x), fused.features(x)
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (got - want).abs().max()
+        assert torch.allclose(fused(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_frozen_features_come_from_the_fused_copy_and_leave_the_model_training():
+    from sightline.train.frozen import extract_features
+
+    torch.manual_seed(0)
+    model = create_model("efficientnet-lite0", (3, 32, 32), 3).train()
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    normalize = lambda x: x.float() / 255  # noqa: E731
+    features = extract_features(model, images, normalize, torch.device("cpu"))
+    assert model.training and features.shape == (6, 1280)
+    model.eval()
+    with torch.no_grad():
+        want = model.features(normalize(images))
+    assert torch.allclose(features, want, rtol=1e-4, atol=1e-4)
