@@ -36,6 +36,11 @@ def test_the_default_model_follows_the_data():
 
     assert default_model("fashion-mnist") == default_model(Data()) == "airnet"
     assert default_model("FMNIST") == default_model("fashion_mnist") == "airnet"  # as load_dataset takes them
+
+    class Folder(Data):  # a user's folder that happens to be named like a built-in
+        load_options = {"name_or_path": "/photos/fashion-mnist"}
+
+    assert default_model(Folder()) == "fastcnn"
     assert default_model("mnist") == default_model("cifar10") == default_model("./my_photos") == "fastcnn"
     assert default_model(None) == default_model() == "fastcnn"
 

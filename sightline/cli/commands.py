@@ -78,7 +78,8 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for e in entries:
         mark = "  (default)" if e.name == DEFAULT_MODEL else ""
-        mark += f"  (default for {', '.join(default_for(e.name))})" if default_for(e.name) else ""
+        datasets = default_for(e.name)
+        mark += f"  (default for {', '.join(datasets)})" if datasets else ""
         print(f"{e.name}{mark}\n    {e.description}")
         if e.options():
             print("    options: " + ", ".join(f"{k}={v!r}" for k, v in e.options().items()))

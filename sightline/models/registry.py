@@ -79,10 +79,12 @@ DATASET_DEFAULT_MODELS = {"fashion-mnist": "airnet"}
 def default_model(dataset: object = None) -> str:
     """The model ``sightline train DATASET`` trains when none is named: ``dataset`` is a
     built-in dataset's name or alias (any case, as ``load_dataset`` takes it), a folder path,
-    a ``Dataset`` (its ``name``) or None."""
+    a ``Dataset`` (what it was loaded from: a folder named like a built-in is still a folder;
+    else its ``name``) or None."""
     from sightline.data.registry import find_dataset_spec  # plain data: no PyTorch
 
-    name = getattr(dataset, "name", dataset)
+    source = (getattr(dataset, "load_options", None) or {}).get("name_or_path")
+    name = str(source) if source else getattr(dataset, "name", dataset)
     spec = find_dataset_spec(name) if isinstance(name, str) else None
     return DATASET_DEFAULT_MODELS.get(spec.name, DEFAULT_MODEL) if spec is not None else DEFAULT_MODEL
 
