@@ -65,6 +65,19 @@ def batched_logits(
     return torch.cat(outs).clone()  # made outside inference mode: an ordinary tensor for the caller
 
 
+def inference_copy(model: nn.Module) -> nn.Module:
+    """The network to run forward passes with (predict, evaluate, the server, frozen features).
+
+    A model with a ``fused()`` method (efficientnet-lite0: each BatchNorm folded into the
+    convolution before it) runs as that inference-only copy: the same outputs to float rounding,
+    ~1.5x the images/s on a CPU, where each BatchNorm was one more pass over the widest
+    activations (benchmarks/features.py, benchmarks/inference.py). Any other model is returned
+    as it is. The copy is for inference only: train, inspect and export the model itself.
+    """
+    fused = getattr(model, "fused", None)
+    return fused() if callable(fused) else model
+
+
 def _in_channels_last(model: nn.Module) -> bool:
     """Whether every 4-D parameter and buffer already has the strides that
     ``model.to(memory_format=torch.channels_last)`` gives: that call then changes nothing, and

@@ -133,6 +133,17 @@ class Run:
             self._meta.setdefault(which, self._models[key][1])  # just read: classes need no second read
         return self._models[key][0]
 
+    def inference_model(self, which: str = "best", device: Any = "cpu"):
+        """The trained model for forward passes only (``evaluate``, ``predict*``, the server):
+        ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can),
+        cached per checkpoint and device. Hooks, training and export take ``load_model``'s."""
+        from sightline.inference import inference_copy
+
+        key = ("inference", which, str(device))
+        if key not in self._models:
+            self._models[key] = (inference_copy(self.load_model(which, device)), None)
+        return self._models[key][0]
+
     def metadata(self, which: str = "best") -> dict[str, Any]:
         """The model file's metadata (architecture, classes, preprocessing), read once."""
         from sightline import checkpoint as ckpt
@@ -215,7 +226,7 @@ class Run:
         from sightline.evaluate import evaluate_model
 
         dev = resolve_device(device)
-        return evaluate_model(self.load_model(which, dev), images.images, images.labels, self.preprocess, self.classes,
+        return evaluate_model(self.inference_model(which, dev), images.images, images.labels, self.preprocess, self.classes,
                               device=dev, batch_size=batch_size)  # fmt: skip
 
     def saved_results(self, split: str = "test", which: str = "best"):
@@ -251,7 +262,7 @@ class Run:
         from sightline.predict import predict_tensor
 
         dev = resolve_device(device)
-        return predict_tensor(self.load_model(which, dev), self.preprocess, images, device=dev)
+        return predict_tensor(self.inference_model(which, dev), self.preprocess, images, device=dev)
 
     def predict_files(self, inputs: list[str], top_k: int = 3, which: str = "best", device: str = "auto",
                       keep_seen: bool = False):  # fmt: skip
@@ -262,7 +273,7 @@ class Run:
         from sightline.predict import predict_files
 
         dev = resolve_device(device)
-        return predict_files(self.load_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev,
+        return predict_files(self.inference_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev,
                              keep_seen=keep_seen)  # fmt: skip
 
     def predict_images(self, images: list[tuple[str, Any]], top_k: int = 3, which: str = "best",
@@ -274,7 +285,7 @@ class Run:
         from sightline.predict import predict_images
 
         dev = resolve_device(device)
-        return predict_images(self.load_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev,
+        return predict_images(self.inference_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev,
                               keep_seen=keep_seen)  # fmt: skip
 
     def summary(self):

@@ -138,3 +138,23 @@ def test_registry_states_the_weights_input_as_the_model_does():
     want = pretrained_input("efficientnet-lite0")
     assert want["size"] == PRETRAINED_INPUT["size"]
     assert want["mean"] == pytest.approx(PRETRAINED_INPUT["mean"]) and want["std"] == pytest.approx(PRETRAINED_INPUT["std"])
+
+
+def test_predictions_run_a_copy_with_batchnorm_folded_and_the_same_outputs(small, tmp_path):
+    from torch import nn
+
+    from sightline.inference import batched_logits
+
+    run = sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="fused", epochs=1, batch_size=8,
+                        progress="quiet")  # fmt: skip
+    loaded = sightline.load_run(run.path)
+    net, model = loaded.inference_model(), loaded.load_model()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # inspect and export see the layers as trained
+    probs = loaded.predict(small.test.images)
+    want = batched_logits(model, small.test.images, loaded.preprocess, "cpu").softmax(1)
+    assert torch.allclose(probs, want, atol=1e-4), (probs - want).abs().max()
+    assert loaded.inference_model() is net  # made once per checkpoint and device
+    # A model without fused() predicts with itself: no copy.
+    mlp = sightline.load_run(sightline.fit("mlp", small, runs_dir=tmp_path, name="mlp", epochs=1, progress="quiet").path)
+    assert mlp.inference_model() is mlp.load_model()

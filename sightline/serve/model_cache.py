@@ -87,7 +87,7 @@ class ModelCache:
                 if self.engine == "onnx":
                     entry.batched = BatchedModel(value.name, value, value.preprocess, value.classes)
                 else:
-                    entry.batched = BatchedModel(value.name, value.load_model("best", self.device), value.preprocess,
+                    entry.batched = BatchedModel(value.name, value.inference_model("best", self.device), value.preprocess,
                                                  value.classes, self.device)  # fmt: skip
                 if all(e is not entry for e in self._runs.values()):  # evicted meanwhile: no thread left behind
                     entry.batched.close()

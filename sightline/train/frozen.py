@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from sightline.data.dataset import Dataset
+from sightline.inference import inference_copy
 from sightline.train.config import TrainConfig
 from sightline.train.loop import Trainer
 from sightline.train.optim import freeze_backbone, head_parameters
@@ -42,15 +43,13 @@ def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: 
                      on_batch=None) -> torch.Tensor:  # fmt: skip
     """``model.features`` of uint8 ``images`` (N, C, H, W), in batches, in eval mode → float32
     (N, F) on ``device``. ``flip``: of the mirrored images. ``on_batch(done, total)`` after each.
-    A model with ``fused()`` (BatchNorm folded into its convolutions: ~1.5x the images/s on a
-    CPU) runs as that copy."""
+    It runs ``inference_copy(model)`` (BatchNorms folded into the convolutions where the model
+    can: ~1.5x the images/s on a CPU); ``model`` itself is left as it was."""
     was_training = model.training
     model.eval()
-    net = model
-    if callable(getattr(model, "fused", None)):
-        net = model.fused()
-        if channels_last:
-            net.to(memory_format=torch.channels_last)
+    net = inference_copy(model)
+    if channels_last and net is not model:  # a new copy (the model itself is the trainer's to convert)
+        net.to(memory_format=torch.channels_last)
     out = []
     try:
         for start in range(0, len(images), FEATURE_BATCH):
