@@ -78,8 +78,11 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 0.5 + 0.1)
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        if hasattr(model, "init_from_data"):  # airnet: its whitening stem from the images, as fit does
+            model.init_from_data(pre.normalize(batch))
         head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-        head.bias.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
         head.weight.mul_(10 / batched_logits(model.eval(), batch, pre, "cpu").abs().max())
     return model
 
@@ -89,6 +92,8 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
     ("mlp", (1, 12, 12), {"hidden": 32}, False, 64),
     ("tutorial-cnn", (3, 32, 32), {}, True, 32),
     ("fastcnn", (1, 28, 28), {}, True, 32),
+    ("airnet", (1, 28, 28), {}, True, 32),
+    ("airnet", (3, 32, 32), {"width": 16}, True, 32),
     ("efficientnet-lite0", (3, 32, 32), {"pretrained": False}, True, 4),  # a few images: 4.7 M parameters
 ])  # fmt: skip
 def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, tmp_path):
