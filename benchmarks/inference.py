@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
 
-    from sightline.runs import load_run
+    from sightline.runs import find_run
 
-    run = load_run(args.run) if args.run else make_run(args.steps, Path(tempfile.mkdtemp()))
+    run = find_run(args.run) if args.run else make_run(args.steps, Path(tempfile.mkdtemp()))
     data = run.load_data()
     images = data.test.images[:2048].contiguous()
     print(f"run {run.name}: {run.config['model']['name']}, input {tuple(images.shape[1:])}, "

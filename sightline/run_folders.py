@@ -97,7 +97,9 @@ def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
         if not text:
             raise RunError("empty run name")
         raise RunNotFoundError(f"no run named {text!r} in {base}: see `sightline runs`")
-    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from `sightline runs`")
+    hint = " (a run folder elsewhere opens as a pathlib.Path: load_run(Path(...)))" if Path(text).is_dir() else ""
+    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from "
+                   f"`sightline runs`{hint}")  # fmt: skip
 
 
 def run_id_path(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path:
