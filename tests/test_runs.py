@@ -114,6 +114,8 @@ def test_run_ids_stay_inside_the_runs_folder(trained, tmp_path):
     for ref in ("../elsewhere", str(outside), "toy-run/../../elsewhere", "/etc", ".."):
         with pytest.raises(RunError):
             load_run(ref, runs_dir=root)
+    with pytest.raises(RunError, match=r"opens as a pathlib.Path"):  # says how to open a folder elsewhere
+        load_run(str(outside), runs_dir=root)
     with pytest.raises(RunError, match="no run named 'nope'"):
         load_run("nope", runs_dir=root)
     assert load_run(run.path).path == run.path  # a Path the program chose is opened as is
