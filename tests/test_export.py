@@ -279,3 +279,54 @@ def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_p
     assert answers["onnx"]["run"] == "toy" and a["label"] == b["label"] and a["index"] == b["index"]
     for x, y in zip(a["top_k"], b["top_k"], strict=True):
         assert x["label"] == y["label"] and abs(x["probability"] - y["probability"]) <= 1e-4
+
+
+def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from sightline.serve import create_app
+
+    run, data, _ = toy
+    root = tmp_path / "runs"
+    shutil.copytree(run.path, root / "toy")
+    shutil.copytree(run.path, root / "plain", ignore=shutil.ignore_patterns("export"))
+    buf = io.BytesIO()
+    Image.fromarray(data.test.images[12, 0].numpy()).save(buf, format="PNG")
+    files = {"files": ("x.png", buf.getvalue(), "image/png")}
+    csrf = {"X-Sightline-Request": "1"}
+    app = create_app(runs_dir=root, start_workers=False)  # engine "auto", the default
+    models = app.state.sightline.models
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        answers = {}
+        for name in ("toy", "plain"):
+            r = client.post("/api/predict", files=files, data={"run": name, "k": "3"}, headers=csrf)
+            assert r.status_code == 200, r.text  # no 409 for a run without an export: PyTorch answers
+            answers[name] = r.json()["results"][0]
+        assert isinstance(models.get("toy"), OnnxModel) and isinstance(models.get("plain"), Run)
+        assert answers["toy"]["label"] == answers["plain"]["label"]
+        # An export made later switches the run over; one the run has outgrown switches it back.
+        shutil.copytree(root / "toy" / "export", root / "plain" / "export")
+        assert isinstance(models.get("plain"), OnnxModel)
+        model, _ = ckpt.load_model(root / "plain" / "best.safetensors")
+        with torch.no_grad():
+            next(model.parameters()).add_(0.01)
+        ckpt.save_model(root / "plain" / "best.safetensors", model, Run(root / "plain").metadata())  # trained on
+        assert isinstance(models.get("plain"), Run)
+        r = client.post("/api/predict", files=files, data={"run": "plain"}, headers=csrf)
+        assert r.status_code == 200, r.text
+
+
+def test_cli_predict_auto_engine_uses_the_current_export(toy, images, tmp_path, capsys):
+    run = toy[0]
+    copy = tmp_path / "copy"
+    shutil.copytree(run.path, copy)
+    assert main(["predict", "--run", str(copy), *images]) == 0
+    auto = capsys.readouterr()
+    assert "Predicting with the run's ONNX export in ONNX Runtime" in auto.err
+    assert main(["predict", "--run", str(copy), "--engine", "torch", *images]) == 0
+    by_torch = capsys.readouterr()
+    assert "ONNX" not in by_torch.err and by_torch.out == auto.out
+    (copy / "export" / "best.onnx").unlink()
+    assert main(["predict", "--run", str(copy), *images]) == 0
+    assert "ONNX" not in capsys.readouterr().err  # no export: PyTorch, no error

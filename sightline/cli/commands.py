@@ -221,9 +221,10 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
     p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
-                   help="run the model in PyTorch (default) or its ONNX export in ONNX Runtime (`sightline export RUN` "
-                        "makes it; needs sightline[onnx])")  # fmt: skip
+    p.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto (default): the run's current ONNX export in ONNX Runtime where sightline[onnx] is "
+                        "installed (`sightline export RUN` makes it), else PyTorch; torch: PyTorch; onnx: the "
+                        "export, or an error saying how to make it")  # fmt: skip
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="classify with this .onnx file from `sightline export` (instead of --run)")
     p.add_argument("--show", nargs="?", const="seen", default=None, metavar="FOLDER",
@@ -237,8 +238,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from sightline.devices import resolve_device
     from sightline.predict import predict_files, save_seen
 
-    if args.onnx or args.engine == "onnx":
-        onnx = _open_onnx(args)
+    onnx = _open_onnx(args) if args.onnx or args.engine == "onnx" else None
+    if onnx is None and args.engine == "auto" and not (args.run and Path(args.run).is_file()):
+        run = pick_run(args.run, args.runs_dir)  # picked once: the newest run is named once
+        args.run = str(run.path)
+        onnx = _current_export(run, args)
+    if onnx is not None:
         model, preprocess, classes, device = onnx, onnx.preprocess, onnx.classes, None
     else:
         device = resolve_device(args.device)
@@ -258,6 +263,26 @@ def run_predict(args: argparse.Namespace) -> int:
         print("error: no image could be classified", file=sys.stderr)
         return 1
     return 0
+
+
+def _current_export(run, args: argparse.Namespace):
+    """``--engine auto``: the run's ONNX export when ONNX Runtime is installed and the export is
+    of the current checkpoint (the same predictions to 1e-4, checked at export, and several
+    times faster: benchmarks/README.md); else None (PyTorch)."""
+    import importlib.util
+
+    from sightline.errors import NotExportedError
+    from sightline.onnx_model import export_path, load_exported
+
+    if importlib.util.find_spec("onnxruntime") is None or not export_path(run, args.checkpoint).is_file():
+        return None
+    try:
+        model = load_exported(run, args.checkpoint, args.device)
+    except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
+        return None
+    print(f"Predicting with the run's ONNX export in ONNX Runtime ({export_path(run, args.checkpoint)}; "
+          "--engine torch: PyTorch)", file=sys.stderr)  # fmt: skip
+    return model
 
 
 def _open_onnx(args: argparse.Namespace):

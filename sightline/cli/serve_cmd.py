@@ -35,9 +35,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                         "the process list); required with a --host other than loopback")  # fmt: skip
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="largest request body in MB (default 20)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
-                   help="what predictions run on: PyTorch (default), or each run's ONNX export in ONNX Runtime "
-                        "(`sightline export RUN` makes it; needs sightline[onnx]); inspection always uses PyTorch")  # fmt: skip
+    p.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                   help="what predictions run on: auto (default): a run's current ONNX export in ONNX Runtime "
+                        "where sightline[onnx] is installed (`sightline export RUN` makes it; 1.5-12x faster), "
+                        "else PyTorch; torch: always PyTorch; onnx: always the export. Inspection uses PyTorch")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=1,
                    help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
                         "or GPU it is given")  # fmt: skip

@@ -20,7 +20,7 @@ from sightline.serve.errors import JSONResponse, install_error_handlers
 from sightline.serve.guards import AccessGuard, BodyLimit
 from sightline.serve.job_pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
 from sightline.serve.job_store import JobStore
-from sightline.serve.model_cache import ENGINES, ModelCache
+from sightline.serve.model_cache import ENGINE_CHOICES, ModelCache
 from sightline.serve.routes import router
 from sightline.serve.settings import Settings
 
@@ -41,7 +41,7 @@ def create_app(
     max_workers: int = 1,
     start_workers: bool = True,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
-    engine: str = "torch",
+    engine: str = "auto",
     exclusive_jobs: bool = False,
 ) -> FastAPI:
     """The sightline web API for the runs in ``runs_dir`` (default ./runs or
@@ -61,17 +61,18 @@ def create_app(
     processes=N)``), of which only the holder of the runs folder's lock launches jobs
     (``job_pool``).
 
-    ``engine``: "torch" (default) runs predictions (/api/predict) in PyTorch; "onnx" runs them
-    through each run's ``export/best.onnx`` in ONNX Runtime (made by ``sightline export RUN``;
-    a run without a current one answers 409 naming that command). Inspection (/api/inspect)
+    ``engine``: what predictions (/api/predict) run on. "auto" (default): a run's current
+    ``export/best.onnx`` (made by ``sightline export RUN``) in ONNX Runtime where that is
+    installed, else PyTorch; "torch": always PyTorch; "onnx": always the export (a run without
+    a current one answers 409 naming that command). Inspection (/api/inspect)
     and model summaries stay on PyTorch with either: they need the model's layers.
     """
     from sightline.runs import default_runs_dir
 
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
-    if engine not in ENGINES:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine not in ENGINE_CHOICES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
     if engine == "onnx":
         from sightline.onnx_model import require_packages
 

@@ -69,14 +69,14 @@ def serve(
     device: str = "auto",
     max_workers: int = 1,
     log_level: str = "info",
-    engine: str = "torch",
+    engine: str = "auto",
     processes: int = 1,
 ) -> None:
     """Serve the web API until Ctrl-C; prints its URL first.
 
     Binding to anything but a loopback address makes the runs reachable from the network, so
     it needs a token (``token`` or $SIGHTLINE_TOKEN), which every API call must then send.
-    ``engine``: "torch" or "onnx", what predictions run on (see ``create_app``).
+    ``engine``: "auto", "torch" or "onnx", what predictions run on (see ``create_app``).
     ``processes``: server processes sharing the port (``sightline.serve.processes``): one uses
     about one core whatever the machine has; each holds its own copies of the models."""
     token = token or os.environ.get(TOKEN_ENV) or None
@@ -98,6 +98,9 @@ def serve(
     if engine == "onnx":
         print("Predictions run through each run's export/best.onnx in ONNX Runtime (`sightline export RUN` makes it); "
               "inspection uses PyTorch.", flush=True)  # fmt: skip
+    elif engine == "auto" and "onnx" in app.state.sightline.models._backends:
+        print("Runs with a current ONNX export (`sightline export RUN`) predict through ONNX Runtime, the others "
+              "in PyTorch (--engine torch: always PyTorch).", flush=True)  # fmt: skip
     if token:
         # The browser keeps the token as a cookie after this first visit; scripts send a header.
         print(f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "
