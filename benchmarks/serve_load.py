@@ -93,11 +93,13 @@ def request_bodies(images: list[bytes], run: str, batch: int) -> list[bytes]:
     return bodies
 
 
-def start_server(runs_dir: Path, port: int, log_path: Path, processes: int = 1) -> tuple[subprocess.Popen, str]:
+def start_server(runs_dir: Path, port: int, log_path: Path, processes: int = 1,
+                 engine: str | None = None) -> tuple[subprocess.Popen, str]:  # fmt: skip
     """``sightline serve`` in a subprocess, and its URL from its first line (port 0: a free one)."""
     script = Path(sys.executable).with_name("sightline")
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "sightline"]
     more = ["--processes", str(processes)] if processes > 1 else []  # as before for one: older servers have no option
+    more += ["--engine", engine] if engine else []
     with log_path.open("wb") as log:
         proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--runs-dir", str(runs_dir), *more],
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -260,7 +262,7 @@ def run_load(kind: str, url: str, bodies: list[bytes], batch: int, clients: int,
 
 def measure(args: argparse.Namespace, runs_dir: Path, run: str, images: list[bytes], scratch: Path) -> dict[str, Any]:
     """Start the server, warm it up, load it; the server is stopped whatever happens."""
-    proc, url = start_server(runs_dir, args.port, scratch / "server.log", args.processes)
+    proc, url = start_server(runs_dir, args.port, scratch / "server.log", args.processes, args.engine)
     try:
         health = wait_healthy(url)
         bodies = request_bodies(images, run, args.batch_files)
@@ -297,6 +299,8 @@ def main() -> int:
     ap.add_argument("--runs-dir", help="where --run is named (default ./runs or $SIGHTLINE_RUNS_DIR)")
     ap.add_argument("--port", type=int, default=0, help="port to serve on (default 0: a free one)")
     ap.add_argument("--processes", type=int, default=1, help="sightline serve --processes (default 1)")
+    ap.add_argument("--engine", choices=("auto", "torch", "onnx"),
+                    help="sightline serve --engine (default: the server's own, auto; onnx needs an exported --run)")
     ap.add_argument("--images", type=int, default=300, help="distinct test images sent in turn (default 300)")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
     ap.add_argument("--json", type=Path, help="also write the settings and results to this JSON file")
@@ -316,7 +320,7 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     settings = {"sightline": r["server_version"], "run": run, "model": "(the run's)" if args.run else args.model,
                 "cpus": os.cpu_count(), "torch threads (a fresh process)": torch.get_num_threads(),
-                "server": f"sightline serve defaults but {args.processes} process(es): asyncio loop, access log on, "
+                "server": f"sightline serve defaults but {args.processes} process(es), engine {args.engine or 'auto'}: asyncio loop, access log on, "
                           "device auto",
                 "thread pool": "anyio default, 40 threads for the plain-def routes",
                 "server threads at the end (all its processes)": r["server_threads"]}  # fmt: skip

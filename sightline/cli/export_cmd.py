@@ -72,8 +72,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"  sightline predict --onnx {where} IMAGES...")
     if args.output is None:
         which = "" if args.checkpoint == "best" else " --checkpoint last"
-        print(f"  sightline predict --run {run_ref} --engine onnx{which} IMAGES...")
+        print(f"  sightline predict --run {run_ref}{which} IMAGES...   (ONNX Runtime while the export is current)")
         if args.checkpoint == "best":
-            print("  sightline serve --engine onnx      (predictions through ONNX Runtime)")
+            print("  sightline serve      (this run's predictions through ONNX Runtime while the export is current)")
     print(f"  python: sightline.load_onnx({str(result.path)!r}).predict_files([...])")
     return 0
