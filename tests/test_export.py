@@ -300,9 +300,10 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy
     with TestClient(app, base_url="http://127.0.0.1") as client:
         answers = {}
         for name in ("toy", "plain"):
-            r = client.post("/api/predict", files=files, data={"run": name, "k": "3"}, headers=csrf)
+            r = client.post("/api/predict", files=files, data={"run": name, "k": "3", "thumbnails": "true"}, headers=csrf)
             assert r.status_code == 200, r.text  # no 409 for a run without an export: PyTorch answers
             answers[name] = r.json()["results"][0]
+            assert answers[name]["thumbnail"].startswith("data:image/png;base64,")  # what the model saw, either way
         assert isinstance(models.get("toy"), OnnxModel) and isinstance(models.get("plain"), Run)
         assert answers["toy"]["label"] == answers["plain"]["label"]
         # An export made later switches the run over; one the run has outgrown switches it back.
