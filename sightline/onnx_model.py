@@ -48,6 +48,24 @@ def require_packages(modules: Sequence[str], purpose: str) -> None:
         raise SightlineError(f"{purpose} needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
 
 
+def runs_beside_torch(device: str | torch.device | None = "auto") -> bool:
+    """Whether ONNX Runtime is installed and would run where PyTorch runs on ``device`` (the
+    engine "auto" prefers a run's export only then: a CPU-only onnxruntime is no match for
+    PyTorch on a GPU, and ONNX Runtime has no MPS)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    from sightline.devices import resolve_device
+
+    dev = resolve_device("auto" if device is None else device)
+    if dev.type == "cpu":
+        return True
+    if dev.type == "cuda":
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    return False
+
+
 def export_path(run: Run, which: str = "best") -> Path:
     """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
     if which not in ("best", "last"):

@@ -331,3 +331,20 @@ def test_cli_predict_auto_engine_uses_the_current_export(toy, images, tmp_path, 
     (copy / "export" / "best.onnx").unlink()
     assert main(["predict", "--run", str(copy), *images]) == 0
     assert "ONNX" not in capsys.readouterr().err  # no export: PyTorch, no error
+
+
+def test_auto_engine_keeps_pytorch_where_onnx_runtime_cannot_follow_it(monkeypatch):
+    from sightline import onnx_model
+
+    assert onnx_model.runs_beside_torch("cpu")
+    ort = pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not onnx_model.runs_beside_torch("cuda")  # a CPU-only onnxruntime beside PyTorch on a GPU
+    assert not onnx_model.runs_beside_torch("auto")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_model.runs_beside_torch("cuda")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "onnxruntime" else real(name, *a, **k))  # fmt: skip
+    assert not onnx_model.runs_beside_torch("cpu")

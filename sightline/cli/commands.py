@@ -269,15 +269,14 @@ def _current_export(run, args: argparse.Namespace):
     """``--engine auto``: the run's ONNX export when ONNX Runtime is installed and the export is
     of the current checkpoint (the same predictions to 1e-4, checked at export, and several
     times faster: benchmarks/README.md); else None (PyTorch)."""
-    import importlib.util
-
+    from sightline.devices import resolve_device
     from sightline.errors import NotExportedError
-    from sightline.onnx_model import export_path, load_exported
+    from sightline.onnx_model import export_path, load_exported, runs_beside_torch
 
-    if importlib.util.find_spec("onnxruntime") is None or not export_path(run, args.checkpoint).is_file():
+    if not runs_beside_torch(args.device) or not export_path(run, args.checkpoint).is_file():
         return None
     try:
-        model = load_exported(run, args.checkpoint, args.device)
+        model = load_exported(run, args.checkpoint, str(resolve_device(args.device)))
     except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
         return None
     print(f"Predicting with the run's ONNX export in ONNX Runtime ({export_path(run, args.checkpoint)}; "

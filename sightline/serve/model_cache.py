@@ -8,7 +8,7 @@ loaded again on its next prediction, so the cache never serves stale weights. A 
 appears replaces it); only a miss validates the name and reads the run's config.json again.
 
 With ``engine="auto"`` (the default) a run with a current ONNX export runs it in ONNX Runtime
-when that is installed (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for the
+when that is installed and runs on the server's device (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for the
 convnets: benchmarks/README.md), any other run in PyTorch; an export that appears or goes stale
 (the run trained on) switches the run over on its next prediction.
 With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime
@@ -61,9 +61,8 @@ class ModelCache:
     """
 
     def __init__(self, runs_dir: str | Path, size: int = 4, device: str = "auto", engine: str = "auto") -> None:
-        import importlib.util
-
         from sightline.devices import resolve_device
+        from sightline.onnx_model import runs_beside_torch
 
         if size < 1:
             raise ValueError(f"model cache size must be at least 1, not {size}")
@@ -74,9 +73,9 @@ class ModelCache:
         self.device = resolve_device(device)
         self.engine = engine
         # The backends a run may be cached under, tried in this order.
-        has_ort = importlib.util.find_spec("onnxruntime") is not None
-        self._backends = ("onnx", "torch") if engine == "auto" and has_ort else (("torch",) if engine == "auto" else (engine,))
-        self._onnx_device = device  # as asked: "auto" lets ONNX Runtime pick CUDA only where it has it
+        self._backends = (engine,) if engine != "auto" else (("onnx", "torch") if runs_beside_torch(device) else ("torch",))
+        # As asked ("auto" lets ONNX Runtime pick CUDA only where it has it); engine auto: where PyTorch runs.
+        self._onnx_device = str(self.device) if engine == "auto" else device
         self._lock = threading.Lock()
         # (engine, run name) → entry: with engine "onnx", inspection still loads PyTorch models,
         # under ("torch", name)
