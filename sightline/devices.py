@@ -43,8 +43,28 @@ def use_channels_last(model: nn.Module, device: torch.device) -> bool:
     return has_conv(model) and device.type in ("cpu", "cuda")
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN runs bf16
+    convolutions and matmuls on the matrix units. ``torch.cpu._is_amx_tile_supported`` is
+    private: an older or newer PyTorch without it counts as no AMX."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # noqa: BLE001 - a probe that fails means "don't rely on it"
+        return False
+
+
+def cpu_bf16_is_fast(model: nn.Module) -> bool:
+    """Whether ``model`` trains faster in bf16 than in float32 on this CPU: a convnet on AMX."""
+    return has_conv(model) and cpu_has_amx()
+
+
 def autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
-    """Mixed precision: on by default on CUDA (bf16 where supported, else fp16); off elsewhere."""
-    if device.type != "cuda" or amp is False:
+    """Mixed precision: ``amp`` None means on for CUDA (bf16 where supported, else fp16), off
+    elsewhere; True asks for it (bf16 on a CPU), False keeps float32. ``fit`` turns it on for a
+    convnet on an AMX CPU (``train.device_defaults``) and records that in the run's config."""
+    if amp is False or device.type not in ("cuda", "cpu"):
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp else None

@@ -111,6 +111,60 @@ def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
     assert adapt_to_device(frozen, "cuda", set(), 60_000, 784) == (frozen, [])
 
 
+def test_cpu_trains_a_convnet_in_bf16_only_where_that_is_faster():
+    from sightline.train.config import TrainConfig
+    from sightline.train.device_defaults import adapt_to_device
+
+    cfg = TrainConfig(batch_size=128, lr=0.3, epochs=4)
+    bf16, notes = adapt_to_device(cfg, "cpu", set(), 60_000, 784, fast_bf16=True)
+    assert bf16.amp is True and (bf16.batch_size, bf16.lr, bf16.epochs) == (128, 0.3, 4)
+    assert bf16.extra["device_defaults"]["amp"] == [None, True] and "AMX" in notes[0] and "--no-amp" in notes[0]
+    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (cfg, [])  # no AMX (or an MLP): float32
+    no_amp = TrainConfig(amp=False)
+    assert adapt_to_device(no_amp, "cpu", {"amp"}, 60_000, 784, fast_bf16=True) == (no_amp, [])  # --no-amp wins
+    frozen = TrainConfig(batch_size=32, freeze=True)  # a head on cached features: no convolutions to speed up
+    assert adapt_to_device(frozen, "cpu", set(), 60_000, 784, fast_bf16=True) == (frozen, [])
+    gpu, _ = adapt_to_device(cfg, "cuda", set(), 60_000, 784, fast_bf16=True)
+    assert gpu.amp is None  # CUDA has its own mixed-precision default
+
+
+def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
+    import torch
+
+    from sightline import devices
+
+    assert isinstance(devices.cpu_has_amx(), bool)  # this machine's answer, whatever it is
+    cpu = torch.device("cpu")
+    assert devices.autocast_dtype(cpu, None) is None and devices.autocast_dtype(cpu, False) is None
+    assert devices.autocast_dtype(cpu, True) is torch.bfloat16
+    assert devices.autocast_dtype(torch.device("mps"), True) is None
+    convnet = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
+    mlp = sightline.create_model("mlp", (1, 12, 12), 3, hidden=8)
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
+    assert devices.cpu_bf16_is_fast(convnet) and not devices.cpu_bf16_is_fast(mlp)
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)
+    assert not devices.cpu_bf16_is_fast(convnet)
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: 1 / 0, raising=False)
+    assert devices.cpu_has_amx() is False  # a probe that fails (a PyTorch that moved it): float32, no crash
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_fit_records_bf16_on_an_amx_cpu_and_the_run_learns(tmp_path, monkeypatch, amx):
+    from sightline.train import api
+
+    monkeypatch.setattr(api, "cpu_bf16_is_fast", lambda model: amx)
+    events: list[dict] = []
+    model = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
+    run = sightline.fit(model, make_dataset(), runs_dir=tmp_path, epochs=4, batch_size=32, lr=0.05, progress="quiet",
+                        device="cpu", on_event=events.append)  # fmt: skip
+    config = json.loads((run.path / "config.json").read_text())["train"]
+    assert config["amp"] is (True if amx else None)
+    notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "device"]
+    assert any("bf16" in n for n in notes) is amx
+    assert run.evaluate().accuracy > 0.9  # bf16 steps (on any CPU: slower without AMX, same result) still learn
+
+
 def test_a_recipes_own_values_still_adapt_to_the_gpu_but_the_callers_do_not():
     _, _, _, train = apply_recipe(get_recipe("fashion-mnist-fast"), None, {}, {}, {"epochs": 3, "lr": None})
     assert train["extra"]["given"] == ["epochs"]  # batch_size 128 is the recipe's: a GPU may raise it

@@ -55,7 +55,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-flip", dest="flip", action="store_false", help="augmentation: no flips (default: the dataset decides; never for digits)")
     t.add_argument("--seed", type=int, default=None, help="random seed (data split, init, shuffling; default 0)")
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    t.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision (default: on for CUDA)")
+    t.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision: bf16 (default: on for CUDA, and for convnets on a CPU with AMX)")
     t.add_argument("--no-amp", dest="amp", action="store_false", help="full float32 precision, also on CUDA")
     t.add_argument("--monitor", choices=MONITORS, help="metric for best checkpoint and early stopping")
     t.add_argument("--patience", type=positive_int, help="early stopping after N epochs without improvement")

@@ -21,7 +21,7 @@ from torch import nn
 from sightline import checkpoint as ckpt
 from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
-from sightline.devices import resolve_device
+from sightline.devices import cpu_bf16_is_fast, resolve_device
 from sightline.errors import ConfigError, RunError
 from sightline.models import create_model, default_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
@@ -104,7 +104,9 @@ def fit(
     # A recipe's values are defaults too: only what the caller set stays as it is on a GPU.
     given = set(cfg.extra.get("given", [k for k, v in train_options.items() if v is not None and k != "extra"]))
     _, h, w = data.input_shape
-    cfg, device_notes = adapt_to_device(cfg, resolve_device(cfg.device).type, given, len(data.train), h * w)
+    device_type = resolve_device(cfg.device).type
+    cfg, device_notes = adapt_to_device(cfg, device_type, given, len(data.train), h * w,
+                                        fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model))  # fmt: skip
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
     cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).

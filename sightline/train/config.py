@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = dict(
                            # None = the data decides: 0.5 where photos are framed as objects or digits
     seed=0,
     device="auto",         # auto | cpu | cuda | cuda:N | mps
-    amp=None,              # mixed precision; None = on for CUDA
+    amp=None,              # mixed precision; None = on for CUDA and for convnets on an AMX CPU
     monitor="val_accuracy",  # metric for the best checkpoint and early stopping
     patience=None,         # early stopping: epochs without improvement; None = off
     min_delta=0.0,         # early stopping: smallest change that counts as improvement
