@@ -45,6 +45,21 @@ def test_any_size_down_to_its_poolings(shape):
     assert rows[0].trainable == model.whiten.out_channels < rows[0].params  # frozen filters, a learnt bias
 
 
+@pytest.mark.parametrize("widths", [[64, 256, 256], "64,256,256", (64, 256, 256)])
+def test_group_widths_spelled_out(widths):
+    model = create_model("airnet", (3, 32, 32), 10, widths=widths)  # airbench94's groups
+    assert [model.get_submodule(f"group{i}").conv2.out_channels for i in (1, 2, 3)] == [64, 256, 256]
+    assert model.classifier.in_features == 256 and model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert [create_model("airnet", (1, 28, 28), 3, width=8, groups=2).get_submodule(f"group{i}").conv2.out_channels
+            for i in (1, 2)] == [8, 16]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ["a,b", [], [64, 2], "64;256"])
+def test_bad_group_widths_are_a_clear_error(bad):
+    with pytest.raises(sightline.errors.ModelError, match="widths must be channel counts"):
+        create_model("airnet", (3, 32, 32), 10, widths=bad)
+
+
 def test_too_small_inputs_are_refused_with_the_size_needed():
     with pytest.raises(sightline.errors.ModelError, match="9x9"):
         create_model("airnet", (1, 8, 8), 3)

@@ -26,6 +26,8 @@ fastcnn's default run: 92.0 % and 94.4-96.2 %.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -96,23 +98,38 @@ class AirNet(nn.Sequential):
                         schedule="onecycle", warmup=0.2, batch_size=128, epochs=5,
                         label_smoothing=0.2, translate=0),  # fmt: skip
 )
-def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, groups: int = 3) -> nn.Module:
+def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, groups: int = 3,
+           widths: Sequence[int] | str | None = None) -> nn.Module:  # fmt: skip
+    """``width`` doubling over ``groups`` conv groups (32, 64, 128 by default), or the groups'
+    ``widths`` spelled out (e.g. ``[64, 256, 256]``, airbench94's; "64,256,256" from a CLI)."""
     c, h, w = input_shape
-    if width < 4 or groups < 1:
-        raise ValueError(f"width must be >= 4 and groups >= 1 (got {width}, {groups})")
-    if min(h, w) - WHITEN_KERNEL + 1 < 2**groups:
-        need = 2**groups + WHITEN_KERNEL - 1
-        raise ValueError(f"input {h}x{w} is too small for {groups} groups (needs at least {need}x{need} px; "
+    sizes = _group_widths(width, groups, widths)
+    if min(h, w) - WHITEN_KERNEL + 1 < 2 ** len(sizes):
+        need = 2 ** len(sizes) + WHITEN_KERNEL - 1
+        raise ValueError(f"input {h}x{w} is too small for {len(sizes)} groups (needs at least {need}x{need} px; "
                          f"use fewer groups or larger images)")  # fmt: skip
     model = AirNet()
     model.add_module("whiten", Whitening(c))
     model.add_module("act", nn.GELU())
     channels = model.whiten.out_channels
-    for i in range(1, groups + 1):
-        out = width * 2 ** (i - 1)
+    for i, out in enumerate(sizes, start=1):
         model.add_module(f"group{i}", ConvGroup(channels, out))
         channels = out
     model.add_module("pool", nn.AdaptiveMaxPool2d(1))
     model.add_module("flatten", nn.Flatten())
     model.add_module("classifier", nn.Linear(channels, num_classes, bias=False))
     return model
+
+
+def _group_widths(width: int, groups: int, widths: Sequence[int] | str | None) -> list[int]:
+    if widths is None:
+        if width < 4 or groups < 1:
+            raise ValueError(f"width must be >= 4 and groups >= 1 (got {width}, {groups})")
+        return [width * 2**i for i in range(groups)]
+    try:
+        sizes = [int(v) for v in (widths.split(",") if isinstance(widths, str) else widths)]
+    except (TypeError, ValueError):
+        sizes = []
+    if not sizes or min(sizes) < 4:
+        raise ValueError(f"widths must be channel counts >= 4, one per conv group, e.g. 64,256,256 (got {widths!r})")
+    return sizes
