@@ -82,7 +82,7 @@ class ExportedClassifier(nn.Module):
     def __init__(self, net: nn.Module, preprocess: Preprocess) -> None:
         super().__init__()
         self.net = net
-        self.flip_tta = preprocess.flip_tta
+        self.preprocess = preprocess
         # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
         # graph normalises bit for bit like PyTorch does.
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
@@ -90,14 +90,14 @@ class ExportedClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() - self.mean) * self.inv_std
-        if not self.flip_tta:
+        views = self.preprocess.tta_views(x)
+        if len(views) == 1:
             return self.net(x).float()
-        # One pass over the images and their mirror images stacked: the network appears once in
-        # the graph (half the export time and graph size of two calls); eval-mode layers treat
-        # each image on its own, so the logits are those of two separate passes.
-        n = x.shape[0]
-        logits = self.net(torch.cat([x, x.flip(-1)])).float()
-        return (logits[:n] + logits[n:]) / 2
+        # One pass over the test-time views (mirror images, shifted copies) stacked: the network
+        # appears once in the graph (half the export time and graph size of two calls for flips);
+        # eval-mode layers treat each image on its own, so the logits are those of separate passes.
+        logits = self.net(torch.cat(views)).float()
+        return logits.reshape(len(views), -1, logits.shape[-1]).mean(0)
 
 
 def export_onnx(
@@ -158,6 +158,7 @@ def export_onnx(
                   "prepared_by": "sightline Preprocess.prepare_image"},  # fmt: skip
         "output": {"name": "logits", "dtype": "float32", "shape": ["N", len(meta["classes"])]},
         "flip_tta": preprocess.flip_tta,
+        "shift_tta": preprocess.shift_tta,
         "opset": graph_opset,
         "exporter": "torch.onnx.export(dynamo=True)",
         "sightline_version": __version__,

@@ -29,7 +29,8 @@ def batched_logits(
 ) -> torch.Tensor:
     """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device.
 
-    With ``preprocess.flip_tta`` the logits are averaged with those of the mirrored images.
+    With ``preprocess.flip_tta`` / ``shift_tta`` the logits are averaged over the mirrored and
+    shifted images too (``Preprocess.tta_views``).
     Convnets run in channels-last memory where that is faster (the model is converted in place).
     """
     if device is None:
@@ -53,9 +54,10 @@ def batched_logits(
                 x = preprocess.normalize(images[start : start + batch_size].to(device, non_blocking=True))
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits = model(x).float()
-                if preprocess.flip_tta:
-                    logits = (logits + model(x.flip(-1)).float()) / 2
+                views = preprocess.tta_views(x)
+                if channels_last and preprocess.shift_tta:  # a slice of the padded batch
+                    views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+                logits = sum(model(v).float() for v in views) / len(views)  # one view at a time: its memory
                 outs.append(logits.cpu())
     finally:
         if toggle:

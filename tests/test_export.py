@@ -88,21 +88,22 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
 
 
 # ---------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("name, shape, options, flip, count", [
-    ("mlp", (1, 12, 12), {"hidden": 32}, False, 64),
-    ("tutorial-cnn", (3, 32, 32), {}, True, 32),
-    ("fastcnn", (1, 28, 28), {}, True, 32),
-    ("airnet", (1, 28, 28), {}, True, 32),
-    ("airnet", (3, 32, 32), {"width": 16}, True, 32),
-    ("efficientnet-lite0", (3, 32, 32), {"pretrained": False}, True, 4),  # a few images: 4.7 M parameters
+@pytest.mark.parametrize("name, shape, options, flip, count, shift", [
+    ("mlp", (1, 12, 12), {"hidden": 32}, False, 64, 0),
+    ("tutorial-cnn", (3, 32, 32), {}, True, 32, 0),
+    ("fastcnn", (1, 28, 28), {}, True, 32, 0),
+    ("airnet", (1, 28, 28), {}, True, 32, 0),
+    ("airnet", (3, 32, 32), {"width": 16}, True, 32, 1),  # flip and shift TTA: 6 views in the graph
+    ("fastcnn", (1, 28, 28), {"width": 8}, False, 16, 2),  # shift TTA alone
+    ("efficientnet-lite0", (3, 32, 32), {"pretrained": False}, True, 4, 0),  # a few images: 4.7 M parameters
 ])  # fmt: skip
-def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, tmp_path):
+def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, shift, tmp_path):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     # Smooth images with structure (a blurred random field), like photos rather than noise.
     base = torch.rand((count, shape[0], shape[1] // 4, shape[2] // 4), generator=g)
     batch = (torch.nn.functional.interpolate(base, size=shape[1:], mode="bilinear") * 255).to(torch.uint8)
-    pre = Preprocess(shape[0], shape[1:], mean=(0.4,), std=(0.25,), flip_tta=flip)
+    pre = Preprocess(shape[0], shape[1:], mean=(0.4,), std=(0.25,), flip_tta=flip, shift_tta=shift)
     model = like_trained(sightline.create_model(name, shape, 5, **options), batch, pre)
     run = write_run(tmp_path / "run", model, pre, [f"c{i}" for i in range(5)])
     result = export_onnx(run, images=batch)
@@ -118,6 +119,10 @@ def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, 
     if flip:  # the mirror images are in the graph: without them the logits would be off by far more
         plain = batched_logits(net, batch, dataclasses.replace(pre, flip_tta=False), "cpu")
         assert (onnx_model.logits(batch) - plain).abs().max() > 1e-3
+    if shift:  # so are the shifted copies
+        unshifted = batched_logits(net, batch, dataclasses.replace(pre, shift_tta=0), "cpu")
+        assert (onnx_model.logits(batch) - unshifted).abs().max() > 1e-3
+        assert result.metadata["shift_tta"] == shift and result.metadata["preprocess"]["shift_tta"] == shift
     assert result.path == run.path / "export" / "best.onnx"
 
 

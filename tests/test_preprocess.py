@@ -22,6 +22,32 @@ def test_dict_round_trip():
     assert Preprocess.from_dict(p.to_dict()) == p
 
 
+def test_shift_tta_round_trips_and_old_dicts_have_none():
+    p = Preprocess(1, (28, 28), flip_tta=True, shift_tta=2)
+    assert Preprocess.from_dict(p.to_dict()) == p
+    old = {k: v for k, v in p.to_dict().items() if k != "shift_tta"}  # a run saved before shift TTA
+    assert Preprocess.from_dict(old).shift_tta == 0
+    with pytest.raises(ValueError, match="shift_tta must be from 0 to 1"):
+        Preprocess(1, (4, 4), shift_tta=2)  # reflection needs a shift under half the side
+    with pytest.raises(ValueError, match="shift_tta"):
+        Preprocess(1, (28, 28), shift_tta=-1)
+
+
+@pytest.mark.parametrize("flip, shift, count", [(False, 0, 1), (True, 0, 2), (False, 1, 3), (True, 2, 6)])
+def test_tta_views_are_the_image_its_shifts_and_their_mirrors(flip, shift, count):
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    views = Preprocess(3, (8, 8), flip_tta=flip, shift_tta=shift).tta_views(x)
+    assert len(views) == count and all(v.shape == x.shape for v in views) and torch.equal(views[0], x)
+    if shift:
+        s = shift
+        assert torch.equal(views[1][..., s:, s:], x[..., :-s, :-s])  # moved down and right
+        assert torch.equal(views[2][..., :-s, :-s], x[..., s:, s:])  # moved up and left
+        assert torch.equal(views[1][..., 0, s:], x[..., s, :-s])  # the edge reflected, not zeros
+    if flip:
+        half = count // 2
+        assert all(torch.equal(m, v.flip(-1)) for v, m in zip(views[:half], views[half:], strict=True))
+
+
 def test_normalize_denormalize_inverse():
     p = Preprocess(1, (4, 4), mean=(0.3,), std=(0.2,))
     x = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8)

@@ -242,6 +242,25 @@ def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
     assert torch.allclose(batched_logits(model, x, pre), (plain + mirrored) / 2, atol=1e-5)
 
 
+def test_shift_tta_is_saved_with_the_model_and_predicts_over_the_shifted_images(toy, tmp_path):
+    from sightline.inference import batched_logits
+
+    run = fit_toy(toy, tmp_path, epochs=1, translate=1, shift_tta=1)
+    pre = run.preprocess
+    assert pre.shift_tta == 1 and json.loads((run.path / "config.json").read_text())["train"]["shift_tta"] == 1
+    model, x = run.load_model(), toy.test.images[:8]
+    plain = replace(pre, shift_tta=0)
+    views = [x, torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., :12, :12],
+             torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., 2:, 2:]]  # fmt: skip
+    want = sum(batched_logits(model, v, plain) for v in views) / 3
+    assert torch.allclose(batched_logits(model, x, pre), want, atol=1e-5)
+    assert torch.allclose(run.predict(x), want.softmax(1), atol=1e-5)  # what predict, evaluate and serve use
+    with pytest.raises(ConfigError, match="shift_tta must be from 0 to 5 pixels, not 6 for 12x12 images"):
+        fit_toy(toy, tmp_path, name="too-far", epochs=1, shift_tta=6)
+    with pytest.raises(ConfigError, match="shift_tta"):
+        fit_toy(toy, tmp_path, name="negative", epochs=1, shift_tta=-1)
+
+
 @pytest.mark.parametrize("fit, given, expected", [("object", None, 0.5), ("digit", None, 0.5), ("frame", None, 0.0),
                                                   ("object", 0.0, 0.0), ("frame", 0.25, 0.25)])  # fmt: skip
 def test_reframe_resolved_from_the_data_and_saved(tmp_path, fit, given, expected):

@@ -59,7 +59,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"  model {meta['model']['name']} of run {meta['run']} ({meta['source']}, sha256 {meta['source_sha256'][:12]}…), "
           f"{len(meta['classes'])} classes")  # fmt: skip
     print(f"  input: uint8 images N x {c} x {h} x {w}, prepared as in training; output: logits N x {len(meta['classes'])}"
-          + ("; flip TTA inside" if meta["flip_tta"] else ""))  # fmt: skip
+          + ("; flip TTA inside" if meta["flip_tta"] else "")
+          + (f"; ±{meta['shift_tta']} px shift TTA inside" if meta.get("shift_tta") else ""))  # fmt: skip
     print(f"  metadata: preprocessing, classes, model, checkpoint, versions (in the file, and in {result.sidecar.name})")
     p = result.parity
     if p is None:

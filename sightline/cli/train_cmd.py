@@ -48,6 +48,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup", type=float, help="fraction of steps for lr warm-up")
     t.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss, e.g. 0.1")
     t.add_argument("--translate", type=int, help="augmentation: random shift up to N pixels")
+    t.add_argument("--shift-tta", type=int, metavar="N", help="test-time augmentation: also average the predictions "
+                   "over each image shifted by +-N pixels (3x the inference cost; for models trained with --translate)")
     t.add_argument("--reframe", type=float, metavar="SHARE",
                    help="augmentation: share of images turned/scaled/blurred a little as a photo's framing would be "
                         "(default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 otherwise)")

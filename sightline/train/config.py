@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = dict(
     warmup=0.15,           # fraction of all steps spent warming up
     label_smoothing=0.0,
     translate=0,           # augmentation: random shift of up to N pixels
+    shift_tta=0,           # inference also averages over the images shifted +-N px (airbench's
+                           # translate TTA: 3x the forward passes; for models trained with translate)
     flip=None,             # augmentation: horizontal flips; None = the dataset decides (never digits)
     reframe=None,          # augmentation: share of images re-framed as a photo would be (data.augment);
                            # None = the data decides: 0.5 where photos are framed as objects or digits
@@ -68,6 +70,7 @@ class TrainConfig:
     warmup: float = DEFAULTS["warmup"]
     label_smoothing: float = DEFAULTS["label_smoothing"]
     translate: int = DEFAULTS["translate"]
+    shift_tta: int = DEFAULTS["shift_tta"]
     flip: bool | None = DEFAULTS["flip"]
     reframe: float | None = DEFAULTS["reframe"]
     seed: int = DEFAULTS["seed"]
@@ -109,6 +112,8 @@ class TrainConfig:
             raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
         if self.translate < 0:
             raise bad(f"translate must be >= 0 pixels, not {self.translate}")
+        if self.shift_tta < 0 or (self.shift_tta and self.freeze):
+            raise bad(f"shift_tta must be >= 0 pixels, and 0 for a head trained on frozen features, not {self.shift_tta}")
         if self.reframe is not None and not 0.0 <= self.reframe <= 1.0:
             raise bad(f"reframe is a share of the images in [0, 1], not {self.reframe}")
         if self.monitor not in MONITORS:

@@ -33,7 +33,7 @@ from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment, default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import autocast_dtype, resolve_device, use_channels_last
-from sightline.errors import SightlineError
+from sightline.errors import ConfigError, SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
@@ -81,7 +81,10 @@ class Trainer:
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
         self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip, reframe)
         # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
-        self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip)
+        try:
+            self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip, shift_tta=cfg.shift_tta)
+        except ValueError as e:  # a shift too large for the images
+            raise ConfigError(f"{e} for {data.preprocess.size[0]}x{data.preprocess.size[1]} images") from None
         self.meta = ckpt.model_metadata(model, data.classes, self.preprocess.to_dict(), dataset=data.name)
         self.monitor = cfg.monitor if data.val is not None or not cfg.monitor.startswith("val_") else cfg.monitor[4:]
         self.mode = "max" if self.monitor.endswith("accuracy") else "min"
