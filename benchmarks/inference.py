@@ -114,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
 
+    from sightline.devices import describe_cpu
     from sightline.runs import find_run
 
     run = find_run(args.run) if args.run else make_run(args.steps, Path(tempfile.mkdtemp()))
     data = run.load_data()
     images = data.test.images[:2048].contiguous()
     print(f"run {run.name}: {run.config['model']['name']}, input {tuple(images.shape[1:])}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe_cpu()}")  # fmt: skip
 
     engines = torch_engines(run, images)
     for make in (onnx_engine, keras_engine):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -52,6 +55,23 @@ def cpu_has_amx() -> bool:
         return bool(probe()) if probe is not None else False
     except Exception:  # noqa: BLE001 - a probe that fails means "don't rely on it"
         return False
+
+
+def describe_cpu() -> str:
+    """The CPU's model name and matrix/vector units, e.g. "Intel(R) Xeon(R) Processor, AMX
+    (convnets train in bf16)": what a benchmark figure needs next to it, as machines differ."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if cpu_has_amx():
+        return f"{name}, AMX (convnets train in bf16)"
+    vector = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    return f"{name}, {vector or 'no AMX'} without AMX (float32)"
 
 
 def cpu_bf16_is_fast(model: nn.Module) -> bool:
