@@ -186,7 +186,7 @@ def test_killed_download_is_cleaned_up_by_the_next(server, tmp_path, sig):
     appears under the real name, and the next download deletes the leftover and completes.
     Ctrl-C (SIGINT: KeyboardInterrupt in the read) deletes the temp file on the way out."""
     server.routes["/big.bin"] = (BIG, None, 0.0)
-    server.trickle["/big.bin"] = (len(BIG) // 2, 0.2)  # then 24 pieces, ~5 s
+    server.trickle["/big.bin"] = (len(BIG) // 2, 2.0)  # then 24 pieces, ~48 s: time to signal on a busy machine
     dest = tmp_path / "cache" / "big.bin"
     proc = subprocess.Popen([sys.executable, "-c", _DOWNLOAD, server.url + "big.bin", str(dest), BIG_MD5],
                             stderr=subprocess.PIPE, text=True)  # fmt: skip

@@ -15,14 +15,18 @@ import sightline
 from sightline.errors import ConfigError
 from sightline.models import get_model_entry
 from sightline.train.config import resolve_config
-from sightline.train.recipe_book import RECIPES, apply_recipe, get_recipe, list_recipes
+from sightline.train.recipe_book import RECIPES, apply_recipe, for_machine, get_recipe, list_recipes
 
 LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
 
 
-@pytest.mark.parametrize("recipe", list_recipes(), ids=lambda r: r.name)
-def test_every_recipe_is_valid(recipe):
+@pytest.mark.parametrize("recipe", [*list_recipes(), *(r.amx_variant() for r in list_recipes() if r.on_amx)],
+                         ids=lambda r: r.name + (f"/{r.variant}" if r.variant else ""))  # fmt: skip
+def test_every_recipe_and_variant_is_valid(recipe):
     from sightline.data.registry import find_dataset_spec
+
+    for r in list_recipes():  # a variant replaces only the network and its training
+        assert set(r.on_amx) <= {"model", "model_options", "train_options", "measured"}, r.on_amx
 
     entry = get_model_entry(recipe.model)
     assert set(recipe.model_options) <= set(entry.options()), recipe.model_options
@@ -54,8 +58,8 @@ def test_the_callers_options_win_and_the_recipe_is_recorded():
 
 def test_a_recipe_with_another_model_is_an_error():
     with pytest.raises(ConfigError, match="trains fastcnn, not mlp"):
-        apply_recipe(get_recipe("fashion-mnist-fast"), "mlp", {}, {}, {})
-    assert apply_recipe(get_recipe("fashion-mnist-fast"), "fastcnn", {}, {}, {})[0] == "fastcnn"
+        apply_recipe(get_recipe("cifar3-fast"), "mlp", {}, {}, {})
+    assert apply_recipe(get_recipe("cifar3-fast"), "fastcnn", {}, {}, {})[0] == "fastcnn"
 
 
 def test_recipes_command_lists_them_without_torch():
@@ -79,16 +83,41 @@ def test_recipes_command_lists_them_without_torch():
     assert "fashion-mnist-fast" in text.getvalue() and "measured:" in text.getvalue()
 
 
-def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path):
+@pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])
+def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, monkeypatch, amx):
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     events = []
     result = sightline.run_training(make_dataset(size=16), recipe="fashion-mnist-fast", epochs=1, runs_dir=tmp_path, report=False,
-                                    progress="quiet", on_event=events.append)
+                                    progress="quiet", on_event=events.append, device="cpu")  # fmt: skip
     config = json.loads((result.run.path / "config.json").read_text())
     assert config["train"]["extra"]["recipe"] == "fashion-mnist-fast"
     assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 128
-    assert config["model"]["options"]["width"] == 16
     notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "recipe"]
-    assert any(n.startswith("recipe fashion-mnist-fast:") for n in notes), notes
+    if amx:  # its variant: airnet, which trains in bf16 there
+        assert config["model"]["name"] == "airnet" and config["train"]["amp"] is True
+        assert config["train"]["extra"]["recipe_variant"] == "cpu-amx"
+        assert any(n.startswith("recipe fashion-mnist-fast (its variant for a CPU with AMX") for n in notes), notes
+    else:
+        assert config["model"]["name"] == "fastcnn" and config["model"]["options"]["width"] == 16
+        assert "recipe_variant" not in config["train"]["extra"]
+        assert any(n.startswith("recipe fashion-mnist-fast:") for n in notes), notes
+
+
+def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeypatch):
+    base = get_recipe("fashion-mnist-fast")
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: True)
+    variant = for_machine(base)
+    assert (variant.model, variant.variant, variant.train_options["epochs"]) == ("airnet", "cpu-amx", 4)
+    assert variant.name == base.name and variant.data_options == base.data_options and not variant.on_amx
+    assert for_machine(base, model="airnet") == variant
+    assert for_machine(base, model="fastcnn") == base  # the recipe's own model: the recipe as written
+    assert for_machine(base, amp=False) == base  # float32 asked for: airnet would be 3x slower
+    assert for_machine(get_recipe("cifar3-fast")) == get_recipe("cifar3-fast")  # no variant
+    with pytest.raises(ConfigError, match=r"trains fastcnn \(on a CPU with AMX: airnet\), not mlp"):
+        apply_recipe(for_machine(base, model="mlp"), "mlp", {}, {}, {})
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: False)
+    assert for_machine(base) == base and for_machine(base, device="cpu") == base
+    assert apply_recipe(variant, None, {}, {}, {})[3]["extra"]["recipe_variant"] == "cpu-amx"
 
 
 # ----------------------------------------------------------------------------- device defaults

@@ -275,7 +275,7 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
     ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
     ({**TINY, "epochs": "many"}, 422, "epochs"),
     ({"recipe": "fastest"}, 400, "unknown recipe 'fastest'"),
-    ({"recipe": "fashion-mnist-fast", "model": "mlp"}, 400, "trains fastcnn, not mlp"),
+    ({"recipe": "fashion-mnist-fast", "model": "mlp"}, 400, "trains fastcnn (on a CPU with AMX: airnet), not mlp"),
     ({"recipe": "fashion-mnist-fast", "pretrained": True}, 400, "from scratch"),
     ({"recipe": "fashion-mnist-fast", "model_options": {"hidden": 3}}, 400, "has no option hidden"),
 ])  # fmt: skip

@@ -108,6 +108,12 @@ def run_recipes(args: argparse.Namespace) -> int:
         print("    " + ", ".join(f"{k}={v!r}" for k, v in options.items()))
         if r.measured:
             print(f"    measured: {r.measured}")
+        if r.on_amx:
+            v = r.amx_variant()
+            options = {**v.model_options, **v.data_options, **v.train_options}
+            print(f"    on a CPU with AMX (bf16), chosen there by itself: {v.model}, "
+                  + ", ".join(f"{k}={val!r}" for k, val in options.items()))  # fmt: skip
+            print(f"    measured: {v.measured}")
     print("\nUse: sightline train --recipe NAME [options that override the recipe's]")
     return 0
 

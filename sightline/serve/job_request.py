@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sightline.errors import ConfigError, DataError, ModelError
 from sightline.serve.job_store import JobError
-from sightline.train.recipe_book import Recipe, apply_recipe, get_recipe
+from sightline.train.recipe_book import Recipe, apply_recipe, for_machine, get_recipe
 
 DEFAULT_DATASET = "fashion-mnist"
 
@@ -160,6 +160,8 @@ def resolve_job(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[dict[str, A
     from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
 
     recipe = get_recipe(req.recipe) if req.recipe is not None else None  # ConfigError naming the recipes
+    if recipe is not None:  # as run_training will pick it on this machine
+        recipe = for_machine(recipe, req.model, req.options.get("device"), req.options.get("amp"))
     dataset, classes = _data_source(req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET)
     data_options = _data_options(req, classes)
     model, model_options, pretrained = _model(req, recipe, dataset)
