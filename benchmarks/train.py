@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                     "its own number of seeds, e.g. fashion-mnist-fast:3,keras:3,fashion-mnist-long:1 (default: all of "
                     "the task's, --seeds each)")  # fmt: skip
     ap.add_argument("--seeds", type=int, default=3, help="runs of each method, seeds 0..N-1")
+    ap.add_argument("--first-seed", type=int, default=0, help="start the seeds here (more runs of a long recipe "
+                    "in a later benchmark: --first-seed 1)")  # fmt: skip
     ap.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes of the reference loop")
     ap.add_argument("--json", help="write every curve and the tables here")
     ap.add_argument("--plot", help="draw the time-to-accuracy plot here (PNG)")
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             results = []
             for spec in methods:
                 method, _, seeds = spec.partition(":")
-                for seed in range(int(seeds) if seeds else args.seeds):
+                for seed in range(args.first_seed, args.first_seed + (int(seeds) if seeds else args.seeds)):
                     r = measure(method, task, seed, env, runs_dir, args.loader_workers)
                     final = f"{r['curve'][-1][1]:.2%} at {r['curve'][-1][0]:.1f} s" if r["curve"] else r["skipped"] or r["failed"]
                     print(f"  {key} {method} seed {seed}: {final}", flush=True)

@@ -64,9 +64,11 @@ MEASURED = {
     "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP stays float32), the "
                          "Keras tutorial in the same benchmark: 87.7 % (87.3-87.7, its best epoch) in 33-35 s; on a "
                          "2-core CPU without AMX: 89.2 % in 10-11 s, Keras 28-36 s",
-    "cifar3-fast": "95.9 % (95.8-96.0, 2 seeds) in 137-142 s on 2 CPU cores",
-    "cifar3-tutorial-cnn": "90.4 % (90.1-90.6, 2 seeds) in 148-153 s on 2 CPU cores; the Keras tutorial in the "
-                           "same benchmark: 86.8 % (86.0-87.5, its best epoch) in 334-352 s",
+    "cifar3-fast": "95.8 % (95.77-95.80, 2 seeds) in 60-61 s on 2 CPU cores with AMX (bf16); 95.9 % (95.8-96.0) "
+                   "in 137-142 s on 2 cores without",
+    "cifar3-tutorial-cnn": "89.8 % (89.6-89.9, 2 seeds) in 46 s on 2 CPU cores with AMX (bf16), the Keras tutorial "
+                           "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
+                           "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s",
     "cifar10-airbench": "94.08 % in 1,160 s (1 seed, 2 CPU cores with AMX, bf16); 18 epochs: 93.98 %, 10 epochs: "
                         "92.82 % in 476 s",
 }
