@@ -5,6 +5,7 @@ under CI ($CI set), where they fail: a CI run that silently skipped them would l
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +19,13 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+# Tests send Ctrl-C (SIGINT) to the processes they start, as a terminal would. A shell starts a
+# background job (`make test &`, `nohup ... &`) with SIGINT ignored, and an ignored signal stays
+# ignored in every process started from it: Python then installs no KeyboardInterrupt handler.
+# A handler here is reset to the default in the processes the tests start, so they get Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 
