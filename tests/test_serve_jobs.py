@@ -297,11 +297,17 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
     assert args["dataset"] == str(folder.resolve()) and args["epochs"] == 2 and args["model_options"] == {"width": 8}
 
 
-def test_recipes_are_listed(folder, tmp_path):
+@pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])
+def test_recipes_are_listed_as_they_train_on_this_machine(folder, tmp_path, monkeypatch, amx):
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     c = client(tmp_path / "runs", folder, start_workers=False)
-    listed = c.get("/api/recipes").json()["recipes"]
-    assert "fashion-mnist-fast" in [r["name"] for r in listed]
-    assert all(r["model"] and r["train_options"] and r["measured"] for r in listed)
+    listed = {r["name"]: r for r in c.get("/api/recipes").json()["recipes"]}
+    assert all(r["model"] and r["train_options"] and r["measured"] for r in listed.values())
+    fast = listed["fashion-mnist-fast"]
+    assert (fast["model"], fast.get("variant")) == (("airnet", "cpu-amx") if amx else ("fastcnn", None))
+    # What the page then sends (the listed model with the recipe) trains that model.
+    _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", model=fast["model"]), [folder])
+    assert args["model"] == fast["model"]
 
 
 def test_job_ids_and_states_are_checked(folder, tmp_path):

@@ -164,7 +164,9 @@ def models() -> dict[str, Any]:
 
 @router.get("/recipes", summary="The named training recipes (a job's recipe field takes one's name)")
 def recipes() -> dict[str, Any]:
-    """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name."""
-    from sightline.train.recipe_book import list_recipes
+    """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name. Each
+    as it trains on this server's machine (a CPU with AMX has variants: ``variant`` says so), so
+    the model and options the page shows are the ones a job with no other model gets."""
+    from sightline.train.recipe_book import for_machine, list_recipes
 
-    return {"recipes": [r.to_dict() for r in list_recipes()]}
+    return {"recipes": [for_machine(r).to_dict() for r in list_recipes()]}
