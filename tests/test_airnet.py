@@ -102,3 +102,47 @@ def test_a_model_passed_to_fit_keeps_the_whitening_it_has(tmp_path):
     run = sightline.fit(model, make_dataset(n_per_class=8, size=12), runs_dir=tmp_path, progress="quiet", epochs=1,
                         batch_size=8)  # fmt: skip
     assert torch.equal(run.load_model().whiten.weight, before)
+
+
+# ----------------------------------------------------------------------------- airbench=True
+def test_airbench_parametrization_identity_convs_scale_free_norms_fast_biases_and_a_temperature():
+    from sightline.train.optim import param_groups, set_lr
+
+    model = create_model("airnet", (3, 16, 16), 4, widths=[8, 16, 16], airbench=True)
+    plain = create_model("airnet", (3, 16, 16), 4, widths=[8, 16, 16])
+    conv = model.group2.conv1.weight  # 8 -> 16 channels: its first 8 filters pass their channel through
+    eye = torch.zeros_like(conv[:8])
+    torch.nn.init.dirac_(eye)
+    assert torch.equal(conv[:8], eye) and not torch.equal(plain.group2.conv1.weight[:8], eye)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(not m.weight.requires_grad and m.bias.requires_grad for m in norms)
+    assert model.whiten.eps < plain.whiten.eps
+    x = torch.randn(2, 3, 16, 16)
+    model.eval()
+    assert torch.allclose(model(x), model.classifier(model.flatten(model.pool(model[:-4](x)))) / 9, atol=1e-6)
+    # The BatchNorm biases learn 64x faster, in a group of their own; nothing else changes.
+    groups = param_groups(model, weight_decay=5e-4)
+    fast = [g for g in groups if g["lr_scale"] == 64.0]
+    assert len(fast) == 1 and {id(p) for p in fast[0]["params"]} == {id(m.bias) for m in norms}
+    assert fast[0]["weight_decay"] == 0.0 and all(g["lr_scale"] == 1.0 for g in groups if g is not fast[0])
+    assert not any(g["lr_scale"] != 1.0 for g in param_groups(plain, weight_decay=5e-4))
+    opt = torch.optim.SGD(groups, lr=0.1)
+    set_lr(opt, 0.1)
+    assert opt.param_groups[0]["lr"] == 0.1 and fast[0]["lr"] == pytest.approx(6.4)
+
+
+def test_an_airbench_run_trains_keeps_its_norm_scales_and_resumes_bit_exact(tmp_path):
+    data = make_dataset(n_per_class=16, size=12)
+    opts = dict(epochs=2, batch_size=8, runs_dir=tmp_path, progress="quiet",
+                model_options={"groups": 2, "width": 8, "airbench": True})  # fmt: skip
+    full = sightline.fit("airnet", data, name="full", **opts)
+    steps = iter(range(1000))
+    stopped = sightline.fit("airnet", data, name="stopped", should_stop=lambda: next(steps) == 7, **opts)
+    assert stopped.status["status"] == "interrupted"
+    resumed = sightline.resume(tmp_path / "stopped", data=data, progress="quiet")
+    a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(a["group1.bn1.weight"], torch.ones(8)) and a["group1.bn1.bias"].abs().max() > 0
+    loaded = full.load_model()
+    assert isinstance(loaded.temperature, torch.nn.Module) and loaded.norm_bias_lr_scale == 64.0
+    assert full.evaluate().accuracy > 0.5

@@ -39,6 +39,10 @@ from sightline.models.registry import register_model
 
 WHITEN_KERNEL = 2  # px: the stem's patch size (airbench's)
 WHITEN_EPS = 1e-2  # added to the patch covariance's eigenvalues: keeps pixel noise from blowing up
+# airbench94's parametrization (``airbench=True``), its numbers:
+AIRBENCH_WHITEN_EPS = 5e-4  # whiten the low-variance patch directions harder
+AIRBENCH_BIAS_LR_SCALE = 64.0  # BatchNorm biases learn this much faster (their scale is not learned)
+AIRBENCH_LOGIT_SCALE = 1 / 9  # the logits' temperature
 
 
 class Whitening(nn.Conv2d):
@@ -46,9 +50,10 @@ class Whitening(nn.Conv2d):
     each pixel of a patch (a harmless start); ``initialized`` travels in the state dict, so a
     checkpoint or a resumed run never recomputes it."""
 
-    def __init__(self, channels: int, kernel: int = WHITEN_KERNEL) -> None:
+    def __init__(self, channels: int, kernel: int = WHITEN_KERNEL, eps: float = WHITEN_EPS) -> None:
         dims = channels * kernel * kernel
         super().__init__(channels, 2 * dims, kernel, padding=0, bias=True)
+        self.eps = eps
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         with torch.no_grad():
             eye = torch.eye(dims).view(dims, channels, kernel, kernel)
@@ -63,26 +68,58 @@ class Whitening(nn.Conv2d):
         x = images.detach().to("cpu", torch.float64)
         patches = x.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
         eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(patches.T))
-        filters = (eigenvectors / torch.sqrt(eigenvalues.clamp(min=0) + WHITEN_EPS)).T
+        filters = (eigenvectors / torch.sqrt(eigenvalues.clamp(min=0) + self.eps)).T
         filters = filters.reshape(-1, c, k, k).to(self.weight.dtype)
         self.weight.copy_(torch.cat([filters, -filters]).to(self.weight.device))
         self.initialized.fill_(True)
 
 
 class ConvGroup(nn.Module):
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, airbench: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
-        self.bn1 = nn.BatchNorm2d(c_out, momentum=0.4)
+        self.bn1 = _batchnorm(c_out, airbench)
         self.act1 = nn.GELU()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out, momentum=0.4)
+        self.bn2 = _batchnorm(c_out, airbench)
         self.act2 = nn.GELU()
+        if airbench:
+            # Identity-initialised convolutions (the first filters pass their input channel
+            # through): a deep net of them starts as a shallow one and trains at once.
+            for conv in (self.conv1, self.conv2):
+                with torch.no_grad():
+                    w = conv.weight
+                    nn.init.dirac_(w[: min(w.size(0), w.size(1))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.pool(self.conv1(x))))
         return self.act2(self.bn2(self.conv2(x)))
+
+
+def _batchnorm(channels: int, airbench: bool) -> nn.BatchNorm2d:
+    if not airbench:
+        return nn.BatchNorm2d(channels, momentum=0.4)
+    # airbench's BatchNorm: no learned scale (the next conv's weights carry it; one fewer thing
+    # for a short run to tune), a bias that learns at AIRBENCH_BIAS_LR_SCALE x the lr.
+    bn = nn.BatchNorm2d(channels, momentum=0.4, eps=1e-12)
+    bn.weight.requires_grad_(False)
+    return bn
+
+
+class Scale(nn.Module):
+    """Multiplies by a constant: airbench's logit temperature (1/9), which keeps a few
+    high-lr epochs from making the logits overconfident."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor:g}"
 
 
 class AirNet(nn.Sequential):
@@ -103,9 +140,12 @@ class AirNet(nn.Sequential):
                         label_smoothing=0.2, translate=0),  # fmt: skip
 )
 def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, groups: int = 3,
-           widths: Sequence[int] | str | None = None) -> nn.Module:  # fmt: skip
+           widths: Sequence[int] | str | None = None, airbench: bool = False) -> nn.Module:  # fmt: skip
     """``width`` doubling over ``groups`` conv groups (32, 64, 128 by default), or the groups'
-    ``widths`` spelled out (e.g. ``[64, 256, 256]``, airbench94's; "64,256,256" from a CLI)."""
+    ``widths`` spelled out (e.g. ``[64, 256, 256]``, airbench94's; "64,256,256" from a CLI).
+    ``airbench=True``: airbench94's parametrization on top (identity-initialised convs,
+    BatchNorms without a learned scale whose biases learn 64x faster, logits scaled by 1/9, a
+    harder whitening); its recipe (``cifar10-airbench``) sets the optimizer to match."""
     c, h, w = input_shape
     sizes = _group_widths(width, groups, widths)
     if min(h, w) - WHITEN_KERNEL + 1 < 2 ** len(sizes):
@@ -113,15 +153,19 @@ def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 
         raise ValueError(f"input {h}x{w} is too small for {len(sizes)} groups (needs at least {need}x{need} px; "
                          f"use fewer groups or larger images)")  # fmt: skip
     model = AirNet()
-    model.add_module("whiten", Whitening(c))
+    if airbench:
+        model.norm_bias_lr_scale = AIRBENCH_BIAS_LR_SCALE  # read by sightline.train.optim.param_groups
+    model.add_module("whiten", Whitening(c, eps=AIRBENCH_WHITEN_EPS if airbench else WHITEN_EPS))
     model.add_module("act", nn.GELU())
     channels = model.whiten.out_channels
     for i, out in enumerate(sizes, start=1):
-        model.add_module(f"group{i}", ConvGroup(channels, out))
+        model.add_module(f"group{i}", ConvGroup(channels, out, airbench))
         channels = out
     model.add_module("pool", nn.AdaptiveMaxPool2d(1))
     model.add_module("flatten", nn.Flatten())
     model.add_module("classifier", nn.Linear(channels, num_classes, bias=False))
+    if airbench:
+        model.add_module("temperature", Scale(AIRBENCH_LOGIT_SCALE))
     return model
 
 

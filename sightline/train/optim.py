@@ -25,14 +25,29 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0
     """Weight decay on weights only: decaying biases and norm scales only hurts. With
     ``backbone_lr`` != 1 (fine-tuning pretrained weights) everything but the classifier learns
     at that fraction of the lr: the new head must move fast, the pretrained features gently.
-    The head's groups come first (``param_groups[0]["lr"]`` is the peak lr the logs show)."""
+    The head's groups come first (``param_groups[0]["lr"]`` is the peak lr the logs show).
+
+    A model whose BatchNorms have no learned scale may ask for their biases to learn faster
+    (``norm_bias_lr_scale``, airbench's ``bias_scaler``: airnet with ``airbench=True``); they
+    get a group of their own, last."""
     head = head_parameters(model) if backbone_lr != 1.0 else set()
+    bias_scale = float(getattr(model, "norm_bias_lr_scale", 1.0))
+    norm_biases = ({id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                    and m.bias is not None} if bias_scale != 1.0 else set())  # fmt: skip
     groups: dict[tuple[bool, bool], list] = {(h, d): [] for h in (True, False) for d in (True, False)}
+    fast: list[nn.Parameter] = []
     for p in model.parameters():
-        if p.requires_grad:
+        if not p.requires_grad:
+            continue
+        if id(p) in norm_biases:
+            fast.append(p)
+        else:
             groups[(id(p) in head if head else True, p.ndim > 1)].append(p)
-    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": 1.0 if is_head else backbone_lr}
-            for (is_head, decay), ps in groups.items() if ps]  # fmt: skip
+    out = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": 1.0 if is_head else backbone_lr}
+           for (is_head, decay), ps in groups.items() if ps]  # fmt: skip
+    if fast:
+        out.append({"params": fast, "weight_decay": 0.0, "lr_scale": bias_scale * (1.0 if not head else backbone_lr)})
+    return out
 
 
 def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
