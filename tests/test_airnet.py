@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from test_train import make_dataset
 
 import sightline
+from sightline.errors import ModelError
 from sightline.models import create_model, summary
 
 
@@ -137,3 +138,8 @@ def test_airbench_parametrization_identity_convs_scale_free_norms_fast_biases_an
     opt = torch.optim.SGD(groups, lr=0.1)
     set_lr(opt, 0.1)
     assert opt.param_groups[0]["lr"] == 0.1 and fast[0]["lr"] == pytest.approx(6.4)
+
+
+def test_airbench_takes_only_true_or_false():
+    with pytest.raises(ModelError, match="airbench must be true or false, not 'maybe'"):
+        create_model("airnet", (3, 16, 16), 4, widths=[8, 16, 16], airbench="maybe")
