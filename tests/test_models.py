@@ -93,7 +93,7 @@ def test_config_is_recorded_and_rebuilds_identically():
     torch.manual_seed(1)
     a = create_model("fastcnn", (3, 32, 32), 4, width=16)
     assert a.sightline_config == {"name": "fastcnn", "input_shape": [3, 32, 32], "num_classes": 4,
-                                  "options": {"width": 16, "depth": 0, "stages": 4}}  # fmt: skip
+                                  "options": {"width": 16, "depth": 0, "stages": 4, "pool_first": False}}  # fmt: skip
     torch.manual_seed(1)
     b = create_model("fastcnn", (3, 32, 32), 4, width=16)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
@@ -134,6 +134,35 @@ def test_fastcnn_width_and_depth_scale_the_model():
     assert count(depth=1) > count()
     names = {n for n, _ in create_model("fastcnn", (1, 28, 28), 10, depth=2).named_modules()}
     assert {"stage1.res1.body.conv", "stage4.res2.body.bn"} <= names
+
+
+def test_fastcnn_pool_first_normalises_the_pooled_map_with_the_same_parameters():
+    torch.manual_seed(0)
+    plain = create_model("fastcnn", (1, 28, 28), 10, width=8)
+    pooled = create_model("fastcnn", (1, 28, 28), 10, width=8, pool_first=True)
+    assert plain.state_dict().keys() == pooled.state_dict().keys()  # a pool has no parameters
+    for bn in plain.modules():  # random statistics, positive scales
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+            bn.bias.data.uniform_(-1, 1)
+    pooled.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    # With a positive scale, BatchNorm and ReLU are increasing per channel, so they commute with a
+    # max pool: in eval mode both orders compute the same function.
+    torch.testing.assert_close(pooled.eval()(x), plain.eval()(x))
+    s = summary(pooled, (1, 28, 28))
+    rows = {r.name: r for r in s.layers}
+    assert rows["stage1.conv.bn"].output_shape == (None, 8, 14, 14)  # normalised after the pool
+    assert "stage1.pool" not in rows and "stage4.conv.pool" not in rows  # the last stage never pools
+    deep = create_model("fastcnn", (1, 28, 28), 10, width=8, depth=1, pool_first=True)
+    assert deep(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    deep_rows = {r.name: r for r in summary(deep, (1, 28, 28)).layers}
+    assert deep_rows["stage1.res1.body.conv"].output_shape == (None, 8, 14, 14)  # runs on the pooled map
+
+
+def test_fastcnn_pool_first_must_be_a_boolean():
+    with pytest.raises(ModelError, match="pool_first must be true or false, not 'yes'"):
+        create_model("fastcnn", (1, 28, 28), 10, pool_first="yes")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,6 +11,13 @@ Design, and what each choice buys:
   input, so it quadruples the parameters (94k -> 391k) at little extra time per epoch, and took
   Fashion-MNIST from 92.0 % in 4 epochs (three stages) to 92.5 % in 3 (see train_defaults).
 * Optional residual conv per stage (``depth``): more capacity at the same resolution.
+* ``pool_first``: conv → max pool → BatchNorm → ReLU in each pooling stage (as airbench and
+  airnet order them) instead of pooling last. The parameters are the same, but BatchNorm and
+  ReLU, the passes over the widest activations, run on a quarter of the pixels. With a positive
+  BatchNorm scale both orders compute the same function at inference, and they train alike. On
+  2 AVX2 cores (float32, batch 128, width 16) the full-resolution BatchNorm, ReLU and pool cost
+  a third of a training step, and ``pool_first`` trains 1.2x faster (width 24: 1.4x). Off by
+  default so that runs saved before it existed rebuild unchanged; fashion-mnist-fast turns it on.
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ from sightline.models.registry import register_model
 
 
 class ConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__(OrderedDict(
-            conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-            bn=nn.BatchNorm2d(c_out),
-            relu=nn.ReLU(inplace=True),
-        ))  # fmt: skip
+    """Conv → BatchNorm → ReLU; with ``pool``, conv → 2x2 max pool → BatchNorm → ReLU: the same
+    parameters (a pool has none), the normalisation on a quarter of the pixels."""
+
+    def __init__(self, c_in: int, c_out: int, pool: bool = False) -> None:
+        layers: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+        if pool:
+            layers["pool"] = nn.MaxPool2d(2)
+        layers["bn"] = nn.BatchNorm2d(c_out)
+        layers["relu"] = nn.ReLU(inplace=True)
+        super().__init__(layers)
 
 
 class Residual(nn.Module):
@@ -59,8 +70,10 @@ class Residual(nn.Module):
                         label_smoothing=0.1, translate=0),  # fmt: skip
 )
 def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
-            stages: int = 4) -> nn.Module:  # fmt: skip
+            stages: int = 4, pool_first: bool = False) -> nn.Module:  # fmt: skip
     c, h, w = input_shape
+    if not isinstance(pool_first, bool):
+        raise ValueError(f"pool_first must be true or false, not {pool_first!r}")
     if width < 4 or stages < 1 or depth < 0:
         raise ValueError(f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})")
     if min(h, w) < 2 ** (stages - 1):
@@ -71,10 +84,11 @@ def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int =
     channels = c
     for i in range(1, stages + 1):
         out = width * 2 ** (i - 1)
-        stage: OrderedDict[str, nn.Module] = OrderedDict(conv=ConvBN(channels, out))
+        pool_here = pool_first and i < stages
+        stage: OrderedDict[str, nn.Module] = OrderedDict(conv=ConvBN(channels, out, pool=pool_here))
         for j in range(1, depth + 1):
             stage[f"res{j}"] = Residual(out)
-        if i < stages:
+        if i < stages and not pool_here:
             stage["pool"] = nn.MaxPool2d(2)
         layers[f"stage{i}"] = nn.Sequential(stage)
         channels = out
