@@ -96,6 +96,7 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
     ("airnet", (3, 32, 32), {"width": 16}, True, 32, 1),  # flip and shift TTA: 6 views in the graph
     ("airnet", (3, 32, 32), {"widths": [16, 32, 32], "airbench": True}, True, 32, 1),  # cifar10-airbench's form
     ("fastcnn", (1, 28, 28), {"width": 8}, False, 16, 2),  # shift TTA alone
+    ("fastcnn", (1, 28, 28), {"width": 16, "pool_first": True}, True, 32, 0),  # fashion-mnist-fast's form
     ("efficientnet-lite0", (3, 32, 32), {"pretrained": False}, True, 4, 0),  # a few images: 4.7 M parameters
 ])  # fmt: skip
 def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, shift, tmp_path):
