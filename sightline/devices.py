@@ -35,6 +35,19 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``t`` on ``device`` without making the host wait for a GPU. A plain ``.to("cuda")`` of a
+    CPU tensor synchronises the stream: the host waits for every kernel queued so far, and the
+    GPU then idles while the next ones are launched. From pinned memory the copy is queued like
+    a kernel (PyTorch's pinned-memory cache keeps the buffer until the copy has run)."""
+    device = torch.device(device)
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def has_conv(model: nn.Module) -> bool:
     from sightline.models.summary import conv_layers
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sightline.devices import to_device
+
 # ---------------------------------------------------------------- reframing (see the docstring)
 REFRAME_SHARE = 0.5  # share of the images re-framed, for data whose photos are framed (fit)
 REFRAME_DEGREES = 8.0  # rotation up to ± this, as a hand-held photo is turned
@@ -75,14 +77,15 @@ def default_reframe(fit: str) -> float:
 
 
 def _rand(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None, high: int) -> torch.Tensor:
-    # Draw on the generator's device, then move: a CPU generator can drive a GPU batch.
+    # Draw on the generator's device, then move (without a wait: devices.to_device): a CPU
+    # generator can drive a GPU batch.
     dev = generator.device if generator is not None else x.device
-    return torch.randint(0, high, shape, generator=generator, device=dev).to(x.device)
+    return to_device(torch.randint(0, high, shape, generator=generator, device=dev), x.device)
 
 
 def _uniform(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     dev = generator.device if generator is not None else x.device
-    return torch.rand(shape, generator=generator, device=dev).to(x.device)
+    return to_device(torch.rand(shape, generator=generator, device=dev), x.device)
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -123,10 +126,10 @@ def random_reframe(x: torch.Tensor, share: float, generator: torch.Generator | N
     # in training): no GPU→CPU wait in a step. The per-image amounts then go to the batch.
     dev = generator.device if generator is not None else x.device
     draws = torch.rand((n, 7), generator=generator, device=dev)
-    chosen = torch.nonzero(draws[:, 4] < share).squeeze(1).to(x.device)
-    degraded = torch.nonzero(draws[:, 6] < share * REFRAME_DEGRADE).squeeze(1).to(x.device)
+    chosen = to_device(torch.nonzero(draws[:, 4] < share).squeeze(1), x.device)
+    degraded = to_device(torch.nonzero(draws[:, 6] < share * REFRAME_DEGRADE).squeeze(1), x.device)
     side = min(h, w) * (REFRAME_MIN_RES + (1 - REFRAME_MIN_RES) * float(draws[0, 5]))
-    u = draws.to(x.device)
+    u = to_device(draws, x.device)
     angle = (u[:, 0] * 2 - 1) * math.radians(REFRAME_DEGREES)
     scale = 1 + (u[:, 1] * 2 - 1) * REFRAME_SCALE
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -154,6 +157,6 @@ def random_reframe(x: torch.Tensor, share: float, generator: torch.Generator | N
     y = low + (y - low - cut).clamp(min=0) * ((high - low) / (high - low - cut).clamp(min=1e-6))
     gain = 1 + (v[:, 0:1] * 2 - 1) * REFRAME_CONTRAST
     offset = (v[:, 1:2] * 2 - 1) * REFRAME_OFFSET
-    noise = torch.randn(y.shape, generator=generator, device=dev).to(x.device) * (v[:, 2:3] * REFRAME_NOISE)
+    noise = to_device(torch.randn(y.shape, generator=generator, device=dev), x.device) * (v[:, 2:3] * REFRAME_NOISE)
     x[degraded] = y * gain + offset + noise
     return x

@@ -32,7 +32,7 @@ from torch import nn
 from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment, default_reframe
 from sightline.data.dataset import Dataset
-from sightline.devices import autocast_dtype, resolve_device, use_channels_last
+from sightline.devices import autocast_dtype, resolve_device, to_device, use_channels_last
 from sightline.errors import ConfigError, SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
@@ -244,7 +244,9 @@ class Trainer:
         """Train from the current position to the end of the epoch. False when stopped early."""
         cfg = self.cfg
         fresh = _epoch_generator(cfg.seed, self.epoch)
-        perm = torch.randperm(len(labels), generator=fresh)  # same order on resume
+        # The epoch's order (the same on resume) goes to the device once: a batch's indices copied
+        # over one step at a time would make the host wait for the GPU's queue every step.
+        perm = to_device(torch.randperm(len(labels), generator=fresh), self.device)
         gen = gen if gen is not None else fresh
         start = time.monotonic() - self.epoch_time
         last_report = 0.0
@@ -262,7 +264,7 @@ class Trainer:
                 raise StopRequested
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
-            idx = perm[i * bs : end].to(self.device)
+            idx = perm[i * bs : end]
             self._train_step(*self._step_batch(images, labels, idx, gen))
             self.epoch_time = time.monotonic() - start
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step_in_epoch < self.steps:
