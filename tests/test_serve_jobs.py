@@ -294,7 +294,8 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
     assert (args["dataset"], args["model"], args["recipe"]) == ("cifar10", "fastcnn", "cifar3-fast")
     _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", folder=FOLDER, epochs=2, model_options={"width": 8}),
                           [folder])  # fmt: skip
-    assert args["dataset"] == str(folder.resolve()) and args["epochs"] == 2 and args["model_options"] == {"width": 8}
+    assert args["dataset"] == str(folder.resolve()) and args["epochs"] == 2
+    assert args["model_options"] == {"width": 8, "pool_first": True}  # the caller's width over the recipe's
 
 
 @pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])

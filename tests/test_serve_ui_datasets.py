@@ -78,7 +78,7 @@ def test_models_with_their_training_defaults(c):
     assert body["default"] == "fastcnn" and body["dataset_defaults"] == {"fashion-mnist": "airnet"}
     models = {m["name"]: m for m in body["models"]}
     fast = models["fastcnn"]
-    assert fast["pretrained"] is False and fast["options"] == {"width": 32, "depth": 0, "stages": 4}
+    assert fast["pretrained"] is False and fast["options"] == {"width": 32, "depth": 0, "stages": 4, "pool_first": False}
     d = fast["defaults"]
     assert (d["epochs"], d["batch_size"], d["optimizer"], d["lr"], d["patience"]) == (4, 64, "sgd", 0.2, None)
     assert d["weight_decay"] == 0.0005 and "extra" not in d and "folder recipe" in fast["folder_note"]
