@@ -143,7 +143,9 @@ def test_fastcnn_pool_first_normalises_the_pooled_map_with_the_same_parameters()
     assert plain.state_dict().keys() == pooled.state_dict().keys()  # a pool has no parameters
     for bn in plain.modules():  # random statistics, positive scales
         if isinstance(bn, nn.BatchNorm2d):
-            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.data.uniform_(0.5, 2)
             bn.bias.data.uniform_(-1, 1)
     pooled.load_state_dict(plain.state_dict())
     x = torch.randn(4, 1, 28, 28)
@@ -163,6 +165,9 @@ def test_fastcnn_pool_first_normalises_the_pooled_map_with_the_same_parameters()
 def test_fastcnn_pool_first_must_be_a_boolean():
     with pytest.raises(ModelError, match="pool_first must be true or false, not 'yes'"):
         create_model("fastcnn", (1, 28, 28), 10, pool_first="yes")
+    # Every switch of every model, by the same check in create_model (pretrained would download).
+    with pytest.raises(ModelError, match="pretrained must be true or false, not 'maybe'"):
+        create_model("efficientnet-lite0", (3, 32, 32), 10, pretrained="maybe")
 
 
 @pytest.mark.parametrize("name", NAMES)

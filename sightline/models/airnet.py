@@ -154,8 +154,6 @@ def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 
     ``airbench=True``: airbench94's parametrization on top (identity-initialised convs,
     BatchNorms without a learned scale whose biases learn 64x faster, logits scaled by 1/9, a
     harder whitening); its recipe (``cifar10-airbench``) sets the optimizer to match."""
-    if not isinstance(airbench, bool):
-        raise ValueError(f"airbench must be true or false, not {airbench!r}")
     c, h, w = input_shape
     sizes = _group_widths(width, groups, widths)
     if min(h, w) - WHITEN_KERNEL + 1 < 2 ** len(sizes):

@@ -73,8 +73,6 @@ class Residual(nn.Module):
 def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
             stages: int = 4, pool_first: bool = False) -> nn.Module:  # fmt: skip
     c, h, w = input_shape
-    if not isinstance(pool_first, bool):
-        raise ValueError(f"pool_first must be true or false, not {pool_first!r}")
     if width < 4 or stages < 1 or depth < 0:
         raise ValueError(f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})")
     if min(h, w) < 2 ** (stages - 1):

@@ -139,6 +139,11 @@ def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
         raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
     input_shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
     try:
+        # A switch (an option whose default is True or False) takes only those: a string such as
+        # "maybe" from --model-opt would be truthy and silently turn it on.
+        for key, value in options.items():
+            if isinstance(known[key], bool) and not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, not {value!r}")
         model = builder(input_shape=input_shape, num_classes=int(num_classes), **options)
     except (ValueError, TypeError) as e:
         raise ModelError(f"cannot build {name!r} for input {input_shape} and {num_classes} classes: {e}") from None
