@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import platform
 from pathlib import Path
 
@@ -46,6 +48,52 @@ def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     if device.type == "cuda" and t.device.type == "cpu":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
+
+
+# glibc's mallopt parameters (malloc.h) and the values set for training and inference on a CPU.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to 32 MiB come from the reused heap
+TRIM_THRESHOLD = 1 << 30  # free memory at the heap's top kept for the next step, up to 1 GiB
+TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps, not one page fault's worth at a time
+_allocator_tuned: bool | None = None
+
+
+def retain_freed_cpu_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+
+    Why: every training step frees its activations and gradients (megabytes each) and allocates
+    them again. By default glibc serves blocks that large with a fresh mmap, or hands the top of
+    its heap back to the kernel, so steps page-fault their way through the same memory again and
+    the kernel zeroes every page each time. Measured on 2 AVX2 cores (2026-11-25): one epoch of
+    fashion-mnist-fast took 700,000 page faults and 2.8-3.0 s of kernel time, and 176,000 and
+    0.9-1.1 s with memory kept (~5 % of the epoch's CPU time; the wall-clock difference was
+    within that machine's noise); a bare fastcnn step, without the loop's other allocations,
+    faulted 5,000 times and ran 1.3-1.5x faster kept. Preloading jemalloc or tcmalloc buys the
+    same, but asks the user to. The cost: the process keeps up to 1 GiB of freed memory.
+
+    Process-wide and idempotent; True when set. Left alone (False): off Linux/glibc, when the
+    environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` (the
+    user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default``. With another allocator preloaded,
+    glibc's settings are harmless: its malloc is no longer the one called.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is not None:
+        return _allocator_tuned
+    _allocator_tuned = False
+    if os.environ.get("SIGHTLINE_CPU_MALLOC", "").lower() == "default":
+        return False
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD))
+    _allocator_tuned = all(mallopt(param, value) == 1 for param, value in settings)
+    return _allocator_tuned
 
 
 def has_conv(model: nn.Module) -> bool:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
-from sightline.devices import use_channels_last
+from sightline.devices import retain_freed_cpu_memory, use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
 # large images fall out of the CPU caches: EfficientNet-Lite0 at 224 px runs 10 img/s at batch
@@ -36,6 +36,8 @@ def batched_logits(
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    if device.type == "cpu":
+        retain_freed_cpu_memory()  # each batch's activations reuse the last one's memory
     channels_last = use_channels_last(model, device)
     if channels_last and not _in_channels_last(model):
         model.to(memory_format=torch.channels_last)

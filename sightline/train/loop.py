@@ -32,7 +32,13 @@ from torch import nn
 from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment, default_reframe
 from sightline.data.dataset import Dataset
-from sightline.devices import autocast_dtype, resolve_device, to_device, use_channels_last
+from sightline.devices import (
+    autocast_dtype,
+    resolve_device,
+    retain_freed_cpu_memory,
+    to_device,
+    use_channels_last,
+)
 from sightline.errors import ConfigError, SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
@@ -71,6 +77,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.callbacks = callbacks
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            retain_freed_cpu_memory()  # each step reuses the last one's memory instead of page-faulting
         self.channels_last = use_channels_last(model, self.device)
         self.model = model.to(self.device)
         if self.channels_last:
