@@ -62,14 +62,17 @@ def retain_freed_cpu_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
 
     Why: every training step frees its activations and gradients (megabytes each) and allocates
-    them again. By default glibc serves blocks that large with a fresh mmap, or hands the top of
-    its heap back to the kernel, so steps page-fault their way through the same memory again and
-    the kernel zeroes every page each time. Measured on 2 AVX2 cores (2026-11-25): one epoch of
-    fashion-mnist-fast took 700,000 page faults and 2.8-3.0 s of kernel time, and 176,000 and
-    0.9-1.1 s with memory kept (~5 % of the epoch's CPU time; the wall-clock difference was
-    within that machine's noise); a bare fastcnn step, without the loop's other allocations,
-    faulted 5,000 times and ran 1.3-1.5x faster kept. Preloading jemalloc or tcmalloc buys the
-    same, but asks the user to. The cost: the process keeps up to 1 GiB of freed memory.
+    them again. glibc serves blocks that large with a fresh mmap, or hands the top of its heap
+    back to the kernel, until its adaptive thresholds catch up with the program's pattern, and
+    whether they do depends on what else the process allocated: a bare fastcnn training step
+    (width 16, batch 128) faulted 5,000 pages in every step for 300 steps and ran 1.3-1.5x
+    faster with memory kept; the same network in sightline's loop caught up during its first
+    epoch. Measured on 2 AVX2 cores (2026-11-25), fashion-mnist-fast's 7 epochs: 170,000 page
+    faults and 1.5-1.7 s of kernel time with memory kept, 670,000-1,000,000 and 3.6-4.8 s
+    without (~1 % of the run's CPU time; the wall-clock difference was within that machine's
+    noise). So this guards against the slow pattern rather than speeding up every run. Preloading
+    jemalloc or tcmalloc does the same, but asks the user to. The cost: the process keeps up to
+    1 GiB of freed memory.
 
     Process-wide and idempotent; True when set. Left alone (False): off Linux/glibc, when the
     environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` (the
