@@ -78,7 +78,7 @@ class Trainer:
         self.callbacks = callbacks
         self.device = resolve_device(cfg.device)
         if self.device.type == "cpu":
-            retain_freed_cpu_memory()  # each step reuses the last one's memory, never page-faulting it in again
+            retain_freed_cpu_memory()  # each step reuses the last one's memory instead of page-faulting it in
         self.channels_last = use_channels_last(model, self.device)
         self.model = model.to(self.device)
         if self.channels_last:
