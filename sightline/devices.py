@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 from pathlib import Path
@@ -55,9 +56,9 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to 32 MiB come from the reused heap
 TRIM_THRESHOLD = 1 << 30  # free memory at the heap's top kept for the next step, up to 1 GiB
 TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps, not one page fault's worth at a time
-_allocator_tuned: bool | None = None
 
 
+@functools.cache  # process-wide: set once
 def retain_freed_cpu_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
 
@@ -79,10 +80,6 @@ def retain_freed_cpu_memory() -> bool:
     user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default``. With another allocator preloaded,
     glibc's settings are harmless: its malloc is no longer the one called.
     """
-    global _allocator_tuned
-    if _allocator_tuned is not None:
-        return _allocator_tuned
-    _allocator_tuned = False
     if os.environ.get("SIGHTLINE_CPU_MALLOC", "").lower() == "default":
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
@@ -95,8 +92,7 @@ def retain_freed_cpu_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD))
-    _allocator_tuned = all(mallopt(param, value) == 1 for param, value in settings)
-    return _allocator_tuned
+    return all(mallopt(param, value) == 1 for param, value in settings)
 
 
 def has_conv(model: nn.Module) -> bool:
