@@ -58,6 +58,21 @@ TRIM_THRESHOLD = 1 << 30  # free memory at the heap's top kept for the next step
 TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps, not one page fault's worth at a time
 
 
+CPU_MALLOC_ENV = "SIGHTLINE_CPU_MALLOC"
+_MALLOC_LEAVE = ("default", "off", "0", "no", "false")  # leave glibc's malloc as it is
+_MALLOC_KEEP = ("", "keep", "on", "1", "yes", "true")  # keep freed memory (the default)
+
+
+def _cpu_malloc_tuning_wanted() -> bool:
+    value = os.environ.get(CPU_MALLOC_ENV, "").strip().lower()
+    if value in _MALLOC_LEAVE:
+        return False
+    if value in _MALLOC_KEEP:
+        return True
+    raise ConfigError(f"{CPU_MALLOC_ENV}={os.environ[CPU_MALLOC_ENV]!r} is not a setting: use 'default' (or off) to "
+                      f"leave glibc's malloc as it is, or 'keep' (or unset it) to keep freed memory for the next step")
+
+
 @functools.cache  # process-wide: set once
 def retain_freed_cpu_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
@@ -77,10 +92,10 @@ def retain_freed_cpu_memory() -> bool:
 
     Process-wide and idempotent; True when set. Left alone (False): off Linux/glibc, when the
     environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` (the
-    user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default``. With another allocator preloaded,
+    user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default`` (or ``off``, ``0``, ``no``). With another allocator preloaded,
     glibc's settings are harmless: its malloc is no longer the one called.
     """
-    if os.environ.get("SIGHTLINE_CPU_MALLOC", "").lower() == "default":
+    if not _cpu_malloc_tuning_wanted():
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False

@@ -16,6 +16,8 @@ from test_train import make_dataset
 
 import sightline
 from sightline import inference
+from sightline.devices import retain_freed_cpu_memory
+from sightline.errors import ConfigError
 from sightline.train import loop
 
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -77,3 +79,23 @@ def test_training_and_inference_on_a_cpu_ask_for_it(monkeypatch, tmp_path):
     model = sightline.create_model("mlp", data.input_shape, data.num_classes, hidden=8)
     sightline.fit(model, data, name="run", runs_dir=tmp_path, epochs=1, batch_size=8, device="cpu", progress="quiet")
     assert calls[0] == "train" and "inference" in calls  # validation runs through batched_logits
+
+
+@pytest.mark.parametrize("value", ["default", "off", "OFF", "0", "no", "false"])
+def test_the_off_words_leave_malloc_alone(monkeypatch, value):
+    monkeypatch.setenv("SIGHTLINE_CPU_MALLOC", value)
+    retain_freed_cpu_memory.cache_clear()
+    try:
+        assert retain_freed_cpu_memory() is False
+    finally:
+        retain_freed_cpu_memory.cache_clear()
+
+
+def test_an_unknown_setting_is_a_clear_error_not_silently_on(monkeypatch):
+    monkeypatch.setenv("SIGHTLINE_CPU_MALLOC", "jemalloc")
+    retain_freed_cpu_memory.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"SIGHTLINE_CPU_MALLOC='jemalloc'.*'default'.*'keep'"):
+            retain_freed_cpu_memory()
+    finally:
+        retain_freed_cpu_memory.cache_clear()
