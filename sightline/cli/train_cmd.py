@@ -47,6 +47,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (onecycle: warm-up, then linear decay)")
     t.add_argument("--warmup", type=float, help="fraction of steps for lr warm-up")
     t.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss, e.g. 0.1")
+    t.add_argument("--lookahead", dest="lookahead", action="store_true", default=None,
+                   help="every 5 steps restart from a moving average of the weights, averaging more towards "
+                        "the end (airbench's Lookahead); the run ends on the averaged weights")  # fmt: skip
+    t.add_argument("--no-lookahead", dest="lookahead", action="store_false", help="no Lookahead (where a recipe has it)")
     t.add_argument("--translate", type=int, help="augmentation: random shift up to N pixels")
     t.add_argument("--shift-tta", type=int, metavar="N", help="test-time augmentation: also average the predictions "
                    "over each image shifted by +-N pixels (3x the inference cost; for models trained with --translate)")

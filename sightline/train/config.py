@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = dict(
     schedule="onecycle",   # constant | onecycle (warm-up then linear decay) | cosine | linear
     warmup=0.15,           # fraction of all steps spent warming up
     label_smoothing=0.0,
+    lookahead=False,       # airbench's Lookahead: every 5 steps the network restarts from a moving
+                           # average of its weights, averaging more towards the end (train/lookahead.py)
     translate=0,           # augmentation: random shift of up to N pixels
     shift_tta=0,           # inference also averages over the images shifted +-N px (airbench's
                            # translate TTA: 3x the forward passes; for models trained with translate)
@@ -69,6 +71,7 @@ class TrainConfig:
     schedule: str = DEFAULTS["schedule"]
     warmup: float = DEFAULTS["warmup"]
     label_smoothing: float = DEFAULTS["label_smoothing"]
+    lookahead: bool = DEFAULTS["lookahead"]
     translate: int = DEFAULTS["translate"]
     shift_tta: int = DEFAULTS["shift_tta"]
     flip: bool | None = DEFAULTS["flip"]
@@ -108,6 +111,8 @@ class TrainConfig:
             raise bad(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise bad(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
+        if not isinstance(self.lookahead, bool):
+            raise bad(f"lookahead is true or false, not {self.lookahead!r}")
         if self.weight_decay < 0:
             raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
         if self.translate < 0:

@@ -28,6 +28,7 @@ from sightline.data.dataset import Dataset
 from sightline.train import distributed as dist_
 from sightline.train import sync_batchnorm
 from sightline.train.config import TrainConfig
+from sightline.train.lookahead import Lookahead
 from sightline.train.loop import Trainer
 
 # A collective per step costs ~0.1 ms on gloo but a GPU sync on NCCL: stop requests are shared
@@ -55,6 +56,8 @@ class DistributedTrainer(Trainer):
             find_unused_parameters=bool(cfg.head_epochs), **_buffer_sync(not self.sync_bn),
         )  # fmt: skip
         self._global_n = cfg.batch_size
+        if cfg.lookahead:  # the slow weights start from rank 0's (DDP broadcast them), on this rank's device
+            self.lookahead = Lookahead(self.model)
 
     # ------------------------------------------------------------------ the step
     def _step_batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,

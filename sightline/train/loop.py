@@ -44,6 +44,7 @@ from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.train.interrupt import graceful_sigint
+from sightline.train.lookahead import Lookahead
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
 
 METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
@@ -84,6 +85,7 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = create_optimizer(self.model, cfg)
+        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
@@ -132,6 +134,7 @@ class Trainer:
             "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "rng_cpu": torch.get_rng_state(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -154,6 +157,10 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None:
+            if state.get("lookahead") is None:
+                raise ConfigError("this run was checkpointed without Lookahead: resume it without --lookahead")
+            self.lookahead.load_state_dict(state["lookahead"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -212,6 +219,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.global_step += 1
+        if self.lookahead is not None:
+            self.lookahead.after_step(self.model, self.global_step, self.total_steps)
         self.step_in_epoch += 1
         with torch.no_grad():
             self.sums[0] += loss_sum.to(self.sum_dtype)
