@@ -257,6 +257,9 @@ def test_shift_tta_is_saved_with_the_model_and_predicts_over_the_shifted_images(
     assert torch.allclose(run.predict(x), want.softmax(1), atol=1e-5)  # what predict, evaluate and serve use
     with pytest.raises(ConfigError, match="shift_tta must be from 0 to 5 pixels, not 6 for 12x12 images"):
         fit_toy(toy, tmp_path, name="too-far", epochs=1, shift_tta=6)
+    # Its folder existed already: it says why training never started (not "not started" forever).
+    never = sightline.load_run(tmp_path / "too-far")
+    assert never.status["status"] == "failed" and "not 6 for 12x12 images" in never.status["error"]
     with pytest.raises(ConfigError, match="shift_tta"):
         fit_toy(toy, tmp_path, name="negative", epochs=1, shift_tta=-1)
 

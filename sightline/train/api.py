@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from sightline import checkpoint as ckpt
 from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import cpu_bf16_is_fast, resolve_device
-from sightline.errors import ConfigError, RunError
+from sightline.errors import ConfigError, RunError, SightlineError
+from sightline.fileio import atomic_write_json
 from sightline.models import create_model, default_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
 from sightline.train import distributed
@@ -120,11 +122,23 @@ def fit(
         on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
         for line in [*device_notes, *world_notes]:
             on_event({"kind": "message", "text": line, "topic": "device"})
-    trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
+    try:
+        trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
+    except Exception as e:
+        if ctx.is_main:  # the folder exists: it says why training never started, not "not started"
+            _mark_never_started(run_dir, cfg, e)
+        raise
     trainer.fit()
     run = Run(run_dir, strict=ctx.is_main)  # other machines' ranks may not see the folder
     run.data = data
     return run
+
+
+def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
+    reason = str(error) if isinstance(error, SightlineError) else f"{type(error).__name__}: {error}"
+    with contextlib.suppress(OSError):
+        atomic_write_json(run_dir / "status.json", {"status": "failed", "error": reason, "epochs_done": 0,
+                                                    "epochs": cfg.epochs, "global_step": 0})  # fmt: skip
 
 
 def _init_from_data(model: nn.Module, data: Dataset) -> None:
