@@ -10,7 +10,7 @@ from test_train import CrashAt, fit_toy, toy  # noqa: F401 (toy is a fixture)
 from torch import nn
 
 import sightline
-from sightline.errors import ConfigError
+from sightline.errors import ConfigError, RunError
 from sightline.train.config import resolve_config
 from sightline.train.lookahead import BASE_DECAY, EVERY, Lookahead, decay_at
 
@@ -74,3 +74,9 @@ def test_a_run_with_lookahead_differs_and_resumes_bit_exact(toy, tmp_path):  # n
     assert resumed.status["status"] == "finished"
     b = load_file(resumed.path / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resume_state_from_another_network_is_a_clear_error():
+    la = Lookahead(net())
+    with pytest.raises(RunError, match="Lookahead weights lack 0.bias, 0.weight, 1.bias: it is from another network"):
+        la.load_state_dict({"1.weight": torch.ones(3)})

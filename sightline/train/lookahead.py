@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sightline.errors import RunError
+
 EVERY = 5  # optimizer steps between two syncs
 BASE_DECAY = 0.95**EVERY  # the decay per sync at the end: 0.95 per step, applied every EVERY steps
 POWER = 3  # the decay ramps up as progress**3: free training first, averaging at the end
@@ -64,6 +66,7 @@ class Lookahead:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = sorted(set(self.slow) - set(state))
         if missing:
-            raise KeyError(f"the resume state's lookahead weights lack {', '.join(missing[:3])}")
+            raise RunError(f"the resume state's Lookahead weights lack {', '.join(missing[:3])}: it is from another "
+                           f"network; start the run again")
         for name, slow in self.slow.items():
             slow.copy_(state[name])

@@ -39,7 +39,7 @@ from sightline.devices import (
     to_device,
     use_channels_last,
 )
-from sightline.errors import ConfigError, SightlineError
+from sightline.errors import ConfigError, RunError, SightlineError
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
@@ -159,7 +159,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.lookahead is not None:
             if state.get("lookahead") is None:
-                raise ConfigError("this run was checkpointed without Lookahead: resume it without --lookahead")
+                raise RunError(f"{self.run_dir / 'resume.pt'} holds no Lookahead weights, though the run's config.json "
+                               f"trains with them: the two files are from different runs; start the run again")
             self.lookahead.load_state_dict(state["lookahead"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
