@@ -92,8 +92,9 @@ def retain_freed_cpu_memory() -> bool:
 
     Process-wide and idempotent; True when set. Left alone (False): off Linux/glibc, when the
     environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` (the
-    user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default`` (or ``off``, ``0``, ``no``). With another allocator preloaded,
-    glibc's settings are harmless: its malloc is no longer the one called.
+    user's own tuning), or ``SIGHTLINE_CPU_MALLOC=default`` (or ``off``, ``0``, ``no``). With
+    another allocator preloaded, glibc's settings are harmless: its malloc is no longer the one
+    called. Any other value of ``SIGHTLINE_CPU_MALLOC`` is a ConfigError.
     """
     if not _cpu_malloc_tuning_wanted():
         return False

@@ -56,3 +56,9 @@ class ExportError(SightlineError):
 
 class NotExportedError(RunError):
     """A run has no (current) exported model where one was asked for: ``sightline export RUN``."""
+
+
+def failure_text(error: BaseException) -> str:
+    """What a run folder or a job records of a failure: a SightlineError's message as it is (it
+    was written for the user), anything else with its type's name in front."""
+    return str(error) if isinstance(error, SightlineError) else f"{type(error).__name__}: {error}"

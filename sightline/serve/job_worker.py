@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sightline.errors import SightlineError
+from sightline.errors import SightlineError, failure_text
 from sightline.serve.job_store import ACTIVE, Job, JobStore, check_job_id
 
 HEARTBEAT_S = 2.0  # how often the worker says it is alive (see job_pool.STALE_S)
@@ -103,8 +103,7 @@ def train(store: JobStore, job: Job, runs_dir: Path,
     except BaseException as e:  # KeyboardInterrupt too: a job must never stay "running"
         if not isinstance(e, SightlineError):
             traceback.print_exc()  # the server's log gets the details
-        error = str(e) if isinstance(e, SightlineError) else f"{type(e).__name__}: {e}"
-        return ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed"), None, error
+        return ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed"), None, failure_text(e)
     return ("interrupted" if result.status == "interrupted" else "finished"), _outcome(result), None
 
 

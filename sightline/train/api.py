@@ -23,7 +23,7 @@ from sightline import checkpoint as ckpt
 from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import cpu_bf16_is_fast, resolve_device
-from sightline.errors import ConfigError, RunError, SightlineError
+from sightline.errors import ConfigError, RunError, failure_text
 from sightline.fileio import atomic_write_json
 from sightline.models import create_model, default_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
@@ -135,9 +135,8 @@ def fit(
 
 
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
-    reason = str(error) if isinstance(error, SightlineError) else f"{type(error).__name__}: {error}"
     with contextlib.suppress(OSError):
-        atomic_write_json(run_dir / "status.json", {"status": "failed", "error": reason, "epochs_done": 0,
+        atomic_write_json(run_dir / "status.json", {"status": "failed", "error": failure_text(error), "epochs_done": 0,
                                                     "epochs": cfg.epochs, "global_step": 0})  # fmt: skip
 
 

@@ -58,7 +58,7 @@ class Lookahead:
             slow = self.slow.get(name)
             if slow is None:
                 continue
-            slow.lerp_(live.to(slow.dtype), 1.0 - decay)
+            slow.lerp_(live, 1.0 - decay)
             live.copy_(slow)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

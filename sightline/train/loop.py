@@ -39,7 +39,7 @@ from sightline.devices import (
     to_device,
     use_channels_last,
 )
-from sightline.errors import ConfigError, RunError, SightlineError
+from sightline.errors import ConfigError, RunError, SightlineError, failure_text
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
@@ -401,7 +401,7 @@ class Trainer:
         except Exception as e:
             # Whatever went wrong, the run folder says so: never "running" forever.
             self.status = "failed"
-            self.error = str(e) if isinstance(e, SightlineError) else f"{type(e).__name__}: {e}"
+            self.error = failure_text(e)
             with contextlib.suppress(Exception):
                 self._write_progress_files()
             self._emit("on_train_end", self.summary())
