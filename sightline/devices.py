@@ -63,7 +63,10 @@ _MALLOC_LEAVE = ("default", "off", "0", "no", "false")  # leave glibc's malloc a
 _MALLOC_KEEP = ("", "keep", "on", "1", "yes", "true")  # keep freed memory (the default)
 
 
-def _cpu_malloc_tuning_wanted() -> bool:
+def cpu_malloc_tuning_wanted() -> bool:
+    """What ``SIGHTLINE_CPU_MALLOC`` asks for: True to keep freed memory (the default), False to
+    leave glibc's malloc alone; any other value is a ConfigError. A long-lived process (the web
+    server) calls it at start, so that a typo fails there instead of in every later request."""
     value = os.environ.get(CPU_MALLOC_ENV, "").strip().lower()
     if value in _MALLOC_LEAVE:
         return False
@@ -96,7 +99,7 @@ def retain_freed_cpu_memory() -> bool:
     another allocator preloaded, glibc's settings are harmless: its malloc is no longer the one
     called. Any other value of ``SIGHTLINE_CPU_MALLOC`` is a ConfigError.
     """
-    if not _cpu_malloc_tuning_wanted():
+    if not cpu_malloc_tuning_wanted():
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False

@@ -472,3 +472,18 @@ def test_nothing_below_the_server_imports_it():
             "assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules), 'a server package was imported'\n")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_serve_stops_at_start_on_a_bad_cpu_malloc_setting(monkeypatch, tmp_path, capsys):
+    # Predictions and jobs would each fail with it; the server says so once, before it listens.
+    import uvicorn
+
+    started: list = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self))
+    monkeypatch.setenv("SIGHTLINE_CPU_MALLOC", "jemalloc")
+    code = main(["serve", "--port", "0", "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0 and not started
+    assert "SIGHTLINE_CPU_MALLOC='jemalloc'" in err and "'default'" in err
+    monkeypatch.setenv("SIGHTLINE_CPU_MALLOC", "off")
+    assert main(["serve", "--port", "0", "--runs-dir", str(tmp_path)]) == 0 and len(started) == 1

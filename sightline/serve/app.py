@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sightline._version import __version__
+from sightline.devices import cpu_malloc_tuning_wanted
 from sightline.errors import ConfigError, SightlineError
 from sightline.serve import dataset_routes, docs, inspect_routes, job_routes, pages, run_assets
 from sightline.serve.errors import JSONResponse, install_error_handlers
@@ -77,6 +78,7 @@ def create_app(
         from sightline.onnx_model import require_packages
 
         require_packages(["onnxruntime"], "serving with --engine onnx")  # at start, not at the first request
+    cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     app = FastAPI(
         title="sightline",
