@@ -12,7 +12,8 @@ it prints, imports and data loading included, one after another on the same mach
 * reference: the recipe's network, optimizer and schedule in the loop a PyTorch user writes:
   a ``Dataset`` whose ``__getitem__`` converts, normalises, flips and shifts one image (as
   torchvision's ToTensor, Normalize, RandomHorizontalFlip, RandomCrop(padding) would), a
-  ``DataLoader`` with shuffling, ``OneCycleLR``; test accuracy after every epoch (no TTA).
+  ``DataLoader`` with shuffling, ``OneCycleLR``; test accuracy after every epoch (no TTA, and no
+  Lookahead where the recipe has it: a plain loop's optimizer).
 
 Keras and the reference evaluate on the test set after every epoch for the time-to-accuracy
 curve; that evaluation time is taken off their clocks. No assertions: numbers to read.
