@@ -122,11 +122,12 @@ def test_rank_zero_stop_stops_every_rank_and_resume_is_exact(runs):
         torch.testing.assert_close(other[key], full[key], rtol=1e-4, atol=1e-4, msg=key)
 
 
-def test_lookahead_under_two_processes_resumes_bit_exact(tmp_path):
+def test_lookahead_and_alternating_flips_under_two_processes_resume_bit_exact(tmp_path):
     # Syncs after steps 5, 10, 15 and 20; rank 0 stops the run at step 8, so the sync at step 10
-    # needs the slow weights from the checkpoint. (Not compared with one process: a 1e-6 rounding
-    # difference flips a max-pool's choice in this toy net, and the runs then part by ~5e-4.)
-    train = {**TRAIN, "lookahead": True}
+    # needs the slow weights from the checkpoint, and the second epoch mirrors the images the
+    # first did not. (Not compared with one process: a 1e-6 rounding difference flips a
+    # max-pool's choice in this toy net, and the runs then part by ~5e-4.)
+    train = {**TRAIN, "lookahead": True, "alternate_flip": True}
     full = Path(_worker({"name": "la", "n_per_class": 96, "train": train}, 2, tmp_path)[0]["run"])
     _worker({"name": "la-cut", "n_per_class": 96, "stop_after": 1, "train": train}, 2, tmp_path)
     cut = tmp_path / "runs" / "la-cut"
@@ -134,7 +135,8 @@ def test_lookahead_under_two_processes_resumes_bit_exact(tmp_path):
     _worker({"n_per_class": 96, "resume": str(cut)}, 2, tmp_path)
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((full / "config.json").read_text())["train"]["lookahead"] is True
+    config = json.loads((full / "config.json").read_text())["train"]
+    assert config["lookahead"] is True and config["alternate_flip"] is True
 
 
 def _image_folder(root: Path, per_class: int = 24) -> Path:

@@ -56,8 +56,9 @@ def test_frozen_head_defaults_apply_only_with_freeze():
     assert resolve_config({"epochs": 3}).epochs == 3
 
 
-def test_frozen_resume_is_exact(small, tmp_path):
-    flip = dict(OPTS, flip=True)  # the mirrored features are the augmentation
+@pytest.mark.parametrize("alternate_flip", [False, True])
+def test_frozen_resume_is_exact(small, tmp_path, alternate_flip):
+    flip = dict(OPTS, flip=True, alternate_flip=alternate_flip)  # the mirrored features are the augmentation
     full = sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="full", freeze=True, **flip)
     with pytest.raises(SystemExit):
         sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="crashed", freeze=True,

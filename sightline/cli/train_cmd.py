@@ -59,6 +59,11 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                         "(default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 otherwise)")
     t.add_argument("--flip", dest="flip", action="store_true", default=None, help="augmentation: random horizontal flips")
     t.add_argument("--no-flip", dest="flip", action="store_false", help="augmentation: no flips (default: the dataset decides; never for digits)")
+    t.add_argument("--alternate-flip", dest="alternate_flip", action="store_true", default=None,
+                   help="with flips: mirror each image in every other epoch instead of at random (airbench's "
+                        "alternating flip: over two epochs every image is seen both ways)")  # fmt: skip
+    t.add_argument("--no-alternate-flip", dest="alternate_flip", action="store_false",
+                   help="a fresh random flip each epoch (where a recipe alternates)")  # fmt: skip
     t.add_argument("--seed", type=int, default=None, help="random seed (data split, init, shuffling; default 0)")
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision: bf16 (default: on for CUDA, and for convnets on a CPU with AMX)")

@@ -59,10 +59,12 @@ class Augment:
     def active(self) -> bool:
         return self.translate > 0 or self.flip or self.reframe > 0
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Augment a float batch (N, C, H, W); returns a new tensor."""
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 flip_mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Augment a float batch (N, C, H, W); returns a new tensor. ``flip_mask`` (N,) bool, if
+        given, says which images to mirror instead of a coin per image (``alternating_flips``)."""
         if self.flip:
-            x = random_flip(x, generator)
+            x = random_flip(x, generator) if flip_mask is None else flip(x, flip_mask)
         if self.translate > 0:
             x = random_translate(x, self.translate, generator)
         if self.reframe > 0:
@@ -89,8 +91,21 @@ def _uniform(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    mask = _rand((x.shape[0],), x, generator, 2).bool().view(-1, 1, 1, 1)
-    return torch.where(mask, x.flip(-1), x)
+    return flip(x, _rand((x.shape[0],), x, generator, 2).bool())
+
+
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The images of ``x`` where ``mask`` (N,) is true, mirrored left to right."""
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def alternating_flips(n: int, seed: int) -> torch.Tensor:
+    """airbench's alternating flip: image i is mirrored in even epochs where this (n,) bool
+    tensor is true, and in odd epochs where it is false (``mask ^ (epoch % 2 == 1)``). Over any two
+    epochs every image is seen both ways, where a coin per epoch shows a quarter of them only one
+    way; airbench94 reaches its accuracy in fewer epochs with it. Drawn from ``seed`` alone, so a
+    resumed run (and every rank under torchrun) gets the same."""
+    return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed + 0x5EED)).bool()
 
 
 def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = dict(
     shift_tta=0,           # inference also averages over the images shifted +-N px (airbench's
                            # translate TTA: 3x the forward passes; for models trained with translate)
     flip=None,             # augmentation: horizontal flips; None = the dataset decides (never digits)
+    alternate_flip=False,  # with flips: each image mirrored in every other epoch (which ones first is
+                           # drawn once) instead of a fresh coin each epoch: airbench's alternating flip
     reframe=None,          # augmentation: share of images re-framed as a photo would be (data.augment);
                            # None = the data decides: 0.5 where photos are framed as objects or digits
     seed=0,
@@ -75,6 +77,7 @@ class TrainConfig:
     translate: int = DEFAULTS["translate"]
     shift_tta: int = DEFAULTS["shift_tta"]
     flip: bool | None = DEFAULTS["flip"]
+    alternate_flip: bool = DEFAULTS["alternate_flip"]
     reframe: float | None = DEFAULTS["reframe"]
     seed: int = DEFAULTS["seed"]
     device: str = DEFAULTS["device"]
@@ -113,6 +116,8 @@ class TrainConfig:
             raise bad(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         if not isinstance(self.lookahead, bool):
             raise bad(f"lookahead is true or false, not {self.lookahead!r}")
+        if not isinstance(self.alternate_flip, bool):
+            raise bad(f"alternate_flip is true or false, not {self.alternate_flip!r}")
         if self.weight_decay < 0:
             raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
         if self.translate < 0:

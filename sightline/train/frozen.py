@@ -111,8 +111,10 @@ class FrozenFeatureTrainer(Trainer):
     def _batch(self, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if features.shape[0] == 1:
             return features[0, idx]
-        # Each image is seen plain or mirrored at random, as the image augmentation would.
-        view = torch.randint(0, features.shape[0], (len(idx),), generator=gen).to(features.device)
+        # Each image is seen plain or mirrored at random (or alternately), as the image augmentation would.
+        mask = self._flip_mask(idx)
+        view = (mask.long() if mask is not None
+                else torch.randint(0, features.shape[0], (len(idx),), generator=gen).to(features.device))  # fmt: skip
         return features[view, idx]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

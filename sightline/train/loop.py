@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sightline import checkpoint as ckpt
-from sightline.data.augment import Augment, default_reframe
+from sightline.data.augment import Augment, alternating_flips, default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import (
     autocast_dtype,
@@ -90,6 +90,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
         self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip, reframe)
+        self.flip_base = (to_device(alternating_flips(len(data.train), cfg.seed), self.device)
+                          if self.augment.flip and cfg.alternate_flip else None)  # fmt: skip
         # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
         try:
             self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip, shift_tta=cfg.shift_tta)
@@ -243,10 +245,16 @@ class Trainer:
         """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
         return self._batch(images, idx, gen), labels[idx]
 
+    def _flip_mask(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Which images of the batch ``idx`` are mirrored, with ``alternate_flip``; else None (a coin each)."""
+        if self.flip_base is None:
+            return None
+        return self.flip_base[idx] ^ bool(self.epoch % 2)
+
     def _batch(self, images: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x = self.preprocess.normalize(images[idx])
         if self.augment.active:
-            x = self.augment(x, gen)
+            x = self.augment(x, gen, self._flip_mask(idx))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
