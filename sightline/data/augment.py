@@ -102,7 +102,7 @@ def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def alternating_flips(n: int, seed: int) -> torch.Tensor:
     """airbench's alternating flip: image i is mirrored in even epochs where this (n,) bool
     tensor is true, and in odd epochs where it is false (``mask ^ (epoch % 2 == 1)``). Over any two
-    epochs every image is seen both ways, where a coin per epoch shows a quarter of them only one
+    epochs every image is seen both ways, where a coin per epoch shows half of them only one
     way; airbench94 reaches its accuracy in fewer epochs with it. Drawn from ``seed`` alone, so a
     resumed run (and every rank under torchrun) gets the same."""
     return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed + 0x5EED)).bool()

@@ -28,7 +28,8 @@ scaled by 1/9 and a harder whitening. With its optimizer (``--recipe cifar10-air
 after 50 steps on a quarter of CIFAR-10 where the plain network had 18.0 %, and 94.04 % mean over
 10 seeds after 12 epochs at batch 1024 (an H100, 2026-11-25), and with Lookahead and alternating
 flips (the recipe now) 94.10 % mean over 5 seeds after 10 (2 CPU cores with AMX, bf16); the plain
-network needed 24 epochs at batch 256. On Fashion-MNIST it bought nothing at width 32 (6 epochs: 94.05 % against 94.2 %).
+network needed 24 epochs at batch 256. On Fashion-MNIST it bought nothing at width 32 (6 epochs:
+94.05 % against 94.2 %).
 
 It is the Fashion-MNIST default (``registry.DATASET_DEFAULT_MODELS``): trained with its defaults
 (5 epochs, a 10 % validation split, half the images re-framed as photos) it scores 93.3 %, and
