@@ -71,3 +71,18 @@ def test_a_run_with_alternating_flips_differs_and_resumes_bit_exact(toy, tmp_pat
     resumed = sightline.resume(tmp_path / "crashed", data=toy, progress="quiet")
     b = load_file(resumed.path / "last.safetensors")
     assert resumed.status["status"] == "finished" and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_head_on_frozen_features_sees_the_mirrored_features_the_mask_says():
+    # FrozenFeatureTrainer._batch picks each image's plain (0) or mirrored (1) features by the
+    # trainer's flip mask, as the image path mirrors by it.
+    from types import SimpleNamespace
+
+    from sightline.train.frozen import FrozenFeatureTrainer
+
+    features = torch.stack([torch.zeros(16, 2), torch.ones(16, 2)])  # (views, N, F): 0 plain, 1 mirrored
+    idx = torch.arange(15, -1, -1)
+    mask = alternating_flips(16, seed=3)
+    stub = SimpleNamespace(_flip_mask=lambda i: mask if torch.equal(i, idx) else None)
+    batch = FrozenFeatureTrainer._batch(stub, features, idx, torch.Generator().manual_seed(0))
+    assert torch.equal(batch[:, 0], mask.float())
