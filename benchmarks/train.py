@@ -32,6 +32,7 @@ import argparse
 import gzip
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -239,7 +240,8 @@ def run_process(cmd: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
     return events
 
 
-def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: str, loader_workers: int) -> dict[str, Any]:
+def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: str, loader_workers: int,
+            train_args: list[str]) -> dict[str, Any]:  # fmt: skip
     me = [sys.executable, __file__, "--worker", method, "--task", task_key(task), "--seed", str(seed),
           "--loader-workers", str(loader_workers)]  # fmt: skip
     if method in ("keras", "reference"):
@@ -248,7 +250,7 @@ def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: s
         skipped = next((e["reason"] for e in events if e["kind"] == "skipped"), None)
     else:
         cmd = [sys.executable, "-m", "sightline", "train", "--recipe", method, "--seed", str(seed), "--progress", "json",
-               "--runs-dir", runs_dir, "--no-report"]  # fmt: skip
+               "--runs-dir", runs_dir, "--no-report", *train_args]  # fmt: skip
         events = [e for e in run_process(cmd, env) if e.get("kind") in ("evaluation", "failed")]
         curve = [(e["t"], e["accuracy"]) for e in events if e["kind"] == "evaluation"]
         skipped = None
@@ -352,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int, default=0, help="start the seeds here (more runs of a long recipe "
                     "in a later benchmark: --first-seed 1)")  # fmt: skip
     ap.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes of the reference loop")
+    ap.add_argument("--train-args", default="", help="more options for every `sightline train` run, e.g. "
+                    "'--no-amp' (float32 on a CPU with AMX: its recipes for CPUs without AMX)")  # fmt: skip
     ap.add_argument("--json", help="write every curve and the tables here")
     ap.add_argument("--plot", help="draw the time-to-accuracy plot here (PNG)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -372,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} CPU cores ({describe_cpu()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"commit {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
-    out: dict[str, Any] = {"tasks": {}}
+    if args.train_args:
+        print(f"every `sightline train` run also gets: {args.train_args}")
+    out: dict[str, Any] = {"tasks": {}, "train_args": args.train_args}
     curves: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as runs_dir:
         for key in args.tasks.split(","):
@@ -382,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in methods:
                 method, _, seeds = spec.partition(":")
                 for seed in range(args.first_seed, args.first_seed + (int(seeds) if seeds else args.seeds)):
-                    r = measure(method, task, seed, env, runs_dir, args.loader_workers)
+                    r = measure(method, task, seed, env, runs_dir, args.loader_workers, shlex.split(args.train_args))
                     final = f"{r['curve'][-1][1]:.2%} at {r['curve'][-1][0]:.1f} s" if r["curve"] else r["skipped"] or r["failed"]
                     print(f"  {key} {method} seed {seed}: {final}", flush=True)
                     results.append(r)

@@ -50,6 +50,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from sightline.models.layers import Dropout
 from sightline.models.registry import register_model
 
 # (expand ratio, kernel, stride of the first block, output channels, repeats), from TF's
@@ -160,7 +161,7 @@ class EfficientNetLite(nn.Module):
         self._conv_head = Conv2dSame(c, HEAD, 1)
         self._bn1 = _bn(HEAD)
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
-        self._dropout = nn.Dropout(dropout)
+        self._dropout = Dropout(dropout)
         self._fc = nn.Linear(HEAD, num_classes)
 
     @property

@@ -7,6 +7,7 @@ from math import prod
 
 from torch import nn
 
+from sightline.models.layers import Dropout
 from sightline.models.registry import register_model
 
 
@@ -30,7 +31,7 @@ def mlp(input_shape: tuple[int, int, int], num_classes: int, *, hidden: int | li
         layers[f"dense{i}"] = nn.Linear(width, h)
         layers[f"relu{i}"] = nn.ReLU(inplace=True)
         if dropout:
-            layers[f"dropout{i}"] = nn.Dropout(dropout)
+            layers[f"dropout{i}"] = Dropout(dropout)
         width = h
     layers["classifier"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)

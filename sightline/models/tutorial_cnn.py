@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from sightline.models.layers import Dropout
 from sightline.models.registry import register_model
 
 
@@ -18,7 +19,7 @@ def _block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(OrderedDict(
         conv1=nn.Conv2d(c_in, c_out, 3, padding=1), relu1=nn.ReLU(inplace=True), bn=nn.BatchNorm2d(c_out),
         conv2=nn.Conv2d(c_out, c_out, 3), relu2=nn.ReLU(inplace=True), pool=nn.MaxPool2d(2),
-        dropout=nn.Dropout(dropout),
+        dropout=Dropout(dropout),
     ))  # fmt: skip
 
 
