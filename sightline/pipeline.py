@@ -66,7 +66,9 @@ def run_training(
             dataset, else fashion-mnist).
         model: a registered model name (default: the recipe's model, else the default model).
         recipe: a named recipe (``sightline recipes``): model, data split and training options
-            measured to work together; options given here override its own.
+            measured to work together; options given here override its own. None on a CUDA GPU
+            with no model given: the dataset's GPU recipe if it has one (all of ``cifar10``:
+            cifar10-airbench, ``recipe_book.GPU_DEFAULT_RECIPES``).
         data_options: ``load_dataset`` options (classes, val_split, size, channels, ...).
         resume: continue this interrupted run instead of starting a new one.
         evaluate / report: after training, evaluate the best checkpoint on the test split
@@ -141,6 +143,16 @@ def _with_named_recipe(recipe: str, dataset, model, model_options, data_options,
     return dataset, model, model_options, data_options, train_options
 
 
+def _gpu_default_recipe(dataset, model, model_options, data_options, train_options, on_event) -> str | None:
+    from sightline.train.recipe_book import gpu_default_recipe
+
+    recipe = gpu_default_recipe(dataset, model, model_options, data_options, train_options.get("device"))
+    if recipe is not None:
+        _emit(on_event, "message", topic="recipe", text=f"GPU: training {dataset} with recipe {recipe}, its best "
+              f"here (--model NAME trains a model with its own defaults instead)")  # fmt: skip
+    return recipe
+
+
 def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
          on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
     from torch import nn
@@ -161,6 +173,8 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
         model_config, device = run.config["model"], run.config["train"].get("device", "auto")
         run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
     else:
+        if recipe is None:
+            recipe = _gpu_default_recipe(dataset, model, model_options, data_options, train_options, on_event)
         if recipe is not None:
             dataset, model, model_options, data_options, train_options = _with_named_recipe(
                 recipe, dataset, model, model_options, data_options, train_options, on_event)

@@ -120,6 +120,52 @@ def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeyp
     assert apply_recipe(variant, None, {}, {}, {})[3]["extra"]["recipe_variant"] == "cpu-amx"
 
 
+def test_plain_cifar10_on_a_cuda_gpu_trains_the_airbench_recipe(monkeypatch):
+    import torch
+
+    from sightline.train.recipe_book import gpu_default_recipe
+
+    seen = []
+
+    def fake_resolve(spec="auto"):
+        seen.append(spec)
+        return torch.device("cuda" if spec in ("auto", "cuda", "cuda:1") else "cpu")
+
+    monkeypatch.setattr("sightline.devices.resolve_device", fake_resolve)
+    assert gpu_default_recipe("cifar10", None, {}, {}, None) == "cifar10-airbench"
+    assert gpu_default_recipe("cifar10", None, {}, {"val_split": 0.1}, "cuda:1") == "cifar10-airbench"
+    assert seen == ["auto", "cuda:1"]
+    # anything the caller chose about the network or the classes: the plain defaults
+    assert gpu_default_recipe("cifar10", "fastcnn", {}, {}, None) is None
+    assert gpu_default_recipe("cifar10", None, {"width": 32}, {}, None) is None
+    assert gpu_default_recipe("cifar10", None, {}, {"classes": "airplane,automobile,bird"}, None) is None
+    assert gpu_default_recipe("fashion-mnist", None, {}, {}, None) is None
+    assert gpu_default_recipe(make_dataset(size=4), None, {}, {}, None) is None
+    assert gpu_default_recipe("cifar10", None, {}, {}, "cpu") is None  # on a CPU it would take 9-70 minutes
+
+
+def test_run_training_applies_the_gpu_default_recipe_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: False)
+    asked = []
+    monkeypatch.setattr("sightline.train.recipe_book.gpu_default_recipe",
+                        lambda *a: asked.append(a) or "fashion-mnist-fast")  # fmt: skip
+    events = []
+    data = make_dataset(size=16)
+    result = sightline.run_training(data, epochs=1, runs_dir=tmp_path, report=False, progress="quiet",
+                                    on_event=events.append, device="cpu")  # fmt: skip
+    config = json.loads((result.run.path / "config.json").read_text())
+    assert config["train"]["extra"]["recipe"] == "fashion-mnist-fast" and config["model"]["name"] == "fastcnn"
+    assert config["train"]["epochs"] == 1  # the caller's options still win
+    assert asked == [(data, None, {}, {}, "cpu")]
+    notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "recipe"]
+    assert any(n.startswith("GPU: training") and "recipe fashion-mnist-fast" in n for n in notes), notes
+    # a named recipe is never replaced
+    asked.clear()
+    sightline.run_training(data, recipe="fashion-mnist-mlp", epochs=1, runs_dir=tmp_path, report=False,
+                           progress="quiet", device="cpu", evaluate=False)  # fmt: skip
+    assert asked == []
+
+
 # ----------------------------------------------------------------------------- device defaults
 def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
     from sightline.train.config import TrainConfig
