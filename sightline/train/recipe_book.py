@@ -79,7 +79,9 @@ MEASURED = {
                    "network: 95.9 % (95.8-96.0) in 137-142 s on a faster day, 95.8 % in 60-61 s with AMX (bf16)",
     "cifar3-tutorial-cnn": "89.8 % (89.6-89.9, 2 seeds) in 46 s on 2 CPU cores with AMX (bf16), the Keras tutorial "
                            "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
-                           "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s",
+                           "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s; on the AMX CPU held to float32 "
+                           "(--no-amp, Keras float32 too), with the quicker CPU dropout mask: 90.65 % (90.60-90.70, "
+                           "2 seeds) in 75 s, Keras 88.2 % (86.8-89.6, its best epoch) in 156-178 s",
     "cifar10-airbench": "94.10 % mean (93.93-94.21, 5 seeds) on 2 CPU cores with AMX (bf16, 2026-11-25) in 487-571 s "
                         "from process start; 10 epochs without alternating flips, seed 0: 93.76 %. Not yet measured "
                         "on a GPU in this form. The form before (12 epochs, neither Lookahead nor alternating "
