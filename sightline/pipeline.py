@@ -128,7 +128,7 @@ def _with_folder_recipe(data, model: str, train_options: dict[str, Any], on_even
 
 def _with_named_recipe(recipe: str, dataset, model, model_options, data_options, train_options, on_event):
     """The recipe's model and options under the caller's own; says what it chose."""
-    from sightline.train.recipe_book import apply_recipe, for_machine, get_recipe
+    from sightline.train.recipe_book import VARIANTS, apply_recipe, for_machine, get_recipe
 
     r = for_machine(get_recipe(recipe), model, train_options.get("device"), train_options.get("amp"))
     model, model_options, data_options, train_options = apply_recipe(r, model, model_options, data_options,
@@ -137,7 +137,7 @@ def _with_named_recipe(recipe: str, dataset, model, model_options, data_options,
     if isinstance(dataset, (str, os.PathLike)) and str(dataset) != r.dataset:
         _emit(on_event, "message", topic="recipe", text=f"recipe {r.name} is tuned for {r.dataset}, not {dataset}: "
                                                          "its settings may not suit these images")  # fmt: skip
-    where = " (its variant for a CPU with AMX: bf16)" if r.variant == "cpu-amx" else ""
+    where = f" (its variant {VARIANTS[r.variant][1]})" if r.variant else ""
     _emit(on_event, "message", topic="recipe", text=f"recipe {r.name}{where}: {r.model} {model_options or ''}, "
           + ", ".join(f"{k} {v}" for k, v in {**r.data_options, **r.train_options}.items()))  # fmt: skip
     return dataset, model, model_options, data_options, train_options

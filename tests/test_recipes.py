@@ -20,13 +20,15 @@ from sightline.train.recipe_book import RECIPES, apply_recipe, for_machine, get_
 LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
 
 
-@pytest.mark.parametrize("recipe", [*list_recipes(), *(r.amx_variant() for r in list_recipes() if r.on_amx)],
+@pytest.mark.parametrize("recipe", [*list_recipes(), *(v for r in list_recipes() for v in r.variants())],
                          ids=lambda r: r.name + (f"/{r.variant}" if r.variant else ""))  # fmt: skip
 def test_every_recipe_and_variant_is_valid(recipe):
     from sightline.data.registry import find_dataset_spec
 
     for r in list_recipes():  # a variant replaces only the network and its training
-        assert set(r.on_amx) <= {"model", "model_options", "train_options", "measured"}, r.on_amx
+        for changes in (r.on_amx, r.on_avx2):
+            assert set(changes) <= {"model", "model_options", "train_options", "measured"}, changes
+    assert not (recipe.on_amx or recipe.on_avx2) or not recipe.variant  # a variant has no variants
 
     entry = get_model_entry(recipe.model)
     assert set(recipe.model_options) <= set(entry.options()), recipe.model_options
@@ -106,6 +108,7 @@ def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, mo
 def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeypatch):
     base = get_recipe("fashion-mnist-fast")
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: True)
+    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)  # every AMX CPU has it
     variant = for_machine(base)
     assert (variant.model, variant.variant, variant.train_options["epochs"]) == ("airnet", "cpu-amx", 4)
     assert variant.name == base.name and variant.data_options == base.data_options and not variant.on_amx
@@ -118,6 +121,51 @@ def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeyp
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: False)
     assert for_machine(base) == base and for_machine(base, device="cpu") == base
     assert apply_recipe(variant, None, {}, {}, {})[3]["extra"]["recipe_variant"] == "cpu-amx"
+
+
+@pytest.mark.parametrize("amx, avx512, amp, device, expected", [
+    (False, False, None, None, "cpu-avx2"),  # AVX2: the shorter schedule
+    (False, True, None, None, ""),  # AVX-512 without AMX: the recipe as written
+    (True, True, None, None, "cpu-amx"),
+    (True, True, False, None, ""),  # float32 asked for on an AMX CPU: its AVX-512 float32 rate
+    (False, False, False, "cpu", "cpu-avx2"),
+    (False, False, None, "cuda", ""),  # a GPU: the recipe as written
+])  # fmt: skip
+def test_fashion_mnist_long_trains_the_variant_for_this_cpu(monkeypatch, amx, avx512, amp, device, expected):
+    import torch
+
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
+    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)
+    monkeypatch.setattr("sightline.devices.resolve_device", lambda spec="auto": torch.device(
+        "cuda" if spec == "cuda" else "cpu"))  # fmt: skip
+    base = get_recipe("fashion-mnist-long")
+    chosen = for_machine(base, None, device, amp)
+    assert chosen.variant == expected
+    assert chosen == (base.with_variant(expected) if expected else base)
+    epochs = {"": base.train_options["epochs"], "cpu-avx2": base.on_avx2["train_options"]["epochs"],
+              "cpu-amx": base.on_amx["train_options"]["epochs"]}  # fmt: skip
+    assert chosen.train_options["epochs"] == epochs[expected]
+    assert for_machine(base, "airnet", device, amp) == chosen  # its own model named: still the variant
+    assert for_machine(base, "fastcnn", device, amp) == base  # another: the recipe, and apply_recipe's error
+    if expected:
+        train = apply_recipe(chosen, None, {}, {}, {})[3]
+        assert train["extra"]["recipe_variant"] == expected and train["epochs"] == epochs[expected]
+
+
+def test_variants_are_described_and_listed(capsys):
+    from sightline.cli import main
+    from sightline.train.recipe_book import VARIANTS
+
+    long = get_recipe("fashion-mnist-long")
+    assert [v.variant for v in long.variants()] == ["cpu-amx", "cpu-avx2"]
+    assert long.with_variant("cpu-avx2").on_avx2 == {} and long.with_variant("cpu-avx2").name == long.name
+    assert get_recipe("cifar3-fast").variants() == []
+    assert get_recipe("cifar3-fast").with_variant("cpu-avx2") == get_recipe("cifar3-fast")
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for key in VARIANTS:
+        assert VARIANTS[key][1] + ", chosen there by itself" in out
+    assert json.loads(json.dumps(long.to_dict()))["on_avx2"]["train_options"]["epochs"] == 6
 
 
 def test_plain_cifar10_on_a_cuda_gpu_trains_the_airbench_recipe(monkeypatch):

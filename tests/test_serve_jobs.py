@@ -303,14 +303,21 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
     assert here.model == "airnet" or args["model_options"] == {"width": 8, "pool_first": True}
 
 
-@pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])
-def test_recipes_are_listed_as_they_train_on_this_machine(folder, tmp_path, monkeypatch, amx):
+@pytest.mark.parametrize("amx, avx512", [(False, True), (True, True), (False, False)],
+                         ids=["cpu-avx512", "cpu-with-amx", "cpu-avx2"])  # fmt: skip
+def test_recipes_are_listed_as_they_train_on_this_machine(folder, tmp_path, monkeypatch, amx, avx512):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
+    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)
     c = client(tmp_path / "runs", folder, start_workers=False)
     listed = {r["name"]: r for r in c.get("/api/recipes").json()["recipes"]}
     assert all(r["model"] and r["train_options"] and r["measured"] for r in listed.values())
     fast = listed["fashion-mnist-fast"]
     assert (fast["model"], fast.get("variant")) == (("airnet", "cpu-amx") if amx else ("fastcnn", None))
+    long = listed["fashion-mnist-long"]
+    expected = "cpu-amx" if amx else (None if avx512 else "cpu-avx2")
+    assert long.get("variant") == expected
+    recipe = get_recipe("fashion-mnist-long")
+    assert long["train_options"] == (recipe.with_variant(expected) if expected else recipe).train_options
     # What the page then sends (the listed model with the recipe) trains that model.
     _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", model=fast["model"]), [folder])
     assert args["model"] == fast["model"]

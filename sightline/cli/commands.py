@@ -96,7 +96,7 @@ def add_recipes(sub: argparse._SubParsersAction) -> None:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    from sightline.train.recipe_book import list_recipes
+    from sightline.train.recipe_book import VARIANTS, list_recipes
 
     recipes = list_recipes()
     if args.json:
@@ -108,10 +108,9 @@ def run_recipes(args: argparse.Namespace) -> int:
         print("    " + ", ".join(f"{k}={v!r}" for k, v in options.items()))
         if r.measured:
             print(f"    measured: {r.measured}")
-        if r.on_amx:
-            v = r.amx_variant()
+        for v in r.variants():
             options = {**v.model_options, **v.data_options, **v.train_options}
-            print(f"    on a CPU with AMX (bf16), chosen there by itself: {v.model}, "
+            print(f"    {VARIANTS[v.variant][1]}, chosen there by itself: {v.model}, "
                   + ", ".join(f"{k}={val!r}" for k, val in options.items()))  # fmt: skip
             print(f"    measured: {v.measured}")
     print("\nUse: sightline train --recipe NAME [options that override the recipe's]")
