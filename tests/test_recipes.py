@@ -88,6 +88,7 @@ def test_recipes_command_lists_them_without_torch():
 @pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])
 def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, monkeypatch, amx):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
+    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)  # the recipe as written, without AMX
     events = []
     result = sightline.run_training(make_dataset(size=16), recipe="fashion-mnist-fast", epochs=1, runs_dir=tmp_path, report=False,
                                     progress="quiet", on_event=events.append, device="cpu")  # fmt: skip
@@ -145,6 +146,8 @@ def test_fashion_mnist_long_trains_the_variant_for_this_cpu(monkeypatch, amx, av
     epochs = {"": base.train_options["epochs"], "cpu-avx2": base.on_avx2["train_options"]["epochs"],
               "cpu-amx": base.on_amx["train_options"]["epochs"]}  # fmt: skip
     assert chosen.train_options["epochs"] == epochs[expected]
+    fast = for_machine(get_recipe("fashion-mnist-fast"), None, device, amp)  # the same choice, its own epochs
+    assert fast.variant == expected and fast.train_options["epochs"] == {"": 12, "cpu-avx2": 6, "cpu-amx": 4}[expected]
     assert for_machine(base, "airnet", device, amp) == chosen  # its own model named: still the variant
     assert for_machine(base, "fastcnn", device, amp) == base  # another: the recipe, and apply_recipe's error
     if expected:
