@@ -46,7 +46,7 @@ class Recipe:
         out = {"name": self.name, "dataset": self.dataset, "description": self.description, "model": self.model,
                "model_options": dict(self.model_options), "data_options": dict(self.data_options),
                "train_options": dict(self.train_options), "measured": self.measured}  # fmt: skip
-        for key in ("on_amx", "on_avx2"):
+        for key, _ in VARIANTS.values():
             if getattr(self, key):
                 out[key] = dict(getattr(self, key))
         if self.variant:
@@ -61,7 +61,8 @@ class Recipe:
         """This recipe as it trains on that kind of CPU (``VARIANTS``; itself when it has no such
         variant)."""
         changes = getattr(self, VARIANTS[which][0])
-        return replace(self, **changes, on_amx={}, on_avx2={}, variant=which) if changes else self
+        none = {key: {} for key, _ in VARIANTS.values()}  # a variant has no variants of its own
+        return replace(self, **{**none, **changes}, variant=which) if changes else self
 
 
 # variant: (the Recipe field holding it, what it is for, in words)
