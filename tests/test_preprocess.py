@@ -96,3 +96,27 @@ def test_pad_uses_the_photo_background():
     wide = np.full((20, 60, 3), 250, np.uint8)  # white landscape photo
     got = Preprocess(3, (32, 32), resize="pad").prepare_image(wide)
     assert got.min() > 200  # padding is white, not a black frame
+
+
+def test_normalize_makes_its_constants_once_and_they_serve_any_mode():
+    """normalize's mean and scale are made once per (statistics, device): a fresh tensor each
+    batch would be a copy to the GPU that waits for its queue. Made under inference_mode, they
+    still serve a later batch that autograd records."""
+    from sightline.data import preprocess as module
+
+    p = Preprocess(size=(4, 4), channels=3, mean=(0.1, 0.2, 0.3), std=(0.2, 0.25, 0.5))
+    x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    expected = (x.float() / 255.0 - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    module._scaling.cache_clear()
+    with torch.inference_mode():
+        torch.testing.assert_close(p.normalize(x), expected)
+    made = module._scaling.cache_info().misses
+    for _ in range(3):
+        out = p.normalize(x)
+    torch.testing.assert_close(out, expected)
+    assert module._scaling.cache_info().misses == made == 1
+    w = torch.ones(1, requires_grad=True)
+    (p.normalize(x) * w).sum().backward()  # the cached constants are not inference tensors
+    assert w.grad is not None
+    other = Preprocess(size=(4, 4), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert not torch.equal(other.normalize(x), out) and module._scaling.cache_info().misses == 2

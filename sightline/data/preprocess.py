@@ -15,6 +15,7 @@ Two stages, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -173,8 +174,7 @@ class Preprocess:
     # ----------------------------------------------------------------- stage 2: normalize
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) on any device → float32 normalised, on the same device."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255.0
-        inv_std = 1.0 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255.0)
+        mean, inv_std = _scaling(tuple(self.mean), tuple(self.std), x.device)
         return (x.float() - mean) * inv_std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,6 +193,18 @@ class Preprocess:
 
 
 # ----------------------------------------------------------------------- helpers
+@functools.lru_cache(maxsize=64)
+def _scaling(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``normalize``'s (mean x 255, 1 / (std x 255)) as (1, C, 1, 1) tensors on ``device``, made
+    once. Why: a tensor made from Python numbers is copied to the GPU, and that copy waits for
+    everything queued there; once per training batch it kept the host from queueing the next
+    step while the GPU ran this one (~1 ms lost a step on an H200 at batch 1024)."""
+    with torch.inference_mode(False):  # usable in any mode later, autograd included
+        m = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        inv = 1.0 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0)
+    return m, inv
+
+
 def _border_level(img: Image.Image) -> float:
     """Median brightness of the outermost pixels: the background, for most photos."""
     a = np.asarray(img.convert("L"), dtype=np.uint8)
