@@ -68,6 +68,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision: bf16 (default: on for CUDA, and for convnets on a CPU with AMX)")
     t.add_argument("--no-amp", dest="amp", action="store_false", help="full float32 precision, also on CUDA")
+    t.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
+                   help="one GPU: launch each step's kernels one by one instead of replaying a CUDA graph")
     t.add_argument("--monitor", choices=MONITORS, help="metric for best checkpoint and early stopping")
     t.add_argument("--patience", type=positive_int, help="early stopping after N epochs without improvement")
     t.add_argument("--min-delta", type=float, help="early stopping: smallest improvement that counts")

@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = dict(
     seed=0,
     device="auto",         # auto | cpu | cuda | cuda:N | mps
     amp=None,              # mixed precision; None = on for CUDA and for convnets on an AMX CPU
+    cuda_graphs=None,      # one GPU: each step's forward and backward replayed as a CUDA graph
+                           # (train/cuda_graphs.py); None = on, False = eager steps
     monitor="val_accuracy",  # metric for the best checkpoint and early stopping
     patience=None,         # early stopping: epochs without improvement; None = off
     min_delta=0.0,         # early stopping: smallest change that counts as improvement
@@ -82,6 +84,7 @@ class TrainConfig:
     seed: int = DEFAULTS["seed"]
     device: str = DEFAULTS["device"]
     amp: bool | None = DEFAULTS["amp"]
+    cuda_graphs: bool | None = DEFAULTS["cuda_graphs"]
     monitor: str = DEFAULTS["monitor"]
     patience: int | None = DEFAULTS["patience"]
     min_delta: float = DEFAULTS["min_delta"]
@@ -118,6 +121,8 @@ class TrainConfig:
             raise bad(f"lookahead is true or false, not {self.lookahead!r}")
         if not isinstance(self.alternate_flip, bool):
             raise bad(f"alternate_flip is true or false, not {self.alternate_flip!r}")
+        if self.cuda_graphs not in (None, True, False):
+            raise bad(f"cuda_graphs is true, false or null (auto), not {self.cuda_graphs!r}")
         if self.weight_decay < 0:
             raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
         if self.translate < 0:

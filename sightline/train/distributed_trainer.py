@@ -44,6 +44,7 @@ class DistributedTrainer(Trainer):
         self.device = dist_.rank_device(self.device, self.ctx)
         self.model = self.model.to(self.device)
         self.writes = self.ctx.is_main
+        self.graphs = None  # DDP's gradient hooks run between the backward's kernels: eager steps
         self.images_factor = self.ctx.world_size
         self.sigint_repeat_window = 2.0  # the terminal's Ctrl-C, then torchrun's copy of it
         self.sync_bn = bool(cfg.sync_bn) and dist_.has_batchnorm(self.model)

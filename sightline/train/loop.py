@@ -42,6 +42,7 @@ from sightline.devices import (
 from sightline.errors import ConfigError, RunError, SightlineError, failure_text
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
+from sightline.train import cuda_graphs
 from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.lookahead import Lookahead
@@ -87,6 +88,9 @@ class Trainer:
         self.optimizer = create_optimizer(self.model, cfg)
         self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
+        # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
+        self.graphs = (cuda_graphs.GraphedTraining(self.model, lambda msg: self._emit("on_message", msg))
+                       if cuda_graphs.wanted(self.device.type, cfg) else None)  # fmt: skip
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
         self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip, reframe)
@@ -211,11 +215,10 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         cfg = self.cfg
         set_lr(self.optimizer, cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup))
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
-        )
-        with autocast:
-            logits = self._forward(x)
+        logits = self.graphs(x, self._autocast) if self.graphs is not None else None
+        with self._autocast():
+            if logits is None:
+                logits = self._forward(x)
             loss, loss_sum = self._loss(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -229,6 +232,13 @@ class Trainer:
             self.sums[0] += loss_sum.to(self.sum_dtype)
             self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
             self.sums[2] += y.numel()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp_dtype:
+            return contextlib.nullcontext()
+        # CUDA graphs need autocast without its cache of cast weights (each weight is cast once
+        # per step here anyway, so the cache saves nothing).
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=self.graphs is None)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
