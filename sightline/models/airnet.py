@@ -27,7 +27,8 @@ biases learn 64x faster (``norm_bias_lr_scale``, read by ``train.optim.param_gro
 scaled by 1/9 and a harder whitening. With its optimizer (``--recipe cifar10-airbench``): 61.9 %
 after 50 steps on a quarter of CIFAR-10 where the plain network had 18.0 %, and 94.04 % mean over
 10 seeds after 12 epochs at batch 1024 (an H100, 2026-11-25), and with Lookahead and alternating
-flips (the recipe now) 94.10 % mean over 5 seeds after 10 (2 CPU cores with AMX, bf16); the plain
+flips (the recipe now) 94.06 % over 10 seeds after 11 (an H200) and 94.10 % over 5 seeds after 10
+(2 CPU cores with AMX, bf16); the plain
 network needed 24 epochs at batch 256. On Fashion-MNIST it bought nothing at width 32 (6 epochs:
 94.05 % against 94.2 %).
 

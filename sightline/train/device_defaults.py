@@ -15,13 +15,15 @@ re-framing). So, for what the caller left unset:
   (lr 0.4 instead of the square-root 0.57: 92.4 %). fashion-mnist-fast (7 epochs then) at its
   batch 128 93.2 % in 32 s; batch 512 and 14 epochs 93.6 % in 21 s (its 6 epochs with Lookahead
   became 12 there; that schedule in float32 on a CPU, seed 0: 93.38 % against 93.54 % for
-  the 14 before; its 12 epochs now, the AVX-512 schedule, become 24: not yet measured on a
-  GPU). Mixed precision (bf16 where supported) and channels-last are already the CUDA defaults (``sightline.devices``). ``torch.compile`` stays
-  off: it loses end to end on these short runs. Measured on the H100 (2026-11-25,
-  benchmarks/compile_train.py, the cifar10-airbench training step at batch 1024, bf16): eager
-  5.2 ms a step; mode "default" 15.5 s of compiling and 6.6 ms a step; "reduce-overhead" (CUDA
-  graphs) 7.7 s and 3.8 ms, which pays back after ~5,000 steps (the recipe takes 588, 4.7 s of
-  training); "max-autotune-no-cudagraphs" 132 s and 5.3 ms.
+  the 14 before; its 12 epochs now, the AVX-512 schedule, become 24: on an H200, 93.83 % in
+  12.4 s from process start, 7.6 s of it training). Mixed precision (bf16 where supported) and
+  channels-last are already the CUDA defaults (``sightline.devices``), and the step replays as
+  a CUDA graph (``train/cuda_graphs.py``: no compiling). ``torch.compile`` stays off: it loses
+  end to end on these short runs. Measured on the H100 (2026-11-25, benchmarks/compile_train.py,
+  the cifar10-airbench training step at batch 1024, bf16): eager 5.2 ms a step; mode "default"
+  15.5 s of compiling and 6.6 ms a step; "reduce-overhead" (CUDA graphs) 7.7 s and 3.8 ms,
+  which pays back after ~5,000 steps (the recipe takes 539, ~3 s of training);
+  "max-autotune-no-cudagraphs" 132 s and 5.3 ms.
 * **CPU**: PyTorch's default of one intra-op thread per core is kept. On a CPU with AMX (Intel
   Sapphire Rapids and later) a convnet trains in bf16 mixed precision: oneDNN runs its
   convolutions on the matrix units. Measured on 2 such cores (2026-11-25, training steps at
