@@ -90,6 +90,14 @@ def test_other_shapes_layouts_and_eval_mode_run_eagerly(monkeypatch):
     assert fake.captured == [(8, 3, 6, 6)]  # captured once
 
 
+def test_only_a_batch_of_the_runs_size_is_captured(monkeypatch):
+    """A run resumed at an epoch's short last batch captures the next full batch, not that one."""
+    fake = FakeCuda(monkeypatch)
+    graphs = GraphedTraining(bn_model(), batch_size=8)
+    assert graphs(torch.randn(5, 3, 6, 6), no_autocast) is None and fake.captured == []
+    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None and fake.captured == [(8, 3, 6, 6)]
+
+
 def test_a_model_that_cannot_be_captured_trains_eagerly_with_a_note(monkeypatch):
     fake = FakeCuda(monkeypatch, fail=RuntimeError("operation not permitted when stream is capturing\nmore"))
     model = bn_model()

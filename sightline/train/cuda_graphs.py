@@ -53,9 +53,13 @@ class GraphedTraining:
     """``self(x, autocast)`` is the model's training forward, through a CUDA graph where ``x`` has
     the captured shape; ``None`` where it cannot be (the caller runs the model eagerly)."""
 
-    def __init__(self, model: nn.Module, note: Callable[[str], None] = lambda msg: None) -> None:
+    def __init__(self, model: nn.Module, note: Callable[[str], None] = lambda msg: None,
+                 batch_size: int | None = None) -> None:  # fmt: skip
+        """``batch_size``: capture only a batch of this many images (a run resumed at an epoch's
+        short last batch would otherwise capture that one, and replay it never again)."""
         self.model = model
         self.note = note
+        self.batch_size = batch_size
         self.graphed: nn.Module | None = None
         self.shape: tuple[int, ...] | None = None
         self.stride: tuple[int, ...] | None = None
@@ -65,6 +69,8 @@ class GraphedTraining:
         if self.failed or not self.model.training:
             return None
         if self.graphed is None:
+            if self.batch_size is not None and x.shape[0] != self.batch_size:
+                return None
             self._capture(x, autocast)
             if self.graphed is None:
                 return None

@@ -89,7 +89,8 @@ class Trainer:
         self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
-        self.graphs = (cuda_graphs.GraphedTraining(self.model, lambda msg: self._emit("on_message", msg))
+        self.graphs = (cuda_graphs.GraphedTraining(self.model, lambda msg: self._emit("on_message", msg),
+                                                   batch_size=min(cfg.batch_size, len(data.train)))
                        if cuda_graphs.wanted(self.device.type, cfg) else None)  # fmt: skip
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
