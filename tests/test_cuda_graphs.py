@@ -152,3 +152,11 @@ def test_autocast_drops_its_weight_cache_only_for_graphs(toy, tmp_path):  # noqa
     t.graphs = GraphedTraining(t.model)
     with t._autocast() as ctx:  # make_graphed_callables refuses autocast's cache of cast weights
         assert isinstance(ctx, torch.autocast) and ctx._cache_enabled is False
+
+
+def test_a_capture_error_without_a_message_still_gets_its_note(monkeypatch):
+    FakeCuda(monkeypatch, fail=torch.cuda.OutOfMemoryError())
+    notes: list[str] = []
+    graphs = GraphedTraining(bn_model(), notes.append)
+    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is None
+    assert notes == ["CUDA graphs off for this model (OutOfMemoryError): eager steps"]

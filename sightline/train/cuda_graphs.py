@@ -88,13 +88,17 @@ class GraphedTraining:
                 self.graphed = torch.cuda.make_graphed_callables(_Forward(self.model), (sample,),
                                                                  num_warmup_iters=WARMUP_STEPS)  # fmt: skip
             self.shape, self.stride = tuple(x.shape), x.stride()
-            self.note(f"CUDA graphs: each training step of {x.shape[0]:,} images replays one recorded graph "
-                      "(--no-cuda-graphs: eager steps)")
         except Exception as e:  # any failure to capture only costs the speed-up
             self.failed, self.graphed = True, None
-            self.note(f"CUDA graphs off for this model ({type(e).__name__}: {str(e).splitlines()[0][:200]}): eager steps")
+            first_line = (str(e).splitlines() or [""])[0][:200]
+            reason = f"{type(e).__name__}: {first_line}" if first_line else type(e).__name__
         finally:
             with torch.no_grad():  # the warm-up steps' BatchNorm updates are undone
                 for b, saved in zip(self.model.buffers(), buffers, strict=True):
                     b.copy_(saved)
             torch.cuda.set_rng_state(rng, x.device)
+        if self.failed:
+            self.note(f"CUDA graphs off for this model ({reason}): eager steps")
+        else:
+            self.note(f"CUDA graphs: each training step of {x.shape[0]:,} images replays one recorded graph "
+                      "(--no-cuda-graphs: eager steps)")
