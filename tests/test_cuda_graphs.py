@@ -160,3 +160,15 @@ def test_a_capture_error_without_a_message_still_gets_its_note(monkeypatch):
     graphs = GraphedTraining(bn_model(), notes.append)
     assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is None
     assert notes == ["CUDA graphs off for this model (OutOfMemoryError): eager steps"]
+
+
+def test_pytorchs_warning_about_the_warm_up_streams_is_not_shown(monkeypatch):
+    import warnings
+
+    FakeCuda(monkeypatch)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        GraphedTraining(bn_model())(torch.randn(8, 3, 6, 6), no_autocast)
+        warnings.warn("The AccumulateGrad node's stream does not match the stream of the node", UserWarning)
+        warnings.warn("another warning", UserWarning)
+    assert [str(w.message) for w in seen] == ["another warning"]

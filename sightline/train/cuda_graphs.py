@@ -20,6 +20,7 @@ be captured (a host sync in its forward, say) trains eagerly, with a note saying
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -80,6 +81,10 @@ class GraphedTraining:
             return self.graphed(x)
 
     def _capture(self, x: torch.Tensor, autocast: Callable[[], object]) -> None:
+        # The warm-up steps run on a side stream, so the first real backward finds the weights'
+        # gradient accumulators made there, and PyTorch warns (once) that this may cost a sync:
+        # it does not here, and a user cannot act on it.
+        warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
         buffers = [b.detach().clone() for b in self.model.buffers()]
         rng = torch.cuda.get_rng_state(x.device)
         sample = x.detach().clone(memory_format=torch.preserve_format)
