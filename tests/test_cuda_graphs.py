@@ -169,6 +169,7 @@ def test_pytorchs_warning_about_the_warm_up_streams_is_not_shown(monkeypatch):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         GraphedTraining(bn_model())(torch.randn(8, 3, 6, 6), no_autocast)
-        warnings.warn("The AccumulateGrad node's stream does not match the stream of the node", UserWarning)
-        warnings.warn("another warning", UserWarning)
+        warnings.warn("The AccumulateGrad node's stream does not match the stream of the node", UserWarning, stacklevel=1)
+        warnings.warn("Attempting to run cuBLAS, but there was no current CUDA context! Attempting to set", UserWarning, stacklevel=1)
+        warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another warning"]

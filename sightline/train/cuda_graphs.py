@@ -82,9 +82,11 @@ class GraphedTraining:
 
     def _capture(self, x: torch.Tensor, autocast: Callable[[], object]) -> None:
         # The warm-up steps run on a side stream, so the first real backward finds the weights'
-        # gradient accumulators made there, and PyTorch warns (once) that this may cost a sync:
-        # it does not here, and a user cannot act on it.
+        # gradient accumulators made there, and PyTorch warns (once) that this may cost a sync;
+        # and the warm-up's backward thread may be the first to use cuBLAS, which warns that it
+        # set the CUDA context itself. Neither costs anything here, nor can a user act on it.
         warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
+        warnings.filterwarnings("ignore", message="Attempting to run cuBLAS, but there was no current CUDA context")
         buffers = [b.detach().clone() for b in self.model.buffers()]
         rng = torch.cuda.get_rng_state(x.device)
         sample = x.detach().clone(memory_format=torch.preserve_format)
