@@ -196,7 +196,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "cifar3-tutorial-cnn", "cifar10",
         "The CNN tutorial's own network (tutorial-cnn, dropout and all) on its task, trained the sightline "
         "way: AdamW at a higher peak lr with warm-up and one-cycle decay, flips, 6 epochs instead of Keras' 10 "
-        "at a constant lr",
+        "at a constant lr (5 on a CPU without AVX-512, where each takes longer)",
         model="tutorial-cnn",
         data_options={"classes": "airplane,automobile,bird", "val_split": 0},
         train_options=dict(epochs=6, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=5e-2,
