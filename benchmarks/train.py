@@ -16,11 +16,14 @@ it prints, imports and data loading included, one after another on the same mach
   Lookahead where the recipe has it: a plain loop's optimizer).
 
 Keras and the reference evaluate on the test set after every epoch for the time-to-accuracy
-curve; that evaluation time is taken off their clocks. No assertions: numbers to read.
+curve; that evaluation time is taken off their clocks. sightline's rows also show its training
+seconds (the sum of its epoch times): on a GPU most of a run is start-up, data and evaluation.
+No assertions: numbers to read.
 
     SIGHTLINE_DATA_MIRROR=../shared/datasets .venv/bin/python benchmarks/train.py
     .venv/bin/python benchmarks/train.py --tasks fashion-mnist --methods fashion-mnist-fast:3,keras:3,reference:1
     .venv/bin/python benchmarks/train.py --json out.json --plot out.png
+    PYTHONPATH=. python3 benchmarks/train.py --tasks cifar10 --methods cifar10-airbench:10   # on a GPU
 
 Keras needs TensorFlow (``pip install -e .[bench]``, i.e. tensorflow-cpu): without it Keras is a
 line saying so, and the rest runs.
@@ -251,11 +254,15 @@ def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: s
     else:
         cmd = [sys.executable, "-m", "sightline", "train", "--recipe", method, "--seed", str(seed), "--progress", "json",
                "--runs-dir", runs_dir, "--no-report", *train_args]  # fmt: skip
-        events = [e for e in run_process(cmd, env) if e.get("kind") in ("evaluation", "failed")]
+        events = [e for e in run_process(cmd, env) if e.get("kind") in ("epoch", "evaluation", "failed")]
         curve = [(e["t"], e["accuracy"]) for e in events if e["kind"] == "evaluation"]
         skipped = None
     failed = next((e["error"] for e in events if e["kind"] == "failed"), None)
-    return {"method": method, "seed": seed, "curve": curve, "skipped": skipped, "failed": failed}
+    # sightline's own epoch times (the training alone, first-use costs of the first epoch included):
+    # on a GPU most of a run's seconds are start-up, data and evaluation, so this says more there.
+    epochs = [e["time"] for e in events if e["kind"] == "epoch" and "time" in e]
+    return {"method": method, "seed": seed, "curve": curve, "skipped": skipped, "failed": failed,
+            "train_s": round(sum(epochs), 3) if epochs else None}
 
 
 def task_key(task: Task) -> str:
@@ -292,6 +299,9 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
         times, accs = [t for t, _ in finals[m]], [a for _, a in finals[m]]
         row = {"method": m, "runs": len(times), "time_median": statistics.median(times), "time_min": min(times),
                "time_max": max(times), "acc_median": statistics.median(accs), "acc_min": min(accs), "acc_max": max(accs)}  # fmt: skip
+        trained = [r["train_s"] for r in results if r["method"] == m and r["curve"] and r.get("train_s")]
+        if trained:
+            row.update(train_median=statistics.median(trained), train_min=min(trained), train_max=max(trained))
         if target is not None and m == "keras":
             row["time_to_keras"] = row["time_median"]
         elif target is not None:  # only when every seed gets there
@@ -308,17 +318,19 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
 def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> None:
     print(f"\n{task}" + (f"  (the Keras tutorial's median result: {target:.2%} test accuracy)" if target else ""))
     print(f"{'method':<22} {'runs':>4} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
-          f"{'s to Keras acc':>14} {'x Keras':>8}")  # fmt: skip
+          f"{'training s':>18} {'s to Keras acc':>14} {'x Keras':>8}")  # fmt: skip
     for r in rows:
         if not r["runs"]:
             print(f"{r['method']:<22} {0:>4}  no result")
             continue
         acc = f"{r['acc_median']:.2%} ({r['acc_min']:.2%}-{r['acc_max']:.2%})"
         sec = f"{r['time_median']:.1f} ({r['time_min']:.0f}-{r['time_max']:.0f})"
+        trained = (f"{r['train_median']:.1f} ({r['train_min']:.1f}-{r['train_max']:.1f})"
+                   if "train_median" in r else "-")  # fmt: skip
         to = r.get("time_to_keras")
         x = r.get("speedup_vs_keras")
-        print(f"{r['method']:<22} {r['runs']:>4} {acc:>26} {sec:>20} {'-' if to is None else f'{to:.1f}':>14} "
-              f"{'-' if x is None else f'{x:.2f}':>8}")  # fmt: skip
+        print(f"{r['method']:<22} {r['runs']:>4} {acc:>26} {sec:>20} {trained:>18} "
+              f"{'-' if to is None else f'{to:.1f}':>14} {'-' if x is None else f'{x:.2f}':>8}")  # fmt: skip
 
 
 def plot(all_results: dict[str, list[dict[str, Any]]], path: str) -> None:
@@ -373,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sightline.devices import describe_cpu
 
-    print(f"{os.cpu_count()} CPU cores ({describe_cpu()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    gpu = f"{torch.cuda.get_device_name()}, " if torch.cuda.is_available() else ""
+    print(f"{gpu}{os.cpu_count()} CPU cores ({describe_cpu()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"commit {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
     if args.train_args:
