@@ -98,6 +98,15 @@ def test_only_a_batch_of_the_runs_size_is_captured(monkeypatch):
     assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None and fake.captured == [(8, 3, 6, 6)]
 
 
+def test_release_drops_the_graph_and_a_later_step_captures_anew(monkeypatch):
+    fake = FakeCuda(monkeypatch)
+    graphs = GraphedTraining(bn_model(), batch_size=8)
+    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None
+    graphs.release()
+    assert graphs.graphed is None and graphs.shape is None
+    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None and len(fake.captured) == 2
+
+
 def test_a_model_that_cannot_be_captured_trains_eagerly_with_a_note(monkeypatch):
     fake = FakeCuda(monkeypatch, fail=RuntimeError("operation not permitted when stream is capturing\nmore"))
     model = bn_model()
@@ -173,3 +182,22 @@ def test_pytorchs_warning_about_the_warm_up_streams_is_not_shown(monkeypatch):
         warnings.warn("Attempting to run cuBLAS, but there was no current CUDA context! Attempting to set", UserWarning, stacklevel=1)
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another warning"]
+
+
+def test_the_trainer_releases_its_graphs_when_training_ends(toy, tmp_path):  # noqa: F811
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls, self.released = 0, 0
+
+        def __call__(self, x, autocast):
+            self.calls += 1
+            return None  # eager steps, as where a capture failed
+
+        def release(self) -> None:
+            self.released += 1
+
+    model = create_model("mlp", toy.input_shape, toy.num_classes, hidden=8)
+    t = Trainer(model, toy, resolve_config(device="cpu", epochs=1, max_steps=2), tmp_path, [])
+    t.graphs = recorder = Recorder()
+    t.fit()
+    assert recorder.calls == t.global_step >= 1 and recorder.released == 1  # every step asked it, once released

@@ -80,6 +80,11 @@ class GraphedTraining:
         with autocast():  # type: ignore[attr-defined]
             return self.graphed(x)
 
+    def release(self) -> None:
+        """Drop the recorded graph and its memory pool; a later call captures anew."""
+        self.graphed = None
+        self.shape = self.stride = None
+
     def _capture(self, x: torch.Tensor, autocast: Callable[[], object]) -> None:
         # The warm-up steps run on a side stream, so the first real backward finds the weights'
         # gradient accumulators made there, and PyTorch warns (once) that this may cost a sync;

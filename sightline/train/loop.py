@@ -396,7 +396,11 @@ class Trainer:
         """Train to the end (or a stop); returns the status summary. The caller's global RNG
         state is restored afterwards: training seeds its own."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            return self._fit(resume_state)
+            try:
+                return self._fit(resume_state)
+            finally:
+                if self.graphs is not None:  # the graph's memory goes back, also while a caller keeps the trainer
+                    self.graphs.release()
 
     def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:
         if self.writes:
