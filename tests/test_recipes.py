@@ -15,7 +15,14 @@ import sightline
 from sightline.errors import ConfigError
 from sightline.models import get_model_entry
 from sightline.train.config import resolve_config
-from sightline.train.recipe_book import RECIPES, apply_recipe, for_machine, get_recipe, list_recipes
+from sightline.train.recipe_book import (
+    RECIPES,
+    VARIANTS,
+    apply_recipe,
+    for_machine,
+    get_recipe,
+    list_recipes,
+)
 
 LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
 
@@ -132,43 +139,47 @@ def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeyp
     (False, False, False, "cpu", "cpu-avx2"),
     (False, False, None, "cuda", ""),  # a GPU: the recipe as written
 ])  # fmt: skip
-def test_fashion_mnist_long_trains_the_variant_for_this_cpu(monkeypatch, amx, avx512, amp, device, expected):
+def test_each_recipe_trains_its_variant_for_this_cpu(monkeypatch, amx, avx512, amp, device, expected):
+    """fashion-mnist-long has an AMX variant (bf16, another schedule) and no AVX2 one (its time
+    budget fits the epochs to the CPU); cifar3-tutorial-cnn has an AVX2 one (its target is a
+    speed ratio against Keras, not minutes) and no AMX one."""
     import torch
 
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)
     monkeypatch.setattr("sightline.devices.resolve_device", lambda spec="auto": torch.device(
         "cuda" if spec == "cuda" else "cpu"))  # fmt: skip
-    base = get_recipe("fashion-mnist-long")
-    chosen = for_machine(base, None, device, amp)
-    assert chosen.variant == expected
-    assert chosen == (base.with_variant(expected) if expected else base)
-    epochs = {"": base.train_options["epochs"], "cpu-avx2": base.on_avx2["train_options"]["epochs"],
-              "cpu-amx": base.on_amx["train_options"]["epochs"]}  # fmt: skip
-    assert chosen.train_options["epochs"] == epochs[expected]
-    fast = for_machine(get_recipe("fashion-mnist-fast"), None, device, amp)  # the same choice, its own epochs
-    assert fast.variant == expected and fast.train_options["epochs"] == {"": 12, "cpu-avx2": 6, "cpu-amx": 4}[expected]
-    assert for_machine(base, "airnet", device, amp) == chosen  # its own model named: still the variant
-    assert for_machine(base, "fastcnn", device, amp) == base  # another: the recipe, and apply_recipe's error
-    if expected:
-        train = apply_recipe(chosen, None, {}, {}, {})[3]
-        assert train["extra"]["recipe_variant"] == expected and train["epochs"] == epochs[expected]
+    for name, has in (("fashion-mnist-long", "cpu-amx"), ("fashion-mnist-fast", "cpu-amx"),
+                      ("cifar3-tutorial-cnn", "cpu-avx2")):  # fmt: skip
+        base = get_recipe(name)
+        wanted = expected if expected == has else ""
+        chosen = for_machine(base, None, device, amp)
+        assert chosen.variant == wanted, name
+        assert chosen == (base.with_variant(wanted) if wanted else base)
+        assert for_machine(base, chosen.model, device, amp) == chosen  # its own model named: still the variant
+        assert for_machine(base, "mlp", device, amp) == base  # another: the recipe, and apply_recipe's error
+        if wanted:
+            train = apply_recipe(chosen, None, {}, {}, {})[3]
+            assert train["extra"]["recipe_variant"] == wanted
+            assert train["epochs"] == getattr(base, VARIANTS[wanted][0])["train_options"]["epochs"] != base.train_options["epochs"]
 
 
 def test_variants_are_described_and_listed(capsys):
     from sightline.cli import main
     from sightline.train.recipe_book import VARIANTS
 
-    long = get_recipe("fashion-mnist-long")
-    assert [v.variant for v in long.variants()] == ["cpu-amx", "cpu-avx2"]
-    assert long.with_variant("cpu-avx2").on_avx2 == {} and long.with_variant("cpu-avx2").name == long.name
+    long, tutorial = get_recipe("fashion-mnist-long"), get_recipe("cifar3-tutorial-cnn")
+    assert [v.variant for v in long.variants()] == ["cpu-amx"]  # AVX2: its time budget fits the epochs
+    assert [v.variant for v in tutorial.variants()] == ["cpu-avx2"]
+    assert tutorial.with_variant("cpu-avx2").on_avx2 == {} and tutorial.with_variant("cpu-avx2").name == tutorial.name
     assert get_recipe("cifar3-fast").variants() == []
     assert get_recipe("cifar3-fast").with_variant("cpu-avx2") == get_recipe("cifar3-fast")
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     for key in VARIANTS:
         assert VARIANTS[key][1] + ", chosen there by itself" in out
-    assert json.loads(json.dumps(long.to_dict()))["on_avx2"]["train_options"]["epochs"] == 6
+    assert json.loads(json.dumps(tutorial.to_dict()))["on_avx2"]["train_options"]["epochs"] == 5
+    assert json.loads(json.dumps(long.to_dict()))["on_amx"]["train_options"]["epochs"] == 15
 
 
 def test_plain_cifar10_on_a_cuda_gpu_trains_the_airbench_recipe(monkeypatch):

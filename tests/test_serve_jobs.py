@@ -312,12 +312,15 @@ def test_recipes_are_listed_as_they_train_on_this_machine(folder, tmp_path, monk
     listed = {r["name"]: r for r in c.get("/api/recipes").json()["recipes"]}
     assert all(r["model"] and r["train_options"] and r["measured"] for r in listed.values())
     fast = listed["fashion-mnist-fast"]
-    expected = "cpu-amx" if amx else (None if avx512 else "cpu-avx2")
+    expected = "cpu-amx" if amx else None  # AVX2 or AVX-512: the time budget fits its epochs to the CPU
     assert (fast["model"], fast.get("variant")) == ("airnet" if amx else "fastcnn", expected)
     long = listed["fashion-mnist-long"]
     assert long.get("variant") == expected
     recipe = get_recipe("fashion-mnist-long")
     assert long["train_options"] == (recipe.with_variant(expected) if expected else recipe).train_options
+    assert long["train_options"]["time_budget"] == 300
+    tutorial = listed["cifar3-tutorial-cnn"]  # a speed ratio against Keras: fewer epochs without AVX-512
+    assert tutorial.get("variant") == (None if amx or avx512 else "cpu-avx2")
     # What the page then sends (the listed model with the recipe) trains that model.
     _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", model=fast["model"]), [folder])
     assert args["model"] == fast["model"]

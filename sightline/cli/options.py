@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -87,6 +88,16 @@ def _close(word: str, candidates: list[str]) -> list[str]:
     # 0.7 catches typos and swapped letters (trian, --epoch, --bach-size) but not unrelated
     # words that merely share a few letters (--bogus-thing vs --label-smoothing is 0.6).
     return difflib.get_close_matches(word, candidates, n=1, cutoff=0.7)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:

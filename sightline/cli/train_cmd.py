@@ -8,7 +8,13 @@ import os
 import sys
 from typing import Any
 
-from sightline.cli.options import add_data_options, data_kwargs, kv_pair, positive_int
+from sightline.cli.options import (
+    add_data_options,
+    data_kwargs,
+    kv_pair,
+    positive_float,
+    positive_int,
+)
 from sightline.train.config import MONITORS, OPTIMIZERS, SCHEDULES
 
 
@@ -38,6 +44,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     t = p.add_argument_group("training (unset options use the model's tuned defaults)")
     t.add_argument("--epochs", "-e", type=positive_int, help="passes over the training set")
+    t.add_argument("--time-budget", type=positive_float, metavar="SECONDS",
+                   help="train as many of the epochs as fit in this many seconds here (a few steps are timed "
+                        "first; the recipes set one)")  # fmt: skip
     t.add_argument("--batch-size", "-b", type=positive_int, help="images per optimizer step")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with Nesterov momentum), adam or adamw")
     t.add_argument("--lr", type=float, help="peak learning rate")

@@ -32,6 +32,7 @@ from sightline.train.config import TrainConfig, resolve_config
 from sightline.train.device_defaults import adapt_to_device
 from sightline.train.loop import Trainer
 from sightline.train.progress import EventCallback, make_reporter
+from sightline.train.time_budget import epochs_for_budget, wants_budget
 
 EventFn = Callable[[dict[str, Any]], None]
 INIT_FROM_DATA_IMAGES = 5000  # what a data-initialised layer (airnet's whitening) is computed from
@@ -111,6 +112,12 @@ def fit(
                                         fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model))  # fmt: skip
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
     cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
+    if wants_budget(cfg, given):
+        if ctx.active:  # the ranks would each time their own steps and could disagree
+            world_notes.append(f"time budget: not applied with several processes; trains all {cfg.epochs} epochs")
+        else:
+            cfg, budget_notes = epochs_for_budget(model, data, cfg)
+            device_notes = [*device_notes, *budget_notes]
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"])) if ctx.is_main else None
     run_dir = Path(distributed.broadcast_text(str(run_dir)))

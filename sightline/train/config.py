@@ -23,6 +23,8 @@ MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 # fmt: off
 DEFAULTS: dict[str, Any] = dict(
     epochs=10,             # passes over the training set
+    time_budget=None,      # seconds of training: as many of the epochs as fit here, timed on a few
+                           # steps before the run (train/time_budget.py); None = all the epochs
     batch_size=256,
     optimizer="adamw",     # sgd (Nesterov momentum) | adam | adamw
     lr=2e-3,               # peak learning rate
@@ -66,6 +68,7 @@ DEFAULTS: dict[str, Any] = dict(
 @dataclass
 class TrainConfig:
     epochs: int = DEFAULTS["epochs"]
+    time_budget: float | None = DEFAULTS["time_budget"]
     batch_size: int = DEFAULTS["batch_size"]
     optimizer: str = DEFAULTS["optimizer"]
     lr: float = DEFAULTS["lr"]
@@ -105,6 +108,10 @@ class TrainConfig:
 
         if self.epochs < 1:
             raise bad(f"epochs must be at least 1, not {self.epochs}")
+        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float))
+                                                 and not isinstance(self.time_budget, bool)
+                                                 and math.isfinite(self.time_budget) and self.time_budget > 0):
+            raise bad(f"time_budget is seconds of training (a positive number), not {self.time_budget!r}")
         if self.batch_size < 1:
             raise bad(f"batch_size must be at least 1, not {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
