@@ -261,8 +261,9 @@ def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: s
     # sightline's own epoch times (the training alone, first-use costs of the first epoch included):
     # on a GPU most of a run's seconds are start-up, data and evaluation, so this says more there.
     epochs = [e["time"] for e in events if e["kind"] == "epoch" and "time" in e]
+    # ... and how many epochs it trained: a recipe's time budget fits them to the machine.
     return {"method": method, "seed": seed, "curve": curve, "skipped": skipped, "failed": failed,
-            "train_s": round(sum(epochs), 3) if epochs else None}
+            "train_s": round(sum(epochs), 3) if epochs else None, "epochs": len(epochs) or None}
 
 
 def task_key(task: Task) -> str:
@@ -302,6 +303,9 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
         trained = [r["train_s"] for r in results if r["method"] == m and r["curve"] and r.get("train_s")]
         if trained:
             row.update(train_median=statistics.median(trained), train_min=min(trained), train_max=max(trained))
+        epochs = sorted({r["epochs"] for r in results if r["method"] == m and r["curve"] and r.get("epochs")})
+        if epochs:
+            row["epochs"] = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
         if target is not None and m == "keras":
             row["time_to_keras"] = row["time_median"]
         elif target is not None:  # only when every seed gets there
@@ -317,7 +321,7 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
 
 def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> None:
     print(f"\n{task}" + (f"  (the Keras tutorial's median result: {target:.2%} test accuracy)" if target else ""))
-    print(f"{'method':<22} {'runs':>4} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
+    print(f"{'method':<22} {'runs':>4} {'epochs':>6} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
           f"{'training s':>18} {'s to Keras acc':>14} {'x Keras':>8}")  # fmt: skip
     for r in rows:
         if not r["runs"]:
@@ -329,7 +333,7 @@ def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> 
                    if "train_median" in r else "-")  # fmt: skip
         to = r.get("time_to_keras")
         x = r.get("speedup_vs_keras")
-        print(f"{r['method']:<22} {r['runs']:>4} {acc:>26} {sec:>20} {trained:>18} "
+        print(f"{r['method']:<22} {r['runs']:>4} {r.get('epochs', '-'):>6} {acc:>26} {sec:>20} {trained:>18} "
               f"{'-' if to is None else f'{to:.1f}':>14} {'-' if x is None else f'{x:.2f}':>8}")  # fmt: skip
 
 
