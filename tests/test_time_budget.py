@@ -121,12 +121,13 @@ def test_the_probe_times_real_steps_without_touching_the_model_or_the_random_sta
 
 
 def test_the_probe_times_its_steps_for_long_enough(toy, monkeypatch, short_probe):  # noqa: F811
-    """At least TIMED_STEPS steps after the warm-up, and for at least TIMED_SECONDS: a step that
-    takes 0.05 s would fill 0.2 s in 4, so it is timed 8 times; one of 0.001 s over 100 times."""
+    """At least TIMED_STEPS steps after the warm-up, and for at least TIMED_SECONDS: a step of
+    0.15 s is timed 3 times (a large model's step takes seconds); one of 0.001 s more often, until
+    TIMED_SECONDS have passed."""
     from sightline.train.loop import Trainer
 
     real = Trainer._train_step
-    for pause, least in ((0.05, time_budget.TIMED_STEPS), (0.001, 100)):
+    for pause, least in ((0.15, time_budget.TIMED_STEPS), (0.001, time_budget.TIMED_STEPS + 1)):
         steps = []
 
         def slow_step(self, x, y, pause=pause, steps=steps):

@@ -35,9 +35,10 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.train.config import TrainConfig, steps_per_epoch
+from sightline.train.loop import Trainer  # the run's own step: no second copy of it to drift
 
 WARMUP_STEPS = 3  # untimed: the process's first steps map memory in and choose kernels
-TIMED_STEPS = 8  # then at least this many steps are timed ...
+TIMED_STEPS = 3  # then at least this many steps are timed (a large model's step can take seconds) ...
 TIMED_SECONDS = 1.5  # ... and for at least this long: a burst of a few steps ran up to 15 % faster
 # than the same steps over an epoch (2 cores, fastcnn width 16: 18 ms against 21)
 FORWARD_SHARE = 1 / 3  # an image's forward pass costs about a third of its training step
@@ -45,8 +46,6 @@ FORWARD_SHARE = 1 / 3  # an image's forward pass costs about a third of its trai
 
 def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> float:
     """Seconds one training step of ``cfg``'s batch takes here, timed on a copy of ``model``."""
-    from sightline.train.loop import Trainer  # the run's own step: no second copy of it to drift
-
     probe_cfg = dataclasses.replace(cfg, cuda_graphs=False, max_steps=None, checkpoint_every=0)
     with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=_cuda_devices(cfg)):
         trainer = Trainer(copy.deepcopy(model), data, probe_cfg, Path(tmp), callbacks=[])
