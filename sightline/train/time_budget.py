@@ -41,6 +41,7 @@ WARMUP_STEPS = 3  # untimed: the process's first steps map memory in and choose 
 TIMED_STEPS = 3  # then at least this many steps are timed (a large model's step can take seconds) ...
 TIMED_SECONDS = 1.5  # ... and for at least this long: a burst of a few steps ran up to 15 % faster
 # than the same steps over an epoch (2 cores, fastcnn width 16: 18 ms against 21)
+GPU_TIMED_SECONDS = 0.25  # a GPU's steps take the same time each (and its runs are seconds long)
 FORWARD_SHARE = 1 / 3  # an image's forward pass costs about a third of its training step
 
 
@@ -55,8 +56,9 @@ def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> f
         gen = torch.Generator().manual_seed(cfg.seed)
         batch = min(cfg.batch_size, len(labels))
         trainer.model.train()
+        least = TIMED_SECONDS if trainer.device.type == "cpu" else GPU_TIMED_SECONDS
         steps, start = -WARMUP_STEPS, 0.0
-        while steps < TIMED_STEPS or time.perf_counter() - start < TIMED_SECONDS:
+        while steps < TIMED_STEPS or time.perf_counter() - start < least:
             if steps == 0:
                 _sync(trainer.device)
                 start = time.perf_counter()
