@@ -97,7 +97,7 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig) -> tupl
     else:
         why = f"{epochs} of at most {cfg.epochs} fit"
     note = (f"time budget {_seconds(budget)} of training: {why} at ~{_seconds(per_epoch)} an epoch "
-            f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.0f} ms; --epochs N fixes the number)")
+            f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.3g} ms; --epochs N fixes the number)")
     extra = {**cfg.extra, "time_budget": measured}
     return dataclasses.replace(cfg, epochs=epochs, extra=extra), [note]
 
