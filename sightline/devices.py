@@ -146,6 +146,19 @@ def cpu_has_avx512() -> bool:
         return False
 
 
+def cpu_has_avx512_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has AVX-512 BF16 instructions (its ``flags`` in /proc/cpuinfo name
+    ``avx512_bf16``: Intel Cooper Lake and later, AMD Zen 4 and later). False where that file
+    does not say (another OS or architecture)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return "avx512_bf16" in line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return False
+
+
 def describe_cpu() -> str:
     """The CPU's model name and matrix/vector units, e.g. "Intel(R) Xeon(R) Processor, AMX
     (convnets train in bf16)": what a benchmark figure needs next to it, as machines differ."""

@@ -27,7 +27,7 @@ from sightline.errors import ConfigError, RunError, failure_text
 from sightline.fileio import atomic_write_json
 from sightline.models import create_model, default_model, get_model_entry
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
-from sightline.train import distributed
+from sightline.train import cpu_precision, distributed
 from sightline.train.config import TrainConfig, resolve_config
 from sightline.train.device_defaults import adapt_to_device
 from sightline.train.loop import Trainer
@@ -112,11 +112,15 @@ def fit(
                                         fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model))  # fmt: skip
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
     cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
+    step_s = None  # a training step timed here: bf16 against float32, then for the time budget
+    if not ctx.active and cpu_precision.wants_timing(model, cfg, device_type, given):
+        cfg, precision_notes, step_s = cpu_precision.choose_precision(model, data, cfg)
+        device_notes = [*device_notes, *precision_notes]
     if wants_budget(cfg, given):
         if ctx.active:  # the ranks would each time their own steps and could disagree
             world_notes.append(f"time budget: not applied with several processes; trains all {cfg.epochs} epochs")
         else:
-            cfg, budget_notes = epochs_for_budget(model, data, cfg)
+            cfg, budget_notes = epochs_for_budget(model, data, cfg, step_s)
             device_notes = [*device_notes, *budget_notes]
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"])) if ctx.is_main else None

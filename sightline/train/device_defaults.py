@@ -29,7 +29,9 @@ re-framing). So, for what the caller left unset:
   convolutions on the matrix units. Measured on 2 such cores (2026-11-25, training steps at
   batch 128, channels-last): airnet 2.0x float32 on Fashion-MNIST and 2.9x at width 64 on
   CIFAR-10, fastcnn 1.8x (width 16: 1.35x), tutorial-cnn 1.95x; the MLP 0.77x, so it stays in
-  float32. Without AMX (AVX-512 BF16 alone, or AVX2) bf16 ran 0.7x float32: off there.
+  float32. Without AMX bf16 stays off on AVX2; with AVX-512 BF16 a run times a few steps of
+  each and takes the faster (``train/cpu_precision.py``: an Intel core held to it ran bf16 at
+  0.68-0.84x float32, an AMD Zen 4 core may run it faster).
 
 The run's config.json records the values used and ``extra.device_defaults`` says what changed.
 """

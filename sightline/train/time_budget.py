@@ -79,13 +79,15 @@ def epoch_seconds(step_s: float, data: Dataset, cfg: TrainConfig, flip_tta: bool
     return seconds
 
 
-def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:
+def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig,
+                      step_s: float | None = None) -> tuple[TrainConfig, list[str]]:  # fmt: skip
     """``cfg`` with as many epochs as fit ``cfg.time_budget`` seconds here (at most ``cfg.epochs``,
-    at least one more than ``head_epochs``), and a note line saying what was chosen and why."""
+    at least one more than ``head_epochs``), and a note line saying what was chosen and why.
+    ``step_s``: the step already timed for ``cfg`` (else it is timed here)."""
     budget = cfg.time_budget
     if budget is None:
         return cfg, []
-    step_s = measure_step_seconds(model, data, cfg)
+    step_s = measure_step_seconds(model, data, cfg) if step_s is None else step_s
     flip_tta = bool(data.flip if cfg.flip is None else cfg.flip)
     per_epoch = epoch_seconds(step_s, data, cfg, flip_tta)
     fit = math.floor(budget / per_epoch) if per_epoch > 0 else cfg.epochs
