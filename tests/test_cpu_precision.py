@@ -23,6 +23,7 @@ def bf16_cpu(monkeypatch):
     takes (seconds) and records the precisions timed."""
     monkeypatch.setattr(cpu_precision, "cpu_has_avx512_bf16", lambda: True)
     monkeypatch.setattr(cpu_precision, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(cpu_precision, "MIN_RUN_STEPS", 10)  # the toy runs' 24 steps are worth timing here
     times = {"float32": 0.010, "bf16": 0.005, "timed": []}
 
     def fake(model, data, cfg):
@@ -50,19 +51,25 @@ def test_the_faster_precision_is_chosen_and_recorded(bf16_cpu):
 
 def test_timed_only_for_a_convnet_on_such_a_cpu_with_the_precision_unset(bf16_cpu, monkeypatch):
     data = make_dataset(size=16)
-    model, cfg = cnn(data), resolve_config(epochs=2)
-    assert cpu_precision.wants_timing(model, cfg, "cpu", given=set())
-    assert not cpu_precision.wants_timing(model, cfg, "cuda", given=set())
-    assert not cpu_precision.wants_timing(model, cfg, "cpu", given={"amp"})
-    assert not cpu_precision.wants_timing(model, resolve_config(epochs=2, amp=False), "cpu", given=set())
-    assert not cpu_precision.wants_timing(model, resolve_config(freeze=True), "cpu", given=set())
+    model, cfg, n = cnn(data), resolve_config(epochs=2, batch_size=32), 1000  # 2 x 32 steps
+
+    def wants(model=model, cfg=cfg, device="cpu", given=frozenset(), n=n):
+        return cpu_precision.wants_timing(model, cfg, device, set(given), n)
+
+    assert wants()
+    assert not wants(device="cuda")
+    assert not wants(given={"amp"})
+    assert not wants(cfg=resolve_config(epochs=2, amp=False))
+    assert not wants(cfg=resolve_config(freeze=True))
+    assert not wants(n=100)  # 8 steps in all: not worth the timing
+    assert not wants(cfg=resolve_config(epochs=2, batch_size=32, max_steps=5))
     mlp = sightline.create_model("mlp", data.input_shape, data.num_classes, hidden=8)
-    assert not cpu_precision.wants_timing(mlp, cfg, "cpu", given=set())  # bf16 is for convolutions
+    assert not wants(model=mlp)  # bf16 is for convolutions
     monkeypatch.setattr(cpu_precision, "cpu_has_amx", lambda: True)  # AMX: bf16 without timing (device_defaults)
-    assert not cpu_precision.wants_timing(model, cfg, "cpu", given=set())
+    assert not wants()
     monkeypatch.setattr(cpu_precision, "cpu_has_amx", lambda: False)
     monkeypatch.setattr(cpu_precision, "cpu_has_avx512_bf16", lambda: False)  # AVX2, or AVX-512 without BF16
-    assert not cpu_precision.wants_timing(model, cfg, "cpu", given=set())
+    assert not wants()
 
 
 def test_a_run_trains_in_the_precision_chosen_and_its_budget_reuses_the_timing(bf16_cpu, tmp_path, monkeypatch):

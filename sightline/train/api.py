@@ -113,7 +113,7 @@ def fit(
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
     cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
     step_s = None  # a training step timed here: bf16 against float32, then for the time budget
-    if not ctx.active and cpu_precision.wants_timing(model, cfg, device_type, given):
+    if not ctx.active and cpu_precision.wants_timing(model, cfg, device_type, given, len(data.train)):
         cfg, precision_notes, step_s = cpu_precision.choose_precision(model, data, cfg)
         device_notes = [*device_notes, *precision_notes]
     if wants_budget(cfg, given):

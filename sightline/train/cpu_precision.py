@@ -22,19 +22,24 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.devices import cpu_has_amx, cpu_has_avx512_bf16, has_conv
-from sightline.train.config import TrainConfig
+from sightline.train.config import TrainConfig, plan_steps
 from sightline.train.time_budget import measure_step_seconds
 
 # bf16 trains to the same accuracy (airnet, 6 epochs: 94.24 % against 94.20 % in float32), but
 # its rounding is a change: it must buy at least this much speed, more than timing noise.
 BF16_MARGIN = 1.15
+# The timing costs a few seconds: a run of fewer steps than this (a quick look, a test on a few
+# hundred images) keeps float32 untimed.
+MIN_RUN_STEPS = 500
 
 
-def wants_timing(model: nn.Module, cfg: TrainConfig, device_type: str, given: set[str]) -> bool:
-    """A convnet trained from scratch on a CPU with AVX-512 BF16 and no AMX, precision unset."""
+def wants_timing(model: nn.Module, cfg: TrainConfig, device_type: str, given: set[str], train_size: int) -> bool:
+    """A convnet trained on a CPU with AVX-512 BF16 and no AMX for at least ``MIN_RUN_STEPS``
+    steps, precision unset."""
     if device_type != "cpu" or cfg.amp is not None or "amp" in given or cfg.freeze:
         return False
-    return has_conv(model) and cpu_has_avx512_bf16() and not cpu_has_amx()
+    steps = plan_steps(train_size, cfg).stop_step
+    return steps >= MIN_RUN_STEPS and has_conv(model) and cpu_has_avx512_bf16() and not cpu_has_amx()
 
 
 def choose_precision(model: nn.Module, data: Dataset, cfg: TrainConfig) -> tuple[TrainConfig, list[str], float]:
