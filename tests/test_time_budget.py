@@ -53,12 +53,14 @@ def test_as_many_epochs_as_fit_at_most_the_configured_ones(toy, monkeypatch):  #
 def test_a_budget_too_short_for_one_epoch_still_trains_one(toy, monkeypatch):  # noqa: F811
     with_step_time(monkeypatch, 10.0)
     chosen, notes = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=5, time_budget=1.0))
-    assert chosen.epochs == 1 and "fewer than 1 fit" not in notes[0]
+    assert chosen.epochs == 1 and "fewer than 1 fit; trains 1 anyway" in notes[0]
     one, notes = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=1, time_budget=1.0))
     assert one.epochs == 1 and "fewer than 1 fit; trains 1 anyway" in notes[0]
     # fine-tuning needs an epoch after the head's own
-    tuned, _ = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=5, head_epochs=2, time_budget=1.0))
-    assert tuned.epochs == 3
+    tuned, notes = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=5, head_epochs=2, time_budget=1.0))
+    assert tuned.epochs == 3 and "fewer than 1 fit; trains 3 anyway" in notes[0]
+    one_fits, notes = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=5, head_epochs=2, time_budget=15))
+    assert one_fits.epochs == 3 and "only 1 fit; trains 3 anyway" in notes[0]  # ~11 s an epoch (one step)
 
 
 def test_validation_with_flip_tta_counts_twice():

@@ -94,8 +94,10 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig,
     epochs = max(min(cfg.epochs, fit), cfg.head_epochs + 1, 1)
     measured: dict[str, Any] = {"seconds": budget, "step_s": round(step_s, 5), "epoch_s": round(per_epoch, 2),
                                 "max_epochs": cfg.epochs, "epochs": epochs}  # fmt: skip
-    if epochs == cfg.epochs:
-        why = f"all {epochs} fit" if fit >= cfg.epochs else f"fewer than 1 fit; trains {epochs} anyway"
+    if epochs > fit:  # the fewest a run trains: one epoch, or one after fine-tuning's head epochs
+        why = f"{'fewer than 1' if fit < 1 else f'only {fit}'} fit; trains {epochs} anyway"
+    elif epochs == cfg.epochs:
+        why = f"all {epochs} fit"
     else:
         why = f"{epochs} of at most {cfg.epochs} fit"
     note = (f"time budget {_seconds(budget)} of training: {why} at ~{_seconds(per_epoch)} an epoch "
