@@ -3,10 +3,10 @@
 On a CPU with AMX a convnet trains in bf16 at 2-3x float32 (``train.device_defaults``): oneDNN
 runs it on the matrix units. Without AMX, bf16 convolutions run on the AVX-512 BF16 dot-product
 instructions, and whether they beat float32 depends on the core: on an Intel core with AMX held
-to AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) airnet's bf16 step ran 0.68x its float32
-one, since that core issues the bf16 dot product at half its float32 FMA rate; an AMD Zen 4 core
-issues it at the same rate as an FMA, each doing twice the multiply-adds, and could come out
-ahead. Not measurable here, so a run that leaves ``amp`` unset on such a CPU times a few steps
+to AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) airnet's bf16 step ran 0.68-0.84x its
+float32 one (by published instruction tables that core issues the bf16 dot product at half its
+float32 FMA rate); an AMD Zen 4 core issues it at its FMA rate, each doing twice the
+multiply-adds, and could come out ahead. Not measurable here, so a run that leaves ``amp`` unset on such a CPU times a few steps
 of each (``time_budget.measure_step_seconds``: a copy of the model, a forked random state) and
 trains in bf16 only if it is at least ``BF16_MARGIN`` times faster. The choice is written to
 config.json (``amp``, with both step times under ``extra.cpu_precision``); ``--amp`` or
