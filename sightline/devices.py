@@ -146,30 +146,33 @@ def cpu_has_avx512() -> bool:
         return False
 
 
-def cpu_has_avx512_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU has AVX-512 BF16 instructions (its ``flags`` in /proc/cpuinfo name
-    ``avx512_bf16``: Intel Cooper Lake and later, AMD Zen 4 and later). False where that file
-    does not say (another OS or architecture)."""
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpuinfo_value(key: str, cpuinfo: Path | None = None) -> str | None:
+    """The first ``key`` line's value in /proc/cpuinfo ("model name", "flags"); None where that
+    file does not say (another OS, or no such line)."""
     try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return "avx512_bf16" in line.split(":", 1)[1].split()
+        for line in (cpuinfo or CPUINFO).read_text().splitlines():
+            if line.startswith(key) and ":" in line:
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return False
+    return None
+
+
+@functools.cache  # read once: fit asks on every run
+def cpu_has_avx512_bf16() -> bool:
+    """Whether this CPU has AVX-512 BF16 instructions (its flags in /proc/cpuinfo name
+    ``avx512_bf16``: Intel Cooper Lake and later, AMD Zen 4 and later). False where that file
+    does not say (another OS or architecture)."""
+    return "avx512_bf16" in (cpuinfo_value("flags", CPUINFO) or "").split()
 
 
 def describe_cpu() -> str:
     """The CPU's model name and matrix/vector units, e.g. "Intel(R) Xeon(R) Processor, AMX
     (convnets train in bf16)": what a benchmark figure needs next to it, as machines differ."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = cpuinfo_value("model name") or platform.processor() or platform.machine()
     if cpu_has_amx():
         return f"{name}, AMX (convnets train in bf16)"
     vector = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()

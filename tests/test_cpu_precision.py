@@ -7,7 +7,7 @@ import torch
 from test_train import make_dataset
 
 import sightline
-from sightline.devices import cpu_has_avx512_bf16
+from sightline.devices import cpu_has_avx512_bf16, cpuinfo_value
 from sightline.train import cpu_precision, time_budget
 from sightline.train.config import resolve_config
 
@@ -90,10 +90,18 @@ def test_a_run_trains_in_the_precision_chosen_and_its_budget_reuses_the_timing(b
     assert not bf16_cpu["timed"] and given.config["train"]["amp"] is False
 
 
-def test_the_cpu_flag_is_read_from_cpuinfo(tmp_path):
+def test_the_cpu_flag_is_read_from_cpuinfo(tmp_path, monkeypatch):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
-    assert cpu_has_avx512_bf16(info)
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
-    assert not cpu_has_avx512_bf16(info)
-    assert not cpu_has_avx512_bf16(tmp_path / "missing")
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpuinfo_value("model name", info) == "Some CPU"
+    monkeypatch.setattr("sightline.devices.CPUINFO", info)
+    try:
+        for text, has in (("flags\t: fpu avx512_bf16\n", True), ("flags\t: fpu avx2 avx512f avx512_vnni\n", False)):
+            info.write_text(text)
+            cpu_has_avx512_bf16.cache_clear()
+            assert cpu_has_avx512_bf16() is has
+        info.unlink()
+        cpu_has_avx512_bf16.cache_clear()
+        assert not cpu_has_avx512_bf16() and cpuinfo_value("flags") is None  # no such file: another OS
+    finally:
+        cpu_has_avx512_bf16.cache_clear()  # the real CPU's answer for the tests after this one

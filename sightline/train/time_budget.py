@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from sightline.data.dataset import Dataset
+from sightline.devices import resolve_device
 from sightline.train.config import TrainConfig, steps_per_epoch
 from sightline.train.loop import Trainer  # the run's own step: no second copy of it to drift
 
@@ -48,7 +49,8 @@ FORWARD_SHARE = 1 / 3  # an image's forward pass costs about a third of its trai
 def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> float:
     """Seconds one training step of ``cfg``'s batch takes here, timed on a copy of ``model``."""
     probe_cfg = dataclasses.replace(cfg, cuda_graphs=False, max_steps=None, checkpoint_every=0)
-    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=_cuda_devices(cfg)):
+    device = resolve_device(cfg.device)
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         trainer = Trainer(copy.deepcopy(model), data, probe_cfg, Path(tmp), callbacks=[])
         trainer.writes = False
         torch.manual_seed(cfg.seed)
@@ -113,13 +115,6 @@ def wants_budget(cfg: TrainConfig, given: set[str]) -> bool:
     if cfg.time_budget is None or cfg.freeze:
         return False
     return "epochs" not in given or "time_budget" in given
-
-
-def _cuda_devices(cfg: TrainConfig) -> list[torch.device]:
-    from sightline.devices import resolve_device
-
-    device = resolve_device(cfg.device)
-    return [device] if device.type == "cuda" else []
 
 
 def _sync(device: torch.device) -> None:
