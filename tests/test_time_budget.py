@@ -45,7 +45,9 @@ def test_as_many_epochs_as_fit_at_most_the_configured_ones(toy, monkeypatch):  #
     assert chosen.epochs == 3 == int(10.0 // per_epoch)
     assert chosen.extra["time_budget"] == {"seconds": 10.0, "step_s": 0.5, "epoch_s": round(per_epoch, 2),
                                            "max_epochs": 10, "epochs": 3}  # fmt: skip
-    assert "3 of at most 10 fit" in notes[0] and "--epochs N" in notes[0]
+    assert "3 of at most 10 fit" in notes[0] and "--epochs N fixes the number" in notes[0]  # a recipe's budget
+    _, notes = time_budget.epochs_for_budget(mlp(toy), toy, cfg, budget_given=True)
+    assert "--epochs N sets the most it trains" in notes[0] and "fixes" not in notes[0]  # the user's own
     roomy, notes = time_budget.epochs_for_budget(mlp(toy), toy, resolve_config(epochs=4, batch_size=32, time_budget=1e4))
     assert roomy.epochs == 4 and "all 4 fit" in notes[0]
 
@@ -151,7 +153,8 @@ def test_a_run_with_a_budget_trains_what_fits_and_says_so(toy, tmp_path, monkeyp
     assert calls and run.config["train"]["epochs"] == 2
     assert run.config["train"]["extra"]["time_budget"]["max_epochs"] == 5
     assert json.loads((run.path / "status.json").read_text())["epochs_done"] == 2
-    assert any("time budget 14 s of training: 2 of at most 5 fit" in e.get("text", "") for e in events)
+    texts = [e.get("text", "") for e in events]
+    assert any("time budget 14 s of training: 2 of at most 5 fit" in t and "sets the most" in t for t in texts)
     # the user's --epochs with a recipe-like budget (not given by the user) trains those epochs, unprobed
     calls.clear()
     fixed = fit_toy(toy, tmp_path, name="fixed", epochs=3, extra={"given": ["epochs"]}, time_budget=14.0)

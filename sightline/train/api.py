@@ -120,7 +120,7 @@ def fit(
         if ctx.active:  # the ranks would each time their own steps and could disagree
             world_notes.append(f"time budget: not applied with several processes; trains all {cfg.epochs} epochs")
         else:
-            cfg, budget_notes = epochs_for_budget(model, data, cfg, step_s)
+            cfg, budget_notes = epochs_for_budget(model, data, cfg, step_s, budget_given="time_budget" in given)
             device_notes = [*device_notes, *budget_notes]
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
     run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"])) if ctx.is_main else None

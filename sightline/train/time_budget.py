@@ -81,11 +81,12 @@ def epoch_seconds(step_s: float, data: Dataset, cfg: TrainConfig, flip_tta: bool
     return seconds
 
 
-def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig,
-                      step_s: float | None = None) -> tuple[TrainConfig, list[str]]:  # fmt: skip
+def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig, step_s: float | None = None,
+                      budget_given: bool = False) -> tuple[TrainConfig, list[str]]:  # fmt: skip
     """``cfg`` with as many epochs as fit ``cfg.time_budget`` seconds here (at most ``cfg.epochs``,
     at least one more than ``head_epochs``), and a note line saying what was chosen and why.
-    ``step_s``: the step already timed for ``cfg`` (else it is timed here)."""
+    ``step_s``: the step already timed for ``cfg`` (else it is timed here). ``budget_given``: the
+    caller set the budget (not a recipe), so ``--epochs`` caps it rather than replacing it."""
     budget = cfg.time_budget
     if budget is None:
         return cfg, []
@@ -102,8 +103,9 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig,
         why = f"all {epochs} fit"
     else:
         why = f"{epochs} of at most {cfg.epochs} fit"
+    hint = "--epochs N sets the most it trains" if budget_given else "--epochs N fixes the number"
     note = (f"time budget {_seconds(budget)} of training: {why} at ~{_seconds(per_epoch)} an epoch "
-            f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.3g} ms; --epochs N fixes the number)")
+            f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.3g} ms; {hint})")
     extra = {**cfg.extra, "time_budget": measured}
     return dataclasses.replace(cfg, epochs=epochs, extra=extra), [note]
 
