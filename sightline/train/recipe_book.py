@@ -97,7 +97,7 @@ MEASURED = {
                           "270 s (seed 0), where 12 would have taken ~7 minutes. Before alternating flips, on a "
                           "2-core AVX2 CPU without AMX (float32, 2026-11-25), 6 epochs: 94.40 % (94.14-94.50, 3 "
                           "seeds) in 266 s (249-272); 7: 94.46 / 94.33 % in 341-386 s. Held to AVX-512 BF16 without AMX "
-                          "(2026-11-26): float32 chosen, all 12 epochs, 94.74 % in 251 s (seed 0)",
+                          "(2026-11-26): float32 chosen, all 12 epochs, 94.72 % (94.71-94.74, seeds 0-2) in 250-253 s",
     "fashion-mnist-long/cpu-amx": "94.75 % in 162 s (1 seed, 2 CPU cores with AMX, bf16; 15 epochs without Lookahead); "
                                   "6 epochs: 94.24 % in 65 s",
     "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP stays float32), the "
@@ -108,7 +108,7 @@ MEASURED = {
                    "without AMX (float32, 2026-11-25): 221 s "
                    "for seed 0, where the network before pool_first took 276 s run after it (95.77 %); that "
                    "network: 95.9 % (95.8-96.0) in 137-142 s on a faster day, 95.8 % in 60-61 s with AMX (bf16); "
-                   "held to AVX-512 BF16 without AMX (2026-11-26): float32, 96.33 % in 76 s (seed 0)",
+                   "held to AVX-512 BF16 without AMX (2026-11-26): float32, 96.33 / 95.90 % (seeds 0, 1) in 76 s",
     "cifar3-tutorial-cnn": "89.8 % (89.6-89.9, 2 seeds) in 46 s on 2 CPU cores with AMX (bf16), the Keras tutorial "
                            "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
                            "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s; on the AMX CPU held to float32 "
