@@ -156,6 +156,11 @@ class TrainConfig:
         """'max' for accuracies, 'min' for losses."""
         return "max" if self.monitor.endswith("accuracy") else "min"
 
+    def flips(self, dataset_default: bool) -> bool:
+        """Whether the run mirrors its images: ``flip``, else the dataset's default. A run that
+        does is also evaluated on them (flip TTA)."""
+        return bool(dataset_default if self.flip is None else self.flip)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

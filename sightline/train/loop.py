@@ -94,7 +94,7 @@ class Trainer:
                        if cuda_graphs.wanted(self.device.type, cfg) else None)  # fmt: skip
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
-        self.augment = Augment(cfg.translate, data.flip if cfg.flip is None else cfg.flip, reframe)
+        self.augment = Augment(cfg.translate, cfg.flips(data.flip), reframe)
         self.flip_base = (to_device(alternating_flips(len(data.train), cfg.seed), self.device)
                           if self.augment.flip and cfg.alternate_flip else None)  # fmt: skip
         # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).

@@ -91,8 +91,7 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig, step_s:
     if budget is None:
         return cfg, []
     step_s = measure_step_seconds(model, data, cfg) if step_s is None else step_s
-    flip_tta = bool(data.flip if cfg.flip is None else cfg.flip)
-    per_epoch = epoch_seconds(step_s, data, cfg, flip_tta)
+    per_epoch = epoch_seconds(step_s, data, cfg, cfg.flips(data.flip))
     fit = math.floor(budget / per_epoch) if per_epoch > 0 else cfg.epochs
     epochs = max(min(cfg.epochs, fit), cfg.head_epochs + 1, 1)
     measured: dict[str, Any] = {"seconds": budget, "step_s": round(step_s, 5), "epoch_s": round(per_epoch, 2),
