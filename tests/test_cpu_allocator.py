@@ -23,27 +23,15 @@ from sightline.train import loop
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="mallopt is glibc's; elsewhere the function leaves malloc alone")  # fmt: skip
 
-# A few training steps of a small convnet, then the page faults per step and whether the
-# allocator was tuned. A step frees its activations and gradients and allocates them again.
+# One step of a tiny net in a fresh interpreter: whether the allocator was tuned (and a second
+# call says so). How many page faults that saves depends on the machine: benchmarks/cpu_allocator.py.
 STEPS = """
-import json, resource, sys, torch
-from torch import nn
+import json, torch
 from sightline.devices import retain_freed_cpu_memory
 tuned = retain_freed_cpu_memory()
-torch.manual_seed(0)
-net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                    nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(32, 10))
-x = torch.randn(64, 1, 28, 28)
-def step():
-    net.zero_grad(set_to_none=True)
-    net(x).sum().backward()
-for _ in range(10):  # the heap settles: 3 steps left kept memory still faulting ~50-90 pages a step
-    step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
-    step()
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
-print(json.dumps({"tuned": tuned, "again": retain_freed_cpu_memory(), "faults": faults}))
+net = torch.nn.Linear(4, 2)
+net(torch.randn(8, 4)).sum().backward()
+print(json.dumps({"tuned": tuned, "again": retain_freed_cpu_memory()}))
 """
 
 
@@ -55,14 +43,10 @@ def run_steps(**env: str) -> dict:
 
 
 @glibc_only
-def test_training_steps_stop_page_faulting_once_freed_memory_is_kept():
+def test_training_processes_keep_freed_memory_unless_told_not_to():
     tuned, default = run_steps(), run_steps(SIGHTLINE_CPU_MALLOC="default")
     assert tuned["tuned"] is True and tuned["again"] is True  # set, and a second call says so
-    assert default["tuned"] is False
-    # glibc's defaults map 1,000-3,800 pages afresh every step of this net (one thread); kept
-    # memory is reused, so a step faults in next to none (0-20 measured).
-    assert default["faults"] > 500
-    assert tuned["faults"] < default["faults"] / 10
+    assert default["tuned"] is False and default["again"] is False
 
 
 @glibc_only
