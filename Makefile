@@ -39,6 +39,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check sightline tests benchmarks
+	$(BIN)/ruff format --check sightline tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/bench_models.py

@@ -19,8 +19,14 @@ from sightline.data.augment import Augment
 from sightline.models import create_model, list_models
 
 
-def step_rate(name: str, shape: tuple[int, int, int], batch: int, channels_last: bool, steps: int,
-              seconds: float = 2.0) -> float:
+def step_rate(
+    name: str,
+    shape: tuple[int, int, int],
+    batch: int,
+    channels_last: bool,
+    steps: int,
+    seconds: float = 2.0,
+) -> float:
     torch.manual_seed(0)
     model = create_model(name, shape, 10)
     if channels_last:
@@ -80,7 +86,9 @@ def main() -> None:
                 rate = step_rate(entry.name, shape, batch, cl, args.steps * 256 // batch)
                 cells.append(f"{rate:>9,.0f} ({rate / base:.2f}x)")
             print(f"  {entry.name:<14}" + "".join(cells))
-        print(f"  batched augmentation (translate 2 + flip): {augment_rate(shape, 256, args.steps * 5):,.0f} images/s\n")
+        print(
+            f"  batched augmentation (translate 2 + flip): {augment_rate(shape, 256, args.steps * 5):,.0f} images/s\n"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def make_step(model: torch.nn.Module, device: torch.device, amp: bool, graphs: b
     graphed = GraphedTraining(model, print) if graphs else None
 
     def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=not graphs)
+        return torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=not graphs
+        )
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = graphed(x, autocast) if graphed is not None else None
@@ -90,7 +92,9 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=[3, 32, 32])
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--modes", default="eager,cuda-graphs,default,reduce-overhead,max-autotune-no-cudagraphs")
+    ap.add_argument(
+        "--modes", default="eager,cuda-graphs,default,reduce-overhead,max-autotune-no-cudagraphs"
+    )
     ap.add_argument("--warmup", type=int, default=5, help="first steps, timed apart (compilation)")
     ap.add_argument("--steps", type=int, default=200, help="steady-state steps timed")
     ap.add_argument(

@@ -40,7 +40,11 @@ print(json.dumps({"tuned": tuned, "faults": faults}))
 
 
 def run_steps(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "SIGHTLINE_CPU_MALLOC"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MALLOC_") and k != "SIGHTLINE_CPU_MALLOC"
+    }
     out = subprocess.run(
         [sys.executable, "-c", STEPS],
         env={**clean, "OMP_NUM_THREADS": "1", **env},
@@ -57,7 +61,11 @@ def main() -> None:
     default = run_steps(SIGHTLINE_CPU_MALLOC="default")
     tuned = run_steps()
     print(f"page faults per step, glibc defaults (baseline): {default['faults']:8.1f}")
-    ratio = f"{default['faults'] / tuned['faults']:.0f}x fewer" if tuned["faults"] >= 1 else "next to none"
+    ratio = (
+        f"{default['faults'] / tuned['faults']:.0f}x fewer"
+        if tuned["faults"] >= 1
+        else "next to none"
+    )
     print(f"page faults per step, freed memory kept:         {tuned['faults']:8.1f}  ({ratio})")
 
 

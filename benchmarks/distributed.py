@@ -27,11 +27,32 @@ import time
 from pathlib import Path
 
 
-def run_one(procs: int, threads: int, args: argparse.Namespace, runs: Path, gpu: bool) -> dict[str, float | str]:
+def run_one(
+    procs: int, threads: int, args: argparse.Namespace, runs: Path, gpu: bool
+) -> dict[str, float | str]:
     name = f"{procs}x{threads}" + ("-gpu" if gpu else "")
-    cmd = [sys.executable, "-m", "sightline", "train", args.dataset, "--model", args.model, "--max-steps",
-           str(args.steps), "--batch-size", str(args.batch_size), "--no-eval", "--progress", "quiet", "--runs-dir",
-           str(runs), "--name", name, "--device", "cuda" if gpu else "cpu"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "sightline",
+        "train",
+        args.dataset,
+        "--model",
+        args.model,
+        "--max-steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--no-eval",
+        "--progress",
+        "quiet",
+        "--runs-dir",
+        str(runs),
+        "--name",
+        name,
+        "--device",
+        "cuda" if gpu else "cpu",
+    ]
     if args.sync_bn is not None:
         cmd.append("--sync-bn" if args.sync_bn else "--no-sync-bn")
     if procs > 1:
@@ -44,19 +65,33 @@ def run_one(procs: int, threads: int, args: argparse.Namespace, runs: Path, gpu:
         raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
     rows = list(csv.DictReader((runs / name / "metrics.csv").read_text().splitlines()))
     config = json.loads((runs / name / "config.json").read_text())["train"]
-    return {"config": name, "processes": procs, "threads": threads, "images_per_sec": float(rows[0]["images_per_sec"]),
-            "train_seconds": float(rows[0]["time"]), "wall_seconds": round(wall, 1),
-            "sync_bn": str(config.get("sync_bn"))}  # fmt: skip
+    return {
+        "config": name,
+        "processes": procs,
+        "threads": threads,
+        "images_per_sec": float(rows[0]["images_per_sec"]),
+        "train_seconds": float(rows[0]["time"]),
+        "wall_seconds": round(wall, 1),
+        "sync_bn": str(config.get("sync_bn")),
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--model", default="fastcnn")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps per configuration")
-    p.add_argument("--batch-size", type=int, default=128, help="the global batch (all processes together)")
-    p.add_argument("--configs", default="1x2,2x1,1x1", help="CPU configurations PxT (processes x threads)")
-    p.add_argument("--gpus", default=None, help="GPU process counts, e.g. 1,2 (instead of --configs)")
+    p.add_argument(
+        "--batch-size", type=int, default=128, help="the global batch (all processes together)"
+    )
+    p.add_argument(
+        "--configs", default="1x2,2x1,1x1", help="CPU configurations PxT (processes x threads)"
+    )
+    p.add_argument(
+        "--gpus", default=None, help="GPU process counts, e.g. 1,2 (instead of --configs)"
+    )
     p.add_argument("--sync-bn", dest="sync_bn", action="store_true", default=None)
     p.add_argument("--no-sync-bn", dest="sync_bn", action="store_false")
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -64,22 +99,32 @@ def main() -> None:
     if args.gpus:
         plan = [(int(n), 1, True) for n in args.gpus.split(",")]
     else:
-        plan = [(int(c.split("x")[0]), int(c.split("x")[1]), False) for c in args.configs.split(",")]
-    print(f"{args.model} on {args.dataset}, global batch {args.batch_size}, {args.steps} steps, "
-          f"{os.cpu_count()} CPUs visible", flush=True)  # fmt: skip
+        plan = [
+            (int(c.split("x")[0]), int(c.split("x")[1]), False) for c in args.configs.split(",")
+        ]
+    print(
+        f"{args.model} on {args.dataset}, global batch {args.batch_size}, {args.steps} steps, "
+        f"{os.cpu_count()} CPUs visible",
+        flush=True,
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for procs, threads, gpu in plan:
             results.append(run_one(procs, threads, args, Path(tmp), gpu))
             r = results[-1]
-            print(f"  {r['config']:>8}: {r['images_per_sec']:8.0f} img/s  train {r['train_seconds']:6.1f} s  "
-                  f"wall {r['wall_seconds']:6.1f} s  sync_bn {r['sync_bn']}", flush=True)  # fmt: skip
+            print(
+                f"  {r['config']:>8}: {r['images_per_sec']:8.0f} img/s  train {r['train_seconds']:6.1f} s  "
+                f"wall {r['wall_seconds']:6.1f} s  sync_bn {r['sync_bn']}",
+                flush=True,
+            )
     base = results[0]
     print(f"\n| configuration | images/s | x {base['config']} | training s | whole command s |")
     print("| --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['config']} | {r['images_per_sec']:.0f} | {r['images_per_sec'] / base['images_per_sec']:.2f} "
-              f"| {r['train_seconds']:.1f} | {r['wall_seconds']:.1f} |")  # fmt: skip
+        print(
+            f"| {r['config']} | {r['images_per_sec']:.0f} | {r['images_per_sec'] / base['images_per_sec']:.2f} "
+            f"| {r['train_seconds']:.1f} | {r['wall_seconds']:.1f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

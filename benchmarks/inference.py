@@ -76,7 +76,10 @@ def onnx_engine(run) -> tuple[Engine | None, str]:
         onnx = sightline.load_onnx(result.path, device="cpu")
     except Exception as e:  # noqa: BLE001 - a benchmark reports what is missing and goes on
         return None, f"ONNX Runtime: skipped ({e})"
-    return onnx.logits, f"ONNX Runtime: exported in {result.seconds:.1f} s, parity max diff {result.parity.max_abs_diff:.1e}"
+    return (
+        onnx.logits,
+        f"ONNX Runtime: exported in {result.seconds:.1f} s, parity max diff {result.parity.max_abs_diff:.1e}",
+    )
 
 
 def keras_engine(run) -> tuple[Engine | None, str]:
@@ -87,8 +90,14 @@ def keras_engine(run) -> tuple[Engine | None, str]:
     except ImportError:
         return None, "Keras: skipped (tensorflow is not installed: pip install tensorflow-cpu)"
     c, h, w = run.preprocess.input_shape
-    model = keras.Sequential([keras.Input((h, w)), keras.layers.Flatten(), keras.layers.Dense(128, activation="relu"),
-                              keras.layers.Dense(len(run.classes))])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((h, w)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(len(run.classes)),
+        ]
+    )
 
     def predict(x: torch.Tensor) -> Any:
         return model.predict(x[:, 0].float().numpy() / 255.0, batch_size=max(len(x), 1), verbose=0)
@@ -101,8 +110,16 @@ def keras_engine(run) -> tuple[Engine | None, str]:
 def make_run(steps: int, root: Path):
     from sightline.pipeline import run_training
 
-    return run_training("fashion-mnist", "mlp", runs_dir=root, name="bench-mlp", max_steps=steps, evaluate=False,
-                        report=False, progress="quiet").run  # fmt: skip
+    return run_training(
+        "fashion-mnist",
+        "mlp",
+        runs_dir=root,
+        name="bench-mlp",
+        max_steps=steps,
+        evaluate=False,
+        report=False,
+        progress="quiet",
+    ).run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     run = find_run(args.run) if args.run else make_run(args.steps, Path(tempfile.mkdtemp()))
     data = run.load_data()
     images = data.test.images[:2048].contiguous()
-    print(f"run {run.name}: {run.config['model']['name']}, input {tuple(images.shape[1:])}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe_cpu()}")  # fmt: skip
+    print(
+        f"run {run.name}: {run.config['model']['name']}, input {tuple(images.shape[1:])}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe_cpu()}"
+    )
 
     engines = torch_engines(run, images)
     for make in (onnx_engine, keras_engine):
@@ -135,22 +154,43 @@ def main(argv: list[str] | None = None) -> int:
         big = throughput(fn, images, 256, args.seconds)
         one = throughput(fn, images, 1, args.seconds / 2)
         p50, p99 = latency_ms(fn, images, args.calls)
-        rows.append({"engine": name, "batch256_img_s": big, "batch1_img_s": one, "p50_ms": p50, "p99_ms": p99})
+        rows.append(
+            {
+                "engine": name,
+                "batch256_img_s": big,
+                "batch1_img_s": one,
+                "p50_ms": p50,
+                "p99_ms": p99,
+            }
+        )
     keras_predict = next((fn for fn in engines.values() if hasattr(fn, "whole_set")), None)
-    if keras_predict is not None:  # as the tutorial calls it: all test images at once, batch_size 32
+    if (
+        keras_predict is not None
+    ):  # as the tutorial calls it: all test images at once, batch_size 32
         keras_predict.whole_set(images)
         t0 = time.perf_counter()
         keras_predict.whole_set(images)
         whole = len(images) / (time.perf_counter() - t0)
-        rows.append({"engine": "Keras predict(all)", "batch256_img_s": whole, "batch1_img_s": float("nan"),
-                     "p50_ms": float("nan"), "p99_ms": float("nan")})  # fmt: skip
+        rows.append(
+            {
+                "engine": "Keras predict(all)",
+                "batch256_img_s": whole,
+                "batch1_img_s": float("nan"),
+                "p50_ms": float("nan"),
+                "p99_ms": float("nan"),
+            }
+        )
     base = rows[0]
-    print(f"\n{'engine':<16} {'batch 256 img/s':>16} {'x eager':>8} {'batch 1 img/s':>14} {'x eager':>8} "
-          f"{'p50 ms':>8} {'p99 ms':>8}")  # fmt: skip
+    print(
+        f"\n{'engine':<16} {'batch 256 img/s':>16} {'x eager':>8} {'batch 1 img/s':>14} {'x eager':>8} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
+    )
     for r in rows:
-        print(f"{r['engine']:<16} {r['batch256_img_s']:>16,.0f} {r['batch256_img_s'] / base['batch256_img_s']:>8.2f} "
-              f"{r['batch1_img_s']:>14,.0f} {r['batch1_img_s'] / base['batch1_img_s']:>8.2f} "
-              f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")  # fmt: skip
+        print(
+            f"{r['engine']:<16} {r['batch256_img_s']:>16,.0f} {r['batch256_img_s'] / base['batch256_img_s']:>8.2f} "
+            f"{r['batch1_img_s']:>14,.0f} {r['batch1_img_s'] / base['batch1_img_s']:>8.2f} "
+            f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"run": run.name, "rows": rows}, indent=2))
     return 0

@@ -28,19 +28,27 @@ from sightline.models import create_model
 from sightline.models.efficientnet import PRETRAINED_INPUT, Conv2dSame
 
 CLASSES = ["airplane", "automobile", "bird"]
-NORMS = {"tf": (PRETRAINED_INPUT["mean"], PRETRAINED_INPUT["std"]),
-         "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}  # fmt: skip
+NORMS = {
+    "tf": (PRETRAINED_INPUT["mean"], PRETRAINED_INPUT["std"]),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
 
 
-def probe_data(per_class: int = 200) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def probe_data(
+    per_class: int = 200,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train images, labels, test images, labels): uint8 32 px, the first ``per_class``
     training images of each class."""
     ds = sightline.load_dataset("cifar10", classes=CLASSES, val_split=0, progress=False)
-    keep = torch.cat([torch.nonzero(ds.train.labels == c).flatten()[:per_class] for c in range(len(CLASSES))])
+    keep = torch.cat(
+        [torch.nonzero(ds.train.labels == c).flatten()[:per_class] for c in range(len(CLASSES))]
+    )
     return ds.train.images[keep], ds.train.labels[keep], ds.test.images, ds.test.labels
 
 
-def extract(model: torch.nn.Module, images: torch.Tensor, size: int, norm: str, batch: int = 64) -> torch.Tensor:
+def extract(
+    model: torch.nn.Module, images: torch.Tensor, size: int, norm: str, batch: int = 64
+) -> torch.Tensor:
     """Pooled features of uint8 images, upsampled to ``size`` and normalised by ``norm``."""
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMS[norm])
     out = []
@@ -53,7 +61,9 @@ def extract(model: torch.nn.Module, images: torch.Tensor, size: int, norm: str, 
     return torch.cat(out)
 
 
-def fit_probe(train: torch.Tensor, y: torch.Tensor, steps: int = 300, l2: float = 1e-3) -> torch.nn.Linear:
+def fit_probe(
+    train: torch.Tensor, y: torch.Tensor, steps: int = 300, l2: float = 1e-3
+) -> torch.nn.Linear:
     """Multinomial logistic regression on standardised features (the standardisation folded
     into the returned Linear), L2-regularised, by full-batch L-BFGS."""
     mu, sd = train.mean(0), train.std(0) + 1e-6
@@ -61,8 +71,9 @@ def fit_probe(train: torch.Tensor, y: torch.Tensor, steps: int = 300, l2: float 
     head = torch.nn.Linear(train.shape[1], int(y.max()) + 1)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
-    opt = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=steps, history_size=20,
-                            line_search_fn="strong_wolfe")  # fmt: skip
+    opt = torch.optim.LBFGS(
+        head.parameters(), lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -88,23 +99,33 @@ def main() -> None:
     if file.is_file():
         feats = torch.load(file, weights_only=True)
     else:
-        model = create_model("efficientnet-lite0", (3, args.size, args.size), 1000, pretrained=True).eval()
+        model = create_model(
+            "efficientnet-lite0", (3, args.size, args.size), 1000, pretrained=True
+        ).eval()
         for m in model.modules():
             if isinstance(m, Conv2dSame):
                 m.tf_same = args.padding == "same"
         model = model.to(memory_format=torch.channels_last)
         xtr, ytr, xte, yte = probe_data()
         t0 = time.perf_counter()
-        feats = {"train": extract(model, xtr, args.size, args.norm), "ytrain": ytr,
-                 "test": extract(model, xte, args.size, args.norm), "ytest": yte}  # fmt: skip
+        feats = {
+            "train": extract(model, xtr, args.size, args.norm),
+            "ytrain": ytr,
+            "test": extract(model, xte, args.size, args.norm),
+            "ytest": yte,
+        }
         dt = time.perf_counter() - t0
-        print(f"extracted {len(xtr) + len(xte)} images in {dt:.0f} s ({(len(xtr) + len(xte)) / dt:.1f} images/s)")
+        print(
+            f"extracted {len(xtr) + len(xte)} images in {dt:.0f} s ({(len(xtr) + len(xte)) / dt:.1f} images/s)"
+        )
         args.cache.mkdir(parents=True, exist_ok=True)
         torch.save(feats, file)
     head = fit_probe(feats["train"], feats["ytrain"])
     with torch.no_grad():
         acc = (head(feats["test"]).argmax(1) == feats["ytest"]).float().mean().item()
-    print(f"size {args.size}  padding {args.padding:<9}  norm {args.norm:<8}  test accuracy {100 * acc:.2f} %")
+    print(
+        f"size {args.size}  padding {args.padding:<9}  norm {args.norm:<8}  test accuracy {100 * acc:.2f} %"
+    )
 
 
 if __name__ == "__main__":

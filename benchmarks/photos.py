@@ -47,32 +47,51 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", help="a run folder trained on fashion-mnist or mnist")
     p.add_argument("--n", type=int, default=500, help="test items (default 500)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[7], help="photo generator seeds (default 7, as the test)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[7],
+        help="photo generator seeds (default 7, as the test)",
+    )
     args = p.parse_args()
-    run = sightline.load_run(Path(args.run))  # a Path: any folder the user names, not only under ./runs
+    run = sightline.load_run(
+        Path(args.run)
+    )  # a Path: any folder the user names, not only under ./runs
     name = run.config["data"]["name_or_path"]
     data = sightline.load_dataset(name, val_split=0, progress=False)
     items = data.test.images[: args.n]
     model = run.load_model()
     originals = run.predict(items).argmax(1)
     confidence = run.predict(items).max(1).values.numpy()
-    print(f"{run.path}: {name}, fit={run.preprocess.fit!r}, {args.n} test items, "
-          f"reframe={run.config['train'].get('reframe', 0.0)}, epochs={run.config['train']['epochs']}")  # fmt: skip
+    print(
+        f"{run.path}: {name}, fit={run.preprocess.fit!r}, {args.n} test items, "
+        f"reframe={run.config['train'].get('reframe', 0.0)}, epochs={run.config['train']['epochs']}"
+    )
     for seed in args.seeds:
         shots = list(photos(items[:, 0].numpy(), seed=seed))
         files = [s.data for s in shots]
         agree = (run.predict(files).argmax(1) == originals).numpy()
-        whole = predict_tensor(model, dataclasses.replace(run.preprocess, fit="frame"), files).argmax(1)
-        print(f"\nphoto seed {seed}: agreement {agree.mean():.1%} "
-              f"(whole photo scaled, the baseline: {(whole == originals).float().mean().item():.1%})")  # fmt: skip
+        whole = predict_tensor(
+            model, dataclasses.replace(run.preprocess, fit="frame"), files
+        ).argmax(1)
+        print(
+            f"\nphoto seed {seed}: agreement {agree.mean():.1%} "
+            f"(whole photo scaled, the baseline: {(whole == originals).float().mean().item():.1%})"
+        )
         for label, (key, bins) in BREAKDOWN.items():
             values = np.array([key(s.style) for s in shots])
-            parts = [f"{lo:g}-{hi:g}: {agree[m].mean():.1%} (n={int(m.sum())})"
-                     for lo, hi in bins if (m := (values >= lo) & (values < hi)).any()]  # fmt: skip
+            parts = [
+                f"{lo:g}-{hi:g}: {agree[m].mean():.1%} (n={int(m.sum())})"
+                for lo, hi in bins
+                if (m := (values >= lo) & (values < hi)).any()
+            ]
             print(f"  {label:<22} " + "   ".join(parts))
         low = confidence < 0.6
-        print(f"  disagreements: {int((~agree).sum())}, of which {int((~agree & low).sum())} on items the run "
-              f"itself is unsure of (top probability < 0.6; {int(low.sum())} such items)")  # fmt: skip
+        print(
+            f"  disagreements: {int((~agree).sum())}, of which {int((~agree & low).sum())} on items the run "
+            f"itself is unsure of (top probability < 0.6; {int(low.sum())} such items)"
+        )
 
 
 if __name__ == "__main__":

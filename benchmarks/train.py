@@ -48,7 +48,18 @@ from typing import Any
 # ----------------------------------------------------------------------------- the tasks
 
 
-CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 @dataclass(frozen=True)
@@ -61,11 +72,20 @@ class Task:
 
 
 TASKS = {
-    "fashion-mnist": Task("fashion-mnist", (), ("fashion-mnist-fast", "fashion-mnist-long", "fashion-mnist-mlp"),
-                          "fashion-mnist-fast",
-                          "mlp"),  # fmt: skip
-    "cifar3": Task("cifar10", ("airplane", "automobile", "bird"), ("cifar3-fast", "cifar3-tutorial-cnn"), "cifar3-fast",
-                   "cnn"),  # fmt: skip
+    "fashion-mnist": Task(
+        "fashion-mnist",
+        (),
+        ("fashion-mnist-fast", "fashion-mnist-long", "fashion-mnist-mlp"),
+        "fashion-mnist-fast",
+        "mlp",
+    ),
+    "cifar3": Task(
+        "cifar10",
+        ("airplane", "automobile", "bird"),
+        ("cifar3-fast", "cifar3-tutorial-cnn"),
+        "cifar3-fast",
+        "cnn",
+    ),
     # Full CIFAR-10, by choice only (--tasks cifar10): a recipe run is ~10+ minutes on 2 CPU cores.
     "cifar10": Task("cifar10", CIFAR_NAMES, ("cifar10-airbench",), "cifar10-airbench", "cnn"),
 }
@@ -91,7 +111,9 @@ def read_task_arrays(task: Task):
             with gzip.open(root / "fashion-mnist" / name) as f:
                 return np.frombuffer(f.read(), np.uint8, offset=offset)
 
-        xs = [idx(f"{p}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1) for p in ("train", "t10k")]
+        xs = [
+            idx(f"{p}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1) for p in ("train", "t10k")
+        ]
         ys = [idx(f"{p}-labels-idx1-ubyte.gz", 8).astype(np.int64) for p in ("train", "t10k")]
         return xs[0], ys[0], xs[1], ys[1]
     folder = root / "cifar-10" / "cifar-10-batches-bin"
@@ -132,14 +154,26 @@ def keras_worker(task: Task, seed: int) -> None:
         def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002
             nonlocal off
             t0 = time.time()
-            acc = float(np.mean(np.argmax(self.model.predict(x_te, batch_size=1024, verbose=0), 1) == y_te))
+            acc = float(
+                np.mean(np.argmax(self.model.predict(x_te, batch_size=1024, verbose=0), 1) == y_te)
+            )
             off += time.time() - t0
             emit(kind="epoch", epoch=epoch + 1, test_accuracy=acc, off=off)
 
-    if task.keras == "mlp":  # the Fashion-MNIST tutorial: Flatten, Dense(128, relu), Dense(10); adam; 10 epochs
-        model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(128, activation="relu"),
-                                  keras.layers.Dense(10)])  # fmt: skip
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    if (
+        task.keras == "mlp"
+    ):  # the Fashion-MNIST tutorial: Flatten, Dense(128, relu), Dense(10); adam; 10 epochs
+        model = keras.Sequential(
+            [
+                keras.Input((28, 28)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         model.fit(x_tr[..., 0], y_tr, epochs=10, verbose=0, callbacks=[Clock()])
     else:  # the CIFAR tutorial's CNN: (Conv same, BN, Conv valid, MaxPool, Dropout .5) x 32/64/128; batch 128
         model = keras.Sequential([keras.Input((32, 32, 3))])
@@ -187,24 +221,41 @@ def reference_worker(task: Task, seed: int, loader_workers: int) -> None:
 
         def __getitem__(self, i: int):
             img = torch.from_numpy(self.x[i]).permute(2, 0, 1).float() / 255.0
-            img = (img - torch.as_tensor(mean, dtype=torch.float32)[:, None, None]) / torch.as_tensor(std, dtype=torch.float32)[:, None, None]
+            img = (
+                img - torch.as_tensor(mean, dtype=torch.float32)[:, None, None]
+            ) / torch.as_tensor(std, dtype=torch.float32)[:, None, None]
             if self.train and flip and torch.rand(()) < 0.5:
                 img = img.flip(2)
             if self.train and pad:  # RandomCrop(size, padding=pad, padding_mode="reflect")
                 h, w = img.shape[1:]
                 dy, dx = torch.randint(0, 2 * pad + 1, (2,)).tolist()
-                img = F.pad(img[None], (pad, pad, pad, pad), mode="reflect")[0, :, dy : dy + h, dx : dx + w]
+                img = F.pad(img[None], (pad, pad, pad, pad), mode="reflect")[
+                    0, :, dy : dy + h, dx : dx + w
+                ]
             return img, int(self.y[i])
 
-    train = DataLoader(Images(x_tr, y_tr, True), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                       num_workers=loader_workers)  # fmt: skip
+    train = DataLoader(
+        Images(x_tr, y_tr, True),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=loader_workers,
+    )
     test = DataLoader(Images(x_te, y_te, False), batch_size=1024, num_workers=loader_workers)
     shape = (x_tr.shape[-1], *x_tr.shape[1:3])
-    model = create_model(recipe.model, input_shape=shape, num_classes=int(y_tr.max()) + 1, **recipe.model_options)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                          weight_decay=cfg.weight_decay)  # fmt: skip
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, epochs=cfg.epochs, steps_per_epoch=len(train),
-                                                pct_start=cfg.warmup)  # fmt: skip
+    model = create_model(
+        recipe.model, input_shape=shape, num_classes=int(y_tr.max()) + 1, **recipe.model_options
+    )
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+        weight_decay=cfg.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, cfg.lr, epochs=cfg.epochs, steps_per_epoch=len(train), pct_start=cfg.warmup
+    )
     off = 0.0
     for epoch in range(cfg.epochs):
         model.train()
@@ -243,18 +294,51 @@ def run_process(cmd: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
     return events
 
 
-def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: str, loader_workers: int,
-            train_args: list[str]) -> dict[str, Any]:  # fmt: skip
-    me = [sys.executable, __file__, "--worker", method, "--task", task_key(task), "--seed", str(seed),
-          "--loader-workers", str(loader_workers)]  # fmt: skip
+def measure(
+    method: str,
+    task: Task,
+    seed: int,
+    env: dict[str, str],
+    runs_dir: str,
+    loader_workers: int,
+    train_args: list[str],
+) -> dict[str, Any]:
+    me = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--task",
+        task_key(task),
+        "--seed",
+        str(seed),
+        "--loader-workers",
+        str(loader_workers),
+    ]
     if method in ("keras", "reference"):
         events = run_process(me, env)
         curve = [(e["t"], e["test_accuracy"]) for e in events if e["kind"] == "epoch"]
         skipped = next((e["reason"] for e in events if e["kind"] == "skipped"), None)
     else:
-        cmd = [sys.executable, "-m", "sightline", "train", "--recipe", method, "--seed", str(seed), "--progress", "json",
-               "--runs-dir", runs_dir, "--no-report", *train_args]  # fmt: skip
-        events = [e for e in run_process(cmd, env) if e.get("kind") in ("epoch", "evaluation", "failed")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sightline",
+            "train",
+            "--recipe",
+            method,
+            "--seed",
+            str(seed),
+            "--progress",
+            "json",
+            "--runs-dir",
+            runs_dir,
+            "--no-report",
+            *train_args,
+        ]
+        events = [
+            e for e in run_process(cmd, env) if e.get("kind") in ("epoch", "evaluation", "failed")
+        ]
         curve = [(e["t"], e["accuracy"]) for e in events if e["kind"] == "evaluation"]
         skipped = None
     failed = next((e["error"] for e in events if e["kind"] == "failed"), None)
@@ -262,8 +346,15 @@ def measure(method: str, task: Task, seed: int, env: dict[str, str], runs_dir: s
     # on a GPU most of a run's seconds are start-up, data and evaluation, so this says more there.
     epochs = [e["time"] for e in events if e["kind"] == "epoch" and "time" in e]
     # ... and how many epochs it trained: a recipe's time budget fits them to the machine.
-    return {"method": method, "seed": seed, "curve": curve, "skipped": skipped, "failed": failed,
-            "train_s": round(sum(epochs), 3) if epochs else None, "epochs": len(epochs) or None}
+    return {
+        "method": method,
+        "seed": seed,
+        "curve": curve,
+        "skipped": skipped,
+        "failed": failed,
+        "train_s": round(sum(epochs), 3) if epochs else None,
+        "epochs": len(epochs) or None,
+    }
 
 
 def task_key(task: Task) -> str:
@@ -289,7 +380,9 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
     the time each method takes to the Keras tutorial's median final accuracy (Keras' own: the
     median time of its whole recipe) and the ratio of Keras' time to it."""
     methods = list(dict.fromkeys(r["method"] for r in results))
-    finals = {m: [result_point(r) for r in results if r["method"] == m and r["curve"]] for m in methods}
+    finals = {
+        m: [result_point(r) for r in results if r["method"] == m and r["curve"]] for m in methods
+    }
     keras = finals.get("keras") or []
     target = statistics.median(a for _, a in keras) if keras else None
     rows = []
@@ -298,18 +391,36 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
             rows.append({"method": m, "runs": 0})
             continue
         times, accs = [t for t, _ in finals[m]], [a for _, a in finals[m]]
-        row = {"method": m, "runs": len(times), "time_median": statistics.median(times), "time_min": min(times),
-               "time_max": max(times), "acc_median": statistics.median(accs), "acc_min": min(accs), "acc_max": max(accs)}  # fmt: skip
-        trained = [r["train_s"] for r in results if r["method"] == m and r["curve"] and r.get("train_s")]
+        row = {
+            "method": m,
+            "runs": len(times),
+            "time_median": statistics.median(times),
+            "time_min": min(times),
+            "time_max": max(times),
+            "acc_median": statistics.median(accs),
+            "acc_min": min(accs),
+            "acc_max": max(accs),
+        }
+        trained = [
+            r["train_s"] for r in results if r["method"] == m and r["curve"] and r.get("train_s")
+        ]
         if trained:
-            row.update(train_median=statistics.median(trained), train_min=min(trained), train_max=max(trained))
-        epochs = sorted({r["epochs"] for r in results if r["method"] == m and r["curve"] and r.get("epochs")})
+            row.update(
+                train_median=statistics.median(trained),
+                train_min=min(trained),
+                train_max=max(trained),
+            )
+        epochs = sorted(
+            {r["epochs"] for r in results if r["method"] == m and r["curve"] and r.get("epochs")}
+        )
         if epochs:
             row["epochs"] = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
         if target is not None and m == "keras":
             row["time_to_keras"] = row["time_median"]
         elif target is not None:  # only when every seed gets there
-            reach = [time_to(r["curve"], target) for r in results if r["method"] == m and r["curve"]]
+            reach = [
+                time_to(r["curve"], target) for r in results if r["method"] == m and r["curve"]
+            ]
             row["time_to_keras"] = statistics.median(reach) if None not in reach else None
         rows.append(row)
     base = next((r.get("time_to_keras") for r in rows if r["method"] == "keras"), None)
@@ -320,21 +431,31 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
 
 
 def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> None:
-    print(f"\n{task}" + (f"  (the Keras tutorial's median result: {target:.2%} test accuracy)" if target else ""))
-    print(f"{'method':<22} {'runs':>4} {'epochs':>6} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
-          f"{'training s':>18} {'s to Keras acc':>14} {'x Keras':>8}")  # fmt: skip
+    print(
+        f"\n{task}"
+        + (f"  (the Keras tutorial's median result: {target:.2%} test accuracy)" if target else "")
+    )
+    print(
+        f"{'method':<22} {'runs':>4} {'epochs':>6} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
+        f"{'training s':>18} {'s to Keras acc':>14} {'x Keras':>8}"
+    )
     for r in rows:
         if not r["runs"]:
             print(f"{r['method']:<22} {0:>4}  no result")
             continue
         acc = f"{r['acc_median']:.2%} ({r['acc_min']:.2%}-{r['acc_max']:.2%})"
         sec = f"{r['time_median']:.1f} ({r['time_min']:.0f}-{r['time_max']:.0f})"
-        trained = (f"{r['train_median']:.1f} ({r['train_min']:.1f}-{r['train_max']:.1f})"
-                   if "train_median" in r else "-")  # fmt: skip
+        trained = (
+            f"{r['train_median']:.1f} ({r['train_min']:.1f}-{r['train_max']:.1f})"
+            if "train_median" in r
+            else "-"
+        )
         to = r.get("time_to_keras")
         x = r.get("speedup_vs_keras")
-        print(f"{r['method']:<22} {r['runs']:>4} {r.get('epochs', '-'):>6} {acc:>26} {sec:>20} {trained:>18} "
-              f"{'-' if to is None else f'{to:.1f}':>14} {'-' if x is None else f'{x:.2f}':>8}")  # fmt: skip
+        print(
+            f"{r['method']:<22} {r['runs']:>4} {r.get('epochs', '-'):>6} {acc:>26} {sec:>20} {trained:>18} "
+            f"{'-' if to is None else f'{to:.1f}':>14} {'-' if x is None else f'{x:.2f}':>8}"
+        )
 
 
 def plot(all_results: dict[str, list[dict[str, Any]]], path: str) -> None:
@@ -343,15 +464,29 @@ def plot(all_results: dict[str, list[dict[str, Any]]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(all_results), figsize=(6.5 * len(all_results), 4.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(all_results), figsize=(6.5 * len(all_results), 4.5), squeeze=False
+    )
     for ax, (task, results) in zip(axes[0], all_results.items(), strict=True):
         for i, m in enumerate(dict.fromkeys(r["method"] for r in results)):
             color = f"C{i}"
             for j, r in enumerate(x for x in results if x["method"] == m and x["curve"]):
                 ts, accs = zip(*r["curve"], strict=True)
                 style = "o-" if len(ts) > 1 else "o"
-                ax.plot(ts, [100 * a for a in accs], style, color=color, ms=4, alpha=0.8, label=m if j == 0 else None)
-        ax.set(title=f"{task}: test accuracy vs seconds from process start", xlabel="seconds", ylabel="test accuracy (%)")
+                ax.plot(
+                    ts,
+                    [100 * a for a in accs],
+                    style,
+                    color=color,
+                    ms=4,
+                    alpha=0.8,
+                    label=m if j == 0 else None,
+                )
+        ax.set(
+            title=f"{task}: test accuracy vs seconds from process start",
+            xlabel="seconds",
+            ylabel="test accuracy (%)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -361,17 +496,38 @@ def plot(all_results: dict[str, list[dict[str, Any]]], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", default="fashion-mnist,cifar3", help=f"comma-separated: {', '.join(TASKS)} "
-                    "(default fashion-mnist,cifar3)")  # fmt: skip
-    ap.add_argument("--methods", default=None, help="comma-separated recipes, keras, reference, each optionally with "
-                    "its own number of seeds, e.g. fashion-mnist-fast:3,keras:3,fashion-mnist-long:1 (default: all of "
-                    "the task's, --seeds each)")  # fmt: skip
+    ap.add_argument(
+        "--tasks",
+        default="fashion-mnist,cifar3",
+        help=f"comma-separated: {', '.join(TASKS)} (default fashion-mnist,cifar3)",
+    )
+    ap.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated recipes, keras, reference, each optionally with "
+        "its own number of seeds, e.g. fashion-mnist-fast:3,keras:3,fashion-mnist-long:1 (default: all of "
+        "the task's, --seeds each)",
+    )
     ap.add_argument("--seeds", type=int, default=3, help="runs of each method, seeds 0..N-1")
-    ap.add_argument("--first-seed", type=int, default=0, help="start the seeds here (more runs of a long recipe "
-                    "in a later benchmark: --first-seed 1)")  # fmt: skip
-    ap.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes of the reference loop")
-    ap.add_argument("--train-args", default="", help="more options for every `sightline train` run, e.g. "
-                    "'--no-amp' (float32 on a CPU with AMX: its recipes for CPUs without AMX)")  # fmt: skip
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start the seeds here (more runs of a long recipe "
+        "in a later benchmark: --first-seed 1)",
+    )
+    ap.add_argument(
+        "--loader-workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes of the reference loop",
+    )
+    ap.add_argument(
+        "--train-args",
+        default="",
+        help="more options for every `sightline train` run, e.g. "
+        "'--no-amp' (float32 on a CPU with AMX: its recipes for CPUs without AMX)",
+    )
     ap.add_argument("--json", help="write every curve and the tables here")
     ap.add_argument("--plot", help="draw the time-to-accuracy plot here (PNG)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -380,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         task = TASKS[args.task]
-        keras_worker(task, args.seed) if args.worker == "keras" else reference_worker(task, args.seed, args.loader_workers)
+        keras_worker(task, args.seed) if args.worker == "keras" else reference_worker(
+            task, args.seed, args.loader_workers
+        )
         return 0
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
@@ -390,9 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     from sightline.devices import describe_cpu
 
     gpu = f"{torch.cuda.get_device_name()}, " if torch.cuda.is_available() else ""
-    print(f"{gpu}{os.cpu_count()} CPU cores ({describe_cpu()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"commit {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+    print(
+        f"{gpu}{os.cpu_count()} CPU cores ({describe_cpu()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"commit {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
     if args.train_args:
         print(f"every `sightline train` run also gets: {args.train_args}")
     out: dict[str, Any] = {"tasks": {}, "train_args": args.train_args}
@@ -400,13 +560,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as runs_dir:
         for key in args.tasks.split(","):
             task = TASKS[key]
-            methods = args.methods.split(",") if args.methods else [*task.recipes, "reference", "keras"]
+            methods = (
+                args.methods.split(",") if args.methods else [*task.recipes, "reference", "keras"]
+            )
             results = []
             for spec in methods:
                 method, _, seeds = spec.partition(":")
-                for seed in range(args.first_seed, args.first_seed + (int(seeds) if seeds else args.seeds)):
-                    r = measure(method, task, seed, env, runs_dir, args.loader_workers, shlex.split(args.train_args))
-                    final = f"{r['curve'][-1][1]:.2%} at {r['curve'][-1][0]:.1f} s" if r["curve"] else r["skipped"] or r["failed"]
+                for seed in range(
+                    args.first_seed, args.first_seed + (int(seeds) if seeds else args.seeds)
+                ):
+                    r = measure(
+                        method,
+                        task,
+                        seed,
+                        env,
+                        runs_dir,
+                        args.loader_workers,
+                        shlex.split(args.train_args),
+                    )
+                    final = (
+                        f"{r['curve'][-1][1]:.2%} at {r['curve'][-1][0]:.1f} s"
+                        if r["curve"]
+                        else r["skipped"] or r["failed"]
+                    )
                     print(f"  {key} {method} seed {seed}: {final}", flush=True)
                     results.append(r)
                     if r["skipped"]:

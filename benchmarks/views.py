@@ -33,7 +33,9 @@ def timed(cmd: list[str], repeat: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", nargs="?", help="run folder (default: the newest under ./runs)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -43,7 +45,9 @@ def main() -> int:
 
     run = find_run(args.run)
     exe = [sys.executable, "-m", "sightline"]
-    print(f"run: {run.path}  ({run.config['model']['name']} on {run.config['data'].get('name_or_path')})")
+    print(
+        f"run: {run.path}  ({run.config['model']['name']} on {run.config['data'].get('name_or_path')})"
+    )
     print(f"machine: {os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}")
 
     # Baseline, in this process: load the data once, then one full evaluation of the test split.
@@ -58,15 +62,37 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(("report", timed([*exe, "report", str(run.path), "-o", f"{tmp}/r.html"], args.repeat), TARGETS["report"]))
+        rows.append(
+            (
+                "report",
+                timed([*exe, "report", str(run.path), "-o", f"{tmp}/r.html"], args.repeat),
+                TARGETS["report"],
+            )
+        )
         # every figure drawn again (what `sightline report` costs after the run changed)
-        rows.append(("report --redraw", timed([*exe, "report", str(run.path), "--redraw", "-o", f"{tmp}/r.html"], args.repeat),
-                     TARGETS["report"]))  # fmt: skip
+        rows.append(
+            (
+                "report --redraw",
+                timed(
+                    [*exe, "report", str(run.path), "--redraw", "-o", f"{tmp}/r.html"], args.repeat
+                ),
+                TARGETS["report"],
+            )
+        )
         for kind in PLOTS:
-            rows.append((f"plot {kind}", timed([*exe, "plot", kind, str(run.path), "-o", f"{tmp}/{kind}.png"], args.repeat),
-                         TARGETS["plot"]))  # fmt: skip
-    print(f"\nbaseline (this process): load data {load_s:.2f} s, one test-split evaluation {eval_s:.2f} s "
-          f"(what each view cost before); a view also pays process start + data load\n")  # fmt: skip
+            rows.append(
+                (
+                    f"plot {kind}",
+                    timed(
+                        [*exe, "plot", kind, str(run.path), "-o", f"{tmp}/{kind}.png"], args.repeat
+                    ),
+                    TARGETS["plot"],
+                )
+            )
+    print(
+        f"\nbaseline (this process): load data {load_s:.2f} s, one test-split evaluation {eval_s:.2f} s "
+        f"(what each view cost before); a view also pays process start + data load\n"
+    )
     print(f"{'view':<22}{'seconds':>9}{'target':>8}{'vs evaluation':>15}")
     for name, secs, target in rows:
         mark = "ok" if secs <= target else "OVER"

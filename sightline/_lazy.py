@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str],
-                 also: Iterable[str] = ()) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:  # fmt: skip
+def lazy_exports(
+    package: str, exports: dict[str, str], also: Iterable[str] = ()
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``, where ``exports`` maps a public name to the
     module that defines it. A name not in the table that is a submodule of ``package`` is
     imported too (``import sightline; sightline.plots``), as it was with eager imports.
@@ -28,7 +29,9 @@ def lazy_exports(package: str, exports: dict[str, str],
         module = sys.modules[package]
         if name in exports:
             value = getattr(importlib.import_module(exports[name]), name)
-        elif not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+        elif (
+            not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None
+        ):
             value = importlib.import_module(f"{package}.{name}")
         else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

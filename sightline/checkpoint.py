@@ -30,11 +30,15 @@ META_KEY = "sightline"
 FORMAT = "sightline-model/1"
 
 
-def model_metadata(model: nn.Module, classes: list[str], preprocess: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def model_metadata(
+    model: nn.Module, classes: list[str], preprocess: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     """What a model file needs besides weights. ``model`` must come from ``create_model``."""
     cfg = getattr(model, "sightline_config", None)
     if cfg is None:
-        raise RunError("this model was not built by sightline.create_model, so it cannot be saved with its architecture")
+        raise RunError(
+            "this model was not built by sightline.create_model, so it cannot be saved with its architecture"
+        )
     from sightline._version import __version__
 
     return {
@@ -69,7 +73,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (SafetensorError, ValueError, OSError, json.JSONDecodeError) as e:
         raise RunError(f"{path}: not a readable safetensors model file ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise RunError(f"{path}: a safetensors file, but not one written by sightline (no model metadata)")
+        raise RunError(
+            f"{path}: a safetensors file, but not one written by sightline (no model metadata)"
+        )
     return tensors, meta
 
 
@@ -91,14 +97,18 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
     return model
 
 
-def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Model (eval mode, on ``device``) and its metadata from a sightline safetensors file."""
     tensors, meta = read_model_file(path)
     model = build_model(meta)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise RunError(f"{path}: weights don't match the {meta['model']['name']!r} architecture: {e}") from None
+        raise RunError(
+            f"{path}: weights don't match the {meta['model']['name']!r} architecture: {e}"
+        ) from None
     return model.to(device).eval(), meta
 
 
@@ -112,7 +122,9 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise RunError(f"no resume state at {path}: the run never finished a checkpoint, so start it again")
+        raise RunError(
+            f"no resume state at {path}: the run never finished a checkpoint, so start it again"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file to the user

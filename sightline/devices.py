@@ -30,11 +30,23 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device 'mps' requested but Apple MPS is not available; use --device cpu or auto")
+        raise ConfigError(
+            "device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto"
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise ConfigError(
+            f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist"
+        )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(
+            "device 'mps' requested but Apple MPS is not available; use --device cpu or auto"
+        )
     return device
 
 
@@ -72,8 +84,10 @@ def cpu_malloc_tuning_wanted() -> bool:
         return False
     if value in _MALLOC_KEEP:
         return True
-    raise ConfigError(f"{CPU_MALLOC_ENV}={os.environ[CPU_MALLOC_ENV]!r} is not a setting: use 'default' (or off) to "
-                      f"leave glibc's malloc as it is, or 'keep' (or unset it) to keep freed memory for the next step")
+    raise ConfigError(
+        f"{CPU_MALLOC_ENV}={os.environ[CPU_MALLOC_ENV]!r} is not a setting: use 'default' (or off) to "
+        f"leave glibc's malloc as it is, or 'keep' (or unset it) to keep freed memory for the next step"
+    )
 
 
 @functools.cache  # process-wide: set once
@@ -110,7 +124,11 @@ def retain_freed_cpu_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD))
+    settings = (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (_M_TOP_PAD, TOP_PAD),
+    )
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 

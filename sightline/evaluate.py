@@ -83,15 +83,26 @@ class Metrics:
             "classes": self.classes,
             "absent_classes": self.absent_classes,
             "per_class": [
-                {"class": self.classes[i], "precision": self.precision[i], "recall": self.recall[i],
-                 "f1": self.f1[i], "support": self.support[i]}
+                {
+                    "class": self.classes[i],
+                    "precision": self.precision[i],
+                    "recall": self.recall[i],
+                    "f1": self.f1[i],
+                    "support": self.support[i],
+                }
                 for i in self.present
             ],
             "confusion_matrix": self.confusion,
         }
 
-    def samples(self, true: int | None = None, pred: int | None = None, order: str = "confidence",
-                limit: int | None = None, seed: int = 0) -> tuple[int, list[dict[str, Any]]]:  # fmt: skip
+    def samples(
+        self,
+        true: int | None = None,
+        pred: int | None = None,
+        order: str = "confidence",
+        limit: int | None = None,
+        seed: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
         """The evaluated images of one confusion-matrix cell, row or column (``true`` and/or
         ``pred`` class indices; neither: all), as (how many match, the first ``limit`` rows).
 
@@ -100,8 +111,15 @@ class Metrics:
         ``{"index", "true", "true_label", "pred", "pred_label", "confidence", "loss"}`` with
         ``index`` the image's position in the evaluated split; "confidence" is the probability
         of the predicted class. Needs the per-image results (a fresh or saved evaluation)."""
-        if self.labels is None or self.predictions is None or self.probabilities is None or self.losses is None:
-            raise ValueError("these metrics have no per-image results (only their summary was kept)")
+        if (
+            self.labels is None
+            or self.predictions is None
+            or self.probabilities is None
+            or self.losses is None
+        ):
+            raise ValueError(
+                "these metrics have no per-image results (only their summary was kept)"
+            )
         k = len(self.classes)
         for name, value in (("true", true), ("pred", pred)):
             if value is not None and not 0 <= value < k:
@@ -123,22 +141,44 @@ class Metrics:
         rows = []
         for i in index[:limit].tolist():
             t, p = int(self.labels[i]), int(self.predictions[i])
-            rows.append({"index": i, "true": t, "true_label": self.classes[t], "pred": p, "pred_label": self.classes[p],
-                         "confidence": round(float(confidence[i]), 6), "loss": round(float(self.losses[i]), 6)})  # fmt: skip
+            rows.append(
+                {
+                    "index": i,
+                    "true": t,
+                    "true_label": self.classes[t],
+                    "pred": p,
+                    "pred_label": self.classes[p],
+                    "confidence": round(float(confidence[i]), 6),
+                    "loss": round(float(self.losses[i]), 6),
+                }
+            )
         return len(index), rows
 
     def format_table(self) -> str:
         topk = "".join(f"   {k}: {v:.4f}" for k, v in self.top_k.items())
-        lines = [f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}", ""]
+        lines = [
+            f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}",
+            "",
+        ]
         w = max(12, *(len(c) for c in self.classes))
         lines.append(f"{'class':<{w}}  precision  recall      f1  support")
         for i in self.present:
-            c, p, r, f, s = self.classes[i], self.precision[i], self.recall[i], self.f1[i], self.support[i]
+            c, p, r, f, s = (
+                self.classes[i],
+                self.precision[i],
+                self.recall[i],
+                self.f1[i],
+                self.support[i],
+            )
             lines.append(f"{c:<{w}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {s:7,}")
-        lines.append(f"{'macro avg':<{w}}  {self.macro_precision:9.4f}  {self.macro_recall:6.4f}  "
-                     f"{self.macro_f1:6.4f}  {sum(self.support):7,}")  # fmt: skip
+        lines.append(
+            f"{'macro avg':<{w}}  {self.macro_precision:9.4f}  {self.macro_recall:6.4f}  "
+            f"{self.macro_f1:6.4f}  {sum(self.support):7,}"
+        )
         if self.absent_classes:
-            lines.append(f"not in this data (left out of the averages): {', '.join(self.absent_classes)}")
+            lines.append(
+                f"not in this data (left out of the averages): {', '.join(self.absent_classes)}"
+            )
         lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
         short = [c[:6] for c in self.classes]
         cw = max(6, *(len(str(v)) for row in self.confusion for v in row))
@@ -148,7 +188,12 @@ class Metrics:
         return "\n".join(lines)
 
 
-def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], top_k: Sequence[int] = (1, 5)) -> Metrics:
+def compute_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    top_k: Sequence[int] = (1, 5),
+) -> Metrics:
     """All metrics from logits (N, K) and integer labels (N,)."""
     logits, labels = logits.float().cpu(), labels.long().cpu()
     k = len(classes)
@@ -162,7 +207,9 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: Sequenc
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
     recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
     denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    f1 = torch.where(
+        denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp)
+    )
     topk = {}
     for kk in top_k:
         if 1 < kk < k and n:

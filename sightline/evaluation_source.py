@@ -33,10 +33,16 @@ class EvaluationSource:
     def record(self, run, which: str) -> dict[str, Any]:
         meta = run.metadata(which)
         return {
-            "source": self.key, "kind": self.kind, "split": self.split, "path": self.path, "dataset": self.dataset,
-            "checkpoint": which, "model_epoch": meta.get("epoch"), "skipped": [list(s) for s in self.skipped],
+            "source": self.key,
+            "kind": self.kind,
+            "split": self.split,
+            "path": self.path,
+            "dataset": self.dataset,
+            "checkpoint": which,
+            "model_epoch": meta.get("epoch"),
+            "skipped": [list(s) for s in self.skipped],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }  # fmt: skip
+        }
 
 
 def _class_key(name: str) -> str:
@@ -60,15 +66,19 @@ def match_classes(found: list[str], known: list[str], where: str) -> list[int]:
         for c in unknown:
             close = difflib.get_close_matches(c, known, n=1, cutoff=0.5)
             hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise RunError(f"{where}: class folder(s) {', '.join(hints)} unknown to this model; it knows: "
-                       f"{', '.join(known)} (folder names may use - or _ for / and any letter case)")  # fmt: skip
+        raise RunError(
+            f"{where}: class folder(s) {', '.join(hints)} unknown to this model; it knows: "
+            f"{', '.join(known)} (folder names may use - or _ for / and any letter case)"
+        )
     return index
 
 
 def _split_of(data, split: str, where: str):
     splits = data.splits()
     if split not in splits:
-        raise RunError(f"{where} has no {split!r} split; it has: {', '.join(splits)} (choose one with --split)")
+        raise RunError(
+            f"{where} has no {split!r} split; it has: {', '.join(splits)} (choose one with --split)"
+        )
     return splits[split]
 
 
@@ -90,14 +100,26 @@ def _folder(run, path: Path, split: str, which: str) -> EvaluationSource:
     # A plain class folder is one set of images, evaluated whole; a train/val/test folder must
     # have the asked split.
     flat = set(layout) == {"train"} and layout["train"] == path
-    data = load_dataset(path, channels=pre.channels, size=pre.size, resize=pre.resize,
-                        val_split=0.1 if "val" in layout else 0, progress=False)  # fmt: skip
+    data = load_dataset(
+        path,
+        channels=pre.channels,
+        size=pre.size,
+        resize=pre.resize,
+        val_split=0.1 if "val" in layout else 0,
+        progress=False,
+    )
     where = str(path.resolve())
     part = data.train if flat else _split_of(data, split, where)
     used = "all" if flat else split
-    return EvaluationSource(_relabel(part, data, run, where), store.source_key("folder", used, which, path=path),
-                            "folder", used, f"folder {where}" + ("" if flat else f" / {split}"), path=where,
-                            skipped=list(data.skipped))  # fmt: skip
+    return EvaluationSource(
+        _relabel(part, data, run, where),
+        store.source_key("folder", used, which, path=path),
+        "folder",
+        used,
+        f"folder {where}" + ("" if flat else f" / {split}"),
+        path=where,
+        skipped=list(data.skipped),
+    )
 
 
 def resolve_source(run, data, split: str, which: str) -> EvaluationSource:
@@ -114,21 +136,45 @@ def resolve_source(run, data, split: str, which: str) -> EvaluationSource:
         if name == own or (own and not Path(own).exists() and name.lower() == str(own).lower()):
             data = None  # the run's own dataset, with its own class subset and split
         else:
-            data = load_dataset(name, classes=run.config["data"].get("classes"), val_split=0, progress=False)
+            data = load_dataset(
+                name, classes=run.config["data"].get("classes"), val_split=0, progress=False
+            )
             part = _split_of(data, split, name)
-            return EvaluationSource(_relabel(part, data, run, name), store.source_key("dataset", split, which, dataset=data.name),
-                                    "dataset", split, f"{data.name} / {split}", dataset=data.name)  # fmt: skip
+            return EvaluationSource(
+                _relabel(part, data, run, name),
+                store.source_key("dataset", split, which, dataset=data.name),
+                "dataset",
+                split,
+                f"{data.name} / {split}",
+                dataset=data.name,
+            )
     if data is None:
         data = run.load_data()
     if not isinstance(data, Dataset):
-        raise RunError(f"cannot evaluate on a {type(data).__name__}; pass a Dataset, ImageSet, dataset name or folder")
+        raise RunError(
+            f"cannot evaluate on a {type(data).__name__}; pass a Dataset, ImageSet, dataset name or folder"
+        )
     same = data is run.data or (data.load_options or {}).get("name_or_path") == own
     where = f"{data.name}" if same else f"dataset {data.name}"
     part = _split_of(data, split, where)
     if same:
         if list(data.classes) != list(run.classes):
-            raise RunError(f"the data's classes {data.classes} differ from the model's {run.classes}")
-        return EvaluationSource(part, store.source_key("split", split, which), "split", split, f"{data.name} / {split}",
-                                dataset=data.name)  # fmt: skip
-    return EvaluationSource(_relabel(part, data, run, where), store.source_key("dataset", split, which, dataset=data.name),
-                            "dataset", split, f"{data.name} / {split}", dataset=data.name)  # fmt: skip
+            raise RunError(
+                f"the data's classes {data.classes} differ from the model's {run.classes}"
+            )
+        return EvaluationSource(
+            part,
+            store.source_key("split", split, which),
+            "split",
+            split,
+            f"{data.name} / {split}",
+            dataset=data.name,
+        )
+    return EvaluationSource(
+        _relabel(part, data, run, where),
+        store.source_key("dataset", split, which, dataset=data.name),
+        "dataset",
+        split,
+        f"{data.name} / {split}",
+        dataset=data.name,
+    )

@@ -30,8 +30,14 @@ FOLDER = "evaluations"
 TEST_KEY = "test"
 
 
-def source_key(kind: str, split: str, checkpoint: str = "best", *, path: str | os.PathLike | None = None,
-               dataset: str | None = None) -> str:  # fmt: skip
+def source_key(
+    kind: str,
+    split: str,
+    checkpoint: str = "best",
+    *,
+    path: str | os.PathLike | None = None,
+    dataset: str | None = None,
+) -> str:
     """The file stem of one evaluation source (see the module docstring)."""
     if kind == "split":
         key = split
@@ -47,13 +53,17 @@ def source_key(kind: str, split: str, checkpoint: str = "best", *, path: str | o
     return key if checkpoint == "best" else f"{key}-{checkpoint}"
 
 
-def save_evaluation(run_dir: Path, key: str, record: dict[str, Any], table: str, logits=None, labels=None) -> Path:
+def save_evaluation(
+    run_dir: Path, key: str, record: dict[str, Any], table: str, logits=None, labels=None
+) -> Path:
     """Write ``<key>.json`` (+ ``.txt`` and the logits) atomically; returns the JSON path."""
     folder = Path(run_dir) / FOLDER
     if logits is not None and labels is not None:
         from safetensors.torch import save as st_save
 
-        blob = st_save({"logits": logits.float().contiguous(), "labels": labels.long().contiguous()})
+        blob = st_save(
+            {"logits": logits.float().contiguous(), "labels": labels.long().contiguous()}
+        )
         atomic_write_bytes(folder / f"{key}.logits.safetensors", blob)
     atomic_write_bytes(folder / f"{key}.txt", (table + "\n").encode("utf-8"))
     path = folder / f"{key}.json"

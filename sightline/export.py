@@ -86,7 +86,9 @@ class ExportedClassifier(nn.Module):
         # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
         # graph normalises bit for bit like PyTorch does.
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
-        self.register_buffer("inv_std", 1.0 / (torch.tensor(preprocess.std).view(1, -1, 1, 1) * 255.0))
+        self.register_buffer(
+            "inv_std", 1.0 / (torch.tensor(preprocess.std).view(1, -1, 1, 1) * 255.0)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() - self.mean) * self.inv_std
@@ -130,19 +132,29 @@ def export_onnx(
     net, meta = ckpt.load_model(source, "cpu")
     net = net.float().eval()
     preprocess = Preprocess.from_dict(meta["preprocess"])
-    proto = _export(ExportedClassifier(net, preprocess).eval(), preprocess, opset, meta["model"]["name"])
-    graph_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
-    if opset is not None and graph_opset != opset:  # the exporter falls back quietly where it can't convert
-        raise ExportError(f"opset {opset} is out of the exporter's reach (it made opset {graph_opset}): choose another "
-                          "--opset, or none for its default; nothing was written")  # fmt: skip
+    proto = _export(
+        ExportedClassifier(net, preprocess).eval(), preprocess, opset, meta["model"]["name"]
+    )
+    graph_opset = next(
+        (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset
+    )
+    if (
+        opset is not None and graph_opset != opset
+    ):  # the exporter falls back quietly where it can't convert
+        raise ExportError(
+            f"opset {opset} is out of the exporter's reach (it made opset {graph_opset}): choose another "
+            "--opset, or none for its default; nothing was written"
+        )
 
     parity, note = None, None
     if check:
         batch, where, note = _check_images(run, preprocess, images)
         parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where)
         if not parity.passed:
-            raise ExportError(f"the ONNX model of run {run.name!r} does not match PyTorch: max abs difference of the logits "
-                              f"{parity.max_abs_diff:.3g} > {PARITY_ATOL:g} on {parity.images} {where}; nothing was written")  # fmt: skip
+            raise ExportError(
+                f"the ONNX model of run {run.name!r} does not match PyTorch: max abs difference of the logits "
+                f"{parity.max_abs_diff:.3g} > {PARITY_ATOL:g} on {parity.images} {where}; nothing was written"
+            )
 
     metadata = {
         "format": FORMAT,
@@ -154,8 +166,12 @@ def export_onnx(
         "classes": list(meta["classes"]),
         "preprocess": preprocess.to_dict(),
         "epoch": meta.get("epoch"),
-        "input": {"name": "images", "dtype": "uint8", "shape": ["N", *preprocess.input_shape],
-                  "prepared_by": "sightline Preprocess.prepare_image"},  # fmt: skip
+        "input": {
+            "name": "images",
+            "dtype": "uint8",
+            "shape": ["N", *preprocess.input_shape],
+            "prepared_by": "sightline Preprocess.prepare_image",
+        },
         "output": {"name": "logits", "dtype": "float32", "shape": ["N", len(meta["classes"])]},
         "flip_tta": preprocess.flip_tta,
         "shift_tta": preprocess.shift_tta,
@@ -171,23 +187,40 @@ def export_onnx(
         f.write(blob)
     sidecar = out.with_name(out.name + ".json")
     atomic_write_json(sidecar, metadata)
-    return ExportResult(out, sidecar, len(blob), graph_opset, metadata["exporter"], metadata, parity, note,
-                        time.perf_counter() - start)  # fmt: skip
+    return ExportResult(
+        out,
+        sidecar,
+        len(blob),
+        graph_opset,
+        metadata["exporter"],
+        metadata,
+        parity,
+        note,
+        time.perf_counter() - start,
+    )
 
 
-def measure_parity(model_bytes: bytes, net: nn.Module, preprocess: Preprocess, images: torch.Tensor,
-                   source: str) -> Parity:  # fmt: skip
+def measure_parity(
+    model_bytes: bytes, net: nn.Module, preprocess: Preprocess, images: torch.Tensor, source: str
+) -> Parity:
     """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images."""
     from sightline.onnx_model import OnnxModel
 
     session = make_session(model_bytes, "cpu")
-    onnx_model = OnnxModel(session, {"preprocess": preprocess.to_dict(), "classes": []}, name="check")
+    onnx_model = OnnxModel(
+        session, {"preprocess": preprocess.to_dict(), "classes": []}, name="check"
+    )
     got = onnx_model.logits(images)
     want = batched_logits(net, images, preprocess, "cpu")
     diff = (got - want).abs()
     agree = (got.argmax(1) == want.argmax(1)).float().mean().item() if len(images) else 1.0
-    return Parity(len(images), source, float(diff.max()) if diff.numel() else 0.0,
-                  float(diff.mean()) if diff.numel() else 0.0, agree)  # fmt: skip
+    return Parity(
+        len(images),
+        source,
+        float(diff.max()) if diff.numel() else 0.0,
+        float(diff.mean()) if diff.numel() else 0.0,
+        agree,
+    )
 
 
 # ---------------------------------------------------------------------------- internals
@@ -195,7 +228,9 @@ def measure_parity(model_bytes: bytes, net: nn.Module, preprocess: Preprocess, i
 def _quiet_exporter() -> Iterator[None]:
     """The dynamo exporter logs warnings meant for PyTorch's developers (e.g. that torchvision's
     ops are not registered, deprecations inside torch.export): not the user's business."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    loggers = [
+        logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")
+    ]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
@@ -215,17 +250,25 @@ def _export(module: nn.Module, preprocess: Preprocess, opset: int | None, name: 
     try:
         with _quiet_exporter():
             program = torch.onnx.export(
-                module, (example,), dynamo=True, input_names=["images"], output_names=["logits"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, external_data=False,
+                module,
+                (example,),
+                dynamo=True,
+                input_names=["images"],
+                output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=opset,
+                external_data=False,
                 verbose=False,
-            )  # fmt: skip
+            )
             return program.model_proto
     except SightlineError:
         raise
     except Exception as e:  # noqa: BLE001 - the exporter's failures come in many types
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         hint = f" (opset {opset}: try the default, without --opset)" if opset is not None else ""
-        raise ExportError(f"model {name!r} could not be exported to ONNX{hint}: {type(e).__name__}: {first[:300]}") from None
+        raise ExportError(
+            f"model {name!r} could not be exported to ONNX{hint}: {type(e).__name__}: {first[:300]}"
+        ) from None
 
 
 def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
@@ -239,12 +282,18 @@ def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
     proto.doc_string = f"sightline model {metadata['model']['name']!r} of run {metadata['run']!r} ({metadata['checkpoint']} checkpoint)"
 
 
-def _check_images(run: Run, preprocess: Preprocess, images: Any) -> tuple[torch.Tensor, str, str | None]:
+def _check_images(
+    run: Run, preprocess: Preprocess, images: Any
+) -> tuple[torch.Tensor, str, str | None]:
     """(prepared uint8 images, what they are, a note when they are not real images)."""
     shape = preprocess.input_shape
     if images is not None:
-        if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
-                and tuple(images.shape[1:]) == shape):  # fmt: skip
+        if not (
+            isinstance(images, torch.Tensor)
+            and images.dtype == torch.uint8
+            and images.ndim == 4
+            and tuple(images.shape[1:]) == shape
+        ):
             images = preprocess.prepare(images if isinstance(images, (list, tuple)) else [images])
         return images[:CHECK_IMAGES], "given images", None
     why = "it has no test images"
@@ -265,10 +314,16 @@ def _check_images(run: Run, preprocess: Preprocess, images: Any) -> tuple[torch.
         return folder
     g = torch.Generator().manual_seed(0)
     batch = torch.randint(0, 256, (RANDOM_IMAGES, *shape), generator=g, dtype=torch.uint8)
-    return batch, "random images", f"parity checked on {RANDOM_IMAGES} random images, not real ones: {why}"
+    return (
+        batch,
+        "random images",
+        f"parity checked on {RANDOM_IMAGES} random images, not real ones: {why}",
+    )
 
 
-def _evaluated_folder_images(run: Run, preprocess: Preprocess) -> tuple[torch.Tensor, str, None] | None:
+def _evaluated_folder_images(
+    run: Run, preprocess: Preprocess
+) -> tuple[torch.Tensor, str, None] | None:
     """Up to 256 images of an image folder the run was evaluated on and that is still there."""
     from sightline.errors import ImageError
     from sightline.predict import expand_inputs

@@ -53,13 +53,17 @@ def batched_logits(
     try:
         with torch.inference_mode():  # no autograd bookkeeping at all: +18 % over no_grad on CPU
             for start in range(0, len(images), batch_size):
-                x = preprocess.normalize(images[start : start + batch_size].to(device, non_blocking=True))
+                x = preprocess.normalize(
+                    images[start : start + batch_size].to(device, non_blocking=True)
+                )
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 views = preprocess.tta_views(x)
                 if channels_last and preprocess.shift_tta:  # a slice of the padded batch
                     views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-                logits = sum(model(v).float() for v in views) / len(views)  # one view at a time: its memory
+                logits = sum(model(v).float() for v in views) / len(
+                    views
+                )  # one view at a time: its memory
                 outs.append(logits.cpu())
     finally:
         if toggle:

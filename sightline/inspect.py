@@ -30,10 +30,36 @@ MAPS_PER_ROW = 16
 
 # Modules that map a feature map to one of the same shape, element by element (or per channel):
 # Grad-CAM looks at the conv *block* output, i.e. after the BatchNorm/ReLU that follow the conv.
-_ELEMENTWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU,
-                nn.Mish, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout, nn.Dropout2d)  # fmt: skip
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
-                nn.Sigmoid, nn.Tanh)  # fmt: skip
+_ELEMENTWISE = (
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout2d,
+)
+_ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Sigmoid,
+    nn.Tanh,
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -57,8 +83,10 @@ def _batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     expected = tuple(getattr(model, "sightline_config", {}).get("input_shape") or ())
     if x.ndim != 4 or len(x) != 1 or (expected and tuple(x.shape[1:]) != expected):
         want = f"(1, {', '.join(map(str, expected))})" if expected else "(1, C, H, W)"
-        raise ModelError(f"inspect takes one normalised image of shape {want}, got {tuple(x.shape)}; "
-                         "use Preprocess to turn an image into model input")  # fmt: skip
+        raise ModelError(
+            f"inspect takes one normalised image of shape {want}, got {tuple(x.shape)}; "
+            "use Preprocess to turn an image into model input"
+        )
     device, dtype = _device_dtype(model)
     return x.detach().to(device=device, dtype=dtype)
 
@@ -76,7 +104,9 @@ def _finite(v: float) -> float | None:
 
 
 # ----------------------------------------------------------------------------- layer outputs
-def layer_outputs(model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+def layer_outputs(
+    model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
     """Output of each named layer for one normalised input ``x`` (C,H,W) or (1,C,H,W).
 
     ``layers`` default to every leaf layer, returned in the order the forward pass runs them;
@@ -115,7 +145,9 @@ def layer_outputs(model: nn.Module, x: torch.Tensor, layers: Sequence[str] | Non
         return outputs  # forward order
     missing = [n for n in names if n not in outputs]
     if missing:
-        raise ModelError(f"layer(s) {', '.join(missing)} produced no tensor output in the forward pass")
+        raise ModelError(
+            f"layer(s) {', '.join(missing)} produced no tensor output in the forward pass"
+        )
     return {n: outputs[n] for n in names}
 
 
@@ -153,7 +185,11 @@ def map_mosaic(maps: torch.Tensor, max_channels: int = 32, cols: int = MAPS_PER_
     gap = max(1, round(max(h, w) / 8))
     tiles = torch.full((rows * cols, h + gap, w + gap), float("nan"))
     tiles[:n, :h, :w] = m
-    grid = tiles.view(rows, cols, h + gap, w + gap).permute(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
+    grid = (
+        tiles.view(rows, cols, h + gap, w + gap)
+        .permute(0, 2, 1, 3)
+        .reshape(rows * (h + gap), cols * (w + gap))
+    )
     return grid[:-gap, :-gap].numpy()
 
 
@@ -200,7 +236,11 @@ def _cam_layer_hooks(model: nn.Module, record: list):
     def hook(module, inp, out):
         record.append((module, inp[0] if inp else None, out))
 
-    return [m.register_forward_hook(hook) for n, m in model.named_modules() if n and not list(m.children())]
+    return [
+        m.register_forward_hook(hook)
+        for n, m in model.named_modules()
+        if n and not list(m.children())
+    ]
 
 
 def _cam_activation(record: list) -> torch.Tensor | None:
@@ -217,8 +257,9 @@ def _cam_activation(record: list) -> torch.Tensor | None:
     return act
 
 
-def saliency_with_method(model: nn.Module, x: torch.Tensor, target: int | None = None,
-                         method: str = "gradcam") -> tuple[torch.Tensor, str]:  # fmt: skip
+def saliency_with_method(
+    model: nn.Module, x: torch.Tensor, target: int | None = None, method: str = "gradcam"
+) -> tuple[torch.Tensor, str]:
     """``saliency`` and the method actually used ("gradient" where gradcam fell back)."""
     if method not in SALIENCY_METHODS:
         raise ModelError(f"unknown saliency method {method!r}: use {' or '.join(SALIENCY_METHODS)}")
@@ -257,7 +298,9 @@ def saliency_with_method(model: nn.Module, x: torch.Tensor, target: int | None =
     return ((sal - lo) / (hi - lo) if hi > lo else torch.zeros_like(sal)), used
 
 
-def saliency(model: nn.Module, x: torch.Tensor, target: int | None = None, method: str = "gradcam") -> torch.Tensor:
+def saliency(
+    model: nn.Module, x: torch.Tensor, target: int | None = None, method: str = "gradcam"
+) -> torch.Tensor:
     """Where the evidence for class ``target`` (default: the predicted class) is: a map (H, W)
     in [0, 1] for one normalised input (C,H,W) or (1,C,H,W).
 
@@ -310,9 +353,15 @@ class Inspection:
         }
 
 
-def inspect_image(model: nn.Module, preprocess: Preprocess, image: ImageInput, layers: Sequence[str] | None = None,
-                  classes: Sequence[str] | None = None, method: str = "gradcam",
-                  prepared: bool = False) -> Inspection:  # fmt: skip
+def inspect_image(
+    model: nn.Module,
+    preprocess: Preprocess,
+    image: ImageInput,
+    layers: Sequence[str] | None = None,
+    classes: Sequence[str] | None = None,
+    method: str = "gradcam",
+    prepared: bool = False,
+) -> Inspection:
     """Everything about how ``model`` sees one image (a path, PIL image, array or uint8 tensor):
     the prepared input, class probabilities (as ``predict`` computes them, flip TTA included),
     every layer's output (or ``layers``) with stats, and a saliency map for the prediction.
@@ -323,27 +372,55 @@ def inspect_image(model: nn.Module, preprocess: Preprocess, image: ImageInput, l
     if prepared:
         seen = torch.as_tensor(image)
         if seen.dtype != torch.uint8 or tuple(seen.shape) != preprocess.input_shape:
-            raise ModelError(f"a prepared image is a uint8 tensor of shape {preprocess.input_shape}, "
-                             f"not {seen.dtype} {tuple(seen.shape)}")  # fmt: skip
+            raise ModelError(
+                f"a prepared image is a uint8 tensor of shape {preprocess.input_shape}, "
+                f"not {seen.dtype} {tuple(seen.shape)}"
+            )
     else:
         seen = preprocess.prepare_image(image)
     x = preprocess.normalize(seen[None])
     outputs = layer_outputs(model, x, layers)
-    probs = batched_logits(model, seen[None], preprocess, device=_device_dtype(model)[0]).float().softmax(1)[0]
+    probs = (
+        batched_logits(model, seen[None], preprocess, device=_device_dtype(model)[0])
+        .float()
+        .softmax(1)[0]
+    )
     names = [str(c) for c in classes] if classes else [str(i) for i in range(len(probs))]
     if len(names) != len(probs):
         raise ModelError(f"{len(names)} class names given for a model with {len(probs)} outputs")
     top = int(probs.argmax())
     sal, used = saliency_with_method(model, x, target=top, method=method)
-    return Inspection(seen, [round(p, 6) for p in probs.tolist()], names[top], outputs, activation_stats(outputs),
-                      sal, names, top, used)  # fmt: skip
+    return Inspection(
+        seen,
+        [round(p, 6) for p in probs.tolist()],
+        names[top],
+        outputs,
+        activation_stats(outputs),
+        sal,
+        names,
+        top,
+        used,
+    )
 
 
 # ----------------------------------------------------------------------------- figures
 _PLOTS = ("plot_activations", "plot_layer", "plot_filters", "plot_dense_weights", "plot_saliency")
 
-__all__ = ["SALIENCY_METHODS", "Inspection", "activation_stats", "conv_layers", "inspect_image", "is_map", "key_layers",
-           "layer_outputs", "leaf_names", "map_mosaic", "saliency", "saliency_with_method", *_PLOTS]  # fmt: skip
+__all__ = [
+    "SALIENCY_METHODS",
+    "Inspection",
+    "activation_stats",
+    "conv_layers",
+    "inspect_image",
+    "is_map",
+    "key_layers",
+    "layer_outputs",
+    "leaf_names",
+    "map_mosaic",
+    "saliency",
+    "saliency_with_method",
+    *_PLOTS,
+]
 
 
 def __getattr__(name: str):

@@ -29,8 +29,10 @@ def _title(name: str, t: torch.Tensor) -> str:
     s = activation_stats({name: t})[name]
     if s["mean"] is None:
         return f"{name}  {tuple(t.shape)}  (empty)"
-    return (f"{name}  {tuple(t.shape)}   mean {s['mean']:.3g}  std {s['std']:.3g}  "
-            f"range {s['min']:.3g}..{s['max']:.3g}  zeros {s['zero_fraction']:.0%}")  # fmt: skip
+    return (
+        f"{name}  {tuple(t.shape)}   mean {s['mean']:.3g}  std {s['std']:.3g}  "
+        f"range {s['min']:.3g}..{s['max']:.3g}  zeros {s['zero_fraction']:.0%}"
+    )
 
 
 def _draw_maps(ax, t: torch.Tensor, max_channels: int) -> None:
@@ -49,7 +51,12 @@ def _draw_vector(ax, t: torch.Tensor, classes: Sequence[str] | None) -> None:
     ax.axhline(0, color="#444444", linewidth=0.6)
     ax.set_xlim(-0.5, len(v) - 0.5)
     if classes is not None and len(classes) == len(v) and len(v) <= 40:
-        ax.set_xticks(x, [str(c) for c in classes], rotation=30 if len(v) > 8 else 0, ha="right" if len(v) > 8 else "center")
+        ax.set_xticks(
+            x,
+            [str(c) for c in classes],
+            rotation=30 if len(v) > 8 else 0,
+            ha="right" if len(v) > 8 else "center",
+        )
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=FONT - 2)
@@ -68,8 +75,12 @@ def _block_height(t: torch.Tensor, max_channels: int) -> float:
     return rows * cell * t.shape[1] / t.shape[2] + 0.3
 
 
-def plot_activations(outputs: dict[str, torch.Tensor], layers: Sequence[str] | None = None, max_channels: int = 32,
-                     classes: Sequence[str] | None = None) -> Figure:  # fmt: skip
+def plot_activations(
+    outputs: dict[str, torch.Tensor],
+    layers: Sequence[str] | None = None,
+    max_channels: int = 32,
+    classes: Sequence[str] | None = None,
+) -> Figure:
     """Every layer's output for one image (from ``layer_outputs``), one block per layer.
 
     Feature maps (C,H,W) are drawn as a grid of up to ``max_channels`` maps (viridis, each on
@@ -96,12 +107,19 @@ def plot_activations(outputs: dict[str, torch.Tensor], layers: Sequence[str] | N
             _draw_vector(ax, t, classes)
             ax.set_title(_title(name, t), fontsize=FONT - 1, loc="left")
     if any(is_map(outputs[n]) for n in names):
-        fig.suptitle("feature maps: each on its own colour scale (dark = low, yellow = high)",
-                     fontsize=FONT - 1, x=0.01, ha="left", color="#555555")  # fmt: skip
+        fig.suptitle(
+            "feature maps: each on its own colour scale (dark = low, yellow = high)",
+            fontsize=FONT - 1,
+            x=0.01,
+            ha="left",
+            color="#555555",
+        )
     return fig
 
 
-def plot_layer(name: str, output: torch.Tensor, max_channels: int = 32, classes: Sequence[str] | None = None) -> Figure:
+def plot_layer(
+    name: str, output: torch.Tensor, max_channels: int = 32, classes: Sequence[str] | None = None
+) -> Figure:
     """One layer's output: feature maps as a grid of images, or a flat vector as bars."""
     return plot_activations({name: output}, max_channels=max_channels, classes=classes)
 
@@ -125,8 +143,10 @@ def plot_filters(model: nn.Module, layer: str | None = None, max_filters: int = 
     fig = new_figure(0.8 * cols + 0.4, 0.8 * rows + 0.6)
     shown = f"first {len(w)} of " if len(w) < len(weight) else ""
     kind = "RGB" if weight.shape[1] == 3 else ("channel mean" if weight.shape[1] > 1 else "gray")
-    fig.suptitle(f"{name}: {shown}{len(weight)} filters {tuple(weight.shape[1:])}, {kind}, each on its own scale",
-                 fontsize=FONT)  # fmt: skip
+    fig.suptitle(
+        f"{name}: {shown}{len(weight)} filters {tuple(weight.shape[1:])}, {kind}, each on its own scale",
+        fontsize=FONT,
+    )
     for i, f in enumerate(w):
         ax = fig.add_subplot(rows, cols, i + 1)
         if f.shape[0] == 3:
@@ -139,22 +159,30 @@ def plot_filters(model: nn.Module, layer: str | None = None, max_filters: int = 
     return fig
 
 
-def plot_dense_weights(model: nn.Module, input_shape: Sequence[int], layer: str | None = None, max_units: int = 32) -> Figure:
+def plot_dense_weights(
+    model: nn.Module, input_shape: Sequence[int], layer: str | None = None, max_units: int = 32
+) -> Figure:
     """The first dense layer's weights (or ``layer``'s), reshaped to the input image: one image
     per hidden unit, red where a bright pixel raises the unit, blue where it lowers it."""
     linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     name = layer or next(iter(linears), None)
     if name is None or name not in linears:
-        raise ModelError(f"no dense layer {name!r}; dense layers are: {', '.join(linears) or 'none'}")
+        raise ModelError(
+            f"no dense layer {name!r}; dense layers are: {', '.join(linears) or 'none'}"
+        )
     w = linears[name].weight.detach().float().cpu()
     c, h, wd = (int(s) for s in input_shape)
     if w.shape[1] != c * h * wd:
-        raise ModelError(f"{name} takes {w.shape[1]} inputs, not the {c}x{h}x{wd} image; pick the first dense layer")
+        raise ModelError(
+            f"{name} takes {w.shape[1]} inputs, not the {c}x{h}x{wd} image; pick the first dense layer"
+        )
     units = w[:max_units].view(-1, c, h, wd).mean(1)
     cols = min(len(units), 8)
     rows = math.ceil(len(units) / cols)
     fig = new_figure(1.2 * cols, 1.2 * rows + 0.4)
-    fig.suptitle(f"{name}: weights of {len(units)} of {len(w)} units (red +, blue -, white 0)", fontsize=FONT)
+    fig.suptitle(
+        f"{name}: weights of {len(units)} of {len(w)} units (red +, blue -, white 0)", fontsize=FONT
+    )
     for i, u in enumerate(units):
         ax = fig.add_subplot(rows, cols, i + 1)
         lim = u.abs().max().item() or 1.0
@@ -169,14 +197,20 @@ def plot_saliency(image, sal: torch.Tensor, title: str | None = None) -> Figure:
     """The image (uint8 (C,H,W) tensor or (H,W[,C]) array) and the saliency heatmap over it,
     side by side. The heat is opaque where the saliency is high and clear where it is 0."""
     disp = to_display(image)
-    s = sal.detach().float().cpu().numpy() if isinstance(sal, torch.Tensor) else np.asarray(sal, dtype=float)
+    s = (
+        sal.detach().float().cpu().numpy()
+        if isinstance(sal, torch.Tensor)
+        else np.asarray(sal, dtype=float)
+    )
     fig = new_figure(6.4, 3.3)
     a, b = fig.subplots(1, 2)
     show_image(a, image)
     a.set_title(title or "image", fontsize=FONT)
     b.imshow(disp, cmap="gray" if disp.ndim == 2 else None, vmin=0, vmax=255)
     extent = (-0.5, disp.shape[1] - 0.5, disp.shape[0] - 0.5, -0.5)  # stretch to the image
-    heat = b.imshow(s, cmap="jet", vmin=0, vmax=1, alpha=np.clip(0.15 + 0.65 * s, 0, 1), extent=extent)
+    heat = b.imshow(
+        s, cmap="jet", vmin=0, vmax=1, alpha=np.clip(0.15 + 0.65 * s, 0, 1), extent=extent
+    )
     b.set_title("saliency", fontsize=FONT)
     b.set_xticks([])
     b.set_yticks([])

@@ -45,7 +45,9 @@ def require_packages(modules: Sequence[str], purpose: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         verb = "is" if len(missing) == 1 else "are"
-        raise SightlineError(f"{purpose} needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}")
+        raise SightlineError(
+            f"{purpose} needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}"
+        )
 
 
 def runs_beside_torch(device: str | torch.device | None = "auto") -> bool:
@@ -83,8 +85,10 @@ def providers(device: str | torch.device | None = "auto") -> list[Any]:
         return ["CPUExecutionProvider"]
     if name == "auto" or name.startswith("cuda"):
         if not has_cuda:
-            raise SightlineError(f"device {name!r}: this onnxruntime has no CUDA support (pip install onnxruntime-gpu), "
-                                 "or use --device cpu")  # fmt: skip
+            raise SightlineError(
+                f"device {name!r}: this onnxruntime has no CUDA support (pip install onnxruntime-gpu), "
+                "or use --device cpu"
+            )
         index = int(name.split(":", 1)[1]) if ":" in name else 0
         # CPU after CUDA: ONNX Runtime places the few ops CUDA lacks there
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
@@ -100,7 +104,9 @@ def make_session(model: str | os.PathLike | bytes, device: str | torch.device | 
     # default takes every physical core whatever the user limited PyTorch to.
     opts.intra_op_num_threads = torch.get_num_threads()
     opts.inter_op_num_threads = 1  # a feed-forward graph: nothing to run side by side
-    opts.log_severity_level = 3  # errors only: its warnings (e.g. about a CPU-only op) are for ORT's authors
+    opts.log_severity_level = (
+        3  # errors only: its warnings (e.g. about a CPU-only op) are for ORT's authors
+    )
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=opts, providers=providers(device))
 
@@ -114,7 +120,13 @@ class OnnxModel:
     that and ignored: the session's device is chosen when loading.
     """
 
-    def __init__(self, session: Any, metadata: dict[str, Any], path: Path | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        metadata: dict[str, Any],
+        path: Path | None = None,
+        name: str | None = None,
+    ) -> None:
         from sightline.data.preprocess import Preprocess
 
         self.session = session
@@ -127,7 +139,12 @@ class OnnxModel:
         self._output = session.get_outputs()[0].name
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device | None = "auto", name: str | None = None) -> OnnxModel:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = "auto",
+        name: str | None = None,
+    ) -> OnnxModel:
         """Open a ``.onnx`` file written by ``sightline export``; ``RunError`` naming the file
         when it is missing, unreadable or has no sightline metadata."""
         path = Path(path)
@@ -147,12 +164,16 @@ class OnnxModel:
         except json.JSONDecodeError:
             meta = None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise RunError(f"{path}: an ONNX model, but not one exported by sightline (no {META_KEY!r} metadata), "
-                           "so its preprocessing and classes are unknown: export it with `sightline export RUN`")  # fmt: skip
+            raise RunError(
+                f"{path}: an ONNX model, but not one exported by sightline (no {META_KEY!r} metadata), "
+                "so its preprocessing and classes are unknown: export it with `sightline export RUN`"
+            )
         return cls(session, meta, path, name)
 
     def __repr__(self) -> str:
-        return f"OnnxModel({str(self.path)!r}, model={self.metadata.get('model', {}).get('name')!r})"
+        return (
+            f"OnnxModel({str(self.path)!r}, model={self.metadata.get('model', {}).get('name')!r})"
+        )
 
     @property
     def providers(self) -> list[str]:
@@ -161,41 +182,79 @@ class OnnxModel:
     def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Logits (N, K) on the CPU for prepared uint8 images (N, C, H, W) in the model's size."""
         shape = self.preprocess.input_shape
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 \
-                or tuple(images.shape[1:]) != shape:  # fmt: skip
-            got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"{self.name}: expected prepared uint8 images (N, {', '.join(map(str, shape))}), got {got}; "
-                             "prepare them with model.preprocess.prepare(...)")  # fmt: skip
+        if (
+            not isinstance(images, torch.Tensor)
+            or images.dtype != torch.uint8
+            or images.ndim != 4
+            or tuple(images.shape[1:]) != shape
+        ):
+            got = (
+                f"{images.dtype} {tuple(images.shape)}"
+                if isinstance(images, torch.Tensor)
+                else type(images).__name__
+            )
+            raise ValueError(
+                f"{self.name}: expected prepared uint8 images (N, {', '.join(map(str, shape))}), got {got}; "
+                "prepare them with model.preprocess.prepare(...)"
+            )
         # Batches bounded as in batched_logits: large ones fall out of the CPU caches.
-        step = max(1, min(batch_size, MAX_BATCH_VALUES // max(1, images[0].numel()))) if len(images) else 1
+        step = (
+            max(1, min(batch_size, MAX_BATCH_VALUES // max(1, images[0].numel())))
+            if len(images)
+            else 1
+        )
         x = images.detach().cpu()
-        outs = [torch.from_numpy(self.session.run([self._output], {self._input: x[s : s + step].contiguous().numpy()})[0])
-                for s in range(0, len(x), step)]  # fmt: skip
+        outs = [
+            torch.from_numpy(
+                self.session.run(
+                    [self._output], {self._input: x[s : s + step].contiguous().numpy()}
+                )[0]
+            )
+            for s in range(0, len(x), step)
+        ]
         return torch.cat(outs).float() if outs else torch.empty((0, len(self.classes)))
 
     # ------------------------------------------------------------------ as Run predicts
-    def predict(self, images: torch.Tensor | Sequence[ImageInput] | ImageInput, device: Any = None) -> torch.Tensor:
+    def predict(
+        self, images: torch.Tensor | Sequence[ImageInput] | ImageInput, device: Any = None
+    ) -> torch.Tensor:
         """Class probabilities (N, K), as ``Run.predict``."""
         from sightline.predict import predict_tensor
 
         return predict_tensor(self, self.preprocess, images)
 
-    def predict_files(self, inputs: Sequence[str | os.PathLike], top_k: int = 3, device: Any = None,
-                      keep_seen: bool = False) -> PredictionReport:  # fmt: skip
+    def predict_files(
+        self,
+        inputs: Sequence[str | os.PathLike],
+        top_k: int = 3,
+        device: Any = None,
+        keep_seen: bool = False,
+    ) -> PredictionReport:
         """Files, folders or globs → ``PredictionReport``, as ``Run.predict_files``."""
         from sightline.predict import predict_files
 
-        return predict_files(self, self.preprocess, self.classes, inputs, top_k=top_k, keep_seen=keep_seen)
+        return predict_files(
+            self, self.preprocess, self.classes, inputs, top_k=top_k, keep_seen=keep_seen
+        )
 
-    def predict_images(self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, device: Any = None,
-                       keep_seen: bool = False) -> PredictionReport:  # fmt: skip
+    def predict_images(
+        self,
+        images: Sequence[tuple[str, ImageInput]],
+        top_k: int = 3,
+        device: Any = None,
+        keep_seen: bool = False,
+    ) -> PredictionReport:
         """(name, image) pairs → ``PredictionReport``, as ``Run.predict_images``."""
         from sightline.predict import predict_images
 
-        return predict_images(self, self.preprocess, self.classes, images, top_k=top_k, keep_seen=keep_seen)
+        return predict_images(
+            self, self.preprocess, self.classes, images, top_k=top_k, keep_seen=keep_seen
+        )
 
 
-def load_exported(run: Run, which: str = "best", device: str | torch.device | None = "auto") -> OnnxModel:
+def load_exported(
+    run: Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> OnnxModel:
     """A run's ``export/<which>.onnx``, named after the run. ``NotExportedError`` when there is
     none, or when it was exported from another checkpoint than the run's current one (the run
     trained on since): a stale export is never used silently."""
@@ -204,15 +263,21 @@ def load_exported(run: Run, which: str = "best", device: str | torch.device | No
     path = export_path(run, which)
     again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
     if not path.is_file():
-        raise NotExportedError(f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`")
+        raise NotExportedError(
+            f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`"
+        )
     model = OnnxModel.load(path, device, name=run.name)
     if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
-        raise NotExportedError(f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
-                               f"export it again with `{again}`")  # fmt: skip
+        raise NotExportedError(
+            f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
+            f"export it again with `{again}`"
+        )
     return model
 
 
-def load_onnx(source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto") -> OnnxModel:
+def load_onnx(
+    source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> OnnxModel:
     """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
 
     ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name

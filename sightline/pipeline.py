@@ -81,8 +81,22 @@ def run_training(
         **train_options: ``TrainConfig`` fields; unset ones take the model's tuned defaults.
     """
     try:
-        return _run(dataset, model, recipe, data_options or {}, model_options or {}, resume, evaluate, report,
-                    name, runs_dir, progress, on_event, should_stop, train_options)  # fmt: skip
+        return _run(
+            dataset,
+            model,
+            recipe,
+            data_options or {},
+            model_options or {},
+            resume,
+            evaluate,
+            report,
+            name,
+            runs_dir,
+            progress,
+            on_event,
+            should_stop,
+            train_options,
+        )
     except BaseException as e:
         _emit(on_event, "failed", error=str(e) or type(e).__name__, type=type(e).__name__)
         raise
@@ -99,7 +113,9 @@ def _load(dataset, data_options: dict[str, Any], progress: str, on_event: EventF
     return load_dataset(dataset, **data_options, progress=dl_progress)
 
 
-def _with_folder_recipe(data, model: str, train_options: dict[str, Any], on_event: EventFn | None) -> dict[str, Any]:
+def _with_folder_recipe(
+    data, model: str, train_options: dict[str, Any], on_event: EventFn | None
+) -> dict[str, Any]:
     """``train_options`` completed by the folder recipe when ``data`` is a user's folder (only
     for options the user left unset: user > folder recipe > model defaults > DEFAULTS), after
     telling the caller, as ``message`` events, what was chosen for the data and the training."""
@@ -117,44 +133,86 @@ def _with_folder_recipe(data, model: str, train_options: dict[str, Any], on_even
         if weights_available():
             # A suggestion, not the default: it changes the model, the input size (224 px) and the
             # cost of predicting; measured on 600 CIFAR-10 photos: 96.5 % vs 86.7 % from scratch.
-            _emit(on_event, "message", topic="recipe",
-                  text="Tip: for photos, --pretrained (ImageNet features + a new head) is usually far better with "
-                       "few images: 96.5 % vs 86.7 % from scratch on 600 CIFAR-10 photos")  # fmt: skip
+            _emit(
+                on_event,
+                "message",
+                topic="recipe",
+                text="Tip: for photos, --pretrained (ImageNet features + a new head) is usually far better with "
+                "few images: 96.5 % vs 86.7 % from scratch on 600 CIFAR-10 photos",
+            )
     out = {**train_options, **chosen}
     if "extra" not in given:  # the run's config.json then says why it was trained this way
         out["extra"] = {"recipe": "folder", "chosen": chosen, "notes": [*data.notes, *notes]}
     return out
 
 
-def _with_named_recipe(recipe: str, dataset, model, model_options, data_options, train_options, on_event):
+def _with_named_recipe(
+    recipe: str, dataset, model, model_options, data_options, train_options, on_event
+):
     """The recipe's model and options under the caller's own; says what it chose."""
     from sightline.train.recipe_book import VARIANTS, apply_recipe, for_machine, get_recipe
 
-    r = for_machine(get_recipe(recipe), model, train_options.get("device"), train_options.get("amp"))
-    model, model_options, data_options, train_options = apply_recipe(r, model, model_options, data_options,
-                                                                     train_options)  # fmt: skip
+    r = for_machine(
+        get_recipe(recipe), model, train_options.get("device"), train_options.get("amp")
+    )
+    model, model_options, data_options, train_options = apply_recipe(
+        r, model, model_options, data_options, train_options
+    )
     dataset = r.dataset if dataset is None else dataset
     if isinstance(dataset, (str, os.PathLike)) and str(dataset) != r.dataset:
-        _emit(on_event, "message", topic="recipe", text=f"recipe {r.name} is tuned for {r.dataset}, not {dataset}: "
-                                                         "its settings may not suit these images")  # fmt: skip
+        _emit(
+            on_event,
+            "message",
+            topic="recipe",
+            text=f"recipe {r.name} is tuned for {r.dataset}, not {dataset}: "
+            "its settings may not suit these images",
+        )
     where = f" (its variant {VARIANTS[r.variant][1]})" if r.variant else ""
-    _emit(on_event, "message", topic="recipe", text=f"recipe {r.name}{where}: {r.model} {model_options or ''}, "
-          + ", ".join(f"{k} {v}" for k, v in {**r.data_options, **r.train_options}.items()))  # fmt: skip
+    _emit(
+        on_event,
+        "message",
+        topic="recipe",
+        text=f"recipe {r.name}{where}: {r.model} {model_options or ''}, "
+        + ", ".join(f"{k} {v}" for k, v in {**r.data_options, **r.train_options}.items()),
+    )
     return dataset, model, model_options, data_options, train_options
 
 
-def _gpu_default_recipe(dataset, model, model_options, data_options, train_options, on_event) -> str | None:
+def _gpu_default_recipe(
+    dataset, model, model_options, data_options, train_options, on_event
+) -> str | None:
     from sightline.train.recipe_book import gpu_default_recipe
 
-    recipe = gpu_default_recipe(dataset, model, model_options, data_options, train_options.get("device"))
+    recipe = gpu_default_recipe(
+        dataset, model, model_options, data_options, train_options.get("device")
+    )
     if recipe is not None:
-        _emit(on_event, "message", topic="recipe", text=f"GPU: training {dataset} with recipe {recipe}, its best "
-              f"here (--model NAME trains a model with its own defaults instead)")  # fmt: skip
+        _emit(
+            on_event,
+            "message",
+            topic="recipe",
+            text=f"GPU: training {dataset} with recipe {recipe}, its best "
+            f"here (--model NAME trains a model with its own defaults instead)",
+        )
     return recipe
 
 
-def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, report, name, runs_dir, progress,
-         on_event, should_stop, train_options) -> TrainingResult:  # fmt: skip
+def _run(
+    dataset,
+    model,
+    recipe,
+    data_options,
+    model_options,
+    resume,
+    evaluate,
+    report,
+    name,
+    runs_dir,
+    progress,
+    on_event,
+    should_stop,
+    train_options,
+) -> TrainingResult:
     from torch import nn
 
     from sightline.models import default_model, get_model_entry
@@ -171,41 +229,68 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
         with _local_main_first(ctx):
             data = run.load_data() if run.data is None else run.data
         model_config, device = run.config["model"], run.config["train"].get("device", "auto")
-        run = api.resume(run, data=data, progress=progress, on_event=on_event, should_stop=should_stop)
+        run = api.resume(
+            run, data=data, progress=progress, on_event=on_event, should_stop=should_stop
+        )
     else:
         if recipe is None:
-            recipe = _gpu_default_recipe(dataset, model, model_options, data_options, train_options, on_event)
+            recipe = _gpu_default_recipe(
+                dataset, model, model_options, data_options, train_options, on_event
+            )
         if recipe is not None:
             dataset, model, model_options, data_options, train_options = _with_named_recipe(
-                recipe, dataset, model, model_options, data_options, train_options, on_event)
+                recipe, dataset, model, model_options, data_options, train_options, on_event
+            )
         dataset = "fashion-mnist" if dataset is None else dataset
         if model_options.get("pretrained"):
             from sightline.data import Dataset
             from sightline.train.transfer import default_pretrained_model, transfer_data_options
 
             model = model or default_pretrained_model()
-            if not isinstance(dataset, Dataset):  # prepared at the size and channels the weights expect
+            if not isinstance(
+                dataset, Dataset
+            ):  # prepared at the size and channels the weights expect
                 data_options = transfer_data_options(model, data_options)
         model = model or default_model(dataset)
         get_model_entry(model)  # an unknown name fails before any data is loaded
         with _local_main_first(ctx):
             data = _load(dataset, data_options, progress, on_event)
-        _emit(on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
-              sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
-              skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped))  # fmt: skip
+        _emit(
+            on_event,
+            "data",
+            name=data.name,
+            description=data.describe(),
+            classes=list(data.classes),
+            sizes={k: len(v) for k, v in data.splits().items()},
+            input_shape=list(data.input_shape),
+            skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]],
+            skipped_count=len(data.skipped),
+        )
         for line in data.notes:
             _emit(on_event, "message", text=line, topic="data")
-        if recipe is None and not model_options.get("pretrained"):  # the folder recipe: from scratch
+        if recipe is None and not model_options.get(
+            "pretrained"
+        ):  # the folder recipe: from scratch
             train_options = _with_folder_recipe(data, model, train_options, on_event)
         net = api.build_model(model, data, train_options.get("seed"), **model_options)
         s = summary(net)
         trainable = s.trainable
         if train_options.get("freeze") and isinstance(getattr(net, "classifier", None), nn.Module):
-            trainable = sum(p.numel() for p in net.classifier.parameters())  # the backbone stays as it is
+            trainable = sum(
+                p.numel() for p in net.classifier.parameters()
+            )  # the backbone stays as it is
         _emit(on_event, "model", name=model, parameters=s.total, trainable=trainable)
         model_config, device = net.sightline_config, train_options.get("device") or "auto"
-        run = api.fit(net, data, name=name, runs_dir=runs_dir, progress=progress, on_event=on_event,
-                      should_stop=should_stop, **train_options)  # fmt: skip
+        run = api.fit(
+            net,
+            data,
+            name=name,
+            runs_dir=runs_dir,
+            progress=progress,
+            on_event=on_event,
+            should_stop=should_stop,
+            **train_options,
+        )
     # Rank 0's word: other machines' ranks may not see the run folder.
     status = distributed.broadcast_text(run.status.get("status", "unknown") if ctx.is_main else "")
     result = TrainingResult(run, status)
@@ -214,16 +299,27 @@ def _run(dataset, model, recipe, data_options, model_options, resume, evaluate, 
         return result
     if evaluate:
         if data.test is None:
-            _emit(on_event, "message", text="No test split: skipped the final evaluation (evaluate a labelled folder "
-                                            "with `sightline evaluate RUN --data FOLDER`).")  # fmt: skip
+            _emit(
+                on_event,
+                "message",
+                text="No test split: skipped the final evaluation (evaluate a labelled folder "
+                "with `sightline evaluate RUN --data FOLDER`).",
+            )
         elif ctx.active:
             result.metrics = _evaluate_sharded(run, data, model_config, device, ctx)
         else:
             result.metrics = run.evaluate(data, split="test")
         if result.metrics is not None:
             m = result.metrics
-            _emit(on_event, "evaluation", split="test", accuracy=m.accuracy, loss=m.loss, count=m.count,
-                  path=str(run.path / "evaluations" / "test.json"))  # fmt: skip
+            _emit(
+                on_event,
+                "evaluation",
+                split="test",
+                accuracy=m.accuracy,
+                loss=m.loss,
+                count=m.count,
+                path=str(run.path / "evaluations" / "test.json"),
+            )
     if report and ctx.is_main:
         from sightline.report import write_report
 

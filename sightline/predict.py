@@ -40,8 +40,13 @@ class LogitsModel(Protocol):
 Classifier = nn.Module | LogitsModel
 
 
-def model_logits(model: Classifier, images: torch.Tensor, preprocess: Preprocess,
-                 device: torch.device | str | None = None, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+def model_logits(
+    model: Classifier,
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """Logits of either kind of model: the one place the prediction functions run one."""
     if isinstance(model, nn.Module):
         return batched_logits(model, images, preprocess, device, batch_size)
@@ -78,15 +83,23 @@ class PredictionReport:
         return "\n".join(lines)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "predictions": [
-                {"path": p.path, "label": p.label, "index": p.index, "confidence": p.confidence,
-                 "top": [{"label": lab, "probability": prob} for lab, prob in p.top],
-                 **({"note": p.note} if p.note else {})}
-                for p in self.predictions
-            ],
-            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
-        }, indent=2)  # fmt: skip
+        return json.dumps(
+            {
+                "predictions": [
+                    {
+                        "path": p.path,
+                        "label": p.label,
+                        "index": p.index,
+                        "confidence": p.confidence,
+                        "top": [{"label": lab, "probability": prob} for lab, prob in p.top],
+                        **({"note": p.note} if p.note else {}),
+                    }
+                    for p in self.predictions
+                ],
+                "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+            },
+            indent=2,
+        )
 
     def to_csv(self) -> str:
         """One row per predicted file; skipped files are not rows (they go to stderr / JSON)."""
@@ -113,14 +126,24 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list
         text = str(item)
         p = Path(text).expanduser()
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f) and not f.name.startswith("."))
+            files = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and is_image_file(f) and not f.name.startswith(".")
+            )
             if not files:
-                problems.append((text, "folder contains no image files (.png .jpg .jpeg .bmp .gif .webp)"))
+                problems.append(
+                    (text, "folder contains no image files (.png .jpg .jpeg .bmp .gif .webp)")
+                )
             found.update(dict.fromkeys(files))
         elif p.exists():
             found[p] = None
         elif glob.has_magic(text):
-            files = sorted(Path(f) for f in glob.glob(os.path.expanduser(text), recursive=True) if Path(f).is_file())
+            files = sorted(
+                Path(f)
+                for f in glob.glob(os.path.expanduser(text), recursive=True)
+                if Path(f).is_file()
+            )
             if not files:
                 problems.append((text, "pattern matched no files"))
             found.update(dict.fromkeys(files))
@@ -138,12 +161,18 @@ def predict_tensor(
 ) -> torch.Tensor:
     """Probabilities (N, K) for a uint8 (N, C, H, W) tensor in the model's input size, or for
     any images (paths, PIL images, arrays), which are prepared like the training data."""
-    if isinstance(images, torch.Tensor) and images.ndim == 4 and images.dtype == torch.uint8 \
-            and tuple(images.shape[1:]) == preprocess.input_shape:  # fmt: skip
+    if (
+        isinstance(images, torch.Tensor)
+        and images.ndim == 4
+        and images.dtype == torch.uint8
+        and tuple(images.shape[1:]) == preprocess.input_shape
+    ):
         batch = images
     else:
-        if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple, torch.Tensor)) or (
-            isinstance(images, torch.Tensor) and images.ndim <= 3
+        if (
+            isinstance(images, (str, os.PathLike))
+            or not isinstance(images, (list, tuple, torch.Tensor))
+            or (isinstance(images, torch.Tensor) and images.ndim <= 3)
         ):
             images = [images]
         batch = preprocess.prepare(images)
@@ -163,8 +192,16 @@ def predict_files(
     """Classify files, folders and globs. ``keep_seen``: each prediction keeps the image the
     model saw (``Prediction.seen``, after framing and inversion) to show the user why."""
     files, skipped = expand_inputs(inputs)
-    report = predict_images(model, preprocess, classes, [(str(f), f) for f in files], top_k=top_k, device=device,
-                            batch_size=batch_size, keep_seen=keep_seen)  # fmt: skip
+    report = predict_images(
+        model,
+        preprocess,
+        classes,
+        [(str(f), f) for f in files],
+        top_k=top_k,
+        device=device,
+        batch_size=batch_size,
+        keep_seen=keep_seen,
+    )
     return PredictionReport(report.predictions, skipped + report.skipped)
 
 
@@ -183,7 +220,9 @@ def predict_images(
     its reason and the rest go on; predictions and skips keep the input order."""
     predictions: list[Prediction] = []
     skipped: list[tuple[str, str]] = []
-    for start in range(0, len(images), batch_size):  # chunks: a big folder never sits in memory at once
+    for start in range(
+        0, len(images), batch_size
+    ):  # chunks: a big folder never sits in memory at once
         prepared = prepare_named(preprocess, images[start : start + batch_size])
         skipped += prepared.skipped
         if prepared.names:
@@ -204,7 +243,9 @@ class PreparedImages:
     skipped: list[tuple[str, str]]  # (name, reason) of the images that could not be read
 
 
-def prepare_named(preprocess: Preprocess, images: Sequence[tuple[str, ImageInput]]) -> PreparedImages:
+def prepare_named(
+    preprocess: Preprocess, images: Sequence[tuple[str, ImageInput]]
+) -> PreparedImages:
     """Prepare ``(name, image)`` pairs; an unreadable one is skipped with its reason."""
     names: list[str] = []
     tensors: list[torch.Tensor] = []
@@ -219,21 +260,48 @@ def prepare_named(preprocess: Preprocess, images: Sequence[tuple[str, ImageInput
         names.append(name)
         tensors.append(x)
         notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
-    batch = torch.stack(tensors) if tensors else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
+    batch = (
+        torch.stack(tensors)
+        if tensors
+        else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
+    )
     return PreparedImages(names, batch, notes, skipped)
 
 
-def prediction_rows(prepared: PreparedImages, probs: torch.Tensor, classes: Sequence[str], top_k: int = 3,
-                    keep_seen: bool = False) -> list[Prediction]:  # fmt: skip
+def prediction_rows(
+    prepared: PreparedImages,
+    probs: torch.Tensor,
+    classes: Sequence[str],
+    top_k: int = 3,
+    keep_seen: bool = False,
+) -> list[Prediction]:
     """One ``Prediction`` per prepared image from its probabilities (N, K), in order."""
     k = max(1, min(top_k, len(classes)))
     values, indices = probs.topk(k, dim=1)
-    rows = zip(prepared.names, values.tolist(), indices.tolist(), probs.tolist(), prepared.images, prepared.notes,
-               strict=True)  # fmt: skip
+    rows = zip(
+        prepared.names,
+        values.tolist(),
+        indices.tolist(),
+        probs.tolist(),
+        prepared.images,
+        prepared.notes,
+        strict=True,
+    )
     out = []
     for name, pv, iv, row, x, note in rows:
         top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-        out.append(Prediction(name, iv[0], classes[iv[0]], round(pv[0], 6), top, row, x if keep_seen else None, note))
+        out.append(
+            Prediction(
+                name,
+                iv[0],
+                classes[iv[0]],
+                round(pv[0], 6),
+                top,
+                row,
+                x if keep_seen else None,
+                note,
+            )
+        )
     return out
 
 

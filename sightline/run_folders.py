@@ -58,13 +58,16 @@ def default_run_name(dataset: str, model: str) -> str:
 def write_run_config(path: Path, model_config: dict, data_options: dict, train: dict) -> None:
     from sightline._version import __version__
 
-    atomic_write_json(path / "config.json", {
-        "sightline_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": model_config,
-        "data": data_options,
-        "train": train,
-    })  # fmt: skip
+    atomic_write_json(
+        path / "config.json",
+        {
+            "sightline_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": model_config,
+            "data": data_options,
+            "train": train,
+        },
+    )
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
@@ -92,14 +95,22 @@ def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
         if resolved != base and base in resolved.parents and resolved.is_dir():
             return resolved
     if (Path(text).is_absolute() or len(Path(text).parts) > 1) and not Path(text).exists():
-        raise RunNotFoundError(f"run folder not found: {Path(text).resolve()} (runs are in {base}; see `sightline runs`)")
+        raise RunNotFoundError(
+            f"run folder not found: {Path(text).resolve()} (runs are in {base}; see `sightline runs`)"
+        )
     if not text or (len(Path(text).parts) == 1 and RUN_NAME.fullmatch(text)):
         if not text:
             raise RunError("empty run name")
         raise RunNotFoundError(f"no run named {text!r} in {base}: see `sightline runs`")
-    hint = " (a run folder elsewhere opens as a pathlib.Path: load_run(Path(...)))" if Path(text).is_dir() else ""
-    raise RunError(f"run {text!r} is not a folder inside the runs folder {base}; give a run name from "
-                   f"`sightline runs`{hint}")  # fmt: skip
+    hint = (
+        " (a run folder elsewhere opens as a pathlib.Path: load_run(Path(...)))"
+        if Path(text).is_dir()
+        else ""
+    )
+    raise RunError(
+        f"run {text!r} is not a folder inside the runs folder {base}; give a run name from "
+        f"`sightline runs`{hint}"
+    )
 
 
 def run_id_path(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path:
@@ -112,8 +123,10 @@ def run_id_path(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path:
     run (a delete through it would remove the target)."""
     if not isinstance(run_id, str) or len(run_id) > MAX_RUN_NAME or not RUN_NAME.fullmatch(run_id):
         shown = run_id[:80] if isinstance(run_id, str) else run_id
-        raise RunError(f"invalid run id {shown!r}: a run name has only letters, digits, '.', '_' and '-' "
-                       "and does not start with '.'")  # fmt: skip
+        raise RunError(
+            f"invalid run id {shown!r}: a run name has only letters, digits, '.', '_' and '-' "
+            "and does not start with '.'"
+        )
     root = runs_root(runs_dir)
     base = root.resolve()
     path = root / run_id
@@ -136,5 +149,7 @@ def remove_folder(path: Path) -> None:
     try:
         shutil.rmtree(trash)  # removes links inside the run, never what they point at
     except OSError as e:
-        raise RunError(f"run {path.name!r} is gone from the list, but {trash} could not be removed "
-                       f"({e.strerror or e}); remove it by hand") from None  # fmt: skip
+        raise RunError(
+            f"run {path.name!r} is gone from the list, but {trash} could not be removed "
+            f"({e.strerror or e}); remove it by hand"
+        ) from None

@@ -71,12 +71,18 @@ class Run:
             if not self.path.is_dir():
                 raise RunNotFoundError(f"run folder not found: {self.path.resolve()}")
             if not (self.path / "config.json").is_file():
-                raise RunError(f"{self.path.resolve()} is not a sightline run folder (no config.json)")
+                raise RunError(
+                    f"{self.path.resolve()} is not a sightline run folder (no config.json)"
+                )
             try:
                 self.config = read_json(self.path / "config.json")
             except (OSError, ValueError) as e:
-                raise RunError(f"{self.path.resolve() / 'config.json'} is unreadable ({e})") from None
-            if not isinstance(self.config, dict) or not {"model", "data", "train"} <= set(self.config):
+                raise RunError(
+                    f"{self.path.resolve() / 'config.json'} is unreadable ({e})"
+                ) from None
+            if not isinstance(self.config, dict) or not {"model", "data", "train"} <= set(
+                self.config
+            ):
                 raise RunError(f"{self.path.resolve() / 'config.json'} is not a run configuration")
         except RunError as e:
             if strict:
@@ -120,7 +126,9 @@ class Run:
         if not p.is_file() and which == "best":
             p = self.path / "last.safetensors"
         if not p.is_file():
-            raise RunError(f"{self.path.resolve()} has no saved model yet (training never finished an epoch)")
+            raise RunError(
+                f"{self.path.resolve()} has no saved model yet (training never finished an epoch)"
+            )
         return p
 
     def load_model(self, which: str = "best", device: Any = "cpu"):
@@ -130,7 +138,9 @@ class Run:
         key = (which, str(device))
         if key not in self._models:
             self._models[key] = ckpt.load_model(self.model_file(which), device)
-            self._meta.setdefault(which, self._models[key][1])  # just read: classes need no second read
+            self._meta.setdefault(
+                which, self._models[key][1]
+            )  # just read: classes need no second read
         return self._models[key][0]
 
     def inference_model(self, which: str = "best", device: Any = "cpu"):
@@ -172,7 +182,11 @@ class Run:
                 legacy = read_json(self.path / "evaluation.json")
             except (OSError, ValueError):
                 return None
-            if isinstance(legacy, dict) and legacy.get("split", "test") == "test" and legacy.get("checkpoint", "best") == "best":
+            if (
+                isinstance(legacy, dict)
+                and legacy.get("split", "test") == "test"
+                and legacy.get("checkpoint", "best") == "best"
+            ):
                 return legacy
         return found
 
@@ -188,13 +202,23 @@ class Run:
             return self.data
         opts = {**self.config["data"], **{k: v for k, v in overrides.items() if v is not None}}
         if opts.pop("in_memory", False):
-            raise RunError(f"run {self.name} was trained on an in-memory Dataset ({opts.get('name_or_path')!r}) that "
-                           "sightline cannot load again: pass it, e.g. run.evaluate(data=...) or write_report(run, data=...)")  # fmt: skip
+            raise RunError(
+                f"run {self.name} was trained on an in-memory Dataset ({opts.get('name_or_path')!r}) that "
+                "sightline cannot load again: pass it, e.g. run.evaluate(data=...) or write_report(run, data=...)"
+            )
         source = opts.pop("name_or_path")
         return load_dataset(source, **opts)
 
-    def evaluate(self, data=None, split: str = "test", which: str = "best", device: str = "auto",
-                 batch_size: int = 1000, save: bool = True, logits=None):  # fmt: skip
+    def evaluate(
+        self,
+        data=None,
+        split: str = "test",
+        which: str = "best",
+        device: str = "auto",
+        batch_size: int = 1000,
+        save: bool = True,
+        logits=None,
+    ):
         """Metrics on a split of ``data`` (default: the run's own dataset) → ``Metrics``.
 
         ``data`` may be a ``Dataset``, a dataset name or an image folder (its ``split`` when it
@@ -213,11 +237,20 @@ class Run:
             from sightline.evaluate import compute_metrics
 
             metrics = compute_metrics(logits, src.images.labels, self.classes)
-        record = {**src.record(self, which), "model_sha256": file_sha256(self.model_file(which)),
-                  **metrics.to_dict()}  # fmt: skip
+        record = {
+            **src.record(self, which),
+            "model_sha256": file_sha256(self.model_file(which)),
+            **metrics.to_dict(),
+        }
         if save and src.key is not None:
-            store.save_evaluation(self.path, src.key, record, src.title + "\n" + metrics.format_table(),
-                                  metrics.logits, metrics.labels)  # fmt: skip
+            store.save_evaluation(
+                self.path,
+                src.key,
+                record,
+                src.title + "\n" + metrics.format_table(),
+                metrics.logits,
+                metrics.labels,
+            )
         self.last_evaluation = record  # what was evaluated, for the caller to show
         return metrics
 
@@ -226,8 +259,15 @@ class Run:
         from sightline.evaluate import evaluate_model
 
         dev = resolve_device(device)
-        return evaluate_model(self.inference_model(which, dev), images.images, images.labels, self.preprocess, self.classes,
-                              device=dev, batch_size=batch_size)  # fmt: skip
+        return evaluate_model(
+            self.inference_model(which, dev),
+            images.images,
+            images.labels,
+            self.preprocess,
+            self.classes,
+            device=dev,
+            batch_size=batch_size,
+        )
 
     def saved_results(self, split: str = "test", which: str = "best"):
         """``Metrics`` of the run's own ``split`` from its saved evaluation, when that is of the
@@ -241,7 +281,9 @@ class Run:
             return None
         return compute_metrics(saved[0], saved[1], self.classes)
 
-    def split_results(self, split: str = "test", which: str = "best", data=None, device: str = "auto"):
+    def split_results(
+        self, split: str = "test", which: str = "best", data=None, device: str = "auto"
+    ):
         """(metrics, images) of the run's own ``split``: the saved evaluation when it is of the
         current model file and these images (no forward pass), else a fresh one, saved."""
         data = data if data is not None else self.load_data()
@@ -250,7 +292,11 @@ class Run:
             raise RunError(f"the run's data has no {split!r} split; it has: {', '.join(splits)}")
         images = splits[split]
         saved = self.saved_results(split, which)
-        if saved is not None and saved.count == len(images) and bool((saved.labels == images.labels.cpu()).all()):
+        if (
+            saved is not None
+            and saved.count == len(images)
+            and bool((saved.labels == images.labels.cpu()).all())
+        ):
             return saved, images
         return self.evaluate(data, split=split, which=which, device=device), images
 
@@ -264,8 +310,14 @@ class Run:
         dev = resolve_device(device)
         return predict_tensor(self.inference_model(which, dev), self.preprocess, images, device=dev)
 
-    def predict_files(self, inputs: list[str], top_k: int = 3, which: str = "best", device: str = "auto",
-                      keep_seen: bool = False):  # fmt: skip
+    def predict_files(
+        self,
+        inputs: list[str],
+        top_k: int = 3,
+        which: str = "best",
+        device: str = "auto",
+        keep_seen: bool = False,
+    ):
         """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed).
         ``keep_seen``: each prediction keeps what the model saw (``Prediction.seen``; write them
         with ``sightline.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
@@ -273,11 +325,24 @@ class Run:
         from sightline.predict import predict_files
 
         dev = resolve_device(device)
-        return predict_files(self.inference_model(which, dev), self.preprocess, self.classes, inputs, top_k=top_k, device=dev,
-                             keep_seen=keep_seen)  # fmt: skip
+        return predict_files(
+            self.inference_model(which, dev),
+            self.preprocess,
+            self.classes,
+            inputs,
+            top_k=top_k,
+            device=dev,
+            keep_seen=keep_seen,
+        )
 
-    def predict_images(self, images: list[tuple[str, Any]], top_k: int = 3, which: str = "best",
-                       device: str = "auto", keep_seen: bool = False):  # fmt: skip
+    def predict_images(
+        self,
+        images: list[tuple[str, Any]],
+        top_k: int = 3,
+        which: str = "best",
+        device: str = "auto",
+        keep_seen: bool = False,
+    ):
         """(name, image) pairs — bytes of uploads, file objects, PIL images… — → ``PredictionReport``
         naming each by its name (bad images skipped with their reason, the rest classified).
         ``keep_seen``: as for ``predict_files``."""
@@ -285,8 +350,15 @@ class Run:
         from sightline.predict import predict_images
 
         dev = resolve_device(device)
-        return predict_images(self.inference_model(which, dev), self.preprocess, self.classes, images, top_k=top_k, device=dev,
-                              keep_seen=keep_seen)  # fmt: skip
+        return predict_images(
+            self.inference_model(which, dev),
+            self.preprocess,
+            self.classes,
+            images,
+            top_k=top_k,
+            device=dev,
+            keep_seen=keep_seen,
+        )
 
     def summary(self):
         from sightline.models.summary import summary
@@ -297,26 +369,32 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary for listings (the CLI's ``runs`` and the web UI)."""
         st = self.status
-        out: dict[str, Any] = {"name": self.name, "path": str(self.path.resolve()), "status": st.get("status"),
-                               "error": st.get("error")}  # fmt: skip
+        out: dict[str, Any] = {
+            "name": self.name,
+            "path": str(self.path.resolve()),
+            "status": st.get("status"),
+            "error": st.get("error"),
+        }
         if self.problem:
             return out
         data = self.config.get("data", {})
         train = self.config.get("train", {})
         ev = self.evaluation or {}
-        out.update({
-            "created": self.config.get("created"),
-            "model": self.config.get("model", {}).get("name"),
-            "dataset": data.get("name_or_path"),
-            "classes": data.get("classes"),
-            "epochs_done": st.get("epochs_done", 0),
-            "epochs": st.get("epochs", train.get("epochs")),
-            "monitor": st.get("monitor"),
-            "best_value": st.get("best_value"),
-            "best_epoch": st.get("best_epoch"),
-            "test_accuracy": ev.get("accuracy"),
-            "test_loss": ev.get("loss"),
-        })  # fmt: skip
+        out.update(
+            {
+                "created": self.config.get("created"),
+                "model": self.config.get("model", {}).get("name"),
+                "dataset": data.get("name_or_path"),
+                "classes": data.get("classes"),
+                "epochs_done": st.get("epochs_done", 0),
+                "epochs": st.get("epochs", train.get("epochs")),
+                "monitor": st.get("monitor"),
+                "best_value": st.get("best_value"),
+                "best_epoch": st.get("best_epoch"),
+                "test_accuracy": ev.get("accuracy"),
+                "test_loss": ev.get("loss"),
+            }
+        )
         return out
 
 
@@ -343,8 +421,11 @@ def list_runs(root: str | os.PathLike | None = None, links: bool = True) -> list
     if not root.is_dir():
         return []
     # dot names are hidden: among them the trash of a delete_run in progress
-    runs = [Run(p, strict=False) for p in root.iterdir()
-            if not p.name.startswith(".") and is_run_folder(p) and (links or not p.is_symlink())]  # fmt: skip
+    runs = [
+        Run(p, strict=False)
+        for p in root.iterdir()
+        if not p.name.startswith(".") and is_run_folder(p) and (links or not p.is_symlink())
+    ]
 
     def created(r: Run) -> float:
         try:
@@ -358,7 +439,9 @@ def list_runs(root: str | os.PathLike | None = None, links: bool = True) -> list
 def latest_run(root: str | os.PathLike | None = None) -> Run:
     runs = [r for r in list_runs(root) if r.problem is None]
     if not runs:
-        raise RunNotFoundError(f"no runs in {runs_root(root).resolve()}: train one with `sightline train`")
+        raise RunNotFoundError(
+            f"no runs in {runs_root(root).resolve()}: train one with `sightline train`"
+        )
     return runs[0]
 
 
@@ -367,7 +450,11 @@ def delete_run(ref: str | os.PathLike | Run, runs_dir: str | os.PathLike | None 
     ``runs_dir`` (``run_id_path``: the web API passes what clients send). A run that is
     training (status "running") is refused with ``RunInUseError``. Listings never show a
     half-deleted run (see ``remove_folder``)."""
-    path = run_id_path(ref, runs_dir) if isinstance(ref, str) else Path(ref.path if isinstance(ref, Run) else ref)
+    path = (
+        run_id_path(ref, runs_dir)
+        if isinstance(ref, str)
+        else Path(ref.path if isinstance(ref, Run) else ref)
+    )
     if path.is_symlink() or not is_run_folder(path):
         raise RunNotFoundError(f"{path.resolve()} is not a run folder")
     path = path.resolve()
@@ -382,7 +469,11 @@ def find_run(ref: str | os.PathLike | None, runs_dir: str | os.PathLike | None =
     or a run name), or the newest run when ``ref`` is None."""
     if ref is None:
         return latest_run(runs_dir)
-    if isinstance(ref, str) and Path(ref).expanduser().is_dir() and (Path(ref).expanduser() / "config.json").is_file():
+    if (
+        isinstance(ref, str)
+        and Path(ref).expanduser().is_dir()
+        and (Path(ref).expanduser() / "config.json").is_file()
+    ):
         return Run(Path(ref).expanduser())
     return load_run(ref, runs_dir)
 

@@ -33,9 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 NO_MIRROR = "no dataset mirror: set SIGHTLINE_DATA_MIRROR"
-CI_NO_MIRROR = (
-    "CI is set but no dataset mirror was found: set SIGHTLINE_DATA_MIRROR or put the datasets at ../shared/datasets"
-)
+CI_NO_MIRROR = "CI is set but no dataset mirror was found: set SIGHTLINE_DATA_MIRROR or put the datasets at ../shared/datasets"
 
 
 def find_mirror(environ: Mapping[str, str] = os.environ, root: Path = ROOT) -> Path | None:
@@ -46,7 +44,9 @@ def find_mirror(environ: Mapping[str, str] = os.environ, root: Path = ROOT) -> P
     return None
 
 
-def require_mirror(found: Path | None, environ: Mapping[str, str] = os.environ, root: Path = ROOT) -> Path:
+def require_mirror(
+    found: Path | None, environ: Mapping[str, str] = os.environ, root: Path = ROOT
+) -> Path:
     """``found``, else skip the test; under CI (any non-empty $CI) fail it instead."""
     if found is not None:
         return found
@@ -71,8 +71,13 @@ def fashion(mirror, tmp_path_factory):
     """Fashion-MNIST with the tutorials' split: test set as validation."""
     from sightline import load_dataset
 
-    return load_dataset("fashion-mnist", mirror=mirror, cache_dir=tmp_path_factory.mktemp("cache"),
-                        val_split="test", progress=False)  # fmt: skip
+    return load_dataset(
+        "fashion-mnist",
+        mirror=mirror,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        val_split="test",
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -82,5 +87,9 @@ def default_fashion_run(mirror, tmp_path_factory):
     import sightline
 
     tmp = tmp_path_factory.mktemp("default-fashion")
-    data = sightline.load_dataset("fashion-mnist", mirror=mirror, cache_dir=tmp / "cache", progress=False)
-    return sightline.fit(data=data, runs_dir=tmp / "runs", progress="quiet")  # the data's default model
+    data = sightline.load_dataset(
+        "fashion-mnist", mirror=mirror, cache_dir=tmp / "cache", progress=False
+    )
+    return sightline.fit(
+        data=data, runs_dir=tmp / "runs", progress="quiet"
+    )  # the data's default model

@@ -23,7 +23,9 @@ FORMATS = ("png", "jpg")
 
 def mnist(mirror: str | Path | None = None, cache_dir: str | Path | None = None):
     """MNIST (train and test splits, no validation carved) from ``mirror`` or the usual places."""
-    return sightline.load_dataset("mnist", val_split=0, mirror=mirror, cache_dir=cache_dir, progress=False)
+    return sightline.load_dataset(
+        "mnist", val_split=0, mirror=mirror, cache_dir=cache_dir, progress=False
+    )
 
 
 def _first(labels: torch.Tensor, per_class: int, skip: int = 0) -> torch.Tensor:

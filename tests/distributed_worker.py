@@ -26,7 +26,8 @@ def audit(event: str, args: tuple) -> None:
     if event == "open" and isinstance(args[0], (str, os.PathLike)):
         path, mode, flags = str(args[0]), args[1], args[2]
         writing = (mode is not None and any(c in str(mode) for c in "wax+")) or (
-            isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        )
         if writing and os.path.abspath(path).startswith(runs_dir):
             writes.append([event, path])
     elif event in ("os.mkdir", "os.rename", "os.replace") and str(args[0]).startswith(runs_dir):
@@ -59,9 +60,24 @@ if spec.get("resume"):
     run = sightline.resume(spec["resume"], data=data, progress="quiet")
 else:
     torch.manual_seed(0)
-    model = sightline.create_model(spec.get("model", "fastcnn"), data.input_shape, data.num_classes,
-                                   **spec.get("model_options", {"width": 8, "stages": 2}))
-    run = sightline.fit(model, data, name=spec.get("name", "run"), runs_dir=runs_dir, progress="quiet",
-                        should_stop=should_stop, **spec.get("train", {}))
+    model = sightline.create_model(
+        spec.get("model", "fastcnn"),
+        data.input_shape,
+        data.num_classes,
+        **spec.get("model_options", {"width": 8, "stages": 2}),
+    )
+    run = sightline.fit(
+        model,
+        data,
+        name=spec.get("name", "run"),
+        runs_dir=runs_dir,
+        progress="quiet",
+        should_stop=should_stop,
+        **spec.get("train", {}),
+    )
 log = Path(spec["log_dir"]) / f"writes-rank{ctx.rank}.json"
-log.write_text(json.dumps({"rank": ctx.rank, "world_size": ctx.world_size, "run": str(run.path), "writes": writes}))
+log.write_text(
+    json.dumps(
+        {"rank": ctx.rank, "world_size": ctx.world_size, "run": str(run.path), "writes": writes}
+    )
+)

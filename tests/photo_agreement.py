@@ -23,5 +23,9 @@ def agreement(run, seed: int = 7) -> tuple[float, float]:
     shots = [s.data for s in photos(items[:, 0].numpy(), seed=seed)]
     framed = run.predict(shots).argmax(1)
     assert run.preprocess.fit == run.data.preprocess.fit != "frame"
-    old = predict_tensor(run.load_model(), replace(run.preprocess, fit="frame"), shots[:BASELINE_N]).argmax(1)
-    return (framed == originals).float().mean().item(), (old == originals[:BASELINE_N]).float().mean().item()
+    old = predict_tensor(
+        run.load_model(), replace(run.preprocess, fit="frame"), shots[:BASELINE_N]
+    ).argmax(1)
+    return (framed == originals).float().mean().item(), (
+        old == originals[:BASELINE_N]
+    ).float().mean().item()

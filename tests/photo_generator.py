@@ -66,7 +66,9 @@ class Photo:
     box: tuple[int, int, int, int]  # left, top, right, bottom of the clearly visible object
 
 
-def make_photo(item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool = True, seed: int = 0) -> Photo:
+def make_photo(
+    item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool = True, seed: int = 0
+) -> Photo:
     """One 28x28 uint8 dataset image (bright object on black) → a photo of it."""
     rng = np.random.default_rng(seed)
     h = style.side
@@ -102,7 +104,9 @@ def make_photo(item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool =
     y0 = int(round(style.cy * (h - oh)))
     if style.shadow:
         off = max(1, short // 40)
-        sh = Image.fromarray((m[..., 0] * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(max(1, short // 60)))
+        sh = Image.fromarray((m[..., 0] * 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(max(1, short // 60))
+        )
         s = np.asarray(sh, np.float32)[..., None] / 255.0 * 0.18  # a soft, light shadow
         ys0, xs0 = min(h - oh, y0 + off), min(w - ow, x0 + off)
         photo[ys0 : ys0 + oh, xs0 : xs0 + ow] *= 1 - s
@@ -113,8 +117,11 @@ def make_photo(item: np.ndarray, style: PhotoStyle, dark_object_on_light: bool =
     region = photo[y0 : y0 + oh, x0 : x0 + ow]
     region[:] = region * (1 - m) + paint * m
     vy, vx = np.nonzero(m[..., 0] >= 0.5)  # clearly visible: at least half opaque
-    box = (x0 + int(vx.min()), y0 + int(vy.min()), x0 + int(vx.max()) + 1, y0 + int(vy.max()) + 1) if len(vy) \
+    box = (
+        (x0 + int(vx.min()), y0 + int(vy.min()), x0 + int(vx.max()) + 1, y0 + int(vy.max()) + 1)
+        if len(vy)
         else (x0, y0, x0 + ow, y0 + oh)
+    )
     if style.border:
         b, color = style.border, np.array([90, 90, 90], np.float32)
         photo[:b], photo[-b:], photo[:, :b], photo[:, -b:] = color, color, color, color
@@ -143,9 +150,13 @@ def photos(items: np.ndarray, seed: int = 0, light: bool = True) -> list[Photo]:
     order from ``seed``; many photos are made by one process per CPU core (the same photos:
     each has its own seed), as a 500-photo set takes a minute in one."""
     rng = np.random.default_rng(seed)
-    jobs = [(item, random_style(rng, light), light, seed * 100_003 + i) for i, item in enumerate(items)]
+    jobs = [
+        (item, random_style(rng, light), light, seed * 100_003 + i) for i, item in enumerate(items)
+    ]
     workers = min(os.cpu_count() or 1, len(jobs) // 50)
     if workers < 2:
         return [_make(job) for job in jobs]
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         return list(pool.map(_make, jobs, chunksize=16))

@@ -29,7 +29,9 @@ def mirrored(t: Trainer, epoch: int) -> torch.Tensor:
     x = t._batch(images, idx, torch.Generator().manual_seed(epoch))
     plain = t.preprocess.normalize(images)
     flipped = torch.all((x == plain.flip(-1)).flatten(1), 1)
-    assert torch.all(flipped | torch.all((x == plain).flatten(1), 1))  # each image as it is or mirrored
+    assert torch.all(
+        flipped | torch.all((x == plain).flatten(1), 1)
+    )  # each image as it is or mirrored
     return flipped
 
 
@@ -66,8 +68,17 @@ def test_a_run_with_alternating_flips_differs_and_resumes_bit_exact(toy, tmp_pat
     assert full.config["train"]["alternate_flip"] is True
     a, c = load_file(full.path / "last.safetensors"), load_file(coin.path / "last.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a)
-    with pytest.raises(SystemExit):  # in the second epoch: the resumed run must mirror its complement
-        fit_toy(toy, tmp_path, name="crashed", callbacks=[CrashAt(2000 + 5)], alternate_flip=True, **opts)
+    with pytest.raises(
+        SystemExit
+    ):  # in the second epoch: the resumed run must mirror its complement
+        fit_toy(
+            toy,
+            tmp_path,
+            name="crashed",
+            callbacks=[CrashAt(2000 + 5)],
+            alternate_flip=True,
+            **opts,
+        )
     resumed = sightline.resume(tmp_path / "crashed", data=toy, progress="quiet")
     b = load_file(resumed.path / "last.safetensors")
     assert resumed.status["status"] == "finished" and all(torch.equal(a[k], b[k]) for k in a)
@@ -80,7 +91,9 @@ def test_a_head_on_frozen_features_sees_the_mirrored_features_the_mask_says():
 
     from sightline.train.frozen import FrozenFeatureTrainer
 
-    features = torch.stack([torch.zeros(16, 2), torch.ones(16, 2)])  # (views, N, F): 0 plain, 1 mirrored
+    features = torch.stack(
+        [torch.zeros(16, 2), torch.ones(16, 2)]
+    )  # (views, N, F): 0 plain, 1 mirrored
     idx = torch.arange(15, -1, -1)
     mask = alternating_flips(16, seed=3)
     stub = SimpleNamespace(_flip_mask=lambda i: mask if torch.equal(i, idx) else None)

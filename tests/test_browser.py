@@ -69,11 +69,29 @@ def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     folder = make_folder(tmp / "stripes")
     runs = tmp / "runs"
-    sightline.pipeline.run_training(str(folder), model="mlp", runs_dir=runs, name=RUN, epochs=8, progress="quiet")
+    sightline.pipeline.run_training(
+        str(folder), model="mlp", runs_dir=runs, name=RUN, epochs=8, progress="quiet"
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir", str(runs),
-                             "--data-dir", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, cwd=tmp)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sightline",
+            "serve",
+            "--port",
+            "0",
+            "--runs-dir",
+            str(runs),
+            "--data-dir",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp,
+    )
     try:
         url = _wait_for_url(proc)
         yield url, runs
@@ -113,7 +131,9 @@ def _chromium() -> str:
 def browser():
     path = _chromium()
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        b = p.chromium.launch(
+            executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield b
         b.close()
 
@@ -148,8 +168,12 @@ def check_layout(pg, name: str) -> None:
         boxes = [b for b in (link.bounding_box() for link in pg.locator("nav a").all()) if b]
         for i, a in enumerate(boxes):
             for b in boxes[i + 1 :]:
-                apart = (a["x"] + a["width"] <= b["x"] + 1 or b["x"] + b["width"] <= a["x"] + 1
-                         or a["y"] + a["height"] <= b["y"] + 1 or b["y"] + b["height"] <= a["y"] + 1)  # fmt: skip
+                apart = (
+                    a["x"] + a["width"] <= b["x"] + 1
+                    or b["x"] + b["width"] <= a["x"] + 1
+                    or a["y"] + a["height"] <= b["y"] + 1
+                    or b["y"] + b["height"] <= a["y"] + 1
+                )
                 assert apart, f"{name} at {w} px: nav links overlap: {a} {b}"
     w, h = WIDTHS["desktop"]
     pg.set_viewport_size({"width": w, "height": h})
@@ -176,7 +200,9 @@ def test_classify_a_photo(served, page, tmp_path):
     assert seen.evaluate("img => img.naturalWidth") >= 32  # what the model saw: 32x32, enlarged
     bars = page.locator("#top-k").inner_text()
     assert all(c in bars for c in CLASSES) and "%" in bars
-    assert page.locator("#activations img").count() >= 2  # the layer activations from the inspection API
+    assert (
+        page.locator("#activations img").count() >= 2
+    )  # the layer activations from the inspection API
     assert page.locator("#saliency-image").get_attribute("src").startswith("data:image/png")
     check_layout(page, "classify")
     page.set_input_files("#file-input", str(photo(tmp_path, "vertical", seed=9)))
@@ -220,8 +246,12 @@ def test_run_pages_show_the_run(served, page):
 
 def test_other_pages_lay_out(served, page):
     url, _ = served
-    for path, name, ready in (("/datasets", "datasets", "#folder-datasets"), ("/classify-many", "classify-many", "#many-form"),
-                              ("/train", "train", "#train-form"), ("/jobs", "jobs", "#jobs-card:visible, #jobs-empty:visible")):  # fmt: skip
+    for path, name, ready in (
+        ("/datasets", "datasets", "#folder-datasets"),
+        ("/classify-many", "classify-many", "#many-form"),
+        ("/train", "train", "#train-form"),
+        ("/jobs", "jobs", "#jobs-card:visible, #jobs-empty:visible"),
+    ):
         page.goto(url + path)
         page.locator(ready).first.wait_for(timeout=20_000)
         page.wait_for_load_state("networkidle")
@@ -233,15 +263,23 @@ def test_train_from_the_form_and_watch_it(served, page):
     page.goto(url + "/train")
     page.locator("#train-model option[value='mlp']").wait_for(state="attached", timeout=20_000)
     # The model follows the data until the user picks one: Fashion-MNIST's own default, else the folders'.
-    assert page.input_value("#train-dataset") == "fashion-mnist" and page.input_value("#train-model") == "airnet"
+    assert (
+        page.input_value("#train-dataset") == "fashion-mnist"
+        and page.input_value("#train-model") == "airnet"
+    )
     page.check("#source-folder")
     assert page.input_value("#train-model") == "fastcnn"
     page.locator("#train-folder option[value='stripes']").wait_for(state="attached")
     # A recipe picks the dataset, classes and model and shows its options; "none" gives them back.
     page.select_option("#train-recipe", "cifar3-fast")
     assert page.input_value("#train-model") == "fastcnn" and page.is_disabled("#train-model")
-    assert page.input_value("#train-dataset") == "cifar10" and page.input_value("#train-epochs") == "12"
-    checked = page.eval_on_selector_all("#train-classes input:checked", "boxes => boxes.map(b => b.value)")
+    assert (
+        page.input_value("#train-dataset") == "cifar10"
+        and page.input_value("#train-epochs") == "12"
+    )
+    checked = page.eval_on_selector_all(
+        "#train-classes input:checked", "boxes => boxes.map(b => b.value)"
+    )
     assert checked == ["airplane", "automobile", "bird"], checked
     assert "Measured:" in page.inner_text("#recipe-description")
     page.select_option("#train-recipe", "")

@@ -41,7 +41,18 @@ def test_help_and_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and "sightline" in capsys.readouterr().out
-    for cmd in ("datasets", "models", "summary", "train", "evaluate", "predict", "runs", "plot", "inspect", "report"):
+    for cmd in (
+        "datasets",
+        "models",
+        "summary",
+        "train",
+        "evaluate",
+        "predict",
+        "runs",
+        "plot",
+        "inspect",
+        "report",
+    ):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -62,7 +73,9 @@ def test_datasets_download_fetches_and_verifies(capsys, mirror, monkeypatch, tmp
     monkeypatch.setenv("SIGHTLINE_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path))
     assert main(["datasets", "--download", "mnist"]) == 0
-    assert re.search(r"mnist: ready \(60,000 train / 10,000 test images\) in ", capsys.readouterr().out)
+    assert re.search(
+        r"mnist: ready \(60,000 train / 10,000 test images\) in ", capsys.readouterr().out
+    )
     assert main(["datasets", "--download", "imagenet"]) != 0
     assert "unknown dataset" in capsys.readouterr().err.lower()
 
@@ -70,43 +83,88 @@ def test_datasets_download_fetches_and_verifies(capsys, mirror, monkeypatch, tmp
 def test_summary_counts(capsys):
     assert main(["summary", "mlp"]) == 0
     assert "101,770" in capsys.readouterr().out
-    assert main(["summary", "tutorial-cnn", "--input", "3x32x32", "--num-classes", "3", "--json"]) == 0
+    assert (
+        main(["summary", "tutorial-cnn", "--input", "3x32x32", "--num-classes", "3", "--json"]) == 0
+    )
     s = json.loads(capsys.readouterr().out)
     assert s["total"] == 289_443
 
 
 def test_train_evaluate_predict_runs_on_a_folder(photo_folder, tmp_path, capsys):
     runs = str(tmp_path / "runs")
-    code = main(["train", str(photo_folder), "--model", "mlp", "--epochs", "4", "--batch-size", "16",
-                 "--runs-dir", runs, "--name", "bars", "--progress", "lines", "--val-split", "0.25"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(photo_folder),
+            "--model",
+            "mlp",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--runs-dir",
+            runs,
+            "--name",
+            "bars",
+            "--progress",
+            "lines",
+            "--val-split",
+            "0.25",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "skipped" in out and "corrupt.png" in out  # the broken file is named, training goes on
     assert "Run saved in" in out and "No test split" in out
     assert "Report:" in out and (tmp_path / "runs" / "bars" / "report.html").is_file()
 
-    assert main(["evaluate", "bars", "--runs-dir", runs, "--data", str(photo_folder), "--json"]) == 0
+    assert (
+        main(["evaluate", "bars", "--runs-dir", runs, "--data", str(photo_folder), "--json"]) == 0
+    )
     ev = json.loads(capsys.readouterr().out)
     assert ev["accuracy"] > 0.8 and ev["count"] == 120
 
     assert main(["runs", "--runs-dir", runs]) == 0
     assert "bars" in capsys.readouterr().out
 
-    files = [str(photo_folder / "vertical" / "0.png"), str(photo_folder / "horizontal"), str(tmp_path / "missing.png")]
-    assert main(["predict", "--run", f"{runs}/bars", *files, "--format", "csv", "--top-k", "2"]) == 0
+    files = [
+        str(photo_folder / "vertical" / "0.png"),
+        str(photo_folder / "horizontal"),
+        str(tmp_path / "missing.png"),
+    ]
+    assert (
+        main(["predict", "--run", f"{runs}/bars", *files, "--format", "csv", "--top-k", "2"]) == 0
+    )
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
     assert lines[0].startswith("path,label") and len(lines) == 1 + 41
     assert "missing.png" in captured.err
 
-    assert main(["plot", "predictions", "bars", "--runs-dir", runs, "--split", "val", "--only-mistakes"]) == 0
-    assert capsys.readouterr().out.strip().endswith("mistakes.png")  # never over the report's predictions.png
-    assert main(["plot", "confusion", f"{runs}/bars", "--split", "val", "-o", str(tmp_path / "cm.svg")]) == 0
+    assert (
+        main(
+            ["plot", "predictions", "bars", "--runs-dir", runs, "--split", "val", "--only-mistakes"]
+        )
+        == 0
+    )
+    assert (
+        capsys.readouterr().out.strip().endswith("mistakes.png")
+    )  # never over the report's predictions.png
+    assert (
+        main(
+            ["plot", "confusion", f"{runs}/bars", "--split", "val", "-o", str(tmp_path / "cm.svg")]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].endswith("cm.svg")
-    assert main(["inspect", f"{runs}/bars", str(photo_folder / "vertical" / "1.png"), "--json"]) == 0
+    assert (
+        main(["inspect", f"{runs}/bars", str(photo_folder / "vertical" / "1.png"), "--json"]) == 0
+    )
     doc = json.loads(capsys.readouterr().out)  # stdout is one JSON document, nothing else
-    assert set(doc["probabilities"]) == {"diagonal", "horizontal", "vertical"} and 0 < doc["confidence"] <= 1
+    assert (
+        set(doc["probabilities"]) == {"diagonal", "horizontal", "vertical"}
+        and 0 < doc["confidence"] <= 1
+    )
     assert doc["confidence"] == max(doc["probabilities"].values())
     assert all(Path(p).is_file() for p in doc["figures"].values()) and "saliency" in doc["figures"]
     # the same probabilities as predict gives for this run and image (flip TTA and all)
@@ -132,7 +190,12 @@ def test_errors_are_one_clear_line(args, message, capsys):
 
 
 def test_bad_arguments_are_rejected_by_the_parser(capsys):
-    for args in (["train", "--epochs", "0"], ["train", "--size", "abc"], ["train", "--val-split", "2"], ["predict"]):
+    for args in (
+        ["train", "--epochs", "0"],
+        ["train", "--size", "abc"],
+        ["train", "--val-split", "2"],
+        ["predict"],
+    ):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2
@@ -140,8 +203,22 @@ def test_bad_arguments_are_rejected_by_the_parser(capsys):
 
 
 def test_json_progress_is_one_event_stream(photo_folder, tmp_path, capsys):
-    code = main(["train", str(photo_folder), "--model", "mlp", "--epochs", "2", "--runs-dir", str(tmp_path),
-                 "--val-split", "0.25", "--json", "--no-report"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(photo_folder),
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--runs-dir",
+            str(tmp_path),
+            "--val-split",
+            "0.25",
+            "--json",
+            "--no-report",
+        ]
+    )
     captured = capsys.readouterr()
     events = [json.loads(line) for line in captured.out.splitlines()]  # stdout: JSON lines only
     kinds = [e["kind"] for e in events]

@@ -44,8 +44,15 @@ def test_every_parser_uses_the_shared_class_without_abbreviations():
         assert isinstance(p, Parser) and p.allow_abbrev is False, p.prog
 
 
-@pytest.mark.parametrize("args", [["train", "--epoch", "3"], ["train", "--batch", "8"], ["runs", "--js"],
-                                  ["predict", "x.png", "--top", "2"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--epoch", "3"],
+        ["train", "--batch", "8"],
+        ["runs", "--js"],
+        ["predict", "x.png", "--top", "2"],
+    ],
+)
 def test_abbreviations_are_rejected(args, capsys):
     (line,) = _error(args, capsys)
     assert "unknown option" in line and "did you mean" in line
@@ -58,7 +65,9 @@ def test_misspelled_option_gets_did_you_mean(capsys):
     assert _error(["train", "--bach-size=8"], capsys) == [
         "sightline train: error: unknown option --bach-size=8 (did you mean --batch-size?)"
     ]
-    assert _error(["runs", "--jsn"], capsys) == ["sightline runs: error: unknown option --jsn (did you mean --json?)"]
+    assert _error(["runs", "--jsn"], capsys) == [
+        "sightline runs: error: unknown option --jsn (did you mean --json?)"
+    ]
 
 
 def test_unrelated_unknown_option_points_to_help(capsys):
@@ -66,24 +75,46 @@ def test_unrelated_unknown_option_points_to_help(capsys):
         "sightline train: error: unknown option --bogus-thing; see: sightline train --help"
     ]
     # Before the subcommand: the top-level parser's option.
-    assert _error(["--verbose", "runs"], capsys) == ["sightline: error: unknown option --verbose; see: sightline --help"]
+    assert _error(["--verbose", "runs"], capsys) == [
+        "sightline: error: unknown option --verbose; see: sightline --help"
+    ]
 
 
 def test_misspelled_subcommand_and_choice(capsys):
-    assert _error(["trian"], capsys) == ["sightline: error: unknown command 'trian' (did you mean train?)"]
+    assert _error(["trian"], capsys) == [
+        "sightline: error: unknown command 'trian' (did you mean train?)"
+    ]
     (line,) = _error(["train", "--optimizer", "sgdd"], capsys)
-    assert line == "sightline train: error: argument --optimizer: invalid choice 'sgdd' (did you mean sgd?)"
+    assert (
+        line
+        == "sightline train: error: argument --optimizer: invalid choice 'sgdd' (did you mean sgd?)"
+    )
     (line,) = _error(["xyzzy"], capsys)
-    assert line.startswith("sightline: error: unknown command 'xyzzy' (choose from ") and "train" in line
+    assert (
+        line.startswith("sightline: error: unknown command 'xyzzy' (choose from ")
+        and "train" in line
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "0"], "sightline train: error: argument --epochs/-e: must be at least 1, got 0"),
-    (["train", "--size", "abc"], "sightline train: error: argument --size: expected a size like 64 or 64x48"),
-    (["train", "--val-split", "2"], "sightline train: error: argument --val-split: validation fraction must be in [0, 1)"),
-    (["predict"], "sightline predict: error: the following arguments are required: inputs"),
-    (["train", "fashion-mnist", "extra"], "sightline train: error: unexpected argument: extra"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["train", "--epochs", "0"],
+            "sightline train: error: argument --epochs/-e: must be at least 1, got 0",
+        ),
+        (
+            ["train", "--size", "abc"],
+            "sightline train: error: argument --size: expected a size like 64 or 64x48",
+        ),
+        (
+            ["train", "--val-split", "2"],
+            "sightline train: error: argument --val-split: validation fraction must be in [0, 1)",
+        ),
+        (["predict"], "sightline predict: error: the following arguments are required: inputs"),
+        (["train", "fashion-mnist", "extra"], "sightline train: error: unexpected argument: extra"),
+    ],
+)
 def test_invalid_values_are_one_line_with_a_help_hint(args, message, capsys):
     lines = _error(args, capsys)
     assert len(lines) == 1 and "usage:" not in lines[0]
@@ -105,7 +136,9 @@ def test_every_option_has_help():
 
 def _python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SIGHTLINE_RUNS_DIR": os.devnull + "-no-such-dir"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_help_path_imports_no_torch():

@@ -20,8 +20,10 @@ from sightline.devices import retain_freed_cpu_memory
 from sightline.errors import ConfigError
 from sightline.train import loop
 
-glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                                reason="mallopt is glibc's; elsewhere the function leaves malloc alone")  # fmt: skip
+glibc_only = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="mallopt is glibc's; elsewhere the function leaves malloc alone",
+)
 
 # One step of a tiny net in a fresh interpreter: whether the allocator was tuned (and a second
 # call says so). How many page faults that saves depends on the machine: benchmarks/cpu_allocator.py.
@@ -36,9 +38,19 @@ print(json.dumps({"tuned": tuned, "again": retain_freed_cpu_memory()}))
 
 
 def run_steps(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "SIGHTLINE_CPU_MALLOC"}
-    out = subprocess.run([sys.executable, "-c", STEPS], env={**clean, "OMP_NUM_THREADS": "1", **env},
-                         capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MALLOC_") and k != "SIGHTLINE_CPU_MALLOC"
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", STEPS],
+        env={**clean, "OMP_NUM_THREADS": "1", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -61,7 +73,16 @@ def test_training_and_inference_on_a_cpu_ask_for_it(monkeypatch, tmp_path):
     monkeypatch.setattr(inference, "retain_freed_cpu_memory", lambda: calls.append("inference"))
     data = make_dataset(n_per_class=8)
     model = sightline.create_model("mlp", data.input_shape, data.num_classes, hidden=8)
-    sightline.fit(model, data, name="run", runs_dir=tmp_path, epochs=1, batch_size=8, device="cpu", progress="quiet")
+    sightline.fit(
+        model,
+        data,
+        name="run",
+        runs_dir=tmp_path,
+        epochs=1,
+        batch_size=8,
+        device="cpu",
+        progress="quiet",
+    )
     assert calls[0] == "train" and "inference" in calls  # validation runs through batched_logits
 
 
@@ -79,7 +100,9 @@ def test_an_unknown_setting_is_a_clear_error_not_silently_on(monkeypatch):
     monkeypatch.setenv("SIGHTLINE_CPU_MALLOC", "jemalloc")
     retain_freed_cpu_memory.cache_clear()
     try:
-        with pytest.raises(ConfigError, match=r"SIGHTLINE_CPU_MALLOC='jemalloc'.*'default'.*'keep'"):
+        with pytest.raises(
+            ConfigError, match=r"SIGHTLINE_CPU_MALLOC='jemalloc'.*'default'.*'keep'"
+        ):
             retain_freed_cpu_memory()
     finally:
         retain_freed_cpu_memory.cache_clear()

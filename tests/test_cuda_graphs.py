@@ -51,7 +51,9 @@ class FakeCuda:
 
 def bn_model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2)).train()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2)
+    ).train()
 
 
 def no_autocast():
@@ -83,7 +85,10 @@ def test_other_shapes_layouts_and_eval_mode_run_eagerly(monkeypatch):
     graphs = GraphedTraining(model)
     assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None
     assert graphs(torch.randn(5, 3, 6, 6), no_autocast) is None  # an epoch's short last batch
-    assert graphs(torch.randn(8, 3, 6, 6).contiguous(memory_format=torch.channels_last), no_autocast) is None
+    assert (
+        graphs(torch.randn(8, 3, 6, 6).contiguous(memory_format=torch.channels_last), no_autocast)
+        is None
+    )
     assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None
     model.eval()
     assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is None
@@ -95,7 +100,9 @@ def test_only_a_batch_of_the_runs_size_is_captured(monkeypatch):
     fake = FakeCuda(monkeypatch)
     graphs = GraphedTraining(bn_model(), batch_size=8)
     assert graphs(torch.randn(5, 3, 6, 6), no_autocast) is None and fake.captured == []
-    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None and fake.captured == [(8, 3, 6, 6)]
+    assert graphs(torch.randn(8, 3, 6, 6), no_autocast) is not None and fake.captured == [
+        (8, 3, 6, 6)
+    ]
 
 
 def test_release_drops_the_graph_and_a_later_step_captures_anew(monkeypatch):
@@ -108,7 +115,9 @@ def test_release_drops_the_graph_and_a_later_step_captures_anew(monkeypatch):
 
 
 def test_a_model_that_cannot_be_captured_trains_eagerly_with_a_note(monkeypatch):
-    fake = FakeCuda(monkeypatch, fail=RuntimeError("operation not permitted when stream is capturing\nmore"))
+    fake = FakeCuda(
+        monkeypatch, fail=RuntimeError("operation not permitted when stream is capturing\nmore")
+    )
     model = bn_model()
     x = torch.randn(8, 3, 6, 6)
     model(x)
@@ -117,8 +126,10 @@ def test_a_model_that_cannot_be_captured_trains_eagerly_with_a_note(monkeypatch)
     graphs = GraphedTraining(model, notes.append)
     assert graphs(x, no_autocast) is None
     assert graphs(x, no_autocast) is None  # not tried again
-    assert notes == ["CUDA graphs off for this model (RuntimeError: operation not permitted when stream is "
-                     "capturing): eager steps"]  # fmt: skip
+    assert notes == [
+        "CUDA graphs off for this model (RuntimeError: operation not permitted when stream is "
+        "capturing): eager steps"
+    ]
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
     assert int(fake.rng) == 7 and fake.captured == []
@@ -178,8 +189,16 @@ def test_pytorchs_warning_about_the_warm_up_streams_is_not_shown(monkeypatch):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         GraphedTraining(bn_model())(torch.randn(8, 3, 6, 6), no_autocast)
-        warnings.warn("The AccumulateGrad node's stream does not match the stream of the node", UserWarning, stacklevel=1)
-        warnings.warn("Attempting to run cuBLAS, but there was no current CUDA context! Attempting to set", UserWarning, stacklevel=1)
+        warnings.warn(
+            "The AccumulateGrad node's stream does not match the stream of the node",
+            UserWarning,
+            stacklevel=1,
+        )
+        warnings.warn(
+            "Attempting to run cuBLAS, but there was no current CUDA context! Attempting to set",
+            UserWarning,
+            stacklevel=1,
+        )
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another warning"]
 
@@ -200,4 +219,6 @@ def test_the_trainer_releases_its_graphs_when_training_ends(toy, tmp_path):  # n
     t = Trainer(model, toy, resolve_config(device="cpu", epochs=1, max_steps=2), tmp_path, [])
     t.graphs = recorder = Recorder()
     t.fit()
-    assert recorder.calls == t.global_step >= 1 and recorder.released == 1  # every step asked it, once released
+    assert (
+        recorder.calls == t.global_step >= 1 and recorder.released == 1
+    )  # every step asked it, once released

@@ -25,8 +25,17 @@ def make_set(n_per_class: list[int], shape=(1, 4, 4), seed: int = 0) -> ImageSet
     return ImageSet(images, labels, [f"img{i}.png" for i in range(len(labels))])
 
 
-def make_dataset(train: ImageSet, test: ImageSet | None = None, classes=("a", "b", "c", "d")) -> Dataset:
-    return Dataset("toy", list(classes), train, None, test, Preprocess(train.images.shape[1], train.images.shape[2:]))
+def make_dataset(
+    train: ImageSet, test: ImageSet | None = None, classes=("a", "b", "c", "d")
+) -> Dataset:
+    return Dataset(
+        "toy",
+        list(classes),
+        train,
+        None,
+        test,
+        Preprocess(train.images.shape[1], train.images.shape[2:]),
+    )
 
 
 # ----------------------------------------------------------------------- select_classes
@@ -41,12 +50,15 @@ def test_select_classes_relabels_in_given_order():
     assert all(p in train.paths for p in ds.train.paths)
 
 
-@pytest.mark.parametrize("wanted, match", [
-    (["a", "zebra"], "unknown class 'zebra'"),
-    (["a", "A"], "listed twice"),
-    (["b"], "at least 2 classes"),
-    ([0, 9], "unknown class '9'"),
-])
+@pytest.mark.parametrize(
+    "wanted, match",
+    [
+        (["a", "zebra"], "unknown class 'zebra'"),
+        (["a", "A"], "listed twice"),
+        (["b"], "at least 2 classes"),
+        ([0, 9], "unknown class '9'"),
+    ],
+)
 def test_select_classes_errors(wanted, match):
     with pytest.raises(DataError, match=match):
         make_dataset(make_set([2, 2, 2, 2])).select_classes(wanted)
@@ -58,7 +70,9 @@ def test_split_validation_is_stratified_disjoint_and_seeded():
     tr, val = split_validation(train, 0.1, seed=7)
     assert val.class_counts(3) == [2, 4, 1]
     assert tr.class_counts(3) == [18, 36, 9]
-    assert set(tr.paths).isdisjoint(val.paths) and set(tr.paths) | set(val.paths) == set(train.paths)
+    assert set(tr.paths).isdisjoint(val.paths) and set(tr.paths) | set(val.paths) == set(
+        train.paths
+    )
     _, val2 = split_validation(train, 0.1, seed=7)
     _, val3 = split_validation(train, 0.1, seed=8)
     assert val2.paths == val.paths
@@ -88,7 +102,9 @@ def test_channel_stats_known_values():
 
 
 def test_channel_stats_subsamples_consistently():
-    x = torch.randint(0, 256, (5000, 1, 3, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    x = torch.randint(
+        0, 256, (5000, 1, 3, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     full = channel_stats(x, max_samples=10**6)
     sub = channel_stats(x, max_samples=500)
     assert sub[0][0] == pytest.approx(full[0][0], abs=0.02)
@@ -112,8 +128,16 @@ def test_default_augment_changes_nothing():
     assert torch.equal(Augment()(x, torch.Generator().manual_seed(0)), x)
 
 
-@pytest.mark.parametrize("aug", [Augment(flip=True), Augment(translate=3), Augment(translate=2, flip=True),
-                                 Augment(reframe=0.5), Augment(flip=True, reframe=1.0)])
+@pytest.mark.parametrize(
+    "aug",
+    [
+        Augment(flip=True),
+        Augment(translate=3),
+        Augment(translate=2, flip=True),
+        Augment(reframe=0.5),
+        Augment(flip=True, reframe=1.0),
+    ],
+)
 def test_augment_shape_and_determinism(aug):
     x = batch(c=3, h=12, w=10)
     a = aug(x, torch.Generator().manual_seed(5))
@@ -173,7 +197,9 @@ def test_reframe_defaults_by_how_photos_are_framed():
 
 # ----------------------------------------------------------------------- convert_images
 def test_convert_rgb_to_gray_matches_pil():
-    rgb = torch.randint(0, 256, (2, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    rgb = torch.randint(
+        0, 256, (2, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     gray = convert_images(rgb, 1, None)
     pil = np.asarray(Image.fromarray(rgb[0].permute(1, 2, 0).numpy()).convert("L"))
     assert gray.shape == (2, 1, 5, 6)
@@ -218,25 +244,39 @@ def tiny_builtin(tmp_path, monkeypatch):
     for name, data in files.items():
         (mirror / "tiny" / name).write_bytes(data)
     spec = reg.DatasetSpec(
-        name="tiny", aliases=("tn",), classes=("w", "x", "y", "z"), shape=(1, 6, 6),
+        name="tiny",
+        aliases=("tn",),
+        classes=("w", "x", "y", "z"),
+        shape=(1, 6, 6),
         files=tuple(reg.DataFile(n, hashlib.md5(d).hexdigest(), len(d)) for n, d in files.items()),
-        urls=("http://127.0.0.1:9/",), flip=False, dark_background=True, resize="pad", format="idx",
-        folder="tiny", train_files=tuple(list(files)[:2]), test_files=tuple(list(files)[2:]),
-        num_train=40, num_test=8,
+        urls=("http://127.0.0.1:9/",),
+        flip=False,
+        dark_background=True,
+        resize="pad",
+        format="idx",
+        folder="tiny",
+        train_files=tuple(list(files)[:2]),
+        test_files=tuple(list(files)[2:]),
+        num_train=40,
+        num_test=8,
     )
     monkeypatch.setitem(reg.DATASETS, "tiny", spec)
     return mirror
 
 
 def test_load_builtin_from_mirror(tiny_builtin, tmp_path):
-    ds = load_dataset("TN", mirror=tiny_builtin, cache_dir=tmp_path / "cache", val_split=0.3, progress=False)
+    ds = load_dataset(
+        "TN", mirror=tiny_builtin, cache_dir=tmp_path / "cache", val_split=0.3, progress=False
+    )
     assert ds.name == "tiny" and ds.classes == ["w", "x", "y", "z"]
     assert (len(ds.train), len(ds.val), len(ds.test)) == (28, 12, 8)
     assert ds.train.images.dtype == torch.uint8 and ds.input_shape == (1, 6, 6)
     assert ds.flip is False and ds.preprocess.dark_background
     assert ds.preprocess.mean == channel_stats(ds.train.images)[0]
     assert ds.test.labels.tolist() == [0, 1, 2, 3] * 2
-    cached = [p.relative_to(tmp_path / "cache") for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    cached = [
+        p.relative_to(tmp_path / "cache") for p in (tmp_path / "cache").rglob("*") if p.is_file()
+    ]
     assert cached and all(p.parts[0] == "decoded" for p in cached)  # mirror files read in place
     assert ds.load_options["name_or_path"] == "tiny" and ds.load_options["val_split"] == 0.3
     again = load_dataset(**ds.load_options, progress=False)  # the options rebuild the same data
@@ -279,7 +319,9 @@ def test_registry_names():
 @pytest.mark.integration
 @needs_mirror
 def test_real_datasets_from_mirror(tmp_path):
-    fm = load_dataset("fashion-mnist", mirror=MIRROR, cache_dir=tmp_path, val_split=0, progress=False)
+    fm = load_dataset(
+        "fashion-mnist", mirror=MIRROR, cache_dir=tmp_path, val_split=0, progress=False
+    )
     assert (len(fm.train), len(fm.test)) == (60000, 10000)
     assert fm.input_shape == (1, 28, 28)
     assert fm.train.labels[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
@@ -291,22 +333,40 @@ def test_real_datasets_from_mirror(tmp_path):
     assert c10.input_shape == (3, 32, 32)
     assert c10.train.labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
 
-    sub = load_dataset("cifar", mirror=MIRROR, cache_dir=tmp_path, classes=["airplane", "automobile", "bird"],
-                       val_split="test", progress=False)
+    sub = load_dataset(
+        "cifar",
+        mirror=MIRROR,
+        cache_dir=tmp_path,
+        classes=["airplane", "automobile", "bird"],
+        val_split="test",
+        progress=False,
+    )
     assert (len(sub.train), len(sub.test)) == (15000, 3000)
     assert sorted(sub.train.labels.unique().tolist()) == [0, 1, 2]
     assert sub.test.class_counts(3) == [1000, 1000, 1000]
     assert sub.classes == ["airplane", "automobile", "bird"]
-    assert [p.name for p in tmp_path.iterdir()] == ["decoded"]  # source files read in place, not copied
-    again = load_dataset("cifar", mirror=MIRROR, cache_dir=tmp_path, classes=["airplane", "automobile", "bird"],
-                         val_split="test", progress=False)  # from the decoded copies: the same tensors
-    assert torch.equal(again.train.images, sub.train.images) and torch.equal(again.test.labels, sub.test.labels)
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "decoded"
+    ]  # source files read in place, not copied
+    again = load_dataset(
+        "cifar",
+        mirror=MIRROR,
+        cache_dir=tmp_path,
+        classes=["airplane", "automobile", "bird"],
+        val_split="test",
+        progress=False,
+    )  # from the decoded copies: the same tensors
+    assert torch.equal(again.train.images, sub.train.images) and torch.equal(
+        again.test.labels, sub.test.labels
+    )
 
 
 def test_decoded_copies_are_used_and_checked(tiny_builtin, tmp_path, monkeypatch):
     import sightline.data.load as load_module
 
-    first = load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)
+    first = load_dataset(
+        "tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False
+    )
     copies = sorted((tmp_path / "c" / "decoded").glob("tiny-*.npz"))
     assert len(copies) == 2
 
@@ -314,11 +374,17 @@ def test_decoded_copies_are_used_and_checked(tiny_builtin, tmp_path, monkeypatch
         raise AssertionError("parsed the source files although a good decoded copy exists")
 
     monkeypatch.setattr(load_module, "_read_split", no_parse)
-    again = load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)
-    assert torch.equal(again.train.images, first.train.images) and torch.equal(again.test.labels, first.test.labels)
+    again = load_dataset(
+        "tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False
+    )
+    assert torch.equal(again.train.images, first.train.images) and torch.equal(
+        again.test.labels, first.test.labels
+    )
     # a damaged copy (one flipped byte) is never used: the source is parsed again
     raw = bytearray(copies[0].read_bytes())
     raw[-200] ^= 0xFF
     copies[0].write_bytes(bytes(raw))
     with pytest.raises(AssertionError, match="parsed the source files"):
-        load_dataset("tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False)
+        load_dataset(
+            "tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False
+        )

@@ -32,13 +32,27 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 # Uneven rows (31 = 16 + 15, a last batch of 6 = 3 + 3), shifts and flips, BatchNorm synced.
 # float32 (amp False) even on an AMX CPU: one and two processes must agree to float tolerance,
 # which bf16's rounding of differently split batches would not.
-TRAIN = {"epochs": 2, "batch_size": 31, "optimizer": "sgd", "lr": 0.05, "translate": 1, "flip": True, "seed": 3,
-         "device": "cpu", "amp": False}  # fmt: skip
+TRAIN = {
+    "epochs": 2,
+    "batch_size": 31,
+    "optimizer": "sgd",
+    "lr": 0.05,
+    "translate": 1,
+    "flip": True,
+    "seed": 3,
+    "device": "cpu",
+    "amp": False,
+}
 
 
 def _env() -> dict[str, str]:
     # A hung collective fails within a minute instead of the default 5; no stray GPU use.
-    return {**os.environ, distributed.TIMEOUT_ENV: "60", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        distributed.TIMEOUT_ENV: "60",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _worker(spec: dict, nproc: int, tmp: Path) -> dict[int, dict]:
@@ -46,11 +60,16 @@ def _worker(spec: dict, nproc: int, tmp: Path) -> dict[int, dict]:
     log_dir = tmp / f"logs-{spec.get('name', 'resume')}-{nproc}-{time.monotonic_ns()}"
     log_dir.mkdir()
     spec = {"runs_dir": str(tmp / "runs"), "log_dir": str(log_dir), **spec}
-    launcher = [sys.executable] if nproc == 1 else distributed.torchrun_command(nproc, [])[:-2]  # without "-m sightline"
+    launcher = (
+        [sys.executable] if nproc == 1 else distributed.torchrun_command(nproc, [])[:-2]
+    )  # without "-m sightline"
     cmd = [*launcher, str(WORKER), json.dumps(spec)]
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-20_000:]
-    return {int(p.stem.split("rank")[1]): json.loads(p.read_text()) for p in log_dir.glob("writes-rank*.json")}
+    return {
+        int(p.stem.split("rank")[1]): json.loads(p.read_text())
+        for p in log_dir.glob("writes-rank*.json")
+    }
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -59,7 +78,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def _metrics(run: Path) -> list[list[float]]:
     lines = (run / "metrics.csv").read_text().splitlines()[1:]
-    return [[float(v) for v in line.split(",")[1:5]] for line in lines]  # loss, accuracy, val_loss, val_acc
+    return [
+        [float(v) for v in line.split(",")[1:5]] for line in lines
+    ]  # loss, accuracy, val_loss, val_acc
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +113,16 @@ def test_two_processes_take_the_single_process_steps(runs):
     # Not trivially equal: the weights did move from their initial values, differently per layer.
     assert not torch.equal(one["classifier.weight"], torch.zeros_like(one["classifier.weight"]))
     # The epoch metrics are all-reduced over the ranks: the same numbers as one process's.
-    torch.testing.assert_close(torch.tensor(_metrics(runs["two"])), torch.tensor(_metrics(runs["one"])), rtol=0,
-                               atol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        torch.tensor(_metrics(runs["two"])), torch.tensor(_metrics(runs["one"])), rtol=0, atol=1e-4
+    )
     config = json.loads((runs["two"] / "config.json").read_text())["train"]
     assert config["sync_bn"] is True  # 15-16 images per process: on by default, and recorded
-    assert config["extra"]["distributed"] == {"world_size": 2, "backend": "gloo", "per_rank_batch": "15-16"}
+    assert config["extra"]["distributed"] == {
+        "world_size": 2,
+        "backend": "gloo",
+        "per_rank_batch": "15-16",
+    }
 
 
 def test_only_rank_zero_writes(runs):
@@ -104,14 +130,26 @@ def test_only_rank_zero_writes(runs):
     assert sorted(logs) == [0, 1] and logs[1]["world_size"] == 2
     assert logs[1]["writes"] == []  # no file, folder or rename under the runs folder
     # Atomic writes: a hidden ".NAME.random.part" file renamed to NAME.
-    written = {Path(p).name[1:].rsplit(".", 2)[0] for _, p in logs[0]["writes"] if p.endswith(".part")}
-    assert {"config.json", "last.safetensors", "best.safetensors", "resume.pt", "status.json"} <= written
+    written = {
+        Path(p).name[1:].rsplit(".", 2)[0] for _, p in logs[0]["writes"] if p.endswith(".part")
+    }
+    assert {
+        "config.json",
+        "last.safetensors",
+        "best.safetensors",
+        "resume.pt",
+        "status.json",
+    } <= written
     assert logs[1]["run"] == logs[0]["run"]  # every rank trained into rank 0's folder
 
 
 def test_rank_zero_stop_stops_every_rank_and_resume_is_exact(runs):
     status = runs["cut-status"]
-    assert status["status"] == "interrupted" and status["global_step"] == 8 and status["epochs_done"] == 0
+    assert (
+        status["status"] == "interrupted"
+        and status["global_step"] == 8
+        and status["epochs_done"] == 0
+    )
     full, resumed = _weights(runs["two"]), _weights(runs["resumed-two"])
     for key in full:  # same world size: the same arithmetic, bit for bit
         assert torch.equal(resumed[key], full[key]), key
@@ -154,8 +192,14 @@ def _image_folder(root: Path, per_class: int = 24) -> Path:
 
 
 def _sightline(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sightline", *args], cwd=cwd, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "sightline", *args],
+        cwd=cwd,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_multi_node_form_runs_the_same_command(tmp_path):
@@ -167,13 +211,41 @@ def test_multi_node_form_runs_the_same_command(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend",
-           "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "test", "-m", "sightline", "train", str(folder),
-           "--epochs", "1", "--runs-dir", "runs", "--device", "cpu"]  # fmt: skip
-    nodes = [subprocess.Popen(cmd, cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv_backend",
+        "c10d",
+        "--rdzv_endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv_id",
+        "test",
+        "-m",
+        "sightline",
+        "train",
+        str(folder),
+        "--epochs",
+        "1",
+        "--runs-dir",
+        "runs",
+        "--device",
+        "cpu",
+    ]
+    nodes = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=300) for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert [node.returncode for node in nodes] == [0, 0], (
+        outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    )
     assert sum(out.count("Run saved in") for out, _ in outputs) == 1
     assert "2 processes (gloo)" in "".join(out for out, _ in outputs)
     assert len(list((tmp_path / "runs").iterdir())) == 1
@@ -203,11 +275,25 @@ def _rank_pid(pid: int, rank: int) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc (Linux)")
+@pytest.mark.skipif(
+    not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc (Linux)"
+)
 def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
     folder = _image_folder(tmp_path / "squares")
-    proc = _sightline("train", str(folder), "--nproc", "2", "--epochs", "100000", "--runs-dir", "runs",
-                      "--name", "killed", "--no-eval", cwd=tmp_path)  # fmt: skip
+    proc = _sightline(
+        "train",
+        str(folder),
+        "--nproc",
+        "2",
+        "--epochs",
+        "100000",
+        "--runs-dir",
+        "runs",
+        "--name",
+        "killed",
+        "--no-eval",
+        cwd=tmp_path,
+    )
     _wait_for_epochs(tmp_path / "runs" / "killed" / "status.json", 1)
     victim = _rank_pid(proc.pid, 1)
     assert victim is not None, "rank 1 not found"
@@ -216,7 +302,9 @@ def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
     out, err = proc.communicate(timeout=120)  # bounded: torchrun stops the other rank
     assert proc.returncode not in (0, None)
     assert time.monotonic() - killed_at < 60
-    assert "rank      : 1" in err and "SIGKILL" in err  # torchrun's report names the rank and the signal
+    assert (
+        "rank      : 1" in err and "SIGKILL" in err
+    )  # torchrun's report names the rank and the signal
     assert "a training process failed" in err and "--resume" in err
 
 
@@ -228,7 +316,10 @@ def test_a_rank_that_raises_ends_the_job_with_the_rank_named(tmp_path):
         _worker({"name": "fails", "fail_on_rank": 1}, 2, tmp_path)
     report = str(failed.value)
     assert "planned failure on rank 1" in report
-    assert "rank      : 1 (local_rank: 1)" in report and "Root Cause (first observed failure)" in report
+    assert (
+        "rank      : 1 (local_rank: 1)" in report
+        and "Root Cause (first observed failure)" in report
+    )
 
 
 def test_only_a_clean_exit_waits_for_the_peers(monkeypatch):
@@ -238,16 +329,23 @@ def test_only_a_clean_exit_waits_for_the_peers(monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
-    monkeypatch.setattr(distributed, "_bounded_barrier", lambda seconds: calls.append(f"wait {seconds:g} s"))
+    monkeypatch.setattr(
+        distributed, "_bounded_barrier", lambda seconds: calls.append(f"wait {seconds:g} s")
+    )
     monkeypatch.setattr(distributed, "_failed", False)
     monkeypatch.setattr(sys, "excepthook", lambda *exc_info: calls.append("reported"))
     distributed._shutdown()
     assert calls == [f"wait {distributed.SHUTDOWN_WAIT_S:g} s", "destroy"]
     calls.clear()
     distributed._watch_for_errors()
-    sys.excepthook(RuntimeError, RuntimeError("boom"), None)  # what Python calls for an uncaught error
+    sys.excepthook(
+        RuntimeError, RuntimeError("boom"), None
+    )  # what Python calls for an uncaught error
     distributed._shutdown()
-    assert calls == ["reported", "destroy"]  # the error still reported by the previous hook; no wait
+    assert calls == [
+        "reported",
+        "destroy",
+    ]  # the error still reported by the previous hook; no wait
 
 
 def _wait_for_epochs(status: Path, epochs: int, timeout: float = 120) -> None:
@@ -265,15 +363,35 @@ def test_cli_nproc_ctrl_c_resume_evaluate_and_report(tmp_path):
     import sightline
 
     folder = _image_folder(tmp_path / "squares")
-    args = ["train", str(folder), "--nproc", "2", "--epochs", "25", "--runs-dir", "runs", "--name", "stopped"]
-    proc = subprocess.Popen([sys.executable, "-m", "sightline", *args], cwd=tmp_path, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    args = [
+        "train",
+        str(folder),
+        "--nproc",
+        "2",
+        "--epochs",
+        "25",
+        "--runs-dir",
+        "runs",
+        "--name",
+        "stopped",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sightline", *args],
+        cwd=tmp_path,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     status = tmp_path / "runs" / "stopped" / "status.json"
     _wait_for_epochs(status, 2)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: every process of the job gets it
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
-    assert "Launching 2 processes with torchrun" in err and "2 processes (gloo): global batch" in out
+    assert (
+        "Launching 2 processes with torchrun" in err and "2 processes (gloo): global batch" in out
+    )
     assert out.count("Run folder:") == 1  # rank 0 alone prints
     saved = json.loads(status.read_text())
     assert saved["status"] == "interrupted" and 2 <= saved["epochs_done"] < 25
@@ -291,7 +409,9 @@ def test_cli_nproc_ctrl_c_resume_evaluate_and_report(tmp_path):
     saved = json.loads((run.path / "evaluations" / "test.json").read_text())
     # The sharded, gathered evaluation is the one a single process computes.
     again = run.evaluate(save=False)
-    assert saved["count"] == again.count == 36 and saved["accuracy"] == pytest.approx(again.accuracy, abs=1e-9)
+    assert saved["count"] == again.count == 36 and saved["accuracy"] == pytest.approx(
+        again.accuracy, abs=1e-9
+    )
     assert (run.path / "report.html").is_file()
 
 
@@ -313,7 +433,10 @@ def test_cli_rejects_impossible_launches(tmp_path, capsys):
 def test_rows_split_any_batch_among_ranks():
     for n in (1, 6, 31, 32, 100):
         for world in (1, 2, 3, 4):
-            parts = [distributed.rows(n, distributed.Distributed(rank=r, world_size=world)) for r in range(world)]
+            parts = [
+                distributed.rows(n, distributed.Distributed(rank=r, world_size=world))
+                for r in range(world)
+            ]
             covered = [i for p in parts for i in range(n)[p]]
             assert covered == list(range(n))  # in order, each row once
             sizes = [p.stop - p.start for p in parts]
@@ -327,7 +450,11 @@ def test_world_options_are_checked_and_recorded():
     two = distributed.Distributed(rank=0, world_size=2, backend="gloo")
     net = create_model("fastcnn", (1, 12, 12), 3, width=8, stages=2)
     cfg, notes = distributed.resolve_for_world(TrainConfig(batch_size=48), two, net, 640)
-    assert cfg.sync_bn is True and "24 images per process" in notes[0] and "SyncBatchNorm on" in notes[0]
+    assert (
+        cfg.sync_bn is True
+        and "24 images per process" in notes[0]
+        and "SyncBatchNorm on" in notes[0]
+    )
     cfg, _ = distributed.resolve_for_world(TrainConfig(batch_size=64), two, net, 640)
     assert cfg.sync_bn is False  # 32 images per process: BatchNorm's own statistics
     cfg, _ = distributed.resolve_for_world(TrainConfig(batch_size=256, sync_bn=True), two, net, 640)
@@ -359,7 +486,9 @@ def test_sync_batchnorm_is_batchnorm_alone_and_converts_back():
     assert sum(isinstance(m, sync_batchnorm.SyncBatchNorm) for m in synced.modules()) == 2
     x = torch.randn(16, 1, 12, 12)
     torch.testing.assert_close(synced(x), plain(x))  # one process: BatchNorm, running stats too
-    torch.testing.assert_close(synced.state_dict()["stage1.conv.bn.running_var"], plain.stage1.conv.bn.running_var)
+    torch.testing.assert_close(
+        synced.state_dict()["stage1.conv.bn.running_var"], plain.stage1.conv.bn.running_var
+    )
     sync_batchnorm.restore_batchnorm(swapped)
     assert not any(isinstance(m, sync_batchnorm.SyncBatchNorm) for m in synced.modules())
     for key, value in synced.state_dict().items():  # the originals carry what the copies learned

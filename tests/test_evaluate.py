@@ -31,7 +31,9 @@ def test_loss_is_mean_cross_entropy():
     logits = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
     labels = torch.randint(0, 3, (20,), generator=torch.Generator().manual_seed(1))
     m = compute_metrics(logits, labels, CLASSES)
-    assert m.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), abs=1e-5)
+    assert m.loss == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels).item(), abs=1e-5
+    )
     assert torch.allclose(m.probabilities.sum(1), torch.ones(20))
 
 
@@ -56,7 +58,9 @@ def test_table_and_dict():
     assert "T-shirt/top" in table and "confusion matrix" in table and "accuracy: 0.6667" in table
     d = m.to_dict()
     # T-shirt/top has no image here: no per-class row, left out of the macro average, named
-    assert [r["class"] for r in d["per_class"]] == CLASSES[:2] and d["absent_classes"] == ["T-shirt/top"]
+    assert [r["class"] for r in d["per_class"]] == CLASSES[:2] and d["absent_classes"] == [
+        "T-shirt/top"
+    ]
     assert d["confusion_matrix"][1] == [0, 1, 1] and len(d["confusion_matrix"]) == 3
     assert d["macro_recall"] == pytest.approx((1.0 + 0.5) / 2)  # not (1 + 0.5 + 0) / 3
     assert "not in this data (left out of the averages): T-shirt/top" in table

@@ -57,12 +57,22 @@ def images(toy, tmp_path_factory) -> list[str]:
     return sorted(str(p) for p in folder.iterdir())
 
 
-def write_run(folder: Path, model: torch.nn.Module, preprocess: Preprocess, classes: list[str]) -> Run:
+def write_run(
+    folder: Path, model: torch.nn.Module, preprocess: Preprocess, classes: list[str]
+) -> Run:
     """A run folder around a model built by create_model (no training: parity needs none)."""
     folder.mkdir(parents=True)
-    config = {"model": model.sightline_config, "data": {"name_or_path": "synthetic", "in_memory": True}, "train": {}}
+    config = {
+        "model": model.sightline_config,
+        "data": {"name_or_path": "synthetic", "in_memory": True},
+        "train": {},
+    }
     (folder / "config.json").write_text(json.dumps(config))
-    ckpt.save_model(folder / "best.safetensors", model, ckpt.model_metadata(model, classes, preprocess.to_dict()))
+    ckpt.save_model(
+        folder / "best.safetensors",
+        model,
+        ckpt.model_metadata(model, classes, preprocess.to_dict()),
+    )
     return Run(folder)
 
 
@@ -78,7 +88,9 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 0.5 + 0.1)
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-        if hasattr(model, "init_from_data"):  # airnet: its whitening stem from the images, as fit does
+        if hasattr(
+            model, "init_from_data"
+        ):  # airnet: its whitening stem from the images, as fit does
             model.init_from_data(pre.normalize(batch))
         head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         if head.bias is not None:
@@ -88,23 +100,56 @@ def like_trained(model: torch.nn.Module, batch: torch.Tensor, pre: Preprocess) -
 
 
 # ---------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("name, shape, options, flip, count, shift", [
-    ("mlp", (1, 12, 12), {"hidden": 32}, False, 64, 0),
-    ("tutorial-cnn", (3, 32, 32), {}, True, 32, 0),
-    ("fastcnn", (1, 28, 28), {}, True, 32, 0),
-    ("airnet", (1, 28, 28), {}, True, 32, 0),
-    ("airnet", (3, 32, 32), {"width": 16}, True, 32, 1),  # flip and shift TTA: 6 views in the graph
-    ("airnet", (3, 32, 32), {"widths": [16, 32, 32], "airbench": True}, True, 32, 1),  # cifar10-airbench's form
-    ("fastcnn", (1, 28, 28), {"width": 8}, False, 16, 2),  # shift TTA alone
-    ("fastcnn", (1, 28, 28), {"width": 16, "pool_first": True}, True, 32, 0),  # fashion-mnist-fast's form
-    ("efficientnet-lite0", (3, 32, 32), {"pretrained": False}, True, 4, 0),  # a few images: 4.7 M parameters
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, shape, options, flip, count, shift",
+    [
+        ("mlp", (1, 12, 12), {"hidden": 32}, False, 64, 0),
+        ("tutorial-cnn", (3, 32, 32), {}, True, 32, 0),
+        ("fastcnn", (1, 28, 28), {}, True, 32, 0),
+        ("airnet", (1, 28, 28), {}, True, 32, 0),
+        (
+            "airnet",
+            (3, 32, 32),
+            {"width": 16},
+            True,
+            32,
+            1,
+        ),  # flip and shift TTA: 6 views in the graph
+        (
+            "airnet",
+            (3, 32, 32),
+            {"widths": [16, 32, 32], "airbench": True},
+            True,
+            32,
+            1,
+        ),  # cifar10-airbench's form
+        ("fastcnn", (1, 28, 28), {"width": 8}, False, 16, 2),  # shift TTA alone
+        (
+            "fastcnn",
+            (1, 28, 28),
+            {"width": 16, "pool_first": True},
+            True,
+            32,
+            0,
+        ),  # fashion-mnist-fast's form
+        (
+            "efficientnet-lite0",
+            (3, 32, 32),
+            {"pretrained": False},
+            True,
+            4,
+            0,
+        ),  # a few images: 4.7 M parameters
+    ],
+)
 def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, shift, tmp_path):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     # Smooth images with structure (a blurred random field), like photos rather than noise.
     base = torch.rand((count, shape[0], shape[1] // 4, shape[2] // 4), generator=g)
-    batch = (torch.nn.functional.interpolate(base, size=shape[1:], mode="bilinear") * 255).to(torch.uint8)
+    batch = (torch.nn.functional.interpolate(base, size=shape[1:], mode="bilinear") * 255).to(
+        torch.uint8
+    )
     pre = Preprocess(shape[0], shape[1:], mean=(0.4,), std=(0.25,), flip_tta=flip, shift_tta=shift)
     model = like_trained(sightline.create_model(name, shape, 5, **options), batch, pre)
     run = write_run(tmp_path / "run", model, pre, [f"c{i}" for i in range(5)])
@@ -124,13 +169,19 @@ def test_every_cpu_model_exports_with_parity(name, shape, options, flip, count, 
     if shift:  # so are the shifted copies
         unshifted = batched_logits(net, batch, dataclasses.replace(pre, shift_tta=0), "cpu")
         assert (onnx_model.logits(batch) - unshifted).abs().max() > 1e-3
-        assert result.metadata["shift_tta"] == shift and result.metadata["preprocess"]["shift_tta"] == shift
+        assert (
+            result.metadata["shift_tta"] == shift
+            and result.metadata["preprocess"]["shift_tta"] == shift
+        )
     assert result.path == run.path / "export" / "best.onnx"
 
 
 def test_check_uses_the_runs_test_images_and_fails_loudly(toy, tmp_path, monkeypatch):
     run, data, result = toy
-    assert result.parity.source == "images of the test split of toy" and result.parity.images == len(data.test)
+    assert (
+        result.parity.source == "images of the test split of toy"
+        and result.parity.images == len(data.test)
+    )
     assert result.note is None and result.parity.max_abs_diff <= 1e-4
     # A failed check raises and writes nothing: neither the file nor a temp file nor the sidecar.
     monkeypatch.setattr(export, "PARITY_ATOL", -1.0)
@@ -160,11 +211,17 @@ def test_metadata_round_trip(toy):
     proto = onnx.load(str(result.path))
     embedded = json.loads({p.key: p.value for p in proto.metadata_props}["sightline"])
     assert embedded == json.loads(result.sidecar.read_text()) == result.metadata
-    assert embedded["run"] == "toy" and embedded["checkpoint"] == "best" and embedded["model"]["name"] == "mlp"
+    assert (
+        embedded["run"] == "toy"
+        and embedded["checkpoint"] == "best"
+        and embedded["model"]["name"] == "mlp"
+    )
     assert embedded["source_sha256"] == file_sha256(run.model_file("best"))
     assert embedded["opset"] == result.opset >= 18 and embedded["parity"]["max_abs_diff"] <= 1e-4
     model = OnnxModel.load(result.path)
-    assert model.preprocess == run.preprocess and model.classes == run.classes and model.name == "toy"
+    assert (
+        model.preprocess == run.preprocess and model.classes == run.classes and model.name == "toy"
+    )
     assert isinstance(model.session.get_inputs()[0].shape[0], str)  # the batch axis is dynamic
     assert model.session.get_inputs()[0].type == "tensor(uint8)"
 
@@ -188,13 +245,20 @@ def test_bad_files_are_one_clear_error(tmp_path, toy):
 def test_onnx_predictions_equal_pytorch(toy, images):
     run, data, _ = toy
     onnx_model = load_onnx(run)  # a run: its current export/best.onnx
-    by_torch, by_onnx = run.predict_files(images, top_k=3), onnx_model.predict_files(images, top_k=3)
+    by_torch, by_onnx = (
+        run.predict_files(images, top_k=3),
+        onnx_model.predict_files(images, top_k=3),
+    )
     assert [p.label for p in by_onnx.predictions] == [p.label for p in by_torch.predictions]
     assert [p.path for p in by_onnx.predictions] == [p.path for p in by_torch.predictions]
     for a, b in zip(by_onnx.predictions, by_torch.predictions, strict=True):
-        assert max(abs(x - y) for x, y in zip(a.probabilities, b.probabilities, strict=True)) <= 1e-4
+        assert (
+            max(abs(x - y) for x, y in zip(a.probabilities, b.probabilities, strict=True)) <= 1e-4
+        )
     assert by_onnx.skipped == by_torch.skipped and len(by_onnx.skipped) == 1
-    assert torch.allclose(onnx_model.predict(data.test.images), run.predict(data.test.images), atol=1e-4)
+    assert torch.allclose(
+        onnx_model.predict(data.test.images), run.predict(data.test.images), atol=1e-4
+    )
     named = onnx_model.predict_images([("a", images[0])], top_k=1)
     assert named.predictions[0].label == by_torch.predictions[0].label
 
@@ -207,7 +271,9 @@ def test_stale_or_missing_export_is_refused(toy, tmp_path):
     ckpt.save_model(run.model_file(), model, run.metadata())  # the run "trained on"
     with pytest.raises(NotExportedError, match="older best checkpoint.*sightline export copy"):
         load_onnx(run)
-    with pytest.raises(NotExportedError, match="has no ONNX export.*sightline export copy --checkpoint last"):
+    with pytest.raises(
+        NotExportedError, match="has no ONNX export.*sightline export copy --checkpoint last"
+    ):
         load_onnx(run, which="last")
 
 
@@ -219,9 +285,13 @@ def test_cli_export_and_predict(toy, images, tmp_path, capsys):
     printed = capsys.readouterr()
     assert f"Exported {out.resolve()}" in printed.out and "ONNX opset" in printed.out
     assert "parity with PyTorch on 32 random images: max abs difference" in printed.out
-    assert "top-1 agreement 100.0%" in printed.out and f"sightline predict --onnx {out}" in printed.out
+    assert (
+        "top-1 agreement 100.0%" in printed.out and f"sightline predict --onnx {out}" in printed.out
+    )
     # From disk the in-memory toy data can't be loaded again: said, not hidden.
-    assert printed.err.startswith("note: parity checked on 32 random images, not real ones: it was trained on an in-memory")
+    assert printed.err.startswith(
+        "note: parity checked on 32 random images, not real ones: it was trained on an in-memory"
+    )
     assert main(["predict", "--run", str(run.path), *images]) == 0
     by_torch = capsys.readouterr().out
     assert main(["predict", "--onnx", str(out), *images]) == 0
@@ -240,18 +310,41 @@ def _one_error_line(capsys) -> str:
 def test_cli_errors_are_one_line(toy, tmp_path, capsys, monkeypatch):
     assert main(["export", "nope", "--runs-dir", str(tmp_path)]) == 2
     assert _one_error_line(capsys).startswith("sightline export: error: no run named 'nope'")
-    assert main(["predict", "--run", str(toy[0].path), "--engine", "onnx", "--checkpoint", "last", "x.png"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(toy[0].path),
+                "--engine",
+                "onnx",
+                "--checkpoint",
+                "last",
+                "x.png",
+            ]
+        )
+        == 2
+    )
     assert "make one with `sightline export toy --checkpoint last`" in _one_error_line(capsys)
     assert main(["predict", "--onnx", str(tmp_path / "none.onnx"), "x.png"]) == 2
     assert "ONNX model not found" in _one_error_line(capsys)
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name in ("onnx", "onnxruntime", "onnxscript") else real(name, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: (
+            None if name in ("onnx", "onnxruntime", "onnxscript") else real(name, *a, **k)
+        ),
+    )
     assert main(["export", str(toy[0].path)]) == 2
-    assert _one_error_line(capsys) == ('sightline export: error: ONNX export needs onnx, onnxscript, onnxruntime, which '
-                                       'are not installed: pip install "sightline[onnx]"')  # fmt: skip
+    assert _one_error_line(capsys) == (
+        "sightline export: error: ONNX export needs onnx, onnxscript, onnxruntime, which "
+        'are not installed: pip install "sightline[onnx]"'
+    )
     assert main(["predict", "--run", str(toy[0].path), "--engine", "onnx", "x.png"]) == 2
-    assert _one_error_line(capsys).endswith('onnxruntime, which is not installed: pip install "sightline[onnx]"')
+    assert _one_error_line(capsys).endswith(
+        'onnxruntime, which is not installed: pip install "sightline[onnx]"'
+    )
 
 
 # ---------------------------------------------------------------------------- server
@@ -273,14 +366,21 @@ def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_p
     for engine in ("torch", "onnx"):
         app = create_app(runs_dir=root, engine=engine, start_workers=False)
         with TestClient(app, base_url="http://127.0.0.1") as client:
-            r = client.post("/api/predict", files=files, data={"run": "toy", "k": "3"}, headers=csrf)
+            r = client.post(
+                "/api/predict", files=files, data={"run": "toy", "k": "3"}, headers=csrf
+            )
             assert r.status_code == 200, r.text
             answers[engine] = r.json()
             if engine == "onnx":
                 assert isinstance(app.state.sightline.models.get("toy"), OnnxModel)
                 r = client.post("/api/predict", files=files, data={"run": "plain"}, headers=csrf)
-                assert r.status_code == 409 and "make one with `sightline export plain`" in r.json()["error"]
-                run_copy, net = app.state.sightline.models.private_copy("plain")  # inspection: PyTorch
+                assert (
+                    r.status_code == 409
+                    and "make one with `sightline export plain`" in r.json()["error"]
+                )
+                run_copy, net = app.state.sightline.models.private_copy(
+                    "plain"
+                )  # inspection: PyTorch
                 assert isinstance(net, torch.nn.Module) and run_copy.name == "plain"
     (a,), (b,) = answers["torch"]["results"], answers["onnx"]["results"]
     assert answers["onnx"]["run"] == "toy" and a["label"] == b["label"] and a["index"] == b["index"]
@@ -307,10 +407,19 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy
     with TestClient(app, base_url="http://127.0.0.1") as client:
         answers = {}
         for name in ("toy", "plain"):
-            r = client.post("/api/predict", files=files, data={"run": name, "k": "3", "thumbnails": "true"}, headers=csrf)
-            assert r.status_code == 200, r.text  # no 409 for a run without an export: PyTorch answers
+            r = client.post(
+                "/api/predict",
+                files=files,
+                data={"run": name, "k": "3", "thumbnails": "true"},
+                headers=csrf,
+            )
+            assert r.status_code == 200, (
+                r.text
+            )  # no 409 for a run without an export: PyTorch answers
             answers[name] = r.json()["results"][0]
-            assert answers[name]["thumbnail"].startswith("data:image/png;base64,")  # what the model saw, either way
+            assert answers[name]["thumbnail"].startswith(
+                "data:image/png;base64,"
+            )  # what the model saw, either way
         assert isinstance(models.get("toy"), OnnxModel) and isinstance(models.get("plain"), Run)
         assert answers["toy"]["label"] == answers["plain"]["label"]
         # An export made later switches the run over; one the run has outgrown switches it back.
@@ -319,7 +428,9 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy
         model, _ = ckpt.load_model(root / "plain" / "best.safetensors")
         with torch.no_grad():
             next(model.parameters()).add_(0.01)
-        ckpt.save_model(root / "plain" / "best.safetensors", model, Run(root / "plain").metadata())  # trained on
+        ckpt.save_model(
+            root / "plain" / "best.safetensors", model, Run(root / "plain").metadata()
+        )  # trained on
         assert isinstance(models.get("plain"), Run)
         r = client.post("/api/predict", files=files, data={"run": "plain"}, headers=csrf)
         assert r.status_code == 200, r.text
@@ -347,11 +458,18 @@ def test_auto_engine_keeps_pytorch_where_onnx_runtime_cannot_follow_it(monkeypat
     ort = pytest.importorskip("onnxruntime")
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert not onnx_model.runs_beside_torch("cuda")  # a CPU-only onnxruntime beside PyTorch on a GPU
+    assert not onnx_model.runs_beside_torch(
+        "cuda"
+    )  # a CPU-only onnxruntime beside PyTorch on a GPU
     assert not onnx_model.runs_beside_torch("auto")
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     assert onnx_model.runs_beside_torch("cuda")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "onnxruntime" else real(name, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "onnxruntime" else real(name, *a, **k),
+    )
     assert not onnx_model.runs_beside_torch("cpu")

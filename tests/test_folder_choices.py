@@ -54,20 +54,36 @@ def gray_folder(root: Path, per_class: int = 12, sides: tuple[int, ...] = (28, 4
     for c in ("0", "1", "2"):
         for i in range(per_class):
             side = sides[n % len(sides)]
-            img = Image.fromarray(digit_image(side, seed=n), "L").convert(("L", "RGB", "RGBA")[(n // 2) % 3])
+            img = Image.fromarray(digit_image(side, seed=n), "L").convert(
+                ("L", "RGB", "RGBA")[(n // 2) % 3]
+            )
             fmt = "jpg" if img.mode == "RGB" and n % 4 == 1 else "png"
             write(root / c / f"{i}.{fmt}", img, **({"quality": 80} if fmt == "jpg" else {}))
             n += 1
     return root
 
 
-def toy_dataset(classes: list[str], n_train: int, n_val: int | None, side: int = 28,
-                load_options: dict | None = None) -> Dataset:  # fmt: skip
+def toy_dataset(
+    classes: list[str],
+    n_train: int,
+    n_val: int | None,
+    side: int = 28,
+    load_options: dict | None = None,
+) -> Dataset:
     def part(n: int) -> ImageSet:
-        return ImageSet(torch.zeros((n, 1, side, side), dtype=torch.uint8), torch.arange(n) % len(classes))
+        return ImageSet(
+            torch.zeros((n, 1, side, side), dtype=torch.uint8), torch.arange(n) % len(classes)
+        )
 
-    return Dataset("toy", classes, part(n_train), part(n_val) if n_val else None, None, Preprocess(1, (side, side)),
-                   load_options=load_options if load_options is not None else {"name_or_path": "/data/toy"})  # fmt: skip
+    return Dataset(
+        "toy",
+        classes,
+        part(n_train),
+        part(n_val) if n_val else None,
+        None,
+        Preprocess(1, (side, side)),
+        load_options=load_options if load_options is not None else {"name_or_path": "/data/toy"},
+    )
 
 
 # ----------------------------------------------------------------------- channels
@@ -112,7 +128,10 @@ def test_gray_content_tolerates_jpeg_noise_but_not_a_tint():
 def test_mixed_sizes_take_the_median_and_say_so(tmp_path):
     ds = load_folder(gray_folder(tmp_path))
     assert ds.input_shape[1:] == (40, 40)
-    assert ds.notes[1] == "size 40x40: the median image is 40x40 px; the longer sides range from 28 to 56 px"
+    assert (
+        ds.notes[1]
+        == "size 40x40: the median image is 40x40 px; the longer sides range from 28 to 56 px"
+    )
 
 
 def test_all_the_same_small_size_is_kept_native():
@@ -153,7 +172,9 @@ def test_explicit_size_is_kept_and_said(tmp_path):
 
 # ----------------------------------------------------------------------- classes
 def test_counts_per_class_and_no_warning_when_fine():
-    assert class_notes(["cat", "dog"], [40, 38], skipped=1) == ["images per class: cat: 40, dog: 38 (1 unreadable file skipped)"]
+    assert class_notes(["cat", "dog"], [40, 38], skipped=1) == [
+        "images per class: cat: 40, dog: 38 (1 unreadable file skipped)"
+    ]
 
 
 def test_tiny_and_unbalanced_classes_are_warned_about(tmp_path):
@@ -174,15 +195,26 @@ def test_recipe_for_a_small_folder_of_digits():
     data = toy_dataset(["0", "1", "2", "3", "4"], 180, 20, side=40)
     chosen, notes = folder_recipe(data, "fastcnn", {})
     assert chosen["optimizer"] == "adamw" and chosen["batch_size"] == 32
-    assert chosen["epochs"] * 6 >= MIN_STEPS and chosen["epochs"] <= MAX_EPOCHS  # 180 images: 6 steps of 32
+    assert (
+        chosen["epochs"] * 6 >= MIN_STEPS and chosen["epochs"] <= MAX_EPOCHS
+    )  # 180 images: 6 steps of 32
     assert chosen["translate"] == 2 and chosen["flip"] is False and chosen["monitor"] == "loss"
     assert any(n.startswith("no horizontal flips: the class names (0, 1, 2, 3, 4)") for n in notes)
-    assert any(n.startswith(f"epochs {chosen['epochs']}: 180 training images make 6 steps") for n in notes)
+    assert any(
+        n.startswith(f"epochs {chosen['epochs']}: 180 training images make 6 steps") for n in notes
+    )
 
 
 def test_recipe_never_overrides_what_the_user_gave():
     data = toy_dataset(["0", "1"], 180, 20)
-    given = {"epochs": 2, "lr": 0.3, "batch_size": 128, "translate": 0, "flip": True, "monitor": "val_accuracy"}
+    given = {
+        "epochs": 2,
+        "lr": 0.3,
+        "batch_size": 128,
+        "translate": 0,
+        "flip": True,
+        "monitor": "val_accuracy",
+    }
     chosen, _ = folder_recipe(data, "fastcnn", given)
     assert not set(chosen) & set(given)
     assert "optimizer" not in chosen  # an lr is only meaningful with the optimizer it was meant for
@@ -201,20 +233,26 @@ def test_recipe_keeps_large_folders_on_the_models_tuned_settings():
     # shifts 88.7 %; on 4,500 CIFAR-10 images the small-folder settings win (62.5 % vs 45.3 %).
     data = toy_dataset(["cat", "dog", "bird"], 60_000, 6_000)
     chosen, notes = folder_recipe(data, "fastcnn", {})
-    assert chosen == {} and notes == []  # 938 steps an epoch; flips: the dataset decides; 6,000 val images
+    assert (
+        chosen == {} and notes == []
+    )  # 938 steps an epoch; flips: the dataset decides; 6,000 val images
     chosen, _ = folder_recipe(toy_dataset(["cat", "dog"], 4_500, 500), "fastcnn", {})
     assert chosen == {"batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "translate": 2}
 
 
 def test_recipe_leaves_a_frozen_pretrained_head_alone():
-    assert folder_recipe(toy_dataset(["0", "1"], 180, 20), "efficientnet-lite0", {"freeze": True}) == ({}, [])
+    assert folder_recipe(
+        toy_dataset(["0", "1"], 180, 20), "efficientnet-lite0", {"freeze": True}
+    ) == ({}, [])
 
 
 def test_recipe_caps_epochs_for_a_tiny_folder_and_keeps_adam_models_optimizer():
     data = toy_dataset(["a", "b"], 20, 4)
     chosen, _ = folder_recipe(data, "mlp", {})
     assert chosen["epochs"] == MAX_EPOCHS
-    assert "optimizer" not in chosen and "lr" not in chosen  # the mlp's Adam at 1e-3 is fine as it is
+    assert (
+        "optimizer" not in chosen and "lr" not in chosen
+    )  # the mlp's Adam at 1e-3 is fine as it is
 
 
 def test_glyph_like_class_names():
@@ -225,33 +263,64 @@ def test_glyph_like_class_names():
 
 def test_recipe_applies_to_user_folders_only(tmp_path):
     assert is_user_folder(toy_dataset(["a", "b"], 10, 2))
-    assert not is_user_folder(toy_dataset(["a", "b"], 10, 2, load_options={"name_or_path": "mnist"}))
+    assert not is_user_folder(
+        toy_dataset(["a", "b"], 10, 2, load_options={"name_or_path": "mnist"})
+    )
     assert not is_user_folder(toy_dataset(["a", "b"], 10, 2, load_options={}))
-    assert not is_user_folder(toy_dataset(["a", "b"], 10, 2, load_options={"name_or_path": "x", "in_memory": True}))
+    assert not is_user_folder(
+        toy_dataset(["a", "b"], 10, 2, load_options={"name_or_path": "x", "in_memory": True})
+    )
     assert is_user_folder(load_dataset(gray_folder(tmp_path), progress=False))
 
 
 # ----------------------------------------------------------------------- wiring
 def test_run_training_on_a_folder_uses_the_recipe_under_the_users_options(tmp_path):
     events: list[dict] = []
-    result = sightline.run_training(gray_folder(tmp_path / "digits", per_class=8), "fastcnn", runs_dir=tmp_path / "runs",
-                                    progress="quiet", evaluate=False, report=False, on_event=events.append,
-                                    epochs=3, max_steps=2, lr=None)  # fmt: skip
-    messages = [(e["topic"], e["text"]) for e in events if e["kind"] == "message" and e.get("topic")]
+    result = sightline.run_training(
+        gray_folder(tmp_path / "digits", per_class=8),
+        "fastcnn",
+        runs_dir=tmp_path / "runs",
+        progress="quiet",
+        evaluate=False,
+        report=False,
+        on_event=events.append,
+        epochs=3,
+        max_steps=2,
+        lr=None,
+    )
+    messages = [
+        (e["topic"], e["text"]) for e in events if e["kind"] == "message" and e.get("topic")
+    ]
     assert ("data", "images per class: 0: 8, 1: 8, 2: 8") in messages
     assert any(t == "recipe" and text.startswith("optimizer adamw") for t, text in messages)
     train = json.loads((result.run.path / "config.json").read_text())["train"]
     assert train["epochs"] == 3  # the user's
-    assert train["optimizer"] == "adamw" and train["flip"] is False and train["translate"] == 2  # the recipe's
+    assert (
+        train["optimizer"] == "adamw" and train["flip"] is False and train["translate"] == 2
+    )  # the recipe's
     assert train["momentum"] == get_model_entry("fastcnn").train_defaults["momentum"]  # the model's
-    assert train["extra"]["recipe"] == "folder" and "images per class: 0: 8, 1: 8, 2: 8" in train["extra"]["notes"]
+    assert (
+        train["extra"]["recipe"] == "folder"
+        and "images per class: 0: 8, 1: 8, 2: 8" in train["extra"]["notes"]
+    )
 
 
 def test_the_command_line_prints_the_notes(tmp_path, capsys):
     from sightline.cli import main
 
-    code = main(["train", str(gray_folder(tmp_path / "digits", per_class=8)), "--runs-dir", str(tmp_path / "runs"),
-                 "--max-steps", "1", "--no-eval", "--progress", "lines"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(gray_folder(tmp_path / "digits", per_class=8)),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--max-steps",
+            "1",
+            "--no-eval",
+            "--progress",
+            "lines",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "  channels 1: every image is gray" in out and "  size 40x40: the median image" in out
@@ -260,7 +329,17 @@ def test_the_command_line_prints_the_notes(tmp_path, capsys):
 
 def test_built_in_datasets_get_no_recipe(tmp_path):
     data = toy_dataset(["0", "1"], 64, 8, load_options={"name_or_path": "mnist"})
-    result = sightline.run_training(data, "fastcnn", runs_dir=tmp_path, progress="quiet", evaluate=False,
-                                    report=False, max_steps=1)  # fmt: skip
+    result = sightline.run_training(
+        data,
+        "fastcnn",
+        runs_dir=tmp_path,
+        progress="quiet",
+        evaluate=False,
+        report=False,
+        max_steps=1,
+    )
     train = result.run.config["train"]
-    assert train["optimizer"] == "sgd" and train["epochs"] == get_model_entry("fastcnn").train_defaults["epochs"]
+    assert (
+        train["optimizer"] == "sgd"
+        and train["epochs"] == get_model_entry("fastcnn").train_defaults["epochs"]
+    )

@@ -70,7 +70,9 @@ def test_messy_folder_loads_good_files_and_reports_bad_ones(messy):
     assert ds.train.images.shape == (3 + 5, 3, H, W)  # one RGB image anywhere → 3 channels
     assert ds.train.labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 1]
     names = sorted(Path(p).name for p in ds.train.paths)
-    assert names == sorted(["a.png", "b.jpg", "c.png", "rgba.png", "deep16.png", "pal.gif", "cmyk.jpg", "UPPER.PNG"])
+    assert names == sorted(
+        ["a.png", "b.jpg", "c.png", "rgba.png", "deep16.png", "pal.gif", "cmyk.jpg", "UPPER.PNG"]
+    )
     skipped = {Path(p).name: why for p, why in ds.skipped}
     assert set(skipped) == {"zero.png", "trunc.png", "fake.jpg"}
     assert "empty" in skipped["zero.png"]
@@ -82,7 +84,10 @@ def test_messy_folder_loads_good_files_and_reports_bad_ones(messy):
 
 def test_labels_follow_the_folders(messy):
     ds = load_folder(messy)
-    red, blue = ds.train.images[:, 0].float().mean((1, 2)), ds.train.images[:, 2].float().mean((1, 2))
+    red, blue = (
+        ds.train.images[:, 0].float().mean((1, 2)),
+        ds.train.images[:, 2].float().mean((1, 2)),
+    )
     cats = ds.train.labels == 0
     assert bool((red[cats] > blue[cats]).all())
     rgba = [i for i, p in enumerate(ds.train.paths) if p.endswith("rgba.png")][0]
@@ -100,7 +105,10 @@ def test_sixteen_bit_gray_is_scaled_not_clipped(messy):
 def test_grayscale_folder_gets_one_channel(tmp_path):
     for i in range(2):
         save(tmp_path / "a" / f"{i}.png", Image.new("L", (W, H), 30))
-        save(tmp_path / "b" / f"{i}.png", Image.fromarray(np.full((H, W), 1000 * (i + 1), dtype=np.uint16)))
+        save(
+            tmp_path / "b" / f"{i}.png",
+            Image.fromarray(np.full((H, W), 1000 * (i + 1), dtype=np.uint16)),
+        )
     ds = load_folder(tmp_path)
     assert ds.train.images.shape == (4, 1, H, W)
 

@@ -24,7 +24,10 @@ def _items(n: int, seed: int = 0) -> np.ndarray:
     out = np.zeros((n, 28, 28), np.uint8)
     yy, xx = np.mgrid[0:28, 0:28]
     for i in range(n):
-        a, b = rng.uniform(8, 14), rng.uniform(4, 14)  # half-axes: one of them near 14 fills the frame
+        a, b = (
+            rng.uniform(8, 14),
+            rng.uniform(4, 14),
+        )  # half-axes: one of them near 14 fills the frame
         if rng.random() < 0.5:
             a, b = b, a
         a, b = (14, b) if a >= b else (a, 14)
@@ -47,20 +50,31 @@ def test_found_box_never_crops_the_object(light):
         (l0, t0, r0, b0), (l1, t1, r1, b1) = found.box, shot.box
         side = min(_open(shot.data).size)
         slack = max(2, round(0.02 * side))  # a rotated soft edge may fall just under the cut-off
-        assert l0 <= l1 + slack and t0 <= t1 + slack and r0 >= r1 - slack and b0 >= b1 - slack, (i, found.box, shot.box)
+        assert l0 <= l1 + slack and t0 <= t1 + slack and r0 >= r1 - slack and b0 >= b1 - slack, (
+            i,
+            found.box,
+            shot.box,
+        )
         # ... and is tight: no more than a little margin (or a shadow) beyond the object
         loose = max(4, round(0.12 * side))
-        assert l0 >= l1 - loose and t0 >= t1 - loose and r0 <= r1 + loose and b0 <= b1 + loose, (i, found.box, shot.box)
+        assert l0 >= l1 - loose and t0 >= t1 - loose and r0 <= r1 + loose and b0 <= b1 + loose, (
+            i,
+            found.box,
+            shot.box,
+        )
 
 
 def test_no_object_gives_the_whole_photo():
     rng = np.random.default_rng(0)
     ramp = np.linspace(210, 235, 300, dtype=np.float32)[None, :, None]
-    plain = np.clip(np.broadcast_to(ramp, (200, 300, 3)) + rng.normal(0, 2, (200, 300, 3)), 0, 255).astype(np.uint8)
+    plain = np.clip(
+        np.broadcast_to(ramp, (200, 300, 3)) + rng.normal(0, 2, (200, 300, 3)), 0, 255
+    ).astype(np.uint8)
     found = find_object(Image.fromarray(plain))
     assert not found.found and found.box == (0, 0, 300, 200)
-    x, framing = Preprocess(1, (28, 28), "pad", dark_background=True, fit="object").prepare_with_framing(
-        Image.fromarray(plain))
+    x, framing = Preprocess(
+        1, (28, 28), "pad", dark_background=True, fit="object"
+    ).prepare_with_framing(Image.fromarray(plain))
     assert framing is not None and not framing.found and x.shape == (1, 28, 28)
 
 
@@ -72,7 +86,10 @@ def test_thin_frame_line_is_not_the_object():
     assert found.found
     left, top, right, bottom = found.box
     # within the blur and one pixel of margin of the 256 px working copy (1.6 px each here)
-    assert all(abs(a - b) <= 4 for a, b in zip((left, top, right, bottom), (150, 100, 190, 160), strict=True))
+    assert all(
+        abs(a - b) <= 4
+        for a, b in zip((left, top, right, bottom), (150, 100, 190, 160), strict=True)
+    )
 
 
 @pytest.mark.parametrize("side", [28, 40])
@@ -90,7 +107,11 @@ def test_small_photo_the_object_nearly_fills_is_found(side):
         found = find_object(_open(shot.data))
         assert found.found, (i, style)
         (l0, t0, r0, b0), (l1, t1, r1, b1) = found.box, shot.box
-        assert l0 <= l1 + 2 and t0 <= t1 + 2 and r0 >= r1 - 2 and b0 >= b1 - 2, (i, found.box, shot.box)
+        assert l0 <= l1 + 2 and t0 <= t1 + 2 and r0 >= r1 - 2 and b0 >= b1 - 2, (
+            i,
+            found.box,
+            shot.box,
+        )
 
 
 def test_object_is_found_in_colour_for_a_gray_model():
@@ -109,7 +130,9 @@ def test_object_is_found_in_colour_for_a_gray_model():
     seen, framing = pre.prepare_with_framing(Image.fromarray(photo))
     assert framing is not None and framing.box == found.box
     # The canvas is the paper's gray, as PIL converts it: turned dark for a dark-background model.
-    assert seen[0, 0, 0] == 0 and found.background_in("L") == Image.new("RGB", (1, 1), paper).convert("L").getpixel((0, 0))
+    assert seen[0, 0, 0] == 0 and found.background_in("L") == Image.new(
+        "RGB", (1, 1), paper
+    ).convert("L").getpixel((0, 0))
 
 
 def test_object_fit_fills_the_frame_and_centres_it():
@@ -118,8 +141,12 @@ def test_object_fit_fills_the_frame_and_centres_it():
     canvas, found = frame_image(Image.fromarray(photo).convert("L"), (28, 28), "object")
     dark = np.asarray(canvas) < 128
     rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.all(0) | dark.any(0))
-    assert len(cols) >= 26 and abs((cols[0] + cols[-1]) / 2 - 13.5) <= 1  # fills the frame (less a pixel of margin)
-    assert 6 <= len(rows) <= 8 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1  # 80:20 → 28:7, centred
+    assert (
+        len(cols) >= 26 and abs((cols[0] + cols[-1]) / 2 - 13.5) <= 1
+    )  # fills the frame (less a pixel of margin)
+    assert (
+        6 <= len(rows) <= 8 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
+    )  # 80:20 → 28:7, centred
 
 
 def test_digit_fit_boxes_in_20_and_centres_by_mass():
@@ -164,15 +191,19 @@ def test_framed_photos_look_like_the_items():
     assert np.median(sims) > 0.8, sims
     # Scaling the whole photo (the old way) shows a small object in a corner: far less alike.
     whole = Preprocess(1, (28, 28), "pad", dark_background=True)
-    old = [float(np.corrcoef(whole.prepare_image(s.data)[0].numpy().ravel(), i.ravel())[0, 1])
-           for i, s in zip(items[:10], photos(items[:10], seed=9), strict=True)]  # fmt: skip
+    old = [
+        float(np.corrcoef(whole.prepare_image(s.data)[0].numpy().ravel(), i.ravel())[0, 1])
+        for i, s in zip(items[:10], photos(items[:10], seed=9), strict=True)
+    ]
     assert np.median(old) < np.median(sims) - 0.2
 
 
 def test_fit_is_saved_and_checked():
     pre = Preprocess(1, (28, 28), "pad", dark_background=True, fit="digit")
     assert Preprocess.from_dict(pre.to_dict()) == pre
-    assert Preprocess.from_dict({k: v for k, v in pre.to_dict().items() if k != "fit"}).fit == "frame"  # old runs
+    assert (
+        Preprocess.from_dict({k: v for k, v in pre.to_dict().items() if k != "fit"}).fit == "frame"
+    )  # old runs
     with pytest.raises(ValueError, match="fit"):
         Preprocess(1, (28, 28), "pad", fit="crop")
     from sightline.data import load_dataset

@@ -15,7 +15,9 @@ def test_bad_files_name_the_file(tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(np.full((20, 20, 3), 128, np.uint8)).save(good)
     jpg = tmp_path / "good.jpg"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(jpg)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        jpg
+    )
     cases = {
         "empty.png": (b"", "empty file"),
         "truncated.png": (good.read_bytes()[:60], None),
@@ -61,11 +63,13 @@ def test_palette_with_and_without_transparency():
 
 
 def test_sixteen_bit_is_rescaled_not_clipped(tmp_path):
-    a = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 64)  # 0..4032
+    a = np.arange(64, dtype=np.uint16).reshape(8, 8) * 64  # 0..4032
     path = tmp_path / "deep.png"
     Image.fromarray(a).save(path)
     out = np.asarray(normalize_mode(open_image(path), 1))
-    assert out.min() == 0 and 240 < out.max() < 255 and len(np.unique(out)) > 30  # 12-bit scale, not clipped
+    assert (
+        out.min() == 0 and 240 < out.max() < 255 and len(np.unique(out)) > 30
+    )  # 12-bit scale, not clipped
 
 
 def test_float_and_int32_modes():

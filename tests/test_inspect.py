@@ -50,7 +50,9 @@ def test_unknown_layer_lists_valid_names(name):
 
 def test_selected_layers_keep_given_order_and_blocks_work():
     model = _model("fastcnn")
-    outs = insp.layer_outputs(model, torch.randn(1, 1, 28, 28), ["classifier", "stage2.conv.relu", "stage2"])
+    outs = insp.layer_outputs(
+        model, torch.randn(1, 1, 28, 28), ["classifier", "stage2.conv.relu", "stage2"]
+    )
     assert list(outs) == ["classifier", "stage2.conv.relu", "stage2"]
     assert outs["classifier"].shape == (10,) and outs["stage2"].shape == (64, 7, 7)
     with pytest.raises(ModelError, match="did you mean 'stage1.conv.relu'"):
@@ -102,7 +104,9 @@ def test_stats_json_safe_for_non_finite():
 # ----------------------------------------------------------------------------- figures
 def test_activation_figure_one_block_per_layer_and_class_ticks():
     model = _model("fastcnn", classes=3)
-    outs = insp.layer_outputs(model, torch.randn(1, 28, 28), ["stage1.conv.relu", "stage3.conv.relu", "classifier"])
+    outs = insp.layer_outputs(
+        model, torch.randn(1, 28, 28), ["stage1.conv.relu", "stage3.conv.relu", "classifier"]
+    )
     fig = insp.plot_activations(outs, max_channels=8, classes=["cat", "dog", "owl"])
     assert len(fig.axes) == 3 and len(_image_axes(fig)) == 2
     assert "stage1.conv.relu" in fig.axes[0].get_title(loc="left")
@@ -221,7 +225,9 @@ def test_inspect_image_json_ready():
     img = np.zeros((40, 40), np.uint8)
     img[10:30, 15:25] = 255
     result = insp.inspect_image(model, pre, img, classes=["a", "b", "c"])
-    assert model.training and result.input.dtype == torch.uint8 and result.input.shape == (1, 28, 28)
+    assert (
+        model.training and result.input.dtype == torch.uint8 and result.input.shape == (1, 28, 28)
+    )
     # the same probabilities as predict (flip TTA included)
     probs = batched_logits(model, result.input[None], pre).softmax(1)[0]
     assert np.allclose(result.probabilities, probs.tolist(), atol=1e-5)
@@ -231,7 +237,9 @@ def test_inspect_image_json_ready():
     layers = {row["name"]: row for row in d["layers"]}
     assert set(layers) == set(insp.leaf_names(model))
     assert "values" not in layers["stage1.conv.conv"]  # 32x28x28 numbers: too many to send
-    assert np.allclose(layers["classifier"]["values"], result.outputs["classifier"].tolist(), atol=1e-5)
+    assert np.allclose(
+        layers["classifier"]["values"], result.outputs["classifier"].tolist(), atol=1e-5
+    )
     assert np.array(layers["stage2.pool"]["values"]).shape == (64, 7, 7)  # 3136 numbers
     assert np.array(d["saliency"]).shape == (28, 28) and d["saliency_method"] == "gradcam"
 

@@ -52,8 +52,14 @@ def test_prediction_on_outside_images_matches_original(fashion, tmp_path):
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sightline", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "sightline", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def _strip(rows):
@@ -62,9 +68,26 @@ def _strip(rows):
 
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
 def test_killed_run_resumes_identically(mirror, tmp_path, how):
-    args = ["train", "fashion-mnist", "--model", "mlp", "--epochs", "2", "--classes", "0,1,2,3,4",
-            "--checkpoint-every", "40", "--translate", "1", "--runs-dir", str(tmp_path), "--json",
-            "--mirror", str(mirror), "--no-eval"]  # fmt: skip
+    args = [
+        "train",
+        "fashion-mnist",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--classes",
+        "0,1,2,3,4",
+        "--checkpoint-every",
+        "40",
+        "--translate",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        "--json",
+        "--mirror",
+        str(mirror),
+        "--no-eval",
+    ]
     full = _cli(*args, "--name", "full")
     out, err = full.communicate(timeout=300)
     assert full.returncode == 0, err
@@ -79,17 +102,29 @@ def test_killed_run_resumes_identically(mirror, tmp_path, how):
     else:
         victim.send_signal(signal.SIGINT)
     victim.communicate(timeout=120)
-    status = json.loads((tmp_path / "victim" / "status.json").read_text())["status"] if how == "ctrl-c" else None
+    status = (
+        json.loads((tmp_path / "victim" / "status.json").read_text())["status"]
+        if how == "ctrl-c"
+        else None
+    )
     if how == "ctrl-c":
         assert victim.returncode == 130 and status == "interrupted"
-    assert not (tmp_path / "victim" / "metrics.csv").exists() or len(sightline.load_run(tmp_path / "victim").history) < 2
+    assert (
+        not (tmp_path / "victim" / "metrics.csv").exists()
+        or len(sightline.load_run(tmp_path / "victim").history) < 2
+    )
 
     resumed = _cli("train", "--resume", str(tmp_path / "victim"), "--quiet", "--no-eval")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "victim" / "last.safetensors")
+    a, b = (
+        load_file(tmp_path / "full" / "last.safetensors"),
+        load_file(tmp_path / "victim" / "last.safetensors"),
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert _strip(sightline.load_run(tmp_path / "full").history) == _strip(sightline.load_run(tmp_path / "victim").history)
+    assert _strip(sightline.load_run(tmp_path / "full").history) == _strip(
+        sightline.load_run(tmp_path / "victim").history
+    )
 
 
 class _CrashAtStep:
@@ -106,7 +141,9 @@ class _CrashAtStep:
 def test_dropout_model_resumes_identically(fashion, tmp_path):
     """tutorial-cnn has Dropout, so the RNG state must survive the checkpoint too: 40 steps,
     crashed at 25, resumed from the checkpoint at 20, same weights bit for bit."""
-    opts = dict(max_steps=40, checkpoint_every=10, batch_size=64, runs_dir=tmp_path, progress="quiet")
+    opts = dict(
+        max_steps=40, checkpoint_every=10, batch_size=64, runs_dir=tmp_path, progress="quiet"
+    )
     full = sightline.fit("tutorial-cnn", fashion, name="full", **opts)
     with pytest.raises(SystemExit):
         sightline.fit("tutorial-cnn", fashion, name="crashed", callbacks=[_CrashAtStep(25)], **opts)
@@ -119,16 +156,43 @@ def test_dropout_model_resumes_identically(fashion, tmp_path):
 
 def test_cli_train_evaluate_predict(mirror, tmp_path):
     runs = str(tmp_path / "runs")
-    p = _cli("train", "fashion-mnist", "--model", "mlp", "--max-steps", "60", "--runs-dir", runs, "--name", "tiny",
-             "--mirror", str(mirror), "--progress", "lines")  # fmt: skip
+    p = _cli(
+        "train",
+        "fashion-mnist",
+        "--model",
+        "mlp",
+        "--max-steps",
+        "60",
+        "--runs-dir",
+        runs,
+        "--name",
+        "tiny",
+        "--mirror",
+        str(mirror),
+        "--progress",
+        "lines",
+    )
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert "Test accuracy:" in out and "Run saved in" in out
     report = tmp_path / "runs" / "tiny" / "report.html"
     assert f"Report: {report}" in out
     html = report.read_text()
-    assert "Ankle boot" in html and html.count("data:image/png;base64,") >= 12 and "http" not in html.split("<body>")[1]
-    for name in ("curves", "samples", "predictions", "confusion", "top-losses", "activations", "saliency", "dense-weights"):
+    assert (
+        "Ankle boot" in html
+        and html.count("data:image/png;base64,") >= 12
+        and "http" not in html.split("<body>")[1]
+    )
+    for name in (
+        "curves",
+        "samples",
+        "predictions",
+        "confusion",
+        "top-losses",
+        "activations",
+        "saliency",
+        "dense-weights",
+    ):
         with Image.open(tmp_path / "runs" / "tiny" / "plots" / f"{name}.png") as im:
             assert im.size[0] >= 400 and max(im.convert("L").getextrema()) > 200, name
     acc = float(out.split("Test accuracy:")[1].split()[0])
@@ -145,7 +209,15 @@ def test_cli_train_evaluate_predict(mirror, tmp_path):
     data = sightline.load_dataset("fashion-mnist", mirror=mirror, val_split=0, progress=False)
     Image.fromarray(data.test.images[0, 0].numpy()).save(img)
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    p = _cli("predict", "--run", str(tmp_path / "runs" / "tiny"), str(img), str(tmp_path / "broken.jpg"), "--format", "json")
+    p = _cli(
+        "predict",
+        "--run",
+        str(tmp_path / "runs" / "tiny"),
+        str(img),
+        str(tmp_path / "broken.jpg"),
+        "--format",
+        "json",
+    )
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     result = json.loads(out)

@@ -27,7 +27,9 @@ def test_default_run_whitens_airnet_from_the_data(default_fashion_run):
     model = run.load_model()
     assert run.config["model"]["name"] == "airnet" and bool(model.whiten.initialized)
     images = run.data.preprocess.normalize(run.data.train.images[:5000])
-    patches = torch.nn.functional.unfold(images, 2).transpose(0, 1).flatten(1).double()  # (4, N * L)
+    patches = (
+        torch.nn.functional.unfold(images, 2).transpose(0, 1).flatten(1).double()
+    )  # (4, N * L)
     filters = model.whiten.weight[: model.whiten.out_channels // 2].flatten(1).double()
     cov = torch.cov(filters @ patches)
     # Decorrelated, each direction's variance λ / (λ + eps): 1 but for the faintest patterns.

@@ -15,13 +15,18 @@ pytestmark = pytest.mark.integration
 
 def test_a_folder_of_200_digits_reaches_95_percent_with_no_flags(mirror, tmp_path):
     digits = mnist(mirror, cache_dir=tmp_path / "cache")
-    folder = build_folder(tmp_path / "digits", digits)  # 200 training digits 0-4, 28/40/56 px, L/RGB/RGBA, PNG/JPEG
-    test_folder = save_test_folder(tmp_path / "test_digits", *held_out_digits(digits))  # 500 other (test) digits
+    folder = build_folder(
+        tmp_path / "digits", digits
+    )  # 200 training digits 0-4, 28/40/56 px, L/RGB/RGBA, PNG/JPEG
+    test_folder = save_test_folder(
+        tmp_path / "test_digits", *held_out_digits(digits)
+    )  # 500 other (test) digits
     events: list[dict] = []
 
     # What `sightline train ./digits` runs: no data, model or training options.
-    result = sightline.run_training(str(folder), runs_dir=tmp_path / "runs", progress="quiet",
-                                    on_event=events.append)  # fmt: skip
+    result = sightline.run_training(
+        str(folder), runs_dir=tmp_path / "runs", progress="quiet", on_event=events.append
+    )
 
     assert result.status == "finished"
     data = next(e for e in events if e["kind"] == "data")

@@ -18,7 +18,9 @@ def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
     # cores): measured 0.996, whole photo 0.466 (2 epochs: 0.994 / 0.488; benchmarks/photos.py:
     # the full default run 0.998; 0.992 before training re-framed images). The photos are the
     # same; only the training is shorter.
-    data = sightline.load_dataset("mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False)
+    data = sightline.load_dataset(
+        "mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False
+    )
     run = sightline.fit(data=data, epochs=1, runs_dir=tmp_path / "runs", progress="quiet")
     agree, whole_photo = agreement(run)
     assert agree >= 0.98, agree
@@ -26,9 +28,17 @@ def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
 
 
 def test_saved_run_keeps_its_framing(mirror, tmp_path):
-    data = sightline.load_dataset("mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False)
-    run = sightline.fit("mlp", data, epochs=1, max_steps=2, runs_dir=tmp_path / "runs", progress="quiet")
+    data = sightline.load_dataset(
+        "mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False
+    )
+    run = sightline.fit(
+        "mlp", data, epochs=1, max_steps=2, runs_dir=tmp_path / "runs", progress="quiet"
+    )
     assert sightline.load_run(run.path).preprocess.fit == "digit"
     # An old run's preprocessing (saved before framing existed) keeps the whole photo.
-    assert sightline.load_dataset("mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False,
-                                  fit="frame").preprocess.fit == "frame"  # fmt: skip
+    assert (
+        sightline.load_dataset(
+            "mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False, fit="frame"
+        ).preprocess.fit
+        == "frame"
+    )

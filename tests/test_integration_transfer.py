@@ -14,26 +14,55 @@ from sightline.runs import load_run
 pytestmark = pytest.mark.integration
 
 CLASSES = ["airplane", "automobile", "bird"]
-TEST_IMAGES = 900  # of the 3,000: each costs two passes of the backbone at 224 px (flip TTA) on CI's CPU
+TEST_IMAGES = (
+    900  # of the 3,000: each costs two passes of the backbone at 224 px (flip TTA) on CI's CPU
+)
 
 
 def test_pretrained_head_on_600_photos(mirror, tmp_path, capsys):
     import sightline
 
-    ds = sightline.load_dataset("cifar10", classes=CLASSES, val_split=0, mirror=mirror, cache_dir=tmp_path / "cache",
-                                progress=False)  # fmt: skip
+    ds = sightline.load_dataset(
+        "cifar10",
+        classes=CLASSES,
+        val_split=0,
+        mirror=mirror,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     folder = tmp_path / "photos"
     for c, name in enumerate(CLASSES):
         (folder / name).mkdir(parents=True)
         for i, k in enumerate(torch.nonzero(ds.train.labels == c).flatten()[:200].tolist()):
-            Image.fromarray(ds.train.images[k].permute(1, 2, 0).numpy()).save(folder / name / f"{i:04d}.png")
+            Image.fromarray(ds.train.images[k].permute(1, 2, 0).numpy()).save(
+                folder / name / f"{i:04d}.png"
+            )
     runs = tmp_path / "runs"
-    assert main(["train", str(folder), "--pretrained", "--runs-dir", str(runs), "--no-report", "--progress", "lines"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(folder),
+                "--pretrained",
+                "--runs-dir",
+                str(runs),
+                "--no-report",
+                "--progress",
+                "lines",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
-    assert "Features of 540 train images" in err  # 10 % carved for validation; progress is on stderr
+    assert (
+        "Features of 540 train images" in err
+    )  # 10 % carved for validation; progress is on stderr
     assert "3,843 trainable" in out  # the head: 1,280 x 3 + 3
     run = load_run(next(runs.iterdir()))
-    assert run.config["model"]["options"]["pretrained"] is True and run.config["train"]["freeze"] is True
+    assert (
+        run.config["model"]["options"]["pretrained"] is True
+        and run.config["train"]["freeze"] is True
+    )
     assert run.preprocess.size == (224, 224) and run.preprocess.mean[0] == pytest.approx(127 / 255)
     # Spread over the three classes: the test split is sorted by nothing in particular.
     pick = torch.arange(0, len(ds.test), len(ds.test) // TEST_IMAGES)[:TEST_IMAGES]

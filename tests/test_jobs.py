@@ -37,7 +37,16 @@ def test_events_are_dicts_and_the_run_folder_comes_first(toy, tmp_path):
     assert kinds[0] == "run" and kinds[1] == "train_begin" and kinds[-1] == "train_end"
     assert kinds.count("epoch") == 2 and "step" in kinds
     step = next(e for e in events if e["kind"] == "step")
-    assert {"epoch", "step", "steps", "loss", "accuracy", "images_per_sec", "eta_seconds", "global_step"} <= set(step)
+    assert {
+        "epoch",
+        "step",
+        "steps",
+        "loss",
+        "accuracy",
+        "images_per_sec",
+        "eta_seconds",
+        "global_step",
+    } <= set(step)
     json.dumps(events)  # plain data, ready to send to a browser
 
 
@@ -78,8 +87,13 @@ def test_non_finite_loss_stops_with_a_clear_message(toy, tmp_path):
 
 def test_exploding_finite_loss_stops_too(toy, tmp_path):
     """The issue's folder run: a finite loss of 34 for 5 classes is not training, it is noise."""
-    with pytest.raises(TrainingDiverged, match=r"loss exploded to .* \(chance level is 1.10\).*Lower the learning rate"):
-        fit_toy(toy, tmp_path, name="boom", optimizer="sgd", lr=3.0, momentum=0.9, label_smoothing=0.0)
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"loss exploded to .* \(chance level is 1.10\).*Lower the learning rate",
+    ):
+        fit_toy(
+            toy, tmp_path, name="boom", optimizer="sgd", lr=3.0, momentum=0.9, label_smoothing=0.0
+        )
     assert json.loads((tmp_path / "boom" / "status.json").read_text())["status"] == "failed"
 
 
@@ -90,8 +104,17 @@ def test_max_steps_keeps_the_planned_schedule(toy, tmp_path):
         def on_epoch_end(self, row):
             seen.append(row["lr"])
 
-    run = fit_toy(toy, tmp_path, name="short", epochs=4, max_steps=3, schedule="onecycle", lr=0.01, warmup=0.25,
-                  callbacks=[Lr()])  # fmt: skip
+    run = fit_toy(
+        toy,
+        tmp_path,
+        name="short",
+        epochs=4,
+        max_steps=3,
+        schedule="onecycle",
+        lr=0.01,
+        warmup=0.25,
+        callbacks=[Lr()],
+    )
     st = run.status
     assert st["status"] == "max_steps" and st["global_step"] == 3
     assert st["total_steps"] == 4 * st["steps_per_epoch"] and st["stop_step"] == 3
@@ -108,12 +131,24 @@ def test_training_leaves_the_callers_random_state_alone(toy, tmp_path):
 
 def test_run_training_pipeline_events_and_result(toy, tmp_path):
     events: list[dict] = []
-    result = sightline.run_training(toy, "mlp", runs_dir=tmp_path, epochs=2, progress="quiet", on_event=events.append,
-                                    model_options={"hidden": 16})  # fmt: skip
+    result = sightline.run_training(
+        toy,
+        "mlp",
+        runs_dir=tmp_path,
+        epochs=2,
+        progress="quiet",
+        on_event=events.append,
+        model_options={"hidden": 16},
+    )
     kinds = [e["kind"] for e in events]
     for kind in ("data", "model", "run", "train_begin", "epoch", "evaluation", "report", "done"):
         assert kind in kinds, kind
-    assert kinds.index("run") < kinds.index("train_begin") < kinds.index("evaluation") < kinds.index("report")
+    assert (
+        kinds.index("run")
+        < kinds.index("train_begin")
+        < kinds.index("evaluation")
+        < kinds.index("report")
+    )
     assert result.status == "finished" and result.report.is_file()
     assert result.metrics.accuracy == result.run.evaluation["accuracy"]
     assert events[-1] == {"kind": "done", **result.to_dict()}
@@ -150,9 +185,13 @@ def test_upload_size_is_bounded(monkeypatch):
 
 
 def test_resume_flags_that_cannot_apply_are_named(toy, tmp_path, capsys, monkeypatch):
-    run = fit_toy(toy, tmp_path, name="r", epochs=2, max_steps=2)  # ended: resume refuses, after the warning
+    run = fit_toy(
+        toy, tmp_path, name="r", epochs=2, max_steps=2
+    )  # ended: resume refuses, after the warning
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--resume", str(run.path), "--epochs", "9", "--lr", "0.1", "--no-eval"]) == 2
+    assert (
+        main(["train", "--resume", str(run.path), "--epochs", "9", "--lr", "0.1", "--no-eval"]) == 2
+    )
     out = capsys.readouterr()
     assert "ignored: --epochs, --lr" in out.out and "already ended" in out.err
 
@@ -163,8 +202,17 @@ def test_progress_lines_print_within_an_epoch():
     stream = io.StringIO()
     bar = ProgressBar(stream=stream, live=False, line_every=0.0)
     bar.on_train_begin({"epochs": 1})
-    bar.on_step({"epoch": 1, "step": 3, "steps": 10, "loss": 0.5, "accuracy": 0.8, "images_per_sec": 100.0,
-                 "steps_per_sec": 2.0})  # fmt: skip
+    bar.on_step(
+        {
+            "epoch": 1,
+            "step": 3,
+            "steps": 10,
+            "loss": 0.5,
+            "accuracy": 0.8,
+            "images_per_sec": 100.0,
+            "steps_per_sec": 2.0,
+        }
+    )
     assert "step 3/10" in stream.getvalue() and "epoch ETA 0:04" in stream.getvalue()
 
 
@@ -174,7 +222,9 @@ def test_schedule_of_a_run_comes_from_its_real_step_plan(toy, tmp_path):
     run = fit_toy(toy, tmp_path, name="plan", epochs=4, max_steps=5, batch_size=32)
     ax = schedule_figure(run, 0).axes[0]
     steps = run.status["steps_per_epoch"]
-    assert steps == -(-len(toy.train) // 32) and len(ax.lines[0].get_xdata()) == 4 * steps  # the toy's, not 54,000
+    assert (
+        steps == -(-len(toy.train) // 32) and len(ax.lines[0].get_xdata()) == 4 * steps
+    )  # the toy's, not 54,000
     marks = [line for line in ax.lines[1:] if "max steps" in line.get_label()]
     assert marks and marks[0].get_xdata()[0] == pytest.approx(5 / steps)
 

@@ -65,8 +65,11 @@ def test_registry_source_scan_matches_the_decorators():
         assert declared.keys() == registered.keys() and declared, module
         for name, entry in declared.items():
             real = registered[name]
-            assert (entry.description, entry.train_defaults, entry.options()) == \
-                   (real.description, real.train_defaults, real.options()), name  # fmt: skip
+            assert (entry.description, entry.train_defaults, entry.options()) == (
+                real.description,
+                real.train_defaults,
+                real.options(),
+            ), name
             assert entry.builder is registry._BUILDERS[name]
 
 
@@ -83,5 +86,7 @@ def test_models_are_listed_without_torch_and_built_with_it():
         "assert 'torch' in sys.modules and m.sightline_config['options'] == {'hidden': 16, 'dropout': 0.0}\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0, r.stderr

@@ -37,7 +37,9 @@ def test_a_sync_moves_the_slow_weights_and_restarts_the_network_from_them():
     assert torch.allclose(model[0].weight, start["0.weight"] + 0.25)
     assert torch.allclose(model[1].running_mean, start["1.running_mean"] + 0.5)  # buffers too
     assert torch.equal(la.slow["0.weight"], model[0].weight)
-    assert model[1].num_batches_tracked.dtype == torch.long and "1.num_batches_tracked" not in la.slow
+    assert (
+        model[1].num_batches_tracked.dtype == torch.long and "1.num_batches_tracked" not in la.slow
+    )
 
 
 def test_syncs_come_every_few_steps_and_the_last_step_takes_the_slow_weights():
@@ -69,7 +71,9 @@ def test_a_run_with_lookahead_differs_and_resumes_bit_exact(toy, tmp_path):  # n
     a, p = load_file(full.path / "last.safetensors"), load_file(plain.path / "last.safetensors")
     assert not all(torch.equal(a[k], p[k]) for k in a)  # it changes the weights
     with pytest.raises(SystemExit):
-        fit_toy(toy, tmp_path, name="crashed", callbacks=[CrashAt(2000 + 5)], lookahead=True, **opts)
+        fit_toy(
+            toy, tmp_path, name="crashed", callbacks=[CrashAt(2000 + 5)], lookahead=True, **opts
+        )
     resumed = sightline.resume(tmp_path / "crashed", data=toy, progress="quiet")
     assert resumed.status["status"] == "finished"
     b = load_file(resumed.path / "last.safetensors")
@@ -78,5 +82,8 @@ def test_a_run_with_lookahead_differs_and_resumes_bit_exact(toy, tmp_path):  # n
 
 def test_a_resume_state_from_another_network_is_a_clear_error():
     la = Lookahead(net())
-    with pytest.raises(RunError, match="Lookahead weights lack 0.bias, 0.weight, 1.bias: it is from another network"):
+    with pytest.raises(
+        RunError,
+        match="Lookahead weights lack 0.bias, 0.weight, 1.bias: it is from another network",
+    ):
         la.load_state_dict({"1.weight": torch.ones(3)})

@@ -37,7 +37,7 @@ def test_no_mirror_fails_under_ci(tmp_path):
     assert require_mirror(tmp_path, {"CI": "1"}) == tmp_path
 
 
-TINY_TESTS = '''
+TINY_TESTS = """
 from conftest import needs_mirror
 
 
@@ -48,7 +48,7 @@ def test_fixture(mirror):
 @needs_mirror
 def test_marker():
     pass
-'''
+"""
 
 
 @pytest.mark.parametrize("ci", [True, False])
@@ -64,8 +64,14 @@ def test_integration_tests_fail_not_skip_under_ci(tmp_path, ci):
     env.update(SIGHTLINE_DATA_MIRROR=str(tmp_path / "missing"), PYTHONDONTWRITEBYTECODE="1")
     if ci:
         env["CI"] = "1"
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"],
-                       cwd=tmp_path / "checkout", env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path / "checkout",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = p.stdout + p.stderr
     assert not (tmp_path / "shared").exists()
     if ci:

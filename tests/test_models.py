@@ -35,13 +35,20 @@ def test_the_default_model_follows_the_data():
         name = "fashion-mnist"
 
     assert default_model("fashion-mnist") == default_model(Data()) == "airnet"
-    assert default_model("FMNIST") == default_model("fashion_mnist") == "airnet"  # as load_dataset takes them
+    assert (
+        default_model("FMNIST") == default_model("fashion_mnist") == "airnet"
+    )  # as load_dataset takes them
 
     class Folder(Data):  # a user's folder that happens to be named like a built-in
         load_options = {"name_or_path": "/photos/fashion-mnist"}
 
     assert default_model(Folder()) == "fastcnn"
-    assert default_model("mnist") == default_model("cifar10") == default_model("./my_photos") == "fastcnn"
+    assert (
+        default_model("mnist")
+        == default_model("cifar10")
+        == default_model("./my_photos")
+        == "fastcnn"
+    )
     assert default_model(None) == default_model() == "fastcnn"
 
 
@@ -57,7 +64,10 @@ def test_summary_matches_keras_counts():
     s = summary(create_model("tutorial-cnn", (3, 32, 32), 3))
     assert (s.total, s.trainable, s.non_trainable) == (289_443, 288_995, 448)
     rows = {r.name: r for r in s.layers}
-    assert rows["block1.conv1"].output_shape == (None, 32, 32, 32) and rows["block1.conv1"].params == 896
+    assert (
+        rows["block1.conv1"].output_shape == (None, 32, 32, 32)
+        and rows["block1.conv1"].params == 896
+    )
     assert rows["block3.pool"].output_shape == (None, 128, 2, 2)
     assert rows["classifier"].params == 1539
     text = str(s)
@@ -68,7 +78,9 @@ def test_summary_matches_keras_counts():
 def test_summary_totals_equal_parameter_count(name):
     model = create_model(name, (1, 28, 28), 10)
     s = summary(model)
-    bn_stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    bn_stats = sum(
+        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
+    )
     assert s.total == sum(p.numel() for p in model.parameters()) + bn_stats
     assert s.to_dict()["total"] == s.total
 
@@ -92,11 +104,18 @@ def test_bad_option_value_is_model_error():
 def test_config_is_recorded_and_rebuilds_identically():
     torch.manual_seed(1)
     a = create_model("fastcnn", (3, 32, 32), 4, width=16)
-    assert a.sightline_config == {"name": "fastcnn", "input_shape": [3, 32, 32], "num_classes": 4,
-                                  "options": {"width": 16, "depth": 0, "stages": 4, "pool_first": False}}  # fmt: skip
+    assert a.sightline_config == {
+        "name": "fastcnn",
+        "input_shape": [3, 32, 32],
+        "num_classes": 4,
+        "options": {"width": 16, "depth": 0, "stages": 4, "pool_first": False},
+    }
     torch.manual_seed(1)
     b = create_model("fastcnn", (3, 32, 32), 4, width=16)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_mlp_hidden_list_and_dropout():
@@ -122,7 +141,10 @@ def test_fastcnn_any_size_via_global_pooling(shape):
 def test_fastcnn_refuses_inputs_smaller_than_its_poolings():
     with pytest.raises(ModelError, match="too small for 4 stages"):
         create_model("fastcnn", (1, 7, 7), 10)
-    assert create_model("fastcnn", (1, 7, 7), 10, stages=3)(torch.randn(2, 1, 7, 7)).shape == (2, 10)
+    assert create_model("fastcnn", (1, 7, 7), 10, stages=3)(torch.randn(2, 1, 7, 7)).shape == (
+        2,
+        10,
+    )
 
 
 def test_fastcnn_width_and_depth_scale_the_model():
@@ -155,11 +177,18 @@ def test_fastcnn_pool_first_normalises_the_pooled_map_with_the_same_parameters()
     s = summary(pooled, (1, 28, 28))
     rows = {r.name: r for r in s.layers}
     assert rows["stage1.conv.bn"].output_shape == (None, 8, 14, 14)  # normalised after the pool
-    assert "stage1.pool" not in rows and "stage4.conv.pool" not in rows  # the last stage never pools
+    assert (
+        "stage1.pool" not in rows and "stage4.conv.pool" not in rows
+    )  # the last stage never pools
     deep = create_model("fastcnn", (1, 28, 28), 10, width=8, depth=1, pool_first=True)
     assert deep(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     deep_rows = {r.name: r for r in summary(deep, (1, 28, 28)).layers}
-    assert deep_rows["stage1.res1.body.conv"].output_shape == (None, 8, 14, 14)  # runs on the pooled map
+    assert deep_rows["stage1.res1.body.conv"].output_shape == (
+        None,
+        8,
+        14,
+        14,
+    )  # runs on the pooled map
 
 
 def test_fastcnn_pool_first_must_be_a_boolean():
@@ -198,8 +227,13 @@ def test_summary_to_dict_is_json():
     d = json.loads(json.dumps(s.to_dict()))
     assert d["total"] == 101_770 and d["non_trainable"] == 0
     assert [row["name"] for row in d["layers"]] == ["flatten", "dense1", "relu1", "classifier"]
-    assert d["layers"][1] == {"name": "dense1", "type": "Linear", "output_shape": [None, 128],
-                              "params": 100_480, "trainable": 100_480}  # fmt: skip
+    assert d["layers"][1] == {
+        "name": "dense1",
+        "type": "Linear",
+        "output_shape": [None, 128],
+        "params": 100_480,
+        "trainable": 100_480,
+    }
 
 
 def test_summary_counts_frozen_parameters_as_non_trainable():

@@ -14,7 +14,18 @@ from sightline import plots
 from sightline.errors import SightlineError
 from sightline.plots import CORRECT, WRONG
 
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +44,30 @@ def batch():
 def all_figures(batch):
     images, labels, probs, losses = batch
     confusion = torch.bincount(labels * 10 + probs.argmax(1), minlength=100).view(10, 10)
-    history = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.5 / e, "val_loss": 1.1 / e, "val_accuracy": 1 - 0.6 / e} for e in range(1, 6)]
+    history = [
+        {
+            "epoch": e,
+            "loss": 1 / e,
+            "accuracy": 1 - 0.5 / e,
+            "val_loss": 1.1 / e,
+            "val_accuracy": 1 - 0.6 / e,
+        }
+        for e in range(1, 6)
+    ]
     return {
         "image": plots.plot_image(images[0], title="first image"),
         "samples": plots.plot_samples(images, labels, CLASSES, random=True, dark_background=True),
-        "rgb-samples": plots.plot_samples(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8), torch.arange(6) % 3, ["a", "b", "c"], rows=2, cols=3),
+        "rgb-samples": plots.plot_samples(
+            torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8),
+            torch.arange(6) % 3,
+            ["a", "b", "c"],
+            rows=2,
+            cols=3,
+        ),
         "predictions": plots.plot_predictions(images, labels, probs, CLASSES),
-        "probabilities": plots.plot_probabilities(images[0], probs[0], CLASSES, label=int(labels[0])),
+        "probabilities": plots.plot_probabilities(
+            images[0], probs[0], CLASSES, label=int(labels[0])
+        ),
         "probability-grid": plots.plot_probability_grid(images, labels, probs, CLASSES),
         "curves": plots.plot_curves(history, best_epoch=5, stopped_epoch=5),
         "confusion": plots.plot_confusion(confusion, CLASSES),
@@ -97,11 +125,17 @@ def test_probability_bars_mark_predicted_red_and_true_blue(batch):
 
 def test_most_confused_order():
     cm = np.array([[5, 3, 0], [7, 2, 1], [0, 0, 9]])
-    assert plots.most_confused(cm, ["a", "b", "c"], k=3) == [("b", "a", 7), ("a", "b", 3), ("b", "c", 1)]
+    assert plots.most_confused(cm, ["a", "b", "c"], k=3) == [
+        ("b", "a", 7),
+        ("a", "b", 3),
+        ("b", "c", 1),
+    ]
 
 
 def test_curves_without_validation():
-    fig = plots.plot_curves([{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": None, "val_accuracy": None}])
+    fig = plots.plot_curves(
+        [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": None, "val_accuracy": None}]
+    )
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]
 
 
@@ -109,15 +143,23 @@ def test_confusion_cells_show_counts_or_percentages():
     cm = np.array([[8, 2], [1, 9]])
     counts = [t.get_text() for t in plots.plot_confusion(cm, ["a", "b"]).axes[0].texts]
     assert counts == ["8", "2", "1", "9"]
-    shares = [t.get_text() for t in plots.plot_confusion(cm, ["a", "b"], normalize=True).axes[0].texts]
+    shares = [
+        t.get_text() for t in plots.plot_confusion(cm, ["a", "b"], normalize=True).axes[0].texts
+    ]
     assert shares == ["80%", "20%", "10%", "90%"]
 
 
 def test_curves_mark_best_and_stop_and_keep_the_legend_off_the_axes():
-    history = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5, "val_loss": 2 / e, "val_accuracy": 0.4} for e in range(1, 6)]
+    history = [
+        {"epoch": e, "loss": 1 / e, "accuracy": 0.5, "val_loss": 2 / e, "val_accuracy": 0.4}
+        for e in range(1, 6)
+    ]
     fig = plots.plot_curves(history, best_epoch=3, stopped_epoch=5)
     loss_ax = fig.axes[0]
-    assert [list(line.get_xdata()) for line in loss_ax.lines[2:]] == [[3, 3], [5, 5]]  # the two markers
+    assert [list(line.get_xdata()) for line in loss_ax.lines[2:]] == [
+        [3, 3],
+        [5, 5],
+    ]  # the two markers
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
     assert "best (epoch 3)" in [t.get_text() for t in fig.legends[0].get_texts()]
     assert plots.plot_curves([]).texts  # no epochs yet: a message, not a crash
@@ -151,7 +193,10 @@ def test_ten_long_class_names_do_not_overlap(batch):
     images, labels, probs, _ = batch
     long = [f"{c} (long name)" for c in CLASSES]
     confusion = torch.bincount(labels * 10 + probs.argmax(1), minlength=100).view(10, 10)
-    for fig in (plots.plot_confusion(confusion, long), plots.plot_probabilities(images[0], probs[0], long, label=0)):
+    for fig in (
+        plots.plot_confusion(confusion, long),
+        plots.plot_probabilities(images[0], probs[0], long, label=0),
+    ):
         renderer = _drawn(fig)
         for ax in fig.axes:
             assert not _overlaps(ax.get_xticklabels(), renderer)
@@ -194,8 +239,13 @@ def test_numpy_images_channels_first_or_last(tmp_path):
     gray = np.tile(np.arange(28, dtype=np.uint8) * 9, (1, 28, 1))  # (1, 28, 28)
     rgb = np.zeros((32, 32, 3), np.uint8)
     rgb[:, :16, 0] = 255
-    cases = [(gray, (28, 28)), (gray[0], (28, 28)), (torch.from_numpy(gray)[None], (28, 28)),
-             (rgb, (32, 32, 3)), (rgb.transpose(2, 0, 1), (32, 32, 3))]  # fmt: skip
+    cases = [
+        (gray, (28, 28)),
+        (gray[0], (28, 28)),
+        (torch.from_numpy(gray)[None], (28, 28)),
+        (rgb, (32, 32, 3)),
+        (rgb.transpose(2, 0, 1), (32, 32, 3)),
+    ]
     for image, shown in cases:
         fig = plots.plot_image(image)
         assert fig.axes[0].images[0].get_array().shape == shown

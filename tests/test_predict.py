@@ -46,9 +46,13 @@ def folder(tmp_path):
 
 
 def test_expand_inputs(folder):
-    files, problems = expand_inputs([str(folder), str(folder / "*.png"), str(folder / "nope.png"), str(folder / "*.tif")])
+    files, problems = expand_inputs(
+        [str(folder), str(folder / "*.png"), str(folder / "nope.png"), str(folder / "*.tif")]
+    )
     names = [f.name for f in files]
-    assert sorted(names) == sorted(["bright.png", "dark.jpg", "nested.bmp", "corrupt.png", "zero.jpg"])  # deduplicated
+    assert sorted(names) == sorted(
+        ["bright.png", "dark.jpg", "nested.bmp", "corrupt.png", "zero.jpg"]
+    )  # deduplicated
     assert [p[0].split("/")[-1] for p in problems] == ["nope.png", "*.tif"]
 
 
@@ -82,6 +86,8 @@ def test_chunking_gives_same_results(folder):
 def test_predict_tensor_accepts_many_kinds(folder):
     batch = torch.full((3, 1, 8, 8), 250, dtype=torch.uint8)
     assert predict_tensor(Brightness(), PRE, batch).argmax(1).tolist() == [1, 1, 1]
-    probs = predict_tensor(Brightness(), PRE, [str(folder / "dark.jpg"), np.full((4, 4), 255, np.uint8)])
+    probs = predict_tensor(
+        Brightness(), PRE, [str(folder / "dark.jpg"), np.full((4, 4), 255, np.uint8)]
+    )
     assert probs.argmax(1).tolist() == [0, 1]
     assert predict_tensor(Brightness(), PRE, str(folder / "bright.png")).shape == (1, 2)

@@ -33,11 +33,15 @@ def test_shift_tta_round_trips_and_old_dicts_have_none():
         Preprocess(1, (28, 28), shift_tta=-1)
 
 
-@pytest.mark.parametrize("flip, shift, count", [(False, 0, 1), (True, 0, 2), (False, 1, 3), (True, 2, 6)])
+@pytest.mark.parametrize(
+    "flip, shift, count", [(False, 0, 1), (True, 0, 2), (False, 1, 3), (True, 2, 6)]
+)
 def test_tta_views_are_the_image_its_shifts_and_their_mirrors(flip, shift, count):
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
     views = Preprocess(3, (8, 8), flip_tta=flip, shift_tta=shift).tta_views(x)
-    assert len(views) == count and all(v.shape == x.shape for v in views) and torch.equal(views[0], x)
+    assert (
+        len(views) == count and all(v.shape == x.shape for v in views) and torch.equal(views[0], x)
+    )
     if shift:
         s = shift
         assert torch.equal(views[1][..., s:, s:], x[..., :-s, :-s])  # moved down and right
@@ -45,7 +49,9 @@ def test_tta_views_are_the_image_its_shifts_and_their_mirrors(flip, shift, count
         assert torch.equal(views[1][..., 0, s:], x[..., s, :-s])  # the edge reflected, not zeros
     if flip:
         half = count // 2
-        assert all(torch.equal(m, v.flip(-1)) for v, m in zip(views[:half], views[half:], strict=True))
+        assert all(
+            torch.equal(m, v.flip(-1)) for v, m in zip(views[:half], views[half:], strict=True)
+        )
 
 
 def test_normalize_denormalize_inverse():
@@ -106,7 +112,9 @@ def test_normalize_makes_its_constants_once_and_they_serve_any_mode():
 
     p = Preprocess(size=(4, 4), channels=3, mean=(0.1, 0.2, 0.3), std=(0.2, 0.25, 0.5))
     x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
-    expected = (x.float() / 255.0 - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    expected = (x.float() / 255.0 - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.2, 0.25, 0.5]
+    ).view(1, 3, 1, 1)
     module._scaling.cache_clear()
     with torch.inference_mode():
         torch.testing.assert_close(p.normalize(x), expected)

@@ -86,7 +86,11 @@ def test_missing_file_is_a_data_error(tmp_path):
 
 
 def cifar_records(labels: np.ndarray, images: np.ndarray) -> bytes:
-    return np.concatenate([labels[:, None], images.reshape(len(labels), -1)], axis=1).astype(np.uint8).tobytes()
+    return (
+        np.concatenate([labels[:, None], images.reshape(len(labels), -1)], axis=1)
+        .astype(np.uint8)
+        .tobytes()
+    )
 
 
 def test_read_cifar_bin(tmp_path):

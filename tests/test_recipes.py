@@ -27,8 +27,11 @@ from sightline.train.recipe_book import (
 LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
 
 
-@pytest.mark.parametrize("recipe", [*list_recipes(), *(v for r in list_recipes() for v in r.variants())],
-                         ids=lambda r: r.name + (f"/{r.variant}" if r.variant else ""))  # fmt: skip
+@pytest.mark.parametrize(
+    "recipe",
+    [*list_recipes(), *(v for r in list_recipes() for v in r.variants())],
+    ids=lambda r: r.name + (f"/{r.variant}" if r.variant else ""),
+)
 def test_every_recipe_and_variant_is_valid(recipe):
     from sightline.data.registry import find_dataset_spec
 
@@ -40,11 +43,15 @@ def test_every_recipe_and_variant_is_valid(recipe):
     entry = get_model_entry(recipe.model)
     assert set(recipe.model_options) <= set(entry.options()), recipe.model_options
     assert set(recipe.data_options) <= LOAD_OPTIONS, recipe.data_options
-    cfg = resolve_config(entry.train_defaults, **recipe.train_options)  # raises on unknown or bad values
+    cfg = resolve_config(
+        entry.train_defaults, **recipe.train_options
+    )  # raises on unknown or bad values
     for key, value in recipe.train_options.items():
         assert getattr(cfg, key) == value, key
     assert find_dataset_spec(recipe.dataset) is not None, recipe.dataset
-    assert recipe.description and recipe.measured, "a recipe says what it is for and what it measured"
+    assert recipe.description and recipe.measured, (
+        "a recipe says what it is for and what it measured"
+    )
 
 
 def test_unknown_recipe_names_the_choices():
@@ -55,7 +62,12 @@ def test_unknown_recipe_names_the_choices():
 def test_the_callers_options_win_and_the_recipe_is_recorded():
     r = get_recipe("fashion-mnist-fast")
     model, model_opts, data_opts, train = apply_recipe(
-        r, None, {"width": 24}, {"val_split": 0.1, "classes": None}, {"epochs": 2, "lr": None, "seed": None})
+        r,
+        None,
+        {"width": 24},
+        {"val_split": 0.1, "classes": None},
+        {"epochs": 2, "lr": None, "seed": None},
+    )
     assert model == r.model
     assert model_opts["width"] == 24
     assert data_opts == {**r.data_options, "val_split": 0.1}
@@ -95,10 +107,20 @@ def test_recipes_command_lists_them_without_torch():
 @pytest.mark.parametrize("amx", [False, True], ids=["cpu", "cpu-with-amx"])
 def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, monkeypatch, amx):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
-    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)  # the recipe as written, without AMX
+    monkeypatch.setattr(
+        "sightline.devices.cpu_has_avx512", lambda: True
+    )  # the recipe as written, without AMX
     events = []
-    result = sightline.run_training(make_dataset(size=16), recipe="fashion-mnist-fast", epochs=1, runs_dir=tmp_path, report=False,
-                                    progress="quiet", on_event=events.append, device="cpu")  # fmt: skip
+    result = sightline.run_training(
+        make_dataset(size=16),
+        recipe="fashion-mnist-fast",
+        epochs=1,
+        runs_dir=tmp_path,
+        report=False,
+        progress="quiet",
+        on_event=events.append,
+        device="cpu",
+    )
     config = json.loads((result.run.path / "config.json").read_text())
     assert config["train"]["extra"]["recipe"] == "fashion-mnist-fast"
     assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 128
@@ -106,7 +128,9 @@ def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, mo
     if amx:  # its variant: airnet, which trains in bf16 there
         assert config["model"]["name"] == "airnet" and config["train"]["amp"] is True
         assert config["train"]["extra"]["recipe_variant"] == "cpu-amx"
-        assert any(n.startswith("recipe fashion-mnist-fast (its variant for a CPU with AMX") for n in notes), notes
+        assert any(
+            n.startswith("recipe fashion-mnist-fast (its variant for a CPU with AMX") for n in notes
+        ), notes
     else:
         assert config["model"]["name"] == "fastcnn" and config["model"]["options"]["width"] == 16
         assert "recipe_variant" not in config["train"]["extra"]
@@ -118,10 +142,20 @@ def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeyp
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: True)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)  # every AMX CPU has it
     variant = for_machine(base)
-    assert (variant.model, variant.variant, variant.train_options["epochs"]) == ("airnet", "cpu-amx", 4)
-    assert variant.name == base.name and variant.data_options == base.data_options and not variant.on_amx
+    assert (variant.model, variant.variant, variant.train_options["epochs"]) == (
+        "airnet",
+        "cpu-amx",
+        4,
+    )
+    assert (
+        variant.name == base.name
+        and variant.data_options == base.data_options
+        and not variant.on_amx
+    )
     assert for_machine(base, model="airnet") == variant
-    assert for_machine(base, model="fastcnn") == base  # the recipe's own model: the recipe as written
+    assert (
+        for_machine(base, model="fastcnn") == base
+    )  # the recipe's own model: the recipe as written
     assert for_machine(base, amp=False) == base  # float32 asked for: airnet would be 3x slower
     assert for_machine(get_recipe("cifar3-fast")) == get_recipe("cifar3-fast")  # no variant
     with pytest.raises(ConfigError, match=r"trains fastcnn \(on a CPU with AMX: airnet\), not mlp"):
@@ -131,15 +165,20 @@ def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeyp
     assert apply_recipe(variant, None, {}, {}, {})[3]["extra"]["recipe_variant"] == "cpu-amx"
 
 
-@pytest.mark.parametrize("amx, avx512, amp, device, expected", [
-    (False, False, None, None, "cpu-avx2"),  # AVX2: the shorter schedule
-    (False, True, None, None, ""),  # AVX-512 without AMX: the recipe as written
-    (True, True, None, None, "cpu-amx"),
-    (True, True, False, None, ""),  # float32 asked for on an AMX CPU: its AVX-512 float32 rate
-    (False, False, False, "cpu", "cpu-avx2"),
-    (False, False, None, "cuda", ""),  # a GPU: the recipe as written
-])  # fmt: skip
-def test_each_recipe_trains_its_variant_for_this_cpu(monkeypatch, amx, avx512, amp, device, expected):
+@pytest.mark.parametrize(
+    "amx, avx512, amp, device, expected",
+    [
+        (False, False, None, None, "cpu-avx2"),  # AVX2: the shorter schedule
+        (False, True, None, None, ""),  # AVX-512 without AMX: the recipe as written
+        (True, True, None, None, "cpu-amx"),
+        (True, True, False, None, ""),  # float32 asked for on an AMX CPU: its AVX-512 float32 rate
+        (False, False, False, "cpu", "cpu-avx2"),
+        (False, False, None, "cuda", ""),  # a GPU: the recipe as written
+    ],
+)
+def test_each_recipe_trains_its_variant_for_this_cpu(
+    monkeypatch, amx, avx512, amp, device, expected
+):
     """fashion-mnist-long has an AMX variant (bf16, another schedule) and no AVX2 one (its time
     budget fits the epochs to the CPU); cifar3-tutorial-cnn has an AVX2 one (its target is a
     speed ratio against Keras, not minutes) and no AMX one."""
@@ -147,21 +186,34 @@ def test_each_recipe_trains_its_variant_for_this_cpu(monkeypatch, amx, avx512, a
 
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)
-    monkeypatch.setattr("sightline.devices.resolve_device", lambda spec="auto": torch.device(
-        "cuda" if spec == "cuda" else "cpu"))  # fmt: skip
-    for name, has in (("fashion-mnist-long", "cpu-amx"), ("fashion-mnist-fast", "cpu-amx"),
-                      ("cifar3-tutorial-cnn", "cpu-avx2")):  # fmt: skip
+    monkeypatch.setattr(
+        "sightline.devices.resolve_device",
+        lambda spec="auto": torch.device("cuda" if spec == "cuda" else "cpu"),
+    )
+    for name, has in (
+        ("fashion-mnist-long", "cpu-amx"),
+        ("fashion-mnist-fast", "cpu-amx"),
+        ("cifar3-tutorial-cnn", "cpu-avx2"),
+    ):
         base = get_recipe(name)
         wanted = expected if expected == has else ""
         chosen = for_machine(base, None, device, amp)
         assert chosen.variant == wanted, name
         assert chosen == (base.with_variant(wanted) if wanted else base)
-        assert for_machine(base, chosen.model, device, amp) == chosen  # its own model named: still the variant
-        assert for_machine(base, "mlp", device, amp) == base  # another: the recipe, and apply_recipe's error
+        assert (
+            for_machine(base, chosen.model, device, amp) == chosen
+        )  # its own model named: still the variant
+        assert (
+            for_machine(base, "mlp", device, amp) == base
+        )  # another: the recipe, and apply_recipe's error
         if wanted:
             train = apply_recipe(chosen, None, {}, {}, {})[3]
             assert train["extra"]["recipe_variant"] == wanted
-            assert train["epochs"] == getattr(base, VARIANTS[wanted][0])["train_options"]["epochs"] != base.train_options["epochs"]
+            assert (
+                train["epochs"]
+                == getattr(base, VARIANTS[wanted][0])["train_options"]["epochs"]
+                != base.train_options["epochs"]
+            )
 
 
 def test_variants_are_described_and_listed(capsys):
@@ -169,9 +221,14 @@ def test_variants_are_described_and_listed(capsys):
     from sightline.train.recipe_book import VARIANTS
 
     long, tutorial = get_recipe("fashion-mnist-long"), get_recipe("cifar3-tutorial-cnn")
-    assert [v.variant for v in long.variants()] == ["cpu-amx"]  # AVX2: its time budget fits the epochs
+    assert [v.variant for v in long.variants()] == [
+        "cpu-amx"
+    ]  # AVX2: its time budget fits the epochs
     assert [v.variant for v in tutorial.variants()] == ["cpu-avx2"]
-    assert tutorial.with_variant("cpu-avx2").on_avx2 == {} and tutorial.with_variant("cpu-avx2").name == tutorial.name
+    assert (
+        tutorial.with_variant("cpu-avx2").on_avx2 == {}
+        and tutorial.with_variant("cpu-avx2").name == tutorial.name
+    )
     assert get_recipe("cifar3-fast").variants() == []
     assert get_recipe("cifar3-fast").with_variant("cpu-avx2") == get_recipe("cifar3-fast")
     assert main(["recipes"]) == 0
@@ -195,36 +252,65 @@ def test_plain_cifar10_on_a_cuda_gpu_trains_the_airbench_recipe(monkeypatch):
 
     monkeypatch.setattr("sightline.devices.resolve_device", fake_resolve)
     assert gpu_default_recipe("cifar10", None, {}, {}, None) == "cifar10-airbench"
-    assert gpu_default_recipe("cifar10", None, {}, {"val_split": 0.1}, "cuda:1") == "cifar10-airbench"
+    assert (
+        gpu_default_recipe("cifar10", None, {}, {"val_split": 0.1}, "cuda:1") == "cifar10-airbench"
+    )
     assert seen == ["auto", "cuda:1"]
     # anything the caller chose about the network or the classes: the plain defaults
     assert gpu_default_recipe("cifar10", "fastcnn", {}, {}, None) is None
     assert gpu_default_recipe("cifar10", None, {"width": 32}, {}, None) is None
-    assert gpu_default_recipe("cifar10", None, {}, {"classes": "airplane,automobile,bird"}, None) is None
+    assert (
+        gpu_default_recipe("cifar10", None, {}, {"classes": "airplane,automobile,bird"}, None)
+        is None
+    )
     assert gpu_default_recipe("fashion-mnist", None, {}, {}, None) is None
     assert gpu_default_recipe(make_dataset(size=4), None, {}, {}, None) is None
-    assert gpu_default_recipe("cifar10", None, {}, {}, "cpu") is None  # on a CPU it would take 9-70 minutes
+    assert (
+        gpu_default_recipe("cifar10", None, {}, {}, "cpu") is None
+    )  # on a CPU it would take 9-70 minutes
 
 
 def test_run_training_applies_the_gpu_default_recipe_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: False)
     asked = []
-    monkeypatch.setattr("sightline.train.recipe_book.gpu_default_recipe",
-                        lambda *a: asked.append(a) or "fashion-mnist-fast")  # fmt: skip
+    monkeypatch.setattr(
+        "sightline.train.recipe_book.gpu_default_recipe",
+        lambda *a: asked.append(a) or "fashion-mnist-fast",
+    )
     events = []
     data = make_dataset(size=16)
-    result = sightline.run_training(data, epochs=1, runs_dir=tmp_path, report=False, progress="quiet",
-                                    on_event=events.append, device="cpu")  # fmt: skip
+    result = sightline.run_training(
+        data,
+        epochs=1,
+        runs_dir=tmp_path,
+        report=False,
+        progress="quiet",
+        on_event=events.append,
+        device="cpu",
+    )
     config = json.loads((result.run.path / "config.json").read_text())
-    assert config["train"]["extra"]["recipe"] == "fashion-mnist-fast" and config["model"]["name"] == "fastcnn"
+    assert (
+        config["train"]["extra"]["recipe"] == "fashion-mnist-fast"
+        and config["model"]["name"] == "fastcnn"
+    )
     assert config["train"]["epochs"] == 1  # the caller's options still win
     assert asked == [(data, None, {}, {}, "cpu")]
     notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "recipe"]
-    assert any(n.startswith("GPU: training") and "recipe fashion-mnist-fast" in n for n in notes), notes
+    assert any(n.startswith("GPU: training") and "recipe fashion-mnist-fast" in n for n in notes), (
+        notes
+    )
     # a named recipe is never replaced
     asked.clear()
-    sightline.run_training(data, recipe="fashion-mnist-mlp", epochs=1, runs_dir=tmp_path, report=False,
-                           progress="quiet", device="cpu", evaluate=False)  # fmt: skip
+    sightline.run_training(
+        data,
+        recipe="fashion-mnist-mlp",
+        epochs=1,
+        runs_dir=tmp_path,
+        report=False,
+        progress="quiet",
+        device="cpu",
+        evaluate=False,
+    )
     assert asked == []
 
 
@@ -236,14 +322,31 @@ def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
     cfg = TrainConfig(batch_size=64, lr=0.2, epochs=4)
     gpu, notes = adapt_to_device(cfg, "cuda", set(), 60_000, 28 * 28)
     assert gpu.batch_size == GPU_BATCH and gpu.lr == pytest.approx(0.2 * (GPU_BATCH / 64) ** 0.5)
-    assert gpu.epochs == 4 * GPU_EPOCH_FACTOR  # fewer steps per epoch: more epochs (one costs ~1 s there)
-    assert gpu.extra["device_defaults"]["batch_size"] == [64, GPU_BATCH] and "GPU: batch 512" in notes[0]
-    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (cfg, [])  # the CPU keeps what was tuned on it
-    assert adapt_to_device(cfg, "cuda", {"batch_size"}, 60_000, 784) == (cfg, [])  # the caller's batch stays
+    assert (
+        gpu.epochs == 4 * GPU_EPOCH_FACTOR
+    )  # fewer steps per epoch: more epochs (one costs ~1 s there)
+    assert (
+        gpu.extra["device_defaults"]["batch_size"] == [64, GPU_BATCH]
+        and "GPU: batch 512" in notes[0]
+    )
+    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (
+        cfg,
+        [],
+    )  # the CPU keeps what was tuned on it
+    assert adapt_to_device(cfg, "cuda", {"batch_size"}, 60_000, 784) == (
+        cfg,
+        [],
+    )  # the caller's batch stays
     kept, _ = adapt_to_device(cfg, "cuda", {"lr", "epochs"}, 60_000, 784)
     assert (kept.batch_size, kept.lr, kept.epochs) == (GPU_BATCH, 0.2, 4)
-    assert adapt_to_device(cfg, "cuda", set(), 2_000, 784) == (cfg, [])  # small data needs the steps
-    assert adapt_to_device(cfg, "cuda", set(), 60_000, 224 * 224) == (cfg, [])  # 512 photos may not fit
+    assert adapt_to_device(cfg, "cuda", set(), 2_000, 784) == (
+        cfg,
+        [],
+    )  # small data needs the steps
+    assert adapt_to_device(cfg, "cuda", set(), 60_000, 224 * 224) == (
+        cfg,
+        [],
+    )  # 512 photos may not fit
     frozen = TrainConfig(batch_size=32, freeze=True)
     assert adapt_to_device(frozen, "cuda", set(), 60_000, 784) == (frozen, [])
 
@@ -255,11 +358,23 @@ def test_cpu_trains_a_convnet_in_bf16_only_where_that_is_faster():
     cfg = TrainConfig(batch_size=128, lr=0.3, epochs=4)
     bf16, notes = adapt_to_device(cfg, "cpu", set(), 60_000, 784, fast_bf16=True)
     assert bf16.amp is True and (bf16.batch_size, bf16.lr, bf16.epochs) == (128, 0.3, 4)
-    assert bf16.extra["device_defaults"]["amp"] == [None, True] and "AMX" in notes[0] and "--no-amp" in notes[0]
-    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (cfg, [])  # no AMX (or an MLP): float32
+    assert (
+        bf16.extra["device_defaults"]["amp"] == [None, True]
+        and "AMX" in notes[0]
+        and "--no-amp" in notes[0]
+    )
+    assert adapt_to_device(cfg, "cpu", set(), 60_000, 784) == (
+        cfg,
+        [],
+    )  # no AMX (or an MLP): float32
     no_amp = TrainConfig(amp=False)
-    assert adapt_to_device(no_amp, "cpu", {"amp"}, 60_000, 784, fast_bf16=True) == (no_amp, [])  # --no-amp wins
-    frozen = TrainConfig(batch_size=32, freeze=True)  # a head on cached features: no convolutions to speed up
+    assert adapt_to_device(no_amp, "cpu", {"amp"}, 60_000, 784, fast_bf16=True) == (
+        no_amp,
+        [],
+    )  # --no-amp wins
+    frozen = TrainConfig(
+        batch_size=32, freeze=True
+    )  # a head on cached features: no convolutions to speed up
     assert adapt_to_device(frozen, "cpu", set(), 60_000, 784, fast_bf16=True) == (frozen, [])
     gpu, _ = adapt_to_device(cfg, "cuda", set(), 60_000, 784, fast_bf16=True)
     assert gpu.amp is None  # CUDA has its own mixed-precision default
@@ -283,7 +398,9 @@ def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
     assert not devices.cpu_bf16_is_fast(convnet)
     monkeypatch.undo()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: 1 / 0, raising=False)
-    assert devices.cpu_has_amx() is False  # a probe that fails (a PyTorch that moved it): float32, no crash
+    assert (
+        devices.cpu_has_amx() is False
+    )  # a probe that fails (a PyTorch that moved it): float32, no crash
 
 
 @pytest.mark.parametrize("amx", [True, False])
@@ -293,15 +410,30 @@ def test_fit_records_bf16_on_an_amx_cpu_and_the_run_learns(tmp_path, monkeypatch
     monkeypatch.setattr(api, "cpu_bf16_is_fast", lambda model: amx)
     events: list[dict] = []
     model = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
-    run = sightline.fit(model, make_dataset(), runs_dir=tmp_path, epochs=4, batch_size=32, lr=0.05, progress="quiet",
-                        device="cpu", on_event=events.append)  # fmt: skip
+    run = sightline.fit(
+        model,
+        make_dataset(),
+        runs_dir=tmp_path,
+        epochs=4,
+        batch_size=32,
+        lr=0.05,
+        progress="quiet",
+        device="cpu",
+        on_event=events.append,
+    )
     config = json.loads((run.path / "config.json").read_text())["train"]
     assert config["amp"] is (True if amx else None)
     notes = [e["text"] for e in events if e["kind"] == "message" and e.get("topic") == "device"]
     assert any("bf16" in n for n in notes) is amx
-    assert run.evaluate().accuracy > 0.9  # bf16 steps (on any CPU: slower without AMX, same result) still learn
+    assert (
+        run.evaluate().accuracy > 0.9
+    )  # bf16 steps (on any CPU: slower without AMX, same result) still learn
 
 
 def test_a_recipes_own_values_still_adapt_to_the_gpu_but_the_callers_do_not():
-    _, _, _, train = apply_recipe(get_recipe("fashion-mnist-fast"), None, {}, {}, {"epochs": 3, "lr": None})
-    assert train["extra"]["given"] == ["epochs"]  # batch_size 128 is the recipe's: a GPU may raise it
+    _, _, _, train = apply_recipe(
+        get_recipe("fashion-mnist-fast"), None, {}, {}, {"epochs": 3, "lr": None}
+    )
+    assert train["extra"]["given"] == [
+        "epochs"
+    ]  # batch_size 128 is the recipe's: a GPU may raise it

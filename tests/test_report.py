@@ -19,7 +19,14 @@ def trained(tmp_path_factory):
     data = make_dataset(n_per_class=40, classes=3, size=16)
     torch.manual_seed(0)
     model = sightline.create_model("fastcnn", data.input_shape, data.num_classes, width=8)
-    run = sightline.fit(model, data, epochs=2, batch_size=16, runs_dir=tmp_path_factory.mktemp("runs"), progress="quiet")
+    run = sightline.fit(
+        model,
+        data,
+        epochs=2,
+        batch_size=16,
+        runs_dir=tmp_path_factory.mktemp("runs"),
+        progress="quiet",
+    )
     return run, data
 
 
@@ -33,11 +40,21 @@ def test_report_has_every_section_and_is_self_contained(trained):
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) >= 10
     assert "Total params" in text and "class0" in text
-    for name in ("curves", "confusion", "predictions", "top-losses", "activations", "saliency", "filters"):
+    for name in (
+        "curves",
+        "confusion",
+        "predictions",
+        "top-losses",
+        "activations",
+        "saliency",
+        "filters",
+    ):
         png = run.path / "plots" / f"{name}.png"
         with Image.open(png) as im:
             assert im.size[0] > 200 and im.size[1] > 100
-            assert max(im.convert("L").getextrema()) - min(im.convert("L").getextrema()) > 50  # not blank
+            assert (
+                max(im.convert("L").getextrema()) - min(im.convert("L").getextrema()) > 50
+            )  # not blank
     assert (run.path / "evaluations" / "test.json").is_file()
 
 
@@ -50,7 +67,10 @@ def test_plot_and_report_commands(trained, tmp_path, capsys):
     assert (tmp_path / "lr.png").stat().st_size > 1000
     # the figures drawn after training are current: the report needs neither the data nor a redraw
     assert main(["report", str(run.path), "-o", str(tmp_path / "r.html")]) == 0
-    assert "are current: reusing them" in capsys.readouterr().err and (tmp_path / "r.html").stat().st_size > 10_000
+    assert (
+        "are current: reusing them" in capsys.readouterr().err
+        and (tmp_path / "r.html").stat().st_size > 10_000
+    )
     # drawing again needs the data, and toy data can't be reloaded by name: a clear error
     assert main(["report", str(run.path), "--redraw", "-o", str(tmp_path / "r2.html")]) == 2
     assert "in-memory Dataset ('toy')" in capsys.readouterr().err
@@ -64,8 +84,12 @@ def test_saved_figures_are_reused_only_while_current(trained, tmp_path):
     figs = cached_figures(sightline.load_run(run.path))
     assert figs is not None and figs.split == "test" and figs.metrics.count == len(data.test)
     # `sightline plot predictions` drew over one of the report's PNGs: draw them all again
-    assert main(["plot", "predictions", str(run.path), "--rows", "2", "--cols", "2"]) == 2  # toy data: can't reload
-    (run.path / "plots" / "predictions.png").write_bytes((run.path / "plots" / "curves.png").read_bytes())
+    assert (
+        main(["plot", "predictions", str(run.path), "--rows", "2", "--cols", "2"]) == 2
+    )  # toy data: can't reload
+    (run.path / "plots" / "predictions.png").write_bytes(
+        (run.path / "plots" / "curves.png").read_bytes()
+    )
     assert cached_figures(run) is None
     write_report(run, data=data)
     assert cached_figures(run) is not None

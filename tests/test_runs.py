@@ -48,7 +48,9 @@ def test_folder_evaluation_never_replaces_the_test_result(trained, tmp_path, cap
     records = run.evaluations()
     (key,) = [k for k in records if k.startswith("folder-photos-")]
     rec = records[key]
-    assert rec["kind"] == "folder" and rec["path"] == str(folder.resolve()) and rec["split"] == "all"
+    assert (
+        rec["kind"] == "folder" and rec["path"] == str(folder.resolve()) and rec["split"] == "all"
+    )
     assert rec["count"] == len(data.val) and rec["checkpoint"] == "best"
     assert [p for p, _ in rec["skipped"]] == [str(folder / "class1" / "junk.png")]
     assert run.evaluation["accuracy"] == test_acc and run.evaluation["split"] == "test"
@@ -79,7 +81,9 @@ def test_class_folders_match_names_with_slashes(tmp_path):
     folder = write_folder(tmp_path / "shop", data, names=["t-shirt_top", "TROUSER", "Ankle-boot"])
     assert run.evaluate(str(folder)).count == len(data.test)
     (folder / "TROUSER").rename(folder / "Trowsers")
-    with pytest.raises(RunError, match=r"'Trowsers' \(did you mean 'Trouser'\?\) unknown to this model"):
+    with pytest.raises(
+        RunError, match=r"'Trowsers' \(did you mean 'Trouser'\?\) unknown to this model"
+    ):
         run.evaluate(str(folder))
 
 
@@ -114,7 +118,9 @@ def test_run_ids_stay_inside_the_runs_folder(trained, tmp_path):
     for ref in ("../elsewhere", str(outside), "toy-run/../../elsewhere", "/etc", ".."):
         with pytest.raises(RunError):
             load_run(ref, runs_dir=root)
-    with pytest.raises(RunError, match=r"opens as a pathlib.Path"):  # says how to open a folder elsewhere
+    with pytest.raises(
+        RunError, match=r"opens as a pathlib.Path"
+    ):  # says how to open a folder elsewhere
         load_run(str(outside), runs_dir=root)
     with pytest.raises(RunError, match="no run named 'nope'"):
         load_run("nope", runs_dir=root)

@@ -58,10 +58,19 @@ def runs(trained, tmp_path) -> Path:
     return root
 
 
-def client(runs_dir, raise_server_exceptions: bool = True, base_url: str = "http://127.0.0.1",
-           follow_redirects: bool = True, **options) -> TestClient:  # fmt: skip
-    return TestClient(create_app(runs_dir=runs_dir, **options), base_url=base_url,
-                      raise_server_exceptions=raise_server_exceptions, follow_redirects=follow_redirects)  # fmt: skip
+def client(
+    runs_dir,
+    raise_server_exceptions: bool = True,
+    base_url: str = "http://127.0.0.1",
+    follow_redirects: bool = True,
+    **options,
+) -> TestClient:
+    return TestClient(
+        create_app(runs_dir=runs_dir, **options),
+        base_url=base_url,
+        raise_server_exceptions=raise_server_exceptions,
+        follow_redirects=follow_redirects,
+    )
 
 
 def png(data, i: int = 0) -> bytes:
@@ -74,15 +83,26 @@ def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
     """A 100-byte PNG that declares 2.5 gigapixels (a decompression bomb)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def upload(c: TestClient, files: list[tuple[str, bytes]], headers=CSRF, **form):
-    return c.post("/api/predict", files=[("files", (name, body)) for name, body in files],
-                  data={k: str(v) for k, v in form.items()}, headers=headers)  # fmt: skip
+    return c.post(
+        "/api/predict",
+        files=[("files", (name, body)) for name, body in files],
+        data={k: str(v) for k, v in form.items()},
+        headers=headers,
+    )
 
 
 def assert_error(r, status: int, match: str = "") -> dict:
@@ -98,9 +118,19 @@ def test_health_and_docs(trained):
     c = client(trained[0])
     r = c.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": sightline.__version__, "runs_dir": str(trained[0].resolve())}
+    assert r.json() == {
+        "status": "ok",
+        "version": sightline.__version__,
+        "runs_dir": str(trained[0].resolve()),
+    }
     paths = c.get("/openapi.json").json()["paths"]
-    assert {"/api/health", "/api/runs", "/api/runs/{run_id}", "/api/predict", "/api/datasets"} <= set(paths)
+    assert {
+        "/api/health",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/predict",
+        "/api/datasets",
+    } <= set(paths)
 
 
 def test_the_api_docs_work_offline(trained):
@@ -108,11 +138,17 @@ def test_the_api_docs_work_offline(trained):
     c = client(trained[0])
     page = c.get("/docs")
     assert page.status_code == 200 and "swagger" in page.text.lower()
-    assert not re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", page.text), "an asset from another site"
+    assert not re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", page.text), (
+        "an asset from another site"
+    )
     for url in re.findall(r"""(?:src|href)=["']?(/docs-assets/[^"' >]+)""", page.text):
         r = c.get(url)
         assert r.status_code == 200 and len(r.content) > 500, url
-    assert c.get("/docs-assets/swagger-ui-bundle.js").headers["content-type"].startswith("text/javascript")
+    assert (
+        c.get("/docs-assets/swagger-ui-bundle.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
     for bad in ("/docs-assets/index.html", "/docs-assets/..%2F__init__.py", "/docs-assets/%2e%2e"):
         assert c.get(bad).status_code == 404, bad
 
@@ -127,7 +163,11 @@ def test_runs_are_listed_and_a_broken_one_never_hides_the_others(runs):
     assert r.status_code == 200
     rows = {row["name"]: row for row in r.json()["runs"]}
     assert set(rows) == {RUN, "bad"}
-    assert rows[RUN]["status"] == "finished" and rows[RUN]["model"] == "mlp" and rows[RUN]["epochs_done"] == 2
+    assert (
+        rows[RUN]["status"] == "finished"
+        and rows[RUN]["model"] == "mlp"
+        and rows[RUN]["epochs_done"] == 2
+    )
     assert rows["bad"]["status"] == "broken" and "config.json" in rows["bad"]["error"]
 
 
@@ -136,7 +176,9 @@ def test_run_detail(trained):
     assert r.status_code == 200
     body = r.json()
     assert body["name"] == RUN and body["status"] == "finished"
-    assert [row["epoch"] for row in body["history"]] == [1, 2] and "val_accuracy" in body["history"][0]
+    assert [row["epoch"] for row in body["history"]] == [1, 2] and "val_accuracy" in body[
+        "history"
+    ][0]
     assert body["classes"] == ["class0", "class1", "class2"]
     assert body["config"]["model"]["name"] == "mlp" and "evaluation" in body
 
@@ -168,16 +210,34 @@ def test_run_ids_never_leave_the_runs_folder(runs, tmp_path):
     (runs / "link").symlink_to(outside, target_is_directory=True)  # a run name that is a link out
     (runs / "inner-link").symlink_to(runs / RUN, target_is_directory=True)  # a link to another run
     c = client(runs)
-    bad_ids = ["..", "%2e%2e", "%2E%2E%2Foutside", "..%2F..%2Foutside", "%2Fetc", str(outside).replace("/", "%2F"),
-               ".hidden", "a%5Cb", "%00", "link", "inner-link", "x" * 300]  # fmt: skip
+    bad_ids = [
+        "..",
+        "%2e%2e",
+        "%2E%2E%2Foutside",
+        "..%2F..%2Foutside",
+        "%2Fetc",
+        str(outside).replace("/", "%2F"),
+        ".hidden",
+        "a%5Cb",
+        "%00",
+        "link",
+        "inner-link",
+        "x" * 300,
+    ]
     for run_id in bad_ids:
         for r in (c.get(f"/api/runs/{run_id}"), c.delete(f"/api/runs/{run_id}", headers=CSRF)):
-            assert 400 <= r.status_code <= 404 and "error" in r.json(), (run_id, r.status_code, r.text)
+            assert 400 <= r.status_code <= 404 and "error" in r.json(), (
+                run_id,
+                r.status_code,
+                r.text,
+            )
     for ref in ("../outside", str(outside), "link", "toy/../../outside"):
         assert 400 <= upload(c, [("a.png", b"x")], run=ref).status_code <= 404, ref
     assert (outside / "config.json").is_file() and (runs / RUN / "config.json").is_file()
     assert (runs / "link").is_symlink() and (runs / "inner-link").is_symlink()
-    assert [row["name"] for row in c.get("/api/runs").json()["runs"]] == [RUN]  # links: not listed either
+    assert [row["name"] for row in c.get("/api/runs").json()["runs"]] == [
+        RUN
+    ]  # links: not listed either
 
 
 # ---------------------------------------------------------------------------- delete
@@ -225,8 +285,13 @@ def test_predict_one_image_matches_the_python_api(trained):
 
 def test_predict_several_with_bad_files_reported_in_order(trained):
     root, data = trained
-    files = [("a.png", png(data, 0)), ("notes.txt", b"hello"), ("empty.png", b""), ("bomb.png", bomb_png()),
-             ("c.png", png(data, 20))]  # fmt: skip
+    files = [
+        ("a.png", png(data, 0)),
+        ("notes.txt", b"hello"),
+        ("empty.png", b""),
+        ("bomb.png", bomb_png()),
+        ("c.png", png(data, 20)),
+    ]
     r = upload(client(root), files, run=RUN, k=2)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
@@ -235,13 +300,20 @@ def test_predict_several_with_bad_files_reported_in_order(trained):
     assert "not a recognised image" in results[1]["error"]
     assert "empty" in results[2]["error"]
     assert "too large" in results[3]["error"]  # the bomb is refused, not decoded
-    assert results[4]["index"] == int(sightline.load_run(RUN, root).predict(png(data, 20))[0].argmax())
+    assert results[4]["index"] == int(
+        sightline.load_run(RUN, root).predict(png(data, 20))[0].argmax()
+    )
 
 
 def test_only_bad_files_is_415(trained):
-    body = assert_error(upload(client(trained[0]), [("a.txt", b"plain text"), ("b.gif", b"GIF89a")]), 415,
-                        "no image could be classified")  # fmt: skip
-    assert [x["file"] for x in body["results"]] == ["a.txt", "b.gif"] and all("error" in x for x in body["results"])
+    body = assert_error(
+        upload(client(trained[0]), [("a.txt", b"plain text"), ("b.gif", b"GIF89a")]),
+        415,
+        "no image could be classified",
+    )
+    assert [x["file"] for x in body["results"]] == ["a.txt", "b.gif"] and all(
+        "error" in x for x in body["results"]
+    )
     assert_error(upload(client(trained[0]), [("bomb.png", bomb_png())]), 415, "too large")
 
 
@@ -249,7 +321,9 @@ def test_top_k_is_validated_and_clipped(trained):
     root, data = trained
     c = client(root)
     assert len(upload(c, [("a.png", png(data))], k=1).json()["results"][0]["top_k"]) == 1
-    assert len(upload(c, [("a.png", png(data))], k=50).json()["results"][0]["top_k"]) == 3  # 3 classes
+    assert (
+        len(upload(c, [("a.png", png(data))], k=50).json()["results"][0]["top_k"]) == 3
+    )  # 3 classes
     assert_error(upload(c, [("a.png", png(data))], k=0), 422, "k:")
     assert_error(upload(c, [("a.png", png(data))], k="three"), 422, "k:")
     assert_error(c.post("/api/predict", data={"k": "1"}, headers=CSRF), 422, "files")
@@ -259,8 +333,12 @@ def test_top_k_is_validated_and_clipped(trained):
 def test_predict_without_runs_or_checkpoint(tmp_path, trained):
     assert_error(upload(client(tmp_path / "empty"), [("a.png", png(trained[1]))]), 404, "no runs")
     runs = tmp_path / "runs"
-    shutil.copytree(trained[0] / RUN, runs / "fresh", ignore=shutil.ignore_patterns("*.safetensors"))
-    assert_error(upload(client(runs), [("a.png", png(trained[1]))], run="fresh"), 400, "no saved model")
+    shutil.copytree(
+        trained[0] / RUN, runs / "fresh", ignore=shutil.ignore_patterns("*.safetensors")
+    )
+    assert_error(
+        upload(client(runs), [("a.png", png(trained[1]))], run="fresh"), 400, "no saved model"
+    )
 
 
 def test_upload_size_is_limited_with_and_without_content_length(trained):
@@ -268,13 +346,20 @@ def test_upload_size_is_limited_with_and_without_content_length(trained):
     c = client(root, max_upload_bytes=10_000)
     big = [("big.png", b"\x89PNG" + os.urandom(20_000))]
     assert_error(upload(c, big), 413, "too large")
-    body = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\"\r\n\r\n" + b"0" * 50_000
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="x.png"\r\n\r\n'
+        + b"0" * 50_000
+    )
 
     def chunks():  # a generator body: sent chunked, with no Content-Length
         for i in range(0, len(body), 4096):
             yield body[i : i + 4096]
 
-    r = c.post("/api/predict", content=chunks(), headers={**CSRF, "Content-Type": "multipart/form-data; boundary=b"})
+    r = c.post(
+        "/api/predict",
+        content=chunks(),
+        headers={**CSRF, "Content-Type": "multipart/form-data; boundary=b"},
+    )
     assert "content-length" not in {k.lower() for k in r.request.headers}
     assert_error(r, 413, "too large")
     assert upload(c, [("a.png", png(data))]).status_code == 200  # under the limit: fine
@@ -316,7 +401,9 @@ def test_the_model_is_loaded_once_and_again_when_the_checkpoint_changes(runs, tr
     monkeypatch.setattr(checkpoint, "load_model", counting)
     reads: list[str] = []
     real_read = checkpoint.read_model_file
-    monkeypatch.setattr(checkpoint, "read_model_file", lambda p: reads.append(str(p)) or real_read(p))
+    monkeypatch.setattr(
+        checkpoint, "read_model_file", lambda p: reads.append(str(p)) or real_read(p)
+    )
     c = client(runs)
     image = [("a.png", png(trained[1]))]
     first = upload(c, image, run=RUN).json()
@@ -335,7 +422,9 @@ def test_the_cache_is_bounded_and_safe_under_concurrent_requests(runs, trained, 
     shutil.copytree(runs / RUN, runs / "other")
     calls: list[str] = []
     real = checkpoint.load_model
-    monkeypatch.setattr(checkpoint, "load_model", lambda p, d="cpu": calls.append(Path(p).parent.name) or real(p, d))
+    monkeypatch.setattr(
+        checkpoint, "load_model", lambda p, d="cpu": calls.append(Path(p).parent.name) or real(p, d)
+    )
     c = client(runs, model_cache_size=1)
     image = [("a.png", png(trained[1]))]
     with ThreadPoolExecutor(8) as pool:
@@ -348,7 +437,9 @@ def test_the_cache_is_bounded_and_safe_under_concurrent_requests(runs, trained, 
 
 # ---------------------------------------------------------------------------- access
 def test_a_token_is_required_when_set(trained):
-    c = client(trained[0], token="s3cret", base_url="http://example.org")  # any host name, with a token
+    c = client(
+        trained[0], token="s3cret", base_url="http://example.org"
+    )  # any host name, with a token
     r = c.get("/api/runs")
     assert_error(r, 401, "token")
     assert r.headers["www-authenticate"] == "Bearer"
@@ -365,25 +456,40 @@ def test_a_token_is_required_when_set(trained):
 def test_a_browser_gets_the_token_once_and_keeps_it_as_a_cookie(trained):
     c = client(trained[0], token="s3 cret", base_url="http://example.org", follow_redirects=False)
     refused = c.get("/docs")
-    assert refused.status_code == 401 and "?token=" in refused.text  # a page: a page that says what to do
+    assert (
+        refused.status_code == 401 and "?token=" in refused.text
+    )  # a page: a page that says what to do
     assert c.get("/docs?token=nope").status_code == 403
     r = c.get("/docs?x=1&token=s3+cret")
-    assert r.status_code == 303 and r.headers["location"] == "/docs?x=1"  # the token leaves the address bar
+    assert (
+        r.status_code == 303 and r.headers["location"] == "/docs?x=1"
+    )  # the token leaves the address bar
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
     assert c.get("/docs").status_code == 200  # the client keeps the cookie, as a browser does
     assert c.get("/api/runs").status_code == 200
-    assert_error(c.post("/api/jobs", json={}), 403, "X-Sightline-Request")  # a cookie alone never changes anything
+    assert_error(
+        c.post("/api/jobs", json={}), 403, "X-Sightline-Request"
+    )  # a cookie alone never changes anything
     c.cookies.clear()
     c.cookies.set("sightline_token", "wrong")
     assert_error(c.get("/api/runs"), 403, "wrong token")
 
 
 def test_other_host_names_are_refused_without_a_token(trained):
-    assert_error(client(trained[0], base_url="http://evil.example").get("/api/health"), 403, "host 'evil.example'")
+    assert_error(
+        client(trained[0], base_url="http://evil.example").get("/api/health"),
+        403,
+        "host 'evil.example'",
+    )
     for base in ("http://localhost:8000", "http://[::1]:8000", "http://127.0.0.1:9"):
         assert client(trained[0], base_url=base).get("/api/health").status_code == 200, base
-    assert client(trained[0], base_url="http://box.lan", allowed_hosts=["box.lan"]).get("/api/runs").status_code == 200
+    assert (
+        client(trained[0], base_url="http://box.lan", allowed_hosts=["box.lan"])
+        .get("/api/runs")
+        .status_code
+        == 200
+    )
 
 
 def test_serve_refuses_a_public_address_without_a_token(monkeypatch, tmp_path, capsys):
@@ -396,15 +502,26 @@ def test_serve_refuses_a_public_address_without_a_token(monkeypatch, tmp_path, c
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"):
         with pytest.raises(ConfigError, match="refusing to serve"):
             serve(host, 0, runs_dir=tmp_path)
-    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    assert (
+        is_loopback("127.0.0.1")
+        and is_loopback("localhost")
+        and is_loopback("::1")
+        and not is_loopback("0.0.0.0")
+    )
     started: list = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets)))
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets))
+    )
     monkeypatch.setenv("SIGHTLINE_TOKEN", "from-the-environment")
-    main(["serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", str(tmp_path), "--workers", "3"])
+    main(
+        ["serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", str(tmp_path), "--workers", "3"]
+    )
     (app, (sock,)) = started[0]
     out = capsys.readouterr().out
     assert re.search(r"at http://0\.0\.0\.0:[1-9][0-9]*/ ", out)  # the port it got
-    assert re.search(r"Open http://0\.0\.0\.0:[0-9]+/\?token=from-the-environment ", out)  # a browser's way in
+    assert re.search(
+        r"Open http://0\.0\.0\.0:[0-9]+/\?token=from-the-environment ", out
+    )  # a browser's way in
     assert app.state.jobs.max_workers == 3
     r = TestClient(app).get("/api/runs", headers={"Authorization": "Bearer from-the-environment"})
     assert r.status_code == 200
@@ -435,7 +552,11 @@ def test_datasets_lists_built_in_ones_and_data_dirs(trained, tmp_path):
     assert r.status_code == 200
     builtin = {d["name"]: d for d in r.json()["builtin"]}
     assert {"fashion-mnist", "mnist", "cifar10"} <= set(builtin)
-    assert len(builtin["fashion-mnist"]["classes"]) == 10 and builtin["mnist"]["shape"] == [1, 28, 28]
+    assert len(builtin["fashion-mnist"]["classes"]) == 10 and builtin["mnist"]["shape"] == [
+        1,
+        28,
+        28,
+    ]
     assert builtin["cifar10"]["train"] == 50_000
     folder, gone = r.json()["folders"]
     assert folder["name"] == "photos" and folder["images"] == 5
@@ -467,9 +588,11 @@ def test_nothing_below_the_server_imports_it():
             assert f"import {banned}" not in text and f"from {banned}" not in text, (rel, banned)
         if rel != "cli/serve_cmd.py":
             assert "sightline.serve" not in text, rel
-    code = ("import sys, sightline.cli, sightline.runs, sightline.predict\n"
-            "sightline.cli.build_parser()\n"
-            "assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules), 'a server package was imported'\n")  # fmt: skip
+    code = (
+        "import sys, sightline.cli, sightline.runs, sightline.predict\n"
+        "sightline.cli.build_parser()\n"
+        "assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules), 'a server package was imported'\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 

@@ -40,7 +40,9 @@ from sightline.serve.model_cache import ModelCache  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 CLASSES = [f"c{i}" for i in range(10)]
-PRE = Preprocess(1, (28, 28), "pad", mean=(0.3,), std=(0.35,), dark_background=True, flip_tta=True, fit="object")
+PRE = Preprocess(
+    1, (28, 28), "pad", mean=(0.3,), std=(0.35,), dark_background=True, flip_tta=True, fit="object"
+)
 
 
 def build_model() -> torch.nn.Module:
@@ -58,7 +60,9 @@ def build_model() -> torch.nn.Module:
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 0.5 + 0.1)
-        batched_logits(model, torch.stack([PRE.prepare_image(item_png(i)) for i in range(32)]), PRE, "cpu")
+        batched_logits(
+            model, torch.stack([PRE.prepare_image(item_png(i)) for i in range(32)]), PRE, "cpu"
+        )
         hook.remove()
         f = torch.cat(features) - torch.cat(features).mean(0)
         head.weight.mul_(3 / (f @ head.weight.T).std())
@@ -68,9 +72,15 @@ def build_model() -> torch.nn.Module:
 
 def write_run(folder: Path, model: torch.nn.Module, which: str = "best") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"model": model.sightline_config, "data": {"name_or_path": "synthetic", "in_memory": True}, "train": {}}
+    config = {
+        "model": model.sightline_config,
+        "data": {"name_or_path": "synthetic", "in_memory": True},
+        "train": {},
+    }
     (folder / "config.json").write_text(json.dumps(config))
-    ckpt.save_model(folder / f"{which}.safetensors", model, ckpt.model_metadata(model, CLASSES, PRE.to_dict()))
+    ckpt.save_model(
+        folder / f"{which}.safetensors", model, ckpt.model_metadata(model, CLASSES, PRE.to_dict())
+    )
     return folder
 
 
@@ -81,7 +91,9 @@ def item_png(i: int) -> bytes:
     a, b = rng.uniform(5, 13, 2)
     cy, cx = rng.uniform(10, 18, 2)
     blob = ((yy - cy) / a) ** 2 + ((xx - cx) / b) ** 2 <= 1
-    texture = np.clip(rng.uniform(90, 255) + 50 * np.sin(xx / rng.uniform(1.5, 4)) * np.cos(yy / 3), 40, 255)
+    texture = np.clip(
+        rng.uniform(90, 255) + 50 * np.sin(xx / rng.uniform(1.5, 4)) * np.cos(yy / 3), 40, 255
+    )
     img = np.where(blob, texture, rng.uniform(0, 20)).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(255 - img if i % 2 else img).save(buf, format="PNG")
@@ -113,17 +125,29 @@ def alone(model, png: bytes):
 # ---------------------------------------------------------------------------- results
 def test_batched_predictions_equal_unbatched_ones(model, pngs):
     expected = [alone(model, png) for png in pngs]
-    assert len({p.index for p in expected}) > 2  # the images are told apart: the check means something
+    assert (
+        len({p.index for p in expected}) > 2
+    )  # the images are told apart: the check means something
     batched = BatchedModel("cnn", model, PRE, CLASSES, "cpu", max_batch=64)
     try:
         with ThreadPoolExecutor(32) as pool:  # 32 requests at once, one image each
-            got = list(pool.map(lambda png: batched.predict_images([("x", png)], top_k=3).predictions[0], pngs))
-        several = batched.predict_images([(str(i), png) for i, png in enumerate(pngs)], top_k=3).predictions
+            got = list(
+                pool.map(
+                    lambda png: batched.predict_images([("x", png)], top_k=3).predictions[0], pngs
+                )
+            )
+        several = batched.predict_images(
+            [(str(i), png) for i, png in enumerate(pngs)], top_k=3
+        ).predictions
     finally:
         batched.close(timeout=5)
     for want, one, many in zip(expected, got, several, strict=True):
         for p in (one, many):
-            assert p.label == want.label and p.index == want.index and [t[0] for t in p.top] == [t[0] for t in want.top]
+            assert (
+                p.label == want.label
+                and p.index == want.index
+                and [t[0] for t in p.top] == [t[0] for t in want.top]
+            )
             assert np.allclose(p.probabilities, want.probabilities, atol=1e-5, rtol=0)
             assert p.note == want.note
 
@@ -142,7 +166,9 @@ def test_the_queue_is_taken_whole_up_to_max_batch():
     try:
         first = b.submit(torch.zeros((1, 1, 2, 2), dtype=torch.uint8))
         assert started.wait(5)
-        queued = [b.submit(torch.full((2, 1, 2, 2), i, dtype=torch.uint8)) for i in range(6)]  # 12 images
+        queued = [
+            b.submit(torch.full((2, 1, 2, 2), i, dtype=torch.uint8)) for i in range(6)
+        ]  # 12 images
         release.set()
         results = [f.result(5) for f in queued]
         first.result(5)
@@ -164,8 +190,13 @@ def test_a_failing_forward_pass_fails_only_its_own_request():
     b = Batcher("t", logits, (1, 2, 2), max_batch=64)
     try:
         with ThreadPoolExecutor(24) as pool:
-            futures = [pool.submit(b.probabilities, torch.full((1, 1, 2, 2), 255 if i == 7 else i, dtype=torch.uint8))
-                       for i in range(48)]  # fmt: skip
+            futures = [
+                pool.submit(
+                    b.probabilities,
+                    torch.full((1, 1, 2, 2), 255 if i == 7 else i, dtype=torch.uint8),
+                )
+                for i in range(48)
+            ]
             outcomes = [f.exception() or f.result() for f in futures]
         with pytest.raises(ValueError, match="expected prepared uint8"):
             b.submit(torch.zeros((1, 3, 2, 2), dtype=torch.uint8))  # refused in the caller's thread
@@ -177,30 +208,47 @@ def test_a_failing_forward_pass_fails_only_its_own_request():
             assert torch.allclose(r, torch.tensor([[float(i), -float(i)]]).softmax(1)), i
 
 
-def test_concurrent_api_requests_get_their_own_results_and_a_bad_file_fails_alone(runs, model, pngs):
+def test_concurrent_api_requests_get_their_own_results_and_a_bad_file_fails_alone(
+    runs, model, pngs
+):
     expected = [alone(model, png) for png in pngs]
     bodies = [*pngs, b"\x89PNG\r\n\x1a\n" + b"\0" * 20]  # the last one is broken
     app = create_app(runs_dir=runs, start_workers=False)
     with TestClient(app, base_url="http://127.0.0.1") as c:
 
         def post(body: bytes):
-            return c.post("/api/predict", files=[("files", ("x.png", body))], data={"run": "cnn", "k": "3"}, headers=CSRF)
+            return c.post(
+                "/api/predict",
+                files=[("files", ("x.png", body))],
+                data={"run": "cnn", "k": "3"},
+                headers=CSRF,
+            )
 
         with ThreadPoolExecutor(32) as pool:
             answers = list(pool.map(post, bodies))
         thread = app.state.sightline.models.predictor("cnn").batcher._thread
         assert thread.is_alive()
     assert not thread.is_alive()  # the server's shutdown stopped it
-    assert answers[-1].status_code == 415 and "not a recognised image" in answers[-1].json()["results"][0]["error"]
+    assert (
+        answers[-1].status_code == 415
+        and "not a recognised image" in answers[-1].json()["results"][0]["error"]
+    )
     for want, r in zip(expected, answers, strict=False):
         assert r.status_code == 200, r.text
         (row,) = r.json()["results"]
-        assert row["label"] == want.label and [t["label"] for t in row["top_k"]] == [t[0] for t in want.top]
-        assert all(abs(t["probability"] - p) <= 1e-5 for t, (_, p) in zip(row["top_k"], want.top, strict=True))
+        assert row["label"] == want.label and [t["label"] for t in row["top_k"]] == [
+            t[0] for t in want.top
+        ]
+        assert all(
+            abs(t["probability"] - p) <= 1e-5
+            for t, (_, p) in zip(row["top_k"], want.top, strict=True)
+        )
 
 
 # ---------------------------------------------------------------------------- threads
-def test_eviction_and_close_stop_the_threads_and_late_requests_are_still_answered(runs, model, pngs):
+def test_eviction_and_close_stop_the_threads_and_late_requests_are_still_answered(
+    runs, model, pngs
+):
     shutil.copytree(runs / "cnn", runs / "other")
     cache = ModelCache(runs, size=1, device="cpu")
     first = cache.predictor("cnn")
@@ -272,9 +320,17 @@ def test_batched_logits_leaves_a_ready_model_alone_and_restores_training_mode(mo
     model.to = lambda *a, **k: calls.append("to") or real_to(*a, **k)
     model.train = lambda mode=True: calls.append("train") or real_train(mode)
     try:
-        assert torch.equal(batched_logits(model, x, PRE, "cpu"), want) and calls == []  # no conversion, no toggling
-        real_train(True)  # a model in training (validation during fit): evaluated in eval mode, then back
-        assert torch.equal(batched_logits(model, x, PRE, "cpu"), want) and "train" in calls and "to" not in calls
+        assert (
+            torch.equal(batched_logits(model, x, PRE, "cpu"), want) and calls == []
+        )  # no conversion, no toggling
+        real_train(
+            True
+        )  # a model in training (validation during fit): evaluated in eval mode, then back
+        assert (
+            torch.equal(batched_logits(model, x, PRE, "cpu"), want)
+            and "train" in calls
+            and "to" not in calls
+        )
         assert model.training and all(m.training for m in model.modules())
     finally:
         del model.to, model.train
@@ -294,11 +350,15 @@ def test_a_logits_model_batches_too(model, pngs):
     batched = BatchedModel("exported", exported, PRE, CLASSES)
     try:
         with ThreadPoolExecutor(16) as pool:
-            got = list(pool.map(lambda png: batched.predict_images([("x", png)]).predictions[0], pngs[:16]))
+            got = list(
+                pool.map(lambda png: batched.predict_images([("x", png)]).predictions[0], pngs[:16])
+            )
     finally:
         batched.close(timeout=5)
     for want, p in zip(expected, got, strict=True):
-        assert p.label == want.label and np.allclose(p.probabilities, want.probabilities, atol=1e-5, rtol=0)
+        assert p.label == want.label and np.allclose(
+            p.probabilities, want.probabilities, atol=1e-5, rtol=0
+        )
 
 
 # ---------------------------------------------------------------------------- several processes
@@ -317,7 +377,9 @@ def test_one_process_of_several_owns_the_jobs_and_another_takes_over(tmp_path):
     second.start()  # not the owner: it neither recovers nor launches
     time.sleep(0.3)
     assert store.get(lost.id).state == "running"
-    first.shutdown(timeout=1)  # the owner stops: the lock is free, the other takes over and recovers
+    first.shutdown(
+        timeout=1
+    )  # the owner stops: the lock is free, the other takes over and recovers
     deadline = time.monotonic() + 5
     while store.get(lost.id).state == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -338,8 +400,11 @@ def test_serve_with_two_processes_answers_and_stops(runs, pngs):
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "sightline"]
     log = runs.parent / "server.log"
     with log.open("wb") as out:
-        server = subprocess.Popen([*cmd, "serve", "--port", "0", "--runs-dir", str(runs), "--processes", "2"],
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        server = subprocess.Popen(
+            [*cmd, "serve", "--port", "0", "--runs-dir", str(runs), "--processes", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         url = None
@@ -348,21 +413,32 @@ def test_serve_with_two_processes_answers_and_stops(runs, pngs):
             url = found.group(1) if found else time.sleep(0.1)
         assert url, log.read_text()
         codes = []
-        while len(codes) < 6 and time.monotonic() < deadline:  # new connections: both processes answer
+        while (
+            len(codes) < 6 and time.monotonic() < deadline
+        ):  # new connections: both processes answer
             try:
                 with httpx.Client(base_url=url, headers=CSRF, timeout=30) as c:
-                    codes.append(c.post("/api/predict", files={"files": ("x.png", pngs[0])}, data={"run": "cnn"}).status_code)
+                    codes.append(
+                        c.post(
+                            "/api/predict", files={"files": ("x.png", pngs[0])}, data={"run": "cnn"}
+                        ).status_code
+                    )
             except httpx.ConnectError:  # not listening yet
                 time.sleep(0.2)
         assert codes == [200] * 6, log.read_text()
         with open(runs / ".sightline-jobs.lock", "rb") as f, pytest.raises(BlockingIOError):
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one of the processes holds it
-        children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
-                    if p.read_text().rsplit(")", 1)[1].split()[1] == str(server.pid)
-                    and b"spawn_main" in (p.parent / "cmdline").read_bytes()]  # fmt: skip
+        children = [
+            int(p.parent.name)
+            for p in Path("/proc").glob("[0-9]*/stat")
+            if p.read_text().rsplit(")", 1)[1].split()[1] == str(server.pid)
+            and b"spawn_main" in (p.parent / "cmdline").read_bytes()
+        ]
         assert len(children) == 2
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     assert server.returncode == 0, log.read_text()
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]  # its processes ended with it
+    assert not [
+        pid for pid in children if Path(f"/proc/{pid}").exists()
+    ]  # its processes ended with it

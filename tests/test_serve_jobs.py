@@ -35,8 +35,14 @@ from sightline.train.recipe_book import for_machine, get_recipe  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 FOLDER = "shapes"
-TINY = {"folder": FOLDER, "model": "mlp", "model_options": {"hidden": 16}, "epochs": 2, "batch_size": 8,
-        "report": False}  # fmt: skip
+TINY = {
+    "folder": FOLDER,
+    "model": "mlp",
+    "model_options": {"hidden": 16},
+    "epochs": 2,
+    "batch_size": 8,
+    "report": False,
+}
 # Long enough to be stopped part-way with seconds to spare on a slow machine (~1,100 steps;
 # stopped after its first epoch), short enough for a test.
 LONG = {**TINY, "epochs": 80, "batch_size": 4}
@@ -93,10 +99,19 @@ def sse(response) -> list[dict]:
         buf += chunk
         while "\n\n" in buf:
             block, buf = buf.split("\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":"))
+            fields = dict(
+                line.split(": ", 1)
+                for line in block.split("\n")
+                if line and not line.startswith(":")
+            )
             if fields:
-                out.append({"id": int(fields["id"]) if "id" in fields else None, "event": fields.get("event", "message"),
-                            "data": json.loads(fields["data"])})  # fmt: skip
+                out.append(
+                    {
+                        "id": int(fields["id"]) if "id" in fields else None,
+                        "event": fields.get("event", "message"),
+                        "data": json.loads(fields["data"]),
+                    }
+                )
                 if out[-1]["event"] == "end":
                     return out
     return out
@@ -128,7 +143,9 @@ def test_jobs_run_in_a_worker_one_at_a_time_and_stream_their_events(folder, tmp_
         second = create(c, {**TINY, "name": "second"})
         assert first["state"] == "queued" and first["request"]["folder"] == FOLDER
         with c.stream("GET", f"/api/jobs/{first['id']}/events") as r:
-            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            assert r.status_code == 200 and r.headers["content-type"].startswith(
+                "text/event-stream"
+            )
             events = sse(r)
         assert c.get(f"/api/jobs/{second['id']}").json()["state"] in ("queued", "running")
         second = wait_for(c, second["id"])
@@ -136,7 +153,9 @@ def test_jobs_run_in_a_worker_one_at_a_time_and_stream_their_events(folder, tmp_
     kinds = [e["data"]["kind"] for e in events[:-1]]
     states = [e["data"]["state"] for e in events[:-1] if e["data"]["kind"] == "state"]
     assert states == ["queued", "running", "finished"]
-    assert {"data", "model", "run", "train_begin", "step", "epoch", "train_end", "done"} <= set(kinds)
+    assert {"data", "model", "run", "train_begin", "step", "epoch", "train_end", "done"} <= set(
+        kinds
+    )
     step = next(e["data"] for e in events if e["data"]["kind"] == "step")
     assert {"loss", "accuracy", "images_per_sec", "eta_seconds", "global_step"} <= set(step)
     end = events[-1]
@@ -148,24 +167,41 @@ def test_jobs_run_in_a_worker_one_at_a_time_and_stream_their_events(folder, tmp_
         assert c.get("/api/runs/first").json()["status"] == "finished"
         # One job at a time (max_workers=1): the second started after the first ended.
         store = JobStore(runs)
-        assert second["state"] == "finished" and store.get(second["id"]).started >= store.get(first["id"]).ended
+        assert (
+            second["state"] == "finished"
+            and store.get(second["id"]).started >= store.get(first["id"]).ended
+        )
         assert [j["id"] for j in c.get("/api/jobs").json()["jobs"]] == [second["id"], first["id"]]
-        assert [j["id"] for j in c.get("/api/jobs?state=finished&limit=1").json()["jobs"]] == [second["id"]]
+        assert [j["id"] for j in c.get("/api/jobs?state=finished&limit=1").json()["jobs"]] == [
+            second["id"]
+        ]
         # Replay from any event: ?after=N or the Last-Event-ID header of a reconnecting EventSource.
         with c.stream("GET", f"/api/jobs/{first['id']}/events?after=3") as r:
             assert [e["id"] for e in sse(r)] == [e["id"] for e in events[3:]]
-        with c.stream("GET", f"/api/jobs/{first['id']}/events", headers={"Last-Event-ID": str(len(events) - 2)}) as r:
+        with c.stream(
+            "GET",
+            f"/api/jobs/{first['id']}/events",
+            headers={"Last-Event-ID": str(len(events) - 2)},
+        ) as r:
             assert [e["event"] for e in sse(r)] == ["message", "end"]
     assert store.get(first["id"]).pid not in (None, os.getpid())  # trained in another process
     assert {p.name for p in runs.iterdir()} >= {"first", "second", DB_NAME}
-    assert [r["name"] for r in c.get("/api/runs").json()["runs"]] == ["second", "first"]  # the store is hidden
+    assert [r["name"] for r in c.get("/api/runs").json()["runs"]] == [
+        "second",
+        "first",
+    ]  # the store is hidden
 
 
 def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
     runs = tmp_path / "runs"
     with client(runs, folder) as c:
         job = create(c, {**LONG, "name": "stopped"})
-        wait_for(c, job["id"], states=("running",), until=lambda j: (j["progress"] or {}).get("epoch", 0) >= 1)
+        wait_for(
+            c,
+            job["id"],
+            states=("running",),
+            until=lambda j: (j["progress"] or {}).get("epoch", 0) >= 1,
+        )
         r = post(c, f"/api/jobs/{job['id']}/stop")
         assert r.status_code == 200 and r.json()["state"] in ("stopping", "interrupted"), r.text
         assert post(c, f"/api/jobs/{job['id']}/stop").status_code in (200, 409)  # again: harmless
@@ -177,8 +213,14 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
         r = post(c, f"/api/jobs/{job['id']}/resume")
         assert r.status_code == 201, r.text
         resumed = r.json()
-        assert resumed["resumed_from"] == job["id"] and resumed["run"] == "stopped" and resumed["id"] != job["id"]
-        assert post(c, f"/api/jobs/{job['id']}/resume").status_code == 409  # the run is already queued again
+        assert (
+            resumed["resumed_from"] == job["id"]
+            and resumed["run"] == "stopped"
+            and resumed["id"] != job["id"]
+        )
+        assert (
+            post(c, f"/api/jobs/{job['id']}/resume").status_code == 409
+        )  # the run is already queued again
         resumed = wait_for(c, resumed["id"])
         assert resumed["state"] == "finished", resumed
         assert post(c, f"/api/jobs/{resumed['id']}/resume").status_code == 409  # finished
@@ -189,7 +231,9 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_a_job_whose_worker_died_with_the_server_is_interrupted_then_resumed_exactly(folder, tmp_path, reference):
+def test_a_job_whose_worker_died_with_the_server_is_interrupted_then_resumed_exactly(
+    folder, tmp_path, reference
+):
     """The server and the worker were killed mid-run: the next server marks the job
     interrupted (its run too), and resuming it gives the run an uninterrupted one would be."""
     runs = tmp_path / "runs"
@@ -197,14 +241,18 @@ def test_a_job_whose_worker_died_with_the_server_is_interrupted_then_resumed_exa
     request, args = resolve_job(JobRequest(**LONG, name="killed"), [folder])
     job = store.create(request, args)
     store.claim_next(1)  # as a server does, then it starts the worker
-    worker = subprocess.Popen([sys.executable, "-m", "sightline.serve.job_worker", str(runs), job.id])
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sightline.serve.job_worker", str(runs), job.id]
+    )
     deadline = time.monotonic() + 40
     while (store.get(job.id).progress or {}).get("epoch", 0) < 2:
         assert worker.poll() is None and time.monotonic() < deadline, store.get(job.id)
         time.sleep(0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    assert store.get(job.id).state == "running" and run_status(runs, "killed")["status"] == "running"
+    assert (
+        store.get(job.id).state == "running" and run_status(runs, "killed")["status"] == "running"
+    )
     with client(runs, folder) as c:
         lost = c.get(f"/api/jobs/{job.id}").json()
         assert lost["state"] == "interrupted" and f"pid {worker.pid}" in lost["error"]
@@ -228,8 +276,13 @@ def test_shutdown_stops_the_running_job_cooperatively(folder, tmp_path):
         queued = create(c, {**TINY, "name": "later"})
         wait_for(c, job["id"], states=("running",), until=lambda j: j["progress"] is not None)
     store = JobStore(runs)
-    assert store.get(job["id"]).state == "interrupted" and store.get(job["id"]).error is None  # saved, not killed
-    assert run_status(runs, "shut")["status"] == "interrupted" and (runs / "shut" / "resume.pt").is_file()
+    assert (
+        store.get(job["id"]).state == "interrupted" and store.get(job["id"]).error is None
+    )  # saved, not killed
+    assert (
+        run_status(runs, "shut")["status"] == "interrupted"
+        and (runs / "shut" / "resume.pt").is_file()
+    )
     assert store.get(queued["id"]).state == "queued"  # left for the next start
 
 
@@ -240,9 +293,17 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
         r = post(c, f"/api/jobs/{job['id']}/stop")
         assert r.status_code == 200 and r.json()["state"] == "stopped" and r.json()["ended"]
         again = create_resume(c, job["id"])
-        assert again["state"] == "queued" and again["request"] == job["request"] and again["run"] is None
+        assert (
+            again["state"] == "queued"
+            and again["request"] == job["request"]
+            and again["run"] is None
+        )
         with c.stream("GET", f"/api/jobs/{job['id']}/events") as r:
-            assert [e["data"].get("state") for e in sse(r)] == ["queued", "stopped", "stopped"]  # ..., end
+            assert [e["data"].get("state") for e in sse(r)] == [
+                "queued",
+                "stopped",
+                "stopped",
+            ]  # ..., end
         # A live stream of a job that has not ended: the first events, then the client goes away.
         with c.stream("GET", f"/api/jobs/{again['id']}/events") as r:
             first = next(r.iter_text())
@@ -252,34 +313,45 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
             assert [e["event"] for e in sse(r)] == ["message"]
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({**TINY, "model": "resnet9000"}, 400, "unknown model 'resnet9000'; available:"),
-    ({"dataset": "imagenet", "model": "mlp"}, 400, "unknown dataset 'imagenet'"),
-    ({"dataset": "/etc", "model": "mlp"}, 400, "unknown dataset '/etc'"),
-    ({**TINY, "folder": "../shapes"}, 400, "unknown folder '../shapes'"),
-    ({**TINY, "folder": "elsewhere"}, 400, f"one of {FOLDER}"),
-    ({**TINY, "dataset": "mnist"}, 400, "not both"),
-    ({**TINY, "epochs": 0}, 400, "epochs must be at least 1"),
-    ({**TINY, "lr": -1}, 400, "lr must be positive"),
-    ({**TINY, "options": {"optimizer": "rmsprop"}}, 400, "choose one of"),
-    ({**TINY, "options": {"bogus": 1}}, 400, "unknown training option(s): bogus"),
-    ({**TINY, "options": {"epochs": 3}}, 400, "given twice"),
-    ({**TINY, "options": {"lr": "fast"}}, 400, "invalid training option"),
-    ({**TINY, "options": {"freeze": True}}, 400, "freeze goes with pretrained"),
-    ({**TINY, "model_options": {"width": 3}}, 400, "has no option width"),
-    ({**TINY, "pretrained": True}, 400, "has no pretrained weights"),
-    ({**TINY, "classes": ["top-left", "nope"]}, 400, "unknown class 'nope'"),
-    ({**TINY, "channels": 2}, 400, "channels must be 1 or 3"),
-    ({**TINY, "size": [0, 5]}, 400, "out of range"),
-    ({**TINY, "val_split": 1.5}, 400, "validation fraction"),
-    ({**TINY, "name": "../evil"}, 400, "invalid run name"),
-    ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
-    ({**TINY, "epochs": "many"}, 422, "epochs"),
-    ({"recipe": "fastest"}, 400, "unknown recipe 'fastest'"),
-    ({"recipe": "fashion-mnist-fast", "model": "mlp"}, 400, "trains fastcnn (on a CPU with AMX: airnet), not mlp"),
-    ({"recipe": "fashion-mnist-fast", "pretrained": True}, 400, "from scratch"),
-    ({"recipe": "fashion-mnist-fast", "model_options": {"hidden": 3}}, 400, "has no option hidden"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({**TINY, "model": "resnet9000"}, 400, "unknown model 'resnet9000'; available:"),
+        ({"dataset": "imagenet", "model": "mlp"}, 400, "unknown dataset 'imagenet'"),
+        ({"dataset": "/etc", "model": "mlp"}, 400, "unknown dataset '/etc'"),
+        ({**TINY, "folder": "../shapes"}, 400, "unknown folder '../shapes'"),
+        ({**TINY, "folder": "elsewhere"}, 400, f"one of {FOLDER}"),
+        ({**TINY, "dataset": "mnist"}, 400, "not both"),
+        ({**TINY, "epochs": 0}, 400, "epochs must be at least 1"),
+        ({**TINY, "lr": -1}, 400, "lr must be positive"),
+        ({**TINY, "options": {"optimizer": "rmsprop"}}, 400, "choose one of"),
+        ({**TINY, "options": {"bogus": 1}}, 400, "unknown training option(s): bogus"),
+        ({**TINY, "options": {"epochs": 3}}, 400, "given twice"),
+        ({**TINY, "options": {"lr": "fast"}}, 400, "invalid training option"),
+        ({**TINY, "options": {"freeze": True}}, 400, "freeze goes with pretrained"),
+        ({**TINY, "model_options": {"width": 3}}, 400, "has no option width"),
+        ({**TINY, "pretrained": True}, 400, "has no pretrained weights"),
+        ({**TINY, "classes": ["top-left", "nope"]}, 400, "unknown class 'nope'"),
+        ({**TINY, "channels": 2}, 400, "channels must be 1 or 3"),
+        ({**TINY, "size": [0, 5]}, 400, "out of range"),
+        ({**TINY, "val_split": 1.5}, 400, "validation fraction"),
+        ({**TINY, "name": "../evil"}, 400, "invalid run name"),
+        ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
+        ({**TINY, "epochs": "many"}, 422, "epochs"),
+        ({"recipe": "fastest"}, 400, "unknown recipe 'fastest'"),
+        (
+            {"recipe": "fashion-mnist-fast", "model": "mlp"},
+            400,
+            "trains fastcnn (on a CPU with AMX: airnet), not mlp",
+        ),
+        ({"recipe": "fashion-mnist-fast", "pretrained": True}, 400, "from scratch"),
+        (
+            {"recipe": "fashion-mnist-fast", "model_options": {"hidden": 3}},
+            400,
+            "has no option hidden",
+        ),
+    ],
+)
 def test_bad_requests_are_refused_and_nothing_is_queued(folder, tmp_path, body, status, message):
     c = client(tmp_path / "runs", folder, start_workers=False)
     r = post(c, "/api/jobs", body)
@@ -290,36 +362,61 @@ def test_bad_requests_are_refused_and_nothing_is_queued(folder, tmp_path, body, 
 
 def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherwise(folder):
     request, args = resolve_job(JobRequest(recipe="cifar3-fast"), [folder])
-    assert request == {"recipe": "cifar3-fast", "model_options": {}, "pretrained": False, "options": {},
-                       "evaluate": True, "report": True}  # fmt: skip
+    assert request == {
+        "recipe": "cifar3-fast",
+        "model_options": {},
+        "pretrained": False,
+        "options": {},
+        "evaluate": True,
+        "report": True,
+    }
     assert (args["dataset"], args["model"], args["recipe"]) == ("cifar10", "fastcnn", "cifar3-fast")
-    _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", folder=FOLDER, epochs=2, model_options={"width": 8}),
-                          [folder])  # fmt: skip
+    _, args = resolve_job(
+        JobRequest(
+            recipe="fashion-mnist-fast", folder=FOLDER, epochs=2, model_options={"width": 8}
+        ),
+        [folder],
+    )
     assert args["dataset"] == str(folder.resolve()) and args["epochs"] == 2
     # The caller's width over the recipe's options as it trains here (fastcnn's pool_first; on a
     # CPU with AMX its airnet variant, which sets none).
     here = for_machine(get_recipe("fashion-mnist-fast"))
-    assert args["model"] == here.model and args["model_options"] == {**here.model_options, "width": 8}
+    assert args["model"] == here.model and args["model_options"] == {
+        **here.model_options,
+        "width": 8,
+    }
     assert here.model == "airnet" or args["model_options"] == {"width": 8, "pool_first": True}
 
 
-@pytest.mark.parametrize("amx, avx512", [(False, True), (True, True), (False, False)],
-                         ids=["cpu-avx512", "cpu-with-amx", "cpu-avx2"])  # fmt: skip
-def test_recipes_are_listed_as_they_train_on_this_machine(folder, tmp_path, monkeypatch, amx, avx512):
+@pytest.mark.parametrize(
+    "amx, avx512",
+    [(False, True), (True, True), (False, False)],
+    ids=["cpu-avx512", "cpu-with-amx", "cpu-avx2"],
+)
+def test_recipes_are_listed_as_they_train_on_this_machine(
+    folder, tmp_path, monkeypatch, amx, avx512
+):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)
     c = client(tmp_path / "runs", folder, start_workers=False)
     listed = {r["name"]: r for r in c.get("/api/recipes").json()["recipes"]}
     assert all(r["model"] and r["train_options"] and r["measured"] for r in listed.values())
     fast = listed["fashion-mnist-fast"]
-    expected = "cpu-amx" if amx else None  # AVX2 or AVX-512: the time budget fits its epochs to the CPU
+    expected = (
+        "cpu-amx" if amx else None
+    )  # AVX2 or AVX-512: the time budget fits its epochs to the CPU
     assert (fast["model"], fast.get("variant")) == ("airnet" if amx else "fastcnn", expected)
     long = listed["fashion-mnist-long"]
     assert long.get("variant") == expected
     recipe = get_recipe("fashion-mnist-long")
-    assert long["train_options"] == (recipe.with_variant(expected) if expected else recipe).train_options
+    assert (
+        long["train_options"]
+        == (recipe.with_variant(expected) if expected else recipe).train_options
+    )
     assert long["train_options"]["time_budget"] == 300
-    tutorial = listed["cifar3-tutorial-cnn"]  # a speed ratio against Keras: fewer epochs without AVX-512
+    tutorial = listed[
+        "cifar3-tutorial-cnn"
+    ]  # a speed ratio against Keras: fewer epochs without AVX-512
     assert tutorial.get("variant") == (None if amx or avx512 else "cpu-avx2")
     # What the page then sends (the listed model with the recipe) trains that model.
     _, args = resolve_job(JobRequest(recipe="fashion-mnist-fast", model=fast["model"]), [folder])
@@ -330,21 +427,34 @@ def test_job_ids_and_states_are_checked(folder, tmp_path):
     c = client(tmp_path / "runs", folder, start_workers=False)
     assert c.post("/api/jobs", json=TINY).status_code == 403  # no CSRF header
     for bad in ("nope", "..%2F..%2Fetc", "a" * 17, "%00" * 16, "aaaaaaaaaaaaaaa."):
-        for r in (c.get(f"/api/jobs/{bad}"), c.get(f"/api/jobs/{bad}/events"), post(c, f"/api/jobs/{bad}/stop"),
-                  post(c, f"/api/jobs/{bad}/resume")):  # fmt: skip
+        for r in (
+            c.get(f"/api/jobs/{bad}"),
+            c.get(f"/api/jobs/{bad}/events"),
+            post(c, f"/api/jobs/{bad}/stop"),
+            post(c, f"/api/jobs/{bad}/resume"),
+        ):
             assert r.status_code in (400, 404) and "error" in r.json(), (bad, r.status_code, r.text)
     assert "invalid job id" in c.get("/api/jobs/nope").json()["error"]
     unknown = "A" * 16
-    for r in (c.get(f"/api/jobs/{unknown}"), c.get(f"/api/jobs/{unknown}/events"),
-              post(c, f"/api/jobs/{unknown}/stop"), post(c, f"/api/jobs/{unknown}/resume")):  # fmt: skip
+    for r in (
+        c.get(f"/api/jobs/{unknown}"),
+        c.get(f"/api/jobs/{unknown}/events"),
+        post(c, f"/api/jobs/{unknown}/stop"),
+        post(c, f"/api/jobs/{unknown}/resume"),
+    ):
         assert r.status_code == 404 and "no job" in r.json()["error"], r.text
     job = create(c, TINY)
     assert post(c, f"/api/jobs/{job['id']}/resume").status_code == 409  # queued: nothing to resume
     assert c.get(f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": "x"}).status_code == 400
     assert c.get("/api/jobs?state=sleeping").status_code == 400
     paths = c.get("/openapi.json").json()["paths"]
-    assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/stop",
-            "/api/jobs/{job_id}/resume"} <= set(paths)  # fmt: skip
+    assert {
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/events",
+        "/api/jobs/{job_id}/stop",
+        "/api/jobs/{job_id}/resume",
+    } <= set(paths)
 
 
 def test_jobs_left_running_by_a_gone_server_are_marked_interrupted(folder, tmp_path):
@@ -353,17 +463,25 @@ def test_jobs_left_running_by_a_gone_server_are_marked_interrupted(folder, tmp_p
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a pid that no longer exists (and is reaped)
     ids = {}
-    for name, pid, beat_age in (("dead", dead.pid, 0), ("stale", os.getpid(), STALE_S + 5), ("alive", os.getpid(), 0)):
+    for name, pid, beat_age in (
+        ("dead", dead.pid, 0),
+        ("stale", os.getpid(), STALE_S + 5),
+        ("alive", os.getpid(), 0),
+    ):
         job = store.create({"folder": FOLDER}, {"dataset": "x"})
         store.claim_next(10)
         store.attach(job.id, pid)
         with store._write() as con:  # the heartbeat as the worker last wrote it
-            con.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time() - beat_age, job.id))
+            con.execute(
+                "UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time() - beat_age, job.id)
+            )
         ids[name] = job.id
     with client(runs, folder, start_workers=False) as c:
         states = {name: c.get(f"/api/jobs/{i}").json() for name, i in ids.items()}
     assert states["dead"]["state"] == "interrupted" and f"pid {dead.pid}" in states["dead"]["error"]
-    assert states["stale"]["state"] == "interrupted"  # its pid exists, but it has not been heard from
+    assert (
+        states["stale"]["state"] == "interrupted"
+    )  # its pid exists, but it has not been heard from
     assert states["alive"]["state"] == "running"  # another server's live worker: left alone
 
 
@@ -371,9 +489,13 @@ def test_jobs_left_running_by_a_gone_server_are_marked_interrupted(folder, tmp_p
 def test_the_store_is_safe_with_concurrent_writers_in_threads_and_processes(tmp_path):
     store = JobStore(tmp_path)
     jobs = [store.create({"n": i}, {}).id for i in range(6)]
-    code = ("import sys\nfrom sightline.serve.job_store import JobStore\ns = JobStore(sys.argv[1])\n"
-            "for i in range(40):\n    s.add_event(sys.argv[2], {'kind': 'step', 'step': i, 'loss': float('nan')})\n")  # fmt: skip
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), jobs[0]]) for _ in range(2)]
+    code = (
+        "import sys\nfrom sightline.serve.job_store import JobStore\ns = JobStore(sys.argv[1])\n"
+        "for i in range(40):\n    s.add_event(sys.argv[2], {'kind': 'step', 'step': i, 'loss': float('nan')})\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), jobs[0]]) for _ in range(2)
+    ]
     claimed, errors = [], []
 
     def work(t: int) -> None:
@@ -397,15 +519,29 @@ def test_the_store_is_safe_with_concurrent_writers_in_threads_and_processes(tmp_
     for i, job_id in enumerate(jobs[:3]):
         seqs = [seq for seq, _ in store.events_after(job_id, 0, limit=10_000)]
         expected = 1 + 40 * len(range(i, 8, 3)) + (80 if i == 0 else 0) + (job_id in claimed)
-        assert seqs == list(range(1, expected + 1)), (i, len(seqs), expected)  # no gap, no duplicate
-    steps = [e for e in (json.loads(data) for _, data in store.events_after(jobs[0], 0, 10_000)) if e["kind"] == "step"]
-    assert len(steps) == 80 and all(e["loss"] is None for e in steps)  # NaN stored as null: strict JSON
+        assert seqs == list(range(1, expected + 1)), (
+            i,
+            len(seqs),
+            expected,
+        )  # no gap, no duplicate
+    steps = [
+        e
+        for e in (json.loads(data) for _, data in store.events_after(jobs[0], 0, 10_000))
+        if e["kind"] == "step"
+    ]
+    assert len(steps) == 80 and all(
+        e["loss"] is None for e in steps
+    )  # NaN stored as null: strict JSON
     assert store.get(jobs[0]).progress["epoch"] == 39
 
 
 def test_a_job_with_no_model_trains_the_datas_default(folder):
     """As `sightline train DATA` with no --model: Fashion-MNIST's own default, else the folders'."""
-    assert resolve_job(JobRequest(), [folder])[1]["model"] == "airnet"  # fashion-mnist when none is named
+    assert (
+        resolve_job(JobRequest(), [folder])[1]["model"] == "airnet"
+    )  # fashion-mnist when none is named
     assert resolve_job(JobRequest(dataset="mnist"), [folder])[1]["model"] == "fastcnn"
     assert resolve_job(JobRequest(folder=FOLDER), [folder])[1]["model"] == "fastcnn"
-    assert resolve_job(JobRequest(dataset="fashion-mnist", model="mlp"), [folder])[1]["model"] == "mlp"
+    assert (
+        resolve_job(JobRequest(dataset="fashion-mnist", model="mlp"), [folder])[1]["model"] == "mlp"
+    )

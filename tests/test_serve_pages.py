@@ -26,8 +26,15 @@ from sightline.serve import create_app, page_bodies, pages  # noqa: E402
 RUN = "toy"
 PAGES = ["/", "/classify", "/classify-many", "/datasets", "/train", "/jobs"]
 STATIC = pages.STATIC_DIR
-NAV_LINKS = ['href="/"', 'href="/classify"', 'href="/classify-many"', 'href="/datasets"', 'href="/train"',
-             'href="/jobs"', 'href="/docs"']  # fmt: skip
+NAV_LINKS = [
+    'href="/"',
+    'href="/classify"',
+    'href="/classify-many"',
+    'href="/datasets"',
+    'href="/train"',
+    'href="/jobs"',
+    'href="/docs"',
+]
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -89,22 +96,60 @@ def test_pages_hold_the_elements_their_scripts_and_tests_target(trained):
     c = client(trained)
     wanted = {
         "/": ["runs-table", "runs-filter", "compare-runs", "runs-empty", "compare-panel"],
-        "/classify": ["run-select", "drop-zone", "file-input", "random-test", "result-label", "seen-image",
-                      "original-image", "saliency-image", "top-k", "activations", "classify-error"],
-        "/classify-many": ["files-input", "folder-input", "many-table", "bad-table", "download-csv", "many-summary"],
+        "/classify": [
+            "run-select",
+            "drop-zone",
+            "file-input",
+            "random-test",
+            "result-label",
+            "seen-image",
+            "original-image",
+            "saliency-image",
+            "top-k",
+            "activations",
+            "classify-error",
+        ],
+        "/classify-many": [
+            "files-input",
+            "folder-input",
+            "many-table",
+            "bad-table",
+            "download-csv",
+            "many-summary",
+        ],
         "/datasets": ["builtin-datasets", "folder-datasets"],
-        "/train": ["train-form", "submit-train", "train-model", "train-recipe", "recipe-description", "train-epochs", "train-advanced", "train-error"],
+        "/train": [
+            "train-form",
+            "submit-train",
+            "train-model",
+            "train-recipe",
+            "recipe-description",
+            "train-epochs",
+            "train-advanced",
+            "train-error",
+        ],
         "/jobs": ["jobs-table", "jobs-empty"],
-        f"/runs/{RUN}": ["run-metrics", "chart-loss", "chart-accuracy", "confusion", "per-class", "run-plots",
-                         "model-summary", "run-config", "top-losses"],
-    }  # fmt: skip
+        f"/runs/{RUN}": [
+            "run-metrics",
+            "chart-loss",
+            "chart-accuracy",
+            "confusion",
+            "per-class",
+            "run-plots",
+            "model-summary",
+            "run-config",
+            "top-losses",
+        ],
+    }
     for url, ids in wanted.items():
         body = c.get(url).text
         for element_id in ids:
             assert f'id="{element_id}"' in body, (url, element_id)
     assert 'data-run="toy"' in c.get(f"/runs/{RUN}").text
     assert "webkitdirectory" in c.get("/classify-many").text
-    assert re.search(r'<details id="train-advanced">', c.get("/train").text)  # folded by default: no "open"
+    assert re.search(
+        r'<details id="train-advanced">', c.get("/train").text
+    )  # folded by default: no "open"
 
 
 def test_pages_hold_no_inline_script_style_or_handler(trained):
@@ -113,7 +158,9 @@ def test_pages_hold_no_inline_script_style_or_handler(trained):
         body = c.get(url).text
         for tag in re.findall(r"<script[^>]*>", body):
             assert re.fullmatch(r'<script src="/static/[a-z_]+\.js" defer>', tag), (url, tag)
-        assert "</script>" in body and not re.search(r"<script[^>]*>[^<]", body), url  # no inline code
+        assert "</script>" in body and not re.search(r"<script[^>]*>[^<]", body), (
+            url
+        )  # no inline code
         assert not re.search(r"<style|\sstyle=", body, re.I), url
         assert not re.search(r"\son[a-z]+\s*=", body, re.I), url
         assert "http://" not in body and "https://" not in body, url
@@ -121,7 +168,11 @@ def test_pages_hold_no_inline_script_style_or_handler(trained):
 
 def queue_job(c: TestClient) -> str:
     """A queued job (no worker runs: the apps here start none)."""
-    r = c.post("/api/jobs", json={"dataset": "mnist", "model": "mlp", "epochs": 1}, headers={"X-Sightline-Request": "1"})
+    r = c.post(
+        "/api/jobs",
+        json={"dataset": "mnist", "model": "mlp", "epochs": 1},
+        headers={"X-Sightline-Request": "1"},
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -131,14 +182,26 @@ def test_the_job_page_and_its_404s(empty):
     job_id = queue_job(c)
     body = assert_page(c.get(f"/jobs/{job_id}"))
     assert f'data-job="{job_id}"' in body
-    for element_id in ("job-state", "job-epoch", "job-step", "job-progress", "job-stop", "job-resume", "job-run-link", "job-log"):
+    for element_id in (
+        "job-state",
+        "job-epoch",
+        "job-step",
+        "job-progress",
+        "job-stop",
+        "job-resume",
+        "job-run-link",
+        "job-log",
+    ):
         assert f'id="{element_id}"' in body, element_id
     for bad in ("A" * 16, "short", "..%2F..%2Fetc%2Fpasswd", "%3Cscript%3E"):
         body = assert_page(c.get(f"/jobs/{bad}"), status=404)
         assert 'id="not-found"' in body and "<script>" not in body
 
 
-@pytest.mark.parametrize("bad", ["nope", ".hidden", "..%2Fetc", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "a%00b", "x" * 300])
+@pytest.mark.parametrize(
+    "bad",
+    ["nope", ".hidden", "..%2Fetc", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "a%00b", "x" * 300],
+)
 def test_a_bad_or_unknown_run_gets_a_404_page(trained, bad):
     body = assert_page(client(trained).get(f"/runs/{bad}"), status=404)
     assert 'id="not-found"' in body
@@ -158,11 +221,15 @@ def test_a_deleted_run_page_is_a_404(trained, tmp_path):
 
 def test_render_page_escapes_what_it_renders():
     evil = '<script>alert("x")</script>'
-    out = pages.render_page(evil, "<p>body</p>", data={"run": '"><script>alert(1)</script>'}, heading=evil)
+    out = pages.render_page(
+        evil, "<p>body</p>", data={"run": '"><script>alert(1)</script>'}, heading=evil
+    )
     assert "<script>alert" not in out
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; · sightline</title>" in out
     assert 'data-run="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in out
-    assert "&lt;script&gt;" in page_bodies.not_found(evil) and "<script>" not in page_bodies.not_found(evil)
+    assert "&lt;script&gt;" in page_bodies.not_found(
+        evil
+    ) and "<script>" not in page_bodies.not_found(evil)
 
 
 def test_runs_redirects_to_the_runs_page(empty):
@@ -184,7 +251,12 @@ def test_pages_follow_the_access_guard(empty):
 
 
 # ---------------------------------------------------------------------------- static files
-CONTENT_TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png", ".svg": "image/svg+xml"}
+CONTENT_TYPES = {
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 
 
 def test_every_static_file_a_page_names_is_served_with_its_type(trained, tmp_path):
@@ -194,12 +266,22 @@ def test_every_static_file_a_page_names_is_served_with_its_type(trained, tmp_pat
     refs: set[str] = set()
     for url in PAGES + [f"/runs/{RUN}", f"/jobs/{queue_job(c)}", "/runs/nope"]:
         refs |= static_refs(c.get(url).text)
-    assert {"/static/style.css", "/static/common.js", "/static/chart.js", "/static/runs.js", "/static/run.js",
-            "/static/classify.js", "/static/train.js"} <= refs  # fmt: skip
+    assert {
+        "/static/style.css",
+        "/static/common.js",
+        "/static/chart.js",
+        "/static/runs.js",
+        "/static/run.js",
+        "/static/classify.js",
+        "/static/train.js",
+    } <= refs
     for ref in sorted(refs):
         r = c.get(ref)
         assert r.status_code == 200, ref
-        assert r.headers["content-type"].startswith(CONTENT_TYPES[Path(ref).suffix]), (ref, r.headers["content-type"])
+        assert r.headers["content-type"].startswith(CONTENT_TYPES[Path(ref).suffix]), (
+            ref,
+            r.headers["content-type"],
+        )
         assert r.headers["cache-control"] == "no-cache"
         assert r.content == (STATIC / Path(ref).name).read_bytes()
     # the whitelist serves every file in static/, and every one of them is used by some page
@@ -213,9 +295,21 @@ def test_a_static_file_is_revalidated_by_etag(empty):
     assert again.status_code == 304 and again.content == b""
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fapp.py", "/static/../app.py", "/static/%2e%2e%2fpages.py",
-                                  "/static/..%2F..%2Fpyproject.toml", "/static/.hidden.js", "/static/STYLE.CSS",
-                                  "/static/style.css%00.js", "/static/", "/static/pages.py"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/nope.js",
+        "/static/..%2Fapp.py",
+        "/static/../app.py",
+        "/static/%2e%2e%2fpages.py",
+        "/static/..%2F..%2Fpyproject.toml",
+        "/static/.hidden.js",
+        "/static/STYLE.CSS",
+        "/static/style.css%00.js",
+        "/static/",
+        "/static/pages.py",
+    ],
+)
 def test_unknown_static_files_and_traversal_are_404(empty, path):
     r = client(empty).get(path)
     assert r.status_code == 404, (path, r.status_code)
@@ -230,8 +324,18 @@ def test_static_files_hold_no_external_url_and_no_html_injection():
         assert "http://" not in text and "https://" not in text, p.name
         assert "//cdn" not in text.lower(), p.name
         if p.suffix == ".js":
-            for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                          "setAttribute('on", 'setAttribute("on', "setAttribute('style", "javascript:"):  # fmt: skip
+            for risky in (
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                "setAttribute('on",
+                'setAttribute("on',
+                "setAttribute('style",
+                "javascript:",
+            ):
                 assert risky not in text, (p.name, risky)
             assert text.startswith("/*") and "'use strict';" in text, p.name
             assert len(text.splitlines()) <= 400, p.name

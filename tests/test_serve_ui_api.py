@@ -65,11 +65,22 @@ def served(tmp_path_factory):
         for i, (name, color) in enumerate(COLORS.items()):
             for j in range(n):
                 square(color, seed=1000 * i + j + (500 if split == "test" else 0)).save(
-                    _mkdir(folder / split / name) / f"{j:02d}.png")  # fmt: skip
-    (folder / "train" / "red" / "00-broken.png").write_bytes(b"not a png")  # skipped by training and samples
+                    _mkdir(folder / split / name) / f"{j:02d}.png"
+                )
+    (folder / "train" / "red" / "00-broken.png").write_bytes(
+        b"not a png"
+    )  # skipped by training and samples
     runs = base / "runs"
-    run_training(folder, "fastcnn", model_options={"width": 8}, epochs=2, batch_size=16, runs_dir=runs, name=RUN,
-                 progress="quiet")  # fmt: skip
+    run_training(
+        folder,
+        "fastcnn",
+        model_options={"width": 8},
+        epochs=2,
+        batch_size=16,
+        runs_dir=runs,
+        name=RUN,
+        progress="quiet",
+    )
     data = make_dataset(n_per_class=32)
     fit_toy(data, runs, name=MEM, epochs=1).evaluate(data)
     return runs, folder
@@ -107,12 +118,12 @@ def fetch_test_image(c, index: int, **params) -> Image.Image:
     return Image.open(io.BytesIO(r.content))
 
 
-
-
 # ---------------------------------------------------------------------------- run detail, files
 def test_run_detail_has_plots_report_models_and_the_test_evaluation(c):
     body = c.get(f"/api/runs/{RUN}").json()
-    assert {"confusion", "curves", "samples"} <= set(body["plots"]) and "figures" not in body["plots"]
+    assert {"confusion", "curves", "samples"} <= set(body["plots"]) and "figures" not in body[
+        "plots"
+    ]
     assert body["has_report"] is True and body["model_files"] == ["best", "last"]
     assert body["test_count"] == 3 * N_TEST
     assert [row["class"] for row in body["per_class"]] == list(COLORS)
@@ -148,7 +159,10 @@ def test_a_plot_that_links_outside_is_refused(runs, tmp_path):
 def test_report_is_served_with_a_strict_policy(c):
     r = c.get(f"/api/runs/{RUN}/report")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert r.headers["content-security-policy"] == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    assert (
+        r.headers["content-security-policy"]
+        == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    )
     assert "<html" in r.text.lower()
     assert_error(c.get(f"/api/runs/{MEM}/report"), 404, f"sightline report {MEM}")
 
@@ -157,12 +171,18 @@ def test_model_files_download_as_attachments(runs):
     c = client(runs)
     for which in ("best", "last"):
         r = c.get(f"/api/runs/{RUN}/model", params={"which": which})
-        assert r.status_code == 200 and r.content == (runs / RUN / f"{which}.safetensors").read_bytes()
+        assert (
+            r.status_code == 200 and r.content == (runs / RUN / f"{which}.safetensors").read_bytes()
+        )
         assert f'filename="{RUN}-{which}.safetensors"' in r.headers["content-disposition"]
         assert r.headers["content-disposition"].startswith("attachment")
     assert_error(c.get(f"/api/runs/{RUN}/model", params={"which": "worst"}), 422, "which")
     (runs / RUN / "last.safetensors").unlink()
-    assert_error(c.get(f"/api/runs/{RUN}/model", params={"which": "last"}), 404, "no last model file; it has: best")
+    assert_error(
+        c.get(f"/api/runs/{RUN}/model", params={"which": "last"}),
+        404,
+        "no last model file; it has: best",
+    )
     assert c.get(f"/api/runs/{RUN}").json()["model_files"] == ["best"]
 
 
@@ -178,13 +198,20 @@ def test_the_onnx_export_downloads_once_written(runs):
     r = c.get(f"/api/runs/{RUN}/onnx")
     assert r.status_code == 200 and r.content == (runs / RUN / "export" / "best.onnx").read_bytes()
     assert f'filename="{RUN}-best.onnx"' in r.headers["content-disposition"]
-    assert_error(c.get(f"/api/runs/{RUN}/onnx", params={"which": "last"}), 404, "no ONNX export of its last model")
+    assert_error(
+        c.get(f"/api/runs/{RUN}/onnx", params={"which": "last"}),
+        404,
+        "no ONNX export of its last model",
+    )
 
 
 def test_summary(c):
     body = c.get(f"/api/runs/{RUN}/summary").json()
     assert body["name"] == "fastcnn" and body["input_shape"] == [3, 16, 16] and body["total"] > 0
-    assert body["layers"][-1]["name"] == "classifier" and body["layers"][-1]["output_shape"] == [None, 3]
+    assert body["layers"][-1]["name"] == "classifier" and body["layers"][-1]["output_shape"] == [
+        None,
+        3,
+    ]
     assert "Total params" in body["text"]
     assert_error(c.get("/api/runs/nope/summary"), 404, "no run named")
 
@@ -198,23 +225,37 @@ def test_test_images_of_a_confusion_cell(c):
     assert conf == sorted(conf, reverse=True)
     row = body["items"][0]
     assert set(row) == {"index", "true", "true_label", "pred", "pred_label", "confidence", "loss"}
-    assert row["true_label"] == list(COLORS)[row["true"]] and row["pred_label"] == list(COLORS)[row["pred"]]
+    assert (
+        row["true_label"] == list(COLORS)[row["true"]]
+        and row["pred_label"] == list(COLORS)[row["pred"]]
+    )
     for t in range(3):
         for p in range(3):
             cell = c.get(f"/api/runs/{RUN}/test-images", params={"true": t, "pred": p}).json()
             assert cell["count"] == confusion[t][p]
             assert all(r["true"] == t and r["pred"] == p for r in cell["items"])
-    losses = [r["loss"] for r in c.get(f"/api/runs/{RUN}/test-images", params={"order": "loss"}).json()["items"]]
+    losses = [
+        r["loss"]
+        for r in c.get(f"/api/runs/{RUN}/test-images", params={"order": "loss"}).json()["items"]
+    ]
     assert losses == sorted(losses, reverse=True)
-    r1 = c.get(f"/api/runs/{RUN}/test-images", params={"order": "random", "seed": 3, "limit": 5}).json()
-    r2 = c.get(f"/api/runs/{RUN}/test-images", params={"order": "random", "seed": 3, "limit": 5}).json()
+    r1 = c.get(
+        f"/api/runs/{RUN}/test-images", params={"order": "random", "seed": 3, "limit": 5}
+    ).json()
+    r2 = c.get(
+        f"/api/runs/{RUN}/test-images", params={"order": "random", "seed": 3, "limit": 5}
+    ).json()
     assert r1 == r2 and r1["count"] == 3 * N_TEST and len(r1["items"]) == 5
     row_0 = c.get(f"/api/runs/{RUN}/test-images", params={"true": 0}).json()
     assert row_0["count"] == N_TEST and {r["index"] for r in row_0["items"]} == set(range(N_TEST))
 
 
 def test_test_images_refusals(c, runs):
-    assert_error(c.get(f"/api/runs/{RUN}/test-images", params={"true": 3}), 400, "true=3 is not a class index")
+    assert_error(
+        c.get(f"/api/runs/{RUN}/test-images", params={"true": 3}),
+        400,
+        "true=3 is not a class index",
+    )
     assert_error(c.get(f"/api/runs/{RUN}/test-images", params={"limit": 501}), 422, "limit")
     assert_error(c.get(f"/api/runs/{RUN}/test-images", params={"order": "best"}), 422, "order")
     assert_error(c.get("/api/runs/nope/test-images"), 404, "no run named")
@@ -234,10 +275,14 @@ def test_test_image_png_is_the_stored_image_enlarged(c, served):
     stored = load_run(RUN, served[0]).load_data(progress=False).test.images[4]
     assert fetch_test_image(c, 4).size == (112, 112)  # 16 px, enlarged to at least 112
     small = fetch_test_image(c, 4, scale=1)
-    assert small.size == (16, 16) and np.array_equal(np.asarray(small), stored.permute(1, 2, 0).numpy())
+    assert small.size == (16, 16) and np.array_equal(
+        np.asarray(small), stored.permute(1, 2, 0).numpy()
+    )
     big = np.asarray(fetch_test_image(c, 4, scale=2))
     assert np.array_equal(big[::2, ::2], np.asarray(small))
-    assert_error(c.get(f"/api/runs/{RUN}/test-images/{3 * N_TEST}.png"), 404, "has 18 images (0..17)")
+    assert_error(
+        c.get(f"/api/runs/{RUN}/test-images/{3 * N_TEST}.png"), 404, "has 18 images (0..17)"
+    )
     assert_error(c.get(f"/api/runs/{RUN}/test-images/0.png", params={"scale": 9}), 422, "scale")
     assert_error(c.get(f"/api/runs/{RUN}/test-images/x.png"), 422, "index")
 
@@ -255,33 +300,62 @@ def test_test_images_that_cannot_be_loaded_again(runs, monkeypatch, tmp_path):
     # the evaluation's labels no longer match the images: their indices would point elsewhere
     import torch
 
-    store.save_evaluation(runs / RUN, store.TEST_KEY, store.read_evaluation(runs / RUN, "test"), "",
-                          torch.zeros(5, 3), torch.zeros(5, dtype=torch.long))  # fmt: skip
-    assert_error(client(runs).get(f"/api/runs/{RUN}/test-images/0.png"), 409, "changed since it was evaluated")
+    store.save_evaluation(
+        runs / RUN,
+        store.TEST_KEY,
+        store.read_evaluation(runs / RUN, "test"),
+        "",
+        torch.zeros(5, 3),
+        torch.zeros(5, dtype=torch.long),
+    )
+    assert_error(
+        client(runs).get(f"/api/runs/{RUN}/test-images/0.png"),
+        409,
+        "changed since it was evaluated",
+    )
     # the folder is gone
-    config.write_text(json.dumps({**original, "data": {**original["data"], "name_or_path": str(tmp_path / "gone")}}))
+    config.write_text(
+        json.dumps(
+            {**original, "data": {**original["data"], "name_or_path": str(tmp_path / "gone")}}
+        )
+    )
     assert_error(client(runs).get(f"/api/runs/{RUN}/test-images/0.png"), 409, "cannot be loaded")
     # a built-in dataset that is not downloaded: never downloaded by a request
     monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(_mkdir(tmp_path / "cache")))
     monkeypatch.setenv("SIGHTLINE_DATA_MIRROR", str(_mkdir(tmp_path / "mirror")))
-    config.write_text(json.dumps({**original, "data": {**original["data"], "name_or_path": "mnist"}}))
-    assert_error(client(runs).get(f"/api/runs/{RUN}/test-images/0.png"), 409, "sightline datasets --download mnist")
+    config.write_text(
+        json.dumps({**original, "data": {**original["data"], "name_or_path": "mnist"}})
+    )
+    assert_error(
+        client(runs).get(f"/api/runs/{RUN}/test-images/0.png"),
+        409,
+        "sightline datasets --download mnist",
+    )
     assert not any((tmp_path / "cache").iterdir())
 
 
 # ---------------------------------------------------------------------------- inspect
 def inspect(c, headers=CSRF, file: bytes | None = None, name: str = "red.png", **form):
     files = {"file": (name, file)} if file is not None else None
-    return c.post("/api/inspect", files=files, data={k: str(v) for k, v in form.items()}, headers=headers)
+    return c.post(
+        "/api/inspect", files=files, data={k: str(v) for k, v in form.items()}, headers=headers
+    )
 
 
 def test_inspect_an_upload(c):
     r = inspect(c, file=png(square(COLORS["red"], seed=7)), run=RUN)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["run"] == RUN and body["file"] == "red.png" and body["true_label"] is None and body["note"] is None
+    assert (
+        body["run"] == RUN
+        and body["file"] == "red.png"
+        and body["true_label"] is None
+        and body["note"] is None
+    )
     assert body["label"] in COLORS and body["index"] == list(COLORS).index(body["label"])
-    assert [t["label"] for t in body["top_k"]][0] == body["label"] and len(body["top_k"]) == 3  # k=5, 3 classes
+    assert [t["label"] for t in body["top_k"]][0] == body["label"] and len(
+        body["top_k"]
+    ) == 3  # k=5, 3 classes
     assert body["confidence"] == body["top_k"][0]["probability"]
     assert decode(body["original"]).size == (16, 16)
     assert decode(body["seen"]).size == (224, 224) and decode(body["saliency"]).size == (224, 224)
@@ -298,14 +372,21 @@ def test_inspect_a_test_image_agrees_with_the_saved_evaluation(c):
     saved = {row["index"]: row for row in c.get(f"/api/runs/{RUN}/test-images").json()["items"]}
     body = inspect(c, test_index=N_TEST + 1, run=RUN, k=2).json()
     row = saved[N_TEST + 1]
-    assert body["file"] == f"test image #{N_TEST + 1}" and body["true_label"] == row["true_label"] == "green"
-    assert body["label"] == row["pred_label"] and body["confidence"] == pytest.approx(row["confidence"], abs=1e-4)
+    assert (
+        body["file"] == f"test image #{N_TEST + 1}"
+        and body["true_label"] == row["true_label"] == "green"
+    )
+    assert body["label"] == row["pred_label"] and body["confidence"] == pytest.approx(
+        row["confidence"], abs=1e-4
+    )
     assert len(body["top_k"]) == 2 and decode(body["original"]).size == (16, 16)
 
 
 def test_inspect_refusals(c):
     assert_error(inspect(c, file=b"hello, I am text", name="notes.txt", run=RUN), 415, "notes.txt")
-    assert_error(inspect(c, file=png(square(COLORS["red"])), test_index=0, run=RUN), 400, "exactly one")
+    assert_error(
+        inspect(c, file=png(square(COLORS["red"])), test_index=0, run=RUN), 400, "exactly one"
+    )
     assert_error(inspect(c, run=RUN), 400, "exactly one")
     assert_error(inspect(c, test_index=99, run=RUN), 404, "no image 99")
     assert_error(inspect(c, test_index=0, run=MEM), 409, "in memory")
@@ -335,26 +416,55 @@ def zip_bytes(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
 
 
 def predict(c, files, headers=CSRF, **form):
-    return c.post("/api/predict", files=[("files", f) for f in files], data={k: str(v) for k, v in form.items()},
-                  headers=headers)  # fmt: skip
+    return c.post(
+        "/api/predict",
+        files=[("files", f) for f in files],
+        data={k: str(v) for k, v in form.items()},
+        headers=headers,
+    )
 
 
 def test_predict_expands_zip_archives_in_place(c):
-    archive = zip_bytes({"sub/": b"", "sub/nested/blue.png": png(square(COLORS["blue"], 3)),
-                         "green.png": png(square(COLORS["green"], 4)), "notes.txt": b"just text",
-                         "__MACOSX/sub/._blue.png": b"junk", ".DS_Store": b"junk", "sub/.hidden.png": b"junk"})  # fmt: skip
-    r = predict(c, [("first.png", png(square(COLORS["red"], 5))), ("batch.zip", archive),
-                    ("last.png", png(square(COLORS["red"], 6)))], run=RUN)  # fmt: skip
+    archive = zip_bytes(
+        {
+            "sub/": b"",
+            "sub/nested/blue.png": png(square(COLORS["blue"], 3)),
+            "green.png": png(square(COLORS["green"], 4)),
+            "notes.txt": b"just text",
+            "__MACOSX/sub/._blue.png": b"junk",
+            ".DS_Store": b"junk",
+            "sub/.hidden.png": b"junk",
+        }
+    )
+    r = predict(
+        c,
+        [
+            ("first.png", png(square(COLORS["red"], 5))),
+            ("batch.zip", archive),
+            ("last.png", png(square(COLORS["red"], 6))),
+        ],
+        run=RUN,
+    )
     assert r.status_code == 200, r.text
     rows = r.json()["results"]
-    assert [row["file"] for row in rows] == ["first.png", "batch.zip/sub/nested/blue.png", "batch.zip/green.png",
-                                             "batch.zip/notes.txt", "last.png"]  # fmt: skip
+    assert [row["file"] for row in rows] == [
+        "first.png",
+        "batch.zip/sub/nested/blue.png",
+        "batch.zip/green.png",
+        "batch.zip/notes.txt",
+        "last.png",
+    ]
     assert "not a recognised image" in rows[3]["error"]
     assert all("label" in row and "thumbnail" not in row for i, row in enumerate(rows) if i != 3)
 
 
 def test_predict_thumbnails_show_what_the_model_saw(c):
-    r = predict(c, [("a.png", png(square(COLORS["red"], 8))), ("b.txt", b"text")], run=RUN, thumbnails="true")
+    r = predict(
+        c,
+        [("a.png", png(square(COLORS["red"], 8))), ("b.txt", b"text")],
+        run=RUN,
+        thumbnails="true",
+    )
     rows = r.json()["results"]
     assert decode(rows[0]["thumbnail"]).size == (64, 64) and "thumbnail" not in rows[1]
 

@@ -25,7 +25,9 @@ def c(tmp_path_factory):
     for split, n in (("train", 20), ("test", N_TEST)):
         for i, (name, color) in enumerate(COLORS.items()):
             for j in range(n):
-                square(color, seed=1000 * i + j).save(_mkdir(folder / split / name) / f"{j:02d}.png")
+                square(color, seed=1000 * i + j).save(
+                    _mkdir(folder / split / name) / f"{j:02d}.png"
+                )
     (folder / "train" / "red" / "00-broken.png").write_bytes(b"not a png")
     return client(_mkdir(base / "runs"), data_dirs=[folder])
 
@@ -34,13 +36,23 @@ def test_folder_dataset_detail_and_samples(c):
     body = c.get("/api/datasets/folder/shapes").json()
     assert body["name"] == "shapes" and body["kind"] == "folder" and body["classes"] == list(COLORS)
     assert body["available"] is True and body["message"] is None
-    assert body["splits"]["test"] == {name: N_TEST for name in COLORS} and body["splits"]["train"]["red"] == 21
-    assert body["sizes"] == {"train": 61, "test": 3 * N_TEST}  # files, as the folder scan counts them
-    r = c.get("/api/datasets/folder/shapes/samples/2.png", params={"n": 4})  # red: its broken file is skipped
+    assert (
+        body["splits"]["test"] == {name: N_TEST for name in COLORS}
+        and body["splits"]["train"]["red"] == 21
+    )
+    assert body["sizes"] == {
+        "train": 61,
+        "test": 3 * N_TEST,
+    }  # files, as the folder scan counts them
+    r = c.get(
+        "/api/datasets/folder/shapes/samples/2.png", params={"n": 4}
+    )  # red: its broken file is skipped
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(r.content)).size == (4 * 64 + 3 * 2, 64)  # 16 px enlarged to >= 56
-    assert c.get("/api/datasets/folder/shapes/samples/0.png").content == \
-        c.get("/api/datasets/folder/shapes/samples/0.png").content  # fmt: skip
+    assert (
+        c.get("/api/datasets/folder/shapes/samples/0.png").content
+        == c.get("/api/datasets/folder/shapes/samples/0.png").content
+    )
     assert_error(c.get("/api/datasets/folder/shapes/samples/3.png"), 404, "no class 3")
     assert_error(c.get("/api/datasets/folder/shapes/samples/0.png", params={"n": 0}), 422, "n")
 
@@ -49,7 +61,9 @@ def test_dataset_refusals(c):
     assert_error(c.get("/api/datasets/folder/elsewhere"), 404, "the server's folders are: shapes")
     assert_error(c.get("/api/datasets/folder/..%2Fshapes"), 404)
     assert_error(c.get("/api/datasets/remote/shapes"), 404, "unknown dataset kind 'remote'")
-    assert_error(c.get("/api/datasets/builtin/imagenet"), 404, "no built-in dataset named 'imagenet'")
+    assert_error(
+        c.get("/api/datasets/builtin/imagenet"), 404, "no built-in dataset named 'imagenet'"
+    )
     assert_error(c.get("/api/datasets/builtin/imagenet/samples/0.png"), 404, "no built-in dataset")
 
 
@@ -59,7 +73,11 @@ def test_a_builtin_dataset_that_is_not_downloaded(c, monkeypatch, tmp_path):
     body = c.get("/api/datasets/builtin/mnist").json()
     assert body["available"] is False and "sightline datasets --download mnist" in body["message"]
     assert body["classes"][:2] == ["0", "1"] and body["sizes"] == {"train": 60000, "test": 10000}
-    assert_error(c.get("/api/datasets/builtin/mnist/samples/0.png"), 409, "sightline datasets --download mnist")
+    assert_error(
+        c.get("/api/datasets/builtin/mnist/samples/0.png"),
+        409,
+        "sightline datasets --download mnist",
+    )
     assert not any((tmp_path / "cache").iterdir())
 
 
@@ -68,8 +86,12 @@ def test_a_downloaded_builtin_dataset(c, mirror, monkeypatch, tmp_path):
     monkeypatch.setenv("SIGHTLINE_DATA_MIRROR", str(mirror))
     body = c.get("/api/datasets/builtin/mnist").json()
     assert body["available"] is True and sum(body["splits"]["train"].values()) == 60000
-    assert set(body["splits"]) == {"train", "test"} and sum(body["splits"]["test"].values()) == 10000
-    row = Image.open(io.BytesIO(c.get("/api/datasets/builtin/mnist/samples/3.png", params={"n": 3}).content))
+    assert (
+        set(body["splits"]) == {"train", "test"} and sum(body["splits"]["test"].values()) == 10000
+    )
+    row = Image.open(
+        io.BytesIO(c.get("/api/datasets/builtin/mnist/samples/3.png", params={"n": 3}).content)
+    )
     assert row.size == (3 * 56 + 2 * 2, 56)
 
 
@@ -78,10 +100,23 @@ def test_models_with_their_training_defaults(c):
     assert body["default"] == "fastcnn" and body["dataset_defaults"] == {"fashion-mnist": "airnet"}
     models = {m["name"]: m for m in body["models"]}
     fast = models["fastcnn"]
-    assert fast["pretrained"] is False and fast["options"] == {"width": 32, "depth": 0, "stages": 4, "pool_first": False}
+    assert fast["pretrained"] is False and fast["options"] == {
+        "width": 32,
+        "depth": 0,
+        "stages": 4,
+        "pool_first": False,
+    }
     d = fast["defaults"]
-    assert (d["epochs"], d["batch_size"], d["optimizer"], d["lr"], d["patience"]) == (4, 64, "sgd", 0.2, None)
-    assert d["weight_decay"] == 0.0005 and "extra" not in d and "folder recipe" in fast["folder_note"]
+    assert (d["epochs"], d["batch_size"], d["optimizer"], d["lr"], d["patience"]) == (
+        4,
+        64,
+        "sgd",
+        0.2,
+        None,
+    )
+    assert (
+        d["weight_decay"] == 0.0005 and "extra" not in d and "folder recipe" in fast["folder_note"]
+    )
     assert models["mlp"]["defaults"]["optimizer"] == "adam"
     lite = models["efficientnet-lite0"]
     assert lite["pretrained"] is True and lite["pretrained_defaults"]["head_epochs"] == 1

@@ -59,7 +59,15 @@ def test_config_layers_user_over_model_over_defaults():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"epochs": 0}, {"optimizer": "rmsprop"}, {"schedule": "step"}, {"lr": -1.0}, {"warmup": 1.5}, {"patience": 0}, {"monitor": "f1"}],
+    [
+        {"epochs": 0},
+        {"optimizer": "rmsprop"},
+        {"schedule": "step"},
+        {"lr": -1.0},
+        {"warmup": 1.5},
+        {"patience": 0},
+        {"monitor": "f1"},
+    ],
 )
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
@@ -85,7 +93,14 @@ def test_schedules_shape():
 
 def test_fit_learns_and_writes_run_folder(toy, tmp_path):
     run = fit_toy(toy, tmp_path)
-    for f in ("config.json", "metrics.csv", "status.json", "best.safetensors", "last.safetensors", "resume.pt"):
+    for f in (
+        "config.json",
+        "metrics.csv",
+        "status.json",
+        "best.safetensors",
+        "last.safetensors",
+        "resume.pt",
+    ):
         assert (run.path / f).is_file(), f
     hist = run.history
     assert [r["epoch"] for r in hist] == [1, 2, 3]
@@ -93,7 +108,9 @@ def test_fit_learns_and_writes_run_folder(toy, tmp_path):
     assert run.status["status"] == "finished"
     metrics = run.evaluate()
     assert metrics.accuracy > 0.9
-    assert json.loads((run.path / "evaluations" / "test.json").read_text())["accuracy"] == pytest.approx(metrics.accuracy)
+    assert json.loads((run.path / "evaluations" / "test.json").read_text())[
+        "accuracy"
+    ] == pytest.approx(metrics.accuracy)
 
 
 def test_load_run_restores_model_and_preprocessing(toy, tmp_path):
@@ -123,7 +140,16 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path):
 
 def test_early_stopping_stops(toy, tmp_path):
     # lr 0 never improves after epoch 1, so patience 2 stops at epoch 3 of 20.
-    run = fit_toy(toy, tmp_path, epochs=20, lr=1e-12, patience=2, monitor="val_loss", schedule="constant", warmup=0.0)
+    run = fit_toy(
+        toy,
+        tmp_path,
+        epochs=20,
+        lr=1e-12,
+        patience=2,
+        monitor="val_loss",
+        schedule="constant",
+        warmup=0.0,
+    )
     assert run.status["status"] == "early_stopped"
     assert len(run.history) == 3
 
@@ -132,7 +158,9 @@ def test_best_checkpoint_tracks_monitor(toy, tmp_path):
     run = fit_toy(toy, tmp_path, epochs=4)
     best = max(run.history, key=lambda r: r["val_accuracy"])
     meta = run.metadata("best")
-    assert meta["epoch"] == min(r["epoch"] for r in run.history if r["val_accuracy"] == best["val_accuracy"])
+    assert meta["epoch"] == min(
+        r["epoch"] for r in run.history if r["val_accuracy"] == best["val_accuracy"]
+    )
 
 
 def test_seeded_runs_are_identical(toy, tmp_path):
@@ -161,14 +189,20 @@ def test_resume_after_crash_is_bit_exact(toy, tmp_path, checkpoint_every):
     opts = dict(epochs=3, translate=1, flip=True, checkpoint_every=checkpoint_every)
     full = fit_toy(toy, tmp_path, name="full", **opts)
     with pytest.raises(SystemExit):
-        fit_toy(toy, tmp_path, name="crashed", callbacks=[CrashAt(2000 + 5)], **opts)  # epoch 2, step 5
+        fit_toy(
+            toy, tmp_path, name="crashed", callbacks=[CrashAt(2000 + 5)], **opts
+        )  # epoch 2, step 5
     crashed = sightline.load_run(tmp_path / "crashed")
     resumed = sightline.resume(crashed, data=toy, progress="quiet")
     assert resumed.status["status"] == "finished"
     a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in full.history]
-    assert strip == [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history]
+    strip = [
+        {k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in full.history
+    ]
+    assert strip == [
+        {k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history
+    ]
 
 
 class CtrlCAt:
@@ -188,23 +222,38 @@ def test_resume_with_dropout_is_bit_exact(tmp_path, stop):
     """tutorial-cnn draws new Dropout masks every step: resuming must restore the RNG exactly.
     6 steps an epoch, max 11: a crash at step 10 resumes from the mid-epoch checkpoint at 9."""
     data = make_dataset(n_per_class=16, size=24)  # tutorial-cnn needs at least 22x22
-    opts = dict(epochs=2, batch_size=8, max_steps=11, checkpoint_every=3, runs_dir=tmp_path, progress="quiet")
+    opts = dict(
+        epochs=2,
+        batch_size=8,
+        max_steps=11,
+        checkpoint_every=3,
+        runs_dir=tmp_path,
+        progress="quiet",
+    )
     model = sightline.create_model("tutorial-cnn", data.input_shape, data.num_classes)
     assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
     full = sightline.fit("tutorial-cnn", data, name="full", **opts)
     assert full.status["status"] == "max_steps" and full.status["global_step"] == 11
     if stop == "crash":
         with pytest.raises(SystemExit):
-            sightline.fit("tutorial-cnn", data, name="stopped", callbacks=[CrashAt(2000 + 4)], **opts)
+            sightline.fit(
+                "tutorial-cnn", data, name="stopped", callbacks=[CrashAt(2000 + 4)], **opts
+            )
     else:
-        run = sightline.fit("tutorial-cnn", data, name="stopped", callbacks=[CtrlCAt(2000 + 2)], **opts)
+        run = sightline.fit(
+            "tutorial-cnn", data, name="stopped", callbacks=[CtrlCAt(2000 + 2)], **opts
+        )
         assert run.status["status"] == "interrupted" and run.status["global_step"] == 8
     resumed = sightline.resume(tmp_path / "stopped", data=data, progress="quiet")
     assert resumed.status["status"] == "max_steps" and resumed.status["global_step"] == 11
     a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in full.history]
-    assert strip == [{k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history]
+    strip = [
+        {k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in full.history
+    ]
+    assert strip == [
+        {k: v for k, v in r.items() if k not in ("time", "images_per_sec")} for r in resumed.history
+    ]
 
 
 def test_resume_finished_run_is_refused(toy, tmp_path):
@@ -235,7 +284,10 @@ def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
 
     run = fit_toy(toy, tmp_path, epochs=1, flip=True)
     pre = run.preprocess
-    assert pre.flip_tta is True and fit_toy(toy, tmp_path, name="noflip", epochs=1).preprocess.flip_tta is False
+    assert (
+        pre.flip_tta is True
+        and fit_toy(toy, tmp_path, name="noflip", epochs=1).preprocess.flip_tta is False
+    )
     model, x = run.load_model(), toy.test.images[:8]
     plain = batched_logits(model, x, replace(pre, flip_tta=False))
     mirrored = batched_logits(model, x.flip(-1), replace(pre, flip_tta=False))
@@ -247,15 +299,25 @@ def test_shift_tta_is_saved_with_the_model_and_predicts_over_the_shifted_images(
 
     run = fit_toy(toy, tmp_path, epochs=1, translate=1, shift_tta=1)
     pre = run.preprocess
-    assert pre.shift_tta == 1 and json.loads((run.path / "config.json").read_text())["train"]["shift_tta"] == 1
+    assert (
+        pre.shift_tta == 1
+        and json.loads((run.path / "config.json").read_text())["train"]["shift_tta"] == 1
+    )
     model, x = run.load_model(), toy.test.images[:8]
     plain = replace(pre, shift_tta=0)
-    views = [x, torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., :12, :12],
-             torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., 2:, 2:]]  # fmt: skip
+    views = [
+        x,
+        torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., :12, :12],
+        torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[..., 2:, 2:],
+    ]
     want = sum(batched_logits(model, v, plain) for v in views) / 3
     assert torch.allclose(batched_logits(model, x, pre), want, atol=1e-5)
-    assert torch.allclose(run.predict(x), want.softmax(1), atol=1e-5)  # what predict, evaluate and serve use
-    with pytest.raises(ConfigError, match="shift_tta must be from 0 to 5 pixels, not 6 for 12x12 images"):
+    assert torch.allclose(
+        run.predict(x), want.softmax(1), atol=1e-5
+    )  # what predict, evaluate and serve use
+    with pytest.raises(
+        ConfigError, match="shift_tta must be from 0 to 5 pixels, not 6 for 12x12 images"
+    ):
         fit_toy(toy, tmp_path, name="too-far", epochs=1, shift_tta=6)
     # Its folder existed already: it says why training never started (not "not started" forever).
     never = sightline.load_run(tmp_path / "too-far")
@@ -264,15 +326,25 @@ def test_shift_tta_is_saved_with_the_model_and_predicts_over_the_shifted_images(
         fit_toy(toy, tmp_path, name="negative", epochs=1, shift_tta=-1)
 
 
-@pytest.mark.parametrize("fit, given, expected", [("object", None, 0.5), ("digit", None, 0.5), ("frame", None, 0.0),
-                                                  ("object", 0.0, 0.0), ("frame", 0.25, 0.25)])  # fmt: skip
+@pytest.mark.parametrize(
+    "fit, given, expected",
+    [
+        ("object", None, 0.5),
+        ("digit", None, 0.5),
+        ("frame", None, 0.0),
+        ("object", 0.0, 0.0),
+        ("frame", 0.25, 0.25),
+    ],
+)
 def test_reframe_resolved_from_the_data_and_saved(tmp_path, fit, given, expected):
     from dataclasses import replace
 
     data = make_dataset()
     data.preprocess = replace(data.preprocess, fit=fit)
     model = sightline.create_model("fastcnn", data.input_shape, data.num_classes, width=4, stages=2)
-    run = sightline.fit(model, data, runs_dir=tmp_path, progress="quiet", epochs=1, max_steps=2, reframe=given)
+    run = sightline.fit(
+        model, data, runs_dir=tmp_path, progress="quiet", epochs=1, max_steps=2, reframe=given
+    )
     assert run.config["train"]["reframe"] == expected
 
 

@@ -29,20 +29,26 @@ def small():
 
 def _efficientnet(data, pretrained=False):
     torch.manual_seed(0)
-    return sightline.create_model("efficientnet-lite0", data.input_shape, data.num_classes, pretrained=pretrained)
+    return sightline.create_model(
+        "efficientnet-lite0", data.input_shape, data.num_classes, pretrained=pretrained
+    )
 
 
 def test_frozen_training_changes_only_the_head(small, tmp_path):
     model = _efficientnet(small)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     events = []
-    run = sightline.fit(model, small, runs_dir=tmp_path, name="head", freeze=True, on_event=events.append, **OPTS)
+    run = sightline.fit(
+        model, small, runs_dir=tmp_path, name="head", freeze=True, on_event=events.append, **OPTS
+    )
     assert run.status["status"] == "finished" and len(run.history) == 3
     after = load_file(run.path / "last.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"_fc.weight", "_fc.bias"}  # BatchNorm statistics untouched too
     kinds = [e["kind"] for e in events]
-    assert "features" in kinds and any("Features of 24 train images" in e.get("text", "") for e in events)
+    assert "features" in kinds and any(
+        "Features of 24 train images" in e.get("text", "") for e in events
+    )
     assert run.config["train"]["freeze"] is True
     # The saved model is the whole network: it predicts from images with nothing else.
     probs = sightline.load_run(run.path).predict(small.test.images)
@@ -58,11 +64,23 @@ def test_frozen_head_defaults_apply_only_with_freeze():
 
 @pytest.mark.parametrize("alternate_flip", [False, True])
 def test_frozen_resume_is_exact(small, tmp_path, alternate_flip):
-    flip = dict(OPTS, flip=True, alternate_flip=alternate_flip)  # the mirrored features are the augmentation
-    full = sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="full", freeze=True, **flip)
+    flip = dict(
+        OPTS, flip=True, alternate_flip=alternate_flip
+    )  # the mirrored features are the augmentation
+    full = sightline.fit(
+        _efficientnet(small), small, runs_dir=tmp_path, name="full", freeze=True, **flip
+    )
     with pytest.raises(SystemExit):
-        sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="crashed", freeze=True,
-                      callbacks=[CrashAt(2000 + 2)], checkpoint_every=1, **flip)  # fmt: skip
+        sightline.fit(
+            _efficientnet(small),
+            small,
+            runs_dir=tmp_path,
+            name="crashed",
+            freeze=True,
+            callbacks=[CrashAt(2000 + 2)],
+            checkpoint_every=1,
+            **flip,
+        )
     resumed = sightline.resume(tmp_path / "crashed", data=small, progress="quiet")
     assert resumed.status["status"] == "finished"
     a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
@@ -77,21 +95,40 @@ def test_freeze_needs_a_backbone(small, tmp_path):
 def test_pretrained_input_goes_into_the_saved_preprocess(small, tmp_path):
     want = pretrained_input("efficientnet-lite0")
     assert want["size"] == 224 and len(want["mean"]) == 3
-    assert transfer_data_options("efficientnet-lite0", {"size": 128}) == {"size": 128, "channels": 3}
+    assert transfer_data_options("efficientnet-lite0", {"size": 128}) == {
+        "size": 128,
+        "channels": 3,
+    }
     gray = with_pretrained_normalization(small, "efficientnet-lite0")
-    assert gray.preprocess.mean == (pytest.approx(127 / 255),) and gray.preprocess.std == (pytest.approx(128 / 255),)
-    run = sightline.fit(_efficientnet(small, pretrained=True), small, runs_dir=tmp_path, freeze=True, max_steps=2,
-                        **OPTS)  # fmt: skip
+    assert gray.preprocess.mean == (pytest.approx(127 / 255),) and gray.preprocess.std == (
+        pytest.approx(128 / 255),
+    )
+    run = sightline.fit(
+        _efficientnet(small, pretrained=True),
+        small,
+        runs_dir=tmp_path,
+        freeze=True,
+        max_steps=2,
+        **OPTS,
+    )
     saved = sightline.load_run(run.path)
     assert saved.preprocess.mean == gray.preprocess.mean
     assert saved.config["model"]["options"]["pretrained"] is True
-    with pytest.raises(ConfigError, match="no pretrained weights; models with them: efficientnet-lite0"):
+    with pytest.raises(
+        ConfigError, match="no pretrained weights; models with them: efficientnet-lite0"
+    ):
         pretrained_input("mlp")
 
 
 def test_saved_pretrained_model_loads_without_the_weights(small, tmp_path, monkeypatch):
-    run = sightline.fit(_efficientnet(small, pretrained=True), small, runs_dir=tmp_path, freeze=True, max_steps=1,
-                        **OPTS)  # fmt: skip
+    run = sightline.fit(
+        _efficientnet(small, pretrained=True),
+        small,
+        runs_dir=tmp_path,
+        freeze=True,
+        max_steps=1,
+        **OPTS,
+    )
     from sightline.models import pretrained as pw
 
     def no_weights(*a, **k):
@@ -100,13 +137,17 @@ def test_saved_pretrained_model_loads_without_the_weights(small, tmp_path, monke
     monkeypatch.setattr(pw, "load_pretrained_state_dict", no_weights)
     model = sightline.load_run(run.path).load_model()
     assert model.sightline_config["options"]["pretrained"] is True
-    assert torch.equal(model.state_dict()["_fc.weight"], load_file(run.path / "best.safetensors")["_fc.weight"])
+    assert torch.equal(
+        model.state_dict()["_fc.weight"], load_file(run.path / "best.safetensors")["_fc.weight"]
+    )
 
 
 def test_cli_transfer_options_are_checked(tmp_path, capsys):
     assert main(["train", "mnist", "--freeze", "--runs-dir", str(tmp_path)]) != 0
     assert "--freeze and --fine-tune go with --pretrained" in capsys.readouterr().err
-    assert main(["train", "mnist", "--pretrained", "--model", "mlp", "--runs-dir", str(tmp_path)]) != 0
+    assert (
+        main(["train", "mnist", "--pretrained", "--model", "mlp", "--runs-dir", str(tmp_path)]) != 0
+    )
     assert "model 'mlp' has no pretrained weights" in capsys.readouterr().err
 
 
@@ -119,12 +160,19 @@ def test_fine_tuning_trains_the_head_first_then_all_gently(small, tmp_path):
         def on_epoch_end(self, row):
             seen[row["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    run = sightline.fit(model, small, runs_dir=tmp_path, callbacks=[AfterEpoch()], **dict(OPTS, epochs=2))
+    run = sightline.fit(
+        model, small, runs_dir=tmp_path, callbacks=[AfterEpoch()], **dict(OPTS, epochs=2)
+    )
     cfg = run.config["train"]
     assert cfg["head_epochs"] == 1 and cfg["backbone_lr"] == 0.1 and cfg["freeze"] is False
     moved_1 = {k for k in start if not torch.equal(start[k], seen[1][k])}
-    assert moved_1 == {"_fc.weight", "_fc.bias"}  # epoch 1: the head alone, BatchNorm statistics kept
-    assert not torch.equal(seen[1]["_conv_stem.weight"], seen[2]["_conv_stem.weight"])  # epoch 2: everything
+    assert moved_1 == {
+        "_fc.weight",
+        "_fc.bias",
+    }  # epoch 1: the head alone, BatchNorm statistics kept
+    assert not torch.equal(
+        seen[1]["_conv_stem.weight"], seen[2]["_conv_stem.weight"]
+    )  # epoch 2: everything
     from sightline.train.config import TrainConfig
     from sightline.train.optim import create_optimizer
 
@@ -138,7 +186,9 @@ def test_registry_states_the_weights_input_as_the_model_does():
 
     want = pretrained_input("efficientnet-lite0")
     assert want["size"] == PRETRAINED_INPUT["size"]
-    assert want["mean"] == pytest.approx(PRETRAINED_INPUT["mean"]) and want["std"] == pytest.approx(PRETRAINED_INPUT["std"])
+    assert want["mean"] == pytest.approx(PRETRAINED_INPUT["mean"]) and want["std"] == pytest.approx(
+        PRETRAINED_INPUT["std"]
+    )
 
 
 def test_predictions_run_a_copy_with_batchnorm_folded_and_the_same_outputs(small, tmp_path):
@@ -146,16 +196,27 @@ def test_predictions_run_a_copy_with_batchnorm_folded_and_the_same_outputs(small
 
     from sightline.inference import batched_logits
 
-    run = sightline.fit(_efficientnet(small), small, runs_dir=tmp_path, name="fused", epochs=1, batch_size=8,
-                        progress="quiet")  # fmt: skip
+    run = sightline.fit(
+        _efficientnet(small),
+        small,
+        runs_dir=tmp_path,
+        name="fused",
+        epochs=1,
+        batch_size=8,
+        progress="quiet",
+    )
     loaded = sightline.load_run(run.path)
     net, model = loaded.inference_model(), loaded.load_model()
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # inspect and export see the layers as trained
+    assert any(
+        isinstance(m, nn.BatchNorm2d) for m in model.modules()
+    )  # inspect and export see the layers as trained
     probs = loaded.predict(small.test.images)
     want = batched_logits(model, small.test.images, loaded.preprocess, "cpu").softmax(1)
     assert torch.allclose(probs, want, atol=1e-4), (probs - want).abs().max()
     assert loaded.inference_model() is net  # made once per checkpoint and device
     # A model without fused() predicts with itself: no copy.
-    mlp = sightline.load_run(sightline.fit("mlp", small, runs_dir=tmp_path, name="mlp", epochs=1, progress="quiet").path)
+    mlp = sightline.load_run(
+        sightline.fit("mlp", small, runs_dir=tmp_path, name="mlp", epochs=1, progress="quiet").path
+    )
     assert mlp.inference_model() is mlp.load_model()

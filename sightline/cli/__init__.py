@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `train --nproc` relaunches it
+    args.argv = list(
+        sys.argv[1:] if argv is None else argv
+    )  # as typed: `train --nproc` relaunches it
     if args.command is None:
         parser.print_help()
         return 2

@@ -21,10 +21,19 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- datasets
 def add_datasets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in datasets, their classes and where their files are.")
+    p = sub.add_parser(
+        "datasets",
+        help="list the built-in datasets",
+        description="List the built-in datasets, their classes and where their files are.",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--download", nargs="+", metavar="NAME", default=None,
-                   help="fetch these datasets now (checked against their checksums) instead of at first use")  # fmt: skip
+    p.add_argument(
+        "--download",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="fetch these datasets now (checked against their checksums) instead of at first use",
+    )
     p.set_defaults(func=run_datasets)
 
 
@@ -38,8 +47,12 @@ def run_datasets(args: argparse.Namespace) -> int:
         get_dataset_spec(name)  # only built-in datasets are downloaded: an error listing them
         data = load_dataset(name, val_split=0.0)  # downloads (or finds) and verifies every file
         info = dataset_info(name)
-        where = info["mirror_path"] if info["mirrored"] and not info["cached"] else info["cache_path"]
-        print(f"{data.name}: ready ({len(data.train):,} train / {len(data.test):,} test images) in {where}")
+        where = (
+            info["mirror_path"] if info["mirrored"] and not info["cached"] else info["cache_path"]
+        )
+        print(
+            f"{data.name}: ready ({len(data.train):,} train / {len(data.test):,} test images) in {where}"
+        )
     if args.download:
         return 0
     infos = [dataset_info(name) for name in list_datasets()]
@@ -47,18 +60,32 @@ def run_datasets(args: argparse.Namespace) -> int:
         print(json.dumps(infos, indent=2, default=str))
         return 0
     for info in infos:
-        where = "in mirror" if info["mirrored"] else "cached" if info["cached"] else f"downloads {info['download_size'] / 1e6:.0f} MB"
+        where = (
+            "in mirror"
+            if info["mirrored"]
+            else "cached"
+            if info["cached"]
+            else f"downloads {info['download_size'] / 1e6:.0f} MB"
+        )
         shape = "x".join(map(str, info["shape"]))
-        print(f"{info['name']}  ({shape}, {info['train']:,} train / {info['test']:,} test, {where})")
+        print(
+            f"{info['name']}  ({shape}, {info['train']:,} train / {info['test']:,} test, {where})"
+        )
         print(f"    {info['description']}")
         print(f"    classes: {', '.join(info['classes'])}")
-    print("\nAlso: any folder of images with one subfolder per class, e.g. `sightline train ./photos`.")
+    print(
+        "\nAlso: any folder of images with one subfolder per class, e.g. `sightline train ./photos`."
+    )
     return 0
 
 
 # ---------------------------------------------------------------------------- models
 def add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the model architectures", description="List the registered models and their options.")
+    p = sub.add_parser(
+        "models",
+        help="list the model architectures",
+        description="List the registered models and their options.",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_models)
 
@@ -72,9 +99,22 @@ def run_models(args: argparse.Namespace) -> int:
         return sorted(d for d, m in DATASET_DEFAULT_MODELS.items() if m == name)
 
     if args.json:
-        print(json.dumps([{"name": e.name, "description": e.description, "options": e.options(),
-                           "train_defaults": e.train_defaults, "default": e.name == DEFAULT_MODEL,
-                           "default_for": default_for(e.name)} for e in entries], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "description": e.description,
+                        "options": e.options(),
+                        "train_defaults": e.train_defaults,
+                        "default": e.name == DEFAULT_MODEL,
+                        "default_for": default_for(e.name),
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
         return 0
     for e in entries:
         mark = "  (default)" if e.name == DEFAULT_MODEL else ""
@@ -88,9 +128,12 @@ def run_models(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- recipes
 def add_recipes(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recipes", help="list the named training recipes",
-                       description="List the named recipes (sightline train --recipe NAME): model, options and what "
-                                   "each one measured.")  # fmt: skip
+    p = sub.add_parser(
+        "recipes",
+        help="list the named training recipes",
+        description="List the named recipes (sightline train --recipe NAME): model, options and what "
+        "each one measured.",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_recipes)
 
@@ -110,8 +153,10 @@ def run_recipes(args: argparse.Namespace) -> int:
             print(f"    measured: {r.measured}")
         for v in r.variants():
             options = {**v.model_options, **v.data_options, **v.train_options}
-            print(f"    {VARIANTS[v.variant][1]}, chosen there by itself: {v.model}, "
-                  + ", ".join(f"{k}={val!r}" for k, val in options.items()))  # fmt: skip
+            print(
+                f"    {VARIANTS[v.variant][1]}, chosen there by itself: {v.model}, "
+                + ", ".join(f"{k}={val!r}" for k, val in options.items())
+            )
             print(f"    measured: {v.measured}")
     print("\nUse: sightline train --recipe NAME [options that override the recipe's]")
     return 0
@@ -119,15 +164,33 @@ def run_recipes(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- summary
 def add_summary(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summary", help="layer-by-layer summary of a model or run",
-                       description="Print each layer, its output shape and parameter count, and the totals.",
-                       epilog="Examples:\n  sightline summary mlp\n  sightline summary tutorial-cnn --dataset cifar10 --num-classes 3\n  sightline summary runs/my-run",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "summary",
+        help="layer-by-layer summary of a model or run",
+        description="Print each layer, its output shape and parameter count, and the totals.",
+        epilog="Examples:\n  sightline summary mlp\n  sightline summary tutorial-cnn --dataset cifar10 --num-classes 3\n  sightline summary runs/my-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="a model name, a run folder or a .safetensors model file")
-    p.add_argument("--dataset", default="fashion-mnist", help="take input shape and classes from this built-in dataset (default fashion-mnist)")
-    p.add_argument("--input", type=str, help="input shape CxHxW, e.g. 3x64x64 (overrides --dataset)")
-    p.add_argument("--num-classes", type=positive_int, help="number of classes (overrides --dataset)")
-    p.add_argument("--model-opt", action="append", type=kv_pair, default=[], metavar="KEY=VALUE", help="model option, e.g. --model-opt hidden=256 (repeatable)")
+    p.add_argument(
+        "--dataset",
+        default="fashion-mnist",
+        help="take input shape and classes from this built-in dataset (default fashion-mnist)",
+    )
+    p.add_argument(
+        "--input", type=str, help="input shape CxHxW, e.g. 3x64x64 (overrides --dataset)"
+    )
+    p.add_argument(
+        "--num-classes", type=positive_int, help="number of classes (overrides --dataset)"
+    )
+    p.add_argument(
+        "--model-opt",
+        action="append",
+        type=kv_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. --model-opt hidden=256 (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_summary)
 
@@ -183,13 +246,32 @@ def pick_run(ref: str | None, runs_dir: str | None):
 
 # ---------------------------------------------------------------------------- evaluate
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="test a trained run: loss, accuracy, per-class metrics, confusion",
-                       description="Evaluate a run's best checkpoint on its dataset's test split, another split, or an image folder.")  # fmt: skip
+    p = sub.add_parser(
+        "evaluate",
+        help="test a trained run: loss, accuracy, per-class metrics, confusion",
+        description="Evaluate a run's best checkpoint on its dataset's test split, another split, or an image folder.",
+    )
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
-    p.add_argument("--data", help="a dataset name or image folder (default: the data the run was trained on)")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split of the data to evaluate (default test)")
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument(
+        "--data", help="a dataset name or image folder (default: the data the run was trained on)"
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="which split of the data to evaluate (default test)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=("best", "last"),
+        help="the best epoch's weights (default) or the last saved",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_evaluate)
@@ -215,26 +297,66 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- predict
 def add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify image files, folders or globs",
-                       description="Classify images with a trained run, using the preprocessing it was trained with.",
-                       epilog="Examples:\n  sightline predict boot.jpg\n  sightline predict --run runs/my-run photos/ 'shots/*.png' --format csv",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "predict",
+        help="classify image files, folders or globs",
+        description="Classify images with a trained run, using the preprocessing it was trained with.",
+        epilog="Examples:\n  sightline predict boot.jpg\n  sightline predict --run runs/my-run photos/ 'shots/*.png' --format csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", help="image files, folders (recursive) or glob patterns")
-    p.add_argument("--run", "-r", help="run folder/name or .safetensors model file (default: the newest run)")
-    p.add_argument("--top-k", "-k", type=positive_int, default=3, help="how many classes to show per image (default 3)")
-    p.add_argument("--format", "-f", choices=("table", "json", "csv"), default="table", help="output format (default table)")
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="the best epoch's weights (default) or the last saved")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument(
+        "--run", "-r", help="run folder/name or .safetensors model file (default: the newest run)"
+    )
+    p.add_argument(
+        "--top-k",
+        "-k",
+        type=positive_int,
+        default=3,
+        help="how many classes to show per image (default 3)",
+    )
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output format (default table)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=("best", "last"),
+        help="the best epoch's weights (default) or the last saved",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
-                   help="auto (default): the run's current ONNX export in ONNX Runtime where sightline[onnx] is "
-                        "installed (`sightline export RUN` makes it), else PyTorch; torch: PyTorch; onnx: the "
-                        "export, or an error saying how to make it")  # fmt: skip
-    p.add_argument("--onnx", default=None, metavar="FILE",
-                   help="classify with this .onnx file from `sightline export` (instead of --run)")
-    p.add_argument("--show", nargs="?", const="seen", default=None, metavar="FOLDER",
-                   help="save what the model saw for each image (after framing and inversion), enlarged, "
-                        "in FOLDER (default ./seen)")  # fmt: skip
+    p.add_argument(
+        "--engine",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto (default): the run's current ONNX export in ONNX Runtime where sightline[onnx] is "
+        "installed (`sightline export RUN` makes it), else PyTorch; torch: PyTorch; onnx: the "
+        "export, or an error saying how to make it",
+    )
+    p.add_argument(
+        "--onnx",
+        default=None,
+        metavar="FILE",
+        help="classify with this .onnx file from `sightline export` (instead of --run)",
+    )
+    p.add_argument(
+        "--show",
+        nargs="?",
+        const="seen",
+        default=None,
+        metavar="FOLDER",
+        help="save what the model saw for each image (after framing and inversion), enlarged, "
+        "in FOLDER (default ./seen)",
+    )
     p.set_defaults(func=run_predict)
 
 
@@ -254,14 +376,24 @@ def run_predict(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
         model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
         preprocess, classes = Preprocess.from_dict(meta["preprocess"]), meta["classes"]
-    report = predict_files(model, preprocess, classes, args.inputs, top_k=min(args.top_k, len(classes)), device=device,
-                           keep_seen=args.show is not None)  # fmt: skip
+    report = predict_files(
+        model,
+        preprocess,
+        classes,
+        args.inputs,
+        top_k=min(args.top_k, len(classes)),
+        device=device,
+        keep_seen=args.show is not None,
+    )
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
     print(out)
     if args.show is not None and report.predictions:
         written = save_seen(report, args.show)
-        print(f"What the model saw: {len(written)} images in {Path(args.show).resolve()} "
-              f"(first: {written[0].name})", file=sys.stderr)
+        print(
+            f"What the model saw: {len(written)} images in {Path(args.show).resolve()} "
+            f"(first: {written[0].name})",
+            file=sys.stderr,
+        )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not report.predictions:
@@ -284,8 +416,11 @@ def _current_export(run, args: argparse.Namespace):
         model = load_exported(run, args.checkpoint, str(resolve_device(args.device)))
     except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
         return None
-    print(f"Predicting with the run's ONNX export in ONNX Runtime ({export_path(run, args.checkpoint)}; "
-          "--engine torch: PyTorch)", file=sys.stderr)  # fmt: skip
+    print(
+        f"Predicting with the run's ONNX export in ONNX Runtime ({export_path(run, args.checkpoint)}; "
+        "--engine torch: PyTorch)",
+        file=sys.stderr,
+    )
     return model
 
 
@@ -296,17 +431,27 @@ def _open_onnx(args: argparse.Namespace):
     require_packages(["onnxruntime"], "--engine onnx")
     if args.onnx:
         if args.run:
-            raise RunError("give --onnx FILE or --run RUN, not both: the .onnx file holds its own model")
+            raise RunError(
+                "give --onnx FILE or --run RUN, not both: the .onnx file holds its own model"
+            )
         return OnnxModel.load(args.onnx, args.device)
     if args.run and Path(args.run).is_file():
-        raise RunError(f"--engine onnx needs a run, not the model file {args.run}: give the run's folder, or --onnx FILE")
+        raise RunError(
+            f"--engine onnx needs a run, not the model file {args.run}: give the run's folder, or --onnx FILE"
+        )
     return load_exported(pick_run(args.run, args.runs_dir), args.checkpoint, args.device)
 
 
 # ---------------------------------------------------------------------------- runs
 def add_runs(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list training runs", description="List the run folders, newest first.")
-    p.add_argument("--runs-dir", default=None, help="the folder to list (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p = sub.add_parser(
+        "runs", help="list training runs", description="List the run folders, newest first."
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="the folder to list (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_runs)
 
@@ -319,15 +464,26 @@ def run_runs(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"No runs in {Path(args.runs_dir or default_runs_dir()).resolve()}. Start one with `sightline train`.")
+        print(
+            f"No runs in {Path(args.runs_dir or default_runs_dir()).resolve()}. Start one with `sightline train`."
+        )
         return 0
 
     def num(v):
         return f"{v:.4f}" if isinstance(v, float) else "-"
 
-    table = [[r["name"], r["status"], r.get("model") or "-", Path(str(r.get("dataset") or "-")).name,
-              f"{r.get('epochs_done', 0)}/{r.get('epochs') or '?'}", num(r.get("best_value")), num(r.get("test_accuracy"))]
-             for r in rows]  # fmt: skip
+    table = [
+        [
+            r["name"],
+            r["status"],
+            r.get("model") or "-",
+            Path(str(r.get("dataset") or "-")).name,
+            f"{r.get('epochs_done', 0)}/{r.get('epochs') or '?'}",
+            num(r.get("best_value")),
+            num(r.get("test_accuracy")),
+        ]
+        for r in rows
+    ]
     print(_table(table, ["run", "status", "model", "data", "epochs", "best val", "test acc"]))
     for r in rows:
         if r.get("error"):

@@ -8,23 +8,50 @@ import sys
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a run's model to ONNX, checked against PyTorch",
-                       description="Write a run's model as an ONNX file (uint8 images in, logits out; normalisation and "
-                                   "flip TTA inside) with its preprocessing and classes as metadata, after checking "
-                                   "that ONNX Runtime's logits match PyTorch's on the run's test images (max abs "
-                                   "difference <= 1e-4). `predict --engine onnx` and `serve --engine onnx` use it.",
-                       epilog="Examples:\n  sightline export runs/my-run\n  sightline export my-run -o model.onnx --checkpoint last\n\n"
-                              "Needs the ONNX packages: pip install \"sightline[onnx]\"",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "export",
+        help="export a run's model to ONNX, checked against PyTorch",
+        description="Write a run's model as an ONNX file (uint8 images in, logits out; normalisation and "
+        "flip TTA inside) with its preprocessing and classes as metadata, after checking "
+        "that ONNX Runtime's logits match PyTorch's on the run's test images (max abs "
+        "difference <= 1e-4). `predict --engine onnx` and `serve --engine onnx` use it.",
+        epilog="Examples:\n  sightline export runs/my-run\n  sightline export my-run -o model.onnx --checkpoint last\n\n"
+        'Needs the ONNX packages: pip install "sightline[onnx]"',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
-    p.add_argument("--format", default="onnx", choices=("onnx",), help="the export format (default onnx, the only one so far)")
-    p.add_argument("--checkpoint", "--which", default="best", choices=("best", "last"),
-                   help="the best epoch's weights (default) or the last saved")  # fmt: skip
-    p.add_argument("-o", "--output", default=None, metavar="PATH",
-                   help="where to write the .onnx file (default: RUN/export/best.onnx, or last.onnx)")  # fmt: skip
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's own; 20 with torch 2.13)")
+    p.add_argument(
+        "--format",
+        default="onnx",
+        choices=("onnx",),
+        help="the export format (default onnx, the only one so far)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        "--which",
+        default="best",
+        choices=("best", "last"),
+        help="the best epoch's weights (default) or the last saved",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="where to write the .onnx file (default: RUN/export/best.onnx, or last.onnx)",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="ONNX opset version (default: the exporter's own; 20 with torch 2.13)",
+    )
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_export)
 
@@ -40,41 +67,69 @@ def run_export(args: argparse.Namespace) -> int:
     from sightline.onnx_model import require_packages
 
     # Before the run is opened or torch imported: a missing package is the first thing to fix.
-    require_packages(["onnx", "onnxscript"] + ([] if args.no_check else ["onnxruntime"]), "ONNX export")
+    require_packages(
+        ["onnx", "onnxscript"] + ([] if args.no_check else ["onnxruntime"]), "ONNX export"
+    )
     from sightline.export import export_onnx
 
     run = pick_run(args.run, args.runs_dir)
-    result = export_onnx(run, args.output, which=args.checkpoint, opset=args.opset, check=not args.no_check)
+    result = export_onnx(
+        run, args.output, which=args.checkpoint, opset=args.opset, check=not args.no_check
+    )
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"path": str(result.path.resolve()), "sidecar": str(result.sidecar.resolve()),
-                          "size_bytes": result.size_bytes, "seconds": round(result.seconds, 2), **result.metadata}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "path": str(result.path.resolve()),
+                    "sidecar": str(result.sidecar.resolve()),
+                    "size_bytes": result.size_bytes,
+                    "seconds": round(result.seconds, 2),
+                    **result.metadata,
+                },
+                indent=2,
+            )
+        )
         return 0
     meta = result.metadata
     c, h, w = meta["preprocess"]["channels"], *meta["preprocess"]["size"]
     where = shlex.quote(str(result.path))
-    print(f"Exported {result.path.resolve()} ({_size(result.size_bytes)}, ONNX opset {result.opset}, "
-          f"{result.seconds:.1f} s)")  # fmt: skip
-    print(f"  model {meta['model']['name']} of run {meta['run']} ({meta['source']}, sha256 {meta['source_sha256'][:12]}…), "
-          f"{len(meta['classes'])} classes")  # fmt: skip
-    print(f"  input: uint8 images N x {c} x {h} x {w}, prepared as in training; output: logits N x {len(meta['classes'])}"
-          + ("; flip TTA inside" if meta["flip_tta"] else "")
-          + (f"; ±{meta['shift_tta']} px shift TTA inside" if meta.get("shift_tta") else ""))  # fmt: skip
-    print(f"  metadata: preprocessing, classes, model, checkpoint, versions (in the file, and in {result.sidecar.name})")
+    print(
+        f"Exported {result.path.resolve()} ({_size(result.size_bytes)}, ONNX opset {result.opset}, "
+        f"{result.seconds:.1f} s)"
+    )
+    print(
+        f"  model {meta['model']['name']} of run {meta['run']} ({meta['source']}, sha256 {meta['source_sha256'][:12]}…), "
+        f"{len(meta['classes'])} classes"
+    )
+    print(
+        f"  input: uint8 images N x {c} x {h} x {w}, prepared as in training; output: logits N x {len(meta['classes'])}"
+        + ("; flip TTA inside" if meta["flip_tta"] else "")
+        + (f"; ±{meta['shift_tta']} px shift TTA inside" if meta.get("shift_tta") else "")
+    )
+    print(
+        f"  metadata: preprocessing, classes, model, checkpoint, versions (in the file, and in {result.sidecar.name})"
+    )
     p = result.parity
     if p is None:
         print("  parity: not checked (--no-check)")
     else:
-        print(f"  parity with PyTorch on {p.images} {p.source}: max abs difference {p.max_abs_diff:.2g}, "
-              f"mean {p.mean_abs_diff:.2g}, top-1 agreement {p.top1_agreement:.1%}")  # fmt: skip
+        print(
+            f"  parity with PyTorch on {p.images} {p.source}: max abs difference {p.max_abs_diff:.2g}, "
+            f"mean {p.mean_abs_diff:.2g}, top-1 agreement {p.top1_agreement:.1%}"
+        )
     run_ref = shlex.quote(str(run.path))
     print("Use it:")
     print(f"  sightline predict --onnx {where} IMAGES...")
     if args.output is None:
         which = "" if args.checkpoint == "best" else " --checkpoint last"
-        print(f"  sightline predict --run {run_ref}{which} IMAGES...   (ONNX Runtime while the export is current)")
+        print(
+            f"  sightline predict --run {run_ref}{which} IMAGES...   (ONNX Runtime while the export is current)"
+        )
         if args.checkpoint == "best":
-            print("  sightline serve      (this run's predictions through ONNX Runtime while the export is current)")
+            print(
+                "  sightline serve      (this run's predictions through ONNX Runtime while the export is current)"
+            )
     print(f"  python: sightline.load_onnx({str(result.path)!r}).predict_files([...])")
     return 0

@@ -44,8 +44,10 @@ def launch_train(args: argparse.Namespace) -> int:
 
         found = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if found < args.gpus:
-            raise ConfigError(f"--gpus {args.gpus}: this machine has {found} CUDA GPU(s)"
-                              + ("; use --nproc N for several CPU processes" if not found else ""))  # fmt: skip
+            raise ConfigError(
+                f"--gpus {args.gpus}: this machine has {found} CUDA GPU(s)"
+                + ("; use --nproc N for several CPU processes" if not found else "")
+            )
         nproc = args.gpus
         if args.device is None and not args.resume:
             argv += ["--device", "cuda"]
@@ -56,7 +58,11 @@ def launch_train(args: argparse.Namespace) -> int:
         env.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))  # torchrun would say 1
     cmd = torchrun_command(nproc, argv)
     flag = "--gpus" if args.gpus else "--nproc"
-    print(f"Launching {nproc} processes with torchrun: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    print(
+        f"Launching {nproc} processes with torchrun: {' '.join(cmd[1:])}",
+        file=sys.stderr,
+        flush=True,
+    )
     proc = subprocess.Popen(cmd, env=env)
     interrupted = False
     while True:
@@ -67,11 +73,19 @@ def launch_train(args: argparse.Namespace) -> int:
             interrupted = True
     if interrupted:
         # torchrun reports its own SIGINT as an error (a traceback above); the ranks saved the run.
-        print(f"Stopped: the run was saved where it stopped. Resume with `sightline train --resume RUN {flag} {nproc}` "
-              f"(RUN: the run folder printed above)", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"Stopped: the run was saved where it stopped. Resume with `sightline train --resume RUN {flag} {nproc}` "
+            f"(RUN: the run folder printed above)",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     if code not in (0, 130):
-        print(f"sightline train: error: a training process failed (torchrun exit code {code}); the failing rank "
-              f"and its error are shown above. A run folder that was started can be resumed with "
-              f"`sightline train --resume RUN {flag} {nproc}`", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"sightline train: error: a training process failed (torchrun exit code {code}); the failing rank "
+            f"and its error are shown above. A run folder that was started can be resumed with "
+            f"`sightline train --resume RUN {flag} {nproc}`",
+            file=sys.stderr,
+            flush=True,
+        )
     return code

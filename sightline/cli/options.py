@@ -32,7 +32,9 @@ class Parser(argparse.ArgumentParser):
         hint = "" if "did you mean" in message else f"; see: {self.prog} --help"
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> argparse.Namespace:  # type: ignore[override]
         # argparse reports a subcommand's unknown options from the top parser, as "sightline:
         # error: unrecognized arguments: --epoch 3"; this names the subcommand that was given
         # them, and the option that was probably meant.
@@ -50,8 +52,12 @@ class Parser(argparse.ArgumentParser):
             if isinstance(action, argparse._SubParsersAction) and action.choices:
                 command = getattr(ns, action.dest or "", None)
                 sub = action.choices.get(command) if command else None
-                if isinstance(sub, Parser) and command in argv and extra in argv[argv.index(command) + 1:]:
-                    return sub._owner_of(extra, argv[argv.index(command) + 1:], ns)
+                if (
+                    isinstance(sub, Parser)
+                    and command in argv
+                    and extra in argv[argv.index(command) + 1 :]
+                ):
+                    return sub._owner_of(extra, argv[argv.index(command) + 1 :], ns)
         return self
 
     def _unknown_message(self, extras: list[str]) -> str:
@@ -116,11 +122,15 @@ def image_size(text: str) -> tuple[int, int]:
     try:
         nums = [int(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 64 or 64x48, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 64 or 64x48, got {text!r}"
+        ) from None
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 8 or max(nums) > 1024:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH between 8 and 1024, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"size must be HEIGHTxWIDTH between 8 and 1024, got {text!r}"
+        )
     return nums[0], nums[1]
 
 
@@ -130,7 +140,9 @@ def val_split(text: str) -> float | str:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.1, 0 for none, or 'test', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction like 0.1, 0 for none, or 'test', got {text!r}"
+        ) from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"validation fraction must be in [0, 1), got {value}")
     return value
@@ -157,14 +169,41 @@ def class_list(text: str) -> list[str]:
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--classes", type=class_list, help="keep only these classes, e.g. airplane,automobile,bird or 0,1,2")
-    g.add_argument("--val-split", type=val_split, default=None, help="validation fraction carved from train (default 0.1), 0 for none, or 'test'")
-    g.add_argument("--data-seed", type=int, default=None, help="seed of the validation split (default 0)")
-    g.add_argument("--channels", type=int, choices=(1, 3), help="image folders: 1 = grayscale, 3 = RGB (default: detect)")
-    g.add_argument("--size", type=image_size, help="image folders: model input size, e.g. 64 or 64x48")
-    g.add_argument("--resize", choices=("squash", "crop", "pad"), help="image folders: how other sizes are fitted (default pad)")
-    g.add_argument("--cache-dir", help="dataset download cache (default: ~/.cache/sightline or $SIGHTLINE_CACHE_DIR)")
-    g.add_argument("--mirror", help="local folder with the dataset files (default: $SIGHTLINE_DATA_MIRROR)")
+    g.add_argument(
+        "--classes",
+        type=class_list,
+        help="keep only these classes, e.g. airplane,automobile,bird or 0,1,2",
+    )
+    g.add_argument(
+        "--val-split",
+        type=val_split,
+        default=None,
+        help="validation fraction carved from train (default 0.1), 0 for none, or 'test'",
+    )
+    g.add_argument(
+        "--data-seed", type=int, default=None, help="seed of the validation split (default 0)"
+    )
+    g.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="image folders: 1 = grayscale, 3 = RGB (default: detect)",
+    )
+    g.add_argument(
+        "--size", type=image_size, help="image folders: model input size, e.g. 64 or 64x48"
+    )
+    g.add_argument(
+        "--resize",
+        choices=("squash", "crop", "pad"),
+        help="image folders: how other sizes are fitted (default pad)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        help="dataset download cache (default: ~/.cache/sightline or $SIGHTLINE_CACHE_DIR)",
+    )
+    g.add_argument(
+        "--mirror", help="local folder with the dataset files (default: $SIGHTLINE_DATA_MIRROR)"
+    )
 
 
 def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,33 +18,74 @@ def _port(text: str) -> int:
 
 
 def add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the web UI and REST API: classify, browse runs, train and watch jobs",
-                       description="Serve the sightline web UI and REST API (described at /docs) for the runs in "
-                                   "--runs-dir. It listens on 127.0.0.1 only, unless a token is given.",
-                       epilog="Examples:\n  sightline serve\n  sightline serve --port 8080 --data-dir ./photos\n"
-                              "  SIGHTLINE_TOKEN=$(openssl rand -hex 16) sightline serve --host 0.0.0.0\n\n"
-                              "Needs the server packages: pip install \"sightline[serve]\"",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
-    p.add_argument("--runs-dir", default=None, help="the runs to serve (default: ./runs or $SIGHTLINE_RUNS_DIR)")
-    p.add_argument("--data-dir", action="append", default=[], metavar="FOLDER",
-                   help="an image folder (one subfolder per class) to list under /api/datasets (repeatable)")  # fmt: skip
-    p.add_argument("--token", default=None,
-                   help="secret every API call must send (default $SIGHTLINE_TOKEN, which keeps it out of "
-                        "the process list); required with a --host other than loopback")  # fmt: skip
-    p.add_argument("--max-upload-mb", type=positive_int, default=20, help="largest request body in MB (default 20)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the web UI and REST API: classify, browse runs, train and watch jobs",
+        description="Serve the sightline web UI and REST API (described at /docs) for the runs in "
+        "--runs-dir. It listens on 127.0.0.1 only, unless a token is given.",
+        epilog="Examples:\n  sightline serve\n  sightline serve --port 8080 --data-dir ./photos\n"
+        "  SIGHTLINE_TOKEN=$(openssl rand -hex 16) sightline serve --host 0.0.0.0\n\n"
+        'Needs the server packages: pip install "sightline[serve]"',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other needs a token)",
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port to listen on (default 8000; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="the runs to serve (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="an image folder (one subfolder per class) to list under /api/datasets (repeatable)",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="secret every API call must send (default $SIGHTLINE_TOKEN, which keeps it out of "
+        "the process list); required with a --host other than loopback",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=positive_int,
+        default=20,
+        help="largest request body in MB (default 20)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
-                   help="what predictions run on: auto (default): a run's current ONNX export in ONNX Runtime "
-                        "where sightline[onnx] is installed (`sightline export RUN` makes it; 1.5-12x faster), "
-                        "else PyTorch; torch: always PyTorch; onnx: always the export. Inspection uses PyTorch")  # fmt: skip
-    p.add_argument("--workers", type=positive_int, default=1,
-                   help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
-                        "or GPU it is given")  # fmt: skip
-    p.add_argument("--processes", type=positive_int, default=1,
-                   help="server processes sharing the port (default 1): one process answers with about one CPU "
-                        "core at most, so e.g. 2 on a 2-core machine; each loads its own copy of the models")  # fmt: skip
+    p.add_argument(
+        "--engine",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="what predictions run on: auto (default): a run's current ONNX export in ONNX Runtime "
+        "where sightline[onnx] is installed (`sightline export RUN` makes it; 1.5-12x faster), "
+        "else PyTorch; torch: always PyTorch; onnx: always the export. Inspection uses PyTorch",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="training jobs run at once (default 1; more are queued): each takes the CPU cores "
+        "or GPU it is given",
+    )
+    p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="server processes sharing the port (default 1): one process answers with about one CPU "
+        "core at most, so e.g. 2 on a 2-core machine; each loads its own copy of the models",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -54,7 +95,16 @@ def run_serve(args: argparse.Namespace) -> int:
     require_server_packages()  # a clear `pip install "sightline[serve]"`, not an ImportError
     from sightline.serve import serve
 
-    serve(args.host, args.port, runs_dir=args.runs_dir, data_dirs=args.data_dir, token=args.token,
-          max_upload_bytes=args.max_upload_mb * 1024 * 1024, device=args.device, max_workers=args.workers,
-          engine=args.engine, processes=args.processes)  # fmt: skip
+    serve(
+        args.host,
+        args.port,
+        runs_dir=args.runs_dir,
+        data_dirs=args.data_dir,
+        token=args.token,
+        max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+        device=args.device,
+        max_workers=args.workers,
+        engine=args.engine,
+        processes=args.processes,
+    )
     return 0

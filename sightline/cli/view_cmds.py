@@ -15,30 +15,76 @@ PLOTS = ("samples", "predictions", "probabilities", "curves", "confusion", "top-
 
 
 def add_plot(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="draw a figure: samples, predictions, curves, confusion, ...",
-                       description="Draw one figure and write it as PNG or SVG (headless).",
-                       epilog="Examples:\n  sightline plot samples fashion-mnist\n  sightline plot predictions --only-mistakes\n"
-                              "  sightline plot confusion runs/my-run --normalize -o confusion.svg\n"
-                              "  sightline plot schedule --model fastcnn --epochs 10",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "plot",
+        help="draw a figure: samples, predictions, curves, confusion, ...",
+        description="Draw one figure and write it as PNG or SVG (headless).",
+        epilog="Examples:\n  sightline plot samples fashion-mnist\n  sightline plot predictions --only-mistakes\n"
+        "  sightline plot confusion runs/my-run --normalize -o confusion.svg\n"
+        "  sightline plot schedule --model fastcnn --epochs 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("kind", choices=PLOTS, help="the figure: " + ", ".join(PLOTS))
-    p.add_argument("source", nargs="?", help="samples: a dataset name or folder (default fashion-mnist); others: a run (default: newest)")
-    p.add_argument("--output", "-o", help="file to write (.png or .svg); default: <run>/plots/<kind>.png or ./<kind>.png")
-    p.add_argument("--rows", type=positive_int, default=5, help="rows of images in a grid (default 5); top-losses shows rows x cols")
-    p.add_argument("--cols", type=positive_int, default=5, help="columns of images in a grid (default 5; probabilities: at most 3 image + bars pairs)")
-    p.add_argument("--random", action="store_true", help="samples: random images instead of the first ones")
+    p.add_argument(
+        "source",
+        nargs="?",
+        help="samples: a dataset name or folder (default fashion-mnist); others: a run (default: newest)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        help="file to write (.png or .svg); default: <run>/plots/<kind>.png or ./<kind>.png",
+    )
+    p.add_argument(
+        "--rows",
+        type=positive_int,
+        default=5,
+        help="rows of images in a grid (default 5); top-losses shows rows x cols",
+    )
+    p.add_argument(
+        "--cols",
+        type=positive_int,
+        default=5,
+        help="columns of images in a grid (default 5; probabilities: at most 3 image + bars pairs)",
+    )
+    p.add_argument(
+        "--random", action="store_true", help="samples: random images instead of the first ones"
+    )
     p.add_argument("--seed", type=int, default=0, help="samples: seed of --random (default 0)")
     p.add_argument("--classes", type=class_list, help="samples: only these classes")
-    p.add_argument("--only-mistakes", action="store_true", help="predictions: show only wrong predictions")
+    p.add_argument(
+        "--only-mistakes", action="store_true", help="predictions: show only wrong predictions"
+    )
     p.add_argument("--normalize", action="store_true", help="confusion: row-normalised percentages")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split to draw (default test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="which split to draw (default test)",
+    )
     p.add_argument("--model", default=None, help="schedule: the model whose tuned defaults to show")
     p.add_argument("--epochs", type=positive_int, help="schedule: epochs (default: the model's)")
     p.add_argument("--lr", type=float, help="schedule: peak learning rate (default: the model's)")
-    p.add_argument("--schedule", choices=("constant", "onecycle", "cosine", "linear"), help="schedule: its shape (default: the model's)")
-    p.add_argument("--warmup", type=float, help="schedule: fraction of steps for warm-up (default: the model's)")
-    p.add_argument("--batch-size", type=positive_int, help="schedule: batch size, which sets the steps per epoch (default: the model's)")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument(
+        "--schedule",
+        choices=("constant", "onecycle", "cosine", "linear"),
+        help="schedule: its shape (default: the model's)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help="schedule: fraction of steps for warm-up (default: the model's)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="schedule: batch size, which sets the steps per epoch (default: the model's)",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.set_defaults(func=run_plot)
 
 
@@ -48,11 +94,21 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.kind == "samples":
         from sightline.data import load_dataset
 
-        data = load_dataset(args.source or "fashion-mnist", classes=args.classes, val_split=0, progress=False)
+        data = load_dataset(
+            args.source or "fashion-mnist", classes=args.classes, val_split=0, progress=False
+        )
         splits = data.splits()
         split = "train" if args.split not in splits else args.split  # val_split=0: no val
-        fig = plots.plot_samples(splits[split].images, splits[split].labels, data.classes, args.rows, args.cols,
-                                 random=args.random, seed=args.seed, dark_background=data.preprocess.dark_background)  # fmt: skip
+        fig = plots.plot_samples(
+            splits[split].images,
+            splits[split].labels,
+            data.classes,
+            args.rows,
+            args.cols,
+            random=args.random,
+            seed=args.seed,
+            dark_background=data.preprocess.dark_background,
+        )
         default = Path(f"{Path(data.name).name}-samples.png")
     elif args.kind == "schedule":
         fig, default = _schedule_figure(args)
@@ -74,7 +130,9 @@ def _run_figure(run, args: argparse.Namespace):
         if not run.history:
             raise SightlineError(f"{run.path.resolve()} has no finished epoch yet: nothing to plot")
         stopped = st.get("epochs_done") if st.get("status") == "early_stopped" else None
-        return plots.plot_curves(run.history, best_epoch=st.get("best_epoch"), stopped_epoch=stopped)
+        return plots.plot_curves(
+            run.history, best_epoch=st.get("best_epoch"), stopped_epoch=stopped
+        )
     classes = run.classes
     if args.kind == "confusion":  # numbers only: the saved evaluation, without loading the images
         m = run.saved_results(args.split) or run.split_results(args.split)[0]
@@ -84,11 +142,35 @@ def _run_figure(run, args: argparse.Namespace):
     m, split = run.split_results(args.split)  # the saved evaluation when it is current
     dark = run.preprocess.dark_background
     if args.kind == "predictions":
-        return plots.plot_predictions(split.images, split.labels, m.probabilities, classes, args.rows, args.cols,
-                                      only_mistakes=args.only_mistakes, dark_background=dark)  # fmt: skip
+        return plots.plot_predictions(
+            split.images,
+            split.labels,
+            m.probabilities,
+            classes,
+            args.rows,
+            args.cols,
+            only_mistakes=args.only_mistakes,
+            dark_background=dark,
+        )
     if args.kind == "probabilities":
-        return plots.plot_probability_grid(split.images, split.labels, m.probabilities, classes, args.rows, min(args.cols, 3), dark_background=dark)
-    return plots.plot_top_losses(split.images, split.labels, m.probabilities, m.losses, classes, k=args.rows * args.cols, dark_background=dark)
+        return plots.plot_probability_grid(
+            split.images,
+            split.labels,
+            m.probabilities,
+            classes,
+            args.rows,
+            min(args.cols, 3),
+            dark_background=dark,
+        )
+    return plots.plot_top_losses(
+        split.images,
+        split.labels,
+        m.probabilities,
+        m.losses,
+        classes,
+        k=args.rows * args.cols,
+        dark_background=dark,
+    )
 
 
 def _schedule_figure(args: argparse.Namespace):
@@ -106,10 +188,18 @@ def _schedule_figure(args: argparse.Namespace):
         run = pick_run(args.source, args.runs_dir)
         return schedule_figure(run, 0), run.path / "plots" / "schedule.png"
     entry = get_model_entry(args.model or default_model(args.source or "fashion-mnist"))
-    cfg = resolve_config(entry.train_defaults, epochs=args.epochs, lr=args.lr, schedule=args.schedule,
-                         warmup=args.warmup, batch_size=args.batch_size)  # fmt: skip
+    cfg = resolve_config(
+        entry.train_defaults,
+        epochs=args.epochs,
+        lr=args.lr,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+    )
     plan = plan_steps(_train_size(args.source or "fashion-mnist", args.classes), cfg)
-    return plots.plot_lr_schedule(cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, plan.steps_per_epoch), Path("schedule.png")
+    return plots.plot_lr_schedule(
+        cfg.lr, cfg.schedule, cfg.warmup, cfg.epochs, plan.steps_per_epoch
+    ), Path("schedule.png")
 
 
 def _train_size(source: str, classes: list[str] | None) -> int:
@@ -127,18 +217,31 @@ def _train_size(source: str, classes: list[str] | None) -> int:
 
 # ---------------------------------------------------------------------------- inspect
 def add_inspect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="look inside a trained network for one image",
-                       description="Write the output of every layer (or --layers), the learned filters and a saliency map for one image.",
-                       epilog="Example:\n  sightline inspect runs/my-run boot.jpg --layers stage1.conv.relu,stage3.conv.relu",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "inspect",
+        help="look inside a trained network for one image",
+        description="Write the output of every layer (or --layers), the learned filters and a saliency map for one image.",
+        epilog="Example:\n  sightline inspect runs/my-run boot.jpg --layers stage1.conv.relu,stage3.conv.relu",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run", help="run folder or name")
     p.add_argument("image", help="an image file")
-    p.add_argument("--layers", type=class_list, help="layer names as shown by `sightline summary` (default: all)")
+    p.add_argument(
+        "--layers",
+        type=class_list,
+        help="layer names as shown by `sightline summary` (default: all)",
+    )
     p.add_argument("--output-dir", "-o", help="default: <run>/inspect/<image name>/")
-    p.add_argument("--method", choices=("gradcam", "gradient"), default="gradcam", help="saliency method")
+    p.add_argument(
+        "--method", choices=("gradcam", "gradient"), default="gradcam", help="saliency method"
+    )
     p.add_argument("--filters-layer", help="conv layer whose filters to draw (default: the first)")
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
     p.set_defaults(func=run_inspect)
 
 
@@ -148,19 +251,34 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     run = pick_run(args.run, args.runs_dir)
     model, pre = run.load_model(), run.preprocess
-    result = insp.inspect_image(model, pre, args.image, layers=args.layers, classes=run.classes, method=args.method)
+    result = insp.inspect_image(
+        model, pre, args.image, layers=args.layers, classes=run.classes, method=args.method
+    )
     out = Path(args.output_dir) if args.output_dir else run.path / "inspect" / Path(args.image).stem
-    saliency = insp.plot_saliency(result.input, result.saliency, title=f"predicted {result.predicted}")
-    figures = {"activations": save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
-               "saliency": save_figure(saliency, out / "saliency.png")}  # fmt: skip
+    saliency = insp.plot_saliency(
+        result.input, result.saliency, title=f"predicted {result.predicted}"
+    )
+    figures = {
+        "activations": save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
+        "saliency": save_figure(saliency, out / "saliency.png"),
+    }
     if insp.conv_layers(model):
-        figures["filters"] = save_figure(insp.plot_filters(model, layer=args.filters_layer), out / "filters.png")
+        figures["filters"] = save_figure(
+            insp.plot_filters(model, layer=args.filters_layer), out / "filters.png"
+        )
     else:
-        figures["dense-weights"] = save_figure(insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png")
+        figures["dense-weights"] = save_figure(
+            insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png"
+        )
     confidence = result.probabilities[result.predicted_index]
     if args.json:  # stdout holds one JSON document and nothing else
-        doc = {"run": str(run.path.resolve()), "image": str(Path(args.image).resolve()), "confidence": confidence,
-               **result.to_dict(), "figures": {k: str(p.resolve()) for k, p in figures.items()}}  # fmt: skip
+        doc = {
+            "run": str(run.path.resolve()),
+            "image": str(Path(args.image).resolve()),
+            "confidence": confidence,
+            **result.to_dict(),
+            "figures": {k: str(p.resolve()) for k, p in figures.items()},
+        }
         print(json.dumps(doc))
         return 0
     print(f"predicted {result.predicted} ({confidence:.1%})")
@@ -171,12 +289,23 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- report
 def add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write a run's plots and a self-contained HTML report",
-                       description="Evaluate a run and write <run>/plots/*.png and <run>/report.html (images embedded, no external assets).")  # fmt: skip
+    p = sub.add_parser(
+        "report",
+        help="write a run's plots and a self-contained HTML report",
+        description="Evaluate a run and write <run>/plots/*.png and <run>/report.html (images embedded, no external assets).",
+    )
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument("--output", "-o", help="HTML file (default: <run>/report.html)")
-    p.add_argument("--runs-dir", default=None, help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)")
-    p.add_argument("--redraw", action="store_true", help="draw every figure again even when the saved ones are current")
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
+    p.add_argument(
+        "--redraw",
+        action="store_true",
+        help="draw every figure again even when the saved ones are current",
+    )
     p.set_defaults(func=run_report)
 
 
@@ -184,8 +313,12 @@ def run_report(args: argparse.Namespace) -> int:
     from sightline.report import write_report
 
     run = pick_run(args.run, args.runs_dir)
-    path = write_report(run, path=args.output, redraw=args.redraw,
-                        on_progress=lambda text: print(text, file=sys.stderr, flush=True))  # fmt: skip
+    path = write_report(
+        run,
+        path=args.output,
+        redraw=args.redraw,
+        on_progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
     print(f"Plots: {(run.path / 'plots').resolve()}")
     print(f"Report: {Path(path).resolve()}")
     return 0

@@ -36,8 +36,12 @@ REFRAME_SHARE = 0.5  # share of the images re-framed, for data whose photos are 
 REFRAME_DEGREES = 8.0  # rotation up to ± this, as a hand-held photo is turned
 REFRAME_SCALE = 0.08  # scale up to ± this share: a framing box a pixel or two off at 28 px
 REFRAME_SHIFT = 1.0  # shift up to ± this many pixels, in fractions of a pixel (resampling blur)
-REFRAME_DEGRADE = 2 / 3  # this times ``reframe``: share of images (drawn apart) degraded as a photo is:
-REFRAME_MIN_RES = 0.55  # ... a resolution round trip down to this share of the side (a small photo),
+REFRAME_DEGRADE = (
+    2 / 3
+)  # this times ``reframe``: share of images (drawn apart) degraded as a photo is:
+REFRAME_MIN_RES = (
+    0.55  # ... a resolution round trip down to this share of the side (a small photo),
+)
 REFRAME_CONTRAST = 0.12  # ... contrast ± this share,
 REFRAME_OFFSET = 0.1  # ... brightness ± this (normalised units: ~std of the data),
 REFRAME_CUT = 0.2  # ... the faintest share of the range lost to a paper darker than white,
@@ -59,8 +63,12 @@ class Augment:
     def active(self) -> bool:
         return self.translate > 0 or self.flip or self.reframe > 0
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                 flip_mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        flip_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Augment a float batch (N, C, H, W); returns a new tensor. ``flip_mask`` (N,) bool, if
         given, says which images to mirror instead of a coin per image (``alternating_flips``)."""
         if self.flip:
@@ -78,14 +86,18 @@ def default_reframe(fit: str) -> float:
     return REFRAME_SHARE if fit in ("object", "digit") else 0.0
 
 
-def _rand(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None, high: int) -> torch.Tensor:
+def _rand(
+    shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None, high: int
+) -> torch.Tensor:
     # Draw on the generator's device, then move (without a wait: devices.to_device): a CPU
     # generator can drive a GPU batch.
     dev = generator.device if generator is not None else x.device
     return to_device(torch.randint(0, high, shape, generator=generator, device=dev), x.device)
 
 
-def _uniform(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _uniform(
+    shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     dev = generator.device if generator is not None else x.device
     return to_device(torch.rand(shape, generator=generator, device=dev), x.device)
 
@@ -108,7 +120,9 @@ def alternating_flips(n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed + 0x5EED)).bool()
 
 
-def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_translate(
+    x: torch.Tensor, pad: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Shift each image by an independent random (dy, dx) in [-pad, pad], reflect-padded."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
@@ -126,12 +140,20 @@ def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     same sampling points, ~30x faster on a CPU for 28x28 images (3.5 ms → 0.1 ms a batch)."""
     ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
     xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1
-    base = torch.stack([xs.repeat(h), ys.repeat_interleave(w), torch.ones(h * w, dtype=theta.dtype,
-                        device=theta.device)], 1)  # fmt: skip
+    base = torch.stack(
+        [
+            xs.repeat(h),
+            ys.repeat_interleave(w),
+            torch.ones(h * w, dtype=theta.dtype, device=theta.device),
+        ],
+        1,
+    )
     return torch.matmul(base, theta.transpose(1, 2)).view(-1, h, w, 2)
 
 
-def random_reframe(x: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_reframe(
+    x: torch.Tensor, share: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Re-frame ``share`` of the images as an outside photo would be (module docstring): one
     batched affine resampling (rotation, scale, sub-pixel shift); and, drawn apart, for
     ``REFRAME_DEGRADE * share`` of them a resolution round trip, contrast, brightness and
@@ -155,14 +177,19 @@ def random_reframe(x: torch.Tensor, share: float, generator: torch.Generator | N
     x = x.clone()
     if len(chosen):
         grid = _affine_grid(theta[chosen].to(x.dtype), h, w)
-        x[chosen] = F.grid_sample(x[chosen], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x[chosen] = F.grid_sample(
+            x[chosen], grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
     # The degradation: one resolution per batch (interpolate takes one size), per-image rest.
     v = _uniform((n, 4), x, generator).view(n, 4, 1, 1)
     if not len(degraded):
         return x
     y, v = x[degraded], v[degraded]
-    small = F.interpolate(y, size=(max(2, round(h * side / min(h, w))), max(2, round(w * side / min(h, w)))),
-                          mode="area")  # fmt: skip
+    small = F.interpolate(
+        y,
+        size=(max(2, round(h * side / min(h, w))), max(2, round(w * side / min(h, w)))),
+        mode="area",
+    )
     y = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     # Paper darker than the white the dataset's products were shot on: the photo's background
     # is subtracted, and with it the faintest parts of a light object (they were as light as
@@ -172,6 +199,8 @@ def random_reframe(x: torch.Tensor, share: float, generator: torch.Generator | N
     y = low + (y - low - cut).clamp(min=0) * ((high - low) / (high - low - cut).clamp(min=1e-6))
     gain = 1 + (v[:, 0:1] * 2 - 1) * REFRAME_CONTRAST
     offset = (v[:, 1:2] * 2 - 1) * REFRAME_OFFSET
-    noise = to_device(torch.randn(y.shape, generator=generator, device=dev), x.device) * (v[:, 2:3] * REFRAME_NOISE)
+    noise = to_device(torch.randn(y.shape, generator=generator, device=dev), x.device) * (
+        v[:, 2:3] * REFRAME_NOISE
+    )
     x[degraded] = y * gain + offset + noise
     return x

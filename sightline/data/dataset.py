@@ -26,7 +26,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         self.labels = self.labels.to(torch.int64)
         if len(self.labels) != len(self.images):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
@@ -82,7 +84,11 @@ class Dataset:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
     def splits(self) -> dict[str, ImageSet]:
-        return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v is not None}
+        return {
+            k: v
+            for k, v in (("train", self.train), ("val", self.val), ("test", self.test))
+            if v is not None
+        }
 
     def describe(self) -> str:
         c, h, w = self.input_shape
@@ -121,7 +127,9 @@ def resolve_classes(classes: Sequence[str], wanted: Sequence[str | int]) -> list
         elif key.isdigit() and int(key) < len(classes):
             i = int(key)
         else:
-            raise DataError(f"unknown class {key!r}; classes are: {', '.join(classes)} (or 0-{len(classes) - 1})")
+            raise DataError(
+                f"unknown class {key!r}; classes are: {', '.join(classes)} (or 0-{len(classes) - 1})"
+            )
         if i in out:
             raise DataError(f"class {classes[i]!r} is listed twice")
         out.append(i)
@@ -148,7 +156,9 @@ def split_validation(train: ImageSet, fraction: float, seed: int) -> tuple[Image
     return train.select(mask), train.select(val_idx)
 
 
-def channel_stats(images: torch.Tensor, max_samples: int = 20000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(
+    images: torch.Tensor, max_samples: int = 20000
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std in 0..1 units of uint8 (N, C, H, W) images (subsampled)."""
     if len(images) > max_samples:
         step = len(images) // max_samples
@@ -161,6 +171,6 @@ def channel_stats(images: torch.Tensor, max_samples: int = 20000) -> tuple[tuple
 
 def looks_dark_background(images: torch.Tensor, max_samples: int = 2000) -> bool:
     """True when most images have a near-black border (MNIST-style data)."""
-    x = images[: max_samples].float().mean(1)  # N, H, W gray
+    x = images[:max_samples].float().mean(1)  # N, H, W gray
     border = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], dim=1)
     return bool((border.median(dim=1).values < 16).float().mean() > 0.9)

@@ -135,8 +135,16 @@ class _Bar:
         self.last = now
         rate = done / max(now - self.start, 1e-6) / 1e6
         if self.callback is not None:
-            self.callback({"kind": "download", "file": self.label, "done": done, "total": self.total,
-                           "mb_per_sec": round(rate, 3), "final": final})  # fmt: skip
+            self.callback(
+                {
+                    "kind": "download",
+                    "file": self.label,
+                    "done": done,
+                    "total": self.total,
+                    "mb_per_sec": round(rate, 3),
+                    "final": final,
+                }
+            )
             return
         if self.total:
             pct = min(100.0, 100.0 * done / self.total)
@@ -154,7 +162,9 @@ class _Failed(Exception):
     """One URL did not deliver the right bytes; the message says why."""
 
 
-def _fetch_one(url: str, dest: Path, md5: str, size: int | None, progress: Progress, timeout: float) -> None:
+def _fetch_one(
+    url: str, dest: Path, md5: str, size: int | None, progress: Progress, timeout: float
+) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "sightline"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -189,13 +199,16 @@ def _fetch_one(url: str, dest: Path, md5: str, size: int | None, progress: Progr
     except TimeoutError:
         raise _Failed(f"timed out after {timeout:g} s (no data)") from None
     except http.client.IncompleteRead as e:
-        raise _Failed(f"truncated download: connection closed after {len(e.partial):,} bytes") from None
+        raise _Failed(
+            f"truncated download: connection closed after {len(e.partial):,} bytes"
+        ) from None
     except (http.client.HTTPException, OSError, ValueError) as e:
         raise _Failed(f"{type(e).__name__}: {e}") from None
 
 
-def _download(urls: Sequence[str], dest: Path, md5: str, size: int | None, progress: Progress,
-              timeout: float) -> list[tuple[str, str]]:
+def _download(
+    urls: Sequence[str], dest: Path, md5: str, size: int | None, progress: Progress, timeout: float
+) -> list[tuple[str, str]]:
     """Try each URL in turn; return [] on success, else (url, why it failed) for each."""
     failures: list[tuple[str, str]] = []
     try:
@@ -212,8 +225,14 @@ def _download(urls: Sequence[str], dest: Path, md5: str, size: int | None, progr
     return failures
 
 
-def download_file(urls: str | Sequence[str], dest: str | os.PathLike, md5: str, size: int | None = None,
-                  progress: Progress = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
+def download_file(
+    urls: str | Sequence[str],
+    dest: str | os.PathLike,
+    md5: str,
+    size: int | None = None,
+    progress: Progress = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Path:
     """Make ``dest`` a verified copy of the file at one of ``urls`` (tried in order).
 
     An existing ``dest`` with the right md5 is kept; a wrong one is replaced. The file appears
@@ -265,9 +284,14 @@ def _check_cache_file(path: Path, md5: str, notes: list[str], progress: Progress
     return None
 
 
-def dataset_files(spec: DatasetSpec, *, cache_dir: str | os.PathLike | None = None,
-                  mirror: str | os.PathLike | None = None, progress: Progress = True,
-                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
+def dataset_files(
+    spec: DatasetSpec,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    progress: Progress = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Path]:
     """Paths to verified copies of every file of ``spec`` (filename → path), fetching as needed."""
     cache = resolve_cache_dir(cache_dir)
     mirror_root = resolve_mirror(mirror)
@@ -277,7 +301,9 @@ def dataset_files(spec: DatasetSpec, *, cache_dir: str | os.PathLike | None = No
     for f in spec.files:
         path = None
         if mirror_root is not None:
-            path = _check_mirror_file(mirror_root / spec.folder / f.filename, f, _mirror_source(mirror))
+            path = _check_mirror_file(
+                mirror_root / spec.folder / f.filename, f, _mirror_source(mirror)
+            )
         if path is None:
             path = _check_cache_file(cache / spec.folder / f.filename, f.md5, notes, progress)
         if path is None:
@@ -286,7 +312,11 @@ def dataset_files(spec: DatasetSpec, *, cache_dir: str | os.PathLike | None = No
             found[f.filename] = path
     if missing:
         if spec.archive is not None:
-            found.update(_fetch_from_archive(spec, missing, cache, mirror_root, mirror, notes, progress, timeout))
+            found.update(
+                _fetch_from_archive(
+                    spec, missing, cache, mirror_root, mirror, notes, progress, timeout
+                )
+            )
         else:
             for f in missing:
                 dest = cache / spec.folder / f.filename
@@ -294,29 +324,44 @@ def dataset_files(spec: DatasetSpec, *, cache_dir: str | os.PathLike | None = No
                 failures = _download(urls, dest, f.md5, f.size, progress, timeout)
                 if failures:
                     others = [m.filename for m in missing[missing.index(f) + 1 :]]
-                    raise _missing_error(spec, f, cache, mirror_root, mirror, failures, notes, others)
+                    raise _missing_error(
+                        spec, f, cache, mirror_root, mirror, failures, notes, others
+                    )
                 found[f.filename] = dest
     return {f.filename: found[f.filename] for f in spec.files}
 
 
-def _fetch_from_archive(spec: DatasetSpec, missing: list[DataFile], cache: Path, mirror_root: Path | None,
-                        mirror_arg: str | os.PathLike | None, notes: list[str], progress: Progress,
-                        timeout: float) -> dict[str, Path]:
+def _fetch_from_archive(
+    spec: DatasetSpec,
+    missing: list[DataFile],
+    cache: Path,
+    mirror_root: Path | None,
+    mirror_arg: str | os.PathLike | None,
+    notes: list[str],
+    progress: Progress,
+    timeout: float,
+) -> dict[str, Path]:
     """CIFAR-10: get the archive (mirror, cache or network), extract the missing members."""
     arch = spec.archive
     assert arch is not None and spec.archive_url is not None
     parent = Path(spec.folder).parent  # cifar-10/, beside cifar-10-batches-bin/
     archive = None
     if mirror_root is not None:
-        archive = _check_mirror_file(mirror_root / parent / arch.filename, arch, _mirror_source(mirror_arg))
+        archive = _check_mirror_file(
+            mirror_root / parent / arch.filename, arch, _mirror_source(mirror_arg)
+        )
     cached_archive = cache / parent / arch.filename
     if archive is None:
         archive = _check_cache_file(cached_archive, arch.md5, notes, progress)
     if archive is None:
-        failures = _download([spec.archive_url], cached_archive, arch.md5, arch.size, progress, timeout)
+        failures = _download(
+            [spec.archive_url], cached_archive, arch.md5, arch.size, progress, timeout
+        )
         if failures:
             others = [m.filename for m in missing[1:]]
-            raise _missing_error(spec, missing[0], cache, mirror_root, mirror_arg, failures, notes, others)
+            raise _missing_error(
+                spec, missing[0], cache, mirror_root, mirror_arg, failures, notes, others
+            )
         archive = cached_archive
     out = _extract_members(archive, spec, missing, cache / spec.folder)
     if archive == cached_archive:
@@ -326,7 +371,9 @@ def _fetch_from_archive(spec: DatasetSpec, missing: list[DataFile], cache: Path,
     return out
 
 
-def _extract_members(archive: Path, spec: DatasetSpec, members: list[DataFile], dest_dir: Path) -> dict[str, Path]:
+def _extract_members(
+    archive: Path, spec: DatasetSpec, members: list[DataFile], dest_dir: Path
+) -> dict[str, Path]:
     """Extract exactly ``members`` from the tarball, each md5-checked, atomically.
 
     Destination paths are built from our own file names, never from names inside the archive,
@@ -361,13 +408,22 @@ def _extract_members(archive: Path, spec: DatasetSpec, members: list[DataFile], 
         raise DownloadError(f"cannot extract {archive}: {e}; delete it and try again") from None
     absent = [f.filename for f in members if f.filename not in out]
     if absent:
-        raise DownloadError(f"{archive} does not contain {', '.join(absent)} (under {spec.archive_folder}/)")
+        raise DownloadError(
+            f"{archive} does not contain {', '.join(absent)} (under {spec.archive_folder}/)"
+        )
     return out
 
 
-def _missing_error(spec: DatasetSpec, f: DataFile, cache: Path, mirror_root: Path | None,
-                   mirror_arg: str | os.PathLike | None, failures: list[tuple[str, str]],
-                   notes: list[str], others: list[str]) -> DownloadError:
+def _missing_error(
+    spec: DatasetSpec,
+    f: DataFile,
+    cache: Path,
+    mirror_root: Path | None,
+    mirror_arg: str | os.PathLike | None,
+    failures: list[tuple[str, str]],
+    notes: list[str],
+    others: list[str],
+) -> DownloadError:
     """The one message for "this file is nowhere": where we looked, why, what to do."""
     cache_path = cache / spec.folder / f.filename
     if mirror_root is None:
@@ -399,8 +455,11 @@ def _missing_error(spec: DatasetSpec, f: DataFile, cache: Path, mirror_root: Pat
     return DownloadError("\n".join(lines))
 
 
-def file_locations(spec: DatasetSpec, cache_dir: str | os.PathLike | None = None,
-                   mirror: str | os.PathLike | None = None) -> dict[str, bool]:
+def file_locations(
+    spec: DatasetSpec,
+    cache_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+) -> dict[str, bool]:
     """Cheap presence check for listings (names and sizes only, no hashing): cached / mirrored."""
     cache = resolve_cache_dir(cache_dir)
     mirror_root = resolve_mirror(mirror)

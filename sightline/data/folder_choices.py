@@ -78,8 +78,10 @@ def probe_size(path: str | os.PathLike) -> tuple[int, int] | None:
             warnings.simplefilter("ignore")  # a huge image is refused when decoded, not here
             with Image.open(path) as img:
                 w, h = img.size
-                if img.format in ("JPEG", "WEBP", "PNG", "TIFF") and \
-                        img.getexif().get(_EXIF_ORIENTATION) in _SWAPPED_ORIENTATIONS:
+                if (
+                    img.format in ("JPEG", "WEBP", "PNG", "TIFF")
+                    and img.getexif().get(_EXIF_ORIENTATION) in _SWAPPED_ORIENTATIONS
+                ):
                     w, h = h, w
                 return (h, w) if w > 0 and h > 0 else None
     except Exception:  # noqa: BLE001 - any unreadable header: that file is judged when decoded
@@ -97,8 +99,9 @@ def _round_side(side: float, limit: float) -> int:
     return r
 
 
-def choose_size(sizes: Sequence[tuple[int, int]], sampled_from: int | None = None,
-                max_side: int = MAX_SIDE) -> tuple[tuple[int, int], str]:
+def choose_size(
+    sizes: Sequence[tuple[int, int]], sampled_from: int | None = None, max_side: int = MAX_SIDE
+) -> tuple[tuple[int, int], str]:
     """The input (height, width) for images of ``sizes`` (height, width), and its note.
 
     ``sampled_from``: how many images ``sizes`` were sampled from, when they are a sample.
@@ -134,8 +137,10 @@ def choose_size(sizes: Sequence[tuple[int, int]], sampled_from: int | None = Non
         why = f"the median image is {mh}x{mw} px{of}; the longer sides range from {lo} to {hi} px"
     shape = "" if same or len(distinct) == 1 else ", square because the images' shapes differ"
     if scale < 1.0:
-        cost = (f", scaled down to at most {max_side} px a side to keep training from scratch fast on a CPU "
-                f"(--size for more detail)")  # fmt: skip
+        cost = (
+            f", scaled down to at most {max_side} px a side to keep training from scratch fast on a CPU "
+            f"(--size for more detail)"
+        )
     else:
         cost = ""
     return (h, w), f"size {h}x{w}: {why}{shape}{cost}"
@@ -161,17 +166,23 @@ def class_notes(classes: Sequence[str], counts: Sequence[int], skipped: int = 0)
     per_class = ", ".join(f"{c}: {n:,}" for c, n in zip(classes, counts, strict=True))
     if len(classes) > 30:  # a long line nobody reads: the extremes say what matters
         per_class = f"{min(counts):,} to {max(counts):,} per class, {sum(counts):,} in all"
-    unread = f" ({skipped:,} unreadable file{'s' if skipped > 1 else ''} skipped)" if skipped else ""
+    unread = (
+        f" ({skipped:,} unreadable file{'s' if skipped > 1 else ''} skipped)" if skipped else ""
+    )
     lines = [f"images per class: {per_class}{unread}"]
     few = [f"{c} ({n})" for c, n in zip(classes, counts, strict=True) if n < FEW_IMAGES]
     if few:
-        lines.append(f"warning: {len(few)} class{'es' if len(few) > 1 else ''} with fewer than {FEW_IMAGES} images: "
-                     f"{', '.join(few[:10])}{' ...' if len(few) > 10 else ''}; a model cannot learn a class from so "
-                     f"few examples, nor can they be validated: add images (dozens per class or more)")  # fmt: skip
+        lines.append(
+            f"warning: {len(few)} class{'es' if len(few) > 1 else ''} with fewer than {FEW_IMAGES} images: "
+            f"{', '.join(few[:10])}{' ...' if len(few) > 10 else ''}; a model cannot learn a class from so "
+            f"few examples, nor can they be validated: add images (dozens per class or more)"
+        )
     small, large = min(counts), max(counts)
     if small > 0 and large / small >= UNBALANCED:
         c_small, c_large = classes[counts.index(small)], classes[counts.index(large)]
-        lines.append(f"warning: unbalanced classes: {c_large} has {large:,} images, {c_small} only {small:,} "
-                     f"({large / small:.0f}x); the model will favour the large classes and accuracy hides it: "
-                     f"add images to the small ones, or check the per-class recall after training")  # fmt: skip
+        lines.append(
+            f"warning: unbalanced classes: {c_large} has {large:,} images, {c_small} only {small:,} "
+            f"({large / small:.0f}x); the model will favour the large classes and accuracy hides it: "
+            f"add images to the small ones, or check the per-class recall after training"
+        )
     return lines

@@ -52,7 +52,10 @@ class _Decoded:
 
 # ----------------------------------------------------------------------- layout
 def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
 
 
 def find_splits(root: str | os.PathLike) -> dict[str, Path]:
@@ -75,7 +78,9 @@ def find_splits(root: str | os.PathLike) -> dict[str, Path]:
     for split in ("val", "test"):
         present = [by_lower[n] for n in SPLIT_NAMES[split] if n in by_lower]
         if len(present) > 1:
-            raise DataError(f"{root} has both {' and '.join(p.name + '/' for p in present)}: keep only one {split} folder")
+            raise DataError(
+                f"{root} has both {' and '.join(p.name + '/' for p in present)}: keep only one {split} folder"
+            )
         if present:
             splits[split] = present[0]
     return splits
@@ -89,14 +94,17 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
         files: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(cdir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            files.extend(Path(dirpath) / n for n in filenames if not n.startswith(".") and is_image_file(n))
+            files.extend(
+                Path(dirpath) / n for n in filenames if not n.startswith(".") and is_image_file(n)
+            )
         out[cdir.name] = sorted(files)
     return out
 
 
 # ----------------------------------------------------------------------- decoding
-def _decode(path: Path, label: int, channels: int | None, size: tuple[int, int],
-            resize: str) -> _Decoded | tuple[str, str]:
+def _decode(
+    path: Path, label: int, channels: int | None, size: tuple[int, int], resize: str
+) -> _Decoded | tuple[str, str]:
     """Decode one file; return a _Decoded or (path, reason) if it cannot be used."""
     try:
         img = open_image(path)
@@ -106,7 +114,9 @@ def _decode(path: Path, label: int, channels: int | None, size: tuple[int, int],
             img = normalize_mode(img, 3)
             gray = is_gray_content(img)
         ch = channels or (1 if gray else 3)
-        return _Decoded(str(path), label, stored, gray, Preprocess(ch, size, resize).prepare_image(img))
+        return _Decoded(
+            str(path), label, stored, gray, Preprocess(ch, size, resize).prepare_image(img)
+        )
     except ImageError as e:
         return (str(path), e.reason)
     except Exception as e:  # any decoder surprise skips this one file only
@@ -128,13 +138,20 @@ def _choose_size(train_files: list[Path], pool: ThreadPoolExecutor) -> tuple[tup
     """The input size from the headers of (a sample of) the training files."""
     sample = sample_evenly(train_files)
     sizes = [s for s in pool.map(probe_size, sample) if s is not None]
-    return choose_size(sizes, sampled_from=len(train_files) if len(sample) < len(train_files) else None)
+    return choose_size(
+        sizes, sampled_from=len(train_files) if len(sample) < len(train_files) else None
+    )
 
 
 # ----------------------------------------------------------------------- public
-def load_folder(root: str | os.PathLike, *, channels: int | None = None,
-                size: int | Sequence[int] | None = None, resize: str | None = None,
-                workers: int | None = None) -> Dataset:
+def load_folder(
+    root: str | os.PathLike,
+    *,
+    channels: int | None = None,
+    size: int | Sequence[int] | None = None,
+    resize: str | None = None,
+    workers: int | None = None,
+) -> Dataset:
     """Load an image-folder dataset (see the module docstring for layouts).
 
     Args:
@@ -161,11 +178,20 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
     classes = list(scans["train"])
     _check_classes(splits, scans, classes)
 
-    jobs = [(split, p, classes.index(c)) for split, scan in scans.items() for c, files in scan.items() for p in files]
+    jobs = [
+        (split, p, classes.index(c))
+        for split, scan in scans.items()
+        for c, files in scan.items()
+        for p in files
+    ]
     if not jobs:
-        raise DataError(f"no image files found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)} in the class folders)")
+        raise DataError(
+            f"no image files found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)} in the class folders)"
+        )
     with ThreadPoolExecutor(_workers(workers)) as pool:
-        if size_hw is None:  # decided before decoding, so every image is decoded once, at its final size
+        if (
+            size_hw is None
+        ):  # decided before decoding, so every image is decoded once, at its final size
             size_hw, size_note = _choose_size([p for split, p, _ in jobs if split == "train"], pool)
         else:
             size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
@@ -186,15 +212,22 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
         for split, items in decoded.items():
             tensors = [_finish(d, final_channels) for d in items]
             sets[split] = ImageSet(
-                torch.stack(tensors) if tensors else torch.empty((0, final_channels, *size_hw), dtype=torch.uint8),
+                torch.stack(tensors)
+                if tensors
+                else torch.empty((0, final_channels, *size_hw), dtype=torch.uint8),
                 torch.tensor([d.label for d in items], dtype=torch.int64),
                 [d.path for d in items],
             )
 
     train = sets["train"]
     mean, std = channel_stats(train.images)
-    preprocess = Preprocess(final_channels, size_hw, resize, mean, std, looks_dark_background(train.images))
-    notes = [channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]), size_note]
+    preprocess = Preprocess(
+        final_channels, size_hw, resize, mean, std, looks_dark_background(train.images)
+    )
+    notes = [
+        channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]),
+        size_note,
+    ]
     notes += class_notes(classes, train.class_counts(len(classes)), len(skipped))
     return Dataset(
         name=root.resolve().name,
@@ -223,8 +256,9 @@ def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return (h, w)
 
 
-def _check_classes(splits: dict[str, Path], scans: dict[str, dict[str, list[Path]]],
-                   classes: list[str]) -> None:
+def _check_classes(
+    splits: dict[str, Path], scans: dict[str, dict[str, list[Path]]], classes: list[str]
+) -> None:
     train_dir = splits["train"]
     if not classes:
         raise DataError(
@@ -232,32 +266,47 @@ def _check_classes(splits: dict[str, Path], scans: dict[str, dict[str, list[Path
             f"(e.g. {train_dir}/cat/1.jpg, {train_dir}/dog/2.jpg)"
         )
     if len(classes) < 2:
-        raise DataError(f"{train_dir} has only one class folder ({classes[0]}/); a classifier needs at least 2 classes")
+        raise DataError(
+            f"{train_dir} has only one class folder ({classes[0]}/); a classifier needs at least 2 classes"
+        )
     for split, scan in scans.items():
         if split != "train" and set(scan) != set(classes):
             extra, lacking = sorted(set(scan) - set(classes)), sorted(set(classes) - set(scan))
-            parts = [f"missing {', '.join(lacking)}" if lacking else "", f"extra {', '.join(extra)}" if extra else ""]
+            parts = [
+                f"missing {', '.join(lacking)}" if lacking else "",
+                f"extra {', '.join(extra)}" if extra else "",
+            ]
             raise DataError(
                 f"the class folders of {splits[split]} do not match those of {train_dir}: "
                 f"{'; '.join(p for p in parts if p)}"
             )
 
 
-def _check_readable(splits: dict[str, Path], scans: dict[str, dict[str, list[Path]]],
-                    classes: list[str], decoded: dict[str, list[_Decoded]],
-                    skipped: list[tuple[str, str]]) -> None:
+def _check_readable(
+    splits: dict[str, Path],
+    scans: dict[str, dict[str, list[Path]]],
+    classes: list[str],
+    decoded: dict[str, list[_Decoded]],
+    skipped: list[tuple[str, str]],
+) -> None:
     """Every train class needs at least one readable image; val/test may lack a class."""
-    counts = torch.bincount(torch.tensor([d.label for d in decoded["train"]], dtype=torch.int64),
-                            minlength=len(classes)).tolist()
+    counts = torch.bincount(
+        torch.tensor([d.label for d in decoded["train"]], dtype=torch.int64), minlength=len(classes)
+    ).tolist()
     for c, n in zip(classes, counts, strict=True):
         if n == 0:
             found = len(scans["train"][c])
-            why = f"all {found} image files failed to decode (first: {_first_skip(skipped, splits['train'] / c)})" \
-                if found else f"no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            why = (
+                f"all {found} image files failed to decode (first: {_first_skip(skipped, splits['train'] / c)})"
+                if found
+                else f"no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            )
             raise DataError(f"class folder {splits['train'] / c} has no readable images: {why}")
     for split in ("val", "test"):
         if split in decoded and not decoded[split]:
-            raise DataError(f"{splits[split]} has no readable images; remove it or add images to its class folders")
+            raise DataError(
+                f"{splits[split]} has no readable images; remove it or add images to its class folders"
+            )
 
 
 def _first_skip(skipped: list[tuple[str, str]], folder: Path) -> str:

@@ -31,9 +31,13 @@ import numpy as np
 from PIL import Image
 
 FITS = ("frame", "object", "digit")
-WORK_SIDE = 256  # px: detection runs on a copy this large at most (enough, and fast for 4000 px photos)
+WORK_SIDE = (
+    256  # px: detection runs on a copy this large at most (enough, and fast for 4000 px photos)
+)
 DIGIT_BOX = 20 / 28  # MNIST: the digit's longest edge is 20 px of 28
-DIGIT_CENTRE = 14.0  # MNIST: centre of mass at (14, 14) (measured on the training set: 13.99, 14.00)
+DIGIT_CENTRE = (
+    14.0  # MNIST: centre of mass at (14, 14) (measured on the training set: 13.99, 14.00)
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,9 @@ def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
     for lines in (a, a.transpose(1, 0, 2)):  # rows (top, bottom), then columns (left, right)
         n = len(lines)
         depth = max(2, round(0.06 * n))
-        inside = _median(np.stack([lines[min(n - 1, depth + 1)], lines[max(0, n - depth - 2)]]), axis=1)
+        inside = _median(
+            np.stack([lines[min(n - 1, depth + 1)], lines[max(0, n - depth - 2)]]), axis=1
+        )
         # The first ``depth`` lines from both edges at once: a line is frame while it is uniform
         # and unlike the inside, and the frame is the run of such lines from the edge. (Fewer
         # than ``depth`` lines: the last one is the inside itself, so the run stops there.)
@@ -124,7 +130,11 @@ def find_object(img: Image.Image) -> ObjectBox:
     """The box around the object of a photo (see the module docstring)."""
     W, H = img.size
     scale = min(1.0, WORK_SIDE / max(W, H))
-    small = img.resize((max(1, round(W * scale)), max(1, round(H * scale))), Image.Resampling.BOX) if scale < 1 else img
+    small = (
+        img.resize((max(1, round(W * scale)), max(1, round(H * scale))), Image.Resampling.BOX)
+        if scale < 1
+        else img
+    )
     a = np.asarray(small.convert("RGB"), dtype=np.float32)
     h, w = a.shape[:2]
     t, b, left, r = _strip_frame(a)
@@ -167,8 +177,12 @@ def find_object(img: Image.Image) -> ObjectBox:
         x0 -= 1
     while x1 < iw and fc[x1]:
         x1 += 1
-    box = (max(whole[0], int((x0 + left) * inv)), max(whole[1], int((y0 + t) * inv)),
-           min(whole[2], int(np.ceil((x1 + left) * inv))), min(whole[3], int(np.ceil((y1 + t) * inv))))  # fmt: skip
+    box = (
+        max(whole[0], int((x0 + left) * inv)),
+        max(whole[1], int((y0 + t) * inv)),
+        min(whole[2], int(np.ceil((x1 + left) * inv))),
+        min(whole[3], int(np.ceil((y1 + t) * inv))),
+    )
     if box[2] - box[0] < 2 or box[3] - box[1] < 2:
         return ObjectBox(whole, background, False)
     return ObjectBox(box, background, True)
@@ -182,17 +196,22 @@ def _fit_inside(img: Image.Image, width: int, height: int) -> Image.Image:
     if size == img.size:
         return img
     # Shrinking a large crop in one step with a wide filter keeps thin strokes (antialiased).
-    return img.resize(size, Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return img.resize(
+        size, Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC, reducing_gap=3.0
+    )
 
 
-def frame_image(img: Image.Image, size: tuple[int, int], fit: str,
-                photo: Image.Image | None = None) -> tuple[Image.Image, ObjectBox]:  # fmt: skip
+def frame_image(
+    img: Image.Image, size: tuple[int, int], fit: str, photo: Image.Image | None = None
+) -> tuple[Image.Image, ObjectBox]:
     """Crop ``img`` (already in its final colour mode) to its object and place it in a canvas of
     ``size`` = (height, width) filled with the background colour, as ``fit`` says. The object
     is found in ``photo``, the same picture in its own colours (default: ``img``): a green sole
     on pink paper stands out in colour, not always in gray."""
     if fit not in ("object", "digit"):
-        raise ValueError(f"frame_image frames objects: fit must be 'object' or 'digit', not {fit!r}")
+        raise ValueError(
+            f"frame_image frames objects: fit must be 'object' or 'digit', not {fit!r}"
+        )
     found = find_object(img if photo is None else photo)
     crop = img.crop(found.box)
     height, width = size

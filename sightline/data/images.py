@@ -131,7 +131,8 @@ def _decode(fp, label) -> Image.Image:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(
-                        label, f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {MAX_PIXELS / 1e6:.0f} MP)"
+                        label,
+                        f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {MAX_PIXELS / 1e6:.0f} MP)",
                     )
                 if w == 0 or h == 0:
                     raise ImageError(label, f"image has no pixels ({w}x{h})")
@@ -142,7 +143,9 @@ def _decode(fp, label) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(label, "not a recognised image format (corrupt, or not an image)") from None
+        raise ImageError(
+            label, "not a recognised image format (corrupt, or not an image)"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(label, f"image too large (over {MAX_PIXELS / 1e6:.0f} MP)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -160,7 +163,9 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def resize_image(img: Image.Image, size: tuple[int, int], mode: str, fill: int | tuple = 0) -> Image.Image:
+def resize_image(
+    img: Image.Image, size: tuple[int, int], mode: str, fill: int | tuple = 0
+) -> Image.Image:
     """Resize to ``size`` = (height, width).
 
     ``squash``: stretch to size, ignoring aspect ratio. ``crop``: scale the short side to fit,
@@ -170,7 +175,9 @@ def resize_image(img: Image.Image, size: tuple[int, int], mode: str, fill: int |
     if img.size == (w, h):
         return img
     # Downscaling by a large factor: reduce() first is both faster and antialiased.
-    resample = Image.Resampling.BILINEAR if min(img.size) < 4 * max(h, w) else Image.Resampling.LANCZOS
+    resample = (
+        Image.Resampling.BILINEAR if min(img.size) < 4 * max(h, w) else Image.Resampling.LANCZOS
+    )
     if mode == "squash":
         return img.resize((w, h), resample, reducing_gap=3.0)
     if mode == "crop":

@@ -13,8 +13,12 @@ from sightline.data.download import file_locations, resolve_cache_dir, resolve_m
 from sightline.data.registry import get_dataset_spec
 
 
-def dataset_info(name: str, *, cache_dir: str | os.PathLike | None = None,
-                 mirror: str | os.PathLike | None = None) -> dict[str, Any]:
+def dataset_info(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """What the CLI shows for a built-in dataset; presence is checked by name and size only."""
     spec = get_dataset_spec(name)
     where = file_locations(spec, cache_dir, mirror)
@@ -48,8 +52,10 @@ def folder_info(root: str | os.PathLike) -> dict[str, Any]:
     from sightline.data.folders import find_splits, scan_class_folders
 
     root = Path(root)
-    splits = {split: {c: len(files) for c, files in scan_class_folders(folder).items()}
-              for split, folder in find_splits(root).items()}  # fmt: skip
+    splits = {
+        split: {c: len(files) for c, files in scan_class_folders(folder).items()}
+        for split, folder in find_splits(root).items()
+    }
     classes = list(splits["train"])
     totals = {c: sum(counts.get(c, 0) for counts in splits.values()) for c in classes}
     return {

@@ -126,7 +126,9 @@ def load_dataset(
     default_flip = spec.flip if spec is not None else ds.flip
     # JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate).
     options: dict[str, Any] = {
-        "name_or_path": spec.name if spec is not None else str(Path(name_or_path).expanduser().resolve()),
+        "name_or_path": spec.name
+        if spec is not None
+        else str(Path(name_or_path).expanduser().resolve()),
         "classes": list(classes) if classes else None,
         "val_split": val_split,
         "seed": seed,
@@ -137,19 +139,29 @@ def load_dataset(
         "fit": fit,
     }
     options.update({k: str(v) for k, v in (("cache_dir", cache_dir), ("mirror", mirror)) if v})
-    return replace(ds, preprocess=preprocess, flip=default_flip if flip is None else bool(flip),
-                   load_options=options)
+    return replace(
+        ds,
+        preprocess=preprocess,
+        flip=default_flip if flip is None else bool(flip),
+        load_options=options,
+    )
 
 
 # ----------------------------------------------------------------------- built-ins
-def _load_builtin(spec: DatasetSpec, cache_dir: Any, mirror: Any, progress: Progress, timeout: float) -> Dataset:
-    files = dataset_files(spec, cache_dir=cache_dir, mirror=mirror, progress=progress, timeout=timeout)
+def _load_builtin(
+    spec: DatasetSpec, cache_dir: Any, mirror: Any, progress: Progress, timeout: float
+) -> Dataset:
+    files = dataset_files(
+        spec, cache_dir=cache_dir, mirror=mirror, progress=progress, timeout=timeout
+    )
     decoded = resolve_cache_dir(cache_dir) / "decoded"
     train = _decoded_split(spec, spec.train_files, files, decoded)
     test = _decoded_split(spec, spec.test_files, files, decoded)
     for split, s in (("train", train), ("test", test)):
         if tuple(s.images.shape[1:]) != spec.shape:
-            raise DataError(f"{spec.name} {split} images have shape {tuple(s.images.shape[1:])}, expected {spec.shape}")
+            raise DataError(
+                f"{spec.name} {split} images have shape {tuple(s.images.shape[1:])}, expected {spec.shape}"
+            )
     c, h, w = spec.shape
     placeholder = Preprocess(c, (h, w), spec.resize, dark_background=spec.dark_background)
     return Dataset(spec.name, list(spec.classes), train, None, test, placeholder, flip=spec.flip)
@@ -160,10 +172,14 @@ def _read_split(spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path
         return _read_idx_pair(files[names[0]], files[names[1]])
     if spec.format == "cifar-bin":
         return _read_cifar([files[f] for f in names])
-    raise DataError(f"{spec.name}: unknown file format {spec.format!r}")  # pragma: no cover - registry invariant
+    raise DataError(
+        f"{spec.name}: unknown file format {spec.format!r}"
+    )  # pragma: no cover - registry invariant
 
 
-def _decoded_split(spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path], folder: Path) -> ImageSet:
+def _decoded_split(
+    spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path], folder: Path
+) -> ImageSet:
     """A split read from its (md5-checked) files, via a decoded copy in the cache.
 
     Decompressing and parsing Fashion-MNIST takes ~0.4 s on every command that loads it (every
@@ -176,12 +192,19 @@ def _decoded_split(spec: DatasetSpec, names: tuple[str, ...], files: dict[str, P
     with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile):
         with np.load(path, allow_pickle=False) as z:
             images, labels, crc = z["images"], z["labels"], int(z["crc"])
-        if zlib.crc32(labels.tobytes(), zlib.crc32(images.tobytes())) == crc and len(images) == len(labels):
+        if zlib.crc32(labels.tobytes(), zlib.crc32(images.tobytes())) == crc and len(images) == len(
+            labels
+        ):
             return ImageSet(torch.from_numpy(images), torch.from_numpy(labels))
     part = _read_split(spec, names, files)
     images, labels = part.images.numpy(), part.labels.numpy()
     buf = io.BytesIO()
-    np.savez(buf, images=images, labels=labels, crc=np.int64(zlib.crc32(labels.tobytes(), zlib.crc32(images.tobytes()))))
+    np.savez(
+        buf,
+        images=images,
+        labels=labels,
+        crc=np.int64(zlib.crc32(labels.tobytes(), zlib.crc32(images.tobytes()))),
+    )
     with contextlib.suppress(OSError):
         atomic_write_bytes(path, buf.getvalue())
     return part
@@ -191,9 +214,13 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> ImageSet:
     images = read_idx(images_path, expect="images")
     labels = read_idx(labels_path, expect="labels")
     if len(images) != len(labels):
-        raise DataError(f"{images_path} holds {len(images):,} images but {labels_path} {len(labels):,} labels")
+        raise DataError(
+            f"{images_path} holds {len(images):,} images but {labels_path} {len(labels):,} labels"
+        )
     # frombuffer arrays are read-only views of the file bytes; torch wants its own memory.
-    return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+    return ImageSet(
+        torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    )
 
 
 def _read_cifar(paths: list[Path]) -> ImageSet:
@@ -203,7 +230,9 @@ def _read_cifar(paths: list[Path]) -> ImageSet:
     return ImageSet(torch.from_numpy(images), torch.from_numpy(labels))
 
 
-def _convert_builtin(ds: Dataset, channels: int | None, size: tuple[int, int] | None, resize: str) -> Dataset:
+def _convert_builtin(
+    ds: Dataset, channels: int | None, size: tuple[int, int] | None, resize: str
+) -> Dataset:
     def conv(s: ImageSet | None) -> ImageSet | None:
         if s is None:
             return None
@@ -212,8 +241,13 @@ def _convert_builtin(ds: Dataset, channels: int | None, size: tuple[int, int] | 
     return replace(ds, train=conv(ds.train), val=conv(ds.val), test=conv(ds.test))
 
 
-def convert_images(images: torch.Tensor, channels: int | None, size: tuple[int, int] | None,
-                   resize: str = "squash", chunk: int = 2048) -> torch.Tensor:
+def convert_images(
+    images: torch.Tensor,
+    channels: int | None,
+    size: tuple[int, int] | None,
+    resize: str = "squash",
+    chunk: int = 2048,
+) -> torch.Tensor:
     """uint8 (N, C, H, W) → another channel count and/or size, in chunks to bound memory.
 
     3 → 1 uses PIL's luma weights (0.299, 0.587, 0.114); 1 → 3 repeats the plane. Resizing is
@@ -240,7 +274,9 @@ def convert_images(images: torch.Tensor, channels: int | None, size: tuple[int, 
 def _resize_batch(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
     h, w = x.shape[-2:]
     if mode == "squash":
-        return F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
+        return F.interpolate(
+            x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False
+        )
     scale = max(out_h / h, out_w / w) if mode == "crop" else min(out_h / h, out_w / w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     x = F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
@@ -257,7 +293,9 @@ def _apply_val_split(ds: Dataset, val_split: ValSplit, seed: int) -> Dataset:
         key = val_split.strip().lower()
         if key == "test":
             if ds.test is None:
-                raise DataError(f"val_split='test' needs a test split, but {ds.name} has none; use a fraction such as 0.1")
+                raise DataError(
+                    f"val_split='test' needs a test split, but {ds.name} has none; use a fraction such as 0.1"
+                )
             return replace(ds, val=ds.test)
         if key in ("", "none", "no"):
             val_split = None
@@ -265,12 +303,16 @@ def _apply_val_split(ds: Dataset, val_split: ValSplit, seed: int) -> Dataset:
             try:
                 val_split = float(key)
             except ValueError:
-                raise DataError(f"val_split must be a fraction such as 0.1, 'test' or 0, not {val_split!r}") from None
+                raise DataError(
+                    f"val_split must be a fraction such as 0.1, 'test' or 0, not {val_split!r}"
+                ) from None
     if not val_split:
         return replace(ds, val=None)
     if ds.val is not None:  # the folder's own val/ wins over carving one from train
         return ds
     if not 0.0 < float(val_split) < 1.0:
-        raise DataError(f"val_split must be between 0 and 1 (a fraction of train), 'test' or 0; got {val_split}")
+        raise DataError(
+            f"val_split must be between 0 and 1 (a fraction of train), 'test' or 0; got {val_split}"
+        )
     train, val = split_validation(ds.train, float(val_split), seed)
     return replace(ds, train=train, val=val)

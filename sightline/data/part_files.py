@@ -67,7 +67,11 @@ def remove_stale_parts(dest: Path) -> None:
     """Delete the temp files of ``dest`` that killed processes left behind (see part_file)."""
     prefix = f".{dest.name}."
     try:
-        names = [e.name for e in os.scandir(dest.parent) if e.name.startswith(prefix) and e.name.endswith(".part")]
+        names = [
+            e.name
+            for e in os.scandir(dest.parent)
+            if e.name.startswith(prefix) and e.name.endswith(".part")
+        ]
     except OSError:
         return
     for name in names:

@@ -73,10 +73,14 @@ class Preprocess:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
+            raise ValueError(
+                f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}"
+            )
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         if not 0 <= int(self.shift_tta) < min(self.size) // 2:
-            raise ValueError(f"shift_tta must be from 0 to {min(self.size) // 2 - 1} pixels, not {self.shift_tta}")
+            raise ValueError(
+                f"shift_tta must be from 0 to {min(self.size) // 2 - 1} pixels, not {self.shift_tta}"
+            )
         object.__setattr__(self, "shift_tta", int(self.shift_tta))
         mean = tuple(float(m) for m in self.mean)
         std = tuple(float(s) for s in self.std)
@@ -113,7 +117,17 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
-        keys = {"channels", "size", "resize", "mean", "std", "dark_background", "flip_tta", "fit", "shift_tta"}
+        keys = {
+            "channels",
+            "size",
+            "resize",
+            "mean",
+            "std",
+            "dark_background",
+            "flip_tta",
+            "fit",
+            "shift_tta",
+        }
         return cls(**{k: v for k, v in d.items() if k in keys})
 
     # ----------------------------------------------------------------- stage 1: prepare
@@ -128,13 +142,17 @@ class Preprocess:
     def prepare_with_framing(self, image: ImageInput) -> tuple[torch.Tensor, ObjectBox | None]:
         """``prepare_image``, and where the object was found (None for ``fit="frame"``;
         ``found`` False: no object stood out, so the whole photo was used)."""
-        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(image, "read"):
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+            image, "read"
+        ):
             image = open_image(image)  # a file, or the bytes of one (an upload): same guards
         if isinstance(image, torch.Tensor):
             image = _tensor_to_pil(image)
         elif isinstance(image, np.ndarray):
             image = _array_to_pil(image)
-        if self.fit != "frame":  # the object is found in the photo's own colours, framed in the model's
+        if (
+            self.fit != "frame"
+        ):  # the object is found in the photo's own colours, framed in the model's
             photo = image if image.mode in ("L", "RGB") else normalize_mode(image, 3)
             return self._prepare_object(normalize_mode(photo, self.channels), photo)
         img = normalize_mode(image, self.channels)
@@ -149,7 +167,9 @@ class Preprocess:
             x = match_dark_background(x)
         return x, None
 
-    def _prepare_object(self, img: Image.Image, photo: Image.Image) -> tuple[torch.Tensor, ObjectBox]:
+    def _prepare_object(
+        self, img: Image.Image, photo: Image.Image
+    ) -> tuple[torch.Tensor, ObjectBox]:
         canvas, found = frame_image(img, self.size, self.fit, photo)
         x = pil_to_tensor(canvas)
         level = float(np.mean(found.background_in(img.mode)))
@@ -194,7 +214,9 @@ class Preprocess:
 
 # ----------------------------------------------------------------------- helpers
 @functools.lru_cache(maxsize=64)
-def _scaling(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _scaling(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``normalize``'s (mean x 255, 1 / (std x 255)) as (1, C, 1, 1) tensors on ``device``, made
     once. Why: a tensor made from Python numbers is copied to the GPU, and that copy waits for
     everything queued there; once per training batch it kept the host from queueing the next
@@ -212,7 +234,9 @@ def _border_level(img: Image.Image) -> float:
     return float(np.median(border))
 
 
-def match_dark_background(x: torch.Tensor, background: float | None = None, stretch: bool = True) -> torch.Tensor:
+def match_dark_background(
+    x: torch.Tensor, background: float | None = None, stretch: bool = True
+) -> torch.Tensor:
     """Make a prepared uint8 (C,H,W) image look like MNIST-style data: object bright on black.
 
     A light background is inverted first. Then the background level (``background``, else the

@@ -36,11 +36,15 @@ def _read_bytes(source: bytes | str | os.PathLike, name: str | None) -> tuple[by
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{name}: corrupt or truncated gzip data ({e}); delete it to fetch it again") from None
+            raise DataError(
+                f"{name}: corrupt or truncated gzip data ({e}); delete it to fetch it again"
+            ) from None
     return data, name
 
 
-def read_idx(source: bytes | str | os.PathLike, *, expect: str | None = None, name: str | None = None) -> np.ndarray:
+def read_idx(
+    source: bytes | str | os.PathLike, *, expect: str | None = None, name: str | None = None
+) -> np.ndarray:
     """Parse an IDX file (raw or gzip) into a uint8 array: images (N, rows, cols) or labels (N,).
 
     Args:
@@ -77,8 +81,9 @@ def read_idx(source: bytes | str | os.PathLike, *, expect: str | None = None, na
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_cifar_bin(source: bytes | str | os.PathLike, *, name: str | None = None,
-                   num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_bin(
+    source: bytes | str | os.PathLike, *, name: str | None = None, num_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Parse a CIFAR-10 binary batch: (images uint8 (N, 3, 32, 32), labels uint8 (N,)).
 
     Each 3073-byte record is one label byte, then the R, G and B planes of 32 x 32, row-major.
@@ -92,6 +97,8 @@ def read_cifar_bin(source: bytes | str | os.PathLike, *, name: str | None = None
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
     labels = records[:, 0]
     if labels.size and int(labels.max()) >= num_classes:
-        raise DataError(f"{name}: label {int(labels.max())} out of range 0..{num_classes - 1} (not a CIFAR-10 file?)")
+        raise DataError(
+            f"{name}: label {int(labels.max())} out of range 0..{num_classes - 1} (not a CIFAR-10 file?)"
+        )
     images = records[:, 1:].reshape(-1, 3, 32, 32)
     return images, labels

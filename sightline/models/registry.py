@@ -36,8 +36,13 @@ if TYPE_CHECKING:
 Builder = Callable[..., "nn.Module"]
 
 # The built-in model families: importing one runs its @register_model decorators.
-FAMILIES = ("sightline.models.airnet", "sightline.models.efficientnet", "sightline.models.fastcnn",
-            "sightline.models.mlp", "sightline.models.tutorial_cnn")
+FAMILIES = (
+    "sightline.models.airnet",
+    "sightline.models.efficientnet",
+    "sightline.models.fastcnn",
+    "sightline.models.mlp",
+    "sightline.models.tutorial_cnn",
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,15 @@ def default_model(dataset: object = None) -> str:
     source = (getattr(dataset, "load_options", None) or {}).get("name_or_path")
     name = str(source) if source else getattr(dataset, "name", dataset)
     spec = find_dataset_spec(name) if isinstance(name, str) else None
-    return DATASET_DEFAULT_MODELS.get(spec.name, DEFAULT_MODEL) if spec is not None else DEFAULT_MODEL
+    return (
+        DATASET_DEFAULT_MODELS.get(spec.name, DEFAULT_MODEL) if spec is not None else DEFAULT_MODEL
+    )
 
 
 def register_model(
-    name: str, description: str, train_defaults: dict[str, object] | None = None,
+    name: str,
+    description: str,
+    train_defaults: dict[str, object] | None = None,
     pretrained_input: dict[str, object] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator for a builder ``fn(input_shape, num_classes, **options) -> nn.Module``.
@@ -105,8 +114,14 @@ def register_model(
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _BUILDERS[name] = builder
-        _REGISTRY[name] = ModelEntry(name, description, dict(train_defaults or {}), builder.__module__,
-                                     _signature_options(builder), pretrained_input)  # fmt: skip
+        _REGISTRY[name] = ModelEntry(
+            name,
+            description,
+            dict(train_defaults or {}),
+            builder.__module__,
+            _signature_options(builder),
+            pretrained_input,
+        )
         return builder
 
     return wrap
@@ -124,7 +139,9 @@ def get_model_entry(name: str) -> ModelEntry:
     return entries[name]
 
 
-def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options: object) -> nn.Module:
+def create_model(
+    name: str, input_shape: tuple[int, int, int], num_classes: int, **options: object
+) -> nn.Module:
     """Build model ``name`` for images of ``input_shape`` (C, H, W) and ``num_classes`` classes.
 
     >>> model = create_model("mlp", (1, 28, 28), 10, hidden=128)
@@ -146,7 +163,9 @@ def create_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
                 raise ValueError(f"{key} must be true or false, not {value!r}")
         model = builder(input_shape=input_shape, num_classes=int(num_classes), **options)
     except (ValueError, TypeError) as e:
-        raise ModelError(f"cannot build {name!r} for input {input_shape} and {num_classes} classes: {e}") from None
+        raise ModelError(
+            f"cannot build {name!r} for input {input_shape} and {num_classes} classes: {e}"
+        ) from None
     model.sightline_config = {  # type: ignore[assignment]
         "name": name,
         "input_shape": list(input_shape),
@@ -195,22 +214,40 @@ def _scan(tree: ast.Module, module: str) -> Iterator[ModelEntry]:
         if not isinstance(node, ast.FunctionDef):
             continue
         for dec in node.decorator_list:
-            if not isinstance(dec, ast.Call) or getattr(dec.func, "id", getattr(dec.func, "attr", None)) != "register_model":
+            if (
+                not isinstance(dec, ast.Call)
+                or getattr(dec.func, "id", getattr(dec.func, "attr", None)) != "register_model"
+            ):
                 continue
             if any(k.arg is None for k in dec.keywords):  # **kwargs: not a literal declaration
                 raise ValueError(f"{module}.{node.name}: register_model(**...)")
-            args = inspect.signature(register_model).bind(
-                *(_literal(a) for a in dec.args), **{k.arg: _literal(k.value) for k in dec.keywords if k.arg}
-            ).arguments
-            yield ModelEntry(args["name"], args["description"], dict(args.get("train_defaults") or {}), module,
-                             _source_options(node.args), args.get("pretrained_input"))  # fmt: skip
+            args = (
+                inspect.signature(register_model)
+                .bind(
+                    *(_literal(a) for a in dec.args),
+                    **{k.arg: _literal(k.value) for k in dec.keywords if k.arg},
+                )
+                .arguments
+            )
+            yield ModelEntry(
+                args["name"],
+                args["description"],
+                dict(args.get("train_defaults") or {}),
+                module,
+                _source_options(node.args),
+                args.get("pretrained_input"),
+            )
 
 
 def _source_options(args: ast.arguments) -> dict[str, object]:
     """What ``_signature_options`` gives for a function, from its ``def`` line."""
     positional = [*args.posonlyargs, *args.args]
-    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True))
-    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    pairs += [
+        (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    ]
     return {a.arg: _literal(d) for a, d in pairs if a.arg not in ("input_shape", "num_classes")}
 
 

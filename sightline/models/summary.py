@@ -46,7 +46,13 @@ class ModelSummary:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "layers": [
-                {"name": r.name, "type": r.type, "output_shape": list(r.output_shape), "params": r.params, "trainable": r.trainable}
+                {
+                    "name": r.name,
+                    "type": r.type,
+                    "output_shape": list(r.output_shape),
+                    "params": r.params,
+                    "trainable": r.trainable,
+                }
                 for r in self.layers
             ],
             "total": self.total,
@@ -58,7 +64,9 @@ class ModelSummary:
         def shape(s: tuple) -> str:
             return "(" + ", ".join("None" if d is None else str(d) for d in s) + ")"
 
-        rows = [(f"{r.name} ({r.type})", shape(r.output_shape), f"{r.params:,}") for r in self.layers]
+        rows = [
+            (f"{r.name} ({r.type})", shape(r.output_shape), f"{r.params:,}") for r in self.layers
+        ]
         w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows])
         w1 = max([len("Output Shape")] + [len(r[1]) for r in rows])
         w2 = max([len("Param #")] + [len(r[2]) for r in rows])
@@ -101,7 +109,9 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -
     cfg = getattr(model, "sightline_config", {})
     shape = tuple(input_shape or cfg.get("input_shape") or ())
     if len(shape) != 3:
-        raise ModelError("summary needs input_shape (C, H, W) for a model not built by create_model")
+        raise ModelError(
+            "summary needs input_shape (C, H, W) for a model not built by create_model"
+        )
     result = ModelSummary(cfg.get("name", type(model).__name__), shape)
     outputs: dict[str, tuple[int | None, ...]] = {}
     hooks = []
@@ -128,7 +138,9 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -
     for name, module in model.named_modules():
         total, trainable = _own_counts(module)
         if name in outputs or (name and total):
-            result.layers.append(LayerRow(name, type(module).__name__, outputs.get(name, ()), total, trainable))
+            result.layers.append(
+                LayerRow(name, type(module).__name__, outputs.get(name, ()), total, trainable)
+            )
         result.total += total
         result.trainable += trainable
     return result

@@ -52,25 +52,50 @@ def _pick(n: int, count: int, random: bool, seed: int) -> list[int]:
     return list(range(min(n, count)))
 
 
-def plot_samples(images, labels, classes: Sequence[str], rows: int = 5, cols: int = 5, random: bool = False,
-                 seed: int = 0, dark_background: bool = False) -> Figure:  # fmt: skip
+def plot_samples(
+    images,
+    labels,
+    classes: Sequence[str],
+    rows: int = 5,
+    cols: int = 5,
+    random: bool = False,
+    seed: int = 0,
+    dark_background: bool = False,
+) -> Figure:
     """A rows x cols grid of images with the class name under each."""
     labels = as_numpy(labels)
     check_predictions(len(images), labels, None, classes)
     index = _pick(len(labels), rows * cols, random, seed)
     if not index:
         return _empty("no images")
-    return image_grid([images[i] for i in index], [classes[int(labels[i])] for i in index], cols,
-                      dark_background=dark_background, cell=(1.7, 1.85), caption_lines=1, fontsize=FONT)  # fmt: skip
+    return image_grid(
+        [images[i] for i in index],
+        [classes[int(labels[i])] for i in index],
+        cols,
+        dark_background=dark_background,
+        cell=(1.7, 1.85),
+        caption_lines=1,
+        fontsize=FONT,
+    )
 
 
-def _prediction_index(labels: np.ndarray, preds: np.ndarray, count: int, only_mistakes: bool) -> list[int]:
+def _prediction_index(
+    labels: np.ndarray, preds: np.ndarray, count: int, only_mistakes: bool
+) -> list[int]:
     pool = np.flatnonzero(preds != labels) if only_mistakes else np.arange(len(labels))
     return pool[:count].tolist()
 
 
-def plot_predictions(images, labels, probs, classes: Sequence[str], rows: int = 5, cols: int = 5,
-                     only_mistakes: bool = False, dark_background: bool = False) -> Figure:  # fmt: skip
+def plot_predictions(
+    images,
+    labels,
+    probs,
+    classes: Sequence[str],
+    rows: int = 5,
+    cols: int = 5,
+    only_mistakes: bool = False,
+    dark_background: bool = False,
+) -> Figure:
     """Images labelled "predicted (confidence %) (true)", blue when right and red when wrong."""
     labels, probs = as_numpy(labels), as_numpy(probs)
     check_predictions(len(images), labels, probs, classes)
@@ -78,9 +103,14 @@ def plot_predictions(images, labels, probs, classes: Sequence[str], rows: int = 
     index = _prediction_index(labels, preds, rows * cols, only_mistakes)
     if not index:
         return _empty("no mistakes to show" if only_mistakes else "no images")
-    captions = [f"{classes[int(preds[i])]} {probs[i, int(preds[i])]:.0%}\n({classes[int(labels[i])]})" for i in index]
+    captions = [
+        f"{classes[int(preds[i])]} {probs[i, int(preds[i])]:.0%}\n({classes[int(labels[i])]})"
+        for i in index
+    ]
     colors = [CORRECT if preds[i] == labels[i] else WRONG for i in index]
-    return image_grid([images[i] for i in index], captions, cols, colors=colors, dark_background=dark_background)
+    return image_grid(
+        [images[i] for i in index], captions, cols, colors=colors, dark_background=dark_background
+    )
 
 
 def _bars(ax, probs: np.ndarray, classes: Sequence[str], label: int | None) -> None:
@@ -94,7 +124,9 @@ def _bars(ax, probs: np.ndarray, classes: Sequence[str], label: int | None) -> N
     ax.tick_params(axis="y", labelsize=FONT - 1)
 
 
-def plot_probabilities(image, probs, classes: Sequence[str], label: int | None = None, dark_background: bool = False) -> Figure:
+def plot_probabilities(
+    image, probs, classes: Sequence[str], label: int | None = None, dark_background: bool = False
+) -> Figure:
     """The image and its class probabilities side by side (predicted bar red, true bar blue)."""
     probs = as_numpy(probs).reshape(-1)
     check_predictions(1, np.array([0 if label is None else int(label)]), probs[None], classes)
@@ -110,8 +142,15 @@ def plot_probabilities(image, probs, classes: Sequence[str], label: int | None =
     return fig
 
 
-def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: int = 5, cols: int = 3,
-                          dark_background: bool = False) -> Figure:  # fmt: skip
+def plot_probability_grid(
+    images,
+    labels,
+    probs,
+    classes: Sequence[str],
+    rows: int = 5,
+    cols: int = 3,
+    dark_background: bool = False,
+) -> Figure:
     """rows x cols of (image, probability bars) pairs: the tutorials' verification grid.
 
     Bars: grey, the predicted class red, the true class blue (a right prediction is blue).
@@ -125,7 +164,9 @@ def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: i
     rows, cols = grid_shape(n, rows, cols)
     k = len(classes)
     cw, ch, pad, box, bar_h = 4.6, 2.1, 0.08, 1.45, 1.45
-    names_h = max(len(c) for c in classes) * (FONT - 2) * 0.5 / 72 + 0.1  # class names under the last row
+    names_h = (
+        max(len(c) for c in classes) * (FONT - 2) * 0.5 / 72 + 0.1
+    )  # class names under the last row
     fig = Figure(figsize=(cw * cols, ch * rows + names_h))
     fig.set_dpi(100)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -137,28 +178,56 @@ def plot_probability_grid(images, labels, probs, classes: Sequence[str], rows: i
         x, y = c * cw, r * ch + pad
         a = to_display(images[i])
         gray = a.ndim == 2
-        ax.imshow(a, cmap=("binary" if dark_background else "gray") if gray else None, vmin=0 if gray else None,
-                  vmax=255 if gray else None, extent=(x + pad, x + pad + box, y + box, y), interpolation="nearest", aspect="auto")  # fmt: skip
+        ax.imshow(
+            a,
+            cmap=("binary" if dark_background else "gray") if gray else None,
+            vmin=0 if gray else None,
+            vmax=255 if gray else None,
+            extent=(x + pad, x + pad + box, y + box, y),
+            interpolation="nearest",
+            aspect="auto",
+        )
         ax.add_patch(Rectangle((x + pad, y), box, box, fill=False, lw=0.6, edgecolor="#888888"))
         pred, true = int(probs[i].argmax()), int(labels[i])
-        ax.text(x + pad + box / 2, y + box + 0.05, f"{classes[pred]} {probs[i, pred]:.0%}\n({classes[true]})", ha="center",
-                va="top", fontsize=FONT - 1, color=CORRECT if pred == true else WRONG)  # fmt: skip
+        ax.text(
+            x + pad + box / 2,
+            y + box + 0.05,
+            f"{classes[pred]} {probs[i, pred]:.0%}\n({classes[true]})",
+            ha="center",
+            va="top",
+            fontsize=FONT - 1,
+            color=CORRECT if pred == true else WRONG,
+        )
         colors = [NEUTRAL] * k
         colors[pred] = WRONG
         colors[true] = CORRECT  # drawn after: a right prediction is blue
         base = y + bar_h
         xs = [x + bars_x0 + (j + 0.5) * step for j in range(k)]
-        ax.bar(xs, [-float(v) * bar_h for v in probs[i]], width=step * 0.8, bottom=base, color=colors)
-        ax.add_patch(Rectangle((x + bars_x0, y), bars_w, bar_h, fill=False, lw=0.6, edgecolor="#bbbbbb"))
+        ax.bar(
+            xs, [-float(v) * bar_h for v in probs[i]], width=step * 0.8, bottom=base, color=colors
+        )
+        ax.add_patch(
+            Rectangle((x + bars_x0, y), bars_w, bar_h, fill=False, lw=0.6, edgecolor="#bbbbbb")
+        )
         if r == rows - 1 or i + cols >= n:  # the bottom bars of each column name the classes
             for j, name in enumerate(classes):
-                ax.text(xs[j], base + 0.05, name, rotation=90, ha="center", va="top", fontsize=FONT - 2)
+                ax.text(
+                    xs[j], base + 0.05, name, rotation=90, ha="center", va="top", fontsize=FONT - 2
+                )
     ax.set_xlim(0, cw * cols)
     ax.set_ylim(ch * rows + names_h, 0)
     return fig
 
 
-def plot_top_losses(images, labels, probs, losses, classes: Sequence[str], k: int = 16, dark_background: bool = False) -> Figure:
+def plot_top_losses(
+    images,
+    labels,
+    probs,
+    losses,
+    classes: Sequence[str],
+    k: int = 16,
+    dark_background: bool = False,
+) -> Figure:
     """The ``k`` images with the highest loss: what the model got most confidently wrong."""
     labels, probs, losses = as_numpy(labels), as_numpy(probs), as_numpy(losses)
     check_predictions(len(images), labels, probs, classes)
@@ -170,7 +239,16 @@ def plot_top_losses(images, labels, probs, losses, classes: Sequence[str], k: in
     captions, colors = [], []
     for i in order:
         pred, true = int(probs[i].argmax()), int(labels[i])
-        captions.append(f"pred {classes[pred]} ({probs[i, pred]:.0%})\ntrue {classes[true]} ({probs[i, true]:.0%})\nloss {losses[i]:.2f}")
+        captions.append(
+            f"pred {classes[pred]} ({probs[i, pred]:.0%})\ntrue {classes[true]} ({probs[i, true]:.0%})\nloss {losses[i]:.2f}"
+        )
         colors.append(CORRECT if pred == true else WRONG)
-    return image_grid([images[int(i)] for i in order], captions, 4, colors=colors, dark_background=dark_background,
-                      cell=(2.3, 2.5), caption_lines=3)  # fmt: skip
+    return image_grid(
+        [images[int(i)] for i in order],
+        captions,
+        4,
+        colors=colors,
+        dark_background=dark_background,
+        cell=(2.3, 2.5),
+        caption_lines=3,
+    )

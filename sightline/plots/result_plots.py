@@ -16,11 +16,17 @@ from sightline.plots.style import CORRECT, FONT, TRAIN, VAL, WRONG, as_numpy, ne
 def _square(confusion, classes: Sequence[str]) -> np.ndarray:
     cm = as_numpy(confusion)
     if cm.shape != (len(classes), len(classes)):
-        raise DataError(f"confusion matrix has shape {tuple(cm.shape)} but there are {len(classes)} class names")
+        raise DataError(
+            f"confusion matrix has shape {tuple(cm.shape)} but there are {len(classes)} class names"
+        )
     return cm
 
 
-def plot_curves(history: Sequence[dict[str, Any]], best_epoch: int | None = None, stopped_epoch: int | None = None) -> Figure:
+def plot_curves(
+    history: Sequence[dict[str, Any]],
+    best_epoch: int | None = None,
+    stopped_epoch: int | None = None,
+) -> Figure:
     """Loss and accuracy per epoch, train vs validation; best epoch and early stop marked.
 
     ``val_loss`` / ``val_accuracy`` may be None or missing (no validation split): only the
@@ -31,22 +37,50 @@ def plot_curves(history: Sequence[dict[str, Any]], best_epoch: int | None = None
         fig.text(0.5, 0.5, "no epochs recorded yet", ha="center", va="center", fontsize=FONT + 2)
         return fig
     epochs = [r["epoch"] for r in history]
-    for ax, key, title in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("Loss", "Accuracy"), strict=True):
-        train = [(e, r.get(key)) for e, r in zip(epochs, history, strict=True) if r.get(key) is not None]
-        ax.plot([e for e, _ in train], [v for _, v in train], "o-", color=TRAIN, label="train", ms=4)
-        val = [(e, r.get(f"val_{key}")) for e, r in zip(epochs, history, strict=True) if r.get(f"val_{key}") is not None]
+    for ax, key, title in zip(
+        fig.subplots(1, 2), ("loss", "accuracy"), ("Loss", "Accuracy"), strict=True
+    ):
+        train = [
+            (e, r.get(key)) for e, r in zip(epochs, history, strict=True) if r.get(key) is not None
+        ]
+        ax.plot(
+            [e for e, _ in train], [v for _, v in train], "o-", color=TRAIN, label="train", ms=4
+        )
+        val = [
+            (e, r.get(f"val_{key}"))
+            for e, r in zip(epochs, history, strict=True)
+            if r.get(f"val_{key}") is not None
+        ]
         if val:
-            ax.plot([e for e, _ in val], [v for _, v in val], "s-", color=VAL, label="validation", ms=4)
+            ax.plot(
+                [e for e, _ in val], [v for _, v in val], "s-", color=VAL, label="validation", ms=4
+            )
         if best_epoch is not None:
             ax.axvline(best_epoch, color=CORRECT, ls="--", lw=1, label=f"best (epoch {best_epoch})")
         if stopped_epoch is not None:
-            ax.axvline(stopped_epoch, color=WRONG, ls=":", lw=1.2, label=f"early stop (epoch {stopped_epoch})")
+            ax.axvline(
+                stopped_epoch,
+                color=WRONG,
+                ls=":",
+                lw=1.2,
+                label=f"early stop (epoch {stopped_epoch})",
+            )
         ax.set_title(title, fontsize=FONT + 2)
         ax.set_xlabel("epoch", fontsize=FONT)
-        ax.set_xticks(epochs if len(epochs) <= 20 else np.unique(np.linspace(epochs[0], epochs[-1], 10).round().astype(int)))
+        ax.set_xticks(
+            epochs
+            if len(epochs) <= 20
+            else np.unique(np.linspace(epochs[0], epochs[-1], 10).round().astype(int))
+        )
         ax.grid(alpha=0.3)
     # One legend under both panels: inside an axes it hides the curves or the epoch markers.
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=FONT, frameon=False)
+    fig.legend(
+        *ax.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=4,
+        fontsize=FONT,
+        frameon=False,
+    )
     return fig
 
 
@@ -59,10 +93,23 @@ def plot_confusion(confusion, classes: Sequence[str], normalize: bool = False) -
     fig = new_figure(size + 1, size)
     ax = fig.add_subplot()
     im = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class" if normalize else "images",
-                 format=PercentFormatter(1.0, decimals=0) if normalize else None)  # fmt: skip
-    tick_font = min(FONT, max(4, 600 // max(k, 1)))  # many classes: smaller names, still one per row
-    ax.set_xticks(range(k), classes, rotation=45 if k <= 30 else 90, ha="right" if k <= 30 else "center", fontsize=tick_font)
+    fig.colorbar(
+        im,
+        ax=ax,
+        shrink=0.8,
+        label="share of the true class" if normalize else "images",
+        format=PercentFormatter(1.0, decimals=0) if normalize else None,
+    )
+    tick_font = min(
+        FONT, max(4, 600 // max(k, 1))
+    )  # many classes: smaller names, still one per row
+    ax.set_xticks(
+        range(k),
+        classes,
+        rotation=45 if k <= 30 else 90,
+        ha="right" if k <= 30 else "center",
+        fontsize=tick_font,
+    )
     ax.set_yticks(range(k), classes, fontsize=tick_font)
     ax.set_xlabel("predicted", fontsize=FONT + 1)
     ax.set_ylabel("true", fontsize=FONT + 1)
@@ -77,7 +124,15 @@ def plot_confusion(confusion, classes: Sequence[str], normalize: bool = False) -
             text = f"{v:.0%}" if normalize else f"{int(v)}"
             if k > 20 and v == 0:
                 continue
-            ax.text(j, i, text, ha="center", va="center", fontsize=cell_font, color="white" if v > top * 0.55 else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=cell_font,
+                color="white" if v > top * 0.55 else "black",
+            )
     return fig
 
 
@@ -96,10 +151,19 @@ def plot_per_class_accuracy(confusion, classes: Sequence[str]) -> Figure:
     ax.axvline(mean, color="black", lw=1, ls="--")
     # Values in a column right of the axes, so neither the bars nor the mean line cross them.
     for i, a in enumerate(acc):
-        ax.annotate(f"{a:.1%}", (1.0, i), xytext=(4, 0), textcoords="offset points", va="center",
-                    fontsize=FONT - 1, annotation_clip=False)  # fmt: skip
+        ax.annotate(
+            f"{a:.1%}",
+            (1.0, i),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=FONT - 1,
+            annotation_clip=False,
+        )
     ax.set_xlabel("accuracy (recall)", fontsize=FONT)
-    ax.set_title(f"Per-class accuracy (dashed: mean {mean:.1%}; red: below the mean)", fontsize=FONT)
+    ax.set_title(
+        f"Per-class accuracy (dashed: mean {mean:.1%}; red: below the mean)", fontsize=FONT
+    )
     return fig
 
 
@@ -108,18 +172,28 @@ def most_confused(confusion, classes: Sequence[str], k: int = 5) -> list[tuple[s
     cm = _square(confusion, classes).copy()
     np.fill_diagonal(cm, 0)
     order = np.argsort(-cm, axis=None, kind="stable")[:k]
-    pairs = [(classes[i // len(classes)], classes[i % len(classes)], int(cm.flat[i])) for i in order]
+    pairs = [
+        (classes[i // len(classes)], classes[i % len(classes)], int(cm.flat[i])) for i in order
+    ]
     return [p for p in pairs if p[2] > 0]
 
 
-def plot_lr_schedule(lr: float, schedule: str, warmup: float, epochs: int, steps_per_epoch: int,
-                     stop_step: int | None = None) -> Figure:  # fmt: skip
+def plot_lr_schedule(
+    lr: float,
+    schedule: str,
+    warmup: float,
+    epochs: int,
+    steps_per_epoch: int,
+    stop_step: int | None = None,
+) -> Figure:
     """The learning rate at every step of a training config; ``stop_step`` (max_steps) marks
     where the run ends before the schedule does."""
     from sightline.train.optim import lr_factor
 
     if epochs < 1 or steps_per_epoch < 1:
-        raise ConfigError(f"cannot draw a schedule of {epochs} epochs x {steps_per_epoch} steps: both must be at least 1")
+        raise ConfigError(
+            f"cannot draw a schedule of {epochs} epochs x {steps_per_epoch} steps: both must be at least 1"
+        )
     total = epochs * steps_per_epoch
     steps = np.arange(total)
     values = [lr * lr_factor(schedule, int(s), total, warmup) for s in steps]
@@ -128,9 +202,18 @@ def plot_lr_schedule(lr: float, schedule: str, warmup: float, epochs: int, steps
     ax.plot(steps / steps_per_epoch, values, color=TRAIN)
     ax.set_xlabel("epoch", fontsize=FONT)
     ax.set_ylabel("learning rate", fontsize=FONT)
-    ax.set_title(f"{schedule} schedule: peak {lr:g}, warm-up {warmup:.0%}, {epochs} epochs x {steps_per_epoch} steps", fontsize=FONT)
+    ax.set_title(
+        f"{schedule} schedule: peak {lr:g}, warm-up {warmup:.0%}, {epochs} epochs x {steps_per_epoch} steps",
+        fontsize=FONT,
+    )
     if stop_step is not None and stop_step < total:
-        ax.axvline(stop_step / steps_per_epoch, color=WRONG, ls=":", lw=1.2, label=f"stops at step {stop_step:,} (max steps)")
+        ax.axvline(
+            stop_step / steps_per_epoch,
+            color=WRONG,
+            ls=":",
+            lw=1.2,
+            label=f"stops at step {stop_step:,} (max steps)",
+        )
         ax.legend(fontsize=FONT - 1)
     ax.grid(alpha=0.3)
     return fig

@@ -42,12 +42,16 @@ def to_display(image) -> np.ndarray:
     a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
-    if a.ndim == 3 and (isinstance(image, torch.Tensor) or (a.shape[0] in (1, 3) and a.shape[2] not in (1, 3))):
+    if a.ndim == 3 and (
+        isinstance(image, torch.Tensor) or (a.shape[0] in (1, 3) and a.shape[2] not in (1, 3))
+    ):
         a = a.transpose(1, 2, 0)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise DataError(f"cannot show an image of shape {tuple(image.shape)}: expected (C,H,W) with 1 or 3 channels, (H,W,C) or (H,W)")
+        raise DataError(
+            f"cannot show an image of shape {tuple(image.shape)}: expected (C,H,W) with 1 or 3 channels, (H,W,C) or (H,W)"
+        )
     return a
 
 
@@ -68,7 +72,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
-        raise SightlineError(f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}")
+        raise SightlineError(
+            f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}"
+        )
     with atomic_open(path, "wb") as f:  # the one atomic writer of the project
         fig.savefig(f, format=fmt, dpi=dpi)
     return path
@@ -84,20 +90,34 @@ def grid_shape(n: int, rows: int, cols: int) -> tuple[int, int]:
     return rows, cols
 
 
-def check_predictions(n: int, labels: np.ndarray, probs: np.ndarray | None, classes: Sequence[str]) -> None:
+def check_predictions(
+    n: int, labels: np.ndarray, probs: np.ndarray | None, classes: Sequence[str]
+) -> None:
     """Clear errors for mismatched plot inputs instead of an IndexError deep inside matplotlib."""
     if len(labels) != n:
         raise DataError(f"{n} images but {len(labels)} labels: pass one label per image")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise DataError(f"labels run from {labels.min()} to {labels.max()} but there are {len(classes)} class names")
+        raise DataError(
+            f"labels run from {labels.min()} to {labels.max()} but there are {len(classes)} class names"
+        )
     if probs is not None and (probs.ndim != 2 or probs.shape != (n, len(classes))):
-        raise DataError(f"probabilities have shape {tuple(probs.shape)}; expected ({n}, {len(classes)}): one row per image, one column per class")
+        raise DataError(
+            f"probabilities have shape {tuple(probs.shape)}; expected ({n}, {len(classes)}): one row per image, one column per class"
+        )
 
 
 # ----------------------------------------------------------------------------- image grids
-def image_grid(images: Sequence, captions: Sequence[str], cols: int, *, colors: Sequence[str] | None = None,
-               dark_background: bool = False, cell: tuple[float, float] = (1.9, 2.0), caption_lines: int = 2,
-               fontsize: float = FONT - 1) -> Figure:  # fmt: skip
+def image_grid(
+    images: Sequence,
+    captions: Sequence[str],
+    cols: int,
+    *,
+    colors: Sequence[str] | None = None,
+    dark_background: bool = False,
+    cell: tuple[float, float] = (1.9, 2.0),
+    caption_lines: int = 2,
+    fontsize: float = FONT - 1,
+) -> Figure:
     """Images in a grid, a caption under each, all drawn in ONE axes (data units = inches).
 
     One matplotlib axes per image made a 25-image grid cost 0.3–0.5 s to lay out and draw (tick
@@ -122,11 +142,25 @@ def image_grid(images: Sequence, captions: Sequence[str], cols: int, *, colors: 
         iw, ih = (box, box * h / w) if w >= h else (box * w / h, box)
         x0, y0 = c * cw + (cw - iw) / 2, r * ch + pad + (box - ih)
         gray = a.ndim == 2
-        ax.imshow(a, cmap=("binary" if dark_background else "gray") if gray else None, vmin=0 if gray else None,
-                  vmax=255 if gray else None, extent=(x0, x0 + iw, y0 + ih, y0), interpolation="nearest", aspect="auto")  # fmt: skip
+        ax.imshow(
+            a,
+            cmap=("binary" if dark_background else "gray") if gray else None,
+            vmin=0 if gray else None,
+            vmax=255 if gray else None,
+            extent=(x0, x0 + iw, y0 + ih, y0),
+            interpolation="nearest",
+            aspect="auto",
+        )
         ax.add_patch(Rectangle((x0, y0), iw, ih, fill=False, lw=0.6, edgecolor="#888888"))
-        ax.text(c * cw + cw / 2, y0 + ih + 0.05, captions[k], ha="center", va="top", fontsize=fontsize,
-                color=colors[k] if colors is not None else "black")  # fmt: skip
+        ax.text(
+            c * cw + cw / 2,
+            y0 + ih + 0.05,
+            captions[k],
+            ha="center",
+            va="top",
+            fontsize=fontsize,
+            color=colors[k] if colors is not None else "black",
+        )
     ax.set_xlim(0, cw * cols)
     ax.set_ylim(ch * rows, 0)
     return fig

@@ -46,7 +46,9 @@ def require_server_packages() -> None:
     """Raise ``SightlineError`` naming the install command when a server package is missing."""
     missing = _missing_packages()
     if missing:
-        raise SightlineError(f"the web server needs {', '.join(missing)}, which are not installed: {INSTALL_HINT}")
+        raise SightlineError(
+            f"the web server needs {', '.join(missing)}, which are not installed: {INSTALL_HINT}"
+        )
 
 
 def __getattr__(name: str) -> Any:

@@ -77,7 +77,9 @@ def create_app(
     if engine == "onnx":
         from sightline.onnx_model import require_packages
 
-        require_packages(["onnxruntime"], "serving with --engine onnx")  # at start, not at the first request
+        require_packages(
+            ["onnxruntime"], "serving with --engine onnx"
+        )  # at start, not at the first request
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     app = FastAPI(
@@ -85,7 +87,7 @@ def create_app(
         version=__version__,
         description="Classify images with trained runs, browse and delete runs, list datasets, start, "
         "watch (Server-Sent Events), stop and resume training jobs. "
-        "Errors are JSON {\"error\": message}. Calls that change something (POST, DELETE) need "
+        'Errors are JSON {"error": message}. Calls that change something (POST, DELETE) need '
         "the header 'X-Sightline-Request: 1'.",
         default_response_class=JSONResponse,
         lifespan=_lifespan,
@@ -98,8 +100,13 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         models=ModelCache(root, model_cache_size, device, engine),
     )
-    app.state.jobs = JobPool(JobStore(root), root, max_workers=max_workers, shutdown_timeout=shutdown_timeout,
-                             exclusive=exclusive_jobs)  # fmt: skip
+    app.state.jobs = JobPool(
+        JobStore(root),
+        root,
+        max_workers=max_workers,
+        shutdown_timeout=shutdown_timeout,
+        exclusive=exclusive_jobs,
+    )
     app.state.start_workers = start_workers
     app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
@@ -125,8 +132,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             started = True
         else:
             pool.recover()
-    except (sqlite3.Error, OSError, SightlineError) as e:  # e.g. a read-only runs folder: serve the rest
-        log.error("training jobs are unavailable: the job store %s cannot be used (%s)", pool.store.path, e)
+    except (
+        sqlite3.Error,
+        OSError,
+        SightlineError,
+    ) as e:  # e.g. a read-only runs folder: serve the rest
+        log.error(
+            "training jobs are unavailable: the job store %s cannot be used (%s)",
+            pool.store.path,
+            e,
+        )
     try:
         yield
     finally:

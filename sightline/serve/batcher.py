@@ -47,14 +47,21 @@ class Batcher:
     ``Batcher``: one that is dropped without ``close`` (an app never started, in a test) is
     closed when it is garbage-collected, and its thread ends."""
 
-    def __init__(self, name: str, logits: Callable[[torch.Tensor], torch.Tensor], input_shape: Sequence[int],
-                 max_batch: int = DEFAULT_MAX_BATCH) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        logits: Callable[[torch.Tensor], torch.Tensor],
+        input_shape: Sequence[int],
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self.name = name
         self.input_shape = tuple(input_shape)
         self._queue = _Queue(name, logits, max_batch)
-        self._thread = threading.Thread(target=self._queue.serve, name=f"sightline-batcher-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._queue.serve, name=f"sightline-batcher-{name}", daemon=True
+        )
         self._thread.start()
         weakref.finalize(self, self._queue.close)
 
@@ -64,9 +71,15 @@ class Batcher:
 
     def submit(self, images: torch.Tensor) -> Future:
         """A future of the probabilities (N, K) of prepared uint8 ``images`` (N, C, H, W)."""
-        if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape:
-            raise ValueError(f"{self.name}: expected prepared uint8 images (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {images.dtype} {tuple(images.shape)}")  # fmt: skip
+        if (
+            images.dtype != torch.uint8
+            or images.ndim != 4
+            or tuple(images.shape[1:]) != self.input_shape
+        ):
+            raise ValueError(
+                f"{self.name}: expected prepared uint8 images (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {images.dtype} {tuple(images.shape)}"
+            )
         return self._queue.submit(images)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -90,14 +103,18 @@ class Batcher:
 class _Queue:
     """The queue of one ``Batcher`` and its thread's loop (apart from it: see ``Batcher``)."""
 
-    def __init__(self, name: str, logits: Callable[[torch.Tensor], torch.Tensor], max_batch: int) -> None:
+    def __init__(
+        self, name: str, logits: Callable[[torch.Tensor], torch.Tensor], max_batch: int
+    ) -> None:
         self.name = name
         self.logits = logits
         self.max_batch = max_batch
         self.pending: deque[tuple[torch.Tensor, Future]] = deque()
         self.cond = threading.Condition()
         self.closed = False
-        self.run_lock = threading.Lock()  # the forward passes after close: one at a time, as before it
+        self.run_lock = (
+            threading.Lock()
+        )  # the forward passes after close: one at a time, as before it
 
     def submit(self, images: torch.Tensor) -> Future:
         future: Future = Future()
@@ -163,8 +180,15 @@ class BatchedModel:
     results: the request's thread prepares its images and builds its rows; only the forward
     pass is shared with the other requests."""
 
-    def __init__(self, name: str, model: Any, preprocess: Preprocess, classes: Sequence[str],
-                 device: torch.device | str | None = None, max_batch: int = DEFAULT_MAX_BATCH) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        model: Any,
+        preprocess: Preprocess,
+        classes: Sequence[str],
+        device: torch.device | str | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
         self.name = name
         self.preprocess = preprocess
         self.classes = list(classes)
@@ -174,8 +198,9 @@ class BatchedModel:
 
         self.batcher = Batcher(name, logits, preprocess.input_shape, max_batch)
 
-    def predict_images(self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3,
-                       keep_seen: bool = False) -> PredictionReport:  # fmt: skip
+    def predict_images(
+        self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, keep_seen: bool = False
+    ) -> PredictionReport:
         """(name, image) pairs → ``PredictionReport``, as ``sightline.predict.predict_images``."""
         report = PredictionReport([], [])
         for start in range(0, len(images), PREPARE_CHUNK):
@@ -183,7 +208,9 @@ class BatchedModel:
             report.skipped += prepared.skipped
             if prepared.names:
                 probs = self.batcher.probabilities(prepared.images)
-                report.predictions += prediction_rows(prepared, probs, self.classes, top_k, keep_seen)
+                report.predictions += prediction_rows(
+                    prepared, probs, self.classes, top_k, keep_seen
+                )
         return report
 
     def close(self, timeout: float | None = 0.0) -> None:

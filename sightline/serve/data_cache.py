@@ -76,8 +76,11 @@ def require_downloaded(name: str, cache_dir: Any = None, mirror: Any = None) -> 
 
     info = dataset_info(name, cache_dir=cache_dir, mirror=mirror)
     if not (info["cached"] or info["mirrored"]):
-        raise HTTPException(409, f"dataset {info['name']} is not downloaded: run `sightline datasets --download {info['name']}` "
-                                 "on the server first")  # fmt: skip
+        raise HTTPException(
+            409,
+            f"dataset {info['name']} is not downloaded: run `sightline datasets --download {info['name']}` "
+            "on the server first",
+        )
 
 
 def run_test_split(cache: BoundedCache, run: Run):
@@ -88,7 +91,10 @@ def run_test_split(cache: BoundedCache, run: Run):
     evaluation (then the indices of its results would point at other images)."""
     from sightline import evaluation_store as store
 
-    stamp = (_stat(run.path / "config.json"), _stat(run.path / store.FOLDER / f"{store.TEST_KEY}.logits.safetensors"))
+    stamp = (
+        _stat(run.path / "config.json"),
+        _stat(run.path / store.FOLDER / f"{store.TEST_KEY}.logits.safetensors"),
+    )
     return cache.get(run.name, stamp, lambda: _load_test_split(run))
 
 
@@ -99,22 +105,32 @@ def _load_test_split(run: Run):
     opts = run.config.get("data", {})
     source = str(opts.get("name_or_path"))
     if opts.get("in_memory"):
-        raise HTTPException(409, f"run {run.name} was trained on a dataset made in memory ({source!r}), which the "
-                                 "server cannot load again: its test images cannot be shown")  # fmt: skip
+        raise HTTPException(
+            409,
+            f"run {run.name} was trained on a dataset made in memory ({source!r}), which the "
+            "server cannot load again: its test images cannot be shown",
+        )
     spec = find_dataset_spec(source)
     if spec is not None:
         require_downloaded(spec.name, opts.get("cache_dir"), opts.get("mirror"))
     try:
         data = run.load_data(progress=False)
     except SightlineError as e:
-        raise HTTPException(409, f"the test images of run {run.name} cannot be loaded: {e}") from None
+        raise HTTPException(
+            409, f"the test images of run {run.name} cannot be loaded: {e}"
+        ) from None
     if data.test is None:
         raise HTTPException(409, f"run {run.name}'s data ({source}) has no test split")
     saved = store.load_logits(run.path, store.TEST_KEY)
-    if saved is not None and (len(saved[1]) != len(data.test) or not bool((saved[1] == data.test.labels).all())):
-        raise HTTPException(409, f"the test images of run {run.name} changed since it was evaluated ({len(data.test)} "
-                                 f"images now, {len(saved[1])} then): evaluate it again with "
-                                 f"`sightline evaluate {run.name}`")  # fmt: skip
+    if saved is not None and (
+        len(saved[1]) != len(data.test) or not bool((saved[1] == data.test.labels).all())
+    ):
+        raise HTTPException(
+            409,
+            f"the test images of run {run.name} changed since it was evaluated ({len(data.test)} "
+            f"images now, {len(saved[1])} then): evaluate it again with "
+            f"`sightline evaluate {run.name}`",
+        )
     return data.test
 
 
@@ -140,7 +156,12 @@ def _load_preview(name: str) -> BuiltinPreview:
     from sightline.data import load_dataset
 
     data = load_dataset(name, val_split=None, progress=False)
-    splits = {split: dict(zip(data.classes, part.class_counts(data.num_classes), strict=True))
-              for split, part in data.splits().items()}  # fmt: skip
-    samples = [data.train.images[data.train.labels == c][:SAMPLES_KEPT].clone() for c in range(data.num_classes)]
+    splits = {
+        split: dict(zip(data.classes, part.class_counts(data.num_classes), strict=True))
+        for split, part in data.splits().items()
+    }
+    samples = [
+        data.train.images[data.train.labels == c][:SAMPLES_KEPT].clone()
+        for c in range(data.num_classes)
+    ]
     return BuiltinPreview(list(data.classes), splits, samples)

@@ -33,9 +33,11 @@ KINDS = ("builtin", "folder")
 MAX_SAMPLES = 32
 SAMPLE_SIDE = 56  # small images are enlarged to at least this
 FOLDER_CELL = 96  # a folder's photos are shrunk to fit this square
-FOLDER_NOTE = ("for an image folder trained from scratch, the folder recipe may change epochs, batch_size, "
-               "optimizer, lr, weight_decay, translate and flip to suit the number of images (the job's "
-               "messages say what it chose)")  # fmt: skip
+FOLDER_NOTE = (
+    "for an image folder trained from scratch, the folder recipe may change epochs, batch_size, "
+    "optimizer, lr, weight_decay, translate and flip to suit the number of images (the job's "
+    "messages say what it chose)"
+)
 
 
 def _builtin_name(name: str) -> str:
@@ -44,8 +46,9 @@ def _builtin_name(name: str) -> str:
     try:
         return get_dataset_spec(name).name
     except SightlineError:
-        raise HTTPException(404, f"no built-in dataset named {name[:80]!r}; they are: "
-                                 f"{', '.join(list_datasets())}") from None  # fmt: skip
+        raise HTTPException(
+            404, f"no built-in dataset named {name[:80]!r}; they are: {', '.join(list_datasets())}"
+        ) from None
 
 
 def _folder(request: Request, name: str) -> Path:
@@ -54,8 +57,13 @@ def _folder(request: Request, name: str) -> Path:
     for folder in folders:
         if name in (folder.name, folder.resolve().name):
             return folder
-    known = ", ".join(f.resolve().name for f in folders) or "none (start the server with --data-dir FOLDER)"
-    raise HTTPException(404, f"no data folder named {name[:80]!r}; the server's folders are: {known}")
+    known = (
+        ", ".join(f.resolve().name for f in folders)
+        or "none (start the server with --data-dir FOLDER)"
+    )
+    raise HTTPException(
+        404, f"no data folder named {name[:80]!r}; the server's folders are: {known}"
+    )
 
 
 def _check_kind(kind: str) -> None:
@@ -63,7 +71,10 @@ def _check_kind(kind: str) -> None:
         raise HTTPException(404, f"unknown dataset kind {kind[:40]!r}: use 'builtin' or 'folder'")
 
 
-@router.get("/datasets/{kind}/{name}", summary="One dataset: classes, images per class and split, availability")
+@router.get(
+    "/datasets/{kind}/{name}",
+    summary="One dataset: classes, images per class and split, availability",
+)
 def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
     from sightline.data import dataset_info, folder_info
 
@@ -72,16 +83,39 @@ def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
         try:
             info = folder_info(_folder(request, name))
         except (SightlineError, OSError) as e:  # a folder that went away or holds no classes
-            return {"name": name, "kind": kind, "classes": [], "splits": {}, "available": False, "message": str(e)}
-        return {"name": info["name"], "kind": kind, "classes": [c["name"] for c in info["classes"]],
-                "splits": info["splits"], "sizes": {k: sum(v.values()) for k, v in info["splits"].items()},
-                "available": True, "message": None}  # fmt: skip
+            return {
+                "name": name,
+                "kind": kind,
+                "classes": [],
+                "splits": {},
+                "available": False,
+                "message": str(e),
+            }
+        return {
+            "name": info["name"],
+            "kind": kind,
+            "classes": [c["name"] for c in info["classes"]],
+            "splits": info["splits"],
+            "sizes": {k: sum(v.values()) for k, v in info["splits"].items()},
+            "available": True,
+            "message": None,
+        }
     info = dataset_info(_builtin_name(name))
-    out = {"name": info["name"], "kind": kind, "classes": info["classes"], "splits": {},
-           "sizes": {"train": info["train"], "test": info["test"]}, "available": True, "message": None}  # fmt: skip
+    out = {
+        "name": info["name"],
+        "kind": kind,
+        "classes": info["classes"],
+        "splits": {},
+        "sizes": {"train": info["train"], "test": info["test"]},
+        "available": True,
+        "message": None,
+    }
     if not (info["cached"] or info["mirrored"]):
-        return {**out, "available": False,
-                "message": f"not downloaded: run `sightline datasets --download {info['name']}` on the server"}  # fmt: skip
+        return {
+            **out,
+            "available": False,
+            "message": f"not downloaded: run `sightline datasets --download {info['name']}` on the server",
+        }
     try:
         out["splits"] = builtin_preview(_settings(request).previews, info["name"]).splits
     except SightlineError as e:  # e.g. a damaged cached file: the message says what to do
@@ -89,8 +123,10 @@ def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
     return out
 
 
-@router.get("/datasets/{kind}/{name}/samples/{class_index}.png",
-            summary="A row of training images of one class (deterministic)")  # fmt: skip
+@router.get(
+    "/datasets/{kind}/{name}/samples/{class_index}.png",
+    summary="A row of training images of one class (deterministic)",
+)
 def dataset_samples(
     kind: str,
     name: str,
@@ -113,7 +149,9 @@ def dataset_samples(
 
 def _check_class(index: int, classes: list[str]) -> None:
     if not 0 <= index < len(classes):
-        raise HTTPException(404, f"no class {index}: the classes are 0..{len(classes) - 1} ({', '.join(classes)})")
+        raise HTTPException(
+            404, f"no class {index}: the classes are 0..{len(classes) - 1} ({', '.join(classes)})"
+        )
 
 
 def _folder_samples(root: Path, class_index: int, n: int):
@@ -142,7 +180,9 @@ def _folder_samples(root: Path, class_index: int, n: int):
     return image_row(tiles, max((max(t.size) for t in tiles), default=SAMPLE_SIDE))
 
 
-@router.get("/models", summary="The model architectures and the training defaults `sightline train` uses")
+@router.get(
+    "/models", summary="The model architectures and the training defaults `sightline train` uses"
+)
 def models() -> dict[str, Any]:
     from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
     from sightline.train.config import resolve_config
@@ -151,18 +191,31 @@ def models() -> dict[str, Any]:
     for entry in list_models():
         defaults = resolve_config(entry.train_defaults).to_dict()
         defaults.pop("extra", None)
-        row: dict[str, Any] = {"name": entry.name, "description": entry.description,
-                               "pretrained": entry.pretrained_input is not None, "options": entry.options(),
-                               "defaults": defaults, "folder_note": FOLDER_NOTE}  # fmt: skip
+        row: dict[str, Any] = {
+            "name": entry.name,
+            "description": entry.description,
+            "pretrained": entry.pretrained_input is not None,
+            "options": entry.options(),
+            "defaults": defaults,
+            "folder_note": FOLDER_NOTE,
+        }
         if entry.pretrained_input is not None:
             fine_tune = resolve_config(entry.train_defaults, pretrained=True).to_dict()
-            row["pretrained_defaults"] = {k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]}
+            row["pretrained_defaults"] = {
+                k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]
+            }
         out.append(row)
     # A built-in dataset may default to another model than folders do (POST /api/jobs with no model).
-    return {"models": out, "default": DEFAULT_MODEL, "dataset_defaults": dict(DATASET_DEFAULT_MODELS)}
+    return {
+        "models": out,
+        "default": DEFAULT_MODEL,
+        "dataset_defaults": dict(DATASET_DEFAULT_MODELS),
+    }
 
 
-@router.get("/recipes", summary="The named training recipes (a job's recipe field takes one's name)")
+@router.get(
+    "/recipes", summary="The named training recipes (a job's recipe field takes one's name)"
+)
 def recipes() -> dict[str, Any]:
     """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name. Each
     as it trains on this server's machine (a CPU with AMX has variants: ``variant`` says so), so

@@ -57,10 +57,14 @@ class JSONResponse(_StarletteJSONResponse):
     """Strict JSON (NaN → null), UTF-8 as is: the app's default response class."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(
+            finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
@@ -71,8 +75,14 @@ def status_of(error: SightlineError) -> int:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header", "form"))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+        where = ".".join(
+            str(p)
+            for p in err.get("loc", ())
+            if p not in ("body", "query", "path", "header", "form")
+        )
+        parts.append(
+            f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))
+        )
     return "invalid request: " + "; ".join(parts)
 
 
@@ -89,7 +99,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
-            message = f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"
+            message = (
+                f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"
+            )
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
@@ -98,4 +110,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The details (and the traceback) go to the server's log, not to the client.
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
+        return error_response(
+            500, f"internal server error ({type(exc).__name__}); the server log has the details"
+        )

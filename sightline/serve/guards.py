@@ -49,7 +49,11 @@ def _host_name(host_header: str) -> str:
     """'127.0.0.1:8000' → '127.0.0.1'; '[::1]:8000' → '::1'."""
     if host_header.startswith("["):
         return host_header[1 : host_header.find("]")].lower()
-    return host_header.rsplit(":", 1)[0].lower() if host_header.count(":") == 1 else host_header.lower()
+    return (
+        host_header.rsplit(":", 1)[0].lower()
+        if host_header.count(":") == 1
+        else host_header.lower()
+    )
 
 
 class AccessGuard:
@@ -72,7 +76,9 @@ class AccessGuard:
        pages and ``curl -H 'X-Sightline-Request: 1'`` can.
     """
 
-    def __init__(self, app: Any, token: str | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: Any, token: str | None = None, allowed_hosts: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
@@ -90,26 +96,49 @@ class AccessGuard:
         if self.token is None:
             host = _host_name(_header(scope, "host") or "")
             if not is_loopback(host) and host not in self.allowed_hosts:
-                return error_response(403, f"host {host!r} is not allowed: open the server as http://127.0.0.1 "
-                                           "(or start it with a token to reach it by another name)")  # fmt: skip
+                return error_response(
+                    403,
+                    f"host {host!r} is not allowed: open the server as http://127.0.0.1 "
+                    "(or start it with a token to reach it by another name)",
+                )
         elif path not in OPEN_PATHS:
             in_query = _query_token(scope)
-            if in_query is not None and scope.get("method") in ("GET", "HEAD") and not path.startswith("/api/"):
+            if (
+                in_query is not None
+                and scope.get("method") in ("GET", "HEAD")
+                and not path.startswith("/api/")
+            ):
                 return self._cookie_redirect(scope, in_query)
             given = _given_token(scope)
             if given is None:
                 if not path.startswith("/api/"):
-                    return page_refusal(401, "This server needs its token: open the address <code>sightline serve</code> "
-                                             "printed (it ends in <code>?token=…</code>).")  # fmt: skip
-                return error_response(401, f"this server needs a token: send 'Authorization: Bearer <token>' or "
-                                           f"'{TOKEN_HEADER}: <token>'", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+                    return page_refusal(
+                        401,
+                        "This server needs its token: open the address <code>sightline serve</code> "
+                        "printed (it ends in <code>?token=…</code>).",
+                    )
+                return error_response(
+                    401,
+                    f"this server needs a token: send 'Authorization: Bearer <token>' or "
+                    f"'{TOKEN_HEADER}: <token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             if not self._matches(given):
-                return error_response(403, "wrong token") if path.startswith("/api/") else page_refusal(403, "Wrong token.")
-        if scope.get("method", "GET") not in SAFE_METHODS and not (_header(scope, CSRF_HEADER) or "").strip():
-            return error_response(403, f"missing header '{CSRF_HEADER}: 1': every call that changes something "
-                                       "must carry it (protection against cross-site requests)")  # fmt: skip
+                return (
+                    error_response(403, "wrong token")
+                    if path.startswith("/api/")
+                    else page_refusal(403, "Wrong token.")
+                )
+        if (
+            scope.get("method", "GET") not in SAFE_METHODS
+            and not (_header(scope, CSRF_HEADER) or "").strip()
+        ):
+            return error_response(
+                403,
+                f"missing header '{CSRF_HEADER}: 1': every call that changes something "
+                "must carry it (protection against cross-site requests)",
+            )
         return None
-
 
     def _matches(self, given: str) -> bool:
         return self.token is not None and hmac.compare_digest(given.encode("utf-8"), self.token)
@@ -117,8 +146,13 @@ class AccessGuard:
     def _cookie_redirect(self, scope: Scope, given: str) -> Any:
         if not self._matches(given):
             return page_refusal(403, "Wrong token.")
-        rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-                if k != TOKEN_QUERY]  # fmt: skip
+        rest = [
+            (k, v)
+            for k, v in parse_qsl(
+                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+            )
+            if k != TOKEN_QUERY
+        ]
         target = scope.get("path", "/") + ("?" + urlencode(rest) if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
@@ -176,7 +210,9 @@ class BodyLimit:
 
     def _refusal(self) -> Any:
         mb = self.max_bytes / (1024 * 1024)
-        return error_response(413, f"request too large: the limit is {mb:g} MB per request (--max-upload-mb)")
+        return error_response(
+            413, f"request too large: the limit is {mb:g} MB per request (--max-upload-mb)"
+        )
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -185,7 +221,9 @@ class BodyLimit:
         declared = _header(scope, "content-length")
         if declared is not None:
             if not declared.strip().isdigit():
-                await error_response(400, f"bad Content-Length header {declared[:40]!r}")(scope, receive, send)
+                await error_response(400, f"bad Content-Length header {declared[:40]!r}")(
+                    scope, receive, send
+                )
                 return
             if int(declared) > self.max_bytes:
                 await self._refusal()(scope, receive, send)

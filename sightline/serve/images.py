@@ -21,10 +21,34 @@ if TYPE_CHECKING:  # tensors come in, but this module needs no PyTorch of its ow
 
 # Colour ramps as anchor colours (0..255), interpolated linearly: close to matplotlib's
 # "inferno" (saliency heat) and "viridis" (feature maps, as the report's figures draw them).
-_INFERNO = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21),
-                     (250, 193, 39), (252, 255, 164)], dtype=np.float32)  # fmt: skip
-_VIRIDIS = np.array([(68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137),
-                     (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37)], dtype=np.float32)  # fmt: skip
+_INFERNO = np.array(
+    [
+        (0, 0, 4),
+        (40, 11, 84),
+        (101, 21, 110),
+        (159, 42, 99),
+        (212, 72, 66),
+        (245, 125, 21),
+        (250, 193, 39),
+        (252, 255, 164),
+    ],
+    dtype=np.float32,
+)
+_VIRIDIS = np.array(
+    [
+        (68, 1, 84),
+        (72, 40, 120),
+        (62, 74, 137),
+        (49, 104, 142),
+        (38, 130, 142),
+        (31, 158, 137),
+        (53, 183, 121),
+        (110, 206, 88),
+        (181, 222, 43),
+        (253, 231, 37),
+    ],
+    dtype=np.float32,
+)
 RAMPS = {"inferno": _INFERNO, "viridis": _VIRIDIS}
 
 
@@ -89,7 +113,9 @@ def displayable(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def colorize(values: np.ndarray, ramp: str = "viridis", nan_color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def colorize(
+    values: np.ndarray, ramp: str = "viridis", nan_color: tuple[int, int, int] = (255, 255, 255)
+) -> np.ndarray:
     """Numbers in 0..1 (H, W) → uint8 RGB (H, W, 3) along a colour ramp; NaN → ``nan_color``."""
     anchors = RAMPS[ramp]
     v = np.asarray(values, dtype=np.float32)
@@ -102,7 +128,9 @@ def colorize(values: np.ndarray, ramp: str = "viridis", nan_color: tuple[int, in
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def saliency_overlay(seen: torch.Tensor, saliency: torch.Tensor, scale: int, alpha: float = 0.55) -> Image.Image:
+def saliency_overlay(
+    seen: torch.Tensor, saliency: torch.Tensor, scale: int, alpha: float = 0.55
+) -> Image.Image:
     """The heat map (H, W in 0..1) over the image the model saw (uint8 C, H, W), both enlarged
     ``scale`` times: the image's pixels stay sharp, the heat is interpolated smoothly."""
     base = enlarge(tensor_image(seen), scale).convert("RGB")
@@ -120,7 +148,9 @@ def mosaic_image(mosaic: np.ndarray, map_side: int, target_cell: int = 48) -> Im
     img = Image.fromarray(colorize(mosaic, "viridis"))
     if map_side > target_cell:
         f = target_cell / map_side
-        return img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.Resampling.BILINEAR)
+        return img.resize(
+            (max(1, round(img.width * f)), max(1, round(img.height * f))), Image.Resampling.BILINEAR
+        )
     return enlarge(img, max(1, min(16, target_cell // max(1, map_side))))
 
 
@@ -141,7 +171,9 @@ def bar_strip(values: torch.Tensor, height: int = 48, max_width: int = 768) -> I
     for i, x in enumerate(v):
         h = int(round(abs(x) / span * (height - 1)))
         rows = slice(zero - h, zero + 1) if x >= 0 else slice(zero, zero + h + 1)
-        img[rows, i * bar : i * bar + max(1, bar - (bar > 2))] = (76, 114, 176) if x >= 0 else (196, 78, 82)
+        img[rows, i * bar : i * bar + max(1, bar - (bar > 2))] = (
+            (76, 114, 176) if x >= 0 else (196, 78, 82)
+        )
     img[zero, :] = (68, 68, 68)
     return Image.fromarray(img)
 

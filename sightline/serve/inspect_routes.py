@@ -32,11 +32,16 @@ ORIGINAL_SIDE = 256  # the uploaded image is shown shrunk to this
 SEEN_SIDE = 224  # what the model saw is enlarged to about this
 
 
-@router.post("/inspect", summary="Look inside a run's model for one image: prediction, saliency, layer outputs")
+@router.post(
+    "/inspect",
+    summary="Look inside a run's model for one image: prediction, saliency, layer outputs",
+)
 def inspect(
     request: Request,
     file: Annotated[UploadFile | None, File(description="one image file")] = None,
-    test_index: Annotated[int | None, Form(ge=0, description="or: an index into the run's test split")] = None,
+    test_index: Annotated[
+        int | None, Form(ge=0, description="or: an index into the run's test split")
+    ] = None,
     run: Annotated[str | None, Form(description="run name (default: the newest run)")] = None,
     k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return")] = 5,
 ) -> dict[str, Any]:
@@ -49,12 +54,17 @@ def inspect(
     from sightline.serve.data_cache import run_test_split
 
     if (file is None) == (test_index is None):
-        raise HTTPException(400, "send exactly one of: 'file' (an image upload) or 'test_index' (an image of the "
-                                 "run's test split)")  # fmt: skip
+        raise HTTPException(
+            400,
+            "send exactly one of: 'file' (an image upload) or 'test_index' (an image of the "
+            "run's test split)",
+        )
     settings = _settings(request)
     if file is not None:  # a bad image is refused before a model is copied
         name = (file.filename or "upload")[:255]
-        opened = open_image(file.file.read(settings.max_upload_bytes + 1), name)  # ImageError → 415, with the reason
+        opened = open_image(
+            file.file.read(settings.max_upload_bytes + 1), name
+        )  # ImageError → 415, with the reason
     loaded, model = settings.models.private_copy(run or None)  # inspection hooks into the model
     pre = loaded.preprocess
     note = true_label = None
@@ -66,8 +76,11 @@ def inspect(
     else:
         split = run_test_split(settings.test_splits, loaded)
         if test_index >= len(split):  # type: ignore[operator]
-            raise HTTPException(404, f"run {loaded.name}'s test split has {len(split)} images "
-                                     f"(0..{len(split) - 1}): no image {test_index}")  # fmt: skip
+            raise HTTPException(
+                404,
+                f"run {loaded.name}'s test split has {len(split)} images "
+                f"(0..{len(split) - 1}): no image {test_index}",
+            )
         name = f"test image #{test_index}"
         seen = split.images[test_index]
         true_label = loaded.classes[int(split.labels[test_index])]
@@ -106,7 +119,16 @@ def _activations(result, names: list[str]) -> list[dict[str, Any]]:
             img = mosaic_image(map_mosaic(t, max_channels=32, cols=8), max(t.shape[1:]))
         else:
             img = bar_strip(t)
-        rows.append({"name": name, "shape": stats["shape"], "mean": stats["mean"], "std": stats["std"],
-                     "min": stats["min"], "max": stats["max"], "zeros": stats["zero_fraction"],
-                     "image": data_uri(img)})  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "shape": stats["shape"],
+                "mean": stats["mean"],
+                "std": stats["std"],
+                "min": stats["min"],
+                "max": stats["max"],
+                "zeros": stats["zero_fraction"],
+                "image": data_uri(img),
+            }
+        )
     return rows

@@ -41,11 +41,15 @@ log = logging.getLogger("sightline.serve")
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; there every process schedules (the store still counts the limit)
+except (
+    ImportError
+):  # Windows: no flock; there every process schedules (the store still counts the limit)
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".sightline-jobs.lock"  # in the runs folder: a dot name, never listed as a run
-STALE_S = 30.0  # a heartbeat this old means a lost worker, whatever its pid (job_worker.HEARTBEAT_S: 2 s)
+STALE_S = (
+    30.0  # a heartbeat this old means a lost worker, whatever its pid (job_worker.HEARTBEAT_S: 2 s)
+)
 RECOVER_EVERY_S = 5.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -79,8 +83,15 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
 
 
 class JobPool:
-    def __init__(self, store: JobStore, runs_dir: Path, max_workers: int = 1, poll_s: float = 0.5,
-                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S, exclusive: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: JobStore,
+        runs_dir: Path,
+        max_workers: int = 1,
+        poll_s: float = 0.5,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+        exclusive: bool = False,
+    ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self.store, self.runs_dir = store, Path(runs_dir)
@@ -107,7 +118,9 @@ class JobPool:
         then while it holds the lock file, which it tries to take now if it does not."""
         if not self.exclusive or self._lock_fd is not None:
             return True
-        self.runs_dir.mkdir(parents=True, exist_ok=True)  # as the store makes it: a new runs folder is fine
+        self.runs_dir.mkdir(
+            parents=True, exist_ok=True
+        )  # as the store makes it: a new runs folder is fine
         fd = os.open(self.runs_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,7 +161,9 @@ class JobPool:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         for proc in procs.values():
             if proc.poll() is None:
-                log.warning("job worker %s did not stop in %.0f s: terminating it", proc.pid, timeout)
+                log.warning(
+                    "job worker %s did not stop in %.0f s: terminating it", proc.pid, timeout
+                )
                 proc.terminate()
                 try:
                     proc.wait(timeout=5)
@@ -186,9 +201,13 @@ class JobPool:
         package_root = str(Path(sightline.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "sightline.serve.job_worker", str(self.runs_dir), job.id],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
-                                    start_new_session=os.name == "posix")  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sightline.serve.job_worker", str(self.runs_dir), job.id],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                start_new_session=os.name == "posix",
+            )
         except OSError as e:
             self.store.finish(job.id, "failed", error=f"could not start a worker process: {e}")
             return
@@ -203,7 +222,10 @@ class JobPool:
             for job_id in ended:
                 del self._procs[job_id]
         for job_id, proc in ended.items():
-            self._lost(job_id, f"the worker process ended without recording the job's end (exit code {proc.returncode})")
+            self._lost(
+                job_id,
+                f"the worker process ended without recording the job's end (exit code {proc.returncode})",
+            )
 
     def recover(self) -> list[str]:
         """Mark interrupted the active jobs whose worker is gone: not one of this server's,
@@ -219,8 +241,11 @@ class JobPool:
             stale = job.heartbeat is None or now - job.heartbeat > STALE_S
             if stale or (job.pid is not None and not pid_alive(job.pid)):
                 who = f"pid {job.pid}" if job.pid is not None else "never started"
-                if self._lost(job.id, f"the worker process ({who}) is gone: the server or the worker stopped during "
-                                      "the job; resume the job to continue from its last checkpoint"):  # fmt: skip
+                if self._lost(
+                    job.id,
+                    f"the worker process ({who}) is gone: the server or the worker stopped during "
+                    "the job; resume the job to continue from its last checkpoint",
+                ):
                     lost.append(job.id)
         return lost
 

@@ -31,31 +31,61 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recipe: str | None = Field(None, description="a named recipe (GET /api/recipes): its model, data split and "
-                                                 "training options; the options given here override it",
-                               examples=["fashion-mnist-fast"])  # fmt: skip
-    dataset: str | None = Field(None, description="a built-in dataset (default: the recipe's, else fashion-mnist)",
-                                examples=["mnist"])  # fmt: skip
-    folder: str | None = Field(None, description="instead of dataset: the name of one of the server's --data-dir "
-                                                 "folders (GET /api/datasets lists them)")  # fmt: skip
-    classes: list[str | int] | None = Field(None, description="keep only these classes (names or indices)")
-    model: str | None = Field(None, description="a registered model (default: airnet for fashion-mnist, else fastcnn; with pretrained: efficientnet-lite0)")
-    model_options: dict[str, Any] = Field(default_factory=dict, description="the model's options, e.g. {\"hidden\": 64}")
-    pretrained: bool = Field(False, description="start from ImageNet weights (a head on frozen features unless "
-                                                "options.freeze is false)")  # fmt: skip
+    recipe: str | None = Field(
+        None,
+        description="a named recipe (GET /api/recipes): its model, data split and "
+        "training options; the options given here override it",
+        examples=["fashion-mnist-fast"],
+    )
+    dataset: str | None = Field(
+        None,
+        description="a built-in dataset (default: the recipe's, else fashion-mnist)",
+        examples=["mnist"],
+    )
+    folder: str | None = Field(
+        None,
+        description="instead of dataset: the name of one of the server's --data-dir "
+        "folders (GET /api/datasets lists them)",
+    )
+    classes: list[str | int] | None = Field(
+        None, description="keep only these classes (names or indices)"
+    )
+    model: str | None = Field(
+        None,
+        description="a registered model (default: airnet for fashion-mnist, else fastcnn; with pretrained: efficientnet-lite0)",
+    )
+    model_options: dict[str, Any] = Field(
+        default_factory=dict, description='the model\'s options, e.g. {"hidden": 64}'
+    )
+    pretrained: bool = Field(
+        False,
+        description="start from ImageNet weights (a head on frozen features unless "
+        "options.freeze is false)",
+    )
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    patience: int | None = Field(None, description="early stopping after this many epochs without improvement")
-    options: dict[str, Any] = Field(default_factory=dict, description="other training options (TrainConfig fields: "
-                                                                      "optimizer, weight_decay, max_steps, seed, ...)")  # fmt: skip
-    val_split: float | Literal["test"] | None = Field(None, description="validation fraction, 0 for none, or 'test'")
+    patience: int | None = Field(
+        None, description="early stopping after this many epochs without improvement"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="other training options (TrainConfig fields: "
+        "optimizer, weight_decay, max_steps, seed, ...)",
+    )
+    val_split: float | Literal["test"] | None = Field(
+        None, description="validation fraction, 0 for none, or 'test'"
+    )
     data_seed: int | None = None
     channels: int | None = Field(None, description="folders: 1 or 3 (default: detect)")
-    size: int | list[int] | None = Field(None, description="folders: model input size, e.g. 64 or [64, 48]")
+    size: int | list[int] | None = Field(
+        None, description="folders: model input size, e.g. 64 or [64, 48]"
+    )
     resize: str | None = Field(None, description="folders: squash, crop or pad")
     name: str | None = Field(None, description="run folder name (default <dataset>-<model>-<time>)")
-    evaluate: bool = Field(True, description="evaluate the best checkpoint on the test split after training")
+    evaluate: bool = Field(
+        True, description="evaluate the best checkpoint on the test split after training"
+    )
     report: bool = Field(True, description="write the plots and report.html after training")
 
 
@@ -74,8 +104,14 @@ def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tu
             raise DataError(f"{e}{hint}") from None
         return spec.name, list(spec.classes)
     if req.folder not in names:
-        known = f": one of {', '.join(names)}" if names else ", and this server was started without --data-dir"
-        raise DataError(f"unknown folder {req.folder[:80]!r}; a folder is named by one of the server's data folders{known}")
+        known = (
+            f": one of {', '.join(names)}"
+            if names
+            else ", and this server was started without --data-dir"
+        )
+        raise DataError(
+            f"unknown folder {req.folder[:80]!r}; a folder is named by one of the server's data folders{known}"
+        )
     from sightline.data import folder_info
 
     path = Path(data_dirs[names.index(req.folder)]).resolve()
@@ -97,12 +133,20 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     if req.resize is not None and req.resize not in RESIZE_MODES:
         raise DataError(f"unknown resize mode {req.resize!r}: use {', '.join(RESIZE_MODES)}")
     size = parse_size(req.size)
-    out = {"classes": list(req.classes) if req.classes else None, "val_split": req.val_split,
-           "seed": req.data_seed, "channels": req.channels, "size": list(size) if size else None, "resize": req.resize}  # fmt: skip
+    out = {
+        "classes": list(req.classes) if req.classes else None,
+        "val_split": req.val_split,
+        "seed": req.data_seed,
+        "channels": req.channels,
+        "size": list(size) if size else None,
+        "resize": req.resize,
+    }
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _model(req: JobRequest, recipe: Recipe | None, dataset: str) -> tuple[str, dict[str, Any], bool]:
+def _model(
+    req: JobRequest, recipe: Recipe | None, dataset: str
+) -> tuple[str, dict[str, Any], bool]:
     """(model name, its options, pretrained), checked against the model registry."""
     from sightline.models import default_model, get_model_entry
     from sightline.train.transfer import default_pretrained_model, pretrained_input
@@ -111,10 +155,20 @@ def _model(req: JobRequest, recipe: Recipe | None, dataset: str) -> tuple[str, d
     pretrained = bool(req.pretrained or options.pop("pretrained", False))
     if recipe is not None:
         if pretrained:
-            raise ConfigError(f"recipe {recipe.name!r} trains {recipe.model} from scratch: drop pretrained or the recipe")
-        apply_recipe(recipe, req.model, {}, {}, {})  # ConfigError for another model than the recipe's
+            raise ConfigError(
+                f"recipe {recipe.name!r} trains {recipe.model} from scratch: drop pretrained or the recipe"
+            )
+        apply_recipe(
+            recipe, req.model, {}, {}, {}
+        )  # ConfigError for another model than the recipe's
         options = {**recipe.model_options, **options}
-    default = recipe.model if recipe is not None else default_pretrained_model() if pretrained else default_model(dataset)
+    default = (
+        recipe.model
+        if recipe is not None
+        else default_pretrained_model()
+        if pretrained
+        else default_model(dataset)
+    )
     name = req.model or default
     entry = get_model_entry(name)  # ModelError listing the models
     known = entry.options()
@@ -132,7 +186,12 @@ def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, A
     from sightline.models import get_model_entry
     from sightline.train.config import resolve_config
 
-    named = {"epochs": req.epochs, "batch_size": req.batch_size, "lr": req.lr, "patience": req.patience}
+    named = {
+        "epochs": req.epochs,
+        "batch_size": req.batch_size,
+        "lr": req.lr,
+        "patience": req.patience,
+    }
     twice = sorted(k for k, v in named.items() if v is not None and k in req.options)
     if twice:
         raise ConfigError(f"{', '.join(twice)} given twice: at the top level and in options")
@@ -142,7 +201,9 @@ def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, A
     if pretrained and user.get("freeze") is None:
         user["freeze"] = True  # as `sightline train --pretrained`: a head on frozen features
     elif not pretrained and user.get("freeze") is not None:
-        raise ConfigError("freeze goes with pretrained (it chooses how pretrained weights are trained)")
+        raise ConfigError(
+            "freeze goes with pretrained (it chooses how pretrained weights are trained)"
+        )
     try:
         resolve_config(get_model_entry(model).train_defaults, pretrained=pretrained, **user)
     except TypeError as e:  # a value of the wrong type reaching the config's checks
@@ -154,20 +215,37 @@ def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, A
     return user
 
 
-def resolve_job(req: JobRequest, data_dirs: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_job(
+    req: JobRequest, data_dirs: Sequence[Path]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
     a ``SightlineError`` with the CLI's message for an invalid one."""
     from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
 
-    recipe = get_recipe(req.recipe) if req.recipe is not None else None  # ConfigError naming the recipes
+    recipe = (
+        get_recipe(req.recipe) if req.recipe is not None else None
+    )  # ConfigError naming the recipes
     if recipe is not None:  # as run_training will pick it on this machine
         recipe = for_machine(recipe, req.model, req.options.get("device"), req.options.get("amp"))
-    dataset, classes = _data_source(req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET)
+    dataset, classes = _data_source(
+        req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET
+    )
     data_options = _data_options(req, classes)
     model, model_options, pretrained = _model(req, recipe, dataset)
     train_options = _train_options(req, model, pretrained)
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
-        raise JobError(f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'")
-    args = {"dataset": dataset, "model": model, "recipe": req.recipe, "data_options": data_options, "model_options": model_options,
-            "name": req.name, "evaluate": req.evaluate, "report": req.report, **train_options}  # fmt: skip
+        raise JobError(
+            f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    args = {
+        "dataset": dataset,
+        "model": model,
+        "recipe": req.recipe,
+        "data_options": data_options,
+        "model_options": model_options,
+        "name": req.name,
+        "evaluate": req.evaluate,
+        "report": req.report,
+        **train_options,
+    }
     return req.model_dump(exclude_none=True), args

@@ -55,8 +55,9 @@ def create_job(body: JobRequest, request: Request, response: Response) -> dict[s
 
 
 @router.get("", summary="Jobs, newest first")
-def list_jobs(request: Request, state: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:  # fmt: skip
+def list_jobs(
+    request: Request, state: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
     if state is not None and state not in STATES:
         raise JobError(f"unknown job state {state[:40]!r}; states: {', '.join(STATES)}")
     return {"jobs": [job.to_dict() for job in _store(request).list_jobs(state, limit)]}
@@ -67,7 +68,10 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
     return _store(request).get(job_id).to_dict()
 
 
-@router.post("/{job_id}/stop", summary="Stop a job: a queued one never starts, a running one saves and ends resumable")
+@router.post(
+    "/{job_id}/stop",
+    summary="Stop a job: a queued one never starts, a running one saves and ends resumable",
+)
 def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     job = _store(request).request_stop(job_id)
     _pool(request).wake()
@@ -83,30 +87,44 @@ def _check_resumable(request: Request, job_id: str, run: str) -> None:
     try:
         path = run_id_path(run, request.app.state.sightline.runs_dir)
     except RunNotFoundError:
-        raise JobStateError(f"the run of job {job_id}, {run!r}, no longer exists: nothing to resume") from None
+        raise JobStateError(
+            f"the run of job {job_id}, {run!r}, no longer exists: nothing to resume"
+        ) from None
     status = Run(path, strict=False).status.get("status")
     if status in RUN_ENDED:
         raise JobStateError(f"run {run!r} already ended ({status}): nothing to resume")
     if status == "running":
         raise RunInUseError(f"run {run!r} is training")
     if not (path / "resume.pt").is_file():
-        raise JobStateError(f"run {run!r} saved no training state (it stopped before its first checkpoint): "
-                            "start a new job instead")  # fmt: skip
+        raise JobStateError(
+            f"run {run!r} saved no training state (it stopped before its first checkpoint): "
+            "start a new job instead"
+        )
 
 
-@router.post("/{job_id}/resume", status_code=201, summary="Resume an interrupted job exactly: a new job on the same run")
+@router.post(
+    "/{job_id}/resume",
+    status_code=201,
+    summary="Resume an interrupted job exactly: a new job on the same run",
+)
 def resume_job(job_id: str, request: Request, response: Response) -> dict[str, Any]:
     """A new job continues the old job's run folder from its last checkpoint, exactly as an
     uninterrupted run would have gone on. A job that never made a run starts again."""
     store = _store(request)
     job = store.get(job_id)
     if job.state not in RESUMABLE:
-        raise JobStateError(f"job {job_id} is {job.state}: only an interrupted, failed or stopped job can be resumed")
+        raise JobStateError(
+            f"job {job_id} is {job.state}: only an interrupted, failed or stopped job can be resumed"
+        )
     if job.run is None:
         new = store.create(job.request, job.args, resumed_from=job.id)
     else:
         _check_resumable(request, job_id, job.run)
-        args = {"resume": job.run, "evaluate": job.args.get("evaluate", True), "report": job.args.get("report", True)}
+        args = {
+            "resume": job.run,
+            "evaluate": job.args.get("evaluate", True),
+            "report": job.args.get("report", True),
+        }
         new = store.create({"resume": job.run}, args, resumed_from=job.id, run=job.run)
     _pool(request).wake()
     response.headers["Location"] = f"/api/jobs/{new.id}"
@@ -119,11 +137,15 @@ def _first_seq(after: int | None, last_event_id: str | None) -> int:
     if last_event_id is None or not last_event_id.strip():
         return 0
     if not last_event_id.strip().isdigit():
-        raise JobError(f"bad Last-Event-ID header {last_event_id[:40]!r}: an event number is expected")
+        raise JobError(
+            f"bad Last-Event-ID header {last_event_id[:40]!r}: an event number is expected"
+        )
     return int(last_event_id)
 
 
-async def _event_stream(store: JobStore, job_id: str, after: int, request: Request) -> AsyncIterator[str]:
+async def _event_stream(
+    store: JobStore, job_id: str, after: int, request: Request
+) -> AsyncIterator[str]:
     idle = 0.0
     while True:
         # The state first: events written before it ended are then all in the read after it.
@@ -149,16 +171,27 @@ async def _event_stream(store: JobStore, job_id: str, after: int, request: Reque
             yield ": keep-alive\n\n"
 
 
-@router.get("/{job_id}/events", summary="The job's events as Server-Sent Events, live until it ends",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "'id: <seq>' + 'data: <JSON event>' per event, then 'event: end' "
-                                            "with the job"}})  # fmt: skip
+@router.get(
+    "/{job_id}/events",
+    summary="The job's events as Server-Sent Events, live until it ends",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "'id: <seq>' + 'data: <JSON event>' per event, then 'event: end' "
+            "with the job",
+        }
+    },
+)
 async def job_events(
     job_id: str,
     request: Request,
-    after: Annotated[int | None, Query(ge=0, description="replay from after this event number")] = None,
-    last_event_id: Annotated[str | None, Header(description="set by EventSource when it reconnects")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="replay from after this event number")
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(description="set by EventSource when it reconnects")
+    ] = None,
 ) -> StreamingResponse:
     """Every stored event numbered above ``after`` (or the Last-Event-ID header), then new ones
     as the worker writes them; an ``end`` event carries the job once it has ended."""
@@ -166,5 +199,8 @@ async def job_events(
     check_job_id(job_id)
     store.get(job_id)  # 404 now, not inside a started stream
     first = _first_seq(after, last_event_id)
-    return StreamingResponse(_event_stream(store, job_id, first, request), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    return StreamingResponse(
+        _event_stream(store, job_id, first, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

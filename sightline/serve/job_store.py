@@ -40,8 +40,20 @@ STATES = ("queued", *ACTIVE, *ENDED)
 BUSY_TIMEOUT_S = 30.0
 SCHEMA_VERSION = 1
 # Events that update a job's "last progress" (what a jobs table shows without the events).
-PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "global_step", "stop_step", "loss", "accuracy",
-                 "val_loss", "val_accuracy", "images_per_sec", "eta_seconds")  # fmt: skip
+PROGRESS_KEYS = (
+    "epoch",
+    "epochs",
+    "step",
+    "steps",
+    "global_step",
+    "stop_step",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "images_per_sec",
+    "eta_seconds",
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -108,7 +120,9 @@ def to_json(value: Any) -> str:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return (
+        None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    )
 
 
 @dataclass
@@ -137,9 +151,19 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         """What a client sees: no pid, no resolved arguments (they hold server paths)."""
-        return {"id": self.id, "state": self.state, "created": _iso(self.created), "started": _iso(self.started),
-                "ended": _iso(self.ended), "request": self.request, "run": self.run, "progress": self.progress,
-                "result": self.result, "error": self.error, "resumed_from": self.resumed_from}  # fmt: skip
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "request": self.request,
+            "run": self.run,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "resumed_from": self.resumed_from,
+        }
 
 
 class JobStore:
@@ -153,7 +177,9 @@ class JobStore:
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             self._create()
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)  # we BEGIN ourselves
+        con = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None
+        )  # we BEGIN ourselves
         con.row_factory = sqlite3.Row
         # WAL + NORMAL: a commit survives a crash of any process; only a power cut can lose
         # the last few (progress events), and the file is never corrupted.
@@ -167,8 +193,12 @@ class JobStore:
             con.execute("PRAGMA journal_mode = WAL")  # stored in the file: once for every process
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise JobError(f"{self.path} was written by a newer sightline (job store version {version})")
-            con.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                raise JobError(
+                    f"{self.path} was written by a newer sightline (job store version {version})"
+                )
+            con.executescript(
+                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
         finally:
             con.close()
         self._ready = True
@@ -209,15 +239,19 @@ class JobStore:
         """The newest ``limit`` jobs first (in one state, if given)."""
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
         with self._read() as con:
-            rows = con.execute(f"SELECT * FROM jobs {where} ORDER BY created DESC, rowid DESC LIMIT ?",
-                               (*params, limit)).fetchall()  # fmt: skip
+            rows = con.execute(
+                f"SELECT * FROM jobs {where} ORDER BY created DESC, rowid DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
         return [Job.from_row(r) for r in rows]
 
     def events_after(self, job_id: str, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
         """(seq, JSON) of the job's events numbered above ``after``, in order: an indexed read."""
         with self._read() as con:
-            rows = con.execute("SELECT seq, event FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                               (job_id, after, limit)).fetchall()  # fmt: skip
+            rows = con.execute(
+                "SELECT seq, event FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after, limit),
+            ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
     def state(self, job_id: str) -> str | None:
@@ -226,19 +260,31 @@ class JobStore:
         return None if row is None else row[0]
 
     # ------------------------------------------------------------------ writes
-    def create(self, request: dict[str, Any], args: dict[str, Any], *, resumed_from: str | None = None,
-               run: str | None = None) -> Job:  # fmt: skip
+    def create(
+        self,
+        request: dict[str, Any],
+        args: dict[str, Any],
+        *,
+        resumed_from: str | None = None,
+        run: str | None = None,
+    ) -> Job:
         """A new queued job. With ``run`` (a resume), refused while another job is queued for
         or training that run: two workers must never train one run folder."""
         job_id = secrets.token_urlsafe(12)
         with self._write() as con:
             if run is not None:
-                busy = con.execute("SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')",
-                                   (run,)).fetchone()  # fmt: skip
+                busy = con.execute(
+                    "SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')",
+                    (run,),
+                ).fetchone()
                 if busy is not None:
-                    raise JobStateError(f"run {run!r} already has a job that is queued or training: {busy[0]}")
-            con.execute("INSERT INTO jobs (id, created, state, request, args, resumed_from, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (job_id, time.time(), "queued", to_json(request), to_json(args), resumed_from, run))  # fmt: skip
+                    raise JobStateError(
+                        f"run {run!r} already has a job that is queued or training: {busy[0]}"
+                    )
+            con.execute(
+                "INSERT INTO jobs (id, created, state, request, args, resumed_from, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, time.time(), "queued", to_json(request), to_json(args), resumed_from, run),
+            )
             self._add_event(con, job_id, {"kind": "state", "state": "queued"})
         return self.get(job_id)
 
@@ -246,29 +292,39 @@ class JobStore:
         """The oldest queued job, now running, if fewer than ``max_active`` jobs of this runs
         folder are running (whichever server started them); else None."""
         with self._write() as con:
-            active = con.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'stopping')").fetchone()[0]
+            active = con.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'stopping')"
+            ).fetchone()[0]
             if active >= max_active:
                 return None
-            row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created, rowid LIMIT 1").fetchone()
+            row = con.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY created, rowid LIMIT 1"
+            ).fetchone()
             if row is None:
                 return None
             now = time.time()
-            con.execute("UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, pid = NULL WHERE id = ?",
-                        (now, now, row[0]))  # fmt: skip
+            con.execute(
+                "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, pid = NULL WHERE id = ?",
+                (now, now, row[0]),
+            )
             self._add_event(con, row[0], {"kind": "state", "state": "running"})
         return self.get(row[0])
 
     def attach(self, job_id: str, pid: int) -> str | None:
         """Record the worker process of an active job; returns the job's state."""
         with self._write() as con:
-            con.execute("UPDATE jobs SET pid = ?, heartbeat = ? WHERE id = ? AND state IN ('running', 'stopping')",
-                        (pid, time.time(), job_id))  # fmt: skip
+            con.execute(
+                "UPDATE jobs SET pid = ?, heartbeat = ? WHERE id = ? AND state IN ('running', 'stopping')",
+                (pid, time.time(), job_id),
+            )
             row = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else row[0]
 
     def beat(self, job_id: str, pid: int) -> None:
         with self._write() as con:
-            con.execute("UPDATE jobs SET heartbeat = ? WHERE id = ? AND pid = ?", (time.time(), job_id, pid))
+            con.execute(
+                "UPDATE jobs SET heartbeat = ? WHERE id = ? AND pid = ?", (time.time(), job_id, pid)
+            )
 
     def add_event(self, job_id: str, event: dict[str, Any]) -> int:
         """Store one event (numbered after the job's last one); returns its number. A ``run``
@@ -277,8 +333,13 @@ class JobStore:
             return self._add_event(con, job_id, event)
 
     def _add_event(self, con: sqlite3.Connection, job_id: str, event: dict[str, Any]) -> int:
-        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)).fetchone()[0]
-        con.execute("INSERT INTO events (job_id, seq, event) VALUES (?, ?, ?)", (job_id, seq, to_json(event)))
+        seq = con.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
+        con.execute(
+            "INSERT INTO events (job_id, seq, event) VALUES (?, ?, ?)",
+            (job_id, seq, to_json(event)),
+        )
         kind = event.get("kind")
         if kind == "run" and event.get("name"):
             con.execute("UPDATE jobs SET run = ? WHERE id = ?", (event["name"], job_id))
@@ -298,30 +359,54 @@ class JobStore:
             if state in ENDED:
                 raise JobStateError(f"job {job_id} has already ended ({state})")
             if state == "queued":
-                con.execute("UPDATE jobs SET state = 'stopped', ended = ? WHERE id = ?", (time.time(), job_id))
+                con.execute(
+                    "UPDATE jobs SET state = 'stopped', ended = ? WHERE id = ?",
+                    (time.time(), job_id),
+                )
                 self._add_event(con, job_id, {"kind": "state", "state": "stopped"})
             elif state == "running":
                 con.execute("UPDATE jobs SET state = 'stopping' WHERE id = ?", (job_id,))
                 self._add_event(con, job_id, {"kind": "state", "state": "stopping"})
         return self.get(job.id)
 
-    def finish(self, job_id: str, state: str, *, result: dict[str, Any] | None = None, error: str | None = None,
-               pid: int | None = None) -> bool:  # fmt: skip
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        pid: int | None = None,
+    ) -> bool:
         """End an active job (with ``pid``: only if that process still owns it). False when it
         was not active: someone else (the worker, a recovering server) ended it first."""
         if state not in ENDED:
             raise ValueError(f"not an end state: {state!r}")
         owner, params = (" AND pid = ?", (pid,)) if pid is not None else ("", ())
         with self._write() as con:
-            done = con.execute(f"UPDATE jobs SET state = ?, ended = ?, result = ?, error = ? "
-                               f"WHERE id = ? AND state IN ('running', 'stopping'){owner}",
-                               (state, time.time(), None if result is None else to_json(result), error, job_id, *params),
-                               ).rowcount  # fmt: skip
+            done = con.execute(
+                f"UPDATE jobs SET state = ?, ended = ?, result = ?, error = ? "
+                f"WHERE id = ? AND state IN ('running', 'stopping'){owner}",
+                (
+                    state,
+                    time.time(),
+                    None if result is None else to_json(result),
+                    error,
+                    job_id,
+                    *params,
+                ),
+            ).rowcount
             if done:
-                self._add_event(con, job_id, {"kind": "state", "state": state, **({"error": error} if error else {})})
+                self._add_event(
+                    con,
+                    job_id,
+                    {"kind": "state", "state": state, **({"error": error} if error else {})},
+                )
         return bool(done)
 
     def active(self) -> list[Job]:
         with self._read() as con:
-            rows = con.execute("SELECT * FROM jobs WHERE state IN ('running', 'stopping')").fetchall()
+            rows = con.execute(
+                "SELECT * FROM jobs WHERE state IN ('running', 'stopping')"
+            ).fetchall()
         return [Job.from_row(r) for r in rows]

@@ -85,15 +85,20 @@ def _outcome(result: Any) -> dict[str, Any]:
     return {"run": result.run.name, **out, "report": result.report is not None}
 
 
-def train(store: JobStore, job: Job, runs_dir: Path,
-          should_stop: Callable[[], bool]) -> tuple[str, dict[str, Any] | None, str | None]:  # fmt: skip
+def train(
+    store: JobStore, job: Job, runs_dir: Path, should_stop: Callable[[], bool]
+) -> tuple[str, dict[str, Any] | None, str | None]:
     """Run the job's training; (end state, result, error)."""
     import sightline
     from sightline.runs import run_id_path
 
     args = dict(job.args)
-    common: dict[str, Any] = dict(runs_dir=runs_dir, progress="quiet", on_event=Recorder(store, job.id),
-                                  should_stop=should_stop)  # fmt: skip
+    common: dict[str, Any] = dict(
+        runs_dir=runs_dir,
+        progress="quiet",
+        on_event=Recorder(store, job.id),
+        should_stop=should_stop,
+    )
     try:
         if "resume" in args:  # a run name, checked again here: it must be a run folder in runs_dir
             resume = run_id_path(args.pop("resume"), runs_dir)
@@ -103,7 +108,11 @@ def train(store: JobStore, job: Job, runs_dir: Path,
     except BaseException as e:  # KeyboardInterrupt too: a job must never stay "running"
         if not isinstance(e, SightlineError):
             traceback.print_exc()  # the server's log gets the details
-        return ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed"), None, failure_text(e)
+        return (
+            ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed"),
+            None,
+            failure_text(e),
+        )
     return ("interrupted" if result.status == "interrupted" else "finished"), _outcome(result), None
 
 

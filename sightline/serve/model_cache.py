@@ -33,7 +33,10 @@ from sightline.runs import Run, latest_run, run_id_path
 from sightline.serve.batcher import BatchedModel
 
 ENGINES = ("torch", "onnx")  # what a run's predictions run on
-ENGINE_CHOICES = ("auto", *ENGINES)  # auto: the run's current ONNX export where it can, else PyTorch
+ENGINE_CHOICES = (
+    "auto",
+    *ENGINES,
+)  # auto: the run's current ONNX export where it can, else PyTorch
 
 
 @dataclass
@@ -60,7 +63,9 @@ class ModelCache:
     cache stops its thread (``close`` stops them all, at server shutdown).
     """
 
-    def __init__(self, runs_dir: str | Path, size: int = 4, device: str = "auto", engine: str = "auto") -> None:
+    def __init__(
+        self, runs_dir: str | Path, size: int = 4, device: str = "auto", engine: str = "auto"
+    ) -> None:
         from sightline.devices import resolve_device
         from sightline.onnx_model import runs_beside_torch
 
@@ -73,7 +78,11 @@ class ModelCache:
         self.device = resolve_device(device)
         self.engine = engine
         # The backends a run may be cached under, tried in this order.
-        self._backends = (engine,) if engine != "auto" else (("onnx", "torch") if runs_beside_torch(device) else ("torch",))
+        self._backends = (
+            (engine,)
+            if engine != "auto"
+            else (("onnx", "torch") if runs_beside_torch(device) else ("torch",))
+        )
         # As asked ("auto" lets ONNX Runtime pick CUDA only where it has it); engine auto: where PyTorch runs.
         self._onnx_device = str(self.device) if engine == "auto" else device
         self._lock = threading.Lock()
@@ -96,9 +105,16 @@ class ModelCache:
                 if not isinstance(value, Run):  # an OnnxModel
                     entry.batched = BatchedModel(value.name, value, value.preprocess, value.classes)
                 else:
-                    entry.batched = BatchedModel(value.name, value.inference_model("best", self.device), value.preprocess,
-                                                 value.classes, self.device)  # fmt: skip
-                if all(e is not entry for e in self._runs.values()):  # evicted meanwhile: no thread left behind
+                    entry.batched = BatchedModel(
+                        value.name,
+                        value.inference_model("best", self.device),
+                        value.preprocess,
+                        value.classes,
+                        self.device,
+                    )
+                if all(
+                    e is not entry for e in self._runs.values()
+                ):  # evicted meanwhile: no thread left behind
                     entry.batched.close()
             return entry.batched
 
@@ -108,13 +124,17 @@ class ModelCache:
                 hit = self._hit((backend, run_id))
                 if hit is not None:
                     return hit
-        fresh = latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
+        fresh = (
+            latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
+        )
         if self._backends[0] == "onnx" and self.engine == "auto":
             from sightline.errors import NotExportedError
 
             try:
                 return self._onnx(fresh)
-            except NotExportedError:  # none, or one of an older checkpoint: PyTorch runs the current one
+            except (
+                NotExportedError
+            ):  # none, or one of an older checkpoint: PyTorch runs the current one
                 pass
         return self._onnx(fresh) if self.engine == "onnx" else self._torch(fresh)
 
@@ -136,7 +156,9 @@ class ModelCache:
             return fresh
 
         files = _checkpoint_files(model_file)
-        if "onnx" in self._backends:  # auto: an export made later (a new file) switches the run to it
+        if (
+            "onnx" in self._backends
+        ):  # auto: an export made later (a new file) switches the run to it
             from sightline.onnx_model import export_path
 
             files = (export_path(fresh, "best"), *files)
@@ -149,19 +171,25 @@ class ModelCache:
         model_file = fresh.model_file("best")
         exported = export_path(fresh, "best")
         if not exported.is_file():  # before the lock: a cheap refusal
-            raise NotExportedError(f"run {fresh.name!r} has no ONNX export, which this server (--engine onnx) predicts "
-                                   f"with: make one with `sightline export {fresh.name}`")  # fmt: skip
+            raise NotExportedError(
+                f"run {fresh.name!r} has no ONNX export, which this server (--engine onnx) predicts "
+                f"with: make one with `sightline export {fresh.name}`"
+            )
 
         def load() -> Any:
             import torch
 
             model = load_exported(fresh, "best", self._onnx_device)  # NotExportedError when stale
-            model.logits(torch.zeros((1, *model.preprocess.input_shape), dtype=torch.uint8))  # one-off costs, here
+            model.logits(
+                torch.zeros((1, *model.preprocess.input_shape), dtype=torch.uint8)
+            )  # one-off costs, here
             return model
 
         return self._cached(("onnx", fresh.name), (exported, *_checkpoint_files(model_file)), load)
 
-    def _cached(self, key: tuple[str, str], files: tuple[Path, ...], load: Callable[[], Any]) -> _Entry:
+    def _cached(
+        self, key: tuple[str, str], files: tuple[Path, ...], load: Callable[[], Any]
+    ) -> _Entry:
         stamp = _stamps(files)
         with self._lock:
             cached = self._runs.get(key)
@@ -184,15 +212,21 @@ class ModelCache:
         # One forward pass on a blank image, here under the lock: the first pass converts a
         # convnet to channels-last in place (sightline.inference), which concurrent requests
         # must not do at the same time, and it pays the first call's one-off costs.
-        run.predict(torch.zeros((1, *run.preprocess.input_shape), dtype=torch.uint8), device=self.device)
+        run.predict(
+            torch.zeros((1, *run.preprocess.input_shape), dtype=torch.uint8), device=self.device
+        )
 
     def private_copy(self, run_id: str | None = None) -> tuple[Run, Any]:
         """(run, a copy of its cached model) for work that hooks into the model or switches its
         mode (inspection, summaries): forward hooks on the shared model would also fire for
         the predictions other requests run through it at the same time, and record their
         tensors. Copying a loaded model is far cheaper than reading the checkpoint again."""
-        fresh = latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
-        run = self._torch(fresh).value  # PyTorch whatever the engine: the layers are what is inspected
+        fresh = (
+            latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
+        )
+        run = self._torch(
+            fresh
+        ).value  # PyTorch whatever the engine: the layers are what is inspected
         return run, copy.deepcopy(run.load_model("best", self.device))
 
     def evict(self, run_id: str) -> None:

@@ -11,8 +11,10 @@ import html
 
 
 def _metric(label: str, element_id: str) -> str:
-    return (f'<div class="metric"><span class="metric-label">{label}</span>'
-            f'<span class="metric-value" id="{element_id}">–</span></div>')  # fmt: skip
+    return (
+        f'<div class="metric"><span class="metric-label">{label}</span>'
+        f'<span class="metric-value" id="{element_id}">–</span></div>'
+    )
 
 
 def not_found(message: str) -> str:

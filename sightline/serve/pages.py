@@ -29,8 +29,10 @@ from sightline.serve import page_bodies
 
 router = APIRouter(include_in_schema=False)  # pages are for people: not part of the API's schema
 
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-       "frame-src 'self'; connect-src 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; connect-src 'self'"
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-cache",
@@ -45,7 +47,9 @@ STATIC_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-STATIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.[a-z]+")  # "run_eval.js": no dots, slashes or dot names
+STATIC_NAME = re.compile(
+    r"[a-z0-9][a-z0-9_-]*\.[a-z]+"
+)  # "run_eval.js": no dots, slashes or dot names
 
 
 def _static_files() -> dict[str, Path]:
@@ -55,7 +59,12 @@ def _static_files() -> dict[str, Path]:
         return {}
     found = {}
     for p in sorted(STATIC_DIR.iterdir()):
-        if STATIC_NAME.fullmatch(p.name) and p.suffix in STATIC_TYPES and p.is_file() and not p.is_symlink():
+        if (
+            STATIC_NAME.fullmatch(p.name)
+            and p.suffix in STATIC_TYPES
+            and p.is_file()
+            and not p.is_symlink()
+        ):
             found[p.name] = p
     return found
 
@@ -82,13 +91,24 @@ def _nav(current: str) -> str:
     return "\n      ".join(items)
 
 
-def render_page(title: str, body: str, scripts: Sequence[str] = (), nav: str = "",
-                data: dict[str, str] | None = None, heading: str | None = None) -> str:  # fmt: skip
+def render_page(
+    title: str,
+    body: str,
+    scripts: Sequence[str] = (),
+    nav: str = "",
+    data: dict[str, str] | None = None,
+    heading: str | None = None,
+) -> str:
     """A whole page. ``title``, ``heading`` and the ``data`` values are escaped here (they may
     hold a run name); ``body`` is trusted markup from ``page_bodies`` and must hold no data.
     ``data`` becomes ``data-*`` attributes of <main>, where the page's script reads them."""
-    attrs = "".join(f' data-{html.escape(k)}="{html.escape(str(v), quote=True)}"' for k, v in (data or {}).items())
-    tags = "\n  ".join(f'<script src="/static/{html.escape(s)}" defer></script>' for s in ("common.js", *scripts))
+    attrs = "".join(
+        f' data-{html.escape(k)}="{html.escape(str(v), quote=True)}"'
+        for k, v in (data or {}).items()
+    )
+    tags = "\n  ".join(
+        f'<script src="/static/{html.escape(s)}" defer></script>' for s in ("common.js", *scripts)
+    )
     shown = html.escape(heading if heading is not None else title)
     return f"""<!doctype html>
 <html lang="en">
@@ -136,7 +156,9 @@ def runs_redirect() -> RedirectResponse:
     return RedirectResponse("/", status_code=307)
 
 
-@router.get("/runs/{run_id:path}", response_class=HTMLResponse)  # :path: "..%2Fx" gets the 404 page too
+@router.get(
+    "/runs/{run_id:path}", response_class=HTMLResponse
+)  # :path: "..%2Fx" gets the 404 page too
 def run_page(run_id: str, request: Request) -> HTMLResponse:
     from sightline.run_folders import run_id_path
 
@@ -145,24 +167,39 @@ def run_page(run_id: str, request: Request) -> HTMLResponse:
     except SightlineError as e:  # an invalid id or no such run: the same friendly page
         return not_found_page(str(e))
     name = path.name  # the checked name: letters, digits, . _ - only
-    return page_response(render_page(f"Run {name}", page_bodies.RUN, ["chart.js", "run_eval.js", "run.js"],
-                                     nav="/", data={"run": name}, heading=name))  # fmt: skip
+    return page_response(
+        render_page(
+            f"Run {name}",
+            page_bodies.RUN,
+            ["chart.js", "run_eval.js", "run.js"],
+            nav="/",
+            data={"run": name},
+            heading=name,
+        )
+    )
 
 
 @router.get("/classify", response_class=HTMLResponse)
 def classify_page() -> HTMLResponse:
-    return page_response(render_page("Classify", page_bodies.CLASSIFY, ["classify.js"], nav="/classify"))
+    return page_response(
+        render_page("Classify", page_bodies.CLASSIFY, ["classify.js"], nav="/classify")
+    )
 
 
 @router.get("/classify-many", response_class=HTMLResponse)
 def classify_many_page() -> HTMLResponse:
-    return page_response(render_page("Classify many", page_bodies.CLASSIFY_MANY, ["classify_many.js"],
-                                     nav="/classify-many"))  # fmt: skip
+    return page_response(
+        render_page(
+            "Classify many", page_bodies.CLASSIFY_MANY, ["classify_many.js"], nav="/classify-many"
+        )
+    )
 
 
 @router.get("/datasets", response_class=HTMLResponse)
 def datasets_page() -> HTMLResponse:
-    return page_response(render_page("Datasets", page_bodies.DATASETS, ["datasets.js"], nav="/datasets"))
+    return page_response(
+        render_page("Datasets", page_bodies.DATASETS, ["datasets.js"], nav="/datasets")
+    )
 
 
 @router.get("/train", response_class=HTMLResponse)
@@ -186,10 +223,20 @@ def job_page(job_id: str, request: Request) -> HTMLResponse:
         request.app.state.jobs.store.get(job_id)
     except SightlineError as e:  # an invalid id (JobError) or no such job (JobNotFoundError)
         return not_found_page(str(e))
-    except (sqlite3.Error, OSError):  # a job store that cannot be read: the page's script shows the API's error
+    except (
+        sqlite3.Error,
+        OSError,
+    ):  # a job store that cannot be read: the page's script shows the API's error
         pass
-    return page_response(render_page(f"Job {job_id}", page_bodies.JOB, ["chart.js", "job.js"], nav="/jobs",
-                                     data={"job": job_id}))  # fmt: skip
+    return page_response(
+        render_page(
+            f"Job {job_id}",
+            page_bodies.JOB,
+            ["chart.js", "job.js"],
+            nav="/jobs",
+            data={"job": job_id},
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- static files
@@ -197,8 +244,12 @@ def job_page(job_id: str, request: Request) -> HTMLResponse:
 def static_file(name: str, request: Request) -> Response:
     path = STATIC_FILES.get(name)
     if path is None:
-        return Response(f"no static file {name[:80]!r}\n", status_code=404, media_type="text/plain; charset=utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
+        return Response(
+            f"no static file {name[:80]!r}\n",
+            status_code=404,
+            media_type="text/plain; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
     body = path.read_bytes()
     # no-cache: the browser revalidates every time (a new version is never stale), and the
     # ETag makes that revalidation a bodiless 304.

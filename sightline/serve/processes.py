@@ -28,8 +28,12 @@ from typing import Any
 
 Listen = socket.socket | tuple[str, int]
 
-MIN_UPTIME_S = 10.0  # a process that dies sooner is failing to start: starting it again would only repeat
-STOP_TIMEOUT_S = 40.0  # uvicorn's graceful shutdown, then the job pool's (running jobs save and stop)
+MIN_UPTIME_S = (
+    10.0  # a process that dies sooner is failing to start: starting it again would only repeat
+)
+STOP_TIMEOUT_S = (
+    40.0  # uvicorn's graceful shutdown, then the job pool's (running jobs save and stop)
+)
 
 
 def default_threads(processes: int) -> int:
@@ -38,8 +42,13 @@ def default_threads(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // processes)
 
 
-def serve_processes(processes: int, options: dict[str, Any], listen: Listen, log_level: str = "info",
-                    threads: int | None = None) -> None:  # fmt: skip
+def serve_processes(
+    processes: int,
+    options: dict[str, Any],
+    listen: Listen,
+    log_level: str = "info",
+    threads: int | None = None,
+) -> None:
     """Run ``processes`` server processes of ``create_app(**options)`` until SIGINT/SIGTERM,
     then stop them. ``listen``: a listening socket they share, or (host, port) for each to
     bind with SO_REUSEPORT. ``threads``: PyTorch threads each (default: the cores shared out)."""
@@ -48,12 +57,18 @@ def serve_processes(processes: int, options: dict[str, Any], listen: Listen, log
     stop = threading.Event()
 
     def start(index: int) -> tuple[Any, float]:
-        proc = context.Process(target=_worker, args=(options, listen, log_level, threads), daemon=False,
-                               name=f"sightline-serve-{index + 1}")  # fmt: skip
+        proc = context.Process(
+            target=_worker,
+            args=(options, listen, log_level, threads),
+            daemon=False,
+            name=f"sightline-serve-{index + 1}",
+        )
         proc.start()
         return proc, time.monotonic()
 
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     running: list[tuple[Any, float]] = []
     try:
         running = [start(i) for i in range(processes)]
@@ -62,12 +77,18 @@ def serve_processes(processes: int, options: dict[str, Any], listen: Listen, log
                 if proc.exitcode is None:
                     continue
                 if time.monotonic() - started < MIN_UPTIME_S:
-                    print(f"sightline: server process {proc.pid} exited at start (code {proc.exitcode}): stopping",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"sightline: server process {proc.pid} exited at start (code {proc.exitcode}): stopping",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stop.set()
                     break
-                print(f"sightline: server process {proc.pid} ended (code {proc.exitcode}): starting another",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"sightline: server process {proc.pid} ended (code {proc.exitcode}): starting another",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 running[i] = start(i)
     finally:
         _stop_all([proc for proc, _ in running])

@@ -22,7 +22,11 @@ router = APIRouter(prefix="/api")
 
 @router.get("/health", summary="Is the server up")
 def health(request: Request) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "runs_dir": str(_settings(request).runs_dir.resolve())}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "runs_dir": str(_settings(request).runs_dir.resolve()),
+    }
 
 
 @router.get("/runs", summary="All runs, newest first (damaged ones with their problem)")
@@ -33,7 +37,10 @@ def list_all_runs(request: Request) -> dict[str, Any]:
     return {"runs": [run.to_dict() for run in list_runs(_settings(request).runs_dir, links=False)]}
 
 
-@router.get("/runs/{run_id}", summary="One run: summary, metrics per epoch, evaluation, classes, configuration")
+@router.get(
+    "/runs/{run_id}",
+    summary="One run: summary, metrics per epoch, evaluation, classes, configuration",
+)
 def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     from sightline.runs import Run, run_id_path
 
@@ -73,8 +80,12 @@ def predict(
     request: Request,
     files: Annotated[list[UploadFile], File(description="image files, or zip archives of images")],
     run: Annotated[str | None, Form(description="run name (default: the newest run)")] = None,
-    k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return per image")] = 3,
-    thumbnails: Annotated[bool, Form(description="add each image as the model saw it (PNG data URI, side ≤ 64)")] = False,
+    k: Annotated[
+        int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return per image")
+    ] = 3,
+    thumbnails: Annotated[
+        bool, Form(description="add each image as the model saw it (PNG data URI, side ≤ 64)")
+    ] = False,
 ) -> Any:
     """Per uploaded file, in upload order (a zip archive: per member, named
     ``archive.zip/member/path``): its label, class index and top-k probabilities, or the reason
@@ -88,10 +99,14 @@ def predict(
     from sightline.serve.uploads import ArchiveTooLarge, expand_uploads
 
     settings = _settings(request)
-    loaded = settings.models.predictor(run or None)  # its forward passes are shared with other requests
+    loaded = settings.models.predictor(
+        run or None
+    )  # its forward passes are shared with other requests
     # BodyLimit has bounded the request, so reading each part whole is bounded too.
-    raw = [((f.filename or f"upload-{i + 1}")[:255], f.file.read(settings.max_upload_bytes + 1))
-           for i, f in enumerate(files)]  # fmt: skip
+    raw = [
+        ((f.filename or f"upload-{i + 1}")[:255], f.file.read(settings.max_upload_bytes + 1))
+        for i, f in enumerate(files)
+    ]
     try:
         items = expand_uploads(raw, settings.max_upload_bytes)
     except ArchiveTooLarge as e:
@@ -100,8 +115,13 @@ def predict(
     report = loaded.predict_images(readable, top_k=k, keep_seen=thumbnails)
     results: list[dict[str, Any]] = [{"file": item.name, "error": item.error} for item in items]
     for p in report.predictions:
-        row = {"file": items[int(p.path)].name, "label": p.label, "index": p.index, "confidence": p.confidence,
-               "top_k": [{"label": label, "probability": prob} for label, prob in p.top]}  # fmt: skip
+        row = {
+            "file": items[int(p.path)].name,
+            "label": p.label,
+            "index": p.index,
+            "confidence": p.confidence,
+            "top_k": [{"label": label, "probability": prob} for label, prob in p.top],
+        }
         if p.note:
             row["note"] = p.note
         if thumbnails and p.seen is not None:
@@ -111,7 +131,9 @@ def predict(
         results[int(key)] = {"file": items[int(key)].name, "error": reason}
     if not report.predictions:
         reasons = "; ".join(f"{r['file']}: {r['error']}" for r in results[:5]) or "no files"
-        return error_response(415, f"no image could be classified: {reasons}", run=loaded.name, results=results)
+        return error_response(
+            415, f"no image could be classified: {reasons}", run=loaded.name, results=results
+        )
     # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
     # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
     return JSONResponse({"run": loaded.name, "results": results})

@@ -40,8 +40,11 @@ def plot_names(run: Run) -> list[str]:
     folder = run.path / "plots"
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.iterdir()
-                  if p.suffix == ".png" and PLOT_NAME.fullmatch(p.stem) and p.is_file() and not p.is_symlink())  # fmt: skip
+    return sorted(
+        p.stem
+        for p in folder.iterdir()
+        if p.suffix == ".png" and PLOT_NAME.fullmatch(p.stem) and p.is_file() and not p.is_symlink()
+    )
 
 
 def model_files(run: Run) -> list[str]:
@@ -80,7 +83,10 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
 def plot(run_id: str, name: str, request: Request) -> Response:
     run = open_run(request, run_id)
     if not PLOT_NAME.fullmatch(name):
-        raise HTTPException(400, f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'")
+        raise HTTPException(
+            400,
+            f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'",
+        )
     folder = (run.path / "plots").resolve()
     path = folder / f"{name}.png"
     if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
@@ -89,34 +95,55 @@ def plot(run_id: str, name: str, request: Request) -> Response:
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/{run_id}/report", summary="The run's HTML report (self-contained, no scripts allowed)")
+@router.get(
+    "/{run_id}/report", summary="The run's HTML report (self-contained, no scripts allowed)"
+)
 def report(run_id: str, request: Request) -> Response:
     run = open_run(request, run_id)
     path = run.path / "report.html"
     if path.is_symlink() or not path.is_file():
-        raise HTTPException(404, f"run {run.name} has no report: write it with `sightline report {run.name}`")
-    headers = {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+        raise HTTPException(
+            404, f"run {run.name} has no report: write it with `sightline report {run.name}`"
+        )
+    headers = {
+        "Content-Security-Policy": REPORT_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
     return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
 
 
 @router.get("/{run_id}/model", summary="Download a model file (.safetensors)")
-def model(run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best") -> Response:
+def model(
+    run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
+) -> Response:
     run = open_run(request, run_id)
     path = run.path / f"{which}.safetensors"
     if path.is_symlink() or not path.is_file():
         have = ", ".join(model_files(run)) or "none: training never finished an epoch"
         raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{run.name}-{which}.safetensors")
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{run.name}-{which}.safetensors"
+    )
 
 
-@router.get("/{run_id}/onnx", summary="Download the run's ONNX export (written by `sightline export RUN`)")
-def onnx_model(run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best") -> Response:
+@router.get(
+    "/{run_id}/onnx", summary="Download the run's ONNX export (written by `sightline export RUN`)"
+)
+def onnx_model(
+    run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
+) -> Response:
     run = open_run(request, run_id)
     path = _onnx_path(run, which)
     if path.is_symlink() or not path.is_file():
-        raise HTTPException(404, f"run {run.name} has no ONNX export of its {which} model: write it with "
-                                 f"`sightline export {run.name}`")  # fmt: skip
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{run.name}-{which}.onnx")
+        raise HTTPException(
+            404,
+            f"run {run.name} has no ONNX export of its {which} model: write it with "
+            f"`sightline export {run.name}`",
+        )
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{run.name}-{which}.onnx"
+    )
 
 
 @router.get("/{run_id}/summary", summary="Layer-by-layer summary of the run's model")
@@ -128,7 +155,9 @@ def model_summary(run_id: str, request: Request) -> dict[str, Any]:
     return {**s.to_dict(), "text": str(s)}
 
 
-@router.get("/{run_id}/test-images", summary="Images of the saved test evaluation, by confusion-matrix cell")
+@router.get(
+    "/{run_id}/test-images", summary="Images of the saved test evaluation, by confusion-matrix cell"
+)
 def test_images(
     run_id: str,
     request: Request,
@@ -142,27 +171,39 @@ def test_images(
     run = open_run(request, run_id)
     metrics = run.saved_results("test")
     if metrics is None:
-        raise HTTPException(404, f"run {run.name} has no saved test evaluation of its current model: evaluate it with "
-                                 f"`sightline evaluate {run.name}`")  # fmt: skip
+        raise HTTPException(
+            404,
+            f"run {run.name} has no saved test evaluation of its current model: evaluate it with "
+            f"`sightline evaluate {run.name}`",
+        )
     try:
         count, items = metrics.samples(true=true, pred=pred, order=order, limit=limit, seed=seed)
     except ValueError as e:
-        raise HTTPException(400, f"{e} ({', '.join(f'{i} {c}' for i, c in enumerate(metrics.classes))})") from None
+        raise HTTPException(
+            400, f"{e} ({', '.join(f'{i} {c}' for i, c in enumerate(metrics.classes))})"
+        ) from None
     return {"count": count, "items": items}
 
 
-@router.get("/{run_id}/test-images/{index}.png", summary="One image of the run's test split, enlarged")
+@router.get(
+    "/{run_id}/test-images/{index}.png", summary="One image of the run's test split, enlarged"
+)
 def test_image(
     run_id: str,
     index: int,
     request: Request,
-    scale: Annotated[int | None, Query(ge=1, le=8, description="enlargement (default: side ≥ 112 px)")] = None,
+    scale: Annotated[
+        int | None, Query(ge=1, le=8, description="enlargement (default: side ≥ 112 px)")
+    ] = None,
 ) -> Response:
     run = open_run(request, run_id)
     split = run_test_split(_settings(request).test_splits, run)
     if not 0 <= index < len(split):
-        raise HTTPException(404, f"run {run.name}'s test split has {len(split)} images (0..{len(split) - 1}): no "
-                                 f"image {index}")  # fmt: skip
+        raise HTTPException(
+            404,
+            f"run {run.name}'s test split has {len(split)} images (0..{len(split) - 1}): no "
+            f"image {index}",
+        )
     x = split.images[index]
     img = enlarge(tensor_image(x), scale or scale_for(x.shape[1:], TEST_IMAGE_SIDE))
     return Response(png_bytes(img), media_type="image/png", headers={"Cache-Control": "no-cache"})

@@ -22,7 +22,9 @@ def _bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -
     gets a free port whose number we can print) before uvicorn starts. ``reuse_port``: one of
     several sockets on the port (SO_REUSEPORT), among which the kernel shares the connections."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
     except socket.gaierror as e:
         raise ConfigError(f"cannot serve on {host!r}: {e.strerror}") from None
     sock = socket.socket(family, kind, proto)
@@ -33,7 +35,9 @@ def _bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -
         sock.bind(address)
     except OSError as e:
         sock.close()
-        raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e} (another server? try --port)") from None
+        raise ConfigError(
+            f"cannot serve on {host}:{port}: {e.strerror or e} (another server? try --port)"
+        ) from None
     if listen:
         sock.listen(2048)
     sock.set_inheritable(True)
@@ -50,7 +54,9 @@ def _shared_port(host: str, port: int) -> tuple[socket.socket, tuple[str, int] |
     if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
         sock = _bind(host, port)
         return sock, sock
-    probe = _bind(host, port, listen=False)  # a taken port is refused here (port 0: a free one is picked)
+    probe = _bind(
+        host, port, listen=False
+    )  # a taken port is refused here (port 0: a free one is picked)
     port = probe.getsockname()[1]
     probe.close()
     # Held, not listening, until the server ends: the port stays ours while processes come and go.
@@ -81,37 +87,64 @@ def serve(
     about one core whatever the machine has; each holds its own copies of the models."""
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
-        raise ConfigError(f"refusing to serve on {host}: other machines could reach it; give a token "
-                          f"(--token or ${TOKEN_ENV}) that every API call must then send, or keep 127.0.0.1")  # fmt: skip
+        raise ConfigError(
+            f"refusing to serve on {host}: other machines could reach it; give a token "
+            f"(--token or ${TOKEN_ENV}) that every API call must then send, or keep 127.0.0.1"
+        )
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, not {port}")
     if processes < 1:
         raise ConfigError(f"processes must be at least 1, not {processes}")
-    options = dict(runs_dir=runs_dir, data_dirs=list(data_dirs), token=token, max_upload_bytes=max_upload_bytes,
-                   model_cache_size=model_cache_size, device=device, max_workers=max_workers, engine=engine)  # fmt: skip
-    app = create_app(**options)  # with several processes, each makes its own: this one checks the options first
+    options = dict(
+        runs_dir=runs_dir,
+        data_dirs=list(data_dirs),
+        token=token,
+        max_upload_bytes=max_upload_bytes,
+        model_cache_size=model_cache_size,
+        device=device,
+        max_workers=max_workers,
+        engine=engine,
+    )
+    app = create_app(
+        **options
+    )  # with several processes, each makes its own: this one checks the options first
     sock, shared = _shared_port(host, port) if processes > 1 else (_bind(host, port), None)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"
     runs = app.state.sightline.runs_dir.resolve()
-    print(f"sightline serving the runs in {runs} at {url}/  (API docs: {url}/docs; Ctrl-C stops)", flush=True)
+    print(
+        f"sightline serving the runs in {runs} at {url}/  (API docs: {url}/docs; Ctrl-C stops)",
+        flush=True,
+    )
     if engine == "onnx":
-        print("Predictions run through each run's export/best.onnx in ONNX Runtime (`sightline export RUN` makes it); "
-              "inspection uses PyTorch.", flush=True)  # fmt: skip
+        print(
+            "Predictions run through each run's export/best.onnx in ONNX Runtime (`sightline export RUN` makes it); "
+            "inspection uses PyTorch.",
+            flush=True,
+        )
     elif engine == "auto" and "onnx" in app.state.sightline.models._backends:
-        print("Runs with a current ONNX export (`sightline export RUN`) predict through ONNX Runtime, the others "
-              "in PyTorch (--engine torch: always PyTorch).", flush=True)  # fmt: skip
+        print(
+            "Runs with a current ONNX export (`sightline export RUN`) predict through ONNX Runtime, the others "
+            "in PyTorch (--engine torch: always PyTorch).",
+            flush=True,
+        )
     if token:
         # The browser keeps the token as a cookie after this first visit; scripts send a header.
-        print(f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "
-              "'Authorization: Bearer <token>'.", flush=True)  # fmt: skip
+        print(
+            f"Open {url}/?token={quote(token, safe='')} in a browser; API calls need the header "
+            "'Authorization: Bearer <token>'.",
+            flush=True,
+        )
     try:
         if processes == 1:
             run_app(app, sock, log_level)
         else:
             from sightline.serve.processes import serve_processes
 
-            print(f"{processes} server processes share the port; one of them runs the training jobs.", flush=True)
+            print(
+                f"{processes} server processes share the port; one of them runs the training jobs.",
+                flush=True,
+            )
             serve_processes(processes, options, shared, log_level)
     finally:
         sock.close()
@@ -129,6 +162,12 @@ def run_app(app: Any, sock: socket.socket, log_level: str = "info") -> None:
             app.state.shutting_down.set()
             super().handle_exit(sig, frame)
 
-    server = Server(uvicorn.Config(app, log_level=log_level, server_header=False,
-                                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))  # fmt: skip
+    server = Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    )
     server.run(sockets=[sock])

@@ -20,8 +20,12 @@ class Settings:
     data_dirs: list[Path]
     max_upload_bytes: int
     models: ModelCache
-    test_splits: BoundedCache = field(default_factory=lambda: BoundedCache(2))  # per run (data_cache.py)
-    previews: BoundedCache = field(default_factory=lambda: BoundedCache(4))  # built-in datasets' counts, samples
+    test_splits: BoundedCache = field(
+        default_factory=lambda: BoundedCache(2)
+    )  # per run (data_cache.py)
+    previews: BoundedCache = field(
+        default_factory=lambda: BoundedCache(4)
+    )  # built-in datasets' counts, samples
 
 
 def settings_of(request: Request) -> Settings:

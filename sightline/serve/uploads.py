@@ -54,7 +54,12 @@ def expand_uploads(files: list[tuple[str, bytes]], max_upload_bytes: int) -> lis
 def _skipped(member: str) -> bool:
     """Folders, macOS resource forks (__MACOSX/) and hidden files (.DS_Store, ._photo.jpg)."""
     parts = [p for p in member.split("/") if p]
-    return member.endswith("/") or not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+    return (
+        member.endswith("/")
+        or not parts
+        or parts[0] == "__MACOSX"
+        or any(p.startswith(".") for p in parts)
+    )
 
 
 def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]) -> list[Item]:
@@ -66,38 +71,66 @@ def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS:
-            raise ArchiveTooLarge(f"{name}: the archive holds {len(infos):,} entries; at most {MAX_MEMBERS:,} are "
-                                  "accepted: split it into smaller archives")  # fmt: skip
+            raise ArchiveTooLarge(
+                f"{name}: the archive holds {len(infos):,} entries; at most {MAX_MEMBERS:,} are "
+                "accepted: split it into smaller archives"
+            )
         files = [i for i in infos if not i.is_dir() and not _skipped(i.filename.replace("\\", "/"))]
         declared = sum(i.file_size for i in files)
         if declared > budget[0]:
-            raise ArchiveTooLarge(f"{name}: the archive unpacks to {declared / 2**20:,.0f} MB; at most "
-                                  f"{ARCHIVE_FACTOR} x the upload limit ({ARCHIVE_FACTOR * mb:g} MB in all) is "
-                                  "accepted: send fewer images at a time")  # fmt: skip
+            raise ArchiveTooLarge(
+                f"{name}: the archive unpacks to {declared / 2**20:,.0f} MB; at most "
+                f"{ARCHIVE_FACTOR} x the upload limit ({ARCHIVE_FACTOR * mb:g} MB in all) is "
+                "accepted: send fewer images at a time"
+            )
         if not files:
-            return [Item(name, error="the zip archive holds no files (folders and hidden files are skipped)")]
+            return [
+                Item(
+                    name,
+                    error="the zip archive holds no files (folders and hidden files are skipped)",
+                )
+            ]
         items = []
         for info in files:
             member = posixpath.normpath(info.filename.replace("\\", "/")).lstrip("/")
             label = f"{name}/{member}"[:MAX_NAME]
             if info.file_size > max_upload_bytes:
-                items.append(Item(label, error=f"file too large ({info.file_size / 2**20:.1f} MB; the limit per image "
-                                               f"is {mb:g} MB)"))  # fmt: skip
+                items.append(
+                    Item(
+                        label,
+                        error=f"file too large ({info.file_size / 2**20:.1f} MB; the limit per image "
+                        f"is {mb:g} MB)",
+                    )
+                )
                 continue
-            items.append(_read_member(archive, info, label, min(max_upload_bytes, budget[0]), budget))
+            items.append(
+                _read_member(archive, info, label, min(max_upload_bytes, budget[0]), budget)
+            )
         return items
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int, budget: list[int]) -> Item:
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, limit: int, budget: list[int]
+) -> Item:
     """One member, never more than ``limit`` bytes of it decompressed, whatever it declares."""
     try:
         with archive.open(info) as f:
             body = f.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as e:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        OSError,
+        EOFError,
+    ) as e:
         # RuntimeError: encrypted; NotImplementedError: a compression method zipfile lacks
         return Item(label, error=f"cannot read this archive member ({e})")
     if len(body) > limit:
-        raise ArchiveTooLarge(f"{label}: unpacks to more than the archive declares or the limits allow; the archive "
-                              "was refused (a zip bomb?)")  # fmt: skip
+        raise ArchiveTooLarge(
+            f"{label}: unpacks to more than the archive declares or the limits allow; the archive "
+            "was refused (a zip bomb?)"
+        )
     budget[0] -= len(body)
     return Item(label, body)

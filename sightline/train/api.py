@@ -47,7 +47,11 @@ def build_model(name: str, data: Dataset, seed: int | None = None, **options: An
 
 
 def _callbacks(progress: str, callbacks: list[Any] | None, on_event: EventFn | None) -> list[Any]:
-    return make_reporter(progress) + list(callbacks or []) + ([EventCallback(on_event)] if on_event else [])
+    return (
+        make_reporter(progress)
+        + list(callbacks or [])
+        + ([EventCallback(on_event)] if on_event else [])
+    )
 
 
 def fit(
@@ -92,38 +96,66 @@ def fit(
         raise ConfigError("model_options only apply when the model is given by name")
     model_config = getattr(model, "sightline_config", None)
     if model_config is None:
-        raise ConfigError("fit needs a model built by sightline.create_model (so the run can save its architecture)")
-    if tuple(model_config["input_shape"]) != tuple(data.input_shape) or model_config["num_classes"] != data.num_classes:
+        raise ConfigError(
+            "fit needs a model built by sightline.create_model (so the run can save its architecture)"
+        )
+    if (
+        tuple(model_config["input_shape"]) != tuple(data.input_shape)
+        or model_config["num_classes"] != data.num_classes
+    ):
         raise ConfigError(
             f"the model was built for input {tuple(model_config['input_shape'])} and {model_config['num_classes']} classes, "
             f"but the data has input {data.input_shape} and {data.num_classes} classes"
         )
     data = _as_pretrained_expects(data, model_config)
     _init_from_data(model, data)
-    cfg = resolve_config(get_model_entry(model_config["name"]).train_defaults,
-                         pretrained=bool(model_config["options"].get("pretrained")), **train_options)
+    cfg = resolve_config(
+        get_model_entry(model_config["name"]).train_defaults,
+        pretrained=bool(model_config["options"].get("pretrained")),
+        **train_options,
+    )
     if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
         cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
     # A recipe's values are defaults too: only what the caller set stays as it is on a GPU.
-    given = set(cfg.extra.get("given", [k for k, v in train_options.items() if v is not None and k != "extra"]))
+    given = set(
+        cfg.extra.get(
+            "given", [k for k, v in train_options.items() if v is not None and k != "extra"]
+        )
+    )
     _, h, w = data.input_shape
     device_type = resolve_device(cfg.device).type
-    cfg, device_notes = adapt_to_device(cfg, device_type, given, len(data.train), h * w,
-                                        fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model))  # fmt: skip
+    cfg, device_notes = adapt_to_device(
+        cfg,
+        device_type,
+        given,
+        len(data.train),
+        h * w,
+        fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model),
+    )
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
     cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
     step_s = None  # a training step timed here: bf16 against float32, then for the time budget
-    if not ctx.active and cpu_precision.wants_timing(model, cfg, device_type, given, len(data.train)):
+    if not ctx.active and cpu_precision.wants_timing(
+        model, cfg, device_type, given, len(data.train)
+    ):
         cfg, precision_notes, step_s = cpu_precision.choose_precision(model, data, cfg)
         device_notes = [*device_notes, *precision_notes]
     if wants_budget(cfg, given):
         if ctx.active:  # the ranks would each time their own steps and could disagree
-            world_notes.append(f"time budget: not applied with several processes; trains all {cfg.epochs} epochs")
+            world_notes.append(
+                f"time budget: not applied with several processes; trains all {cfg.epochs} epochs"
+            )
         else:
-            cfg, budget_notes = epochs_for_budget(model, data, cfg, step_s, budget_given="time_budget" in given)
+            cfg, budget_notes = epochs_for_budget(
+                model, data, cfg, step_s, budget_given="time_budget" in given
+            )
             device_notes = [*device_notes, *budget_notes]
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
-    run_dir = new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"])) if ctx.is_main else None
+    run_dir = (
+        new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
+        if ctx.is_main
+        else None
+    )
     run_dir = Path(distributed.broadcast_text(str(run_dir)))
     # A Dataset not made by load_dataset can't be loaded again by name: say so in the run.
     data_options = data.load_options or {"name_or_path": data.name, "in_memory": True}
@@ -134,7 +166,9 @@ def fit(
         for line in [*device_notes, *world_notes]:
             on_event({"kind": "message", "text": line, "topic": "device"})
     try:
-        trainer = _trainer(model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop)
+        trainer = _trainer(
+            model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop
+        )
     except Exception as e:
         if ctx.is_main:  # the folder exists: it says why training never started, not "not started"
             _mark_never_started(run_dir, cfg, e)
@@ -147,8 +181,16 @@ def fit(
 
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
     with contextlib.suppress(OSError):
-        atomic_write_json(run_dir / "status.json", {"status": "failed", "error": failure_text(error), "epochs_done": 0,
-                                                    "epochs": cfg.epochs, "global_step": 0})  # fmt: skip
+        atomic_write_json(
+            run_dir / "status.json",
+            {
+                "status": "failed",
+                "error": failure_text(error),
+                "epochs_done": 0,
+                "epochs": cfg.epochs,
+                "global_step": 0,
+            },
+        )
 
 
 def _init_from_data(model: nn.Module, data: Dataset) -> None:
@@ -170,8 +212,14 @@ def _as_pretrained_expects(data: Dataset, model_config: dict[str, Any]) -> Datas
     return with_pretrained_normalization(data, model_config["name"])
 
 
-def _trainer(model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
-             should_stop: Callable[[], bool] | None) -> Trainer:  # fmt: skip
+def _trainer(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    run_dir: Path,
+    callbacks: list[Any],
+    should_stop: Callable[[], bool] | None,
+) -> Trainer:
     if distributed.current().active:
         from sightline.train.distributed_trainer import DistributedTrainer
 
@@ -181,8 +229,10 @@ def _trainer(model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, c
     from sightline.train.frozen import FrozenFeatureTrainer, supports_frozen_features
 
     if not supports_frozen_features(model):
-        raise ConfigError(f"freeze=True trains a head on a pretrained backbone's features; {model.sightline_config['name']} "
-                          f"has no backbone/head split (use --model efficientnet-lite0 --pretrained)")  # fmt: skip
+        raise ConfigError(
+            f"freeze=True trains a head on a pretrained backbone's features; {model.sightline_config['name']} "
+            f"has no backbone/head split (use --model efficientnet-lite0 --pretrained)"
+        )
     return FrozenFeatureTrainer(model, data, cfg, run_dir, callbacks, should_stop)
 
 
@@ -216,7 +266,9 @@ def resume(
     cfg, _ = distributed.resolve_for_world(cfg, distributed.current(), model, len(data.train))
     if on_event is not None and distributed.current().is_main:
         on_event({"kind": "run", "run_dir": str(run.path), "name": run.name, "resumed": True})
-    trainer = _trainer(model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop)
+    trainer = _trainer(
+        model, data, cfg, run.path, _callbacks(progress, callbacks, on_event), should_stop
+    )
     trainer.fit(resume_state=state)
     resumed = Run(run.path)
     resumed.data = data

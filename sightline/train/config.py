@@ -108,10 +108,15 @@ class TrainConfig:
 
         if self.epochs < 1:
             raise bad(f"epochs must be at least 1, not {self.epochs}")
-        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float))
-                                                 and not isinstance(self.time_budget, bool)
-                                                 and math.isfinite(self.time_budget) and self.time_budget > 0):
-            raise bad(f"time_budget is seconds of training (a positive number), not {self.time_budget!r}")
+        if self.time_budget is not None and not (
+            isinstance(self.time_budget, (int, float))
+            and not isinstance(self.time_budget, bool)
+            and math.isfinite(self.time_budget)
+            and self.time_budget > 0
+        ):
+            raise bad(
+                f"time_budget is seconds of training (a positive number), not {self.time_budget!r}"
+            )
         if self.batch_size < 1:
             raise bad(f"batch_size must be at least 1, not {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
@@ -135,7 +140,9 @@ class TrainConfig:
         if self.translate < 0:
             raise bad(f"translate must be >= 0 pixels, not {self.translate}")
         if self.shift_tta < 0 or (self.shift_tta and self.freeze):
-            raise bad(f"shift_tta must be >= 0 pixels, and 0 for a head trained on frozen features, not {self.shift_tta}")
+            raise bad(
+                f"shift_tta must be >= 0 pixels, and 0 for a head trained on frozen features, not {self.shift_tta}"
+            )
         if self.reframe is not None and not 0.0 <= self.reframe <= 1.0:
             raise bad(f"reframe is a share of the images in [0, 1], not {self.reframe}")
         if self.monitor not in MONITORS:
@@ -145,7 +152,9 @@ class TrainConfig:
         if self.checkpoint_every < 0:
             raise bad(f"checkpoint_every must be >= 0 steps, not {self.checkpoint_every}")
         if self.head_epochs < 0 or (self.head_epochs and self.head_epochs >= self.epochs):
-            raise bad(f"head_epochs must be from 0 to epochs - 1 ({self.epochs - 1}), not {self.head_epochs}")
+            raise bad(
+                f"head_epochs must be from 0 to epochs - 1 ({self.epochs - 1}), not {self.head_epochs}"
+            )
         if not 0.0 < self.backbone_lr <= 1.0:
             raise bad(f"backbone_lr is a fraction of the lr in (0, 1], not {self.backbone_lr}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -175,8 +184,17 @@ class TrainConfig:
 # Training only a head on frozen features: a linear model on 1,280 numbers per image. Epochs
 # cost milliseconds, so many; AdamW at 1e-3 with a little weight decay, no label smoothing
 # (measured on 600 CIFAR-10 photos: see benchmarks/transfer.py).
-FROZEN_HEAD_DEFAULTS: dict[str, Any] = dict(epochs=40, batch_size=32, optimizer="adamw", lr=1e-3, weight_decay=1e-2,
-                                            schedule="cosine", warmup=0.05, label_smoothing=0.0, translate=0)  # fmt: skip
+FROZEN_HEAD_DEFAULTS: dict[str, Any] = dict(
+    epochs=40,
+    batch_size=32,
+    optimizer="adamw",
+    lr=1e-3,
+    weight_decay=1e-2,
+    schedule="cosine",
+    warmup=0.05,
+    label_smoothing=0.0,
+    translate=0,
+)
 
 
 # Fine-tuning pretrained weights: the new head learns alone for an epoch, then everything, the
@@ -184,14 +202,18 @@ FROZEN_HEAD_DEFAULTS: dict[str, Any] = dict(epochs=40, batch_size=32, optimizer=
 FINE_TUNE_DEFAULTS: dict[str, Any] = dict(epochs=4, head_epochs=1, backbone_lr=0.1)
 
 
-def resolve_config(model_defaults: dict[str, Any] | None = None, pretrained: bool = False, **user: Any) -> TrainConfig:
+def resolve_config(
+    model_defaults: dict[str, Any] | None = None, pretrained: bool = False, **user: Any
+) -> TrainConfig:
     """DEFAULTS ← model's train_defaults (← FROZEN_HEAD_DEFAULTS with freeze=True, or
     FINE_TUNE_DEFAULTS for ``pretrained`` weights trained whole) ← user options (None means
     "not given")."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(user) - names)
     if unknown:
-        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names - {'extra'}))}")
+        raise ConfigError(
+            f"unknown training option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names - {'extra'}))}"
+        )
     values = dict(DEFAULTS)
     values.update({k: v for k, v in (model_defaults or {}).items() if k in names})
     if user.get("freeze"):

@@ -33,25 +33,37 @@ BF16_MARGIN = 1.15
 MIN_RUN_STEPS = 500
 
 
-def wants_timing(model: nn.Module, cfg: TrainConfig, device_type: str, given: set[str], train_size: int) -> bool:
+def wants_timing(
+    model: nn.Module, cfg: TrainConfig, device_type: str, given: set[str], train_size: int
+) -> bool:
     """A convnet trained on a CPU with AVX-512 BF16 and no AMX for at least ``MIN_RUN_STEPS``
     steps, precision unset."""
     if device_type != "cpu" or cfg.amp is not None or "amp" in given or cfg.freeze:
         return False
     steps = plan_steps(train_size, cfg).stop_step
-    return steps >= MIN_RUN_STEPS and has_conv(model) and cpu_has_avx512_bf16() and not cpu_has_amx()
+    return (
+        steps >= MIN_RUN_STEPS and has_conv(model) and cpu_has_avx512_bf16() and not cpu_has_amx()
+    )
 
 
-def choose_precision(model: nn.Module, data: Dataset, cfg: TrainConfig) -> tuple[TrainConfig, list[str], float]:
+def choose_precision(
+    model: nn.Module, data: Dataset, cfg: TrainConfig
+) -> tuple[TrainConfig, list[str], float]:
     """``cfg`` with ``amp`` set to the faster of bf16 and float32 here, a note line, and the chosen
     precision's step time (for a time budget)."""
     float32_s = measure_step_seconds(model, data, dataclasses.replace(cfg, amp=False))
     bf16_s = measure_step_seconds(model, data, dataclasses.replace(cfg, amp=True))
     bf16 = float32_s >= BF16_MARGIN * bf16_s
-    timing: dict[str, Any] = {"float32_step_s": round(float32_s, 5), "bf16_step_s": round(bf16_s, 5), "amp": bf16}
+    timing: dict[str, Any] = {
+        "float32_step_s": round(float32_s, 5),
+        "bf16_step_s": round(bf16_s, 5),
+        "amp": bf16,
+    }
     defaults = {**cfg.extra.get("device_defaults", {}), "amp": [None, bf16]}
     extra = {**cfg.extra, "device_defaults": defaults, "cpu_precision": timing}
-    note = (f"CPU with AVX-512 BF16, no AMX: a step of {cfg.batch_size} images timed at {bf16_s * 1000:.3g} ms in bf16, "
-            f"{float32_s * 1000:.3g} ms in float32 here: trains in {'bf16' if bf16 else 'float32'} "
-            f"(--amp / --no-amp to choose)")  # fmt: skip
+    note = (
+        f"CPU with AVX-512 BF16, no AMX: a step of {cfg.batch_size} images timed at {bf16_s * 1000:.3g} ms in bf16, "
+        f"{float32_s * 1000:.3g} ms in float32 here: trains in {'bf16' if bf16 else 'float32'} "
+        f"(--amp / --no-amp to choose)"
+    )
     return dataclasses.replace(cfg, amp=bf16, extra=extra), [note], bf16_s if bf16 else float32_s

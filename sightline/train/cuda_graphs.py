@@ -35,7 +35,11 @@ def wanted(device_type: str, cfg: TrainConfig) -> bool:
     """Whether a one-process run on ``device_type`` trains through CUDA graphs: on a GPU unless
     turned off, and not while ``head_epochs`` change which parameters train, nor for a head on
     frozen features (a few milliseconds a step: nothing to win)."""
-    return device_type == "cuda" and cfg.cuda_graphs is not False and not (cfg.freeze or cfg.head_epochs)
+    return (
+        device_type == "cuda"
+        and cfg.cuda_graphs is not False
+        and not (cfg.freeze or cfg.head_epochs)
+    )
 
 
 class _Forward(nn.Module):
@@ -54,8 +58,12 @@ class GraphedTraining:
     """``self(x, autocast)`` is the model's training forward, through a CUDA graph where ``x`` has
     the captured shape; ``None`` where it cannot be (the caller runs the model eagerly)."""
 
-    def __init__(self, model: nn.Module, note: Callable[[str], None] = lambda msg: None,
-                 batch_size: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        note: Callable[[str], None] = lambda msg: None,
+        batch_size: int | None = None,
+    ) -> None:
         """``batch_size``: capture only a batch of this many images (a run resumed at an epoch's
         short last batch would otherwise capture that one, and replay it never again)."""
         self.model = model
@@ -91,14 +99,17 @@ class GraphedTraining:
         # and the warm-up's backward thread may be the first to use cuBLAS, which warns that it
         # set the CUDA context itself. Neither costs anything here, nor can a user act on it.
         warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
-        warnings.filterwarnings("ignore", message="Attempting to run cuBLAS, but there was no current CUDA context")
+        warnings.filterwarnings(
+            "ignore", message="Attempting to run cuBLAS, but there was no current CUDA context"
+        )
         buffers = [b.detach().clone() for b in self.model.buffers()]
         rng = torch.cuda.get_rng_state(x.device)
         sample = x.detach().clone(memory_format=torch.preserve_format)
         try:
             with autocast():  # type: ignore[attr-defined]
-                self.graphed = torch.cuda.make_graphed_callables(_Forward(self.model), (sample,),
-                                                                 num_warmup_iters=WARMUP_STEPS)  # fmt: skip
+                self.graphed = torch.cuda.make_graphed_callables(
+                    _Forward(self.model), (sample,), num_warmup_iters=WARMUP_STEPS
+                )
             self.shape, self.stride = tuple(x.shape), x.stride()
         except Exception as e:  # any failure to capture only costs the speed-up
             self.failed, self.graphed = True, None
@@ -112,5 +123,7 @@ class GraphedTraining:
         if self.failed:
             self.note(f"CUDA graphs off for this model ({reason}): eager steps")
         else:
-            self.note(f"CUDA graphs: each training step of {x.shape[0]:,} images replays one recorded graph "
-                      "(--no-cuda-graphs: eager steps)")
+            self.note(
+                f"CUDA graphs: each training step of {x.shape[0]:,} images replays one recorded graph "
+                "(--no-cuda-graphs: eager steps)"
+            )

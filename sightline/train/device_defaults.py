@@ -46,24 +46,48 @@ from sightline.train.config import TrainConfig
 GPU_BATCH = 512  # images per step on a CUDA GPU unless the caller chose a batch size
 MIN_STEPS_PER_EPOCH = 50  # ... and only for data that still gives this many steps per epoch at it
 GPU_EPOCH_FACTOR = 2  # epochs times this with the larger batch, unless the caller chose the epochs
-MAX_PIXELS = 64 * 64  # only for images this small: 512 larger ones (224 px photos) may not fit a smaller GPU
+MAX_PIXELS = (
+    64 * 64
+)  # only for images this small: 512 larger ones (224 px photos) may not fit a smaller GPU
 MAX_LR_SCALE = 4.0  # the square-root rule, capped: 64 -> 512 scales the lr by 2.83
 
 
-def adapt_to_device(cfg: TrainConfig, device_type: str, given: set[str], train_size: int,
-                    image_pixels: int, *, fast_bf16: bool = False) -> tuple[TrainConfig, list[str]]:  # fmt: skip
+def adapt_to_device(
+    cfg: TrainConfig,
+    device_type: str,
+    given: set[str],
+    train_size: int,
+    image_pixels: int,
+    *,
+    fast_bf16: bool = False,
+) -> tuple[TrainConfig, list[str]]:
     """``cfg`` with the batch size and learning rate chosen for ``device_type`` ("cuda", "cpu",
     "mps") where the caller did not set them (``given``: the option names the caller set), and
     note lines saying what changed. A frozen-feature head (``freeze``) trains on cached features
     and keeps its own settings; small data keeps its batch (it needs the steps more than speed),
     and so do large images (``image_pixels`` = H x W; memory). ``fast_bf16``: the model trains
     faster in bf16 on this CPU (a convnet on an AMX CPU: ``sightline.devices.cpu_bf16_is_fast``)."""
-    if device_type == "cpu" and fast_bf16 and not cfg.freeze and cfg.amp is None and "amp" not in given:
-        extra = {**cfg.extra, "device_defaults": {**cfg.extra.get("device_defaults", {}), "amp": [None, True]}}
+    if (
+        device_type == "cpu"
+        and fast_bf16
+        and not cfg.freeze
+        and cfg.amp is None
+        and "amp" not in given
+    ):
+        extra = {
+            **cfg.extra,
+            "device_defaults": {**cfg.extra.get("device_defaults", {}), "amp": [None, True]},
+        }
         note = "CPU with AMX: bf16 mixed precision, about 2x float32 for a convnet (--no-amp trains in float32)"
         return dataclasses.replace(cfg, amp=True, extra=extra), [note]
-    if (device_type != "cuda" or cfg.freeze or "batch_size" in given or cfg.batch_size >= GPU_BATCH
-            or train_size < MIN_STEPS_PER_EPOCH * GPU_BATCH or image_pixels > MAX_PIXELS):  # fmt: skip
+    if (
+        device_type != "cuda"
+        or cfg.freeze
+        or "batch_size" in given
+        or cfg.batch_size >= GPU_BATCH
+        or train_size < MIN_STEPS_PER_EPOCH * GPU_BATCH
+        or image_pixels > MAX_PIXELS
+    ):
         return cfg, []
     ratio = GPU_BATCH / cfg.batch_size
     changes: dict = {"batch_size": GPU_BATCH}
@@ -71,9 +95,15 @@ def adapt_to_device(cfg: TrainConfig, device_type: str, given: set[str], train_s
         changes["lr"] = cfg.lr * min(math.sqrt(ratio), MAX_LR_SCALE)
     if "epochs" not in given:
         changes["epochs"] = cfg.epochs * GPU_EPOCH_FACTOR
-    note = (f"GPU: batch {GPU_BATCH} instead of {cfg.batch_size}" +
-            (f", lr {changes['lr']:.3g} instead of {cfg.lr:.3g} (square-root scaling)" if "lr" in changes else "") +
-            (f", {changes['epochs']} epochs instead of {cfg.epochs}" if "epochs" in changes else "") +
-            " (--batch-size sets it)")  # fmt: skip
+    note = (
+        f"GPU: batch {GPU_BATCH} instead of {cfg.batch_size}"
+        + (
+            f", lr {changes['lr']:.3g} instead of {cfg.lr:.3g} (square-root scaling)"
+            if "lr" in changes
+            else ""
+        )
+        + (f", {changes['epochs']} epochs instead of {cfg.epochs}" if "epochs" in changes else "")
+        + " (--batch-size sets it)"
+    )
     extra = {**cfg.extra, "device_defaults": {k: [getattr(cfg, k), v] for k, v in changes.items()}}
     return dataclasses.replace(cfg, **changes, extra=extra), [note]

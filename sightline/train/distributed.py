@@ -76,7 +76,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value) if value else default
     except ValueError:
-        raise ConfigError(f"environment variable {name}={value!r} is not an integer (set by torchrun)") from None
+        raise ConfigError(
+            f"environment variable {name}={value!r} is not an integer (set by torchrun)"
+        ) from None
 
 
 def timeout_seconds() -> float:
@@ -105,7 +107,9 @@ def current() -> Distributed:
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if not dist.is_available():
         raise ConfigError("this PyTorch build has no torch.distributed: run without torchrun")
-    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+    backend = (
+        "cpu:gloo,cuda:nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+    )
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
@@ -160,8 +164,10 @@ def rank_device(device: torch.device, ctx: Distributed) -> torch.device:
     """One device per rank: ``cuda`` becomes ``cuda:LOCAL_RANK``; CPU ranks share the CPU."""
     if ctx.active and device.type == "cuda":
         if ctx.local_world_size > torch.cuda.device_count():
-            raise ConfigError(f"{ctx.local_world_size} processes on this machine but only {torch.cuda.device_count()} "
-                              f"GPU(s): start one process per GPU (--nproc_per_node {torch.cuda.device_count()})")  # fmt: skip
+            raise ConfigError(
+                f"{ctx.local_world_size} processes on this machine but only {torch.cuda.device_count()} "
+                f"GPU(s): start one process per GPU (--nproc_per_node {torch.cuda.device_count()})"
+            )
         return torch.device("cuda", ctx.local_rank)
     return device
 
@@ -254,13 +260,24 @@ def torchrun_command(nproc: int, args: list[str], *, nnodes: int = 1) -> list[st
     machine with torchrun (PyTorch's own launcher, which also reports a failed rank)."""
     if nproc < 1:
         raise ConfigError(f"the number of processes must be at least 1, not {nproc}")
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nnodes={nnodes}",
-            f"--nproc_per_node={nproc}", "-m", "sightline", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nnodes={nnodes}",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "sightline",
+        *args,
+    ]
 
 
 def threads_per_process(nproc: int) -> int:
     """CPU threads each of ``nproc`` processes on this machine gets: the cores shared out."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, cores // max(nproc, 1))
 
 
@@ -277,12 +294,16 @@ def resolve_for_world(cfg, ctx: Distributed, model: nn.Module, train_size: int):
     if not ctx.active:
         return cfg, []
     if cfg.freeze:
-        raise ConfigError("--freeze trains a head on features computed once, in seconds: run it as one process "
-                          "(without torchrun), or fine-tune the whole network with --fine-tune")  # fmt: skip
+        raise ConfigError(
+            "--freeze trains a head on features computed once, in seconds: run it as one process "
+            "(without torchrun), or fine-tune the whole network with --fine-tune"
+        )
     world = ctx.world_size
     if cfg.batch_size < world:
-        raise ConfigError(f"batch size {cfg.batch_size} is smaller than the {world} processes: each needs at least "
-                          f"one image per step (use --batch-size {world} or more)")  # fmt: skip
+        raise ConfigError(
+            f"batch size {cfg.batch_size} is smaller than the {world} processes: each needs at least "
+            f"one image per step (use --batch-size {world} or more)"
+        )
     from sightline.train.config import steps_per_epoch
 
     low = cfg.batch_size // world
@@ -290,17 +311,26 @@ def resolve_for_world(cfg, ctx: Distributed, model: nn.Module, train_size: int):
     bn = has_batchnorm(model)
     sync = cfg.sync_bn if cfg.sync_bn is not None else bn and low < SYNC_BN_BELOW
     if bn and not sync and last // world < 2:
-        raise ConfigError(f"the epoch's last batch has {last} images for {world} processes: BatchNorm needs at least 2 "
-                          f"per process; use --sync-bn or another batch size")  # fmt: skip
+        raise ConfigError(
+            f"the epoch's last batch has {last} images for {world} processes: BatchNorm needs at least 2 "
+            f"per process; use --sync-bn or another batch size"
+        )
     split = f"{low}" if cfg.batch_size % world == 0 else f"{low}-{low + 1}"
-    notes = [f"{world} processes ({ctx.backend}): global batch {cfg.batch_size}, {split} images per process per step; "
-             f"SyncBatchNorm {'on' if sync and bn else 'off'}"
-             + ("" if bn else " (no BatchNorm in this model)")]  # fmt: skip
-    extra = {**cfg.extra, "distributed": {"world_size": world, "backend": ctx.backend, "per_rank_batch": split}}
+    notes = [
+        f"{world} processes ({ctx.backend}): global batch {cfg.batch_size}, {split} images per process per step; "
+        f"SyncBatchNorm {'on' if sync and bn else 'off'}"
+        + ("" if bn else " (no BatchNorm in this model)")
+    ]
+    extra = {
+        **cfg.extra,
+        "distributed": {"world_size": world, "backend": ctx.backend, "per_rank_batch": split},
+    }
     return dataclasses.replace(cfg, sync_bn=bool(sync), extra=extra), notes
 
 
-def sharded_logits(model: nn.Module, images: torch.Tensor, preprocess, device: torch.device) -> torch.Tensor:
+def sharded_logits(
+    model: nn.Module, images: torch.Tensor, preprocess, device: torch.device
+) -> torch.Tensor:
     """Logits of all ``images`` on every rank, each rank computing its own rows of them."""
     from sightline.inference import batched_logits
 

@@ -37,10 +37,19 @@ STOP_SYNC_EVERY = 8
 
 
 class DistributedTrainer(Trainer):
-    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
-                 should_stop=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        cfg: TrainConfig,
+        run_dir: Path,
+        callbacks: list[Any],
+        should_stop=None,
+    ) -> None:
         self.ctx = dist_.current()
-        super().__init__(model, data, cfg, run_dir, callbacks if self.ctx.is_main else [], should_stop)
+        super().__init__(
+            model, data, cfg, run_dir, callbacks if self.ctx.is_main else [], should_stop
+        )
         self.device = dist_.rank_device(self.device, self.ctx)
         self.model = self.model.to(self.device)
         self.writes = self.ctx.is_main
@@ -53,16 +62,21 @@ class DistributedTrainer(Trainer):
         # A frozen backbone during head_epochs has parameters without gradients in a step.
         # With SyncBatchNorm the running statistics agree already: no buffer broadcast per step.
         self.ddp = DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            find_unused_parameters=bool(cfg.head_epochs), **_buffer_sync(not self.sync_bn),
-        )  # fmt: skip
+            self.model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=bool(cfg.head_epochs),
+            **_buffer_sync(not self.sync_bn),
+        )
         self._global_n = cfg.batch_size
-        if cfg.lookahead:  # the slow weights start from rank 0's (DDP broadcast them), on this rank's device
+        if (
+            cfg.lookahead
+        ):  # the slow weights start from rank 0's (DDP broadcast them), on this rank's device
             self.lookahead = Lookahead(self.model)
 
     # ------------------------------------------------------------------ the step
-    def _step_batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
-                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _step_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mine = dist_.rows(len(idx), self.ctx)
         self._global_n = len(idx)
         if self.augment.active:  # the global batch's augmentation, for any world size
@@ -130,4 +144,8 @@ def _buffer_sync(each_step: bool) -> dict[str, bool]:
     import inspect
 
     params = inspect.signature(DistributedDataParallel.__init__).parameters
-    return {"forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": each_step}
+    return {
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in params
+        else "broadcast_buffers": each_step
+    }

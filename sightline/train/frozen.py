@@ -29,7 +29,9 @@ from sightline.train.config import TrainConfig
 from sightline.train.loop import Trainer
 from sightline.train.optim import freeze_backbone, head_parameters
 
-FEATURE_BATCH = 32  # images per backbone pass: 23 img/s at 224 px on 2 CPU cores vs 21 at 64, 10 at 256
+FEATURE_BATCH = (
+    32  # images per backbone pass: 23 img/s at 224 px on 2 CPU cores vs 21 at 64, 10 at 256
+)
 
 
 def supports_frozen_features(model: nn.Module) -> bool:
@@ -38,9 +40,15 @@ def supports_frozen_features(model: nn.Module) -> bool:
 
 
 @torch.inference_mode()
-def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: torch.device,
-                     flip: bool = False, channels_last: bool = True,
-                     on_batch=None) -> torch.Tensor:  # fmt: skip
+def extract_features(
+    model: nn.Module,
+    images: torch.Tensor,
+    normalize,
+    device: torch.device,
+    flip: bool = False,
+    channels_last: bool = True,
+    on_batch=None,
+) -> torch.Tensor:
     """``model.features`` of uint8 ``images`` (N, C, H, W), in batches, in eval mode → float32
     (N, F) on ``device``. ``flip``: of the mirrored images. ``on_batch(done, total)`` after each.
     It runs ``inference_copy(model)`` (BatchNorms folded into the convolutions where the model
@@ -48,7 +56,9 @@ def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: 
     was_training = model.training
     model.eval()
     net = inference_copy(model)
-    if channels_last and net is not model:  # a new copy (the model itself is the trainer's to convert)
+    if (
+        channels_last and net is not model
+    ):  # a new copy (the model itself is the trainer's to convert)
         net.to(memory_format=torch.channels_last)
     out = []
     try:
@@ -56,7 +66,9 @@ def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: 
             x = normalize(images[start : start + FEATURE_BATCH].to(device))
             if flip:
                 x = x.flip(3)
-            if channels_last:  # oneDNN's NHWC kernels: +15-44 % on this CPU (benchmarks/features.py)
+            if (
+                channels_last
+            ):  # oneDNN's NHWC kernels: +15-44 % on this CPU (benchmarks/features.py)
                 x = x.contiguous(memory_format=torch.channels_last)
             out.append(net.features(x).float())
             if on_batch is not None:
@@ -69,10 +81,19 @@ def extract_features(model: nn.Module, images: torch.Tensor, normalize, device: 
 class FrozenFeatureTrainer(Trainer):
     """Trains only ``model.head`` on cached ``model.features`` (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
-                 should_stop=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        cfg: TrainConfig,
+        run_dir: Path,
+        callbacks: list[Any],
+        should_stop=None,
+    ) -> None:
         if not supports_frozen_features(model):
-            raise TypeError(f"{type(model).__name__} has no features()/head() split: it cannot train on frozen features")
+            raise TypeError(
+                f"{type(model).__name__} has no features()/head() split: it cannot train on frozen features"
+            )
         if not head_parameters(model):
             raise TypeError(f"{type(model).__name__} has no classifier module to train")
         freeze_backbone(model, True)  # the optimizer (made in Trainer.__init__) sees the head only
@@ -91,14 +112,25 @@ class FrozenFeatureTrainer(Trainer):
                 now = time.monotonic()
                 if now - last[0] >= 0.25 or done == total:
                     last[0] = now
-                    self._emit("on_features", {"split": split, "done": done, "total": total,
-                                               "images_per_sec": round(done / max(now - started, 1e-9), 1)})  # fmt: skip
+                    self._emit(
+                        "on_features",
+                        {
+                            "split": split,
+                            "done": done,
+                            "total": total,
+                            "images_per_sec": round(done / max(now - started, 1e-9), 1),
+                        },
+                    )
 
-            self._features[key] = extract_features(self.model, images, self.preprocess.normalize, self.device, flip,
-                                                   on_batch=on_batch)  # fmt: skip
+            self._features[key] = extract_features(
+                self.model, images, self.preprocess.normalize, self.device, flip, on_batch=on_batch
+            )
             took = time.monotonic() - started
             what = f"{len(images):,} {split} images" + (" (mirrored)" if flip else "")
-            self._emit("on_message", f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)")
+            self._emit(
+                "on_message",
+                f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)",
+            )
         return self._features[key]
 
     # ------------------------------------------------------------------ the Trainer's hooks
@@ -108,13 +140,18 @@ class FrozenFeatureTrainer(Trainer):
             views.append(self._compute("train", self.data.train.images, True))
         return torch.stack(views)  # (views, N, F)
 
-    def _batch(self, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _batch(
+        self, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         if features.shape[0] == 1:
             return features[0, idx]
         # Each image is seen plain or mirrored at random (or alternately), as the image augmentation would.
         mask = self._flip_mask(idx)
-        view = (mask.long() if mask is not None
-                else torch.randint(0, features.shape[0], (len(idx),), generator=gen).to(features.device))  # fmt: skip
+        view = (
+            mask.long()
+            if mask is not None
+            else torch.randint(0, features.shape[0], (len(idx),), generator=gen).to(features.device)
+        )
         return features[view, idx]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,8 +165,9 @@ class FrozenFeatureTrainer(Trainer):
             with torch.inference_mode():
                 logits = self.model.head(plain)
                 if self.preprocess.flip_tta:  # as batched_logits does for the test set
-                    logits = (logits + self.model.head(self._compute("val", self.data.val.images, True))) / 2
+                    logits = (
+                        logits + self.model.head(self._compute("val", self.data.val.images, True))
+                    ) / 2
         finally:
             self.model.train()
         return logits.float().cpu()
-

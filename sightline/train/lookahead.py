@@ -41,7 +41,9 @@ class Lookahead:
     statistics too: they belong with the weights they were measured on)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.slow = {
+            k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()
+        }
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int, total_steps: int) -> None:
@@ -68,7 +70,9 @@ class Lookahead:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = sorted(set(self.slow) - set(state))
         if missing:
-            raise RunError(f"the resume state's Lookahead weights lack {', '.join(missing[:3])}: it is from another "
-                           f"network; start the run again")
+            raise RunError(
+                f"the resume state's Lookahead weights lack {', '.join(missing[:3])}: it is from another "
+                f"network; start the run again"
+            )
         for name, slow in self.slow.items():
             slow.copy_(state[name])

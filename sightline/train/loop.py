@@ -48,7 +48,17 @@ from sightline.train.interrupt import graceful_sigint
 from sightline.train.lookahead import Lookahead
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
 
-METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec", "best"]
+METRIC_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "time",
+    "images_per_sec",
+    "best",
+]
 
 
 class StopRequested(Exception):
@@ -71,8 +81,15 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 class Trainer:
     """Trains ``model`` on ``data`` into the run folder ``run_dir``. Use ``sightline.fit``."""
 
-    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, callbacks: list[Any],
-                 should_stop: Callable[[], bool] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        cfg: TrainConfig,
+        run_dir: Path,
+        callbacks: list[Any],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.should_stop = should_stop
         self.data = data
@@ -89,21 +106,40 @@ class Trainer:
         self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
-        self.graphs = (cuda_graphs.GraphedTraining(self.model, lambda msg: self._emit("on_message", msg),
-                                                   batch_size=min(cfg.batch_size, len(data.train)))
-                       if cuda_graphs.wanted(self.device.type, cfg) else None)  # fmt: skip
+        self.graphs = (
+            cuda_graphs.GraphedTraining(
+                self.model,
+                lambda msg: self._emit("on_message", msg),
+                batch_size=min(cfg.batch_size, len(data.train)),
+            )
+            if cuda_graphs.wanted(self.device.type, cfg)
+            else None
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
         self.augment = Augment(cfg.translate, cfg.flips(data.flip), reframe)
-        self.flip_base = (to_device(alternating_flips(len(data.train), cfg.seed), self.device)
-                          if self.augment.flip and cfg.alternate_flip else None)  # fmt: skip
+        self.flip_base = (
+            to_device(alternating_flips(len(data.train), cfg.seed), self.device)
+            if self.augment.flip and cfg.alternate_flip
+            else None
+        )
         # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
         try:
-            self.preprocess = dataclasses.replace(data.preprocess, flip_tta=self.augment.flip, shift_tta=cfg.shift_tta)
+            self.preprocess = dataclasses.replace(
+                data.preprocess, flip_tta=self.augment.flip, shift_tta=cfg.shift_tta
+            )
         except ValueError as e:  # a shift too large for the images
-            raise ConfigError(f"{e} for {data.preprocess.size[0]}x{data.preprocess.size[1]} images") from None
-        self.meta = ckpt.model_metadata(model, data.classes, self.preprocess.to_dict(), dataset=data.name)
-        self.monitor = cfg.monitor if data.val is not None or not cfg.monitor.startswith("val_") else cfg.monitor[4:]
+            raise ConfigError(
+                f"{e} for {data.preprocess.size[0]}x{data.preprocess.size[1]} images"
+            ) from None
+        self.meta = ckpt.model_metadata(
+            model, data.classes, self.preprocess.to_dict(), dataset=data.name
+        )
+        self.monitor = (
+            cfg.monitor
+            if data.val is not None or not cfg.monitor.startswith("val_")
+            else cfg.monitor[4:]
+        )
         self.mode = "max" if self.monitor.endswith("accuracy") else "min"
         self.plan = plan_steps(len(data.train), cfg)
         self.steps = self.plan.steps_per_epoch
@@ -166,13 +202,24 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.lookahead is not None:
             if state.get("lookahead") is None:
-                raise RunError(f"{self.run_dir / 'resume.pt'} holds no Lookahead weights, though the run's config.json "
-                               f"trains with them: the two files are from different runs; start the run again")
+                raise RunError(
+                    f"{self.run_dir / 'resume.pt'} holds no Lookahead weights, though the run's config.json "
+                    f"trains with them: the two files are from different runs; start the run again"
+                )
             self.lookahead.load_state_dict(state["lookahead"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-        for key in ("epoch", "step_in_epoch", "global_step", "epoch_time", "history", "best_value", "best_epoch", "bad_epochs"):
+        for key in (
+            "epoch",
+            "step_in_epoch",
+            "global_step",
+            "epoch_time",
+            "history",
+            "best_value",
+            "best_epoch",
+            "bad_epochs",
+        ):
             setattr(self, key, state[key])
         self.sums = state["sums"].to(self.device, self.sum_dtype)
         if state["epoch_generator"] is None:
@@ -191,7 +238,9 @@ class Trainer:
             return
         lines = [",".join(METRIC_COLUMNS)]
         for row in self.history:
-            lines.append(",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS))
+            lines.append(
+                ",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS)
+            )
         atomic_write_bytes(self.run_dir / "metrics.csv", ("\n".join(lines) + "\n").encode())
         atomic_write_json(self.run_dir / "status.json", self.summary())
 
@@ -215,7 +264,10 @@ class Trainer:
     # ------------------------------------------------------------------ one epoch
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         cfg = self.cfg
-        set_lr(self.optimizer, cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup))
+        set_lr(
+            self.optimizer,
+            cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup),
+        )
         logits = self.graphs(x, self._autocast) if self.graphs is not None else None
         with self._autocast():
             if logits is None:
@@ -239,7 +291,9 @@ class Trainer:
             return contextlib.nullcontext()
         # CUDA graphs need autocast without its cache of cast weights (each weight is cast once
         # per step here anyway, so the cache saves nothing).
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=self.graphs is None)
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype, cache_enabled=self.graphs is None
+        )
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
@@ -251,8 +305,9 @@ class Trainer:
     def _train_inputs(self) -> torch.Tensor:
         return self.data.train.images.to(self.device)
 
-    def _step_batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
-                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _step_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
         return self._batch(images, idx, gen), labels[idx]
 
@@ -277,7 +332,9 @@ class Trainer:
         assert self.data.val is not None
         return batched_logits(self.model, self.data.val.images, self.preprocess, self.device)
 
-    def _run_epoch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None) -> bool:
+    def _run_epoch(
+        self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None
+    ) -> bool:
         """Train from the current position to the end of the epoch. False when stopped early."""
         cfg = self.cfg
         fresh = _epoch_generator(cfg.seed, self.epoch)
@@ -304,19 +361,32 @@ class Trainer:
             idx = perm[i * bs : end]
             self._train_step(*self._step_batch(images, labels, idx, gen))
             self.epoch_time = time.monotonic() - start
-            if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and self.step_in_epoch < self.steps:
+            if (
+                cfg.checkpoint_every
+                and self.global_step % cfg.checkpoint_every == 0
+                and self.step_in_epoch < self.steps
+            ):
                 self.save_checkpoint(gen)
             now = time.monotonic()
             if now - last_report >= 0.1 or self.step_in_epoch == self.steps:
                 last_report = now  # reading the sums syncs with the GPU: at most 10x a second
                 loss_sum, correct, seen = self.sums.tolist()
                 self._check_finite(loss_sum)
-                shown = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
-                         "images_per_sec": seen * self.images_factor / max(self.epoch_time, 1e-9)}  # fmt: skip
-            self._emit("on_step", {
-                "epoch": self.epoch + 1, "step": self.step_in_epoch, "steps": self.steps, **shown,
-                "steps_per_sec": self.step_in_epoch / max(self.epoch_time, 1e-9),
-            })  # fmt: skip
+                shown = {
+                    "loss": loss_sum / max(seen, 1),
+                    "accuracy": correct / max(seen, 1),
+                    "images_per_sec": seen * self.images_factor / max(self.epoch_time, 1e-9),
+                }
+            self._emit(
+                "on_step",
+                {
+                    "epoch": self.epoch + 1,
+                    "step": self.step_in_epoch,
+                    "steps": self.steps,
+                    **shown,
+                    "steps_per_sec": self.step_in_epoch / max(self.epoch_time, 1e-9),
+                },
+            )
         return True
 
     def _stop_now(self) -> bool:
@@ -333,12 +403,17 @@ class Trainer:
     def _check_finite(self, loss_sum: float, epoch_loss: float | None = None) -> None:
         """Stop on a NaN/inf loss, or on an epoch whose mean loss is far above chance level
         (ln K): the weights have blown up and more epochs will not bring them back."""
-        exploding = epoch_loss is not None and epoch_loss > EXPLODING_LOSS_FACTOR * math.log(max(len(self.data.classes), 2))
+        exploding = epoch_loss is not None and epoch_loss > EXPLODING_LOSS_FACTOR * math.log(
+            max(len(self.data.classes), 2)
+        )
         if math.isfinite(loss_sum) and not exploding:
             return
         lr = self.optimizer.param_groups[0]["lr"]
-        what = f"became {loss_sum}" if not math.isfinite(loss_sum) else \
-            f"exploded to {epoch_loss:.4g} (chance level is {math.log(max(len(self.data.classes), 2)):.2f})"
+        what = (
+            f"became {loss_sum}"
+            if not math.isfinite(loss_sum)
+            else f"exploded to {epoch_loss:.4g} (chance level is {math.log(max(len(self.data.classes), 2)):.2f})"
+        )
         raise TrainingDiverged(
             f"the training loss {what} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
             f"(learning rate {lr:.3g}): training stopped; the last good weights are in last.safetensors. "
@@ -364,9 +439,13 @@ class Trainer:
             val = self.data.val
             logits = self._val_logits()
             row["val_loss"] = round(F.cross_entropy(logits, val.labels.cpu()).item(), 6)
-            row["val_accuracy"] = round((logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6)
+            row["val_accuracy"] = round(
+                (logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6
+            )
         value = row[self.monitor]
-        improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
+        improved = self.best_value is None or (
+            value > self.best_value if self.mode == "max" else value < self.best_value
+        )
         significant = self.best_value is None or abs(value - self.best_value) > self.cfg.min_delta
         row["best"] = improved
         if improved:
@@ -384,7 +463,9 @@ class Trainer:
 
     def _save_model(self, which: str, meta: dict[str, Any]) -> None:
         if self.writes:
-            ckpt.save_model(self.run_dir / f"{which}.safetensors", self.model, {**self.meta, **meta})
+            ckpt.save_model(
+                self.run_dir / f"{which}.safetensors", self.model, {**self.meta, **meta}
+            )
 
     def _save_all(self, gen: torch.Generator | None) -> None:
         self._save_model("last", {"epoch": self.epoch})
@@ -399,7 +480,9 @@ class Trainer:
             try:
                 return self._fit(resume_state)
             finally:
-                if self.graphs is not None:  # the graph's memory goes back, also while a caller keeps the trainer
+                if (
+                    self.graphs is not None
+                ):  # the graph's memory goes back, also while a caller keeps the trainer
                     self.graphs.release()
 
     def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:
@@ -410,12 +493,22 @@ class Trainer:
             gen = self.load_state_dict(resume_state)
         else:
             self._seed()
-        self._emit("on_train_begin", {
-            "epochs": self.cfg.epochs, "steps_per_epoch": self.steps, "start_epoch": self.epoch + 1,
-            "total_steps": self.plan.total_steps, "stop_step": self.plan.stop_step, "global_step": self.global_step,
-            "train_size": len(self.data.train), "val_size": len(self.data.val) if self.data.val is not None else 0,
-            "device": str(self.device), "run_dir": str(self.run_dir), "monitor": self.monitor,
-        })  # fmt: skip
+        self._emit(
+            "on_train_begin",
+            {
+                "epochs": self.cfg.epochs,
+                "steps_per_epoch": self.steps,
+                "start_epoch": self.epoch + 1,
+                "total_steps": self.plan.total_steps,
+                "stop_step": self.plan.stop_step,
+                "global_step": self.global_step,
+                "train_size": len(self.data.train),
+                "val_size": len(self.data.val) if self.data.val is not None else 0,
+                "device": str(self.device),
+                "run_dir": str(self.run_dir),
+                "monitor": self.monitor,
+            },
+        )
         self.status = "running"
         self._write_progress_files()
         try:
@@ -451,7 +544,10 @@ class Trainer:
                 self._save_all(None)
                 if stop:
                     self.status = "early_stopped"
-                    self._emit("on_message", f"Early stopping: no {self.monitor} improvement for {self.cfg.patience} epochs (best {self.best_value:.4f} at epoch {self.best_epoch}).")
+                    self._emit(
+                        "on_message",
+                        f"Early stopping: no {self.monitor} improvement for {self.cfg.patience} epochs (best {self.best_value:.4f} at epoch {self.best_epoch}).",
+                    )
                     break
                 if not finished:
                     self.status = "max_steps"
@@ -463,4 +559,7 @@ class Trainer:
             self.status = "interrupted"
             self._save_model("last", {"epoch": self.epoch})
             self.save_checkpoint(self.gen)
-            self._emit("on_message", f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}")
+            self._emit(
+                "on_message",
+                f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}",
+            )

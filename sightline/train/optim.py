@@ -32,9 +32,18 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0
     get a group of their own, last."""
     head = head_parameters(model) if backbone_lr != 1.0 else set()
     bias_scale = float(getattr(model, "norm_bias_lr_scale", 1.0))
-    norm_biases = ({id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                    and m.bias is not None} if bias_scale != 1.0 else set())  # fmt: skip
-    groups: dict[tuple[bool, bool], list] = {(h, d): [] for h in (True, False) for d in (True, False)}
+    norm_biases = (
+        {
+            id(m.bias)
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None
+        }
+        if bias_scale != 1.0
+        else set()
+    )
+    groups: dict[tuple[bool, bool], list] = {
+        (h, d): [] for h in (True, False) for d in (True, False)
+    }
     fast: list[nn.Parameter] = []
     for p in model.parameters():
         if not p.requires_grad:
@@ -43,17 +52,32 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0
             fast.append(p)
         else:
             groups[(id(p) in head if head else True, p.ndim > 1)].append(p)
-    out = [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": 1.0 if is_head else backbone_lr}
-           for (is_head, decay), ps in groups.items() if ps]  # fmt: skip
+    out = [
+        {
+            "params": ps,
+            "weight_decay": weight_decay if decay else 0.0,
+            "lr_scale": 1.0 if is_head else backbone_lr,
+        }
+        for (is_head, decay), ps in groups.items()
+        if ps
+    ]
     if fast:
-        out.append({"params": fast, "weight_decay": 0.0, "lr_scale": bias_scale * (1.0 if not head else backbone_lr)})
+        out.append(
+            {
+                "params": fast,
+                "weight_decay": 0.0,
+                "lr_scale": bias_scale * (1.0 if not head else backbone_lr),
+            }
+        )
     return out
 
 
 def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg.weight_decay, cfg.backbone_lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr)
     return torch.optim.AdamW(groups, lr=cfg.lr)

@@ -31,7 +31,12 @@ def format_duration(seconds: float) -> str:
 
 
 def format_epoch_row(row: dict[str, Any], epochs: int) -> str:
-    parts = [f"Epoch {row['epoch']}/{epochs}", f"{row['time']:.0f}s", f"loss {row['loss']:.4f}", f"accuracy {row['accuracy']:.4f}"]
+    parts = [
+        f"Epoch {row['epoch']}/{epochs}",
+        f"{row['time']:.0f}s",
+        f"loss {row['loss']:.4f}",
+        f"accuracy {row['accuracy']:.4f}",
+    ]
     if row.get("val_loss") is not None:
         parts += [f"val_loss {row['val_loss']:.4f}", f"val_accuracy {row['val_accuracy']:.4f}"]
     parts.append(f"{row['images_per_sec']:,.0f} img/s")
@@ -44,8 +49,13 @@ def format_epoch_row(row: dict[str, Any], epochs: int) -> str:
 class ProgressBar:
     """Live bar on a TTY (redrawn at most 10x a second), epoch lines everywhere."""
 
-    def __init__(self, stream: IO[str] | None = None, live: bool | None = None, width: int = 24,
-                 line_every: float = 5.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        live: bool | None = None,
+        width: int = 24,
+        line_every: float = 5.0,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.width = width
@@ -70,9 +80,11 @@ class ProgressBar:
             if "loss" in s and s["step"] < s["steps"] and now - self._last_line >= self.line_every:
                 self._last_line = now
                 eta = (s["steps"] - s["step"]) / max(s["steps_per_sec"], 1e-9)
-                self._write(f"Epoch {s['epoch']}/{self.epochs} step {s['step']}/{s['steps']} - loss {s['loss']:.4f}"
-                            f" - accuracy {s['accuracy']:.4f} - {s['images_per_sec']:,.0f} img/s"
-                            f" - epoch ETA {format_duration(eta)}\n")  # fmt: skip
+                self._write(
+                    f"Epoch {s['epoch']}/{self.epochs} step {s['step']}/{s['steps']} - loss {s['loss']:.4f}"
+                    f" - accuracy {s['accuracy']:.4f} - {s['images_per_sec']:,.0f} img/s"
+                    f" - epoch ETA {format_duration(eta)}\n"
+                )
             return
         now = time.monotonic()
         if (now - self._last_draw < 0.1 and s["step"] < s["steps"]) or "loss" not in s:
@@ -93,8 +105,10 @@ class ProgressBar:
         if self.live:
             filled = int(s["done"] / max(s["total"], 1) * self.width)
             bar = "=" * filled + "." * (self.width - filled)
-            self._write(f"\rFeatures ({s['split']}) [{bar}] {s['done']}/{s['total']} - "
-                        f"{s['images_per_sec']:,.0f} img/s\x1b[K")  # fmt: skip
+            self._write(
+                f"\rFeatures ({s['split']}) [{bar}] {s['done']}/{s['total']} - "
+                f"{s['images_per_sec']:,.0f} img/s\x1b[K"
+            )
 
     def _clear(self) -> None:
         if self.live:
@@ -138,8 +152,15 @@ class EventCallback:
         self._rate = s["steps_per_sec"]
         done = (s["epoch"] - 1) * s["steps"] + s["step"]
         stop = self._info.get("stop_step", self._info.get("epochs", 1) * s["steps"])
-        self.fn({"kind": "step", **s, "global_step": done, "stop_step": stop,
-                 "eta_seconds": round(max(stop - done, 0) / max(self._rate, 1e-9), 1)})  # fmt: skip
+        self.fn(
+            {
+                "kind": "step",
+                **s,
+                "global_step": done,
+                "stop_step": stop,
+                "eta_seconds": round(max(stop - done, 0) / max(self._rate, 1e-9), 1),
+            }
+        )
 
     def on_features(self, s: dict[str, Any]) -> None:
         self.fn({"kind": "features", **s})

@@ -29,7 +29,9 @@ class Recipe:
     description: str
     model: str
     model_options: dict[str, Any] = field(default_factory=dict)
-    data_options: dict[str, Any] = field(default_factory=dict)  # load_dataset options (classes, val_split)
+    data_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # load_dataset options (classes, val_split)
     train_options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
     measured: str = ""  # what benchmarks/train.py measured, with the machine
     # What replaces the fields above on a CPU with AMX, where convnets train in bf16 2-3x faster
@@ -44,9 +46,16 @@ class Recipe:
     variant: str = ""  # which of them this is: a key of VARIANTS, or "" for the recipe as written
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "dataset": self.dataset, "description": self.description, "model": self.model,
-               "model_options": dict(self.model_options), "data_options": dict(self.data_options),
-               "train_options": dict(self.train_options), "measured": self.measured}  # fmt: skip
+        out = {
+            "name": self.name,
+            "dataset": self.dataset,
+            "description": self.description,
+            "model": self.model,
+            "model_options": dict(self.model_options),
+            "data_options": dict(self.data_options),
+            "train_options": dict(self.train_options),
+            "measured": self.measured,
+        }
         for key, _ in VARIANTS.values():
             if getattr(self, key):
                 out[key] = dict(getattr(self, key))
@@ -77,57 +86,57 @@ VARIANTS = {
 # What benchmarks/train.py measured, process start to printed test accuracy (see benchmarks/README.md).
 MEASURED = {
     "fashion-mnist-fast": "93.54 % (93.49-93.61, seeds 0-2) in 74-75 s from process start, float32 on 2 cores of a "
-                          "CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, 2026-11-25); 6 epochs there: "
-                          "93.00 % (92.91-93.07) in 42-48 s, 10 epochs 93.43 % (seed 0) in 66 s. 6 epochs (what "
-                          "its budget fits on a 2-core AVX2 CPU without AMX, float32, 2026-11-25): 93.1 % "
-                          "(92.96-93.18, 3 seeds) in 90 s (87-95), the plain PyTorch loop with a DataLoader in the "
-                          "same benchmark 92.6 % in 180 s; 5 seeds 92.96-93.18 %, median 93.10 %, where 6 epochs with "
-                          "either Lookahead or label smoothing 0.1 alone gave 92.94 %; 5 epochs: 92.9 %. With its "
-                          "time budget (2026-11-26, the AMX CPU in float32): 10 epochs fitted on a slow day, 93.43 % "
-                          "in 81 s; held to AVX2, 7 and 8 epochs, 93.19 % in 78 s and 93.33 % in 86 s; held to AVX-512 BF16 without "
-                          "AMX (the issue's kind of CPU, 2026-11-26): float32 chosen, all 12 epochs, 93.52 / 93.61 % "
-                          "(seeds 0, 1) in 74 / 76 s",
+    "CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, 2026-11-25); 6 epochs there: "
+    "93.00 % (92.91-93.07) in 42-48 s, 10 epochs 93.43 % (seed 0) in 66 s. 6 epochs (what "
+    "its budget fits on a 2-core AVX2 CPU without AMX, float32, 2026-11-25): 93.1 % "
+    "(92.96-93.18, 3 seeds) in 90 s (87-95), the plain PyTorch loop with a DataLoader in the "
+    "same benchmark 92.6 % in 180 s; 5 seeds 92.96-93.18 %, median 93.10 %, where 6 epochs with "
+    "either Lookahead or label smoothing 0.1 alone gave 92.94 %; 5 epochs: 92.9 %. With its "
+    "time budget (2026-11-26, the AMX CPU in float32): 10 epochs fitted on a slow day, 93.43 % "
+    "in 81 s; held to AVX2, 7 and 8 epochs, 93.19 % in 78 s and 93.33 % in 86 s; held to AVX-512 BF16 without "
+    "AMX (the issue's kind of CPU, 2026-11-26): float32 chosen, all 12 epochs, 93.52 / 93.61 % "
+    "(seeds 0, 1) in 74 / 76 s",
     "fashion-mnist-fast/cpu-amx": "93.9 % (93.72-93.89, 3 seeds) in 51-52 s on 2 CPU cores with AMX (bf16)",
     "fashion-mnist-long": "94.72 % (94.71-94.74, seeds 0-2) in 243-259 s from process start, float32 on 2 cores of "
-                          "a CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, so its matrix units are not "
-                          "used; 2026-11-25); 10 epochs there: 94.78 / 94.44 / 94.69 % in 204-214 s; 8 epochs: "
-                          "94.51 % (94.40-94.67, seeds 0-2) in 194-200 s; 7: 94.33 / 94.22 %; 6: 94.38 % "
-                          "(94.32-94.45). With oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, as on an AMD CPU "
-                          "whose AVX-512 runs at AVX2's rate; 2026-11-26) its budget fitted 8 epochs: 94.56 % in "
-                          "270 s (seed 0), where 12 would have taken ~7 minutes. Before alternating flips, on a "
-                          "2-core AVX2 CPU without AMX (float32, 2026-11-25), 6 epochs: 94.40 % (94.14-94.50, 3 "
-                          "seeds) in 266 s (249-272); 7: 94.46 / 94.33 % in 341-386 s. Held to AVX-512 BF16 without AMX "
-                          "(2026-11-26): float32 chosen, all 12 epochs, 94.72 % (94.71-94.74, seeds 0-2) in 250-253 s",
+    "a CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, so its matrix units are not "
+    "used; 2026-11-25); 10 epochs there: 94.78 / 94.44 / 94.69 % in 204-214 s; 8 epochs: "
+    "94.51 % (94.40-94.67, seeds 0-2) in 194-200 s; 7: 94.33 / 94.22 %; 6: 94.38 % "
+    "(94.32-94.45). With oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, as on an AMD CPU "
+    "whose AVX-512 runs at AVX2's rate; 2026-11-26) its budget fitted 8 epochs: 94.56 % in "
+    "270 s (seed 0), where 12 would have taken ~7 minutes. Before alternating flips, on a "
+    "2-core AVX2 CPU without AMX (float32, 2026-11-25), 6 epochs: 94.40 % (94.14-94.50, 3 "
+    "seeds) in 266 s (249-272); 7: 94.46 / 94.33 % in 341-386 s. Held to AVX-512 BF16 without AMX "
+    "(2026-11-26): float32 chosen, all 12 epochs, 94.72 % (94.71-94.74, seeds 0-2) in 250-253 s",
     "fashion-mnist-long/cpu-amx": "94.75 % in 162 s (1 seed, 2 CPU cores with AMX, bf16; 15 epochs without Lookahead); "
-                                  "6 epochs: 94.24 % in 65 s",
+    "6 epochs: 94.24 % in 65 s",
     "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP stays float32), the "
-                         "Keras tutorial in the same benchmark: 87.7 % (87.3-87.7, its best epoch) in 33-35 s; on a "
-                         "2-core CPU without AMX: 89.2 % in 10-11 s, Keras 28-36 s",
+    "Keras tutorial in the same benchmark: 87.7 % (87.3-87.7, its best epoch) in 33-35 s; on a "
+    "2-core CPU without AMX: 89.2 % in 10-11 s, Keras 28-36 s",
     "cifar3-fast": "96.00 % in 126 s (seed 0; float32 on 2 cores with oneDNN held to AVX2, 2026-11-26: all 12 "
-                   "epochs fitted its time budget); 95.9 % (95.80-96.07, 2 seeds) on a slow 2-core AVX2 CPU "
-                   "without AMX (float32, 2026-11-25): 221 s "
-                   "for seed 0, where the network before pool_first took 276 s run after it (95.77 %); that "
-                   "network: 95.9 % (95.8-96.0) in 137-142 s on a faster day, 95.8 % in 60-61 s with AMX (bf16); "
-                   "held to AVX-512 BF16 without AMX (2026-11-26): float32, 96.33 / 95.90 % (seeds 0, 1) in 76 s",
+    "epochs fitted its time budget); 95.9 % (95.80-96.07, 2 seeds) on a slow 2-core AVX2 CPU "
+    "without AMX (float32, 2026-11-25): 221 s "
+    "for seed 0, where the network before pool_first took 276 s run after it (95.77 %); that "
+    "network: 95.9 % (95.8-96.0) in 137-142 s on a faster day, 95.8 % in 60-61 s with AMX (bf16); "
+    "held to AVX-512 BF16 without AMX (2026-11-26): float32, 96.33 / 95.90 % (seeds 0, 1) in 76 s",
     "cifar3-tutorial-cnn": "89.8 % (89.6-89.9, 2 seeds) in 46 s on 2 CPU cores with AMX (bf16), the Keras tutorial "
-                           "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
-                           "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s; on the AMX CPU held to float32 "
-                           "(--no-amp, Keras float32 too), with the quicker CPU dropout mask: 90.65 % (90.60-90.70, "
-                           "2 seeds) in 75 s, Keras 88.2 % (86.8-89.6, its best epoch) in 156-178 s",
+    "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
+    "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s; on the AMX CPU held to float32 "
+    "(--no-amp, Keras float32 too), with the quicker CPU dropout mask: 90.65 % (90.60-90.70, "
+    "2 seeds) in 75 s, Keras 88.2 % (86.8-89.6, its best epoch) in 156-178 s",
     "cifar3-tutorial-cnn/cpu-avx2": "90.82 % (90.73-90.90, 2 seeds) in 88 s, the Keras tutorial in the same benchmark "
-                                    "87.22 % in 170-193 s: 2.06x; both held to AVX2 on the AMX CPU "
-                                    "(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, float32, 2026-11-26), where the "
-                                    "6 epochs made 90.15 % in 106 s, 1.74x",
+    "87.22 % in 170-193 s: 2.06x; both held to AVX2 on the AMX CPU "
+    "(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, float32, 2026-11-26), where the "
+    "6 epochs made 90.15 % in 106 s, 1.74x",
     "cifar10-airbench": "94.06 % mean (93.93-94.16, 10 seeds) on an NVIDIA H200 (bf16, CUDA graphs, 2026-11-26) "
-                        "with 2.7-3.4 s of training (median 2.9) and 8.6-11.3 s from process start to the "
-                        "printed test accuracy (a 10-epoch run with its report: 13.9 s); 10 epochs there: 93.99 % (93.69-94.18, "
-                        "10 seeds) in 2.5-2.9 s. On 2 CPU cores with AMX (bf16, 2026-11-25), 10 epochs: 94.10 % "
-                        "mean (93.93-94.21, 5 seeds) in 487-571 s from process start; the recipe's 11 epochs "
-                        "there (2026-11-26): 94.15 / 94.20 % (seeds 0, 1) in 499 / 490 s. The form before (12 epochs, neither Lookahead nor alternating "
-                        "flips): 94.04 % mean (93.89-94.22, 10 seeds) on an NVIDIA H100 in 11.5-12.4 s from "
-                        "process start, 4.6-5.1 s of it training; 93.84 % in 4,274 s (1 seed) on 2 CPU cores "
-                        "without AMX (float32). Before airbench94's parametrization the same network needed 24 "
-                        "epochs at batch 256: 94.08 % in 1,160 s (1 seed, 2 CPU cores with AMX, bf16)",
+    "with 2.7-3.4 s of training (median 2.9) and 8.6-11.3 s from process start to the "
+    "printed test accuracy (a 10-epoch run with its report: 13.9 s); 10 epochs there: 93.99 % (93.69-94.18, "
+    "10 seeds) in 2.5-2.9 s. On 2 CPU cores with AMX (bf16, 2026-11-25), 10 epochs: 94.10 % "
+    "mean (93.93-94.21, 5 seeds) in 487-571 s from process start; the recipe's 11 epochs "
+    "there (2026-11-26): 94.15 / 94.20 % (seeds 0, 1) in 499 / 490 s. The form before (12 epochs, neither Lookahead nor alternating "
+    "flips): 94.04 % mean (93.89-94.22, 10 seeds) on an NVIDIA H100 in 11.5-12.4 s from "
+    "process start, 4.6-5.1 s of it training; 93.84 % in 4,274 s (1 seed) on 2 CPU cores "
+    "without AMX (float32). Before airbench94's parametrization the same network needed 24 "
+    "epochs at batch 256: 94.08 % in 1,160 s (1 seed, 2 CPU cores with AMX, bf16)",
 }
 
 # Seconds of training a recipe's epochs must fit on this machine (``time_budget``: a few steps are
@@ -252,11 +261,15 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ConfigError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)} "
-                          f"(see `sightline recipes`)") from None  # fmt: skip
+        raise ConfigError(
+            f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)} "
+            f"(see `sightline recipes`)"
+        ) from None
 
 
-def for_machine(recipe: Recipe, model: str | None = None, device: str | None = None, amp: bool | None = None) -> Recipe:
+def for_machine(
+    recipe: Recipe, model: str | None = None, device: str | None = None, amp: bool | None = None
+) -> Recipe:
     """The recipe as it trains here, when training runs on a CPU (``device`` auto or cpu): its AMX
     variant on a CPU with AMX in bf16 (``amp`` not turned off), its AVX2 variant on a CPU without
     AVX-512; else the recipe as written (also on a GPU). A variant applies unless the caller asked
@@ -287,33 +300,60 @@ def _fits(recipe: Recipe, variant: dict[str, Any], model: str | None) -> bool:
 GPU_DEFAULT_RECIPES = {"cifar10": "cifar10-airbench"}
 
 
-def gpu_default_recipe(dataset: Any, model: str | None, model_options: dict[str, Any], data_options: dict[str, Any],
-                       device: str | None) -> str | None:  # fmt: skip
+def gpu_default_recipe(
+    dataset: Any,
+    model: str | None,
+    model_options: dict[str, Any],
+    data_options: dict[str, Any],
+    device: str | None,
+) -> str | None:
     """The recipe a run that names none trains with on this device (``GPU_DEFAULT_RECIPES``), or
     None: only for a dataset named there, with no model, model options or class subset asked for,
     on a CUDA device (``device`` auto finding one, or cuda)."""
-    if (not isinstance(dataset, str) or dataset not in GPU_DEFAULT_RECIPES or model is not None or model_options
-            or data_options.get("classes")):  # fmt: skip
+    if (
+        not isinstance(dataset, str)
+        or dataset not in GPU_DEFAULT_RECIPES
+        or model is not None
+        or model_options
+        or data_options.get("classes")
+    ):
         return None
     from sightline.devices import resolve_device  # imports PyTorch: only when it may apply
 
     return GPU_DEFAULT_RECIPES[dataset] if resolve_device(device or "auto").type == "cuda" else None
 
 
-def apply_recipe(recipe: Recipe, model: str | None, model_options: dict[str, Any], data_options: dict[str, Any],
-                 train_options: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:  # fmt: skip
+def apply_recipe(
+    recipe: Recipe,
+    model: str | None,
+    model_options: dict[str, Any],
+    data_options: dict[str, Any],
+    train_options: dict[str, Any],
+) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(model, model_options, data_options, train_options) with the recipe filling in what the
     caller left unset (None or absent). A recipe is tuned for its model: asking for another one
     with it is an error, not a silent mix of two sets of settings."""
     if model is not None and model != recipe.model:
-        amx = f" (on a CPU with AMX: {recipe.on_amx['model']})" if recipe.on_amx.get("model") else ""
-        raise ConfigError(f"recipe {recipe.name!r} trains {recipe.model}{amx}, not {model}: drop --model, or the recipe "
-                          f"(another model starts from its own tuned defaults)")  # fmt: skip
+        amx = (
+            f" (on a CPU with AMX: {recipe.on_amx['model']})" if recipe.on_amx.get("model") else ""
+        )
+        raise ConfigError(
+            f"recipe {recipe.name!r} trains {recipe.model}{amx}, not {model}: drop --model, or the recipe "
+            f"(another model starts from its own tuned defaults)"
+        )
     model_options = {**recipe.model_options, **model_options}
-    data_options = {**recipe.data_options, **{k: v for k, v in data_options.items() if v is not None}}
+    data_options = {
+        **recipe.data_options,
+        **{k: v for k, v in data_options.items() if v is not None},
+    }
     given = {k: v for k, v in train_options.items() if v is not None}
     train = {**train_options, **recipe.train_options, **given}
     # What the caller set (the rest is the recipe's, which device defaults may still adapt).
     variant = {"recipe_variant": recipe.variant} if recipe.variant else {}
-    train["extra"] = {"recipe": recipe.name, **variant, "given": sorted(set(given) - {"extra"}), **(given.get("extra") or {})}
+    train["extra"] = {
+        "recipe": recipe.name,
+        **variant,
+        "given": sorted(set(given) - {"extra"}),
+        **(given.get("extra") or {}),
+    }
     return recipe.model, model_options, data_options, train

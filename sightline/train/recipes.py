@@ -58,7 +58,9 @@ TRANSLATE_SHARE = 0.06  # random shifts of up to this share of the image side ..
 MAX_TRANSLATE = 4  # ... in pixels, at most
 
 # A class folder named like one character, or "digit_3", "letter-b", "char A", "class 7".
-_GLYPH = re.compile(r"^(?:digit|letter|char|character|class|num|number)?[\s_-]*[0-9a-z]$", re.IGNORECASE)
+_GLYPH = re.compile(
+    r"^(?:digit|letter|char|character|class|num|number)?[\s_-]*[0-9a-z]$", re.IGNORECASE
+)
 _NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
 
@@ -79,7 +81,9 @@ def is_user_folder(data: Dataset) -> bool:
     return find_dataset_spec(str(source)) is None
 
 
-def folder_recipe(data: Dataset, model_name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def folder_recipe(
+    data: Dataset, model_name: str, given: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """Training options for a user folder, for the keys not in ``given`` (the user's own,
     non-None options), and the note lines that say what was chosen and why.
 
@@ -87,7 +91,9 @@ def folder_recipe(data: Dataset, model_name: str, given: dict[str, Any]) -> tupl
     """
     from sightline.models import get_model_entry
 
-    if given.get("freeze"):  # a head on frozen pretrained features has its own defaults (FROZEN_HEAD_DEFAULTS)
+    if given.get(
+        "freeze"
+    ):  # a head on frozen pretrained features has its own defaults (FROZEN_HEAD_DEFAULTS)
         return {}, []
     model = {**DEFAULTS, **get_model_entry(model_name).train_defaults}
     n_train = len(data.train)
@@ -109,22 +115,28 @@ def folder_recipe(data: Dataset, model_name: str, given: dict[str, Any]) -> tupl
     if "epochs" not in given:
         epochs = min(MAX_EPOCHS, max(model["epochs"], math.ceil(MIN_STEPS / per_epoch)))
         if choose("epochs", epochs):
-            notes.append(f"epochs {epochs}: {n_train:,} training images make {per_epoch:,} steps of {batch} per epoch; "
-                         f"a model learning from scratch needs about {MIN_STEPS} steps"
-                         f"{f' (capped at {MAX_EPOCHS} epochs)' if epochs == MAX_EPOCHS else ''}")  # fmt: skip
+            notes.append(
+                f"epochs {epochs}: {n_train:,} training images make {per_epoch:,} steps of {batch} per epoch; "
+                f"a model learning from scratch needs about {MIN_STEPS} steps"
+                f"{f' (capped at {MAX_EPOCHS} epochs)' if epochs == MAX_EPOCHS else ''}"
+            )
 
     # Optimizer and learning rate, as a pair: an lr only means something with its optimizer.
     if small and "optimizer" not in given and "lr" not in given and model["optimizer"] == "sgd":
         choose("optimizer", "adamw")
         choose("lr", ADAMW_LR)
         choose("weight_decay", ADAMW_WEIGHT_DECAY)
-        notes.append(f"optimizer adamw, lr {ADAMW_LR:g} with warm-up: {model_name}'s SGD at lr {model['lr']:g} is tuned "
-                     f"for large datasets and can diverge on a folder of fewer than {SMALL_FOLDER:,} images")  # fmt: skip
+        notes.append(
+            f"optimizer adamw, lr {ADAMW_LR:g} with warm-up: {model_name}'s SGD at lr {model['lr']:g} is tuned "
+            f"for large datasets and can diverge on a folder of fewer than {SMALL_FOLDER:,} images"
+        )
     elif "optimizer" in given and "lr" not in given and given["optimizer"] != model["optimizer"]:
         lr = SGD_LR if given["optimizer"] == "sgd" else ADAMW_LR
         if choose("lr", lr):
-            notes.append(f"lr {lr:g} for --optimizer {given['optimizer']} ({model_name}'s lr {model['lr']:g} "
-                         f"is for {model['optimizer']})")  # fmt: skip
+            notes.append(
+                f"lr {lr:g} for --optimizer {given['optimizer']} ({model_name}'s lr {model['lr']:g} "
+                f"is for {model['optimizer']})"
+            )
 
     # Augmentation suited to the images.
     side = min(data.input_shape[1:])
@@ -134,14 +146,18 @@ def folder_recipe(data: Dataset, model_name: str, given: dict[str, Any]) -> tupl
     if "flip" not in given and looks_like_glyphs(data.classes) and data.flip:
         out["flip"] = False
         names = ", ".join(data.classes[:6]) + (" ..." if len(data.classes) > 6 else "")
-        notes.append(f"no horizontal flips: the class names ({names}) look like digits or letters, "
-                     f"which a mirror image changes (--flip to flip anyway)")  # fmt: skip
+        notes.append(
+            f"no horizontal flips: the class names ({names}) look like digits or letters, "
+            f"which a mirror image changes (--flip to flip anyway)"
+        )
 
     # The best checkpoint, when validation is too small to choose it.
     n_val = len(data.val) if data.val is not None else 0
     if 0 < n_val < SMALL_VAL and "monitor" not in given and choose("monitor", "loss"):
-        notes.append(f"best checkpoint by training loss (the end of training): {n_val} validation images are too "
-                     f"few to tell epochs apart (one image is {100 / n_val:.0f} %)")  # fmt: skip
+        notes.append(
+            f"best checkpoint by training loss (the end of training): {n_val} validation images are too "
+            f"few to tell epochs apart (one image is {100 / n_val:.0f} %)"
+        )
     if out:
         notes.append("options given on the command line (--epochs, --lr, ...) override these")
     return out, notes

@@ -55,7 +55,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         # One all-reduce of (sum, sum of squares, count) per layer, of the values shifted by the
         # running mean: the same on every rank and close to the batch mean, so E[d^2] - E[d]^2
         # keeps float32's precision (two passes would cost a second collective).
-        shift = self.running_mean.detach().float() if self.running_mean is not None else xf.new_zeros(c)
+        shift = (
+            self.running_mean.detach().float() if self.running_mean is not None else xf.new_zeros(c)
+        )
         d = xf - shift.view(shape)
         count = torch.tensor([x.numel() // max(c, 1)], dtype=xf.dtype, device=x.device)
         total = _AllReduceSum.apply(torch.cat([d.sum(dims), d.square().sum(dims), count]))
@@ -64,11 +66,17 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean = shift + m1
         var = (m2 - m1.square()).clamp(min=0)
         centred = d - m1.view(shape)
-        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+        if (
+            self.track_running_stats
+            and self.running_mean is not None
+            and self.running_var is not None
+        ):
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp(min=1)), alpha=m)
+                self.running_var.mul_(1 - m).add_(
+                    var.detach() * (n / (n - 1).clamp(min=1)), alpha=m
+                )
                 self.num_batches_tracked.add_(1)
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
@@ -82,9 +90,16 @@ def convert_sync_batchnorm(model: nn.Module) -> list[tuple[nn.Module, str, nn.Mo
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, SyncBatchNorm):
-                sync = SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats)  # fmt: skip
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                child, SyncBatchNorm
+            ):
+                sync = SyncBatchNorm(
+                    child.num_features,
+                    child.eps,
+                    child.momentum,
+                    child.affine,
+                    child.track_running_stats,
+                )
                 for key in ("weight", "bias"):
                     setattr(sync, key, getattr(child, key))
                 for key in ("running_mean", "running_var", "num_batches_tracked"):

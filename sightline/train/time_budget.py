@@ -39,7 +39,9 @@ from sightline.train.config import TrainConfig, steps_per_epoch
 from sightline.train.loop import Trainer  # the run's own step: no second copy of it to drift
 
 WARMUP_STEPS = 3  # untimed: the process's first steps map memory in and choose kernels
-TIMED_STEPS = 3  # then at least this many steps are timed (a large model's step can take seconds) ...
+TIMED_STEPS = (
+    3  # then at least this many steps are timed (a large model's step can take seconds) ...
+)
 TIMED_SECONDS = 1.5  # ... and for at least this long: a burst of a few steps ran up to 15 % faster
 # than the same steps over an epoch (2 cores, fastcnn width 16: 18 ms against 21)
 GPU_TIMED_SECONDS = 0.25  # a GPU's steps take the same time each (and its runs are seconds long)
@@ -50,7 +52,10 @@ def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> f
     """Seconds one training step of ``cfg``'s batch takes here, timed on a copy of ``model``."""
     probe_cfg = dataclasses.replace(cfg, cuda_graphs=False, max_steps=None, checkpoint_every=0)
     device = resolve_device(cfg.device)
-    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+    ):
         trainer = Trainer(copy.deepcopy(model), data, probe_cfg, Path(tmp), callbacks=[])
         trainer.writes = False
         torch.manual_seed(cfg.seed)
@@ -77,12 +82,19 @@ def epoch_seconds(step_s: float, data: Dataset, cfg: TrainConfig, flip_tta: bool
     seconds = steps_per_epoch(len(data.train), cfg.batch_size) * step_s
     if data.val is not None:
         per_image = step_s / min(cfg.batch_size, len(data.train)) * FORWARD_SHARE
-        seconds += len(data.val) * per_image * (2 if flip_tta else 1) * (1 + 2 * bool(cfg.shift_tta))
+        seconds += (
+            len(data.val) * per_image * (2 if flip_tta else 1) * (1 + 2 * bool(cfg.shift_tta))
+        )
     return seconds
 
 
-def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig, step_s: float | None = None,
-                      budget_given: bool = False) -> tuple[TrainConfig, list[str]]:  # fmt: skip
+def epochs_for_budget(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    step_s: float | None = None,
+    budget_given: bool = False,
+) -> tuple[TrainConfig, list[str]]:
     """``cfg`` with as many epochs as fit ``cfg.time_budget`` seconds here (at most ``cfg.epochs``,
     at least one more than ``head_epochs``), and a note line saying what was chosen and why.
     ``step_s``: the step already timed for ``cfg`` (else it is timed here). ``budget_given``: the
@@ -94,8 +106,13 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig, step_s:
     per_epoch = epoch_seconds(step_s, data, cfg, cfg.flips(data.flip))
     fit = math.floor(budget / per_epoch) if per_epoch > 0 else cfg.epochs
     epochs = max(min(cfg.epochs, fit), cfg.head_epochs + 1, 1)
-    measured: dict[str, Any] = {"seconds": budget, "step_s": round(step_s, 5), "epoch_s": round(per_epoch, 2),
-                                "max_epochs": cfg.epochs, "epochs": epochs}  # fmt: skip
+    measured: dict[str, Any] = {
+        "seconds": budget,
+        "step_s": round(step_s, 5),
+        "epoch_s": round(per_epoch, 2),
+        "max_epochs": cfg.epochs,
+        "epochs": epochs,
+    }
     if epochs > fit:  # the fewest a run trains: one epoch, or one after fine-tuning's head epochs
         why = f"{'fewer than 1' if fit < 1 else f'only {fit}'} fit; trains {epochs} anyway"
     elif epochs == cfg.epochs:
@@ -103,8 +120,10 @@ def epochs_for_budget(model: nn.Module, data: Dataset, cfg: TrainConfig, step_s:
     else:
         why = f"{epochs} of at most {cfg.epochs} fit"
     hint = "--epochs N sets the most it trains" if budget_given else "--epochs N fixes the number"
-    note = (f"time budget {_seconds(budget)} of training: {why} at ~{_seconds(per_epoch)} an epoch "
-            f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.3g} ms; {hint})")
+    note = (
+        f"time budget {_seconds(budget)} of training: {why} at ~{_seconds(per_epoch)} an epoch "
+        f"(a step of {cfg.batch_size} images timed here at {step_s * 1000:.3g} ms; {hint})"
+    )
     extra = {**cfg.extra, "time_budget": measured}
     return dataclasses.replace(cfg, epochs=epochs, extra=extra), [note]
 

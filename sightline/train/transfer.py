@@ -23,7 +23,9 @@ def pretrained_input(model: str) -> dict[str, Any]:
     entry = get_model_entry(model)
     if entry.pretrained_input is None or "pretrained" not in entry.options():
         with_weights = [e.name for e in _models_with_weights()]
-        raise ConfigError(f"model {model!r} has no pretrained weights; models with them: {', '.join(with_weights)}")
+        raise ConfigError(
+            f"model {model!r} has no pretrained weights; models with them: {', '.join(with_weights)}"
+        )
     return dict(entry.pretrained_input)
 
 
