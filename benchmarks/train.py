@@ -199,8 +199,8 @@ def reference_worker(task: Task, seed: int, loader_workers: int) -> None:
     from torch.utils.data import Dataset as TorchDataset
 
     from sightline.models import create_model, get_model_entry
-    from sightline.train.config import resolve_config
-    from sightline.train.recipe_book import get_recipe
+    from sightline.plan.config import resolve_config
+    from sightline.plan.recipes import get_recipe
 
     recipe = get_recipe(task.reference_recipe)
     cfg = resolve_config(get_model_entry(recipe.model).train_defaults, **recipe.train_options)

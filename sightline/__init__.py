@@ -47,7 +47,7 @@ _EXPORTS = {
     "load_run": "sightline.runs",
     "run_training": "sightline.pipeline",
     "TrainingResult": "sightline.pipeline",
-    "TrainConfig": "sightline.train.config",
+    "TrainConfig": "sightline.plan.config",
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
     "export_onnx": "sightline.export",
@@ -64,9 +64,9 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.models.summary import summary
     from sightline.onnx_model import load_onnx
     from sightline.pipeline import TrainingResult, run_training
+    from sightline.plan.config import TrainConfig
     from sightline.runs import Run, list_runs, load_run
     from sightline.train.api import fit, resume
-    from sightline.train.config import TrainConfig
 
 __all__ = [
     "Dataset",

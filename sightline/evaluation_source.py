@@ -92,22 +92,14 @@ def _relabel(part, data, run, where: str):
 
 
 def _folder(run, path: Path, split: str, which: str) -> EvaluationSource:
-    from sightline.data import load_dataset
-    from sightline.data.folders import find_splits
+    from sightline.data.folders import find_splits, load_folder
 
     layout = find_splits(path)
-    pre = run.preprocess
     # A plain class folder is one set of images, evaluated whole; a train/val/test folder must
-    # have the asked split.
+    # have the asked split. Every file is prepared by the run's own Preprocess (framing and
+    # inversion included), as `predict` prepares it: the same file gets the same answer.
     flat = set(layout) == {"train"} and layout["train"] == path
-    data = load_dataset(
-        path,
-        channels=pre.channels,
-        size=pre.size,
-        resize=pre.resize,
-        val_split=0.1 if "val" in layout else 0,
-        progress=False,
-    )
+    data = load_folder(path, preprocess=run.preprocess)
     where = str(path.resolve())
     part = data.train if flat else _split_of(data, split, where)
     used = "all" if flat else split

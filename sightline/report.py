@@ -157,7 +157,7 @@ def run_figures(
 def schedule_figure(run: Run, train_size: int):
     """The run's learning-rate schedule, from the step plan training used (config.plan_steps)."""
     from sightline import plots
-    from sightline.train.config import TrainConfig, plan_steps
+    from sightline.plan.config import TrainConfig, plan_steps
 
     cfg = TrainConfig.from_dict(run.config["train"])
     plan = plan_steps(run.status.get("train_size") or train_size, cfg)

@@ -29,3 +29,26 @@ def agreement(run, seed: int = 7) -> tuple[float, float]:
     return (framed == originals).float().mean().item(), (
         old == originals[:BASELINE_N]
     ).float().mean().item()
+
+
+def folder_matches_predict(run, root, n: int = 200, seed: int = 11) -> tuple[int, float]:
+    """Photos of the first ``n`` test items saved as a labelled folder (one subfolder per class),
+    then scored twice: ``run.evaluate(folder)`` and ``run.predict_files`` on the same files.
+    Returns (files whose two answers differ, the evaluation's accuracy)."""
+    import re
+
+    items, labels = run.data.test.images[:n], run.data.test.labels[:n].tolist()
+    for i, (shot, label) in enumerate(
+        zip(photos(items[:, 0].numpy(), seed=seed), labels, strict=True)
+    ):
+        folder = root / re.sub(r"[^0-9A-Za-z]+", "-", run.classes[label])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:04d}.{'jpg' if shot.style.jpeg else 'png'}").write_bytes(shot.data)
+    evaluated = run.evaluate(str(root), save=False)
+    files = [str(f) for d in sorted(root.iterdir()) for f in sorted(d.iterdir())]
+    answers = {p.path: p.label for p in run.predict_files([str(root)]).predictions}
+    differ = sum(
+        run.classes[e] != answers[f]
+        for e, f in zip(evaluated.predictions.tolist(), files, strict=True)
+    )
+    return differ, evaluated.accuracy

@@ -12,7 +12,7 @@ import sightline
 from sightline.data.augment import alternating_flips
 from sightline.errors import ConfigError
 from sightline.models import create_model
-from sightline.train.config import resolve_config
+from sightline.plan.config import resolve_config
 from sightline.train.loop import Trainer
 
 

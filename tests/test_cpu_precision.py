@@ -8,8 +8,8 @@ from test_train import make_dataset
 
 import sightline
 from sightline.devices import cpu_has_avx512_bf16, cpuinfo_value
+from sightline.plan.config import resolve_config
 from sightline.train import cpu_precision, time_budget
-from sightline.train.config import resolve_config
 
 
 def cnn(data):

@@ -18,8 +18,8 @@ from torch import nn
 from sightline.cli import build_parser
 from sightline.errors import ConfigError
 from sightline.models import create_model
+from sightline.plan.config import TrainConfig, resolve_config
 from sightline.train import cuda_graphs
-from sightline.train.config import TrainConfig, resolve_config
 from sightline.train.cuda_graphs import GraphedTraining
 from sightline.train.loop import Trainer
 

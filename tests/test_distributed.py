@@ -445,7 +445,7 @@ def test_rows_split_any_batch_among_ranks():
 
 def test_world_options_are_checked_and_recorded():
     from sightline.models import create_model
-    from sightline.train.config import TrainConfig
+    from sightline.plan.config import TrainConfig
 
     two = distributed.Distributed(rank=0, world_size=2, backend="gloo")
     net = create_model("fastcnn", (1, 12, 12), 3, width=8, stages=2)

@@ -25,7 +25,7 @@ from sightline.data.folder_choices import (
 from sightline.data.folders import load_folder
 from sightline.data.preprocess import Preprocess
 from sightline.models import get_model_entry
-from sightline.train.recipes import (
+from sightline.plan.folder_recipe import (
     MAX_EPOCHS,
     MIN_STEPS,
     folder_recipe,

@@ -82,7 +82,7 @@ def test_fashion_mnist_long_recipe_in_float32_trains_with_lookahead(mirror, tmp_
     time budget stands aside), the run ending on the averaged weights: 91.6 % measured (seed 0);
     the whole recipe 94.72 % in 12 epochs (AVX-512), 94.51 % (94.40-94.67, 3 seeds) in 8, 94.38 %
     (94.32-94.45) in 6."""
-    from sightline.train.recipe_book import for_machine, get_recipe
+    from sightline.plan.recipes import for_machine, get_recipe
 
     result = sightline.run_training(
         "fashion-mnist",

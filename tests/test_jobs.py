@@ -24,7 +24,7 @@ def toy():
     return make_dataset()
 
 
-def test_events_are_dicts_and_the_run_folder_comes_first(toy, tmp_path):
+def test_events_are_dicts_and_the_run_folder_comes_before_training(toy, tmp_path):
     events: list[dict] = []
 
     def on_event(e):
@@ -34,7 +34,9 @@ def test_events_are_dicts_and_the_run_folder_comes_first(toy, tmp_path):
 
     fit_toy(toy, tmp_path, name="ev", epochs=2, on_event=on_event)
     kinds = [e["kind"] for e in events]
-    assert kinds[0] == "run" and kinds[1] == "train_begin" and kinds[-1] == "train_end"
+    # As run_training's: the data and the model, then the run folder before training blocks.
+    assert kinds[:3] == ["data", "model", "run"] and kinds[-1] == "train_end"
+    assert kinds[kinds.index("run") + 1 :].index("train_begin") == 0
     assert kinds.count("epoch") == 2 and "step" in kinds
     step = next(e for e in events if e["kind"] == "step")
     assert {

@@ -11,7 +11,7 @@ from torch import nn
 
 import sightline
 from sightline.errors import ConfigError, RunError
-from sightline.train.config import resolve_config
+from sightline.plan.config import resolve_config
 from sightline.train.lookahead import BASE_DECAY, EVERY, Lookahead, decay_at
 
 

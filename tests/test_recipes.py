@@ -14,8 +14,8 @@ from test_train import make_dataset
 import sightline
 from sightline.errors import ConfigError
 from sightline.models import get_model_entry
-from sightline.train.config import resolve_config
-from sightline.train.recipe_book import (
+from sightline.plan.config import resolve_config
+from sightline.plan.recipes import (
     RECIPES,
     VARIANTS,
     apply_recipe,
@@ -218,7 +218,7 @@ def test_each_recipe_trains_its_variant_for_this_cpu(
 
 def test_variants_are_described_and_listed(capsys):
     from sightline.cli import main
-    from sightline.train.recipe_book import VARIANTS
+    from sightline.plan.recipes import VARIANTS
 
     long, tutorial = get_recipe("fashion-mnist-long"), get_recipe("cifar3-tutorial-cnn")
     assert [v.variant for v in long.variants()] == [
@@ -242,7 +242,7 @@ def test_variants_are_described_and_listed(capsys):
 def test_plain_cifar10_on_a_cuda_gpu_trains_the_airbench_recipe(monkeypatch):
     import torch
 
-    from sightline.train.recipe_book import gpu_default_recipe
+    from sightline.plan.recipes import gpu_default_recipe
 
     seen = []
 
@@ -274,7 +274,7 @@ def test_run_training_applies_the_gpu_default_recipe_and_says_so(tmp_path, monke
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: False)
     asked = []
     monkeypatch.setattr(
-        "sightline.train.recipe_book.gpu_default_recipe",
+        "sightline.plan.recipes.gpu_default_recipe",
         lambda *a: asked.append(a) or "fashion-mnist-fast",
     )
     events = []
@@ -316,8 +316,8 @@ def test_run_training_applies_the_gpu_default_recipe_and_says_so(tmp_path, monke
 
 # ----------------------------------------------------------------------------- device defaults
 def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
-    from sightline.train.config import TrainConfig
-    from sightline.train.device_defaults import GPU_BATCH, GPU_EPOCH_FACTOR, adapt_to_device
+    from sightline.plan.config import TrainConfig
+    from sightline.plan.device import GPU_BATCH, GPU_EPOCH_FACTOR, adapt_to_device
 
     cfg = TrainConfig(batch_size=64, lr=0.2, epochs=4)
     gpu, notes = adapt_to_device(cfg, "cuda", set(), 60_000, 28 * 28)
@@ -352,8 +352,8 @@ def test_gpu_gets_large_batches_and_a_scaled_lr_unless_the_caller_chose():
 
 
 def test_cpu_trains_a_convnet_in_bf16_only_where_that_is_faster():
-    from sightline.train.config import TrainConfig
-    from sightline.train.device_defaults import adapt_to_device
+    from sightline.plan.config import TrainConfig
+    from sightline.plan.device import adapt_to_device
 
     cfg = TrainConfig(batch_size=128, lr=0.3, epochs=4)
     bf16, notes = adapt_to_device(cfg, "cpu", set(), 60_000, 784, fast_bf16=True)
@@ -405,9 +405,7 @@ def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_fit_records_bf16_on_an_amx_cpu_and_the_run_learns(tmp_path, monkeypatch, amx):
-    from sightline.train import api
-
-    monkeypatch.setattr(api, "cpu_bf16_is_fast", lambda model: amx)
+    monkeypatch.setattr("sightline.devices.cpu_bf16_is_fast", lambda model: amx)
     events: list[dict] = []
     model = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
     run = sightline.fit(

@@ -27,11 +27,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
+from sightline.plan.recipes import for_machine, get_recipe  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
 from sightline.serve.job_pool import STALE_S  # noqa: E402
 from sightline.serve.job_request import JobRequest, resolve_job  # noqa: E402
 from sightline.serve.job_store import DB_NAME, JobStore  # noqa: E402
-from sightline.train.recipe_book import for_machine, get_recipe  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 FOLDER = "shapes"
@@ -328,7 +328,7 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
         ({**TINY, "options": {"bogus": 1}}, 400, "unknown training option(s): bogus"),
         ({**TINY, "options": {"epochs": 3}}, 400, "given twice"),
         ({**TINY, "options": {"lr": "fast"}}, 400, "invalid training option"),
-        ({**TINY, "options": {"freeze": True}}, 400, "freeze goes with pretrained"),
+        ({**TINY, "options": {"freeze": True}}, 400, "go with pretrained weights"),
         ({**TINY, "model_options": {"width": 3}}, 400, "has no option width"),
         ({**TINY, "pretrained": True}, 400, "has no pretrained weights"),
         ({**TINY, "classes": ["top-left", "nope"]}, 400, "unknown class 'nope'"),
@@ -360,6 +360,16 @@ def test_bad_requests_are_refused_and_nothing_is_queued(folder, tmp_path, body, 
     assert c.get("/api/jobs").json() == {"jobs": []}
 
 
+def planned(args: dict):
+    """The plan ``run_training`` makes of a job's arguments."""
+    from sightline.plan import TrainRequest, check
+
+    keys = ("dataset", "model", "recipe", "data_options", "model_options")
+    others = ("name", "evaluate", "report")
+    train = {k: v for k, v in args.items() if k not in keys + others}
+    return check(TrainRequest(*(args[k] for k in keys), train_options=train))
+
+
 def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherwise(folder):
     request, args = resolve_job(JobRequest(recipe="cifar3-fast"), [folder])
     assert request == {
@@ -370,7 +380,9 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
         "evaluate": True,
         "report": True,
     }
-    assert (args["dataset"], args["model"], args["recipe"]) == ("cifar10", "fastcnn", "cifar3-fast")
+    # The job passes the request on; the plan picks the model, as for `sightline train`.
+    assert (args["dataset"], args["model"], args["recipe"]) == ("cifar10", None, "cifar3-fast")
+    assert planned(args).model == "fastcnn"
     _, args = resolve_job(
         JobRequest(
             recipe="fashion-mnist-fast", folder=FOLDER, epochs=2, model_options={"width": 8}
@@ -381,11 +393,9 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
     # The caller's width over the recipe's options as it trains here (fastcnn's pool_first; on a
     # CPU with AMX its airnet variant, which sets none).
     here = for_machine(get_recipe("fashion-mnist-fast"))
-    assert args["model"] == here.model and args["model_options"] == {
-        **here.model_options,
-        "width": 8,
-    }
-    assert here.model == "airnet" or args["model_options"] == {"width": 8, "pool_first": True}
+    plan = planned(args)
+    assert plan.model == here.model and plan.model_options == {**here.model_options, "width": 8}
+    assert here.model == "airnet" or plan.model_options == {"width": 8, "pool_first": True}
 
 
 @pytest.mark.parametrize(
@@ -537,11 +547,11 @@ def test_the_store_is_safe_with_concurrent_writers_in_threads_and_processes(tmp_
 
 def test_a_job_with_no_model_trains_the_datas_default(folder):
     """As `sightline train DATA` with no --model: Fashion-MNIST's own default, else the folders'."""
-    assert (
-        resolve_job(JobRequest(), [folder])[1]["model"] == "airnet"
-    )  # fashion-mnist when none is named
-    assert resolve_job(JobRequest(dataset="mnist"), [folder])[1]["model"] == "fastcnn"
-    assert resolve_job(JobRequest(folder=FOLDER), [folder])[1]["model"] == "fastcnn"
-    assert (
-        resolve_job(JobRequest(dataset="fashion-mnist", model="mlp"), [folder])[1]["model"] == "mlp"
-    )
+
+    def model(**request):
+        return planned(resolve_job(JobRequest(**request), [folder])[1]).model
+
+    assert model() == "airnet"  # fashion-mnist when none is named
+    assert model(dataset="mnist") == "fastcnn"
+    assert model(folder=FOLDER) == "fastcnn"
+    assert model(dataset="fashion-mnist", model="mlp") == "mlp"

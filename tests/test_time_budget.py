@@ -13,9 +13,9 @@ from test_train import fit_toy, make_dataset, toy  # noqa: F401 (toy is a fixtur
 import sightline
 from sightline.cli import build_parser
 from sightline.errors import ConfigError
+from sightline.plan.config import TrainConfig, resolve_config
+from sightline.plan.recipes import apply_recipe, get_recipe
 from sightline.train import time_budget
-from sightline.train.config import TrainConfig, resolve_config
-from sightline.train.recipe_book import apply_recipe, get_recipe
 
 
 def with_step_time(monkeypatch, seconds: float) -> list[int]:

@@ -15,7 +15,7 @@ import sightline
 from sightline.data.dataset import Dataset, ImageSet, channel_stats
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ConfigError, RunError
-from sightline.train.config import DEFAULTS, resolve_config
+from sightline.plan.config import DEFAULTS, resolve_config
 from sightline.train.optim import lr_factor
 
 
@@ -349,7 +349,7 @@ def test_reframe_resolved_from_the_data_and_saved(tmp_path, fit, given, expected
 
 
 def test_runs_from_before_reframing_resume_without_it():
-    from sightline.train.config import TrainConfig
+    from sightline.plan.config import TrainConfig
 
     old = TrainConfig().to_dict()
     del old["reframe"]

@@ -12,8 +12,8 @@ from test_train import CrashAt, make_dataset
 import sightline
 from sightline.cli import main
 from sightline.errors import ConfigError
-from sightline.train.config import FROZEN_HEAD_DEFAULTS, resolve_config
-from sightline.train.transfer import (
+from sightline.plan.config import FROZEN_HEAD_DEFAULTS, resolve_config
+from sightline.plan.transfer import (
     pretrained_input,
     transfer_data_options,
     with_pretrained_normalization,
@@ -88,7 +88,12 @@ def test_frozen_resume_is_exact(small, tmp_path, alternate_flip):
 
 
 def test_freeze_needs_a_backbone(small, tmp_path):
+    fastcnn = sightline.create_model("fastcnn", small.input_shape, small.num_classes)
     with pytest.raises(ConfigError, match="no backbone/head split"):
+        sightline.fit(fastcnn, small, runs_dir=tmp_path, freeze=True, **OPTS)
+    with pytest.raises(
+        ConfigError, match="go with pretrained weights"
+    ):  # by name: no weights asked
         sightline.fit("fastcnn", small, runs_dir=tmp_path, freeze=True, **OPTS)
 
 
@@ -144,7 +149,7 @@ def test_saved_pretrained_model_loads_without_the_weights(small, tmp_path, monke
 
 def test_cli_transfer_options_are_checked(tmp_path, capsys):
     assert main(["train", "mnist", "--freeze", "--runs-dir", str(tmp_path)]) != 0
-    assert "--freeze and --fine-tune go with --pretrained" in capsys.readouterr().err
+    assert "go with pretrained weights (--pretrained)" in capsys.readouterr().err
     assert (
         main(["train", "mnist", "--pretrained", "--model", "mlp", "--runs-dir", str(tmp_path)]) != 0
     )
@@ -161,7 +166,12 @@ def test_fine_tuning_trains_the_head_first_then_all_gently(small, tmp_path):
             seen[row["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     run = sightline.fit(
-        model, small, runs_dir=tmp_path, callbacks=[AfterEpoch()], **dict(OPTS, epochs=2)
+        model,
+        small,
+        runs_dir=tmp_path,
+        callbacks=[AfterEpoch()],
+        freeze=False,  # pretrained weights are otherwise a head on frozen features
+        **dict(OPTS, epochs=2),
     )
     cfg = run.config["train"]
     assert cfg["head_epochs"] == 1 and cfg["backbone_lr"] == 0.1 and cfg["freeze"] is False
@@ -173,7 +183,7 @@ def test_fine_tuning_trains_the_head_first_then_all_gently(small, tmp_path):
     assert not torch.equal(
         seen[1]["_conv_stem.weight"], seen[2]["_conv_stem.weight"]
     )  # epoch 2: everything
-    from sightline.train.config import TrainConfig
+    from sightline.plan.config import TrainConfig
     from sightline.train.optim import create_optimizer
 
     groups = create_optimizer(model, TrainConfig(backbone_lr=0.1, lr=1e-3, epochs=2)).param_groups

@@ -15,7 +15,7 @@ from sightline.cli.options import (
     positive_float,
     positive_int,
 )
-from sightline.train.config import MONITORS, OPTIMIZERS, SCHEDULES
+from sightline.plan.config import MONITORS, OPTIMIZERS, SCHEDULES
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -289,7 +289,7 @@ def train_keys() -> list[str]:
     """The ``TrainConfig`` fields the command line sets (every field but the free-form extra)."""
     import dataclasses
 
-    from sightline.train.config import TrainConfig
+    from sightline.plan.config import TrainConfig
 
     return [f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra"]
 
@@ -352,17 +352,11 @@ def run_train(args: argparse.Namespace) -> int:
         result = run_training(resume=find_run(args.resume, args.runs_dir), **common)
     else:
         options = {k: getattr(args, k) for k in train_keys()}
-        model_options = dict(args.model_opt)
-        if args.pretrained:
-            model_options["pretrained"] = True
-            if options["freeze"] is None:
-                options["freeze"] = True
-        elif options["freeze"] is not None:
-            from sightline.errors import ConfigError
-
-            raise ConfigError(
-                "--freeze and --fine-tune go with --pretrained (they choose how pretrained weights are trained)"
-            )
+        # The rules (pretrained: a head on frozen features unless --fine-tune) live in the plan.
+        model_options = {
+            **dict(args.model_opt),
+            **({"pretrained": True} if args.pretrained else {}),
+        }
         result = run_training(
             args.dataset,
             args.model,

@@ -179,7 +179,7 @@ def _schedule_figure(args: argparse.Namespace):
     from sightline import plots
     from sightline.data.registry import find_dataset_spec
     from sightline.models import default_model, get_model_entry
-    from sightline.train.config import plan_steps, resolve_config
+    from sightline.plan.config import plan_steps, resolve_config
 
     is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
     if args.source and (not is_dataset or (Path(args.source) / "config.json").is_file()):  # a run

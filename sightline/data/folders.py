@@ -103,9 +103,15 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
 
 # ----------------------------------------------------------------------- decoding
 def _decode(
-    path: Path, label: int, channels: int | None, size: tuple[int, int], resize: str
+    path: Path,
+    label: int,
+    channels: int | None,
+    size: tuple[int, int],
+    resize: str,
+    preprocess: Preprocess | None = None,
 ) -> _Decoded | tuple[str, str]:
-    """Decode one file; return a _Decoded or (path, reason) if it cannot be used."""
+    """Decode one file; return a _Decoded or (path, reason) if it cannot be used.
+    ``preprocess``: prepare it exactly so (a run's own, framing and inversion included)."""
     try:
         img = open_image(path)
         stored = img.mode
@@ -114,9 +120,8 @@ def _decode(
             img = normalize_mode(img, 3)
             gray = is_gray_content(img)
         ch = channels or (1 if gray else 3)
-        return _Decoded(
-            str(path), label, stored, gray, Preprocess(ch, size, resize).prepare_image(img)
-        )
+        prepare = preprocess or Preprocess(ch, size, resize)
+        return _Decoded(str(path), label, stored, gray, prepare.prepare_image(img))
     except ImageError as e:
         return (str(path), e.reason)
     except Exception as e:  # any decoder surprise skips this one file only
@@ -151,6 +156,7 @@ def load_folder(
     size: int | Sequence[int] | None = None,
     resize: str | None = None,
     workers: int | None = None,
+    preprocess: Preprocess | None = None,
 ) -> Dataset:
     """Load an image-folder dataset (see the module docstring for layouts).
 
@@ -161,12 +167,17 @@ def load_folder(
             most 64 px a side, else the median image's, at most 64 px a side).
         resize: "squash", "crop" or "pad" (default "pad") for images of another size.
         workers: decoding threads.
+        preprocess: prepare every image with this ``Preprocess`` (a run's own: its channels,
+            size, framing and inversion; ``channels``, ``size`` and ``resize`` are then its),
+            as predict prepares a photo, so a folder is scored as its files are predicted.
 
     Returns a ``Dataset`` with train, and val/test when those folders exist (val None
     otherwise: ``load_dataset`` carves it). ``skipped`` lists (file, reason) for unusable files;
     ``notes`` says what was chosen and why, the images per class, and warnings.
     """
     root = Path(root)
+    if preprocess is not None:
+        channels, size, resize = preprocess.channels, preprocess.size, preprocess.resize
     resize = resize or "pad"
     if resize not in RESIZE_MODES:
         raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
@@ -196,7 +207,9 @@ def load_folder(
         else:
             size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
         final_size = size_hw
-        results = list(pool.map(lambda j: _decode(j[1], j[2], channels, final_size, resize), jobs))
+        results = list(
+            pool.map(lambda j: _decode(j[1], j[2], channels, final_size, resize, preprocess), jobs)
+        )
         decoded: dict[str, list[_Decoded]] = {s: [] for s in splits}
         skipped: list[tuple[str, str]] = []
         for (split, _, _), r in zip(jobs, results, strict=True):
@@ -221,9 +234,9 @@ def load_folder(
 
     train = sets["train"]
     mean, std = channel_stats(train.images)
-    preprocess = Preprocess(
-        final_channels, size_hw, resize, mean, std, looks_dark_background(train.images)
-    )
+    if preprocess is None:  # the data's own: its statistics and background polarity
+        dark = looks_dark_background(train.images)
+        preprocess = Preprocess(final_channels, size_hw, resize, mean, std, dark)
     notes = [
         channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]),
         size_note,

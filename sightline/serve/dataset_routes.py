@@ -185,7 +185,7 @@ def _folder_samples(root: Path, class_index: int, n: int):
 )
 def models() -> dict[str, Any]:
     from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
-    from sightline.train.config import resolve_config
+    from sightline.plan.config import resolve_config
 
     out = []
     for entry in list_models():
@@ -220,6 +220,6 @@ def recipes() -> dict[str, Any]:
     """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name. Each
     as it trains on this server's machine (a CPU with AMX has variants: ``variant`` says so), so
     the model and options the page shows are the ones a job with no other model gets."""
-    from sightline.train.recipe_book import for_machine, list_recipes
+    from sightline.plan.recipes import for_machine, list_recipes
 
     return {"recipes": [for_machine(r).to_dict() for r in list_recipes()]}

@@ -18,11 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sightline.errors import ConfigError, DataError, ModelError
+from sightline.errors import ConfigError, DataError
+from sightline.plan.recipes import get_recipe
+from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
 from sightline.serve.job_store import JobError
-from sightline.train.recipe_book import Recipe, apply_recipe, for_machine, get_recipe
-
-DEFAULT_DATASET = "fashion-mnist"
 
 
 class JobRequest(BaseModel):
@@ -144,48 +143,7 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _model(
-    req: JobRequest, recipe: Recipe | None, dataset: str
-) -> tuple[str, dict[str, Any], bool]:
-    """(model name, its options, pretrained), checked against the model registry."""
-    from sightline.models import default_model, get_model_entry
-    from sightline.train.transfer import default_pretrained_model, pretrained_input
-
-    options = dict(req.model_options)
-    pretrained = bool(req.pretrained or options.pop("pretrained", False))
-    if recipe is not None:
-        if pretrained:
-            raise ConfigError(
-                f"recipe {recipe.name!r} trains {recipe.model} from scratch: drop pretrained or the recipe"
-            )
-        apply_recipe(
-            recipe, req.model, {}, {}, {}
-        )  # ConfigError for another model than the recipe's
-        options = {**recipe.model_options, **options}
-    default = (
-        recipe.model
-        if recipe is not None
-        else default_pretrained_model()
-        if pretrained
-        else default_model(dataset)
-    )
-    name = req.model or default
-    entry = get_model_entry(name)  # ModelError listing the models
-    known = entry.options()
-    unknown = sorted(set(options) - set(known))
-    if unknown:  # create_model's own message
-        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
-    if pretrained:
-        pretrained_input(name)  # ConfigError when the model has no pretrained weights
-        options["pretrained"] = True
-    return name, options, pretrained
-
-
-def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, Any]:
-    from sightline.models import get_model_entry
-    from sightline.train.config import resolve_config
-
+def _train_options(req: JobRequest) -> dict[str, Any]:
     named = {
         "epochs": req.epochs,
         "batch_size": req.batch_size,
@@ -197,22 +155,7 @@ def _train_options(req: JobRequest, model: str, pretrained: bool) -> dict[str, A
         raise ConfigError(f"{', '.join(twice)} given twice: at the top level and in options")
     if "extra" in req.options:
         raise ConfigError("unknown training option(s): extra (it is written by sightline itself)")
-    user = {**{k: v for k, v in named.items() if v is not None}, **req.options}
-    if pretrained and user.get("freeze") is None:
-        user["freeze"] = True  # as `sightline train --pretrained`: a head on frozen features
-    elif not pretrained and user.get("freeze") is not None:
-        raise ConfigError(
-            "freeze goes with pretrained (it chooses how pretrained weights are trained)"
-        )
-    try:
-        resolve_config(get_model_entry(model).train_defaults, pretrained=pretrained, **user)
-    except TypeError as e:  # a value of the wrong type reaching the config's checks
-        raise ConfigError(f"invalid training option: {e}") from None
-    if user.get("device") not in (None, "auto"):
-        from sightline.devices import resolve_device
-
-        resolve_device(str(user["device"]))  # ConfigError for a device this machine lacks
-    return user
+    return {**{k: v for k, v in named.items() if v is not None}, **req.options}
 
 
 def resolve_job(
@@ -222,30 +165,33 @@ def resolve_job(
     a ``SightlineError`` with the CLI's message for an invalid one."""
     from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
 
-    recipe = (
-        get_recipe(req.recipe) if req.recipe is not None else None
-    )  # ConfigError naming the recipes
-    if recipe is not None:  # as run_training will pick it on this machine
-        recipe = for_machine(recipe, req.model, req.options.get("device"), req.options.get("amp"))
-    dataset, classes = _data_source(
-        req, data_dirs, recipe.dataset if recipe is not None else DEFAULT_DATASET
+    default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
+    dataset, classes = _data_source(req, data_dirs, default)
+    model_options = dict(req.model_options)
+    if req.pretrained or model_options.pop("pretrained", False):
+        model_options["pretrained"] = True
+    request = TrainRequest(
+        dataset,
+        req.model,
+        req.recipe,
+        _data_options(req, classes),
+        model_options,
+        _train_options(req),
     )
-    data_options = _data_options(req, classes)
-    model, model_options, pretrained = _model(req, recipe, dataset)
-    train_options = _train_options(req, model, pretrained)
+    check(request)  # the plan's own rules and messages, as `sightline train` would meet them
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
         raise JobError(
             f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
         )
     args = {
         "dataset": dataset,
-        "model": model,
+        "model": req.model,
         "recipe": req.recipe,
-        "data_options": data_options,
+        "data_options": request.data_options,
         "model_options": model_options,
         "name": req.name,
         "evaluate": req.evaluate,
         "report": req.report,
-        **train_options,
+        **request.train_options,
     }
     return req.model_dump(exclude_none=True), args

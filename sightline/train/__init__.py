@@ -7,20 +7,20 @@ from typing import TYPE_CHECKING
 from sightline._lazy import lazy_exports
 
 # Imported on first use (see sightline/_lazy.py): the loop needs PyTorch, while the CLI's parser
-# only reads the option choices in sightline.train.config.
+# only reads the option choices in sightline.plan.config.
 _EXPORTS = {
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
-    "DEFAULTS": "sightline.train.config",
-    "TrainConfig": "sightline.train.config",
-    "resolve_config": "sightline.train.config",
+    "DEFAULTS": "sightline.plan.config",
+    "TrainConfig": "sightline.plan.config",
+    "resolve_config": "sightline.plan.config",
     "JsonLines": "sightline.train.progress",
     "ProgressBar": "sightline.train.progress",
 }
 
 if TYPE_CHECKING:
+    from sightline.plan.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.api import fit, resume
-    from sightline.train.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.progress import JsonLines, ProgressBar
 
 __all__ = ["DEFAULTS", "JsonLines", "ProgressBar", "TrainConfig", "fit", "resolve_config", "resume"]

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,22 +19,21 @@ import torch
 from torch import nn
 
 from sightline import checkpoint as ckpt
-from sightline.data.augment import default_reframe
 from sightline.data.dataset import Dataset
-from sightline.devices import cpu_bf16_is_fast, resolve_device
 from sightline.errors import ConfigError, RunError, failure_text
 from sightline.fileio import atomic_write_json
-from sightline.models import create_model, default_model, get_model_entry
+from sightline.models import create_model
+from sightline.plan.config import TrainConfig
+from sightline.plan.resolve import Plan, TrainRequest, complete, resolve
 from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
-from sightline.train import cpu_precision, distributed
-from sightline.train.config import TrainConfig, resolve_config
-from sightline.train.device_defaults import adapt_to_device
+from sightline.train import distributed
 from sightline.train.loop import Trainer
+from sightline.train.machine import measure_for_machine
 from sightline.train.progress import EventCallback, make_reporter
-from sightline.train.time_budget import epochs_for_budget, wants_budget
 
 EventFn = Callable[[dict[str, Any]], None]
 INIT_FROM_DATA_IMAGES = 5000  # what a data-initialised layer (airnet's whitening) is computed from
+SKIPPED_SHOWN = 20  # skipped files named one by one in the events; the rest are counted
 
 
 def build_model(name: str, data: Dataset, seed: int | None = None, **options: Any) -> nn.Module:
@@ -54,51 +52,131 @@ def _callbacks(progress: str, callbacks: list[Any] | None, on_event: EventFn | N
     )
 
 
+def _emit(on_event: EventFn | None, kind: str, **data: Any) -> None:
+    if on_event is not None:
+        on_event({"kind": kind, **data})
+
+
 def fit(
     model: nn.Module | str | None = None,
-    data: Dataset | str | os.PathLike = "fashion-mnist",
+    data: Dataset | str | os.PathLike | None = None,
     *,
+    recipe: str | None = None,
+    data_options: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
     name: str | None = None,
     runs_dir: str | os.PathLike | None = None,
     progress: str = "auto",
     callbacks: list[Any] | None = None,
-    model_options: dict[str, Any] | None = None,
     on_event: EventFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     **train_options: Any,
 ) -> Run:
     """Train ``model`` on ``data`` into a new run folder and return the ``Run``.
 
+    The same plan as ``sightline train`` and ``run_training`` for the same request
+    (``sightline.plan``): a folder gets the folder recipe, pretrained weights a head on frozen
+    features unless ``freeze=False``, a named recipe its model and options.
+
     Args:
         model: a model from ``create_model`` or a registered model name (built here, seeded);
             None: the data's default model (``default_model``: airnet for Fashion-MNIST, else fastcnn).
-        data: a ``Dataset`` or a dataset name / image folder for ``load_dataset``.
+        data: a ``Dataset`` or a dataset name / image folder for ``load_dataset`` (default: the
+            recipe's dataset, else fashion-mnist).
+        recipe: a named recipe (``sightline recipes``); options given here override its own.
+        data_options: ``load_dataset`` options when ``data`` is a name or folder.
+        model_options: options for ``create_model`` when ``model`` is a name.
         name: run folder name under ``runs_dir`` (default ``<dataset>-<model>-<time>``).
         progress: "auto" (bar on a terminal), "bar", "lines", "json" or "quiet".
         callbacks: extra objects with on_train_begin / on_step / on_epoch_end / on_train_end.
-        model_options: options for ``create_model`` when ``model`` is a name.
         on_event: a function that gets every event as a dict with a ``kind`` (see
-            ``progress.EventCallback``); the first, ``{"kind": "run", "run_dir": ...}``, comes
-            as soon as the run folder exists, before training blocks.
+            ``progress.EventCallback``); ``{"kind": "run", "run_dir": ...}`` comes as soon as
+            the run folder exists, before training blocks.
         should_stop: checked between steps; when it returns True the run stops with
             everything saved (status "interrupted", resumable), as after Ctrl-C.
         **train_options: any ``TrainConfig`` field (epochs, lr, batch_size, patience, ...);
-            unset ones come from the model's tuned defaults, then sightline's.
+            unset ones come from the plan's rules, then the model's tuned defaults, then sightline's.
     """
-    if not isinstance(data, Dataset):
-        from sightline.data import load_dataset
-
-        data = load_dataset(data)
-    model = default_model(data) if model is None else model
-    if isinstance(model, str):
-        model = build_model(model, data, train_options.get("seed"), **(model_options or {}))
-    elif model_options:
-        raise ConfigError("model_options only apply when the model is given by name")
-    model_config = getattr(model, "sightline_config", None)
-    if model_config is None:
+    built = None
+    if isinstance(model, nn.Module):
+        built = model
+        if getattr(model, "sightline_config", None) is None:
+            raise ConfigError(
+                "fit needs a model built by sightline.create_model (so the run can save its architecture)"
+            )
+    elif model is not None and not isinstance(model, str):
         raise ConfigError(
-            "fit needs a model built by sightline.create_model (so the run can save its architecture)"
+            f"model is a name or a model from sightline.create_model, not {type(model).__name__}"
         )
+    request = TrainRequest(
+        data, model if isinstance(model, str) else None, recipe, dict(data_options or {}),
+        dict(model_options or {}), train_options,
+    )  # fmt: skip
+    plan, data, net = prepare(request, model=built, progress=progress, on_event=on_event)
+    return train_plan(plan, net, data, name=name, runs_dir=runs_dir, progress=progress,
+                      callbacks=callbacks, on_event=on_event, should_stop=should_stop)  # fmt: skip
+
+
+def prepare(
+    request: TrainRequest,
+    *,
+    model: nn.Module | None = None,
+    progress: str = "auto",
+    on_event: EventFn | None = None,
+) -> tuple[Plan, Dataset, nn.Module]:
+    """(the completed plan, the data, the model) for ``request``: resolve it, load the data
+    (events ``data``; downloads show on the terminal unless ``progress`` is quiet or json),
+    build the model from the plan (seeded) unless ``model`` is given, then complete the plan
+    (events ``message`` with the plan's notes, ``model``)."""
+    config = model.sightline_config if model is not None else None
+    plan = resolve(request, model_config=config)
+    for n in plan.notes:
+        _emit(on_event, "message", **n)
+    with local_main_first(distributed.current()):
+        data = _load(plan.dataset, plan.data_options, progress, on_event)
+    _emit(
+        on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
+        sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
+        skipped=[list(s) for s in data.skipped[:SKIPPED_SHOWN]], skipped_count=len(data.skipped),
+    )  # fmt: skip
+    for line in data.notes:
+        _emit(on_event, "message", text=line, topic="data")
+    net = (
+        model
+        if model is not None
+        else build_model(plan.model, data, plan.seed, **plan.model_options)
+    )
+    _check_shapes(net.sightline_config, data)
+    shown = len(plan.notes)
+    plan = complete(plan, data, net)
+    for n in plan.notes[shown:]:
+        if n["topic"] != "device":  # the device's notes come with the run folder
+            _emit(on_event, "message", **n)
+    if on_event is not None:
+        from sightline.models.summary import summary
+
+        s = summary(net)
+        trainable = s.trainable
+        if plan.config.freeze and isinstance(getattr(net, "classifier", None), nn.Module):
+            trainable = sum(p.numel() for p in net.classifier.parameters())  # the backbone stays
+        _emit(on_event, "model", name=plan.model, parameters=s.total, trainable=trainable)
+    return plan, data, net
+
+
+def _load(
+    dataset: Any, data_options: dict[str, Any], progress: str, on_event: EventFn | None
+) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    from sightline.data import load_dataset
+
+    # Download progress: a bar on the terminal, or events when the caller reads events only.
+    shown = progress not in ("quiet", "json")
+    dl_progress: Any = shown if (shown or on_event is None) else on_event
+    return load_dataset(dataset, **data_options, progress=dl_progress)
+
+
+def _check_shapes(model_config: dict[str, Any], data: Dataset) -> None:
     if (
         tuple(model_config["input_shape"]) != tuple(data.input_shape)
         or model_config["num_classes"] != data.num_classes
@@ -107,49 +185,43 @@ def fit(
             f"the model was built for input {tuple(model_config['input_shape'])} and {model_config['num_classes']} classes, "
             f"but the data has input {data.input_shape} and {data.num_classes} classes"
         )
+
+
+class local_main_first:
+    """Under torchrun, the first process on each machine loads (and downloads) the data while
+    the others wait, then they read it from the cache: one download per machine, not per rank."""
+
+    def __init__(self, ctx: distributed.Distributed) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> None:
+        if self.ctx.active and not self.ctx.is_local_main:
+            distributed.barrier()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ctx.active and self.ctx.is_local_main and exc[0] is None:
+            distributed.barrier()
+
+
+def train_plan(
+    plan: Plan,
+    model: nn.Module,
+    data: Dataset,
+    *,
+    name: str | None = None,
+    runs_dir: str | os.PathLike | None = None,
+    progress: str = "auto",
+    callbacks: list[Any] | None = None,
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Run:
+    """Train ``model`` on ``data`` as the completed ``plan`` says, into a new run folder."""
+    model_config = model.sightline_config
     data = _as_pretrained_expects(data, model_config)
     _init_from_data(model, data)
-    cfg = resolve_config(
-        get_model_entry(model_config["name"]).train_defaults,
-        pretrained=bool(model_config["options"].get("pretrained")),
-        **train_options,
-    )
-    if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
-        cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
-    # A recipe's values are defaults too: only what the caller set stays as it is on a GPU.
-    given = set(
-        cfg.extra.get(
-            "given", [k for k, v in train_options.items() if v is not None and k != "extra"]
-        )
-    )
-    _, h, w = data.input_shape
-    device_type = resolve_device(cfg.device).type
-    cfg, device_notes = adapt_to_device(
-        cfg,
-        device_type,
-        given,
-        len(data.train),
-        h * w,
-        fast_bf16=device_type == "cpu" and cpu_bf16_is_fast(model),
-    )
     ctx = distributed.current()  # under torchrun: this process's rank; rank 0 alone writes
-    cfg, world_notes = distributed.resolve_for_world(cfg, ctx, model, len(data.train))
-    step_s = None  # a training step timed here: bf16 against float32, then for the time budget
-    if not ctx.active and cpu_precision.wants_timing(
-        model, cfg, device_type, given, len(data.train)
-    ):
-        cfg, precision_notes, step_s = cpu_precision.choose_precision(model, data, cfg)
-        device_notes = [*device_notes, *precision_notes]
-    if wants_budget(cfg, given):
-        if ctx.active:  # the ranks would each time their own steps and could disagree
-            world_notes.append(
-                f"time budget: not applied with several processes; trains all {cfg.epochs} epochs"
-            )
-        else:
-            cfg, budget_notes = epochs_for_budget(
-                model, data, cfg, step_s, budget_given="time_budget" in given
-            )
-            device_notes = [*device_notes, *budget_notes]
+    cfg, world_notes = distributed.resolve_for_world(plan.config, ctx, model, len(data.train))
+    cfg, machine_notes = measure_for_machine(model, data, cfg, plan.given, several=ctx.active)
     # Every rank trains into the folder rank 0 made (its name has rank 0's clock in it).
     run_dir = (
         new_run_dir(runs_dir, name or default_run_name(data.name, model_config["name"]))
@@ -163,7 +235,8 @@ def fit(
         write_run_config(run_dir, model_config, data_options, cfg.to_dict())
     if on_event is not None and ctx.is_main:
         on_event({"kind": "run", "run_dir": str(run_dir), "name": run_dir.name})
-        for line in [*device_notes, *world_notes]:
+        device_notes = [n["text"] for n in plan.notes if n["topic"] == "device"]
+        for line in [*device_notes, *machine_notes, *world_notes]:
             on_event({"kind": "message", "text": line, "topic": "device"})
     try:
         trainer = _trainer(
@@ -207,7 +280,7 @@ def _as_pretrained_expects(data: Dataset, model_config: dict[str, Any]) -> Datas
     expect (and the run saves that Preprocess); any other model, the data's own statistics."""
     if not model_config["options"].get("pretrained"):
         return data
-    from sightline.train.transfer import with_pretrained_normalization
+    from sightline.plan.transfer import with_pretrained_normalization
 
     return with_pretrained_normalization(data, model_config["name"])
 

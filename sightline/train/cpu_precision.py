@@ -22,7 +22,7 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.devices import cpu_has_amx, cpu_has_avx512_bf16, has_conv
-from sightline.train.config import TrainConfig, plan_steps
+from sightline.plan.config import TrainConfig, plan_steps
 from sightline.train.time_budget import measure_step_seconds
 
 # bf16 trains to the same accuracy (airnet, 6 epochs: 94.24 % against 94.20 % in float32), but

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from sightline.train.config import TrainConfig
+from sightline.plan.config import TrainConfig
 
 WARMUP_STEPS = 3  # make_graphed_callables' own default: lets cuDNN and the allocator settle first
 

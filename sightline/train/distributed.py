@@ -304,7 +304,7 @@ def resolve_for_world(cfg, ctx: Distributed, model: nn.Module, train_size: int):
             f"batch size {cfg.batch_size} is smaller than the {world} processes: each needs at least "
             f"one image per step (use --batch-size {world} or more)"
         )
-    from sightline.train.config import steps_per_epoch
+    from sightline.plan.config import steps_per_epoch
 
     low = cfg.batch_size // world
     last = train_size - (steps_per_epoch(train_size, cfg.batch_size) - 1) * cfg.batch_size

@@ -25,9 +25,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sightline.data.dataset import Dataset
+from sightline.plan.config import TrainConfig
 from sightline.train import distributed as dist_
 from sightline.train import sync_batchnorm
-from sightline.train.config import TrainConfig
 from sightline.train.lookahead import Lookahead
 from sightline.train.loop import Trainer
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.inference import inference_copy
-from sightline.train.config import TrainConfig
+from sightline.plan.config import TrainConfig
 from sightline.train.loop import Trainer
 from sightline.train.optim import freeze_backbone, head_parameters
 

@@ -42,8 +42,8 @@ from sightline.devices import (
 from sightline.errors import ConfigError, RunError, SightlineError, failure_text
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
+from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.train import cuda_graphs
-from sightline.train.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.lookahead import Lookahead
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr

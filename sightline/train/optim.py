@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from sightline.train.config import TrainConfig
+from sightline.plan.config import TrainConfig
 
 
 def head_parameters(model: nn.Module) -> set[int]:

@@ -35,7 +35,7 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.devices import resolve_device
-from sightline.train.config import TrainConfig, steps_per_epoch
+from sightline.plan.config import TrainConfig, steps_per_epoch
 from sightline.train.loop import Trainer  # the run's own step: no second copy of it to drift
 
 WARMUP_STEPS = 3  # untimed: the process's first steps map memory in and choose kernels

@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from sightline.train.config import TrainConfig
+from sightline.plan.config import TrainConfig
 
 GPU_BATCH = 512  # images per step on a CUDA GPU unless the caller chose a batch size
 MIN_STEPS_PER_EPOCH = 50  # ... and only for data that still gives this many steps per epoch at it

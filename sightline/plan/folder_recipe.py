@@ -44,7 +44,7 @@ import re
 from typing import Any
 
 from sightline.data.dataset import Dataset
-from sightline.train.config import DEFAULTS, steps_per_epoch
+from sightline.plan.config import DEFAULTS, steps_per_epoch
 
 MIN_STEPS = 300  # optimizer steps a from-scratch model needs, however few the images
 MAX_EPOCHS = 100  # ... but no more passes than this over a tiny folder

@@ -202,18 +202,24 @@ FROZEN_HEAD_DEFAULTS: dict[str, Any] = dict(
 FINE_TUNE_DEFAULTS: dict[str, Any] = dict(epochs=4, head_epochs=1, backbone_lr=0.1)
 
 
+def check_option_names(options: dict[str, Any]) -> None:
+    """ConfigError naming the keys of ``options`` that are no training option."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown training option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names - {'extra'}))}"
+        )
+
+
 def resolve_config(
     model_defaults: dict[str, Any] | None = None, pretrained: bool = False, **user: Any
 ) -> TrainConfig:
     """DEFAULTS ← model's train_defaults (← FROZEN_HEAD_DEFAULTS with freeze=True, or
     FINE_TUNE_DEFAULTS for ``pretrained`` weights trained whole) ← user options (None means
     "not given")."""
+    check_option_names(user)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(user) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown training option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names - {'extra'}))}"
-        )
     values = dict(DEFAULTS)
     values.update({k: v for k, v in (model_defaults or {}).items() if k in names})
     if user.get("freeze"):

@@ -1,0 +1,282 @@
+"""One request → one plan, every rule applied once, in one visible order.
+
+A face (``fit``, ``run_training``, ``sightline train``, ``POST /api/jobs``) turns what it was
+asked into a ``TrainRequest``. Two steps resolve it, because some rules need the loaded data:
+
+    resolve(request)            before the data: the recipe (named, its machine variant, or the
+                                GPU's), the dataset, pretrained weights (their input size and
+                                channels; a head on frozen features unless fine-tuned), the model
+    complete(plan, data, model) after it: the folder recipe, the training config (DEFAULTS ←
+                                the model's ← frozen-head / fine-tune ← recipe ← folder recipe ←
+                                the caller's), the data's framing augmentation, the device's
+                                defaults
+
+The caller's own options always win; every other layer fills only what is still unset. The
+plan's ``notes`` say what was chosen and why (``topic``: "recipe" or "device"). What only a
+measurement on this machine can tell (bf16 or float32, how many epochs fit a time budget) and
+the world size under torchrun are settled by the trainer (``train/machine.py``,
+``train/distributed.py``), which adds its own notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sightline.errors import ConfigError, ModelError
+from sightline.plan.config import TrainConfig, check_option_names, resolve_config
+
+DEFAULT_DATASET = "fashion-mnist"
+
+
+@dataclass
+class TrainRequest:
+    """What a face was asked, before any rule: ``None`` (or absent) means "not given"."""
+
+    dataset: Any = None  # a dataset name, an image folder, or a Dataset
+    model: str | None = None
+    recipe: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)  # load_dataset options
+    model_options: dict[str, Any] = field(default_factory=dict)  # incl. pretrained=True
+    train_options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+
+
+@dataclass
+class Plan:
+    """How a run trains: its data, its model and, once ``complete``, its full ``config``."""
+
+    dataset: Any
+    data_options: dict[str, Any]
+    model: str
+    model_options: dict[str, Any]
+    train_options: dict[str, Any]  # the caller's and the recipe's, before the data's rules
+    given: set[str]  # the training options the caller set (no rule changes those)
+    recipe: str | None = None
+    config: TrainConfig | None = None
+    notes: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.model_options.get("pretrained"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.train_options.get("seed")
+
+    def note(self, topic: str, text: str) -> None:
+        self.notes.append({"topic": topic, "text": text})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (a Dataset given in memory is named by its ``name``)."""
+        dataset = self.dataset
+        if isinstance(dataset, os.PathLike):
+            dataset = os.fspath(dataset)
+        elif not isinstance(dataset, (str, type(None))):
+            dataset = getattr(dataset, "name", str(dataset))
+        return {
+            "dataset": dataset,
+            "data_options": dict(self.data_options),
+            "model": self.model,
+            "model_options": dict(self.model_options),
+            "recipe": self.recipe,
+            "given": sorted(self.given),
+            "train": self.config.to_dict() if self.config is not None else None,
+            "notes": list(self.notes),
+        }
+
+
+# ----------------------------------------------------------------------------- before the data
+def resolve(request: TrainRequest, *, model_config: dict[str, Any] | None = None) -> Plan:
+    """The plan's data and model for ``request``; ConfigError / ModelError / DataError for a
+    request that cannot be right (checked before any data is loaded). ``model_config``: the
+    ``sightline_config`` of a model the caller built itself (its name and options then stand)."""
+    train = dict(request.train_options)
+    check_option_names(train)
+    model, model_options = request.model, dict(request.model_options)
+    if model_config is not None:
+        if model_options:
+            raise ConfigError("model_options only apply when the model is given by name")
+        model, model_options = model_config["name"], dict(model_config["options"])
+    data_options = {k: v for k, v in request.data_options.items() if v is not None}
+    dataset = request.dataset
+    # The options the caller set; a caller that merged a recipe's options into its own says which
+    # were its own in extra["given"] (as ``apply_recipe`` does).
+    extra = train.get("extra") or {}
+    given = set(extra.get("given", [k for k, v in train.items() if v is not None and k != "extra"]))
+    plan = Plan(dataset, data_options, model or "", model_options, train, given, request.recipe)
+
+    if plan.recipe is None and model_config is None:
+        plan.recipe = _gpu_recipe(dataset, model, model_options, data_options, train)
+        if plan.recipe is not None:
+            plan.note(
+                "recipe",
+                f"GPU: training {dataset} with recipe {plan.recipe}, its best here "
+                f"(--model NAME trains a model with its own defaults instead)",
+            )
+    if plan.recipe is not None:
+        model = _apply_named_recipe(plan, model)
+    plan.dataset = DEFAULT_DATASET if plan.dataset is None else plan.dataset
+    model = _apply_pretrained(plan, model, built=model_config is not None)
+    from sightline.models import default_model
+
+    plan.model = model or default_model(plan.dataset)
+    if model_config is None:
+        _check_model_options(plan.model, plan.model_options)
+    return plan
+
+
+def _gpu_recipe(dataset, model, model_options, data_options, train) -> str | None:
+    from sightline.plan.recipes import gpu_default_recipe
+
+    return gpu_default_recipe(dataset, model, model_options, data_options, train.get("device"))
+
+
+def _apply_named_recipe(plan: Plan, model: str | None) -> str:
+    """The recipe's model and options under the caller's own; says what it chose."""
+    from sightline.plan.recipes import VARIANTS, apply_recipe, for_machine, get_recipe
+
+    if plan.model_options.get("pretrained"):
+        raise ConfigError(
+            f"recipe {plan.recipe!r} trains its model from scratch: drop pretrained or the recipe"
+        )
+    train = plan.train_options
+    r = for_machine(get_recipe(plan.recipe), model, train.get("device"), train.get("amp"))
+    model, plan.model_options, plan.data_options, plan.train_options = apply_recipe(
+        r, model, plan.model_options, plan.data_options, train
+    )
+    if plan.dataset is None:
+        plan.dataset = r.dataset
+    elif isinstance(plan.dataset, (str, os.PathLike)) and str(plan.dataset) != r.dataset:
+        plan.note(
+            "recipe",
+            f"recipe {r.name} is tuned for {r.dataset}, not {plan.dataset}: "
+            "its settings may not suit these images",
+        )
+    where = f" (its variant {VARIANTS[r.variant][1]})" if r.variant else ""
+    options = ", ".join(f"{k} {v}" for k, v in {**r.data_options, **r.train_options}.items())
+    plan.note("recipe", f"recipe {r.name}{where}: {r.model} {plan.model_options or ''}, {options}")
+    return model
+
+
+def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | None:
+    """Pretrained weights: the model that has them, its input size and channels (unless the
+    caller chose others), and a head trained on frozen features unless ``freeze`` is False
+    (fine-tuning). ``freeze`` without pretrained weights is an error for a model built by name
+    (a model the caller built may have a backbone of its own to keep fixed)."""
+    from sightline.plan.transfer import (
+        default_pretrained_model,
+        pretrained_input,
+        transfer_data_options,
+    )
+
+    freeze = plan.train_options.get("freeze")
+    if not plan.pretrained:
+        if freeze is not None and not built:
+            raise ConfigError(
+                "freeze and fine-tune (--freeze, --fine-tune) go with pretrained weights "
+                "(--pretrained): they choose how those weights are trained"
+            )
+        return model
+    model = model or default_pretrained_model()
+    pretrained_input(model)  # ConfigError when the model has no pretrained weights
+    from sightline.data import Dataset
+
+    if not isinstance(
+        plan.dataset, Dataset
+    ):  # prepared at the size and channels the weights expect
+        plan.data_options = transfer_data_options(model, plan.data_options)
+    if freeze is None:
+        plan.train_options["freeze"] = True
+        plan.given.add("freeze")
+    return model
+
+
+def _check_model_options(name: str, options: dict[str, Any]) -> None:
+    from sightline.models import get_model_entry
+
+    known = get_model_entry(name).options()  # ModelError listing the models
+    unknown = sorted(set(options) - set(known) - {"pretrained"})
+    if unknown or ("pretrained" in options and "pretrained" not in known):
+        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        bad = unknown or ["pretrained"]
+        raise ModelError(f"model {name!r} has no option {', '.join(bad)}; its options: {valid}")
+
+
+# ----------------------------------------------------------------------------- after the data
+def complete(plan: Plan, data: Any, model: Any) -> Plan:
+    """``plan`` with its training ``config``: the folder recipe for a user's folder, the
+    config's layers, the data's framing augmentation and the device's defaults for ``model``."""
+    from sightline.data.augment import default_reframe
+    from sightline.devices import cpu_bf16_is_fast, resolve_device
+    from sightline.models import get_model_entry
+    from sightline.plan.device import adapt_to_device
+
+    train = dict(plan.train_options)
+    if plan.recipe is None and not plan.pretrained:
+        train = _with_folder_recipe(plan, data, train)
+    cfg = _config(get_model_entry(plan.model).train_defaults, plan.pretrained, train)
+    if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
+        cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
+    _, h, w = data.input_shape
+    device_type = resolve_device(cfg.device).type
+    fast_bf16 = device_type == "cpu" and cpu_bf16_is_fast(model)
+    cfg, device_notes = adapt_to_device(
+        cfg, device_type, plan.given, len(data.train), h * w, fast_bf16=fast_bf16
+    )
+    for line in device_notes:
+        plan.note("device", line)
+    plan.config = cfg
+    return plan
+
+
+def _config(model_defaults: dict[str, Any], pretrained: bool, train: dict[str, Any]) -> TrainConfig:
+    try:
+        return resolve_config(model_defaults, pretrained=pretrained, **train)
+    except TypeError as e:  # a value of the wrong type reaching the config's checks
+        raise ConfigError(f"invalid training option: {e}") from None
+
+
+def _with_folder_recipe(plan: Plan, data: Any, train: dict[str, Any]) -> dict[str, Any]:
+    """``train`` completed by the folder recipe when ``data`` is a user's folder (only for
+    options the caller left unset), with notes saying what was chosen and why."""
+    from sightline.plan.folder_recipe import folder_recipe, is_user_folder
+
+    if not is_user_folder(data):
+        return train
+    given = {k: v for k, v in train.items() if v is not None}
+    chosen, notes = folder_recipe(data, plan.model, given)
+    for line in notes:
+        plan.note("recipe", line)
+    if data.preprocess.channels == 3:
+        from sightline.models.pretrained import weights_available
+
+        if weights_available():
+            # A suggestion, not the default: it changes the model, the input size (224 px) and the
+            # cost of predicting (benchmarks/README.md: 96.5 % vs 86.7 % from scratch).
+            plan.note(
+                "recipe",
+                "Tip: for photos, --pretrained (ImageNet features + a new head) is usually far "
+                "better with few images: 96.5 % vs 86.7 % from scratch on 600 CIFAR-10 photos",
+            )
+    out = {**train, **chosen}
+    if "extra" not in given:  # the run's config.json then says why it was trained this way
+        out["extra"] = {"recipe": "folder", "chosen": chosen, "notes": [*data.notes, *notes]}
+    return out
+
+
+# ----------------------------------------------------------------------------- checking only
+def check(request: TrainRequest) -> Plan:
+    """``resolve`` and the training options' own checks, without loading any data: what a
+    server runs before it queues a job, so a queued job starts with options known to be valid."""
+    from sightline.models import get_model_entry
+
+    plan = resolve(request)
+    _config(get_model_entry(plan.model).train_defaults, plan.pretrained, plan.train_options)
+    device = plan.train_options.get("device")
+    if device not in (None, "auto"):
+        from sightline.devices import resolve_device
+
+        resolve_device(str(device))  # ConfigError for a device this machine lacks
+    return plan
