@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,9 @@ from sightline.fileio import atomic_write_json
 
 RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what new_run_dir creates: no leading dot
+# What a run id may be: any folder name the listing shows (a user's "mnist copy (2)" too), never
+# a path: no separator, no control character, no leading dot (dot names are delete_run's trash).
+RUN_ID = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*")
 MAX_RUN_NAME = 255  # the longest file name most file systems allow
 
 
@@ -68,6 +72,45 @@ def write_run_config(path: Path, model_config: dict, data_options: dict, train: 
             "train": train,
         },
     )
+
+
+# ----------------------------------------------------------------------------- who is training
+def training_process() -> dict[str, Any]:
+    """What a run's status.json records of the process training it while it runs: this
+    machine, this process and when it started (a pid alone may be reused by another process)."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _process_start(os.getpid()),
+    }
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of process ``pid`` (Linux), or None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: after the name, which may hold spaces
+
+
+def training_process_gone(process: dict[str, Any] | None) -> bool:
+    """True when ``process`` (``training_process()`` of a run's trainer) ran on this machine and
+    is no longer alive: killed, crashed or the machine restarted. Unknown (another machine, no
+    record) is not gone: only what this machine can tell for sure."""
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return False
+    pid = process.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    started = process.get("started")
+    return started is not None and _process_start(pid) not in (None, started)  # a reused pid
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
@@ -117,15 +160,15 @@ def run_id_path(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path:
     """The folder of the run a remote client named: ``RunError`` for an id that is not a plain
     run name, ``RunNotFoundError`` when no run folder has that name.
 
-    Only a name made by ``new_run_dir`` passes: no "/", "\\", "..", "%", NUL or leading dot
-    (dot names are the hidden trash of ``delete_run``). The folder must sit directly in the
-    runs folder and must not be a symbolic link, which could point anywhere, even at another
-    run (a delete through it would remove the target)."""
-    if not isinstance(run_id, str) or len(run_id) > MAX_RUN_NAME or not RUN_NAME.fullmatch(run_id):
+    Any folder name the listing shows passes (``RUN_ID``): no "/", "\\", control character or
+    leading dot (dot names are the hidden trash of ``delete_run``). The folder must sit directly
+    in the runs folder and must not be a symbolic link, which could point anywhere, even at
+    another run (a delete through it would remove the target)."""
+    if not isinstance(run_id, str) or len(run_id) > MAX_RUN_NAME or not RUN_ID.fullmatch(run_id):
         shown = run_id[:80] if isinstance(run_id, str) else run_id
         raise RunError(
-            f"invalid run id {shown!r}: a run name has only letters, digits, '.', '_' and '-' "
-            "and does not start with '.'"
+            f"invalid run id {shown!r}: a run id is the name of a folder in the runs folder, "
+            "without '/' or '\\' and not starting with '.'"
         )
     root = runs_root(runs_dir)
     base = root.resolve()

@@ -40,6 +40,7 @@ from sightline.run_folders import (  # noqa: F401
     run_id_path,
     run_path,
     runs_root,
+    training_process_gone,
     write_run_config,
     write_status,
 )
@@ -102,9 +103,14 @@ class Run:
             return {"status": "broken", "error": self.problem}
         p = self.path / "status.json"
         try:
-            return read_json(p) if p.is_file() else {"status": "created"}
+            status = read_json(p) if p.is_file() else {"status": "created"}
         except (OSError, ValueError) as e:
             return {"status": "broken", "error": f"{p.resolve()} is unreadable ({e})"}
+        process = status.pop("process", None)  # never shown: a pid is this machine's business
+        if status.get("status") == "running" and training_process_gone(process):
+            # Its trainer was killed (kill -9, a crash, a reboot): not "running" forever.
+            status.update(status="interrupted", note="its training process is gone; resume it")
+        return status
 
     @property
     def history(self) -> list[dict[str, Any]]:

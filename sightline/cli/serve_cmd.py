@@ -63,6 +63,14 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         default=20,
         help="largest request body in MB (default 20)",
     )
+    p.add_argument(
+        "--run",
+        dest="default_run",
+        default=None,
+        metavar="NAME",
+        help="the run that classifies for clients that name none (default: the newest run at each "
+        "request); every answer names the run it used",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--engine",
@@ -106,5 +114,6 @@ def run_serve(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         engine=args.engine,
         processes=args.processes,
+        default_run=args.default_run,
     )
     return 0

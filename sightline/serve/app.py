@@ -44,6 +44,7 @@ def create_app(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
     engine: str = "auto",
     exclusive_jobs: bool = False,
+    default_run: str | None = None,
 ) -> FastAPI:
     """The sightline web API for the runs in ``runs_dir`` (default ./runs or
     $SIGHTLINE_RUNS_DIR) and the image folders ``data_dirs``.
@@ -67,6 +68,9 @@ def create_app(
     installed, else PyTorch; "torch": always PyTorch; "onnx": always the export (a run without
     a current one answers 409 naming that command). Inspection (/api/inspect)
     and model summaries stay on PyTorch with either: they need the model's layers.
+
+    ``default_run``: the run that predictions and inspections use when a request names none
+    (checked here: it must exist); None: the newest run at the time of each request.
     """
     from sightline.runs import default_runs_dir
 
@@ -82,6 +86,11 @@ def create_app(
         )  # at start, not at the first request
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if default_run is not None:
+        from sightline.runs import run_id_path
+
+        # RunNotFoundError naming the runs folder: at start, not at the first request.
+        run_id_path(default_run, root)
     app = FastAPI(
         title="sightline",
         version=__version__,
@@ -98,7 +107,7 @@ def create_app(
         runs_dir=root,
         data_dirs=[Path(d) for d in data_dirs],
         max_upload_bytes=max_upload_bytes,
-        models=ModelCache(root, model_cache_size, device, engine),
+        models=ModelCache(root, model_cache_size, device, engine, default_run),
     )
     app.state.jobs = JobPool(
         JobStore(root),

@@ -73,12 +73,14 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
     interrupted, as after Ctrl-C; its last checkpoint resumes it exactly."""
     if run is None:
         return
-    from sightline.runs import Run, run_id_path, write_status
+    from sightline.fileio import read_json
+    from sightline.runs import run_id_path, write_status
 
     with contextlib.suppress(SightlineError, OSError, ValueError):
         path = run_id_path(run, runs_dir)
-        status = Run(path, strict=False).status
+        status = read_json(path / "status.json")  # as written: a listing already says interrupted
         if status.get("status") == "running":
+            status.pop("process", None)
             write_status(path, {**status, "status": "interrupted", "error": reason})
 
 

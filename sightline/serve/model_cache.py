@@ -64,7 +64,12 @@ class ModelCache:
     """
 
     def __init__(
-        self, runs_dir: str | Path, size: int = 4, device: str = "auto", engine: str = "auto"
+        self,
+        runs_dir: str | Path,
+        size: int = 4,
+        device: str = "auto",
+        engine: str = "auto",
+        default_run: str | None = None,
     ) -> None:
         from sightline.devices import resolve_device
         from sightline.onnx_model import runs_beside_torch
@@ -74,6 +79,7 @@ class ModelCache:
         if engine not in ENGINE_CHOICES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
         self.runs_dir = Path(runs_dir)
+        self.default_run = default_run  # for requests that name no run; None: the newest run
         self.size = size
         self.device = resolve_device(device)
         self.engine = engine
@@ -118,15 +124,21 @@ class ModelCache:
                     entry.batched.close()
             return entry.batched
 
+    def run(self, run_id: str | None) -> Run:
+        """Run ``run_id``; for a request that names none, the server's pinned run (``serve
+        --run``) or else the newest one. Every answer names the run it used."""
+        run_id = run_id if run_id is not None else self.default_run
+        return (
+            latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
+        )
+
     def _entry(self, run_id: str | None) -> _Entry:
         if run_id is not None:
             for backend in self._backends:
                 hit = self._hit((backend, run_id))
                 if hit is not None:
                     return hit
-        fresh = (
-            latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
-        )
+        fresh = self.run(run_id)
         if self._backends[0] == "onnx" and self.engine == "auto":
             from sightline.errors import NotExportedError
 
@@ -221,9 +233,7 @@ class ModelCache:
         mode (inspection, summaries): forward hooks on the shared model would also fire for
         the predictions other requests run through it at the same time, and record their
         tensors. Copying a loaded model is far cheaper than reading the checkpoint again."""
-        fresh = (
-            latest_run(self.runs_dir) if run_id is None else Run(run_id_path(run_id, self.runs_dir))
-        )
+        fresh = self.run(run_id)
         run = self._torch(
             fresh
         ).value  # PyTorch whatever the engine: the layers are what is inspected

@@ -34,7 +34,9 @@ def list_all_runs(request: Request) -> dict[str, Any]:
     from sightline.runs import list_runs
 
     # links=False: only runs a client can then open and delete by name, and no paths outside
-    return {"runs": [run.to_dict() for run in list_runs(_settings(request).runs_dir, links=False)]}
+    runs = [run.to_dict() for run in list_runs(_settings(request).runs_dir, links=False)]
+    # default_run: what a request that names no run uses (`serve --run`; null: the newest).
+    return {"runs": runs, "default_run": _settings(request).models.default_run}
 
 
 @router.get(
@@ -79,7 +81,12 @@ def delete_one_run(run_id: str, request: Request) -> dict[str, Any]:
 def predict(
     request: Request,
     files: Annotated[list[UploadFile], File(description="image files, or zip archives of images")],
-    run: Annotated[str | None, Form(description="run name (default: the newest run)")] = None,
+    run: Annotated[
+        str | None,
+        Form(
+            description="run name (default: the run the server was started with, `serve --run`, else the newest)"
+        ),
+    ] = None,
     k: Annotated[
         int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return per image")
     ] = 3,

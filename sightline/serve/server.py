@@ -77,6 +77,7 @@ def serve(
     log_level: str = "info",
     engine: str = "auto",
     processes: int = 1,
+    default_run: str | None = None,
 ) -> None:
     """Serve the web API until Ctrl-C; prints its URL first.
 
@@ -104,6 +105,7 @@ def serve(
         device=device,
         max_workers=max_workers,
         engine=engine,
+        default_run=default_run,
     )
     app = create_app(
         **options

@@ -43,6 +43,7 @@ from sightline.errors import ConfigError, RunError, SightlineError, failure_text
 from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.inference import batched_logits
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
+from sightline.run_folders import training_process
 from sightline.train import cuda_graphs
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.lookahead import Lookahead
@@ -247,6 +248,8 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            # Who trains it, while it trains: a listing shows a killed trainer's run as interrupted.
+            **({"process": training_process()} if self.status == "running" else {}),
             "epochs_done": self.epoch,
             "epochs": self.cfg.epochs,
             "global_step": self.global_step,

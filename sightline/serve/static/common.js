@@ -236,7 +236,10 @@
       select.appendChild(SL.el('option', {value: r.name}, r.name + ' (' + (r.model || '?') + ', ' + SL.dataName(r.dataset) + acc + ')'));
     }
     if (!usable.length) select.appendChild(SL.el('option', {value: ''}, 'no trained run yet'));
-    if (preferred && usable.some((r) => r.name === preferred)) select.value = preferred;
+    // The page's own choice, else the run the server was told to use (serve --run), else the newest.
+    for (const name of [data.default_run, preferred]) {
+      if (name && usable.some((r) => r.name === name)) select.value = name;
+    }
     select.disabled = usable.length === 0;
     return usable;
   };
