@@ -117,7 +117,7 @@ def test_activation_figure_one_block_per_layer_and_class_ticks():
 
 
 def test_map_mosaic_scales_each_map_and_caps_channels():
-    from sightline.inspect_plots import map_mosaic
+    from sightline.inspect.plots import map_mosaic
 
     maps = torch.stack([torch.arange(16.0).view(4, 4) * k for k in (1, 100, 0)] * 4)  # 12 maps
     grid = map_mosaic(maps, max_channels=5, cols=4)  # 2 rows x 4 cols of 4x4, 1-px gaps
@@ -257,7 +257,7 @@ def test_inspect_image_selected_layers_and_class_count():
 
 def test_plot_functions_importable_from_inspect():
     from sightline.inspect import plot_filters
-    from sightline.inspect_plots import plot_filters as direct
+    from sightline.inspect.plots import plot_filters as direct
 
     assert plot_filters is direct
     with pytest.raises(AttributeError):

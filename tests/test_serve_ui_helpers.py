@@ -106,7 +106,7 @@ def test_inspect_a_prepared_image_uses_it_as_is():
 
 
 def test_map_mosaic_stays_importable_from_the_figures_module():
-    from sightline import inspect_plots
+    from sightline.inspect import plots as inspect_plots
 
     assert inspect_plots.map_mosaic is map_mosaic
 

@@ -118,9 +118,9 @@ def _worker(options: dict[str, Any], listen: Listen, log_level: str, threads: in
 
     torch.set_num_threads(threads)  # this process only: job workers are processes of their own
     from sightline.serve.app import create_app
-    from sightline.serve.server import _bind, run_app
+    from sightline.serve.sockets import bind_socket, run_app
 
-    sock = _bind(*listen, reuse_port=True) if isinstance(listen, tuple) else listen
+    sock = bind_socket(*listen, reuse_port=True) if isinstance(listen, tuple) else listen
     try:
         run_app(create_app(**options, exclusive_jobs=True), sock, log_level)
     finally:

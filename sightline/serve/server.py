@@ -3,64 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import sys
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote
 
 from sightline.errors import ConfigError
 from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
 from sightline.serve.guards import is_loopback
+from sightline.serve.sockets import bind_socket, run_app, shared_port
 
 TOKEN_ENV = "SIGHTLINE_TOKEN"
-GRACEFUL_SHUTDOWN_S = 5  # seconds open requests (a slow upload) get to finish after Ctrl-C
-
-
-def _bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
-    """A listening socket, bound here so that a taken port is a one-line error (and port 0
-    gets a free port whose number we can print) before uvicorn starts. ``reuse_port``: one of
-    several sockets on the port (SO_REUSEPORT), among which the kernel shares the connections."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM
-        )[0]
-    except socket.gaierror as e:
-        raise ConfigError(f"cannot serve on {host!r}: {e.strerror}") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        raise ConfigError(
-            f"cannot serve on {host}:{port}: {e.strerror or e} (another server? try --port)"
-        ) from None
-    if listen:
-        sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _shared_port(host: str, port: int) -> tuple[socket.socket, tuple[str, int] | socket.socket]:
-    """(the socket that holds the port, what each of several server processes listens on).
-
-    On Linux each process listens on a socket of its own (SO_REUSEPORT) and the kernel deals the
-    connections out among them. One socket shared by all would be unfair: a keep-alive client
-    stays with the process that accepted it, and asyncio accepts every waiting connection at
-    once, so one process could get all 16 clients of a burst while the other idles."""
-    if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
-        sock = _bind(host, port)
-        return sock, sock
-    probe = _bind(
-        host, port, listen=False
-    )  # a taken port is refused here (port 0: a free one is picked)
-    port = probe.getsockname()[1]
-    probe.close()
-    # Held, not listening, until the server ends: the port stays ours while processes come and go.
-    return _bind(host, port, reuse_port=True, listen=False), (host, port)
 
 
 def serve(
@@ -110,7 +61,7 @@ def serve(
     app = create_app(
         **options
     )  # with several processes, each makes its own: this one checks the options first
-    sock, shared = _shared_port(host, port) if processes > 1 else (_bind(host, port), None)
+    sock, shared = shared_port(host, port) if processes > 1 else (bind_socket(host, port), None)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"
     runs = app.state.sightline.runs_dir.resolve()
@@ -150,26 +101,3 @@ def serve(
             serve_processes(processes, options, shared, log_level)
     finally:
         sock.close()
-
-
-def run_app(app: Any, sock: socket.socket, log_level: str = "info") -> None:
-    """Serve ``app`` with uvicorn on the bound ``sock`` until Ctrl-C or SIGTERM."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # An open event stream (/api/jobs/{id}/events) lasts as long as its job, and uvicorn
-            # waits for open requests before the lifespan's shutdown (which stops the jobs): the
-            # streams end now (an EventSource reconnects with Last-Event-ID to the next server).
-            app.state.shutting_down.set()
-            super().handle_exit(sig, frame)
-
-    server = Server(
-        uvicorn.Config(
-            app,
-            log_level=log_level,
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
-    )
-    server.run(sockets=[sock])

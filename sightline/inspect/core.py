@@ -2,9 +2,7 @@
 
 Layers are named as in ``sightline.models.summary`` (dotted module names such as
 ``stage1.conv.relu``). Everything here returns plain tensors, or dicts ready for ``json.dumps``
-(for the web UI). The figures live in ``sightline.inspect_plots`` and are re-exported here
-(``plot_activations``, ``plot_layer``, ``plot_filters``, ``plot_dense_weights``,
-``plot_saliency``), imported on first use so that the numbers alone never load matplotlib.
+(for the web UI). The figures that draw them are in ``sightline.inspect.plots``.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from torch import nn
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ModelError
 from sightline.inference import batched_logits
-from sightline.models.summary import conv_layers
 
 SALIENCY_METHODS = ("gradcam", "gradient")
 MAPS_PER_ROW = 16
@@ -401,33 +398,3 @@ def inspect_image(
         top,
         used,
     )
-
-
-# ----------------------------------------------------------------------------- figures
-_PLOTS = ("plot_activations", "plot_layer", "plot_filters", "plot_dense_weights", "plot_saliency")
-
-__all__ = [
-    "SALIENCY_METHODS",
-    "Inspection",
-    "activation_stats",
-    "conv_layers",
-    "inspect_image",
-    "is_map",
-    "key_layers",
-    "layer_outputs",
-    "leaf_names",
-    "map_mosaic",
-    "saliency",
-    "saliency_with_method",
-    *_PLOTS,
-]
-
-
-def __getattr__(name: str):
-    # The figures need matplotlib; importing them on first use keeps ``import sightline.inspect``
-    # light for code that only wants the numbers (the web server's JSON).
-    if name in _PLOTS:
-        from sightline import inspect_plots
-
-        return getattr(inspect_plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

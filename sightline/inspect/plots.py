@@ -1,6 +1,6 @@
 """Figures of a network's inside: feature maps, learned filters, dense weights, saliency.
 
-The numbers come from ``sightline.inspect``; these functions only draw them, on
+The numbers come from ``sightline.inspect.core``; these functions only draw them, on
 ``matplotlib.figure.Figure`` objects (no pyplot, nothing is shown). ``sightline.inspect``
 re-exports all of them.
 """
@@ -18,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from sightline.errors import ModelError
-from sightline.inspect import MAPS_PER_ROW, activation_stats, conv_layers, is_map, map_mosaic
+from sightline.inspect.core import MAPS_PER_ROW, activation_stats, is_map, map_mosaic
+from sightline.models.summary import conv_layers
 from sightline.plots.style import FONT, new_figure, show_image, to_display
 
 FIG_WIDTH = 12.0  # inches; one feature map is FIG_WIDTH / MAPS_PER_ROW wide
