@@ -28,7 +28,6 @@ from sightline.data.dataset import Dataset
 from sightline.plan.config import TrainConfig
 from sightline.train import distributed as dist_
 from sightline.train import sync_batchnorm
-from sightline.train.lookahead import Lookahead
 from sightline.train.loop import Trainer
 
 # A collective per step costs ~0.1 ms on gloo but a GPU sync on NCCL: stop requests are shared
@@ -68,10 +67,8 @@ class DistributedTrainer(Trainer):
             **_buffer_sync(not self.sync_bn),
         )
         self._global_n = cfg.batch_size
-        if (
-            cfg.lookahead
-        ):  # the slow weights start from rank 0's (DDP broadcast them), on this rank's device
-            self.lookahead = Lookahead(self.model)
+        if self.lookahead is not None:  # the slow weights: rank 0's (DDP broadcast them), here
+            self.lookahead.restart(self.model)
 
     # ------------------------------------------------------------------ the step
     def _step_batch(

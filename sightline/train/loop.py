@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,40 +38,27 @@ from sightline.devices import (
     to_device,
     use_channels_last,
 )
-from sightline.errors import ConfigError, RunError, SightlineError, failure_text
-from sightline.fileio import atomic_write_bytes, atomic_write_json
+from sightline.errors import ConfigError, failure_text
 from sightline.inference import batched_logits
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.run_folders import training_process
 from sightline.train import cuda_graphs
+from sightline.train.callbacks import (  # noqa: F401 (TrainingDiverged, METRIC_COLUMNS: re-exported)
+    METRIC_COLUMNS,
+    Callback,
+    Checkpointing,
+    DivergenceCheck,
+    EarlyStopping,
+    LookaheadAveraging,
+    MetricsFile,
+    TrainingDiverged,
+)
 from sightline.train.interrupt import graceful_sigint
-from sightline.train.lookahead import Lookahead
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
-
-METRIC_COLUMNS = [
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "time",
-    "images_per_sec",
-    "best",
-]
 
 
 class StopRequested(Exception):
     """Ctrl-C was pressed or ``should_stop()`` said so: stop at the next step boundary and save."""
-
-
-# An epoch's mean training loss this many times chance level (ln K) means the weights blew up
-# (issue 10's folder: loss 34 for 5 classes, ln 5 = 1.6); healthy runs start at ln K and go down.
-EXPLODING_LOSS_FACTOR = 8.0
-
-
-class TrainingDiverged(SightlineError):
-    """The training loss became NaN or infinite: the weights are garbage from here on."""
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -104,7 +90,6 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = create_optimizer(self.model, cfg)
-        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
         self.graphs = (
@@ -136,12 +121,23 @@ class Trainer:
         self.meta = ckpt.model_metadata(
             model, data.classes, self.preprocess.to_dict(), dataset=data.name
         )
-        self.monitor = (
+        monitor = (
             cfg.monitor
             if data.val is not None or not cfg.monitor.startswith("val_")
             else cfg.monitor[4:]
         )
-        self.mode = "max" if self.monitor.endswith("accuracy") else "min"
+        # The training concerns, in the order their hooks run (train/callbacks/): the best epoch
+        # is known before its checkpoint is written.
+        self.early = EarlyStopping(monitor, cfg.patience, cfg.min_delta)
+        self.lookahead = LookaheadAveraging(self.model) if cfg.lookahead else None
+        self.files = MetricsFile()
+        self.concerns: list[Callback] = [
+            DivergenceCheck(),
+            *([self.lookahead] if self.lookahead is not None else []),
+            self.early,
+            Checkpointing(cfg.checkpoint_every),
+            self.files,
+        ]
         self.plan = plan_steps(len(data.train), cfg)
         self.steps = self.plan.steps_per_epoch
         self.total_steps = self.plan.total_steps  # the schedule's length, even with max_steps
@@ -150,9 +146,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self.best_value: float | None = None
-        self.best_epoch = 0
-        self.bad_epochs = 0
+        self.stop_training = False  # a concern's word: stop after this epoch (early stopping)
         # Running loss sum, correct count and images seen this epoch, kept on the device so a
         # step never waits for the GPU; read back only when progress is shown.
         self.sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
@@ -172,13 +166,26 @@ class Trainer:
             if fn is not None:
                 fn(payload)
 
+    def _call(self, hook: str, *args: Any) -> None:
+        """Run ``hook`` of every training concern, in order."""
+        for concern in self.concerns:
+            getattr(concern, hook)(self, *args)
+
+    @property
+    def monitor(self) -> str:
+        return self.early.monitor
+
+    @property
+    def mode(self) -> str:
+        return self.early.mode
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, gen: torch.Generator | None) -> dict[str, Any]:
         state = {
             "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
+            "lookahead": None,  # the concerns' own state follows (Lookahead's, when it trains)
             "rng_cpu": torch.get_rng_state(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -187,12 +194,11 @@ class Trainer:
             "sums": self.sums.detach().cpu().double(),
             "epoch_time": self.epoch_time,
             "history": self.history,
-            "best_value": self.best_value,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
             "status": self.status,
             "config": self.cfg.to_dict(),
         }
+        for concern in self.concerns:
+            state.update(concern.state_dict())
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -201,13 +207,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.lookahead is not None:
-            if state.get("lookahead") is None:
-                raise RunError(
-                    f"{self.run_dir / 'resume.pt'} holds no Lookahead weights, though the run's config.json "
-                    f"trains with them: the two files are from different runs; start the run again"
-                )
-            self.lookahead.load_state_dict(state["lookahead"])
+        for concern in self.concerns:
+            concern.load_state_dict(state)
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -217,9 +218,6 @@ class Trainer:
             "global_step",
             "epoch_time",
             "history",
-            "best_value",
-            "best_epoch",
-            "bad_epochs",
         ):
             setattr(self, key, state[key])
         self.sums = state["sums"].to(self.device, self.sum_dtype)
@@ -234,17 +232,6 @@ class Trainer:
         if self.writes:
             ckpt.save_state(self.run_dir / "resume.pt", state)
 
-    def _write_progress_files(self) -> None:
-        if not self.writes:
-            return
-        lines = [",".join(METRIC_COLUMNS)]
-        for row in self.history:
-            lines.append(
-                ",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS)
-            )
-        atomic_write_bytes(self.run_dir / "metrics.csv", ("\n".join(lines) + "\n").encode())
-        atomic_write_json(self.run_dir / "status.json", self.summary())
-
     def summary(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -254,8 +241,8 @@ class Trainer:
             "epochs": self.cfg.epochs,
             "global_step": self.global_step,
             "monitor": self.monitor,
-            "best_value": self.best_value,
-            "best_epoch": self.best_epoch,
+            "best_value": self.early.best_value,
+            "best_epoch": self.early.best_epoch,
             "steps_per_epoch": self.plan.steps_per_epoch,
             "total_steps": self.plan.total_steps,
             "stop_step": self.plan.stop_step,
@@ -281,8 +268,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.global_step += 1
-        if self.lookahead is not None:
-            self.lookahead.after_step(self.model, self.global_step, self.total_steps)
+        self._call("on_optimizer_step")
         self.step_in_epoch += 1
         with torch.no_grad():
             self.sums[0] += loss_sum.to(self.sum_dtype)
@@ -364,17 +350,12 @@ class Trainer:
             idx = perm[i * bs : end]
             self._train_step(*self._step_batch(images, labels, idx, gen))
             self.epoch_time = time.monotonic() - start
-            if (
-                cfg.checkpoint_every
-                and self.global_step % cfg.checkpoint_every == 0
-                and self.step_in_epoch < self.steps
-            ):
-                self.save_checkpoint(gen)
+            self._call("on_step_end")
             now = time.monotonic()
             if now - last_report >= 0.1 or self.step_in_epoch == self.steps:
                 last_report = now  # reading the sums syncs with the GPU: at most 10x a second
                 loss_sum, correct, seen = self.sums.tolist()
-                self._check_finite(loss_sum)
+                self._call("on_sums", loss_sum, None)
                 shown = {
                     "loss": loss_sum / max(seen, 1),
                     "accuracy": correct / max(seen, 1),
@@ -403,31 +384,10 @@ class Trainer:
         """A decision all processes take together (under torchrun: rank 0's)."""
         return flag
 
-    def _check_finite(self, loss_sum: float, epoch_loss: float | None = None) -> None:
-        """Stop on a NaN/inf loss, or on an epoch whose mean loss is far above chance level
-        (ln K): the weights have blown up and more epochs will not bring them back."""
-        exploding = epoch_loss is not None and epoch_loss > EXPLODING_LOSS_FACTOR * math.log(
-            max(len(self.data.classes), 2)
-        )
-        if math.isfinite(loss_sum) and not exploding:
-            return
-        lr = self.optimizer.param_groups[0]["lr"]
-        what = (
-            f"became {loss_sum}"
-            if not math.isfinite(loss_sum)
-            else f"exploded to {epoch_loss:.4g} (chance level is {math.log(max(len(self.data.classes), 2)):.2f})"
-        )
-        raise TrainingDiverged(
-            f"the training loss {what} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-            f"(learning rate {lr:.3g}): training stopped; the last good weights are in last.safetensors. "
-            f"Lower the learning rate (--lr {self.cfg.lr / 10:.2g}: a tenth of the peak {self.cfg.lr:.3g}), warm up "
-            f"longer (--warmup 0.3), or use --optimizer adamw --lr 1e-3"
-        )
-
     def _end_epoch(self) -> bool:
         """Validate, record, checkpoint. Returns True when early stopping says stop."""
         loss_sum, correct, seen = self._epoch_sums()
-        self._check_finite(loss_sum, loss_sum / max(seen, 1))
+        self._call("on_sums", loss_sum, loss_sum / max(seen, 1))
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "loss": round(loss_sum / max(seen, 1), 6),
@@ -445,35 +405,23 @@ class Trainer:
             row["val_accuracy"] = round(
                 (logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6
             )
-        value = row[self.monitor]
-        improved = self.best_value is None or (
-            value > self.best_value if self.mode == "max" else value < self.best_value
-        )
-        significant = self.best_value is None or abs(value - self.best_value) > self.cfg.min_delta
-        row["best"] = improved
-        if improved:
-            self.best_value, self.best_epoch = value, row["epoch"]
-            self._save_model("best", {"epoch": row["epoch"], self.monitor: value})
-        self.bad_epochs = 0 if (improved and significant) else self.bad_epochs + 1
+        self._call("on_epoch_end", row)  # the best epoch and its checkpoint, early stopping
         self.history.append(row)
         self.epoch += 1
         self.step_in_epoch = 0
         self.epoch_time = 0.0
         self.sums.zero_()
-        stop = self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience
         self._emit("on_epoch_end", row)
-        return stop
+        return self.stop_training
 
-    def _save_model(self, which: str, meta: dict[str, Any]) -> None:
+    def save_model(self, which: str, meta: dict[str, Any]) -> None:
         if self.writes:
             ckpt.save_model(
                 self.run_dir / f"{which}.safetensors", self.model, {**self.meta, **meta}
             )
 
     def _save_all(self, gen: torch.Generator | None) -> None:
-        self._save_model("last", {"epoch": self.epoch})
-        self.save_checkpoint(gen)
-        self._write_progress_files()
+        self._call("on_save", gen)  # last.safetensors, resume.pt, metrics.csv, status.json
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -513,7 +461,7 @@ class Trainer:
             },
         )
         self.status = "running"
-        self._write_progress_files()
+        self._call("on_train_begin")
         try:
             with graceful_sigint(self, self.sigint_repeat_window):
                 self._loop(gen)
@@ -522,12 +470,12 @@ class Trainer:
             self.status = "failed"
             self.error = failure_text(e)
             with contextlib.suppress(Exception):
-                self._write_progress_files()
+                self.files.write(self)
             self._emit("on_train_end", self.summary())
             raise
         if self.status != "interrupted":
             self.save_checkpoint(None)  # records the final status for `resume`
-        self._write_progress_files()
+        self.files.write(self)
         summary = self.summary()
         self._emit("on_train_end", summary)
         return summary
@@ -547,10 +495,7 @@ class Trainer:
                 self._save_all(None)
                 if stop:
                     self.status = "early_stopped"
-                    self._emit(
-                        "on_message",
-                        f"Early stopping: no {self.monitor} improvement for {self.cfg.patience} epochs (best {self.best_value:.4f} at epoch {self.best_epoch}).",
-                    )
+                    self._emit("on_message", self.early.stop_message())
                     break
                 if not finished:
                     self.status = "max_steps"
@@ -560,8 +505,7 @@ class Trainer:
         except StopRequested:
             # Raised between steps (see graceful_sigint), so model, optimiser and RNGs agree.
             self.status = "interrupted"
-            self._save_model("last", {"epoch": self.epoch})
-            self.save_checkpoint(self.gen)
+            self._call("on_save", self.gen)  # resumable mid-epoch, from this very step
             self._emit(
                 "on_message",
                 f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}",

@@ -1,0 +1,47 @@
+"""The shape of a training concern: hooks that get the ``Trainer``, and its own state.
+
+A concern (checkpoint files, the metrics file, early stopping, the divergence check,
+Lookahead, ...) is one class with its own state, as Keras' and Lightning's callbacks are: a
+new trick touches one file. The trainer calls every concern's hook at the same points, in the
+order of its list. ``state_dict`` holds what an exact resume needs; it goes into ``resume.pt``
+as flat keys beside the trainer's own (the format runs have always had), and
+``load_state_dict`` gets the whole saved state back.
+
+The progress displays and a user's own callbacks are the other kind: plain objects whose
+``on_step(payload)``, ``on_epoch_end(row)``... get JSON-ready data, never the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Callback:
+    """A training concern. Every hook is optional; ``trainer`` is the running ``Trainer``."""
+
+    def on_train_begin(self, trainer: Any) -> None:
+        """Before the first step (of a new run, or of a resumed one, after its state is loaded)."""
+
+    def on_optimizer_step(self, trainer: Any) -> None:
+        """Right after each optimizer step (``trainer.global_step`` counts it)."""
+
+    def on_step_end(self, trainer: Any) -> None:
+        """After each step's bookkeeping (``trainer.step_in_epoch``, ``epoch_time``)."""
+
+    def on_sums(self, trainer: Any, loss_sum: float, epoch_loss: float | None) -> None:
+        """The epoch's running loss sum was read back (at most 10x a second); ``epoch_loss``:
+        the epoch's mean loss, when the epoch has ended."""
+
+    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        """An epoch ended and was validated: ``row`` is its line of the metrics (a concern may
+        add to it: ``best``)."""
+
+    def on_save(self, trainer: Any, gen: Any) -> None:
+        """The run's files are brought up to date: after an epoch, a stop, the end, a failure.
+        ``gen``: the epoch's random generator, to resume mid-epoch (None at an epoch's end)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """``state``: the whole saved training state."""

@@ -1,0 +1,109 @@
+"""The training concerns (sightline/train/callbacks/), each on its own: its rule and its state.
+The whole loop with them (exact resume after a crash, early stopping in a run) is tested in
+tests/test_train.py."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from sightline.train.callbacks import (
+    Checkpointing,
+    DivergenceCheck,
+    EarlyStopping,
+    LookaheadAveraging,
+    TrainingDiverged,
+)
+
+
+def rows(*values, monitor="val_accuracy"):
+    return [{"epoch": i + 1, monitor: v} for i, v in enumerate(values)]
+
+
+def test_early_stopping_marks_the_best_epochs_and_stops_after_patience():
+    early, trainer = EarlyStopping("val_accuracy", patience=2, min_delta=0.01), SimpleNamespace()
+    trainer.stop_training = False
+    marks = []
+    for row in rows(0.80, 0.85, 0.855, 0.84):
+        early.on_epoch_end(trainer, row)
+        marks.append(row["best"])
+    # 0.855 is the best so far (checkpointed) but no significant gain: it counts as a bad epoch.
+    assert marks == [True, True, True, False]
+    assert (early.best_value, early.best_epoch, early.bad_epochs) == (0.855, 3, 2)
+    assert trainer.stop_training is True
+    assert (
+        "no val_accuracy improvement for 2 epochs (best 0.8550 at epoch 3)" in early.stop_message()
+    )
+
+
+def test_early_stopping_state_resumes_where_it_was():
+    early = EarlyStopping("loss", patience=3)
+    trainer = SimpleNamespace(stop_training=False)
+    for row in rows(1.0, 0.7, 0.9, monitor="loss"):
+        early.on_epoch_end(trainer, row)
+    again = EarlyStopping("loss", patience=3)
+    again.load_state_dict(early.state_dict())
+    assert again.mode == "min" and again.state_dict() == {
+        "best_value": 0.7,
+        "best_epoch": 2,
+        "bad_epochs": 1,
+    }
+
+
+def _trainer_for_divergence(lr=0.2):
+    return SimpleNamespace(
+        data=SimpleNamespace(classes=["a", "b", "c", "d", "e"]),
+        cfg=SimpleNamespace(lr=lr),
+        optimizer=SimpleNamespace(param_groups=[{"lr": lr}]),
+        epoch=1,
+        step_in_epoch=4,
+    )
+
+
+def test_divergence_check_stops_on_nan_and_on_an_exploding_epoch_only():
+    check, trainer = DivergenceCheck(), _trainer_for_divergence()
+    check.on_sums(trainer, 12.0, None)  # a sum mid-epoch: no judgement on its size
+    check.on_sums(trainer, 50.0, 1.5)  # an epoch near chance level (ln 5 = 1.61): fine
+    with pytest.raises(TrainingDiverged, match="became nan at epoch 2, step 4"):
+        check.on_sums(trainer, math.nan, None)
+    with pytest.raises(
+        TrainingDiverged, match=r"exploded to 34 \(chance level is 1.61\).*--lr 0.02"
+    ):
+        check.on_sums(trainer, 340.0, 34.0)
+
+
+def test_checkpointing_writes_mid_epoch_every_n_steps_and_the_best_epoch():
+    saved = []
+    trainer = SimpleNamespace(
+        global_step=6, step_in_epoch=2, steps=5, gen="g", monitor="val_accuracy", epoch=3,
+        save_checkpoint=lambda gen: saved.append(("resume", gen)),
+        save_model=lambda which, meta: saved.append((which, meta)),
+    )  # fmt: skip
+    Checkpointing(every=0).on_step_end(trainer)
+    Checkpointing(every=4).on_step_end(trainer)
+    Checkpointing(every=3).on_step_end(trainer)
+    Checkpointing().on_epoch_end(trainer, {"epoch": 3, "val_accuracy": 0.9, "best": True})
+    Checkpointing().on_epoch_end(trainer, {"epoch": 3, "val_accuracy": 0.8, "best": False})
+    Checkpointing().on_save(trainer, None)
+    assert saved == [
+        ("resume", "g"),
+        ("best", {"epoch": 3, "val_accuracy": 0.9}),
+        ("last", {"epoch": 3}),
+        ("resume", None),
+    ]
+
+
+def test_lookahead_keeps_its_slow_weights_in_the_resume_state():
+    net = torch.nn.Linear(3, 2)
+    la = LookaheadAveraging(net)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    la.on_optimizer_step(SimpleNamespace(model=net, global_step=5, total_steps=100))
+    again = LookaheadAveraging(torch.nn.Linear(3, 2))
+    again.load_state_dict(la.state_dict())
+    assert torch.equal(again.lookahead.slow["weight"], la.lookahead.slow["weight"])
+    with pytest.raises(Exception, match="no Lookahead weights"):
+        again.load_state_dict({"lookahead": None})
