@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from sightline.devices import describe_cpu
-    from sightline.runs import find_run
+    from sightline.run import find_run
 
     run = find_run(args.run) if args.run else make_run(args.steps, Path(tempfile.mkdtemp()))
     data = run.load_data()

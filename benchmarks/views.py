@@ -41,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import sightline
-    from sightline.runs import find_run
+    from sightline.run import find_run
 
     run = find_run(args.run)
     exe = [sys.executable, "-m", "sightline"]

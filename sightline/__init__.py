@@ -42,15 +42,15 @@ _EXPORTS = {
     "default_model": "sightline.models.registry",
     "list_models": "sightline.models.registry",
     "summary": "sightline.models.summary",
-    "Run": "sightline.runs",
-    "list_runs": "sightline.runs",
-    "load_run": "sightline.runs",
+    "Run": "sightline.run",
+    "list_runs": "sightline.run",
+    "load_run": "sightline.run",
     "run_training": "sightline.pipeline",
     "TrainingResult": "sightline.pipeline",
     "TrainConfig": "sightline.plan.config",
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
-    "export_onnx": "sightline.export",
+    "export_onnx": "sightline.run.export",
     "load_onnx": "sightline.onnx_model",
 }
 
@@ -59,13 +59,13 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
-    from sightline.export import export_onnx
     from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
     from sightline.onnx_model import load_onnx
     from sightline.pipeline import TrainingResult, run_training
     from sightline.plan.config import TrainConfig
-    from sightline.runs import Run, list_runs, load_run
+    from sightline.run import Run, list_runs, load_run
+    from sightline.run.export import export_onnx
     from sightline.train.api import fit, resume
 
 __all__ = [

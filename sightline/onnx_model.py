@@ -1,6 +1,6 @@
 """Exported models in ONNX Runtime: ``load_onnx`` → ``OnnxModel``, usable wherever a run predicts.
 
-A file written by ``sightline export`` (``sightline.export``) takes the *prepared* uint8 images
+A file written by ``sightline export`` (``sightline.run.export``) takes the *prepared* uint8 images
 (N, C, H, W) that ``Preprocess.prepare_image`` makes and holds everything after that:
 normalisation, the network and the flip test-time augmentation. Its metadata (key
 ``sightline``) holds the preprocessing and the class names, so an ``OnnxModel`` prepares images
@@ -28,16 +28,17 @@ import torch
 
 from sightline.errors import NotExportedError, RunError, SightlineError
 from sightline.inference import MAX_BATCH_VALUES
+from sightline.run.layout import EXPORT, RunLayout
 
 if TYPE_CHECKING:
     from sightline.data.preprocess import ImageInput, Preprocess
     from sightline.predict import PredictionReport
-    from sightline.runs import Run
+    from sightline.run import Run
 
 META_KEY = "sightline"
 FORMAT = "sightline-onnx/1"
 INSTALL_HINT = 'pip install "sightline[onnx]"'
-EXPORT_FOLDER = "export"
+EXPORT_FOLDER = EXPORT
 
 
 def require_packages(modules: Sequence[str], purpose: str) -> None:
@@ -72,7 +73,7 @@ def export_path(run: Run, which: str = "best") -> Path:
     """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
     if which not in ("best", "last"):
         raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
-    return run.path / EXPORT_FOLDER / f"{which}.onnx"
+    return RunLayout(run.path).onnx(which)
 
 
 def providers(device: str | torch.device | None = "auto") -> list[Any]:
@@ -282,7 +283,7 @@ def load_onnx(
 
     ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
     or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
-    from sightline.runs import Run, load_run
+    from sightline.run import Run, load_run
 
     if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
         return OnnxModel.load(source, device)

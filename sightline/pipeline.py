@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sightline.runs import Run
+from sightline.run import Run
+from sightline.run.layout import RunLayout
 
 EventFn = Callable[[dict[str, Any]], None]
 
@@ -166,13 +167,13 @@ def _run(
                 accuracy=m.accuracy,
                 loss=m.loss,
                 count=m.count,
-                path=str(run.path / "evaluations" / "test.json"),
+                path=str(RunLayout(run.path).evaluation("test")),
             )
     if report and ctx.is_main:
         from sightline.report import write_report
 
         result.report = write_report(run, data=data, metrics=result.metrics)
-        _emit(on_event, "report", path=str(result.report), plots=str(run.path / "plots"))
+        _emit(on_event, "report", path=str(result.report), plots=str(RunLayout(run.path).plots))
     _emit(on_event, "done", **result.to_dict())
     return result
 
@@ -182,9 +183,9 @@ def _evaluate_sharded(run: Run, data, model_config: dict[str, Any], device_spec:
     share of the test images, the logits gathered; rank 0 saves the result (others get None)."""
     import json
 
-    from sightline import checkpoint as ckpt
     from sightline.data.preprocess import Preprocess
     from sightline.devices import resolve_device
+    from sightline.run import checkpoint as ckpt
     from sightline.train import distributed
 
     device = distributed.rank_device(resolve_device(device_spec), ctx)

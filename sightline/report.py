@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
-from sightline import evaluation_store as store
 from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
-from sightline.runs import Run
+from sightline.run import Run
+from sightline.run import evaluations as store
+from sightline.run.layout import RunLayout
 
 SECTIONS = (
     "curves",
@@ -176,7 +177,7 @@ def save_run_figures(
 ) -> dict[str, Path]:
     from sightline.plots import save_figure
 
-    folder = folder or run.path / "plots"
+    folder = folder or RunLayout(run.path).plots
     paths = {name: save_figure(fig, folder / f"{name}.{fmt}") for name, fig in figs.figures.items()}
     if fmt == "png":
         figs.files.update(paths)
@@ -279,7 +280,7 @@ def _figure_state(run: Run, split: str) -> str:
     from sightline._version import __version__
 
     record = store.read_evaluation(run.path, store.source_key("split", split)) or {}
-    metrics_csv = run.path / "metrics.csv"
+    metrics_csv = RunLayout(run.path).metrics
     parts = [
         __version__,
         split,
@@ -299,7 +300,7 @@ def _file_stamp(path: Path) -> list[int]:
 
 def remember_figures(run: Run, figs: RunFigures) -> None:
     atomic_write_json(
-        run.path / "plots" / FIGURE_CACHE,
+        RunLayout(run.path).plot(FIGURE_CACHE),
         {
             "state": _figure_state(run, figs.split),
             "split": figs.split,
@@ -315,10 +316,10 @@ def cached_figures(run: Run) -> RunFigures | None:
     from sightline.evaluate import compute_metrics
 
     try:
-        cache = read_json(run.path / "plots" / FIGURE_CACHE)
+        cache = read_json(RunLayout(run.path).plot(FIGURE_CACHE))
         if cache["state"] != _figure_state(run, cache["split"]):
             return None
-        files = {name: run.path / "plots" / f for name, (f, *stamp) in cache["files"].items()}
+        files = {name: RunLayout(run.path).plot(f) for name, (f, *stamp) in cache["files"].items()}
         if any(_file_stamp(files[name]) != stamp for name, (_, *stamp) in cache["files"].items()):
             return None  # a PNG was drawn over (e.g. by `sightline plot`) since
         saved = store.load_logits(run.path, store.source_key("split", cache["split"]))
@@ -341,7 +342,7 @@ def render_html(run: Run, figs: RunFigures) -> str:
     losses, the inside of the network), then the data and how the run was configured."""
     from sightline.models.summary import summary
     from sightline.plots import most_confused
-    from sightline.runs import status_words
+    from sightline.run import status_words
 
     m, cfg, ex = figs.metrics, run.config, figs.example
     nav = " ".join(f"<a href='#{s}'>{s.replace('-', ' ')}</a>" for s in SECTIONS)
@@ -506,6 +507,6 @@ def write_report(
         say(f"Saving {len(figs.figures)} figures to {run.path / 'plots'} ...")
         save_run_figures(run, figs)
         remember_figures(run, figs)
-    out = Path(path) if path else run.path / "report.html"
+    out = Path(path) if path else RunLayout(run.path).report
     atomic_write_bytes(out, render_html(run, figs).encode("utf-8"))
     return out

@@ -1,4 +1,4 @@
-"""ONNX export (sightline.export) and ONNX Runtime inference (sightline.onnx_model).
+"""ONNX export (sightline.run.export) and ONNX Runtime inference (sightline.onnx_model).
 
 Parity with PyTorch per registered CPU model, the metadata round trip, predictions through ORT
 equal to PyTorch's, atomic writes, the CLI and the server's ``engine="onnx"``. One toy MLP run
@@ -25,16 +25,18 @@ pytest.importorskip("onnxscript")
 from test_train import fit_toy, make_dataset  # noqa: E402
 
 import sightline  # noqa: E402
-from sightline import checkpoint as ckpt  # noqa: E402
-from sightline import export  # noqa: E402
 from sightline.cli import main  # noqa: E402
 from sightline.data.preprocess import Preprocess  # noqa: E402
 from sightline.errors import ExportError, NotExportedError, RunError  # noqa: E402
-from sightline.export import export_onnx  # noqa: E402
 from sightline.fileio import file_sha256  # noqa: E402
 from sightline.inference import batched_logits  # noqa: E402
 from sightline.onnx_model import OnnxModel, load_onnx  # noqa: E402
-from sightline.runs import Run  # noqa: E402
+from sightline.run import (
+    Run,  # noqa: E402
+    export,  # noqa: E402
+)
+from sightline.run import checkpoint as ckpt  # noqa: E402
+from sightline.run.export import export_onnx  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- fixtures

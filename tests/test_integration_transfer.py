@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from sightline.cli import main
-from sightline.runs import load_run
+from sightline.run import load_run
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ def test_every_public_name_resolves(package):
 def test_lazy_names_are_the_defining_modules_objects():
     from sightline.data.load import load_dataset
     from sightline.models.summary import summary
-    from sightline.runs import Run
+    from sightline.run import Run
     from sightline.train.api import fit
 
     assert sightline.load_dataset is load_dataset and sightline.fit is fit and sightline.Run is Run

@@ -75,7 +75,7 @@ def test_a_folder_of_photos_is_evaluated_as_predict_sees_each_file(framed_run, t
     evaluated = [run.classes[i] for i in metrics.predictions.tolist()]
     assert evaluated == [by_file[f] for f in files]
     # ... because each file reached the model as the same tensor both ways.
-    source = sightline.evaluation_source.resolve_source(run, str(folder), "test", "best")
+    source = sightline.run.evaluation_source.resolve_source(run, str(folder), "test", "best")
     assert torch.equal(source.images.images[0], run.preprocess.prepare_image(files[0]))
 
 

@@ -15,8 +15,8 @@ from test_train import fit_toy
 
 import sightline
 from sightline.errors import RunNotFoundError
-from sightline.run_folders import training_process
-from sightline.runs import list_runs
+from sightline.run import list_runs
+from sightline.run.folders import training_process
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from PIL import Image
 from test_train import fit_toy, make_dataset
 
 import sightline
-from sightline import evaluation_store
 from sightline.cli import main
 from sightline.errors import RunError
-from sightline.runs import list_runs, load_run, new_run_dir
+from sightline.run import evaluations as evaluation_store
+from sightline.run import list_runs, load_run, new_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_saved_predictions_are_reused_until_the_model_changes(trained, monkeypat
     fresh = load_run(run.path)  # no in-memory state
     m1, images = fresh.split_results("test", data=data)
     assert len(images) == len(data.test)
-    import sightline.runs as runs_module
+    import sightline.run as runs_module
 
     def no_forward(*a, **k):
         raise AssertionError("evaluated again although saved predictions are current")
@@ -142,7 +142,7 @@ def test_a_damaged_run_folder_is_listed_as_broken(trained, tmp_path):
     assert runs["bad"].status["status"] == "broken" and "config.json" in runs["bad"].problem
     assert runs["good"].to_dict()["status"] == "finished"
     assert json.loads(json.dumps([r.to_dict() for r in runs.values()]))  # JSON-ready, even broken
-    assert sightline.runs.latest_run(root).name == good.name
+    assert sightline.run.latest_run(root).name == good.name
 
 
 def test_racing_runs_get_distinct_folders(tmp_path):

@@ -30,9 +30,9 @@ from PIL import Image  # noqa: E402
 from test_train import fit_toy, make_dataset  # noqa: E402
 
 import sightline  # noqa: E402
-from sightline import checkpoint  # noqa: E402
 from sightline.cli import main  # noqa: E402
 from sightline.errors import ConfigError  # noqa: E402
+from sightline.run import checkpoint  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
 from sightline.serve.guards import BodyLimit  # noqa: E402
 
@@ -528,12 +528,12 @@ def test_serve_refuses_a_public_address_without_a_token(monkeypatch, tmp_path, c
 
 
 def test_unexpected_errors_are_json_without_a_traceback(trained, monkeypatch):
-    import sightline.runs
+    import sightline.run
 
     def boom(*a, **k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(sightline.runs, "list_runs", boom)
+    monkeypatch.setattr(sightline.run, "list_runs", boom)
     r = client(trained[0], raise_server_exceptions=False).get("/api/runs")
     body = assert_error(r, 500, "internal server error (RuntimeError)")
     assert "secret internals" not in r.text and "Traceback" not in r.text and set(body) == {"error"}
@@ -589,7 +589,7 @@ def test_nothing_below_the_server_imports_it():
         if rel != "cli/serve_cmd.py":
             assert "sightline.serve" not in text, rel
     code = (
-        "import sys, sightline.cli, sightline.runs, sightline.predict\n"
+        "import sys, sightline.cli, sightline.run, sightline.predict\n"
         "sightline.cli.build_parser()\n"
         "assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules), 'a server package was imported'\n"
     )

@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 from test_serve_api import assert_error  # noqa: E402
 from test_train import fit_toy, make_dataset  # noqa: E402
 
-from sightline import evaluation_store as store  # noqa: E402
+from sightline.run import evaluations as store  # noqa: E402
 from sightline.serve import create_app, dataset_routes, inspect_routes, run_assets  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}

@@ -126,7 +126,7 @@ def test_model_file_is_self_contained_safetensors(toy, tmp_path):
     run = fit_toy(toy, tmp_path, epochs=1)
     tensors = load_file(run.path / "best.safetensors")
     assert any(k.endswith("weight") for k in tensors)
-    model, meta = sightline.checkpoint.load_model(run.path / "best.safetensors")
+    model, meta = sightline.run.checkpoint.load_model(run.path / "best.safetensors")
     assert meta["model"]["name"] == "mlp" and meta["classes"] == toy.classes
     assert meta["preprocess"]["dark_background"] is True
 
@@ -135,7 +135,7 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"\x00" * 10)
     with pytest.raises(RunError, match="model.safetensors"):
-        sightline.checkpoint.load_model(bad)
+        sightline.run.checkpoint.load_model(bad)
 
 
 def test_early_stopping_stops(toy, tmp_path):

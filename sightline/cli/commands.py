@@ -226,7 +226,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
 def open_model(source: str | None, runs_dir: str | None = None, which: str = "best", device="cpu"):
     """(model, metadata) from a .safetensors model file, a run folder or name, or the newest run."""
-    from sightline.checkpoint import load_model
+    from sightline.run.checkpoint import load_model
 
     if source and Path(source).is_file():
         return load_model(source, device)
@@ -236,7 +236,7 @@ def open_model(source: str | None, runs_dir: str | None = None, which: str = "be
 
 def pick_run(ref: str | None, runs_dir: str | None):
     """The run a command works on; when it defaults to the newest, it says which (on stderr)."""
-    from sightline.runs import find_run
+    from sightline.run import find_run
 
     run = find_run(ref, runs_dir)
     if ref is None:
@@ -457,7 +457,7 @@ def add_runs(sub: argparse._SubParsersAction) -> None:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from sightline.runs import default_runs_dir, list_runs
+    from sightline.run import default_runs_dir, list_runs
 
     rows = [r.to_dict() for r in list_runs(args.runs_dir)]
     if args.json:

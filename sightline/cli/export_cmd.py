@@ -1,4 +1,4 @@
-"""``sightline export``: a run's model as an ONNX file, checked against PyTorch (``sightline.export``)."""
+"""``sightline export``: a run's model as an ONNX file, checked against PyTorch (``sightline.run.export``)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def run_export(args: argparse.Namespace) -> int:
     require_packages(
         ["onnx", "onnxscript"] + ([] if args.no_check else ["onnxruntime"]), "ONNX export"
     )
-    from sightline.export import export_onnx
+    from sightline.run.export import export_onnx
 
     run = pick_run(args.run, args.runs_dir)
     result = export_onnx(

@@ -327,7 +327,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         return launch_train(args)
     from sightline.pipeline import run_training
-    from sightline.runs import find_run
+    from sightline.run import find_run
 
     if int(os.environ.get("RANK", "0") or 0) != 0:  # under torchrun, rank 0 alone prints
         args.progress = "quiet"
@@ -381,7 +381,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _event_printer(progress: str, say):
     """The job's events as the command line shows them: JSON lines with --json, else the
     pipeline's own messages (the training bar and epoch lines come from --progress)."""
-    from sightline.runs import status_words
+    from sightline.run import status_words
 
     if progress == "json":
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from sightline.cli.commands import pick_run
 from sightline.cli.options import class_list, positive_int
 from sightline.errors import SightlineError
+from sightline.run.layout import RunLayout
 
 PLOTS = ("samples", "predictions", "probabilities", "curves", "confusion", "top-losses", "schedule")
 
@@ -116,7 +117,7 @@ def run_plot(args: argparse.Namespace) -> int:
         run = pick_run(args.source, args.runs_dir)
         fig = _run_figure(run, args)
         stem = "mistakes" if args.kind == "predictions" and args.only_mistakes else args.kind
-        default = run.path / "plots" / f"{stem}{'-normalized' if args.normalize else ''}.png"
+        default = RunLayout(run.path).plot(f"{stem}{'-normalized' if args.normalize else ''}.png")
     path = plots.save_figure(fig, Path(args.output) if args.output else default)
     print(path.resolve())
     return 0
@@ -182,11 +183,11 @@ def _schedule_figure(args: argparse.Namespace):
     from sightline.plan.config import plan_steps, resolve_config
 
     is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
-    if args.source and (not is_dataset or (Path(args.source) / "config.json").is_file()):  # a run
+    if args.source and (not is_dataset or RunLayout(args.source).config.is_file()):  # a run
         from sightline.report import schedule_figure
 
         run = pick_run(args.source, args.runs_dir)
-        return schedule_figure(run, 0), run.path / "plots" / "schedule.png"
+        return schedule_figure(run, 0), RunLayout(run.path).plot("schedule.png")
     entry = get_model_entry(args.model or default_model(args.source or "fashion-mnist"))
     cfg = resolve_config(
         entry.train_defaults,

@@ -72,7 +72,7 @@ def create_app(
     ``default_run``: the run that predictions and inspections use when a request names none
     (checked here: it must exist); None: the newest run at the time of each request.
     """
-    from sightline.runs import default_runs_dir
+    from sightline.run import default_runs_dir
 
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
@@ -87,7 +87,7 @@ def create_app(
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if default_run is not None:
-        from sightline.runs import run_id_path
+        from sightline.run import run_id_path
 
         # RunNotFoundError naming the runs folder: at start, not at the first request.
         run_id_path(default_run, root)

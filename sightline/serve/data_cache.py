@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import HTTPException
 
 from sightline.errors import SightlineError
-from sightline.runs import Run
+from sightline.run import Run
+from sightline.run.layout import RunLayout
 
 SAMPLES_KEPT = 32  # train images kept per class of a built-in dataset, for sample rows
 
@@ -89,18 +90,18 @@ def run_test_split(cache: BoundedCache, run: Run):
     409 when that cannot be done: data made in memory, a built-in dataset not downloaded, a
     folder that is gone, no test split, or test images that no longer match the run's saved
     evaluation (then the indices of its results would point at other images)."""
-    from sightline import evaluation_store as store
+    from sightline.run import evaluations as store
 
     stamp = (
-        _stat(run.path / "config.json"),
-        _stat(run.path / store.FOLDER / f"{store.TEST_KEY}.logits.safetensors"),
+        _stat(RunLayout(run.path).config),
+        _stat(RunLayout(run.path).evaluation(store.TEST_KEY, ".logits.safetensors")),
     )
     return cache.get(run.name, stamp, lambda: _load_test_split(run))
 
 
 def _load_test_split(run: Run):
-    from sightline import evaluation_store as store
     from sightline.data.registry import find_dataset_spec
+    from sightline.run import evaluations as store
 
     opts = run.config.get("data", {})
     source = str(opts.get("name_or_path"))

@@ -74,11 +74,12 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
     if run is None:
         return
     from sightline.fileio import read_json
-    from sightline.runs import run_id_path, write_status
+    from sightline.run import run_id_path, write_status
+    from sightline.run.layout import RunLayout
 
     with contextlib.suppress(SightlineError, OSError, ValueError):
         path = run_id_path(run, runs_dir)
-        status = read_json(path / "status.json")  # as written: a listing already says interrupted
+        status = read_json(RunLayout(path).status)  # as written: a listing already says interrupted
         if status.get("status") == "running":
             status.pop("process", None)
             write_status(path, {**status, "status": "interrupted", "error": reason})

@@ -163,7 +163,7 @@ def resolve_job(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
     a ``SightlineError`` with the CLI's message for an invalid one."""
-    from sightline.run_folders import MAX_RUN_NAME, RUN_NAME
+    from sightline.run.folders import MAX_RUN_NAME, RUN_NAME
 
     default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
     dataset, classes = _data_source(req, data_dirs, default)

@@ -81,8 +81,9 @@ def stop_job(job_id: str, request: Request) -> dict[str, Any]:
 def _check_resumable(request: Request, job_id: str, run: str) -> None:
     """Refuse (409) before queuing what the worker could only fail at: a run that is gone,
     has ended, is training, or never saved a training state."""
-    from sightline.runs import ENDED as RUN_ENDED
-    from sightline.runs import Run, run_id_path
+    from sightline.run import ENDED as RUN_ENDED
+    from sightline.run import Run, run_id_path
+    from sightline.run.layout import RunLayout
 
     try:
         path = run_id_path(run, request.app.state.sightline.runs_dir)
@@ -95,7 +96,7 @@ def _check_resumable(request: Request, job_id: str, run: str) -> None:
         raise JobStateError(f"run {run!r} already ended ({status}): nothing to resume")
     if status == "running":
         raise RunInUseError(f"run {run!r} is training")
-    if not (path / "resume.pt").is_file():
+    if not RunLayout(path).resume.is_file():
         raise JobStateError(
             f"run {run!r} saved no training state (it stopped before its first checkpoint): "
             "start a new job instead"

@@ -90,7 +90,7 @@ def train(
 ) -> tuple[str, dict[str, Any] | None, str | None]:
     """Run the job's training; (end state, result, error)."""
     import sightline
-    from sightline.runs import run_id_path
+    from sightline.run import run_id_path
 
     args = dict(job.args)
     common: dict[str, Any] = dict(

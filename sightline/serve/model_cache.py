@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sightline.runs import Run, latest_run, run_id_path
+from sightline.run import Run, latest_run, run_id_path
+from sightline.run.layout import RunLayout
 from sightline.serve.batcher import BatchedModel
 
 ENGINES = ("torch", "onnx")  # what a run's predictions run on
@@ -265,7 +266,7 @@ class ModelCache:
 def _checkpoint_files(model_file: Path) -> tuple[Path, ...]:
     """What a cached model depends on: its checkpoint file, and, when that is the fallback
     last.safetensors, the best.safetensors that would replace it once written."""
-    best = model_file.with_name("best.safetensors")
+    best = RunLayout(model_file.parent).model("best")
     return (model_file,) if model_file == best else (model_file, best)
 
 

@@ -31,7 +31,7 @@ def health(request: Request) -> dict[str, Any]:
 
 @router.get("/runs", summary="All runs, newest first (damaged ones with their problem)")
 def list_all_runs(request: Request) -> dict[str, Any]:
-    from sightline.runs import list_runs
+    from sightline.run import list_runs
 
     # links=False: only runs a client can then open and delete by name, and no paths outside
     runs = [run.to_dict() for run in list_runs(_settings(request).runs_dir, links=False)]
@@ -44,7 +44,7 @@ def list_all_runs(request: Request) -> dict[str, Any]:
     summary="One run: summary, metrics per epoch, evaluation, classes, configuration",
 )
 def run_detail(run_id: str, request: Request) -> dict[str, Any]:
-    from sightline.runs import Run, run_id_path
+    from sightline.run import Run, run_id_path
 
     run = Run(run_id_path(run_id, _settings(request).runs_dir), strict=False)
     out = run.to_dict()
@@ -68,7 +68,7 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/runs/{run_id}", summary="Delete a run (not while it trains)")
 def delete_one_run(run_id: str, request: Request) -> dict[str, Any]:
-    from sightline.runs import delete_run
+    from sightline.run import delete_run
 
     settings = _settings(request)
     delete_run(run_id, settings.runs_dir)

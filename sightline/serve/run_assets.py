@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from sightline.runs import Run, run_id_path
+from sightline.run import Run, run_id_path
+from sightline.run.layout import CHECKPOINTS, RunLayout
 from sightline.serve.data_cache import run_test_split
 from sightline.serve.images import enlarge, png_bytes, scale_for, tensor_image
 from sightline.serve.settings import settings_of as _settings
@@ -37,7 +38,7 @@ def open_run(request: Request, run_id: str) -> Run:
 
 def plot_names(run: Run) -> list[str]:
     """Names of the run's plots (PNG files in plots/, without .png), sorted."""
-    folder = run.path / "plots"
+    folder = RunLayout(run.path).plots
     if not folder.is_dir():
         return []
     return sorted(
@@ -48,7 +49,7 @@ def plot_names(run: Run) -> list[str]:
 
 
 def model_files(run: Run) -> list[str]:
-    return [w for w in ("best", "last") if (run.path / f"{w}.safetensors").is_file()]
+    return [w for w in CHECKPOINTS if RunLayout(run.path).model(w).is_file()]
 
 
 def onnx_files(run: Run) -> list[str]:
@@ -57,9 +58,8 @@ def onnx_files(run: Run) -> list[str]:
 
 
 def _onnx_path(run: Run, which: str) -> Path:
-    from sightline.onnx_model import EXPORT_FOLDER  # the export module's own layout
 
-    return run.path / EXPORT_FOLDER / f"{which}.onnx"
+    return RunLayout(run.path).onnx(which)
 
 
 def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     ev = evaluation or {}
     return {
         "plots": plot_names(run) if whole else [],
-        "has_report": whole and (run.path / "report.html").is_file(),
+        "has_report": whole and RunLayout(run.path).report.is_file(),
         "model_files": model_files(run) if whole else [],
         "onnx_files": onnx_files(run) if whole else [],
         "test_count": ev.get("count"),
@@ -87,7 +87,7 @@ def plot(run_id: str, name: str, request: Request) -> Response:
             400,
             f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'",
         )
-    folder = (run.path / "plots").resolve()
+    folder = RunLayout(run.path).plots.resolve()
     path = folder / f"{name}.png"
     if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
         have = ", ".join(plot_names(run)) or "none (write them with `sightline report RUN`)"
@@ -100,7 +100,7 @@ def plot(run_id: str, name: str, request: Request) -> Response:
 )
 def report(run_id: str, request: Request) -> Response:
     run = open_run(request, run_id)
-    path = run.path / "report.html"
+    path = RunLayout(run.path).report
     if path.is_symlink() or not path.is_file():
         raise HTTPException(
             404, f"run {run.name} has no report: write it with `sightline report {run.name}`"
@@ -118,7 +118,7 @@ def model(
     run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
-    path = run.path / f"{which}.safetensors"
+    path = RunLayout(run.path).model(which)
     if path.is_symlink() or not path.is_file():
         have = ", ".join(model_files(run)) or "none: training never finished an epoch"
         raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")

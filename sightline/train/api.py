@@ -18,14 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from sightline import checkpoint as ckpt
 from sightline.data.dataset import Dataset
 from sightline.errors import ConfigError, RunError, failure_text
 from sightline.fileio import atomic_write_json
 from sightline.models import create_model
 from sightline.plan.config import TrainConfig
 from sightline.plan.resolve import Plan, TrainRequest, complete, resolve
-from sightline.runs import ENDED, Run, default_run_name, new_run_dir, write_run_config
+from sightline.run import ENDED, Run, default_run_name, new_run_dir, write_run_config
+from sightline.run import checkpoint as ckpt
+from sightline.run.layout import RunLayout
 from sightline.train import distributed
 from sightline.train.loop import Trainer
 from sightline.train.machine import measure_for_machine
@@ -255,7 +256,7 @@ def train_plan(
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
     with contextlib.suppress(OSError):
         atomic_write_json(
-            run_dir / "status.json",
+            RunLayout(run_dir).status,
             {
                 "status": "failed",
                 "error": failure_text(error),
@@ -311,7 +312,7 @@ def _trainer(
 
 def resumable_state(run: Run) -> dict[str, Any]:
     """The saved training state of ``run``; RunError when there is none or the run has ended."""
-    state = ckpt.load_state(run.path / "resume.pt")
+    state = ckpt.load_state(RunLayout(run.path).resume)
     if state.get("status") in ENDED:
         raise RunError(f"{run.path.resolve()} already ended ({state['status']}); nothing to resume")
     return state

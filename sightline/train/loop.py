@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sightline import checkpoint as ckpt
 from sightline.data.augment import Augment, alternating_flips, default_reframe
 from sightline.data.dataset import Dataset
 from sightline.devices import (
@@ -41,7 +40,9 @@ from sightline.devices import (
 from sightline.errors import ConfigError, failure_text
 from sightline.inference import batched_logits
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
-from sightline.run_folders import training_process
+from sightline.run import checkpoint as ckpt
+from sightline.run.folders import training_process
+from sightline.run.layout import RunLayout
 from sightline.train import cuda_graphs
 from sightline.train.callbacks import (  # noqa: F401 (TrainingDiverged, METRIC_COLUMNS: re-exported)
     METRIC_COLUMNS,
@@ -230,7 +231,7 @@ class Trainer:
     def save_checkpoint(self, gen: torch.Generator | None) -> None:
         state = self.state_dict(gen)
         if self.writes:
-            ckpt.save_state(self.run_dir / "resume.pt", state)
+            ckpt.save_state(RunLayout(self.run_dir).resume, state)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -416,9 +417,7 @@ class Trainer:
 
     def save_model(self, which: str, meta: dict[str, Any]) -> None:
         if self.writes:
-            ckpt.save_model(
-                self.run_dir / f"{which}.safetensors", self.model, {**self.meta, **meta}
-            )
+            ckpt.save_model(RunLayout(self.run_dir).model(which), self.model, {**self.meta, **meta})
 
     def _save_all(self, gen: torch.Generator | None) -> None:
         self._call("on_save", gen)  # last.safetensors, resume.pt, metrics.csv, status.json

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sightline.fileio import atomic_write_bytes, atomic_write_json
+from sightline.run.layout import RunLayout
 from sightline.train.callbacks.base import Callback
 
 METRIC_COLUMNS = [
@@ -37,5 +38,6 @@ class MetricsFile(Callback):
             lines.append(
                 ",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS)
             )
-        atomic_write_bytes(trainer.run_dir / "metrics.csv", ("\n".join(lines) + "\n").encode())
-        atomic_write_json(trainer.run_dir / "status.json", trainer.summary())
+        files = RunLayout(trainer.run_dir)
+        atomic_write_bytes(files.metrics, ("\n".join(lines) + "\n").encode())
+        atomic_write_json(files.status, trainer.summary())

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sightline import evaluation_store as store
 from sightline.errors import RunError
+from sightline.run import evaluations as store
 
 
 @dataclass

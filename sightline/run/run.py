@@ -1,16 +1,6 @@
-"""Run folders: the unit a user sees. Every face reads and writes runs through this module.
+"""``Run``: a run folder opened, the unit a user sees. Every face reads runs through it.
 
-```
-runs/<name>/
-  config.json        how the run was made: model, data options, resolved training config
-  metrics.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, time, ...)
-  status.json        running / finished / early_stopped / max_steps / interrupted / failed
-  best.safetensors   weights of the best epoch, with model + preprocessing metadata inside
-  last.safetensors   weights at the last save
-  resume.pt          full training state for --resume (tensors only, weights_only load)
-  evaluations/       one JSON (+ text + saved logits) per evaluated source; see evaluation_store
-  plots/, report.html
-```
+Its files are named in ``sightline.run.layout`` (``Run.files``).
 
 Run ids from callers (a web client, a config file) are names under the runs folder:
 ``load_run`` never leaves it. A ``pathlib.Path`` is a folder the program itself chose (the CLI
@@ -24,26 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sightline import evaluation_store as store
-from sightline.errors import RunError, RunInUseError, RunNotFoundError
+from sightline.errors import RunError, RunNotFoundError
 from sightline.fileio import file_sha256, read_json
-
-# Locating, creating, writing and removing the folders themselves: the faces and the trainer
-# import these from here, with the Run they describe.
-from sightline.run_folders import (  # noqa: F401
-    RUNS_DIR_ENV,
-    default_run_name,
-    default_runs_dir,
-    is_run_folder,
-    new_run_dir,
-    remove_folder,
-    run_id_path,
-    run_path,
-    runs_root,
+from sightline.run import evaluations as store
+from sightline.run.folders import (
     training_process_gone,
-    write_run_config,
-    write_status,
 )
+from sightline.run.layout import RunLayout
 
 ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these states can't resume
 
@@ -71,12 +48,12 @@ class Run:
         try:
             if not self.path.is_dir():
                 raise RunNotFoundError(f"run folder not found: {self.path.resolve()}")
-            if not (self.path / "config.json").is_file():
+            if not self.files.config.is_file():
                 raise RunError(
                     f"{self.path.resolve()} is not a sightline run folder (no config.json)"
                 )
             try:
-                self.config = read_json(self.path / "config.json")
+                self.config = read_json(self.files.config)
             except (OSError, ValueError) as e:
                 raise RunError(
                     f"{self.path.resolve() / 'config.json'} is unreadable ({e})"
@@ -98,10 +75,15 @@ class Run:
         return self.path.name
 
     @property
+    def files(self) -> RunLayout:
+        """The paths of this run's files (``sightline.run.layout``)."""
+        return RunLayout(self.path)
+
+    @property
     def status(self) -> dict[str, Any]:
         if self.problem:
             return {"status": "broken", "error": self.problem}
-        p = self.path / "status.json"
+        p = self.files.status
         try:
             status = read_json(p) if p.is_file() else {"status": "created"}
         except (OSError, ValueError) as e:
@@ -115,7 +97,7 @@ class Run:
     @property
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch metrics as dicts (numbers as floats, missing values as None)."""
-        p = self.path / "metrics.csv"
+        p = self.files.metrics
         if not p.is_file():
             return []
         rows = []
@@ -128,9 +110,9 @@ class Run:
     def model_file(self, which: str = "best") -> Path:
         if which not in ("best", "last"):
             raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
-        p = self.path / f"{which}.safetensors"
+        p = self.files.model(which)
         if not p.is_file() and which == "best":
-            p = self.path / "last.safetensors"
+            p = self.files.model("last")
         if not p.is_file():
             raise RunError(
                 f"{self.path.resolve()} has no saved model yet (training never finished an epoch)"
@@ -139,7 +121,7 @@ class Run:
 
     def load_model(self, which: str = "best", device: Any = "cpu"):
         """The trained model, in eval mode (cached per checkpoint and device)."""
-        from sightline import checkpoint as ckpt
+        from sightline.run import checkpoint as ckpt
 
         key = (which, str(device))
         if key not in self._models:
@@ -162,7 +144,7 @@ class Run:
 
     def metadata(self, which: str = "best") -> dict[str, Any]:
         """The model file's metadata (architecture, classes, preprocessing), read once."""
-        from sightline import checkpoint as ckpt
+        from sightline.run import checkpoint as ckpt
 
         if which not in self._meta:
             self._meta[which] = ckpt.read_model_file(self.model_file(which))[1]
@@ -234,7 +216,7 @@ class Run:
         test result. ``logits``: the model's logits for those images, computed elsewhere (by the
         ranks of a torchrun job, each on its share).
         """
-        from sightline.evaluation_source import resolve_source
+        from sightline.run.evaluation_source import resolve_source
 
         src = resolve_source(self, data, split, which)
         if logits is None:
@@ -413,90 +395,3 @@ def _cell(key: str, v: str | None) -> Any:
 
 
 # ---------------------------------------------------------------------------- finding runs
-def load_run(ref, runs_dir: str | os.PathLike | None = None) -> Run:
-    """Open a run by name under ``runs_dir`` (default ./runs or $SIGHTLINE_RUNS_DIR), never
-    outside it; a ``pathlib.Path`` (a folder you chose) or a ``Run`` is opened as is."""
-    return ref if isinstance(ref, Run) else Run(run_path(ref, runs_dir))
-
-
-def list_runs(root: str | os.PathLike | None = None, links: bool = True) -> list[Run]:
-    """Runs under ``root`` (default ./runs), newest first. A damaged run folder is listed with
-    ``status == "broken"`` and its ``problem``; it never hides the others. ``links=False``
-    leaves out symbolic links to run folders (which ``run_id_path``, the web API's, refuses)."""
-    root = runs_root(root)
-    if not root.is_dir():
-        return []
-    # dot names are hidden: among them the trash of a delete_run in progress
-    runs = [
-        Run(p, strict=False)
-        for p in root.iterdir()
-        if not p.name.startswith(".") and is_run_folder(p) and (links or not p.is_symlink())
-    ]
-
-    def created(r: Run) -> float:
-        try:
-            return (r.path / "config.json").stat().st_mtime
-        except OSError:
-            return 0.0
-
-    return sorted(runs, key=created, reverse=True)
-
-
-def latest_run(root: str | os.PathLike | None = None) -> Run:
-    runs = [r for r in list_runs(root) if r.problem is None]
-    if not runs:
-        raise RunNotFoundError(
-            f"no runs in {runs_root(root).resolve()}: train one with `sightline train`"
-        )
-    return runs[0]
-
-
-def delete_run(ref: str | os.PathLike | Run, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Delete a run folder; returns where it was. A string must be a plain run name in
-    ``runs_dir`` (``run_id_path``: the web API passes what clients send). A run that is
-    training (status "running") is refused with ``RunInUseError``. Listings never show a
-    half-deleted run (see ``remove_folder``)."""
-    path = (
-        run_id_path(ref, runs_dir)
-        if isinstance(ref, str)
-        else Path(ref.path if isinstance(ref, Run) else ref)
-    )
-    if path.is_symlink() or not is_run_folder(path):
-        raise RunNotFoundError(f"{path.resolve()} is not a run folder")
-    path = path.resolve()
-    if Run(path, strict=False).status.get("status") == "running":
-        raise RunInUseError(f"run {path.name!r} is training: stop it before deleting it")
-    remove_folder(path)
-    return path
-
-
-def find_run(ref: str | os.PathLike | None, runs_dir: str | os.PathLike | None = None) -> Run:
-    """The one run picker of the faces: ``ref`` as typed by a local user (an existing folder,
-    or a run name), or the newest run when ``ref`` is None."""
-    if ref is None:
-        return latest_run(runs_dir)
-    if (
-        isinstance(ref, str)
-        and Path(ref).expanduser().is_dir()
-        and (Path(ref).expanduser() / "config.json").is_file()
-    ):
-        return Run(Path(ref).expanduser())
-    return load_run(ref, runs_dir)
-
-
-def status_words(status: dict[str, Any]) -> str:
-    """A run's status as a phrase: "finished: best val_accuracy 0.9214 at epoch 3"."""
-    state = status.get("status", "unknown")
-    words = {
-        "finished": "finished",
-        "early_stopped": f"stopped early (no {status.get('monitor', 'metric')} improvement)",
-        "max_steps": f"stopped after max steps ({status.get('global_step', '?')} steps)",
-        "interrupted": "interrupted (resumable)",
-        "failed": f"failed: {status.get('error')}",
-        "running": "running",
-        "broken": f"broken: {status.get('error')}",
-        "created": "not started",
-    }.get(state, state)
-    if status.get("best_value") is not None and state not in ("failed", "broken"):
-        words += f": best {status.get('monitor')} {status['best_value']:.4f} at epoch {status.get('best_epoch')}"
-    return words

@@ -43,7 +43,7 @@ from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, file_sha256
 from sightline.inference import batched_logits
 from sightline.onnx_model import FORMAT, META_KEY, export_path, make_session, require_packages
-from sightline.runs import Run, load_run
+from sightline.run import Run, load_run
 
 PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
 CHECK_IMAGES = 256
@@ -118,8 +118,8 @@ def export_onnx(
     ``ExportError`` and no file when they differ by more than 1e-4. ``opset``: the ONNX opset
     (default: the exporter's). Needs ``pip install "sightline[onnx]"``.
     """
-    from sightline import checkpoint as ckpt
     from sightline._version import __version__
+    from sightline.run import checkpoint as ckpt
 
     require_packages(["onnx", "onnxscript"] + (["onnxruntime"] if check else []), "ONNX export")
     start = time.perf_counter()

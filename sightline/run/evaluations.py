@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
+from sightline.run.layout import EVALUATIONS
 
-FOLDER = "evaluations"
+FOLDER = EVALUATIONS
 TEST_KEY = "test"
 
 

@@ -1,7 +1,7 @@
 """Run folders on disk: where they live, run ids → folders that never leave the runs folder,
 creating, writing and removing them.
 
-``sightline.runs`` (the ``Run`` class, listing, deleting) imports all of these, and the faces
+``sightline.run`` (the ``Run`` class, listing, deleting) imports all of these, and the faces
 get them from there. Two kinds of reference to a run:
 
 * ``run_path``: what a local user typed (a run name, ``runs/my-run``, an absolute path inside
@@ -23,6 +23,7 @@ from typing import Any
 
 from sightline.errors import RunError, RunNotFoundError
 from sightline.fileio import atomic_write_json
+from sightline.run.layout import RunLayout
 
 RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what new_run_dir creates: no leading dot
@@ -63,7 +64,7 @@ def write_run_config(path: Path, model_config: dict, data_options: dict, train: 
     from sightline._version import __version__
 
     atomic_write_json(
-        path / "config.json",
+        RunLayout(path).config,
         {
             "sightline_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -114,12 +115,13 @@ def training_process_gone(process: dict[str, Any] | None) -> bool:
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
-    atomic_write_json(Path(path) / "status.json", status)
+    atomic_write_json(RunLayout(path).status, status)
 
 
 def is_run_folder(path: Path) -> bool:
     """A folder ``list_runs`` shows: one with a config or a status (a broken one included)."""
-    return path.is_dir() and ((path / "config.json").exists() or (path / "status.json").exists())
+    files = RunLayout(path)
+    return path.is_dir() and (files.config.exists() or files.status.exists())
 
 
 def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:

@@ -1,0 +1,68 @@
+"""The run: a folder that holds everything one training run made, and the only code that reads
+or writes it.
+
+    layout           every file name of a run folder, in one place
+    folders          where runs live, ids from clients, creating, writing and removing folders
+    run              ``Run``: a run folder opened (config, status, history, models, evaluate, predict)
+    listing          load_run, list_runs, latest_run, find_run, delete_run, status_words
+    checkpoint       model files (safetensors) and the resume state, never executing code on load
+    evaluations      saved evaluations, one per source; evaluation_source: what was evaluated
+    export           ONNX export with its parity check
+
+Importing this package does not import PyTorch.
+"""
+
+from sightline.run.folders import (
+    MAX_RUN_NAME,
+    RUN_ID,
+    RUN_NAME,
+    RUNS_DIR_ENV,
+    default_run_name,
+    default_runs_dir,
+    is_run_folder,
+    new_run_dir,
+    remove_folder,
+    run_id_path,
+    run_path,
+    runs_root,
+    training_process,
+    training_process_gone,
+    write_run_config,
+    write_status,
+)
+from sightline.run.listing import (
+    delete_run,
+    find_run,
+    latest_run,
+    list_runs,
+    load_run,
+    status_words,
+)
+from sightline.run.run import ENDED, Run
+
+__all__ = [
+    "ENDED",
+    "MAX_RUN_NAME",
+    "RUNS_DIR_ENV",
+    "RUN_ID",
+    "RUN_NAME",
+    "Run",
+    "default_run_name",
+    "default_runs_dir",
+    "delete_run",
+    "find_run",
+    "is_run_folder",
+    "latest_run",
+    "list_runs",
+    "load_run",
+    "new_run_dir",
+    "remove_folder",
+    "run_id_path",
+    "run_path",
+    "runs_root",
+    "status_words",
+    "training_process",
+    "training_process_gone",
+    "write_run_config",
+    "write_status",
+]

@@ -1,0 +1,87 @@
+"""Every file name of a run folder, in one place: the only code that spells them.
+
+```
+runs/<name>/
+  config.json        how the run was made: model, data options, resolved training config
+  metrics.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, time, ...)
+  status.json        running / finished / early_stopped / max_steps / interrupted / failed
+  best.safetensors   weights of the best epoch, with model + preprocessing metadata inside
+  last.safetensors   weights at the last save
+  resume.pt          full training state for --resume (tensors only, weights_only load)
+  evaluations/       one JSON (+ text + saved logits) per evaluated source (run/evaluations.py)
+  plots/             the figures (PNG) and their cache; report.html beside them
+  export/            best.onnx / last.onnx (``sightline export``)
+```
+
+>>> files = RunLayout(run.path)
+>>> files.status, files.model("best"), files.evaluation("test")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONFIG = "config.json"
+STATUS = "status.json"
+METRICS = "metrics.csv"
+RESUME = "resume.pt"
+EVALUATIONS = "evaluations"
+PLOTS = "plots"
+REPORT = "report.html"
+EXPORT = "export"
+CHECKPOINTS = ("best", "last")  # the model files a run may have
+MODEL_SUFFIX = ".safetensors"
+
+
+class RunLayout:
+    """The paths of the files of the run folder ``path`` (nothing is read or made here)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def status(self) -> Path:
+        return self.path / STATUS
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def resume(self) -> Path:
+        return self.path / RESUME
+
+    @property
+    def evaluations(self) -> Path:
+        return self.path / EVALUATIONS
+
+    @property
+    def plots(self) -> Path:
+        return self.path / PLOTS
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    @property
+    def export(self) -> Path:
+        return self.path / EXPORT
+
+    def model(self, which: str) -> Path:
+        """``best.safetensors`` or ``last.safetensors``."""
+        return self.path / f"{which}{MODEL_SUFFIX}"
+
+    def onnx(self, which: str) -> Path:
+        return self.export / f"{which}.onnx"
+
+    def evaluation(self, key: str, suffix: str = ".json") -> Path:
+        """An evaluation's files: ``.json`` (the record), ``.txt``, ``.logits.safetensors``."""
+        return self.evaluations / f"{key}{suffix}"
+
+    def plot(self, name: str) -> Path:
+        return self.plots / name
