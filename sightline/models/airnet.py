@@ -12,31 +12,13 @@ sightline's small images. What each piece buys:
 * BatchNorm with momentum 0.4 (PyTorch's 0.1 lags behind weights that move fast over a few
   epochs), global max pooling head, no bias on the classifier.
 
-Measured on Fashion-MNIST, 2 CPU cores, all 60,000 training images, flip TTA: width 32 at batch
-128, label smoothing 0.2: 94.1 % after 5 epochs (244 s of training), 94.2 % after 6 (294 s from
-process start), 94.3 % after 7 (371 s); one epoch 91.7 % (2026-11-23, an AVX2 CPU, float32).
-fastcnn (width 32) needed 9 epochs and 359 s for 93.8 %. Per epoch airnet costs ~1.3x fastcnn.
-On 2 cores with AMX (2026-11-25) it trains in bf16 at ~6,000 images/s: 6 epochs 94.2 % in 65 s,
-15 epochs 94.75 % in 188 s (``--recipe fashion-mnist-long``); width 48 for 12 epochs 94.6 % in
-238 s. On full CIFAR-10 with airbench94's groups (``widths=[64, 256, 256]``, 1.97 M parameters,
-~1,200 images/s there): 92.8 % after 10 epochs, 94.0 % after 18, 94.08 % after 24.
-
 ``airbench=True`` adds airbench94's parametrization, which is what makes its network learn in
 a few hundred steps: identity-initialised convolutions, BatchNorms without a learned scale whose
 biases learn 64x faster (``norm_bias_lr_scale``, read by ``train.optim.param_groups``), logits
-scaled by 1/9 and a harder whitening. With its optimizer (``--recipe cifar10-airbench``): 61.9 %
-after 50 steps on a quarter of CIFAR-10 where the plain network had 18.0 %, and 94.04 % mean over
-10 seeds after 12 epochs at batch 1024 (an H100, 2026-11-25), and with Lookahead and alternating
-flips (the recipe now) 94.06 % over 10 seeds after 11 (an H200) and 94.10 % over 5 seeds after 10
-(2 CPU cores with AMX, bf16); the plain
-network needed 24 epochs at batch 256. On Fashion-MNIST it bought nothing at width 32 (6 epochs:
-94.05 % against 94.2 %).
+scaled by 1/9 and a harder whitening. It is the Fashion-MNIST default
+(``registry.DATASET_DEFAULT_MODELS``).
 
-It is the Fashion-MNIST default (``registry.DATASET_DEFAULT_MODELS``): trained with its defaults
-(5 epochs, a 10 % validation split, half the images re-framed as photos) it scores 93.3 %, and
-its predictions on photos of 500 test items agree with those on the items 96.4-98.0 % of the
-time over five photo sets (benchmarks/photos.py --seeds 3 5 7 11 13; 6 epochs: 96.2-97.0 %);
-fastcnn's default run: 92.0 % and 94.4-96.2 %.
+Measurements: benchmarks/README.md ("airnet: measurements").
 """
 
 from __future__ import annotations
@@ -52,9 +34,8 @@ WHITEN_KERNEL = 2  # px: the stem's patch size (airbench's)
 WHITEN_EPS = 1e-2  # added to the patch covariance's eigenvalues: keeps pixel noise from blowing up
 # airbench94's parametrization (``airbench=True``), its numbers:
 AIRBENCH_WHITEN_EPS = 5e-4  # whiten the low-variance patch directions harder
-AIRBENCH_BIAS_LR_SCALE = (
-    64.0  # BatchNorm biases learn this much faster (their scale is not learned)
-)
+# BatchNorm biases learn this much faster (their scale is not learned)
+AIRBENCH_BIAS_LR_SCALE = 64.0
 AIRBENCH_LOGIT_SCALE = 1 / 9  # the logits' temperature
 
 

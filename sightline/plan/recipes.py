@@ -83,60 +83,29 @@ VARIANTS = {
 
 
 # ----------------------------------------------------------------------------- the recipes
-# What benchmarks/train.py measured, process start to printed test accuracy (see benchmarks/README.md).
+# Each recipe's headline figure (``sightline recipes`` prints it as "measured"): the best current
+# result with its machine, timed by benchmarks/train.py from process start to the printed test
+# accuracy. Every run behind it: benchmarks/README.md, "Recipes: every measurement".
 MEASURED = {
-    "fashion-mnist-fast": "93.54 % (93.49-93.61, seeds 0-2) in 74-75 s from process start, float32 on 2 cores of a "
-    "CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, 2026-11-25); 6 epochs there: "
-    "93.00 % (92.91-93.07) in 42-48 s, 10 epochs 93.43 % (seed 0) in 66 s. 6 epochs (what "
-    "its budget fits on a 2-core AVX2 CPU without AMX, float32, 2026-11-25): 93.1 % "
-    "(92.96-93.18, 3 seeds) in 90 s (87-95), the plain PyTorch loop with a DataLoader in the "
-    "same benchmark 92.6 % in 180 s; 5 seeds 92.96-93.18 %, median 93.10 %, where 6 epochs with "
-    "either Lookahead or label smoothing 0.1 alone gave 92.94 %; 5 epochs: 92.9 %. With its "
-    "time budget (2026-11-26, the AMX CPU in float32): 10 epochs fitted on a slow day, 93.43 % "
-    "in 81 s; held to AVX2, 7 and 8 epochs, 93.19 % in 78 s and 93.33 % in 86 s; held to AVX-512 BF16 without "
-    "AMX (the issue's kind of CPU, 2026-11-26): float32 chosen, all 12 epochs, 93.52 / 93.61 % "
-    "(seeds 0, 1) in 74 / 76 s",
-    "fashion-mnist-fast/cpu-amx": "93.9 % (93.72-93.89, 3 seeds) in 51-52 s on 2 CPU cores with AMX (bf16)",
-    "fashion-mnist-long": "94.72 % (94.71-94.74, seeds 0-2) in 243-259 s from process start, float32 on 2 cores of "
-    "a CPU with AVX-512 (the AMX CPU held to float32 with --no-amp, so its matrix units are not "
-    "used; 2026-11-25); 10 epochs there: 94.78 / 94.44 / 94.69 % in 204-214 s; 8 epochs: "
-    "94.51 % (94.40-94.67, seeds 0-2) in 194-200 s; 7: 94.33 / 94.22 %; 6: 94.38 % "
-    "(94.32-94.45). With oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, as on an AMD CPU "
-    "whose AVX-512 runs at AVX2's rate; 2026-11-26) its budget fitted 8 epochs: 94.56 % in "
-    "270 s (seed 0), where 12 would have taken ~7 minutes. Before alternating flips, on a "
-    "2-core AVX2 CPU without AMX (float32, 2026-11-25), 6 epochs: 94.40 % (94.14-94.50, 3 "
-    "seeds) in 266 s (249-272); 7: 94.46 / 94.33 % in 341-386 s. Held to AVX-512 BF16 without AMX "
-    "(2026-11-26): float32 chosen, all 12 epochs, 94.72 % (94.71-94.74, seeds 0-2) in 250-253 s",
-    "fashion-mnist-long/cpu-amx": "94.75 % in 162 s (1 seed, 2 CPU cores with AMX, bf16; 15 epochs without Lookahead); "
-    "6 epochs: 94.24 % in 65 s",
-    "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP stays float32), the "
-    "Keras tutorial in the same benchmark: 87.7 % (87.3-87.7, its best epoch) in 33-35 s; on a "
-    "2-core CPU without AMX: 89.2 % in 10-11 s, Keras 28-36 s",
-    "cifar3-fast": "96.00 % in 126 s (seed 0; float32 on 2 cores with oneDNN held to AVX2, 2026-11-26: all 12 "
-    "epochs fitted its time budget); 95.9 % (95.80-96.07, 2 seeds) on a slow 2-core AVX2 CPU "
-    "without AMX (float32, 2026-11-25): 221 s "
-    "for seed 0, where the network before pool_first took 276 s run after it (95.77 %); that "
-    "network: 95.9 % (95.8-96.0) in 137-142 s on a faster day, 95.8 % in 60-61 s with AMX (bf16); "
-    "held to AVX-512 BF16 without AMX (2026-11-26): float32, 96.33 / 95.90 % (seeds 0, 1) in 76 s",
-    "cifar3-tutorial-cnn": "89.8 % (89.6-89.9, 2 seeds) in 46 s on 2 CPU cores with AMX (bf16), the Keras tutorial "
-    "in the same benchmark: 88.2 % (its best epoch) in 160-180 s; without AMX: 90.4 % "
-    "(90.1-90.6) in 148-153 s, Keras 86.8 % in 334-352 s; on the AMX CPU held to float32 "
-    "(--no-amp, Keras float32 too), with the quicker CPU dropout mask: 90.65 % (90.60-90.70, "
-    "2 seeds) in 75 s, Keras 88.2 % (86.8-89.6, its best epoch) in 156-178 s",
-    "cifar3-tutorial-cnn/cpu-avx2": "90.82 % (90.73-90.90, 2 seeds) in 88 s, the Keras tutorial in the same benchmark "
-    "87.22 % in 170-193 s: 2.06x; both held to AVX2 on the AMX CPU "
-    "(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, float32, 2026-11-26), where the "
-    "6 epochs made 90.15 % in 106 s, 1.74x",
-    "cifar10-airbench": "94.06 % mean (93.93-94.16, 10 seeds) on an NVIDIA H200 (bf16, CUDA graphs, 2026-11-26) "
-    "with 2.7-3.4 s of training (median 2.9) and 8.6-11.3 s from process start to the "
-    "printed test accuracy (a 10-epoch run with its report: 13.9 s); 10 epochs there: 93.99 % (93.69-94.18, "
-    "10 seeds) in 2.5-2.9 s. On 2 CPU cores with AMX (bf16, 2026-11-25), 10 epochs: 94.10 % "
-    "mean (93.93-94.21, 5 seeds) in 487-571 s from process start; the recipe's 11 epochs "
-    "there (2026-11-26): 94.15 / 94.20 % (seeds 0, 1) in 499 / 490 s. The form before (12 epochs, neither Lookahead nor alternating "
-    "flips): 94.04 % mean (93.89-94.22, 10 seeds) on an NVIDIA H100 in 11.5-12.4 s from "
-    "process start, 4.6-5.1 s of it training; 93.84 % in 4,274 s (1 seed) on 2 CPU cores "
-    "without AMX (float32). Before airbench94's parametrization the same network needed 24 "
-    "epochs at batch 256: 94.08 % in 1,160 s (1 seed, 2 CPU cores with AMX, bf16)",
+    "fashion-mnist-fast": "93.5 % (93.49-93.61, 3 seeds) in 74-75 s from process start, float32 "
+    "on 2 CPU cores with AVX-512; every run: benchmarks/README.md",
+    "fashion-mnist-fast/cpu-amx": "93.9 % (93.72-93.89, 3 seeds) in 51-52 s on 2 CPU cores with "
+    "AMX (bf16); every run: benchmarks/README.md",
+    "fashion-mnist-long": "94.72 % (94.71-94.74, 3 seeds) in 243-259 s from process start, "
+    "float32 on 2 CPU cores with AVX-512; every run: benchmarks/README.md",
+    "fashion-mnist-long/cpu-amx": "94.75 % (1 seed) in 162 s on 2 CPU cores with AMX (bf16, 15 "
+    "epochs without Lookahead); every run: benchmarks/README.md",
+    "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP "
+    "stays float32), the Keras tutorial 87.7 % in 33-35 s; every run: benchmarks/README.md",
+    "cifar3-fast": "96.33 / 95.90 % (seeds 0, 1) in 76 s from process start, float32 on 2 CPU "
+    "cores with AVX-512 (no AMX); every run: benchmarks/README.md",
+    "cifar3-tutorial-cnn": "90.65 % (90.60-90.70, 2 seeds) in 75 s, float32 on 2 CPU cores with "
+    "AVX-512, the Keras tutorial 88.2 % in 156-178 s; every run: benchmarks/README.md",
+    "cifar3-tutorial-cnn/cpu-avx2": "90.82 % (90.73-90.90, 2 seeds) in 88 s, 2.06x the Keras "
+    "tutorial (87.22 % in 170-193 s), both float32 held to AVX2; every run: benchmarks/README.md",
+    "cifar10-airbench": "94.06 % mean (93.93-94.16, 10 seeds) in 8.6-11.3 s from process start "
+    "(2.7-3.4 s of training) on an NVIDIA H200 (bf16, CUDA graphs); every run: "
+    "benchmarks/README.md",
 }
 
 # Seconds of training a recipe's epochs must fit on this machine (``time_budget``: a few steps are
@@ -159,10 +128,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "train in bf16: airnet (width 32) for 4 epochs, ~94 % in under a minute",
         model="fastcnn", model_options={"width": 16, "pool_first": True},
         data_options={"val_split": 0},
-        # Lookahead and label smoothing 0.1 together took 6 epochs to 93.1 % (5 seeds), where either
-        # alone left them at 92.9 %: a seventh epoch's time saved (benchmarks/README.md). An AVX-512
-        # core runs those 6 in half the 90 s: 12 fit, +0.5 % (93.54 against 93.00 %, seeds 0-2). The
-        # budget decides between them: an AVX2 core fits 6 (5 on a slow day), an AVX-512 one all 12.
+        # Lookahead + label smoothing 0.1 together save an epoch; the budget picks 6-12 of them.
         train_options=dict(epochs=12, batch_size=128, lr=0.3, label_smoothing=0.1, reframe=0.0, lookahead=True,
                            time_budget=FAST_BUDGET),
         measured=MEASURED["fashion-mnist-fast"],
@@ -182,10 +148,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "~94.4 %). On a CPU with AMX, where it trains in bf16: 15 epochs, 94.75 % in under 3 minutes",
         model="airnet",
         data_options={"val_split": 0},
-        # Alternating flips: +0.21 % mean over seeds 0-2 at 6 epochs (94.38 against 94.17 %), and
-        # less spread. 12 epochs instead of 6: +0.34 % (94.72 against 94.38 % mean, seeds 0-2), where
-        # 7 added nothing and 10 left one seed at 94.44 % (benchmarks/README.md); 8: 94.51 % (94.40-94.67).
-        # The budget decides how many: an AVX-512 core fits all 12, an AVX2 one 7-8.
+        # Alternating flips and 12 epochs each add accuracy; the budget picks how many fit.
         train_options=dict(epochs=12, batch_size=128, lr=0.3, label_smoothing=0.2, reframe=0.0, lookahead=True,
                            alternate_flip=True, time_budget=LONG_BUDGET),
         measured=MEASURED["fashion-mnist-long"],
@@ -224,9 +187,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         train_options=dict(epochs=6, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=5e-2,
                            schedule="onecycle", warmup=0.1, flip=True),
         measured=MEASURED["cifar3-tutorial-cnn"],
-        # Without AVX-512 a convolution runs at about half the rate while Keras' own loop slows
-        # less: 6 epochs made 1.74x Keras there. 5 keep well above Keras' accuracy (~89 % against
-        # its 87 %) and make the same network 2x faster.
+        # Without AVX-512 Keras slows less than our convolutions: 5 epochs keep it 2x Keras' speed.
         on_avx2=dict(train_options=dict(epochs=5, batch_size=128, optimizer="adamw", lr=4e-3, weight_decay=5e-2,
                                         schedule="onecycle", warmup=0.1, flip=True),
                      measured=MEASURED["cifar3-tutorial-cnn/cpu-avx2"]),
@@ -242,9 +203,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         data_options={"val_split": 0},
         # airbench94's hyperparameters in mean-loss terms: its lr 11.5 per 1,024 images with a summed
         # loss is 1.5 here at batch 1024 (it scales with the batch); its weight decay is 1.33e-3 x lr.
-        # Lookahead and alternating flips (airbench94 trains with both): 10 epochs reach 94.0 % on an
-        # H200 (93.99 %, 10 seeds) where 12 without them reached 94.04 % and 10 93.7 %; the 11th
-        # epoch makes the mean clear 94 % (94.06 %) for 0.25 s more of training there.
+        # Lookahead and alternating flips (airbench94's) save epochs; an 11th clears 94 %.
         train_options=dict(epochs=11, batch_size=1024, lr=1.5, momentum=0.85, weight_decay=1.33e-3, warmup=0.23,
                            translate=2, shift_tta=1, reframe=0.0, lookahead=True, alternate_flip=True),
         measured=MEASURED["cifar10-airbench"],
@@ -293,10 +252,7 @@ def _fits(recipe: Recipe, variant: dict[str, Any], model: str | None) -> bool:
 
 
 # What a plain ``sightline train DATASET`` (no model, no recipe, all classes) trains on a CUDA GPU,
-# where this recipe costs seconds: cifar10-airbench reached 94.06 % in 8.6-11.3 s from process
-# start on an H200 (2026-11-26), where the dataset's default model (fastcnn) reached 83.2 % in
-# 13.6 s on an H100. On a CPU the default model stays: the recipe takes 9-10 minutes there with
-# AMX, over an hour without.
+# where the recipe costs seconds; a CPU, where it costs minutes to hours, keeps the default model.
 GPU_DEFAULT_RECIPES = {"cifar10": "cifar10-airbench"}
 
 
