@@ -58,7 +58,7 @@ def latency_ms(fn: Engine, images: torch.Tensor, calls: int) -> tuple[float, flo
 
 # ----------------------------------------------------------------------------- engines
 def torch_engines(run, images: torch.Tensor) -> dict[str, Engine]:
-    from sightline.inference import batched_logits
+    from sightline.infer.batched import batched_logits
 
     model, pre = run.load_model("best", "cpu"), run.preprocess
     engines: dict[str, Engine] = {"pytorch eager": lambda x: batched_logits(model, x, pre, "cpu")}

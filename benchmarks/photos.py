@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the photo generator is test data, kep
 from photo_generator import PhotoStyle, photos  # noqa: E402
 
 import sightline  # noqa: E402
-from sightline.predict import predict_tensor  # noqa: E402
+from sightline.infer.predict import predict_tensor  # noqa: E402
 
 # Each property of a photo, and the ranges its agreement is reported over.
 BREAKDOWN: dict[str, tuple[Callable[[PhotoStyle], float], list[tuple[float, float]]]] = {

@@ -51,7 +51,7 @@ _EXPORTS = {
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
     "export_onnx": "sightline.run.export",
-    "load_onnx": "sightline.onnx_model",
+    "load_onnx": "sightline.infer.onnx",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -59,9 +59,9 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
+    from sightline.infer.onnx import load_onnx
     from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
-    from sightline.onnx_model import load_onnx
     from sightline.pipeline import TrainingResult, run_training
     from sightline.plan.config import TrainConfig
     from sightline.run import Run, list_runs, load_run

@@ -313,7 +313,7 @@ def remember_figures(run: Run, figs: RunFigures) -> None:
 
 def cached_figures(run: Run) -> RunFigures | None:
     """The saved figures and the numbers the page needs, when they are of the run as it is now."""
-    from sightline.evaluate import compute_metrics
+    from sightline.infer.metrics import compute_metrics
 
     try:
         cache = read_json(RunLayout(run.path).plot(FIGURE_CACHE))

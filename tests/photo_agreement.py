@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from photo_generator import photos
 
-from sightline.predict import predict_tensor
+from sightline.infer.predict import predict_tensor
 
 N = 500  # test items photographed
 BASELINE_N = 100  # of them, also predicted the old way (the whole photo scaled): a sanity check

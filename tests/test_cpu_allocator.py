@@ -15,9 +15,9 @@ import pytest
 from test_train import make_dataset
 
 import sightline
-from sightline import inference
 from sightline.devices import retain_freed_cpu_memory
 from sightline.errors import ConfigError
+from sightline.infer import batched as inference
 from sightline.train import loop
 
 glibc_only = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sightline.evaluate import compute_metrics
+from sightline.infer.metrics import compute_metrics
 
 CLASSES = ["cat", "dog", "T-shirt/top"]
 

@@ -1,4 +1,4 @@
-"""ONNX export (sightline.run.export) and ONNX Runtime inference (sightline.onnx_model).
+"""ONNX export (sightline.run.export) and ONNX Runtime inference (sightline.infer.onnx).
 
 Parity with PyTorch per registered CPU model, the metadata round trip, predictions through ORT
 equal to PyTorch's, atomic writes, the CLI and the server's ``engine="onnx"``. One toy MLP run
@@ -29,8 +29,8 @@ from sightline.cli import main  # noqa: E402
 from sightline.data.preprocess import Preprocess  # noqa: E402
 from sightline.errors import ExportError, NotExportedError, RunError  # noqa: E402
 from sightline.fileio import file_sha256  # noqa: E402
-from sightline.inference import batched_logits  # noqa: E402
-from sightline.onnx_model import OnnxModel, load_onnx  # noqa: E402
+from sightline.infer.batched import batched_logits  # noqa: E402
+from sightline.infer.onnx import OnnxModel, load_onnx  # noqa: E402
 from sightline.run import (
     Run,  # noqa: E402
     export,  # noqa: E402
@@ -454,7 +454,7 @@ def test_cli_predict_auto_engine_uses_the_current_export(toy, images, tmp_path, 
 
 
 def test_auto_engine_keeps_pytorch_where_onnx_runtime_cannot_follow_it(monkeypatch):
-    from sightline import onnx_model
+    from sightline.infer import onnx as onnx_model
 
     assert onnx_model.runs_beside_torch("cpu")
     ort = pytest.importorskip("onnxruntime")

@@ -15,7 +15,7 @@ from PIL import Image
 from sightline.data import Preprocess
 from sightline.data.framing import centre_of_mass_shift, find_object, frame_image
 from sightline.errors import DataError
-from sightline.predict import NO_OBJECT_NOTE, predict_files, save_seen
+from sightline.infer.predict import NO_OBJECT_NOTE, predict_files, save_seen
 
 
 def _items(n: int, seed: int = 0) -> np.ndarray:

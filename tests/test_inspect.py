@@ -12,7 +12,7 @@ from torch import nn
 from sightline import inspect as insp
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ModelError
-from sightline.inference import batched_logits
+from sightline.infer.batched import batched_logits
 from sightline.models import create_model
 from sightline.models.summary import summary
 

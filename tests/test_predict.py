@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
-from sightline.predict import expand_inputs, predict_files, predict_tensor
+from sightline.infer.predict import expand_inputs, predict_files, predict_tensor
 
 CLASSES = ["dark", "bright"]
 

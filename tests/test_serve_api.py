@@ -589,7 +589,7 @@ def test_nothing_below_the_server_imports_it():
         if rel != "cli/serve_cmd.py":
             assert "sightline.serve" not in text, rel
     code = (
-        "import sys, sightline.cli, sightline.run, sightline.predict\n"
+        "import sys, sightline.cli, sightline.run, sightline.infer.predict\n"
         "sightline.cli.build_parser()\n"
         "assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules), 'a server package was imported'\n"
     )

@@ -30,8 +30,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import sightline  # noqa: E402
 from sightline.data.preprocess import Preprocess  # noqa: E402
-from sightline.inference import batched_logits  # noqa: E402
-from sightline.predict import predict_images  # noqa: E402
+from sightline.infer.batched import batched_logits  # noqa: E402
+from sightline.infer.predict import predict_images  # noqa: E402
 from sightline.run import checkpoint as ckpt  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
 from sightline.serve import model_cache as model_cache_module  # noqa: E402

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import sightline
-from sightline.evaluate import compute_metrics
+from sightline.infer.metrics import compute_metrics
 from sightline.inspect import inspect_image, key_layers, leaf_names, map_mosaic
 from sightline.serve.images import (
     bar_strip,

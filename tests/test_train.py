@@ -280,7 +280,7 @@ def test_json_progress_emits_events(toy, tmp_path, capsys):
 
 
 def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
-    from sightline.inference import batched_logits
+    from sightline.infer.batched import batched_logits
 
     run = fit_toy(toy, tmp_path, epochs=1, flip=True)
     pre = run.preprocess
@@ -295,7 +295,7 @@ def test_flip_trained_model_predicts_with_flip_tta(toy, tmp_path):
 
 
 def test_shift_tta_is_saved_with_the_model_and_predicts_over_the_shifted_images(toy, tmp_path):
-    from sightline.inference import batched_logits
+    from sightline.infer.batched import batched_logits
 
     run = fit_toy(toy, tmp_path, epochs=1, translate=1, shift_tta=1)
     pre = run.preprocess

@@ -204,7 +204,7 @@ def test_registry_states_the_weights_input_as_the_model_does():
 def test_predictions_run_a_copy_with_batchnorm_folded_and_the_same_outputs(small, tmp_path):
     from torch import nn
 
-    from sightline.inference import batched_logits
+    from sightline.infer.batched import batched_logits
 
     run = sightline.fit(
         _efficientnet(small),

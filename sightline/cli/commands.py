@@ -363,7 +363,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from sightline.data import Preprocess
     from sightline.devices import resolve_device
-    from sightline.predict import predict_files, save_seen
+    from sightline.infer.predict import predict_files, save_seen
 
     onnx = _open_onnx(args) if args.onnx or args.engine == "onnx" else None
     if onnx is None and args.engine == "auto" and not (args.run and Path(args.run).is_file()):
@@ -408,7 +408,7 @@ def _current_export(run, args: argparse.Namespace):
     times faster: benchmarks/README.md); else None (PyTorch)."""
     from sightline.devices import resolve_device
     from sightline.errors import NotExportedError
-    from sightline.onnx_model import export_path, load_exported, runs_beside_torch
+    from sightline.infer.onnx import export_path, load_exported, runs_beside_torch
 
     if not runs_beside_torch(args.device) or not export_path(run, args.checkpoint).is_file():
         return None
@@ -426,7 +426,7 @@ def _current_export(run, args: argparse.Namespace):
 
 def _open_onnx(args: argparse.Namespace):
     """The ``OnnxModel`` of ``--onnx FILE``, or of ``--run``'s export with ``--engine onnx``."""
-    from sightline.onnx_model import OnnxModel, load_exported, require_packages
+    from sightline.infer.onnx import OnnxModel, load_exported, require_packages
 
     require_packages(["onnxruntime"], "--engine onnx")
     if args.onnx:

@@ -64,7 +64,7 @@ def run_export(args: argparse.Namespace) -> int:
     import json
 
     from sightline.cli.commands import pick_run
-    from sightline.onnx_model import require_packages
+    from sightline.infer.onnx import require_packages
 
     # Before the run is opened or torch imported: a missing package is the first thing to fix.
     require_packages(

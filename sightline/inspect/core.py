@@ -20,7 +20,7 @@ from torch import nn
 
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ModelError
-from sightline.inference import batched_logits
+from sightline.infer.batched import batched_logits
 
 SALIENCY_METHODS = ("gradcam", "gradient")
 MAPS_PER_ROW = 16

@@ -223,7 +223,7 @@ class EfficientNetLite(nn.Module):
         (its eval statistics become the conv's weight scale and bias): the same outputs to
         float rounding, ~1.5x the images/s on a CPU (20.7 against 13.2 at 224 px on 2 cores: each
         BatchNorm was one more pass over the widest activations). What frozen features,
-        predictions and the server run (``sightline.inference.inference_copy``); the copy is not
+        predictions and the server run (``sightline.infer.batched.inference_copy``); the copy is not
         for training. This model is left as it is."""
         net = copy.deepcopy(self).eval()
         pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]

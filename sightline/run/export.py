@@ -41,8 +41,8 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, file_sha256
-from sightline.inference import batched_logits
-from sightline.onnx_model import FORMAT, META_KEY, export_path, make_session, require_packages
+from sightline.infer.batched import batched_logits
+from sightline.infer.onnx import FORMAT, META_KEY, export_path, make_session, require_packages
 from sightline.run import Run, load_run
 
 PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
@@ -204,7 +204,7 @@ def measure_parity(
     model_bytes: bytes, net: nn.Module, preprocess: Preprocess, images: torch.Tensor, source: str
 ) -> Parity:
     """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images."""
-    from sightline.onnx_model import OnnxModel
+    from sightline.infer.onnx import OnnxModel
 
     session = make_session(model_bytes, "cpu")
     onnx_model = OnnxModel(
@@ -326,7 +326,7 @@ def _evaluated_folder_images(
 ) -> tuple[torch.Tensor, str, None] | None:
     """Up to 256 images of an image folder the run was evaluated on and that is still there."""
     from sightline.errors import ImageError
-    from sightline.predict import expand_inputs
+    from sightline.infer.predict import expand_inputs
 
     for record in run.evaluations().values():
         folder = record.get("path")

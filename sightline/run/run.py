@@ -135,7 +135,7 @@ class Run:
         """The trained model for forward passes only (``evaluate``, ``predict*``, the server):
         ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can),
         cached per checkpoint and device. Hooks, training and export take ``load_model``'s."""
-        from sightline.inference import inference_copy
+        from sightline.infer.batched import inference_copy
 
         key = ("inference", which, str(device))
         if key not in self._models:
@@ -222,7 +222,7 @@ class Run:
         if logits is None:
             metrics = self._evaluate_images(src.images, which, device, batch_size)
         else:
-            from sightline.evaluate import compute_metrics
+            from sightline.infer.metrics import compute_metrics
 
             metrics = compute_metrics(logits, src.images.labels, self.classes)
         record = {
@@ -244,7 +244,7 @@ class Run:
 
     def _evaluate_images(self, images, which: str, device: str, batch_size: int):
         from sightline.devices import resolve_device
-        from sightline.evaluate import evaluate_model
+        from sightline.infer.metrics import evaluate_model
 
         dev = resolve_device(device)
         return evaluate_model(
@@ -260,7 +260,7 @@ class Run:
     def saved_results(self, split: str = "test", which: str = "best"):
         """``Metrics`` of the run's own ``split`` from its saved evaluation, when that is of the
         current model file; else None. Needs neither the data nor a forward pass."""
-        from sightline.evaluate import compute_metrics
+        from sightline.infer.metrics import compute_metrics
 
         key = store.source_key("split", split, which)
         record = store.read_evaluation(self.path, key)
@@ -293,7 +293,7 @@ class Run:
         """Class probabilities (N, K) for images: paths, bytes, file objects, PIL images,
         arrays or a uint8 tensor, prepared with the run's own preprocessing."""
         from sightline.devices import resolve_device
-        from sightline.predict import predict_tensor
+        from sightline.infer.predict import predict_tensor
 
         dev = resolve_device(device)
         return predict_tensor(self.inference_model(which, dev), self.preprocess, images, device=dev)
@@ -308,9 +308,9 @@ class Run:
     ):
         """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed).
         ``keep_seen``: each prediction keeps what the model saw (``Prediction.seen``; write them
-        with ``sightline.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
+        with ``sightline.infer.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
         from sightline.devices import resolve_device
-        from sightline.predict import predict_files
+        from sightline.infer.predict import predict_files
 
         dev = resolve_device(device)
         return predict_files(
@@ -335,7 +335,7 @@ class Run:
         naming each by its name (bad images skipped with their reason, the rest classified).
         ``keep_seen``: as for ``predict_files``."""
         from sightline.devices import resolve_device
-        from sightline.predict import predict_images
+        from sightline.infer.predict import predict_images
 
         dev = resolve_device(device)
         return predict_images(

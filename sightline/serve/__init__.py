@@ -1,7 +1,7 @@
 """``sightline serve``: the REST API (and, later, the web pages) on FastAPI + uvicorn.
 
 A face like the CLI: it parses requests, calls the Python API (``sightline.run``,
-``sightline.predict``, ``sightline.data``) and formats JSON. Nothing outside this package
+``sightline.infer.predict``, ``sightline.data``) and formats JSON. Nothing outside this package
 imports it, and only this package imports FastAPI and uvicorn, which come with
 ``pip install "sightline[serve]"``: the names below are imported on first use, after checking
 that those packages are there, so a missing one is a clear ``SightlineError``, not an

@@ -79,7 +79,7 @@ def create_app(
     if engine not in ENGINE_CHOICES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
     if engine == "onnx":
-        from sightline.onnx_model import require_packages
+        from sightline.infer.onnx import require_packages
 
         require_packages(
             ["onnxruntime"], "serving with --engine onnx"

@@ -3,9 +3,9 @@
 A forward pass of one small image costs about four times its share of a batch of 16 (fastcnn
 on a 2-core CPU: 3.9 ms against 1.06 ms per image), and 16 request threads each running their
 own pass also fight over the cores and the GIL. So each request thread prepares its images
-itself (decoding and framing: ``sightline.predict.prepare_named``), hands the uint8 tensor to
+itself (decoding and framing: ``sightline.infer.predict.prepare_named``), hands the uint8 tensor to
 the model's ``Batcher`` and waits; the batcher's one inference thread takes everything queued
-(up to ``max_batch`` images), runs one ``sightline.predict.model_logits`` on it and gives each
+(up to ``max_batch`` images), runs one ``sightline.infer.predict.model_logits`` on it and gives each
 request its rows of the probabilities. There is no waiting window: an idle batcher starts on
 the first request at once, and while a batch computes, the next one queues up by itself.
 
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from sightline.data.preprocess import ImageInput, Preprocess
-from sightline.predict import PredictionReport, model_logits, prediction_rows, prepare_named
+from sightline.infer.predict import PredictionReport, model_logits, prediction_rows, prepare_named
 
 log = logging.getLogger("sightline.serve")
 
@@ -201,7 +201,7 @@ class BatchedModel:
     def predict_images(
         self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, keep_seen: bool = False
     ) -> PredictionReport:
-        """(name, image) pairs → ``PredictionReport``, as ``sightline.predict.predict_images``."""
+        """(name, image) pairs → ``PredictionReport``, as ``sightline.infer.predict.predict_images``."""
         report = PredictionReport([], [])
         for start in range(0, len(images), PREPARE_CHUNK):
             prepared = prepare_named(self.preprocess, images[start : start + PREPARE_CHUNK])

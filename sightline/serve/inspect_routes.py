@@ -49,8 +49,8 @@ def inspect(
     exactly one of ``file`` and ``test_index``; 404/409 when the test image does not exist or
     the run's data cannot be loaded again."""
     from sightline.data.images import open_image
+    from sightline.infer.predict import NO_OBJECT_NOTE
     from sightline.inspect import inspect_image, key_layers
-    from sightline.predict import NO_OBJECT_NOTE
     from sightline.serve.data_cache import run_test_split
 
     if (file is None) == (test_index is None):

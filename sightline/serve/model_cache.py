@@ -12,7 +12,7 @@ when that is installed and runs on the server's device (1.5-2.5x PyTorch's image
 convnets: benchmarks/README.md), any other run in PyTorch; an export that appears or goes stale
 (the run trained on) switches the run over on its next prediction.
 With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime
-(``sightline.onnx_model``): ``get`` returns that model, which predicts like a ``Run``. It is
+(``sightline.infer.onnx``): ``get`` returns that model, which predicts like a ``Run``. It is
 reloaded when the export or the checkpoint changes, and refused (``NotExportedError``: HTTP
 409) when the run has none or it is older than the checkpoint. Inspection and summaries
 (``private_copy``) stay on PyTorch whatever the engine: they hook into the model's layers,
@@ -73,7 +73,7 @@ class ModelCache:
         default_run: str | None = None,
     ) -> None:
         from sightline.devices import resolve_device
-        from sightline.onnx_model import runs_beside_torch
+        from sightline.infer.onnx import runs_beside_torch
 
         if size < 1:
             raise ValueError(f"model cache size must be at least 1, not {size}")
@@ -172,14 +172,14 @@ class ModelCache:
         if (
             "onnx" in self._backends
         ):  # auto: an export made later (a new file) switches the run to it
-            from sightline.onnx_model import export_path
+            from sightline.infer.onnx import export_path
 
             files = (export_path(fresh, "best"), *files)
         return self._cached(("torch", fresh.name), files, load)
 
     def _onnx(self, fresh: Run) -> _Entry:
         from sightline.errors import NotExportedError
-        from sightline.onnx_model import export_path, load_exported
+        from sightline.infer.onnx import export_path, load_exported
 
         model_file = fresh.model_file("best")
         exported = export_path(fresh, "best")
@@ -223,7 +223,7 @@ class ModelCache:
 
         run.load_model("best", self.device)
         # One forward pass on a blank image, here under the lock: the first pass converts a
-        # convnet to channels-last in place (sightline.inference), which concurrent requests
+        # convnet to channels-last in place (sightline.infer.batched), which concurrent requests
         # must not do at the same time, and it pays the first call's one-off costs.
         run.predict(
             torch.zeros((1, *run.preprocess.input_shape), dtype=torch.uint8), device=self.device

@@ -332,7 +332,7 @@ def sharded_logits(
     model: nn.Module, images: torch.Tensor, preprocess, device: torch.device
 ) -> torch.Tensor:
     """Logits of all ``images`` on every rank, each rank computing its own rows of them."""
-    from sightline.inference import batched_logits
+    from sightline.infer.batched import batched_logits
 
     mine = images[rows(len(images))]
     return gather_rows(batched_logits(model, mine, preprocess, device))

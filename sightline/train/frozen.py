@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from sightline.data.dataset import Dataset
-from sightline.inference import inference_copy
+from sightline.infer.batched import inference_copy
 from sightline.plan.config import TrainConfig
 from sightline.train.loop import Trainer
 from sightline.train.optim import freeze_backbone, head_parameters

@@ -38,7 +38,7 @@ from sightline.devices import (
     use_channels_last,
 )
 from sightline.errors import ConfigError, failure_text
-from sightline.inference import batched_logits
+from sightline.infer.batched import batched_logits
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.run import checkpoint as ckpt
 from sightline.run.folders import training_process

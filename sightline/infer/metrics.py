@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
-from sightline.inference import batched_logits
+from sightline.infer.batched import batched_logits
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 

@@ -5,7 +5,7 @@ A file written by ``sightline export`` (``sightline.run.export``) takes the *pre
 normalisation, the network and the flip test-time augmentation. Its metadata (key
 ``sightline``) holds the preprocessing and the class names, so an ``OnnxModel`` prepares images
 with the same Python code as PyTorch (decoding, framing and resizing are identical for both
-engines) and classifies them through the same functions (``sightline.predict``), which accept
+engines) and classifies them through the same functions (``sightline.infer.predict``), which accept
 any object with a ``logits`` method.
 
 >>> model = sightline.load_onnx("runs/my-run/export/best.onnx")  # or a run: its export/best.onnx
@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sightline.errors import NotExportedError, RunError, SightlineError
-from sightline.inference import MAX_BATCH_VALUES
+from sightline.infer.batched import MAX_BATCH_VALUES
 from sightline.run.layout import EXPORT, RunLayout
 
 if TYPE_CHECKING:
     from sightline.data.preprocess import ImageInput, Preprocess
-    from sightline.predict import PredictionReport
+    from sightline.infer.predict import PredictionReport
     from sightline.run import Run
 
 META_KEY = "sightline"
@@ -220,7 +220,7 @@ class OnnxModel:
         self, images: torch.Tensor | Sequence[ImageInput] | ImageInput, device: Any = None
     ) -> torch.Tensor:
         """Class probabilities (N, K), as ``Run.predict``."""
-        from sightline.predict import predict_tensor
+        from sightline.infer.predict import predict_tensor
 
         return predict_tensor(self, self.preprocess, images)
 
@@ -232,7 +232,7 @@ class OnnxModel:
         keep_seen: bool = False,
     ) -> PredictionReport:
         """Files, folders or globs → ``PredictionReport``, as ``Run.predict_files``."""
-        from sightline.predict import predict_files
+        from sightline.infer.predict import predict_files
 
         return predict_files(
             self, self.preprocess, self.classes, inputs, top_k=top_k, keep_seen=keep_seen
@@ -246,7 +246,7 @@ class OnnxModel:
         keep_seen: bool = False,
     ) -> PredictionReport:
         """(name, image) pairs → ``PredictionReport``, as ``Run.predict_images``."""
-        from sightline.predict import predict_images
+        from sightline.infer.predict import predict_images
 
         return predict_images(
             self, self.preprocess, self.classes, images, top_k=top_k, keep_seen=keep_seen

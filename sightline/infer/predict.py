@@ -24,7 +24,7 @@ from torch import nn
 from sightline.data.images import is_image_file
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ImageError
-from sightline.inference import batched_logits
+from sightline.infer.batched import batched_logits
 
 NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was used"
 
@@ -32,7 +32,7 @@ NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was u
 class LogitsModel(Protocol):
     """What prediction needs besides an ``nn.Module``: prepared uint8 images (N, C, H, W) →
     logits (N, K) on the CPU, normalised and flip-averaged as ``batched_logits`` does. An
-    exported model in ONNX Runtime (``sightline.onnx_model.OnnxModel``) is one."""
+    exported model in ONNX Runtime (``sightline.infer.onnx.OnnxModel``) is one."""
 
     def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor: ...
 
