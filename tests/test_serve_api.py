@@ -34,7 +34,7 @@ from sightline.cli import main  # noqa: E402
 from sightline.errors import ConfigError  # noqa: E402
 from sightline.run import checkpoint  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
-from sightline.serve.guards import BodyLimit  # noqa: E402
+from sightline.serve.core.guards import BodyLimit  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 RUN = "toy"
@@ -496,7 +496,7 @@ def test_serve_refuses_a_public_address_without_a_token(monkeypatch, tmp_path, c
     import uvicorn
 
     from sightline.serve import serve
-    from sightline.serve.guards import is_loopback
+    from sightline.serve.core.guards import is_loopback
 
     monkeypatch.delenv("SIGHTLINE_TOKEN", raising=False)
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"):

@@ -1,4 +1,4 @@
-"""Dynamic batching in the server (sightline.serve.batcher) and the model cache's fast path.
+"""Dynamic batching in the server (sightline.serve.services.batcher) and the model cache's fast path.
 
 Concurrent predictions share forward passes: each must still get exactly its own result (the
 same labels as alone, probabilities within 1e-5), a bad image or a failing forward pass must
@@ -34,9 +34,9 @@ from sightline.infer.batched import batched_logits  # noqa: E402
 from sightline.infer.predict import predict_images  # noqa: E402
 from sightline.run import checkpoint as ckpt  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
-from sightline.serve import model_cache as model_cache_module  # noqa: E402
-from sightline.serve.batcher import BatchedModel, Batcher  # noqa: E402
-from sightline.serve.model_cache import ModelCache  # noqa: E402
+from sightline.serve.services import model_cache as model_cache_module  # noqa: E402
+from sightline.serve.services.batcher import BatchedModel, Batcher  # noqa: E402
+from sightline.serve.services.model_cache import ModelCache  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 CLASSES = [f"c{i}" for i in range(10)]
@@ -363,8 +363,8 @@ def test_a_logits_model_batches_too(model, pngs):
 
 # ---------------------------------------------------------------------------- several processes
 def test_one_process_of_several_owns_the_jobs_and_another_takes_over(tmp_path):
-    from sightline.serve.job_pool import LOCK_NAME, JobPool
-    from sightline.serve.job_store import JobStore
+    from sightline.serve.jobs.pool import LOCK_NAME, JobPool
+    from sightline.serve.jobs.store import JobStore
 
     runs = tmp_path / "runs"
     store = JobStore(runs)

@@ -29,9 +29,9 @@ from safetensors.torch import load_file  # noqa: E402
 
 from sightline.plan.recipes import for_machine, get_recipe  # noqa: E402
 from sightline.serve import create_app  # noqa: E402
-from sightline.serve.job_pool import STALE_S  # noqa: E402
-from sightline.serve.job_request import JobRequest, resolve_job  # noqa: E402
-from sightline.serve.job_store import DB_NAME, JobStore  # noqa: E402
+from sightline.serve.jobs.pool import STALE_S  # noqa: E402
+from sightline.serve.jobs.request import JobRequest, resolve_job  # noqa: E402
+from sightline.serve.jobs.store import DB_NAME, JobStore  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 FOLDER = "shapes"
@@ -242,7 +242,7 @@ def test_a_job_whose_worker_died_with_the_server_is_interrupted_then_resumed_exa
     job = store.create(request, args)
     store.claim_next(1)  # as a server does, then it starts the worker
     worker = subprocess.Popen(
-        [sys.executable, "-m", "sightline.serve.job_worker", str(runs), job.id]
+        [sys.executable, "-m", "sightline.serve.jobs.worker", str(runs), job.id]
     )
     deadline = time.monotonic() + 40
     while (store.get(job.id).progress or {}).get("epoch", 0) < 2:
@@ -500,7 +500,7 @@ def test_the_store_is_safe_with_concurrent_writers_in_threads_and_processes(tmp_
     store = JobStore(tmp_path)
     jobs = [store.create({"n": i}, {}).id for i in range(6)]
     code = (
-        "import sys\nfrom sightline.serve.job_store import JobStore\ns = JobStore(sys.argv[1])\n"
+        "import sys\nfrom sightline.serve.jobs.store import JobStore\ns = JobStore(sys.argv[1])\n"
         "for i in range(40):\n    s.add_event(sys.argv[2], {'kind': 'step', 'step': i, 'loss': float('nan')})\n"
     )
     procs = [

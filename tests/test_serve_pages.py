@@ -1,4 +1,4 @@
-"""The web UI's pages and static files (sightline.serve.pages): every page answers HTML with
+"""The web UI's pages and static files (sightline.serve.web.pages): every page answers HTML with
 the navigation and the Content-Security-Policy, on an empty runs folder and on one with a toy
 run; static files come only from the whitelist, with their content types; bad run and job ids
 get a friendly 404 page; nothing server-rendered is unescaped; the scripts never use
@@ -21,7 +21,9 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 from test_train import fit_toy, make_dataset  # noqa: E402
 
-from sightline.serve import create_app, page_bodies, pages  # noqa: E402
+from sightline.serve import create_app  # noqa: E402
+from sightline.serve.web import bodies as page_bodies  # noqa: E402
+from sightline.serve.web import pages  # noqa: E402
 
 RUN = "toy"
 PAGES = ["/", "/classify", "/classify-many", "/datasets", "/train", "/jobs"]

@@ -27,7 +27,10 @@ from test_serve_api import assert_error  # noqa: E402
 from test_train import fit_toy, make_dataset  # noqa: E402
 
 from sightline.run import evaluations as store  # noqa: E402
-from sightline.serve import create_app, dataset_routes, inspect_routes, run_assets  # noqa: E402
+from sightline.serve import create_app  # noqa: E402
+from sightline.serve.api import datasets as dataset_routes  # noqa: E402
+from sightline.serve.api import inspect as inspect_routes  # noqa: E402
+from sightline.serve.api import run_files as run_assets  # noqa: E402
 
 CSRF = {"X-Sightline-Request": "1"}
 RUN, MEM = "shapes", "mem"

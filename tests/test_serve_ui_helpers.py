@@ -17,7 +17,7 @@ from PIL import Image
 import sightline
 from sightline.infer.metrics import compute_metrics
 from sightline.inspect import inspect_image, key_layers, leaf_names, map_mosaic
-from sightline.serve.images import (
+from sightline.serve.services.images import (
     bar_strip,
     colorize,
     image_row,
@@ -26,11 +26,11 @@ from sightline.serve.images import (
     scale_for,
     thumbnail,
 )
-from sightline.serve.uploads import ArchiveTooLarge, expand_uploads
+from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
 pytest.importorskip("fastapi")
 
-from sightline.serve.data_cache import BoundedCache  # noqa: E402
+from sightline.serve.services.data_cache import BoundedCache  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- Metrics.samples

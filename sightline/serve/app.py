@@ -16,14 +16,15 @@ from fastapi import FastAPI
 from sightline._version import __version__
 from sightline.devices import cpu_malloc_tuning_wanted
 from sightline.errors import ConfigError, SightlineError
-from sightline.serve import dataset_routes, docs, inspect_routes, job_routes, pages, run_assets
-from sightline.serve.errors import JSONResponse, install_error_handlers
-from sightline.serve.guards import AccessGuard, BodyLimit
-from sightline.serve.job_pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
-from sightline.serve.job_store import JobStore
-from sightline.serve.model_cache import ENGINE_CHOICES, ModelCache
-from sightline.serve.routes import router
-from sightline.serve.settings import Settings
+from sightline.serve.api import datasets, inspect, jobs, run_files, runs
+from sightline.serve.core import docs
+from sightline.serve.core.errors import JSONResponse, install_error_handlers
+from sightline.serve.core.guards import AccessGuard, BodyLimit
+from sightline.serve.core.settings import Settings
+from sightline.serve.jobs.pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
+from sightline.serve.jobs.store import JobStore
+from sightline.serve.services.model_cache import ENGINE_CHOICES, ModelCache
+from sightline.serve.web import pages
 
 log = logging.getLogger("sightline.serve")
 
@@ -100,7 +101,7 @@ def create_app(
         "the header 'X-Sightline-Request: 1'.",
         default_response_class=JSONResponse,
         lifespan=_lifespan,
-        docs_url=None,  # served by sightline.serve.docs from local files, not a CDN
+        docs_url=None,  # served by sightline.serve.core.docs from local files, not a CDN
         redoc_url=None,
     )
     app.state.sightline = Settings(
@@ -119,8 +120,7 @@ def create_app(
     app.state.start_workers = start_workers
     app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
-    app.include_router(router)
-    for module in (run_assets, inspect_routes, dataset_routes, job_routes):
+    for module in (runs, run_files, inspect, datasets, jobs):  # the REST API, one module a resource
         app.include_router(module.router)
     app.include_router(docs.router)
     app.include_router(pages.router)  # the web UI's HTML pages and /static files

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from sightline.errors import ConfigError
 from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
-from sightline.serve.guards import is_loopback
+from sightline.serve.core.guards import is_loopback
 from sightline.serve.sockets import bind_socket, run_app, shared_port
 
 TOKEN_ENV = "SIGHTLINE_TOKEN"

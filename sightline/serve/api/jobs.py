@@ -16,9 +16,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from sightline.errors import RunInUseError, RunNotFoundError
-from sightline.serve.job_pool import JobPool
-from sightline.serve.job_request import JobRequest, resolve_job
-from sightline.serve.job_store import (
+from sightline.serve.jobs.pool import JobPool
+from sightline.serve.jobs.request import JobRequest, resolve_job
+from sightline.serve.jobs.store import (
     ENDED,
     STATES,
     JobError,

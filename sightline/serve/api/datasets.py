@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from sightline.errors import ImageError, SightlineError
-from sightline.serve.data_cache import builtin_preview
-from sightline.serve.images import (
+from sightline.serve.core.settings import settings_of as _settings
+from sightline.serve.services.data_cache import builtin_preview
+from sightline.serve.services.images import (
     displayable,
     enlarge,
     fit_within,
@@ -25,7 +26,6 @@ from sightline.serve.images import (
     scale_for,
     tensor_image,
 )
-from sightline.serve.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
 

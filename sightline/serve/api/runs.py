@@ -12,10 +12,10 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from sightline._version import __version__
 from sightline.errors import SightlineError
-from sightline.serve.errors import JSONResponse, error_response
-from sightline.serve.run_assets import run_extras
-from sightline.serve.settings import MAX_TOP_K
-from sightline.serve.settings import settings_of as _settings
+from sightline.serve.api.run_files import run_extras
+from sightline.serve.core.errors import JSONResponse, error_response
+from sightline.serve.core.settings import MAX_TOP_K
+from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
 
@@ -102,8 +102,8 @@ def predict(
     415 when none could be — a request of only non-images is the client's mistake, and a
     client that sent one file should not have to look inside a 200 to learn that it failed;
     413 for an archive over the limits (``uploads.py``), of which nothing is classified."""
-    from sightline.serve.images import data_uri, thumbnail
-    from sightline.serve.uploads import ArchiveTooLarge, expand_uploads
+    from sightline.serve.services.images import data_uri, thumbnail
+    from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
     settings = _settings(request)
     loaded = settings.models.predictor(

@@ -17,9 +17,9 @@ from fastapi.responses import FileResponse, Response
 
 from sightline.run import Run, run_id_path
 from sightline.run.layout import CHECKPOINTS, RunLayout
-from sightline.serve.data_cache import run_test_split
-from sightline.serve.images import enlarge, png_bytes, scale_for, tensor_image
-from sightline.serve.settings import settings_of as _settings
+from sightline.serve.core.settings import settings_of as _settings
+from sightline.serve.services.data_cache import run_test_split
+from sightline.serve.services.images import enlarge, png_bytes, scale_for, tensor_image
 
 router = APIRouter(prefix="/api/runs")
 

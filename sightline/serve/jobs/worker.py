@@ -1,6 +1,6 @@
 """The worker process: one job's training through the Python API, recorded in the job store.
 
-``python -m sightline.serve.job_worker RUNS_DIR JOB_ID``, started by the server's ``JobPool``
+``python -m sightline.serve.jobs.worker RUNS_DIR JOB_ID``, started by the server's ``JobPool``
 as a process of its own (never a thread of the web server: training holds the CPU, its memory
 and, on a GPU, the device; a crash or a kill must not take the pages down). It calls
 ``sightline.run_training`` as any user of the Python API would, and:
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sightline.errors import SightlineError, failure_text
-from sightline.serve.job_store import ACTIVE, Job, JobStore, check_job_id
+from sightline.serve.jobs.store import ACTIVE, Job, JobStore, check_job_id
 
 HEARTBEAT_S = 2.0  # how often the worker says it is alive (see job_pool.STALE_S)
 STOP_POLL_S = 0.25  # how often it reads the job's state: how soon a stop takes effect
@@ -140,7 +140,7 @@ def run_job(runs_dir: Path, job_id: str) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m sightline.serve.job_worker RUNS_DIR JOB_ID", file=sys.stderr)
+        print("usage: python -m sightline.serve.jobs.worker RUNS_DIR JOB_ID", file=sys.stderr)
         return 2
     return run_job(Path(argv[0]), check_job_id(argv[1]))
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from sightline.serve.errors import error_response
+from sightline.serve.core.errors import error_response
 
 router = APIRouter(include_in_schema=False)
 ASSETS = {

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import sightline
 from sightline.errors import SightlineError
-from sightline.serve.job_store import Job, JobStateError, JobStore
+from sightline.serve.jobs.store import Job, JobStateError, JobStore
 
 log = logging.getLogger("sightline.serve")
 
@@ -205,7 +205,7 @@ class JobPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sightline.serve.job_worker", str(self.runs_dir), job.id],
+                [sys.executable, "-m", "sightline.serve.jobs.worker", str(self.runs_dir), job.id],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 env=env,

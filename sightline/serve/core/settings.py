@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fastapi import Request
 
-from sightline.serve.data_cache import BoundedCache
-from sightline.serve.model_cache import ModelCache
+from sightline.serve.services.data_cache import BoundedCache
+from sightline.serve.services.model_cache import ModelCache
 
 MAX_TOP_K = 100  # the most classes a prediction returns per image
 

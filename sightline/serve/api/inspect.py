@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
-from sightline.serve.images import (
+from sightline.serve.core.settings import MAX_TOP_K
+from sightline.serve.core.settings import settings_of as _settings
+from sightline.serve.services.images import (
     bar_strip,
     data_uri,
     displayable,
@@ -22,8 +24,6 @@ from sightline.serve.images import (
     scale_for,
     tensor_image,
 )
-from sightline.serve.settings import MAX_TOP_K
-from sightline.serve.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
 
@@ -51,7 +51,7 @@ def inspect(
     from sightline.data.images import open_image
     from sightline.infer.predict import NO_OBJECT_NOTE
     from sightline.inspect import inspect_image, key_layers
-    from sightline.serve.data_cache import run_test_split
+    from sightline.serve.services.data_cache import run_test_split
 
     if (file is None) == (test_index is None):
         raise HTTPException(

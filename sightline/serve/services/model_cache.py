@@ -31,7 +31,7 @@ from typing import Any
 
 from sightline.run import Run, latest_run, run_id_path
 from sightline.run.layout import RunLayout
-from sightline.serve.batcher import BatchedModel
+from sightline.serve.services.batcher import BatchedModel
 
 ENGINES = ("torch", "onnx")  # what a run's predictions run on
 ENGINE_CHOICES = (

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from sightline._version import __version__
 from sightline.errors import SightlineError
-from sightline.serve import page_bodies
+from sightline.serve.web import bodies as page_bodies
 
 router = APIRouter(include_in_schema=False)  # pages are for people: not part of the API's schema
 
@@ -216,7 +216,7 @@ def jobs_page() -> HTMLResponse:
 def job_page(job_id: str, request: Request) -> HTMLResponse:
     import sqlite3
 
-    from sightline.serve.job_store import check_job_id
+    from sightline.serve.jobs.store import check_job_id
 
     try:
         check_job_id(job_id)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from sightline.serve.errors import error_response
+from sightline.serve.core.errors import error_response
 
 Scope = dict[str, Any]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
