@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sightline._version import __version__
 from sightline.devices import cpu_malloc_tuning_wanted
 from sightline.errors import ConfigError, SightlineError
-from sightline.serve.api import datasets, inspect, jobs, run_files, runs
+from sightline.serve.api import datasets, inspect, jobs, predict, run_files, runs
 from sightline.serve.core import docs
 from sightline.serve.core.errors import JSONResponse, install_error_handlers
 from sightline.serve.core.guards import AccessGuard, BodyLimit
@@ -120,7 +120,14 @@ def create_app(
     app.state.start_workers = start_workers
     app.state.shutting_down = threading.Event()  # set: event streams end (see server.py)
     install_error_handlers(app)
-    for module in (runs, run_files, inspect, datasets, jobs):  # the REST API, one module a resource
+    for module in (
+        runs,
+        run_files,
+        predict,
+        inspect,
+        datasets,
+        jobs,
+    ):  # the REST API, one module a resource
         app.include_router(module.router)
     app.include_router(docs.router)
     app.include_router(pages.router)  # the web UI's HTML pages and /static files

@@ -1,4 +1,4 @@
-"""/api/datasets/{kind}/{name}, /api/models and /api/recipes: what the datasets and training
+"""/api/datasets, /api/datasets/{kind}/{name}, /api/models and /api/recipes: what the datasets and training
 pages offer.
 
 A dataset is named by kind: ``builtin`` (a registry name) or ``folder`` (the name of one of the
@@ -38,6 +38,21 @@ FOLDER_NOTE = (
     "optimizer, lr, weight_decay, translate and flip to suit the number of images (the job's "
     "messages say what it chose)"
 )
+
+
+@router.get("/datasets", summary="Built-in datasets and the image folders given with --data-dir")
+def all_datasets(request: Request) -> dict[str, Any]:
+    from sightline.data import dataset_info, folder_info, list_datasets
+
+    keys = ("name", "description", "classes", "shape", "train", "test", "cached", "mirrored")
+    builtin = [{k: info[k] for k in keys} for info in map(dataset_info, list_datasets())]
+    folders = []
+    for folder in _settings(request).data_dirs:
+        try:
+            folders.append(folder_info(folder))
+        except (SightlineError, OSError) as e:  # a folder that went away: say so, list the rest
+            folders.append({"name": folder.name, "path": str(folder.resolve()), "error": str(e)})
+    return {"builtin": builtin, "folders": folders}
 
 
 def _builtin_name(name: str) -> str:
