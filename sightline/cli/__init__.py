@@ -10,7 +10,21 @@ import argparse
 import sys
 
 from sightline._version import __version__
-from sightline.cli import commands, export_cmd, serve_cmd, train_cmd, view_cmds
+from sightline.cli import (
+    datasets_cmd,
+    evaluate_cmd,
+    export_cmd,
+    inspect_cmd,
+    models_cmd,
+    plot_cmd,
+    predict_cmd,
+    recipes_cmd,
+    report_cmd,
+    runs_cmd,
+    serve_cmd,
+    summary_cmd,
+    train_cmd,
+)
 from sightline.cli.options import Parser
 from sightline.errors import SightlineError
 
@@ -26,18 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sightline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands.add_datasets(sub)
-    commands.add_models(sub)
-    commands.add_recipes(sub)
-    commands.add_summary(sub)
+    datasets_cmd.add_datasets(sub)
+    models_cmd.add_models(sub)
+    recipes_cmd.add_recipes(sub)
+    summary_cmd.add_summary(sub)
     train_cmd.add_train(sub)
-    commands.add_evaluate(sub)
-    commands.add_predict(sub)
+    evaluate_cmd.add_evaluate(sub)
+    predict_cmd.add_predict(sub)
     export_cmd.add_export(sub)
-    commands.add_runs(sub)
-    view_cmds.add_plot(sub)
-    view_cmds.add_inspect(sub)
-    view_cmds.add_report(sub)
+    runs_cmd.add_runs(sub)
+    plot_cmd.add_plot(sub)
+    inspect_cmd.add_inspect(sub)
+    report_cmd.add_report(sub)
     serve_cmd.add_serve(sub)
     return parser
 

@@ -63,7 +63,7 @@ def _size(n: int) -> str:
 def run_export(args: argparse.Namespace) -> int:
     import json
 
-    from sightline.cli.commands import pick_run
+    from sightline.cli.common import pick_run
     from sightline.infer.onnx import require_packages
 
     # Before the run is opened or torch imported: a missing package is the first thing to fix.

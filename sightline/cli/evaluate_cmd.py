@@ -1,0 +1,62 @@
+"""``sightline evaluate``: a run on its test split, another dataset or a labelled folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sightline.cli.common import pick_run
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="test a trained run: loss, accuracy, per-class metrics, confusion",
+        description="Evaluate a run's best checkpoint on its dataset's test split, another split, or an image folder.",
+    )
+    p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
+    p.add_argument(
+        "--data", help="a dataset name or image folder (default: the data the run was trained on)"
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="which split of the data to evaluate (default test)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=("best", "last"),
+        help="the best epoch's weights (default) or the last saved",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    run = pick_run(args.run, args.runs_dir)
+    metrics = run.evaluate(args.data, split=args.split, which=args.checkpoint, device=args.device)
+    record = run.last_evaluation
+    if args.json:
+        print(json.dumps({"run": str(run.path.resolve()), **record, **metrics.to_dict()}, indent=2))
+        return 0
+    where = record.get("path") or record.get("dataset") or run.config["data"].get("name_or_path")
+    print(f"Run {run.path.resolve()} ({args.checkpoint} checkpoint), {where} / {record['split']}")
+    print(metrics.format_table())
+    for path, reason in record["skipped"][:20]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if len(record["skipped"]) > 20:
+        print(f"... and {len(record['skipped']) - 20} more skipped files", file=sys.stderr)
+    print(f"\nSaved: {run.path.resolve() / 'evaluations' / (record['source'] + '.json')}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- predict
