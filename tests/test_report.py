@@ -100,3 +100,33 @@ def test_saved_figures_are_reused_only_while_current(trained, tmp_path):
     (run.path / "metrics.csv").write_text(before)
     html = write_report(run, data=data, redraw=True).read_text()
     assert "class0" in html and cached_figures(run) is not None
+
+
+def test_the_report_the_plot_command_and_the_web_ui_share_one_registry_of_figures(
+    trained, tmp_path
+):
+    from fastapi.testclient import TestClient
+
+    from sightline.report.figures import FIGURES, caption, order
+    from sightline.serve import create_app
+
+    run, data = trained
+    write_report(run, data=data)
+    drawn = sorted(p.stem for p in (run.path / "plots").glob("*.png"))
+    # Every figure of the registry that a convnet run has: filters, not dense weights.
+    assert drawn == sorted(set(FIGURES) - {"dense-weights"})
+    text = (run.path / "report.html").read_text()
+    assert all(
+        f"<figcaption>{caption(n)}</figcaption>" in text.replace("&#x27;", "'") for n in drawn
+    )
+    # `sightline plot` draws the same figure, by the same name, from the saved evaluation.
+    (run.path / "plots" / "confusion-normalized.png").unlink()
+    assert main(["plot", "confusion", str(run.path), "--normalize"]) == 0
+    assert (run.path / "plots" / "confusion-normalized.png").is_file()
+    # The run page lists the saved plots in the registry's order, with the report's captions.
+    detail = TestClient(create_app(runs_dir=run.path.parent), base_url="http://127.0.0.1").get(
+        f"/api/runs/{run.name}"
+    )
+    body = detail.json()
+    assert body["plots"] == order(drawn) == [n for n in FIGURES if n in drawn]
+    assert body["plot_captions"] == {n: caption(n) for n in drawn}

@@ -113,63 +113,34 @@ def run_plot(args: argparse.Namespace) -> int:
         fig, default = _schedule_figure(args)
     else:
         run = pick_run(args.source, args.runs_dir)
-        fig = _run_figure(run, args)
-        stem = "mistakes" if args.kind == "predictions" and args.only_mistakes else args.kind
-        default = RunLayout(run.path).plot(f"{stem}{'-normalized' if args.normalize else ''}.png")
+        fig, name = _run_figure(run, args)
+        default = RunLayout(run.path).plot(f"{name}.png")
     path = plots.save_figure(fig, Path(args.output) if args.output else default)
     print(path.resolve())
     return 0
 
 
 def _run_figure(run, args: argparse.Namespace):
+    """(the figure, its name) from the registry the report draws from (``report.figures``)."""
     from sightline import plots
+    from sightline.report.figures import FIGURES, RunView
 
-    if args.kind == "curves":
-        st = run.status
-        if not run.history:
-            raise SightlineError(f"{run.path.resolve()} has no finished epoch yet: nothing to plot")
-        stopped = st.get("epochs_done") if st.get("status") == "early_stopped" else None
-        return plots.plot_curves(
-            run.history, best_epoch=st.get("best_epoch"), stopped_epoch=stopped
-        )
-    classes = run.classes
-    if args.kind == "confusion":  # numbers only: the saved evaluation, without loading the images
-        m = run.saved_results(args.split) or run.split_results(args.split)[0]
-        for true, pred, n in plots.most_confused(m.confusion, classes, k=5):
-            print(f"most confused: {true} -> {pred}: {n}")
-        return plots.plot_confusion(m.confusion, classes, normalize=args.normalize)
-    m, split = run.split_results(args.split)  # the saved evaluation when it is current
-    dark = run.preprocess.dark_background
-    if args.kind == "predictions":
-        return plots.plot_predictions(
-            split.images,
-            split.labels,
-            m.probabilities,
-            classes,
-            args.rows,
-            args.cols,
-            only_mistakes=args.only_mistakes,
-            dark_background=dark,
-        )
-    if args.kind == "probabilities":
-        return plots.plot_probability_grid(
-            split.images,
-            split.labels,
-            m.probabilities,
-            classes,
-            args.rows,
-            min(args.cols, 3),
-            dark_background=dark,
-        )
-    return plots.plot_top_losses(
-        split.images,
-        split.labels,
-        m.probabilities,
-        m.losses,
-        classes,
-        k=args.rows * args.cols,
-        dark_background=dark,
+    name = {
+        "confusion": "confusion-normalized" if args.normalize else "confusion",
+        "predictions": "mistakes" if args.only_mistakes else "predictions",
+    }.get(args.kind, args.kind)
+    view = RunView(
+        run, split=args.split, rows=args.rows, cols=args.cols, top_k=args.rows * args.cols
     )
+    if args.kind == "confusion":  # numbers only: the saved evaluation, without loading the images
+        for true, pred, n in plots.most_confused(
+            view.confusion_metrics.confusion, run.classes, k=5
+        ):
+            print(f"most confused: {true} -> {pred}: {n}")
+    fig = FIGURES[name].draw(view)
+    if fig is None:
+        raise SightlineError(f"{run.path.resolve()} {FIGURES[name].missing}")
+    return fig, name
 
 
 def _schedule_figure(args: argparse.Namespace):
@@ -182,7 +153,7 @@ def _schedule_figure(args: argparse.Namespace):
 
     is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
     if args.source and (not is_dataset or RunLayout(args.source).config.is_file()):  # a run
-        from sightline.report import schedule_figure
+        from sightline.report.figures import schedule_figure
 
         run = pick_run(args.source, args.runs_dir)
         return schedule_figure(run, 0), RunLayout(run.path).plot("schedule.png")

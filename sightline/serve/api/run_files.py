@@ -37,14 +37,22 @@ def open_run(request: Request, run_id: str) -> Run:
 
 
 def plot_names(run: Run) -> list[str]:
-    """Names of the run's plots (PNG files in plots/, without .png), sorted."""
+    """Names of the run's plots (PNG files in plots/, without .png), in the order of the
+    figure registry the report draws from (others after it, alphabetically)."""
+    from sightline.report.figures import order
+
     folder = RunLayout(run.path).plots
     if not folder.is_dir():
         return []
-    return sorted(
-        p.stem
-        for p in folder.iterdir()
-        if p.suffix == ".png" and PLOT_NAME.fullmatch(p.stem) and p.is_file() and not p.is_symlink()
+    return order(
+        [
+            p.stem
+            for p in folder.iterdir()
+            if p.suffix == ".png"
+            and PLOT_NAME.fullmatch(p.stem)
+            and p.is_file()
+            and not p.is_symlink()
+        ]
     )
 
 
@@ -66,10 +74,14 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     """What ``GET /api/runs/{id}`` adds for the run page: plots, report, model files, and the
     saved test ``evaluation``'s count, per-class metrics and confusion matrix (null without
     one). A damaged run lists no files: none of them can be served (``open_run`` refuses it)."""
+    from sightline.report.figures import caption
+
     whole = not run.problem
     ev = evaluation or {}
+    plots = plot_names(run) if whole else []
     return {
-        "plots": plot_names(run) if whole else [],
+        "plots": plots,
+        "plot_captions": {name: caption(name) for name in plots},  # the report's own captions
         "has_report": whole and RunLayout(run.path).report.is_file(),
         "model_files": model_files(run) if whole else [],
         "onnx_files": onnx_files(run) if whole else [],

@@ -5,7 +5,6 @@
 (function () {
   const SL = window.SL;
   const el = SL.el;
-  const PLOT_ORDER = ['predictions', 'top-losses', 'mistakes', 'confusion', 'curves'];
   const CELL_LIMIT = 60;
   const LOSS_LIMIT = 24;
   let base = null;
@@ -118,13 +117,13 @@
         el('code', null, 'sightline report ' + d.name), '.'));
       return;
     }
-    const rank = (p) => (PLOT_ORDER.includes(p) ? PLOT_ORDER.indexOf(p) : PLOT_ORDER.length);
-    plots.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    // In the server's order, with the report's captions: one registry of figures for both.
+    const captions = d.plot_captions || {};
     for (const name of plots) {
       const src = base + '/plots/' + encodeURIComponent(name) + '.png';
       box.appendChild(el('figure', {dataset: {plot: name}},
         el('a', {href: src, target: '_blank', rel: 'noopener'}, el('img', {src, alt: name + ' plot', loading: 'lazy'})),
-        el('figcaption', null, name.replace(/[-_]/g, ' '))));
+        el('figcaption', null, captions[name] || name.replace(/[-_]/g, ' '))));
     }
   }
 
