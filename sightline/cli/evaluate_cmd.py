@@ -7,6 +7,7 @@ import json
 import sys
 
 from sightline.cli.common import pick_run
+from sightline.cli.options import add_checkpoint, add_device, add_runs_dir
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -25,18 +26,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         choices=("test", "val", "train"),
         help="which split of the data to evaluate (default test)",
     )
-    p.add_argument(
-        "--checkpoint",
-        default="best",
-        choices=("best", "last"),
-        help="the best epoch's weights (default) or the last saved",
-    )
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    add_checkpoint(p)
+    add_runs_dir(p)
+    add_device(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_evaluate)
 

@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+from sightline.cli.options import add_checkpoint, add_runs_dir
+
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,13 +28,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         choices=("onnx",),
         help="the export format (default onnx, the only one so far)",
     )
-    p.add_argument(
-        "--checkpoint",
-        "--which",
-        default="best",
-        choices=("best", "last"),
-        help="the best epoch's weights (default) or the last saved",
-    )
+    add_checkpoint(p, "--which")
     p.add_argument(
         "-o",
         "--output",
@@ -47,11 +43,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="ONNX opset version (default: the exporter's own; 20 with torch 2.13)",
     )
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
+    add_runs_dir(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_export)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from sightline.cli.common import pick_run
-from sightline.cli.options import class_list
+from sightline.cli.options import add_runs_dir, class_list
 
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -31,11 +31,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--filters-layer", help="conv layer whose filters to draw (default: the first)")
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
+    add_runs_dir(p)
     p.set_defaults(func=run_inspect)
 
 

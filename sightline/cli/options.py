@@ -220,3 +220,28 @@ def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "flip", None) is not None:
         kw["flip"] = args.flip
     return {k: v for k, v in kw.items() if v is not None}
+
+
+# ----------------------------------------------------------------------------- shared by commands
+def add_runs_dir(p: argparse.ArgumentParser) -> None:
+    """``--runs-dir``: where the run a command names is looked up."""
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
+    )
+
+
+def add_checkpoint(p: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--checkpoint best|last``: which of a run's model files a command uses."""
+    p.add_argument(
+        "--checkpoint",
+        *aliases,
+        default="best",
+        choices=("best", "last"),
+        help="the best epoch's weights (default) or the last saved",
+    )
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")

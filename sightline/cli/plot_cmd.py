@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sightline.cli.common import pick_run
-from sightline.cli.options import class_list, positive_int
+from sightline.cli.options import add_runs_dir, class_list, positive_int
 from sightline.errors import SightlineError
 from sightline.run.layout import RunLayout
 
@@ -79,11 +79,7 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="schedule: batch size, which sets the steps per epoch (default: the model's)",
     )
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
+    add_runs_dir(p)
     p.set_defaults(func=run_plot)
 
 

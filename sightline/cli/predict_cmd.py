@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sightline.cli.common import open_model, pick_run
-from sightline.cli.options import positive_int
+from sightline.cli.options import add_checkpoint, add_device, add_runs_dir, positive_int
 from sightline.errors import RunError
 
 
@@ -37,18 +37,9 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         default="table",
         help="output format (default table)",
     )
-    p.add_argument(
-        "--checkpoint",
-        default="best",
-        choices=("best", "last"),
-        help="the best epoch's weights (default) or the last saved",
-    )
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    add_checkpoint(p)
+    add_runs_dir(p)
+    add_device(p)
     p.add_argument(
         "--engine",
         choices=("auto", "torch", "onnx"),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from sightline.cli.common import pick_run
+from sightline.cli.options import add_runs_dir
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
@@ -17,11 +18,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument("--output", "-o", help="HTML file (default: <run>/report.html)")
-    p.add_argument(
-        "--runs-dir",
-        default=None,
-        help="where run names are looked up (default: ./runs or $SIGHTLINE_RUNS_DIR)",
-    )
+    add_runs_dir(p)
     p.add_argument(
         "--redraw",
         action="store_true",
