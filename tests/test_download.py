@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from sightline.data import download, part_files
+from sightline.data.dataset_files import dataset_files
 from sightline.data.download import (
     CACHE_ENV,
     MIRROR_ENV,
-    dataset_files,
     download_file,
     file_md5,
     resolve_cache_dir,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
-from typing import Any
 
 from sightline.cli.options import (
     add_data_options,
@@ -15,6 +12,7 @@ from sightline.cli.options import (
     positive_float,
     positive_int,
 )
+from sightline.cli.train_events import event_printer, printer
 from sightline.plan.config import MONITORS, OPTIMIZERS, SCHEDULES
 
 
@@ -332,16 +330,14 @@ def run_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0") or 0) != 0:  # under torchrun, rank 0 alone prints
         args.progress = "quiet"
     say = (
-        _printer(args.progress)
-        if int(os.environ.get("RANK", "0") or 0) == 0
-        else (lambda msg: None)
+        printer(args.progress) if int(os.environ.get("RANK", "0") or 0) == 0 else (lambda msg: None)
     )
     # With --json every event, the training's own included, comes from the one event printer.
     common = dict(
         evaluate=not args.no_eval,
         report=not (args.no_eval or args.no_report),
         progress="quiet" if args.progress == "json" else args.progress,
-        on_event=_event_printer(args.progress, say),
+        on_event=event_printer(args.progress, say),
     )
     if args.resume:
         ignored = _ignored_with_resume(args)
@@ -376,62 +372,3 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     say(f"Run saved in {run.path}")
     return 0
-
-
-def _event_printer(progress: str, say):
-    """The job's events as the command line shows them: JSON lines with --json, else the
-    pipeline's own messages (the training bar and epoch lines come from --progress)."""
-    from sightline.run import status_words
-
-    if progress == "json":
-
-        def emit(event: dict[str, Any]) -> None:
-            print(json.dumps(event, default=str), flush=True)
-
-        return emit
-
-    def show(event: dict[str, Any]) -> None:
-        kind = event["kind"]
-        if kind == "data":
-            say(event["description"])
-            for path, reason in event["skipped"]:
-                say(f"  skipped {path}: {reason}")
-            if event["skipped_count"] > len(event["skipped"]):
-                say(
-                    f"  ... and {event['skipped_count'] - len(event['skipped'])} more skipped files"
-                )
-        elif kind == "model":
-            say(
-                f"Model {event['name']}: {event['parameters']:,} parameters ({event['trainable']:,} trainable)"
-            )
-        elif kind == "run":
-            say(f"Run folder: {event['run_dir']}")
-        elif kind == "message" and (
-            event.get("topic") or event["text"].startswith(("Resuming", "No test split"))
-        ):
-            say(
-                ("  " if event.get("topic") else "") + event["text"]
-            )  # data and recipe notes: under the data line
-        elif kind == "train_end":
-            say(f"Training {status_words(event)}")
-        elif kind == "evaluation":
-            say(
-                f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)"
-            )
-            say(f"Metrics: {event['path']}")
-        elif kind == "report":
-            say(f"Plots: {event['plots']}")
-            say(f"Report: {event['path']}")
-
-    return show
-
-
-def _printer(progress: str):
-    # Human messages go to stderr in JSON mode (stdout is for the JSON stream), else stdout.
-    stream = sys.stderr if progress == "json" else sys.stdout
-
-    def say(msg: str) -> None:
-        if progress != "quiet" or msg.startswith(("Test accuracy", "Run saved", "Report")):
-            print(msg, file=stream, flush=True)
-
-    return say

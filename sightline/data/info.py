@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sightline.data.download import file_locations, resolve_cache_dir, resolve_mirror
+from sightline.data.dataset_files import file_locations
+from sightline.data.download import resolve_cache_dir, resolve_mirror
 from sightline.data.registry import get_dataset_spec
 
 

@@ -30,12 +30,8 @@ from sightline.data.dataset import (
     looks_dark_background,
     split_validation,
 )
-from sightline.data.download import (
-    DEFAULT_TIMEOUT,
-    Progress,
-    dataset_files,
-    resolve_cache_dir,
-)
+from sightline.data.dataset_files import dataset_files
+from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
 from sightline.data.folders import load_folder, parse_size
 from sightline.data.framing import FITS
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
