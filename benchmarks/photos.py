@@ -8,7 +8,7 @@ and by each photo property, with, as a baseline in the same process, the agreeme
 whole photo is scaled (``fit="frame"``, what sightline did before framing). Several photo seeds
 show the spread of the measurement itself (one item is 0.2 % of 500).
 
-No assertions: numbers to read (tests/test_integration_photos.py holds the floors). Needs the
+No assertions: numbers to read (tests/integration/test_integration_photos.py holds the floors). Needs the
 dataset files ($SIGHTLINE_DATA_MIRROR, or a download) and a trained run:
 
     .venv/bin/python benchmarks/photos.py runs/fashion-mnist-airnet-... [--n 500] [--seeds 7 11]

@@ -30,6 +30,19 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# Tests live in folders that mirror the packages (unit/<package>/, integration/); the helpers
+# here (photo_generator, digit_folder, ...) and test modules that others build on (test_train's
+# toy data, test_serve_api's client) are imported by their plain names from any of them.
+import sys  # noqa: E402
+
+_TESTS = Path(__file__).resolve().parent
+for _folder in [
+    _TESTS,
+    *sorted(p for p in _TESTS.glob("*/*") if p.is_dir()),
+    _TESTS / "integration",
+]:
+    if _folder.name != "__pycache__" and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 NO_MIRROR = "no dataset mirror: set SIGHTLINE_DATA_MIRROR"

@@ -2,7 +2,7 @@
 as files of mixed sizes (28/40/56 px), colour modes (L/RGB/RGBA) and formats (PNG/JPEG), plus a
 couple of junk files; and 500 other MNIST test digits of the same classes to score a run on.
 
-Used by tests/test_integration_folders.py and benchmarks/folder_train.py. Test data only:
+Used by tests/integration/test_integration_folders.py and benchmarks/folder_train.py. Test data only:
 sightline never imports it. Deterministic: the same digits, sizes and modes every time.
 """
 

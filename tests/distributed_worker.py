@@ -1,10 +1,10 @@
-"""One rank of a small training under torchrun, for tests/test_distributed.py.
+"""One rank of a small training under torchrun, for tests/unit/train/test_distributed.py.
 
     python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py SPEC_JSON
 
 SPEC_JSON: {"runs_dir", "name", "model", "model_options", "train": {...}, "stop_after": rank 0's should_stop
 says stop after this many calls, "fail_on_rank": this rank raises at once, "resume": run folder, "log_dir": where each rank writes what it wrote (writes-rank<R>.json)}.
-The toy data is tests/test_train.py's; file writes are seen through Python's audit hooks.
+The toy data is tests/unit/train/test_train.py's; file writes are seen through Python's audit hooks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent / "unit" / "train")]
 
 spec = json.loads(sys.argv[1])
 runs_dir = str(Path(spec["runs_dir"]).resolve())

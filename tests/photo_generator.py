@@ -3,7 +3,7 @@ onto a light (or dark) background that is not pure white, with a mild gradient, 
 the object 20–95 % of the frame anywhere in it, a small rotation, sometimes a thin border or a
 soft shadow, JPEG or PNG, 28 px to 4000 px. Seeded: photo ``i`` is always the same photo.
 
-Used by the framing tests (tests/test_framing.py, tests/test_integration.py). Everything here is
+Used by the framing tests (tests/unit/data/test_framing.py, tests/integration/test_integration.py). Everything here is
 test data: sightline never imports it.
 """
 

@@ -10,7 +10,7 @@ request its rows of the probabilities. There is no waiting window: an idle batch
 the first request at once, and while a batch computes, the next one queues up by itself.
 
 Rows of a batched forward pass equal those of an unbatched one (labels identical,
-probabilities within float rounding: ``tests/test_serve_batching.py``). A batch whose forward
+probabilities within float rounding: ``tests/unit/serve/test_serve_batching.py``). A batch whose forward
 pass fails is run again one request at a time, so a failure reaches only the request it
 belongs to. ``close`` (the model left the cache, or the server stops) lets the thread finish
 what is queued and end; a request that still reaches a closed batcher runs its own forward

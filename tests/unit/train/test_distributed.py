@@ -27,8 +27,8 @@ from sightline.cli.launch import without_launch_options
 from sightline.errors import ConfigError
 from sightline.train import distributed, sync_batchnorm
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).with_name("distributed_worker.py")
+ROOT = Path(__file__).resolve().parents[3]
+WORKER = Path(__file__).resolve().parents[2] / "distributed_worker.py"
 # Uneven rows (31 = 16 + 15, a last batch of 6 = 3 + 3), shifts and flips, BatchNorm synced.
 # float32 (amp False) even on an AMX CPU: one and two processes must agree to float tolerance,
 # which bf16's rounding of differently split batches would not.

@@ -5,7 +5,7 @@ fashion-mnist-fast 92.96-93.18 % in 87-95 s, fashion-mnist-long in 6 epochs 94.4
 249-272 s; in float32 with AVX-512 fashion-mnist-long 94.72 % in 243-259 s; with AMX:
 fashion-mnist-fast, airnet there, 93.7-93.9 % in ~51 s, fashion-mnist-long 94.75 % in 162 s), never
 timed here. airnet, the fashion-mnist-long model, is the Fashion-MNIST default:
-tests/test_integration.py trains it."""
+tests/integration/test_integration.py trains it."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CLASSES = ("diagonal", "horizontal", "vertical")
 RUN = "stripes-mlp"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}

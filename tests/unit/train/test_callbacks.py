@@ -1,6 +1,6 @@
 """The training concerns (sightline/train/callbacks/), each on its own: its rule and its state.
 The whole loop with them (exact resume after a crash, early stopping in a run) is tested in
-tests/test_train.py."""
+tests/unit/train/test_train.py."""
 
 from __future__ import annotations
 

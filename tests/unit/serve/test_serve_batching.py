@@ -339,7 +339,7 @@ def test_batched_logits_leaves_a_ready_model_alone_and_restores_training_mode(mo
 
 def test_a_logits_model_batches_too(model, pngs):
     """The ONNX engine's models are no nn.Module: anything with ``logits`` (predict.LogitsModel)
-    goes through the same batcher. (tests/test_export.py serves a real export through it.)"""
+    goes through the same batcher. (tests/unit/run/test_export.py serves a real export through it.)"""
 
     class Exported:  # stands in for OnnxModel, whose export takes seconds
         def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

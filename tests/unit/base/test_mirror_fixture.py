@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import CI_NO_MIRROR, NO_MIRROR, find_mirror, require_mirror
 
-HERE = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2]  # where conftest.py is
 
 
 def test_find_mirror_prefers_env_then_beside_checkout(tmp_path):
@@ -57,7 +57,7 @@ def test_integration_tests_fail_not_skip_under_ci(tmp_path, ci):
     points nowhere. Under CI both kinds of mirror test must fail (as setup errors), never skip."""
     tests = tmp_path / "checkout" / "tests"
     tests.mkdir(parents=True)
-    shutil.copy(HERE / "conftest.py", tests / "conftest.py")
+    shutil.copy(TESTS / "conftest.py", tests / "conftest.py")
     (tests / "test_tiny.py").write_text(TINY_TESTS)
     (tmp_path / "checkout" / "pytest.ini").write_text("[pytest]\n")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}

@@ -1,7 +1,7 @@
 """Photos of test items, as a user would take them (tests/photo_generator.py: light paper or
 table, gradient, tint, off-centre, 20-95 % of the frame, rotated, shadow, frame line, JPEG,
 28-4000 px): a default run must see them as it sees the original images. The Fashion-MNIST
-default run's test is in tests/test_integration_default_run.py."""
+default run's test is in tests/integration/test_integration_default_run.py."""
 
 from __future__ import annotations
 
