@@ -83,12 +83,17 @@ def _split_of(data, split: str, where: str):
 
 
 def _relabel(part, data, run, where: str):
+    """``part`` of another dataset as the run's model takes it: labels in the run's classes,
+    images at the run's channels and size (as ``load_dataset`` converts a built-in's)."""
     import torch
 
     from sightline.data import ImageSet
+    from sightline.data.load import convert_images
 
+    pre = run.preprocess
+    images = convert_images(part.images, pre.channels, pre.size, pre.resize)
     mapping = torch.tensor(match_classes(list(data.classes), run.classes, where), dtype=torch.long)
-    return ImageSet(part.images, mapping[part.labels], part.paths)
+    return ImageSet(images, mapping[part.labels], part.paths)
 
 
 def _folder(run, path: Path, split: str, which: str) -> EvaluationSource:

@@ -169,3 +169,20 @@ def test_fine_tuning_is_asked_for_with_freeze_false(tmp_path):
         sightline.plan.check(
             sightline.plan.TrainRequest(str(folder), train_options={"freeze": True})
         )
+
+
+def test_another_dataset_reaches_the_model_at_the_runs_input_shape(tmp_path):
+    from sightline.data import ImageSet
+    from sightline.data.load import convert_images
+
+    data = make_dataset(n_per_class=16, classes=3, size=16)
+    torch.manual_seed(0)
+    model = sightline.create_model("mlp", data.input_shape, data.num_classes, hidden=16)
+    run = sightline.fit(model, data, runs_dir=tmp_path, epochs=1, batch_size=16, progress="quiet")
+    other = make_dataset(n_per_class=16, classes=3, size=12, seed=1)  # same classes, 12 px
+    pre = run.preprocess
+    metrics = run.evaluate(other, split="test", save=False)
+    as_run_sees_them = ImageSet(
+        convert_images(other.test.images, pre.channels, pre.size, pre.resize), other.test.labels
+    )
+    assert torch.equal(metrics.predictions, run.evaluate(as_run_sees_them, save=False).predictions)
