@@ -300,14 +300,14 @@ def _trainer(
         return DistributedTrainer(model, data, cfg, run_dir, callbacks, should_stop)
     if not cfg.freeze:
         return Trainer(model, data, cfg, run_dir, callbacks, should_stop)
-    from sightline.train.frozen import FrozenFeatureTrainer, supports_frozen_features
+    from sightline.train.frozen import FrozenFeatures, supports_frozen_features
 
     if not supports_frozen_features(model):
         raise ConfigError(
             f"freeze=True trains a head on a pretrained backbone's features; {model.sightline_config['name']} "
             f"has no backbone/head split (use --model efficientnet-lite0 --pretrained)"
         )
-    return FrozenFeatureTrainer(model, data, cfg, run_dir, callbacks, should_stop)
+    return Trainer(model, data, cfg, run_dir, callbacks, should_stop, feed=FrozenFeatures())
 
 
 def resumable_state(run: Run) -> dict[str, Any]:

@@ -2,13 +2,13 @@
 
 A pretrained backbone (``efficientnet-lite0`` with ImageNet weights) already turns a photo into
 1,280 numbers that separate most everyday classes. When it is frozen, those numbers never
-change, so ``FrozenFeatureTrainer`` computes them once per image (and once per mirrored image
+change, so ``FrozenFeatures`` computes them once per image (and once per mirrored image
 when flips are allowed: flip augmentation for free) and trains only the head on them — the
 Teachable-Machine recipe: 600 photos cost one pass of the backbone (about 30 s on 2 CPU cores at
 224 px), and each epoch of the head afterwards takes milliseconds.
 
-It is the ordinary ``Trainer`` with four hooks changed (what a batch is, the forward pass,
-validation, the inputs), so the run folder, metrics, early stopping, events, ``should_stop``
+It is the ordinary ``Trainer`` with another feed (``FrozenFeatures``: what a batch is, the
+forward pass, validation, the inputs; see ``train/feed.py``), so the run folder, metrics, early stopping, events, ``should_stop``
 and exact resume are the same as for any run; the saved model is the whole network (backbone
 + head), so predict, evaluate, inspect and the server need nothing special. A resumed run
 recomputes the features (the same numbers: inference is deterministic) and goes on.
@@ -17,16 +17,13 @@ recomputes the features (the same numbers: inference is deterministic) and goes 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sightline.data.dataset import Dataset
 from sightline.infer.batched import inference_copy
-from sightline.plan.config import TrainConfig
-from sightline.train.loop import Trainer
+from sightline.train.feed import ImageFeed
 from sightline.train.optim import freeze_backbone, head_parameters
 
 FEATURE_BATCH = (
@@ -78,31 +75,23 @@ def extract_features(
     return torch.cat(out) if out else torch.empty((0, 0), device=device)
 
 
-class FrozenFeatureTrainer(Trainer):
-    """Trains only ``model.head`` on cached ``model.features`` (see the module docstring)."""
+class FrozenFeatures(ImageFeed):
+    """Feeds ``model.head`` the cached ``model.features`` of the images (see the module docstring)."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        data: Dataset,
-        cfg: TrainConfig,
-        run_dir: Path,
-        callbacks: list[Any],
-        should_stop=None,
-    ) -> None:
+    def __init__(self) -> None:
+        self._features: dict[str, torch.Tensor] = {}
+
+    def setup(self, model: nn.Module) -> None:
         if not supports_frozen_features(model):
             raise TypeError(
                 f"{type(model).__name__} has no features()/head() split: it cannot train on frozen features"
             )
         if not head_parameters(model):
             raise TypeError(f"{type(model).__name__} has no classifier module to train")
-        freeze_backbone(model, True)  # the optimizer (made in Trainer.__init__) sees the head only
-        super().__init__(model, data, cfg, run_dir, callbacks, should_stop)
-        self.channels_last = False  # the batches are feature vectors, not images
-        self._features: dict[str, torch.Tensor] = {}
+        freeze_backbone(model, True)  # the optimizer (made next, by the Trainer) sees the head only
 
     # ------------------------------------------------------------------ features, once
-    def _compute(self, split: str, images: torch.Tensor, flip: bool) -> torch.Tensor:
+    def _compute(self, trainer: Any, split: str, images: torch.Tensor, flip: bool) -> torch.Tensor:
         key = f"{split}-flip" if flip else split
         if key not in self._features:
             started = time.monotonic()
@@ -112,7 +101,7 @@ class FrozenFeatureTrainer(Trainer):
                 now = time.monotonic()
                 if now - last[0] >= 0.25 or done == total:
                     last[0] = now
-                    self._emit(
+                    trainer._emit(
                         "on_features",
                         {
                             "split": split,
@@ -123,30 +112,31 @@ class FrozenFeatureTrainer(Trainer):
                     )
 
             self._features[key] = extract_features(
-                self.model, images, self.preprocess.normalize, self.device, flip, on_batch=on_batch
-            )
+                trainer.model, images, trainer.preprocess.normalize, trainer.device, flip,
+                on_batch=on_batch,
+            )  # fmt: skip
             took = time.monotonic() - started
             what = f"{len(images):,} {split} images" + (" (mirrored)" if flip else "")
-            self._emit(
+            trainer._emit(
                 "on_message",
                 f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)",
             )
         return self._features[key]
 
-    # ------------------------------------------------------------------ the Trainer's hooks
-    def _train_inputs(self) -> torch.Tensor:
-        views = [self._compute("train", self.data.train.images, False)]
-        if self.augment.flip:
-            views.append(self._compute("train", self.data.train.images, True))
+    # ------------------------------------------------------------------ the feed
+    def train_inputs(self, trainer: Any) -> torch.Tensor:
+        views = [self._compute(trainer, "train", trainer.data.train.images, False)]
+        if trainer.augment.flip:
+            views.append(self._compute(trainer, "train", trainer.data.train.images, True))
         return torch.stack(views)  # (views, N, F)
 
-    def _batch(
-        self, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+    def batch(
+        self, trainer: Any, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
         if features.shape[0] == 1:
             return features[0, idx]
         # Each image is seen plain or mirrored at random (or alternately), as the image augmentation would.
-        mask = self._flip_mask(idx)
+        mask = trainer.flip_mask(idx)
         view = (
             mask.long()
             if mask is not None
@@ -154,20 +144,21 @@ class FrozenFeatureTrainer(Trainer):
         )
         return features[view, idx]
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.head(x)
+    def forward(self, trainer: Any, x: torch.Tensor) -> torch.Tensor:
+        return trainer.model.head(x)
 
-    def _val_logits(self) -> torch.Tensor:
-        assert self.data.val is not None
-        plain = self._compute("val", self.data.val.images, False)
-        self.model.eval()
+    def val_logits(self, trainer: Any) -> torch.Tensor:
+        val = trainer.data.val
+        plain = self._compute(trainer, "val", val.images, False)
+        model = trainer.model
+        model.eval()
         try:
             with torch.inference_mode():
-                logits = self.model.head(plain)
-                if self.preprocess.flip_tta:  # as batched_logits does for the test set
+                logits = model.head(plain)
+                if trainer.preprocess.flip_tta:  # as batched_logits does for the test set
                     logits = (
-                        logits + self.model.head(self._compute("val", self.data.val.images, True))
+                        logits + model.head(self._compute(trainer, "val", val.images, True))
                     ) / 2
         finally:
-            self.model.train()
+            model.train()
         return logits.float().cpu()

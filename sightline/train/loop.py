@@ -38,7 +38,6 @@ from sightline.devices import (
     use_channels_last,
 )
 from sightline.errors import ConfigError, failure_text
-from sightline.infer.batched import batched_logits
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.run import checkpoint as ckpt
 from sightline.run.folders import training_process
@@ -54,6 +53,7 @@ from sightline.train.callbacks import (  # noqa: F401 (TrainingDiverged, METRIC_
     MetricsFile,
     TrainingDiverged,
 )
+from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
 
@@ -77,7 +77,10 @@ class Trainer:
         run_dir: Path,
         callbacks: list[Any],
         should_stop: Callable[[], bool] | None = None,
+        feed: ImageFeed | None = None,
     ) -> None:
+        self.feed = feed or ImageFeed()  # what a step feeds the model (train/feed.py)
+        self.feed.setup(model)
         self.cfg = cfg
         self.should_stop = should_stop
         self.data = data
@@ -290,10 +293,10 @@ class Trainer:
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
         return loss, loss.detach() * y.numel()
 
-    # Hooks: what a step feeds the model. Subclasses change them (train/frozen.py trains a head
-    # on cached features), never the loop, so resume and early stopping work the same for all.
+    # What a step feeds the model: the feed's (train/feed.py), never the loop's own, so resume and
+    # early stopping work the same for all; the world's split of a batch (distributed_trainer.py).
     def _train_inputs(self) -> torch.Tensor:
-        return self.data.train.images.to(self.device)
+        return self.feed.train_inputs(self)
 
     def _step_batch(
         self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
@@ -301,26 +304,20 @@ class Trainer:
         """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
         return self._batch(images, idx, gen), labels[idx]
 
-    def _flip_mask(self, idx: torch.Tensor) -> torch.Tensor | None:
+    def flip_mask(self, idx: torch.Tensor) -> torch.Tensor | None:
         """Which images of the batch ``idx`` are mirrored, with ``alternate_flip``; else None (a coin each)."""
         if self.flip_base is None:
             return None
         return self.flip_base[idx] ^ bool(self.epoch % 2)
 
     def _batch(self, images: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        x = self.preprocess.normalize(images[idx])
-        if self.augment.active:
-            x = self.augment(x, gen, self._flip_mask(idx))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return self.feed.batch(self, images, idx, gen)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.feed.forward(self, x)
 
     def _val_logits(self) -> torch.Tensor:
-        assert self.data.val is not None
-        return batched_logits(self.model, self.data.val.images, self.preprocess, self.device)
+        return self.feed.val_logits(self)
 
     def _run_epoch(
         self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None

@@ -85,17 +85,17 @@ def test_a_run_with_alternating_flips_differs_and_resumes_bit_exact(toy, tmp_pat
 
 
 def test_a_head_on_frozen_features_sees_the_mirrored_features_the_mask_says():
-    # FrozenFeatureTrainer._batch picks each image's plain (0) or mirrored (1) features by the
+    # The frozen-features feed picks each image's plain (0) or mirrored (1) features by the
     # trainer's flip mask, as the image path mirrors by it.
     from types import SimpleNamespace
 
-    from sightline.train.frozen import FrozenFeatureTrainer
+    from sightline.train.frozen import FrozenFeatures
 
     features = torch.stack(
         [torch.zeros(16, 2), torch.ones(16, 2)]
     )  # (views, N, F): 0 plain, 1 mirrored
     idx = torch.arange(15, -1, -1)
     mask = alternating_flips(16, seed=3)
-    stub = SimpleNamespace(_flip_mask=lambda i: mask if torch.equal(i, idx) else None)
-    batch = FrozenFeatureTrainer._batch(stub, features, idx, torch.Generator().manual_seed(0))
+    stub = SimpleNamespace(flip_mask=lambda i: mask if torch.equal(i, idx) else None)
+    batch = FrozenFeatures().batch(stub, features, idx, torch.Generator().manual_seed(0))
     assert torch.equal(batch[:, 0], mask.float())
