@@ -9,7 +9,6 @@ import platform
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from sightline.errors import ConfigError
 
@@ -132,17 +131,6 @@ def retain_freed_cpu_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 
-def has_conv(model: nn.Module) -> bool:
-    from sightline.models.summary import conv_layers
-
-    return bool(conv_layers(model))
-
-
-def use_channels_last(model: nn.Module, device: torch.device) -> bool:
-    """Convnets run ~1.5x faster in NHWC on CPU (oneDNN) and on tensor-core GPUs."""
-    return has_conv(model) and device.type in ("cpu", "cuda")
-
-
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN runs bf16
     convolutions and matmuls on the matrix units. ``torch.cpu._is_amx_tile_supported`` is
@@ -195,11 +183,6 @@ def describe_cpu() -> str:
         return f"{name}, AMX (convnets train in bf16)"
     vector = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
     return f"{name}, {vector or 'no AMX'} without AMX (float32)"
-
-
-def cpu_bf16_is_fast(model: nn.Module) -> bool:
-    """Whether ``model`` trains faster in bf16 than in float32 on this CPU: a convnet on AMX."""
-    return has_conv(model) and cpu_has_amx()
 
 
 def autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:

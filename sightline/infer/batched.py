@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
-from sightline.devices import retain_freed_cpu_memory, use_channels_last
+from sightline.devices import retain_freed_cpu_memory
+from sightline.models.hardware import use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
 # large images fall out of the CPU caches: EfficientNet-Lite0 at 224 px runs 10 img/s at batch

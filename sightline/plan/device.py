@@ -66,7 +66,7 @@ def adapt_to_device(
     note lines saying what changed. A frozen-feature head (``freeze``) trains on cached features
     and keeps its own settings; small data keeps its batch (it needs the steps more than speed),
     and so do large images (``image_pixels`` = H x W; memory). ``fast_bf16``: the model trains
-    faster in bf16 on this CPU (a convnet on an AMX CPU: ``sightline.devices.cpu_bf16_is_fast``)."""
+    faster in bf16 on this CPU (a convnet on an AMX CPU: ``sightline.models.hardware.cpu_bf16_is_fast``)."""
     if (
         device_type == "cpu"
         and fast_bf16

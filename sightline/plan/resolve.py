@@ -209,8 +209,9 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
     """``plan`` with its training ``config``: the folder recipe for a user's folder, the
     config's layers, the data's framing augmentation and the device's defaults for ``model``."""
     from sightline.data.augment import default_reframe
-    from sightline.devices import cpu_bf16_is_fast, resolve_device
+    from sightline.devices import resolve_device
     from sightline.models import get_model_entry
+    from sightline.models.hardware import cpu_bf16_is_fast
     from sightline.plan.device import adapt_to_device
 
     train = dict(plan.train_options)

@@ -21,7 +21,8 @@ from typing import Any
 from torch import nn
 
 from sightline.data.dataset import Dataset
-from sightline.devices import cpu_has_amx, cpu_has_avx512_bf16, has_conv
+from sightline.devices import cpu_has_amx, cpu_has_avx512_bf16
+from sightline.models.hardware import has_conv
 from sightline.plan.config import TrainConfig, plan_steps
 from sightline.train.time_budget import measure_step_seconds
 

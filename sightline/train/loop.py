@@ -35,9 +35,9 @@ from sightline.devices import (
     resolve_device,
     retain_freed_cpu_memory,
     to_device,
-    use_channels_last,
 )
 from sightline.errors import ConfigError, failure_text
+from sightline.models.hardware import use_channels_last
 from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
 from sightline.run import checkpoint as ckpt
 from sightline.run.folders import training_process

@@ -107,7 +107,6 @@ LAYERS = [
 ]
 # Imports that still reach up a layer, each a late import in one function: to be moved down.
 KNOWN_UPWARD = {
-    ("sightline.devices", "sightline.models.summary"),  # has_conv: conv_layers is the models'
     ("sightline.run.run", "sightline.infer.metrics"),  # Run.evaluate's metrics
     ("sightline.run.export", "sightline.infer.batched"),  # export's parity check
     ("sightline.run.export", "sightline.infer.onnx"),

@@ -384,6 +384,7 @@ def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
     import torch
 
     from sightline import devices
+    from sightline.models import hardware
 
     assert isinstance(devices.cpu_has_amx(), bool)  # this machine's answer, whatever it is
     cpu = torch.device("cpu")
@@ -393,9 +394,9 @@ def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
     convnet = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
     mlp = sightline.create_model("mlp", (1, 12, 12), 3, hidden=8)
     monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
-    assert devices.cpu_bf16_is_fast(convnet) and not devices.cpu_bf16_is_fast(mlp)
+    assert hardware.cpu_bf16_is_fast(convnet) and not hardware.cpu_bf16_is_fast(mlp)
     monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)
-    assert not devices.cpu_bf16_is_fast(convnet)
+    assert not hardware.cpu_bf16_is_fast(convnet)
     monkeypatch.undo()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: 1 / 0, raising=False)
     assert (
@@ -405,7 +406,7 @@ def test_autocast_follows_the_resolved_amp_setting(monkeypatch):
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_fit_records_bf16_on_an_amx_cpu_and_the_run_learns(tmp_path, monkeypatch, amx):
-    monkeypatch.setattr("sightline.devices.cpu_bf16_is_fast", lambda model: amx)
+    monkeypatch.setattr("sightline.models.hardware.cpu_bf16_is_fast", lambda model: amx)
     events: list[dict] = []
     model = sightline.create_model("fastcnn", (1, 12, 12), 3, width=8)
     run = sightline.fit(
