@@ -80,22 +80,14 @@ def run_training(
         should_stop: checked between training steps; True stops with everything saved.
         **train_options: ``TrainConfig`` fields; unset ones take the model's tuned defaults.
     """
+    from sightline.plan import TrainRequest
+
+    request = TrainRequest(
+        dataset, model, recipe, data_options or {}, model_options or {}, train_options
+    )
     try:
         return _run(
-            dataset,
-            model,
-            recipe,
-            data_options or {},
-            model_options or {},
-            resume,
-            evaluate,
-            report,
-            name,
-            runs_dir,
-            progress,
-            on_event,
-            should_stop,
-            train_options,
+            request, resume, evaluate, report, name, runs_dir, progress, on_event, should_stop
         )
     except BaseException as e:
         _emit(on_event, "failed", error=str(e) or type(e).__name__, type=type(e).__name__)
@@ -103,22 +95,16 @@ def run_training(
 
 
 def _run(
-    dataset,
-    model,
-    recipe,
-    data_options,
-    model_options,
+    request,
     resume,
-    evaluate,
-    report,
-    name,
+    evaluate: bool,
+    report: bool,
+    name: str | None,
     runs_dir,
-    progress,
-    on_event,
+    progress: str,
+    on_event: EventFn | None,
     should_stop,
-    train_options,
 ) -> TrainingResult:
-    from sightline.plan import TrainRequest
     from sightline.train import api, distributed
 
     ctx = distributed.current()  # under torchrun: rank 0 alone reports and writes
@@ -135,7 +121,6 @@ def _run(
             run, data=data, progress=progress, on_event=on_event, should_stop=should_stop
         )
     else:
-        request = TrainRequest(dataset, model, recipe, data_options, model_options, train_options)
         plan, data, net = api.prepare(request, progress=progress, on_event=on_event)
         model_config, device = net.sightline_config, plan.config.device
         run = api.train_plan(plan, net, data, name=name, runs_dir=runs_dir, progress=progress,

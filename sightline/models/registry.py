@@ -139,6 +139,20 @@ def get_model_entry(name: str) -> ModelEntry:
     return entries[name]
 
 
+def check_model_options(
+    name: str, options: dict, entry: ModelEntry | None = None
+) -> dict[str, object]:
+    """Model ``name``'s options with their defaults; ModelError naming any of ``options`` it
+    does not have (read without importing the model's module: a server checks a job with it
+    before queueing)."""
+    known = (entry or get_model_entry(name)).options()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
+    return known
+
+
 def create_model(
     name: str, input_shape: tuple[int, int, int], num_classes: int, **options: object
 ) -> nn.Module:
@@ -149,11 +163,7 @@ def create_model(
     entry = get_model_entry(name)
     builder = entry.builder  # imports the family module (and PyTorch) on first use
     entry = _REGISTRY.get(name, entry)  # once imported, the decorator's own entry
-    known = entry.options()
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        raise ModelError(f"model {name!r} has no option {', '.join(unknown)}; its options: {valid}")
+    known = check_model_options(name, options, entry)
     input_shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
     try:
         # A switch (an option whose default is True or False) takes only those: a string such as

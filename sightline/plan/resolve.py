@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sightline.errors import ConfigError, ModelError
+from sightline.errors import ConfigError
 from sightline.plan.config import TrainConfig, check_option_names, resolve_config
 
 DEFAULT_DATASET = "fashion-mnist"
@@ -68,24 +68,6 @@ class Plan:
     def note(self, topic: str, text: str) -> None:
         self.notes.append({"topic": topic, "text": text})
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data (a Dataset given in memory is named by its ``name``)."""
-        dataset = self.dataset
-        if isinstance(dataset, os.PathLike):
-            dataset = os.fspath(dataset)
-        elif not isinstance(dataset, (str, type(None))):
-            dataset = getattr(dataset, "name", str(dataset))
-        return {
-            "dataset": dataset,
-            "data_options": dict(self.data_options),
-            "model": self.model,
-            "model_options": dict(self.model_options),
-            "recipe": self.recipe,
-            "given": sorted(self.given),
-            "train": self.config.to_dict() if self.config is not None else None,
-            "notes": list(self.notes),
-        }
-
 
 # ----------------------------------------------------------------------------- before the data
 def resolve(request: TrainRequest, *, model_config: dict[str, Any] | None = None) -> Plan:
@@ -108,7 +90,11 @@ def resolve(request: TrainRequest, *, model_config: dict[str, Any] | None = None
     plan = Plan(dataset, data_options, model or "", model_options, train, given, request.recipe)
 
     if plan.recipe is None and model_config is None:
-        plan.recipe = _gpu_recipe(dataset, model, model_options, data_options, train)
+        from sightline.plan.recipes import gpu_default_recipe
+
+        plan.recipe = gpu_default_recipe(
+            dataset, model, model_options, data_options, train.get("device")
+        )
         if plan.recipe is not None:
             plan.note(
                 "recipe",
@@ -123,14 +109,10 @@ def resolve(request: TrainRequest, *, model_config: dict[str, Any] | None = None
 
     plan.model = model or default_model(plan.dataset)
     if model_config is None:
-        _check_model_options(plan.model, plan.model_options)
+        from sightline.models.registry import check_model_options
+
+        check_model_options(plan.model, plan.model_options)
     return plan
-
-
-def _gpu_recipe(dataset, model, model_options, data_options, train) -> str | None:
-    from sightline.plan.recipes import gpu_default_recipe
-
-    return gpu_default_recipe(dataset, model, model_options, data_options, train.get("device"))
 
 
 def _apply_named_recipe(plan: Plan, model: str | None) -> str:
@@ -191,17 +173,6 @@ def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | No
         plan.train_options["freeze"] = True
         plan.given.add("freeze")
     return model
-
-
-def _check_model_options(name: str, options: dict[str, Any]) -> None:
-    from sightline.models import get_model_entry
-
-    known = get_model_entry(name).options()  # ModelError listing the models
-    unknown = sorted(set(options) - set(known) - {"pretrained"})
-    if unknown or ("pretrained" in options and "pretrained" not in known):
-        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        bad = unknown or ["pretrained"]
-        raise ModelError(f"model {name!r} has no option {', '.join(bad)}; its options: {valid}")
 
 
 # ----------------------------------------------------------------------------- after the data

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
-from sightline.run.layout import EVALUATIONS
+from sightline.run.layout import EVALUATIONS, RunLayout
 
 FOLDER = EVALUATIONS
+LOGITS = ".logits.safetensors"  # an evaluation's saved logits and labels, beside its JSON
 TEST_KEY = "test"
 
 
@@ -58,22 +59,22 @@ def save_evaluation(
     run_dir: Path, key: str, record: dict[str, Any], table: str, logits=None, labels=None
 ) -> Path:
     """Write ``<key>.json`` (+ ``.txt`` and the logits) atomically; returns the JSON path."""
-    folder = Path(run_dir) / FOLDER
+    files = RunLayout(run_dir)
     if logits is not None and labels is not None:
         from safetensors.torch import save as st_save
 
         blob = st_save(
             {"logits": logits.float().contiguous(), "labels": labels.long().contiguous()}
         )
-        atomic_write_bytes(folder / f"{key}.logits.safetensors", blob)
-    atomic_write_bytes(folder / f"{key}.txt", (table + "\n").encode("utf-8"))
-    path = folder / f"{key}.json"
+        atomic_write_bytes(files.evaluation(key, LOGITS), blob)
+    atomic_write_bytes(files.evaluation(key, ".txt"), (table + "\n").encode("utf-8"))
+    path = files.evaluation(key)
     atomic_write_json(path, record)  # last: a JSON file means its companions are complete
     return path
 
 
 def read_evaluation(run_dir: Path, key: str) -> dict[str, Any] | None:
-    path = Path(run_dir) / FOLDER / f"{key}.json"
+    path = RunLayout(run_dir).evaluation(key)
     try:
         return read_json(path) if path.is_file() else None
     except (OSError, ValueError):
@@ -81,7 +82,7 @@ def read_evaluation(run_dir: Path, key: str) -> dict[str, Any] | None:
 
 
 def list_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
-    folder = Path(run_dir) / FOLDER
+    folder = RunLayout(run_dir).evaluations
     if not folder.is_dir():
         return {}
     found = {}
@@ -94,7 +95,7 @@ def list_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def load_logits(run_dir: Path, key: str):
     """(logits, labels) saved with an evaluation, or None."""
-    path = Path(run_dir) / FOLDER / f"{key}.logits.safetensors"
+    path = RunLayout(run_dir).evaluation(key, LOGITS)
     if not path.is_file():
         return None
     from safetensors import SafetensorError

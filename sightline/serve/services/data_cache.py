@@ -94,7 +94,7 @@ def run_test_split(cache: BoundedCache, run: Run):
 
     stamp = (
         _stat(RunLayout(run.path).config),
-        _stat(RunLayout(run.path).evaluation(store.TEST_KEY, ".logits.safetensors")),
+        _stat(RunLayout(run.path).evaluation(store.TEST_KEY, store.LOGITS)),
     )
     return cache.get(run.name, stamp, lambda: _load_test_split(run))
 

@@ -61,10 +61,7 @@ def test_a_run_whose_trainer_is_gone_is_interrupted_not_running_forever(runs):
 def test_a_live_trainer_or_one_on_another_machine_stays_running(runs):
     assert _status_with(runs, training_process()).status["status"] == "running"
     elsewhere = {**training_process(), "host": "another-machine"}
-    assert _status_with(runs, elsewhere).status == {
-        **_status_with(runs, elsewhere).status,
-        "status": "running",
-    }
+    assert _status_with(runs, elsewhere).status["status"] == "running"  # this machine can't tell
     reused = {**training_process(), "started": "1"}  # our pid, but another process's start
     assert _status_with(runs, reused).status["status"] == "interrupted"
 
