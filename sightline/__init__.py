@@ -51,7 +51,7 @@ _EXPORTS = {
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
     "export_onnx": "sightline.run.export",
-    "load_onnx": "sightline.infer.onnx",
+    "load_onnx": "sightline.run.exported",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -59,13 +59,13 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
-    from sightline.infer.onnx import load_onnx
     from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
     from sightline.pipeline import TrainingResult, run_training
     from sightline.plan.config import TrainConfig
     from sightline.run import Run, list_runs, load_run
     from sightline.run.export import export_onnx
+    from sightline.run.exported import load_onnx
     from sightline.train.api import fit, resume
 
 __all__ = [

@@ -114,7 +114,8 @@ def _current_export(run, args: argparse.Namespace):
     times faster: benchmarks/README.md); else None (PyTorch)."""
     from sightline.devices import resolve_device
     from sightline.errors import NotExportedError
-    from sightline.infer.onnx import export_path, load_exported, runs_beside_torch
+    from sightline.infer.onnx import runs_beside_torch
+    from sightline.run.exported import export_path, load_exported
 
     if not runs_beside_torch(args.device) or not export_path(run, args.checkpoint).is_file():
         return None
@@ -132,7 +133,8 @@ def _current_export(run, args: argparse.Namespace):
 
 def _open_onnx(args: argparse.Namespace):
     """The ``OnnxModel`` of ``--onnx FILE``, or of ``--run``'s export with ``--engine onnx``."""
-    from sightline.infer.onnx import OnnxModel, load_exported, require_packages
+    from sightline.infer.onnx import OnnxModel, require_packages
+    from sightline.run.exported import load_exported
 
     require_packages(["onnxruntime"], "--engine onnx")
     if args.onnx:

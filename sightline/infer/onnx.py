@@ -26,19 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sightline.errors import NotExportedError, RunError, SightlineError
+from sightline.errors import RunError, SightlineError
 from sightline.infer.batched import MAX_BATCH_VALUES
-from sightline.run.layout import EXPORT, RunLayout
 
 if TYPE_CHECKING:
     from sightline.data.preprocess import ImageInput, Preprocess
     from sightline.infer.predict import PredictionReport
-    from sightline.run import Run
 
 META_KEY = "sightline"
 FORMAT = "sightline-onnx/1"
 INSTALL_HINT = 'pip install "sightline[onnx]"'
-EXPORT_FOLDER = EXPORT
 
 
 def require_packages(modules: Sequence[str], purpose: str) -> None:
@@ -67,13 +64,6 @@ def runs_beside_torch(device: str | torch.device | None = "auto") -> bool:
 
         return "CUDAExecutionProvider" in ort.get_available_providers()
     return False
-
-
-def export_path(run: Run, which: str = "best") -> Path:
-    """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
-    if which not in ("best", "last"):
-        raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
-    return RunLayout(run.path).onnx(which)
 
 
 def providers(device: str | torch.device | None = "auto") -> list[Any]:
@@ -251,41 +241,3 @@ class OnnxModel:
         return predict_images(
             self, self.preprocess, self.classes, images, top_k=top_k, keep_seen=keep_seen
         )
-
-
-def load_exported(
-    run: Run, which: str = "best", device: str | torch.device | None = "auto"
-) -> OnnxModel:
-    """A run's ``export/<which>.onnx``, named after the run. ``NotExportedError`` when there is
-    none, or when it was exported from another checkpoint than the run's current one (the run
-    trained on since): a stale export is never used silently."""
-    from sightline.fileio import file_sha256
-
-    path = export_path(run, which)
-    again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
-    if not path.is_file():
-        raise NotExportedError(
-            f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`"
-        )
-    model = OnnxModel.load(path, device, name=run.name)
-    if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
-        raise NotExportedError(
-            f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
-            f"export it again with `{again}`"
-        )
-    return model
-
-
-def load_onnx(
-    source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto"
-) -> OnnxModel:
-    """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
-
-    ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
-    or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
-    from sightline.run import Run, load_run
-
-    if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
-        return OnnxModel.load(source, device)
-    run = source if isinstance(source, Run) else load_run(source)
-    return load_exported(run, which, device)

@@ -42,8 +42,9 @@ from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, file_sha256
 from sightline.infer.batched import batched_logits
-from sightline.infer.onnx import FORMAT, META_KEY, export_path, make_session, require_packages
+from sightline.infer.onnx import FORMAT, META_KEY, make_session, require_packages
 from sightline.run import Run, load_run
+from sightline.run.exported import export_path
 
 PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
 CHECK_IMAGES = 256

@@ -294,10 +294,10 @@ def _trainer(
     callbacks: list[Any],
     should_stop: Callable[[], bool] | None,
 ) -> Trainer:
-    if distributed.current().active:
-        from sightline.train.distributed_trainer import DistributedTrainer
+    if distributed.current().active:  # freeze is refused there (distributed.resolve_for_world)
+        from sightline.train.distributed.world import DistributedWorld
 
-        return DistributedTrainer(model, data, cfg, run_dir, callbacks, should_stop)
+        return Trainer(model, data, cfg, run_dir, callbacks, should_stop, world=DistributedWorld())
     if not cfg.freeze:
         return Trainer(model, data, cfg, run_dir, callbacks, should_stop)
     from sightline.train.frozen import FrozenFeatures, supports_frozen_features

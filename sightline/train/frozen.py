@@ -101,7 +101,7 @@ class FrozenFeatures(ImageFeed):
                 now = time.monotonic()
                 if now - last[0] >= 0.25 or done == total:
                     last[0] = now
-                    trainer._emit(
+                    trainer.emit(
                         "on_features",
                         {
                             "split": split,
@@ -117,7 +117,7 @@ class FrozenFeatures(ImageFeed):
             )  # fmt: skip
             took = time.monotonic() - started
             what = f"{len(images):,} {split} images" + (" (mirrored)" if flip else "")
-            trainer._emit(
+            trainer.emit(
                 "on_message",
                 f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)",
             )

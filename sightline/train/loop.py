@@ -13,6 +13,9 @@ Why it looks the way it does:
 * Training is a job: a ``should_stop`` callable (or Ctrl-C) stops it between two steps with
   everything saved; an exception or a non-finite loss marks the run ``failed`` with the reason;
   the caller's global RNG state is the same after training as before.
+* The loop is the same for every run: what a batch is comes from its feed (train/feed.py), who
+  trains (one process, or a rank of several) from its world (train/world.py), and everything
+  around a step (checkpoints, metrics, early stopping, ...) from its concerns (train/callbacks/).
 """
 
 from __future__ import annotations
@@ -25,37 +28,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sightline.data.augment import Augment, alternating_flips, default_reframe
 from sightline.data.dataset import Dataset
-from sightline.devices import (
-    autocast_dtype,
-    resolve_device,
-    retain_freed_cpu_memory,
-    to_device,
-)
+from sightline.devices import resolve_device, retain_freed_cpu_memory, to_device
 from sightline.errors import ConfigError, failure_text
 from sightline.models.hardware import use_channels_last
-from sightline.plan.config import TrainConfig, plan_steps, steps_per_epoch  # noqa: F401 (re-exported)
+from sightline.plan.config import TrainConfig, plan_steps
 from sightline.run import checkpoint as ckpt
-from sightline.run.folders import training_process
 from sightline.run.layout import RunLayout
 from sightline.train import cuda_graphs
-from sightline.train.callbacks import (  # noqa: F401 (TrainingDiverged, METRIC_COLUMNS: re-exported)
-    METRIC_COLUMNS,
+from sightline.train.callbacks import (
     Callback,
     Checkpointing,
     DivergenceCheck,
     EarlyStopping,
     LookaheadAveraging,
     MetricsFile,
-    TrainingDiverged,
 )
+from sightline.train.callbacks.progress_events import ProgressEvents
 from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
+from sightline.train.precision import Precision
+from sightline.train.world import World
 
 
 class StopRequested(Exception):
@@ -78,15 +75,17 @@ class Trainer:
         callbacks: list[Any],
         should_stop: Callable[[], bool] | None = None,
         feed: ImageFeed | None = None,
+        world: World | None = None,
     ) -> None:
         self.feed = feed or ImageFeed()  # what a step feeds the model (train/feed.py)
         self.feed.setup(model)
+        self.world = world or World()  # one process, or a rank of several (train/world.py)
         self.cfg = cfg
         self.should_stop = should_stop
         self.data = data
         self.run_dir = Path(run_dir)
-        self.callbacks = callbacks
-        self.device = resolve_device(cfg.device)
+        self.callbacks = callbacks if self.world.is_main else []
+        self.device = self.world.device(resolve_device(cfg.device))
         if self.device.type == "cpu":
             retain_freed_cpu_memory()  # each step reuses the last one's memory instead of page-faulting it in
         self.channels_last = use_channels_last(model, self.device)
@@ -94,18 +93,18 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = create_optimizer(self.model, cfg)
-        self.amp_dtype = autocast_dtype(self.device, cfg.amp)
+        self.precision = Precision(self.device, cfg.amp)  # bf16/fp16 autocast, fp16's loss scale
         # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
         self.graphs = (
             cuda_graphs.GraphedTraining(
                 self.model,
-                lambda msg: self._emit("on_message", msg),
+                lambda msg: self.emit("on_message", msg),
                 batch_size=min(cfg.batch_size, len(data.train)),
             )
-            if cuda_graphs.wanted(self.device.type, cfg)
+            if self.world.allows_cuda_graphs and cuda_graphs.wanted(self.device.type, cfg)
             else None
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.precision.cache_weights = self.graphs is None
         reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
         self.augment = Augment(cfg.translate, cfg.flips(data.flip), reframe)
         self.flip_base = (
@@ -125,14 +124,9 @@ class Trainer:
         self.meta = ckpt.model_metadata(
             model, data.classes, self.preprocess.to_dict(), dataset=data.name
         )
-        monitor = (
-            cfg.monitor
-            if data.val is not None or not cfg.monitor.startswith("val_")
-            else cfg.monitor[4:]
-        )
         # The training concerns, in the order their hooks run (train/callbacks/): the best epoch
         # is known before its checkpoint is written.
-        self.early = EarlyStopping(monitor, cfg.patience, cfg.min_delta)
+        self.early = EarlyStopping(cfg.monitor, cfg.patience, cfg.min_delta, data.val is not None)
         self.lookahead = LookaheadAveraging(self.model) if cfg.lookahead else None
         self.files = MetricsFile()
         self.concerns: list[Callback] = [
@@ -141,6 +135,7 @@ class Trainer:
             self.early,
             Checkpointing(cfg.checkpoint_every),
             self.files,
+            ProgressEvents(),  # last: the events tell what the concerns before it decided
         ]
         self.plan = plan_steps(len(data.train), cfg)
         self.steps = self.plan.steps_per_epoch
@@ -159,12 +154,12 @@ class Trainer:
         self.status = "running"
         self.error: str | None = None
         self.stop_requested = False  # set by Ctrl-C; checked between steps
-        self.writes = True  # this process writes the run folder (under torchrun: rank 0 only)
-        self.images_factor = 1  # images per step over this process's own (the ranks' total)
-        self.sigint_repeat_window = 0.0  # a second Ctrl-C within this many seconds is the same one
+        self.writes = self.world.is_main  # this process writes the run folder
+        self.world.attach(self)
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: str, payload: Any) -> None:
+    def emit(self, event: str, payload: Any) -> None:
+        """Tell the displays and the user's callbacks (JSON-ready payloads, never the trainer)."""
         for cb in self.callbacks:
             fn = getattr(cb, event, None)
             if fn is not None:
@@ -179,16 +174,12 @@ class Trainer:
     def monitor(self) -> str:
         return self.early.monitor
 
-    @property
-    def mode(self) -> str:
-        return self.early.mode
-
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, gen: torch.Generator | None) -> dict[str, Any]:
         state = {
             "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.precision.state_dict(),
             "lookahead": None,  # the concerns' own state follows (Lookahead's, when it trains)
             "rng_cpu": torch.get_rng_state(),
             "epoch": self.epoch,
@@ -205,26 +196,22 @@ class Trainer:
             state.update(concern.state_dict())
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        self.world.save_state(self, state)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> torch.Generator | None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state)
         for concern in self.concerns:
             concern.load_state_dict(state)
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-        for key in (
-            "epoch",
-            "step_in_epoch",
-            "global_step",
-            "epoch_time",
-            "history",
-        ):
+        for key in ("epoch", "step_in_epoch", "global_step", "epoch_time", "history"):
             setattr(self, key, state[key])
         self.sums = state["sums"].to(self.device, self.sum_dtype)
+        self.world.load_state(self, state)
         if state["epoch_generator"] is None:
             return None
         gen = torch.Generator()
@@ -237,40 +224,22 @@ class Trainer:
             ckpt.save_state(RunLayout(self.run_dir).resume, state)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            # Who trains it, while it trains: a listing shows a killed trainer's run as interrupted.
-            **({"process": training_process()} if self.status == "running" else {}),
-            "epochs_done": self.epoch,
-            "epochs": self.cfg.epochs,
-            "global_step": self.global_step,
-            "monitor": self.monitor,
-            "best_value": self.early.best_value,
-            "best_epoch": self.early.best_epoch,
-            "steps_per_epoch": self.plan.steps_per_epoch,
-            "total_steps": self.plan.total_steps,
-            "stop_step": self.plan.stop_step,
-            "train_size": self.plan.train_size,
-            "last": self.history[-1] if self.history else None,
-            "error": self.error,
-        }
+        return self.files.summary(self)  # status.json
 
     # ------------------------------------------------------------------ one epoch
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         cfg = self.cfg
         set_lr(
             self.optimizer,
             cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup),
         )
-        logits = self.graphs(x, self._autocast) if self.graphs is not None else None
-        with self._autocast():
+        autocast = self.precision.autocast
+        logits = self.graphs(x, autocast) if self.graphs is not None else None
+        with autocast():
             if logits is None:
-                logits = self._forward(x)
-            loss, loss_sum = self._loss(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+                logits = self.world.forward(self, x)
+            loss, loss_sum = self.world.loss(self, logits, y)
+        self.precision.backward_and_step(loss, self.optimizer)
         self.global_step += 1
         self._call("on_optimizer_step")
         self.step_in_epoch += 1
@@ -279,45 +248,21 @@ class Trainer:
             self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
             self.sums[2] += y.numel()
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self.amp_dtype:
-            return contextlib.nullcontext()
-        # CUDA graphs need autocast without its cache of cast weights (each weight is cast once
-        # per step here anyway, so the cache saves nothing).
-        return torch.autocast(
-            self.device.type, dtype=self.amp_dtype, cache_enabled=self.graphs is None
-        )
-
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the loss to back-propagate, the summed loss of these images for the metrics)."""
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
-        return loss, loss.detach() * y.numel()
-
-    # What a step feeds the model: the feed's (train/feed.py), never the loop's own, so resume and
-    # early stopping work the same for all; the world's split of a batch (distributed_trainer.py).
-    def _train_inputs(self) -> torch.Tensor:
+    # What a step trains on: the feed's batch (train/feed.py), of which the world keeps this
+    # process's rows (train/world.py), so resume and early stopping work the same for all.
+    def train_inputs(self) -> torch.Tensor:
         return self.feed.train_inputs(self)
 
-    def _step_batch(
-        self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+    def step_batch(
+        self, inputs: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
-        return self._batch(images, idx, gen), labels[idx]
+        return self.world.step_batch(self, inputs, labels, idx, gen)
 
     def flip_mask(self, idx: torch.Tensor) -> torch.Tensor | None:
         """Which images of the batch ``idx`` are mirrored, with ``alternate_flip``; else None (a coin each)."""
         if self.flip_base is None:
             return None
         return self.flip_base[idx] ^ bool(self.epoch % 2)
-
-    def _batch(self, images: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return self.feed.batch(self, images, idx, gen)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.feed.forward(self, x)
-
-    def _val_logits(self) -> torch.Tensor:
-        return self.feed.val_logits(self)
 
     def _run_epoch(
         self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None
@@ -330,8 +275,6 @@ class Trainer:
         perm = to_device(torch.randperm(len(labels), generator=fresh), self.device)
         gen = gen if gen is not None else fresh
         start = time.monotonic() - self.epoch_time
-        last_report = 0.0
-        shown: dict[str, float] = {}
         bs = cfg.batch_size
         self.model.train()
         if cfg.head_epochs:  # fine-tuning: the new head learns alone first
@@ -340,76 +283,41 @@ class Trainer:
         while self.step_in_epoch < self.steps:
             if self.global_step >= self.plan.stop_step:
                 return False
-            if self._stop_now():
+            if self.world.stop_now(self):
                 self.stop_requested = True
                 raise StopRequested
             i = self.step_in_epoch
             end = len(labels) if i == self.steps - 1 else (i + 1) * bs
             idx = perm[i * bs : end]
-            self._train_step(*self._step_batch(images, labels, idx, gen))
+            self.train_step(*self.step_batch(images, labels, idx, gen))
             self.epoch_time = time.monotonic() - start
-            self._call("on_step_end")
-            now = time.monotonic()
-            if now - last_report >= 0.1 or self.step_in_epoch == self.steps:
-                last_report = now  # reading the sums syncs with the GPU: at most 10x a second
-                loss_sum, correct, seen = self.sums.tolist()
-                self._call("on_sums", loss_sum, None)
-                shown = {
-                    "loss": loss_sum / max(seen, 1),
-                    "accuracy": correct / max(seen, 1),
-                    "images_per_sec": seen * self.images_factor / max(self.epoch_time, 1e-9),
-                }
-            self._emit(
-                "on_step",
-                {
-                    "epoch": self.epoch + 1,
-                    "step": self.step_in_epoch,
-                    "steps": self.steps,
-                    **shown,
-                    "steps_per_sec": self.step_in_epoch / max(self.epoch_time, 1e-9),
-                },
-            )
+            self._call("on_step_end")  # the step's progress event too (ProgressEvents)
         return True
 
-    def _stop_now(self) -> bool:
+    def stop_asked(self) -> bool:
+        """Ctrl-C was pressed or ``should_stop()`` says stop (this process's view)."""
         return self.stop_requested or (self.should_stop is not None and self.should_stop())
 
-    def _epoch_sums(self) -> list[float]:
-        """(loss sum, correct, images) of the epoch so far."""
-        return self.sums.tolist()
-
-    def _agree(self, flag: bool) -> bool:
-        """A decision all processes take together (under torchrun: rank 0's)."""
-        return flag
+    def read_sums(self) -> list[float]:
+        """(loss sum, correct, images) of this process's epoch so far, read back from the device
+        (a GPU sync) and shown to the concerns that watch the loss."""
+        loss_sum, correct, seen = self.sums.tolist()
+        self._call("on_sums", loss_sum, None)
+        return [loss_sum, correct, seen]
 
     def _end_epoch(self) -> bool:
         """Validate, record, checkpoint. Returns True when early stopping says stop."""
-        loss_sum, correct, seen = self._epoch_sums()
-        self._call("on_sums", loss_sum, loss_sum / max(seen, 1))
-        row: dict[str, Any] = {
-            "epoch": self.epoch + 1,
-            "loss": round(loss_sum / max(seen, 1), 6),
-            "accuracy": round(correct / max(seen, 1), 6),
-            "val_loss": None,
-            "val_accuracy": None,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "time": round(self.epoch_time, 3),
-            "images_per_sec": round(seen / max(self.epoch_time, 1e-9), 1),
-        }
-        if self.data.val is not None:
-            val = self.data.val
-            logits = self._val_logits()
-            row["val_loss"] = round(F.cross_entropy(logits, val.labels.cpu()).item(), 6)
-            row["val_accuracy"] = round(
-                (logits.argmax(1) == val.labels.cpu()).double().mean().item(), 6
-            )
-        self._call("on_epoch_end", row)  # the best epoch and its checkpoint, early stopping
+        sums = self.world.epoch_sums(self)
+        self._call("on_sums", sums[0], sums[0] / max(sums[2], 1))
+        val_logits = self.world.val_logits(self) if self.data.val is not None else None
+        row = self.files.epoch_row(self, sums, val_logits)
+        # The best epoch and its checkpoint, early stopping, then the epoch's event.
+        self._call("on_epoch_end", row)
         self.history.append(row)
         self.epoch += 1
         self.step_in_epoch = 0
         self.epoch_time = 0.0
         self.sums.zero_()
-        self._emit("on_epoch_end", row)
         return self.stop_training
 
     def save_model(self, which: str, meta: dict[str, Any]) -> None:
@@ -427,10 +335,9 @@ class Trainer:
             try:
                 return self._fit(resume_state)
             finally:
-                if (
-                    self.graphs is not None
-                ):  # the graph's memory goes back, also while a caller keeps the trainer
+                if self.graphs is not None:  # its memory goes back, also if the trainer is kept
                     self.graphs.release()
+                self.world.detach(self)
 
     def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:
         if self.writes:
@@ -439,27 +346,11 @@ class Trainer:
         if resume_state is not None:
             gen = self.load_state_dict(resume_state)
         else:
-            self._seed()
-        self._emit(
-            "on_train_begin",
-            {
-                "epochs": self.cfg.epochs,
-                "steps_per_epoch": self.steps,
-                "start_epoch": self.epoch + 1,
-                "total_steps": self.plan.total_steps,
-                "stop_step": self.plan.stop_step,
-                "global_step": self.global_step,
-                "train_size": len(self.data.train),
-                "val_size": len(self.data.val) if self.data.val is not None else 0,
-                "device": str(self.device),
-                "run_dir": str(self.run_dir),
-                "monitor": self.monitor,
-            },
-        )
+            self.world.seed(self)
         self.status = "running"
         self._call("on_train_begin")
         try:
-            with graceful_sigint(self, self.sigint_repeat_window):
+            with graceful_sigint(self, self.world.sigint_repeat_window):
                 self._loop(gen)
         except Exception as e:
             # Whatever went wrong, the run folder says so: never "running" forever.
@@ -467,31 +358,28 @@ class Trainer:
             self.error = failure_text(e)
             with contextlib.suppress(Exception):
                 self.files.write(self)
-            self._emit("on_train_end", self.summary())
+            self.emit("on_train_end", self.summary())
             raise
         if self.status != "interrupted":
             self.save_checkpoint(None)  # records the final status for `resume`
         self.files.write(self)
         summary = self.summary()
-        self._emit("on_train_end", summary)
+        self.emit("on_train_end", summary)
         return summary
 
-    def _seed(self) -> None:
-        torch.manual_seed(self.cfg.seed)
-
     def _loop(self, gen: torch.Generator | None) -> None:
-        images = self._train_inputs()
+        images = self.train_inputs()
         labels = self.data.train.labels.to(self.device)
         try:
             while self.epoch < self.cfg.epochs:
                 finished = self._run_epoch(images, labels, gen)
                 gen = None
                 stop = self._end_epoch() if (finished or self.step_in_epoch > 0) else False
-                stop = self._agree(stop)
+                stop = self.world.agree(stop)
                 self._save_all(None)
                 if stop:
                     self.status = "early_stopped"
-                    self._emit("on_message", self.early.stop_message())
+                    self.emit("on_message", self.early.stop_message())
                     break
                 if not finished:
                     self.status = "max_steps"
@@ -502,7 +390,7 @@ class Trainer:
             # Raised between steps (see graceful_sigint), so model, optimiser and RNGs agree.
             self.status = "interrupted"
             self._call("on_save", self.gen)  # resumable mid-epoch, from this very step
-            self._emit(
+            self.emit(
                 "on_message",
                 f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}",
             )

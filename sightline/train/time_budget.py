@@ -59,7 +59,7 @@ def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> f
         trainer = Trainer(copy.deepcopy(model), data, probe_cfg, Path(tmp), callbacks=[])
         trainer.writes = False
         torch.manual_seed(cfg.seed)
-        images, labels = trainer._train_inputs(), trainer.data.train.labels.to(trainer.device)
+        images, labels = trainer.train_inputs(), trainer.data.train.labels.to(trainer.device)
         gen = torch.Generator().manual_seed(cfg.seed)
         batch = min(cfg.batch_size, len(labels))
         trainer.model.train()
@@ -70,7 +70,7 @@ def measure_step_seconds(model: nn.Module, data: Dataset, cfg: TrainConfig) -> f
                 _sync(trainer.device)
                 start = time.perf_counter()
             idx = torch.randint(len(labels), (batch,), generator=gen).to(trainer.device)
-            trainer._train_step(*trainer._step_batch(images, labels, idx, gen))
+            trainer.train_step(*trainer.step_batch(images, labels, idx, gen))
             steps += 1
         _sync(trainer.device)
         return (time.perf_counter() - start) / steps

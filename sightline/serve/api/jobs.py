@@ -16,17 +16,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from sightline.errors import RunInUseError, RunNotFoundError
+from sightline.serve.jobs.job import ENDED, STATES, JobError, JobStateError, check_job_id, to_json
 from sightline.serve.jobs.pool import JobPool
 from sightline.serve.jobs.request import JobRequest, resolve_job
-from sightline.serve.jobs.store import (
-    ENDED,
-    STATES,
-    JobError,
-    JobStateError,
-    JobStore,
-    check_job_id,
-    to_json,
-)
+from sightline.serve.jobs.store import JobStore
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 EVENTS_POLL_S = 0.25  # how often an event stream looks for new events: one indexed read

@@ -25,7 +25,7 @@ from sightline.errors import (
     RunNotFoundError,
     SightlineError,
 )
-from sightline.serve.jobs.store import JobNotFoundError, JobStateError
+from sightline.serve.jobs.job import JobNotFoundError, JobStateError
 
 log = logging.getLogger("sightline.serve")
 

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import sightline
 from sightline.errors import SightlineError
-from sightline.serve.jobs.store import Job, JobStateError, JobStore
+from sightline.serve.jobs.job import Job, JobStateError
+from sightline.serve.jobs.store import JobStore
 
 log = logging.getLogger("sightline.serve")
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sightline.errors import ConfigError, DataError
 from sightline.plan.recipes import get_recipe
 from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
-from sightline.serve.jobs.store import JobError
+from sightline.serve.jobs.job import JobError
 
 
 class JobRequest(BaseModel):

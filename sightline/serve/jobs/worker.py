@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sightline.errors import SightlineError, failure_text
-from sightline.serve.jobs.store import ACTIVE, Job, JobStore, check_job_id
+from sightline.serve.jobs.job import ACTIVE, Job, check_job_id
+from sightline.serve.jobs.store import JobStore
 
 HEARTBEAT_S = 2.0  # how often the worker says it is alive (see job_pool.STALE_S)
 STOP_POLL_S = 0.25  # how often it reads the job's state: how soon a stop takes effect

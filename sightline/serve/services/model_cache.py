@@ -172,14 +172,14 @@ class ModelCache:
         if (
             "onnx" in self._backends
         ):  # auto: an export made later (a new file) switches the run to it
-            from sightline.infer.onnx import export_path
+            from sightline.run.exported import export_path
 
             files = (export_path(fresh, "best"), *files)
         return self._cached(("torch", fresh.name), files, load)
 
     def _onnx(self, fresh: Run) -> _Entry:
         from sightline.errors import NotExportedError
-        from sightline.infer.onnx import export_path, load_exported
+        from sightline.run.exported import export_path, load_exported
 
         model_file = fresh.model_file("best")
         exported = export_path(fresh, "best")

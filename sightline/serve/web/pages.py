@@ -216,7 +216,7 @@ def jobs_page() -> HTMLResponse:
 def job_page(job_id: str, request: Request) -> HTMLResponse:
     import sqlite3
 
-    from sightline.serve.jobs.store import check_job_id
+    from sightline.serve.jobs.job import check_job_id
 
     try:
         check_job_id(job_id)

@@ -14,8 +14,11 @@ from sightline.train.callbacks.base import Callback
 
 
 class EarlyStopping(Callback):
-    def __init__(self, monitor: str, patience: int | None, min_delta: float = 0.0) -> None:
-        self.monitor = monitor
+    def __init__(
+        self, monitor: str, patience: int | None, min_delta: float = 0.0, has_val: bool = True
+    ) -> None:
+        # Without a validation split, val_accuracy's training twin (accuracy) is watched.
+        self.monitor = monitor if has_val or not monitor.startswith("val_") else monitor[4:]
         self.mode = "max" if monitor.endswith("accuracy") else "min"
         self.patience, self.min_delta = patience, min_delta
         self.best_value: float | None = None

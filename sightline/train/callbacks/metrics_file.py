@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from sightline.fileio import atomic_write_bytes, atomic_write_json
+from sightline.run.folders import training_process
 from sightline.run.layout import RunLayout
 from sightline.train.callbacks.base import Callback
 
@@ -41,3 +45,48 @@ class MetricsFile(Callback):
         files = RunLayout(trainer.run_dir)
         atomic_write_bytes(files.metrics, ("\n".join(lines) + "\n").encode())
         atomic_write_json(files.status, trainer.summary())
+
+    @staticmethod
+    def epoch_row(
+        trainer: Any, sums: list[float], val_logits: torch.Tensor | None
+    ) -> dict[str, Any]:
+        """The epoch's line of metrics.csv from its (loss sum, correct, images) and, with a
+        validation split, its logits."""
+        loss_sum, correct, seen = sums
+        row: dict[str, Any] = {
+            "epoch": trainer.epoch + 1,
+            "loss": round(loss_sum / max(seen, 1), 6),
+            "accuracy": round(correct / max(seen, 1), 6),
+            "val_loss": None,
+            "val_accuracy": None,
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "time": round(trainer.epoch_time, 3),
+            "images_per_sec": round(seen / max(trainer.epoch_time, 1e-9), 1),
+        }
+        if val_logits is not None:
+            labels = trainer.data.val.labels.cpu()
+            row["val_loss"] = round(F.cross_entropy(val_logits, labels).item(), 6)
+            row["val_accuracy"] = round((val_logits.argmax(1) == labels).double().mean().item(), 6)
+        return row
+
+    @staticmethod
+    def summary(trainer: Any) -> dict[str, Any]:
+        """status.json: where the run stands."""
+        plan, early = trainer.plan, trainer.early
+        return {
+            "status": trainer.status,
+            # Who trains it, while it trains: a listing shows a killed trainer's run as interrupted.
+            **({"process": training_process()} if trainer.status == "running" else {}),
+            "epochs_done": trainer.epoch,
+            "epochs": trainer.cfg.epochs,
+            "global_step": trainer.global_step,
+            "monitor": early.monitor,
+            "best_value": early.best_value,
+            "best_epoch": early.best_epoch,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "total_steps": plan.total_steps,
+            "stop_step": plan.stop_step,
+            "train_size": plan.train_size,
+            "last": trainer.history[-1] if trainer.history else None,
+            "error": trainer.error,
+        }

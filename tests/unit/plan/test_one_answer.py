@@ -100,31 +100,40 @@ def _config(run_dir: Path) -> dict:
     return config
 
 
-def _through_every_face(folder: Path, runs: Path, pretrained: bool, **train) -> dict[str, dict]:
-    """The config.json of one request (``folder``, ``train``; pretrained weights or not) made
-    through fit, run_training, the CLI and POST /api/jobs."""
+def _through_every_face(
+    source: Path | str, runs: Path, pretrained: bool, classes: list[str] | None = None, **train
+) -> dict[str, dict]:
+    """The config.json of one request (a folder or a built-in dataset's name, its ``classes``,
+    ``train``; pretrained weights or not) made through fit, run_training, the CLI and POST
+    /api/jobs."""
     model_options = {"pretrained": True} if pretrained else {}
+    data_options = {"classes": classes} if classes else {}
+    folder = Path(source) if isinstance(source, Path) else None
     out = {}
     run = sightline.fit(
-        None, str(folder), model_options=model_options, runs_dir=runs, name="fit",
-        progress="quiet", **train,
+        None, str(source), model_options=model_options, data_options=data_options or None,
+        runs_dir=runs, name="fit", progress="quiet", **train,
     )  # fmt: skip
     out["fit"] = _config(run.path)
     result = sightline.run_training(
-        str(folder), model_options=model_options, runs_dir=runs, name="run_training",
-        evaluate=False, report=False, progress="quiet", **train,
+        str(source), model_options=model_options, data_options=data_options or None,
+        runs_dir=runs, name="run_training", evaluate=False, report=False, progress="quiet", **train,
     )  # fmt: skip
     out["run_training"] = _config(result.run.path)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in train.items()]
-    args = ["train", str(folder), "--runs-dir", str(runs), "--name", "cli", "--no-eval", "-q"]
+    flags += [f"--classes={','.join(classes)}"] if classes else []
+    args = ["train", str(source), "--runs-dir", str(runs), "--name", "cli", "--no-eval", "-q"]
     assert main([*args, *flags, *(["--pretrained"] if pretrained else [])]) == 0
     out["cli"] = _config(runs / "cli")
-    app = create_app(runs_dir=runs, data_dirs=[folder], device="cpu", shutdown_timeout=20)
+    app = create_app(
+        runs_dir=runs, data_dirs=[folder] if folder else [], device="cpu", shutdown_timeout=20
+    )
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        body = {"folder": folder.name, "pretrained": pretrained, "options": train, "name": "api"}
+        data = {"folder": folder.name} if folder else {"dataset": source, "classes": classes}
+        body = {**data, "pretrained": pretrained, "options": train, "name": "api"}
         r = c.post("/api/jobs", json={**body, "evaluate": False}, headers=CSRF)
         assert r.status_code == 201, r.text
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while (job := c.get(f"/api/jobs/{r.json()['id']}").json())["state"] not in (
             "finished", "failed", "interrupted", "stopped",
         ):  # fmt: skip
@@ -133,6 +142,22 @@ def _through_every_face(folder: Path, runs: Path, pretrained: bool, **train) -> 
         assert job["state"] == "finished", job
     out["api"] = _config(runs / "api")
     return out
+
+
+@pytest.mark.integration
+def test_a_built_in_dataset_request_gets_one_plan_from_every_face(mirror, tmp_path, monkeypatch):
+    # The faces find the dataset files the same way (the server's worker is another process).
+    monkeypatch.setenv("SIGHTLINE_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    classes = ["Trouser", "Bag"]
+    configs = _through_every_face(
+        "fashion-mnist", tmp_path / "runs", pretrained=False, classes=classes, max_steps=2
+    )
+    assert configs["fit"] == configs["run_training"] == configs["cli"] == configs["api"]
+    # The dataset's own choices reached every face: its default model and tuned recipe.
+    assert configs["fit"]["model"]["name"] == "airnet"
+    assert configs["fit"]["data"]["classes"] == classes
+    assert configs["fit"]["train"]["max_steps"] == 2
 
 
 def test_a_folder_request_gets_one_plan_from_every_face(tmp_path):

@@ -30,13 +30,14 @@ from sightline.data.preprocess import Preprocess  # noqa: E402
 from sightline.errors import ExportError, NotExportedError, RunError  # noqa: E402
 from sightline.fileio import file_sha256  # noqa: E402
 from sightline.infer.batched import batched_logits  # noqa: E402
-from sightline.infer.onnx import OnnxModel, load_onnx  # noqa: E402
+from sightline.infer.onnx import OnnxModel  # noqa: E402
 from sightline.run import (
     Run,  # noqa: E402
     export,  # noqa: E402
 )
 from sightline.run import checkpoint as ckpt  # noqa: E402
 from sightline.run.export import export_onnx  # noqa: E402
+from sightline.run.exported import load_onnx  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- fixtures

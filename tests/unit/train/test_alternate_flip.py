@@ -26,7 +26,7 @@ def mirrored(t: Trainer, epoch: int) -> torch.Tensor:
     images = t.data.train.images
     idx = torch.arange(len(images))
     t.epoch = epoch
-    x = t._batch(images, idx, torch.Generator().manual_seed(epoch))
+    x = t.feed.batch(t, images, idx, torch.Generator().manual_seed(epoch))
     plain = t.preprocess.normalize(images)
     flipped = torch.all((x == plain.flip(-1)).flatten(1), 1)
     assert torch.all(

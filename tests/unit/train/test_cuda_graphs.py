@@ -149,7 +149,7 @@ def test_a_cpu_trainer_takes_eager_steps(toy, tmp_path):  # noqa: F811
     model = create_model("mlp", toy.input_shape, toy.num_classes, hidden=8)
     t = Trainer(model, toy, resolve_config(device="cpu", epochs=1), tmp_path, [])
     assert t.graphs is None
-    assert not isinstance(t._autocast(), torch.autocast)
+    assert not isinstance(t.precision.autocast(), torch.autocast)
 
 
 def test_graphs_on_one_gpu_only_where_the_parameters_stay_put():
@@ -163,14 +163,21 @@ def test_graphs_on_one_gpu_only_where_the_parameters_stay_put():
     assert not cuda_graphs.wanted("cuda", resolve_config(epochs=2, freeze=True))
 
 
-def test_autocast_drops_its_weight_cache_only_for_graphs(toy, tmp_path):  # noqa: F811
+def test_autocast_drops_its_weight_cache_only_for_graphs(toy, tmp_path, monkeypatch):  # noqa: F811
     model = create_model("mlp", toy.input_shape, toy.num_classes, hidden=8)
-    t = Trainer(model, toy, resolve_config(device="cpu", epochs=1, amp=True), tmp_path, [])
-    t.amp_dtype = torch.bfloat16
-    with t._autocast() as ctx:
+    cfg = resolve_config(device="cpu", epochs=1, amp=True)
+    t = Trainer(model, toy, cfg, tmp_path, [])
+    assert t.graphs is None and t.precision.dtype is torch.bfloat16
+    with t.precision.autocast() as ctx:
         assert isinstance(ctx, torch.autocast) and ctx._cache_enabled is True
-    t.graphs = GraphedTraining(t.model)
-    with t._autocast() as ctx:  # make_graphed_callables refuses autocast's cache of cast weights
+    monkeypatch.setattr(cuda_graphs, "wanted", lambda device_type, cfg: True)  # as on one GPU
+    t = Trainer(
+        create_model("mlp", toy.input_shape, toy.num_classes, hidden=8), toy, cfg, tmp_path, []
+    )
+    assert isinstance(t.graphs, GraphedTraining)
+    with (
+        t.precision.autocast() as ctx
+    ):  # make_graphed_callables refuses autocast's cache of cast weights
         assert isinstance(ctx, torch.autocast) and ctx._cache_enabled is False
 
 

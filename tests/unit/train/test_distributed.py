@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 
 from sightline.cli.launch import without_launch_options
 from sightline.errors import ConfigError
-from sightline.train import distributed, sync_batchnorm
+from sightline.train import distributed
+from sightline.train.distributed import sync_batchnorm
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKER = Path(__file__).resolve().parents[2] / "distributed_worker.py"

@@ -15,7 +15,7 @@ from test_train import fit_toy, make_dataset
 import sightline
 from sightline.cli import main
 from sightline.errors import ImageError
-from sightline.train.loop import TrainingDiverged
+from sightline.train.callbacks import TrainingDiverged
 from sightline.train.optim import lr_factor
 
 

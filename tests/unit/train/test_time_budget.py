@@ -168,7 +168,7 @@ def test_the_probe_times_its_steps_for_long_enough(toy, monkeypatch, short_probe
     TIMED_SECONDS have passed."""
     from sightline.train.loop import Trainer
 
-    real = Trainer._train_step
+    real = Trainer.train_step
     for pause, least in ((0.15, time_budget.TIMED_STEPS), (0.001, time_budget.TIMED_STEPS + 1)):
         steps = []
 
@@ -177,7 +177,7 @@ def test_the_probe_times_its_steps_for_long_enough(toy, monkeypatch, short_probe
             time.sleep(pause)
             return real(self, x, y)
 
-        monkeypatch.setattr(Trainer, "_train_step", slow_step)
+        monkeypatch.setattr(Trainer, "train_step", slow_step)
         seconds = time_budget.measure_step_seconds(
             mlp(toy), toy, resolve_config(epochs=2, batch_size=32, device="cpu")
         )

@@ -1,0 +1,58 @@
+"""A run's ONNX export as a file of the run: where it lives (``<run>/export/<which>.onnx``), and
+loading it into ONNX Runtime (``infer/onnx.py``) only while it matches the run's checkpoint, so
+a stale export is never used silently. Writing it is ``run/export.py``'s."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from sightline.errors import NotExportedError, RunError
+from sightline.fileio import file_sha256
+from sightline.infer.onnx import OnnxModel
+from sightline.run.layout import RunLayout
+from sightline.run.listing import load_run
+from sightline.run.run import Run
+
+
+def export_path(run: Run, which: str = "best") -> Path:
+    """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
+    if which not in ("best", "last"):
+        raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
+    return RunLayout(run.path).onnx(which)
+
+
+def load_exported(
+    run: Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> OnnxModel:
+    """A run's ``export/<which>.onnx``, named after the run. ``NotExportedError`` when there is
+    none, or when it was exported from another checkpoint than the run's current one (the run
+    trained on since): a stale export is never used silently."""
+    path = export_path(run, which)
+    again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
+    if not path.is_file():
+        raise NotExportedError(
+            f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`"
+        )
+    model = OnnxModel.load(path, device, name=run.name)
+    if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
+        raise NotExportedError(
+            f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
+            f"export it again with `{again}`"
+        )
+    return model
+
+
+def load_onnx(
+    source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> OnnxModel:
+    """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
+
+    ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
+    or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
+    if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
+        return OnnxModel.load(source, device)
+    run = source if isinstance(source, Run) else load_run(source)
+    return load_exported(run, which, device)

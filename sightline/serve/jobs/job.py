@@ -1,0 +1,102 @@
+"""A training job as the server knows it: its id, its state, what a client sees of it, and the
+errors a job request or id can meet (400, 404, 409)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sightline.errors import SightlineError
+
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{16}")  # secrets.token_urlsafe(12): 96 random bits
+ACTIVE = ("running", "stopping")
+ENDED = ("finished", "failed", "interrupted", "stopped")
+STATES = ("queued", *ACTIVE, *ENDED)
+
+
+class JobError(SightlineError):
+    """A bad job request or id (400)."""
+
+
+class JobNotFoundError(JobError):
+    """No job with that id (404)."""
+
+
+class JobStateError(JobError):
+    """The job's state does not allow this: stop an ended job, resume a running one (409)."""
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` if it is one this store could have made; ``JobError`` otherwise (never a
+    path, never SQL: it is only ever a bound parameter, but a strict check keeps logs clean)."""
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        shown = job_id[:40] if isinstance(job_id, str) else job_id
+        raise JobError(f"invalid job id {shown!r}: a job id is 16 letters, digits, '-' or '_'")
+    return job_id
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON (NaN and ±inf as null: a diverged run's loss must reach a browser)."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {str(k): finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), default=str, allow_nan=False, separators=(",", ":"))
+
+
+def _iso(t: float | None) -> str | None:
+    return (
+        None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    )
+
+
+@dataclass
+class Job:
+    id: str
+    state: str
+    created: float
+    started: float | None
+    ended: float | None
+    request: dict[str, Any]
+    args: dict[str, Any]
+    resumed_from: str | None
+    run: str | None
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    pid: int | None
+    heartbeat: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        d = dict(row)
+        for key in ("request", "args", "progress", "result"):
+            d[key] = json.loads(d[key]) if d[key] is not None else None
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a client sees: no pid, no resolved arguments (they hold server paths)."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "request": self.request,
+            "run": self.run,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "resumed_from": self.resumed_from,
+        }
