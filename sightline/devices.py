@@ -89,6 +89,21 @@ def cpu_malloc_tuning_wanted() -> bool:
     )
 
 
+def release_freed_cpu_memory() -> None:
+    """Hand the memory freed so far back to the kernel (glibc's ``malloc_trim``): after large
+    decodes, so a server's size stays that of its models, not of its largest request. It also
+    returns what ``retain_freed_cpu_memory`` keeps on purpose; a training step refills that
+    in one step, and large decodes do not happen between steps."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: its allocator has its own policy
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+        trim(0)
+
+
 @functools.cache  # process-wide: set once
 def retain_freed_cpu_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.

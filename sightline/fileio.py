@@ -15,13 +15,46 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+_UMASK: int | None = None
+
+
+def file_mode() -> int:
+    """The mode a new file gets in this process: 0o666 less the umask, as ``open()`` gives it.
+    ``tempfile.mkstemp`` makes its files 0600 whatever the umask says, so a file written through
+    a temp file is given this mode: a run folder shared with a team (group-readable under umask
+    002 or 022) stays readable to them, and under umask 077 private."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = _read_umask()
+    return 0o666 & ~_UMASK
+
+
+def _read_umask() -> int:
+    try:  # Linux says it without changing it (os.umask would, for every thread, for a moment)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_temp_file(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new temp file beside ``path``, with the mode ``open()`` would give it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, file_mode())
+    return fd, tmp
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = new_temp_file(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

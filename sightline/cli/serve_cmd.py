@@ -54,14 +54,22 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--token",
         default=None,
-        help="secret every API call must send (default $SIGHTLINE_TOKEN, which keeps it out of "
-        "the process list); required with a --host other than loopback",
+        help="secret every API call must send, at least 16 characters, or 'generate' for a random "
+        "one printed at start (default $SIGHTLINE_TOKEN, which keeps it out of the process list); "
+        "required with a --host other than loopback",
     )
     p.add_argument(
         "--max-upload-mb",
         type=positive_int,
         default=20,
         help="largest request body in MB (default 20)",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=positive_int,
+        default=24,
+        help="largest image in megapixels (default 24, at most 64): larger uploads are refused "
+        "before they are decoded, which bounds the server's memory",
     )
     p.add_argument(
         "--run",
@@ -110,6 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
         data_dirs=args.data_dir,
         token=args.token,
         max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+        max_pixels=args.max_megapixels * 1_000_000,
         device=args.device,
         max_workers=args.workers,
         engine=args.engine,

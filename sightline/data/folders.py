@@ -31,7 +31,13 @@ from sightline.data.folder_choices import (
     probe_size,
     sample_evenly,
 )
-from sightline.data.images import IMAGE_EXTENSIONS, is_image_file, normalize_mode, open_image
+from sightline.data.images import (
+    IMAGE_EXTENSIONS,
+    decode_side,
+    is_image_file,
+    normalize_mode,
+    open_image,
+)
 from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.errors import DataError, ImageError
 
@@ -113,7 +119,7 @@ def _decode(
     """Decode one file; return a _Decoded or (path, reason) if it cannot be used.
     ``preprocess``: prepare it exactly so (a run's own, framing and inversion included)."""
     try:
-        img = open_image(path)
+        img = open_image(path, max_side=decode_side(size))  # as predict decodes it
         stored = img.mode
         gray = img.mode in _GRAY_MODES
         if not gray and channels is None:  # only an undecided channel count needs the look

@@ -6,6 +6,11 @@ an ``ImageError`` naming the file, and every colour mode PIL knows into 1-channe
 
 * zero-byte, truncated or corrupt files, and files that are not images at all
 * huge images (decompression bombs): refused above ``MAX_PIXELS`` before decoding
+* large photos, decoded only as large as they are used: a JPEG at 1/2, 1/4 or 1/8 of its size
+  by the decoder itself (``Image.draft``), any other format reduced right after decoding, to
+  the ``max_side`` a model's preprocessing asks for (``decode_side``); at most
+  ``LARGE_DECODES`` images over ``LARGE_PIXELS`` decode at once in a process, and the memory
+  they took is handed back to the system afterwards
 * RGBA / LA / palette with transparency: composited over white, as a viewer shows them
 * 16-bit and 32-bit integer or float grayscale: rescaled to 0..255, not clipped
 * CMYK, YCbCr, LAB, HSV: converted to RGB
@@ -15,9 +20,12 @@ an ``ImageError`` naming the file, and every colour mode PIL knows into 1-channe
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sightline.devices import release_freed_cpu_memory
 from sightline.errors import ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -32,6 +41,20 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # 64 megapixels: a large phone photo is 12-50 MP. Anything bigger is refused with a clear
 # message instead of PIL's DecompressionBombError (or silently eating gigabytes of memory).
 MAX_PIXELS = 64_000_000
+# A model sees at most a few hundred pixels a side, framing looks at the photo as a whole: a
+# photo is decoded with its longer side at least this, or DECODE_FACTOR x the model's input.
+MIN_DECODE_SIDE = 512
+DECODE_FACTOR = 4
+LARGE_PIXELS = 4_000_000  # a decode this large takes hundreds of MB at its peak ...
+LARGE_DECODES = 2  # ... so only this many run at once in a process
+_large_decodes = threading.BoundedSemaphore(LARGE_DECODES)
+_large_lock = threading.Lock()
+_large_active = 0
+
+
+def decode_side(size: tuple[int, int] | list[int]) -> int:
+    """The longer side an image is decoded at (at least) for a model input of ``size``."""
+    return max(MIN_DECODE_SIDE, DECODE_FACTOR * max(size))
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -84,12 +107,23 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
 
 
-def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+def open_image(
+    source: ImageSource,
+    name: str | None = None,
+    *,
+    max_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
     """Open and fully decode an image — a file path, or the bytes of one (``bytes`` or a
     binary file object, e.g. an upload) — upright; raise ``ImageError`` naming the file
-    (``name`` for bytes, default "<upload>")."""
+    (``name`` for bytes, default "<upload>").
+
+    ``max_side``: decode no larger than needed for a longer side of at least this (a reduced
+    decode: the same image the same way, whichever face opens it). ``max_pixels``: refuse
+    images with more pixels (a server's own limit), before decoding."""
     if isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "read"):
-        return _open_bytes(source, name or str(getattr(source, "name", "") or "<upload>"))
+        label = name or str(getattr(source, "name", "") or "<upload>")
+        return _decode(io.BytesIO(_read_bytes(source, label)), label, max_side, max_pixels)
     path = Path(source)
     if not path.exists():
         raise ImageError(path, "file not found")
@@ -101,10 +135,34 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageError(path, f"cannot read: {e.strerror or e}") from None
     if size == 0:
         raise ImageError(path, "empty file (0 bytes)")
-    return _decode(path, path)
+    return _decode(path, path, max_side, max_pixels)
 
 
-def _open_bytes(source, name: str) -> Image.Image:
+def image_size(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of the image in ``data``, read from its header alone (nothing is
+    decoded): ``ImageError`` for bytes that are no image or an image over ``max_pixels``."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except UnidentifiedImageError:
+        raise ImageError(name, "not a recognised image format (corrupt, or not an image)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(name, f"image too large (over {max_pixels / 1e6:.0f} MP)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(name, f"cannot decode image: {e or type(e).__name__}") from None
+    if w * h > max_pixels:
+        raise ImageError(
+            name,
+            f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {max_pixels / 1e6:.0f} MP)",
+        )
+    return w, h
+
+
+def _read_bytes(source, name: str) -> bytes:
     if hasattr(source, "read"):
         try:
             data = source.read(MAX_UPLOAD_BYTES + 1)
@@ -118,28 +176,27 @@ def _open_bytes(source, name: str) -> Image.Image:
         raise ImageError(name, "empty file (0 bytes)")
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(name, f"file too large (over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)")
-    return _decode(io.BytesIO(data), name)
+    return data
 
 
-def _decode(fp, label) -> Image.Image:
+def _decode(fp, label, max_side: int | None, max_pixels: int) -> Image.Image:
     """The one decoder for files and uploads: size guard before decoding, first frame, full
-    decode (so truncation shows here), EXIF orientation applied."""
+    decode (so truncation shows here), reduced to ``max_side``, EXIF orientation applied."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
                 w, h = img.size
-                if w * h > MAX_PIXELS:
+                limit = min(max_pixels, MAX_PIXELS)
+                if w * h > limit:
                     raise ImageError(
                         label,
-                        f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {MAX_PIXELS / 1e6:.0f} MP)",
+                        f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {limit / 1e6:.0f} MP)",
                     )
                 if w == 0 or h == 0:
                     raise ImageError(label, f"image has no pixels ({w}x{h})")
-                img.seek(0)  # first frame of an animation
-                img.load()  # decode now so truncation shows up here, not later
-                img = ImageOps.exif_transpose(img) or img
-                return img.copy()  # detach from the file handle
+                with _large_decode(w * h):
+                    return _load(img, max_side)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -153,6 +210,46 @@ def _decode(fp, label) -> Image.Image:
         if "truncated" in msg.lower():
             msg = "truncated image file (incomplete download or copy?)"
         raise ImageError(label, f"cannot decode image: {msg}") from None
+
+
+def _load(img: Image.Image, max_side: int | None) -> Image.Image:
+    if max_side is not None and img.format == "JPEG":
+        # The decoder scales by 1/2, 1/4 or 1/8 itself, keeping both sides >= the request.
+        w, h = img.size
+        scale = max_side / max(w, h)
+        if scale < 1:
+            img.draft(img.mode, (max(1, int(w * scale)), max(1, int(h * scale))))
+    img.seek(0)  # first frame of an animation
+    img.load()  # decode now so truncation shows up here, not later
+    factor = max(img.size) // max_side if max_side else 1
+    out = None
+    if factor >= 2:
+        with contextlib.suppress(ValueError):  # a mode reduce() lacks (P, 1, I;16): kept whole
+            out = img.reduce(factor)
+    out = out if out is not None else img.copy()  # detached from the file either way
+    out.info = dict(img.info)  # the EXIF orientation, read next
+    return ImageOps.exif_transpose(out) or out
+
+
+@contextlib.contextmanager
+def _large_decode(pixels: int) -> Iterator[None]:
+    """At most ``LARGE_DECODES`` large decodes at once; when the last one of a burst ends, the
+    memory they freed goes back to the system (a server's size stays that of its models)."""
+    global _large_active
+    if pixels <= LARGE_PIXELS:
+        yield
+        return
+    with _large_decodes:
+        with _large_lock:
+            _large_active += 1
+        try:
+            yield
+        finally:
+            with _large_lock:
+                _large_active -= 1
+                last = _large_active == 0
+            if last:
+                release_freed_cpu_memory()
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

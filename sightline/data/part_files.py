@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from sightline.fileio import new_temp_file
 
 try:
     import fcntl
@@ -49,7 +50,7 @@ def part_file(dest: Path) -> Iterator[IO[bytes]]:
 
 def new_part_file(dest: Path) -> tuple[IO[bytes], str]:
     while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        fd, tmp = new_temp_file(dest)
         if fcntl is None:
             return os.fdopen(fd, "wb"), tmp
         try:

@@ -26,7 +26,13 @@ import torch
 from PIL import Image
 
 from sightline.data.framing import FITS, ObjectBox, centre_of_mass_shift, frame_image
-from sightline.data.images import normalize_mode, open_image, pil_to_tensor, resize_image
+from sightline.data.images import (
+    decode_side,
+    normalize_mode,
+    open_image,
+    pil_to_tensor,
+    resize_image,
+)
 
 RESIZE_MODES = ("squash", "crop", "pad")
 
@@ -145,7 +151,8 @@ class Preprocess:
         if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
             image, "read"
         ):
-            image = open_image(image)  # a file, or the bytes of one (an upload): same guards
+            # A file, or the bytes of one (an upload): same guards, decoded as large as used.
+            image = open_image(image, max_side=decode_side(self.size))
         if isinstance(image, torch.Tensor):
             image = _tensor_to_pil(image)
         elif isinstance(image, np.ndarray):

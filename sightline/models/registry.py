@@ -171,6 +171,7 @@ def create_model(
         for key, value in options.items():
             if isinstance(known[key], bool) and not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false, not {value!r}")
+        options = {k: _whole(known[k], v) for k, v in options.items()}
         model = builder(input_shape=input_shape, num_classes=int(num_classes), **options)
     except (ValueError, TypeError) as e:
         raise ModelError(
@@ -183,6 +184,14 @@ def create_model(
         "options": {**known, **options},
     }
     return model
+
+
+def _whole(default: object, value: object) -> object:
+    """A whole number given as a float (JSON's 1e3) for an option whose default is an int."""
+    whole_default = isinstance(default, int) and not isinstance(default, bool)
+    if whole_default and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _entries() -> dict[str, ModelEntry]:

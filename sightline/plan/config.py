@@ -16,6 +16,15 @@ from typing import Any
 
 from sightline.errors import ConfigError
 
+# What any machine can be asked: beyond these an option is a typo, or a way to hold the only
+# worker for years (a server checks every job against them before it queues it).
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_LR = 10.0  # the largest the recipes use is 1.5 (SGD, batch 1024)
+MAX_SHIFT = 64  # pixels of translate / shift_tta
+MAX_TIME_BUDGET = 30 * 24 * 3600.0  # seconds
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "linear")
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
@@ -106,49 +115,47 @@ class TrainConfig:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"invalid training option: {msg}")
 
-        if self.epochs < 1:
-            raise bad(f"epochs must be at least 1, not {self.epochs}")
-        if self.time_budget is not None and not (
-            isinstance(self.time_budget, (int, float))
-            and not isinstance(self.time_budget, bool)
-            and math.isfinite(self.time_budget)
-            and self.time_budget > 0
-        ):
+        self._check_types(bad)
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise bad(f"epochs must be from 1 to {MAX_EPOCHS:,}, not {self.epochs:,}")
+        if self.time_budget is not None and not 0 < self.time_budget <= MAX_TIME_BUDGET:
             raise bad(
-                f"time_budget is seconds of training (a positive number), not {self.time_budget!r}"
+                f"time_budget is seconds of training, more than 0 and at most {MAX_TIME_BUDGET:,.0f} "
+                f"(30 days), not {self.time_budget!r}"
             )
-        if self.batch_size < 1:
-            raise bad(f"batch_size must be at least 1, not {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise bad(f"batch_size must be from 1 to {MAX_BATCH_SIZE:,}, not {self.batch_size:,}")
         if self.optimizer not in OPTIMIZERS:
             raise bad(f"optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise bad(f"schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not self.lr > 0:
-            raise bad(f"lr must be positive, not {self.lr}")
+        if not 0 < self.lr <= MAX_LR:
+            raise bad(f"lr must be more than 0 and at most {MAX_LR:g}, not {self.lr:g}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise bad(f"momentum must be in [0, 1), not {self.momentum}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise bad(f"seed must be from 0 to 2^63 - 1, not {self.seed}")
         if not 0.0 <= self.warmup < 1.0:
             raise bad(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise bad(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
-        if not isinstance(self.lookahead, bool):
-            raise bad(f"lookahead is true or false, not {self.lookahead!r}")
-        if not isinstance(self.alternate_flip, bool):
-            raise bad(f"alternate_flip is true or false, not {self.alternate_flip!r}")
-        if self.cuda_graphs not in (None, True, False):
-            raise bad(f"cuda_graphs is true, false or null (auto), not {self.cuda_graphs!r}")
-        if self.weight_decay < 0:
-            raise bad(f"weight_decay must be >= 0, not {self.weight_decay}")
-        if self.translate < 0:
-            raise bad(f"translate must be >= 0 pixels, not {self.translate}")
-        if self.shift_tta < 0 or (self.shift_tta and self.freeze):
+        if not 0 <= self.weight_decay <= 1:
+            raise bad(f"weight_decay must be from 0 to 1, not {self.weight_decay}")
+        if not 0 <= self.translate <= MAX_SHIFT:
+            raise bad(f"translate must be from 0 to {MAX_SHIFT} pixels, not {self.translate}")
+        if not 0 <= self.shift_tta <= MAX_SHIFT or (self.shift_tta and self.freeze):
             raise bad(
-                f"shift_tta must be >= 0 pixels, and 0 for a head trained on frozen features, not {self.shift_tta}"
+                f"shift_tta must be from 0 to {MAX_SHIFT} pixels, and 0 for a head trained on frozen "
+                f"features, not {self.shift_tta}"
             )
+        if self.min_delta < 0:
+            raise bad(f"min_delta must be >= 0, not {self.min_delta}")
         if self.reframe is not None and not 0.0 <= self.reframe <= 1.0:
             raise bad(f"reframe is a share of the images in [0, 1], not {self.reframe}")
         if self.monitor not in MONITORS:
             raise bad(f"monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
-        if self.patience is not None and self.patience < 1:
-            raise bad(f"patience must be at least 1 epoch, not {self.patience}")
+        if self.patience is not None and not 1 <= self.patience <= MAX_EPOCHS:
+            raise bad(f"patience must be from 1 to {MAX_EPOCHS:,} epochs, not {self.patience}")
         if self.checkpoint_every < 0:
             raise bad(f"checkpoint_every must be >= 0 steps, not {self.checkpoint_every}")
         if self.head_epochs < 0 or (self.head_epochs and self.head_epochs >= self.epochs):
@@ -159,6 +166,33 @@ class TrainConfig:
             raise bad(f"backbone_lr is a fraction of the lr in (0, 1], not {self.backbone_lr}")
         if self.max_steps is not None and self.max_steps < 1:
             raise bad(f"max_steps must be at least 1, not {self.max_steps}")
+
+    def _check_types(self, bad: Any) -> None:
+        """Each option has its field's type: a whole number for an int (1e3 from JSON is 1000),
+        a finite number for a float, true or false for a bool. Strings and numbers from JSON,
+        YAML or a form never reach the loop as something else (inf as an lr, 2.5 epochs)."""
+        for f in dataclasses.fields(self):
+            kinds = {k.strip() for k in str(f.type).split("|")}
+            value = getattr(self, f.name)
+            if value is None and "None" in kinds or f.name == "extra":
+                continue
+            if "bool" in kinds:
+                ok = isinstance(value, bool)
+                want = "true or false" + (" or null" if "None" in kinds else "")
+            elif "int" in kinds:
+                if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                    value = int(value)
+                    setattr(self, f.name, value)
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                want = "a whole number"
+            elif "float" in kinds:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                ok = ok and math.isfinite(value)
+                want = "a finite number"
+            else:  # str
+                ok, want = isinstance(value, str), "a string"
+            if not ok:
+                raise bad(f"{f.name} must be {want}, not {value!r}")
 
     @property
     def monitor_mode(self) -> str:

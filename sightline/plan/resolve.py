@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sightline.errors import ConfigError
+from sightline.plan import capacity
 from sightline.plan.config import TrainConfig, check_option_names, resolve_config
 
 DEFAULT_DATASET = "fashion-mnist"
@@ -251,4 +252,19 @@ def check(request: TrainRequest) -> Plan:
         from sightline.devices import resolve_device
 
         resolve_device(str(device))  # ConfigError for a device this machine lacks
+    expected = capacity.expected_input(plan.dataset, plan.data_options)
+    if expected is not None:
+        check_fits(plan, *expected)
     return plan
+
+
+def check_fits(plan: Plan, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """ConfigError when the plan's model and batch would not fit the machine's memory
+    (``capacity.py``): before the model is built, whichever face asks."""
+    from sightline.models import get_model_entry
+
+    cfg = _config(get_model_entry(plan.model).train_defaults, plan.pretrained, plan.train_options)
+    capacity.check_fits(
+        plan.model, plan.model_options, input_shape, num_classes, cfg.batch_size,
+        cfg.device, frozen=cfg.freeze,
+    )  # fmt: skip

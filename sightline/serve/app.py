@@ -19,7 +19,8 @@ from sightline.errors import ConfigError, SightlineError
 from sightline.serve.api import datasets, inspect, jobs, predict, run_files, runs
 from sightline.serve.core import docs
 from sightline.serve.core.errors import JSONResponse, install_error_handlers
-from sightline.serve.core.guards import AccessGuard, BodyLimit
+from sightline.serve.core.guards import AccessGuard, BodyLimit, NoFraming, check_token
+from sightline.serve.core.paths import PublicPaths, ShowPublicPaths
 from sightline.serve.core.settings import Settings
 from sightline.serve.jobs.pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
 from sightline.serve.jobs.store import JobStore
@@ -29,6 +30,9 @@ from sightline.serve.web import pages
 log = logging.getLogger("sightline.serve")
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # per request: a few phone photos
+# Per image: a 48 MP phone photo is refused (24 MP is 6000 x 4000); a PNG's decode takes 3-4
+# bytes a pixel at its peak, and at most data.images.LARGE_DECODES run at once.
+DEFAULT_MAX_PIXELS = 24_000_000
 DEFAULT_MODEL_CACHE_SIZE = 4
 
 
@@ -37,6 +41,7 @@ def create_app(
     data_dirs: Iterable[str | os.PathLike] = (),
     token: str | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     model_cache_size: int = DEFAULT_MODEL_CACHE_SIZE,
     device: str = "auto",
     allowed_hosts: Iterable[str] = (),
@@ -52,7 +57,8 @@ def create_app(
 
     ``token``: when set, every /api call but /api/health must send it. Without one, only
     requests addressed to this machine's loopback names (localhost, 127.0.0.1, ::1, plus
-    ``allowed_hosts``) are answered. Request bodies over ``max_upload_bytes`` get 413; at most
+    ``allowed_hosts``) are answered. Request bodies over ``max_upload_bytes`` get 413, images
+    over ``max_pixels`` are refused (415) before they are decoded; at most
     ``model_cache_size`` runs' models stay loaded.
 
     Training jobs (/api/jobs) run in worker processes, at most ``max_workers`` at once. The
@@ -77,6 +83,10 @@ def create_app(
 
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
+    from sightline.data.images import MAX_PIXELS
+
+    if not 1 <= max_pixels <= MAX_PIXELS:
+        raise ConfigError(f"max_pixels must be from 1 to {MAX_PIXELS:,}, not {max_pixels:,}")
     if engine not in ENGINE_CHOICES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
     if engine == "onnx":
@@ -85,6 +95,7 @@ def create_app(
         require_packages(
             ["onnxruntime"], "serving with --engine onnx"
         )  # at start, not at the first request
+    token = check_token(token)  # a weak one fails here; "generate" makes one (serve() prints it)
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if default_run is not None:
@@ -108,6 +119,7 @@ def create_app(
         runs_dir=root,
         data_dirs=[Path(d) for d in data_dirs],
         max_upload_bytes=max_upload_bytes,
+        max_pixels=max_pixels,
         models=ModelCache(root, model_cache_size, device, engine, default_run),
     )
     app.state.jobs = JobPool(
@@ -133,7 +145,10 @@ def create_app(
     app.include_router(pages.router)  # the web UI's HTML pages and /static files
     # The last added runs first: who may call is settled before a byte of the body is read.
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
-    app.add_middleware(AccessGuard, token=token or None, allowed_hosts=allowed_hosts)
+    app.add_middleware(AccessGuard, token=token, allowed_hosts=allowed_hosts)
+    # Outermost: refusals and errors too.
+    app.add_middleware(NoFraming)
+    app.add_middleware(ShowPublicPaths, paths=PublicPaths(root, [Path(d) for d in data_dirs]))
     return app
 
 

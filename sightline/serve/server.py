@@ -7,8 +7,13 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from sightline.errors import ConfigError
-from sightline.serve.app import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MODEL_CACHE_SIZE, create_app
-from sightline.serve.core.guards import is_loopback
+from sightline.serve.app import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DEFAULT_MODEL_CACHE_SIZE,
+    create_app,
+)
+from sightline.serve.core.guards import GENERATE_TOKEN, check_token, is_loopback
 from sightline.serve.sockets import bind_socket, run_app, shared_port
 
 TOKEN_ENV = "SIGHTLINE_TOKEN"
@@ -22,6 +27,7 @@ def serve(
     data_dirs: Iterable[str | os.PathLike] = (),
     token: str | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     model_cache_size: int = DEFAULT_MODEL_CACHE_SIZE,
     device: str = "auto",
     max_workers: int = 1,
@@ -37,11 +43,12 @@ def serve(
     ``engine``: "auto", "torch" or "onnx", what predictions run on (see ``create_app``).
     ``processes``: server processes sharing the port (``sightline.serve.processes``): one uses
     about one core whatever the machine has; each holds its own copies of the models."""
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = check_token(token or os.environ.get(TOKEN_ENV) or None)  # "generate": made here
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"refusing to serve on {host}: other machines could reach it; give a token "
-            f"(--token or ${TOKEN_ENV}) that every API call must then send, or keep 127.0.0.1"
+            f"(--token {GENERATE_TOKEN}, --token or ${TOKEN_ENV}) that every API call must then send, "
+            "or keep 127.0.0.1"
         )
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, not {port}")
@@ -52,6 +59,7 @@ def serve(
         data_dirs=list(data_dirs),
         token=token,
         max_upload_bytes=max_upload_bytes,
+        max_pixels=max_pixels,
         model_cache_size=model_cache_size,
         device=device,
         max_workers=max_workers,

@@ -23,7 +23,7 @@ from sightline.errors import ConfigError, RunError, failure_text
 from sightline.fileio import atomic_write_json
 from sightline.models import create_model
 from sightline.plan.config import TrainConfig
-from sightline.plan.resolve import Plan, TrainRequest, complete, resolve
+from sightline.plan.resolve import Plan, TrainRequest, check_fits, complete, resolve
 from sightline.run import ENDED, Run, default_run_name, new_run_dir, write_run_config
 from sightline.run import checkpoint as ckpt
 from sightline.run.layout import RunLayout
@@ -142,6 +142,8 @@ def prepare(
     )  # fmt: skip
     for line in data.notes:
         _emit(on_event, "message", text=line, topic="data")
+    if model is None:  # a clear error before a model too large for the machine is allocated
+        check_fits(plan, data.input_shape, data.num_classes)
     net = (
         model
         if model is not None

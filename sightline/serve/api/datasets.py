@@ -151,7 +151,7 @@ def dataset_samples(
 ) -> Response:
     _check_kind(kind)
     if kind == "folder":
-        row = _folder_samples(_folder(request, name), class_index, n)
+        row = _folder_samples(_folder(request, name), class_index, n, _settings(request).max_pixels)
     else:
         preview = builtin_preview(_settings(request).previews, _builtin_name(name))
         _check_class(class_index, preview.classes)
@@ -169,7 +169,7 @@ def _check_class(index: int, classes: list[str]) -> None:
         )
 
 
-def _folder_samples(root: Path, class_index: int, n: int):
+def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
     """The first ``n`` readable files of the class in the folder's train split (sorted, so the
     same every time), each shrunk into a square; only those files are decoded."""
     from sightline.data.folders import find_splits, scan_class_folders
@@ -186,7 +186,8 @@ def _folder_samples(root: Path, class_index: int, n: int):
         if len(tiles) == n:
             break
         try:
-            img = displayable(open_image(path))
+            # A tile, never the whole photo: decoded small, within the server's pixel limit.
+            img = displayable(open_image(path, max_side=FOLDER_CELL, max_pixels=max_pixels))
         except ImageError:
             continue  # the datasets page lists unreadable files elsewhere; a sample row skips them
         if max(img.size) < SAMPLE_SIDE:

@@ -48,7 +48,7 @@ def inspect(
     """Status: 415 for an upload that is not a readable image (with the reason); 400 without
     exactly one of ``file`` and ``test_index``; 404/409 when the test image does not exist or
     the run's data cannot be loaded again."""
-    from sightline.data.images import open_image
+    from sightline.data.images import decode_side, image_size, open_image
     from sightline.infer.predict import NO_OBJECT_NOTE
     from sightline.inspect import inspect_image, key_layers
     from sightline.serve.services.data_cache import run_test_split
@@ -60,16 +60,19 @@ def inspect(
             "run's test split)",
         )
     settings = _settings(request)
-    if file is not None:  # a bad image is refused before a model is copied
+    if file is not None:  # a bad or too large image is refused before a model is copied
         name = (file.filename or "upload")[:255]
-        opened = open_image(
-            file.file.read(settings.max_upload_bytes + 1), name
-        )  # ImageError → 415, with the reason
+        data = file.file.read(settings.max_upload_bytes + 1)
+        image_size(data, name, settings.max_pixels)  # ImageError → 415, with the reason
     loaded, model = settings.models.private_copy(run or None)  # inspection hooks into the model
     pre = loaded.preprocess
     note = true_label = None
     if file is not None:
-        seen, framing = pre.prepare_with_framing(opened)  # as predict prepares it
+        # Decoded as predict decodes it (as large as this run's input needs), then prepared so.
+        opened = open_image(
+            data, name, max_side=decode_side(pre.size), max_pixels=settings.max_pixels
+        )
+        seen, framing = pre.prepare_with_framing(opened)
         if framing is not None and not framing.found:
             note = NO_OBJECT_NOTE
         original = fit_within(displayable(opened), ORIGINAL_SIDE)

@@ -9,6 +9,8 @@ one another server started, and one that ended a week ago (replayed in full).
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from sightline.errors import RunInUseError, RunNotFoundError
+from sightline.serve.core.paths import public
 from sightline.serve.jobs.job import ENDED, STATES, JobError, JobStateError, check_job_id, to_json
 from sightline.serve.jobs.pool import JobPool
 from sightline.serve.jobs.request import JobRequest, resolve_job
@@ -125,16 +128,28 @@ def resume_job(job_id: str, request: Request, response: Response) -> dict[str, A
     return new.to_dict()
 
 
-def _first_seq(after: int | None, last_event_id: str | None) -> int:
-    if after is not None:
-        return after
-    if last_event_id is None or not last_event_id.strip():
-        return 0
-    if not last_event_id.strip().isdigit():
+MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: event numbers are its rowids
+EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+
+def event_number(text: str | None, where: str) -> int | None:
+    """``text`` as an event number (0 to 2^63 - 1); ``JobError`` (400) naming ``where`` when it
+    is anything else: a sign, a fraction, other digits than 0-9, or too large."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if not EVENT_ID.fullmatch(text) or int(text) > MAX_EVENT_ID:
         raise JobError(
-            f"bad Last-Event-ID header {last_event_id[:40]!r}: an event number is expected"
+            f"bad {where} {text[:40]!r}: an event number from 0 to {MAX_EVENT_ID} is expected"
         )
-    return int(last_event_id)
+    return int(text)
+
+
+def _first_seq(after: str | None, last_event_id: str | None) -> int:
+    first = event_number(after, "after")
+    if first is None:
+        first = event_number(last_event_id, "Last-Event-ID header")
+    return first or 0
 
 
 async def _event_stream(
@@ -145,8 +160,8 @@ async def _event_stream(
         # The state first: events written before it ended are then all in the read after it.
         state = store.state(job_id)
         events = store.events_after(job_id, after, EVENTS_BATCH)
-        for seq, data in events:
-            yield f"id: {seq}\ndata: {data}\n\n"
+        for seq, data in events:  # as the worker wrote them: its paths made public
+            yield f"id: {seq}\ndata: {to_json(public(json.loads(data)))}\n\n"
         if events:
             after, idle = events[-1][0], 0.0
             if len(events) == EVENTS_BATCH:
@@ -154,7 +169,7 @@ async def _event_stream(
         if state is None:  # gone from the store (removed by hand): nothing more will come
             return
         if state in ENDED:
-            yield f"event: end\ndata: {to_json(store.get(job_id).to_dict())}\n\n"
+            yield f"event: end\ndata: {to_json(public(store.get(job_id).to_dict()))}\n\n"
             return
         if await request.is_disconnected() or request.app.state.shutting_down.is_set():
             return  # the client went away, or the server is stopping (the client may reconnect)
@@ -181,7 +196,8 @@ async def job_events(
     job_id: str,
     request: Request,
     after: Annotated[
-        int | None, Query(ge=0, description="replay from after this event number")
+        str | None,
+        Query(description=f"replay from after this event number (0 to {MAX_EVENT_ID})"),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(description="set by EventSource when it reconnects")

@@ -38,6 +38,8 @@ def predict(
     415 when none could be — a request of only non-images is the client's mistake, and a
     client that sent one file should not have to look inside a 200 to learn that it failed;
     413 for an archive over the limits (``uploads.py``), of which nothing is classified."""
+    from sightline.data.images import image_size
+    from sightline.errors import ImageError
     from sightline.serve.services.images import data_uri, thumbnail
     from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
@@ -54,6 +56,12 @@ def predict(
         items = expand_uploads(raw, settings.max_upload_bytes)
     except ArchiveTooLarge as e:
         return error_response(413, str(e))
+    for item in items:  # the server's pixel limit, from the header: before anything decodes
+        if item.data is not None:
+            try:
+                image_size(item.data, item.name, settings.max_pixels)
+            except ImageError as e:
+                item.data, item.error = None, e.reason
     readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
     report = loaded.predict_images(readable, top_k=k, keep_seen=thumbnails)
     results: list[dict[str, Any]] = [{"file": item.name, "error": item.error} for item in items]

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/runs")
 PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # report.html is self-contained: inline styles and data: images, no script. Served with nothing
 # else allowed, a report that somehow held a script (a class name is user text) cannot run it.
-REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 MAX_TEST_IMAGES = 500
 TEST_IMAGE_SIDE = 112  # test images are enlarged to at least this side by default
 

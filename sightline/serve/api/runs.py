@@ -20,11 +20,8 @@ router = APIRouter(prefix="/api")
 
 @router.get("/health", summary="Is the server up")
 def health(request: Request) -> dict[str, Any]:
-    return {
-        "status": "ok",
-        "version": __version__,
-        "runs_dir": str(_settings(request).runs_dir.resolve()),
-    }
+    # Open without a token (a load balancer's probe): nothing about the server's files.
+    return {"status": "ok", "version": __version__}
 
 
 @router.get("/runs", summary="All runs, newest first (damaged ones with their problem)")
@@ -47,7 +44,8 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     run = Run(run_id_path(run_id, _settings(request).runs_dir), strict=False)
     out = run.to_dict()
     out["config"] = run.config
-    out["status_detail"] = run.status
+    # Which process on which machine trains it is the server's business, not the client's.
+    out["status_detail"] = {k: v for k, v in run.status.items() if k != "process"}
     if run.problem:
         return {**out, **run_extras(run, None), "history": [], "evaluation": None, "classes": None}
     evaluation = run.evaluation  # one read of the saved evaluation for the whole answer

@@ -1,6 +1,7 @@
-"""The interactive API docs at /docs, served from the package: Swagger UI's files come from
-the ``swagger-ui-bundle`` wheel (part of the ``serve`` extra), so the page works offline.
-FastAPI's own /docs loads them from a CDN and is blank on a machine without internet.
+"""The interactive API docs at /docs, served from the package: Swagger UI 5's files come from
+the ``fastapi-swagger`` wheel (part of the ``serve`` extra), so the page works offline.
+FastAPI's own /docs loads them from a CDN and is blank on a machine without internet; Swagger
+UI 4 (the ``swagger-ui-bundle`` wheel) cannot read the OpenAPI 3.1 schema FastAPI writes.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ ASSETS = {
 # Swagger UI builds the page with an inline script and inline styles: its own, looser policy.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'"
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
 
 
 def _assets_dir() -> Path | None:
-    try:
-        import swagger_ui_bundle
-    except ImportError:
+    import importlib.resources
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi_swagger") is None:
         return None
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    return Path(str(importlib.resources.files("fastapi_swagger") / "resources"))
 
 
 @router.get("/docs")
@@ -39,7 +41,7 @@ def docs(request: Request) -> Response:
     if _assets_dir() is None:
         return HTMLResponse(
             "<!doctype html><title>sightline API</title><p>The interactive docs need the "
-            '<code>swagger-ui-bundle</code> package: <code>pip install "sightline[serve]"</code>. '
+            '<code>fastapi-swagger</code> package: <code>pip install "sightline[serve]"</code>. '
             'The schema is at <a href="/openapi.json">/openapi.json</a>.</p>',
             status_code=503,
         )

@@ -25,6 +25,7 @@ from sightline.errors import (
     RunNotFoundError,
     SightlineError,
 )
+from sightline.serve.core.paths import public
 from sightline.serve.jobs.job import JobNotFoundError, JobStateError
 
 log = logging.getLogger("sightline.serve")
@@ -54,11 +55,12 @@ def finite(value: Any) -> Any:
 
 
 class JSONResponse(_StarletteJSONResponse):
-    """Strict JSON (NaN → null), UTF-8 as is: the app's default response class."""
+    """Strict JSON (NaN → null), UTF-8 as is, server paths made public (core/paths.py): the
+    app's default response class."""
 
     def render(self, content: Any) -> bytes:
         return json.dumps(
-            finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            public(finite(content)), ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
 
 

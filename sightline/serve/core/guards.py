@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import secrets
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from sightline.errors import ConfigError
 from sightline.serve.core.errors import error_response
 
 Scope = dict[str, Any]
@@ -25,6 +27,24 @@ TOKEN_HEADER = "X-Sightline-Token"
 OPEN_PATHS = frozenset({"/api/health"})  # answered without a token (a load balancer's probe)
 TOKEN_COOKIE = "sightline_token"
 TOKEN_QUERY = "token"
+MIN_TOKEN_CHARS = 16  # secrets.token_urlsafe(12) and up: too many to guess, even online
+GENERATE_TOKEN = "generate"  # --token generate: a random one, printed at start
+
+
+def check_token(token: str | None) -> str | None:
+    """``token`` when it is strong enough to guard a server (None: no token); ConfigError
+    otherwise. ``"generate"`` becomes a new random token."""
+    if token is None or token == "":
+        return None
+    if token == GENERATE_TOKEN:
+        return secrets.token_urlsafe(24)
+    if len(token) < MIN_TOKEN_CHARS or token.strip() != token:
+        raise ConfigError(
+            f"the token must be at least {MIN_TOKEN_CHARS} characters without spaces at either end "
+            f"(this one has {len(token)}): give a long random one, or --token {GENERATE_TOKEN} "
+            "for one made and printed at start"
+        )
+    return token
 
 
 def is_loopback(host: str) -> bool:
@@ -188,6 +208,45 @@ def page_refusal(status: int, message_html: str) -> Any:
     """A refusal a person reads in a browser tab (``message_html`` is ours, never a client's)."""
     body = f"<!doctype html><meta charset=utf-8><title>sightline</title><p>{message_html}</p>"
     return HTMLResponse(body, status_code=status)
+
+
+class NoFraming:
+    """Every response refuses to be shown inside another site's page (clickjacking: a page on
+    evil.example frames ours, invisible, under its own buttons). ``frame-ancestors 'none'`` is
+    added to the response's Content-Security-Policy (or is its policy), and
+    ``X-Frame-Options: DENY`` says the same to browsers that predate CSP 2."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def framed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": no_framing(message.get("headers", []))}
+            await send(message)
+
+        await self.app(scope, receive, framed_send)
+
+
+def no_framing(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out, has_policy = [], False
+    for key, value in headers:
+        name = key.lower()
+        if name == b"x-frame-options":
+            continue
+        if name == b"content-security-policy":
+            has_policy = True
+            if b"frame-ancestors" not in value:
+                value = value.rstrip(b"; ") + b"; frame-ancestors 'none'"
+        out.append((key, value))
+    if not has_policy:
+        out.append((b"content-security-policy", b"frame-ancestors 'none'"))
+    out.append((b"x-frame-options", b"DENY"))
+    return out
 
 
 class _BodyTooLarge(Exception):

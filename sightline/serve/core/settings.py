@@ -19,6 +19,7 @@ class Settings:
     runs_dir: Path
     data_dirs: list[Path]
     max_upload_bytes: int
+    max_pixels: int  # per image: larger uploads are refused before they are decoded
     models: ModelCache
     test_splits: BoundedCache = field(
         default_factory=lambda: BoundedCache(2)

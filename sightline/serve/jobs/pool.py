@@ -244,10 +244,10 @@ class JobPool:
                 continue
             stale = job.heartbeat is None or now - job.heartbeat > STALE_S
             if stale or (job.pid is not None and not pid_alive(job.pid)):
-                who = f"pid {job.pid}" if job.pid is not None else "never started"
+                log.warning("job %s: its worker (pid %s) is gone", job.id, job.pid)
                 if self._lost(
                     job.id,
-                    f"the worker process ({who}) is gone: the server or the worker stopped during "
+                    "the worker process is gone: the server or the worker stopped during "
                     "the job; resume the job to continue from its last checkpoint",
                 ):
                     lost.append(job.id)

@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)  # pages are for people: not part of
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-    "frame-src 'self'; connect-src 'self'"
+    "frame-src 'self'; connect-src 'self'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from sightline import fileio
 from sightline.data import download, part_files
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import (
@@ -281,7 +282,7 @@ def test_temp_file_deleted_before_it_was_locked_is_replaced(tmp_path, monkeypatc
             os.unlink(name)  # the other download's _remove_stale_parts, in between
         return fd, name
 
-    monkeypatch.setattr(part_files.tempfile, "mkstemp", racy)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", racy)  # part files are made there
     with part_files.part_file(tmp_path / "x.bin") as f:
         f.write(b"data")
     assert len(made) == 2 and (tmp_path / "x.bin").read_bytes() == b"data"

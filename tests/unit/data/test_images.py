@@ -116,3 +116,76 @@ def test_resize_modes_hit_target_size(mode):
         assert a[0].max() == 0 and a[14].min() > 150
     else:
         assert a.min() > 150
+
+
+# ---------------------------------------------------------------------------- decoded as used
+def gradient(w: int, h: int) -> Image.Image:
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    a = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_large_photo_is_decoded_only_as_large_as_asked(tmp_path, fmt):
+    p = tmp_path / f"big.{fmt.lower()}"
+    gradient(4000, 3000).save(p, format=fmt)
+    whole = open_image(p)
+    small = open_image(p, max_side=512)
+    assert whole.size == (4000, 3000)
+    assert 512 <= max(small.size) < 1024 and small.size[0] * 3 == small.size[1] * 4
+    # The same picture, only smaller: its mean colour barely moves.
+    shrunk = np.asarray(whole.resize(small.size, Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(small, dtype=np.float32) - shrunk).mean() < 3
+    assert open_image(p, max_side=5000).size == (4000, 3000)  # never enlarged
+
+
+def test_a_reduced_phone_photo_is_still_upright(tmp_path):
+    img = gradient(2400, 1200)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    p = tmp_path / "phone.jpg"
+    img.save(p, exif=exif)
+    w, h = open_image(p, max_side=512).size
+    assert h > w and h >= 512
+
+
+def test_the_header_alone_says_an_image_is_too_large(tmp_path):
+    data = tmp_path / "big.png"
+    Image.new("L", (6000, 5000)).save(data)  # 30 MP, 30 KB on disk
+    raw = data.read_bytes()
+    assert im.image_size(raw, "big.png") == (6000, 5000)
+    with pytest.raises(ImageError, match=r"big\.png.*30 MP; limit 24 MP"):
+        im.image_size(raw, "big.png", max_pixels=24_000_000)
+    with pytest.raises(ImageError, match="limit 24 MP"):
+        open_image(raw, "big.png", max_pixels=24_000_000)
+    with pytest.raises(ImageError, match="not a recognised image"):
+        im.image_size(b"not an image at all", "notes.txt")
+
+
+def test_large_decodes_wait_for_each_other(tmp_path, monkeypatch):
+    """At most LARGE_DECODES large images decode at once in a process."""
+    import threading
+    import time
+
+    monkeypatch.setattr(im, "LARGE_PIXELS", 10_000)
+    monkeypatch.setattr(im, "_large_decodes", threading.BoundedSemaphore(1))
+    inside, most = [0], [0]
+    real = im._load
+
+    def slow_load(img, max_side):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        inside[0] -= 1
+        return real(img, max_side)
+
+    monkeypatch.setattr(im, "_load", slow_load)
+    p = tmp_path / "large.png"
+    gradient(200, 200).save(p)
+    threads = [threading.Thread(target=open_image, args=(p,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1

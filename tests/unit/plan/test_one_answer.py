@@ -79,6 +79,27 @@ def test_a_folder_of_photos_is_evaluated_as_predict_sees_each_file(framed_run, t
     assert torch.equal(source.images.images[0], run.preprocess.prepare_image(files[0]))
 
 
+def test_a_large_photo_reaches_the_model_the_same_from_a_folder_and_from_predict(
+    framed_run, tmp_path
+):
+    """Large photos are decoded only as large as the model needs: every path decodes them
+    the same way, so evaluate and predict still see the same tensor."""
+    items, _ = _items(2, seed=4)
+    folder = tmp_path / "large"
+    for c, item in enumerate(items):
+        (folder / f"class{c}").mkdir(parents=True)
+        big = Image.fromarray(255 - item).resize((2400, 1800), Image.Resampling.BICUBIC)
+        big.convert("RGB").save(folder / f"class{c}" / "photo.jpg", quality=90)
+    run = sightline.load_run(framed_run.path)
+    files = sorted(str(p) for p in folder.glob("*/*.jpg"))
+    source = sightline.run.evaluation_source.resolve_source(run, str(folder), "test", "best")
+    for i, f in enumerate(files):
+        assert torch.equal(source.images.images[i], run.preprocess.prepare_image(f))
+        assert torch.equal(
+            source.images.images[i], run.preprocess.prepare_image(Path(f).read_bytes())
+        )
+
+
 # ---------------------------------------------------------------------------- one plan
 def _write_folder(root: Path, channels: int, per_class: int = 10) -> Path:
     """Three classes of 16 px images: a bright square in a different corner each."""

@@ -258,6 +258,20 @@ def test_other_pages_lay_out(served, page):
         check_layout(page, name)
 
 
+def test_the_api_docs_render_the_schema(served, page):
+    """The nav's "API docs": Swagger UI renders FastAPI's OpenAPI 3.1 schema and lists the
+    endpoints (Swagger UI 4 answered "Unable to render this definition")."""
+    url, _ = served
+    page.goto(url + "/docs")
+    page.locator(".opblock-summary-path", has_text="/api/predict").first.wait_for(timeout=20_000)
+    paths = set(page.locator(".opblock-summary-path").all_inner_texts())
+    assert {"/api/health", "/api/runs", "/api/predict", "/api/jobs"} <= {
+        p.replace("\u200b", "").strip() for p in paths
+    }, paths
+    assert "Unable to render" not in page.content()
+    check_layout(page, "docs")
+
+
 def test_train_from_the_form_and_watch_it(served, page):
     url, runs = served
     page.goto(url + "/train")

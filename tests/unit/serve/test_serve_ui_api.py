@@ -164,7 +164,7 @@ def test_report_is_served_with_a_strict_policy(c):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert (
         r.headers["content-security-policy"]
-        == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+        == "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
     )
     assert "<html" in r.text.lower()
     assert_error(c.get(f"/api/runs/{MEM}/report"), 404, f"sightline report {MEM}")

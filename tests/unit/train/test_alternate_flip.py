@@ -57,7 +57,7 @@ def test_without_flips_it_changes_nothing(toy, tmp_path):  # noqa: F811
 
 
 def test_alternate_flip_must_be_a_bool():
-    with pytest.raises(ConfigError, match="alternate_flip is true or false"):
+    with pytest.raises(ConfigError, match="alternate_flip must be true or false"):
         resolve_config(alternate_flip="sometimes")
 
 

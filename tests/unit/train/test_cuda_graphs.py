@@ -138,7 +138,7 @@ def test_a_model_that_cannot_be_captured_trains_eagerly_with_a_note(monkeypatch)
 def test_the_option_is_validated_and_reaches_the_command_line():
     assert TrainConfig().cuda_graphs is None
     assert resolve_config(cuda_graphs=False).cuda_graphs is False
-    with pytest.raises(ConfigError, match="cuda_graphs is true, false or null"):
+    with pytest.raises(ConfigError, match="cuda_graphs must be true or false or null"):
         TrainConfig(cuda_graphs="yes")
     parser = build_parser()
     assert parser.parse_args(["train", "fashion-mnist", "--no-cuda-graphs"]).cuda_graphs is False

@@ -287,7 +287,7 @@ def test_a_killed_rank_ends_the_job_with_the_rank_named(tmp_path):
         "--nproc",
         "2",
         "--epochs",
-        "100000",
+        "10000",
         "--runs-dir",
         "runs",
         "--name",

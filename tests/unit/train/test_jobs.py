@@ -80,9 +80,19 @@ def test_a_crash_is_recorded_as_failed(toy, tmp_path):
     assert row["status"] == "failed" and "disk on fire" in row["error"]
 
 
-def test_non_finite_loss_stops_with_a_clear_message(toy, tmp_path):
+def test_non_finite_loss_stops_with_a_clear_message(toy, tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    real, calls = F.cross_entropy, [0]
+
+    def poisoned(*args, **kwargs):  # the loss of the third step on is NaN (an lr of 1e30 was,
+        calls[0] += 1  # before lr was bounded to 10)
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls[0] >= 3 else loss
+
+    monkeypatch.setattr(F, "cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*Lower the learning rate"):
-        fit_toy(toy, tmp_path, name="nan", optimizer="sgd", lr=1e30, momentum=0.0)
+        fit_toy(toy, tmp_path, name="nan", optimizer="sgd", lr=0.1, momentum=0.0)
     st = json.loads((tmp_path / "nan" / "status.json").read_text())
     assert st["status"] == "failed" and "learning rate" in st["error"]
 

@@ -56,7 +56,7 @@ def test_syncs_come_every_few_steps_and_the_last_step_takes_the_slow_weights():
 
 def test_lookahead_must_be_a_bool():
     assert resolve_config(lookahead=True).lookahead is True
-    with pytest.raises(ConfigError, match="lookahead is true or false"):
+    with pytest.raises(ConfigError, match="lookahead must be true or false"):
         resolve_config(lookahead="yes")
 
 

@@ -1,0 +1,166 @@
+"""What a security review of ``sightline serve`` asked for (issue 36): no page can be framed by
+another site, a token is strong, a client never sees the server's paths or processes, and run
+files honour the umask. (Upload bounds, SSE ids and job options are tested beside their
+routes.)"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from test_train import fit_toy, make_dataset  # noqa: E402
+
+from sightline.errors import ConfigError  # noqa: E402
+from sightline.serve import create_app  # noqa: E402
+from sightline.serve.core.guards import check_token  # noqa: E402
+from sightline.serve.core.paths import PublicPaths  # noqa: E402
+
+RUN = "toy"
+TOKEN = "a-long-enough-token-1234"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hardening") / "runs"
+    fit_toy(make_dataset(), root, name=RUN, epochs=1)
+    return root
+
+
+def client(runs: Path, **options) -> TestClient:
+    app = create_app(runs_dir=runs, start_workers=False, **options)
+    return TestClient(app, base_url="http://127.0.0.1")
+
+
+# ---------------------------------------------------------------------------- clickjacking
+def test_no_answer_can_be_framed_by_another_site(runs):
+    c = client(runs)
+    answers = {
+        "page": c.get("/"),
+        "run page": c.get(f"/runs/{RUN}"),
+        "docs": c.get("/docs"),
+        "api": c.get("/api/runs"),
+        "api error": c.get("/api/runs/nope"),
+        "unknown url": c.get("/nowhere"),
+        "refused host": TestClient(c.app, base_url="http://evil.example").get("/"),
+    }
+    for what, r in answers.items():
+        assert r.headers["x-frame-options"] == "DENY", what
+        policies = r.headers.get_list("content-security-policy")
+        assert len(policies) == 1 and "frame-ancestors 'none'" in policies[0], (what, policies)
+
+
+# ---------------------------------------------------------------------------- tokens
+def test_a_weak_token_is_refused_and_a_strong_one_can_be_generated(runs):
+    for weak in ("a", "short-token", " padded-token-with-spaces ", "x" * 15):
+        with pytest.raises(ConfigError, match="at least 16 characters"):
+            create_app(runs_dir=runs, token=weak, start_workers=False)
+    made = {check_token("generate") for _ in range(3)}
+    assert len(made) == 3 and all(len(t) >= 32 for t in made)
+    assert check_token(None) is None and check_token(TOKEN) == TOKEN
+
+
+def test_serve_prints_the_token_it_generates(runs, monkeypatch, capsys):
+    import uvicorn
+
+    from sightline.cli import main
+
+    started: list = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self))
+    monkeypatch.delenv("SIGHTLINE_TOKEN", raising=False)
+    argv = ["serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", str(runs)]
+    assert main([*argv, "--token", "generate"]) == 0
+    out = capsys.readouterr().out
+    token = out.split("?token=", 1)[1].split()[0]
+    assert len(token) >= 32
+    app = started[0].config.app
+    r = TestClient(app).get("/api/runs", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    assert main([*argv, "--token", "a"]) != 0
+    assert "at least 16 characters" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- paths
+def test_clients_see_paths_relative_to_the_runs_folder(runs, tmp_path):
+    c = client(runs, token=TOKEN)
+    health = c.get("/api/health")  # open without the token: a probe
+    assert health.status_code == 200 and set(health.json()) == {"status", "version"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    absolute = [str(runs.resolve()), str(Path.home())]
+    answers = [
+        c.get("/api/runs", headers=auth),
+        c.get(f"/api/runs/{RUN}", headers=auth),
+        c.get("/api/runs/nope", headers=auth),
+        c.get("/api/runs/..%2Fetc", headers=auth),
+    ]
+    for r in answers:
+        for path in absolute:
+            assert path not in r.text, (r.request.url, r.text[:300])
+    listed = {run["name"]: run for run in answers[0].json()["runs"]}
+    assert listed[RUN]["path"] == RUN
+    assert "the runs folder" in answers[2].json()["error"]
+    assert "process" not in answers[1].json()["status_detail"]
+
+
+def test_public_paths_keep_names_and_hide_folders(tmp_path):
+    runs, photos = tmp_path / "srv" / "runs", tmp_path / "data" / "photos"
+    p = PublicPaths(runs, [photos])
+    assert p.text(f"no run named 'x' in {runs}") == "no run named 'x' in the runs folder"
+    assert p.text(f"{runs}/mnist copy (2)/report.html") == "mnist copy (2)/report.html"
+    assert p.text(f"{photos}/cats/1.jpg is broken") == "photos/cats/1.jpg is broken"
+    assert p.text(f"{runs}2/x and {runs}.bak") == f"{runs}2/x and {runs}.bak"  # other folders
+    assert p.value({"a": [f"{runs}/r", 1.5, None]}) == {"a": ["r", 1.5, None]}
+    assert p.text(f"{Path.home()}/.cache/sightline/x") == "~/.cache/sightline/x"
+
+
+# ---------------------------------------------------------------------------- file modes
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_run_files_honour_the_umask(tmp_path, umask, expected, monkeypatch):
+    from sightline import fileio
+
+    monkeypatch.setattr(fileio, "_UMASK", None)  # read again under this umask
+    old = os.umask(umask)
+    try:
+        run = fit_toy(make_dataset(), tmp_path, name="shared", epochs=1)
+    finally:
+        os.umask(old)
+        fileio._UMASK = None
+    files = [p for p in run.path.rglob("*") if p.is_file()]
+    assert len(files) >= 5
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert set(modes.values()) == {expected}, modes
+
+
+# ---------------------------------------------------------------------------- memory
+def test_images_over_the_servers_pixel_limit_are_refused_before_decoding(runs, tmp_path):
+    import io
+
+    from PIL import Image
+
+    def png(w: int, h: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("L", (w, h), 200).save(buf, format="PNG")  # tiny on disk, huge decoded
+        return buf.getvalue()
+
+    csrf = {"X-Sightline-Request": "1"}
+    big, ok = png(6000, 5000), png(64, 64)  # 30 MP (~30 KB), and a small one
+    c = client(runs)
+    r = c.post(
+        "/api/predict", files=[("files", ("big.png", big)), ("files", ("ok.png", ok))], headers=csrf
+    )
+    assert r.status_code == 200
+    rows = {row["file"]: row for row in r.json()["results"]}
+    assert "30 MP; limit 24 MP" in rows["big.png"]["error"] and "label" in rows["ok.png"]
+    r = c.post("/api/inspect", files={"file": ("big.png", big)}, headers=csrf)
+    assert r.status_code == 415 and "limit 24 MP" in r.json()["error"]
+    roomy = client(runs, max_pixels=32_000_000)  # serve --max-megapixels 32
+    r = roomy.post("/api/predict", files=[("files", ("big.png", big))], headers=csrf)
+    assert r.status_code == 200 and "label" in r.json()["results"][0]
+    with pytest.raises(ConfigError, match="max_pixels must be from 1 to 64,000,000"):
+        create_app(runs_dir=runs, max_pixels=10**9, start_workers=False)
