@@ -104,6 +104,18 @@ def release_freed_cpu_memory() -> None:
         trim(0)
 
 
+_SERVING = False
+
+
+def serving_requests() -> None:
+    """This process serves requests (``sightline serve``): it keeps glibc's own malloc policy,
+    which gives large freed blocks back, instead of keeping up to 1 GiB freed per malloc arena
+    (one per thread) for a next training step that never comes. Its training jobs run in
+    worker processes of their own, which keep the training policy."""
+    global _SERVING
+    _SERVING = True
+
+
 @functools.cache  # process-wide: set once
 def retain_freed_cpu_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
@@ -127,7 +139,7 @@ def retain_freed_cpu_memory() -> bool:
     another allocator preloaded, glibc's settings are harmless: its malloc is no longer the one
     called. Any other value of ``SIGHTLINE_CPU_MALLOC`` is a ConfigError.
     """
-    if not cpu_malloc_tuning_wanted():
+    if not cpu_malloc_tuning_wanted() or _SERVING:  # a bad setting is an error, even here
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False

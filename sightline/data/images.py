@@ -48,8 +48,6 @@ DECODE_FACTOR = 4
 LARGE_PIXELS = 4_000_000  # a decode this large takes hundreds of MB at its peak ...
 LARGE_DECODES = 2  # ... so only this many run at once in a process
 _large_decodes = threading.BoundedSemaphore(LARGE_DECODES)
-_large_lock = threading.Lock()
-_large_active = 0
 
 
 def decode_side(size: tuple[int, int] | list[int]) -> int:
@@ -183,7 +181,8 @@ def _decode(fp, label, max_side: int | None, max_pixels: int) -> Image.Image:
     """The one decoder for files and uploads: size guard before decoding, first frame, full
     decode (so truncation shows here), reduced to ``max_side``, EXIF orientation applied."""
     try:
-        with warnings.catch_warnings():
+        # The gate on large decodes closes after the file's image: its memory is freed by then.
+        with warnings.catch_warnings(), contextlib.ExitStack() as gate:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
                 w, h = img.size
@@ -195,8 +194,10 @@ def _decode(fp, label, max_side: int | None, max_pixels: int) -> Image.Image:
                     )
                 if w == 0 or h == 0:
                     raise ImageError(label, f"image has no pixels ({w}x{h})")
-                with _large_decode(w * h):
-                    return _load(img, max_side)
+                gate.enter_context(_large_decode(w * h))
+                out = _load(img, max_side)
+                img.close()  # frees the decoded pixels now (leaving ``with`` closes the file only)
+            return out
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -233,23 +234,18 @@ def _load(img: Image.Image, max_side: int | None) -> Image.Image:
 
 @contextlib.contextmanager
 def _large_decode(pixels: int) -> Iterator[None]:
-    """At most ``LARGE_DECODES`` large decodes at once; when the last one of a burst ends, the
-    memory they freed goes back to the system (a server's size stays that of its models)."""
-    global _large_active
+    """At most ``LARGE_DECODES`` large decodes at once, each followed by handing the memory it
+    freed back to the system: a server's size stays that of its models, not of its largest
+    requests (freed blocks in another thread's malloc arena would otherwise pile up while the
+    next decodes allocate fresh ones). A trim costs milliseconds, a large decode hundreds."""
     if pixels <= LARGE_PIXELS:
         yield
         return
     with _large_decodes:
-        with _large_lock:
-            _large_active += 1
         try:
             yield
         finally:
-            with _large_lock:
-                _large_active -= 1
-                last = _large_active == 0
-            if last:
-                release_freed_cpu_memory()
+            release_freed_cpu_memory()
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

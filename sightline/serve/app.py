@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sightline._version import __version__
-from sightline.devices import cpu_malloc_tuning_wanted
+from sightline.devices import cpu_malloc_tuning_wanted, serving_requests
 from sightline.errors import ConfigError, SightlineError
 from sightline.serve.api import datasets, inspect, jobs, predict, run_files, runs
 from sightline.serve.core import docs
@@ -97,6 +97,7 @@ def create_app(
         )  # at start, not at the first request
     token = check_token(token)  # a weak one fails here; "generate" makes one (serve() prints it)
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
+    serving_requests()  # freed memory goes back to the system (devices.py)
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if default_run is not None:
         from sightline.run import run_id_path
@@ -108,8 +109,8 @@ def create_app(
         version=__version__,
         description="Classify images with trained runs, browse and delete runs, list datasets, start, "
         "watch (Server-Sent Events), stop and resume training jobs. "
-        'Errors are JSON {"error": message}. Calls that change something (POST, DELETE) need '
-        "the header 'X-Sightline-Request: 1'.",
+        'Errors are JSON {"error": message}. Calls that change something (POST, DELETE) are '
+        "refused when a browser says they come from another site's page.",
         default_response_class=JSONResponse,
         lifespan=_lifespan,
         docs_url=None,  # served by sightline.serve.core.docs from local files, not a CDN

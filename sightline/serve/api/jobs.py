@@ -17,9 +17,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from sightline.errors import RunInUseError, RunNotFoundError
+from sightline.errors import RunInUseError, RunNotFoundError, SightlineError
 from sightline.serve.core.paths import public
-from sightline.serve.jobs.job import ENDED, STATES, JobError, JobStateError, check_job_id, to_json
+from sightline.serve.jobs.job import (
+    ENDED,
+    STATES,
+    Job,
+    JobError,
+    JobStateError,
+    check_job_id,
+    to_json,
+)
 from sightline.serve.jobs.pool import JobPool
 from sightline.serve.jobs.request import JobRequest, resolve_job
 from sightline.serve.jobs.store import JobStore
@@ -47,7 +55,7 @@ def create_job(body: JobRequest, request: Request, response: Response) -> dict[s
     job = _store(request).create(stored, args)
     _pool(request).wake()
     response.headers["Location"] = f"/api/jobs/{job.id}"
-    return job.to_dict()
+    return _view(request, job)
 
 
 @router.get("", summary="Jobs, newest first")
@@ -56,12 +64,12 @@ def list_jobs(
 ) -> dict[str, Any]:
     if state is not None and state not in STATES:
         raise JobError(f"unknown job state {state[:40]!r}; states: {', '.join(STATES)}")
-    return {"jobs": [job.to_dict() for job in _store(request).list_jobs(state, limit)]}
+    return {"jobs": [_view(request, job) for job in _store(request).list_jobs(state, limit)]}
 
 
 @router.get("/{job_id}", summary="One job: state, request, run, last progress, result or error")
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    return _store(request).get(job_id).to_dict()
+    return _view(request, _store(request).get(job_id))
 
 
 @router.post(
@@ -71,7 +79,26 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
 def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     job = _store(request).request_stop(job_id)
     _pool(request).wake()
-    return job.to_dict()
+    return _view(request, job)
+
+
+def _view(request: Request, job: Job) -> dict[str, Any]:
+    """What a client sees of a job, with whether Resume would be accepted now."""
+    return {**job.to_dict(), "resumable": _resumable(request, job)}
+
+
+def _resumable(request: Request, job: Job) -> bool:
+    if job.state not in RESUMABLE:
+        return False
+    if job.run is None:
+        return True  # it starts again
+    if _store(request).busy_with(job.run) is not None:  # resumed already, by another job
+        return False
+    try:
+        _check_resumable(request, job.id, job.run)
+    except SightlineError:  # gone, ended, training, no saved state: the reason comes on Resume
+        return False
+    return True
 
 
 def _check_resumable(request: Request, job_id: str, run: str) -> None:
@@ -125,7 +152,7 @@ def resume_job(job_id: str, request: Request, response: Response) -> dict[str, A
         new = store.create({"resume": job.run}, args, resumed_from=job.id, run=job.run)
     _pool(request).wake()
     response.headers["Location"] = f"/api/jobs/{new.id}"
-    return new.to_dict()
+    return _view(request, new)
 
 
 MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: event numbers are its rowids
@@ -169,7 +196,8 @@ async def _event_stream(
         if state is None:  # gone from the store (removed by hand): nothing more will come
             return
         if state in ENDED:
-            yield f"event: end\ndata: {to_json(public(store.get(job_id).to_dict()))}\n\n"
+            ended = _view(request, store.get(job_id))
+            yield f"event: end\ndata: {to_json(public(ended))}\n\n"
             return
         if await request.is_disconnected() or request.app.state.shutting_down.is_set():
             return  # the client went away, or the server is stopping (the client may reconnect)

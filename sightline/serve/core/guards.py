@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from sightline.devices import release_freed_cpu_memory
 from sightline.errors import ConfigError
 from sightline.serve.core.errors import error_response
 
@@ -89,11 +90,10 @@ class AccessGuard:
        ``?token=…`` (the link ``sightline serve`` prints): it is answered with a redirect to
        the same page without the token in its address, setting the cookie (HttpOnly, so no
        script can read it; SameSite=Strict, so no other site's page sends it).
-    3. CSRF: a state-changing call (anything but GET/HEAD/OPTIONS) must carry the custom header
-       ``X-Sightline-Request``. A browser sends a custom header cross-origin only after a CORS
-       preflight, and this server grants none (no CORS middleware), so a form or script on
-       another site can never make such a call; plain forms can't set headers at all. Our own
-       pages and ``curl -H 'X-Sightline-Request: 1'`` can.
+    3. CSRF: a state-changing call (anything but GET/HEAD/OPTIONS) from another site's page is
+       refused (``cross_site``), from what browsers say about every request they send, as Go's
+       ``http.CrossOriginProtection`` and modern frameworks check it. A script (curl, Python)
+       is no browser and cannot be made to attack anyone: it needs no extra header.
     """
 
     def __init__(
@@ -149,14 +149,13 @@ class AccessGuard:
                     if path.startswith("/api/")
                     else page_refusal(403, "Wrong token.")
                 )
-        if (
-            scope.get("method", "GET") not in SAFE_METHODS
-            and not (_header(scope, CSRF_HEADER) or "").strip()
-        ):
+        if scope.get("method", "GET") not in SAFE_METHODS and cross_site(scope):
             return error_response(
                 403,
-                f"missing header '{CSRF_HEADER}: 1': every call that changes something "
-                "must carry it (protection against cross-site requests)",
+                "cross-site request refused: a call that changes something must come from this "
+                f"server's own pages or from a script (a browser page elsewhere may send it with "
+                f"the header '{CSRF_HEADER}: 1' only after a CORS preflight, which this server "
+                "never grants)",
             )
         return None
 
@@ -177,6 +176,28 @@ class AccessGuard:
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
         return response
+
+
+def cross_site(scope: Scope) -> bool:
+    """Whether a request comes from another site's page, by what the browser says:
+
+    * ``X-Sightline-Request`` (our pages send it): a browser sends a custom header cross-origin
+      only after a CORS preflight, which this server never grants: same origin.
+    * ``Sec-Fetch-Site`` (every current browser sends it): ``same-origin`` or ``none`` (typed
+      in, a bookmark) pass; ``same-site`` and ``cross-site`` are refused.
+    * Else ``Origin`` (older browsers send it with a POST): it must name this host.
+    * Neither: not a browser (curl, a script), or one too old to say: passes.
+    """
+    if (_header(scope, CSRF_HEADER) or "").strip():
+        return False
+    site = (_header(scope, "sec-fetch-site") or "").strip().lower()
+    if site:
+        return site not in ("same-origin", "none")
+    origin = _header(scope, "origin")
+    if origin is None:
+        return False
+    host = (_header(scope, "host") or "").lower()
+    return origin.strip().lower().split("://", 1)[-1] != host
 
 
 def _given_token(scope: Scope) -> str | None:
@@ -253,8 +274,12 @@ class _BodyTooLarge(Exception):
     pass
 
 
+LARGE_BODY = 4 * 1024 * 1024  # after a request this large, freed memory goes back to the system
+
+
 class BodyLimit:
-    """Request bodies over ``max_bytes`` → 413, before the whole body is read.
+    """Request bodies over ``max_bytes`` → 413, before the whole body is read; after a large
+    one, the memory its parsing and decoding freed is handed back (``devices.py``).
 
     A declared Content-Length over the limit is refused before reading a byte. A body without
     one (chunked) or lying about it is counted as it streams in: the first chunk past the limit
@@ -316,5 +341,8 @@ class BodyLimit:
         except Exception:
             if not exceeded:
                 raise
+        finally:
+            if received > LARGE_BODY:  # its copies (form parts, bytes) are freed by now
+                release_freed_cpu_memory()
         if exceeded and not started:
             await self._refusal()(scope, receive, send)

@@ -98,5 +98,28 @@ class Job:
             "progress": self.progress,
             "result": self.result,
             "error": self.error,
+            "outcome": self.outcome(),
             "resumed_from": self.resumed_from,
         }
+
+    def outcome(self) -> str:
+        """Where the job stands, in one sentence with its cause: what every page shows."""
+        p = self.progress or {}
+        epoch, epochs = p.get("epoch"), p.get("epochs")
+        where = f" in epoch {epoch}" + (f" of {epochs}" if epochs else "") if epoch else ""
+        if self.state == "queued":
+            return "Queued: it starts when the jobs before it have ended"
+        if self.state == "running":
+            return f"Training{where}" if where else "Starting"
+        if self.state == "stopping":
+            return f"Stopping{where}: saving its state"
+        if self.state == "finished":
+            accuracy = (self.result or {}).get("test_accuracy")
+            shown = f": test accuracy {accuracy:.2%}" if isinstance(accuracy, float) else ""
+            return f"Finished{shown}"
+        if self.state == "failed":
+            return f"Failed{where}: {self.error or 'no reason was recorded'}"
+        if self.state == "stopped":
+            return "Stopped before it started"
+        cause = f": {self.error}" if self.error else " when asked to, saved: resumable"
+        return f"Stopped{where}{cause}"

@@ -190,13 +190,10 @@ class JobStore:
         job_id = secrets.token_urlsafe(12)
         with self._write() as con:
             if run is not None:
-                busy = con.execute(
-                    "SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')",
-                    (run,),
-                ).fetchone()
+                busy = _busy_with(con, run)
                 if busy is not None:
                     raise JobStateError(
-                        f"run {run!r} already has a job that is queued or training: {busy[0]}"
+                        f"run {run!r} already has a job that is queued or training: {busy}"
                     )
             con.execute(
                 "INSERT INTO jobs (id, created, state, request, args, resumed_from, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -321,9 +318,21 @@ class JobStore:
                 )
         return bool(done)
 
+    def busy_with(self, run: str) -> str | None:
+        """The id of the job queued for or training ``run``, if one is."""
+        with self._read() as con:
+            return _busy_with(con, run)
+
     def active(self) -> list[Job]:
         with self._read() as con:
             rows = con.execute(
                 "SELECT * FROM jobs WHERE state IN ('running', 'stopping')"
             ).fetchall()
         return [Job.from_row(r) for r in rows]
+
+
+def _busy_with(con: sqlite3.Connection, run: str) -> str | None:
+    row = con.execute(
+        "SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')", (run,)
+    ).fetchone()
+    return None if row is None else row[0]

@@ -9,6 +9,8 @@ and, on a GPU, the device; a crash or a kill must not take the pages down). It c
 * polls the job's state in a background thread, so a stop asked of the server reaches the
   training loop's ``should_stop`` as a flag (no database read between training steps),
 * beats a heartbeat there too, so a restarted server can tell a live worker from a lost one,
+* stops when its server is gone (killed, crashed): the job ends interrupted and resumable, with
+  the reason, instead of training on unwatched; a restarted server shows that one state,
 * records the end: finished, interrupted (stopped, resumable) or failed with the error.
 
 Every write is conditional on this process still owning the job: a server that declared it
@@ -39,19 +41,32 @@ def _log(message: str) -> None:
     print(f"sightline job worker {os.getpid()}: {message}", file=sys.stderr, flush=True)
 
 
+SERVER_GONE = (
+    "the server stopped during the job (the worker stopped with it, at a step boundary): "
+    "resume the job to continue from its last checkpoint"
+)
+
+
 class Watch(threading.Thread):
     """The job's state, every STOP_POLL_S: anything but running (stopping, or no longer
-    active because a server gave the worker up) sets ``stop``; and a heartbeat."""
+    active because a server gave the worker up) sets ``stop``, and so does the end of the
+    server that started this worker (its parent: a new parent means it is gone); and a
+    heartbeat."""
 
     def __init__(self, store: JobStore, job_id: str, pid: int) -> None:
         super().__init__(name="sightline-job-watch", daemon=True)
         self.store, self.job_id, self.pid = store, job_id, pid
         self.stop = threading.Event()
+        self.server = os.getppid()
+        self.server_gone = False
         self._done = threading.Event()
 
     def run(self) -> None:
         last_beat = time.monotonic()
         while not self._done.wait(STOP_POLL_S):
+            if os.getppid() != self.server:
+                self.server_gone = True
+                self.stop.set()
             try:
                 if self.store.state(self.job_id) != "running":
                     self.stop.set()
@@ -129,6 +144,8 @@ def run_job(runs_dir: Path, job_id: str) -> int:
         state, result, error = train(store, job, runs_dir, watch.stop.is_set)
     finally:
         watch.close()
+    if watch.server_gone and state == "interrupted":
+        error = SERVER_GONE
     for attempt in range(5):  # the end must be recorded: retry a busy or briefly failing store
         try:
             store.finish(job_id, state, result=result, error=error, pid=pid)

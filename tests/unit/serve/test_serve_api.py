@@ -237,9 +237,10 @@ def test_run_ids_never_leave_the_runs_folder(runs, tmp_path):
 
 
 # ---------------------------------------------------------------------------- delete
-def test_delete_needs_the_csrf_header_then_removes_the_run(runs):
+def test_delete_refuses_another_sites_page_then_removes_the_run(runs):
     c = client(runs)
-    assert_error(c.delete(f"/api/runs/{RUN}"), 403, "X-Sightline-Request")
+    cross = {"Sec-Fetch-Site": "cross-site"}  # what a browser says of a page elsewhere
+    assert_error(c.delete(f"/api/runs/{RUN}", headers=cross), 403, "cross-site request refused")
     assert (runs / RUN).is_dir()
     r = c.delete(f"/api/runs/{RUN}", headers=CSRF)
     assert r.status_code == 200 and r.json() == {"deleted": RUN}
@@ -323,7 +324,13 @@ def test_top_k_is_validated_and_clipped(trained):
     assert_error(upload(c, [("a.png", png(data))], k=0), 422, "k:")
     assert_error(upload(c, [("a.png", png(data))], k="three"), 422, "k:")
     assert_error(c.post("/api/predict", data={"k": "1"}, headers=CSRF), 422, "files")
-    assert_error(upload(c, [("a.png", png(data))], headers={}), 403, "X-Sightline-Request")
+    # A script needs no extra header (curl -F files=@x.jpg); another site's page is refused.
+    assert upload(c, [("a.png", png(data))], headers={}).status_code == 200
+    for browser in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://evil.example"}, {"Origin": "null"}):  # fmt: skip
+        assert_error(upload(c, [("a.png", png(data))], headers=browser), 403, "cross-site")
+    for own in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://127.0.0.1"}):
+        assert upload(c, [("a.png", png(data))], headers=own).status_code == 200, own
 
 
 def test_predict_without_runs_or_checkpoint(tmp_path, trained):
@@ -480,8 +487,8 @@ def test_a_browser_gets_the_token_once_and_keeps_it_as_a_cookie(trained):
     assert c.get("/docs").status_code == 200  # the client keeps the cookie, as a browser does
     assert c.get("/api/runs").status_code == 200
     assert_error(
-        c.post("/api/jobs", json={}), 403, "X-Sightline-Request"
-    )  # a cookie alone never changes anything
+        c.post("/api/jobs", json={}, headers={"Sec-Fetch-Site": "cross-site"}), 403, "cross-site"
+    )  # a cookie sent by another site's page never changes anything
     c.cookies.clear()
     c.cookies.set("sightline_token", "wrong")
     assert_error(c.get("/api/runs"), 403, "wrong token")

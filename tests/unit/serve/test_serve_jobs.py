@@ -208,6 +208,12 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
         stopped = wait_for(c, job["id"])
         assert stopped["state"] == "interrupted" and stopped["error"] is None, stopped
         assert stopped["result"]["status"] == "interrupted"
+        # One sentence where it stopped, as the trainer's own log says it ("saved at epoch E").
+        epoch = stopped["progress"]["epoch"]
+        assert stopped["outcome"] == (
+            f"Stopped in epoch {epoch} of {LONG['epochs']} when asked to, saved: resumable"
+        )
+        assert stopped["resumable"] is True
         assert run_status(runs, "stopped")["status"] == "interrupted"
         assert post(c, f"/api/jobs/{job['id']}/stop").status_code == 409  # ended
         r = post(c, f"/api/jobs/{job['id']}/resume")
@@ -220,11 +226,15 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
         )
         assert (
             post(c, f"/api/jobs/{job['id']}/resume").status_code == 409
-        )  # the run is already queued again
+        )  # the run is already queued again: no Resume button offers it
+        assert c.get(f"/api/jobs/{job['id']}").json()["resumable"] is False
         resumed = wait_for(c, resumed["id"])
         assert resumed["state"] == "finished", resumed
         assert post(c, f"/api/jobs/{resumed['id']}/resume").status_code == 409  # finished
         assert post(c, f"/api/jobs/{job['id']}/resume").status_code == 409  # its run has ended
+        listed = {j["id"]: j for j in c.get("/api/jobs").json()["jobs"]}
+        assert listed[job["id"]]["resumable"] is False and not listed[resumed["id"]]["resumable"]
+        assert resumed["outcome"].startswith("Finished")
     status = run_status(runs, "stopped")
     assert status["status"] == "finished" and status["epochs_done"] == LONG["epochs"]
     a, b = weights(runs, "stopped"), weights(*reference)
@@ -262,6 +272,38 @@ def test_a_job_whose_worker_died_with_the_server_is_interrupted_then_resumed_exa
         assert resumed["state"] == "finished", resumed
     a, b = weights(runs, "killed"), weights(*reference)
     assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_worker_whose_server_was_killed_stops_and_says_so(folder, tmp_path):
+    """kill -9 of the server: its worker does not train on unwatched; it stops at a step
+    boundary, resumable, and the job says why (one state, not "running" beside "stopped")."""
+    from sightline.serve.jobs.worker import SERVER_GONE
+
+    runs = tmp_path / "runs"
+    store = JobStore(runs)
+    request, args = resolve_job(JobRequest(**LONG, name="orphan"), [folder])
+    job = store.create(request, args)
+    store.claim_next(1)
+    server = subprocess.Popen(  # stands in for the server: the worker's parent
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         f"w = subprocess.Popen([sys.executable, '-m', 'sightline.serve.jobs.worker', {str(runs)!r}, {job.id!r}])\n"
+         "print(w.pid, flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker_pid = int(server.stdout.readline())
+    deadline = time.monotonic() + 40
+    while (store.get(job.id).progress or {}).get("epoch", 0) < 1:
+        assert time.monotonic() < deadline, store.get(job.id)
+        time.sleep(0.02)
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 30
+    while (ended := store.get(job.id)).state in ("running", "stopping"):
+        assert time.monotonic() < deadline, "the worker trained on without its server"
+        time.sleep(0.05)
+    assert ended.state == "interrupted" and ended.error == SERVER_GONE
+    assert run_status(runs, "orphan")["status"] == "interrupted"  # resumable
+    assert worker_pid > 0
 
 
 def create_resume(c: TestClient, job_id: str) -> dict:
@@ -452,7 +494,8 @@ def test_recipes_are_listed_as_they_train_on_this_machine(
 
 def test_job_ids_and_states_are_checked(folder, tmp_path):
     c = client(tmp_path / "runs", folder, start_workers=False)
-    assert c.post("/api/jobs", json=TINY).status_code == 403  # no CSRF header
+    cross = {"Sec-Fetch-Site": "cross-site"}  # another site's page
+    assert c.post("/api/jobs", json=TINY, headers=cross).status_code == 403
     for bad in ("nope", "..%2F..%2Fetc", "a" * 17, "%00" * 16, "aaaaaaaaaaaaaaa."):
         for r in (
             c.get(f"/api/jobs/{bad}"),

@@ -395,7 +395,8 @@ def test_inspect_refusals(c):
     assert_error(inspect(c, test_index=0, run=MEM), 409, "in memory")
     assert_error(inspect(c, test_index=0, run="nope"), 404, "no run named")
     assert_error(inspect(c, test_index=0, run="../x"), 400, "invalid run id")
-    assert_error(inspect(c, headers={}, test_index=0, run=RUN), 403, "X-Sightline-Request")
+    cross = {"Origin": "http://evil.example"}
+    assert_error(inspect(c, headers=cross, test_index=0, run=RUN), 403, "cross-site")
 
 
 def test_inspect_an_mlp_falls_back_to_gradients_and_shows_vectors(c):

@@ -9,7 +9,6 @@
   const SL = window.SL;
   const el = SL.el;
   const ACTIVE = ['queued', 'running', 'stopping'];
-  const RESUMABLE = ['interrupted', 'failed', 'stopped'];
   const LOG_LINES = 50;
   const MAX_STEP_POINTS = 500;
   const POLL_MS = 3000;
@@ -81,19 +80,17 @@
     stop.hidden = !ACTIVE.includes(state);
     stop.disabled = state === 'stopping';
     stop.textContent = state === 'stopping' ? 'Stopping…' : 'Stop';
-    SL.$('job-resume').hidden = !RESUMABLE.includes(state);
+    // The server says whether Resume would be accepted now (an ended or resumed run: no button).
+    SL.$('job-resume').hidden = !(job && job.resumable);
   }
 
   function renderEnd() {
     const box = SL.$('job-result');
-    const r = (job && job.result) || {};
     const state = job ? job.state : 'unknown';
-    let text = 'Job ' + state;
-    if (state === 'finished') text = SL.isNum(r.test_accuracy) ? 'Finished: test accuracy ' + SL.pct(r.test_accuracy, 2) : 'Finished';
-    else if (state === 'failed') text = 'Failed: ' + (job.error || 'no reason recorded');
-    else if (state === 'interrupted' || state === 'stopped') text = 'Stopped at epoch ' + (lastEpoch || 0) + (epochs ? ' of ' + epochs : '') + ': resumable';
-    SL.$('job-result-text').textContent = text;
-    box.classList.toggle('failed', state === 'failed');
+    // One sentence, the server's (with the cause), in the colour of the state's badge.
+    SL.$('job-result-text').textContent = (job && job.outcome) || 'Job ' + state;
+    for (const s of ['finished', 'failed', 'interrupted', 'stopped']) box.classList.toggle(s, state === s);
+    if (state !== 'finished') SL.setText('job-eta', '—'); // nothing is left to wait for
     const run = (job && job.run) || runName;
     const link = SL.$('job-run-link');
     link.hidden = !run;
@@ -171,6 +168,7 @@
     if (job && job.run) setRun(job.run);
     if (job && job.state === 'finished') SL.$('job-progress').value = 1;
     SL.setText('job-connection', '');
+    SL.showError('job-error', null); // a reconnect's earlier failure is over: one state shows
     renderState();
     renderEnd();
     draw();
