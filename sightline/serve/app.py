@@ -11,13 +11,14 @@ import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from sightline._version import __version__
 from sightline.devices import cpu_malloc_tuning_wanted, serving_requests
 from sightline.errors import ConfigError, SightlineError
 from sightline.serve.api import datasets, inspect, jobs, predict, run_files, runs
 from sightline.serve.core import docs
+from sightline.serve.core.deps import only_known_query
 from sightline.serve.core.errors import JSONResponse, install_error_handlers
 from sightline.serve.core.guards import AccessGuard, BodyLimit, NoFraming, check_token
 from sightline.serve.core.paths import PublicPaths, ShowPublicPaths
@@ -140,8 +141,8 @@ def create_app(
         inspect,
         datasets,
         jobs,
-    ):  # the REST API, one module a resource
-        app.include_router(module.router)
+    ):  # the REST API, one module a resource; a query parameter a route does not take is a 400
+        app.include_router(module.router, dependencies=[Depends(only_known_query)])
     app.include_router(docs.router)
     app.include_router(pages.router)  # the web UI's HTML pages and /static files
     # The last added runs first: who may call is settled before a byte of the body is read.

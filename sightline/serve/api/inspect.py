@@ -39,6 +39,9 @@ SEEN_SIDE = 224  # what the model saw is enlarged to about this
 def inspect(
     request: Request,
     file: Annotated[UploadFile | None, File(description="one image file")] = None,
+    files: Annotated[
+        list[UploadFile] | None, File(description="the same as file: /api/predict's name")
+    ] = None,
     test_index: Annotated[
         int | None, Form(ge=0, description="or: an index into the run's test split")
     ] = None,
@@ -53,6 +56,10 @@ def inspect(
     from sightline.inspect import inspect_image, key_layers
     from sightline.serve.services.data_cache import run_test_split
 
+    sent = [*([file] if file is not None else []), *(files or [])]
+    if len(sent) > 1:
+        raise HTTPException(400, f"inspect takes one image, not {len(sent)}: use /api/predict")
+    file = sent[0] if sent else None
     if (file is None) == (test_index is None):
         raise HTTPException(
             400,

@@ -16,7 +16,13 @@ router = APIRouter(prefix="/api")
 @router.post("/predict", summary="Classify uploaded images (or zip archives of images) with a run")
 def predict(
     request: Request,
-    files: Annotated[list[UploadFile], File(description="image files, or zip archives of images")],
+    files: Annotated[
+        list[UploadFile] | None,
+        File(description="image files, or zip archives of images (at most 1,000 files a request)"),
+    ] = None,
+    file: Annotated[
+        list[UploadFile] | None, File(description="the same as files: /api/inspect's name")
+    ] = None,
     run: Annotated[
         str | None,
         Form(
@@ -43,6 +49,9 @@ def predict(
     from sightline.serve.services.images import data_uri, thumbnail
     from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
+    uploads = [*(files or []), *(file or [])]
+    if not uploads:
+        return error_response(422, "invalid request: files: send at least one image as 'files'")
     settings = _settings(request)
     loaded = settings.models.predictor(
         run or None
@@ -50,7 +59,7 @@ def predict(
     # BodyLimit has bounded the request, so reading each part whole is bounded too.
     raw = [
         ((f.filename or f"upload-{i + 1}")[:255], f.file.read(settings.max_upload_bytes + 1))
-        for i, f in enumerate(files)
+        for i, f in enumerate(uploads)
     ]
     try:
         items = expand_uploads(raw, settings.max_upload_bytes)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from sightline._version import __version__
 from sightline.errors import SightlineError
 from sightline.serve.api.run_files import run_extras
+from sightline.serve.core.settings import MAX_FILES
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
@@ -20,8 +21,15 @@ router = APIRouter(prefix="/api")
 
 @router.get("/health", summary="Is the server up")
 def health(request: Request) -> dict[str, Any]:
-    # Open without a token (a load balancer's probe): nothing about the server's files.
-    return {"status": "ok", "version": __version__}
+    # Open without a token (a load balancer's probe): nothing about the server's files; the
+    # limits, so a client (the Classify many page) can split a large selection into requests.
+    settings = _settings(request)
+    limits = {
+        "max_upload_bytes": settings.max_upload_bytes,
+        "max_pixels": settings.max_pixels,
+        "max_files": MAX_FILES,
+    }
+    return {"status": "ok", "version": __version__, "limits": limits}
 
 
 @router.get("/runs", summary="All runs, newest first (damaged ones with their problem)")

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 from sightline.errors import (
@@ -88,6 +89,21 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+NOT_FOUND_PAGE = (
+    "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+    "<title>Not found · sightline</title><link rel=stylesheet href=/static/style.css>"
+    "<main class=page><h1>Not found</h1><p>There is no page at this address. "
+    "<a href=/>See the runs</a>, <a href=/classify>classify an image</a> or "
+    "<a href=/docs>read the API docs</a>.</p></main>"
+)
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not a script's JSON)."""
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SightlineError)
     async def sightline_error(request: Request, exc: SightlineError) -> JSONResponse:
@@ -100,6 +116,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
+        if exc.status_code == 404 and _wants_a_page(request):  # a person's typo, in a browser
+            return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
         if exc.status_code == 404 and message == "Not Found":
             message = (
                 f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"

@@ -12,6 +12,7 @@ from sightline.serve.services.data_cache import BoundedCache
 from sightline.serve.services.model_cache import ModelCache
 
 MAX_TOP_K = 100  # the most classes a prediction returns per image
+MAX_FILES = 1000  # files in one multipart request (Starlette's form parser refuses more)
 
 
 @dataclass

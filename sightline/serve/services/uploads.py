@@ -52,14 +52,24 @@ def expand_uploads(files: list[tuple[str, bytes]], max_upload_bytes: int) -> lis
 
 
 def _skipped(member: str) -> bool:
-    """Folders, macOS resource forks (__MACOSX/) and hidden files (.DS_Store, ._photo.jpg)."""
+    """Folders, macOS resource forks (__MACOSX/) and hidden files (.DS_Store, ._photo.jpg):
+    not images anyone put there. A name that climbs out of the archive (``..``) is not skipped
+    silently: it is listed with its reason (``_refused``)."""
     parts = [p for p in member.split("/") if p]
     return (
         member.endswith("/")
         or not parts
         or parts[0] == "__MACOSX"
-        or any(p.startswith(".") for p in parts)
+        or any(p.startswith(".") and p != ".." for p in parts)
     )
+
+
+def _refused(member: str) -> str | None:
+    """Why a member's name is refused: absolute, or climbing out of the archive."""
+    parts = member.split("/")
+    if member.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
+        return "skipped: its name leaves the archive ('..' or an absolute path)"
+    return None
 
 
 def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]) -> list[Item]:
@@ -92,8 +102,12 @@ def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]
             ]
         items = []
         for info in files:
-            member = posixpath.normpath(info.filename.replace("\\", "/")).lstrip("/")
+            raw = info.filename.replace("\\", "/")
+            member = posixpath.normpath(raw).lstrip("/")
             label = f"{name}/{member}"[:MAX_NAME]
+            if (reason := _refused(raw)) is not None:
+                items.append(Item(f"{name}/{raw}"[:MAX_NAME], error=reason))
+                continue
             if info.file_size > max_upload_bytes:
                 items.append(
                     Item(

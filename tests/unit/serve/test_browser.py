@@ -85,6 +85,8 @@ def served(tmp_path_factory):
             str(runs),
             "--data-dir",
             str(folder),
+            "--max-upload-mb",  # small, so Classify many has to send a selection in batches
+            "1",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -224,6 +226,32 @@ def test_a_bad_upload_shows_the_reason(served, browser, tmp_path):
         assert "notes.png" in box.inner_text() or "image" in box.inner_text().lower()
     finally:
         context.close()
+
+
+def test_classify_many_sends_a_large_selection_in_batches(served, page, tmp_path):
+    """8 photos of ~250 KB on a server taking 1 MB a request: several requests, every photo
+    classified; a file over the limit is listed with the reason, and nothing else fails."""
+    url, _ = served
+    rng = np.random.default_rng(3)
+    files = []
+    for i in range(8):
+        path = tmp_path / f"noise-{i}.png"
+        Image.fromarray(rng.integers(0, 255, (290, 290, 3), dtype=np.uint8)).save(path)
+        files.append(str(path))
+    huge = tmp_path / "huge.png"
+    Image.fromarray(rng.integers(0, 255, (720, 720, 3), dtype=np.uint8)).save(huge)
+    assert all(Path(f).stat().st_size > 200_000 for f in files) and huge.stat().st_size > 1 << 20
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/api/predict") else None)
+    page.goto(f"{url}/classify-many?run={RUN}")
+    page.locator(f"#run-select option[value='{RUN}']").wait_for(state="attached")
+    page.set_input_files("#files-input", [*files, str(huge)])
+    page.click("#classify-many-submit")
+    summary = page.locator("#many-summary")
+    summary.filter(has_text="8 classified, 1 bad").wait_for(timeout=60_000)
+    assert len(sent) >= 3, sent  # ~3 photos a request
+    assert "too large" in page.locator("#bad-table").inner_text()
+    assert not page.locator("#many-error").is_visible()
 
 
 def test_run_pages_show_the_run(served, page):

@@ -118,7 +118,8 @@ def test_health_and_docs(trained):
     c = client(trained[0])
     r = c.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": sightline.__version__}  # nothing of its files
+    limits = {"max_upload_bytes": 20 * 2**20, "max_pixels": 24_000_000, "max_files": 1000}
+    assert r.json() == {"status": "ok", "version": sightline.__version__, "limits": limits}
     paths = c.get("/openapi.json").json()["paths"]
     assert {
         "/api/health",

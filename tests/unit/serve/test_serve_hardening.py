@@ -90,7 +90,8 @@ def test_serve_prints_the_token_it_generates(runs, monkeypatch, capsys):
 def test_clients_see_paths_relative_to_the_runs_folder(runs, tmp_path):
     c = client(runs, token=TOKEN)
     health = c.get("/api/health")  # open without the token: a probe
-    assert health.status_code == 200 and set(health.json()) == {"status", "version"}
+    assert health.status_code == 200 and set(health.json()) == {"status", "version", "limits"}
+    assert health.json()["limits"]["max_pixels"] == 24_000_000
     auth = {"Authorization": f"Bearer {TOKEN}"}
     absolute = [str(runs.resolve()), str(Path.home())]
     answers = [
@@ -164,3 +165,66 @@ def test_images_over_the_servers_pixel_limit_are_refused_before_decoding(runs, t
     assert r.status_code == 200 and "label" in r.json()["results"][0]
     with pytest.raises(ConfigError, match="max_pixels must be from 1 to 64,000,000"):
         create_app(runs_dir=runs, max_pixels=10**9, start_workers=False)
+
+
+# ---------------------------------------------------------------------------- REST for scripts
+def small_png(seed: int = 0) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 255, (12, 12), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_query_parameter_a_route_does_not_take_is_refused_not_ignored(runs):
+    c = client(runs)
+    r = c.post("/api/predict?k=5", files=[("files", ("a.png", small_png()))])
+    assert r.status_code == 400 and "unknown query parameter 'k'" in r.json()["error"]
+    assert "form fields: file, files, k, run, thumbnails" in r.json()["error"]
+    r = c.get("/api/runs?sort=name")
+    assert r.status_code == 400 and "takes no query parameters" in r.json()["error"]
+    assert c.get("/api/jobs?state=queued&limit=5").status_code == 200  # its own are fine
+
+
+def test_file_and_files_both_work_for_predict_and_inspect(runs):
+    c = client(runs)  # no CSRF header: a script
+    for name in ("files", "file"):
+        r = c.post("/api/predict", files=[(name, ("a.png", small_png()))])
+        assert r.status_code == 200 and "label" in r.json()["results"][0], (name, r.text)
+        r = c.post("/api/inspect", files=[(name, ("a.png", small_png()))], data={"run": RUN})
+        assert r.status_code == 200 and r.json()["file"] == "a.png", (name, r.text)
+    two = [("file", ("a.png", small_png())), ("files", ("b.png", small_png(1)))]
+    r = c.post("/api/inspect", files=two, data={"run": RUN})
+    assert r.status_code == 400 and "one image, not 2" in r.json()["error"]
+
+
+def test_zip_members_whose_names_leave_the_archive_are_listed_with_the_reason(runs):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("ok.png", small_png())
+        z.writestr("../evil.png", small_png(1))
+        z.writestr("/abs.png", small_png(2))
+        z.writestr(".DS_Store", b"junk")  # macOS' own: skipped without a word
+    r = client(runs).post("/api/predict", files=[("files", ("photos.zip", buf.getvalue()))])
+    rows = {row["file"]: row for row in r.json()["results"]}
+    assert set(rows) == {"photos.zip/ok.png", "photos.zip/../evil.png", "photos.zip//abs.png"}
+    assert "label" in rows["photos.zip/ok.png"]
+    for bad in ("photos.zip/../evil.png", "photos.zip//abs.png"):
+        assert "leaves the archive" in rows[bad]["error"]
+
+
+def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_script(runs):
+    c = client(runs)
+    page = c.get("/no-such-page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Not found" in page.text and 'href="/"' in page.text.replace("href=/", 'href="/"')
+    api = c.get("/api/no-such-endpoint", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and "no such endpoint" in api.json()["error"]
+    assert c.get("/no-such-page").json()["error"]  # a script's default Accept: JSON

@@ -53,29 +53,71 @@
     SL.$('download-csv').disabled = !all.length;
   }
 
-  async function submit(e) {
-    e.preventDefault();
-    if (!picked.length) return;
+  // A selection larger than one request may be (the server's limits, from /api/health) goes
+  // in batches, one after the other, each well under the limit: a folder of phone photos works.
+  const BATCH_FILES = 100;
+  const BATCH_SHARE = 0.9; // of the byte limit: the multipart framing takes a little too
+
+  function batches(files, limits) {
+    const budget = Math.max(1, Math.floor((limits.max_upload_bytes || 20 * 1048576) * BATCH_SHARE) - 65536);
+    const most = Math.min(BATCH_FILES, limits.max_files || BATCH_FILES);
+    const out = [];
+    const tooLarge = [];
+    let current = [];
+    let bytes = 0;
+    for (const p of files) {
+      if (p.file.size > budget) {
+        tooLarge.push({file: p.name, error: `file too large (${(p.file.size / 1048576).toFixed(1)} MB; this server takes at most ${(budget / 1048576).toFixed(0)} MB a request)`});
+        continue;
+      }
+      if (current.length && (bytes + p.file.size > budget || current.length >= most)) {
+        out.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(p);
+      bytes += p.file.size;
+    }
+    if (current.length) out.push(current);
+    return {batches: out, tooLarge};
+  }
+
+  async function send(batch) {
     const form = new FormData();
-    for (const p of picked) form.append('files', p.file, p.name);
+    for (const p of batch) form.append('files', p.file, p.name);
     form.append('run', SL.$('run-select').value);
     form.append('k', String(TOP_K));
     form.append('thumbnails', 'true');
+    try {
+      return (await SL.api('/api/predict', {method: 'POST', form})).results || [];
+    } catch (err) {
+      if (err.body && Array.isArray(err.body.results)) return err.body.results; // 415: each file's reason
+      throw err;
+    }
+  }
+
+  async function submit(e) {
+    e.preventDefault();
+    if (!picked.length) return;
     const button = SL.$('classify-many-submit');
     button.disabled = true;
-    button.textContent = 'Classifying…';
     SL.showError('many-error', null);
+    let all = [];
     try {
-      const data = await SL.api('/api/predict', {method: 'POST', form});
-      showResults(data.results || []);
-    } catch (err) {
-      if (err.status === 413) {
-        SL.showError('many-error', 'Too much at once: ' + err.message + '. Send fewer or smaller files per batch.');
-      } else {
-        SL.showError('many-error', err.message);
+      const limits = (await SL.api('/api/health')).limits || {};
+      const plan = batches(picked, limits);
+      all = plan.tooLarge;
+      let done = 0;
+      for (const batch of plan.batches) {
+        button.textContent = `Classifying… ${done}/${picked.length}`;
+        all = all.concat(await send(batch));
+        done += batch.length;
+        showResults(all);
       }
-      // a 415 still lists every file with its reason
-      if (err.body && Array.isArray(err.body.results)) showResults(err.body.results);
+      showResults(all);
+    } catch (err) {
+      SL.showError('many-error', err.message + (all.length ? ' (the files before it are listed)' : ''));
+      if (all.length) showResults(all);
     } finally {
       button.disabled = false;
       button.textContent = 'Classify';
