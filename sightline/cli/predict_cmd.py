@@ -45,8 +45,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "torch", "onnx"),
         default="auto",
         help="auto (default): the run's current ONNX export in ONNX Runtime where sightline[onnx] is "
-        "installed (`sightline export RUN` makes it), else PyTorch; torch: PyTorch; onnx: the "
-        "export, or an error saying how to make it",
+        "installed (`sightline export RUN` makes it) and it is faster for this model here (timed "
+        "once), else PyTorch; torch: PyTorch; onnx: the export, or an error saying how to make it",
     )
     p.add_argument(
         "--onnx",
@@ -109,25 +109,20 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _current_export(run, args: argparse.Namespace):
-    """``--engine auto``: the run's ONNX export when ONNX Runtime is installed and the export is
-    of the current checkpoint (the same predictions to 1e-4, checked at export, and several
-    times faster: benchmarks/README.md); else None (PyTorch)."""
+    """``--engine auto``: the run's ONNX export when ONNX Runtime is installed, the export is of
+    the current checkpoint (the same predictions to 1e-4, checked at export) and it predicts
+    faster than PyTorch for this model here (timed once, ``infer/engine.py``); else None
+    (PyTorch). Either way it says which and why."""
     from sightline.devices import resolve_device
-    from sightline.errors import NotExportedError
-    from sightline.infer.onnx import runs_beside_torch
-    from sightline.run.exported import export_path, load_exported
+    from sightline.run.exported import auto_engine, export_path
 
-    if not runs_beside_torch(args.device) or not export_path(run, args.checkpoint).is_file():
-        return None
-    try:
-        model = load_exported(run, args.checkpoint, str(resolve_device(args.device)))
-    except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
-        return None
-    print(
-        f"Predicting with the run's ONNX export in ONNX Runtime ({export_path(run, args.checkpoint)}; "
-        "--engine torch: PyTorch)",
-        file=sys.stderr,
-    )
+    model, choice = auto_engine(run, args.checkpoint, str(resolve_device(args.device)))
+    if choice is not None:
+        where = f" ({export_path(run, args.checkpoint)})" if model is not None else ""
+        print(
+            f"{choice.note}: predicting with it{where}; --engine torch|onnx chooses",
+            file=sys.stderr,
+        )
     return model
 
 

@@ -85,8 +85,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "torch", "onnx"),
         default="auto",
         help="what predictions run on: auto (default): a run's current ONNX export in ONNX Runtime "
-        "where sightline[onnx] is installed (`sightline export RUN` makes it; 1.5-12x faster), "
-        "else PyTorch; torch: always PyTorch; onnx: always the export. Inspection uses PyTorch",
+        "where sightline[onnx] is installed (`sightline export RUN` makes it) and it is faster for "
+        "that model here (timed once), else PyTorch; torch: always PyTorch; onnx: always the "
+        "export. Inspection uses PyTorch",
     )
     p.add_argument(
         "--workers",

@@ -4,13 +4,15 @@ a stale export is never used silently. Writing it is ``run/export.py``'s."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import torch
 
 from sightline.errors import NotExportedError, RunError
-from sightline.fileio import file_sha256
+from sightline.fileio import atomic_write_json, file_sha256, read_json
+from sightline.infer.engine import EngineChoice, faster_engine
 from sightline.infer.onnx import OnnxModel
 from sightline.run.layout import RunLayout
 from sightline.run.listing import load_run
@@ -56,3 +58,56 @@ def load_onnx(
         return OnnxModel.load(source, device)
     run = source if isinstance(source, Run) else load_run(source)
     return load_exported(run, which, device)
+
+
+def auto_engine(
+    run: Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> tuple[OnnxModel | None, EngineChoice | None]:
+    """``--engine auto``'s choice for ``run``: (its export, the timing that chose it) when a
+    current export predicts faster than PyTorch here; (None, the timing) when PyTorch does;
+    (None, None) without ONNX Runtime or a current export. The timing (``infer/engine.py``) is
+    kept beside the export, for this export, machine and thread count, so it is measured once."""
+    from sightline.devices import resolve_device
+    from sightline.infer.onnx import runs_beside_torch
+
+    if not runs_beside_torch(device) or not export_path(run, which).is_file():
+        return None, None
+    dev = resolve_device(device or "auto")
+    try:
+        model = load_exported(run, which, str(dev))
+    except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
+        return None, None
+    key = {
+        "export_sha256": model.metadata.get("source_sha256"),
+        "machine": _machine(),
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+    }
+    cache = RunLayout(run.path).engine_choice(which)
+    try:
+        saved = read_json(cache)
+        choice = (
+            EngineChoice(saved["engine"], saved["per_image_ms"]) if saved["key"] == key else None
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        choice = None
+    if choice is None:
+        from sightline.infer.batched import batched_logits
+
+        net, pre = run.inference_model(which, dev), run.preprocess
+        engines = {"torch": lambda x: batched_logits(net, x, pre, dev), "onnx": model.logits}
+        choice = faster_engine(engines, pre.input_shape)
+        with contextlib.suppress(OSError):  # a read-only runs folder: measured again next time
+            atomic_write_json(cache, {"key": key, **choice.to_dict()})
+    return (model if choice.engine == "onnx" else None), choice
+
+
+def _machine() -> str:
+    """The CPU's model name (the GPU's, on CUDA, is in the device): what the timing holds for."""
+    import platform
+
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -10,7 +10,7 @@ runs/<name>/
   resume.pt          full training state for --resume (tensors only, weights_only load)
   evaluations/       one JSON (+ text + saved logits) per evaluated source (run/evaluations.py)
   plots/             the figures (PNG) and their cache; report.html beside them
-  export/            best.onnx / last.onnx (``sightline export``)
+  export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here)
 ```
 
 >>> files = RunLayout(run.path)
@@ -78,6 +78,10 @@ class RunLayout:
 
     def onnx(self, which: str) -> Path:
         return self.export / f"{which}.onnx"
+
+    def engine_choice(self, which: str) -> Path:
+        """``export/<which>.engine.json``: which engine predicts faster here (infer/engine.py)."""
+        return self.export / f"{which}.engine.json"
 
     def evaluation(self, key: str, suffix: str = ".json") -> Path:
         """An evaluation's files: ``.json`` (the record), ``.txt``, ``.logits.safetensors``."""

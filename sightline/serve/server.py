@@ -85,8 +85,9 @@ def serve(
         )
     elif engine == "auto" and "onnx" in app.state.sightline.models._backends:
         print(
-            "Runs with a current ONNX export (`sightline export RUN`) predict through ONNX Runtime, the others "
-            "in PyTorch (--engine torch: always PyTorch).",
+            "A run with a current ONNX export (`sightline export RUN`) predicts through ONNX Runtime where "
+            "that is faster for it here (timed once; the log says which), the others in PyTorch "
+            "(--engine torch: always PyTorch).",
             flush=True,
         )
     if token:

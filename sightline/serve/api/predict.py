@@ -96,4 +96,4 @@ def predict(
         )
     # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
     # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
-    return JSONResponse({"run": loaded.name, "results": results})
+    return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results})

@@ -190,6 +190,7 @@ class BatchedModel:
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         self.name = name
+        self.engine = "torch"  # what its forward passes run on (model_cache sets "onnx")
         self.preprocess = preprocess
         self.classes = list(classes)
 

@@ -22,6 +22,7 @@ which an ONNX graph does not expose.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from sightline.run import Run, latest_run, run_id_path
 from sightline.run.layout import RunLayout
 from sightline.serve.services.batcher import BatchedModel
 
+log = logging.getLogger("sightline.serve")
 ENGINES = ("torch", "onnx")  # what a run's predictions run on
 ENGINE_CHOICES = (
     "auto",
@@ -111,6 +113,7 @@ class ModelCache:
                 value = entry.value
                 if not isinstance(value, Run):  # an OnnxModel
                     entry.batched = BatchedModel(value.name, value, value.preprocess, value.classes)
+                    entry.batched.engine = "onnx"
                 else:
                     entry.batched = BatchedModel(
                         value.name,
@@ -141,14 +144,15 @@ class ModelCache:
                     return hit
         fresh = self.run(run_id)
         if self._backends[0] == "onnx" and self.engine == "auto":
-            from sightline.errors import NotExportedError
+            from sightline.run.exported import auto_engine
 
-            try:
-                return self._onnx(fresh)
-            except (
-                NotExportedError
-            ):  # none, or one of an older checkpoint: PyTorch runs the current one
-                pass
+            # The engine that predicts faster for this model here, timed once per export and
+            # machine (infer/engine.py); no current export: PyTorch runs the current checkpoint.
+            model, choice = auto_engine(fresh, "best", self._onnx_device)
+            if choice is not None:
+                log.info("run %s: %s", fresh.name, choice.note)
+            if model is not None:
+                return self._onnx(fresh, model)
         return self._onnx(fresh) if self.engine == "onnx" else self._torch(fresh)
 
     def _hit(self, key: tuple[str, str]) -> _Entry | None:
@@ -177,7 +181,7 @@ class ModelCache:
             files = (export_path(fresh, "best"), *files)
         return self._cached(("torch", fresh.name), files, load)
 
-    def _onnx(self, fresh: Run) -> _Entry:
+    def _onnx(self, fresh: Run, loaded: Any = None) -> _Entry:
         from sightline.errors import NotExportedError
         from sightline.run.exported import export_path, load_exported
 
@@ -192,7 +196,9 @@ class ModelCache:
         def load() -> Any:
             import torch
 
-            model = load_exported(fresh, "best", self._onnx_device)  # NotExportedError when stale
+            model = loaded or load_exported(
+                fresh, "best", self._onnx_device
+            )  # stale: NotExportedError
             model.logits(
                 torch.zeros((1, *model.preprocess.input_shape), dtype=torch.uint8)
             )  # one-off costs, here

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -391,12 +392,33 @@ def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_p
         assert x["label"] == y["label"] and abs(x["probability"] - y["probability"]) <= 1e-4
 
 
-def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy, tmp_path):
+def timed_as(monkeypatch, engine: str) -> list:
+    """The engine timing (infer/engine.py) answers ``engine``: which one is faster is this
+    machine's business, not the test's. Returns the list of timings asked for."""
+    from sightline.infer.engine import EngineChoice
+    from sightline.run import exported
+
+    asked: list = []
+
+    def timing(engines, input_shape):
+        asked.append(sorted(engines))
+        return EngineChoice(
+            engine, {"onnx": 1.0, "torch": 2.0} if engine == "onnx" else {"onnx": 2.0, "torch": 1.0}
+        )
+
+    monkeypatch.setattr(exported, "faster_engine", timing)
+    return asked
+
+
+def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(
+    toy, tmp_path, monkeypatch
+):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from sightline.serve import create_app
 
+    timed_as(monkeypatch, "onnx")
     run, data, _ = toy
     root = tmp_path / "runs"
     shutil.copytree(run.path, root / "toy")
@@ -436,16 +458,58 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(toy
         )  # trained on
         assert isinstance(models.get("plain"), Run)
         r = client.post("/api/predict", files=files, data={"run": "plain"}, headers=csrf)
-        assert r.status_code == 200, r.text
+        assert r.status_code == 200 and r.json()["engine"] == "torch", r.text
 
 
-def test_cli_predict_auto_engine_uses_the_current_export(toy, images, tmp_path, capsys):
+def test_auto_engine_keeps_pytorch_where_it_is_faster_and_times_once(toy, tmp_path, monkeypatch):
+    """A run whose export is slower here predicts in PyTorch (the server said 154 requests/s
+    through ONNX against 198); the timing is kept beside the export, so it is measured once."""
+    from sightline.run.exported import auto_engine
+
+    asked = timed_as(monkeypatch, "torch")
+    run = Run(shutil.copytree(toy[0].path, tmp_path / "copy"))
+    (run.path / "export" / "best.engine.json").unlink(missing_ok=True)  # another test's timing
+    model, choice = auto_engine(run, "best", "cpu")
+    assert model is None and choice.engine == "torch" and asked == [["onnx", "torch"]]
+    assert "PyTorch predicts faster here (ONNX Runtime 2.00 ms, PyTorch 1.00 ms" in choice.note
+    saved = json.loads((run.path / "export" / "best.engine.json").read_text())
+    assert saved["engine"] == "torch" and saved["key"]["threads"] == torch.get_num_threads()
+    model, again = auto_engine(run, "best", "cpu")
+    assert again == choice and len(asked) == 1  # read back, not timed again
+    saved["key"]["machine"] = "another CPU"
+    (run.path / "export" / "best.engine.json").write_text(json.dumps(saved))
+    auto_engine(run, "best", "cpu")
+    assert len(asked) == 2  # another machine's timing is not this one's
+
+
+def test_the_timing_compares_both_engines_per_image():
+    from sightline.infer.engine import BATCHES, faster_engine
+
+    seen = {"slow": [], "fast": []}
+
+    def engine(name, delay):
+        def logits(x):
+            seen[name].append(len(x))
+            time.sleep(delay * len(x))
+            return torch.zeros(len(x), 2)
+
+        return logits
+
+    choice = faster_engine({"slow": engine("slow", 0.002), "fast": engine("fast", 0.0)}, (1, 4, 4))
+    assert choice.engine == "fast" and choice.per_image_ms["slow"] > choice.per_image_ms["fast"]
+    assert sorted(set(seen["slow"])) == sorted(BATCHES)
+
+
+def test_cli_predict_auto_engine_uses_the_current_export(
+    toy, images, tmp_path, capsys, monkeypatch
+):
+    timed_as(monkeypatch, "onnx")
     run = toy[0]
     copy = tmp_path / "copy"
     shutil.copytree(run.path, copy)
     assert main(["predict", "--run", str(copy), *images]) == 0
     auto = capsys.readouterr()
-    assert "Predicting with the run's ONNX export in ONNX Runtime" in auto.err
+    assert "ONNX Runtime predicts faster here" in auto.err and "best.onnx" in auto.err
     assert main(["predict", "--run", str(copy), "--engine", "torch", *images]) == 0
     by_torch = capsys.readouterr()
     assert "ONNX" not in by_torch.err and by_torch.out == auto.out
