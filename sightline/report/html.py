@@ -52,7 +52,8 @@ def _table(rows: list[list[Any]], header: list[str], cls: str = "") -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
     )
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'>{table}</div>"  # a wide table scrolls in its box on a phone
 
 
 def _value(v: Any) -> str:
@@ -83,7 +84,9 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bo
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
 figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#666;font-size:.9em}
-details summary{cursor:pointer;color:#1f77b4;margin:.5em 0}nav a{margin-right:1em}"""
+details summary{cursor:pointer;color:#1f77b4;margin:.5em 0}nav a{margin-right:1em}
+.scroll{overflow-x:auto;max-width:100%}
+@media(max-width:600px){body{padding:0 .8em}.row>*{flex-basis:100%}.kpi{min-width:0;flex:1 1 40%}}"""
 
 
 def _kpis(run: Run, figs: RunFigures) -> str:

@@ -252,6 +252,10 @@ def test_classify_many_sends_a_large_selection_in_batches(served, page, tmp_path
     assert len(sent) >= 3, sent  # ~3 photos a request
     assert "too large" in page.locator("#bad-table").inner_text()
     assert not page.locator("#many-error").is_visible()
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone: the thumbnails still show
+    page.wait_for_timeout(150)
+    box = page.locator("#many-table img.thumb").first.bounding_box()
+    assert box is not None and box["width"] >= 40, box
 
 
 def test_run_pages_show_the_run(served, page):
@@ -270,6 +274,27 @@ def test_run_pages_show_the_run(served, page):
     page.locator("#confusion button.cell").first.click()  # the diagonal's first cell: right answers
     page.locator("#confusion-images img").first.wait_for(timeout=20_000)
     check_layout(page, "run")
+
+    # An accuracy chart over a narrow range labels its ticks apart ("94.6%", not "95%, 95%").
+    def y_ticks(values: list[float]) -> list[str]:
+        return page.evaluate(
+            """(values) => {
+            const box = document.createElement('div');
+            document.body.appendChild(box);
+            SL.lineChart(box, {title: 't', yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1],
+              series: [{name: 'val', points: values.map((v, i) => [i + 1, v]), color: '#000'}]});
+            const out = [...box.querySelectorAll('.y-tick')].map((t) => t.textContent);
+            box.remove();
+            return out;
+        }""",
+            values,
+        )
+
+    narrow, wide = y_ticks([0.9441, 0.9497, 0.9512]), y_ticks([0.12, 0.55, 0.91])
+    assert len(narrow) >= 3 and len(set(narrow)) == len(narrow), narrow
+    assert len(set(wide)) == len(wide) and not any("." in t for t in wide), wide  # as few as need
+    page.goto(f"{url}/api/runs/{RUN}/report")  # the HTML report, on a phone too
+    check_layout(page, "report")
 
 
 def test_other_pages_lay_out(served, page):

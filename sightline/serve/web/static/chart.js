@@ -23,6 +23,14 @@
     return node;
   }
 
+  // Tick labels with as few decimals as keep them apart: "94.6 %, 94.8 %", never "95 %, 95 %".
+  // A yFormat takes (value, decimals); one that ignores the decimals is used as it is.
+  function distinctLabels(ticks, fmt) {
+    let labels = ticks.map((v) => fmt(v, 0));
+    for (let d = 1; d <= 4 && new Set(labels).size < labels.length; d++) labels = ticks.map((v) => fmt(v, d));
+    return labels;
+  }
+
   // "Nice" ticks: steps of 1, 2 or 5 times a power of ten, about `count` of them.
   function niceTicks(lo, hi, count) {
     if (!(hi > lo)) return {lo: lo - 1, hi: hi + 1, ticks: [lo - 1, lo, lo + 1]};
@@ -98,10 +106,11 @@
     const sy = (y) => M.top + (1 - (y - yLo) / (yHi - yLo)) * ph;
 
     const root = svg('svg', {viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': opts.title || 'chart'});
-    for (const v of yTicks) {
+    const yLabels = distinctLabels(yTicks, fmt);
+    yTicks.forEach((v, i) => {
       root.appendChild(svg('line', {class: 'grid-line', x1: M.left, x2: W - M.right, y1: sy(v), y2: sy(v)}));
-      root.appendChild(svg('text', {class: 'axis-text', x: M.left - 6, y: sy(v) + 4, 'text-anchor': 'end'}, fmt(v)));
-    }
+      root.appendChild(svg('text', {class: 'axis-text y-tick', x: M.left - 6, y: sy(v) + 4, 'text-anchor': 'end'}, yLabels[i]));
+    });
     for (const v of xTicks) {
       root.appendChild(svg('line', {class: 'axis-line', x1: sx(v), x2: sx(v), y1: H - M.bottom, y2: H - M.bottom + 4}));
       root.appendChild(svg('text', {class: 'axis-text', x: sx(v), y: H - M.bottom + 16, 'text-anchor': 'middle'}, SL.short(v)));

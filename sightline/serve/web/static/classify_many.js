@@ -18,7 +18,7 @@
   }
 
   const RESULT_COLUMNS = [
-    {key: 'thumbnail', label: '', sortable: false,
+    {key: 'thumbnail', label: '', sortable: false, class: 'thumb-cell',
       cell: (r) => (r.thumbnail ? el('img', {class: 'thumb', src: r.thumbnail, alt: ''}) : '')},
     {key: 'file', label: 'File', class: 'name'},
     {key: 'label', label: 'Top-1', class: 'wrap'},

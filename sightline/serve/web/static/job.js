@@ -52,7 +52,7 @@
       {name: 'train', points: curves.loss, color: '#2563eb'},
       {name: 'validation', points: curves.val_loss, color: '#dc2626'}]});
     SL.lineChart(SL.$('job-chart-accuracy'), {title: 'Accuracy', xLabel: 'epoch', xInteger: true, empty: 'No epoch finished yet',
-      yFormat: (v) => SL.pct(v, 0), yBounds: [0, 1], series: [
+      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], series: [
         {name: 'train', points: curves.accuracy, color: '#2563eb'},
         {name: 'validation', points: curves.val_accuracy, color: '#dc2626'}]});
   }

@@ -65,7 +65,7 @@
     SL.lineChart(SL.$('chart-loss'), {title: 'Loss', xLabel: 'epoch', xInteger: true, empty: note,
       series: [{name: 'train', points: series('loss')}, {name: 'validation', points: series('val_loss')}]});
     SL.lineChart(SL.$('chart-accuracy'), {title: 'Accuracy', xLabel: 'epoch', xInteger: true, empty: note,
-      yFormat: (v) => SL.pct(v, 0), yBounds: [0, 1],
+      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1],
       series: [{name: 'train', points: series('accuracy')}, {name: 'validation', points: series('val_accuracy')}]});
   }
 

@@ -104,7 +104,7 @@
       points: (d.history || []).map((row) => [row.epoch, row[key]]),
     }));
     SL.lineChart(accBox, {title: 'Validation accuracy', series: series('val_accuracy'), xLabel: 'epoch',
-      xInteger: true, yFormat: (v) => SL.pct(v, 0), yBounds: [0, 1], empty: 'No validation accuracy recorded'});
+      xInteger: true, yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], empty: 'No validation accuracy recorded'});
     SL.lineChart(lossBox, {title: 'Validation loss', series: series('val_loss'), xLabel: 'epoch', xInteger: true,
       empty: 'No validation loss recorded'});
     panel.scrollIntoView({behavior: 'smooth', block: 'start'});
