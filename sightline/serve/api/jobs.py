@@ -72,6 +72,15 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
     return _view(request, _store(request).get(job_id))
 
 
+@router.delete(
+    "/{job_id}", summary="Clear an ended job from the list (its run stays; 409 while it trains)"
+)
+def delete_job(job_id: str, request: Request) -> dict[str, Any]:
+    check_job_id(job_id)
+    _store(request).delete(job_id)
+    return {"deleted": job_id}
+
+
 @router.post(
     "/{job_id}/stop",
     summary="Stop a job: a queued one never starts, a running one saves and ends resumable",

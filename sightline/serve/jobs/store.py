@@ -283,6 +283,19 @@ class JobStore:
                 self._add_event(con, job_id, {"kind": "state", "state": "stopping"})
         return self.get(job.id)
 
+    def delete(self, job_id: str) -> None:
+        """Forget an ended job and its events (its run folder stays: that is the run's own);
+        ``JobStateError`` while it is queued or training."""
+        self.get(job_id)  # JobNotFoundError naming it
+        with self._write() as con:
+            state = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if state is None:
+                return  # deleted meanwhile: nothing left to do
+            if state[0] not in ENDED:
+                raise JobStateError(f"job {job_id} is {state[0]}: stop it first, then clear it")
+            con.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            con.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def finish(
         self,
         job_id: str,

@@ -117,7 +117,8 @@ CLASSIFY = """    <section class="card">
         <span class="muted">PNG, JPEG, GIF, BMP, WebP, TIFF</span>
       </label>
       <div class="toolbar">
-        <button type="button" id="random-test" disabled>Random test image</button>
+        <button type="button" id="random-test" disabled aria-describedby="random-test-why">Random test image</button>
+        <span class="muted small" id="random-test-why"></span>
         <span class="muted" id="classify-status"></span>
       </div>
     </section>
@@ -186,8 +187,9 @@ TRAIN = """    <form class="card form" id="train-form" novalidate>
         <legend>Data</legend>
         <div class="radio-row">
           <label class="check"><input type="radio" name="source" value="builtin" id="source-builtin" checked> Built-in dataset</label>
-          <label class="check"><input type="radio" name="source" value="folder" id="source-folder"> Folder (--data-dir)</label>
+          <label class="check"><input type="radio" name="source" value="folder" id="source-folder" aria-describedby="source-folder-why"> Folder (--data-dir)</label>
         </div>
+        <p class="muted small" id="source-folder-why" hidden>No image folder to train on: start the server with <code>--data-dir FOLDER</code> (one subfolder per class).</p>
         <label class="field" id="dataset-field">Dataset <select id="train-dataset"></select></label>
         <label class="field" id="folder-field" hidden>Folder <select id="train-folder"></select></label>
         <div class="field">
@@ -201,7 +203,8 @@ TRAIN = """    <form class="card form" id="train-form" novalidate>
         <p class="muted" id="recipe-description"></p>
         <label class="field">Model <select id="train-model"></select></label>
         <p class="muted" id="model-description"></p>
-        <label class="check"><input type="checkbox" id="train-pretrained" disabled> Start from pretrained (ImageNet) weights</label>
+        <label class="check"><input type="checkbox" id="train-pretrained" disabled aria-describedby="pretrained-why"> Start from pretrained (ImageNet) weights</label>
+        <p class="muted small" id="pretrained-why"></p>
       </fieldset>
       <fieldset>
         <legend>Training</legend>
@@ -252,6 +255,10 @@ JOBS = """    <div class="error-box" id="jobs-error" role="alert" hidden></div>
       <p>No training jobs yet: start one on the <a href="/train">Train page</a>.</p>
     </section>
     <section class="card" id="jobs-card" hidden>
+      <div class="card-head">
+        <p class="muted">Clearing a job forgets it and its log; its run stays on the Runs page.</p>
+        <button type="button" class="secondary" id="jobs-clear-ended">Clear ended jobs</button>
+      </div>
       <div class="table-wrap"><table class="table" id="jobs-table"></table></div>
     </section>"""
 

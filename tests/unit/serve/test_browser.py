@@ -340,6 +340,7 @@ def test_train_from_the_form_and_watch_it(served, page):
     # A recipe picks the dataset, classes and model and shows its options; "none" gives them back.
     page.select_option("#train-recipe", "cifar3-fast")
     assert page.input_value("#train-model") == "fastcnn" and page.is_disabled("#train-model")
+    assert "from scratch" in page.inner_text("#pretrained-why")  # a disabled control says why
     assert (
         page.input_value("#train-dataset") == "cifar10"
         and page.input_value("#train-epochs") == "12"
@@ -354,6 +355,8 @@ def test_train_from_the_form_and_watch_it(served, page):
     page.click("#source-folder")
     page.select_option("#train-folder", "stripes")
     page.select_option("#train-model", "mlp")
+    assert "mlp has no pretrained weights" in page.inner_text("#pretrained-why")
+    assert not page.locator("#source-folder-why").is_visible()  # this server has a folder
     assert page.input_value("#train-epochs")  # the model's tuned default is filled in
     page.fill("#train-epochs", "3")
     page.click("#train-advanced summary")
@@ -369,6 +372,11 @@ def test_train_from_the_form_and_watch_it(served, page):
     check_layout(page, "job")
     page.click("#job-run-link")
     page.wait_for_url("**/runs/from-the-form")
-    assert (runs / "from-the-form" / "best.safetensors").is_file()
+    page.goto(url + "/jobs")  # the job is named by its run, and an ended one can be cleared
+    row = page.locator("#jobs-table tbody tr", has_text="from-the-form")
+    row.wait_for(timeout=20_000)
+    row.get_by_role("button", name="Clear").click()
+    row.wait_for(state="detached", timeout=20_000)
+    assert (runs / "from-the-form" / "best.safetensors").is_file()  # its run stays
     page.goto(url + "/")
     page.locator("#runs-table tbody tr", has_text="from-the-form").wait_for(timeout=20_000)

@@ -419,6 +419,21 @@ def test_an_infinite_lr_is_refused_not_trained_at_the_default(folder, tmp_path):
     assert c.get("/api/jobs").json() == {"jobs": []}
 
 
+def test_an_ended_job_can_be_cleared_and_its_run_stays(folder, tmp_path):
+    c = client(tmp_path / "runs", folder, start_workers=False)
+    job = create(c, TINY)
+    r = c.delete(f"/api/jobs/{job['id']}", headers=CSRF)
+    assert r.status_code == 409 and "stop it first" in r.json()["error"]  # queued: not yet
+    assert post(c, f"/api/jobs/{job['id']}/stop").json()["state"] == "stopped"
+    r = c.delete(f"/api/jobs/{job['id']}", headers=CSRF)
+    assert r.status_code == 200 and r.json() == {"deleted": job["id"]}
+    assert c.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert c.get(f"/api/jobs/{job['id']}/events").status_code == 404
+    assert c.get("/api/jobs").json() == {"jobs": []}
+    assert c.delete(f"/api/jobs/{job['id']}", headers=CSRF).status_code == 404
+    assert c.delete("/api/jobs/nope", headers=CSRF).status_code == 400
+
+
 def planned(args: dict):
     """The plan ``run_training`` makes of a job's arguments."""
     from sightline.plan import TrainRequest, check

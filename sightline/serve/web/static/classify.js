@@ -26,6 +26,7 @@
     window.history.replaceState(null, '', url.pathname + url.search);
     testCount = null;
     SL.$('random-test').disabled = true;
+    SL.setText('random-test-why', run ? '' : 'No run yet: train one to classify its test images.');
     if (!run) return;
     try {
       const d = await SL.api('/api/runs/' + encodeURIComponent(run));
@@ -33,7 +34,9 @@
       testCount = SL.isNum(d.test_count) ? d.test_count : null;
       const button = SL.$('random-test');
       button.disabled = !testCount;
-      button.title = testCount ? `one of the ${SL.int(testCount)} test images` : 'this run has no saved test evaluation';
+      button.title = testCount ? `one of the ${SL.int(testCount)} test images` : '';
+      // A disabled button shows no tooltip: the reason is written beside it.
+      SL.setText('random-test-why', testCount ? '' : 'This run has no test evaluation to draw from (sightline evaluate RUN).');
     } catch (err) {
       SL.showError('classify-error', err.message);
     }

@@ -29,8 +29,27 @@
     return '–';
   }
 
+  // A job is named by what it trains (its run, once it has one); the id stays for scripts.
+  function name(job) {
+    return job.run || (job.request || {}).name || what(job).filter(Boolean).join(' · ');
+  }
+
+  async function clear(ids) {
+    SL.showError('jobs-error', null);
+    for (const id of ids) {
+      try {
+        await SL.api('/api/jobs/' + encodeURIComponent(id), {method: 'DELETE'});
+      } catch (err) {
+        SL.showError('jobs-error', 'Cannot clear job ' + id + ': ' + err.message);
+        break;
+      }
+    }
+    load();
+  }
+
   const COLUMNS = [
-    {key: 'id', label: 'Job', class: 'nowrap', cell: (j) => el('a', {href: SL.jobUrl(j.id)}, j.id)},
+    {key: 'name', label: 'Job', class: 'wrap', value: name,
+      cell: (j) => el('div', null, el('a', {href: SL.jobUrl(j.id)}, name(j)), el('div', {class: 'muted small'}, j.id))},
     {key: 'state', label: 'State', cell: (j) => SL.badge(j.state)},
     {key: 'dataset', label: 'Data', class: 'wrap', value: (j) => what(j)[0], cell: (j) => what(j)[0]},
     {key: 'model', label: 'Model', value: (j) => what(j)[1], cell: (j) => what(j)[1] || '–'},
@@ -38,7 +57,11 @@
     {key: 'created', label: 'Created', class: 'nowrap', value: (j) => SL.timestamp(j.created), cell: (j) => SL.date(j.created)},
     {key: 'progress', label: 'Progress', sortable: false, cell: progress},
     {key: 'result', label: 'Result', sortable: false, class: 'wrap', cell: result},
+    {key: 'clear', label: '', sortable: false, cell: (j) => (ACTIVE.includes(j.state) ? ''
+      : el('button', {type: 'button', class: 'secondary small', title: 'Forget this job and its log (its run stays)',
+        on: {click: () => clear([j.id])}}, 'Clear'))},
   ];
+  let shown = [];
 
   async function load() {
     let jobs;
@@ -52,12 +75,18 @@
     }
     SL.$('jobs-empty').hidden = jobs.length > 0;
     SL.$('jobs-card').hidden = jobs.length === 0;
+    shown = jobs;
+    const ended = jobs.filter((j) => !ACTIVE.includes(j.state));
+    const button = SL.$('jobs-clear-ended');
+    button.disabled = !ended.length;
+    button.title = ended.length ? '' : 'No job has ended yet: only ended jobs can be cleared';
     table.setRows(jobs);
     if (jobs.some((j) => ACTIVE.includes(j.state))) window.setTimeout(load, REFRESH_MS);
   }
 
   document.addEventListener('DOMContentLoaded', () => {
     table = SL.sortableTable(SL.$('jobs-table'), COLUMNS, {rowAttrs: (j) => ({dataset: {job: j.id}})});
+    SL.$('jobs-clear-ended').addEventListener('click', () => clear(shown.filter((j) => !ACTIVE.includes(j.state)).map((j) => j.id)));
     load();
   });
 })();

@@ -78,6 +78,9 @@
     const pretrained = SL.$('train-pretrained');
     pretrained.disabled = !(m && m.pretrained) || Boolean(recipe()); // a recipe trains from scratch
     if (pretrained.disabled) pretrained.checked = false;
+    SL.setText('pretrained-why', !pretrained.disabled ? ''
+      : recipe() ? 'A recipe trains its model from scratch.'
+        : `${m ? m.name : 'This model'} has no pretrained weights (efficientnet-lite0 has).`);
     // With pretrained weights, `sightline train --pretrained` layers its own defaults on top.
     const defaults = {...((m && m.defaults) || {}), ...(pretrained.checked ? (m && m.pretrained_defaults) || {} : {}),
       ...((recipe() && recipe().train_options) || {})};
@@ -196,6 +199,7 @@
       fillSelect(SL.$('train-dataset'), datasets.builtin.map((d) => d.name), SL.param('dataset') || 'fashion-mnist');
       fillSelect(SL.$('train-folder'), datasets.folders.map((f) => f.name), SL.param('folder'));
       SL.$('source-folder').disabled = !datasets.folders.length;
+      SL.$('source-folder-why').hidden = datasets.folders.length > 0;
       if (SL.param('folder') && datasets.folders.length) SL.$('source-folder').checked = true;
       modelDefaults = {folders: ms.default, datasets: ms.dataset_defaults || {}};
       fillSelect(SL.$('train-model'), models.map((m) => m.name), SL.param('model') || defaultModel());
