@@ -92,6 +92,17 @@ def png_images(dataset: str, n: int) -> list[bytes]:
     return out
 
 
+def photo_images(dataset: str, n: int) -> list[bytes]:
+    """Catalog-style photos (JPEG) of the first ``n`` test items: tests/photo_generator.py."""
+    import sightline
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from photo_generator import photos
+
+    items = sightline.load_dataset(dataset, progress=False).test.images[:n, 0].numpy()
+    return [p.data for p in photos(items, seed=0)]
+
+
 def request_bodies(images: list[bytes], run: str, batch: int) -> list[bytes]:
     """One multipart/form-data body per starting image: ``batch`` images from there, the run, k=3."""
 
@@ -137,6 +148,22 @@ def start_server(
         time.sleep(0.1)
     stop(proc)
     raise RuntimeError(f"the server did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+
+
+def start_baseline(log_path: Path) -> tuple[subprocess.Popen, str]:
+    """benchmarks/serve_baseline.py under uvicorn on a free port (one process, access log on,
+    as ``sightline serve``)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    here = Path(__file__).resolve().parent
+    cmd = [sys.executable, "-m", "uvicorn", "serve_baseline:app", "--app-dir", str(here),
+           "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -316,11 +343,19 @@ def run_load(
 
 
 def measure(
-    args: argparse.Namespace, runs_dir: Path, run: str, images: list[bytes], scratch: Path
+    args: argparse.Namespace,
+    runs_dir: Path,
+    run: str,
+    images: list[bytes],
+    scratch: Path,
+    baseline: bool = False,
 ) -> dict[str, Any]:
-    """Start the server, warm it up, load it; the server is stopped whatever happens."""
-    proc, url = start_server(
-        runs_dir, args.port, scratch / "server.log", args.processes, args.engine
+    """Start the server (sightline's, or the baseline), warm it up, load it; the server is
+    stopped whatever happens."""
+    proc, url = (
+        start_baseline(scratch / "baseline.log")
+        if baseline
+        else start_server(runs_dir, args.port, scratch / "server.log", args.processes, args.engine)
     )
     try:
         health = wait_healthy(url)
@@ -421,6 +456,18 @@ def main() -> int:
     ap.add_argument(
         "--json", type=Path, help="also write the settings and results to this JSON file"
     )
+    ap.add_argument(
+        "--photos",
+        action="store_true",
+        help="send catalog-style photos (JPEG, up to 4,000 px: tests/photo_generator.py) of the "
+        "test items instead of the 28 px PNGs",
+    )
+    ap.add_argument(
+        "--versus-baseline",
+        action="store_true",
+        help="also load benchmarks/serve_baseline.py (parse and decode only) with the same "
+        "requests, and print sightline's time per request over the baseline's",
+    )
     args = ap.parse_args()
     if (
         min(
@@ -444,7 +491,15 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="sightline-serve-load-"))
     try:
         runs_dir, run, dataset = prepare_run(args, scratch)
-        r = measure(args, runs_dir, run, png_images(dataset, args.images), scratch)
+        images = (
+            photo_images(dataset, args.images) if args.photos else png_images(dataset, args.images)
+        )
+        r = measure(args, runs_dir, run, images, scratch)
+        base = (
+            measure(args, runs_dir, run, images, scratch, baseline=True)
+            if args.versus_baseline
+            else None
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     settings = {
@@ -476,6 +531,14 @@ def main() -> int:
         f"client {r['client_cpu_ms_per_request']:.2f} ms/request ({r['client_cpu_s'] / r['seconds']:.2f} cores) "
         f"of {os.cpu_count()}: the client runs on the same cores as the server"
     )
+    if base is not None:
+        ratio = base["requests_per_s"] / max(r["requests_per_s"], 1e-9)
+        print(
+            f"baseline (parse + decode only, same requests): requests/s {base['requests_per_s']:.1f}, "
+            f"p50 {base.get('p50_ms', nan):.1f} ms, errors {base['errors']}, server CPU "
+            f"{base['server_cpu_ms_per_request']:.2f} ms/request; sightline takes {ratio:.2f}x the "
+            f"baseline's time per request (target <= 1.5x)"
+        )
     passed = (
         r["predictions_per_s"] >= TARGET_RATE
         and r["errors"] == 0
@@ -492,6 +555,7 @@ def main() -> int:
                     "settings": settings,
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "results": r,
+                    "baseline": base,
                     "target_met": passed,
                 },
                 indent=2,
