@@ -6,6 +6,7 @@ import ctypes
 import functools
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -94,14 +95,19 @@ def release_freed_cpu_memory() -> None:
     decodes, so a server's size stays that of its models, not of its largest request. It also
     returns what ``retain_freed_cpu_memory`` keeps on purpose; a training step refills that
     in one step, and large decodes do not happen between steps."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: its allocator has its own policy
-        return
-    trim = getattr(libc, "malloc_trim", None)
+    trim = _malloc_trim()
     if trim is not None:
-        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
         trim(0)
+
+
+@functools.cache  # looked up once: it is called after every large decode
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 _SERVING = False

@@ -25,25 +25,6 @@ from sightline.infer.batched import batched_logits
 SALIENCY_METHODS = ("gradcam", "gradient")
 MAPS_PER_ROW = 16
 
-# Modules that map a feature map to one of the same shape, element by element (or per channel):
-# Grad-CAM looks at the conv *block* output, i.e. after the BatchNorm/ReLU that follow the conv.
-_ELEMENTWISE = (
-    nn.BatchNorm2d,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Hardswish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout2d,
-)
 _ACTIVATIONS = (
     nn.ReLU,
     nn.ReLU6,
@@ -57,6 +38,9 @@ _ACTIVATIONS = (
     nn.Sigmoid,
     nn.Tanh,
 )
+# Modules that map a feature map to one of the same shape, element by element (or per channel):
+# Grad-CAM looks at the conv *block* output, i.e. after the BatchNorm/ReLU that follow the conv.
+_ELEMENTWISE = (nn.BatchNorm2d, *_ACTIVATIONS, nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 # ----------------------------------------------------------------------------- helpers

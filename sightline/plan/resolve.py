@@ -243,28 +243,32 @@ def _with_folder_recipe(plan: Plan, data: Any, train: dict[str, Any]) -> dict[st
 def check(request: TrainRequest) -> Plan:
     """``resolve`` and the training options' own checks, without loading any data: what a
     server runs before it queues a job, so a queued job starts with options known to be valid."""
-    from sightline.models import get_model_entry
-
     plan = resolve(request)
-    _config(get_model_entry(plan.model).train_defaults, plan.pretrained, plan.train_options)
-    device = plan.train_options.get("device")
-    if device not in (None, "auto"):
+    cfg = _planned_config(plan)
+    if cfg.device not in (None, "auto"):
         from sightline.devices import resolve_device
 
-        resolve_device(str(device))  # ConfigError for a device this machine lacks
+        resolve_device(str(cfg.device))  # ConfigError for a device this machine lacks
     expected = capacity.expected_input(plan.dataset, plan.data_options)
     if expected is not None:
-        check_fits(plan, *expected)
+        check_fits(plan, *expected, cfg=cfg)
     return plan
 
 
-def check_fits(plan: Plan, input_shape: tuple[int, ...], num_classes: int) -> None:
+def check_fits(
+    plan: Plan, input_shape: tuple[int, ...], num_classes: int, cfg: TrainConfig | None = None
+) -> None:
     """ConfigError when the plan's model and batch would not fit the machine's memory
     (``capacity.py``): before the model is built, whichever face asks."""
-    from sightline.models import get_model_entry
-
-    cfg = _config(get_model_entry(plan.model).train_defaults, plan.pretrained, plan.train_options)
+    cfg = cfg or _planned_config(plan)
     capacity.check_fits(
         plan.model, plan.model_options, input_shape, num_classes, cfg.batch_size,
         cfg.device, frozen=cfg.freeze,
     )  # fmt: skip
+
+
+def _planned_config(plan: Plan) -> TrainConfig:
+    """The training config the plan's options make before the data's rules: their checks."""
+    from sightline.models import get_model_entry
+
+    return _config(get_model_entry(plan.model).train_defaults, plan.pretrained, plan.train_options)

@@ -87,7 +87,10 @@ def create_app(
     from sightline.data.images import MAX_PIXELS
 
     if not 1 <= max_pixels <= MAX_PIXELS:
-        raise ConfigError(f"max_pixels must be from 1 to {MAX_PIXELS:,}, not {max_pixels:,}")
+        raise ConfigError(
+            f"max_pixels (--max-megapixels) must be from 1 to {MAX_PIXELS:,} (64 MP), not "
+            f"{max_pixels:,}: sightline decodes no larger image anywhere"
+        )
     if engine not in ENGINE_CHOICES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
     if engine == "onnx":

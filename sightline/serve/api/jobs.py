@@ -18,7 +18,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from sightline.errors import RunInUseError, RunNotFoundError, SightlineError
-from sightline.serve.core.paths import public
+from sightline.serve.core.jsonable import to_json
+from sightline.serve.core.paths import public_text
 from sightline.serve.jobs.job import (
     ENDED,
     STATES,
@@ -26,7 +27,6 @@ from sightline.serve.jobs.job import (
     JobError,
     JobStateError,
     check_job_id,
-    to_json,
 )
 from sightline.serve.jobs.pool import JobPool
 from sightline.serve.jobs.request import JobRequest, resolve_job
@@ -64,7 +64,9 @@ def list_jobs(
 ) -> dict[str, Any]:
     if state is not None and state not in STATES:
         raise JobError(f"unknown job state {state[:40]!r}; states: {', '.join(STATES)}")
-    return {"jobs": [_view(request, job) for job in _store(request).list_jobs(state, limit)]}
+    store = _store(request)
+    busy = store.busy_runs()  # one read for the list, not one per job
+    return {"jobs": [_view(request, job, busy) for job in store.list_jobs(state, limit)]}
 
 
 @router.get("/{job_id}", summary="One job: state, request, run, last progress, result or error")
@@ -91,18 +93,19 @@ def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     return _view(request, job)
 
 
-def _view(request: Request, job: Job) -> dict[str, Any]:
-    """What a client sees of a job, with whether Resume would be accepted now."""
-    return {**job.to_dict(), "resumable": _resumable(request, job)}
+def _view(request: Request, job: Job, busy: set[str] | None = None) -> dict[str, Any]:
+    """What a client sees of a job, with whether Resume would be accepted now. ``busy``: the
+    runs a job is queued for or training (read here when not given)."""
+    return {**job.to_dict(), "resumable": _resumable(request, job, busy)}
 
 
-def _resumable(request: Request, job: Job) -> bool:
+def _resumable(request: Request, job: Job, busy: set[str] | None) -> bool:
     if job.state not in RESUMABLE:
         return False
     if job.run is None:
         return True  # it starts again
-    if _store(request).busy_with(job.run) is not None:  # resumed already, by another job
-        return False
+    if job.run in (busy if busy is not None else _store(request).busy_runs()):
+        return False  # resumed already, by another job
     try:
         _check_resumable(request, job.id, job.run)
     except SightlineError:  # gone, ended, training, no saved state: the reason comes on Resume
@@ -197,7 +200,7 @@ async def _event_stream(
         state = store.state(job_id)
         events = store.events_after(job_id, after, EVENTS_BATCH)
         for seq, data in events:  # as the worker wrote them: its paths made public
-            yield f"id: {seq}\ndata: {to_json(public(json.loads(data)))}\n\n"
+            yield f"id: {seq}\ndata: {to_json(json.loads(data), public_text())}\n\n"
         if events:
             after, idle = events[-1][0], 0.0
             if len(events) == EVENTS_BATCH:
@@ -206,7 +209,7 @@ async def _event_stream(
             return
         if state in ENDED:
             ended = _view(request, store.get(job_id))
-            yield f"event: end\ndata: {to_json(public(ended))}\n\n"
+            yield f"event: end\ndata: {to_json(ended, public_text())}\n\n"
             return
         if await request.is_disconnected() or request.app.state.shutting_down.is_set():
             return  # the client went away, or the server is stopping (the client may reconnect)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +25,8 @@ from sightline.errors import (
     RunNotFoundError,
     SightlineError,
 )
-from sightline.serve.core.paths import public
+from sightline.serve.core.jsonable import finite
+from sightline.serve.core.paths import public_text
 from sightline.serve.jobs.job import JobNotFoundError, JobStateError
 
 log = logging.getLogger("sightline.serve")
@@ -43,25 +43,16 @@ STATUS_OF_ERROR: list[tuple[type[SightlineError], int]] = [
 ]
 
 
-def finite(value: Any) -> Any:
-    """``value`` with NaN and ±inf floats as None: a diverged run's metrics hold them, and
-    strict JSON (which browsers parse) has no spelling for them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 class JSONResponse(_StarletteJSONResponse):
     """Strict JSON (NaN → null), UTF-8 as is, server paths made public (core/paths.py): the
     app's default response class."""
 
     def render(self, content: Any) -> bytes:
         return json.dumps(
-            public(finite(content)), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            finite(content, public_text()),
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
         ).encode("utf-8")
 
 

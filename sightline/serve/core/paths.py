@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from sightline.serve.core.jsonable import finite
 
 RUNS_FOLDER = "the runs folder"
 
@@ -56,13 +58,7 @@ class PublicPaths:
 
     def value(self, value: Any) -> Any:
         """``value`` (JSON-ready: dicts, lists, strings, numbers) with every string made public."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
-        return value
+        return finite(value, self.text)
 
 
 # The paths of the app answering the current request (set by ``core.guards.ShowPublicPaths``).
@@ -71,14 +67,15 @@ current: contextvars.ContextVar[PublicPaths | None] = contextvars.ContextVar(
 )
 
 
-def public(value: Any) -> Any:
-    """``value`` as the current request's client may see it (unchanged outside a request)."""
+def public_text() -> Callable[[str], str] | None:
+    """What makes a string public for the current request's client (None outside a request):
+    ``jsonable.finite`` applies it on the one walk over an answer."""
     paths = current.get()
-    return value if paths is None else paths.value(value)
+    return None if paths is None else paths.text
 
 
 class ShowPublicPaths:
-    """ASGI middleware: every request of the app answers with ``paths`` (see ``public``)."""
+    """ASGI middleware: every request of the app answers with ``paths`` (``public_text``)."""
 
     def __init__(self, app: Any, paths: PublicPaths) -> None:
         self.app, self.paths = app, paths

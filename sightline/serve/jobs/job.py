@@ -4,7 +4,6 @@ errors a job request or id can meet (400, 404, 409)."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -38,21 +37,6 @@ def check_job_id(job_id: str) -> str:
         shown = job_id[:40] if isinstance(job_id, str) else job_id
         raise JobError(f"invalid job id {shown!r}: a job id is 16 letters, digits, '-' or '_'")
     return job_id
-
-
-def to_json(value: Any) -> str:
-    """Strict JSON (NaN and ±inf as null: a diverged run's loss must reach a browser)."""
-
-    def finite(v: Any) -> Any:
-        if isinstance(v, float):
-            return v if math.isfinite(v) else None
-        if isinstance(v, dict):
-            return {str(k): finite(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(value), default=str, allow_nan=False, separators=(",", ":"))
 
 
 def _iso(t: float | None) -> str | None:

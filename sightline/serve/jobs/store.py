@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sightline.serve.core.jsonable import to_json
 from sightline.serve.jobs.job import (
     ENDED,
     Job,
@@ -33,7 +34,6 @@ from sightline.serve.jobs.job import (
     JobNotFoundError,
     JobStateError,
     check_job_id,
-    to_json,
 )
 
 DB_NAME = ".sightline-jobs.sqlite"
@@ -331,10 +331,13 @@ class JobStore:
                 )
         return bool(done)
 
-    def busy_with(self, run: str) -> str | None:
-        """The id of the job queued for or training ``run``, if one is."""
+    def busy_runs(self) -> set[str]:
+        """The runs a job is queued for or training."""
         with self._read() as con:
-            return _busy_with(con, run)
+            rows = con.execute(
+                f"SELECT DISTINCT run FROM jobs WHERE run IS NOT NULL AND state IN {_BUSY}"
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def active(self) -> list[Job]:
         with self._read() as con:
@@ -344,8 +347,9 @@ class JobStore:
         return [Job.from_row(r) for r in rows]
 
 
+_BUSY = "('queued', 'running', 'stopping')"  # a job in these states owns its run folder
+
+
 def _busy_with(con: sqlite3.Connection, run: str) -> str | None:
-    row = con.execute(
-        "SELECT id FROM jobs WHERE run = ? AND state IN ('queued', 'running', 'stopping')", (run,)
-    ).fetchone()
+    row = con.execute(f"SELECT id FROM jobs WHERE run = ? AND state IN {_BUSY}", (run,)).fetchone()
     return None if row is None else row[0]

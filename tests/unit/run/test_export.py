@@ -352,19 +352,25 @@ def test_cli_errors_are_one_line(toy, tmp_path, capsys, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- server
-def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_path):
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from sightline.serve import create_app
-
+def exported_and_plain(toy, tmp_path) -> tuple[Path, dict]:
+    """(a runs folder holding the toy run as "toy", with its export, and as "plain", without
+    one; an upload of one of its test images)."""
     run, data, _ = toy
     root = tmp_path / "runs"
     shutil.copytree(run.path, root / "toy")
     shutil.copytree(run.path, root / "plain", ignore=shutil.ignore_patterns("export"))
     buf = io.BytesIO()
     Image.fromarray(data.test.images[12, 0].numpy()).save(buf, format="PNG")
-    files = {"files": ("x.png", buf.getvalue(), "image/png")}
+    return root, {"files": ("x.png", buf.getvalue(), "image/png")}
+
+
+def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from sightline.serve import create_app
+
+    root, files = exported_and_plain(toy, tmp_path)
     csrf = {"X-Sightline-Request": "1"}
     answers = {}
     for engine in ("torch", "onnx"):
@@ -419,13 +425,7 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(
     from sightline.serve import create_app
 
     timed_as(monkeypatch, "onnx")
-    run, data, _ = toy
-    root = tmp_path / "runs"
-    shutil.copytree(run.path, root / "toy")
-    shutil.copytree(run.path, root / "plain", ignore=shutil.ignore_patterns("export"))
-    buf = io.BytesIO()
-    Image.fromarray(data.test.images[12, 0].numpy()).save(buf, format="PNG")
-    files = {"files": ("x.png", buf.getvalue(), "image/png")}
+    root, files = exported_and_plain(toy, tmp_path)
     csrf = {"X-Sightline-Request": "1"}
     app = create_app(runs_dir=root, start_workers=False)  # engine "auto", the default
     models = app.state.sightline.models

@@ -290,7 +290,7 @@ def test_a_worker_whose_server_was_killed_stops_and_says_so(folder, tmp_path):
          "print(w.pid, flush=True)\ntime.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    worker_pid = int(server.stdout.readline())
+    server.stdout.readline()  # the worker has started
     deadline = time.monotonic() + 40
     while (store.get(job.id).progress or {}).get("epoch", 0) < 1:
         assert time.monotonic() < deadline, store.get(job.id)
@@ -303,7 +303,6 @@ def test_a_worker_whose_server_was_killed_stops_and_says_so(folder, tmp_path):
         time.sleep(0.05)
     assert ended.state == "interrupted" and ended.error == SERVER_GONE
     assert run_status(runs, "orphan")["status"] == "interrupted"  # resumable
-    assert worker_pid > 0
 
 
 def create_resume(c: TestClient, job_id: str) -> dict:
