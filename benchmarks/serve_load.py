@@ -150,9 +150,9 @@ def start_server(
     raise RuntimeError(f"the server did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
 
 
-def start_baseline(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """benchmarks/serve_baseline.py under uvicorn on a free port (one process, access log on,
-    as ``sightline serve``)."""
+def start_baseline(log_path: Path, processes: int = 1) -> tuple[subprocess.Popen, str]:
+    """benchmarks/serve_baseline.py under uvicorn on a free port (access log on, and as many
+    processes, as ``sightline serve``)."""
     import socket
 
     with socket.socket() as s:
@@ -161,6 +161,7 @@ def start_baseline(log_path: Path) -> tuple[subprocess.Popen, str]:
     here = Path(__file__).resolve().parent
     cmd = [sys.executable, "-m", "uvicorn", "serve_baseline:app", "--app-dir", str(here),
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    cmd += ["--workers", str(processes)] if processes > 1 else []
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}"
@@ -353,7 +354,7 @@ def measure(
     """Start the server (sightline's, or the baseline), warm it up, load it; the server is
     stopped whatever happens."""
     proc, url = (
-        start_baseline(scratch / "baseline.log")
+        start_baseline(scratch / "baseline.log", args.processes)
         if baseline
         else start_server(runs_dir, args.port, scratch / "server.log", args.processes, args.engine)
     )
@@ -510,7 +511,8 @@ def main() -> int:
         "torch threads (a fresh process)": torch.get_num_threads(),
         "server": f"sightline serve defaults but {args.processes} process(es), engine {args.engine or 'auto'}: asyncio loop, access log on, "
         "device auto",
-        "thread pool": "anyio default, 40 threads for the plain-def routes",
+        "request path": "async /api/predict: images up to 256x256 px decoded and framed in the "
+        "batcher's thread, larger ones on one thread per core",
         "server threads at the end (all its processes)": r["server_threads"],
     }
     print("server: " + "; ".join(f"{k} {v}" for k, v in settings.items()))

@@ -64,6 +64,12 @@ def _blur3(a: np.ndarray) -> np.ndarray:
     return (c[3:, 3:] - c[:-3, 3:] - c[3:, :-3] + c[:-3, :-3]) / 9.0
 
 
+def _channel_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(-1)`` of an (..., 3) array: the same values; numpy reduces a 3-long last axis
+    element by element, ~8x slower (the largest cost of framing a photo)."""
+    return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
+
+
 def _median(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     """``np.median`` of a NaN-free float array, from one sort: the same values (the middle
     element, or the mean of the two middle ones, in the array's dtype) without np.median's
@@ -78,6 +84,20 @@ def _median(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     if n % 2:
         return s[(*at, n // 2)]
     return (s[(*at, n // 2 - 1)] + s[(*at, n // 2)]) / 2
+
+
+def _percentile(a: np.ndarray, q: float) -> np.floating:
+    """``np.percentile(a, q)`` (linear, NaN-free), from one partition: the same value, a tenth of
+    its cost (~30 µs a call through np.percentile's generic machinery)."""
+    a = a.reshape(-1)
+    at = (a.size - 1) * (q / 100)
+    lo = int(np.floor(at))
+    hi = min(lo + 1, a.size - 1)
+    part = np.partition(a, (lo, hi))
+    low, high = part[lo], part[hi]
+    t, step = at - lo, high - low
+    # numpy's own lerp: from the nearer end, so q=100 gives the maximum exactly
+    return high - step * (1 - t) if t >= 0.5 else low + step * t
 
 
 def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
@@ -100,8 +120,8 @@ def _strip_frame(a: np.ndarray) -> tuple[int, int, int, int]:
         # than ``depth`` lines: the last one is the inside itself, so the run stops there.)
         band = np.stack([lines[:depth], lines[::-1][:depth]])  # (2 edges, d lines, n px, 3)
         colour = _median(band, axis=2)  # per line (2, d, 3)
-        uniform = _median(np.abs(band - colour[:, :, None, :]).max(-1), axis=2) < 8
-        frame = uniform & (np.abs(colour - inside[:, None, :]).max(-1) > 12)
+        uniform = _median(_channel_max(np.abs(band - colour[:, :, None, :])), axis=2) < 8
+        frame = uniform & (_channel_max(np.abs(colour - inside[:, None, :])) > 12)
         thickness += [int(np.argmin(f)) if not f.all() else len(f) for f in frame]
     top, bottom, left, right = thickness
     h, w = a.shape[:2]
@@ -141,12 +161,12 @@ def find_object(img: Image.Image) -> ObjectBox:
     inner = a[t : h - b, left : w - r]
     ih, iw = inner.shape[:2]
     model, typical = _background(inner)
-    d = _blur3(np.abs(inner - model).max(-1))
+    d = _blur3(_channel_max(np.abs(inner - model)))
     k = 1 if min(ih, iw) > 8 else 0  # the noise of the background, just inside any frame remains
     ring = np.concatenate([d[k], d[-1 - k], d[:, k], d[:, -1 - k]])
     ring_level = _median(ring)
     noise = float(_median(np.abs(ring - ring_level))) * 1.4826
-    strongest = float(np.percentile(d, 99.5))
+    strongest = float(_percentile(d, 99.5))
     threshold = max(10.0, float(ring_level) + 5 * noise, 0.22 * strongest)
     mask = d > threshold
     # An edge line counts only where the line inside it agrees: an object that touches the edge

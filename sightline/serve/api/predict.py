@@ -7,14 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from sightline.serve.core.errors import JSONResponse, error_response
-from sightline.serve.core.settings import MAX_TOP_K
+from sightline.serve.core.settings import MAX_TOP_K, Settings
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
 
+FEW_FILES = 4  # a request of at most this many images has their headers read on the event loop
+# Larger images (photos) are decoded on the CPU-work threads, smaller ones in the batcher's
+# thread with the forward pass (services/batcher.py, services/cpu_work.py).
+SMALL_IMAGE_PIXELS = 256 * 256
+
 
 @router.post("/predict", summary="Classify uploaded images (or zip archives of images) with a run")
-def predict(
+async def predict(
     request: Request,
     files: Annotated[
         list[UploadFile] | None,
@@ -44,35 +49,75 @@ def predict(
     415 when none could be — a request of only non-images is the client's mistake, and a
     client that sent one file should not have to look inside a 200 to learn that it failed;
     413 for an archive over the limits (``uploads.py``), of which nothing is classified."""
-    from sightline.data.images import image_size
-    from sightline.errors import ImageError
-    from sightline.serve.services.images import data_uri, thumbnail
-    from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
+    from sightline.serve.services.uploads import ArchiveTooLarge, is_zip
 
     uploads = [*(files or []), *(file or [])]
     if not uploads:
         return error_response(422, "invalid request: files: send at least one image as 'files'")
     settings = _settings(request)
-    loaded = settings.models.predictor(
-        run or None
-    )  # its forward passes are shared with other requests
+    # Its forward passes are shared with other requests. Loading it reads files: a thread's work.
+    loaded = settings.models.cached_predictor(run or None) or await settings.cpu_work(
+        settings.models.predictor, run or None
+    )
     # BodyLimit has bounded the request, so reading each part whole is bounded too.
     raw = [
-        ((f.filename or f"upload-{i + 1}")[:255], f.file.read(settings.max_upload_bytes + 1))
+        ((f.filename or f"upload-{i + 1}")[:255], await f.read(settings.max_upload_bytes + 1))
         for i, f in enumerate(uploads)
     ]
+    # A few images are checked right here: a thread's hop costs more than reading their
+    # headers. Many, or an archive to expand, are a thread's work.
+    few = len(raw) <= FEW_FILES and not any(is_zip(data) for _, data in raw)
     try:
-        items = expand_uploads(raw, settings.max_upload_bytes)
+        items = (
+            _uploaded_images(raw, settings)
+            if few
+            else await settings.cpu_work(_uploaded_images, raw, settings)
+        )
     except ArchiveTooLarge as e:
         return error_response(413, str(e))
-    for item in items:  # the server's pixel limit, from the header: before anything decodes
+    readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
+    large = {str(i) for i, item in enumerate(items) if item.pixels > SMALL_IMAGE_PIXELS}
+    report = await loaded.predict_images_async(
+        readable, top_k=k, keep_seen=thumbnails, large=large, work=settings.cpu_work
+    )
+    # Thumbnails are PNG encodes: a thread's work, not the event loop's.
+    results = (
+        await settings.cpu_work(_results, items, report, True)
+        if thumbnails
+        else (_results(items, report, False))
+    )
+    if not report.predictions:
+        reasons = "; ".join(f"{r['file']}: {r['error']}" for r in results[:5]) or "no files"
+        return error_response(
+            415, f"no image could be classified: {reasons}", run=loaded.name, results=results
+        )
+    # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
+    # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
+    return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results})
+
+
+def _uploaded_images(raw: list[tuple[str, bytes]], settings: Settings) -> list[Any]:
+    """The uploads as images (a zip archive: its members), each checked against the server's
+    pixel limit from its header, before anything decodes."""
+    from sightline.data.images import image_size
+    from sightline.errors import ImageError
+    from sightline.serve.services.uploads import expand_uploads
+
+    items = expand_uploads(raw, settings.max_upload_bytes)
+    for item in items:
         if item.data is not None:
             try:
-                image_size(item.data, item.name, settings.max_pixels)
+                w, h = image_size(item.data, item.name, settings.max_pixels)
+                item.pixels = w * h
             except ImageError as e:
                 item.data, item.error = None, e.reason
-    readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
-    report = loaded.predict_images(readable, top_k=k, keep_seen=thumbnails)
+    return items
+
+
+def _results(items: list[Any], report: Any, thumbnails: bool) -> list[dict[str, Any]]:
+    """One answer per upload, in upload order: its prediction or why it has none."""
+    from sightline.serve.services.images import data_uri, thumbnail
+
     results: list[dict[str, Any]] = [{"file": item.name, "error": item.error} for item in items]
     for p in report.predictions:
         row = {
@@ -89,11 +134,4 @@ def predict(
         results[int(p.path)] = row
     for key, reason in report.skipped:
         results[int(key)] = {"file": items[int(key)].name, "error": reason}
-    if not report.predictions:
-        reasons = "; ".join(f"{r['file']}: {r['error']}" for r in results[:5]) or "no files"
-        return error_response(
-            415, f"no image could be classified: {reasons}", run=loaded.name, results=results
-        )
-    # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
-    # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
-    return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results})
+    return results

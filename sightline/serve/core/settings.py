@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from sightline.serve.services.cpu_work import CpuWork
 from sightline.serve.services.data_cache import BoundedCache
 from sightline.serve.services.model_cache import ModelCache
 
@@ -28,6 +29,7 @@ class Settings:
     previews: BoundedCache = field(
         default_factory=lambda: BoundedCache(4)
     )  # built-in datasets' counts, samples
+    cpu_work: CpuWork = field(default_factory=CpuWork)  # decoding and framing: services/cpu_work.py
 
 
 def settings_of(request: Request) -> Settings:

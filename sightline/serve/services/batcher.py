@@ -2,35 +2,50 @@
 
 A forward pass of one small image costs about four times its share of a batch of 16 (fastcnn
 on a 2-core CPU: 3.9 ms against 1.06 ms per image), and 16 request threads each running their
-own pass also fight over the cores and the GIL. So each request thread prepares its images
-itself (decoding and framing: ``sightline.infer.predict.prepare_named``), hands the uint8 tensor to
-the model's ``Batcher`` and waits; the batcher's one inference thread takes everything queued
-(up to ``max_batch`` images), runs one ``sightline.infer.predict.model_logits`` on it and gives each
-request its rows of the probabilities. There is no waiting window: an idle batcher starts on
-the first request at once, and while a batch computes, the next one queues up by itself.
+own pass also fight over the cores and the GIL. So each model has a ``Batcher`` whose one
+inference thread takes everything queued (up to ``max_batch`` images), runs one
+``sightline.infer.predict.model_logits`` on it and gives each request its rows of the
+probabilities. There is no waiting window: an idle batcher starts on the first request at
+once, and while a batch computes, the next one queues up by itself.
+
+The server's requests (``BatchedModel.predict_images_async``) hand over their small images
+undecoded: the inference thread decodes and frames all of them (``prepare_named``), then runs
+their pass. Request threads that did that themselves fought for the GIL, a context switch
+each time a numpy or Pillow call let it go (~100 a request); one thread does it without.
+Photos are decoded on the CPU-work threads (``cpu_work.py``) and handed over as tensors: their
+decoding runs on both cores and does not hold up everyone's forward pass.
 
 Rows of a batched forward pass equal those of an unbatched one (labels identical,
 probabilities within float rounding: ``tests/unit/serve/test_serve_batching.py``). A batch whose forward
 pass fails is run again one request at a time, so a failure reaches only the request it
-belongs to. ``close`` (the model left the cache, or the server stops) lets the thread finish
-what is queued and end; a request that still reaches a closed batcher runs its own forward
-pass, so it is answered all the same.
+belongs to; so does a failure to prepare a request's images. ``close`` (the model left the
+cache, or the server stops) lets the thread finish what is queued and end; a request that
+still reaches a closed batcher runs its own forward pass, so it is answered all the same.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import torch
 
 from sightline.data.preprocess import ImageInput, Preprocess
-from sightline.infer.predict import PredictionReport, model_logits, prediction_rows, prepare_named
+from sightline.infer.predict import (
+    PredictionReport,
+    PreparedImages,
+    model_logits,
+    prediction_rows,
+    prepare_named,
+)
+from sightline.serve.services.cpu_work import CpuWork
 
 log = logging.getLogger("sightline.serve")
 
@@ -53,12 +68,13 @@ class Batcher:
         logits: Callable[[torch.Tensor], torch.Tensor],
         input_shape: Sequence[int],
         max_batch: int = DEFAULT_MAX_BATCH,
+        prepare: Callable[[Sequence[tuple[str, ImageInput]]], PreparedImages] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self.name = name
         self.input_shape = tuple(input_shape)
-        self._queue = _Queue(name, logits, max_batch)
+        self._queue = _Queue(name, logits, max_batch, prepare)
         self._thread = threading.Thread(
             target=self._queue.serve, name=f"sightline-batcher-{name}", daemon=True
         )
@@ -82,6 +98,13 @@ class Batcher:
             )
         return self._queue.submit(images)
 
+    def submit_images(self, images: Sequence[tuple[str, ImageInput]]) -> Future:
+        """A future of (``PreparedImages``, probabilities (N, K) or None when no image could be
+        read) of (name, image) pairs, which the batcher's thread prepares with ``prepare``."""
+        if self._queue.prepare is None:
+            raise ValueError(f"{self.name}: this batcher was made without prepare=")
+        return self._queue.submit(list(images))
+
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities (N, K) of prepared uint8 ``images``: waits for their batch."""
         if len(images) == 0:
@@ -104,19 +127,24 @@ class _Queue:
     """The queue of one ``Batcher`` and its thread's loop (apart from it: see ``Batcher``)."""
 
     def __init__(
-        self, name: str, logits: Callable[[torch.Tensor], torch.Tensor], max_batch: int
+        self,
+        name: str,
+        logits: Callable[[torch.Tensor], torch.Tensor],
+        max_batch: int,
+        prepare: Callable[[Sequence[tuple[str, ImageInput]]], PreparedImages] | None = None,
     ) -> None:
         self.name = name
         self.logits = logits
+        self.prepare = prepare
         self.max_batch = max_batch
-        self.pending: deque[tuple[torch.Tensor, Future]] = deque()
+        self.pending: deque[tuple[Any, Future]] = deque()
         self.cond = threading.Condition()
         self.closed = False
         self.run_lock = (
             threading.Lock()
         )  # the forward passes after close: one at a time, as before it
 
-    def submit(self, images: torch.Tensor) -> Future:
+    def submit(self, images: Any) -> Future:
         future: Future = Future()
         with self.cond:
             if not self.closed:
@@ -125,8 +153,31 @@ class _Queue:
                 return future
         # Closed (evicted while this request was on its way): answer it here, with the same model.
         with self.run_lock:
-            self.resolve([(images, future)])
+            self.resolve(self.prepared([(images, future)]))
         return future
+
+    def prepared(self, jobs: list[tuple[Any, Future]]) -> list[tuple[torch.Tensor, Future]]:
+        """The jobs with their images prepared: a job of (name, image) pairs becomes its uint8
+        tensor, and its future gets (``PreparedImages``, probabilities or None when none could
+        be read); a failure reaches only its own job."""
+        out = []
+        for payload, future in jobs:
+            if isinstance(payload, torch.Tensor):
+                out.append((payload, future))
+                continue
+            try:
+                assert self.prepare is not None, "a Batcher given images to prepare needs prepare="
+                prepared = self.prepare(payload)
+            except Exception as e:
+                future.set_exception(e)
+                continue
+            if not prepared.names:
+                future.set_result((prepared, None))
+                continue
+            rows: Future = Future()
+            rows.add_done_callback(functools.partial(_with_prepared, prepared, future))
+            out.append((prepared.images, rows))
+        return out
 
     def close(self) -> None:
         with self.cond:
@@ -149,7 +200,7 @@ class _Queue:
                     count += len(jobs[-1][0])
             try:
                 with self.run_lock:
-                    self.resolve(jobs)
+                    self.resolve(self.prepared(jobs))
             except BaseException as e:  # a bug here must not leave requests waiting for ever
                 for _, future in jobs:
                     if not future.done():
@@ -158,6 +209,8 @@ class _Queue:
 
     def resolve(self, jobs: list[tuple[torch.Tensor, Future]]) -> None:
         """One forward pass for all ``jobs``; each future gets its rows, or the error."""
+        if not jobs:
+            return
         try:
             batch = jobs[0][0] if len(jobs) == 1 else torch.cat([images for images, _ in jobs])
             probs = self.logits(batch).softmax(1)
@@ -173,6 +226,14 @@ class _Queue:
         for images, future in jobs:
             future.set_result(probs[start : start + len(images)])
             start += len(images)
+
+
+def _with_prepared(prepared: PreparedImages, outer: Future, rows: Future) -> None:
+    error = rows.exception()
+    if error is not None:
+        outer.set_exception(error)
+    else:
+        outer.set_result((prepared, rows.result()))
 
 
 class BatchedModel:
@@ -197,7 +258,13 @@ class BatchedModel:
         def logits(images: torch.Tensor) -> torch.Tensor:
             return model_logits(model, images, preprocess, device, batch_size=max_batch)
 
-        self.batcher = Batcher(name, logits, preprocess.input_shape, max_batch)
+        self.batcher = Batcher(
+            name,
+            logits,
+            preprocess.input_shape,
+            max_batch,
+            prepare=functools.partial(prepare_named, preprocess),
+        )
 
     def predict_images(
         self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, keep_seen: bool = False
@@ -213,6 +280,47 @@ class BatchedModel:
                     prepared, probs, self.classes, top_k, keep_seen
                 )
         return report
+
+    async def predict_images_async(
+        self,
+        images: Sequence[tuple[str, ImageInput]],
+        top_k: int = 3,
+        keep_seen: bool = False,
+        large: Collection[str] = (),
+        work: CpuWork | None = None,
+    ) -> PredictionReport:
+        """``predict_images`` for an event loop, holding no thread while it waits (names
+        unique). The batcher's thread decodes and frames the small images of every waiting
+        request, then runs their one forward pass; the images named in ``large`` are decoded
+        through ``work`` first (decoding a photo lets the GIL go, so two run on two cores, and
+        it would hold up everyone's forward pass in the batcher's thread)."""
+        order = {name: i for i, (name, _) in enumerate(images)}
+        report = PredictionReport([], [])
+        for start in range(0, len(images), PREPARE_CHUNK):
+            chunk = images[start : start + PREPARE_CHUNK]
+            small = [pair for pair in chunk if pair[0] not in large]
+            parts = [asyncio.wrap_future(self.batcher.submit_images(small))] if small else []
+            if len(small) < len(chunk):
+                if work is None:
+                    raise ValueError("large images need work= (a CpuWork) to be decoded on")
+                parts.append(self._prepared_on(work, [p for p in chunk if p[0] in large]))
+            for prepared, probs in await asyncio.gather(*parts):
+                report.skipped += prepared.skipped
+                if probs is not None:
+                    report.predictions += prediction_rows(
+                        prepared, probs, self.classes, top_k, keep_seen
+                    )
+        report.predictions.sort(key=lambda p: order[p.path])
+        report.skipped.sort(key=lambda skipped: order[skipped[0]])
+        return report
+
+    async def _prepared_on(
+        self, work: CpuWork, images: Sequence[tuple[str, ImageInput]]
+    ) -> tuple[PreparedImages, torch.Tensor | None]:
+        prepared = await work(prepare_named, self.preprocess, images)
+        if not prepared.names:
+            return prepared, None
+        return prepared, await asyncio.wrap_future(self.batcher.submit(prepared.images))
 
     def close(self, timeout: float | None = 0.0) -> None:
         self.batcher.close(timeout)

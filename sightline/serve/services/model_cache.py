@@ -128,6 +128,19 @@ class ModelCache:
                     entry.batched.close()
             return entry.batched
 
+    def cached_predictor(self, run_id: str | None) -> BatchedModel | None:
+        """``predictor(run_id)`` when that is already loaded and current (a few ``stat`` calls,
+        no file read: fit for the event loop), else None."""
+        if run_id is None:
+            run_id = self.default_run
+            if run_id is None:  # the newest run: finding it lists the runs folder
+                return None
+        for backend in self._backends:
+            hit = self._hit((backend, run_id))
+            if hit is not None:
+                return hit.batched
+        return None
+
     def run(self, run_id: str | None) -> Run:
         """Run ``run_id``; for a request that names none, the server's pinned run (``serve
         --run``) or else the newest one. Every answer names the run it used."""
@@ -158,9 +171,11 @@ class ModelCache:
     def _hit(self, key: tuple[str, str]) -> _Entry | None:
         """The cached entry when its files are unchanged, else None (then the slow path checks
         the name, reads the run again and reloads what changed)."""
+        entry = self._runs.get(key)  # the stat calls outside the lock: 16 requests queued on it
+        if entry is None or _stamps(entry.files) != entry.stamp:
+            return None
         with self._lock:
-            entry = self._runs.get(key)
-            if entry is None or _stamps(entry.files) != entry.stamp:
+            if self._runs.get(key) is not entry:
                 return None
             self._runs.move_to_end(key)
             return entry

@@ -32,6 +32,7 @@ class Item:
     name: str
     data: bytes | None = None
     error: str | None = None
+    pixels: int = 0  # width x height from the header, once checked (api/predict.py)
 
 
 def is_zip(data: bytes) -> bool:

@@ -13,7 +13,7 @@ from photo_generator import make_photo, photos, random_style
 from PIL import Image
 
 from sightline.data import Preprocess
-from sightline.data.framing import centre_of_mass_shift, find_object, frame_image
+from sightline.data.framing import _percentile, centre_of_mass_shift, find_object, frame_image
 from sightline.errors import DataError
 from sightline.infer.predict import NO_OBJECT_NOTE, predict_files, save_seen
 
@@ -248,3 +248,18 @@ def test_predict_keeps_what_the_model_saw(tmp_path):
     assert all(p.seen is None for p in plain.predictions)
     with pytest.raises(ValueError, match="keep_seen"):
         save_seen(plain, tmp_path / "x")
+
+
+def test_percentile_is_numpys_to_the_bit():
+    """find_object's threshold comes from it: a value a rounding away would move a box edge."""
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        n = int(rng.integers(1, 3000))
+        a = (rng.random(n) * rng.choice([1.0, 255.0, 1e5])).astype(
+            rng.choice([np.float32, np.float64])
+        )
+        if rng.random() < 0.3:
+            a = np.round(a)  # ties
+        q = float(rng.choice([0.0, 1.0, 50.0, 99.5, 100.0, rng.uniform(0, 100)]))
+        want, got = np.percentile(a, q), _percentile(a.reshape(-1, 1) if n % 2 else a, q)
+        assert got == want and np.asarray(got).dtype == np.asarray(want).dtype, (n, q)

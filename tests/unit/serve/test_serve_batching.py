@@ -152,6 +152,106 @@ def test_batched_predictions_equal_unbatched_ones(model, pngs):
             assert p.note == want.note
 
 
+def test_the_event_loop_path_prepares_in_the_batcher_and_equals_predict_images(model, pngs):
+    """``predict_images_async`` (the server's): the batcher's thread decodes and frames every
+    waiting request's images; results equal the unbatched ones, a bad file is skipped alone."""
+    import asyncio
+
+    expected = [alone(model, png) for png in pngs]
+    batched = BatchedModel("cnn", model, PRE, CLASSES, "cpu", max_batch=64)
+    prepared_in: set[str] = set()
+    real_prepare = batched.batcher._queue.prepare
+
+    def recording(pairs):
+        prepared_in.add(threading.current_thread().name)
+        return real_prepare(pairs)
+
+    batched.batcher._queue.prepare = recording
+
+    async def all_at_once():
+        one_each = [batched.predict_images_async([("x", png)]) for png in pngs]
+        broken = batched.predict_images_async([("bad", b"\x89PNG\r\n\x1a\n" + b"\0" * 20)])
+        mixed = batched.predict_images_async(
+            [("a", pngs[0]), ("bad", b"not an image"), ("b", pngs[1])]
+        )
+        return await asyncio.gather(*one_each, broken, mixed)
+
+    try:
+        *singles, broken, mixed = asyncio.run(all_at_once())
+    finally:
+        batched.close(timeout=5)
+    assert prepared_in == {"sightline-batcher-cnn"}  # no request thread decoded anything
+    for want, report in zip(expected, singles, strict=True):
+        (p,) = report.predictions
+        assert p.label == want.label and p.note == want.note
+        assert np.allclose(p.probabilities, want.probabilities, atol=1e-5, rtol=0)
+    assert broken.predictions == [] and [k for k, _ in broken.skipped] == ["bad"]
+    assert [p.path for p in mixed.predictions] == ["a", "b"]
+    assert [k for k, _ in mixed.skipped] == ["bad"] and "image" in mixed.skipped[0][1]
+    assert [p.label for p in mixed.predictions] == [expected[0].label, expected[1].label]
+
+
+def test_a_failing_prepare_fails_only_its_own_request():
+    def prepare(pairs):
+        if any(name == "poison" for name, _ in pairs):
+            raise RuntimeError("poisoned prepare")
+        from sightline.infer.predict import PreparedImages
+
+        images = torch.stack([torch.full((1, 2, 2), int(v), dtype=torch.uint8) for _, v in pairs])
+        return PreparedImages([n for n, _ in pairs], images, [None] * len(pairs), [])
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.002)  # requests pile up into batches meanwhile
+        return torch.stack([x.float().mean((1, 2, 3)), -x.float().mean((1, 2, 3))], 1)
+
+    b = Batcher("t", logits, (1, 2, 2), max_batch=64, prepare=prepare)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            futures = [
+                pool.submit(
+                    lambda i: b.submit_images([("poison" if i == 5 else str(i), i)]).result(5), i
+                )
+                for i in range(32)
+            ]
+            outcomes = [f.exception() or f.result() for f in futures]
+    finally:
+        b.close(timeout=5)
+    assert isinstance(outcomes[5], RuntimeError) and "poisoned" in str(outcomes[5])
+    for i, out in enumerate(outcomes):
+        if i != 5:
+            prepared, probs = out
+            assert prepared.names == [str(i)]
+            assert torch.allclose(probs, torch.tensor([[float(i), -float(i)]]).softmax(1)), i
+    with pytest.raises(ValueError, match="without prepare"):
+        Batcher("plain", logits, (1, 2, 2)).submit_images([("x", 1)])
+
+
+def test_cpu_work_runs_at_most_its_threads_at_once():
+    import asyncio
+
+    from sightline.serve.services.cpu_work import CpuWork
+
+    work = CpuWork(threads=2)
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def job(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    async def main():
+        return await asyncio.gather(*(work(job, i) for i in range(12)))
+
+    assert asyncio.run(main()) == [i * i for i in range(12)]
+    assert most[0] == 2  # two at once, never more
+    assert asyncio.run(main()) == [i * i for i in range(12)]  # a second event loop: its own limiter
+
+
 def test_the_queue_is_taken_whole_up_to_max_batch():
     release, started = threading.Event(), threading.Event()
     sizes: list[int] = []
@@ -245,6 +345,37 @@ def test_concurrent_api_requests_get_their_own_results_and_a_bad_file_fails_alon
         )
 
 
+def test_photos_and_small_images_in_one_request_keep_their_order_and_results(runs, model, pngs):
+    """Images over 256x256 px are decoded on the CPU-work threads, smaller ones in the
+    batcher's: one request of both, and a broken file between them, answers in upload order
+    with the results each gets alone."""
+
+    def enlarged(png: bytes) -> bytes:  # the same item as a 300 px photo
+        img = Image.open(io.BytesIO(png)).resize((300, 300), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    uploads = [pngs[0], enlarged(pngs[1]), b"broken", pngs[2], enlarged(pngs[3]), pngs[4]]
+    expected = [None if body == b"broken" else alone(model, body) for body in uploads]
+    app = create_app(runs_dir=runs, start_workers=False)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        r = c.post(
+            "/api/predict",
+            files=[("files", (f"{i}.png", body)) for i, body in enumerate(uploads)],
+            data={"run": "cnn"},
+            headers=CSRF,
+        )
+    assert r.status_code == 200, r.text
+    rows = r.json()["results"]
+    assert [row["file"] for row in rows] == [f"{i}.png" for i in range(len(uploads))]
+    assert "error" in rows[2] and "label" not in rows[2]
+    for want, row in zip(expected, rows, strict=True):
+        if want is not None:
+            assert row["label"] == want.label
+            assert abs(row["confidence"] - want.confidence) <= 1e-5
+
+
 # ---------------------------------------------------------------------------- threads
 def test_eviction_and_close_stop_the_threads_and_late_requests_are_still_answered(
     runs, model, pngs
@@ -292,13 +423,17 @@ def test_a_cache_hit_reads_nothing_but_new_checkpoints_are_still_seen(runs, mode
 
     monkeypatch.setattr(model_cache_module, "Run", CountingRun)
     cache = ModelCache(runs, device="cpu")
+    assert cache.cached_predictor("cnn") is None  # not loaded yet: the caller loads it on a thread
     first = cache.get("cnn")
     assert cache.get("cnn") is first and cache.predictor("cnn") is cache.predictor("cnn")
+    assert cache.cached_predictor("cnn") is cache.predictor("cnn")  # the event loop's fast path
+    assert cache.cached_predictor(None) is None  # the newest run: listing the folder is a thread's
     assert opened == ["cnn"]  # hits: no run folder opened, no config.json read
     best = runs / "cnn" / "best.safetensors"
     replacement = best.with_suffix(".new")
     shutil.copyfile(best, replacement)
     os.replace(replacement, best)  # as training saves it: a new file
+    assert cache.cached_predictor("cnn") is None  # stale: never answered from the old model
     assert cache.get("cnn") is not first and opened == ["cnn", "cnn"]
     # A run still on its last.safetensors is loaded again once a best.safetensors appears.
     write_run(runs / "young", model, which="last")
