@@ -25,7 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sightline.data.framing import FITS, ObjectBox, centre_of_mass_shift, frame_image
+from sightline.data.framing import (
+    FITS,
+    ObjectBox,
+    centre_of_mass_shift,
+    find_objects,
+    frame_image,
+)
 from sightline.data.images import (
     decode_side,
     normalize_mode,
@@ -33,8 +39,13 @@ from sightline.data.images import (
     pil_to_tensor,
     resize_image,
 )
+from sightline.errors import ImageError
 
 RESIZE_MODES = ("squash", "crop", "pad")
+# Images up to this size are decoded and held until their batch is framed in one pass
+# (``prepare_many``); larger ones are prepared one at a time, so a batch never holds photos.
+BATCH_FRAMING_PIXELS = 256 * 256
+BATCH_FRAMING = 256  # small images framed in one pass at most
 
 ImageInput = str | os.PathLike | bytes | BinaryIO | Image.Image | np.ndarray | torch.Tensor
 
@@ -148,20 +159,67 @@ class Preprocess:
     def prepare_with_framing(self, image: ImageInput) -> tuple[torch.Tensor, ObjectBox | None]:
         """``prepare_image``, and where the object was found (None for ``fit="frame"``;
         ``found`` False: no object stood out, so the whole photo was used)."""
+        (out,) = self.prepare_many([image])
+        if isinstance(out, ImageError):
+            raise out
+        return out
+
+    def prepare_many(
+        self, images: Sequence[ImageInput]
+    ) -> list[tuple[torch.Tensor, ObjectBox | None] | ImageError]:
+        """``prepare_with_framing`` of each image, in order, with the ``ImageError`` in place
+        of an image that cannot be read. The same results as one at a time; the objects of
+        same-sized photos are found in one pass (``framing.find_objects``), several times
+        faster for a batch of small images."""
+        out: list[tuple[torch.Tensor, ObjectBox | None] | ImageError | None] = []
+        small: dict[int, Image.Image] = {}  # held until the batch is framed: small ones only
+        for i, image in enumerate(images):
+            try:
+                opened = self._opened(image)
+            except ImageError as e:
+                out.append(e)
+                continue
+            if self.fit != "frame" and opened.width * opened.height <= BATCH_FRAMING_PIXELS:
+                out.append(None)
+                small[i] = opened
+                if len(small) == BATCH_FRAMING:
+                    self._frame_held(small, out)
+            else:  # a photo is framed at once: a batch of them would hold them all decoded
+                out.append(self._prepare_opened([opened])[0])
+        self._frame_held(small, out)
+        return out  # type: ignore[return-value]
+
+    def _frame_held(self, held: dict[int, Image.Image], out: list[Any]) -> None:
+        """Prepare the held small images into their places in ``out``, and let them go."""
+        for i, prepared in zip(held, self._prepare_opened(list(held.values())), strict=True):
+            out[i] = prepared
+        held.clear()
+
+    def _prepare_opened(
+        self, opened: list[Image.Image]
+    ) -> list[tuple[torch.Tensor, ObjectBox | None]]:
+        if self.fit == "frame":
+            return [self._prepare_frame(o) for o in opened]
+        # The object is found in the photo's own colours, framed in the model's.
+        photos = [o if o.mode in ("L", "RGB") else normalize_mode(o, 3) for o in opened]
+        return [
+            self._prepare_object(normalize_mode(photo, self.channels), photo, found)
+            for photo, found in zip(photos, find_objects(photos), strict=True)
+        ]
+
+    def _opened(self, image: ImageInput) -> Image.Image:
         if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
             image, "read"
         ):
             # A file, or the bytes of one (an upload): same guards, decoded as large as used.
-            image = open_image(image, max_side=decode_side(self.size))
+            return open_image(image, max_side=decode_side(self.size))
         if isinstance(image, torch.Tensor):
-            image = _tensor_to_pil(image)
-        elif isinstance(image, np.ndarray):
-            image = _array_to_pil(image)
-        if (
-            self.fit != "frame"
-        ):  # the object is found in the photo's own colours, framed in the model's
-            photo = image if image.mode in ("L", "RGB") else normalize_mode(image, 3)
-            return self._prepare_object(normalize_mode(photo, self.channels), photo)
+            return _tensor_to_pil(image)
+        if isinstance(image, np.ndarray):
+            return _array_to_pil(image)
+        return image
+
+    def _prepare_frame(self, image: Image.Image) -> tuple[torch.Tensor, None]:
         img = normalize_mode(image, self.channels)
         # Pad with the photo's own background (white stays white), so padding never adds a
         # frame; for dark-background models the inversion below then turns it black.
@@ -175,9 +233,9 @@ class Preprocess:
         return x, None
 
     def _prepare_object(
-        self, img: Image.Image, photo: Image.Image
+        self, img: Image.Image, photo: Image.Image, found: ObjectBox | None = None
     ) -> tuple[torch.Tensor, ObjectBox]:
-        canvas, found = frame_image(img, self.size, self.fit, photo)
+        canvas, found = frame_image(img, self.size, self.fit, photo, found)
         x = pil_to_tensor(canvas)
         level = float(np.mean(found.background_in(img.mode)))
         if self.dark_background:
@@ -193,7 +251,11 @@ class Preprocess:
 
     def prepare(self, images: Iterable[ImageInput]) -> torch.Tensor:
         """Many images → uint8 batch (N, C, H, W). Raises on the first bad file."""
-        xs = [self.prepare_image(im) for im in images]
+        xs = []
+        for out in self.prepare_many(list(images)):
+            if isinstance(out, ImageError):
+                raise out
+            xs.append(out[0])
         if not xs:
             return torch.empty((0, *self.input_shape), dtype=torch.uint8)
         return torch.stack(xs)

@@ -1,4 +1,5 @@
-"""Evaluation metrics: loss, accuracy, top-k, per-class precision/recall/F1, confusion matrix.
+"""Evaluation metrics: loss, accuracy, top-k, per-class precision/recall/F1, confusion matrix,
+and how well the probabilities are calibrated (ECE, NLL, Brier: ``calibration.py``).
 
 Everything is computed from one (N, K) logits tensor with vectorised torch ops. The per-sample
 predictions, probabilities and losses are kept on the result (not serialised) for the plots
@@ -17,6 +18,7 @@ from torch import nn
 
 from sightline.data.preprocess import Preprocess
 from sightline.infer.batched import batched_logits
+from sightline.infer.calibration import Calibration, calibration
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 
@@ -33,6 +35,7 @@ class Metrics:
     f1: list[float]
     support: list[int]
     confusion: list[list[int]]  # rows = true class, columns = predicted class
+    calibration: Calibration | None = None  # of the probabilities as the model gives them
     predictions: torch.Tensor | None = field(default=None, repr=False)
     logits: torch.Tensor | None = field(default=None, repr=False)
     probabilities: torch.Tensor | None = field(default=None, repr=False)
@@ -80,6 +83,7 @@ class Metrics:
             "macro_recall": round(self.macro_recall, 6),
             "macro_f1": round(self.macro_f1, 6),
             "weighted_f1": round(self.weighted_f1, 6),
+            **(self.calibration.to_dict() if self.calibration else {}),
             "classes": self.classes,
             "absent_classes": self.absent_classes,
             "per_class": [
@@ -157,9 +161,14 @@ class Metrics:
     def format_table(self) -> str:
         topk = "".join(f"   {k}: {v:.4f}" for k, v in self.top_k.items())
         lines = [
-            f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}",
-            "",
+            f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}"
         ]
+        if self.calibration is not None and self.count:
+            c = self.calibration
+            lines.append(
+                f"calibration: ECE {c.ece:.2%} (0 is perfect)   NLL {c.nll:.4f}   Brier {c.brier:.4f}"
+            )
+        lines.append("")
         w = max(12, *(len(c) for c in self.classes))
         lines.append(f"{'class':<{w}}  precision  recall      f1  support")
         for i in self.present:
@@ -226,6 +235,7 @@ def compute_metrics(
         f1=[round(v, 6) for v in f1.tolist()],
         support=[int(v) for v in support.tolist()],
         confusion=confusion.tolist(),
+        calibration=calibration(logits, labels),
         predictions=preds,
         logits=logits,
         probabilities=logits.softmax(1) if n else torch.zeros(0, k),

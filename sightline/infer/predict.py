@@ -251,12 +251,13 @@ def prepare_named(
     tensors: list[torch.Tensor] = []
     notes: list[str | None] = []
     skipped: list[tuple[str, str]] = []
-    for name, image in images:
-        try:
-            x, framing = preprocess.prepare_with_framing(image)
-        except ImageError as e:
-            skipped.append((name, e.reason))
+    for (name, _), out in zip(
+        images, preprocess.prepare_many([im for _, im in images]), strict=True
+    ):
+        if isinstance(out, ImageError):
+            skipped.append((name, out.reason))
             continue
+        x, framing = out
         names.append(name)
         tensors.append(x)
         notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)

@@ -13,7 +13,13 @@ from photo_generator import make_photo, photos, random_style
 from PIL import Image
 
 from sightline.data import Preprocess
-from sightline.data.framing import _percentile, centre_of_mass_shift, find_object, frame_image
+from sightline.data.framing import (
+    _percentile,
+    centre_of_mass_shift,
+    find_object,
+    find_objects,
+    frame_image,
+)
 from sightline.errors import DataError
 from sightline.infer.predict import NO_OBJECT_NOTE, predict_files, save_seen
 
@@ -263,3 +269,46 @@ def test_percentile_is_numpys_to_the_bit():
         q = float(rng.choice([0.0, 1.0, 50.0, 99.5, 100.0, rng.uniform(0, 100)]))
         want, got = np.percentile(a, q), _percentile(a.reshape(-1, 1) if n % 2 else a, q)
         assert got == want and np.asarray(got).dtype == np.asarray(want).dtype, (n, q)
+
+
+def _mixed_images(seed: int = 0) -> list[Image.Image]:
+    """Small items (light and dark, gray and colour, some with a frame line), photos, and odd
+    sizes: several same-sized groups whose members differ in frame lines and contents."""
+    rng = np.random.default_rng(seed)
+    out: list[Image.Image] = []
+    for i, x in enumerate(_items(24, seed)):
+        img = Image.fromarray(255 - x if i % 2 else x)
+        if i % 5 == 0:  # a 1 px frame line around some of them
+            a = np.array(img)
+            a[0, :], a[-1, :], a[:, 0], a[:, -1] = 120, 120, 120, 120
+            img = Image.fromarray(a)
+        out.append(img.convert("RGB") if i % 3 == 0 else img)
+    out += [_open(p.data) for p in photos(_items(4, seed + 1), seed=seed)]
+    for _ in range(6):
+        w, h = int(rng.integers(3, 90)), int(rng.integers(3, 90))
+        out.append(Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)))
+    return out
+
+
+def test_batched_objects_equal_one_at_a_time():
+    imgs = _mixed_images()
+    one_by_one = [find_object(img) for img in imgs]
+    assert find_objects(imgs) == one_by_one
+    assert sum(b.found for b in one_by_one) > len(imgs) // 2  # mostly objects: a real check
+    assert find_objects(imgs[::-1]) == one_by_one[::-1]  # no order dependence within a group
+
+
+@pytest.mark.parametrize("fit", ["object", "digit", "frame"])
+def test_prepare_many_equals_prepare_with_framing_and_keeps_errors_in_place(fit):
+    pre = Preprocess(1, (28, 28), "pad", mean=(0.3,), std=(0.35,), dark_background=True, fit=fit)
+    imgs: list = _mixed_images(1)
+    big = Image.fromarray((np.random.default_rng(2).random((300, 400)) * 255).astype(np.uint8))
+    inputs = [*imgs[:5], b"not an image", big, *imgs[5:]]
+    out = pre.prepare_many(inputs)
+    assert len(out) == len(inputs)
+    assert isinstance(out[5], DataError) and "image" in str(out[5])
+    for item, got in zip(inputs, out, strict=True):
+        if isinstance(got, DataError):
+            continue
+        x, found = pre.prepare_with_framing(item)
+        assert torch.equal(got[0], x) and got[1] == found

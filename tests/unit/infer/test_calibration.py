@@ -1,0 +1,78 @@
+"""Calibration measures and temperature scaling (sightline.infer.calibration), on generated
+logits whose true calibration is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sightline.infer.calibration import (
+    calibration,
+    expected_calibration_error,
+    fit_temperature,
+)
+from sightline.infer.metrics import compute_metrics
+
+
+def calibrated_set(n: int = 20000, k: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels drawn from the logits' own softmax: perfectly calibrated."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, k, generator=g) * 2.5
+    labels = torch.multinomial(logits.softmax(1), 1, generator=g).flatten()
+    return logits, labels
+
+
+def test_a_calibrated_set_has_a_small_ece_and_an_overconfident_one_a_large_one():
+    logits, labels = calibrated_set()
+    assert expected_calibration_error(logits.softmax(1), labels) < 0.015
+    sharp = calibration(logits * 3, labels)  # the same answers, three times as sure
+    assert sharp.ece > 0.1
+    assert sharp.nll > calibration(logits, labels).nll
+
+
+def test_ece_by_hand():
+    # two bins in use: confidence 0.9 (right 1 of 2) and 0.6 (right 1 of 1), 15 bins
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6]])
+    labels = torch.tensor([0, 1, 1])
+    want = (2 / 3) * abs(0.9 - 0.5) + (1 / 3) * abs(0.6 - 1.0)
+    assert expected_calibration_error(probs, labels) == pytest.approx(want, abs=1e-6)
+    assert math.isnan(expected_calibration_error(torch.zeros(0, 2), torch.zeros(0).long()))
+
+
+def test_nll_and_brier_by_hand():
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.25, 0.5, 0.25]]))
+    labels = torch.tensor([0, 2])
+    c = calibration(logits, labels)
+    assert c.nll == pytest.approx(-(math.log(0.7) + math.log(0.25)) / 2, abs=1e-6)
+    brier = ((0.3**2 + 0.2**2 + 0.1**2) + (0.25**2 + 0.5**2 + 0.75**2)) / 2
+    assert c.brier == pytest.approx(brier, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0, 4.0])
+def test_fit_temperature_recovers_the_temperature_that_was_applied(temperature):
+    logits, labels = calibrated_set(seed=int(temperature * 10))
+    found = fit_temperature(logits * temperature, labels)  # over-confident by `temperature`
+    assert found == pytest.approx(temperature, rel=0.05)
+    fixed = calibration(logits * temperature / found, labels)
+    assert fixed.ece < 0.015
+    assert fixed.nll <= calibration(logits * temperature, labels).nll + 1e-9
+
+
+def test_fit_temperature_never_changes_the_answer_and_refuses_an_empty_set():
+    logits, labels = calibrated_set(n=500)
+    t = fit_temperature(logits * 3, labels)
+    assert torch.equal((logits * 3 / t).argmax(1), logits.argmax(1))
+    with pytest.raises(ValueError, match="at least one"):
+        fit_temperature(torch.zeros(0, 3), torch.zeros(0).long())
+
+
+def test_evaluations_report_the_calibration():
+    logits, labels = calibrated_set(n=2000)
+    m = compute_metrics(logits * 4, labels, [f"c{i}" for i in range(10)])
+    d = m.to_dict()
+    assert {"ece", "nll", "brier"} <= d.keys()
+    assert d["nll"] == pytest.approx(m.loss, abs=1e-5)  # the NLL is the loss
+    assert d["ece"] > 0.1  # over-confident by construction
+    assert "calibration: ECE" in m.format_table()
