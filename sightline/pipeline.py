@@ -174,12 +174,14 @@ def _evaluate_sharded(run: Run, data, model_config: dict[str, Any], device_spec:
     from sightline.train import distributed
 
     device = distributed.rank_device(resolve_device(device_spec), ctx)
-    if ctx.is_main:
-        model = run.load_model("best", device)
+    if ctx.is_main:  # the network's own logits on every rank; the calibrator is applied below
+        model, _ = ckpt.load_model(run.model_file("best"), device, calibrated=False)
         preprocess = json.dumps(run.preprocess.to_dict())
     else:
         model, preprocess = ckpt.build_model({"model": model_config}).to(device).eval(), ""
     distributed.broadcast_module(model)
     preprocess = Preprocess.from_dict(json.loads(distributed.broadcast_text(preprocess)))
     logits = distributed.sharded_logits(model, data.test.images, preprocess, device)
-    return run.evaluate(data, split="test", logits=logits) if ctx.is_main else None
+    if not ctx.is_main:
+        return None
+    return run.evaluate(data, split="test", logits=run.calibrator("best").apply(logits))

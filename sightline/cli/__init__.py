@@ -11,6 +11,7 @@ import sys
 
 from sightline._version import __version__
 from sightline.cli import (
+    calibrate_cmd,
     datasets_cmd,
     evaluate_cmd,
     export_cmd,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary_cmd.add_summary(sub)
     train_cmd.add_train(sub)
     evaluate_cmd.add_evaluate(sub)
+    calibrate_cmd.add_calibrate(sub)
     predict_cmd.add_predict(sub)
     export_cmd.add_export(sub)
     runs_cmd.add_runs(sub)

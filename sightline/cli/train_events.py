@@ -38,13 +38,19 @@ def event_printer(progress: str, say):
         elif kind == "run":
             say(f"Run folder: {event['run_dir']}")
         elif kind == "message" and (
-            event.get("topic") or event["text"].startswith(("Resuming", "No test split"))
+            event.get("topic")
+            or event["text"].startswith(("Resuming", "No test split", "No validation split"))
         ):
             say(
                 ("  " if event.get("topic") else "") + event["text"]
             )  # data and recipe notes: under the data line
         elif kind == "train_end":
             say(f"Training {status_words(event)}")
+        elif kind == "calibration":
+            say(
+                f"Calibrated on {event['fitted_on']} ({event['method']}): "
+                f"ECE {event['ece_before']:.2%} -> {event['ece_after']:.2%}"
+            )
         elif kind == "evaluation":
             say(
                 f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)"

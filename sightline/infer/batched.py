@@ -84,7 +84,11 @@ def inference_copy(model: nn.Module) -> nn.Module:
     as it is. The copy is for inference only: train, inspect and export the model itself.
     """
     fused = getattr(model, "fused", None)
-    return fused() if callable(fused) else model
+    if not callable(fused):
+        return model
+    from sightline.infer.calibration import calibrator_of, set_calibrator
+
+    return set_calibrator(fused(), calibrator_of(model))  # the copy is as calibrated
 
 
 def _in_channels_last(model: nn.Module) -> bool:

@@ -18,7 +18,7 @@ from torch import nn
 
 from sightline.data.preprocess import Preprocess
 from sightline.infer.batched import batched_logits
-from sightline.infer.calibration import Calibration, calibration
+from sightline.infer.calibration import Calibration, Calibrator, calibration, calibrator_of
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 
@@ -36,6 +36,8 @@ class Metrics:
     support: list[int]
     confusion: list[list[int]]  # rows = true class, columns = predicted class
     calibration: Calibration | None = None  # of the probabilities as the model gives them
+    calibrator: Calibrator = field(default_factory=Calibrator)  # the model's (identity: none)
+    uncalibrated: Calibration | None = None  # of its network's own, before the calibrator
     predictions: torch.Tensor | None = field(default=None, repr=False)
     logits: torch.Tensor | None = field(default=None, repr=False)
     probabilities: torch.Tensor | None = field(default=None, repr=False)
@@ -84,6 +86,8 @@ class Metrics:
             "macro_f1": round(self.macro_f1, 6),
             "weighted_f1": round(self.weighted_f1, 6),
             **(self.calibration.to_dict() if self.calibration else {}),
+            "calibrator": self.calibrator.to_dict(),
+            **({"uncalibrated": self.uncalibrated.to_dict()} if self.uncalibrated else {}),
             "classes": self.classes,
             "absent_classes": self.absent_classes,
             "per_class": [
@@ -168,6 +172,12 @@ class Metrics:
             lines.append(
                 f"calibration: ECE {c.ece:.2%} (0 is perfect)   NLL {c.nll:.4f}   Brier {c.brier:.4f}"
             )
+            if self.uncalibrated is not None:
+                u = self.uncalibrated
+                lines.append(
+                    f"  before its {self.calibrator.method} calibration: ECE {u.ece:.2%}   "
+                    f"NLL {u.nll:.4f}   Brier {u.brier:.4f}"
+                )
         lines.append("")
         w = max(12, *(len(c) for c in self.classes))
         lines.append(f"{'class':<{w}}  precision  recall      f1  support")
@@ -202,8 +212,11 @@ def compute_metrics(
     labels: torch.Tensor,
     classes: Sequence[str],
     top_k: Sequence[int] = (1, 5),
+    calibrator: Calibrator | None = None,
 ) -> Metrics:
-    """All metrics from logits (N, K) and integer labels (N,)."""
+    """All metrics from logits (N, K) and integer labels (N,). ``calibrator``: the one the
+    model's logits came through, so that the calibration before it is reported too."""
+    calibrator = calibrator or Calibrator()
     logits, labels = logits.float().cpu(), labels.long().cpu()
     k = len(classes)
     n = len(labels)
@@ -236,6 +249,10 @@ def compute_metrics(
         support=[int(v) for v in support.tolist()],
         confusion=confusion.tolist(),
         calibration=calibration(logits, labels),
+        calibrator=calibrator,
+        uncalibrated=None
+        if calibrator.identity
+        else calibration(calibrator.invert(logits), labels),
         predictions=preds,
         logits=logits,
         probabilities=logits.softmax(1) if n else torch.zeros(0, k),
@@ -256,4 +273,4 @@ def evaluate_model(
 ) -> Metrics:
     """Run ``model`` over uint8 ``images`` (N, C, H, W) and compute all metrics."""
     logits = batched_logits(model, images, preprocess, device, batch_size)
-    return compute_metrics(logits, labels, classes, top_k)
+    return compute_metrics(logits, labels, classes, top_k, calibrator_of(model))

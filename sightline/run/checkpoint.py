@@ -91,16 +91,21 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
     pretrained = bool(options.get("pretrained"))
     if pretrained:
         options["pretrained"] = False
-    model = create_model(m["name"], tuple(m["input_shape"]), m["num_classes"], **options)
+    # Its initial weights are replaced by the saved ones: loading a model never moves the
+    # caller's random state (training calibrates its run at the end, with the user's RNG).
+    with torch.random.fork_rng(devices=[]):
+        model = create_model(m["name"], tuple(m["input_shape"]), m["num_classes"], **options)
     if pretrained:  # the record still says how the weights began
         model.sightline_config["options"]["pretrained"] = True  # type: ignore[index]
     return model
 
 
 def load_model(
-    path: str | os.PathLike, device: torch.device | str = "cpu"
+    path: str | os.PathLike, device: torch.device | str = "cpu", calibrated: bool = True
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Model (eval mode, on ``device``) and its metadata from a sightline safetensors file."""
+    """Model (eval mode, on ``device``) and its metadata from a sightline safetensors file.
+    ``calibrated``: its logits mapped by the calibrator the file holds, if any (see
+    ``sightline.infer.calibration``); False: the network's own logits."""
     tensors, meta = read_model_file(path)
     model = build_model(meta)
     try:
@@ -109,7 +114,29 @@ def load_model(
         raise RunError(
             f"{path}: weights don't match the {meta['model']['name']!r} architecture: {e}"
         ) from None
-    return model.to(device).eval(), meta
+    model = model.to(device).eval()
+    if calibrated and meta.get("calibration"):
+        from sightline.infer.calibration import set_calibrator
+
+        set_calibrator(model, calibrator_in(meta))
+    return model, meta
+
+
+def calibrator_in(meta: dict[str, Any]) -> Any:
+    """The ``Calibrator`` a model file's metadata holds (the identity: not calibrated)."""
+    from sightline.infer.calibration import Calibrator
+
+    return Calibrator.from_dict(meta.get("calibration"))
+
+
+def set_calibration(path: str | os.PathLike, calibration: dict[str, Any] | None) -> None:
+    """Rewrite a model file with ``calibration`` in its metadata (None: without one); the
+    weights are kept byte for byte, and the file is replaced atomically."""
+    tensors, meta = read_model_file(path)
+    meta = {k: v for k, v in meta.items() if k != "calibration"}
+    if calibration is not None:
+        meta["calibration"] = calibration
+    atomic_write_bytes(path, st_save(tensors, metadata={META_KEY: json.dumps(meta)}))
 
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:

@@ -150,6 +150,23 @@ class Run:
             self._meta[which] = ckpt.read_model_file(self.model_file(which))[1]
         return self._meta[which]
 
+    def calibrator(self, which: str = "best"):
+        """The ``Calibrator`` the model's logits go through (the identity: not calibrated)."""
+        from sightline.run.checkpoint import calibrator_in
+
+        return calibrator_in(self.metadata(which))
+
+    def calibrate(self, data=None, which: str = "best", device: str = "auto") -> dict[str, Any]:
+        """Fit the calibrator on the validation split of ``data`` (default: the run's own
+        dataset) and save it in the model file: every face reports calibrated probabilities
+        from then on (``sightline.run.calibrate``). Returns the record saved."""
+        from sightline.run.calibrate import calibrate_run
+
+        record = calibrate_run(self, data, which, device)
+        self._models.clear()  # loaded models and metadata are of the file as it was
+        self._meta.clear()
+        return record
+
     @property
     def classes(self) -> list[str]:
         return self.metadata()["classes"]
@@ -224,7 +241,9 @@ class Run:
         else:
             from sightline.infer.metrics import compute_metrics
 
-            metrics = compute_metrics(logits, src.images.labels, self.classes)
+            metrics = compute_metrics(
+                logits, src.images.labels, self.classes, calibrator=self.calibrator(which)
+            )
         record = {
             **src.record(self, which),
             "model_sha256": file_sha256(self.model_file(which)),
@@ -267,7 +286,7 @@ class Run:
         saved = store.load_logits(self.path, key) if record else None
         if saved is None or record.get("model_sha256") != file_sha256(self.model_file(which)):
             return None
-        return compute_metrics(saved[0], saved[1], self.classes)
+        return compute_metrics(saved[0], saved[1], self.classes, calibrator=self.calibrator(which))
 
     def split_results(
         self, split: str = "test", which: str = "best", data=None, device: str = "auto"

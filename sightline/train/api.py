@@ -252,7 +252,26 @@ def train_plan(
     trainer.fit()
     run = Run(run_dir, strict=ctx.is_main)  # other machines' ranks may not see the folder
     run.data = data
+    _calibrate(run, data, cfg.device, on_event)
     return run
+
+
+UNFINISHED = ("running", "interrupted", "failed")  # no model to calibrate yet, or no good one
+
+
+def _calibrate(run: Run, data: Dataset, device: str, on_event: EventFn | None) -> None:
+    """A finished run's calibrator, fitted on its validation split and kept in its model file
+    (``sightline.run.calibrate``): whatever it is used by reports calibrated probabilities."""
+    if not distributed.current().is_main or run.status.get("status") in UNFINISHED:
+        return
+    if data.val is None or len(data.val) == 0:
+        _emit(on_event, "message", text="No validation split: the run's probabilities are not "
+              "calibrated (`sightline calibrate RUN --data DATA` with data that has one).")  # fmt: skip
+        return
+    cal = run.calibrate(data, device=device)
+    _emit(on_event, "calibration", method=cal["method"], images=cal["images"],
+          ece_before=cal["before"]["ece"], ece_after=cal["after"]["ece"],
+          fitted_on=cal["fitted_on"])  # fmt: skip
 
 
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
@@ -348,4 +367,5 @@ def resume(
     trainer.fit(resume_state=state)
     resumed = Run(run.path)
     resumed.data = data
+    _calibrate(resumed, data, cfg.device, on_event)
     return resumed

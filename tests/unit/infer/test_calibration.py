@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from sightline.infer.calibration import (
+    Calibrator,
     calibration,
+    calibrator_of,
     expected_calibration_error,
+    fit_calibrator,
     fit_temperature,
+    set_calibrator,
 )
 from sightline.infer.metrics import compute_metrics
 
@@ -76,3 +80,49 @@ def test_evaluations_report_the_calibration():
     assert d["nll"] == pytest.approx(m.loss, abs=1e-5)  # the NLL is the loss
     assert d["ece"] > 0.1  # over-confident by construction
     assert "calibration: ECE" in m.format_table()
+
+
+def label_smoothed_set(n: int = 8000, k: int = 10, seed: int = 1):
+    """Probabilities squeezed toward the uniform as label smoothing leaves them, non-linearly
+    in the log-probabilities: a temperature alone cannot undo it."""
+    logits, labels = calibrated_set(n, k, seed)
+    p = logits.softmax(1)
+    return torch.log(0.8 * p**0.5 / (p**0.5).sum(1, keepdim=True) + 0.02), labels
+
+
+def test_the_curve_wins_where_a_temperature_cannot_and_is_a_temperature_where_it_can():
+    z, y = label_smoothed_set()
+    zv, yv, zt, yt = z[:4000], y[:4000], z[4000:], y[4000:]
+    curved = fit_calibrator(zv, yv)
+    plain = Calibrator(1 / fit_temperature(zv, yv))
+    assert curved.method == "log-quadratic"
+    assert calibration(curved.apply(zt), yt).nll < calibration(plain.apply(zt), yt).nll
+    assert calibration(curved.apply(zt), yt).ece < calibration(plain.apply(zt), yt).ece
+    logits, labels = calibrated_set(seed=3)  # over-confident by 3: a temperature is all it needs
+    c = fit_calibrator(logits * 3, labels)
+    assert c.scale == pytest.approx(1 / 3, rel=0.05) and c.curve < 0.01
+    assert fit_calibrator(logits[:100] * 3, labels[:100]).method == "temperature"  # few images
+
+
+def test_a_calibrator_keeps_every_answer_and_inverts():
+    z, _ = label_smoothed_set(n=2000)
+    for c in (Calibrator(0.0, 0.5), Calibrator(0.7, 0.0), Calibrator(1.3, 0.2)):
+        out = c.apply(z)
+        assert torch.equal(out.argmax(1), z.argmax(1))
+        assert torch.allclose(c.invert(out).softmax(1), z.softmax(1), atol=1e-5)
+    assert Calibrator().identity and Calibrator().apply(z) is z
+    for bad in ({"scale": -1}, {"scale": float("nan")}, {"scale": 0, "curve": 0}, None, {}):
+        assert Calibrator.from_dict(bad).identity
+
+
+def test_a_model_with_a_calibrator_gives_calibrated_logits():
+    import sightline
+
+    model = sightline.create_model("mlp", (1, 8, 8), 4, hidden=8).eval()
+    x = torch.randn(5, 1, 8, 8)
+    raw = model(x)
+    c = Calibrator(0.5, 0.1)
+    set_calibrator(model, c)
+    assert calibrator_of(model) == c and torch.allclose(model(x), c.apply(raw))
+    set_calibrator(model, Calibrator())
+    assert calibrator_of(model).identity and torch.allclose(model(x), raw)

@@ -34,8 +34,11 @@ def test_events_are_dicts_and_the_run_folder_comes_before_training(toy, tmp_path
 
     fit_toy(toy, tmp_path, name="ev", epochs=2, on_event=on_event)
     kinds = [e["kind"] for e in events]
-    # As run_training's: the data and the model, then the run folder before training blocks.
-    assert kinds[:3] == ["data", "model", "run"] and kinds[-1] == "train_end"
+    # As run_training's: the data and the model, then the run folder before training blocks;
+    # after training, the temperature fitted on the validation split.
+    assert kinds[:3] == ["data", "model", "run"] and kinds[-2:] == ["train_end", "calibration"]
+    cal = events[-1]
+    assert cal["fitted_on"] == "val" and cal["method"] and 0 <= cal["ece_after"] <= 1
     assert kinds[kinds.index("run") + 1 :].index("train_begin") == 0
     assert kinds.count("epoch") == 2 and "step" in kinds
     step = next(e for e in events if e["kind"] == "step")

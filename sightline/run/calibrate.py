@@ -1,0 +1,54 @@
+"""Calibrating a run: a map of its logits fitted on its validation split, kept in its model file.
+
+After training (``sightline.pipeline``), with ``sightline calibrate RUN`` for a run trained
+before calibration existed, or ``Run.calibrate``: the network's logits on the validation
+images, the calibrator that minimises their NLL (``infer.calibration.fit_calibrator``), and
+the model file rewritten with it in its metadata (weights unchanged). ``checkpoint.load_model``
+then gives the model whose logits go through it, so predict, evaluate, inspect, the server
+and the ONNX export all report calibrated probabilities; the predicted classes never change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sightline.errors import RunError
+
+
+def calibrate_run(
+    run: Any, data: Any = None, which: str = "best", device: str = "auto"
+) -> dict[str, Any]:
+    """Fit and save ``run``'s calibrator on the validation split of ``data`` (default: the
+    run's own dataset); returns the record saved in the model file. RunError when the data has
+    no validation split or other classes."""
+    from sightline.devices import resolve_device
+    from sightline.infer.batched import batched_logits, inference_copy
+    from sightline.infer.calibration import calibration, fit_calibrator
+    from sightline.run import checkpoint as ckpt
+
+    data = data if data is not None else run.load_data()
+    val = getattr(data, "val", None)
+    if val is None or len(val) == 0:
+        raise RunError(
+            f"run {run.name}: its data has no validation split to calibrate it on "
+            "(train with one, e.g. --val-split 0.1, or pass data that has one)"
+        )
+    if list(data.classes) != list(run.classes):
+        raise RunError(f"the data's classes {data.classes} differ from the model's {run.classes}")
+    dev = resolve_device(device)
+    path = run.model_file(which)
+    raw, _ = ckpt.load_model(path, dev, calibrated=False)
+    logits = batched_logits(inference_copy(raw), val.images, run.preprocess, dev)
+    calibrator = fit_calibrator(logits, val.labels)
+    # A run that validates on its test split (val_split="test") is calibrated on it too: said,
+    # since its test ECE is then not measured on held-out images.
+    on_test = getattr(data, "test", None) is val
+    record = {
+        **calibrator.to_dict(),
+        "fitted_on": "test (the run's validation split)" if on_test else "val",
+        "images": len(val),
+        "before": calibration(logits, val.labels).to_dict(),
+        "after": calibration(calibrator.apply(logits), val.labels).to_dict(),
+    }  # no time stamp: two seeded runs keep byte-identical model files
+    ckpt.set_calibration(path, record)
+    return record
