@@ -51,19 +51,32 @@ class Calibration:
         return {"ece": round(self.ece, 6), "nll": round(self.nll, 6), "brier": round(self.brier, 6)}
 
 
-def expected_calibration_error(
+def reliability_bins(
     probabilities: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS
-) -> float:
-    """ECE of (N, K) probabilities: equal-width bins of the top probability, (lo, hi]."""
-    if len(labels) == 0:
-        return float("nan")
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per equal-width bin of the top probability, (lo, hi]: (images, mean confidence,
+    accuracy), each (bins,) in float64; an empty bin has 0 images and NaN means. The reliability
+    diagram draws them; ECE is their gaps weighted by count."""
     confidence, predicted = probabilities.float().max(1)
     correct = (predicted == labels).double()
     # bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins bin 0
     index = (confidence.double() * bins).ceil().long().clamp(1, bins) - 1
     count = torch.bincount(index, minlength=bins).double()
-    gap = torch.bincount(index, weights=confidence.double() - correct, minlength=bins)
-    return float(gap.abs().sum() / len(labels)) if count.sum() else float("nan")
+    conf_sum = torch.bincount(index, weights=confidence.double(), minlength=bins)
+    right = torch.bincount(index, weights=correct, minlength=bins)
+    return count, conf_sum / count, right / count
+
+
+def expected_calibration_error(
+    probabilities: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS
+) -> float:
+    """ECE of (N, K) probabilities over ``reliability_bins``."""
+    if len(labels) == 0:
+        return float("nan")
+    count, confidence, accuracy = reliability_bins(probabilities, labels, bins)
+    used = count > 0
+    gaps = (confidence[used] - accuracy[used]).abs() * count[used]
+    return float(gaps.sum() / len(labels))
 
 
 def calibration(logits: torch.Tensor, labels: torch.Tensor) -> Calibration:

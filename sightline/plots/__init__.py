@@ -18,6 +18,7 @@ from sightline.plots.result_plots import (
     plot_curves,
     plot_lr_schedule,
     plot_per_class_accuracy,
+    plot_reliability,
 )
 from sightline.plots.style import CORRECT, WRONG, save_figure
 
@@ -33,6 +34,7 @@ __all__ = [
     "plot_predictions",
     "plot_probabilities",
     "plot_probability_grid",
+    "plot_reliability",
     "plot_samples",
     "plot_top_losses",
     "save_figure",

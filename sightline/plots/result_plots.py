@@ -217,3 +217,40 @@ def plot_lr_schedule(
         ax.legend(fontsize=FONT - 1)
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_reliability(
+    bins: tuple[Any, Any, Any],
+    ece: float,
+    before: tuple[tuple[Any, Any, Any], float] | None = None,
+) -> Figure:
+    """Reliability diagram: per bin of the top probability, how often the answer was right
+    (bars) against how sure it said it was (the diagonal: perfect calibration). ``bins``:
+    ``infer.calibration.reliability_bins`` (images, confidence, accuracy); ``before``: the same
+    and the ECE of the network's own probabilities, drawn as a line."""
+    count, confidence, accuracy = (np.asarray(b, dtype=float) for b in bins)
+    n = len(count)
+    edges = np.linspace(0, 1, n + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, 1.0 / n
+    used = count > 0
+    fig = new_figure(5.5, 5.0)
+    ax = fig.add_subplot()
+    ax.bar(centres[used], accuracy[used], width=width * 0.92, color=CORRECT, alpha=0.85,
+           label=f"calibrated (ECE {ece:.2%})")  # fmt: skip
+    gap_bottom = np.minimum(accuracy, confidence)
+    ax.bar(centres[used], np.abs(confidence - accuracy)[used], bottom=gap_bottom[used],
+           width=width * 0.92, color=WRONG, alpha=0.35, label="gap to its confidence")  # fmt: skip
+    if before is not None:
+        (b_count, b_conf, b_acc), b_ece = before
+        b_count, b_conf, b_acc = (np.asarray(b, dtype=float) for b in (b_count, b_conf, b_acc))
+        b_used = b_count > 0
+        ax.plot(b_conf[b_used], b_acc[b_used], "o-", color="black", ms=3, lw=1,
+                label=f"before calibration (ECE {b_ece:.2%})")  # fmt: skip
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)", fontsize=FONT)
+    ax.set_ylabel("accuracy", fontsize=FONT)
+    ax.legend(fontsize=FONT - 1, loc="upper left")
+    ax.set_title(f"Reliability: {int(count.sum()):,} images in {n} bins", fontsize=FONT)
+    return fig

@@ -140,6 +140,20 @@ def _confusion(normalize: bool) -> Callable[[RunView], Any]:
     return draw
 
 
+def _reliability(v: RunView):
+    from sightline import plots
+    from sightline.infer.calibration import reliability_bins
+
+    m = v.confusion_metrics
+    labels = m.labels
+    bins = reliability_bins(m.probabilities, labels)
+    before = None
+    if not m.calibrator.identity and m.uncalibrated is not None:
+        raw = m.calibrator.invert(m.logits).softmax(1)
+        before = (reliability_bins(raw, labels), m.uncalibrated.ece)
+    return plots.plot_reliability(bins, m.calibration.ece, before)
+
+
 def _predictions(only_mistakes: bool) -> Callable[[RunView], Any]:
     def draw(v: RunView):
         from sightline import plots
@@ -232,6 +246,8 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
     FigureSpec("per-class-accuracy", "accuracy (recall) per class", _per_class),
     FigureSpec("confusion", "counts: rows true class, columns predicted", _confusion(False)),
     FigureSpec("confusion-normalized", "share of each true class", _confusion(True)),
+    FigureSpec("reliability", "how often it is right against how sure it says it is (calibration)",
+               _reliability),
     FigureSpec("predictions", f"predicted (confidence) (true): {LEGEND}", _predictions(False)),
     FigureSpec("mistakes", f"mistakes only: {LEGEND}", _predictions(True)),
     FigureSpec("probabilities", f"class probabilities: {LEGEND}", _probabilities),

@@ -17,6 +17,7 @@ SECTIONS = (
     "curves",
     "metrics",
     "confusion",
+    "calibration",
     "predictions",
     "top-losses",
     "activations",
@@ -89,6 +90,20 @@ details summary{cursor:pointer;color:#1f77b4;margin:.5em 0}nav a{margin-right:1e
 @media(max-width:600px){body{padding:0 .8em}.row>*{flex-basis:100%}.kpi{min-width:0;flex:1 1 40%}}"""
 
 
+def _calibration_text(m: Any) -> str:
+    c = m.calibration
+    if c is None or not m.count:
+        return "No images to measure the calibration on."
+    text = (f"How far the probabilities can be trusted: expected calibration error {c.ece:.2%} "
+            f"(0 is perfect), NLL {c.nll:.4f}, Brier score {c.brier:.4f}.")  # fmt: skip
+    if m.uncalibrated is not None:
+        u = m.uncalibrated
+        return text + (f" The run's {m.calibrator.method} calibration, fitted on its validation "
+                       f"images, brought them from ECE {u.ece:.2%}, NLL {u.nll:.4f}, Brier "
+                       f"{u.brier:.4f}.")  # fmt: skip
+    return text + " Not calibrated: `sightline calibrate RUN` fits its calibration."
+
+
 def _kpis(run: Run, figs: RunFigures) -> str:
     m, status, history = figs.metrics, run.status, run.history
     cards = [
@@ -97,6 +112,8 @@ def _kpis(run: Run, figs: RunFigures) -> str:
     ]
     cards += [(f"{v:.2%}", f"{k.replace('top', 'top-')} accuracy") for k, v in m.top_k.items()]
     cards.append((f"{m.macro_f1:.4f}", "macro F1"))
+    if m.calibration is not None and m.count:
+        cards.append((f"{m.calibration.ece:.2%}", "calibration error (ECE)"))
     if status.get("best_value") is not None:
         cards.append(
             (
@@ -192,6 +209,9 @@ def render_html(run: Run, figs: RunFigures) -> str:
         + _img(figs, "confusion-normalized")
         + "</div>"
     )
+    parts.append('<h2 id="calibration">Calibration</h2>')
+    parts.append(f"<p>{html.escape(_calibration_text(m))}</p>")
+    parts.append(_img(figs, "reliability"))
     parts.append('<h2 id="predictions">Predictions</h2>')
     parts.append(
         "<div class='row'>" + _img(figs, "predictions") + _img(figs, "mistakes") + "</div>"

@@ -400,6 +400,7 @@ class Run:
                 "best_epoch": st.get("best_epoch"),
                 "test_accuracy": ev.get("accuracy"),
                 "test_loss": ev.get("loss"),
+                "test_ece": ev.get("ece"),  # how far its probabilities can be trusted
             }
         )
         return out

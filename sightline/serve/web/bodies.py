@@ -62,6 +62,7 @@ RUN = f"""    <div class="run-head">
       <div class="metrics" id="run-metrics">
         {_metric("Test accuracy", "metric-test-accuracy")}
         {_metric("Test loss", "metric-test-loss")}
+        {_metric("Calibration error", "metric-test-ece")}
         {_metric("Best epoch", "metric-best")}
         {_metric("Epochs", "metric-epochs")}
         {_metric("Model", "metric-model")}

@@ -15,6 +15,7 @@ from sightline.infer.calibration import (
     expected_calibration_error,
     fit_calibrator,
     fit_temperature,
+    reliability_bins,
     set_calibrator,
 )
 from sightline.infer.metrics import compute_metrics
@@ -126,3 +127,14 @@ def test_a_model_with_a_calibrator_gives_calibrated_logits():
     assert calibrator_of(model) == c and torch.allclose(model(x), c.apply(raw))
     set_calibrator(model, Calibrator())
     assert calibrator_of(model).identity and torch.allclose(model(x), raw)
+
+
+def test_reliability_bins_by_hand_and_ece_from_them():
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.35, 0.65], [0.05, 0.95]])
+    labels = torch.tensor([0, 1, 1, 1])
+    count, confidence, accuracy = reliability_bins(probs, labels, bins=10)
+    assert count.tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 2, 1]  # 0.65 in (0.6, 0.7]; 0.9; 0.95
+    assert accuracy[8] == 0.5 and confidence[8] == pytest.approx(0.9)
+    assert torch.isnan(accuracy[0])  # an empty bin has no accuracy
+    want = (2 * 0.4 + 1 * 0.35 + 1 * 0.05) / 4
+    assert expected_calibration_error(probs, labels, bins=10) == pytest.approx(want, abs=1e-6)

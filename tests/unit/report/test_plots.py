@@ -12,6 +12,7 @@ from PIL import Image
 
 from sightline import plots
 from sightline.errors import SightlineError
+from sightline.infer.calibration import reliability_bins
 from sightline.plots import CORRECT, WRONG
 
 CLASSES = [
@@ -75,6 +76,9 @@ def all_figures(batch):
         "per-class": plots.plot_per_class_accuracy(confusion, CLASSES),
         "top-losses": plots.plot_top_losses(images, labels, probs, losses, CLASSES, k=8),
         "schedule": plots.plot_lr_schedule(0.2, "onecycle", 0.2, 4, 100),
+        "reliability": plots.plot_reliability(
+            reliability_bins(probs, labels), 0.05, (reliability_bins(probs**2, labels), 0.1)
+        ),
     }
 
 

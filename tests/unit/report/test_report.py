@@ -48,6 +48,7 @@ def test_report_has_every_section_and_is_self_contained(trained):
         "activations",
         "saliency",
         "filters",
+        "reliability",
     ):
         png = run.path / "plots" / f"{name}.png"
         with Image.open(png) as im:
@@ -56,6 +57,7 @@ def test_report_has_every_section_and_is_self_contained(trained):
                 max(im.convert("L").getextrema()) - min(im.convert("L").getextrema()) > 50
             )  # not blank
     assert (run.path / "evaluations" / "test.json").is_file()
+    assert "expected calibration error" in text and "calibration error (ECE)" in text
 
 
 def test_plot_and_report_commands(trained, tmp_path, capsys):

@@ -174,4 +174,5 @@ def test_run_to_dict(trained):
     d = load_run(run.path).to_dict()
     assert d["name"] == "toy-run" and d["status"] == "finished" and d["model"] == "mlp"
     assert d["epochs_done"] == 2 and d["test_accuracy"] == run.evaluation["accuracy"]
+    assert d["test_ece"] == run.evaluation["ece"] and 0 <= d["test_ece"] <= 1
     assert d["best_value"] == run.status["best_value"] and d["monitor"] == "val_accuracy"

@@ -268,7 +268,8 @@ def test_run_pages_show_the_run(served, page):
     page.locator(f"#runs-table a[href='/runs/{RUN}']").first.click()
     page.wait_for_url(f"**/runs/{RUN}")
     page.locator("#confusion td").first.wait_for(timeout=20_000)
-    assert page.locator("#run-metrics").inner_text().count("%") >= 1
+    assert page.locator("#run-metrics").inner_text().count("%") >= 2  # accuracy and ECE
+    assert "calibration error" in page.locator("#run-metrics").inner_text().lower()
     page.locator("#per-class").filter(has_text="horizontal").wait_for(timeout=20_000)
     page.locator("#model-summary").filter(has_text="Linear").wait_for(timeout=20_000)
     page.locator("#confusion button.cell").first.click()  # the diagonal's first cell: right answers

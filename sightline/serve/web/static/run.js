@@ -27,6 +27,9 @@
     }
     SL.setText('metric-test-accuracy', SL.isNum(d.test_accuracy) ? SL.pct(d.test_accuracy, 2) : 'not evaluated');
     SL.setText('metric-test-loss', SL.num(d.test_loss));
+    SL.setText('metric-test-ece', SL.isNum(d.test_ece) ? SL.pct(d.test_ece, 2) : '–');
+    const ece = SL.$('metric-test-ece');
+    if (ece) ece.title = 'expected calibration error on the test split: how far its probabilities are from how often it is right (0 is perfect; the Reliability plot shows it)';
     const bestValue = SL.isNum(d.best_value) ? (/loss/.test(d.monitor || '') ? SL.num(d.best_value) : SL.pct(d.best_value, 2)) : null;
     SL.setText('metric-best', d.best_epoch ? d.best_epoch + (bestValue ? ' (' + bestValue + ')' : '') : '–');
     const best = SL.$('metric-best');
