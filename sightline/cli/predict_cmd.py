@@ -55,6 +55,14 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="classify with this .onnx file from `sightline export` (instead of --run)",
     )
     p.add_argument(
+        "--unknown",
+        default="auto",
+        metavar="auto|off|THRESHOLD",
+        help="answer 'unknown' (the closest class still shown) for an image unlike every class the "
+        "run was trained on: auto (default) at the run's own threshold, which keeps 95 %% of its "
+        "validation images; off: never; a number: that threshold on the ood_score",
+    )
+    p.add_argument(
         "--show",
         nargs="?",
         const="seen",
@@ -90,6 +98,7 @@ def run_predict(args: argparse.Namespace) -> int:
         top_k=min(args.top_k, len(classes)),
         device=device,
         keep_seen=args.show is not None,
+        unknown=args.unknown,
     )
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
     print(out)
@@ -116,6 +125,13 @@ def _current_export(run, args: argparse.Namespace):
     from sightline.devices import resolve_device
     from sightline.run.exported import auto_engine, export_path
 
+    if args.unknown != "off" and run.metadata(args.checkpoint).get("ood"):
+        print(
+            "predicting with PyTorch: the run's export gives no 'none of these' score yet "
+            "(--unknown off lets it predict)",
+            file=sys.stderr,
+        )
+        return None
     model, choice = auto_engine(run, args.checkpoint, str(resolve_device(args.device)))
     if choice is not None:
         where = f" ({export_path(run, args.checkpoint)})" if model is not None else ""

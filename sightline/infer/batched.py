@@ -7,12 +7,14 @@ they normalise exactly the same way and never hold more than one float batch in 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
 from sightline.devices import retain_freed_cpu_memory
+from sightline.infer.ood import penultimate
 from sightline.models.hardware import use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
@@ -27,8 +29,11 @@ def batched_logits(
     preprocess: Preprocess,
     device: torch.device | str | None = None,
     batch_size: int = 1000,
-) -> torch.Tensor:
-    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device.
+    features: bool = False,
+) -> Any:
+    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device;
+    with ``features``, (logits, features (N, D)): the input of the model's last linear layer
+    (``infer.ood``), averaged over the same views as the logits.
 
     With ``preprocess.flip_tta`` / ``shift_tta`` the logits are averaged over the mirrored and
     shifted images too (``Preprocess.tta_views``).
@@ -50,7 +55,14 @@ def batched_logits(
     toggle = any(m.training for m in model.modules())
     if toggle:
         model.eval()
-    outs = []
+    outs, feats, captured = [], [], []
+    hook = (
+        penultimate(model).register_forward_pre_hook(
+            lambda m, args: captured.append(args[0].detach().flatten(1).float())
+        )
+        if features
+        else None
+    )
     try:
         with torch.inference_mode():  # no autograd bookkeeping at all: +18 % over no_grad on CPU
             for start in range(0, len(images), batch_size):
@@ -62,16 +74,22 @@ def batched_logits(
                 views = preprocess.tta_views(x)
                 if channels_last and preprocess.shift_tta:  # a slice of the padded batch
                     views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+                captured.clear()
                 logits = sum(model(v).float() for v in views) / len(
                     views
                 )  # one view at a time: its memory
                 outs.append(logits.cpu())
+                if features:
+                    feats.append((sum(captured) / len(captured)).cpu())
     finally:
+        if hook is not None:
+            hook.remove()
         if toggle:
             model.train(was_training)
     if not outs:
-        return torch.empty((0, 0))
-    return torch.cat(outs).clone()  # made outside inference mode: an ordinary tensor for the caller
+        return (torch.empty((0, 0)), torch.empty((0, 0))) if features else torch.empty((0, 0))
+    logits = torch.cat(outs).clone()  # made outside inference mode: an ordinary tensor
+    return (logits, torch.cat(feats).clone()) if features else logits
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
@@ -88,7 +106,9 @@ def inference_copy(model: nn.Module) -> nn.Module:
         return model
     from sightline.infer.calibration import calibrator_of, set_calibrator
 
-    return set_calibrator(fused(), calibrator_of(model))  # the copy is as calibrated
+    copy = set_calibrator(fused(), calibrator_of(model))  # the copy is as calibrated
+    object.__setattr__(copy, "sightline_ood", getattr(model, "sightline_ood", None))
+    return copy
 
 
 def _in_channels_last(model: nn.Module) -> bool:

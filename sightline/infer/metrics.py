@@ -19,6 +19,7 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.infer.batched import batched_logits
 from sightline.infer.calibration import Calibration, Calibrator, calibration, calibrator_of
+from sightline.infer.ood import detector_of
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 
@@ -38,6 +39,7 @@ class Metrics:
     calibration: Calibration | None = None  # of the probabilities as the model gives them
     calibrator: Calibrator = field(default_factory=Calibrator)  # the model's (identity: none)
     uncalibrated: Calibration | None = None  # of its network's own, before the calibrator
+    unknown_rate: float | None = None  # share of the images answered "unknown" (infer/ood.py)
     predictions: torch.Tensor | None = field(default=None, repr=False)
     logits: torch.Tensor | None = field(default=None, repr=False)
     probabilities: torch.Tensor | None = field(default=None, repr=False)
@@ -88,6 +90,7 @@ class Metrics:
             **(self.calibration.to_dict() if self.calibration else {}),
             "calibrator": self.calibrator.to_dict(),
             **({"uncalibrated": self.uncalibrated.to_dict()} if self.uncalibrated else {}),
+            **({"unknown_rate": self.unknown_rate} if self.unknown_rate is not None else {}),
             "classes": self.classes,
             "absent_classes": self.absent_classes,
             "per_class": [
@@ -178,6 +181,10 @@ class Metrics:
                     f"  before its {self.calibrator.method} calibration: ECE {u.ece:.2%}   "
                     f"NLL {u.nll:.4f}   Brier {u.brier:.4f}"
                 )
+        if self.unknown_rate is not None:
+            lines.append(
+                f"answered unknown (unlike the training images): {self.unknown_rate:.2%} of these"
+            )
         lines.append("")
         w = max(12, *(len(c) for c in self.classes))
         lines.append(f"{'class':<{w}}  precision  recall      f1  support")
@@ -271,6 +278,15 @@ def evaluate_model(
     batch_size: int = 1000,
     top_k: Sequence[int] = (1, 5),
 ) -> Metrics:
-    """Run ``model`` over uint8 ``images`` (N, C, H, W) and compute all metrics."""
-    logits = batched_logits(model, images, preprocess, device, batch_size)
-    return compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
+    """Run ``model`` over uint8 ``images`` (N, C, H, W) and compute all metrics; for a model
+    with a "none of these" detector, the share of the images it answers unknown too."""
+    detector = detector_of(model)
+    if detector is None:
+        logits = batched_logits(model, images, preprocess, device, batch_size)
+        return compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
+    logits, features = batched_logits(model, images, preprocess, device, batch_size, True)
+    metrics = compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
+    if len(labels):
+        unknown = detector.scores(features) > detector.threshold
+        metrics.unknown_rate = round(float(unknown.float().mean()), 6)
+    return metrics

@@ -12,11 +12,12 @@ import csv
 import glob
 import io
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -27,6 +28,8 @@ from sightline.errors import ImageError
 from sightline.infer.batched import batched_logits
 
 NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was used"
+UNKNOWN = "unknown"  # the answer for an image unlike every class (infer/ood.py)
+Unknown = str | float  # "auto" (the run's threshold), "off", or a threshold of one's own
 
 
 class LogitsModel(Protocol):
@@ -53,6 +56,63 @@ def model_logits(
     return model.logits(images, batch_size=batch_size)
 
 
+def parse_unknown(text: Unknown) -> Unknown:
+    """ "auto", "off" or a finite threshold (a number, or its text); ConfigError otherwise."""
+    from sightline.errors import ConfigError
+
+    if text in ("auto", "off"):
+        return text
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ConfigError(f"unknown is 'auto', 'off' or a threshold (a number), not {text!r}")
+    return value
+
+
+def unknown_rule(model: Classifier, unknown: Unknown = "auto") -> tuple[Any, float | None]:
+    """(detector, threshold) of ``unknown`` for ``model``: "auto" is the run's own threshold
+    (no detector: none), "off" none, a number that threshold (the scores are the run's
+    ``ood_score``). ConfigError for anything else, or a number for a model without a detector."""
+    from sightline.errors import ConfigError
+    from sightline.infer.ood import detector_of
+
+    detector = detector_of(model)
+    if unknown == "off":
+        return detector, None
+    if unknown == "auto":
+        return detector, None if detector is None else detector.threshold
+    try:
+        threshold = float(unknown)
+    except (TypeError, ValueError):
+        raise ConfigError(f"unknown is 'auto', 'off' or a threshold, not {unknown!r}") from None
+    if detector is None:
+        raise ConfigError(
+            f"unknown={unknown!r}: this model has no 'none of these' score "
+            "(`sightline calibrate RUN` fits it)"
+        )
+    if not math.isfinite(threshold):
+        raise ConfigError(f"unknown={unknown!r}: the threshold must be a finite number")
+    return detector, threshold
+
+
+def scored_logits(
+    model: Classifier,
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    device: torch.device | str | None,
+    batch_size: int,
+    detector: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logits, ood scores or None): the scores where ``detector`` is given and the model is
+    one whose features sightline can read (a PyTorch model)."""
+    if detector is None or not isinstance(model, nn.Module):
+        return model_logits(model, images, preprocess, device, batch_size), None
+    logits, features = batched_logits(model, images, preprocess, device, batch_size, True)
+    return logits, detector.scores(features)
+
+
 @dataclass
 class Prediction:
     path: str
@@ -63,6 +123,13 @@ class Prediction:
     probabilities: list[float] = field(repr=False)
     seen: torch.Tensor | None = field(default=None, repr=False)  # uint8 (C,H,W): what the model saw
     note: str | None = None  # e.g. no object stood out, so the whole photo was used
+    ood_score: float | None = None  # higher: less like the training data (infer/ood.py)
+    unknown: bool = False  # over the threshold: ``label`` is "unknown", ``closest`` the class
+    closest: str | None = None  # the most probable class, whether or not it is the answer
+
+    @property
+    def shown_label(self) -> str:
+        return f"{UNKNOWN} (closest: {self.closest})" if self.unknown else self.label
 
 
 @dataclass
@@ -74,12 +141,18 @@ class PredictionReport:
         if not self.predictions:
             return "(no predictions)"
         w = max(4, *(len(p.path) for p in self.predictions))
-        lw = max(5, *(len(p.label) for p in self.predictions))
+        lw = max(5, *(len(p.shown_label) for p in self.predictions))
         lines = [f"{'file':<{w}}  {'label':<{lw}}  confidence  next"]
         for p in self.predictions:
             rest = ", ".join(f"{lab} {prob:.1%}" for lab, prob in p.top[1:])
             note = f"  ({p.note})" if p.note else ""
-            lines.append(f"{p.path:<{w}}  {p.label:<{lw}}  {p.confidence:10.1%}  {rest}{note}")
+            line = f"{p.path:<{w}}  {p.shown_label:<{lw}}  {p.confidence:10.1%}  {rest}{note}"
+            lines.append(line)
+        if any(p.unknown for p in self.predictions):
+            lines.append(
+                f"{UNKNOWN}: unlike every class the model was trained on (its score over the "
+                "threshold); the confidence is the closest class's"
+            )
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -93,6 +166,11 @@ class PredictionReport:
                         "confidence": p.confidence,
                         "top": [{"label": lab, "probability": prob} for lab, prob in p.top],
                         **({"note": p.note} if p.note else {}),
+                        **(
+                            {"ood_score": p.ood_score, "unknown": p.unknown, "closest": p.closest}
+                            if p.ood_score is not None
+                            else {}
+                        ),
                     }
                     for p in self.predictions
                 ],
@@ -109,11 +187,15 @@ class PredictionReport:
         header = ["path", "label", "confidence"]
         for i in range(2, k + 1):
             header += [f"label{i}", f"p{i}"]
-        writer.writerow(header)
+        scored = any(p.ood_score is not None for p in self.predictions)
+        writer.writerow(header + (["closest", "ood_score"] if scored else []))
         for p in self.predictions:
             row: list[object] = [p.path, p.label, f"{p.confidence:.6f}"]
             for lab, prob in p.top[1:]:
                 row += [lab, f"{prob:.6f}"]
+            row += [""] * (len(header) - len(row))
+            if scored:
+                row += [p.closest, "" if p.ood_score is None else f"{p.ood_score:.4f}"]
             writer.writerow(row)
         return buf.getvalue().rstrip("\n")
 
@@ -188,6 +270,7 @@ def predict_files(
     device: torch.device | str | None = None,
     batch_size: int = 256,
     keep_seen: bool = False,
+    unknown: Unknown = "auto",
 ) -> PredictionReport:
     """Classify files, folders and globs. ``keep_seen``: each prediction keeps the image the
     model saw (``Prediction.seen``, after framing and inversion) to show the user why."""
@@ -201,6 +284,7 @@ def predict_files(
         device=device,
         batch_size=batch_size,
         keep_seen=keep_seen,
+        unknown=unknown,
     )
     return PredictionReport(report.predictions, skipped + report.skipped)
 
@@ -214,10 +298,14 @@ def predict_images(
     device: torch.device | str | None = None,
     batch_size: int = 256,
     keep_seen: bool = False,
+    unknown: Unknown = "auto",
 ) -> PredictionReport:
     """Classify ``(name, image)`` pairs — paths, the bytes of uploads, file objects, PIL
     images, arrays — each reported by its name. An image that can't be read is skipped with
-    its reason and the rest go on; predictions and skips keep the input order."""
+    its reason and the rest go on; predictions and skips keep the input order. ``unknown``:
+    when an image's ``ood_score`` is over the threshold ("auto": the run's own), its answer is
+    "unknown", the closest class still given ("off": never; a number: that threshold)."""
+    detector, threshold = unknown_rule(model, unknown)
     predictions: list[Prediction] = []
     skipped: list[tuple[str, str]] = []
     for start in range(
@@ -226,8 +314,12 @@ def predict_images(
         prepared = prepare_named(preprocess, images[start : start + batch_size])
         skipped += prepared.skipped
         if prepared.names:
-            probs = model_logits(model, prepared.images, preprocess, device, batch_size).softmax(1)
-            predictions += prediction_rows(prepared, probs, classes, top_k, keep_seen)
+            logits, scores = scored_logits(
+                model, prepared.images, preprocess, device, batch_size, detector
+            )
+            predictions += prediction_rows(
+                prepared, logits.softmax(1), classes, top_k, keep_seen, scores, threshold
+            )
     return PredictionReport(predictions, skipped)
 
 
@@ -275,8 +367,11 @@ def prediction_rows(
     classes: Sequence[str],
     top_k: int = 3,
     keep_seen: bool = False,
+    scores: torch.Tensor | None = None,
+    threshold: float | None = None,
 ) -> list[Prediction]:
-    """One ``Prediction`` per prepared image from its probabilities (N, K), in order."""
+    """One ``Prediction`` per prepared image from its probabilities (N, K), in order; with
+    ``scores`` each gets its ``ood_score``, and one over ``threshold`` is "unknown"."""
     k = max(1, min(top_k, len(classes)))
     values, indices = probs.topk(k, dim=1)
     rows = zip(
@@ -289,18 +384,23 @@ def prediction_rows(
         strict=True,
     )
     out = []
-    for name, pv, iv, row, x, note in rows:
+    ood = [None] * len(prepared.names) if scores is None else scores.tolist()
+    for (name, pv, iv, row, x, note), score in zip(rows, ood, strict=True):
         top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
+        unknown = score is not None and threshold is not None and score > threshold
         out.append(
             Prediction(
                 name,
                 iv[0],
-                classes[iv[0]],
+                UNKNOWN if unknown else classes[iv[0]],
                 round(pv[0], 6),
                 top,
                 row,
                 x if keep_seen else None,
                 note,
+                None if score is None else round(score, 4),
+                unknown,
+                classes[iv[0]],
             )
         )
     return out

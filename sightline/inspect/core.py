@@ -21,6 +21,7 @@ from torch import nn
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ModelError
 from sightline.infer.batched import batched_logits
+from sightline.infer.ood import detector_of
 
 SALIENCY_METHODS = ("gradcam", "gradient")
 MAPS_PER_ROW = 16
@@ -311,6 +312,16 @@ class Inspection:
     classes: list[str] = field(default_factory=list)
     predicted_index: int = 0
     saliency_method: str = "gradcam"  # the method used: "gradient" where gradcam fell back
+    ood_score: float | None = None  # how unlike the training images (infer/ood.py); None: no score
+    unknown_threshold: float | None = None  # the run's: over it, the answer is "unknown"
+
+    @property
+    def unknown(self) -> bool:
+        return (
+            self.ood_score is not None
+            and self.unknown_threshold is not None
+            and self.ood_score > self.unknown_threshold
+        )
 
     def to_dict(self, max_values: int = 4096) -> dict[str, Any]:
         """JSON-ready. Per layer its shape and stats, plus ``values`` (nested lists, 5 decimals)
@@ -361,11 +372,14 @@ def inspect_image(
         seen = preprocess.prepare_image(image)
     x = preprocess.normalize(seen[None])
     outputs = layer_outputs(model, x, layers)
-    probs = (
-        batched_logits(model, seen[None], preprocess, device=_device_dtype(model)[0])
-        .float()
-        .softmax(1)[0]
-    )
+    detector = detector_of(model)
+    device = _device_dtype(model)[0]
+    if detector is None:
+        logits, score = batched_logits(model, seen[None], preprocess, device=device), None
+    else:
+        logits, features = batched_logits(model, seen[None], preprocess, device, features=True)
+        score = round(float(detector.scores(features)[0]), 4)
+    probs = logits.float().softmax(1)[0]
     names = [str(c) for c in classes] if classes else [str(i) for i in range(len(probs))]
     if len(names) != len(probs):
         raise ModelError(f"{len(names)} class names given for a model with {len(probs)} outputs")
@@ -381,4 +395,6 @@ def inspect_image(
         names,
         top,
         used,
+        score,
+        None if detector is None else detector.threshold,
     )

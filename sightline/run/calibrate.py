@@ -1,4 +1,5 @@
-"""Calibrating a run: a map of its logits fitted on its validation split, kept in its model file.
+"""Calibrating a run: a map of its logits fitted on its validation split, and what its training
+images look like (the "none of these" score and its threshold), kept in its model file.
 
 After training (``sightline.pipeline``), with ``sightline calibrate RUN`` for a run trained
 before calibration existed, or ``Run.calibrate``: the network's logits on the validation
@@ -12,7 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from sightline.errors import RunError
+
+OOD_FIT_IMAGES = 20_000  # training images whose features fit its Gaussians (a seeded sample)
 
 
 def calibrate_run(
@@ -24,6 +29,7 @@ def calibrate_run(
     from sightline.devices import resolve_device
     from sightline.infer.batched import batched_logits, inference_copy
     from sightline.infer.calibration import calibration, fit_calibrator
+    from sightline.infer.ood import fit_detector
     from sightline.run import checkpoint as ckpt
 
     data = data if data is not None else run.load_data()
@@ -38,7 +44,8 @@ def calibrate_run(
     dev = resolve_device(device)
     path = run.model_file(which)
     raw, _ = ckpt.load_model(path, dev, calibrated=False)
-    logits = batched_logits(inference_copy(raw), val.images, run.preprocess, dev)
+    net = inference_copy(raw)
+    logits, val_features = batched_logits(net, val.images, run.preprocess, dev, features=True)
     calibrator = fit_calibrator(logits, val.labels)
     # A run that validates on its test split (val_split="test") is calibrated on it too: said,
     # since its test ECE is then not measured on held-out images.
@@ -51,4 +58,11 @@ def calibrate_run(
         "after": calibration(calibrator.apply(logits), val.labels).to_dict(),
     }  # no time stamp: two seeded runs keep byte-identical model files
     ckpt.set_calibration(path, record)
+    # What its training images look like, for the "none of these" answer (infer/ood.py).
+    train = data.train
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:OOD_FIT_IMAGES]
+    _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
+    detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)
+    ckpt.set_ood(path, detector)
+    record["ood"] = {**detector.record(), "images": len(pick)}
     return record

@@ -107,6 +107,10 @@ def load_model(
     ``calibrated``: its logits mapped by the calibrator the file holds, if any (see
     ``sightline.infer.calibration``); False: the network's own logits."""
     tensors, meta = read_model_file(path)
+    from sightline.infer.ood import PREFIX, Detector
+
+    detector = Detector.from_file(tensors, meta)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
     model = build_model(meta)
     try:
         model.load_state_dict(tensors, strict=True)
@@ -119,6 +123,7 @@ def load_model(
         from sightline.infer.calibration import set_calibrator
 
         set_calibrator(model, calibrator_in(meta))
+    object.__setattr__(model, "sightline_ood", detector)  # read by infer.ood.detector_of
     return model, meta
 
 
@@ -136,6 +141,20 @@ def set_calibration(path: str | os.PathLike, calibration: dict[str, Any] | None)
     meta = {k: v for k, v in meta.items() if k != "calibration"}
     if calibration is not None:
         meta["calibration"] = calibration
+    atomic_write_bytes(path, st_save(tensors, metadata={META_KEY: json.dumps(meta)}))
+
+
+def set_ood(path: str | os.PathLike, detector: Any) -> None:
+    """Rewrite a model file with an ``infer.ood.Detector`` (its tensors and its record in the
+    metadata; None: without one); the weights are kept, the file replaced atomically."""
+    from sightline.infer.ood import PREFIX
+
+    tensors, meta = read_model_file(path)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+    meta = {k: v for k, v in meta.items() if k != "ood"}
+    if detector is not None:
+        tensors.update(detector.tensors())
+        meta["ood"] = detector.record()
     atomic_write_bytes(path, st_save(tensors, metadata={META_KEY: json.dumps(meta)}))
 
 

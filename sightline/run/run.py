@@ -324,8 +324,11 @@ class Run:
         which: str = "best",
         device: str = "auto",
         keep_seen: bool = False,
+        unknown: Any = "auto",
     ):
         """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed).
+        ``unknown``: "auto" answers "unknown" for an image unlike the training data (the
+        closest class still given), "off" never, a number is a threshold of one's own.
         ``keep_seen``: each prediction keeps what the model saw (``Prediction.seen``; write them
         with ``sightline.infer.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
         from sightline.devices import resolve_device
@@ -340,6 +343,7 @@ class Run:
             top_k=top_k,
             device=dev,
             keep_seen=keep_seen,
+            unknown=unknown,
         )
 
     def predict_images(
@@ -349,10 +353,11 @@ class Run:
         which: str = "best",
         device: str = "auto",
         keep_seen: bool = False,
+        unknown: Any = "auto",
     ):
         """(name, image) pairs — bytes of uploads, file objects, PIL images… — → ``PredictionReport``
         naming each by its name (bad images skipped with their reason, the rest classified).
-        ``keep_seen``: as for ``predict_files``."""
+        ``keep_seen``, ``unknown``: as for ``predict_files``."""
         from sightline.devices import resolve_device
         from sightline.infer.predict import predict_images
 
@@ -365,6 +370,7 @@ class Run:
             top_k=top_k,
             device=dev,
             keep_seen=keep_seen,
+            unknown=unknown,
         )
 
     def summary(self):

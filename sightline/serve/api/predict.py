@@ -40,6 +40,13 @@ async def predict(
     thumbnails: Annotated[
         bool, Form(description="add each image as the model saw it (PNG data URI, side ≤ 64)")
     ] = False,
+    unknown: Annotated[
+        str,
+        Form(
+            description="answer 'unknown' for an image unlike the run's training images: auto "
+            "(the run's threshold), off, or a threshold on ood_score"
+        ),
+    ] = "auto",
 ) -> Any:
     """Per uploaded file, in upload order (a zip archive: per member, named
     ``archive.zip/member/path``): its label, class index and top-k probabilities, or the reason
@@ -55,6 +62,13 @@ async def predict(
     if not uploads:
         return error_response(422, "invalid request: files: send at least one image as 'files'")
     settings = _settings(request)
+    from sightline.errors import ConfigError
+    from sightline.infer.predict import parse_unknown
+
+    try:
+        rule = parse_unknown(unknown)
+    except ConfigError as e:
+        return error_response(400, f"invalid request: unknown: {e}")
     # Its forward passes are shared with other requests. Loading it reads files: a thread's work.
     loaded = settings.models.cached_predictor(run or None) or await settings.cpu_work(
         settings.models.predictor, run or None
@@ -78,7 +92,7 @@ async def predict(
     readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
     large = {str(i) for i, item in enumerate(items) if item.pixels > SMALL_IMAGE_PIXELS}
     report = await loaded.predict_images_async(
-        readable, top_k=k, keep_seen=thumbnails, large=large, work=settings.cpu_work
+        readable, top_k=k, keep_seen=thumbnails, large=large, work=settings.cpu_work, unknown=rule
     )
     # Thumbnails are PNG encodes: a thread's work, not the event loop's.
     results = (
@@ -93,7 +107,9 @@ async def predict(
         )
     # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
     # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
-    return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results})
+    threshold = loaded.threshold(rule)
+    return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results,
+                         "unknown_threshold": threshold})  # fmt: skip
 
 
 def _uploaded_images(raw: list[tuple[str, bytes]], settings: Settings) -> list[Any]:
@@ -129,6 +145,8 @@ def _results(items: list[Any], report: Any, thumbnails: bool) -> list[dict[str, 
         }
         if p.note:
             row["note"] = p.note
+        if p.ood_score is not None:  # the "none of these" answer (infer/ood.py)
+            row.update(ood_score=p.ood_score, unknown=p.unknown, closest=p.closest)
         if thumbnails and p.seen is not None:
             row["thumbnail"] = data_uri(thumbnail(p.seen))
         results[int(p.path)] = row

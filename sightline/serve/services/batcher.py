@@ -38,12 +38,15 @@ from typing import Any
 import torch
 
 from sightline.data.preprocess import ImageInput, Preprocess
+from sightline.infer.ood import detector_of
 from sightline.infer.predict import (
     PredictionReport,
     PreparedImages,
+    Unknown,
     model_logits,
     prediction_rows,
     prepare_named,
+    scored_logits,
 )
 from sightline.serve.services.cpu_work import CpuWork
 
@@ -213,7 +216,9 @@ class _Queue:
             return
         try:
             batch = jobs[0][0] if len(jobs) == 1 else torch.cat([images for images, _ in jobs])
-            probs = self.logits(batch).softmax(1)
+            out = self.logits(batch)
+            logits, scores = out if isinstance(out, tuple) else (out, None)
+            probs = logits.softmax(1)
         except Exception as e:  # whatever it was belongs to the requests, not to this thread
             if len(jobs) > 1:  # one at a time: only the request whose images fail gets the error
                 for job in jobs:
@@ -224,8 +229,16 @@ class _Queue:
             return
         start = 0
         for images, future in jobs:
-            future.set_result(probs[start : start + len(images)])
-            start += len(images)
+            end = start + len(images)
+            future.set_result(
+                probs[start:end] if scores is None else (probs[start:end], scores[start:end])
+            )
+            start = end
+
+
+def _split(rows: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A future's rows: probabilities, or (probabilities, "none of these" scores)."""
+    return rows if isinstance(rows, tuple) else (rows, None)
 
 
 def _with_prepared(prepared: PreparedImages, outer: Future, rows: Future) -> None:
@@ -255,8 +268,14 @@ class BatchedModel:
         self.preprocess = preprocess
         self.classes = list(classes)
 
-        def logits(images: torch.Tensor) -> torch.Tensor:
-            return model_logits(model, images, preprocess, device, batch_size=max_batch)
+        # A run with a "none of these" detector: each forward pass scores its images too, and
+        # the batcher's futures give (probabilities, scores) (infer/ood.py).
+        self.detector = detector_of(model)
+
+        def logits(images: torch.Tensor) -> Any:
+            if self.detector is None:
+                return model_logits(model, images, preprocess, device, batch_size=max_batch)
+            return scored_logits(model, images, preprocess, device, max_batch, self.detector)
 
         self.batcher = Batcher(
             name,
@@ -267,7 +286,11 @@ class BatchedModel:
         )
 
     def predict_images(
-        self, images: Sequence[tuple[str, ImageInput]], top_k: int = 3, keep_seen: bool = False
+        self,
+        images: Sequence[tuple[str, ImageInput]],
+        top_k: int = 3,
+        keep_seen: bool = False,
+        unknown: Unknown = "auto",
     ) -> PredictionReport:
         """(name, image) pairs → ``PredictionReport``, as ``sightline.infer.predict.predict_images``."""
         report = PredictionReport([], [])
@@ -275,11 +298,17 @@ class BatchedModel:
             prepared = prepare_named(self.preprocess, images[start : start + PREPARE_CHUNK])
             report.skipped += prepared.skipped
             if prepared.names:
-                probs = self.batcher.probabilities(prepared.images)
+                probs, scores = _split(self.batcher.probabilities(prepared.images))
                 report.predictions += prediction_rows(
-                    prepared, probs, self.classes, top_k, keep_seen
+                    prepared, probs, self.classes, top_k, keep_seen, scores, self.threshold(unknown)
                 )
         return report
+
+    def threshold(self, unknown: Unknown) -> float | None:
+        """The threshold of ``unknown`` ("auto", "off" or a number) for this model."""
+        if unknown == "off" or self.detector is None:
+            return None
+        return self.detector.threshold if unknown == "auto" else float(unknown)
 
     async def predict_images_async(
         self,
@@ -288,6 +317,7 @@ class BatchedModel:
         keep_seen: bool = False,
         large: Collection[str] = (),
         work: CpuWork | None = None,
+        unknown: Unknown = "auto",
     ) -> PredictionReport:
         """``predict_images`` for an event loop, holding no thread while it waits (names
         unique). The batcher's thread decodes and frames the small images of every waiting
@@ -304,11 +334,13 @@ class BatchedModel:
                 if work is None:
                     raise ValueError("large images need work= (a CpuWork) to be decoded on")
                 parts.append(self._prepared_on(work, [p for p in chunk if p[0] in large]))
-            for prepared, probs in await asyncio.gather(*parts):
+            threshold = self.threshold(unknown)
+            for prepared, rows in await asyncio.gather(*parts):
                 report.skipped += prepared.skipped
-                if probs is not None:
+                if rows is not None:
+                    probs, scores = _split(rows)
                     report.predictions += prediction_rows(
-                        prepared, probs, self.classes, top_k, keep_seen
+                        prepared, probs, self.classes, top_k, keep_seen, scores, threshold
                     )
         report.predictions.sort(key=lambda p: order[p.path])
         report.skipped.sort(key=lambda skipped: order[skipped[0]])

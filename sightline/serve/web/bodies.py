@@ -134,6 +134,7 @@ CLASSIFY = """    <section class="card">
         <div class="prediction">
           <p class="muted" id="result-file"></p>
           <p class="result-line"><span id="result-label"></span> <span class="muted" id="result-confidence"></span></p>
+          <p class="muted" id="result-unknown" hidden></p>
           <p id="result-truth" hidden></p>
           <p class="note" id="result-note" hidden></p>
           <div class="bars" id="top-k"></div>

@@ -250,7 +250,7 @@ def test_onnx_predictions_equal_pytorch(toy, images):
     run, data, _ = toy
     onnx_model = load_onnx(run)  # a run: its current export/best.onnx
     by_torch, by_onnx = (
-        run.predict_files(images, top_k=3),
+        run.predict_files(images, top_k=3, unknown="off"),  # the export has logits only
         onnx_model.predict_files(images, top_k=3),
     )
     assert [p.label for p in by_onnx.predictions] == [p.label for p in by_torch.predictions]
@@ -296,8 +296,8 @@ def test_cli_export_and_predict(toy, images, tmp_path, capsys):
     assert printed.err.startswith(
         "note: parity checked on 32 random images, not real ones: it was trained on an in-memory"
     )
-    assert main(["predict", "--run", str(run.path), *images]) == 0
-    by_torch = capsys.readouterr().out
+    assert main(["predict", "--run", str(run.path), "--unknown", "off", *images]) == 0
+    by_torch = capsys.readouterr().out  # the export gives logits only: compared without unknown
     assert main(["predict", "--onnx", str(out), *images]) == 0
     assert capsys.readouterr().out == by_torch
     assert main(["predict", "--run", str(run.path), "--engine", "onnx", *images]) == 0
@@ -393,7 +393,11 @@ def test_server_predicts_through_onnx_and_refuses_runs_without_export(toy, tmp_p
                 )  # inspection: PyTorch
                 assert isinstance(net, torch.nn.Module) and run_copy.name == "plain"
     (a,), (b,) = answers["torch"]["results"], answers["onnx"]["results"]
-    assert answers["onnx"]["run"] == "toy" and a["label"] == b["label"] and a["index"] == b["index"]
+    assert (
+        answers["onnx"]["run"] == "toy"
+        and a.get("closest", a["label"]) == b.get("closest", b["label"])
+        and a["index"] == b["index"]
+    )
     for x, y in zip(a["top_k"], b["top_k"], strict=True):
         assert x["label"] == y["label"] and abs(x["probability"] - y["probability"]) <= 1e-4
 
@@ -446,7 +450,8 @@ def test_auto_engine_predicts_through_a_current_export_and_pytorch_otherwise(
                 "data:image/png;base64,"
             )  # what the model saw, either way
         assert isinstance(models.get("toy"), OnnxModel) and isinstance(models.get("plain"), Run)
-        assert answers["toy"]["label"] == answers["plain"]["label"]
+        # the class; only PyTorch gives the "none of these" answer so far
+        assert answers["toy"]["index"] == answers["plain"]["index"]
         # An export made later switches the run over; one the run has outgrown switches it back.
         shutil.copytree(root / "toy" / "export", root / "plain" / "export")
         assert isinstance(models.get("plain"), OnnxModel)
@@ -507,14 +512,18 @@ def test_cli_predict_auto_engine_uses_the_current_export(
     run = toy[0]
     copy = tmp_path / "copy"
     shutil.copytree(run.path, copy)
+    # The export gives no "none of these" score yet: auto keeps PyTorch unless that is off.
     assert main(["predict", "--run", str(copy), *images]) == 0
+    assert "no 'none of these' score" in capsys.readouterr().err
+    off = ["--unknown", "off"]
+    assert main(["predict", "--run", str(copy), *off, *images]) == 0
     auto = capsys.readouterr()
     assert "ONNX Runtime predicts faster here" in auto.err and "best.onnx" in auto.err
-    assert main(["predict", "--run", str(copy), "--engine", "torch", *images]) == 0
+    assert main(["predict", "--run", str(copy), "--engine", "torch", *off, *images]) == 0
     by_torch = capsys.readouterr()
     assert "ONNX" not in by_torch.err and by_torch.out == auto.out
     (copy / "export" / "best.onnx").unlink()
-    assert main(["predict", "--run", str(copy), *images]) == 0
+    assert main(["predict", "--run", str(copy), *off, *images]) == 0
     assert "ONNX" not in capsys.readouterr().err  # no export: PyTorch, no error
 
 

@@ -79,13 +79,19 @@
     setImage('saliency-image', r.saliency);
     SL.setText('saliency-caption', r.saliency_method ? 'Saliency (' + r.saliency_method + ')' : 'Saliency');
     SL.setText('result-file', r.file ? r.file + ' · run ' + r.run : 'run ' + r.run);
-    SL.setText('result-label', r.label);
-    SL.setText('result-confidence', SL.pct(r.confidence));
+    // "None of these": the image is unlike every class the run was trained on (its score over
+    // the run's threshold); the closest class is still said, with how sure it would be.
+    SL.setText('result-label', r.unknown ? 'None of these' : r.label);
+    SL.setText('result-confidence', r.unknown ? 'closest: ' + r.closest + ' ' + SL.pct(r.confidence) : SL.pct(r.confidence));
+    const why = SL.$('result-unknown');
+    why.hidden = !r.unknown;
+    why.textContent = r.unknown ? 'Unlike the images this run was trained on: its score ' + SL.num(r.ood_score, 1) +
+      ' is over the run\'s threshold ' + SL.num(r.unknown_threshold, 1) + ' (which 95 % of its validation images stay under).' : '';
     const truth = SL.$('result-truth');
     SL.clear(truth);
     truth.hidden = r.true_label === null || r.true_label === undefined;
     if (!truth.hidden) {
-      const right = r.true_label === r.label;
+      const right = !r.unknown && r.true_label === r.label;
       truth.append(el('span', {class: right ? 'right' : 'wrong'}, right ? '✓ right' : '✗ wrong'), ' · true label: ', el('strong', null, r.true_label));
     }
     const note = SL.$('result-note');
