@@ -46,7 +46,8 @@ def folder_matches_predict(run, root, n: int = 200, seed: int = 11) -> tuple[int
         (folder / f"{i:04d}.{'jpg' if shot.style.jpeg else 'png'}").write_bytes(shot.data)
     evaluated = run.evaluate(str(root), save=False)
     files = [str(f) for d in sorted(root.iterdir()) for f in sorted(d.iterdir())]
-    answers = {p.path: p.label for p in run.predict_files([str(root)]).predictions}
+    # the class each file is answered with ("unknown" answers still name their closest class)
+    answers = {p.path: p.closest for p in run.predict_files([str(root)]).predictions}
     differ = sum(
         run.classes[e] != answers[f]
         for e, f in zip(evaluated.predictions.tolist(), files, strict=True)

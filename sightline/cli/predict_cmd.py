@@ -125,7 +125,11 @@ def _current_export(run, args: argparse.Namespace):
     from sightline.devices import resolve_device
     from sightline.run.exported import auto_engine, export_path
 
-    if args.unknown != "off" and run.metadata(args.checkpoint).get("ood"):
+    if (
+        args.unknown != "off"
+        and run.metadata(args.checkpoint).get("ood")
+        and not _scores(run, args)
+    ):
         print(
             "predicting with PyTorch: the run's export gives no 'none of these' score yet "
             "(--unknown off lets it predict)",
@@ -140,6 +144,20 @@ def _current_export(run, args: argparse.Namespace):
             file=sys.stderr,
         )
     return model
+
+
+def _scores(run, args: argparse.Namespace) -> bool:
+    """Whether the run's current export gives the "none of these" score (exports made before
+    it did give logits only)."""
+    import json
+
+    from sightline.run.exported import export_path
+
+    sidecar = export_path(run, args.checkpoint).with_suffix(".onnx.json")
+    try:
+        return bool(json.loads(sidecar.read_text()).get("ood"))
+    except (OSError, ValueError):
+        return False
 
 
 def _open_onnx(args: argparse.Namespace):

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,14 @@ def make_session(model: str | os.PathLike | bytes, device: str | torch.device | 
     return ort.InferenceSession(source, sess_options=opts, providers=providers(device))
 
 
+@dataclass(frozen=True)
+class OnnxScore:
+    """What predict needs of an export's "none of these" score: its threshold (the scores
+    come from the graph, ``OnnxModel.scored_logits``)."""
+
+    threshold: float
+
+
 class OnnxModel:
     """An exported sightline model in ONNX Runtime, with the predictions of a ``Run``.
 
@@ -127,7 +136,14 @@ class OnnxModel:
         self.classes: list[str] = list(metadata["classes"])
         self.name = name or metadata.get("run") or (path.stem if path else "model")
         self._input = session.get_inputs()[0].name
-        self._output = session.get_outputs()[0].name
+        outputs = [o.name for o in session.get_outputs()]
+        self._output = outputs[0]
+        # An export of a run with a "none of these" detector has its score as a second output;
+        # its threshold comes with the metadata (infer/ood.py's ``detector_of`` finds it here).
+        self._score = outputs[1] if len(outputs) > 1 and metadata.get("ood") else None
+        self.sightline_ood = (
+            OnnxScore(float(metadata["ood"]["threshold"])) if self._score is not None else None
+        )
 
     @classmethod
     def load(
@@ -172,6 +188,18 @@ class OnnxModel:
 
     def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Logits (N, K) on the CPU for prepared uint8 images (N, C, H, W) in the model's size."""
+        return self._run(images, batch_size, [self._output])[0]
+
+    def scored_logits(
+        self, images: torch.Tensor, batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, "none of these" scores, or None for an export without them)."""
+        if self._score is None:
+            return self.logits(images, batch_size), None
+        logits, scores = self._run(images, batch_size, [self._output, self._score])
+        return logits, scores
+
+    def _run(self, images: torch.Tensor, batch_size: int, names: list[str]) -> list[torch.Tensor]:
         shape = self.preprocess.input_shape
         if (
             not isinstance(images, torch.Tensor)
@@ -195,15 +223,16 @@ class OnnxModel:
             else 1
         )
         x = images.detach().cpu()
-        outs = [
-            torch.from_numpy(
-                self.session.run(
-                    [self._output], {self._input: x[s : s + step].contiguous().numpy()}
-                )[0]
-            )
+        runs = [
+            self.session.run(names, {self._input: x[s : s + step].contiguous().numpy()})
             for s in range(0, len(x), step)
         ]
-        return torch.cat(outs).float() if outs else torch.empty((0, len(self.classes)))
+        if not runs:
+            empty = [torch.empty((0, len(self.classes))), torch.empty(0)]
+            return empty[: len(names)]
+        return [
+            torch.cat([torch.from_numpy(r[i]) for r in runs]).float() for i in range(len(names))
+        ]
 
     # ------------------------------------------------------------------ as Run predicts
     def predict(

@@ -107,8 +107,10 @@ def scored_logits(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(logits, ood scores or None): the scores where ``detector`` is given and the model is
     one whose features sightline can read (a PyTorch model)."""
-    if detector is None or not isinstance(model, nn.Module):
+    if detector is None:
         return model_logits(model, images, preprocess, device, batch_size), None
+    if not isinstance(model, nn.Module):  # an export: its graph gives the scores
+        return model.scored_logits(images, batch_size=batch_size)
     logits, features = batched_logits(model, images, preprocess, device, batch_size, True)
     return logits, detector.scores(features)
 

@@ -46,6 +46,7 @@ from sightline.infer.onnx import FORMAT, META_KEY, make_session, require_package
 from sightline.run import Run, load_run
 from sightline.run.exported import export_path
 
+SCORE_RTOL = 1e-3  # the ood scores: float32 in the graph against float64 in PyTorch
 PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
 CHECK_IMAGES = 256
 RANDOM_IMAGES = 32  # when the run has no images to check on
@@ -58,10 +59,12 @@ class Parity:
     max_abs_diff: float
     mean_abs_diff: float
     top1_agreement: float  # fraction of images whose top class is the same
+    score_rel_diff: float | None = None  # the ood scores': max |diff| / (1 + |PyTorch's|)
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= PARITY_ATOL
+        scores_ok = self.score_rel_diff is None or self.score_rel_diff <= SCORE_RTOL
+        return self.max_abs_diff <= PARITY_ATOL and scores_ok
 
 
 @dataclass
@@ -78,12 +81,32 @@ class ExportResult:
 
 
 class ExportedClassifier(nn.Module):
-    """uint8 (N, C, H, W) → logits: ``batched_logits`` as one traceable module."""
+    """uint8 (N, C, H, W) → logits: ``batched_logits`` as one traceable module; with the run's
+    "none of these" detector (``infer.ood``), → (logits, ood scores), the scores computed from
+    the same pass's penultimate features, as ``Detector.scores`` does."""
 
-    def __init__(self, net: nn.Module, preprocess: Preprocess) -> None:
+    def __init__(self, net: nn.Module, preprocess: Preprocess, detector: Any = None) -> None:
         super().__init__()
         self.net = net
         self.preprocess = preprocess
+        self.scored = detector is not None
+        self._features: list[torch.Tensor] = []
+        self._hook = None
+        if detector is not None:
+            from sightline.infer.ood import penultimate
+
+            # Cholesky factors of the precisions: each distance is a squared norm, which float32
+            # computes accurately (the expanded form cancels).
+            def lower(p: torch.Tensor) -> torch.Tensor:
+                return torch.linalg.cholesky(p.double()).float()
+
+            self.register_buffer("ood_means", detector.means.float())
+            self.register_buffer("ood_lower", lower(detector.precision))
+            self.register_buffer("ood_mean0", detector.mean0.float()[None])
+            self.register_buffer("ood_lower0", lower(detector.precision0))
+            self._hook = penultimate(net).register_forward_pre_hook(
+                lambda m, args: self._features.append(args[0].flatten(1).float())
+            )
         # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
         # graph normalises bit for bit like PyTorch does.
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
@@ -91,16 +114,33 @@ class ExportedClassifier(nn.Module):
             "inv_std", 1.0 / (torch.tensor(preprocess.std).view(1, -1, 1, 1) * 255.0)
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> Any:
         x = (images.float() - self.mean) * self.inv_std
         views = self.preprocess.tta_views(x)
-        if len(views) == 1:
-            return self.net(x).float()
+        self._features.clear()
         # One pass over the test-time views (mirror images, shifted copies) stacked: the network
         # appears once in the graph (half the export time and graph size of two calls for flips);
         # eval-mode layers treat each image on its own, so the logits are those of separate passes.
-        logits = self.net(torch.cat(views)).float()
-        return logits.reshape(len(views), -1, logits.shape[-1]).mean(0)
+        logits = self.net(torch.cat(views) if len(views) > 1 else x).float()
+        logits = logits.reshape(len(views), -1, logits.shape[-1]).mean(0)
+        if not self.scored:
+            return logits
+        f = self._features[-1]
+        f = f.reshape(len(views), -1, f.shape[-1]).mean(0)
+        nearest = _squared_norms(f, self.ood_means, self.ood_lower).min(1).values
+        overall = _squared_norms(f, self.ood_mean0, self.ood_lower0)[:, 0]
+        return logits, nearest - overall
+
+    def release(self) -> None:
+        """Take the feature hook off the network (it is used again after the export)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+
+def _squared_norms(f: torch.Tensor, means: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """(N, M) squared Mahalanobis distances, |(f - mean) L|^2 with precision = L L^T."""
+    return ((f[:, None, :] - means[None]) @ lower).pow(2).sum(-1)
 
 
 def export_onnx(
@@ -133,9 +173,14 @@ def export_onnx(
     net, meta = ckpt.load_model(source, "cpu")
     net = net.float().eval()
     preprocess = Preprocess.from_dict(meta["preprocess"])
-    proto = _export(
-        ExportedClassifier(net, preprocess).eval(), preprocess, opset, meta["model"]["name"]
-    )
+    from sightline.infer.ood import detector_of
+
+    detector = detector_of(net)
+    exported = ExportedClassifier(net, preprocess, detector).eval()
+    try:
+        proto = _export(exported, preprocess, opset, meta["model"]["name"])
+    finally:
+        exported.release()
     graph_opset = next(
         (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset
     )
@@ -150,7 +195,7 @@ def export_onnx(
     parity, note = None, None
     if check:
         batch, where, note = _check_images(run, preprocess, images)
-        parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where)
+        parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where, detector)
         if not parity.passed:
             raise ExportError(
                 f"the ONNX model of run {run.name!r} does not match PyTorch: max abs difference of the logits "
@@ -167,6 +212,8 @@ def export_onnx(
         "classes": list(meta["classes"]),
         "preprocess": preprocess.to_dict(),
         "epoch": meta.get("epoch"),
+        # the "none of these" answer: the graph's second output, "ood_score", and its threshold
+        **({"ood": detector.record()} if detector is not None else {}),
         "input": {
             "name": "images",
             "dtype": "uint8",
@@ -202,17 +249,31 @@ def export_onnx(
 
 
 def measure_parity(
-    model_bytes: bytes, net: nn.Module, preprocess: Preprocess, images: torch.Tensor, source: str
+    model_bytes: bytes,
+    net: nn.Module,
+    preprocess: Preprocess,
+    images: torch.Tensor,
+    source: str,
+    detector: Any = None,
 ) -> Parity:
-    """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images."""
+    """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images; with a
+    detector, the "none of these" scores too."""
     from sightline.infer.onnx import OnnxModel
 
     session = make_session(model_bytes, "cpu")
-    onnx_model = OnnxModel(
-        session, {"preprocess": preprocess.to_dict(), "classes": []}, name="check"
-    )
-    got = onnx_model.logits(images)
-    want = batched_logits(net, images, preprocess, "cpu")
+    meta: dict[str, Any] = {"preprocess": preprocess.to_dict(), "classes": []}
+    if detector is not None:
+        meta["ood"] = detector.record()
+    onnx_model = OnnxModel(session, meta, name="check")
+    if detector is None:
+        got, want = onnx_model.logits(images), batched_logits(net, images, preprocess, "cpu")
+        score_diff = None
+    else:
+        got, got_scores = onnx_model.scored_logits(images)
+        want, features = batched_logits(net, images, preprocess, "cpu", features=True)
+        want_scores = detector.scores(features)
+        rel = (got_scores - want_scores).abs() / (1 + want_scores.abs())
+        score_diff = float(rel.max()) if rel.numel() else 0.0
     diff = (got - want).abs()
     agree = (got.argmax(1) == want.argmax(1)).float().mean().item() if len(images) else 1.0
     return Parity(
@@ -221,6 +282,7 @@ def measure_parity(
         float(diff.max()) if diff.numel() else 0.0,
         float(diff.mean()) if diff.numel() else 0.0,
         agree,
+        score_diff,
     )
 
 
@@ -244,7 +306,7 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _export(module: nn.Module, preprocess: Preprocess, opset: int | None, name: str):
+def _export(module: Any, preprocess: Preprocess, opset: int | None, name: str):
     """The ``onnx.ModelProto`` of ``module``, weights inside."""
     # Batch 2: torch.export specialises a dimension whose example size is 0 or 1 to a constant.
     example = torch.zeros((2, *preprocess.input_shape), dtype=torch.uint8)
@@ -255,7 +317,7 @@ def _export(module: nn.Module, preprocess: Preprocess, opset: int | None, name: 
                 (example,),
                 dynamo=True,
                 input_names=["images"],
-                output_names=["logits"],
+                output_names=["logits", "ood_score"] if module.scored else ["logits"],
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 opset_version=opset,
                 external_data=False,

@@ -221,7 +221,10 @@ def test_cli_train_evaluate_predict(mirror, tmp_path):
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     result = json.loads(out)
-    assert result["predictions"][0]["label"] == "Ankle boot"
+    first = result["predictions"][0]
+    # a 60-step MLP's "none of these" score may call a real boot unknown (it lets 95 % of its
+    # validation images through): the class it names is still the boot
+    assert first["closest"] == "Ankle boot" and first["label"] in ("Ankle boot", "unknown")
     assert "broken.jpg" in err
 
 

@@ -140,3 +140,22 @@ def test_a_model_without_a_detector_predicts_as_before(trained, tmp_path):
     assert p.ood_score is None and not p.unknown and p.label == p.closest
     with pytest.raises(ConfigError, match="calibrate"):
         predict_images(model, run.preprocess, run.classes, pairs, unknown=3.0)
+
+
+def test_the_onnx_export_gives_the_same_score_and_answer(trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from sightline.run.export import export_onnx
+    from sightline.run.exported import load_onnx
+
+    run, _, tests = trained
+    result = export_onnx(run, tmp_path / "m.onnx")
+    assert result.parity.score_rel_diff is not None and result.parity.passed
+    assert result.metadata["ood"]["threshold"] == pytest.approx(run.metadata()["ood"]["threshold"])
+    pairs = [("real", tests[0]), ("odd", odd_images(1)[0, 0].numpy())]
+    by_torch = run.predict_images(pairs).predictions
+    by_onnx = load_onnx(result.path).predict_images(pairs).predictions
+    for a, b in zip(by_torch, by_onnx, strict=True):
+        assert (a.label, a.unknown, a.closest) == (b.label, b.unknown, b.closest)
+        assert b.ood_score == pytest.approx(a.ood_score, rel=1e-3, abs=1e-2)
+    assert by_onnx[1].unknown

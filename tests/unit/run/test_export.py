@@ -250,7 +250,7 @@ def test_onnx_predictions_equal_pytorch(toy, images):
     run, data, _ = toy
     onnx_model = load_onnx(run)  # a run: its current export/best.onnx
     by_torch, by_onnx = (
-        run.predict_files(images, top_k=3, unknown="off"),  # the export has logits only
+        run.predict_files(images, top_k=3),
         onnx_model.predict_files(images, top_k=3),
     )
     assert [p.label for p in by_onnx.predictions] == [p.label for p in by_torch.predictions]
@@ -296,8 +296,8 @@ def test_cli_export_and_predict(toy, images, tmp_path, capsys):
     assert printed.err.startswith(
         "note: parity checked on 32 random images, not real ones: it was trained on an in-memory"
     )
-    assert main(["predict", "--run", str(run.path), "--unknown", "off", *images]) == 0
-    by_torch = capsys.readouterr().out  # the export gives logits only: compared without unknown
+    assert main(["predict", "--run", str(run.path), *images]) == 0
+    by_torch = capsys.readouterr().out  # the "none of these" answer included: the same
     assert main(["predict", "--onnx", str(out), *images]) == 0
     assert capsys.readouterr().out == by_torch
     assert main(["predict", "--run", str(run.path), "--engine", "onnx", *images]) == 0
@@ -512,18 +512,20 @@ def test_cli_predict_auto_engine_uses_the_current_export(
     run = toy[0]
     copy = tmp_path / "copy"
     shutil.copytree(run.path, copy)
-    # The export gives no "none of these" score yet: auto keeps PyTorch unless that is off.
     assert main(["predict", "--run", str(copy), *images]) == 0
-    assert "no 'none of these' score" in capsys.readouterr().err
-    off = ["--unknown", "off"]
-    assert main(["predict", "--run", str(copy), *off, *images]) == 0
     auto = capsys.readouterr()
     assert "ONNX Runtime predicts faster here" in auto.err and "best.onnx" in auto.err
-    assert main(["predict", "--run", str(copy), "--engine", "torch", *off, *images]) == 0
+    assert main(["predict", "--run", str(copy), "--engine", "torch", *images]) == 0
     by_torch = capsys.readouterr()
     assert "ONNX" not in by_torch.err and by_torch.out == auto.out
+    # An export from before the score (logits only): auto keeps PyTorch, and says why.
+    sidecar = copy / "export" / "best.onnx.json"
+    record = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({k: v for k, v in record.items() if k != "ood"}))
+    assert main(["predict", "--run", str(copy), *images]) == 0
+    assert "no 'none of these' score" in capsys.readouterr().err
     (copy / "export" / "best.onnx").unlink()
-    assert main(["predict", "--run", str(copy), *off, *images]) == 0
+    assert main(["predict", "--run", str(copy), *images]) == 0
     assert "ONNX" not in capsys.readouterr().err  # no export: PyTorch, no error
 
 
