@@ -46,7 +46,9 @@ from sightline.infer.onnx import FORMAT, META_KEY, make_session, require_package
 from sightline.run import Run, load_run
 from sightline.run.exported import export_path
 
-SCORE_RTOL = 1e-3  # the ood scores: float32 in the graph against float64 in PyTorch
+# The ood scores: float32 in the graph against float64 in PyTorch, for features of up to
+# 1,280 values (EfficientNet-Lite0); a 1 % error moves no answer that was not on the threshold.
+SCORE_RTOL = 1e-2
 PARITY_ATOL = 1e-4  # max |ORT - PyTorch| over the logits of the check images
 CHECK_IMAGES = 256
 RANDOM_IMAGES = 32  # when the run has no images to check on
@@ -197,9 +199,14 @@ def export_onnx(
         batch, where, note = _check_images(run, preprocess, images)
         parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where, detector)
         if not parity.passed:
+            what = (
+                f"max abs difference of the logits {parity.max_abs_diff:.3g} > {PARITY_ATOL:g}"
+                if parity.max_abs_diff > PARITY_ATOL
+                else f"relative difference of the ood scores {parity.score_rel_diff:.3g} > {SCORE_RTOL:g}"
+            )
             raise ExportError(
-                f"the ONNX model of run {run.name!r} does not match PyTorch: max abs difference of the logits "
-                f"{parity.max_abs_diff:.3g} > {PARITY_ATOL:g} on {parity.images} {where}; nothing was written"
+                f"the ONNX model of run {run.name!r} does not match PyTorch: {what} on "
+                f"{parity.images} {where}; nothing was written"
             )
 
     metadata = {
