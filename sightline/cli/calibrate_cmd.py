@@ -54,5 +54,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"  ECE {before['ece']:.2%} -> {after['ece']:.2%}   NLL {before['nll']:.4f} -> "
         f"{after['nll']:.4f}   Brier {before['brier']:.4f} -> {after['brier']:.4f}"
     )
+    ood = record["ood"]
+    print(
+        f"  'None of these' over ood_score {ood['threshold']:.2f} (keeps {ood['keep']:.0%} of "
+        f"the validation images; fitted on {ood['images']:,} training images)"
+    )
     print(f"Saved in {run.model_file(args.checkpoint)}")
     return 0

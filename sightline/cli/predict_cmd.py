@@ -125,11 +125,8 @@ def _current_export(run, args: argparse.Namespace):
     from sightline.devices import resolve_device
     from sightline.run.exported import auto_engine, export_path
 
-    if (
-        args.unknown != "off"
-        and run.metadata(args.checkpoint).get("ood")
-        and not _scores(run, args)
-    ):
+    old_export = export_path(run, args.checkpoint).is_file() and not _scores(run, args)
+    if old_export and args.unknown != "off" and run.metadata(args.checkpoint).get("ood"):
         print(
             "predicting with PyTorch: the run's export gives no 'none of these' score yet "
             "(--unknown off lets it predict)",

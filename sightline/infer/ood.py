@@ -108,13 +108,13 @@ def fit_detector(
     if not 0 < keep < 1:
         raise ValueError(f"keep is the share of real images to keep, in (0, 1), not {keep!r}")
     f, labels = features.double().cpu(), labels.long().cpu()
-    present = torch.bincount(labels, minlength=num_classes) > 0
+    counts = torch.bincount(labels, minlength=num_classes)
     means = torch.zeros(num_classes, f.shape[1], dtype=torch.float64)
     means.index_add_(0, labels, f)
-    means = means / torch.bincount(labels, minlength=num_classes).clamp(min=1)[:, None]
+    means = means / counts.clamp(min=1)[:, None]
     mean0 = f.mean(0)
     detector = Detector(
-        means[present],  # a class with no training images has no Gaussian
+        means[counts > 0],  # a class with no training images has no Gaussian
         _precision(f - means[labels]),
         mean0,
         _precision(f - mean0),

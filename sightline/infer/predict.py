@@ -71,30 +71,31 @@ def parse_unknown(text: Unknown) -> Unknown:
     return value
 
 
-def unknown_rule(model: Classifier, unknown: Unknown = "auto") -> tuple[Any, float | None]:
-    """(detector, threshold) of ``unknown`` for ``model``: "auto" is the run's own threshold
-    (no detector: none), "off" none, a number that threshold (the scores are the run's
-    ``ood_score``). ConfigError for anything else, or a number for a model without a detector."""
+def unknown_threshold(detector: Any, unknown: Unknown = "auto") -> float | None:
+    """The threshold over which an image is "unknown": "auto" is the detector's own (no
+    detector: none), "off" none, a number that threshold. ConfigError for anything else, or
+    for a number where there is no detector (no ``ood_score`` to compare it with)."""
     from sightline.errors import ConfigError
-    from sightline.infer.ood import detector_of
 
-    detector = detector_of(model)
-    if unknown == "off":
-        return detector, None
-    if unknown == "auto":
-        return detector, None if detector is None else detector.threshold
-    try:
-        threshold = float(unknown)
-    except (TypeError, ValueError):
-        raise ConfigError(f"unknown is 'auto', 'off' or a threshold, not {unknown!r}") from None
+    rule = parse_unknown(unknown)
+    if rule == "off":
+        return None
+    if rule == "auto":
+        return None if detector is None else detector.threshold
     if detector is None:
         raise ConfigError(
             f"unknown={unknown!r}: this model has no 'none of these' score "
             "(`sightline calibrate RUN` fits it)"
         )
-    if not math.isfinite(threshold):
-        raise ConfigError(f"unknown={unknown!r}: the threshold must be a finite number")
-    return detector, threshold
+    return float(rule)
+
+
+def unknown_rule(model: Classifier, unknown: Unknown = "auto") -> tuple[Any, float | None]:
+    """(the model's detector, ``unknown_threshold`` of ``unknown`` for it)."""
+    from sightline.infer.ood import detector_of
+
+    detector = detector_of(model)
+    return detector, unknown_threshold(detector, unknown)
 
 
 def scored_logits(

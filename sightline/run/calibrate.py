@@ -57,12 +57,11 @@ def calibrate_run(
         "before": calibration(logits, val.labels).to_dict(),
         "after": calibration(calibrator.apply(logits), val.labels).to_dict(),
     }  # no time stamp: two seeded runs keep byte-identical model files
-    ckpt.set_calibration(path, record)
     # What its training images look like, for the "none of these" answer (infer/ood.py).
     train = data.train
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:OOD_FIT_IMAGES]
     _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
     detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)
-    ckpt.set_ood(path, detector)
-    record["ood"] = {**detector.record(), "images": len(pick)}
+    ckpt.set_fitted(path, calibration=record, detector=detector)  # one rewrite of the file
+    record = {**record, "ood": {**detector.record(), "images": len(pick)}}
     return record

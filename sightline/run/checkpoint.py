@@ -134,27 +134,37 @@ def calibrator_in(meta: dict[str, Any]) -> Any:
     return Calibrator.from_dict(meta.get("calibration"))
 
 
+_KEEP: Any = object()  # set_fitted: leave this part of the file as it is
+
+
 def set_calibration(path: str | os.PathLike, calibration: dict[str, Any] | None) -> None:
-    """Rewrite a model file with ``calibration`` in its metadata (None: without one); the
-    weights are kept byte for byte, and the file is replaced atomically."""
-    tensors, meta = read_model_file(path)
-    meta = {k: v for k, v in meta.items() if k != "calibration"}
-    if calibration is not None:
-        meta["calibration"] = calibration
-    atomic_write_bytes(path, st_save(tensors, metadata={META_KEY: json.dumps(meta)}))
+    """Rewrite a model file with ``calibration`` in its metadata (None: without one)."""
+    set_fitted(path, calibration=calibration)
 
 
 def set_ood(path: str | os.PathLike, detector: Any) -> None:
-    """Rewrite a model file with an ``infer.ood.Detector`` (its tensors and its record in the
-    metadata; None: without one); the weights are kept, the file replaced atomically."""
+    """Rewrite a model file with an ``infer.ood.Detector`` (None: without one)."""
+    set_fitted(path, detector=detector)
+
+
+def set_fitted(path: str | os.PathLike, calibration: Any = _KEEP, detector: Any = _KEEP) -> None:
+    """Rewrite a model file, in one atomic replacement, with what was fitted after training:
+    ``calibration`` (a record in the metadata) and ``detector`` (an ``infer.ood.Detector``: its
+    tensors and its record); None removes one, an omitted one is kept. The weights are kept
+    byte for byte."""
     from sightline.infer.ood import PREFIX
 
     tensors, meta = read_model_file(path)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
-    meta = {k: v for k, v in meta.items() if k != "ood"}
-    if detector is not None:
-        tensors.update(detector.tensors())
-        meta["ood"] = detector.record()
+    if calibration is not _KEEP:
+        meta.pop("calibration", None)
+        if calibration is not None:
+            meta["calibration"] = calibration
+    if detector is not _KEEP:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+        meta.pop("ood", None)
+        if detector is not None:
+            tensors.update(detector.tensors())
+            meta["ood"] = detector.record()
     atomic_write_bytes(path, st_save(tensors, metadata={META_KEY: json.dumps(meta)}))
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
+from sightline.errors import ConfigError
 from sightline.serve.core.errors import JSONResponse, error_response
 from sightline.serve.core.settings import MAX_TOP_K, Settings
 from sightline.serve.core.settings import settings_of as _settings
@@ -62,17 +63,14 @@ async def predict(
     if not uploads:
         return error_response(422, "invalid request: files: send at least one image as 'files'")
     settings = _settings(request)
-    from sightline.errors import ConfigError
-    from sightline.infer.predict import parse_unknown
-
-    try:
-        rule = parse_unknown(unknown)
-    except ConfigError as e:
-        return error_response(400, f"invalid request: unknown: {e}")
     # Its forward passes are shared with other requests. Loading it reads files: a thread's work.
     loaded = settings.models.cached_predictor(run or None) or await settings.cpu_work(
         settings.models.predictor, run or None
     )
+    try:  # before anything is read: a bad rule (or a threshold for a run with no score) is a 400
+        threshold = loaded.threshold(unknown)
+    except ConfigError as e:
+        return error_response(400, f"invalid request: unknown: {e}")
     # BodyLimit has bounded the request, so reading each part whole is bounded too.
     raw = [
         ((f.filename or f"upload-{i + 1}")[:255], await f.read(settings.max_upload_bytes + 1))
@@ -92,7 +90,12 @@ async def predict(
     readable = [(str(i), item.data) for i, item in enumerate(items) if item.data is not None]
     large = {str(i) for i, item in enumerate(items) if item.pixels > SMALL_IMAGE_PIXELS}
     report = await loaded.predict_images_async(
-        readable, top_k=k, keep_seen=thumbnails, large=large, work=settings.cpu_work, unknown=rule
+        readable,
+        top_k=k,
+        keep_seen=thumbnails,
+        large=large,
+        work=settings.cpu_work,
+        unknown=unknown,
     )
     # Thumbnails are PNG encodes: a thread's work, not the event loop's.
     results = (
@@ -107,7 +110,6 @@ async def predict(
         )
     # A response, not a dict: FastAPI would first copy the dict through jsonable_encoder, which
     # cost the event loop ~0.3 ms a request under load; these are plain JSON types already.
-    threshold = loaded.threshold(rule)
     return JSONResponse({"run": loaded.name, "engine": loaded.engine, "results": results,
                          "unknown_threshold": threshold})  # fmt: skip
 

@@ -47,6 +47,7 @@ from sightline.infer.predict import (
     prediction_rows,
     prepare_named,
     scored_logits,
+    unknown_threshold,
 )
 from sightline.serve.services.cpu_work import CpuWork
 
@@ -305,10 +306,9 @@ class BatchedModel:
         return report
 
     def threshold(self, unknown: Unknown) -> float | None:
-        """The threshold of ``unknown`` ("auto", "off" or a number) for this model."""
-        if unknown == "off" or self.detector is None:
-            return None
-        return self.detector.threshold if unknown == "auto" else float(unknown)
+        """The threshold of ``unknown`` ("auto", "off" or a number) for this model
+        (``infer.predict.unknown_threshold``: ConfigError for a bad one)."""
+        return unknown_threshold(self.detector, unknown)
 
     async def predict_images_async(
         self,
