@@ -18,6 +18,16 @@ import torch
 from sightline.errors import RunError
 
 OOD_FIT_IMAGES = 20_000  # training images whose features fit its Gaussians (a seeded sample)
+# ... fewer for large inputs, whose every image costs a pass of a large network (224 px
+# photos: 2,000, ~1 min on 2 cores, where 20,000 would add 10 min to a training).
+OOD_FIT_PIXELS = 20_000 * 32 * 32
+OOD_FIT_MIN = 2_000
+
+
+def ood_fit_images(input_shape: tuple[int, ...]) -> int:
+    """How many training images fit a run's Gaussians, for its input size (C, H, W)."""
+    pixels = int(input_shape[-1]) * int(input_shape[-2])
+    return max(OOD_FIT_MIN, min(OOD_FIT_IMAGES, OOD_FIT_PIXELS // pixels))
 
 
 def calibrate_run(
@@ -59,7 +69,8 @@ def calibrate_run(
     }  # no time stamp: two seeded runs keep byte-identical model files
     # What its training images look like, for the "none of these" answer (infer/ood.py).
     train = data.train
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:OOD_FIT_IMAGES]
+    count = ood_fit_images(run.preprocess.input_shape)
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:count]
     _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
     detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)
     ckpt.set_fitted(path, calibration=record, detector=detector)  # one rewrite of the file

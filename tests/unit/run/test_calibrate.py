@@ -136,3 +136,11 @@ def test_the_onnx_export_carries_the_calibrator(trained, tmp_path):
         assert not torch.allclose(onnx_probs.log(), raw, atol=0.5)
     finally:
         ckpt.set_calibration(path, record)
+
+
+def test_large_inputs_fit_their_gaussians_on_fewer_training_images():
+    from sightline.run.calibrate import OOD_FIT_IMAGES, OOD_FIT_MIN, ood_fit_images
+
+    assert ood_fit_images((1, 28, 28)) == ood_fit_images((3, 32, 32)) == OOD_FIT_IMAGES
+    assert ood_fit_images((3, 96, 96)) == OOD_FIT_IMAGES * 32 * 32 // (96 * 96)
+    assert ood_fit_images((3, 224, 224)) == OOD_FIT_MIN  # a pretrained run's photos

@@ -12,6 +12,7 @@ Without Chromium these tests are skipped, except under CI ($CI set), where they 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -256,6 +257,39 @@ def test_classify_many_sends_a_large_selection_in_batches(served, page, tmp_path
     page.wait_for_timeout(150)
     box = page.locator("#many-table img.thumb").first.bounding_box()
     assert box is not None and box["width"] >= 40, box
+
+
+def test_classify_many_says_none_of_these(served, page, tmp_path):
+    """An answer over the run's threshold reads "None of these (closest: ...)", with the score
+    against the threshold on hover; the CSV says unknown, the closest class and the score, as
+    the CLI's does. The answers are the API's, given here: the page is what is tested."""
+    url, _ = served
+    rows = [
+        {"file": "cat.png", "label": "unknown", "confidence": 0.52, "ood_score": 61.5,
+         "unknown": True, "closest": "vertical", "top_k": [{"label": "vertical", "probability": 0.52}]},
+        {"file": "lines.png", "label": "horizontal", "confidence": 0.97, "ood_score": 3.25,
+         "unknown": False, "closest": "horizontal",
+         "top_k": [{"label": "horizontal", "probability": 0.97}]},
+    ]  # fmt: skip
+    body = json.dumps({"run": RUN, "engine": "torch", "results": rows, "unknown_threshold": 20.5})
+    page.route("**/api/predict", lambda route: route.fulfill(status=200, body=body,
+                                                            content_type="application/json"))  # fmt: skip
+    for name in ("cat.png", "lines.png"):
+        Image.new("RGB", (32, 32), "white").save(tmp_path / name)
+    page.goto(f"{url}/classify-many?run={RUN}")
+    page.locator(f"#run-select option[value='{RUN}']").wait_for(state="attached")
+    page.set_input_files("#files-input", [str(tmp_path / "cat.png"), str(tmp_path / "lines.png")])
+    page.click("#classify-many-submit")
+    page.locator("#many-summary").filter(has_text="2 classified").wait_for(timeout=30_000)
+    cell = page.locator("#many-table .unknown")
+    assert cell.inner_text() == "None of these (closest: vertical)"
+    assert "61.5" in cell.get_attribute("title") and "20.5" in cell.get_attribute("title")
+    assert "horizontal" in page.locator("#many-table").inner_text()
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith('"file","label","confidence","closest","ood_score"')
+    assert any(line.startswith('"cat.png","unknown","0.52","vertical","61.5"') for line in lines)
 
 
 def test_run_pages_show_the_run(served, page):

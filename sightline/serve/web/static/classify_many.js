@@ -17,11 +17,19 @@
     return (r.top_k || []).map((t) => t.label + ' ' + SL.pct(t.probability, 0)).join(', ');
   }
 
+  // An image unlike the run's training images (its ood_score over the threshold) is answered
+  // "None of these", the closest class still said, as on the Classify page.
+  function answer(r) {
+    return r.unknown ? 'None of these (closest: ' + r.closest + ')' : r.label;
+  }
+
   const RESULT_COLUMNS = [
     {key: 'thumbnail', label: '', sortable: false, class: 'thumb-cell',
       cell: (r) => (r.thumbnail ? el('img', {class: 'thumb', src: r.thumbnail, alt: ''}) : '')},
     {key: 'file', label: 'File', class: 'name'},
-    {key: 'label', label: 'Top-1', class: 'wrap'},
+    {key: 'label', label: 'Answer', class: 'wrap', value: answer,
+      cell: (r) => (r.unknown ? el('span', {class: 'unknown', title: 'score ' + SL.num(r.ood_score, 1) +
+        ' over the run\'s threshold ' + SL.num(r.unknown_threshold, 1)}, answer(r)) : r.label)},
     {key: 'confidence', label: 'Confidence', cell: (r) => el('div', {class: 'conf-cell'}, SL.bar(r.confidence), SL.pct(r.confidence))},
     {key: 'top_k', label: 'Top-3', class: 'wrap', value: topK, cell: topK},
   ];
@@ -89,7 +97,9 @@
     form.append('k', String(TOP_K));
     form.append('thumbnails', 'true');
     try {
-      return (await SL.api('/api/predict', {method: 'POST', form})).results || [];
+      const body = await SL.api('/api/predict', {method: 'POST', form});
+      // Each row keeps the threshold its answer was given under, for its tooltip.
+      return (body.results || []).map((r) => ({...r, unknown_threshold: body.unknown_threshold}));
     } catch (err) {
       if (err.body && Array.isArray(err.body.results)) return err.body.results; // 415: each file's reason
       throw err;
@@ -133,12 +143,14 @@
   }
 
   function toCsv() {
-    const header = ['file', 'label', 'confidence'];
+    // As the CLI's CSV: label says unknown, closest and ood_score follow.
+    const header = ['file', 'label', 'confidence', 'closest', 'ood_score'];
     for (let i = 1; i <= TOP_K; i++) header.push('top' + i, 'p' + i);
     header.push('error');
     const lines = [header.map(csvField).join(',')];
     for (const r of [...results, ...bad]) {
-      const row = [r.file, r.error ? '' : r.label, r.error ? '' : r.confidence];
+      const row = [r.file, r.error ? '' : r.label, r.error ? '' : r.confidence,
+        r.closest || '', r.ood_score === undefined ? '' : r.ood_score];
       for (let i = 0; i < TOP_K; i++) {
         const t = (r.top_k || [])[i];
         row.push(t ? t.label : '', t ? t.probability : '');
