@@ -74,6 +74,15 @@ class Dataset:
     # What was chosen for the user and why, as lines to show them (a folder's channels and
     # size, its images per class, warnings): ``sightline train`` prints them before training.
     notes: list[str] = field(default_factory=list)
+    # Held out from train where there is no validation split (``calibration_split``): training
+    # never sees it; the run's calibration and "none of these" threshold are fitted on it.
+    calibration: ImageSet | None = None
+
+    @property
+    def held_out(self) -> ImageSet | None:
+        """The images a finished run is calibrated on: its validation split, else its
+        calibration split; None: it has neither."""
+        return self.val if self.val is not None and len(self.val) else self.calibration
 
     @property
     def num_classes(self) -> int:
@@ -92,7 +101,8 @@ class Dataset:
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits().items())
+        parts = {**self.splits(), **({"calibration": self.calibration} if self.calibration else {})}
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in parts.items())
         return f"{self.name}: {self.num_classes} classes, {c}x{h}x{w}, {sizes}"
 
     def select_classes(self, wanted: Sequence[str | int]) -> Dataset:
@@ -113,6 +123,7 @@ class Dataset:
             train=keep(self.train),  # type: ignore[arg-type]
             val=keep(self.val),
             test=keep(self.test),
+            calibration=keep(self.calibration),
         )
 
 

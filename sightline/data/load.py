@@ -49,6 +49,7 @@ def load_dataset(
     *,
     classes: Sequence[str | int] | None = None,
     val_split: ValSplit = 0.1,
+    calibration_split: float = 0.0,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     mirror: str | os.PathLike | None = None,
@@ -71,7 +72,10 @@ def load_dataset(
         val_split: a fraction in (0, 1) carved from train (seeded, stratified); ``"test"`` uses
             the test split as validation; 0 or None for no validation. A folder's own val/ is
             used as is when val_split is a fraction.
-        seed: seed of the validation split.
+        calibration_split: where there is no validation split, a fraction (seeded,
+            stratified) held out from train that training never sees, to fit the run's
+            calibration and "none of these" threshold on (the recipes keep 2 %).
+        seed: seed of the validation and calibration splits.
         cache_dir, mirror: where dataset files are cached / looked up first (see download.py).
         channels, size, resize: for folders, how images are decoded (None = detect). For
             built-ins, None keeps the stored form; given values convert the tensors (1 ↔ 3
@@ -110,6 +114,12 @@ def load_dataset(
     if spec is not None and (channels is not None or size is not None):
         ds = _convert_builtin(ds, channels, parse_size(size), resize or spec.resize)
     ds = _apply_val_split(ds, val_split, seed)
+    if calibration_split and ds.val is None:
+        if not 0.0 < float(calibration_split) < 1.0:
+            raise DataError(f"calibration_split must be a fraction of train in (0, 1), not "
+                            f"{calibration_split!r}")  # fmt: skip
+        train, held = split_validation(ds.train, float(calibration_split), seed)
+        ds = replace(ds, train=train, calibration=held)
 
     train_images = ds.train.images
     mean, std = channel_stats(train_images)
@@ -127,6 +137,7 @@ def load_dataset(
         else str(Path(name_or_path).expanduser().resolve()),
         "classes": list(classes) if classes else None,
         "val_split": val_split,
+        **({"calibration_split": calibration_split} if calibration_split else {}),
         "seed": seed,
         "channels": channels,
         "size": list(parse_size(size)) if size is not None else None,

@@ -43,7 +43,8 @@ def calibrate_run(
     from sightline.run import checkpoint as ckpt
 
     data = data if data is not None else run.load_data()
-    val = getattr(data, "val", None)
+    # Its validation split, else the images kept aside to calibrate on (calibration_split).
+    val = getattr(data, "held_out", getattr(data, "val", None))
     if val is None or len(val) == 0:
         raise RunError(
             f"run {run.name}: its data has no validation split to calibrate it on "
@@ -60,9 +61,10 @@ def calibrate_run(
     # A run that validates on its test split (val_split="test") is calibrated on it too: said,
     # since its test ECE is then not measured on held-out images.
     on_test = getattr(data, "test", None) is val
+    fitted_on = "val" if val is getattr(data, "val", None) else "the calibration split"
     record = {
         **calibrator.to_dict(),
-        "fitted_on": "test (the run's validation split)" if on_test else "val",
+        "fitted_on": "test (the run's validation split)" if on_test else fitted_on,
         "images": len(val),
         "before": calibration(logits, val.labels).to_dict(),
         "after": calibration(calibrator.apply(logits), val.labels).to_dict(),

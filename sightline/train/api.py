@@ -264,9 +264,11 @@ def _calibrate(run: Run, data: Dataset, device: str, on_event: EventFn | None) -
     (``sightline.run.calibrate``): whatever it is used by reports calibrated probabilities."""
     if not distributed.current().is_main or run.status.get("status") in UNFINISHED:
         return
-    if data.val is None or len(data.val) == 0:
+    if data.held_out is None:
         _emit(on_event, "message", text="No validation split: the run's probabilities are not "
-              "calibrated (`sightline calibrate RUN --data DATA` with data that has one).")  # fmt: skip
+              "calibrated and it cannot say 'none of these' (train with a validation or "
+              "calibration split, or `sightline calibrate RUN --data DATA` with data that "
+              "has one).")  # fmt: skip
         return
     cal = run.calibrate(data, device=device)
     _emit(on_event, "calibration", method=cal["method"], images=cal["images"],

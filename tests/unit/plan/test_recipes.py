@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import subprocess
@@ -24,7 +25,7 @@ from sightline.plan.recipes import (
     list_recipes,
 )
 
-LOAD_OPTIONS = {"classes", "val_split", "seed", "channels", "size", "resize"}
+LOAD_OPTIONS = {"classes", "val_split", "calibration_split", "seed", "channels", "size", "resize"}
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,10 @@ def test_every_recipe_and_variant_is_valid(recipe):
     entry = get_model_entry(recipe.model)
     assert set(recipe.model_options) <= set(entry.options()), recipe.model_options
     assert set(recipe.data_options) <= LOAD_OPTIONS, recipe.data_options
+    assert set(inspect.signature(sightline.load_dataset).parameters) >= LOAD_OPTIONS
+    # No validation split: images kept aside instead, to calibrate the run and its threshold on.
+    if not recipe.data_options.get("val_split"):
+        assert 0 < recipe.data_options["calibration_split"] < 0.1, recipe.data_options
     cfg = resolve_config(
         entry.train_defaults, **recipe.train_options
     )  # raises on unknown or bad values

@@ -144,3 +144,25 @@ def test_large_inputs_fit_their_gaussians_on_fewer_training_images():
     assert ood_fit_images((1, 28, 28)) == ood_fit_images((3, 32, 32)) == OOD_FIT_IMAGES
     assert ood_fit_images((3, 96, 96)) == OOD_FIT_IMAGES * 32 * 32 // (96 * 96)
     assert ood_fit_images((3, 224, 224)) == OOD_FIT_MIN  # a pretrained run's photos
+
+
+def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_path):
+    """The recipes train with val_split=0: 2 % of train is kept aside instead (calibration_split),
+    never trained or validated on, and the run is calibrated and learns its 'none of these'
+    threshold on it; run.load_data() rebuilds the same split."""
+    from PIL import Image
+
+    data = make_dataset(n_per_class=60)
+    for i, (x, y) in enumerate(zip(data.train.images, data.train.labels, strict=True)):
+        folder = tmp_path / "photos" / f"class{int(y)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[0].numpy()).save(folder / f"{i}.png")
+    run = sightline.fit("mlp", tmp_path / "photos", runs_dir=tmp_path / "runs", epochs=2,
+                        progress="quiet", model_options={"hidden": 16},
+                        data_options={"val_split": 0, "calibration_split": 0.2})  # fmt: skip
+    again = run.load_data()
+    assert again.val is None and len(again.calibration) == 36 and len(again.train) == 144
+    meta = ckpt.read_model_file(run.model_file("best"))[1]
+    assert meta["calibration"]["fitted_on"] == "the calibration split"
+    assert meta["calibration"]["images"] == 36 and meta["ood"]["threshold"] > 0
+    assert "calibration 36" in again.describe()
