@@ -148,6 +148,16 @@ def val_split(text: str) -> float | str:
     return value
 
 
+def calibration_split(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.02, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"calibration fraction must be in [0, 1), got {value}")
+    return value
+
+
 def kv_pair(text: str) -> tuple[str, Any]:
     """KEY=VALUE with VALUE parsed as JSON when it can be (numbers, lists, true/false)."""
     if "=" not in text:
@@ -181,6 +191,13 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         help="validation fraction carved from train (default 0.1), 0 for none, or 'test'",
     )
     g.add_argument(
+        "--calibration-split",
+        type=calibration_split,
+        default=None,
+        help="with --val-split 0: a fraction of train kept aside, never trained on, to "
+        "calibrate the run and its 'none of these' threshold on (the recipes keep 0.02)",
+    )
+    g.add_argument(
         "--data-seed", type=int, default=None, help="seed of the validation split (default 0)"
     )
     g.add_argument(
@@ -210,6 +227,7 @@ def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = {
         "classes": args.classes,
         "val_split": args.val_split,
+        "calibration_split": getattr(args, "calibration_split", None),
         "seed": args.data_seed,
         "channels": args.channels,
         "size": args.size,

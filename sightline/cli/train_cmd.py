@@ -299,6 +299,7 @@ def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
         "model",
         "classes",
         "val_split",
+        "calibration_split",
         "data_seed",
         "channels",
         "size",

@@ -75,6 +75,11 @@ class JobRequest(BaseModel):
     val_split: float | Literal["test"] | None = Field(
         None, description="validation fraction, 0 for none, or 'test'"
     )
+    calibration_split: float | None = Field(
+        None,
+        description="with val_split 0: a fraction of train kept aside to calibrate the run "
+        "and its 'none of these' threshold on",
+    )
     data_seed: int | None = None
     channels: int | None = Field(None, description="folders: 1 or 3 (default: detect)")
     size: int | list[int] | None = Field(
@@ -127,6 +132,8 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
         resolve_classes(classes, req.classes)  # DataError naming the valid classes
     if isinstance(req.val_split, float) and not 0.0 <= req.val_split < 1.0:
         raise DataError(f"validation fraction must be in [0, 1), not {req.val_split}")
+    if req.calibration_split is not None and not 0.0 <= req.calibration_split < 1.0:
+        raise DataError(f"calibration_split must be in [0, 1), not {req.calibration_split}")
     if req.channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3, not {req.channels}")
     if req.resize is not None and req.resize not in RESIZE_MODES:
@@ -135,6 +142,7 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     out = {
         "classes": list(req.classes) if req.classes else None,
         "val_split": req.val_split,
+        "calibration_split": req.calibration_split,
         "seed": req.data_seed,
         "channels": req.channels,
         "size": list(size) if size else None,

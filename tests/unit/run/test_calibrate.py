@@ -146,7 +146,7 @@ def test_large_inputs_fit_their_gaussians_on_fewer_training_images():
     assert ood_fit_images((3, 224, 224)) == OOD_FIT_MIN  # a pretrained run's photos
 
 
-def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_path):
+def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_path, capsys):
     """The recipes train with val_split=0: 2 % of train is kept aside instead (calibration_split),
     never trained or validated on, and the run is calibrated and learns its 'none of these'
     threshold on it; run.load_data() rebuilds the same split."""
@@ -157,9 +157,12 @@ def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_pat
         folder = tmp_path / "photos" / f"class{int(y)}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(x[0].numpy()).save(folder / f"{i}.png")
-    run = sightline.fit("mlp", tmp_path / "photos", runs_dir=tmp_path / "runs", epochs=2,
-                        progress="quiet", model_options={"hidden": 16},
-                        data_options={"val_split": 0, "calibration_split": 0.2})  # fmt: skip
+    runs = tmp_path / "runs"
+    assert main(["train", str(tmp_path / "photos"), "--model", "mlp", "--epochs", "2",
+                 "--val-split", "0", "--calibration-split", "0.2", "--runs-dir", str(runs),
+                 "--no-report", "--progress", "lines"]) == 0  # fmt: skip
+    assert "Calibrated on the calibration split" in capsys.readouterr().out
+    run = sightline.load_run(next(runs.iterdir()))
     again = run.load_data()
     assert again.val is None and len(again.calibration) == 36 and len(again.train) == 144
     meta = ckpt.read_model_file(run.model_file("best"))[1]

@@ -384,6 +384,7 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
         ({**TINY, "channels": 2}, 400, "channels must be 1 or 3"),
         ({**TINY, "size": [0, 5]}, 400, "out of range"),
         ({**TINY, "val_split": 1.5}, 400, "validation fraction"),
+        ({**TINY, "val_split": 0, "calibration_split": 1.5}, 400, "calibration_split"),
         ({**TINY, "name": "../evil"}, 400, "invalid run name"),
         ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
         ({**TINY, "epochs": "many"}, 422, "epochs"),
