@@ -77,7 +77,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from sightline.data import Preprocess
     from sightline.devices import resolve_device
-    from sightline.infer.predict import predict_files, save_seen
+    from sightline.infer.predict import predict_files
+    from sightline.infer.results import save_seen
 
     onnx = _open_onnx(args) if args.onnx or args.engine == "onnx" else None
     if onnx is None and args.engine == "auto" and not (args.run and Path(args.run).is_file()):

@@ -32,7 +32,7 @@ from sightline.infer.batched import MAX_BATCH_VALUES
 
 if TYPE_CHECKING:
     from sightline.data.preprocess import ImageInput, Preprocess
-    from sightline.infer.predict import PredictionReport
+    from sightline.infer.results import PredictionReport
 
 META_KEY = "sightline"
 FORMAT = "sightline-onnx/1"

@@ -228,9 +228,10 @@ TRAIN = """    <form class="card form" id="train-form" novalidate>
           <label class="field">Weight decay <input type="number" id="train-weight-decay" min="0" step="any"></label>
           <label class="field">Seed <input type="number" id="train-seed" step="1"></label>
           <label class="field">Validation split <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
+          <label class="field">Calibration split <input type="number" id="train-calibration-split" min="0" max="0.5" step="any" placeholder="none"></label>
           <label class="field">Run name <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
         </div>
-        <p class="muted">Validation split: a fraction such as 0.1, 0 for none, or "test" to validate on the test split.</p>
+        <p class="muted">Validation split: a fraction such as 0.1, 0 for none, or "test" to validate on the test split. Calibration split: with no validation split, a fraction of the training images kept aside to calibrate the run and its "none of these" threshold on (recipes keep 0.02).</p>
         <div class="radio-row">
           <label class="check"><input type="checkbox" id="train-evaluate" checked> Evaluate on the test split</label>
           <label class="check"><input type="checkbox" id="train-report" checked> Write plots and the report</label>

@@ -396,6 +396,8 @@ def test_train_from_the_form_and_watch_it(served, page):
     page.fill("#train-epochs", "3")
     page.click("#train-advanced summary")
     page.fill("#train-name", "from-the-form")
+    page.fill("#train-val-split", "0")  # none: 20 % kept aside to calibrate on instead
+    page.fill("#train-calibration-split", "0.2")
     page.click("#submit-train")
     page.locator("#job-state, #train-error:visible").first.wait_for(timeout=20_000)
     assert not page.locator("#train-error").is_visible(), page.locator("#train-error").inner_text()
@@ -413,5 +415,9 @@ def test_train_from_the_form_and_watch_it(served, page):
     row.get_by_role("button", name="Clear").click()
     row.wait_for(state="detached", timeout=20_000)
     assert (runs / "from-the-form" / "best.safetensors").is_file()  # its run stays
+    from sightline.run.checkpoint import read_model_file
+
+    meta = read_model_file(runs / "from-the-form" / "best.safetensors")[1]
+    assert meta["calibration"]["fitted_on"] == "the calibration split" and meta["ood"]
     page.goto(url + "/")
     page.locator("#runs-table tbody tr", has_text="from-the-form").wait_for(timeout=20_000)

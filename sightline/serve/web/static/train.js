@@ -125,6 +125,8 @@
     if (Object.keys(options).length) body.options = options;
     const split = SL.$('train-val-split').value.trim();
     if (split) body.val_split = split === 'test' ? 'test' : parse('train-val-split', 'float', 'validation split');
+    const held = SL.$('train-calibration-split').value.trim();
+    if (held) body.calibration_split = parse('train-calibration-split', 'float', 'calibration split');
     const name = SL.$('train-name').value.trim();
     if (name) body.name = name;
     body.evaluate = SL.$('train-evaluate').checked;
