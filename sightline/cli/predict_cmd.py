@@ -126,15 +126,8 @@ def _current_export(run, args: argparse.Namespace):
     from sightline.devices import resolve_device
     from sightline.run.exported import auto_engine, export_path
 
-    old_export = export_path(run, args.checkpoint).is_file() and not _scores(run, args)
-    if old_export and args.unknown != "off" and run.metadata(args.checkpoint).get("ood"):
-        print(
-            "predicting with PyTorch: the run's export gives no 'none of these' score yet "
-            "(--unknown off lets it predict)",
-            file=sys.stderr,
-        )
-        return None
-    model, choice = auto_engine(run, args.checkpoint, str(resolve_device(args.device)))
+    dev = str(resolve_device(args.device))
+    model, choice = auto_engine(run, args.checkpoint, dev, needs_score=args.unknown != "off")
     if choice is not None:
         where = f" ({export_path(run, args.checkpoint)})" if model is not None else ""
         print(
@@ -142,20 +135,6 @@ def _current_export(run, args: argparse.Namespace):
             file=sys.stderr,
         )
     return model
-
-
-def _scores(run, args: argparse.Namespace) -> bool:
-    """Whether the run's current export gives the "none of these" score (exports made before
-    it did give logits only)."""
-    import json
-
-    from sightline.run.exported import export_path
-
-    sidecar = export_path(run, args.checkpoint).with_suffix(".onnx.json")
-    try:
-        return bool(json.loads(sidecar.read_text()).get("ood"))
-    except (OSError, ValueError):
-        return False
 
 
 def _open_onnx(args: argparse.Namespace):

@@ -26,9 +26,12 @@ REPEATS = 3  # timed runs per batch (after one untimed warm-up), the median kept
 class EngineChoice:
     engine: str  # "onnx" or "torch"
     per_image_ms: dict[str, float]  # mean over BATCHES of each engine's time per image
+    reason: str | None = None  # chosen for this rather than by the timing (nothing timed)
 
     @property
     def note(self) -> str:
+        if self.reason:
+            return f"{NAMES[self.engine]}: {self.reason}"
         times = ", ".join(f"{NAMES[e]} {ms:.2f} ms" for e, ms in sorted(self.per_image_ms.items()))
         return f"{NAMES[self.engine]} predicts faster here ({times} an image, measured)"
 

@@ -61,12 +61,17 @@ def load_onnx(
 
 
 def auto_engine(
-    run: Run, which: str = "best", device: str | torch.device | None = "auto"
+    run: Run,
+    which: str = "best",
+    device: str | torch.device | None = "auto",
+    needs_score: bool = True,
 ) -> tuple[OnnxModel | None, EngineChoice | None]:
     """``--engine auto``'s choice for ``run``: (its export, the timing that chose it) when a
     current export predicts faster than PyTorch here; (None, the timing) when PyTorch does;
     (None, None) without ONNX Runtime or a current export. The timing (``infer/engine.py``) is
-    kept beside the export, for this export, machine and thread count, so it is measured once."""
+    kept beside the export, for this export, machine and thread count, so it is measured once.
+    ``needs_score``: an export made before exports gave the "none of these" score (logits
+    only) is not used for a run that has one: PyTorch, which answers unknown, is chosen."""
     from sightline.devices import resolve_device
     from sightline.infer.onnx import runs_beside_torch
 
@@ -77,6 +82,9 @@ def auto_engine(
         model = load_exported(run, which, str(dev))
     except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
         return None, None
+    if needs_score and model.sightline_ood is None and run.metadata(which).get("ood"):
+        reason = "the run's export gives no 'none of these' score (export it again)"
+        return None, EngineChoice("torch", {}, reason)
     key = {
         "export_sha256": model.metadata.get("source_sha256"),
         "machine": _machine(),

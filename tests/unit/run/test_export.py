@@ -518,10 +518,17 @@ def test_cli_predict_auto_engine_uses_the_current_export(
     assert main(["predict", "--run", str(copy), "--engine", "torch", *images]) == 0
     by_torch = capsys.readouterr()
     assert "ONNX" not in by_torch.err and by_torch.out == auto.out
-    # An export from before the score (logits only): auto keeps PyTorch, and says why.
-    sidecar = copy / "export" / "best.onnx.json"
-    record = json.loads(sidecar.read_text())
-    sidecar.write_text(json.dumps({k: v for k, v in record.items() if k != "ood"}))
+    # An export from before the score (its metadata without one): auto keeps PyTorch, and
+    # says why; so does the server, which chooses through the same auto_engine.
+    import onnx
+
+    from sightline.infer.onnx import META_KEY
+
+    proto = onnx.load(copy / "export" / "best.onnx")
+    for prop in proto.metadata_props:
+        if prop.key == META_KEY:
+            prop.value = json.dumps({k: v for k, v in json.loads(prop.value).items() if k != "ood"})
+    onnx.save(proto, copy / "export" / "best.onnx")
     assert main(["predict", "--run", str(copy), *images]) == 0
     assert "no 'none of these' score" in capsys.readouterr().err
     (copy / "export" / "best.onnx").unlink()
