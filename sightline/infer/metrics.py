@@ -19,7 +19,7 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.infer.batched import batched_logits
 from sightline.infer.calibration import Calibration, Calibrator, calibration, calibrator_of
-from sightline.infer.ood import detector_of
+from sightline.infer.ood import detector_of, is_unknown
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 
@@ -287,6 +287,6 @@ def evaluate_model(
     logits, features = batched_logits(model, images, preprocess, device, batch_size, True)
     metrics = compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
     if len(labels):
-        unknown = detector.scores(features) > detector.threshold
+        unknown = is_unknown(detector.scores(features), detector.threshold)
         metrics.unknown_rate = round(float(unknown.float().mean()), 6)
     return metrics

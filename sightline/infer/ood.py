@@ -6,8 +6,11 @@ probability: sightline fits a Gaussian per class on the features of its training
 shared covariance) and one Gaussian on all of them, and scores an image by its relative
 Mahalanobis distance (Ren et al., 2021): the distance to the nearest class minus the distance
 to the whole training set, which takes out what is merely unusual in every class alike.
-Higher is less like the training data. The threshold keeps ``keep`` (95 %) of the validation
-images; above it the answer is "unknown", the nearest class still shown.
+Higher is less like the training data. The threshold keeps ``keep`` (95 %) of real images with
+95 % confidence: it is the validation scores' quantile at ``keep`` raised by a one-sided
+binomial bound on that quantile (``threshold_share``), since the validation images are a sample
+and the run's best epoch was chosen on them; above it the answer is "unknown", the nearest class
+still shown.
 
 Measured on the default Fashion-MNIST run (its 10,000 test images against others; AUROC, and
 the share of the others that still pass the threshold, FPR@95):
@@ -22,6 +25,7 @@ the share of the others that still pass the threshold, FPR@95):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,25 @@ METHOD = "relative-mahalanobis"
 KEEP = 0.95  # the share of real (validation) images the threshold lets through
 SHRINK = 1e-3  # covariance shrinkage, in units of its mean variance: features can be degenerate
 PREFIX = "ood."  # its tensors' names in the model file
+CONFIDENCE_Z = 1.645  # one-sided 95 %: the threshold keeps ``keep`` of real images at least
+
+
+def is_unknown(score: Any, threshold: float | None) -> Any:
+    """The one rule of the "none of these" answer: an image is unknown when its score is over
+    the threshold. ``score`` a float or a tensor of them; None (no score) or no threshold
+    (unknown answers off) is never unknown."""
+    if score is None or threshold is None:
+        return False
+    return score > threshold
+
+
+def threshold_share(keep: float, images: int) -> float:
+    """The quantile of ``images`` validation scores to put the threshold at so that, with 95 %
+    confidence, it keeps at least ``keep`` of real images: ``keep`` plus the binomial standard
+    error times 1.645, capped at 1 (few images: the largest validation score). 6,000 validation
+    images: 95 % -> 95.46 % (measured on the default MNIST run: 5.8 % of its test images unknown
+    at 95 %, 5.2 % at 95.46 %)."""
+    return min(1.0, keep + CONFIDENCE_Z * math.sqrt(keep * (1 - keep) / max(1, images)))
 
 
 def penultimate(model: nn.Module) -> nn.Linear:
@@ -104,7 +127,8 @@ def fit_detector(
     keep: float = KEEP,
 ) -> Detector:
     """The Gaussians of training ``features`` (N, D) with integer ``labels``, and the threshold
-    that keeps ``keep`` of ``val_features`` (held-out images of the same classes)."""
+    that keeps ``keep`` of real images, chosen on ``val_features`` (held-out images of the same
+    classes) by ``threshold_share``."""
     if not 0 < keep < 1:
         raise ValueError(f"keep is the share of real images to keep, in (0, 1), not {keep!r}")
     f, labels = features.double().cpu(), labels.long().cpu()
@@ -121,5 +145,7 @@ def fit_detector(
         threshold=float("inf"),
         keep=keep,
     )
-    detector.threshold = float(torch.quantile(detector.scores(val_features).double(), keep))
+    val_scores = detector.scores(val_features).double()
+    share = threshold_share(keep, len(val_scores))
+    detector.threshold = float(torch.quantile(val_scores, share))
     return detector

@@ -23,6 +23,7 @@ from sightline.data.images import is_image_file
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ImageError
 from sightline.infer.batched import batched_logits
+from sightline.infer.ood import is_unknown
 from sightline.infer.results import UNKNOWN as UNKNOWN
 from sightline.infer.results import Prediction as Prediction
 from sightline.infer.results import PredictionReport as PredictionReport
@@ -303,7 +304,7 @@ def prediction_rows(
     ood = [None] * len(prepared.names) if scores is None else scores.tolist()
     for (name, pv, iv, row, x, note), score in zip(rows, ood, strict=True):
         top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-        unknown = score is not None and threshold is not None and score > threshold
+        unknown = is_unknown(score, threshold)
         out.append(
             Prediction(
                 name,

@@ -21,7 +21,7 @@ from torch import nn
 from sightline.data.preprocess import ImageInput, Preprocess
 from sightline.errors import ModelError
 from sightline.infer.batched import batched_logits
-from sightline.infer.ood import detector_of
+from sightline.infer.ood import detector_of, is_unknown
 
 SALIENCY_METHODS = ("gradcam", "gradient")
 MAPS_PER_ROW = 16
@@ -317,11 +317,7 @@ class Inspection:
 
     @property
     def unknown(self) -> bool:
-        return (
-            self.ood_score is not None
-            and self.unknown_threshold is not None
-            and self.ood_score > self.unknown_threshold
-        )
+        return bool(is_unknown(self.ood_score, self.unknown_threshold))
 
     def to_dict(self, max_values: int = 4096) -> dict[str, Any]:
         """JSON-ready. Per layer its shape and stats, plus ``values`` (nested lists, 5 decimals)

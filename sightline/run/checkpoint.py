@@ -137,16 +137,6 @@ def calibrator_in(meta: dict[str, Any]) -> Any:
 _KEEP: Any = object()  # set_fitted: leave this part of the file as it is
 
 
-def set_calibration(path: str | os.PathLike, calibration: dict[str, Any] | None) -> None:
-    """Rewrite a model file with ``calibration`` in its metadata (None: without one)."""
-    set_fitted(path, calibration=calibration)
-
-
-def set_ood(path: str | os.PathLike, detector: Any) -> None:
-    """Rewrite a model file with an ``infer.ood.Detector`` (None: without one)."""
-    set_fitted(path, detector=detector)
-
-
 def set_fitted(path: str | os.PathLike, calibration: Any = _KEEP, detector: Any = _KEEP) -> None:
     """Rewrite a model file, in one atomic replacement, with what was fitted after training:
     ``calibration`` (a record in the metadata) and ``detector`` (an ``infer.ood.Detector``: its

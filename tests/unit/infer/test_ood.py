@@ -14,7 +14,15 @@ from test_train import make_dataset
 
 import sightline
 from sightline.errors import ConfigError
-from sightline.infer.ood import KEEP, Detector, detector_of, fit_detector, penultimate
+from sightline.infer.ood import (
+    KEEP,
+    Detector,
+    detector_of,
+    fit_detector,
+    is_unknown,
+    penultimate,
+    threshold_share,
+)
 from sightline.run import checkpoint as ckpt
 
 
@@ -30,7 +38,7 @@ def test_far_features_score_higher_and_the_threshold_keeps_its_share():
     val, _ = clusters(1000, seed=1)
     detector = fit_detector(train, labels, 4, val)
     assert (detector.scores(val) <= detector.threshold).float().mean() == pytest.approx(
-        KEEP, abs=0.01
+        threshold_share(KEEP, 1000), abs=0.002
     )
     test, _ = clusters(1000, seed=2)
     far, _ = clusters(1000, seed=3, shift=8.0)  # the same clusters, moved off
@@ -42,6 +50,31 @@ def test_far_features_score_higher_and_the_threshold_keeps_its_share():
     assert Detector.from_file({}, {}) is None
     with pytest.raises(ValueError, match="keep"):
         fit_detector(train, labels, 4, val, keep=1.0)
+
+
+def test_the_threshold_keeps_its_share_of_new_images_with_confidence():
+    """The validation images are a sample: a threshold at their plain 95 % quantile keeps
+    less than 95 % of new images about half the time; threshold_share's bound rarely does."""
+    train, labels = clusters(2000)
+    fresh, _ = clusters(20000, seed=1)  # new real images: what the run meets later
+    detector = fit_detector(train, labels, 4, clusters(400, seed=2)[0])
+    fresh_scores = detector.scores(fresh).double()
+    plain = bounded = 0
+    for seed in range(40):
+        val = detector.scores(clusters(400, seed=100 + seed)[0]).double()
+        for share, count in ((KEEP, "plain"), (threshold_share(KEEP, len(val)), "bounded")):
+            kept = float((fresh_scores <= torch.quantile(val, share)).double().mean())
+            if kept < KEEP:
+                plain, bounded = (plain + 1, bounded) if count == "plain" else (plain, bounded + 1)
+    assert plain >= 10 and bounded <= 6  # of 40: ~20 and ~2 expected
+    assert threshold_share(KEEP, 6000) == pytest.approx(0.9546, abs=1e-4)
+    assert threshold_share(KEEP, 10) == 1.0  # too few to be sure: the largest score
+
+
+def test_unknown_is_one_rule_for_numbers_tensors_and_none():
+    assert is_unknown(2.0, 1.0) and not is_unknown(1.0, 1.0) and not is_unknown(0.5, 1.0)
+    assert not is_unknown(None, 1.0) and not is_unknown(5.0, None)
+    assert is_unknown(torch.tensor([0.5, 1.0, 1.5]), 1.0).tolist() == [False, False, True]
 
 
 def test_penultimate_is_the_last_linear_layer():
@@ -130,7 +163,7 @@ def test_a_model_without_a_detector_predicts_as_before(trained, tmp_path):
     path = run.model_file("best")
     copy = tmp_path / "m.safetensors"
     copy.write_bytes(path.read_bytes())
-    ckpt.set_ood(copy, None)
+    ckpt.set_fitted(copy, detector=None)
     model, meta = ckpt.load_model(copy)
     assert detector_of(model) is None and "ood" not in meta
     from sightline.infer.predict import predict_images

@@ -62,7 +62,7 @@ def test_every_face_maps_the_networks_logits_through_the_calibrator(trained):
 def test_a_run_from_before_calibration_is_calibrated_again(trained):
     run, data = trained
     fitted = run.calibrator()
-    ckpt.set_calibration(run.model_file("best"), None)  # as a run trained before it existed
+    ckpt.set_fitted(run.model_file("best"), calibration=None)  # as a run trained before it existed
     old = sightline.load_run(run.path)
     assert old.calibrator().identity and calibrator_of(old.load_model()).identity
     record = old.calibrate(data)
@@ -82,7 +82,7 @@ def test_the_calibrate_command_on_a_folder_run(tmp_path, capsys):
                         progress="quiet", model_options={"hidden": 16})  # fmt: skip
     fitted = run.calibrator()
     assert not fitted.identity  # calibrated by training, on the 10 % it held out
-    ckpt.set_calibration(run.model_file("best"), None)
+    ckpt.set_fitted(run.model_file("best"), calibration=None)
     assert main(["calibrate", str(run.path), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert Calibrator.from_dict(record) == fitted and record["fitted_on"] == "val"
@@ -99,12 +99,12 @@ def test_data_without_a_validation_split_is_a_clear_error(trained):
         run.calibrate(replace(data, val=None))
 
 
-def test_set_calibration_keeps_the_weights_byte_for_byte(trained, tmp_path):
+def test_set_fitted_keeps_the_weights_byte_for_byte(trained, tmp_path):
     run, _ = trained
     copy = tmp_path / "m.safetensors"
     copy.write_bytes(run.model_file("best").read_bytes())
     before = ckpt.read_model_file(copy)[0]
-    ckpt.set_calibration(copy, {"temperature": 2.5})
+    ckpt.set_fitted(copy, calibration={"temperature": 2.5})
     tensors, meta = ckpt.read_model_file(copy)
     assert meta["calibration"] == {"temperature": 2.5}
     assert ckpt.calibrator_in(meta) == Calibrator(0.4, 0.0)  # a plain temperature reads too
@@ -125,7 +125,7 @@ def test_the_onnx_export_carries_the_calibrator(trained, tmp_path):
     record = ckpt.read_model_file(path)[1]["calibration"]
     strong = Calibrator(0.2, 0.05)  # far from the identity: the check below means something
     try:
-        ckpt.set_calibration(path, strong.to_dict())
+        ckpt.set_fitted(path, calibration=strong.to_dict())
         fresh = sightline.load_run(run.path)
         result = export_onnx(fresh, tmp_path / "m.onnx", images=images)
         onnx_probs = torch.as_tensor(load_onnx(result.path).predict(images))
@@ -135,7 +135,7 @@ def test_the_onnx_export_carries_the_calibrator(trained, tmp_path):
         raw = network_logits(fresh, images).log_softmax(1)  # the toy is sure: compare the logs
         assert not torch.allclose(onnx_probs.log(), raw, atol=0.5)
     finally:
-        ckpt.set_calibration(path, record)
+        ckpt.set_fitted(path, calibration=record)
 
 
 def test_large_inputs_fit_their_gaussians_on_fewer_training_images():
