@@ -52,6 +52,8 @@ _EXPORTS = {
     "resume": "sightline.train.api",
     "export_onnx": "sightline.run.export",
     "load_onnx": "sightline.run.exported",
+    "check": "sightline.health.check",
+    "HealthReport": "sightline.health.problems",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -59,6 +61,8 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import Preprocess
     from sightline.data.registry import list_datasets
+    from sightline.health.check import check
+    from sightline.health.problems import HealthReport
     from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
     from sightline.pipeline import TrainingResult, run_training
@@ -70,12 +74,14 @@ if TYPE_CHECKING:  # what editors and type checkers see
 
 __all__ = [
     "Dataset",
+    "HealthReport",
     "ImageSet",
     "Preprocess",
     "Run",
     "TrainConfig",
     "TrainingResult",
     "__version__",
+    "check",
     "create_model",
     "default_model",
     "export_onnx",

@@ -12,6 +12,7 @@ import sys
 from sightline._version import __version__
 from sightline.cli import (
     calibrate_cmd,
+    check_cmd,
     datasets_cmd,
     evaluate_cmd,
     export_cmd,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.add_models(sub)
     recipes_cmd.add_recipes(sub)
     summary_cmd.add_summary(sub)
+    check_cmd.add_check(sub)
     train_cmd.add_train(sub)
     evaluate_cmd.add_evaluate(sub)
     calibrate_cmd.add_calibrate(sub)

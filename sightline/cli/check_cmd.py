@@ -1,0 +1,89 @@
+"""``sightline check``: what is wrong with a dataset, worst first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a dataset: unreadable files, copies, leaks, class counts, odd images",
+        description="Read every image of an image folder (or a built-in dataset) and report, "
+        "grouped and worst first: files that cannot be decoded, the same image twice (across "
+        "classes: one image with two labels), near copies (resized, re-encoded, recoloured), "
+        "validation or test images that are copies of training images, classes too small or "
+        "too unequal, and images whose size, shape or colour mode is unlike the rest.",
+        epilog="Example: sightline check ./my_photos  |  sightline check ./digits --format json",
+    )
+    p.add_argument(
+        "source",
+        help="an image folder (class subfolders, or train/ val/ test/) or a built-in dataset",
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default: table)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="format",
+        help="the same as --format json",
+    )
+    p.add_argument("--limit", type=int, default=10, metavar="N",
+                   help="findings shown per kind in the table (default 10; the JSON has all)")  # fmt: skip
+    p.add_argument("--near", type=float, default=None, metavar="SIMILARITY",
+                   help="similarity (0-1) over which two images are near copies (default 0.99); "
+                   "1 finds exact copies only")  # fmt: skip
+    p.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from sightline.errors import ConfigError
+    from sightline.health import check
+    from sightline.health.duplicates import NEAR
+
+    near = NEAR if args.near is None else args.near
+    if not 0 < near <= 1:
+        raise ConfigError(f"--near is a similarity in (0, 1], not {args.near}")
+    show = sys.stderr.isatty() and args.format == "table"
+    progress = (
+        (lambda done, total: print(f"\rreading {done:,}/{total:,} images", end="", file=sys.stderr))
+        if show
+        else None
+    )
+    report = check(args.source, near=None if near >= 1 else near, progress=progress)
+    if show:
+        print(file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print("\n".join(report_lines(report, args.limit)))
+    return 0
+
+
+def report_lines(report, limit: int = 10) -> list[str]:
+    """The table: a summary line, then each kind found (worst kind first) with its findings."""
+    split_counts = ", ".join(f"{split} {sum(c.values()):,}" for split, c in report.counts.items())
+    lines = [
+        f"Checked {report.source}: {report.images:,} readable images in {len(report.classes)} "
+        f"classes ({split_counts}) in {report.seconds:.1f} s"
+    ]
+    summary = report.summary()
+    if not summary:
+        lines.append("No problems found.")
+        return lines
+    lines.append("Found: " + ", ".join(f"{n:,} {kind}" for kind, n in summary.items()))
+    for kind in summary:
+        found = report.of_kind(kind)
+        lines += ["", f"{kind} ({len(found):,})"]
+        for problem in found[: max(0, limit)]:
+            lines.append(f"  {'  =  '.join(problem.paths) or '-'}")
+            lines.append(f"      {problem.message}")
+        if len(found) > limit:
+            lines.append(
+                f"  ... and {len(found) - limit:,} more (--limit, or --format json for all)"
+            )
+    return lines

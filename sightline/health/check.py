@@ -1,0 +1,131 @@
+"""``check``: read a dataset once and report what is wrong with it, worst first."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
+from sightline.health.duplicates import NEAR, copy_problems
+from sightline.health.problems import HealthReport, Problem, ordered
+from sightline.health.scan import Inventory, Item, scan_dataset, scan_folder
+
+# ----------------------------------------------------------------------- what is odd
+ODD_ASPECT = 2.0  # an aspect ratio this many times wider or taller than the usual one
+ODD_SCALE = 4.0  # a side this many times smaller or larger than the usual one
+RARE_MODE = 0.05  # a colour mode held by under this share of the images, not the usual one
+
+
+def check(
+    source: str | os.PathLike,
+    *,
+    near: float | None = NEAR,
+    progress: Callable[[int, int], None] | None = None,
+) -> HealthReport:
+    """Check an image folder (any layout ``sightline train`` reads) or a built-in dataset by
+    name: unreadable files, copies (within and across classes), near copies, validation or
+    test images copied from training, class counts, and sizes or modes unlike the rest.
+    ``near``: the similarity over which two images are near copies (None: exact copies only)."""
+    start = time.perf_counter()
+    inventory = _scan(source, progress)
+    problems = [
+        Problem("corrupt", [path], reason, details={"split": split})
+        for path, split, reason in inventory.corrupt
+    ]
+    problems += copy_problems(inventory, near)
+    problems += class_problems(inventory)
+    problems += odd_problems(inventory.items)
+    return HealthReport(
+        inventory.source,
+        inventory.classes,
+        inventory.counts(),
+        ordered(problems),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _scan(source: str | os.PathLike, progress) -> Inventory:
+    path = Path(source)
+    if path.is_dir():
+        return scan_folder(path, progress)
+    from sightline.data import load_dataset
+
+    # A name that is not a folder: a built-in dataset (its error lists them, and says when a
+    # folder of that name does not exist).
+    return scan_dataset(load_dataset(str(source), val_split=0, progress=False), progress)
+
+
+# ----------------------------------------------------------------------- classes
+def class_problems(inventory: Inventory) -> list[Problem]:
+    """``small-class`` for each class with under FEW_IMAGES training images, ``imbalance`` when
+    the largest class has UNBALANCED times the images of the smallest (the rules training's
+    notes use)."""
+    counts = inventory.counts().get("train", dict.fromkeys(inventory.classes, 0))
+    prefix = "train/" if inventory.root is not None and (inventory.root / "train").is_dir() else ""
+    problems = []
+    for name, n in counts.items():
+        if n < FEW_IMAGES:
+            problems.append(
+                Problem(
+                    "small-class",
+                    [f"{prefix}{name}"],
+                    f"class {name} has {'no' if n == 0 else f'only {n}'} training images: "
+                    f"a model cannot learn it from under {FEW_IMAGES}; add some",
+                    score=float(FEW_IMAGES - n),
+                    details={"class": name, "images": n},
+                )
+            )
+    present = {c: n for c, n in counts.items() if n > 0}
+    if len(present) > 1:
+        large, small = max(present, key=present.get), min(present, key=present.get)
+        ratio = present[large] / present[small]
+        if ratio >= UNBALANCED:
+            problems.append(
+                Problem(
+                    "imbalance",
+                    [f"{prefix}{large}", f"{prefix}{small}"],
+                    f"{large} has {present[large]:,} training images, {small} only "
+                    f"{present[small]:,} ({ratio:.0f}x): the model will favour the large classes",
+                    score=ratio,
+                    details={"largest": large, "smallest": small, "ratio": round(ratio, 2)},
+                )
+            )
+    return problems
+
+
+# ----------------------------------------------------------------------- sizes and modes
+def odd_problems(items: list[Item]) -> list[Problem]:
+    """``odd-size`` for an image whose shape, size or colour mode is unlike the rest."""
+    if len(items) < 5:
+        return []
+    aspects = sorted(math.log(w / h) for w, h in (i.size for i in items))
+    sides = sorted(math.log(min(i.size)) for i in items)
+    usual_aspect, usual_side = aspects[len(aspects) // 2], sides[len(sides) // 2]
+    modes = Counter(i.mode for i in items)
+    usual_mode = modes.most_common(1)[0][0]
+    problems = []
+    for item in items:
+        w, h = item.size
+        reasons, score = [], 0.0
+        off = abs(math.log(w / h) - usual_aspect)
+        if off > math.log(ODD_ASPECT):
+            reasons.append(f"shape {w}x{h} (most are about {math.exp(usual_aspect):.2g}:1)")
+            score += off
+        scale = math.log(min(w, h)) - usual_side
+        if abs(scale) > math.log(ODD_SCALE):
+            side = round(math.exp(usual_side))
+            reasons.append(
+                f"{'small' if scale < 0 else 'large'}: {w}x{h} (most have a shorter side of about {side})"
+            )
+            score += abs(scale)
+        if item.mode != usual_mode and modes[item.mode] < RARE_MODE * len(items):
+            reasons.append(f"colour mode {item.mode} (most are {usual_mode}); it is converted")
+            score += 0.5
+        if reasons:
+            problems.append(Problem("odd-size", [item.path], "; ".join(reasons), score=score,
+                                    details={"size": [w, h], "mode": item.mode}))  # fmt: skip
+    return problems

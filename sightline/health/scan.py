@@ -1,0 +1,149 @@
+"""Read a dataset once for a check: per image its split, class, size, colour mode, a digest of
+its decoded pixels and a small gray thumbnail; the files that cannot be decoded, with why."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sightline.data.folders import find_splits, scan_class_folders
+from sightline.data.images import normalize_mode, open_image
+from sightline.errors import ImageError
+
+THUMB = 32  # thumbnail side: near copies are compared on it (health/duplicates.py)
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+@dataclass
+class Item:
+    path: str  # relative to the checked folder; built-in datasets: split/index
+    split: str
+    label: int
+    size: tuple[int, int]  # (width, height)
+    mode: str  # as stored: "RGB", "L", "CMYK", "I;16"...
+    digest: bytes  # of the decoded pixels (gray when the three channels are equal)
+    thumb: np.ndarray  # (THUMB, THUMB) uint8 gray
+
+
+@dataclass
+class Inventory:
+    source: str
+    classes: list[str]
+    items: list[Item] = field(default_factory=list)
+    corrupt: list[tuple[str, str, str]] = field(default_factory=list)  # (path, split, reason)
+    root: Path | None = None  # the folder checked (None: a built-in dataset)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for item in self.items:
+            per = out.setdefault(item.split, dict.fromkeys(self.classes, 0))
+            per[self.classes[item.label]] += 1
+        return out
+
+
+def pixels_digest(array: np.ndarray) -> bytes:
+    """The same pixels give the same digest, whatever file format held them: a colour image
+    whose three channels are equal counts as gray."""
+    colour = array.ndim == 3 and array.shape[2] == 3
+    if colour and (array[..., :1] == array[..., 1:]).all():
+        array = array[..., 0]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(array.shape).encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.digest()
+
+
+def gray_thumbnail(img: Image.Image) -> np.ndarray:
+    """(THUMB, THUMB) uint8: the image in gray, squeezed to a square."""
+    gray = img.convert("L")
+    return np.asarray(gray.resize((THUMB, THUMB), Image.LANCZOS, reducing_gap=3.0))
+
+
+def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray]:
+    flat = normalize_mode(img, 1 if stored_mode in _GRAY_MODES else 3)  # 16-bit, alpha, CMYK
+    return pixels_digest(np.asarray(flat)), gray_thumbnail(flat)
+
+
+def _read_file(path: Path, root: Path, split: str, label: int) -> Item | tuple[str, str, str]:
+    rel = path.relative_to(root).as_posix()
+    try:
+        img = open_image(path)
+        digest, thumb = _describe(img, img.mode)
+        return Item(rel, split, label, img.size, img.mode, digest, thumb)
+    except ImageError as e:
+        return (rel, split, e.reason)
+    except Exception as e:  # any decoder surprise is this one file's problem
+        return (rel, split, f"cannot decode image: {type(e).__name__}: {e}")
+
+
+def scan_folder(
+    root: str | os.PathLike, progress: Callable[[int, int], None] | None = None
+) -> Inventory:
+    """Every image file of an image folder (the layouts ``load_folder`` reads)."""
+    root = Path(root)
+    splits = find_splits(root)
+    per_split = {split: scan_class_folders(folder) for split, folder in splits.items()}
+    classes = sorted({c for files in per_split.values() for c in files})
+    inventory = Inventory(str(root), classes, root=root)
+    jobs = [
+        (path, split, classes.index(c))
+        for split, files in per_split.items()
+        for c, paths in files.items()
+        for path in paths
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        results = pool.map(lambda job: _read_file(job[0], root, job[1], job[2]), jobs)
+        _collect(inventory, results, len(jobs), progress)
+    return inventory
+
+
+def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) -> Inventory:
+    """Every image of a loaded ``Dataset`` (a built-in one: its tensors, named split/index)."""
+    inventory = Inventory(dataset.name, list(dataset.classes))
+    parts = [(s, getattr(dataset, s, None)) for s in ("train", "val", "test")]
+
+    def items() -> Iterable[Item]:
+        for split, part in parts:
+            if part is None or len(part) == 0:
+                continue
+            images = part.images.permute(0, 2, 3, 1).numpy()  # N, H, W, C uint8
+            for i, (array, label) in enumerate(zip(images, part.labels.tolist(), strict=True)):
+                mode = "L" if array.shape[2] == 1 else "RGB"
+                img = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
+                digest, thumb = _describe(img, mode)
+                h, w = array.shape[:2]
+                yield Item(f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb)
+
+    total = sum(len(p) for _, p in parts if p is not None)
+    _collect(inventory, items(), total, progress)
+    return inventory
+
+
+def _collect(inventory: Inventory, results: Iterable, total: int, progress) -> None:
+    for done, result in enumerate(results, 1):
+        if isinstance(result, Item):
+            inventory.items.append(result)
+        else:
+            inventory.corrupt.append(result)
+        if progress is not None and (done % 500 == 0 or done == total):
+            progress(done, total)
+
+
+def thumbnails(items: list[Item]) -> torch.Tensor:
+    """(N, THUMB*THUMB) float32, each centred and of unit length (0 for a flat image), so that a
+    dot product is the correlation of two thumbnails: a change of brightness or contrast
+    leaves it at 1."""
+    if not items:
+        return torch.zeros(0, THUMB * THUMB)
+    t = torch.from_numpy(np.stack([item.thumb for item in items])).float().flatten(1)
+    t = t - t.mean(1, keepdim=True)
+    norm = t.norm(dim=1, keepdim=True)
+    return torch.where(norm > 1e-3 * THUMB, t / norm.clamp(min=1e-12), torch.zeros_like(t))

@@ -1,0 +1,131 @@
+"""``sightline check`` on folders with planted problems (tests/planted_folder.py): every
+corrupt file, copy and leak found, near copies found without false pairs, class counts and odd
+images reported; the table and the JSON of the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from planted_folder import blobs, plant
+
+from sightline.cli import main
+from sightline.data.dataset import Dataset, ImageSet
+from sightline.data.preprocess import Preprocess
+from sightline.health import KINDS, check
+from sightline.health.scan import pixels_digest, scan_dataset
+
+CLASSES = ["a", "b", "c", "d", "e"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("planted")
+    images, labels = blobs(500, seed=1)
+    truth = plant(root, images, labels, CLASSES, test=100, copies=8, conflicts=3, near=9, leaks=6)
+    return root, truth, check(root)
+
+
+def _found(report, kind, pairs):
+    groups = [set(p.paths) for p in report.of_kind(kind)]
+    return [pair for pair in pairs if not any(set(pair) <= g for g in groups)]
+
+
+def test_every_corrupt_file_copy_and_leak_is_found(planted):
+    root, truth, report = planted
+    assert {p.paths[0] for p in report.of_kind("corrupt")} == set(truth.corrupt)
+    assert all(p.message for p in report.of_kind("corrupt"))
+    assert _found(report, "duplicate", truth.copies + truth.conflicts) == []
+    conflicts = [set(p.paths) for p in report.of_kind("duplicate") if p.details["conflict"]]
+    assert sorted(map(sorted, conflicts)) == sorted(map(sorted, truth.conflicts))
+    assert _found(report, "leak", truth.leaks) == []
+    # each leak names the evaluation image first, then the training image it copies
+    assert all(p.paths[0].startswith("test/") and p.paths[1].startswith("train/")
+               for p in report.of_kind("leak"))  # fmt: skip
+
+
+def test_near_copies_are_found_without_false_pairs(planted):
+    _, truth, report = planted
+    near = report.of_kind("near-duplicate")
+    assert _found(report, "near-duplicate", truth.near) == []
+    assert len(near) == len(truth.near)  # nothing else: distinct images are not paired
+    assert all(0.99 <= p.details["similarity"] <= 1 for p in near)
+
+
+def test_problems_are_grouped_by_kind_worst_first(planted):
+    _, _, report = planted
+    kinds = [p.kind for p in report.problems]
+    assert kinds == sorted(kinds, key=KINDS.index)
+    duplicates = report.of_kind("duplicate")
+    assert [p.details["conflict"] for p in duplicates] == sorted(
+        (p.details["conflict"] for p in duplicates), reverse=True
+    )  # a copy under two labels before a plain copy
+    assert report.counts["train"]["a"] > 0 and set(report.counts) == {"train", "test"}
+
+
+def test_the_command_prints_a_table_and_json(planted, capsys):
+    root, truth, _ = planted
+    assert main(["check", str(root), "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "corrupt (6)" in out and "leak (6)" in out and "more (--limit" in out
+    assert main(["check", str(root), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["corrupt"] == 6 and data["summary"]["leak"] == 6
+    for problem in data["problems"]:
+        assert problem["kind"] in KINDS and ("path" in problem) != ("paths" in problem)
+    corrupt = [p["path"] for p in data["problems"] if p["kind"] == "corrupt"]
+    assert sorted(corrupt) == sorted(truth.corrupt)
+    assert main(["check", str(root), "--near", "1.5"]) == 2
+    assert "--near" in capsys.readouterr().err
+
+
+def test_class_counts_and_odd_images(tmp_path):
+    images, labels = blobs(60, classes=3, seed=2)
+    for i, (x, y) in enumerate(zip(images, labels, strict=True)):
+        if y == 2 and i > 20:
+            continue  # class z keeps 7 images: too few, and 20 / 7 is not yet unbalanced
+        folder = tmp_path / "xyz"[y]
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(x, "L").save(folder / f"{i}.png")
+    Image.new("L", (300, 30), 128).save(tmp_path / "x" / "wide.png")
+    Image.new("CMYK", (28, 28), (0, 50, 0, 0)).save(tmp_path / "y" / "cmyk.jpg")
+    report = check(tmp_path)
+    small = report.of_kind("small-class")
+    assert [p.details["class"] for p in small] == ["z"] and small[0].details["images"] == 7
+    assert report.of_kind("imbalance") == []
+    odd = {p.paths[0]: p.message for p in report.of_kind("odd-size")}
+    assert set(odd) == {"x/wide.png", "y/cmyk.jpg"}
+    assert "shape 300x30" in odd["x/wide.png"] and "CMYK" in odd["y/cmyk.jpg"]
+    for extra in range(30):  # now x has 21 + 30 = 51 images against z's 7
+        Image.fromarray(np.roll(images[0], extra + 1, axis=1), "L").save(
+            tmp_path / "x" / f"r{extra}.png"
+        )
+    (imbalance,) = check(tmp_path).of_kind("imbalance")
+    assert imbalance.details["largest"] == "x" and imbalance.details["smallest"] == "z"
+
+
+def test_the_same_pixels_give_one_digest_whatever_the_format(tmp_path):
+    gray = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    assert pixels_digest(gray) == pixels_digest(np.stack([gray] * 3, axis=2))
+    assert pixels_digest(gray) != pixels_digest(gray.T.copy())  # same bytes, other shape
+    changed = gray.copy()
+    changed[0, 0] ^= 1
+    assert pixels_digest(gray) != pixels_digest(changed)
+
+
+def test_a_loaded_dataset_is_checked_by_index():
+    images, labels = blobs(60, classes=3, seed=3)
+    x = torch.from_numpy(images)[:, None]
+    y = torch.from_numpy(labels).long()
+    test_x = torch.cat([x[:5].clone(), x[50:55]])  # five training images again in test
+    test = ImageSet(test_x, torch.cat([y[:5], y[50:55]]))
+    dataset = Dataset("toy", ["p", "q", "r"], ImageSet(x[:50], y[:50]), None, test,
+                      Preprocess(1, (28, 28)))  # fmt: skip
+    from sightline.health.duplicates import copy_problems
+
+    problems = copy_problems(scan_dataset(dataset))
+    leaks = sorted(p.paths for p in problems if p.kind == "leak")
+    assert leaks == [[f"test/{i}", f"train/{i}"] for i in range(5)]
