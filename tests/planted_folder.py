@@ -40,12 +40,12 @@ def blobs(n: int, classes: int = 5, side: int = 28, seed: int = 0) -> tuple[np.n
     for i, y in enumerate(labels):
         cy, cx = side * (0.25 + 0.5 * (y // 3) / 1.0), side * (0.2 + 0.3 * (y % 3))
         for _ in range(4):
-            py, px = cy + rng.normal(0, side / 6), cx + rng.normal(0, side / 6)
+            py, px = cy + rng.normal(0, side / 10), cx + rng.normal(0, side / 10)
             r = rng.uniform(side / 14, side / 6)
             images[i] += rng.uniform(0.5, 1.0) * np.exp(
                 -((yy - py) ** 2 + (xx - px) ** 2) / (2 * r * r)
             )
-        images[i] += rng.uniform(0, 0.15, (side, side))
+        images[i] += rng.uniform(0, 0.3, (side, side))
     images = 255 * images / images.max(axis=(1, 2), keepdims=True)
     return images.astype(np.uint8), labels
 

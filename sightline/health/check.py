@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
-from sightline.health.duplicates import NEAR, copy_problems
+from sightline.health.duplicates import NEAR, copy_groups, copy_problems
+from sightline.health.labels import can_check_labels, label_problems, out_of_fold
 from sightline.health.problems import HealthReport, Problem, ordered
 from sightline.health.scan import Inventory, Item, scan_dataset, scan_folder
 
@@ -24,19 +25,31 @@ def check(
     source: str | os.PathLike,
     *,
     near: float | None = NEAR,
-    progress: Callable[[int, int], None] | None = None,
+    labels: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> HealthReport:
     """Check an image folder (any layout ``sightline train`` reads) or a built-in dataset by
     name: unreadable files, copies (within and across classes), near copies, validation or
     test images copied from training, class counts, and sizes or modes unlike the rest.
-    ``near``: the similarity over which two images are near copies (None: exact copies only)."""
+    ``near``: the similarity over which two images are near copies (None: exact copies only).
+    ``labels``: also look for images filed under the wrong class (``health/labels.py``: small
+    models trained on all but a fold of the images). ``progress(stage, done, total)``."""
     start = time.perf_counter()
-    inventory = _scan(source, progress)
+    inventory = _scan(source, _stage(progress, "reading images"))
+    notes = []
     problems = [
         Problem("corrupt", [path], reason, details={"split": split})
         for path, split, reason in inventory.corrupt
     ]
     problems += copy_problems(inventory, near)
+    if labels:
+        why_not = can_check_labels(inventory)
+        if why_not is None:
+            groups = copy_groups(inventory.items, near)
+            probs = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
+            problems += label_problems(inventory, probs)
+        else:
+            notes.append(f"labels not checked: {why_not}")
     problems += class_problems(inventory)
     problems += odd_problems(inventory.items)
     return HealthReport(
@@ -45,7 +58,12 @@ def check(
         inventory.counts(),
         ordered(problems),
         seconds=time.perf_counter() - start,
+        notes=notes,
     )
+
+
+def _stage(progress, stage: str):
+    return None if progress is None else (lambda done, total: progress(stage, done, total))
 
 
 def _scan(source: str | os.PathLike, progress) -> Inventory:

@@ -45,6 +45,14 @@ def near_pairs(items: list[Item], threshold: float = NEAR) -> list[tuple[int, in
     return pairs
 
 
+def copy_groups(items: list[Item], near: float | None = NEAR) -> list[list[int]]:
+    """Groups of indices that are copies of each other: exact groups, and near pairs."""
+    groups = exact_groups(items)
+    if near is not None:
+        groups += [[i, j] for i, j, _ in near_pairs(items, near)]
+    return groups
+
+
 def copy_problems(inventory: Inventory, near: float | None = NEAR) -> list[Problem]:
     """``duplicate``, ``near-duplicate`` and ``leak`` findings (``near`` None: exact only)."""
     items, classes = inventory.items, inventory.classes

@@ -129,3 +129,35 @@ def test_a_loaded_dataset_is_checked_by_index():
     problems = copy_problems(scan_dataset(dataset))
     leaks = sorted(p.paths for p in problems if p.kind == "leak")
     assert leaks == [[f"test/{i}", f"train/{i}"] for i in range(5)]
+
+
+def test_images_filed_in_the_wrong_class_rank_first(planted):
+    _, truth, report = planted
+    suspects = report.of_kind("label")
+    top = suspects[: int(1.5 * len(truth.flipped))]
+    found = [p for p in top if p.paths[0] in truth.flipped]
+    assert len(found) >= 0.8 * len(truth.flipped)
+    right = [p for p in found if p.details["suggested"] == truth.flipped[p.paths[0]]]
+    assert len(right) >= 0.9 * len(found)
+    assert [p.score for p in suspects] == sorted((p.score for p in suspects), reverse=True)
+    assert all(0 < p.score <= 1 and p.details["label"] != p.details["suggested"] for p in suspects)
+
+
+def test_copies_share_a_fold_and_labels_can_be_skipped(planted):
+    from sightline.health.duplicates import copy_groups
+    from sightline.health.labels import fold_of
+    from sightline.health.scan import scan_folder
+
+    root, truth, _ = planted
+    inventory = scan_folder(root)
+    groups = copy_groups(inventory.items)
+    fold = fold_of(inventory, groups, 4)
+    assert all(len({int(fold[i]) for i in group}) == 1 for group in groups)
+    assert sorted(torch.bincount(fold).tolist())[0] > len(fold) / 8  # folds of similar sizes
+    assert check(root, labels=False).of_kind("label") == []
+    images, labels = blobs(30, classes=3, seed=4)
+    for i, (x, y) in enumerate(zip(images, labels, strict=True)):
+        (root.parent / "few" / str(y)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x, "L").save(root.parent / "few" / str(y) / f"{i}.png")
+    few = check(root.parent / "few")
+    assert few.of_kind("label") == [] and "labels not checked" in few.notes[0]

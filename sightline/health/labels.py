@@ -1,0 +1,139 @@
+"""Suspected label errors: images that models which never saw them put in another class.
+
+The images are split into folds (copies and near copies always in the same fold, or a model
+would have seen an image through its copy); a small CNN is trained on all folds but one and
+predicts the one left out, so every image gets probabilities from a model that did not learn
+its label (Northcutt et al.'s out-of-fold recipe, as cleanlab asks its users to compute). The
+score is how much more the best other class is preferred than the image's own label:
+``max p(other) - p(label)``, in (-1, 1]; over 0, the image is suspect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sightline.health.problems import Problem
+from sightline.health.scan import THUMB, Inventory
+
+# ----------------------------------------------------------------------- hyperparameters
+FOLDS = 4
+EPOCHS = (3, 8)  # fewest and most: as many as fit ~30,000 images a fold (10,000 images: 4)
+STEPS_PER_FOLD = 30_000  # images a fold trains on, in all: a thousand images get 8 epochs
+BATCH = 64
+LR = 0.1  # peak of a one-cycle schedule, SGD with Nesterov momentum
+WIDTH = 16  # fastcnn width: a few seconds a fold for a thousand 32 px images on 2 cores
+SHIFT = 2  # px of random translation: a model that memorises less, and so flags more
+MIN_IMAGES = 20  # per class, in all: fewer and no model can say which label is wrong
+
+
+def fold_of(
+    inventory: Inventory, groups: list[list[int]], folds: int, seed: int = 0
+) -> torch.Tensor:
+    """(N,) fold index per item; the items of one group (copies) share a fold."""
+    n = len(inventory.items)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for group in groups:
+        for i in group[1:]:
+            parent[root(i)] = root(group[0])
+    roots = torch.tensor([root(i) for i in range(n)])
+    unique, inverse = torch.unique(roots, return_inverse=True)
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed))
+    return (order % folds)[inverse]
+
+
+def _train_and_predict(x, y, test_x, num_classes: int, seed: int) -> torch.Tensor:
+    from sightline.models.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("fastcnn", (1, THUMB, THUMB), num_classes, width=WIDTH, stages=4)
+    model = model.to(memory_format=torch.channels_last)
+    epochs = max(EPOCHS[0], min(EPOCHS[1], math.ceil(STEPS_PER_FOLD / max(1, len(x)))))
+    steps = epochs * math.ceil(len(x) / BATCH)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, pct_start=0.25)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x), generator=g).split(BATCH):
+            xb = _shift(x[batch], g)
+            loss = F.cross_entropy(model(xb), y[batch], label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(b).softmax(1) for b in test_x.split(512)])
+
+
+def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The batch moved by up to SHIFT px in x and y (one offset a batch: no per-image loop)."""
+    dy, dx = (int(v) for v in torch.randint(-SHIFT, SHIFT + 1, (2,), generator=g))
+    return torch.roll(x, (dy, dx), dims=(2, 3))
+
+
+def out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int = FOLDS,
+                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:  # fmt: skip
+    """(N, K) probabilities of every item from a model that did not train on it."""
+    items = inventory.items
+    x = torch.from_numpy(np.stack([i.thumb for i in items])).float()[:, None]
+    x = ((x - x.mean()) / x.std().clamp(min=1e-6)).contiguous(memory_format=torch.channels_last)
+    y = torch.tensor([i.label for i in items])
+    fold = fold_of(inventory, groups, folds)
+    probs = torch.zeros(len(items), len(inventory.classes))
+    for k in range(folds):
+        held = fold == k
+        if held.any():
+            probs[held] = _train_and_predict(x[~held], y[~held], x[held], len(inventory.classes), k)
+        if progress is not None:
+            progress(k + 1, folds)
+    return probs
+
+
+def label_problems(inventory: Inventory, probs: torch.Tensor) -> list[Problem]:
+    """A ``label`` finding for each image whose out-of-fold prediction prefers another class,
+    most suspect first."""
+    classes = inventory.classes
+    y = torch.tensor([i.label for i in inventory.items])
+    own = probs.gather(1, y[:, None])[:, 0]
+    other = probs.scatter(1, y[:, None], -1.0)
+    best, suggested = other.max(1)
+    score = best - own
+    problems = []
+    for i in torch.nonzero(score > 0).flatten().tolist():
+        item = inventory.items[i]
+        label, better = classes[item.label], classes[int(suggested[i])]
+        problems.append(
+            Problem(
+                "label",
+                [item.path],
+                f"filed as {label}, looks like {better} ({float(best[i]):.0%} against "
+                f"{float(own[i]):.0%} for {label}, by models that never saw it)",
+                score=float(score[i]),
+                details={"label": label, "suggested": better, "split": item.split},
+            )
+        )
+    return problems
+
+
+def can_check_labels(inventory: Inventory) -> str | None:
+    """None when labels can be checked, else why not."""
+    counts = torch.bincount(torch.tensor([i.label for i in inventory.items], dtype=torch.long),
+                            minlength=len(inventory.classes))  # fmt: skip
+    if len(inventory.classes) < 2:
+        return "one class only"
+    if int(counts.min()) < MIN_IMAGES:
+        return f"a class has under {MIN_IMAGES} images"
+    return None
