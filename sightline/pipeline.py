@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sightline.fileio import atomic_write_json
 from sightline.run import Run
 from sightline.run.layout import RunLayout
 
@@ -52,6 +53,7 @@ def run_training(
     resume: Run | str | os.PathLike | None = None,
     evaluate: bool = True,
     report: bool = True,
+    check: bool = True,
     name: str | None = None,
     runs_dir: str | os.PathLike | None = None,
     progress: str = "auto",
@@ -73,6 +75,9 @@ def run_training(
         resume: continue this interrupted run instead of starting a new one.
         evaluate / report: after training, evaluate the best checkpoint on the test split
             (saved in ``evaluations/test.json``) and write the plots and ``report.html``.
+        check: before training on an image folder, check it (``sightline.health.check``:
+            unreadable files, copies, leaks into test, class counts, odd images; not labels)
+            and say what it found; kept in the run as ``check.json``.
         progress: the terminal display ("auto", "bar", "lines", "json", "quiet").
         on_event: gets every step of the job as a dict with a ``kind``: download, data,
             model, run (the folder exists), train_begin, step, epoch, message, train_end,
@@ -86,9 +91,8 @@ def run_training(
         dataset, model, recipe, data_options or {}, model_options or {}, train_options
     )
     try:
-        return _run(
-            request, resume, evaluate, report, name, runs_dir, progress, on_event, should_stop
-        )
+        return _run(request, resume, evaluate, report, check, name, runs_dir, progress,
+                    on_event, should_stop)  # fmt: skip
     except BaseException as e:
         _emit(on_event, "failed", error=str(e) or type(e).__name__, type=type(e).__name__)
         raise
@@ -99,6 +103,7 @@ def _run(
     resume,
     evaluate: bool,
     report: bool,
+    check: bool,
     name: str | None,
     runs_dir,
     progress: str,
@@ -121,10 +126,13 @@ def _run(
             run, data=data, progress=progress, on_event=on_event, should_stop=should_stop
         )
     else:
+        health = _check_folder(request.dataset, on_event) if check and ctx.is_main else None
         plan, data, net = api.prepare(request, progress=progress, on_event=on_event)
         model_config, device = net.sightline_config, plan.config.device
         run = api.train_plan(plan, net, data, name=name, runs_dir=runs_dir, progress=progress,
                              on_event=on_event, should_stop=should_stop)  # fmt: skip
+        if health is not None:
+            atomic_write_json(RunLayout(run.path).check, health.to_dict())
     # Rank 0's word: other machines' ranks may not see the run folder.
     status = distributed.broadcast_text(run.status.get("status", "unknown") if ctx.is_main else "")
     result = TrainingResult(run, status)
@@ -161,6 +169,18 @@ def _run(
         _emit(on_event, "report", path=str(result.report), plots=str(RunLayout(run.path).plots))
     _emit(on_event, "done", **result.to_dict())
     return result
+
+
+def _check_folder(dataset: Any, on_event: EventFn | None):
+    """The data check of an image folder before training on it (None: not a folder)."""
+    if not isinstance(dataset, (str, os.PathLike)) or not Path(dataset).is_dir():
+        return None
+    from sightline.health import check
+
+    health = check(dataset, labels=False)
+    for line in health.brief():
+        _emit(on_event, "message", text=line, topic="check")
+    return health
 
 
 def _evaluate_sharded(run: Run, data, model_config: dict[str, Any], device_spec: str, ctx):

@@ -260,6 +260,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--no-report", action="store_true", help="skip the plots and HTML report after training"
     )
     r.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip the data check of an image folder before training (copies, leaks into test, "
+        "class counts, odd images: `sightline check FOLDER` for all of it)",
+    )
+    r.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "json", "quiet"),
         default="auto",
@@ -337,6 +344,7 @@ def run_train(args: argparse.Namespace) -> int:
     common = dict(
         evaluate=not args.no_eval,
         report=not (args.no_eval or args.no_report),
+        check=args.check,
         progress="quiet" if args.progress == "json" else args.progress,
         on_event=event_printer(args.progress, say),
     )

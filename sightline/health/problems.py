@@ -64,6 +64,28 @@ class HealthReport:
     def flagged_paths(self, kinds: tuple[str, ...] = KINDS) -> set[str]:
         return {p for problem in self.problems if problem.kind in kinds for p in problem.paths}
 
+    def brief(self) -> list[str]:
+        """A few lines for the start of a training: what was found, and what it costs."""
+        summary = self.summary()
+        where = f"`sightline check {self.source}`"
+        if not summary:
+            return [f"data check: no copies, leaks or odd images among {self.images:,} images "
+                    f"({where} also looks for images filed in the wrong class)"]  # fmt: skip
+        found = []
+        for kind, n in summary.items():
+            conflicts = sum(bool(p.details.get("conflict")) for p in self.of_kind(kind))
+            found.append(
+                f"{n:,} {kind}" + (f" ({conflicts:,} under two classes)" if conflicts else "")
+            )
+        lines = [f"data check of {self.images:,} images: {', '.join(found)}"]
+        leaks = self.of_kind("leak")
+        if leaks:
+            splits = sorted({p.details.get("split", "test") for p in leaks})
+            lines.append(f"warning: {len(leaks):,} {'/'.join(splits)} images are copies of training "
+                         "images: their accuracy flatters the model")  # fmt: skip
+        lines.append(f"{where} lists them (and looks for images filed in the wrong class)")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,

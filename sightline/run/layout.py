@@ -29,6 +29,7 @@ RESUME = "resume.pt"
 EVALUATIONS = "evaluations"
 PLOTS = "plots"
 REPORT = "report.html"
+CHECK = "check.json"  # the data check run before training (sightline.health)
 EXPORT = "export"
 CHECKPOINTS = ("best", "last")  # the model files a run may have
 MODEL_SUFFIX = ".safetensors"
@@ -63,6 +64,10 @@ class RunLayout:
     @property
     def plots(self) -> Path:
         return self.path / PLOTS
+
+    @property
+    def check(self) -> Path:
+        return self.path / CHECK
 
     @property
     def report(self) -> Path:

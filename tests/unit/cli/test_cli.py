@@ -221,6 +221,8 @@ def test_json_progress_is_one_event_stream(photo_folder, tmp_path, capsys):
     )
     captured = capsys.readouterr()
     events = [json.loads(line) for line in captured.out.splitlines()]  # stdout: JSON lines only
+    assert events[0]["topic"] == "check" and "data check" in events[0]["text"]  # the folder's
+    events = [e for e in events if e.get("topic") != "check"]
     kinds = [e["kind"] for e in events]
     assert code == 0 and kinds.count("train_begin") == 1 and kinds.count("epoch") == 2
     assert kinds[0] == "data" and kinds[-1] == "done" and events[-1]["status"] == "finished"

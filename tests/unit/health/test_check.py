@@ -161,3 +161,24 @@ def test_copies_share_a_fold_and_labels_can_be_skipped(planted):
         Image.fromarray(x, "L").save(root.parent / "few" / str(y) / f"{i}.png")
     few = check(root.parent / "few")
     assert few.of_kind("label") == [] and "labels not checked" in few.notes[0]
+
+
+def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_path):
+    import sightline
+    from sightline.run.layout import RunLayout
+
+    root, truth, _ = planted
+    events: list[dict] = []
+    result = sightline.run_training(str(root), "mlp", runs_dir=tmp_path, epochs=1,
+                                    progress="quiet", report=False, on_event=events.append,
+                                    model_options={"hidden": 16})  # fmt: skip
+    lines = [e["text"] for e in events if e.get("topic") == "check"]
+    assert lines[0].startswith("data check of") and "6 leak" in lines[0]
+    assert "3 under two classes" in lines[0] and "label" not in lines[0]  # labels: check's own
+    assert any("copies of training images" in line for line in lines)
+    saved = json.loads(RunLayout(result.run.path).check.read_text())
+    assert saved["summary"]["leak"] == len(truth.leaks) and saved["source"] == str(root)
+    again = sightline.run_training(str(root), "mlp", runs_dir=tmp_path, epochs=1, check=False,
+                                   progress="quiet", report=False, evaluate=False,
+                                   model_options={"hidden": 16})  # fmt: skip
+    assert not RunLayout(again.run.path).check.exists()
