@@ -40,6 +40,16 @@ def add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-labels", dest="labels", action="store_false",
                    help="skip the search for images filed under the wrong class (it trains "
                    "small models: seconds for a thousand images, about a minute for 10,000)")  # fmt: skip
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--fix", action="store_true",
+                      help="fix what is safe to fix, never deleting: corrupt files, copies and "
+                      "test images copied from training go to FOLDER/.sightline-quarantine/, "
+                      "images clearly filed in the wrong class move to the class they look like; "
+                      "the rest is listed for review")  # fmt: skip
+    what.add_argument("--undo", action="store_true", help="put back the files of the last --fix")
+    what.add_argument("--keep", action="append", metavar="PATH",
+                      help="the findings about this file (relative to FOLDER) are right as they "
+                      "are: do not report them again while it is unchanged (repeatable)")  # fmt: skip
     p.set_defaults(func=run_check)
 
 
@@ -48,6 +58,8 @@ def run_check(args: argparse.Namespace) -> int:
     from sightline.health import check
     from sightline.health.duplicates import NEAR
 
+    if args.undo:
+        return _undo(args)
     near = NEAR if args.near is None else args.near
     if not 0 < near <= 1:
         raise ConfigError(f"--near is a similarity in (0, 1], not {args.near}")
@@ -60,10 +72,71 @@ def run_check(args: argparse.Namespace) -> int:
     )
     if show:
         print("\r\033[K", end="", file=sys.stderr)
+    if args.fix or args.keep:
+        _folder(args.source)
+        return _fix(args, report) if args.fix else _keep(args, report)
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     print("\n".join(report_lines(report, args.limit)))
+    return 0
+
+
+def _folder(source: str):
+    from pathlib import Path
+
+    from sightline.errors import ConfigError
+
+    if not Path(source).is_dir():
+        raise ConfigError(f"{source} is not a folder: only an image folder can be fixed")
+    return Path(source)
+
+
+def _undo(args: argparse.Namespace) -> int:
+    from sightline.health.fix import undo_fix
+
+    journal = undo_fix(_folder(args.source))
+    if args.format == "json":
+        print(json.dumps(journal, indent=2))
+    elif journal is None:
+        print(f"Nothing to undo in {args.source}: no fix has been made there (or all are undone).")
+    else:
+        print(f"Undid fix {journal['id']}: {len(journal['moves']):,} files back where they were.")
+    return 0
+
+
+def _fix(args: argparse.Namespace, report) -> int:
+    from sightline.health.fix import QUARANTINE, apply_fix, plan_fix
+
+    moves, review = plan_fix(report, args.source)
+    journal = apply_fix(args.source, moves)
+    if args.format == "json":
+        print(json.dumps({**journal, "review": review}, indent=2))
+        return 0
+    quarantined = [m for m in moves if m.dst.startswith(QUARANTINE + "/")]
+    relabelled = [m for m in moves if m not in quarantined]
+    print(f"Fix {journal['id'] or '-'} of {args.source}: {len(quarantined):,} files to "
+          f"{QUARANTINE}/ (see its manifest.json), {len(relabelled):,} moved to another class.")  # fmt: skip
+    for m in moves[: args.limit]:
+        print(f"  {m.src}  ->  {m.dst}   ({m.kind})")
+    if len(moves) > args.limit:
+        print(f"  ... and {len(moves) - args.limit:,} more (--format json for all)")
+    if review:
+        print(f"Left for you to review: {len(review):,} findings (sightline check {args.source}).")
+    if moves:
+        print(f"Undo: sightline check {args.source} --undo")
+    return 0
+
+
+def _keep(args: argparse.Namespace, report) -> int:
+    from sightline.health.decisions import keep
+
+    for path in args.keep:
+        kept = keep(report, args.source, path)
+        if not kept:
+            print(f"{path}: no finding about it (paths are relative to {args.source})")
+        for problem in kept:
+            print(f"kept as it is: {problem.kind} {' = '.join(problem.paths)}")
     return 0
 
 

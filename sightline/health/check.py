@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
+from sightline.health.decisions import apply_decisions
 from sightline.health.duplicates import NEAR, copy_groups, copy_problems
 from sightline.health.labels import can_check_labels, label_problems, out_of_fold
 from sightline.health.problems import HealthReport, Problem, ordered
@@ -52,14 +53,22 @@ def check(
             notes.append(f"labels not checked: {why_not}")
     problems += class_problems(inventory)
     problems += odd_problems(inventory.items)
-    return HealthReport(
+    report = HealthReport(
         inventory.source,
         inventory.classes,
         inventory.counts(),
         ordered(problems),
-        seconds=time.perf_counter() - start,
         notes=notes,
+        digests={item.path: item.digest.hex() for item in inventory.items},
     )
+    if inventory.root is not None:
+        kept = apply_decisions(report, inventory.root)
+        if kept:
+            report.notes.append(
+                f"{kept:,} findings left out: kept as they are (.sightline-decisions.json)"
+            )
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 def _stage(progress, stage: str):

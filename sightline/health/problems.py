@@ -48,6 +48,7 @@ class HealthReport:
     problems: list[Problem]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict, repr=False)  # path -> pixels' digest
 
     @property
     def images(self) -> int:

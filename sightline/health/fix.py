@@ -1,0 +1,206 @@
+"""Fixing a dataset folder without losing anything: every fix is a list of moves (to another
+class folder, or into ``.sightline-quarantine/`` inside the dataset), written to a journal
+before the first file moves, so an interrupted fix is completed (or undone) by the next
+``fix``/``undo``; ``undo`` puts the files of the last fix back. Nothing is ever deleted, and a
+move never replaces a file. What each quarantined file was and why is in the quarantine's
+``manifest.json``. The hidden folder is invisible to training and to ``check``."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sightline.errors import DataError
+from sightline.fileio import atomic_write_json, read_json
+from sightline.health.problems import HealthReport
+
+QUARANTINE = ".sightline-quarantine"
+LABEL_FIX = 0.5  # a label is changed when another class is preferred by this much (of 1)
+
+
+@dataclass
+class Move:
+    src: str  # relative to the dataset folder
+    dst: str
+    kind: str  # the finding that moved it
+    reason: str
+
+
+# ----------------------------------------------------------------------- what to move
+def plan_fix(report: HealthReport, root: str | os.PathLike) -> tuple[list[Move], list[str]]:
+    """(the moves that fix ``report``'s findings, the findings left for a person to review).
+
+    corrupt: quarantined. A copy or near copy in one class: the later one quarantined (the
+    first, by path, kept). A copy under two classes: the one whose class the label check
+    prefers kept, else all quarantined. A leak: the validation/test copy quarantined, so the
+    evaluation scores only images the model never saw. A label another class is preferred
+    for by LABEL_FIX or more: moved to that class. Everything else is for review."""
+    root = Path(root)
+    flat = _is_flat(root)
+    label_score = {p.paths[0]: p for p in report.of_kind("label")}
+    moves: dict[str, Move] = {}
+    review: list[str] = []
+
+    def quarantine(path: str, kind: str, reason: str) -> None:
+        moves.setdefault(path, Move(path, f"{QUARANTINE}/{path}", kind, reason))
+
+    for problem in report.problems:
+        kind, paths = problem.kind, problem.paths
+        if kind == "corrupt":
+            quarantine(paths[0], kind, problem.message)
+        elif kind == "leak":
+            quarantine(paths[0], kind, f"a copy of {paths[1]}")
+        elif kind in ("duplicate", "near-duplicate"):
+            if problem.details.get("conflict"):
+                trusted = [p for p in paths if p not in label_score]
+                keep = trusted[0] if len(trusted) == 1 else None
+                for path in paths:
+                    if path != keep:
+                        quarantine(
+                            path,
+                            kind,
+                            f"the same image as {_others(paths, path)} under another class",
+                        )
+            else:
+                for path in sorted(paths)[1:]:
+                    quarantine(path, kind, f"a copy of {sorted(paths)[0]}")
+        elif kind == "label" and problem.score >= LABEL_FIX and paths[0] not in moves:
+            suggested = problem.details["suggested"]
+            dst = _in_class(paths[0], suggested, flat)
+            moves[paths[0]] = Move(
+                paths[0], dst, kind, f"looked like {suggested} ({problem.message})"
+            )
+        else:
+            review.append(f"{kind}: {', '.join(paths) or problem.message}")
+    return _unique(root, list(moves.values())), review
+
+
+def _others(paths: list[str], path: str) -> str:
+    return ", ".join(p for p in paths if p != path)
+
+
+def _is_flat(root: Path) -> bool:
+    from sightline.data.folders import find_splits
+
+    return find_splits(root)["train"] == root
+
+
+def _in_class(path: str, cls: str, flat: bool) -> str:
+    parts = path.split("/")
+    parts[0 if flat else 1] = cls
+    return "/".join(parts)
+
+
+def _unique(root: Path, moves: list[Move]) -> list[Move]:
+    """Destinations that exist nowhere yet (a -1, -2... before the suffix): never replace."""
+    taken: set[str] = set()
+    for move in moves:
+        dst, n = move.dst, 0
+        while (root / dst).exists() or dst in taken:
+            n += 1
+            stem, dot, ext = move.dst.rpartition(".")
+            dst = f"{stem}-{n}.{ext}" if dot else f"{move.dst}-{n}"
+        move.dst = dst
+        taken.add(dst)
+    return moves
+
+
+# ----------------------------------------------------------------------- the journal
+def _journal_dir(root: Path) -> Path:
+    return root / QUARANTINE / "fixes"
+
+
+def _journals(root: Path) -> list[Path]:
+    folder = _journal_dir(root)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _move(root: Path, src: str, dst: str) -> None:
+    a, b = root / src, root / dst
+    if b.exists():
+        raise DataError(f"{b} exists: a fix never replaces a file (move it away and run again)")
+    b.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(a, b)  # within the dataset folder: one file system, one atomic rename
+
+
+def _forward(root: Path, journal: dict[str, Any]) -> None:
+    for m in journal["moves"]:
+        if (root / m["src"]).exists() and not (root / m["dst"]).exists():
+            _move(root, m["src"], m["dst"])
+
+
+def _backward(root: Path, journal: dict[str, Any]) -> None:
+    for m in reversed(journal["moves"]):
+        if (root / m["dst"]).exists() and not (root / m["src"]).exists():
+            _move(root, m["dst"], m["src"])
+
+
+def finish_interrupted(root: str | os.PathLike) -> str | None:
+    """Complete a fix or an undo that was interrupted (a killed process); what was done."""
+    root = Path(root)
+    for path in _journals(root):
+        journal = read_json(path)
+        if journal["status"] == "pending":
+            _forward(root, journal)
+            _save(root, path, journal, "done")
+            return f"completed the interrupted fix {journal['id']}"
+        if journal["status"] == "undoing":
+            _backward(root, journal)
+            _save(root, path, journal, "undone")
+            return f"completed the interrupted undo of fix {journal['id']}"
+    return None
+
+
+def _save(root: Path, path: Path, journal: dict[str, Any], status: str) -> None:
+    journal["status"] = status
+    journal[f"{status}_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    atomic_write_json(path, journal)
+    _write_manifest(root)
+
+
+def apply_fix(root: str | os.PathLike, moves: list[Move]) -> dict[str, Any]:
+    """Make ``moves`` through a new journal; returns it (``id``, ``moves``, ``status``)."""
+    root = Path(root)
+    finish_interrupted(root)
+    if not moves:
+        return {"id": None, "moves": [], "status": "nothing to fix"}
+    number = 1 + max((int(p.stem) for p in _journals(root) if p.stem.isdigit()), default=0)
+    path = _journal_dir(root) / f"{number:04d}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = {"id": number, "status": "pending", "moves": [asdict(m) for m in moves],
+               "pending_at": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    atomic_write_json(path, journal)  # first the journal, then the files
+    _forward(root, journal)
+    _save(root, path, journal, "done")
+    return journal
+
+
+def undo_fix(root: str | os.PathLike) -> dict[str, Any] | None:
+    """Put back the files of the last fix (None: nothing to undo)."""
+    root = Path(root)
+    finish_interrupted(root)
+    done = [p for p in _journals(root) if read_json(p)["status"] == "done"]
+    if not done:
+        return None
+    journal = read_json(done[-1])
+    _save(root, done[-1], journal, "undoing")
+    _backward(root, journal)
+    _save(root, done[-1], journal, "undone")
+    return journal
+
+
+def _write_manifest(root: Path) -> None:
+    """Where every file now in quarantine came from, and why."""
+    entries = []
+    for path in _journals(root):
+        journal = read_json(path)
+        if journal["status"] != "done":
+            continue
+        for m in journal["moves"]:
+            if m["dst"].startswith(QUARANTINE + "/") and (root / m["dst"]).exists():
+                entries.append({"path": m["dst"], "from": m["src"], "kind": m["kind"],
+                                "reason": m["reason"], "fix": journal["id"]})  # fmt: skip
+    atomic_write_json(root / QUARANTINE / "manifest.json", {"quarantined": entries})
