@@ -161,6 +161,7 @@ def _run(
                 loss=m.loss,
                 count=m.count,
                 path=str(RunLayout(run.path).evaluation("test")),
+                without_copies=run.last_evaluation.get("without_copies"),
             )
     if report and ctx.is_main:
         from sightline.report import write_report

@@ -38,11 +38,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = run.evaluate(args.data, split=args.split, which=args.checkpoint, device=args.device)
     record = run.last_evaluation
     if args.json:
-        print(json.dumps({"run": str(run.path.resolve()), **record, **metrics.to_dict()}, indent=2))
+        print(json.dumps({"run": str(run.path.resolve()), **metrics.to_dict(), **record}, indent=2))
         return 0
     where = record.get("path") or record.get("dataset") or run.config["data"].get("name_or_path")
     print(f"Run {run.path.resolve()} ({args.checkpoint} checkpoint), {where} / {record['split']}")
     print(metrics.format_table())
+    clean = record.get("without_copies")
+    if clean:
+        print(f"Without the {clean['copies']:,} copies of training images: accuracy "
+              f"{clean['accuracy']:.4f} on {clean['count']:,} images")  # fmt: skip
     for path, reason in record["skipped"][:20]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if len(record["skipped"]) > 20:

@@ -55,6 +55,10 @@ def event_printer(progress: str, say):
             say(
                 f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)"
             )
+            clean = event.get("without_copies")
+            if clean:
+                say(f"  without the {clean['copies']:,} copies of training images found in test: "
+                    f"{clean['accuracy']:.4f} ({clean['count']:,} images)")  # fmt: skip
             say(f"Metrics: {event['path']}")
         elif kind == "report":
             say(f"Plots: {event['plots']}")

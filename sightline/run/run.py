@@ -244,11 +244,16 @@ class Run:
             metrics = compute_metrics(
                 logits, src.images.labels, self.classes, calibrator=self.calibrator(which)
             )
+        from sightline.run.copies import without_copies
+
         record = {
             **src.record(self, which),
             "model_sha256": file_sha256(self.model_file(which)),
             **metrics.to_dict(),
         }
+        clean = without_copies(self.path, src.images.paths, metrics)
+        if clean is not None:  # test images that copy training images: the honest accuracy too
+            record["without_copies"] = clean
         if save and src.key is not None:
             store.save_evaluation(
                 self.path,

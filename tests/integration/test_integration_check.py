@@ -54,3 +54,25 @@ def test_check_finds_the_planted_mistakes_of_a_digit_folder(planted, capsys):
     hits = [p for p in top if p["path"] in truth.flipped]
     assert len(hits) >= 0.8 * len(truth.flipped)  # measured: 62 of 62
     assert sum(p["suggested"] == truth.flipped[p["path"]] for p in hits) >= 0.9 * len(hits)
+
+
+def test_training_again_after_the_fix_is_at_least_as_accurate(planted, tmp_path, capsys):
+    import shutil
+
+    import sightline
+
+    root, truth = planted
+    folder = tmp_path / "digits"
+    shutil.copytree(root, folder)
+    before = sightline.run_training(str(folder), runs_dir=tmp_path / "runs", progress="quiet",
+                                    report=False)  # fmt: skip
+    honest = before.run.last_evaluation["without_copies"]  # the test images that are not copies
+    assert honest["copies"] == len(truth.leaks)
+    assert main(["check", str(folder), "--fix"]) == 0
+    capsys.readouterr()
+    after = sightline.run_training(str(folder), runs_dir=tmp_path / "runs", progress="quiet",
+                                   report=False)  # fmt: skip
+    assert "without_copies" not in after.run.last_evaluation  # no copy left in test
+    print(f"before the fix {before.metrics.accuracy:.4f} ({honest['accuracy']:.4f} without "
+          f"copies), after {after.metrics.accuracy:.4f}")  # fmt: skip
+    assert after.metrics.accuracy >= honest["accuracy"]

@@ -178,6 +178,12 @@ def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_p
     assert any("copies of training images" in line for line in lines)
     saved = json.loads(RunLayout(result.run.path).check.read_text())
     assert saved["summary"]["leak"] == len(truth.leaks) and saved["source"] == str(root)
+    # the test evaluation says what the accuracy is without the copies of training images
+    (evaluation,) = [e for e in events if e["kind"] == "evaluation"]
+    clean = evaluation["without_copies"]
+    assert clean["copies"] == len(truth.leaks) and clean["count"] == evaluation["count"] - 6
+    test = json.loads(RunLayout(result.run.path).evaluation("test").read_text())
+    assert test["without_copies"] == clean and 0 <= clean["accuracy"] <= 1
     again = sightline.run_training(str(root), "mlp", runs_dir=tmp_path, epochs=1, check=False,
                                    progress="quiet", report=False, evaluate=False,
                                    model_options={"hidden": 16})  # fmt: skip
