@@ -70,7 +70,8 @@ def plant(
     corrupt: int = 6,
     seed: int = 0,
 ) -> Truth:
-    """Write root/train/<class>/ and root/test/<class>/ from gray ``images`` (N, H, W) with
+    """Write root/train/<class>/ and root/test/<class>/ from ``images`` (N, H, W) gray or
+    (N, H, W, 3) colour, with
     ``labels``: the last ``test`` images are the test split; the problems are planted in it."""
     rng = np.random.default_rng(seed)
     truth = Truth()
@@ -83,7 +84,7 @@ def plant(
         if i in flips:
             label = int(rng.choice([c for c in range(len(classes)) if c != labels[i]]))
         rel = f"{split}/{classes[label]}/{i:05d}.png"
-        _save(Image.fromarray(images[i], "L"), root / rel)
+        _save(Image.fromarray(images[i]), root / rel)
         paths.append(rel)
         (truth.train if split == "train" else truth.test).append(rel)
         if i in flips:
@@ -99,31 +100,31 @@ def plant(
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / paths[i], root / rel)
         else:
-            _save(Image.fromarray(images[i], "L"), root / rel)
+            _save(Image.fromarray(images[i]), root / rel)
         (truth.conflicts if other else truth.copies).append((paths[i], rel))
         truth.train.append(rel)
     for k in range(near):  # the same picture: larger, JPEG, brighter or in colour
         i = next(picks)
-        img = Image.fromarray(images[i], "L")
+        img = Image.fromarray(images[i])
         side = img.width * (2 if k % 3 else 3) // 2
         img = img.resize((side, side), Image.Resampling.BICUBIC)
         if k % 3 == 2:
             arr = np.asarray(img).astype(np.float32) * 0.8 + 30
-            img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
+            img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("RGB")
         rel = f"train/{classes[int(labels[i])]}/near{k:03d}.jpg"
         _save(img, root / rel, "jpg", quality=int(rng.integers(75, 95)))
         truth.near.append((paths[i], rel))
         truth.train.append(rel)
     for k in range(leaks):  # a training image in test/ too, as it is or re-saved
         i = next(picks)
-        img = Image.fromarray(images[i], "L")
+        img = Image.fromarray(images[i])
         rel = f"test/{classes[int(labels[i])]}/leak{k:03d}" + (".png" if k % 2 else ".jpg")
         _save(img.resize((img.width * 3 // 2,) * 2) if k % 2 == 0 else img, root / rel,
               "png" if k % 2 else "jpg")  # fmt: skip
         truth.leaks.append((paths[i], rel))
         truth.test.append(rel)
     buf = io.BytesIO()
-    Image.fromarray(images[0], "L").save(buf, "png")
+    Image.fromarray(images[0]).save(buf, "png")
     png = buf.getvalue()
     garbled = png[:60] + bytes(len(png) - 80) + png[-20:]  # whole, but its pixel data zeroed
     junk = [

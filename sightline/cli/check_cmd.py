@@ -141,8 +141,7 @@ def _keep(args: argparse.Namespace, report) -> int:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    unit = "folds" if stage == "checking labels" else "images"
-    print(f"\r{stage}: {done:,}/{total:,} {unit}\033[K", end="", file=sys.stderr)
+    print(f"\r{stage}: {done:,}/{total:,}\033[K", end="", file=sys.stderr)
 
 
 def report_lines(report, limit: int = 10) -> list[str]:

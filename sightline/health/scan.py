@@ -31,6 +31,7 @@ class Item:
     mode: str  # as stored: "RGB", "L", "CMYK", "I;16"...
     digest: bytes  # of the decoded pixels (gray when the three channels are equal)
     thumb: np.ndarray  # (THUMB, THUMB) uint8 gray
+    gray: bool = False  # by its mode, or three equal channels
 
 
 @dataclass
@@ -40,6 +41,21 @@ class Inventory:
     items: list[Item] = field(default_factory=list)
     corrupt: list[tuple[str, str, str]] = field(default_factory=list)  # (path, split, reason)
     root: Path | None = None  # the folder checked (None: a built-in dataset)
+    tensors: dict[str, torch.Tensor] = field(
+        default_factory=dict, repr=False
+    )  # dataset: split -> images
+
+    def open(self, item: Item) -> Image.Image:
+        """The item's image again, decoded as every face decodes it."""
+        if self.root is not None:
+            return open_image(self.root / item.path)
+        array = self.tensors[item.split][int(item.path.rsplit("/", 1)[1])].permute(1, 2, 0).numpy()
+        return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+    @property
+    def photos(self) -> bool:
+        """Mostly colour images: their labels are checked on pretrained features."""
+        return sum(not i.gray for i in self.items) * 2 > len(self.items)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -49,11 +65,14 @@ class Inventory:
         return out
 
 
+def is_gray(array: np.ndarray) -> bool:
+    return array.ndim == 2 or array.shape[2] == 1 or bool((array[..., :1] == array[..., 1:]).all())
+
+
 def pixels_digest(array: np.ndarray) -> bytes:
     """The same pixels give the same digest, whatever file format held them: a colour image
     whose three channels are equal counts as gray."""
-    colour = array.ndim == 3 and array.shape[2] == 3
-    if colour and (array[..., :1] == array[..., 1:]).all():
+    if array.ndim == 3 and array.shape[2] == 3 and is_gray(array):
         array = array[..., 0]
     h = hashlib.blake2b(digest_size=16)
     h.update(repr(array.shape).encode())
@@ -67,17 +86,18 @@ def gray_thumbnail(img: Image.Image) -> np.ndarray:
     return np.asarray(gray.resize((THUMB, THUMB), Image.LANCZOS, reducing_gap=3.0))
 
 
-def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray]:
+def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray, bool]:
     flat = normalize_mode(img, 1 if stored_mode in _GRAY_MODES else 3)  # 16-bit, alpha, CMYK
-    return pixels_digest(np.asarray(flat)), gray_thumbnail(flat)
+    array = np.asarray(flat)
+    return pixels_digest(array), gray_thumbnail(flat), is_gray(array)
 
 
 def _read_file(path: Path, root: Path, split: str, label: int) -> Item | tuple[str, str, str]:
     rel = path.relative_to(root).as_posix()
     try:
         img = open_image(path)
-        digest, thumb = _describe(img, img.mode)
-        return Item(rel, split, label, img.size, img.mode, digest, thumb)
+        digest, thumb, gray = _describe(img, img.mode)
+        return Item(rel, split, label, img.size, img.mode, digest, thumb, gray)
     except ImageError as e:
         return (rel, split, e.reason)
     except Exception as e:  # any decoder surprise is this one file's problem
@@ -107,8 +127,9 @@ def scan_folder(
 
 def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) -> Inventory:
     """Every image of a loaded ``Dataset`` (a built-in one: its tensors, named split/index)."""
-    inventory = Inventory(dataset.name, list(dataset.classes))
     parts = [(s, getattr(dataset, s, None)) for s in ("train", "val", "test")]
+    tensors = {s: p.images for s, p in parts if p is not None and len(p)}
+    inventory = Inventory(dataset.name, list(dataset.classes), tensors=tensors)
 
     def items() -> Iterable[Item]:
         for split, part in parts:
@@ -118,9 +139,9 @@ def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) ->
             for i, (array, label) in enumerate(zip(images, part.labels.tolist(), strict=True)):
                 mode = "L" if array.shape[2] == 1 else "RGB"
                 img = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
-                digest, thumb = _describe(img, mode)
+                digest, thumb, gray = _describe(img, mode)
                 h, w = array.shape[:2]
-                yield Item(f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb)
+                yield Item(f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb, gray)
 
     total = sum(len(p) for _, p in parts if p is not None)
     _collect(inventory, items(), total, progress)

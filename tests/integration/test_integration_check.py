@@ -76,3 +76,26 @@ def test_training_again_after_the_fix_is_at_least_as_accurate(planted, tmp_path,
     print(f"before the fix {before.metrics.accuracy:.4f} ({honest['accuracy']:.4f} without "
           f"copies), after {after.metrics.accuracy:.4f}")  # fmt: skip
     assert after.metrics.accuracy >= honest["accuracy"]
+
+
+def test_check_finds_the_flipped_labels_of_a_photo_folder(mirror, tmp_path, monkeypatch, capsys):
+    """1,100 CIFAR-10 photos of all ten classes, 50 training labels flipped and the other
+    mistakes planted: the labels are checked on pretrained features (measured: 43 of the 50
+    among the 75 most suspect, in 27 s on 2 cores; a second check reads the cached features)."""
+    import sightline
+
+    monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    cifar = sightline.load_dataset("cifar10", val_split=0, mirror=mirror, progress=False)
+    images = cifar.train.images[:1100].permute(0, 2, 3, 1).numpy()
+    truth = plant(tmp_path / "photos", images, cifar.train.labels[:1100].numpy(),
+                  list(cifar.classes), test=100)  # fmt: skip
+    assert main(["check", str(tmp_path / "photos"), "--format", "json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    suspects = [p for p in problems if p["kind"] == "label"]
+    top = suspects[: int(1.5 * len(truth.flipped))]
+    assert sum(p["path"] in truth.flipped for p in top) >= 0.8 * len(truth.flipped)
+    leaks = {tuple(sorted(p["paths"])) for p in problems if p["kind"] == "leak"}
+    assert all(tuple(sorted(pair)) in leaks for pair in truth.leaks)
+    near = [set(p["paths"]) for p in problems if p["kind"] == "near-duplicate"]
+    assert sum(any(set(pair) <= g for g in near) for pair in truth.near) >= 0.9 * len(truth.near)
+    assert {p["path"] for p in problems if p["kind"] == "corrupt"} == set(truth.corrupt)

@@ -188,3 +188,34 @@ def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_p
                                    progress="quiet", report=False, evaluate=False,
                                    model_options={"hidden": 16})  # fmt: skip
     assert not RunLayout(again.run.path).check.exists()
+
+
+def test_photos_are_checked_on_pretrained_features_computed_once(tmp_path, monkeypatch):
+    """Colour images: a head and a neighbour vote on EfficientNet-Lite0 features, cached by
+    image content; a second check reads them back and builds no network."""
+    from sightline.health import features
+
+    monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+    for n in range(25):
+        for name, rgb in colours.items():
+            base = np.array(rgb, np.float32) + rng.normal(0, 25, 3)
+            img = np.clip(base + rng.normal(0, 30, (48, 48, 3)), 0, 255).astype(np.uint8)
+            (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / "data" / name / f"{n}.png")
+    wrong = tmp_path / "data" / "blue" / "0.png"  # a red image filed as blue
+    (tmp_path / "data" / "red" / "0.png").rename(wrong.with_name("from-red.png"))
+    report = check(tmp_path / "data")
+    assert features.available()
+    suspects = report.of_kind("label")
+    assert suspects[0].paths == ["blue/from-red.png"] and suspects[0].details["suggested"] == "red"
+    cached = list(features.cache_folder().rglob("*.npy"))
+    assert len(cached) == 75
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the features should come from the cache")
+
+    monkeypatch.setattr("sightline.models.registry.create_model", no_network)
+    again = check(tmp_path / "data")
+    assert [p.paths for p in again.of_kind("label")] == [p.paths for p in suspects]
