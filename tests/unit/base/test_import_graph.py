@@ -99,7 +99,7 @@ LAYERS = [
     ("sightline.infer",),
     ("sightline.run",),
     ("sightline.train",),
-    ("sightline.plots", "sightline.inspect"),
+    ("sightline.plots", "sightline.inspect", "sightline.health"),
     ("sightline.report",),
     ("sightline.pipeline",),
     ("sightline",),
