@@ -12,7 +12,12 @@ from pathlib import Path
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
 from sightline.health.decisions import apply_decisions
 from sightline.health.duplicates import NEAR, copy_groups, copy_problems
-from sightline.health.labels import can_check_labels, label_problems, out_of_fold
+from sightline.health.labels import (
+    add_neighbours,
+    can_check_labels,
+    label_problems,
+    out_of_fold,
+)
 from sightline.health.problems import HealthReport, Problem, ordered
 from sightline.health.scan import Inventory, Item, scan_dataset, scan_folder
 
@@ -48,7 +53,9 @@ def check(
         if why_not is None:
             groups = copy_groups(inventory.items, near)
             probs = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
-            problems += label_problems(inventory, probs)
+            found = label_problems(inventory, probs)
+            add_neighbours(inventory, found)
+            problems += found
         else:
             notes.append(f"labels not checked: {why_not}")
     problems += class_problems(inventory)

@@ -108,6 +108,22 @@ def _unique(root: Path, moves: list[Move]) -> list[Move]:
     return moves
 
 
+def review_move(root: str | os.PathLike, path: str, classes: list[str], to: str | None,
+                kind: str, reason: str) -> Move:  # fmt: skip
+    """One reviewer's move of ``path``: to class ``to`` (one of ``classes``), or into the
+    quarantine (``to`` None); DataError for a class the dataset does not have."""
+    root = Path(root)
+    if to is None:
+        dst = f"{QUARANTINE}/{path}"
+    elif to in classes:
+        dst = _in_class(path, to, _is_flat(root))
+    else:
+        raise DataError(
+            f"no class {to[:80]!r} in this dataset; its classes are: {', '.join(classes)}"
+        )
+    return _unique(root, [Move(path, dst, kind, reason)])[0]
+
+
 # ----------------------------------------------------------------------- the journal
 def _journal_dir(root: Path) -> Path:
     return root / QUARANTINE / "fixes"
@@ -116,6 +132,12 @@ def _journal_dir(root: Path) -> Path:
 def _journals(root: Path) -> list[Path]:
     folder = _journal_dir(root)
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def last_fix(root: str | os.PathLike) -> int | None:
+    """The id of the fix ``undo_fix`` would put back (None: none)."""
+    done = [read_json(p) for p in _journals(Path(root))]
+    return next((j["id"] for j in reversed(done) if j["status"] in ("done", "pending")), None)
 
 
 def _move(root: Path, src: str, dst: str) -> None:

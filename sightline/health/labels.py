@@ -146,3 +146,27 @@ def can_check_labels(inventory: Inventory) -> str | None:
     if int(counts.min()) < MIN_IMAGES:
         return f"a class has under {MIN_IMAGES} images"
     return None
+
+
+def add_neighbours(inventory: Inventory, problems: list[Problem]) -> None:
+    """Give each ``label`` finding the most similar image of every class (by thumbnail), as
+    ``details["neighbours"]`` {class: path}: what a reviewer compares the suspect with."""
+    from sightline.health.scan import thumbnails
+
+    suspects = [p for p in problems if p.kind == "label"]
+    if not suspects:
+        return
+    index = {item.path: i for i, item in enumerate(inventory.items)}
+    t = thumbnails(inventory.items)
+    labels = torch.tensor([i.label for i in inventory.items])
+    rows = torch.tensor([index[p.paths[0]] for p in suspects])
+    sim = t[rows] @ t.T
+    sim[torch.arange(len(rows)), rows] = -2.0  # not itself
+    for problem, row in zip(suspects, sim, strict=True):
+        neighbours = {}
+        for c, name in enumerate(inventory.classes):
+            candidates = row.masked_fill(labels != c, -3.0)
+            best = int(candidates.argmax())
+            if float(candidates[best]) > -2.0:
+                neighbours[name] = inventory.items[best].path
+        problem.details["neighbours"] = neighbours

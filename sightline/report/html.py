@@ -135,6 +135,30 @@ def _kpis(run: Run, figs: RunFigures) -> str:
 
 
 # ----------------------------------------------------------------------------- the page
+def _data_check(run: Run, shown: int = 10) -> str:
+    """The data check made before training (``sightline check``, less the label search)."""
+    from sightline.run.copies import data_check
+
+    record = data_check(run.path)
+    if record is None:
+        return ""
+    out = ['<h3 id="data-check">Data check before training</h3>']
+    summary = record.get("summary", {})
+    if not summary:
+        return out[0] + f"<p>No copies, leaks or odd images among {record['images']:,} images.</p>"
+    out.append(_table([[k, f"{n:,}"] for k, n in summary.items()], ["finding", "count"]))
+    clean = (run.evaluation or {}).get("without_copies")
+    if clean:
+        out.append(f"<p>Test accuracy on the {clean['count']:,} test images that are not copies "
+                   f"of training images: {clean['accuracy']:.2%}.</p>")  # fmt: skip
+    rows = [[p["kind"], " = ".join(p.get("paths") or [p["path"]]), p["message"]]
+            for kind in summary for p in [q for q in record["problems"] if q["kind"] == kind][:shown]]  # fmt: skip
+    out.append(_table(rows, ["finding", "files", "what"]))
+    out.append(f"<p>All of them: <code>sightline check {html.escape(str(record['source']))}</code> "
+               "(it also looks for images filed in the wrong class; <code>--fix</code> to fix).</p>")  # fmt: skip
+    return "".join(out)
+
+
 def render_html(run: Run, figs: RunFigures) -> str:
     """Results first (headline numbers, curves, per-class metrics, confusion, predictions, top
     losses, the inside of the network), then the data and how the run was configured."""
@@ -238,6 +262,7 @@ def render_html(run: Run, figs: RunFigures) -> str:
         f"<p>{html.escape(str(cfg['data'].get('name_or_path')))}: {len(run.classes)} classes, {html.escape(sizes)}.</p>"
     )
     parts.append(_img(figs, "samples"))
+    parts.append(_data_check(run))
     parts.append('<h2 id="config">Configuration</h2><div class="row">')
     parts.append(
         "<div><h3>Training</h3>"

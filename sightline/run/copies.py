@@ -13,12 +13,17 @@ from sightline.fileio import read_json
 from sightline.run.layout import RunLayout
 
 
+def data_check(run_path: str | Path) -> dict[str, Any] | None:
+    """The data check made before the run trained (``check.json``; None: there was none)."""
+    file = RunLayout(run_path).check
+    return read_json(file) if file.is_file() else None
+
+
 def leaked_files(run_path: str | Path) -> set[Path]:
     """The files the run's data check found to be copies of its training images."""
-    file = RunLayout(run_path).check
-    if not file.is_file():
+    record = data_check(run_path)
+    if record is None:
         return set()
-    record = read_json(file)
     root = Path(record["source"])
     leaks = (p for p in record.get("problems", []) if p["kind"] == "leak")
     return {(root / p["paths"][0]).resolve() for p in leaks}

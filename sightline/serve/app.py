@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from sightline._version import __version__
 from sightline.devices import cpu_malloc_tuning_wanted, serving_requests
 from sightline.errors import ConfigError, SightlineError
-from sightline.serve.api import datasets, inspect, jobs, predict, run_files, runs
+from sightline.serve.api import datasets, health, inspect, jobs, predict, run_files, runs
 from sightline.serve.core import docs
 from sightline.serve.core.deps import only_known_query
 from sightline.serve.core.errors import JSONResponse, install_error_handlers
@@ -143,6 +143,7 @@ def create_app(
         predict,
         inspect,
         datasets,
+        health,
         jobs,
     ):  # the REST API, one module a resource; a query parameter a route does not take is a 400
         app.include_router(module.router, dependencies=[Depends(only_known_query)])

@@ -66,7 +66,7 @@ def _builtin_name(name: str) -> str:
         ) from None
 
 
-def _folder(request: Request, name: str) -> Path:
+def data_folder(request: Request, name: str) -> Path:
     """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
     folders = _settings(request).data_dirs
     for folder in folders:
@@ -96,7 +96,7 @@ def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
     _check_kind(kind)
     if kind == "folder":
         try:
-            info = folder_info(_folder(request, name))
+            info = folder_info(data_folder(request, name))
         except (SightlineError, OSError) as e:  # a folder that went away or holds no classes
             return {
                 "name": name,
@@ -151,7 +151,9 @@ def dataset_samples(
 ) -> Response:
     _check_kind(kind)
     if kind == "folder":
-        row = _folder_samples(_folder(request, name), class_index, n, _settings(request).max_pixels)
+        row = _folder_samples(
+            data_folder(request, name), class_index, n, _settings(request).max_pixels
+        )
     else:
         preview = builtin_preview(_settings(request).previews, _builtin_name(name))
         _check_class(class_index, preview.classes)

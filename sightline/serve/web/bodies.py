@@ -184,6 +184,45 @@ DATASETS = """    <p class="lead">The built-in datasets, and the image folders t
     <h2>Folders</h2>
     <div class="cards" id="folder-datasets"></div>"""
 
+HEALTH = """    <p class="lead">Check a data folder for what makes a model learn the wrong thing or a test score lie:
+      unreadable files, copies (one image under two classes), near copies, test images copied from training, images filed in the wrong class.
+      Nothing is deleted: a fix moves a file to another class or into the folder's quarantine, and Undo puts it back.</p>
+    <div class="error-box" id="health-error" role="alert" hidden></div>
+    <section class="card form">
+      <div class="radio-row">
+        <label class="field">Folder <select id="health-folder"></select></label>
+        <label class="check"><input type="checkbox" id="health-labels" checked> Look for images filed in the wrong class</label>
+      </div>
+      <div class="button-row">
+        <button type="button" id="health-check" disabled>Check</button>
+        <button type="button" id="health-review-start" class="secondary" disabled title="Check the folder first">Review suspects</button>
+        <button type="button" id="health-undo" class="secondary" disabled title="No fix to undo">Undo last fix</button>
+        <a class="button secondary" id="health-train" href="/train">Train on this folder</a>
+      </div>
+      <p class="muted" id="health-status" aria-live="polite"></p>
+    </section>
+    <section class="card" id="health-review" hidden>
+      <h2>Review <span id="review-position"></span></h2>
+      <div class="review">
+        <figure><img id="review-image" alt="the suspect image"><figcaption id="review-caption"></figcaption></figure>
+        <div>
+          <p id="review-message"></p>
+          <div class="button-row">
+            <button type="button" id="review-keep" title="k">Keep as it is (k)</button>
+            <button type="button" id="review-move" title="m">Move to <span id="review-to"></span> (m)</button>
+            <select id="review-class" aria-label="class to move to"></select>
+            <button type="button" id="review-quarantine" class="secondary" title="q">Quarantine (q)</button>
+            <button type="button" id="review-next" class="secondary" title="n">Next (n)</button>
+            <button type="button" id="review-close" class="secondary">Close</button>
+          </div>
+          <h3>Most alike in each class</h3>
+          <div class="neighbours" id="review-neighbours"></div>
+        </div>
+      </div>
+    </section>
+    <div id="health-summary"></div>
+    <div id="health-groups"></div>"""
+
 TRAIN = """    <form class="card form" id="train-form" novalidate>
       <fieldset>
         <legend>Data</legend>

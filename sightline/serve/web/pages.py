@@ -202,6 +202,13 @@ def datasets_page() -> HTMLResponse:
     )
 
 
+@router.get("/datasets/health", response_class=HTMLResponse)
+def health_page() -> HTMLResponse:
+    return page_response(
+        render_page("Dataset health", page_bodies.HEALTH, ["health.js"], nav="/datasets")
+    )
+
+
 @router.get("/train", response_class=HTMLResponse)
 def train_page() -> HTMLResponse:
     return page_response(render_page("Train", page_bodies.TRAIN, ["train.js"], nav="/train"))

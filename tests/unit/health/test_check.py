@@ -184,6 +184,11 @@ def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_p
     assert clean["copies"] == len(truth.leaks) and clean["count"] == evaluation["count"] - 6
     test = json.loads(RunLayout(result.run.path).evaluation("test").read_text())
     assert test["without_copies"] == clean and 0 <= clean["accuracy"] <= 1
+    from sightline.report import write_report
+
+    page = write_report(result.run).read_text()
+    assert "Data check before training" in page and "test images that are not copies" in page
+    assert truth.leaks[0][1] in page  # the leaked test file, named
     again = sightline.run_training(str(root), "mlp", runs_dir=tmp_path, epochs=1, check=False,
                                    progress="quiet", report=False, evaluate=False,
                                    model_options={"hidden": 16})  # fmt: skip

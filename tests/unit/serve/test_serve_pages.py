@@ -26,7 +26,7 @@ from sightline.serve.web import bodies as page_bodies  # noqa: E402
 from sightline.serve.web import pages  # noqa: E402
 
 RUN = "toy"
-PAGES = ["/", "/classify", "/classify-many", "/datasets", "/train", "/jobs"]
+PAGES = ["/", "/classify", "/classify-many", "/datasets", "/datasets/health", "/train", "/jobs"]
 STATIC = pages.STATIC_DIR
 NAV_LINKS = [
     'href="/"',

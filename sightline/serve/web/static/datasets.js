@@ -37,6 +37,8 @@
       el('div', {class: 'metrics'}, fact('Classes', String((f.classes || []).length)), fact('Train', SL.int(count('train'))),
         fact('Test', splits.test ? SL.int(count('test')) : 'none'), fact('Images', SL.int(f.images))),
       el('p', {class: 'muted'}, classNames(f.classes).join(', ')),
+      el('p', null, el('a', {class: 'button secondary small', href: '/datasets/health?folder=' + encodeURIComponent(f.name)},
+        'Check its health: copies, leaks, wrong labels')),
     ]);
   }
 

@@ -1,0 +1,193 @@
+"""/api/datasets/folder/{name}/health...: the data check of a --data-dir folder, and a
+reviewer's fixes (the Health page).
+
+A face over ``sightline.health``: ``POST .../check`` runs ``check`` (the label search too,
+unless ``labels`` is false) on the CPU-work threads and keeps the report for the folder;
+``GET .../health`` returns it; ``POST .../review`` keeps a finding as it is, moves a file to
+another class or into the quarantine (one move, through the same journal as ``sightline
+check --fix``); ``POST .../undo`` puts back the last fix. The client names files only as the
+report names them: a path the report does not hold is refused, so no request reaches a file
+the check did not list. ``GET .../image`` shows one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from sightline.errors import SightlineError
+from sightline.serve.api.datasets import data_folder
+from sightline.serve.core.settings import settings_of as _settings
+from sightline.serve.services.images import displayable, enlarge, fit_within, png_bytes, scale_for
+
+router = APIRouter(prefix="/api/datasets/folder/{name}")
+
+IMAGE_SIDE = (96, 320)  # small and large pictures of a file: the smaller images are enlarged
+
+
+@dataclass
+class _Checked:
+    report: Any  # sightline.health.HealthReport
+    undone: dict[int, list[Any]] = field(default_factory=dict)  # fix id -> the findings it cleared
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _reports(request: Request) -> dict[str, _Checked]:
+    state = request.app.state
+    if not hasattr(state, "health_reports"):
+        state.health_reports = {}
+    return state.health_reports
+
+
+def _checked(request: Request, name: str) -> tuple[Path, _Checked]:
+    root = data_folder(request, name)
+    checked = _reports(request).get(root.name)
+    if checked is None:
+        raise HTTPException(
+            409, f"folder {root.name} has not been checked yet: POST its /check first"
+        )
+    return root, checked
+
+
+def _view(root: Path, report: Any) -> dict[str, Any]:
+    from sightline.health.fix import QUARANTINE, last_fix
+
+    undo = last_fix(root)
+    data = report.to_dict()
+    data["source"] = root.name  # the folder's name: the client never sees server paths
+    return {**data, "folder": root.name, "quarantine": QUARANTINE, "can_undo": undo}
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labels: bool = Field(
+        True,
+        description="also look for images filed in the wrong class (trains small models: seconds to a minute)",
+    )
+
+
+@router.post(
+    "/check", summary="Check a data folder: corrupt files, copies, leaks, labels, odd images"
+)
+async def check_folder(name: str, body: CheckRequest, request: Request) -> dict[str, Any]:
+    from sightline.health import check
+
+    root = data_folder(request, name)
+    reports = _reports(request)
+    checked = reports.setdefault(root.name, _Checked(report=None))
+    if checked.lock.locked():
+        raise HTTPException(409, f"folder {root.name} is being checked already; wait for it")
+    async with checked.lock:
+        try:
+            checked.report = await _settings(request).cpu_work(
+                lambda: check(root, labels=body.labels)
+            )
+        except SightlineError as e:
+            raise HTTPException(400, str(e)) from None
+        finally:
+            if checked.report is None:  # a first check that failed: the folder is unchecked
+                reports.pop(root.name, None)
+        checked.undone.clear()
+        return _view(root, checked.report)
+
+
+@router.get("/health", summary="The last check of a data folder (checked: false before one)")
+def folder_health(name: str, request: Request) -> dict[str, Any]:
+    root = data_folder(request, name)
+    checked = _reports(request).get(root.name)
+    if checked is None or checked.report is None:
+        return {"folder": root.name, "checked": False, "checking": checked is not None}
+    return {**_view(root, checked.report), "checked": True}
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="a file as the check's report names it")
+    action: Literal["keep", "move", "quarantine"] = Field(
+        description="keep: its findings are right as they are; move: to class `to`; quarantine"
+    )
+    to: str | None = Field(None, description="the class to move it to (action move)")
+
+
+def _known(report: Any, path: str) -> None:
+    if path not in report.flagged_paths():
+        raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
+
+
+@router.post("/review", summary="Keep, move or quarantine one file the check reported")
+async def review(name: str, body: ReviewRequest, request: Request) -> dict[str, Any]:
+    from sightline.health.decisions import keep
+    from sightline.health.fix import apply_fix, review_move
+
+    root, checked = _checked(request, name)
+    report = checked.report
+    _known(report, body.path)
+    about = [p for p in report.problems if body.path in p.paths]
+    try:
+        if body.action == "keep":
+            keep(report, root, body.path)
+            return _view(root, report)
+        if body.action == "move" and not body.to:
+            raise HTTPException(400, "action move needs `to`: the class to move the file to")
+        move = review_move(root, body.path, report.classes,
+                           body.to if body.action == "move" else None,
+                           about[0].kind, f"{body.action} in review")  # fmt: skip
+        journal = await _settings(request).cpu_work(apply_fix, root, [move])
+    except SightlineError as e:
+        raise HTTPException(400, str(e)) from None
+    report.problems = [p for p in report.problems if p not in about]
+    for problem in report.problems:  # a neighbour shown beside a suspect has moved away
+        neighbours = problem.details.get("neighbours", {})
+        for cls in [c for c, path in neighbours.items() if path == move.src]:
+            del neighbours[cls]
+    checked.undone[journal["id"]] = about
+    return {**_view(root, report), "moved": {"from": move.src, "to": move.dst}}
+
+
+@router.post("/undo", summary="Put back the files of the last fix of a data folder")
+async def undo(name: str, request: Request) -> dict[str, Any]:
+    from sightline.health.fix import undo_fix
+    from sightline.health.problems import ordered
+
+    root, checked = _checked(request, name)
+    journal = await _settings(request).cpu_work(undo_fix, root)
+    if journal is None:
+        raise HTTPException(409, f"nothing to undo in {root.name}")
+    back = checked.undone.pop(journal["id"], [])
+    checked.report.problems = ordered(checked.report.problems + back)
+    return {**_view(root, checked.report), "undone": journal["id"],
+            "restored": [m["src"] for m in journal["moves"]]}  # fmt: skip
+
+
+@router.get("/image", summary="A picture of one file the check reported (or of a neighbour)")
+async def image(
+    name: str,
+    request: Request,
+    path: str = Query(description="the file as the report names it"),
+    large: bool = Query(False, description="320 px instead of 96"),
+) -> Response:
+    from sightline.data.images import open_image
+
+    root, checked = _checked(request, name)
+    report = checked.report
+    neighbours = {n for p in report.problems for n in p.details.get("neighbours", {}).values()}
+    if path not in report.flagged_paths() and path not in neighbours:
+        raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
+    side = IMAGE_SIDE[1 if large else 0]
+
+    def draw() -> bytes:
+        img = displayable(open_image(root / path, max_side=side))
+        img = enlarge(img, scale_for(img.size, side // 2))
+        return png_bytes(fit_within(img, side))
+
+    try:
+        body = await _settings(request).cpu_work(draw)
+    except SightlineError as e:  # a corrupt file: the page shows the reason instead
+        raise HTTPException(415, str(e)) from None
+    return Response(body, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,85 @@
+"""The Health page in a real browser (headless Chromium, as tests/unit/serve/test_browser.py):
+a --data-dir folder with planted mistakes is checked, its findings shown with pictures at 1280
+and 390 px, a suspect reviewed with the keyboard (moved to its suggested class, then undone),
+and "Train on this folder" leads to the Train page with the folder chosen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("playwright.sync_api")
+
+import test_browser  # noqa: E402
+from planted_folder import blobs, plant  # noqa: E402
+from test_browser import _wait_for_url, browser, check_layout  # noqa: E402, F401
+
+
+@pytest.fixture(scope="module")
+def health_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser-health")
+    images, labels = blobs(300, seed=8)
+    truth = plant(tmp / "digits", images, labels, list("abcde"), test=60, copies=4, conflicts=2,
+                  near=4, leaks=3)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir", str(tmp / "runs"),
+         "--data-dir", str(tmp / "digits")],  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp,
+    )  # fmt: skip
+    try:
+        yield _wait_for_url(proc), tmp / "digits", truth
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def pg(browser):  # noqa: F811 (the fixture imported above)
+    yield from test_browser.page.__wrapped__(browser)
+
+
+def test_check_review_and_undo_in_the_browser(health_server, pg):
+    url, folder, truth = health_server
+    page = pg
+    page.goto(url + "/datasets")
+    page.get_by_role("link", name="Check its health").click()
+    page.wait_for_url("**/datasets/health?folder=digits")
+    page.locator("#health-status", has_text="Not checked yet").wait_for(timeout=20_000)
+    page.click("#health-check")
+    page.locator("section[data-kind='leak'] h2").wait_for(timeout=120_000)
+    assert "(3)" in page.locator("section[data-kind='leak'] h2").inner_text()
+    assert page.locator("section[data-kind='corrupt'] .finding").count() == len(truth.corrupt)
+    first = page.locator("section[data-kind='leak'] img.thumb").first
+    first.wait_for()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
+    )
+    check_layout(page, "health")
+
+    page.click("#health-review-start")
+    suspect = page.locator("#review-caption").inner_text().split(":")[0]
+    to = page.locator("#review-class").input_value()
+    assert page.locator("#review-neighbours figure").count() == 5  # one per class
+    check_layout(page, "health-review")
+    page.keyboard.press("m")  # move it to the suggested class
+    page.locator("#health-status", has_text="Moved " + suspect).wait_for()
+    parts = suspect.split("/")
+    parts[1] = to
+    assert not (folder / suspect).exists() and (folder / "/".join(parts)).exists()
+    page.keyboard.press("u")  # and back
+    page.locator("#health-status", has_text="Undid fix").wait_for()
+    assert (folder / suspect).exists()
+    page.keyboard.press("Escape")
+
+    page.click("#health-train")
+    page.wait_for_url("**/train?folder=digits")
+    page.locator("#source-folder:checked").wait_for(timeout=20_000)
+    assert page.locator("#train-folder").input_value() == "digits"

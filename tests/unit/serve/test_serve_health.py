@@ -1,0 +1,108 @@
+"""The Health API (/api/datasets/folder/{name}/check, health, review, undo, image): a
+--data-dir folder with planted mistakes is checked, reviewed file by file and undone, through
+the same journal as `sightline check --fix`; paths a client makes up are refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from planted_folder import blobs, plant  # noqa: E402
+
+from sightline.serve import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("health") / "digits"
+    images, labels = blobs(300, seed=7)
+    truth = plant(
+        root, images, labels, list("abcde"), test=60, copies=4, conflicts=2, near=4, leaks=3
+    )
+    return root, truth
+
+
+@pytest.fixture
+def api(planted, tmp_path):
+    root, truth = planted
+    folder = tmp_path / "digits"
+    shutil.copytree(root, folder)
+    app = create_app(runs_dir=tmp_path / "runs", data_dirs=[folder], start_workers=False)
+    return TestClient(app, base_url="http://127.0.0.1"), folder, truth
+
+
+def test_a_folder_is_checked_and_its_report_kept(api):
+    c, folder, truth = api
+    assert c.get("/api/datasets/folder/digits/health").json() == {
+        "folder": "digits", "checked": False, "checking": False}  # fmt: skip
+    assert c.post("/api/datasets/folder/digits/undo").status_code == 409  # nothing checked
+    r = c.post("/api/datasets/folder/digits/check", json={"labels": False})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["summary"]["corrupt"] == len(truth.corrupt) and report["summary"]["leak"] == 3
+    assert report["source"] == "digits" and str(folder) not in r.text  # no server path shown
+    assert c.get("/api/datasets/folder/digits/health").json()["problems"] == report["problems"]
+    r = c.post("/api/datasets/folder/nothere/check", json={})
+    assert r.status_code == 404
+    assert c.post("/api/datasets/folder/digits/check", json={"labels": 2}).status_code == 422
+
+
+def test_review_moves_one_file_at_a_time_and_undo_puts_it_back(api):
+    c, folder, truth = api
+    report = c.post("/api/datasets/folder/digits/check", json={"labels": True}).json()
+    suspect = next(p for p in report["problems"] if p["kind"] == "label")
+    assert set(suspect["neighbours"]) == set(report["classes"])  # one picture per class
+    r = c.post("/api/datasets/folder/digits/review",
+               json={"path": suspect["path"], "action": "move", "to": suspect["suggested"]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    moved = r.json()["moved"]
+    assert not (folder / suspect["path"]).exists() and (folder / moved["to"]).exists()
+    assert suspect["path"] not in {p.get("path") for p in r.json()["problems"]}
+    assert r.json()["can_undo"] == 1
+    leak = next(p for p in report["problems"] if p["kind"] == "leak")
+    r = c.post(
+        "/api/datasets/folder/digits/review",
+        json={"path": leak["paths"][0], "action": "quarantine"},
+    )
+    assert (folder / ".sightline-quarantine" / leak["paths"][0]).exists()
+    assert r.json()["summary"]["leak"] == report["summary"]["leak"] - 1
+    r = c.post("/api/datasets/folder/digits/undo")
+    assert r.status_code == 200 and r.json()["restored"] == [leak["paths"][0]]
+    assert (folder / leak["paths"][0]).exists()
+    assert r.json()["summary"]["leak"] == report["summary"]["leak"]  # the finding is back
+    c.post("/api/datasets/folder/digits/undo")
+    assert (folder / suspect["path"]).exists()
+    assert c.post("/api/datasets/folder/digits/undo").status_code == 409  # nothing left
+
+
+def test_keep_remembers_and_bad_requests_are_refused(api):
+    c, folder, truth = api
+    report = c.post("/api/datasets/folder/digits/check", json={"labels": False}).json()
+    near = next(p for p in report["problems"] if p["kind"] == "near-duplicate")
+    r = c.post(
+        "/api/datasets/folder/digits/review", json={"path": near["paths"][1], "action": "keep"}
+    )
+    assert r.status_code == 200 and (folder / ".sightline-decisions.json").exists()
+    again = c.post("/api/datasets/folder/digits/check", json={"labels": False}).json()
+    assert near["paths"] not in [p.get("paths") for p in again["problems"]]
+    for path in ("../../etc/passwd", "/etc/passwd", "train/a/not-reported.png"):
+        r = c.post(
+            "/api/datasets/folder/digits/review", json={"path": path, "action": "quarantine"}
+        )
+        assert r.status_code == 404 and "not a file the check reported" in r.json()["error"]
+        assert c.get("/api/datasets/folder/digits/image", params={"path": path}).status_code == 404
+    corrupt = next(p for p in again["problems"] if p["kind"] == "corrupt")["path"]
+    r = c.post(
+        "/api/datasets/folder/digits/review", json={"path": corrupt, "action": "move", "to": "zzz"}
+    )
+    assert r.status_code == 400 and "no class 'zzz'" in r.json()["error"]
+    r = c.post("/api/datasets/folder/digits/review", json={"path": corrupt, "action": "move"})
+    assert r.status_code == 400
+    assert c.get("/api/datasets/folder/digits/image", params={"path": corrupt}).status_code == 415
+    leak = next(p for p in again["problems"] if p["kind"] == "leak")["paths"][0]
+    r = c.get("/api/datasets/folder/digits/image", params={"path": leak, "large": True})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
