@@ -49,7 +49,8 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FOLDER",
-        help="an image folder (one subfolder per class) to list under /api/datasets (repeatable)",
+        help="an image folder (one subfolder per class) to list under /api/datasets, or a folder "
+        "of such folders, where the web UI can also make new ones (created if missing; repeatable)",
     )
     p.add_argument(
         "--token",

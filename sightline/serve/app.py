@@ -16,7 +16,16 @@ from fastapi import Depends, FastAPI
 from sightline._version import __version__
 from sightline.devices import cpu_malloc_tuning_wanted, serving_requests
 from sightline.errors import ConfigError, SightlineError
-from sightline.serve.api import datasets, health, inspect, jobs, predict, run_files, runs
+from sightline.serve.api import (
+    build,
+    datasets,
+    health,
+    inspect,
+    jobs,
+    predict,
+    run_files,
+    runs,
+)
 from sightline.serve.core import docs
 from sightline.serve.core.deps import only_known_query
 from sightline.serve.core.errors import JSONResponse, install_error_handlers
@@ -120,6 +129,8 @@ def create_app(
         docs_url=None,  # served by sightline.serve.core.docs from local files, not a CDN
         redoc_url=None,
     )
+    for folder in data_dirs:  # a folder of datasets to build in the browser may start empty
+        Path(folder).mkdir(parents=True, exist_ok=True)
     app.state.sightline = Settings(
         runs_dir=root,
         data_dirs=[Path(d) for d in data_dirs],
@@ -144,6 +155,7 @@ def create_app(
         inspect,
         datasets,
         health,
+        build,
         jobs,
     ):  # the REST API, one module a resource; a query parameter a route does not take is a 400
         app.include_router(module.router, dependencies=[Depends(only_known_query)])

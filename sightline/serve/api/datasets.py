@@ -47,12 +47,17 @@ def all_datasets(request: Request) -> dict[str, Any]:
     keys = ("name", "description", "classes", "shape", "train", "test", "cached", "mirrored")
     builtin = [{k: info[k] for k in keys} for info in map(dataset_info, list_datasets())]
     folders = []
-    for folder in _settings(request).data_dirs:
+    settings = _settings(request)
+    collections = settings.collections()
+    for folder in settings.datasets():
+        buildable = folder.parent in collections  # made (or to be made) in the browser
         try:
-            folders.append(folder_info(folder))
-        except (SightlineError, OSError) as e:  # a folder that went away: say so, list the rest
-            folders.append({"name": folder.name, "path": str(folder.resolve()), "error": str(e)})
-    return {"builtin": builtin, "folders": folders}
+            folders.append({**folder_info(folder), "buildable": buildable})
+        except (SightlineError, OSError) as e:  # empty yet, or gone: say so, list the rest
+            folders.append({"name": folder.name, "path": str(folder.resolve()), "error": str(e),
+                            "buildable": buildable})  # fmt: skip
+    return {"builtin": builtin, "folders": folders,
+            "collections": [c.name for c in collections]}  # fmt: skip
 
 
 def _builtin_name(name: str) -> str:
@@ -68,7 +73,7 @@ def _builtin_name(name: str) -> str:
 
 def data_folder(request: Request, name: str) -> Path:
     """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
-    folders = _settings(request).data_dirs
+    folders = _settings(request).datasets()
     for folder in folders:
         if name in (folder.name, folder.resolve().name):
             return folder

@@ -51,7 +51,7 @@ def _store(request: Request) -> JobStore:
 def create_job(body: JobRequest, request: Request, response: Response) -> dict[str, Any]:
     """Checked as ``sightline train`` checks its options (400 with the reason), then queued;
     jobs run one at a time by default, oldest first."""
-    stored, args = resolve_job(body, request.app.state.sightline.data_dirs)
+    stored, args = resolve_job(body, request.app.state.sightline.datasets())
     job = _store(request).create(stored, args)
     _pool(request).wake()
     response.headers["Location"] = f"/api/jobs/{job.id}"

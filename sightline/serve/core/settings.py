@@ -31,6 +31,19 @@ class Settings:
     )  # built-in datasets' counts, samples
     cpu_work: CpuWork = field(default_factory=CpuWork)  # decoding and framing: services/cpu_work.py
 
+    def datasets(self) -> list[Path]:
+        """The image folders offered, now: each --data-dir that is a dataset, and each dataset
+        inside one that is a folder of datasets (where the web UI makes new ones)."""
+        from sightline.data.builder import datasets_in
+
+        return [p for d in self.data_dirs for p in datasets_in(d)]
+
+    def collections(self) -> list[Path]:
+        """The --data-dir folders new datasets can be made in (those that are not datasets)."""
+        from sightline.data.builder import is_dataset
+
+        return [d for d in self.data_dirs if not is_dataset(d)]
+
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.sightline

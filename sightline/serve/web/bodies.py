@@ -184,6 +184,30 @@ DATASETS = """    <p class="lead">The built-in datasets, and the image folders t
     <h2>Folders</h2>
     <div class="cards" id="folder-datasets"></div>"""
 
+BUILD = """    <p class="lead">Build a dataset on this server's disk: add classes, then drop images or a zip into each, or capture them
+      from the camera. It is an ordinary folder (one sub-folder per class) that <code>sightline train</code> reads too.</p>
+    <div class="error-box" id="build-error" role="alert" hidden></div>
+    <form class="card form" id="new-dataset" novalidate>
+      <label class="field">New dataset <input id="new-dataset-name" maxlength="64" placeholder="e.g. my-pets" autocomplete="off"></label>
+      <button type="submit" id="new-dataset-submit">Create</button>
+      <p class="muted" id="new-dataset-why"></p>
+    </form>
+    <section class="card" id="build-dataset" hidden>
+      <h2 id="build-name"></h2>
+      <div class="button-row">
+        <a class="button secondary" id="build-health" href="/datasets/health">Check its health</a>
+        <a class="button secondary" id="build-train" href="/train">Train on this folder</a>
+        <button type="button" class="secondary" id="camera-start">Start the camera</button>
+      </div>
+      <video id="camera" autoplay muted playsinline hidden></video>
+      <form class="button-row" id="new-class" novalidate>
+        <label class="field">New class <input id="new-class-name" maxlength="64" autocomplete="off"></label>
+        <button type="submit">Add class</button>
+      </form>
+      <p class="muted" id="build-status" aria-live="polite"></p>
+      <div class="cards" id="build-classes"></div>
+    </section>"""
+
 HEALTH = """    <p class="lead">Check a data folder for what makes a model learn the wrong thing or a test score lie:
       unreadable files, copies (one image under two classes), near copies, test images copied from training, images filed in the wrong class.
       Nothing is deleted: a fix moves a file to another class or into the folder's quarantine, and Undo puts it back.</p>

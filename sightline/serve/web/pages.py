@@ -202,6 +202,13 @@ def datasets_page() -> HTMLResponse:
     )
 
 
+@router.get("/datasets/build", response_class=HTMLResponse)
+def build_page() -> HTMLResponse:
+    return page_response(
+        render_page("Build a dataset", page_bodies.BUILD, ["build.js"], nav="/datasets")
+    )
+
+
 @router.get("/datasets/health", response_class=HTMLResponse)
 def health_page() -> HTMLResponse:
     return page_response(

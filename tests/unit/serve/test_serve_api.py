@@ -571,7 +571,11 @@ def test_datasets_lists_built_in_ones_and_data_dirs(trained, tmp_path):
             (photos / cls / f"{i}.png").write_bytes(b"not decoded, only counted")
     (photos / "cat" / "notes.txt").write_text("not an image file")
     (photos / "dog" / ".hidden.png").write_bytes(b"")
-    r = client(trained[0], data_dirs=[photos, tmp_path / "gone"]).get("/api/datasets")
+    c = client(trained[0], data_dirs=[photos, tmp_path / "gone"])
+    assert (tmp_path / "gone").is_dir()  # a missing --data-dir is made: datasets can be built in it
+    assert c.get("/api/datasets").json()["collections"] == ["gone"]
+    (tmp_path / "gone").rmdir()  # and then it goes away
+    r = c.get("/api/datasets")
     assert r.status_code == 200
     builtin = {d["name"]: d for d in r.json()["builtin"]}
     assert {"fashion-mnist", "mnist", "cifar10"} <= set(builtin)

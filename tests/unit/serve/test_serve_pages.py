@@ -26,7 +26,16 @@ from sightline.serve.web import bodies as page_bodies  # noqa: E402
 from sightline.serve.web import pages  # noqa: E402
 
 RUN = "toy"
-PAGES = ["/", "/classify", "/classify-many", "/datasets", "/datasets/health", "/train", "/jobs"]
+PAGES = [
+    "/",
+    "/classify",
+    "/classify-many",
+    "/datasets",
+    "/datasets/health",
+    "/datasets/build",
+    "/train",
+    "/jobs",
+]
 STATIC = pages.STATIC_DIR
 NAV_LINKS = [
     'href="/"',

@@ -61,35 +61,6 @@
     SL.$('download-csv').disabled = !all.length;
   }
 
-  // A selection larger than one request may be (the server's limits, from /api/health) goes
-  // in batches, one after the other, each well under the limit: a folder of phone photos works.
-  const BATCH_FILES = 100;
-  const BATCH_SHARE = 0.9; // of the byte limit: the multipart framing takes a little too
-
-  function batches(files, limits) {
-    const budget = Math.max(1, Math.floor((limits.max_upload_bytes || 20 * 1048576) * BATCH_SHARE) - 65536);
-    const most = Math.min(BATCH_FILES, limits.max_files || BATCH_FILES);
-    const out = [];
-    const tooLarge = [];
-    let current = [];
-    let bytes = 0;
-    for (const p of files) {
-      if (p.file.size > budget) {
-        tooLarge.push({file: p.name, error: `file too large (${(p.file.size / 1048576).toFixed(1)} MB; this server takes at most ${(budget / 1048576).toFixed(0)} MB a request)`});
-        continue;
-      }
-      if (current.length && (bytes + p.file.size > budget || current.length >= most)) {
-        out.push(current);
-        current = [];
-        bytes = 0;
-      }
-      current.push(p);
-      bytes += p.file.size;
-    }
-    if (current.length) out.push(current);
-    return {batches: out, tooLarge};
-  }
-
   async function send(batch) {
     const form = new FormData();
     for (const p of batch) form.append('files', p.file, p.name);
@@ -115,7 +86,7 @@
     let all = [];
     try {
       const limits = (await SL.api('/api/health')).limits || {};
-      const plan = batches(picked, limits);
+      const plan = SL.uploadBatches(picked, limits);
       all = plan.tooLarge;
       let done = 0;
       for (const batch of plan.batches) {

@@ -227,6 +227,36 @@
 
   // <select> of the runs that can classify (a saved model): newest first, `preferred` chosen
   // when it is one of them. Resolves to the runs listed.
+  // A selection larger than one request may be (the server's limits, from /api/health) goes
+  // in batches, one after the other, each well under the limit: a folder of phone photos works.
+  // files: [{file, name}] → {batches: [[...]], tooLarge: [{file, error}]}.
+  const BATCH_FILES = 100;
+  const BATCH_SHARE = 0.9; // of the byte limit: the multipart framing takes a little too
+
+  SL.uploadBatches = function (files, limits) {
+    const budget = Math.max(1, Math.floor((limits.max_upload_bytes || 20 * 1048576) * BATCH_SHARE) - 65536);
+    const most = Math.min(BATCH_FILES, limits.max_files || BATCH_FILES);
+    const out = [];
+    const tooLarge = [];
+    let current = [];
+    let bytes = 0;
+    for (const p of files) {
+      if (p.file.size > budget) {
+        tooLarge.push({file: p.name, error: `file too large (${(p.file.size / 1048576).toFixed(1)} MB; this server takes at most ${(budget / 1048576).toFixed(0)} MB a request)`});
+        continue;
+      }
+      if (current.length && (bytes + p.file.size > budget || current.length >= most)) {
+        out.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(p);
+      bytes += p.file.size;
+    }
+    if (current.length) out.push(current);
+    return {batches: out, tooLarge};
+  };
+
   SL.fillRunSelect = async function (select, preferred) {
     const data = await SL.api('/api/runs');
     const usable = (data.runs || []).filter((r) => r.status !== 'broken' && r.status !== 'created' && (r.epochs_done || 0) > 0);

@@ -28,8 +28,13 @@
     ]);
   }
 
+  function buildLink(f) {
+    return f.buildable ? el('a', {class: 'button secondary small', href: '/datasets/build?folder=' + encodeURIComponent(f.name)},
+      'Add images and classes') : null;
+  }
+
   function folderCard(f) {
-    if (f.error) return card('folder', f.name, [el('p', {class: 'error-text'}, f.error)], false);
+    if (f.error) return card('folder', f.name, [el('p', {class: f.buildable ? 'muted' : 'error-text'}, f.error), buildLink(f)], false);
     const splits = f.splits || {};
     const count = (split) => Object.values(splits[split] || {}).reduce((a, b) => a + b, 0);
     return card('folder', f.name, [
@@ -37,8 +42,8 @@
       el('div', {class: 'metrics'}, fact('Classes', String((f.classes || []).length)), fact('Train', SL.int(count('train'))),
         fact('Test', splits.test ? SL.int(count('test')) : 'none'), fact('Images', SL.int(f.images))),
       el('p', {class: 'muted'}, classNames(f.classes).join(', ')),
-      el('p', null, el('a', {class: 'button secondary small', href: '/datasets/health?folder=' + encodeURIComponent(f.name)},
-        'Check its health: copies, leaks, wrong labels')),
+      el('p', {class: 'button-row'}, el('a', {class: 'button secondary small', href: '/datasets/health?folder=' + encodeURIComponent(f.name)},
+        'Check its health: copies, leaks, wrong labels'), buildLink(f)),
     ]);
   }
 
@@ -92,6 +97,9 @@
       (data.builtin || []).forEach((d) => builtin.appendChild(builtinCard(d)));
       const folders = SL.clear(SL.$('folder-datasets'));
       (data.folders || []).forEach((f) => folders.appendChild(folderCard(f)));
+      if ((data.collections || []).length) {
+        folders.appendChild(el('p', null, el('a', {class: 'button', href: '/datasets/build'}, 'Build a new dataset')));
+      }
       if (!(data.folders || []).length) {
         folders.appendChild(el('p', {class: 'muted'}, 'None: start the server with ',
           el('code', null, 'sightline serve --data-dir FOLDER'), ' to train on your own images.'));

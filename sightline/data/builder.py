@@ -1,0 +1,144 @@
+"""Building an image folder from the browser: a new dataset, its classes, images added to a
+class. Everything is an ordinary folder on disk (``dataset/class/file``) that
+``sightline train`` reads.
+
+Names from users are sanitised (letters, digits, spaces, ``-``, ``_`` and ``.``; never a path,
+never hidden); every image is decoded before it is kept, and kept as the bytes it came in,
+under the extension of its real format. A file is written to a temporary name and then linked
+to a free final name, which fails rather than replace a file that appeared meanwhile: two
+uploads at once never lose one another's images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from sightline.data.folders import find_splits
+from sightline.data.images import MAX_PIXELS, image_size, is_image_file, open_image
+from sightline.errors import DataError, ImageError
+
+NAME = re.compile(r"^[\w][\w .\-]{0,63}$", re.UNICODE)  # a dataset or class name
+_FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
+_STEM = re.compile(r"[^\w\-]+", re.UNICODE)
+
+
+def clean_name(name: str, what: str) -> str:
+    """``name`` stripped, or DataError saying what a name may hold."""
+    text = (name or "").strip()
+    if not NAME.match(text) or text in (".", "..") or text.endswith("."):
+        raise DataError(
+            f"{what} name {text[:80]!r} is not allowed: use 1-64 letters, digits, spaces, '-', "
+            "'_' or '.', starting with a letter or digit"
+        )
+    return text
+
+
+def is_dataset(folder: Path) -> bool:
+    """Whether ``folder`` holds class folders with images (else it may hold datasets)."""
+    try:
+        train = find_splits(folder)["train"]
+        classes = [p for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return any(is_image_file(f) for c in classes for f in c.iterdir() if f.is_file())
+    except (DataError, OSError):
+        return False
+
+
+def datasets_in(folder: Path) -> list[Path]:
+    """The datasets a --data-dir names: itself when it is one, else each visible subfolder."""
+    folder = Path(folder)
+    if is_dataset(folder) or not folder.is_dir():
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def new_dataset(parent: Path, name: str) -> Path:
+    """A new, empty dataset folder ``parent/name`` (DataError if it exists)."""
+    folder = Path(parent) / clean_name(name, "dataset")
+    try:
+        folder.mkdir(parents=False)
+    except FileExistsError:
+        raise DataError(f"a dataset named {folder.name!r} exists already") from None
+    except FileNotFoundError:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    return folder
+
+
+def class_folder(dataset: Path, name: str, create: bool = False) -> Path:
+    """The folder of class ``name`` (the train split's, for a train/test layout)."""
+    name = clean_name(name, "class")
+    train = find_splits(dataset)["train"] if any(dataset.iterdir()) else dataset
+    folder = train / name
+    if create:
+        folder.mkdir(exist_ok=True)
+    elif not folder.is_dir():
+        raise DataError(f"no class {name!r} in dataset {dataset.name}")
+    return folder
+
+
+def rename_class(dataset: Path, old: str, new: str) -> Path:
+    """Rename a class in every split it is in (DataError if the new name is taken)."""
+    new = clean_name(new, "class")
+    splits = find_splits(dataset).values()
+    moves = [(s / clean_name(old, "class"), s / new) for s in splits if (s / old).is_dir()]
+    if not moves:
+        raise DataError(f"no class {old!r} in dataset {dataset.name}")
+    if any(dst.exists() for _, dst in moves):
+        raise DataError(f"a class named {new!r} exists already in {dataset.name}")
+    for src, dst in moves:
+        os.rename(src, dst)
+    return moves[0][1]
+
+
+@dataclass
+class Added:
+    saved: list[str] = field(default_factory=list)  # the new files' names
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (upload name, why)
+
+
+def add_images(folder: Path, files: list[tuple[str, bytes]], max_pixels: int = MAX_PIXELS) -> Added:
+    """Keep each upload that is a readable image in class ``folder``; list the others."""
+    added = Added()
+    for name, data in files:
+        try:
+            image_size(data, name, max_pixels)  # the header first: no bomb is decoded
+            open_image(data, name, max_pixels=max_pixels)  # all of it decodes
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format or ""
+            ext = _FORMATS.get(fmt)
+            if ext is None:
+                raise ImageError(name, f"{fmt or 'these'} images are not kept; send JPEG or PNG")
+        except ImageError as e:
+            added.skipped.append((name, e.reason))
+            continue
+        added.saved.append(_keep(folder, name, ext, data).name)
+    return added
+
+
+def _keep(folder: Path, name: str, ext: str, data: bytes) -> Path:
+    stem = _STEM.sub("-", Path(name).stem).strip("-_")[:60] or "image"
+    tmp = folder / f".upload-{secrets.token_hex(8)}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        for n in range(10_000):
+            final = folder / (f"{stem}.{ext}" if n == 0 else f"{stem}-{n}.{ext}")
+            try:
+                os.link(tmp, final)  # fails if the name is taken: never replaces
+                return final
+            except FileExistsError:
+                continue
+        raise DataError(f"no free name for {name!r} in {folder}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
