@@ -17,6 +17,7 @@ from sightline.health.labels import (
     can_check_labels,
     label_problems,
     out_of_fold,
+    outlier_problems,
 )
 from sightline.health.problems import HealthReport, Problem, ordered
 from sightline.health.scan import Inventory, Item, scan_dataset, scan_folder
@@ -52,8 +53,9 @@ def check(
         why_not = can_check_labels(inventory)
         if why_not is None:
             groups = copy_groups(inventory.items, near)
-            probs = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
-            found = label_problems(inventory, probs)
+            judged = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
+            found = label_problems(inventory, judged.probs)
+            found += outlier_problems(inventory, judged.outlier)
             add_neighbours(inventory, found)
             problems += found
         else:

@@ -224,3 +224,24 @@ def test_photos_are_checked_on_pretrained_features_computed_once(tmp_path, monke
     monkeypatch.setattr("sightline.models.registry.create_model", no_network)
     again = check(tmp_path / "data")
     assert [p.paths for p in again.of_kind("label")] == [p.paths for p in suspects]
+
+
+def test_images_of_something_else_are_outliers(tmp_path):
+    images, labels = blobs(400, seed=9)
+    for i, (x, y) in enumerate(zip(images, labels, strict=True)):
+        (tmp_path / CLASSES[y]).mkdir(exist_ok=True)
+        Image.fromarray(x, "L").save(tmp_path / CLASSES[y] / f"{i}.png")
+    rng = np.random.default_rng(0)
+    planted = []
+    for i in range(6):  # noise and stripes among soft blobs
+        art = rng.integers(0, 256, (28, 28), dtype=np.uint8) if i % 2 else np.tile(
+            np.uint8([0, 255] * 14), (28, 1))  # fmt: skip
+        path = f"{CLASSES[i % 5]}/odd{i}.png"
+        Image.fromarray(art, "L").save(tmp_path / path)
+        planted.append(path)
+    outliers = check(tmp_path).of_kind("outlier")
+    flagged = {p.paths[0] for p in outliers}
+    # measured: 5 of the 6, and 3 of the 400 blobs (0 of 1,497 real MNIST digits, whose
+    # distances have lighter tails than these generated blobs')
+    assert len(flagged & set(planted)) >= 4 and len(flagged - set(planted)) <= 4
+    assert all(p.score > 8 and "unlike" in p.message for p in outliers)
