@@ -1,24 +1,20 @@
 """Pretrained features of a dataset's photos, for the label check: EfficientNet-Lite0's
-ImageNet backbone (1,280 numbers an image), computed once per image content and cached, so a
-second check of the same photos reads them back."""
+ImageNet backbone (1,280 numbers an image) on the photos prepared exactly as
+``sightline train FOLDER --pretrained`` prepares them, through the feature cache
+(``train/feature_cache.py``): a second check, or a training after the check, reads them back."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from sightline.health.scan import Inventory, Item
 
 BACKBONE = "efficientnet-lite0"
 SIDE = 224  # the side the ImageNet weights were trained at: 128 px lost 4 points of accuracy
-CHUNK = 256  # images decoded at a time: 256 x 224 x 224 x 3 bytes = 38 MB
-_VERSION = "v1"  # of the cached numbers: change it when what they are computed from changes
+CHUNK = 256  # images prepared at a time: 256 x 224 x 224 x 3 bytes = 38 MB
 
 
 def available() -> bool:
@@ -27,66 +23,50 @@ def available() -> bool:
     return weights_available(BACKBONE)
 
 
-def cache_folder() -> Path:
-    from sightline.data.download import resolve_cache_dir
+def photo_preprocess():
+    """How ``sightline train FOLDER --pretrained`` prepares its photos (plan/transfer.py), so
+    that the features computed here are the ones its training reads back from the cache."""
+    from sightline.data.preprocess import Preprocess
+    from sightline.plan.transfer import pretrained_input
 
-    return resolve_cache_dir() / "features" / f"{BACKBONE}-{SIDE}-{_VERSION}"
-
-
-def _cached(folder: Path, item: Item) -> Path:
-    name = item.digest.hex()
-    return folder / name[:2] / f"{name}.npy"
-
-
-def _rgb(inventory: Inventory, item: Item) -> np.ndarray:
-    img = inventory.open(item)
-    img = img.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR, reducing_gap=2.0)
-    return np.asarray(img)
+    want = pretrained_input(BACKBONE)
+    return Preprocess(3, (want["size"],) * 2, "pad", tuple(want["mean"]), tuple(want["std"]))
 
 
 def photo_features(
     inventory: Inventory, progress: Callable[[int, int], None] | None = None
 ) -> torch.Tensor:
-    """(N, 1280) float32, one row per item of ``inventory``."""
-    from sightline.fileio import atomic_write_bytes
+    """(N, 1280) float32, one row per item of ``inventory``, from the feature cache
+    (``train/feature_cache.py``) where it has them."""
+    from sightline.data.images import decode_side
     from sightline.models.registry import create_model
+    from sightline.train.feature_cache import FeatureCache, cached_features, recipe
     from sightline.train.frozen import extract_features
 
-    folder = cache_folder()
-    items = inventory.items
-    out = torch.zeros(len(items), 1280)
-    todo = []
-    for i, item in enumerate(items):
-        path = _cached(folder, item)
-        try:
-            out[i] = torch.from_numpy(np.load(path))
-        except (OSError, ValueError):
-            todo.append(i)
-    if not todo:
-        return out
-    model = create_model(BACKBONE, (3, SIDE, SIDE), 2, pretrained=True)
-    mean = torch.full(
-        (1, 3, 1, 1), 127 / 255
-    )  # the weights' own normalisation (models/efficientnet)
-    std = torch.full((1, 3, 1, 1), 128 / 255)
-
-    def normalize(batch: torch.Tensor) -> torch.Tensor:
-        return (batch.float() / 255 - mean) / std
-
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start : start + CHUNK]
-        images = torch.from_numpy(np.stack([_rgb(inventory, items[i]) for i in chunk]))
-        feats = extract_features(model, images.permute(0, 3, 1, 2), normalize, torch.device("cpu"))
-        for i, f in zip(chunk, feats, strict=True):
-            out[i] = f
-            path = _cached(folder, items[i])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            np.save(buf, f.numpy())
-            atomic_write_bytes(path, buf.getvalue())
+    pre = photo_preprocess()
+    model = create_model(BACKBONE, (3, *pre.size), 2, pretrained=True)
+    cache = FeatureCache(recipe(model, pre.mean, pre.std, False, "cpu"))
+    side = decode_side(pre.size)
+    items, out = inventory.items, []
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start : start + CHUNK]
+        images = torch.stack([pre.prepare_image(_decoded(inventory, item, side)) for item in chunk])
+        feats, _ = cached_features(
+            images, cache,
+            lambda todo: extract_features(model, todo, pre.normalize, torch.device("cpu")),
+        )  # fmt: skip
+        out.append(feats)
         if progress is not None:
-            progress(min(start + CHUNK, len(todo)), len(todo))
-    return out
+            progress(min(start + CHUNK, len(items)), len(items))
+    return torch.cat(out) if out else torch.zeros(0, 1280)
+
+
+def _decoded(inventory: Inventory, item: Item, side: int):
+    if inventory.root is not None:  # as the folder loader decodes it: reduced to what is used
+        from sightline.data.images import open_image
+
+        return open_image(inventory.root / item.path, max_side=side)
+    return inventory.open(item)
 
 
 NEIGHBOURS = 20  # the k of the nearest-neighbour vote

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sightline.infer.batched import inference_copy
+from sightline.train.feature_cache import FeatureCache, cached_features, recipe
 from sightline.train.feed import ImageFeed
 from sightline.train.optim import freeze_backbone, head_parameters
 
@@ -111,15 +112,24 @@ class FrozenFeatures(ImageFeed):
                         },
                     )
 
-            self._features[key] = extract_features(
-                trainer.model, images, trainer.preprocess.normalize, trainer.device, flip,
-                on_batch=on_batch,
+            pre = trainer.preprocess
+            cache = FeatureCache(recipe(trainer.model, pre.mean, pre.std, flip, trainer.device))
+            feats, computed = cached_features(
+                images, cache,
+                lambda todo: extract_features(trainer.model, todo, pre.normalize, trainer.device,
+                                              flip, on_batch=on_batch),
             )  # fmt: skip
+            self._features[key] = feats.to(trainer.device)
             took = time.monotonic() - started
             what = f"{len(images):,} {split} images" + (" (mirrored)" if flip else "")
+            cached = (
+                f"; {len(images) - computed:,} read from the cache"
+                if computed < len(images)
+                else ""
+            )
             trainer.emit(
                 "on_message",
-                f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s)",
+                f"Features of {what}: {took:.1f} s ({len(images) / max(took, 1e-9):,.0f} images/s{cached})",
             )
         return self._features[key]
 

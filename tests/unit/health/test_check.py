@@ -197,7 +197,8 @@ def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_p
 
 def test_photos_are_checked_on_pretrained_features_computed_once(tmp_path, monkeypatch):
     """Colour images: a head and a neighbour vote on EfficientNet-Lite0 features, cached by
-    image content; a second check reads them back and builds no network."""
+    image content; a second check and a pretrained training on the folder read them back."""
+    import sightline
     from sightline.health import features
 
     monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path / "cache"))
@@ -215,15 +216,24 @@ def test_photos_are_checked_on_pretrained_features_computed_once(tmp_path, monke
     assert features.available()
     suspects = report.of_kind("label")
     assert suspects[0].paths == ["blue/from-red.png"] and suspects[0].details["suggested"] == "red"
-    cached = list(features.cache_folder().rglob("*.npy"))
-    assert len(cached) == 75
+    assert len(list((tmp_path / "cache" / "features").rglob("*.npy"))) == 75
 
-    def no_network(*args, **kwargs):
+    def no_backbone_pass(*args, **kwargs):
         raise AssertionError("the features should come from the cache")
 
-    monkeypatch.setattr("sightline.models.registry.create_model", no_network)
+    monkeypatch.setattr("sightline.train.frozen.extract_features", no_backbone_pass)
     again = check(tmp_path / "data")
     assert [p.paths for p in again.of_kind("label")] == [p.paths for p in suspects]
+    # a training on the folder with the pretrained backbone reads the same features back
+    events: list[dict] = []
+    sightline.run_training(str(tmp_path / "data"), "efficientnet-lite0", runs_dir=tmp_path / "runs",
+                           model_options={"pretrained": True}, epochs=1, flip=False,
+                           data_options={"val_split": 0}, evaluate=False, report=False, check=False,
+                           progress="quiet", on_event=events.append)  # fmt: skip
+    said = [
+        e["text"] for e in events if e["kind"] == "message" and "Features of" in e.get("text", "")
+    ]
+    assert said and "75 read from the cache" in said[0]
 
 
 def test_images_of_something_else_are_outliers(tmp_path):
