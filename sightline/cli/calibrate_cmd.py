@@ -57,7 +57,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     ood = record["ood"]
     print(
         f"  'None of these' over ood_score {ood['threshold']:.2f} (keeps {ood['keep']:.0%} of "
-        f"the validation images; fitted on {ood['images']:,} training images)"
+        f"real images with 95% confidence: the {ood['validation_share']:.2%} quantile of "
+        f"{ood['validation_images']:,} held-out images; fitted on {ood['images']:,} training images)"
     )
     print(f"Saved in {run.model_file(args.checkpoint)}")
     return 0

@@ -39,7 +39,7 @@ def calibrate_run(
     from sightline.devices import resolve_device
     from sightline.infer.batched import batched_logits, inference_copy
     from sightline.infer.calibration import calibration, fit_calibrator
-    from sightline.infer.ood import fit_detector
+    from sightline.infer.ood import fit_detector, threshold_share
     from sightline.run import checkpoint as ckpt
 
     data = data if data is not None else run.load_data()
@@ -76,5 +76,7 @@ def calibrate_run(
     _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
     detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)
     ckpt.set_fitted(path, calibration=record, detector=detector)  # one rewrite of the file
-    record = {**record, "ood": {**detector.record(), "images": len(pick)}}
+    share = {"validation_share": round(threshold_share(detector.keep, len(val)), 6),
+             "validation_images": len(val)}  # fmt: skip
+    record = {**record, "ood": {**detector.record(), "images": len(pick), **share}}
     return record

@@ -67,6 +67,11 @@ def test_a_run_from_before_calibration_is_calibrated_again(trained):
     assert old.calibrator().identity and calibrator_of(old.load_model()).identity
     record = old.calibrate(data)
     assert Calibrator.from_dict(record) == fitted
+    from sightline.infer.ood import threshold_share
+
+    ood = record["ood"]  # the threshold's quantile of the held-out images, and how many
+    assert ood["validation_images"] == len(data.val)
+    assert ood["validation_share"] == pytest.approx(threshold_share(0.95, len(data.val)), abs=1e-6)
     assert calibrator_of(old.load_model()) == fitted  # no stale model kept
 
 
