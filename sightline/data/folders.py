@@ -42,7 +42,7 @@ from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.errors import DataError, ImageError
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _decode(
     try:
         img = open_image(path, max_side=decode_side(size))  # as predict decodes it
         stored = img.mode
-        gray = img.mode in _GRAY_MODES
+        gray = img.mode in GRAY_MODES
         if not gray and channels is None:  # only an undecided channel count needs the look
             img = normalize_mode(img, 3)
             gray = is_gray_content(img)

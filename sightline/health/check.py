@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
+from sightline.data.folders import find_splits
 from sightline.health.decisions import apply_decisions
 from sightline.health.duplicates import NEAR, copy_groups, copy_problems
 from sightline.health.labels import (
@@ -101,7 +102,10 @@ def class_problems(inventory: Inventory) -> list[Problem]:
     the largest class has UNBALANCED times the images of the smallest (the rules training's
     notes use)."""
     counts = inventory.counts().get("train", dict.fromkeys(inventory.classes, 0))
-    prefix = "train/" if inventory.root is not None and (inventory.root / "train").is_dir() else ""
+    split_layout = (
+        inventory.root is not None and find_splits(inventory.root)["train"] != inventory.root
+    )
+    prefix = "train/" if split_layout else ""
     problems = []
     for name, n in counts.items():
         if n < FEW_IMAGES:

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from sightline.health.scan import Inventory, Item
 
 BACKBONE = "efficientnet-lite0"
-SIDE = 224  # the side the ImageNet weights were trained at: 128 px lost 4 points of accuracy
 CHUNK = 256  # images prepared at a time: 256 x 224 x 224 x 3 bytes = 38 MB
 
 
@@ -24,8 +23,9 @@ def available() -> bool:
 
 
 def photo_preprocess():
-    """How ``sightline train FOLDER --pretrained`` prepares its photos (plan/transfer.py), so
-    that the features computed here are the ones its training reads back from the cache."""
+    """How ``sightline train FOLDER --pretrained`` prepares its photos (plan/transfer.py: the
+    weights' 224 px, where 128 px lost 4 points here), so that the features computed here are
+    the ones its training reads back from the cache."""
     from sightline.data.preprocess import Preprocess
     from sightline.plan.transfer import pretrained_input
 

@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sightline.data.folders import find_splits, scan_class_folders
+from sightline.data.folders import GRAY_MODES, find_splits, scan_class_folders
 from sightline.data.images import normalize_mode, open_image
 from sightline.errors import ImageError
 
 THUMB = 32  # thumbnail side: near copies are compared on it (health/duplicates.py)
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclass
@@ -87,7 +86,7 @@ def gray_thumbnail(img: Image.Image) -> np.ndarray:
 
 
 def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray, bool]:
-    flat = normalize_mode(img, 1 if stored_mode in _GRAY_MODES else 3)  # 16-bit, alpha, CMYK
+    flat = normalize_mode(img, 1 if stored_mode in GRAY_MODES else 3)  # 16-bit, alpha, CMYK
     array = np.asarray(flat)
     return pixels_digest(array), gray_thumbnail(flat), is_gray(array)
 

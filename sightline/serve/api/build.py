@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sightline.errors import SightlineError
-from sightline.serve.api.datasets import data_folder
+from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api/datasets/folder")

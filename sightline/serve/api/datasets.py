@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from sightline.errors import ImageError, SightlineError
+from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.data_cache import builtin_preview
 from sightline.serve.services.images import (
@@ -69,21 +70,6 @@ def _builtin_name(name: str) -> str:
         raise HTTPException(
             404, f"no built-in dataset named {name[:80]!r}; they are: {', '.join(list_datasets())}"
         ) from None
-
-
-def data_folder(request: Request, name: str) -> Path:
-    """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
-    folders = _settings(request).datasets()
-    for folder in folders:
-        if name in (folder.name, folder.resolve().name):
-            return folder
-    known = (
-        ", ".join(f.resolve().name for f in folders)
-        or "none (start the server with --data-dir FOLDER)"
-    )
-    raise HTTPException(
-        404, f"no data folder named {name[:80]!r}; the server's folders are: {known}"
-    )
 
 
 def _check_kind(kind: str) -> None:

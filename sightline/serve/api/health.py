@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sightline.errors import SightlineError
-from sightline.serve.api.datasets import data_folder
+from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.images import displayable, enlarge, fit_within, png_bytes, scale_for
 

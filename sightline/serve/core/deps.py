@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import HTTPException, Request
+
+from sightline.serve.core.settings import settings_of
 
 
 def only_known_query(request: Request) -> None:
@@ -22,4 +26,19 @@ def only_known_query(request: Request) -> None:
         400,
         f"unknown query parameter {', '.join(map(repr, unknown))}: {request.url.path} takes "
         f"{takes}{where}",
+    )
+
+
+def data_folder(request: Request, name: str) -> Path:
+    """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
+    folders = settings_of(request).datasets()
+    for folder in folders:
+        if name in (folder.name, folder.resolve().name):
+            return folder
+    known = (
+        ", ".join(f.resolve().name for f in folders)
+        or "none (start the server with --data-dir FOLDER)"
+    )
+    raise HTTPException(
+        404, f"no data folder named {name[:80]!r}; the server's folders are: {known}"
     )

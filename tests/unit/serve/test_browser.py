@@ -12,6 +12,7 @@ Without Chromium these tests are skipped, except under CI ($CI set), where they 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,31 +75,22 @@ def served(tmp_path_factory):
     sightline.pipeline.run_training(
         str(folder), model="mlp", runs_dir=runs, name=RUN, epochs=8, progress="quiet"
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sightline",
-            "serve",
-            "--port",
-            "0",
-            "--runs-dir",
-            str(runs),
-            "--data-dir",
-            str(folder),
-            "--max-upload-mb",  # small, so Classify many has to send a selection in batches
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=tmp,
-    )
-    try:
-        url = _wait_for_url(proc)
+    # A small upload limit, so Classify many has to send a selection in batches.
+    args = ["--runs-dir", str(runs), "--data-dir", str(folder), "--max-upload-mb", "1"]
+    with serve_process(args, tmp) as url:
         yield url, runs
+
+
+@contextlib.contextmanager
+def serve_process(args: list[str], cwd: Path) -> Iterator[str]:
+    """``sightline serve --port 0 ARGS`` in a process of its own; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sightline", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=cwd,
+    )  # fmt: skip
+    try:
+        yield _wait_for_url(proc)
     finally:
         proc.terminate()
         try:
@@ -145,12 +138,18 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors = watch_errors(pg)
     yield pg
     context.close()
     assert not errors, f"the page logged errors: {errors}"
+
+
+def watch_errors(pg) -> list[str]:
+    """The page's script errors and console errors, as they happen."""
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors
 
 
 def shots_dir() -> Path:

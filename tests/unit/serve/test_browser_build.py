@@ -6,9 +6,6 @@ the button, a class renamed; the folder on disk is what the page says."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -17,26 +14,16 @@ from PIL import Image
 pytest.importorskip("fastapi")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import _chromium, _wait_for_url, check_layout  # noqa: E402
+from test_browser import _chromium, check_layout, serve_process, watch_errors  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def build_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-build")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir", str(tmp / "runs"),
-         "--data-dir", str(tmp / "mine")],  # fmt: skip
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp,
-    )  # fmt: skip
-    try:
-        yield _wait_for_url(proc), tmp
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serve_process(
+        ["--runs-dir", str(tmp / "runs"), "--data-dir", str(tmp / "mine")], tmp
+    ) as url:
+        yield url, tmp
 
 
 @pytest.fixture
@@ -50,9 +37,7 @@ def camera_page():
             viewport={"width": 1280, "height": 900}, permissions=["camera"]
         )
         page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = watch_errors(page)
         yield page
         browser.close()
         assert not errors, f"the page logged errors: {errors}"

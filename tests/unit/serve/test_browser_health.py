@@ -5,10 +5,6 @@ and "Train on this folder" leads to the Train page with the folder chosen."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("fastapi")
@@ -16,7 +12,7 @@ pytest.importorskip("playwright.sync_api")
 
 import test_browser  # noqa: E402
 from planted_folder import blobs, plant  # noqa: E402
-from test_browser import _wait_for_url, browser, check_layout  # noqa: E402, F401
+from test_browser import browser, check_layout, serve_process  # noqa: E402, F401
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +21,10 @@ def health_server(tmp_path_factory):
     images, labels = blobs(300, seed=8)
     truth = plant(tmp / "digits", images, labels, list("abcde"), test=60, copies=4, conflicts=2,
                   near=4, leaks=3)  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir", str(tmp / "runs"),
-         "--data-dir", str(tmp / "digits")],  # fmt: skip
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp,
-    )  # fmt: skip
-    try:
-        yield _wait_for_url(proc), tmp / "digits", truth
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serve_process(
+        ["--runs-dir", str(tmp / "runs"), "--data-dir", str(tmp / "digits")], tmp
+    ) as url:
+        yield url, tmp / "digits", truth
 
 
 @pytest.fixture
