@@ -337,14 +337,18 @@ def measure(
             *train_args,
         ]
         events = [
-            e for e in run_process(cmd, env) if e.get("kind") in ("epoch", "evaluation", "failed")
+            e
+            for e in run_process(cmd, env)
+            if e.get("kind") in ("epoch", "evaluation", "failed", "train_end")
         ]
         curve = [(e["t"], e["accuracy"]) for e in events if e["kind"] == "evaluation"]
         skipped = None
     failed = next((e["error"] for e in events if e["kind"] == "failed"), None)
-    # sightline's own epoch times (the training alone, first-use costs of the first epoch included):
-    # on a GPU most of a run's seconds are start-up, data and evaluation, so this says more there.
+    # sightline's own epoch times (the training alone): on a GPU most of a run's seconds are
+    # start-up, data and evaluation, so this says more there. A GPU's one-off first-step costs
+    # are paid by an untimed warm-up before the first epoch (train/warmup.py): reported apart.
     epochs = [e["time"] for e in events if e["kind"] == "epoch" and "time" in e]
+    warm = next((e.get("warmup_seconds") for e in events if e["kind"] == "train_end"), None)
     # ... and how many epochs it trained: a recipe's time budget fits them to the machine.
     return {
         "method": method,
@@ -353,6 +357,7 @@ def measure(
         "skipped": skipped,
         "failed": failed,
         "train_s": round(sum(epochs), 3) if epochs else None,
+        "warmup_s": warm,
         "epochs": len(epochs) or None,
     }
 
@@ -410,6 +415,9 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], floa
                 train_min=min(trained),
                 train_max=max(trained),
             )
+        warm = [r["warmup_s"] for r in results if r["method"] == m and r.get("warmup_s")]
+        if warm:
+            row["warmup_median"] = statistics.median(warm)
         epochs = sorted(
             {r["epochs"] for r in results if r["method"] == m and r["curve"] and r.get("epochs")}
         )
@@ -437,7 +445,7 @@ def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> 
     )
     print(
         f"{'method':<22} {'runs':>4} {'epochs':>6} {'test accuracy (min-max)':>26} {'seconds (min-max)':>20} "
-        f"{'training s':>18} {'s to Keras acc':>14} {'x Keras':>8}"
+        f"{'training s +warm-up':>24} {'s to Keras acc':>14} {'x Keras':>8}"
     )
     for r in rows:
         if not r["runs"]:
@@ -450,10 +458,13 @@ def print_table(task: str, rows: list[dict[str, Any]], target: float | None) -> 
             if "train_median" in r
             else "-"
         )
+        if "warmup_median" in r:  # a GPU's untimed warm-up, apart from the training's seconds
+            trained += f" +{r['warmup_median']:.1f}"
+
         to = r.get("time_to_keras")
         x = r.get("speedup_vs_keras")
         print(
-            f"{r['method']:<22} {r['runs']:>4} {r.get('epochs', '-'):>6} {acc:>26} {sec:>20} {trained:>18} "
+            f"{r['method']:<22} {r['runs']:>4} {r.get('epochs', '-'):>6} {acc:>26} {sec:>20} {trained:>24} "
             f"{'-' if to is None else f'{to:.1f}':>14} {'-' if x is None else f'{x:.2f}':>8}"
         )
 

@@ -188,6 +188,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="one GPU: launch each step's kernels one by one instead of replaying a CUDA graph",
     )
     t.add_argument(
+        "--no-device-warmup",
+        dest="device_warmup",
+        action="store_false",
+        default=None,
+        help="GPU: no untimed warm-up steps (first-use costs) before the first epoch's clock starts",
+    )
+    t.add_argument(
         "--monitor", choices=MONITORS, help="metric for best checkpoint and early stopping"
     )
     t.add_argument(

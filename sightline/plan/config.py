@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = dict(
     amp=None,              # mixed precision; None = on for CUDA and for convnets on an AMX CPU
     cuda_graphs=None,      # one GPU: each step's forward and backward replayed as a CUDA graph
                            # (train/cuda_graphs.py); None = on, False = eager steps
+    device_warmup=None,    # a few untimed steps before the first epoch pay a GPU's one-off costs, then
+                           # the state is put back (train/warmup.py); None = on for CUDA, off on a CPU
     monitor="val_accuracy",  # metric for the best checkpoint and early stopping
     patience=None,         # early stopping: epochs without improvement; None = off
     min_delta=0.0,         # early stopping: smallest change that counts as improvement
@@ -97,6 +99,7 @@ class TrainConfig:
     device: str = DEFAULTS["device"]
     amp: bool | None = DEFAULTS["amp"]
     cuda_graphs: bool | None = DEFAULTS["cuda_graphs"]
+    device_warmup: bool | None = DEFAULTS["device_warmup"]
     monitor: str = DEFAULTS["monitor"]
     patience: int | None = DEFAULTS["patience"]
     min_delta: float = DEFAULTS["min_delta"]

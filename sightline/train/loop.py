@@ -38,7 +38,7 @@ from sightline.models.hardware import use_channels_last
 from sightline.plan.config import TrainConfig, plan_steps
 from sightline.run import checkpoint as ckpt
 from sightline.run.layout import RunLayout
-from sightline.train import cuda_graphs
+from sightline.train import cuda_graphs, warmup
 from sightline.train.callbacks import (
     Callback,
     Checkpointing,
@@ -151,6 +151,7 @@ class Trainer:
         self.sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self.sums = torch.zeros(3, dtype=self.sum_dtype, device=self.device)
         self.epoch_time = 0.0
+        self.warmup_seconds: float | None = None  # the untimed warm-up's, when it ran
         self.status = "running"
         self.error: str | None = None
         self.stop_requested = False  # set by Ctrl-C; checked between steps
@@ -370,6 +371,8 @@ class Trainer:
     def _loop(self, gen: torch.Generator | None) -> None:
         images = self.train_inputs()
         labels = self.data.train.labels.to(self.device)
+        if warmup.wanted(self.device.type, self.cfg) and self.epoch < self.cfg.epochs:
+            warmup.run(self, images, labels)  # untimed first steps, the state then put back
         try:
             while self.epoch < self.cfg.epochs:
                 finished = self._run_epoch(images, labels, gen)

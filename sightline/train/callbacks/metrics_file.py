@@ -87,6 +87,8 @@ class MetricsFile(Callback):
             "total_steps": plan.total_steps,
             "stop_step": plan.stop_step,
             "train_size": plan.train_size,
+            # The untimed warm-up's seconds (train/warmup.py): not in any epoch's time.
+            "warmup_seconds": trainer.warmup_seconds,
             "last": trainer.history[-1] if trainer.history else None,
             "error": trainer.error,
         }

@@ -34,7 +34,9 @@ def _efficientnet(data, pretrained=False):
     )
 
 
-def test_frozen_training_changes_only_the_head(small, tmp_path):
+def test_frozen_training_changes_only_the_head(small, tmp_path, monkeypatch):
+    # A cache of its own: the features are computed here (an earlier run's cache would skip that).
+    monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path / "cache"))
     model = _efficientnet(small)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     events = []
