@@ -8,7 +8,15 @@ convolutions, what ``train/frozen.py`` runs) in fp32 NHWC, each as a ratio again
 contiguous (NCHW) measured in the same run, so the ratios stay meaningful on a busy machine. Random weights: speed does
 not depend on their values. No assertions: numbers to read.
 
+``--paths`` measures instead what sightline runs, against the path before the backbone engine
+(``infer/backbone.py``): frozen-feature extraction (``train.frozen.extract_features``: the
+engine chosen here, ONNX Runtime or PyTorch, at its batch; before: PyTorch's fused fp32 NHWC copy
+at batch 32) and a pretrained run's prediction (``batched_logits`` of the ``inference_copy``,
+with and without the input shape that lets it choose), in interleaved rounds, medians. The
+one-off export and timing, in a fresh cache folder, are reported apart.
+
     .venv/bin/python benchmarks/features.py [--sizes 224 128] [--seconds 10] [--device cpu]
+    .venv/bin/python benchmarks/features.py --paths [--sizes 224] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -52,6 +60,61 @@ def rate(
     return done / (time.perf_counter() - t0)
 
 
+def paths(size: int, rounds: int, seconds: float) -> None:
+    """The paths before and now, for features and predictions, interleaved; see the docstring."""
+    import os
+    import statistics
+    import tempfile
+
+    from sightline.data.preprocess import Preprocess
+    from sightline.infer.batched import batched_logits, inference_copy
+    from sightline.train.frozen import extract_features
+
+    os.environ["SIGHTLINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="sightline-features-")
+    model = create_model("efficientnet-lite0", (3, size, size), 3).eval()
+    shape = (3, size, size)
+    images = torch.randint(0, 256, (256, *shape), dtype=torch.uint8)  # a small folder
+    pre = Preprocess(3, (size, size), "pad", (0.498,) * 3, (0.502,) * 3)
+    notes: list[str] = []
+    start = time.perf_counter()
+    extract_features(model, images[:1].expand(256, *shape), pre, torch.device("cpu"),
+                     note=notes.append)  # fmt: skip
+    print(f"{size} px: {notes[0] if notes else 'PyTorch (no choice to make)'}; the export and "
+          f"timing took {time.perf_counter() - start:.1f} s, once")  # fmt: skip
+    before = inference_copy(model).to(memory_format=torch.channels_last)
+
+    def features_before() -> None:
+        with torch.inference_mode():
+            for i in range(0, len(images), 32):
+                x = pre.normalize(images[i : i + 32]).contiguous(memory_format=torch.channels_last)
+                before.features(x)
+
+    now = inference_copy(model, pre, "cpu")
+    cases = {
+        "features, before (PyTorch fused fp32 NHWC, batch 32)": features_before,
+        "features, now (extract_features)": lambda: extract_features(
+            model, images, pre, torch.device("cpu")
+        ),
+        "prediction, before (PyTorch fused copy)": lambda: batched_logits(before, images, pre),
+        "prediction, now (the engine chosen here)": lambda: batched_logits(now, images, pre),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            fn()  # warm
+            done, t0 = 0, time.perf_counter()
+            while done == 0 or time.perf_counter() - t0 < seconds:
+                fn()
+                done += len(images)
+            rates[name].append(done / (time.perf_counter() - t0))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    names = list(cases)
+    for i, name in enumerate(names):
+        base = med[names[i - i % 2]]
+        print(f"  {name:<56} {med[name]:>8.1f} img/s ({med[name] / base:.2f}x)  "
+              f"rounds: {', '.join(f'{r:.0f}' for r in rates[name])}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
@@ -61,8 +124,17 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--paths", action="store_true", help="sightline's paths, before and now")
+    parser.add_argument("--rounds", type=int, default=5, help="--paths: interleaved rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.paths:
+        from sightline.devices import describe_cpu
+
+        print(f"{describe_cpu()}, torch {torch.__version__}, {args.threads} threads")
+        for size in args.sizes:
+            paths(size, args.rounds, min(args.seconds, 3.0))
+        return
     device = torch.device(args.device)
     model = create_model("efficientnet-lite0", (3, 224, 224), 1000).eval()
     print(

@@ -263,8 +263,12 @@ class Preprocess:
     # ----------------------------------------------------------------- stage 2: normalize
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) on any device → float32 normalised, on the same device."""
-        mean, inv_std = _scaling(tuple(self.mean), tuple(self.std), x.device)
+        mean, inv_std = self.scaling(x.device)
         return (x.float() - mean) * inv_std
+
+    def scaling(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """``normalize``'s (mean x 255, 1 / (std x 255)), (1, C, 1, 1) tensors on ``device``."""
+        return _scaling(tuple(self.mean), tuple(self.std), torch.device(device))
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of ``normalize``, back to float 0..255 (for pictures of model inputs)."""

@@ -53,7 +53,7 @@ def photo_features(
         images = torch.stack([pre.prepare_image(_decoded(inventory, item, side)) for item in chunk])
         feats, _ = cached_features(
             images, cache,
-            lambda todo: extract_features(model, todo, pre.normalize, torch.device("cpu")),
+            lambda todo: extract_features(model, todo, pre, torch.device("cpu")),
         )  # fmt: skip
         out.append(feats)
         if progress is not None:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
-from sightline.devices import retain_freed_cpu_memory
+from sightline.devices import resolve_device, retain_freed_cpu_memory
+from sightline.infer.backbone import OnnxBackbone, fast_backbone
 from sightline.infer.ood import penultimate
 from sightline.models.hardware import use_channels_last
 
@@ -42,6 +43,8 @@ def batched_logits(
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    if isinstance(model, OnnxBackbone) and device.type == "cpu" and model.accepts(preprocess):
+        return model.batched(images, preprocess, features)  # its backbone in ONNX Runtime
     if device.type == "cpu":
         retain_freed_cpu_memory()  # each batch's activations reuse the last one's memory
     channels_last = use_channels_last(model, device)
@@ -92,21 +95,35 @@ def batched_logits(
     return (logits, torch.cat(feats).clone()) if features else logits
 
 
-def inference_copy(model: nn.Module) -> nn.Module:
+def inference_copy(
+    model: nn.Module,
+    preprocess: Preprocess | None = None,
+    device: torch.device | str = "cpu",
+    images: int | None = None,
+    note: Any = None,
+) -> nn.Module:
     """The network to run forward passes with (predict, evaluate, the server, frozen features).
 
     A model with a ``fused()`` method (efficientnet-lite0: each BatchNorm folded into the
     convolution before it) runs as that inference-only copy: the same outputs to float rounding,
     ~1.5x the images/s on a CPU, where each BatchNorm was one more pass over the widest
-    activations (benchmarks/features.py, benchmarks/inference.py). Any other model is returned
-    as it is. The copy is for inference only: train, inspect and export the model itself.
+    activations (benchmarks/features.py, benchmarks/inference.py). Given the ``preprocess`` of
+    the images it will see on ``device`` (and how many ``images``, if known), its backbone runs
+    in ONNX Runtime where that is faster here (``infer/backbone.py``; ``note`` hears the
+    choice; ``batched_logits`` then hands it the prepared images). Any
+    other model is returned as it is. The copy is for inference only: train, inspect and export
+    the model itself.
     """
     fused = getattr(model, "fused", None)
     if not callable(fused):
         return model
     from sightline.infer.calibration import calibrator_of, set_calibrator
 
-    copy = set_calibrator(fused(), calibrator_of(model))  # the copy is as calibrated
+    net = fused()
+    if preprocess is not None:
+        dev = resolve_device(device)
+        net = fast_backbone(net, model, preprocess, dev, images, note) or net
+    copy = set_calibrator(net, calibrator_of(model))  # the copy is as calibrated
     object.__setattr__(copy, "sightline_ood", getattr(model, "sightline_ood", None))
     return copy
 

@@ -27,13 +27,14 @@ class EngineChoice:
     engine: str  # "onnx" or "torch"
     per_image_ms: dict[str, float]  # mean over BATCHES of each engine's time per image
     reason: str | None = None  # chosen for this rather than by the timing (nothing timed)
+    task: str = "predicts"  # what the engine does faster, for the note
 
     @property
     def note(self) -> str:
         if self.reason:
             return f"{NAMES[self.engine]}: {self.reason}"
         times = ", ".join(f"{NAMES[e]} {ms:.2f} ms" for e, ms in sorted(self.per_image_ms.items()))
-        return f"{NAMES[self.engine]} predicts faster here ({times} an image, measured)"
+        return f"{NAMES[self.engine]} {self.task} faster here ({times} an image, measured)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.engine, "per_image_ms": self.per_image_ms}
@@ -53,13 +54,17 @@ def _seconds(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float:
 
 
 def faster_engine(
-    engines: dict[str, Callable[[torch.Tensor], Any]], input_shape: tuple[int, ...]
+    engines: dict[str, Callable[[torch.Tensor], Any]],
+    input_shape: tuple[int, ...],
+    batches: tuple[int, ...] = BATCHES,
+    task: str = "predicts",
 ) -> EngineChoice:
-    """``engines``: name → a function from uint8 images (N, *input_shape) to logits."""
+    """``engines``: name → a function from uint8 images (N, *input_shape) to logits (or
+    whatever the engines compute: ``task`` says what, for the note)."""
     per_image = {}
     for name, fn in engines.items():
         costs = [
-            _seconds(fn, torch.zeros((b, *input_shape), dtype=torch.uint8)) / b for b in BATCHES
+            _seconds(fn, torch.zeros((b, *input_shape), dtype=torch.uint8)) / b for b in batches
         ]
         per_image[name] = round(1000 * sum(costs) / len(costs), 3)
-    return EngineChoice(min(per_image, key=per_image.__getitem__), per_image)
+    return EngineChoice(min(per_image, key=per_image.__getitem__), per_image, task=task)

@@ -29,6 +29,9 @@ import torch
 
 from sightline.errors import RunError, SightlineError
 from sightline.infer.batched import MAX_BATCH_VALUES
+from sightline.infer.runtime import make_session as make_session
+from sightline.infer.runtime import providers as providers
+from sightline.infer.runtime import quiet_exporter as quiet_exporter
 
 if TYPE_CHECKING:
     from sightline.data.preprocess import ImageInput, Preprocess
@@ -65,42 +68,6 @@ def runs_beside_torch(device: str | torch.device | None = "auto") -> bool:
 
         return "CUDAExecutionProvider" in ort.get_available_providers()
     return False
-
-
-def providers(device: str | torch.device | None = "auto") -> list[Any]:
-    """ONNX Runtime execution providers for a sightline device name (auto, cpu, cuda, cuda:N)."""
-    import onnxruntime as ort
-
-    name = "auto" if device is None else str(device)
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if name == "cpu" or (name == "auto" and not has_cuda):
-        return ["CPUExecutionProvider"]
-    if name == "auto" or name.startswith("cuda"):
-        if not has_cuda:
-            raise SightlineError(
-                f"device {name!r}: this onnxruntime has no CUDA support (pip install onnxruntime-gpu), "
-                "or use --device cpu"
-            )
-        index = int(name.split(":", 1)[1]) if ":" in name else 0
-        # CPU after CUDA: ONNX Runtime places the few ops CUDA lacks there
-        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-    raise SightlineError(f"ONNX Runtime runs on cpu or cuda here, not {name!r}: use --device cpu")
-
-
-def make_session(model: str | os.PathLike | bytes, device: str | torch.device | None = "auto"):
-    """An ``onnxruntime.InferenceSession`` for a file or the bytes of a model."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    # PyTorch's thread count (what OMP_NUM_THREADS or torch.set_num_threads chose): ORT's own
-    # default takes every physical core whatever the user limited PyTorch to.
-    opts.intra_op_num_threads = torch.get_num_threads()
-    opts.inter_op_num_threads = 1  # a feed-forward graph: nothing to run side by side
-    opts.log_severity_level = (
-        3  # errors only: its warnings (e.g. about a CPU-only op) are for ORT's authors
-    )
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=opts, providers=providers(device))
 
 
 @dataclass(frozen=True)

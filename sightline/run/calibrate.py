@@ -55,7 +55,10 @@ def calibrate_run(
     dev = resolve_device(device)
     path = run.model_file(which)
     raw, _ = ckpt.load_model(path, dev, calibrated=False)
-    net = inference_copy(raw)
+    train = data.train
+    count = ood_fit_images(run.preprocess.input_shape)
+    # A pretrained backbone may run in ONNX Runtime here (infer/backbone.py).
+    net = inference_copy(raw, run.preprocess, dev, images=len(val) + min(count, len(train)))
     logits, val_features = batched_logits(net, val.images, run.preprocess, dev, features=True)
     calibrator = fit_calibrator(logits, val.labels)
     # A run that validates on its test split (val_split="test") is calibrated on it too: said,
@@ -70,8 +73,6 @@ def calibrate_run(
         "after": calibration(calibrator.apply(logits), val.labels).to_dict(),
     }  # no time stamp: two seeded runs keep byte-identical model files
     # What its training images look like, for the "none of these" answer (infer/ood.py).
-    train = data.train
-    count = ood_fit_images(run.preprocess.input_shape)
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:count]
     _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
     detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)

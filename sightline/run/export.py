@@ -25,12 +25,9 @@ feature will be removed"), as TorchScript itself is; both gave the same parity (
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,8 @@ from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, file_sha256
 from sightline.infer.batched import batched_logits
-from sightline.infer.onnx import FORMAT, META_KEY, make_session, require_packages
+from sightline.infer.onnx import FORMAT, META_KEY, require_packages
+from sightline.infer.runtime import make_session, quiet_exporter
 from sightline.run import Run, load_run
 from sightline.run.exported import export_path
 
@@ -294,31 +292,12 @@ def measure_parity(
 
 
 # ---------------------------------------------------------------------------- internals
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """The dynamo exporter logs warnings meant for PyTorch's developers (e.g. that torchvision's
-    ops are not registered, deprecations inside torch.export): not the user's business."""
-    loggers = [
-        logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")
-    ]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def _export(module: Any, preprocess: Preprocess, opset: int | None, name: str):
     """The ``onnx.ModelProto`` of ``module``, weights inside."""
     # Batch 2: torch.export specialises a dimension whose example size is 0 or 1 to a constant.
     example = torch.zeros((2, *preprocess.input_shape), dtype=torch.uint8)
     try:
-        with _quiet_exporter():
+        with quiet_exporter():
             program = torch.onnx.export(
                 module,
                 (example,),

@@ -133,13 +133,15 @@ class Run:
 
     def inference_model(self, which: str = "best", device: Any = "cpu"):
         """The trained model for forward passes only (``evaluate``, ``predict*``, the server):
-        ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can),
+        ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can,
+        a pretrained backbone in ONNX Runtime where that is faster here and its export exists),
         cached per checkpoint and device. Hooks, training and export take ``load_model``'s."""
         from sightline.infer.batched import inference_copy
 
         key = ("inference", which, str(device))
         if key not in self._models:
-            self._models[key] = (inference_copy(self.load_model(which, device)), None)
+            model = self.load_model(which, device)
+            self._models[key] = (inference_copy(model, self.preprocess, device), None)
         return self._models[key][0]
 
     def metadata(self, which: str = "best") -> dict[str, Any]:

@@ -21,21 +21,7 @@ import torch
 from torch import nn
 
 from sightline.fileio import atomic_write_bytes
-
-_VERSION = b"features-v1"
-
-
-def backbone_digest(model: nn.Module) -> str:
-    """A digest of ``model``'s weights but its classifier's (``model.classifier``, if any)."""
-    head = getattr(model, "classifier", None)
-    skip = {id(t) for t in head.parameters()} if isinstance(head, nn.Module) else set()
-    h = hashlib.blake2b(_VERSION, digest_size=16)
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if id(t) in skip:
-            continue
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+from sightline.infer.backbone import backbone_digest as backbone_digest
 
 
 def recipe(model: nn.Module, mean: Sequence[float], std: Sequence[float], flip: bool,

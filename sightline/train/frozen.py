@@ -22,14 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from sightline.data.preprocess import Preprocess
+from sightline.infer.backbone import OnnxBackbone, feature_batch
 from sightline.infer.batched import inference_copy
 from sightline.train.feature_cache import FeatureCache, cached_features, recipe
 from sightline.train.feed import ImageFeed
 from sightline.train.optim import freeze_backbone, head_parameters
-
-FEATURE_BATCH = (
-    32  # images per backbone pass: 23 img/s at 224 px on 2 CPU cores vs 21 at 64, 10 at 256
-)
 
 
 def supports_frozen_features(model: nn.Module) -> bool:
@@ -41,36 +39,38 @@ def supports_frozen_features(model: nn.Module) -> bool:
 def extract_features(
     model: nn.Module,
     images: torch.Tensor,
-    normalize,
+    preprocess: Preprocess,
     device: torch.device,
     flip: bool = False,
     channels_last: bool = True,
     on_batch=None,
+    note=None,
 ) -> torch.Tensor:
-    """``model.features`` of uint8 ``images`` (N, C, H, W), in batches, in eval mode → float32
-    (N, F) on ``device``. ``flip``: of the mirrored images. ``on_batch(done, total)`` after each.
-    It runs ``inference_copy(model)`` (BatchNorms folded into the convolutions where the model
-    can: ~1.5x the images/s on a CPU); ``model`` itself is left as it was."""
+    """``model.features`` of prepared uint8 ``images`` (N, C, H, W), normalised by
+    ``preprocess``, in batches, in eval mode → float32 (N, F) on ``device``. ``flip``: of the
+    mirrored images. ``on_batch(done, total)`` after each batch. It runs
+    ``inference_copy(model)``: BatchNorms folded into the convolutions where the model can, and
+    on a CPU the backbone in ONNX Runtime where that is faster here (``infer/backbone.py``;
+    ``note(text)`` hears which). ``model`` itself is left as it was."""
     was_training = model.training
     model.eval()
-    net = inference_copy(model)
-    if (
-        channels_last and net is not model
-    ):  # a new copy (the model itself is the trainer's to convert)
-        net.to(memory_format=torch.channels_last)
-    out = []
     try:
-        for start in range(0, len(images), FEATURE_BATCH):
-            x = normalize(images[start : start + FEATURE_BATCH].to(device))
+        net = inference_copy(model, preprocess, device, len(images), note)
+        if isinstance(net, OnnxBackbone):
+            return net.image_features(images, flip, on_batch).to(device)
+        if channels_last and net is not model:  # a new copy (the model itself is the trainer's)
+            net.to(memory_format=torch.channels_last)
+        batch = feature_batch(torch.device(device))
+        out = []
+        for start in range(0, len(images), batch):
+            x = preprocess.normalize(images[start : start + batch].to(device))
             if flip:
                 x = x.flip(3)
-            if (
-                channels_last
-            ):  # oneDNN's NHWC kernels: +15-44 % on this CPU (benchmarks/features.py)
+            if channels_last:  # oneDNN's NHWC kernels: +15-44 % on a CPU (benchmarks/features.py)
                 x = x.contiguous(memory_format=torch.channels_last)
             out.append(net.features(x).float())
             if on_batch is not None:
-                on_batch(min(start + FEATURE_BATCH, len(images)), len(images))
+                on_batch(min(start + batch, len(images)), len(images))
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty((0, 0), device=device)
@@ -81,6 +81,17 @@ class FrozenFeatures(ImageFeed):
 
     def __init__(self) -> None:
         self._features: dict[str, torch.Tensor] = {}
+        self._said: set[str] = set()
+
+    def _note(self, trainer: Any):
+        """Says once which engine computes the features (infer/backbone.py)."""
+
+        def note(text: str) -> None:
+            if text not in self._said:
+                self._said.add(text)
+                trainer.emit("on_message", text)
+
+        return note
 
     def setup(self, model: nn.Module) -> None:
         if not supports_frozen_features(model):
@@ -116,8 +127,8 @@ class FrozenFeatures(ImageFeed):
             cache = FeatureCache(recipe(trainer.model, pre.mean, pre.std, flip, trainer.device))
             feats, computed = cached_features(
                 images, cache,
-                lambda todo: extract_features(trainer.model, todo, pre.normalize, trainer.device,
-                                              flip, on_batch=on_batch),
+                lambda todo: extract_features(trainer.model, todo, pre, trainer.device,
+                                              flip, on_batch=on_batch, note=self._note(trainer)),
             )  # fmt: skip
             self._features[key] = feats.to(trainer.device)
             took = time.monotonic() - started

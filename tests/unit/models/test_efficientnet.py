@@ -395,15 +395,16 @@ def test_fused_copy_folds_every_batchnorm_and_keeps_the_outputs():
 
 
 def test_frozen_features_come_from_the_fused_copy_and_leave_the_model_training():
+    from sightline.data.preprocess import Preprocess
     from sightline.train.frozen import extract_features
 
     torch.manual_seed(0)
     model = create_model("efficientnet-lite0", (3, 32, 32), 3).train()
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-    normalize = lambda x: x.float() / 255  # noqa: E731
-    features = extract_features(model, images, normalize, torch.device("cpu"))
+    pre = Preprocess(3, (32, 32), "pad", (0.0,) * 3, (1.0,) * 3)  # x / 255
+    features = extract_features(model, images, pre, torch.device("cpu"))
     assert model.training and features.shape == (6, 1280)
     model.eval()
     with torch.no_grad():
-        want = model.features(normalize(images))
+        want = model.features(images.float() / 255)
     assert torch.allclose(features, want, rtol=1e-4, atol=1e-4)
