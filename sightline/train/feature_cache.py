@@ -6,13 +6,17 @@ The key of an image is a digest of the uint8 image the backbone sees (after ever
 (its parameters and buffers, the classifier left out), the normalisation, the mirroring and
 the device type. So two faces share features exactly when they would compute the same
 numbers; a fine-tuned backbone, another size or framing makes other keys. Files live under
-``$SIGHTLINE_CACHE_DIR/features/<recipe>/``, one ``.npy`` per image, written atomically.
+``$SIGHTLINE_CACHE_DIR/features/<recipe>/``, one ``.npy`` per image (5 KB), written atomically.
+The folder is bounded (``limit_bytes``: 2 GB, ~400,000 images, or ``$SIGHTLINE_FEATURE_CACHE_MB``):
+after features were computed, the least recently used files go until it is under 80 % of that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,6 +44,19 @@ def image_key(image: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+LIMIT_MB = 2048  # the features folder's bound, all recipes together
+LIMIT_ENV = "SIGHTLINE_FEATURE_CACHE_MB"
+TRIM_TO = 0.8  # of the bound, so a trim is not due again after the next few images
+
+
+def limit_bytes() -> int:
+    try:
+        mb = float(os.environ.get(LIMIT_ENV, LIMIT_MB))
+    except ValueError:
+        mb = LIMIT_MB
+    return int(max(mb, 0) * 1024 * 1024)
+
+
 class FeatureCache:
     def __init__(self, recipe_name: str, folder: str | Path | None = None) -> None:
         from sightline.data.download import resolve_cache_dir
@@ -50,10 +67,36 @@ class FeatureCache:
         return self.folder / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> torch.Tensor | None:
+        path = self._path(key)
         try:
-            return torch.from_numpy(np.load(self._path(key)))
+            features = torch.from_numpy(np.load(path))
+            os.utime(path)  # recently used: the last to go when the folder is trimmed
+            return features
         except (OSError, ValueError):
             return None
+
+    def trim(self, limit: int | None = None) -> int:
+        """Remove the least recently used feature files, of every recipe, while the features
+        folder holds more than ``limit`` bytes (default ``limit_bytes()``), down to 80 % of it.
+        Returns how many went. Cached numbers only: anything removed is computed again."""
+        limit = limit_bytes() if limit is None else limit
+        files = []
+        for path in self.folder.parent.glob("*/*/*.npy"):
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                files.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in files)
+        if total <= limit:
+            return 0
+        removed = 0
+        for _, size, path in sorted(files, key=lambda f: f[0]):
+            if total <= limit * TRIM_TO:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= size
+                removed += 1
+        return removed
 
     def put(self, key: str, features: torch.Tensor) -> None:
         path = self._path(key)
@@ -78,6 +121,7 @@ def cached_features(
         for i, f in zip(missing, fresh, strict=True):
             cache.put(keys[i], f)
             found[i] = f.detach().float().cpu()
+        cache.trim()
     if not found:
         return torch.empty((0, 0)), 0
     return torch.stack(found), len(missing)  # type: ignore[arg-type]
