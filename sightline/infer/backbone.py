@@ -235,6 +235,14 @@ def save_choice(key: str, choice: EngineChoice) -> None:
         atomic_write_json(_decisions_path(), saved)
 
 
+def export_path(model: nn.Module, preprocess: Preprocess) -> Path:
+    """Where the export of ``model``'s backbone for images prepared by ``preprocess`` is kept."""
+    shape = "x".join(map(str, preprocess.input_shape))
+    scaling = hashlib.blake2b(repr((preprocess.mean, preprocess.std)).encode(), digest_size=4)
+    name = f"{backbone_digest(model)}-{shape}-{scaling.hexdigest()}.onnx"
+    return _cache_dir() / "backbones" / name
+
+
 def describe(choice: EngineChoice) -> str:
     """e.g. "Backbone features through ONNX Runtime: 8.1 ms an image (PyTorch 19.8), timed once
     on this machine"."""
@@ -269,9 +277,7 @@ def fast_backbone(
         if note is not None:
             note(describe(choice))
         return None
-    scaling = hashlib.blake2b(repr((preprocess.mean, preprocess.std)).encode(), digest_size=4)
-    name = f"{backbone_digest(model)}-{'x'.join(map(str, shape))}-{scaling.hexdigest()}.onnx"
-    path = _cache_dir() / "backbones" / name
+    path = export_path(model, preprocess)
     if not path.is_file():
         if images is None or images < EXPORT_PAYS:
             return None
@@ -279,7 +285,11 @@ def fast_backbone(
             export_backbone(net, preprocess, path)
         except Exception:  # noqa: BLE001 - an export that fails only costs the speed-up
             return None
-    fast = OnnxBackbone(net, _session(path), preprocess)
+    try:
+        session = _session(path)
+    except Exception:  # noqa: BLE001 - an unreadable export (another ORT, a damaged file): PyTorch
+        return None
+    fast = OnnxBackbone(net, session, preprocess)
     if choice is None:
         net.to(memory_format=torch.channels_last)  # as the callers run it on a CPU
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -34,6 +35,23 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SIGHTLINE_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(backbone, "EXPORT_PAYS", 8)  # small jobs here stand for large ones
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_export(model, tmp_path_factory):
+    """The model's backbone exported once for the module (an export takes seconds)."""
+    path = tmp_path_factory.mktemp("export") / "backbone.onnx"
+    backbone.export_backbone(model.fused(), PRE, path)
+    return path
+
+
+@pytest.fixture
+def exported(cache, one_export, model):
+    """A cache folder that already holds the export where ``fast_backbone`` looks for it."""
+    path = backbone.export_path(model, PRE)
+    path.parent.mkdir(parents=True)
+    shutil.copy(one_export, path)
+    return cache
 
 
 def timed(engine: str, monkeypatch) -> list[int]:
@@ -73,7 +91,8 @@ def test_onnx_features_are_pytorchs_and_the_choice_is_kept(model, cache, monkeyp
     assert isinstance(net, OnnxBackbone) and calls == [1]
 
 
-def test_where_pytorch_is_faster_no_export_is_made_again(model, cache, monkeypatch):
+def test_where_pytorch_is_faster_no_export_is_made_again(model, exported, monkeypatch):
+    cache = exported
     calls = timed("torch", monkeypatch)
     assert not isinstance(inference_copy(model, PRE, "cpu", images=10), OnnxBackbone)
     exports = list((cache / "backbones").glob("*.onnx"))
@@ -89,6 +108,21 @@ def test_where_pytorch_is_faster_no_export_is_made_again(model, cache, monkeypat
     )
 
 
+def test_an_export_onnx_runtime_cannot_read_leaves_pytorch_to_it(model, exported, monkeypatch):
+    cache = exported
+    calls = timed("onnx", monkeypatch)
+    assert isinstance(inference_copy(model, PRE, "cpu", images=10), OnnxBackbone)
+    export = next((cache / "backbones").glob("*.onnx"))
+    backbone._sessions.clear()
+    export.write_bytes(b"not a model")
+    net = inference_copy(model, PRE, "cpu", images=10)
+    assert not isinstance(net, OnnxBackbone) and calls == [1]
+    assert net.features(PRE.normalize(torch.zeros((1, *SHAPE), dtype=torch.uint8))).shape == (
+        1,
+        1280,
+    )
+
+
 def test_a_small_job_makes_no_export_and_a_gpu_none(model, cache, monkeypatch):
     calls = timed("onnx", monkeypatch)
     assert not isinstance(inference_copy(model, PRE, "cpu", images=7), OnnxBackbone)
@@ -98,7 +132,7 @@ def test_a_small_job_makes_no_export_and_a_gpu_none(model, cache, monkeypatch):
 
 
 def test_predictions_through_the_onnx_backbone_keep_logits_features_and_calibration(
-    model, cache, monkeypatch
+    model, exported, monkeypatch
 ):
     """Flip TTA and a calibrator, as batched_logits gives them through PyTorch; shifted views and
     other preprocessing go through PyTorch."""
