@@ -4,8 +4,9 @@ Why: every photo folder trained with ``--pretrained``, every ``sightline check``
 every prediction of such a run passes each image through EfficientNet-Lite0's backbone once,
 and on a CPU that is nearly all the time they take. On 2 cores of an AMD EPYC with AVX-512 BF16
 (benchmarks/README.md, features.py) at 224 px: PyTorch's fused fp32 copy in channels-last ran
-40 images/s at batch 32, 62 at batch 8; ONNX Runtime ran the same fused graph at 105-126, with
-the same numbers to 2e-6. bf16 autocast ran 122 but moved the features by 6.5 %: not used.
+40-55 images/s at batch 32, 62 at batch 8; ONNX Runtime ran the same fused graph at 155-169 with
+the same numbers to 2e-6, and this module's path 145 against the old path's 45 in one run (3.2x).
+bf16 autocast ran 122 but moved the features by 6.5 %: not used.
 
 So on a CPU the backbone runs where it is faster here, timed once per machine (the CPU's name,
 the thread count, the versions of both) and remembered in ``$SIGHTLINE_CACHE_DIR/engines.json``,
