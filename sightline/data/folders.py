@@ -42,6 +42,7 @@ from sightline.data.preprocess import RESIZE_MODES, Preprocess
 from sightline.errors import DataError, ImageError
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+DEFAULT_RESIZE = "pad"  # how a folder's images of another size are fitted, unless told
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
@@ -184,7 +185,7 @@ def load_folder(
     root = Path(root)
     if preprocess is not None:
         channels, size, resize = preprocess.channels, preprocess.size, preprocess.resize
-    resize = resize or "pad"
+    resize = resize or DEFAULT_RESIZE
     if resize not in RESIZE_MODES:
         raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
     if channels not in (None, 1, 3):

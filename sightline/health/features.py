@@ -26,11 +26,13 @@ def photo_preprocess():
     """How ``sightline train FOLDER --pretrained`` prepares its photos (plan/transfer.py: the
     weights' 224 px, where 128 px lost 4 points here), so that the features computed here are
     the ones its training reads back from the cache."""
+    from sightline.data.folders import DEFAULT_RESIZE
     from sightline.data.preprocess import Preprocess
     from sightline.plan.transfer import pretrained_input
 
     want = pretrained_input(BACKBONE)
-    return Preprocess(3, (want["size"],) * 2, "pad", tuple(want["mean"]), tuple(want["std"]))
+    size, mean, std = (want["size"],) * 2, tuple(want["mean"]), tuple(want["std"])
+    return Preprocess(3, size, DEFAULT_RESIZE, mean, std)
 
 
 def photo_features(
