@@ -63,14 +63,20 @@ def rate(
 def paths(size: int, rounds: int, seconds: float) -> None:
     """The paths before and now, for features and predictions, interleaved; see the docstring."""
     import os
-    import statistics
     import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sightline-features-") as cache:
+        os.environ["SIGHTLINE_CACHE_DIR"] = cache  # a fresh export and timing, removed after
+        _paths(size, rounds, seconds)
+
+
+def _paths(size: int, rounds: int, seconds: float) -> None:
+    import statistics
 
     from sightline.data.preprocess import Preprocess
     from sightline.infer.batched import batched_logits, inference_copy
     from sightline.train.frozen import extract_features
 
-    os.environ["SIGHTLINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="sightline-features-")
     model = create_model("efficientnet-lite0", (3, size, size), 3).eval()
     shape = (3, size, size)
     images = torch.randint(0, 256, (256, *shape), dtype=torch.uint8)  # a small folder

@@ -194,9 +194,10 @@ def _cache_dir() -> Path:
 
 def machine_key(net: nn.Module, input_shape: tuple[int, ...]) -> str:
     """What a timing holds for: the network's kind and input, this CPU, threads, versions."""
+    import onnxruntime
+
     from sightline.devices import cpuinfo_value
 
-    ort = importlib.util.find_spec("onnxruntime") and __import__("onnxruntime").__version__
     return "|".join(
         [
             type(net).__name__,
@@ -204,7 +205,7 @@ def machine_key(net: nn.Module, input_shape: tuple[int, ...]) -> str:
             cpuinfo_value("model name") or "cpu",
             f"threads={torch.get_num_threads()}",
             f"torch={torch.__version__}",
-            f"onnxruntime={ort}",
+            f"onnxruntime={onnxruntime.__version__}",
         ]
     )
 

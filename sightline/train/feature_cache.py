@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from sightline.fileio import atomic_write_bytes
-from sightline.infer.backbone import backbone_digest as backbone_digest
+from sightline.infer.backbone import backbone_digest
 
 
 def recipe(model: nn.Module, mean: Sequence[float], std: Sequence[float], flip: bool,
@@ -50,11 +51,21 @@ TRIM_TO = 0.8  # of the bound, so a trim is not due again after the next few ima
 
 
 def limit_bytes() -> int:
+    """The bound in bytes: ``$SIGHTLINE_FEATURE_CACHE_MB`` if it is a number of megabytes
+    (0 keeps nothing), else ``LIMIT_MB``, with a warning that names the value."""
+    text = os.environ.get(LIMIT_ENV)
     try:
-        mb = float(os.environ.get(LIMIT_ENV, LIMIT_MB))
+        mb = LIMIT_MB if text is None else float(text)
+        if not 0 <= mb < float("inf"):
+            raise ValueError
     except ValueError:
+        warnings.warn(
+            f"${LIMIT_ENV}={text!r} is not a number of megabytes (0 or more): "
+            f"the feature cache keeps up to {LIMIT_MB} MB",
+            stacklevel=2,
+        )
         mb = LIMIT_MB
-    return int(max(mb, 0) * 1024 * 1024)
+    return int(mb * 1024 * 1024)
 
 
 class FeatureCache:

@@ -234,13 +234,7 @@ class Trainer:
             self.optimizer,
             cfg.lr * lr_factor(cfg.schedule, self.global_step, self.total_steps, cfg.warmup),
         )
-        autocast = self.precision.autocast
-        logits = self.graphs(x, autocast) if self.graphs is not None else None
-        with autocast():
-            if logits is None:
-                logits = self.world.forward(self, x)
-            loss, loss_sum = self.world.loss(self, logits, y)
-        self.precision.backward_and_step(loss, self.optimizer)
+        logits, loss_sum = self.optimize(x, y)
         self.global_step += 1
         self._call("on_optimizer_step")
         self.step_in_epoch += 1
@@ -248,6 +242,18 @@ class Trainer:
             self.sums[0] += loss_sum.to(self.sum_dtype)
             self.sums[1] += (logits.argmax(1) == y).sum().to(self.sum_dtype)
             self.sums[2] += y.numel()
+
+    def optimize(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward (through the CUDA graph where there is one), loss, backward and optimizer
+        step on the batch ``(x, y)``, nothing counted; returns (logits, the summed loss)."""
+        autocast = self.precision.autocast
+        logits = self.graphs(x, autocast) if self.graphs is not None else None
+        with autocast():
+            if logits is None:
+                logits = self.world.forward(self, x)
+            loss, loss_sum = self.world.loss(self, logits, y)
+        self.precision.backward_and_step(loss, self.optimizer)
+        return logits, loss_sum
 
     # What a step trains on: the feed's batch (train/feed.py), of which the world keeps this
     # process's rows (train/world.py), so resume and early stopping work the same for all.

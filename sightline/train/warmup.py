@@ -63,14 +63,7 @@ def warm_up(trainer: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
     try:
         for size in batch_sizes(len(labels), trainer.cfg.batch_size):
             idx = torch.arange(size, device=labels.device)
-            x, y = trainer.step_batch(images, labels, idx, gen)
-            autocast = trainer.precision.autocast
-            logits = trainer.graphs(x, autocast) if trainer.graphs is not None else None
-            with autocast():
-                if logits is None:
-                    logits = trainer.world.forward(trainer, x)
-                loss, _ = trainer.world.loss(trainer, logits, y)
-            trainer.precision.backward_and_step(loss, optimizer)
+            trainer.optimize(*trainer.step_batch(images, labels, idx, gen))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     finally:

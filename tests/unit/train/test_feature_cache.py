@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 import torch
 
 from sightline.train.feature_cache import FeatureCache, cached_features
@@ -46,3 +47,16 @@ def test_the_folder_is_trimmed_least_recently_used_first(tmp_path, monkeypatch):
     assert kept == ["00key", "07key", "08key", "09key"]
     monkeypatch.setenv("SIGHTLINE_FEATURE_CACHE_MB", str(2 * size / 1024 / 1024))
     assert cache.trim() == 3 and other.get("00key") is not None  # the env's bound, the same rule
+
+
+def test_a_bound_that_is_no_number_of_megabytes_is_named_and_the_default_kept(monkeypatch):
+    from sightline.train.feature_cache import LIMIT_MB, limit_bytes
+
+    monkeypatch.setenv("SIGHTLINE_FEATURE_CACHE_MB", "2GB")
+    with pytest.warns(UserWarning, match=r"SIGHTLINE_FEATURE_CACHE_MB='2GB' is not a number"):
+        assert limit_bytes() == LIMIT_MB * 1024 * 1024
+    monkeypatch.setenv("SIGHTLINE_FEATURE_CACHE_MB", "-1")
+    with pytest.warns(UserWarning, match="0 or more"):
+        assert limit_bytes() == LIMIT_MB * 1024 * 1024
+    monkeypatch.setenv("SIGHTLINE_FEATURE_CACHE_MB", "0.5")
+    assert limit_bytes() == 512 * 1024
