@@ -15,6 +15,7 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.devices import resolve_device, retain_freed_cpu_memory
 from sightline.infer.backbone import OnnxBackbone, fast_backbone
+from sightline.infer.fold import fold_batchnorms
 from sightline.infer.ood import penultimate
 from sightline.models.hardware import use_channels_last
 
@@ -111,16 +112,17 @@ def inference_copy(
     the images it will see on ``device`` (and how many ``images``, if known), its backbone runs
     in ONNX Runtime where that is faster here (``infer/backbone.py``; ``note`` hears the
     choice; ``batched_logits`` then hands it the prepared images). Any
-    other model is returned as it is. The copy is for inference only: train, inspect and export
-    the model itself.
+    other model runs with the BatchNorms that follow its convolutions folded into them
+    (``infer/fold.py``), or as it is when it has none. The copy is for inference only: train,
+    inspect and export the model itself.
     """
     fused = getattr(model, "fused", None)
-    if not callable(fused):
+    net = fused() if callable(fused) else fold_batchnorms(model)
+    if net is model:
         return model
     from sightline.infer.calibration import calibrator_of, set_calibrator
 
-    net = fused()
-    if preprocess is not None:
+    if callable(fused) and preprocess is not None:
         dev = resolve_device(device)
         net = fast_backbone(net, model, preprocess, dev, images, note) or net
     copy = set_calibrator(net, calibrator_of(model))  # the copy is as calibrated

@@ -335,7 +335,9 @@ class BatchedModel:
                     raise ValueError("large images need work= (a CpuWork) to be decoded on")
                 parts.append(self._prepared_on(work, [p for p in chunk if p[0] in large]))
             threshold = self.threshold(unknown)
-            for prepared, rows in await asyncio.gather(*parts):
+            # one part (a request of small images, the common case): no gather's task to make
+            done = [await parts[0]] if len(parts) == 1 else await asyncio.gather(*parts)
+            for prepared, rows in done:
                 report.skipped += prepared.skipped
                 if rows is not None:
                     probs, scores = _split(rows)
