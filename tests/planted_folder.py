@@ -66,6 +66,7 @@ def plant(
     copies: int = 20,
     conflicts: int = 5,
     near: int = 15,
+    cropped: int = 0,
     leaks: int = 12,
     corrupt: int = 6,
     seed: int = 0,
@@ -113,6 +114,19 @@ def plant(
             img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("RGB")
         rel = f"train/{classes[int(labels[i])]}/near{k:03d}.jpg"
         _save(img, root / rel, "jpg", quality=int(rng.integers(75, 95)))
+        truth.near.append((paths[i], rel))
+        truth.train.append(rel)
+    for k in range(cropped):  # the same picture with 3-8 % cut off an axis, larger, as JPEG
+        i = next(picks)
+        img = Image.fromarray(images[i]).resize((images[i].shape[1] * 2,) * 2, Image.BICUBIC)
+        box = []
+        for side in img.size:
+            total = rng.uniform(0.03, 0.08)
+            first = rng.uniform(0, total)
+            box += [round(first * side), round((1 - total + first) * side)]
+        img = img.crop((box[0], box[2], box[1], box[3]))
+        rel = f"train/{classes[int(labels[i])]}/cropped{k:03d}.jpg"
+        _save(img, root / rel, "jpg", quality=int(rng.integers(80, 95)))
         truth.near.append((paths[i], rel))
         truth.train.append(rel)
     for k in range(leaks):  # a training image in test/ too, as it is or re-saved

@@ -12,7 +12,7 @@ from pathlib import Path
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
 from sightline.data.folders import find_splits
 from sightline.health.decisions import apply_decisions
-from sightline.health.duplicates import NEAR, copy_groups, copy_problems
+from sightline.health.duplicates import NEAR, copy_groups, copy_problems, near_pairs
 from sightline.health.labels import (
     add_neighbours,
     can_check_labels,
@@ -49,11 +49,12 @@ def check(
         Problem("corrupt", [path], reason, details={"split": split})
         for path, split, reason in inventory.corrupt
     ]
-    problems += copy_problems(inventory, near)
+    pairs = near_pairs(inventory.items, near) if near is not None else []  # searched once
+    problems += copy_problems(inventory, near, pairs)
     if labels:
         why_not = can_check_labels(inventory)
         if why_not is None:
-            groups = copy_groups(inventory.items, near)
+            groups = copy_groups(inventory.items, near, pairs)
             judged = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
             found = label_problems(inventory, judged.probs)
             found += outlier_problems(inventory, judged.outlier)

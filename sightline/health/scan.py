@@ -19,6 +19,7 @@ from sightline.data.images import normalize_mode, open_image
 from sightline.errors import ImageError
 
 THUMB = 32  # thumbnail side: near copies are compared on it (health/duplicates.py)
+DETAIL = 48  # px: the thumbnail cropped copies are searched on (health/crops.py)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Item:
     digest: bytes  # of the decoded pixels (gray when the three channels are equal)
     thumb: np.ndarray  # (THUMB, THUMB) uint8 gray
     gray: bool = False  # by its mode, or three equal channels
+    detail: np.ndarray | None = None  # (DETAIL, DETAIL) uint8 gray
 
 
 @dataclass
@@ -79,24 +81,25 @@ def pixels_digest(array: np.ndarray) -> bytes:
     return h.digest()
 
 
-def gray_thumbnail(img: Image.Image) -> np.ndarray:
-    """(THUMB, THUMB) uint8: the image in gray, squeezed to a square."""
+def gray_thumbnail(img: Image.Image, side: int = THUMB) -> np.ndarray:
+    """(side, side) uint8: the image in gray, squeezed to a square."""
     gray = img.convert("L")
-    return np.asarray(gray.resize((THUMB, THUMB), Image.LANCZOS, reducing_gap=3.0))
+    return np.asarray(gray.resize((side, side), Image.LANCZOS, reducing_gap=3.0))
 
 
-def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray, bool]:
+def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray, bool, np.ndarray]:
     flat = normalize_mode(img, 1 if stored_mode in GRAY_MODES else 3)  # 16-bit, alpha, CMYK
     array = np.asarray(flat)
-    return pixels_digest(array), gray_thumbnail(flat), is_gray(array)
+    thumbs = gray_thumbnail(flat), gray_thumbnail(flat, DETAIL)
+    return pixels_digest(array), thumbs[0], is_gray(array), thumbs[1]
 
 
 def _read_file(path: Path, root: Path, split: str, label: int) -> Item | tuple[str, str, str]:
     rel = path.relative_to(root).as_posix()
     try:
         img = open_image(path)
-        digest, thumb, gray = _describe(img, img.mode)
-        return Item(rel, split, label, img.size, img.mode, digest, thumb, gray)
+        digest, thumb, gray, detail = _describe(img, img.mode)
+        return Item(rel, split, label, img.size, img.mode, digest, thumb, gray, detail)
     except ImageError as e:
         return (rel, split, e.reason)
     except Exception as e:  # any decoder surprise is this one file's problem
@@ -138,9 +141,11 @@ def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) ->
             for i, (array, label) in enumerate(zip(images, part.labels.tolist(), strict=True)):
                 mode = "L" if array.shape[2] == 1 else "RGB"
                 img = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
-                digest, thumb, gray = _describe(img, mode)
+                digest, thumb, gray, detail = _describe(img, mode)
                 h, w = array.shape[:2]
-                yield Item(f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb, gray)
+                yield Item(
+                    f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb, gray, detail
+                )
 
     total = sum(len(p) for _, p in parts if p is not None)
     _collect(inventory, items(), total, progress)
