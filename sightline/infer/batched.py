@@ -23,6 +23,9 @@ from sightline.models.hardware import use_channels_last
 # large images fall out of the CPU caches: EfficientNet-Lite0 at 224 px runs 10 img/s at batch
 # 256 and 23 img/s at batch 32 on 2 cores (benchmarks/features.py); small images keep big batches.
 MAX_BATCH_VALUES = 32 * 3 * 224 * 224
+# How ``inference_copy`` runs a model, as a number: raised when that changes its speed (2:
+# BatchNorms folded for every model), so an engine timing made before it is measured again.
+INFERENCE_PATH = 2
 
 
 def batched_logits(

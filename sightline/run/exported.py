@@ -12,6 +12,7 @@ import torch
 
 from sightline.errors import NotExportedError, RunError
 from sightline.fileio import atomic_write_json, file_sha256, read_json
+from sightline.infer.batched import INFERENCE_PATH
 from sightline.infer.engine import EngineChoice, faster_engine
 from sightline.infer.onnx import OnnxModel
 from sightline.run.layout import RunLayout
@@ -90,6 +91,7 @@ def auto_engine(
         "machine": _machine(),
         "device": str(dev),
         "threads": torch.get_num_threads(),
+        "inference_path": INFERENCE_PATH,  # PyTorch's side of the timing as it runs today
     }
     cache = RunLayout(run.path).engine_choice(which)
     try:

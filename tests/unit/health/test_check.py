@@ -25,7 +25,9 @@ CLASSES = ["a", "b", "c", "d", "e"]
 def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
     images, labels = blobs(500, seed=1)
-    truth = plant(root, images, labels, CLASSES, test=100, copies=8, conflicts=3, near=9, cropped=5, leaks=6)
+    truth = plant(
+        root, images, labels, CLASSES, test=100, copies=8, conflicts=3, near=9, cropped=5, leaks=6
+    )
     return root, truth, check(root)
 
 
