@@ -12,6 +12,7 @@ score is how much more the best other class is preferred than the image's own la
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ BATCH = 64
 LR = 0.1  # peak of a one-cycle schedule, SGD with Nesterov momentum
 WIDTH = 16  # fastcnn width: a few seconds a fold for a thousand 32 px images on 2 cores
 SHIFT = 2  # px of random translation: a model that memorises less, and so flags more
+TIMED_STEPS = 6  # per precision, where bf16 against float32 must be timed (fold_precision)
 NEIGHBOURS = 5  # of the outlier score
 # Over this robust z an image is an outlier: few flagged, and those worth a look. The planted
 # digit folder (1,450 MNIST digits) with 10 Fashion-MNIST images and 5 noise images added: z > 8
@@ -64,12 +66,51 @@ def fold_of(
     return (order % folds)[inverse]
 
 
-def _train_and_predict(x, y, test_x, num_classes: int, seed: int) -> torch.Tensor:
+def _fold_model(num_classes: int) -> torch.nn.Module:
     from sightline.models.registry import create_model
 
-    torch.manual_seed(seed)
     model = create_model("fastcnn", (1, THUMB, THUMB), num_classes, width=WIDTH, stages=4)
-    model = model.to(memory_format=torch.channels_last)
+    return model.to(memory_format=torch.channels_last)
+
+
+def _step(model, opt, xb, yb, bf16: bool) -> None:
+    with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def fold_precision(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> bool:
+    """Whether the fold models train in bf16: by the training runs' rule
+    (``train.cpu_precision``): on a CPU with AMX a convnet does; with AVX-512 BF16 but no AMX
+    only where a few timed steps are ``BF16_MARGIN`` times faster (2 AMD EPYC cores: 12 ms a
+    step against 22 in float32, the digit check's folds 1.8x faster); else float32."""
+    from sightline.models.hardware import cpu_bf16_is_fast
+    from sightline.train.cpu_precision import bf16_needs_timing, bf16_wins
+
+    model = _fold_model(num_classes)
+    if cpu_bf16_is_fast(model):
+        return True
+    if not bf16_needs_timing() or len(x) < BATCH:
+        return False
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    xb, yb = x[:BATCH], y[:BATCH]
+    seconds = {}
+    for bf16 in (False, True):
+        for i in range(TIMED_STEPS + 2):  # two untimed: the first step of each builds kernels
+            if i == 2:
+                start = time.perf_counter()
+            _step(model, opt, xb, yb, bf16)
+        seconds[bf16] = time.perf_counter() - start
+        model.load_state_dict(state)
+    return bf16_wins(seconds[False], seconds[True])
+
+
+def _train_and_predict(x, y, test_x, num_classes: int, seed: int, bf16: bool = False):
+    torch.manual_seed(seed)
+    model = _fold_model(num_classes)
     epochs = max(EPOCHS[0], min(EPOCHS[1], math.ceil(STEPS_PER_FOLD / max(1, len(x)))))
     steps = epochs * math.ceil(len(x) / BATCH)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -78,11 +119,7 @@ def _train_and_predict(x, y, test_x, num_classes: int, seed: int) -> torch.Tenso
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(x), generator=g).split(BATCH):
-            xb = _shift(x[batch], g)
-            loss = F.cross_entropy(model(xb), y[batch], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _step(model, opt, _shift(x[batch], g), y[batch], bf16)
             sched.step()
     model.eval()
     _, train_features = _forward(model, x)
@@ -154,11 +191,12 @@ def out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int = FOLD
     x = torch.from_numpy(np.stack([i.thumb for i in items])).float()[:, None]
     x = ((x - x.mean()) / x.std().clamp(min=1e-6)).contiguous(memory_format=torch.channels_last)
     probs = torch.zeros(len(items), k_classes)
+    bf16 = fold_precision(x, y, k_classes)
     for k in range(folds):
         held = fold == k
         if held.any():
             probs[held], train_f, held_f = _train_and_predict(
-                x[~held], y[~held], x[held], k_classes, k
+                x[~held], y[~held], x[held], k_classes, k, bf16
             )
             outlier[held] = outlier_z(train_f, held_f)
         if progress is not None:

@@ -42,9 +42,17 @@ def wants_timing(
     if device_type != "cpu" or cfg.amp is not None or "amp" in given or cfg.freeze:
         return False
     steps = plan_steps(train_size, cfg).stop_step
-    return (
-        steps >= MIN_RUN_STEPS and has_conv(model) and cpu_has_avx512_bf16() and not cpu_has_amx()
-    )
+    return steps >= MIN_RUN_STEPS and has_conv(model) and bf16_needs_timing()
+
+
+def bf16_needs_timing() -> bool:
+    """This CPU has AVX-512 BF16 but no AMX: whether bf16 beats float32 must be timed."""
+    return cpu_has_avx512_bf16() and not cpu_has_amx()
+
+
+def bf16_wins(float32_s: float, bf16_s: float) -> bool:
+    """The timed choice: bf16 only where its step is at least ``BF16_MARGIN`` times faster."""
+    return float32_s >= BF16_MARGIN * bf16_s
 
 
 def choose_precision(
@@ -54,7 +62,7 @@ def choose_precision(
     precision's step time (for a time budget)."""
     float32_s = measure_step_seconds(model, data, dataclasses.replace(cfg, amp=False))
     bf16_s = measure_step_seconds(model, data, dataclasses.replace(cfg, amp=True))
-    bf16 = float32_s >= BF16_MARGIN * bf16_s
+    bf16 = bf16_wins(float32_s, bf16_s)
     timing: dict[str, Any] = {
         "float32_step_s": round(float32_s, 5),
         "bf16_step_s": round(bf16_s, 5),
