@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sightline.health.scan import Item
+from sightline.health.scan import Item, unit_rows
 
 # ---- the search, in one place -------------------------------------------------------------
 STEPS = (0.0, 0.02, 0.04, 0.06, 0.08)  # off one edge
@@ -35,7 +35,7 @@ COARSE_AT = 0.6  # coarse similarity below which a pair is no candidate
 SCREEN_STEPS = (0.0, 0.04, 0.08)  # the screening's crops (36 boxes): 2 % out of line at most
 SCREEN_AT = 0.95  # 16 px similarity of those a pair needs to be looked at closely
 REFINE_AT = 0.98  # 32 px similarity from which a pair's best crop is refined to 1 % steps
-_CHUNK = 512  # images per block of the coarse pass: 512 x 9 x N float32
+_CHUNK = 512  # images per block of the coarse pass: 512 x N float32
 
 
 def _axis_crops(steps: tuple[float, ...]) -> list[tuple[float, float]]:
@@ -57,34 +57,35 @@ def _interpolation(n_in: int, n_out: int, crops: torch.Tensor | list) -> torch.T
     return near * (1 - w) + after * w
 
 
-def _unit(t: torch.Tensor) -> torch.Tensor:
-    """Rows centred and of unit length (0 for a flat one): a dot product is a correlation."""
-    t = t - t.mean(-1, keepdim=True)
-    norm = t.norm(dim=-1, keepdim=True)
-    return torch.where(norm > 1e-3, t / norm.clamp(min=1e-12), torch.zeros_like(t))
-
-
 def _crops(
     detail: torch.Tensor, side: int, axis: list[tuple[float, float]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each (n, D, D) thumbnail cropped by every pair of ``axis`` crops (rows, columns) and
-    resampled to side px, as raw pixels (n, A*A, side*side), and the factor (n, A*A) that
-    makes a dot product of a crop with a ``_unit`` row their correlation: 1 / the crop's
-    centred norm (0 for a flat crop). The centring itself can be left out, since the other
-    row sums to 0; making 225 crops of every image unit rows cost more than comparing them."""
-    n, a = len(detail), len(axis)
+    resampled to side px: ``_resampled``'s (n, A*A, side*side) pixels and factors."""
     m = _interpolation(detail.shape[-1], side, axis).flatten(0, 1)  # (A*side, D)
-    both = m @ (detail @ m.T)  # columns cropped, then rows: (n, A*side, A*side)
+    return _resampled(detail, m, m, len(axis), side)
+
+
+def _resampled(
+    detail: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, a: int, side: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The thumbnails (n, D, D) through ``a`` row and ``a`` column interpolations ((A*side, D),
+    shared, or (n, A*side, D), one set per thumbnail): every (row, column) pair's crop as raw
+    pixels (n, A*A, side*side), and the factor (n, A*A) that makes a dot product of a crop with
+    a ``unit_rows`` row their correlation: 1 / the crop's centred norm (0 for a flat crop). The
+    centring itself can be left out, since the other row sums to 0; making 225 crops of every
+    image unit rows cost more than comparing them."""
+    n = len(detail)
+    both = rows @ (detail @ cols.transpose(-1, -2))  # columns cropped, then rows
     both = both.view(n, a, side, a, side).permute(0, 1, 3, 2, 4).reshape(n, a * a, side * side)
     total, squares = both.sum(-1), both.square().sum(-1)
-    var = (squares - total.square() / (side * side)).clamp(min=0)
-    norm = var.sqrt()
+    norm = (squares - total.square() / (side * side)).clamp(min=0).sqrt()
     return both, torch.where(norm > 1e-3, 1.0 / norm.clamp(min=1e-12), torch.zeros_like(norm))
 
 
 def _whole(detail: torch.Tensor, side: int) -> torch.Tensor:
     """(n, side*side): each thumbnail uncropped, resampled as the crops are."""
-    return _unit(_crops(detail, side, [(0.0, 0.0)])[0][:, 0])
+    return unit_rows(_crops(detail, side, [(0.0, 0.0)])[0][:, 0])
 
 
 def cropped_pairs(items: list[Item], threshold: float) -> list[tuple[int, int, float]]:
@@ -118,17 +119,17 @@ def cropped_pairs(items: list[Item], threshold: float) -> list[tuple[int, int, f
 
 def _candidates(detail: torch.Tensor) -> list[tuple[int, int]]:
     """Directed pairs (i, j): j may be a crop of i. Both ways round for each image's nearest."""
-    base = _unit(F.adaptive_avg_pool2d(detail[:, None], 8).flatten(1)).T.contiguous()  # (64, N)
+    base = unit_rows(F.adaptive_avg_pool2d(detail[:, None], 8).flatten(1))  # (N, 64)
+    base_t = base.T.contiguous()
     n, k = len(detail), min(CANDIDATES, len(detail) - 1)
     found = []
     for start in range(0, n, _CHUNK):
-        whole = base.T[start : start + _CHUNK]  # (c, 64)
-        sim = whole @ base  # (c, N): the whole images, one product
+        sim = base[start : start + _CHUNK] @ base_t  # (c, N): the whole images, one product
         sim[torch.arange(len(sim)), torch.arange(start, start + len(sim))] = -2.0
         near = sim.topk(min(PRESELECT, n - 1), dim=1).indices  # (c, P)
         raw, scale = _crops(detail[start : start + _CHUNK], 8, COARSE_AXIS)  # (c, 9, 64)
         # the best of the 9 crops against each preselected image
-        best = torch.einsum("cvd,cpd->cpv", raw * scale[..., None], base.T[near]).amax(2)
+        best = torch.einsum("cvd,cpd->cpv", raw * scale[..., None], base[near]).amax(2)
         values, at = best.topk(k, dim=1)
         indices = near.gather(1, at)
         rows = torch.arange(start, start + len(sim))[:, None].expand_as(indices)
@@ -189,12 +190,10 @@ def _refined(
         row_crop, col_crop = axis[k // len(axis)], axis[k % len(axis)]  # the best crop's (a, b)
         my = _interpolation(detail.shape[-1], side, (row_crop[:, None] + moves).clamp(min=0))
         mx = _interpolation(detail.shape[-1], side, (col_crop[:, None] + moves).clamp(min=0))
-        src = detail[[i for i, _ in part]]  # (p, D, D)
         p, d = len(part), detail.shape[-1]
-        cols = src @ mx.reshape(p, -1, d).transpose(1, 2)  # (p, D, 9*side): columns cropped
-        both = my.reshape(p, -1, d) @ cols  # (p, 9*side rows, 9*side columns)
-        both = both.view(p, 9, side, 9, side).permute(0, 1, 3, 2, 4)
-        crops = _unit(both.reshape(p, -1, side * side))  # (p, 81, side*side)
+        raw, scale = _resampled(  # (p, 81, side*side): 9 row crops x 9 column crops a pair
+            detail[[i for i, _ in part]], my.reshape(p, -1, d), mx.reshape(p, -1, d), 9, side
+        )
         target = whole[[j for _, j in part]]
-        out += torch.einsum("pvd,pd->pv", crops, target).amax(1).tolist()
+        out += (torch.einsum("pvd,pd->pv", raw, target) * scale).amax(1).tolist()
     return out

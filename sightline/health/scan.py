@@ -169,6 +169,12 @@ def thumbnails(items: list[Item]) -> torch.Tensor:
     if not items:
         return torch.zeros(0, THUMB * THUMB)
     t = torch.from_numpy(np.stack([item.thumb for item in items])).float().flatten(1)
-    t = t - t.mean(1, keepdim=True)
-    norm = t.norm(dim=1, keepdim=True)
-    return torch.where(norm > 1e-3 * THUMB, t / norm.clamp(min=1e-12), torch.zeros_like(t))
+    return unit_rows(t, flat=1e-3 * THUMB)
+
+
+def unit_rows(t: torch.Tensor, flat: float = 1e-3) -> torch.Tensor:
+    """The last axis centred and of unit length, 0 where its centred norm is ``flat`` or less
+    (a flat image): a dot product of two rows is then their correlation."""
+    t = t - t.mean(-1, keepdim=True)
+    norm = t.norm(dim=-1, keepdim=True)
+    return torch.where(norm > flat, t / norm.clamp(min=1e-12), torch.zeros_like(t))
