@@ -1,7 +1,8 @@
 """Copies in a dataset: the same pixels (a digest of the decoded image), and near copies (the
 same picture resized, re-encoded as JPEG or recoloured), found by the correlation of small gray
-thumbnails, or cropped by a few percent too (``crops.py``: the best of its crops). A pair in the training split and another split is a leak: the evaluation then
-scores the model on images it trained on."""
+thumbnails, or cropped by a few percent too (``crops.py``: the best of its crops). A pair in
+the training split and another split is a leak: the evaluation then scores the model on images
+it trained on."""
 
 from __future__ import annotations
 
