@@ -82,7 +82,7 @@ class Scorer:
             images = prepared.images
         logits, features = batched_logits(self.model, images, self.pre, "cpu", 256, True)
         with torch.no_grad():  # the network's own logits, for the energy: the calibrated ones
-            raw = self.head(features.to(self.head.weight.dtype)).float()  # are log-probabilities
+            raw = self.head(features[:, : self.head.in_features].to(self.head.weight.dtype)).float()
         return {
             "top probability": -logits.softmax(1).max(1).values,
             "energy": -torch.logsumexp(raw, 1),

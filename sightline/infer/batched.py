@@ -7,6 +7,7 @@ they normalise exactly the same way and never hold more than one float batch in 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from sightline.data.preprocess import Preprocess
 from sightline.devices import resolve_device, retain_freed_cpu_memory
 from sightline.infer.backbone import OnnxBackbone, fast_backbone
 from sightline.infer.fold import fold_batchnorms
-from sightline.infer.ood import penultimate
+from sightline.infer.ood import detector_of, penultimate, pooled
 from sightline.models.hardware import use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
@@ -34,11 +35,13 @@ def batched_logits(
     preprocess: Preprocess,
     device: torch.device | str | None = None,
     batch_size: int = 1000,
-    features: bool = False,
+    features: bool | Sequence[str] = False,
 ) -> Any:
     """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W) on any device;
-    with ``features``, (logits, features (N, D)): the input of the model's last linear layer
-    (``infer.ood``), averaged over the same views as the logits.
+    with ``features``, (logits, features (N, D)): what the "none of these" score reads
+    (``infer.ood``), averaged over the same views as the logits: the input of the model's last
+    linear layer, followed by the ``pooled`` input of each tap module — True: the taps of the
+    model's own detector (none without one), or the tap names given.
 
     With ``preprocess.flip_tta`` / ``shift_tta`` the logits are averaged over the mirrored and
     shifted images too (``Preprocess.tta_views``).
@@ -48,7 +51,7 @@ def batched_logits(
         device = next(model.parameters()).device
     device = torch.device(device)
     if isinstance(model, OnnxBackbone) and device.type == "cpu" and model.accepts(preprocess):
-        return model.batched(images, preprocess, features)  # its backbone in ONNX Runtime
+        return model.batched(images, preprocess, features not in (False, None))  # ONNX Runtime
     if device.type == "cpu":
         retain_freed_cpu_memory()  # each batch's activations reuse the last one's memory
     channels_last = use_channels_last(model, device)
@@ -62,14 +65,10 @@ def batched_logits(
     toggle = any(m.training for m in model.modules())
     if toggle:
         model.eval()
-    outs, feats, captured = [], [], []
-    hook = (
-        penultimate(model).register_forward_pre_hook(
-            lambda m, args: captured.append(args[0].detach().flatten(1).float())
-        )
-        if features
-        else None
-    )
+    outs: list[torch.Tensor] = []
+    feats: list[torch.Tensor] = []
+    captured: dict[str, list[torch.Tensor]] = {}
+    hooks = _feature_hooks(model, features, captured)
     try:
         with torch.inference_mode():  # no autograd bookkeeping at all: +18 % over no_grad on CPU
             for start in range(0, len(images), batch_size):
@@ -81,22 +80,68 @@ def batched_logits(
                 views = preprocess.tta_views(x)
                 if channels_last and preprocess.shift_tta:  # a slice of the padded batch
                     views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-                captured.clear()
+                for c in captured.values():
+                    c.clear()
                 logits = sum(model(v).float() for v in views) / len(
                     views
                 )  # one view at a time: its memory
                 outs.append(logits.cpu())
-                if features:
-                    feats.append((sum(captured) / len(captured)).cpu())
+                if hooks:
+                    feats.append(torch.cat([sum(c) / len(c) for c in captured.values()], 1).cpu())
     finally:
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
         if toggle:
             model.train(was_training)
     if not outs:
-        return (torch.empty((0, 0)), torch.empty((0, 0))) if features else torch.empty((0, 0))
+        return (torch.empty((0, 0)), torch.empty((0, 0))) if hooks else torch.empty((0, 0))
     logits = torch.cat(outs).clone()  # made outside inference mode: an ordinary tensor
-    return (logits, torch.cat(feats).clone()) if features else logits
+    return (logits, torch.cat(feats).clone()) if hooks else logits
+
+
+def feature_dims(
+    model: nn.Module,
+    taps: Sequence[str],
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    device: torch.device | str | None = None,
+) -> list[int]:
+    """How many of ``batched_logits(features=taps)``'s values each part is: the penultimate
+    features, then each tap's (one image of ``images`` passed through to see)."""
+    captured: dict[str, list[torch.Tensor]] = {}
+    hooks = _feature_hooks(model, tuple(taps), captured)
+    try:
+        batched_logits(model, images[:1], preprocess, device)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [c[0].shape[1] for c in captured.values()]
+
+
+def _feature_hooks(
+    model: nn.Module, features: bool | Sequence[str], captured: dict[str, list[torch.Tensor]]
+) -> list[Any]:
+    """Hooks that append each view's features to ``captured`` (penultimate first, then each
+    tap in order), for ``batched_logits(features=...)``; [] without features."""
+    if features is False or features is None:
+        return []
+    detector = detector_of(model)
+    taps = tuple(features) if features is not True else (detector.taps if detector else ())
+    targets = [("", penultimate(model), lambda x: x.detach().flatten(1).float())]
+    for tap in taps:
+        try:
+            targets.append((tap, model.get_submodule(tap), lambda x: pooled(x.detach())))
+        except AttributeError:
+            raise ValueError(
+                f"{type(model).__name__} has no module {tap!r} to take features from"
+            ) from None
+    for name, _, _ in targets:
+        captured[name] = []
+
+    def hook(name: str, read: Any) -> Any:
+        return lambda m, args: captured[name].append(read(args[0]))
+
+    return [m.register_forward_pre_hook(hook(n, read)) for n, m, read in targets]
 
 
 def inference_copy(

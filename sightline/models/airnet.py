@@ -179,6 +179,11 @@ def airnet(
     model.add_module("pool", nn.AdaptiveMaxPool2d(1))
     model.add_module("flatten", nn.Flatten())
     model.add_module("classifier", nn.Linear(channels, num_classes, bias=False))
+    # What the "none of these" score reads besides the penultimate features (infer/ood.py): the
+    # output of every group but the first, as the inputs of the modules after them.
+    model.ood_taps = tuple(f"group{i}.conv1" for i in range(3, len(sizes) + 1)) + (
+        ("pool",) if len(sizes) > 1 else ()
+    )
     if airbench:
         model.add_module("temperature", Scale(AIRBENCH_LOGIT_SCALE))
     return model

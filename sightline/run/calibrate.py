@@ -37,9 +37,9 @@ def calibrate_run(
     run's own dataset); returns the record saved in the model file. RunError when the data has
     no validation split or other classes."""
     from sightline.devices import resolve_device
-    from sightline.infer.batched import batched_logits, inference_copy
+    from sightline.infer.batched import batched_logits, feature_dims, inference_copy
     from sightline.infer.calibration import calibration, fit_calibrator
-    from sightline.infer.ood import fit_detector, threshold_share
+    from sightline.infer.ood import fit_detector, stage_taps, threshold_share
     from sightline.run import checkpoint as ckpt
 
     data = data if data is not None else run.load_data()
@@ -59,7 +59,9 @@ def calibrate_run(
     count = ood_fit_images(run.preprocess.input_shape)
     # A pretrained backbone may run in ONNX Runtime here (infer/backbone.py).
     net = inference_copy(raw, run.preprocess, dev, images=len(val) + min(count, len(train)))
-    logits, val_features = batched_logits(net, val.images, run.preprocess, dev, features=True)
+    # The "none of these" score reads the later stages of a convnet too (infer/ood.py).
+    taps = stage_taps(raw)
+    logits, val_features = batched_logits(net, val.images, run.preprocess, dev, features=taps)
     calibrator = fit_calibrator(logits, val.labels)
     # A run that validates on its test split (val_split="test") is calibrated on it too: said,
     # since its test ECE is then not measured on held-out images.
@@ -74,8 +76,11 @@ def calibrate_run(
     }  # no time stamp: two seeded runs keep byte-identical model files
     # What its training images look like, for the "none of these" answer (infer/ood.py).
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:count]
-    _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=True)
-    detector = fit_detector(features, train.labels[pick], len(run.classes), val_features)
+    _, features = batched_logits(net, train.images[pick], run.preprocess, dev, features=taps)
+    dims = feature_dims(net, taps, val.images[:1], run.preprocess, dev)
+    detector = fit_detector(
+        features, train.labels[pick], len(run.classes), val_features, taps=taps, dims=dims
+    )
     ckpt.set_fitted(path, calibration=record, detector=detector)  # one rewrite of the file
     share = {"validation_share": round(threshold_share(detector.keep, len(val)), 6),
              "validation_images": len(val)}  # fmt: skip

@@ -90,10 +90,11 @@ class ExportedClassifier(nn.Module):
         self.net = net
         self.preprocess = preprocess
         self.scored = detector is not None
-        self._features: list[torch.Tensor] = []
-        self._hook = None
+        self._features: dict[str, list[torch.Tensor]] = {}
+        self._hooks: list[Any] = []
+        self.taps: tuple[str, ...] = ()
         if detector is not None:
-            from sightline.infer.ood import penultimate
+            from sightline.infer.ood import penultimate, pooled
 
             # Cholesky factors of the precisions: each distance is a squared norm, which float32
             # computes accurately (the expanded form cancels).
@@ -104,9 +105,20 @@ class ExportedClassifier(nn.Module):
             self.register_buffer("ood_lower", lower(detector.precision))
             self.register_buffer("ood_mean0", detector.mean0.float()[None])
             self.register_buffer("ood_lower0", lower(detector.precision0))
-            self._hook = penultimate(net).register_forward_pre_hook(
-                lambda m, args: self._features.append(args[0].flatten(1).float())
-            )
+            self.taps = tuple(detector.taps)
+            for i, (m, p) in enumerate(
+                zip(detector.tap_means, detector.tap_precisions, strict=True)
+            ):
+                self.register_buffer(f"ood_tap{i}_means", m.float())
+                self.register_buffer(f"ood_tap{i}_lower", lower(p))
+            if detector.zstats is not None:
+                self.register_buffer("ood_zstats", detector.zstats.float())
+            modules = dict(net.named_modules())
+            targets = [("", penultimate(net), lambda x: x.flatten(1).float())]
+            targets += [(t, modules[t], pooled) for t in self.taps]
+            for name, module, read in targets:
+                self._features[name] = []
+                self._hooks.append(module.register_forward_pre_hook(self._keeper(name, read)))
         # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
         # graph normalises bit for bit like PyTorch does.
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
@@ -117,7 +129,8 @@ class ExportedClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> Any:
         x = (images.float() - self.mean) * self.inv_std
         views = self.preprocess.tta_views(x)
-        self._features.clear()
+        for kept in self._features.values():
+            kept.clear()
         # One pass over the test-time views (mirror images, shifted copies) stacked: the network
         # appears once in the graph (half the export time and graph size of two calls for flips);
         # eval-mode layers treat each image on its own, so the logits are those of separate passes.
@@ -125,17 +138,33 @@ class ExportedClassifier(nn.Module):
         logits = logits.reshape(len(views), -1, logits.shape[-1]).mean(0)
         if not self.scored:
             return logits
-        f = self._features[-1]
-        f = f.reshape(len(views), -1, f.shape[-1]).mean(0)
-        nearest = _squared_norms(f, self.ood_means, self.ood_lower).min(1).values
-        overall = _squared_norms(f, self.ood_mean0, self.ood_lower0)[:, 0]
-        return logits, nearest - overall
+        f = [self._view_mean(name, len(views)) for name in self._features]
+        nearest = _squared_norms(f[0], self.ood_means, self.ood_lower).min(1).values
+        overall = _squared_norms(f[0], self.ood_mean0, self.ood_lower0)[:, 0]
+        score = nearest - overall
+        if not self.taps:
+            return logits, score
+        z = self.ood_zstats
+        score = (score - z[0, 0]) / z[0, 1]
+        for i in range(len(self.taps)):
+            means, low = getattr(self, f"ood_tap{i}_means"), getattr(self, f"ood_tap{i}_lower")
+            part = _squared_norms(f[i + 1], means, low).min(1).values
+            score = score + (part - z[i + 1, 0]) / z[i + 1, 1]
+        return logits, score
+
+    def _keeper(self, name: str, read: Any) -> Any:
+        return lambda m, args: self._features[name].append(read(args[0]))
+
+    def _view_mean(self, name: str, views: int) -> torch.Tensor:
+        """The features a hook kept in this pass, averaged over the stacked views."""
+        f = self._features[name][-1]
+        return f.reshape(views, -1, f.shape[-1]).mean(0)
 
     def release(self) -> None:
-        """Take the feature hook off the network (it is used again after the export)."""
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        """Take the feature hooks off the network (it is used again after the export)."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
 
 def _squared_norms(f: torch.Tensor, means: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:

@@ -61,10 +61,11 @@ def test_default_run_is_calibrated(default_fashion_run):
 
 
 def test_default_run_says_none_of_these(default_fashion_run, mirror):
-    """Issue 37's targets for the default run: noise is answered unknown (measured: 499 of 500;
-    the issue asks for every one, not reached yet), digits are told from its test items (AUROC
-    >= 0.95; measured 0.997), and its own test items pass about as often as the threshold
-    promises (it keeps 95 % of the validation images; measured 94.1 % of the test items)."""
+    """Issue 37's targets for the default run: noise is answered unknown, every image (with the
+    later stages in the score: 500 of 500; 499 with the penultimate features alone), digits are
+    told from its test items (AUROC >= 0.95; measured 0.997), and its own test items pass about
+    as often as the threshold promises (it keeps 95 % of the validation images; measured 95.0 %
+    of these test items)."""
     import sightline
     from sightline.infer.ood import detector_of
 
@@ -88,17 +89,18 @@ def test_default_run_says_none_of_these(default_fashion_run, mirror):
     unknown_own = (own > detector.threshold).double().mean().item()
     print(f"AUROC digits {auroc:.4f}; unknown: noise {(noise > detector.threshold).double().mean():.2%}, "
           f"own test items {unknown_own:.2%}")  # fmt: skip
-    assert (noise > detector.threshold).double().mean() >= 0.99
+    assert (noise > detector.threshold).all()
     assert auroc >= 0.95
     assert unknown_own <= 0.08
 
 
 def test_default_run_says_none_of_these_to_photos(default_fashion_run):
     """The same through predict, on photos (tests/ood_generator.py): everyday objects on paper
-    are told from photos of its own test items (AUROC >= 0.95; measured 0.984 on 300), noise
-    photos are answered unknown (uniform: measured 999 of 1,000; structured blobs and blocks,
-    some of which frame like a garment: 982 of 1,000), and photos of its own items pass about
-    as often as its test images (measured 5.7 % unknown)."""
+    are told from photos of its own test items (AUROC >= 0.95; measured 0.998 on 200, 0.984
+    with the penultimate features alone), noise photos are answered unknown (uniform and
+    structured blobs and blocks, some of which frame like a garment: 200 of 200 each; 999 and
+    982 of 1,000 before the later stages were scored), and photos of its own items pass about as
+    often as its test images (measured 3.5 % unknown)."""
     from ood_generator import item_photos, noise_photos
     from photo_generator import photos
 
@@ -118,6 +120,6 @@ def test_default_run_says_none_of_these_to_photos(default_fashion_run):
     print(f"AUROC objects {auroc:.4f}; unknown: own photos {own_unknown.double().mean():.2%}, "
           f"uniform noise {uniform.double().mean():.2%}, structured {structured.double().mean():.2%}")  # fmt: skip
     assert auroc >= 0.95
-    assert uniform.double().mean() >= 0.99
-    assert structured.double().mean() >= 0.95
+    assert uniform.all()
+    assert structured.double().mean() >= 0.99
     assert own_unknown.double().mean() <= 0.10
