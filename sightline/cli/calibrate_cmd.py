@@ -55,8 +55,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"{after['nll']:.4f}   Brier {before['brier']:.4f} -> {after['brier']:.4f}"
     )
     ood = record["ood"]
+    stages = len(ood.get("taps") or [])
+    reads = (
+        f"its penultimate features and {stages} later stages'"
+        if stages
+        else "its penultimate features"
+    )
     print(
-        f"  'None of these' over ood_score {ood['threshold']:.2f} (keeps {ood['keep']:.0%} of "
+        f"  'None of these' over ood_score {ood['threshold']:.2f}, from {reads} (keeps {ood['keep']:.0%} of "
         f"real images with 95% confidence: the {ood['validation_share']:.2%} quantile of "
         f"{ood['validation_images']:,} held-out images; fitted on {ood['images']:,} training images)"
     )

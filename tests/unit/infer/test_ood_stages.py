@@ -97,8 +97,18 @@ def test_a_detector_with_taps_scores_each_part_and_keeps_them_in_the_model_file(
 
 @pytest.fixture(scope="module")
 def convnet_run(tmp_path_factory):
+    """A small fastcnn run on an image folder (train / test subfolders), so that the CLI can
+    load its data again."""
+    from PIL import Image
+
     tmp = tmp_path_factory.mktemp("stages")
-    run = sightline.fit("fastcnn", make_dataset(n_per_class=90), runs_dir=tmp / "runs", epochs=3,
+    toy = make_dataset(n_per_class=90)
+    for split, part in (("train", toy.train), ("test", toy.test)):
+        for i, (x, y) in enumerate(zip(part.images, part.labels, strict=True)):
+            folder = tmp / "photos" / split / f"class{int(y)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[0].numpy()).save(folder / f"{i}.png")
+    run = sightline.fit("fastcnn", tmp / "photos", runs_dir=tmp / "runs", epochs=3,
                         progress="quiet", model_options={"width": 8})  # fmt: skip
     return run, tmp
 
@@ -143,3 +153,12 @@ def test_the_onnx_export_of_a_convnet_run_gives_the_same_scores(convnet_run):
     for a, b in zip(by_torch, by_onnx, strict=True):
         assert (a.label, a.unknown, a.closest) == (b.label, b.unknown, b.closest)
         assert b.ood_score == pytest.approx(a.ood_score, rel=1e-3, abs=1e-2)
+
+
+def test_calibrate_says_what_the_score_reads(convnet_run, capsys):
+    from sightline.cli import main
+
+    run, _ = convnet_run
+    assert main(["calibrate", str(run.path)]) == 0
+    assert "from its penultimate features and 3 later stages'" in capsys.readouterr().out
+    assert detector_of(run.load_model()).taps == ("stage3.conv.conv", "stage4.conv.conv", "pool")

@@ -93,7 +93,8 @@ def test_the_calibrate_command_on_a_folder_run(tmp_path, capsys):
     assert Calibrator.from_dict(record) == fitted and record["fitted_on"] == "val"
     assert sightline.load_run(run.path).calibrator() == fitted
     assert main(["calibrate", str(run.path)]) == 0
-    assert "ECE" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ECE" in out and "from its penultimate features (" in out  # an mlp has no stages
 
 
 def test_data_without_a_validation_split_is_a_clear_error(trained):
