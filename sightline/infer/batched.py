@@ -17,7 +17,7 @@ from sightline.data.preprocess import Preprocess
 from sightline.devices import resolve_device, retain_freed_cpu_memory
 from sightline.infer.backbone import OnnxBackbone, fast_backbone
 from sightline.infer.fold import fold_batchnorms
-from sightline.infer.ood import detector_of, penultimate, pooled
+from sightline.infer.ood import detector_of, feature_modules, pooled
 from sightline.models.hardware import use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
@@ -127,21 +127,14 @@ def _feature_hooks(
         return []
     detector = detector_of(model)
     taps = tuple(features) if features is not True else (detector.taps if detector else ())
-    targets = [("", penultimate(model), lambda x: x.detach().flatten(1).float())]
-    for tap in taps:
-        try:
-            targets.append((tap, model.get_submodule(tap), lambda x: pooled(x.detach())))
-        except AttributeError:
-            raise ValueError(
-                f"{type(model).__name__} has no module {tap!r} to take features from"
-            ) from None
-    for name, _, _ in targets:
+    sources = feature_modules(model, taps)
+    for name, _ in sources:
         captured[name] = []
 
-    def hook(name: str, read: Any) -> Any:
-        return lambda m, args: captured[name].append(read(args[0]))
+    def hook(name: str) -> Any:
+        return lambda m, args: captured[name].append(pooled(args[0].detach()))
 
-    return [m.register_forward_pre_hook(hook(n, read)) for n, m, read in targets]
+    return [m.register_forward_pre_hook(hook(n)) for n, m in sources]
 
 
 def inference_copy(

@@ -31,6 +31,7 @@ the share of the others that still pass the threshold, FPR@95):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +80,23 @@ def stage_taps(model: nn.Module) -> tuple[str, ...]:
     return tuple(getattr(model, "ood_taps", ()))
 
 
+def feature_modules(model: nn.Module, taps: tuple[str, ...] = ()) -> list[tuple[str, nn.Module]]:
+    """The modules whose inputs, ``pooled``, are the features the score reads, by name: the
+    penultimate layer ("") first, then each tap. ValueError for a tap the model lacks."""
+    out: list[tuple[str, nn.Module]] = [("", penultimate(model))]
+    for tap in taps:
+        try:
+            out.append((tap, model.get_submodule(tap)))
+        except AttributeError:
+            raise ValueError(
+                f"{type(model).__name__} has no module {tap!r} to take features from"
+            ) from None
+    return out
+
+
 def pooled(x: torch.Tensor) -> torch.Tensor:
-    """A stage's output (N, C, H, W) as features (N, 2C): its maximum and mean per channel."""
+    """A stage's output (N, C, H, W) as features (N, 2C): its maximum and mean per channel;
+    the penultimate features (N, D) as they are."""
     if x.dim() != 4:
         return x.flatten(1).float()
     return torch.cat([x.amax((2, 3)), x.mean((2, 3))], 1).float()
@@ -120,15 +136,9 @@ class Detector:
             raise ValueError(
                 f"features of {f.shape[1]} values, the detector scores {sum(self.dims)}"
             )
-        gaussians = self._gaussians()
-        chunks = f.split(self.dims, 1)
-        nearest = _mahalanobis(chunks[0], *gaussians[0]).min(1).values
-        out = [nearest - _mahalanobis(chunks[0], *gaussians[1])[:, 0]]
-        for chunk, gaussian in zip(chunks[1:], gaussians[2:], strict=True):
-            out.append(_mahalanobis(chunk, *gaussian).min(1).values)
-        return out
+        return part_distances(f.split(self.dims, 1), self.gaussians())
 
-    def _gaussians(self) -> list[tuple[torch.Tensor, ...]]:
+    def gaussians(self) -> list[tuple[torch.Tensor, ...]]:
         """Per set of Gaussians, what ``_mahalanobis`` needs, in float32, made once: (a centre
         near the data, the Cholesky factor L of the precision P = L L^T, the means less the
         centre times L, their squared norms). Whitened by L from a centre near the data, the
@@ -149,11 +159,7 @@ class Detector:
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
         """(N,) float32: higher is less like the training data."""
-        parts = self.parts(features)
-        if self.zstats is None:
-            return parts[0]
-        z = self.zstats.float()
-        return sum((p - z[i, 0]) / z[i, 1] for i, p in enumerate(parts))
+        return combined(self.parts(features), self.zstats)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {PREFIX + k: getattr(self, k).float().contiguous() for k in _TENSORS}
@@ -204,9 +210,33 @@ def _mahalanobis(
     norms: torch.Tensor,
 ) -> torch.Tensor:
     """(N, M) squared Mahalanobis distances of features (N, D) to M means, given as
-    ``Detector._gaussians`` keeps them: |(f - centre) L - white|^2 expanded."""
+    ``Detector.gaussians`` keeps them: |(f - centre) L - white|^2 expanded."""
     g = (f - centre) @ lower
     return g.pow(2).sum(1, keepdim=True) - 2 * g @ white.T + norms
+
+
+def part_distances(
+    chunks: Sequence[torch.Tensor], gaussians: Sequence[Sequence[torch.Tensor]]
+) -> list[torch.Tensor]:
+    """``Detector.parts`` of features already split into their parts, given the Gaussians as
+    ``Detector.gaussians`` keeps them: written once for PyTorch and the ONNX graph."""
+    nearest = _mahalanobis(chunks[0], *gaussians[0]).min(1).values
+    out = [nearest - _mahalanobis(chunks[0], *gaussians[1])[:, 0]]
+    for chunk, gaussian in zip(chunks[1:], gaussians[2:], strict=True):
+        out.append(_mahalanobis(chunk, *gaussian).min(1).values)
+    return out
+
+
+def combined(parts: Sequence[torch.Tensor], zstats: torch.Tensor | None) -> torch.Tensor:
+    """The score from the parts' distances: the first alone without ``zstats``, else the sum of
+    each in standard deviations of its validation scores."""
+    if zstats is None:
+        return parts[0]
+    z = zstats.float()
+    score = (parts[0] - z[0, 0]) / z[0, 1]
+    for i in range(1, len(parts)):
+        score = score + (parts[i] - z[i, 0]) / z[i, 1]
+    return score
 
 
 def _precision(centred: torch.Tensor) -> torch.Tensor:

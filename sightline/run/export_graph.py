@@ -10,47 +10,35 @@ import torch
 from torch import nn
 
 from sightline.data.preprocess import Preprocess
+from sightline.infer.ood import combined, feature_modules, part_distances, pooled
 
 
 class ExportedClassifier(nn.Module):
     """uint8 (N, C, H, W) → logits: ``batched_logits`` as one traceable module; with the run's
     "none of these" detector (``infer.ood``), → (logits, ood scores), the scores computed from
-    the same pass's penultimate features, as ``Detector.scores`` does."""
+    the same pass's features with ``Detector.scores``'s own functions and numbers."""
 
     def __init__(self, net: nn.Module, preprocess: Preprocess, detector: Any = None) -> None:
         super().__init__()
         self.net = net
         self.preprocess = preprocess
         self.scored = detector is not None
+        self.sets = 0  # Gaussian sets, kept as buffers ood_{i}_{centre, lower, white, norms}
+        self.zscored = detector is not None and detector.zstats is not None
         self._features: dict[str, list[torch.Tensor]] = {}
         self._hooks: list[Any] = []
-        self.taps: tuple[str, ...] = ()
         if detector is not None:
-            from sightline.infer.ood import penultimate, pooled
-
-            # Cholesky factors of the precisions: each distance is a squared norm, which float32
-            # computes accurately (the expanded form cancels).
-            def lower(p: torch.Tensor) -> torch.Tensor:
-                return torch.linalg.cholesky(p.double()).float()
-
-            self.register_buffer("ood_means", detector.means.float())
-            self.register_buffer("ood_lower", lower(detector.precision))
-            self.register_buffer("ood_mean0", detector.mean0.float()[None])
-            self.register_buffer("ood_lower0", lower(detector.precision0))
-            self.taps = tuple(detector.taps)
-            for i, (m, p) in enumerate(
-                zip(detector.tap_means, detector.tap_precisions, strict=True)
-            ):
-                self.register_buffer(f"ood_tap{i}_means", m.float())
-                self.register_buffer(f"ood_tap{i}_lower", lower(p))
-            if detector.zstats is not None:
+            # What Detector.scores computes with, as buffers: the graph holds them as constants.
+            gaussians = detector.gaussians()
+            for i, gaussian in enumerate(gaussians):
+                for name, tensor in zip(_PARTS, gaussian, strict=True):
+                    self.register_buffer(f"ood_{i}_{name}", tensor.clone())
+            self.sets = len(gaussians)
+            if self.zscored:
                 self.register_buffer("ood_zstats", detector.zstats.float())
-            modules = dict(net.named_modules())
-            targets = [("", penultimate(net), lambda x: x.flatten(1).float())]
-            targets += [(t, modules[t], pooled) for t in self.taps]
-            for name, module, read in targets:
+            for name, module in feature_modules(net, detector.taps):
                 self._features[name] = []
-                self._hooks.append(module.register_forward_pre_hook(self._keeper(name, read)))
+                self._hooks.append(module.register_forward_pre_hook(self._keeper(name)))
         # The constants exactly as Preprocess.normalize computes them (same float32 ops), so the
         # graph normalises bit for bit like PyTorch does.
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1) * 255.0)
@@ -71,21 +59,12 @@ class ExportedClassifier(nn.Module):
         if not self.scored:
             return logits
         f = [self._view_mean(name, len(views)) for name in self._features]
-        nearest = _squared_norms(f[0], self.ood_means, self.ood_lower).min(1).values
-        overall = _squared_norms(f[0], self.ood_mean0, self.ood_lower0)[:, 0]
-        score = nearest - overall
-        if not self.taps:
-            return logits, score
-        z = self.ood_zstats
-        score = (score - z[0, 0]) / z[0, 1]
-        for i in range(len(self.taps)):
-            means, low = getattr(self, f"ood_tap{i}_means"), getattr(self, f"ood_tap{i}_lower")
-            part = _squared_norms(f[i + 1], means, low).min(1).values
-            score = score + (part - z[i + 1, 0]) / z[i + 1, 1]
-        return logits, score
+        gaussians = [[getattr(self, f"ood_{i}_{n}") for n in _PARTS] for i in range(self.sets)]
+        parts = part_distances(f, gaussians)
+        return logits, combined(parts, self.ood_zstats if self.zscored else None)
 
-    def _keeper(self, name: str, read: Any) -> Any:
-        return lambda m, args: self._features[name].append(read(args[0]))
+    def _keeper(self, name: str) -> Any:
+        return lambda m, args: self._features[name].append(pooled(args[0]))
 
     def _view_mean(self, name: str, views: int) -> torch.Tensor:
         """The features a hook kept in this pass, averaged over the stacked views."""
@@ -99,6 +78,4 @@ class ExportedClassifier(nn.Module):
         self._hooks = []
 
 
-def _squared_norms(f: torch.Tensor, means: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
-    """(N, M) squared Mahalanobis distances, |(f - mean) L|^2 with precision = L L^T."""
-    return ((f[:, None, :] - means[None]) @ lower).pow(2).sum(-1)
+_PARTS = ("centre", "lower", "white", "norms")  # Detector.gaussians' tuple, named
