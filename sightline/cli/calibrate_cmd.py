@@ -53,6 +53,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(
         f"  ECE {before['ece']:.2%} -> {after['ece']:.2%}   NLL {before['nll']:.4f} -> "
         f"{after['nll']:.4f}   Brier {before['brier']:.4f} -> {after['brier']:.4f}"
+        + (
+            f"   (ECE from sampling alone: {after['ece_floor']:.2%})"
+            if "ece_floor" in after
+            else ""
+        )
     )
     ood = record["ood"]
     stages = len(ood.get("taps") or [])

@@ -9,6 +9,10 @@ gets right 90 % of the time. Three measures, all from (N, K) logits and the true
 * ``nll``: the mean negative log-likelihood of the true class (the cross-entropy loss).
 * ``brier``: the mean over images of the squared distance between the probability vector and
   the one-hot truth, summed over classes (Brier, 1950; 0 perfect, 2 worst).
+* ``ece_floor``: the ECE that perfectly calibrated probabilities with the same confidences
+  would show on as many images, on average: sampling noise alone. cifar3-tutorial-cnn (90 %
+  right) on CIFAR-3's 3,000 test images: 1.1 %; the default Fashion-MNIST run (93 %) on 10,000:
+  0.5 %; the MNIST one (99.6 %): 0.13 %. An ECE near it is as calibrated as the set can tell.
 
 ``fit_calibrator`` maps logits to calibrated ones, fitted on held-out images by NLL. Temperature
 scaling (Guo et al.: ``logits / T``) was measured against a two-parameter map of the log-
@@ -46,9 +50,15 @@ class Calibration:
     ece: float
     nll: float
     brier: float
+    ece_floor: float = float("nan")
 
     def to_dict(self) -> dict[str, float]:
-        return {"ece": round(self.ece, 6), "nll": round(self.nll, 6), "brier": round(self.brier, 6)}
+        return {
+            "ece": round(self.ece, 6),
+            "nll": round(self.nll, 6),
+            "brier": round(self.brier, 6),
+            "ece_floor": round(self.ece_floor, 6),
+        }
 
 
 def reliability_bins(
@@ -79,6 +89,20 @@ def expected_calibration_error(
     return float(gaps.sum() / len(labels))
 
 
+def ece_floor(probabilities: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """The expected ECE of (N, K) probabilities whose images are right exactly as often as
+    their top probability says: in a bin of confidences c_i the accuracy is a mean of Bernoulli
+    (c_i), whose distance from the mean confidence is about normal with variance
+    sum c_i (1 - c_i) / n^2, so E|gap| = sqrt(2 / pi * sum c_i (1 - c_i)) / n, weighted n / N.
+    (A Monte Carlo of 300 draws agreed to 0.02 points on three recipes' test sets.)"""
+    if len(probabilities) == 0:
+        return float("nan")
+    confidence = probabilities.double().max(1).values
+    index = (confidence * bins).ceil().long().clamp(1, bins) - 1
+    spread = torch.bincount(index, weights=confidence * (1 - confidence), minlength=bins)
+    return float(math.sqrt(2 / math.pi) * spread.sqrt().sum() / len(confidence))
+
+
 def calibration(logits: torch.Tensor, labels: torch.Tensor) -> Calibration:
     """ECE, NLL and Brier score of (N, K) ``logits`` against integer ``labels`` (N,)."""
     logits, labels = logits.float().cpu(), labels.long().cpu()
@@ -89,7 +113,8 @@ def calibration(logits: torch.Tensor, labels: torch.Tensor) -> Calibration:
     nll = float(F.cross_entropy(logits.double(), labels))
     truth = F.one_hot(labels, logits.shape[1]).double()
     brier = float(((probabilities.double() - truth) ** 2).sum(1).mean())
-    return Calibration(expected_calibration_error(probabilities, labels), nll, brier)
+    ece = expected_calibration_error(probabilities, labels)
+    return Calibration(ece, nll, brier, ece_floor(probabilities))
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:

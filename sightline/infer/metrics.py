@@ -173,7 +173,8 @@ class Metrics:
         if self.calibration is not None and self.count:
             c = self.calibration
             lines.append(
-                f"calibration: ECE {c.ece:.2%} (0 is perfect)   NLL {c.nll:.4f}   Brier {c.brier:.4f}"
+                f"calibration: ECE {c.ece:.2%} (0 is perfect; {c.ece_floor:.2%} from sampling alone "
+                f"on {self.count:,} images)   NLL {c.nll:.4f}   Brier {c.brier:.4f}"
             )
             if self.uncalibrated is not None:
                 u = self.uncalibrated

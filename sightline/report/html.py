@@ -95,7 +95,9 @@ def _calibration_text(m: Any) -> str:
     if c is None or not m.count:
         return "No images to measure the calibration on."
     text = (f"How far the probabilities can be trusted: expected calibration error {c.ece:.2%} "
-            f"(0 is perfect), NLL {c.nll:.4f}, Brier score {c.brier:.4f}.")  # fmt: skip
+            f"(0 is perfect; perfectly calibrated probabilities would still show "
+            f"{c.ece_floor:.2%} on {m.count:,} images, from sampling alone), NLL {c.nll:.4f}, "
+            f"Brier score {c.brier:.4f}.")  # fmt: skip
     if m.uncalibrated is not None:
         u = m.uncalibrated
         return text + (f" The run's {m.calibrator.method} calibration, fitted on its validation "

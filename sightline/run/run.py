@@ -414,6 +414,7 @@ class Run:
                 "test_accuracy": ev.get("accuracy"),
                 "test_loss": ev.get("loss"),
                 "test_ece": ev.get("ece"),  # how far its probabilities can be trusted
+                "test_ece_floor": ev.get("ece_floor"),  # what sampling alone would show
             }
         )
         return out

@@ -12,6 +12,7 @@ from sightline.infer.calibration import (
     Calibrator,
     calibration,
     calibrator_of,
+    ece_floor,
     expected_calibration_error,
     fit_calibrator,
     fit_temperature,
@@ -81,6 +82,8 @@ def test_evaluations_report_the_calibration():
     assert d["nll"] == pytest.approx(m.loss, abs=1e-5)  # the NLL is the loss
     assert d["ece"] > 0.1  # over-confident by construction
     assert "calibration: ECE" in m.format_table()
+    assert "from sampling alone on 2,000 images" in m.format_table()
+    assert 0 < d["ece_floor"] < d["ece"]
 
 
 def label_smoothed_set(n: int = 8000, k: int = 10, seed: int = 1):
@@ -138,3 +141,23 @@ def test_reliability_bins_by_hand_and_ece_from_them():
     assert torch.isnan(accuracy[0])  # an empty bin has no accuracy
     want = (2 * 0.4 + 1 * 0.35 + 1 * 0.05) / 4
     assert expected_calibration_error(probs, labels, bins=10) == pytest.approx(want, abs=1e-6)
+
+
+def test_the_ece_floor_is_what_a_perfectly_calibrated_set_shows_from_sampling_alone():
+    """ece_floor: the ECE of probabilities right exactly as often as they say, on as many
+    images. Measured here on 200 draws of labels from the probabilities themselves."""
+    logits, _ = calibrated_set(n=2000, seed=3)
+    probs = logits.softmax(1)
+    floor = ece_floor(probs)
+    g = torch.Generator().manual_seed(4)
+    draws = [
+        expected_calibration_error(probs, torch.multinomial(probs, 1, generator=g).flatten())
+        for _ in range(200)
+    ]
+    assert floor == pytest.approx(sum(draws) / len(draws), rel=0.1)
+    # noise shrinks as 1 / sqrt(N): four times the images (the same confidences), half the floor
+    assert ece_floor(probs.repeat(4, 1)) == pytest.approx(floor / 2, rel=1e-6)
+    assert ece_floor(torch.eye(3)) == 0.0  # sure and right: no noise
+    assert math.isnan(ece_floor(torch.zeros(0, 3)))
+    c = calibration(logits, torch.zeros(2000, dtype=torch.long))
+    assert c.ece_floor == pytest.approx(floor) and c.to_dict()["ece_floor"] == round(floor, 6)

@@ -95,6 +95,7 @@ def test_the_calibrate_command_on_a_folder_run(tmp_path, capsys):
     assert main(["calibrate", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "ECE" in out and "from its penultimate features (" in out  # an mlp has no stages
+    assert "(ECE from sampling alone: " in out
 
 
 def test_data_without_a_validation_split_is_a_clear_error(trained):

@@ -175,4 +175,5 @@ def test_run_to_dict(trained):
     assert d["name"] == "toy-run" and d["status"] == "finished" and d["model"] == "mlp"
     assert d["epochs_done"] == 2 and d["test_accuracy"] == run.evaluation["accuracy"]
     assert d["test_ece"] == run.evaluation["ece"] and 0 <= d["test_ece"] <= 1
+    assert d["test_ece_floor"] == run.evaluation["ece_floor"] and d["test_ece_floor"] >= 0
     assert d["best_value"] == run.status["best_value"] and d["monitor"] == "val_accuracy"

@@ -29,7 +29,8 @@
     SL.setText('metric-test-loss', SL.num(d.test_loss));
     SL.setText('metric-test-ece', SL.isNum(d.test_ece) ? SL.pct(d.test_ece, 2) : '–');
     const ece = SL.$('metric-test-ece');
-    if (ece) ece.title = 'expected calibration error on the test split: how far its probabilities are from how often it is right (0 is perfect; the Reliability plot shows it)';
+    if (ece) ece.title = 'expected calibration error on the test split: how far its probabilities are from how often it is right (0 is perfect; the Reliability plot shows it)' +
+      (SL.isNum(d.test_ece_floor) ? '. Perfectly calibrated probabilities would still show ' + SL.pct(d.test_ece_floor, 2) + ' on these images, from sampling alone' : '');
     const bestValue = SL.isNum(d.best_value) ? (/loss/.test(d.monitor || '') ? SL.num(d.best_value) : SL.pct(d.best_value, 2)) : null;
     SL.setText('metric-best', d.best_epoch ? d.best_epoch + (bestValue ? ' (' + bestValue + ')' : '') : '–');
     const best = SL.$('metric-best');
