@@ -235,53 +235,9 @@ class Run:
         test result. ``logits``: the model's logits for those images, computed elsewhere (by the
         ranks of a torchrun job, each on its share).
         """
-        from sightline.run.evaluation_source import resolve_source
+        from sightline.run.evaluate import evaluate_run
 
-        src = resolve_source(self, data, split, which)
-        if logits is None:
-            metrics = self._evaluate_images(src.images, which, device, batch_size)
-        else:
-            from sightline.infer.metrics import compute_metrics
-
-            metrics = compute_metrics(
-                logits, src.images.labels, self.classes, calibrator=self.calibrator(which)
-            )
-        from sightline.run.copies import without_copies
-
-        record = {
-            **src.record(self, which),
-            "model_sha256": file_sha256(self.model_file(which)),
-            **metrics.to_dict(),
-        }
-        clean = without_copies(self.path, src.images.paths, metrics)
-        if clean is not None:  # test images that copy training images: the honest accuracy too
-            record["without_copies"] = clean
-        if save and src.key is not None:
-            store.save_evaluation(
-                self.path,
-                src.key,
-                record,
-                src.title + "\n" + metrics.format_table(),
-                metrics.logits,
-                metrics.labels,
-            )
-        self.last_evaluation = record  # what was evaluated, for the caller to show
-        return metrics
-
-    def _evaluate_images(self, images, which: str, device: str, batch_size: int):
-        from sightline.devices import resolve_device
-        from sightline.infer.metrics import evaluate_model
-
-        dev = resolve_device(device)
-        return evaluate_model(
-            self.inference_model(which, dev),
-            images.images,
-            images.labels,
-            self.preprocess,
-            self.classes,
-            device=dev,
-            batch_size=batch_size,
-        )
+        return evaluate_run(self, data, split, which, device, batch_size, save, logits)
 
     def saved_results(self, split: str = "test", which: str = "best"):
         """``Metrics`` of the run's own ``split`` from its saved evaluation, when that is of the
@@ -426,6 +382,3 @@ def _cell(key: str, v: str | None) -> Any:
     if v in ("True", "False"):
         return v == "True"
     return int(v) if key == "epoch" else float(v)
-
-
-# ---------------------------------------------------------------------------- finding runs

@@ -38,7 +38,7 @@ from sightline.models.hardware import use_channels_last
 from sightline.plan.config import TrainConfig, plan_steps
 from sightline.run import checkpoint as ckpt
 from sightline.run.layout import RunLayout
-from sightline.train import cuda_graphs, warmup
+from sightline.train import cuda_graphs, resume_state, warmup
 from sightline.train.callbacks import (
     Callback,
     Checkpointing,
@@ -177,47 +177,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, gen: torch.Generator | None) -> dict[str, Any]:
-        state = {
-            "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            **self.precision.state_dict(),
-            "lookahead": None,  # the concerns' own state follows (Lookahead's, when it trains)
-            "rng_cpu": torch.get_rng_state(),
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "epoch_generator": gen.get_state() if gen is not None else None,
-            "sums": self.sums.detach().cpu().double(),
-            "epoch_time": self.epoch_time,
-            "history": self.history,
-            "status": self.status,
-            "config": self.cfg.to_dict(),
-        }
-        for concern in self.concerns:
-            state.update(concern.state_dict())
-        if self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        self.world.save_state(self, state)
-        return state
+        """Everything a resumed run needs to go on bit for bit (train/resume_state.py)."""
+        return resume_state.capture(self, gen)
 
     def load_state_dict(self, state: dict[str, Any]) -> torch.Generator | None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.precision.load_state_dict(state)
-        for concern in self.concerns:
-            concern.load_state_dict(state)
-        torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-        for key in ("epoch", "step_in_epoch", "global_step", "epoch_time", "history"):
-            setattr(self, key, state[key])
-        self.sums = state["sums"].to(self.device, self.sum_dtype)
-        self.world.load_state(self, state)
-        if state["epoch_generator"] is None:
-            return None
-        gen = torch.Generator()
-        gen.set_state(state["epoch_generator"])
-        return gen
+        """Put ``state_dict``'s state back; returns the epoch's generator mid-epoch, else None."""
+        return resume_state.restore(self, state)
 
     def save_checkpoint(self, gen: torch.Generator | None) -> None:
         state = self.state_dict(gen)

@@ -92,12 +92,12 @@ def test_saved_predictions_are_reused_until_the_model_changes(trained, monkeypat
     fresh = load_run(run.path)  # no in-memory state
     m1, images = fresh.split_results("test", data=data)
     assert len(images) == len(data.test)
-    import sightline.run as runs_module
+    import sightline.run.evaluate as evaluate_module
 
     def no_forward(*a, **k):
         raise AssertionError("evaluated again although saved predictions are current")
 
-    monkeypatch.setattr(runs_module.Run, "_evaluate_images", no_forward)
+    monkeypatch.setattr(evaluate_module, "evaluate_images", no_forward)
     m2, _ = load_run(run.path).split_results("test", data=data)
     assert m2.accuracy == m1.accuracy and m2.confusion == m1.confusion and m2.loss == m1.loss
     assert torch.allclose(m2.probabilities, m1.probabilities)
