@@ -25,6 +25,7 @@ Finding the object (``find_object``) works on a copy at most 256 px wide, in col
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,8 +52,13 @@ class ObjectBox:
         """The background colour in an image mode: "RGB" as it is, "L" as PIL converts it."""
         if mode == "RGB":
             return self.background
-        r, g, b = self.background
-        return int(Image.new("RGB", (1, 1), (r, g, b)).convert("L").getpixel((0, 0)))
+        return _gray(self.background)
+
+
+@functools.lru_cache(maxsize=4096)
+def _gray(rgb: tuple[int, int, int]) -> int:
+    """An RGB colour in mode "L", as PIL converts it (made once per colour: backgrounds repeat)."""
+    return int(Image.new("RGB", (1, 1), rgb).convert("L").getpixel((0, 0)))
 
 
 def _blur3(a: np.ndarray) -> np.ndarray:
@@ -306,20 +312,3 @@ def frame_image(
     # at 13.6-13.7 of 0..27; MNIST's are centred by mass just below).
     canvas.paste(inner, ((width - inner.size[0] + 1) // 2, (height - inner.size[1] + 1) // 2))
     return canvas, found
-
-
-def centre_of_mass_shift(ink: np.ndarray, centre: float = DIGIT_CENTRE) -> tuple[int, int]:
-    """Whole-pixel (dy, dx) that moves the centre of mass of ``ink`` (H, W; bright = ink) to
-    (centre, centre) — scaled to the frame — without pushing ink off the frame."""
-    h, w = ink.shape
-    total = float(ink.sum())
-    if total <= 0:
-        return 0, 0
-    ys, xs = np.nonzero(ink > 0)
-    cy = float((ink.sum(1) * np.arange(h)).sum()) / total
-    cx = float((ink.sum(0) * np.arange(w)).sum()) / total
-    dy = int(round(centre * h / 28 - cy))
-    dx = int(round(centre * w / 28 - cx))
-    dy = min(max(dy, -int(ys.min())), h - 1 - int(ys.max()))
-    dx = min(max(dx, -int(xs.min())), w - 1 - int(xs.max()))
-    return dy, dx

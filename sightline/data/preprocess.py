@@ -25,13 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sightline.data.framing import (
-    FITS,
-    ObjectBox,
-    centre_of_mass_shift,
-    find_objects,
-    frame_image,
-)
+from sightline.data.finish import centre_of_mass_shifts, match_dark_backgrounds, shift_each
+from sightline.data.framing import FITS, ObjectBox, find_objects, frame_image
 from sightline.data.images import (
     decode_side,
     normalize_mode,
@@ -202,10 +197,7 @@ class Preprocess:
             return [self._prepare_frame(o) for o in opened]
         # The object is found in the photo's own colours, framed in the model's.
         photos = [o if o.mode in ("L", "RGB") else normalize_mode(o, 3) for o in opened]
-        return [
-            self._prepare_object(normalize_mode(photo, self.channels), photo, found)
-            for photo, found in zip(photos, find_objects(photos), strict=True)
-        ]
+        return self._prepare_objects(photos, find_objects(photos))
 
     def _opened(self, image: ImageInput) -> Image.Image:
         if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
@@ -229,25 +221,36 @@ class Preprocess:
         img = resize_image(img, self.size, self.resize, fill=fill)
         x = pil_to_tensor(img)
         if self.dark_background:
-            x = match_dark_background(x)
+            x = match_dark_backgrounds(x[None])[0]
         return x, None
 
-    def _prepare_object(
-        self, img: Image.Image, photo: Image.Image, found: ObjectBox | None = None
-    ) -> tuple[torch.Tensor, ObjectBox]:
-        canvas, found = frame_image(img, self.size, self.fit, photo, found)
-        x = pil_to_tensor(canvas)
-        level = float(np.mean(found.background_in(img.mode)))
+    def _prepare_objects(
+        self, photos: list[Image.Image], found: list[ObjectBox]
+    ) -> list[tuple[torch.Tensor, ObjectBox]]:
+        """Frame each photo around its object (``found``) in the model's colours, then finish
+        the batch at once (``finish.py``): background polarity and contrast, a digit's centre
+        of mass."""
+        canvases, levels = [], []
+        for photo, box in zip(photos, found, strict=True):
+            img = normalize_mode(photo, self.channels)
+            canvases.append(np.asarray(frame_image(img, self.size, self.fit, photo, box)[0]))
+            colour = box.background_in(img.mode)
+            levels.append(sum(colour) / 3 if isinstance(colour, tuple) else float(colour))
+        if not canvases:
+            return []
+        stacked = torch.from_numpy(np.stack(canvases))  # (N, H, W) or (N, H, W, 3)
+        x = stacked[:, None] if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2).contiguous()
+        level = np.array(levels)
         if self.dark_background:
             # The object's own contrast is kept ("object"): Fashion-MNIST's items are as light
             # or dark as the products were; a digit's ink is stretched to full, as MNIST's is.
-            x = match_dark_background(x, background=level, stretch=self.fit == "digit")
-            level = 0.0
+            x = match_dark_backgrounds(x, level, stretch=self.fit == "digit")
+            level = np.zeros_like(level)
         if self.fit == "digit":
-            ink = (x.float().mean(0) - level).abs().numpy()
-            dy, dx = centre_of_mass_shift(ink)
-            x = _shift(x, dy, dx, fill=int(round(level)))
-        return x, found
+            ink = x.float().mean(1) - torch.from_numpy(level.astype(np.float32))[:, None, None]
+            dy, dx = centre_of_mass_shifts(ink.abs().numpy())
+            x = shift_each(x, dy, dx, fill=np.round(level).astype(np.int64))
+        return list(zip(x.unbind(0), found, strict=True))
 
     def prepare(self, images: Iterable[ImageInput]) -> torch.Tensor:
         """Many images → uint8 batch (N, C, H, W). Raises on the first bad file."""
@@ -305,43 +308,6 @@ def _border_level(img: Image.Image) -> float:
     a = np.asarray(img.convert("L"), dtype=np.uint8)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     return float(np.median(border))
-
-
-def match_dark_background(
-    x: torch.Tensor, background: float | None = None, stretch: bool = True
-) -> torch.Tensor:
-    """Make a prepared uint8 (C,H,W) image look like MNIST-style data: object bright on black.
-
-    A light background is inverted first. Then the background level (``background``, else the
-    border median) is subtracted and the object stretched — to full range by its 99th
-    percentile (``stretch``), else just so that black stays black — because a photo's "black"
-    after inversion is a grey table, while the training data's background is exactly 0.
-    """
-    gray = x.float().mean(0)
-    if background is None:
-        background = float(torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).median())
-    if background > 127:
-        x = 255 - x
-        gray = 255 - gray
-        background = 255 - background
-    level = background
-    peak = float(torch.quantile(gray.flatten(), 0.99)) if stretch else 255.0
-    if level < 8 or peak - level < 32:  # already clean data, or nothing to stretch
-        return x
-    y = (x.float() - level).clamp(min=0) * (255.0 / (peak - level))
-    return y.round().clamp(0, 255).to(torch.uint8)
-
-
-def _shift(x: torch.Tensor, dy: int, dx: int, fill: int = 0) -> torch.Tensor:
-    """Translate (C,H,W) by whole pixels, filling what comes in with ``fill``."""
-    if dy == 0 and dx == 0:
-        return x
-    out = torch.full_like(x, fill)
-    h, w = x.shape[1:]
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[:, yd, xd] = x[:, ys, xs]
-    return out
 
 
 def _array_to_pil(a: np.ndarray) -> Image.Image:

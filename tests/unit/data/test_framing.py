@@ -13,13 +13,8 @@ from photo_generator import make_photo, photos, random_style
 from PIL import Image
 
 from sightline.data import Preprocess
-from sightline.data.framing import (
-    _percentile,
-    centre_of_mass_shift,
-    find_object,
-    find_objects,
-    frame_image,
-)
+from sightline.data.finish import centre_of_mass_shifts, match_dark_backgrounds, shift_each
+from sightline.data.framing import _percentile, find_object, find_objects, frame_image
 from sightline.errors import DataError
 from sightline.infer.predict import NO_OBJECT_NOTE, predict_files, save_seen
 
@@ -170,10 +165,41 @@ def test_digit_fit_boxes_in_20_and_centres_by_mass():
 
 
 def test_centre_of_mass_shift_never_pushes_ink_out():
-    ink = np.zeros((28, 28))
-    ink[0:5, 0:27] = 1  # a bar along the top: its mass wants to move down only
-    dy, dx = centre_of_mass_shift(ink)
-    assert dy > 0 and dx in (0, 1)
+    ink = np.zeros((3, 28, 28), dtype=np.float32)
+    ink[0, 0:5, 0:27] = 1  # a bar along the top: its mass wants to move down only
+    ink[1, 20:28, 22:28] = 1  # a blob in the corner: up and left, to the centre
+    dy, dx = centre_of_mass_shifts(ink)  # the third has no ink: it stays
+    assert dy[0] > 0 and dx[0] in (0, 1)
+    assert (dy[1], dx[1]) == (-10, -10) and (dy[2], dx[2]) == (0, 0)  # -9.5, -10.5: to even
+
+
+def test_a_batch_is_finished_as_each_image_alone():
+    """finish.py works on a batch: each image comes out as it would alone (inverted or not,
+    stretched or not, shifted by its own pixels with its own fill)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (6, 1, 12, 12), dtype=torch.uint8, generator=g)
+    x[0] = 0  # clean: left alone
+    x[1, :, :, :] = 240  # light paper, a dark stroke: inverted, stretched
+    x[1, :, 4:8, 5:7] = 20
+    levels = np.array([0.0, 240.0, 100.0, 30.0, 200.0, 127.0])
+    for stretch in (True, False):
+        batch = match_dark_backgrounds(x, levels, stretch)
+        for i in range(len(x)):
+            alone = match_dark_backgrounds(x[i : i + 1], levels[i : i + 1], stretch)
+            assert torch.equal(batch[i : i + 1], alone), (stretch, i)
+    assert torch.equal(match_dark_backgrounds(x[:1], levels[:1]), x[:1])
+    inverted = match_dark_backgrounds(x[1:2], levels[1:2])
+    assert inverted[0, 0, 0, 0] == 0 and inverted[0, 0, 5, 5] == 255  # ink bright on black
+    dy, dx, fill = np.array([0, 2, -3, 0, 1, -1]), np.array([0, -1, 0, 4, 1, -1]), np.arange(6)
+    moved = shift_each(x, dy, dx, fill)
+    for i in range(len(x)):
+        want = torch.full_like(x[i], int(fill[i]))
+        ys = slice(max(0, dy[i]), 12 + min(0, dy[i]))
+        xs = slice(max(0, dx[i]), 12 + min(0, dx[i]))
+        src_y = slice(max(0, -dy[i]), 12 - max(0, dy[i]))
+        src_x = slice(max(0, -dx[i]), 12 - max(0, dx[i]))
+        want[:, ys, xs] = x[i][:, src_y, src_x]
+        assert torch.equal(moved[i], want), i
 
 
 @pytest.mark.parametrize("side", [28, 40, 4000])
