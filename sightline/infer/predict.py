@@ -256,26 +256,37 @@ def prepare_named(
     preprocess: Preprocess, images: Sequence[tuple[str, ImageInput]]
 ) -> PreparedImages:
     """Prepare ``(name, image)`` pairs; an unreadable one is skipped with its reason."""
-    names: list[str] = []
-    tensors: list[torch.Tensor] = []
-    notes: list[str | None] = []
-    skipped: list[tuple[str, str]] = []
-    for (name, _), out in zip(
-        images, preprocess.prepare_many([im for _, im in images]), strict=True
-    ):
-        if isinstance(out, ImageError):
-            skipped.append((name, out.reason))
-            continue
-        x, framing = out
-        names.append(name)
-        tensors.append(x)
-        notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
-    batch = (
-        torch.stack(tensors)
-        if tensors
-        else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
-    )
-    return PreparedImages(names, batch, notes, skipped)
+    return prepare_groups(preprocess, [images])[0]
+
+
+def prepare_groups(
+    preprocess: Preprocess, groups: Sequence[Sequence[tuple[str, ImageInput]]]
+) -> list[PreparedImages]:
+    """``prepare_named`` of each group (a server's requests), through one
+    ``Preprocess.prepare_many``: small images of different groups are framed together."""
+    results = preprocess.prepare_many([im for group in groups for _, im in group])
+    out, start = [], 0
+    for group in groups:
+        names: list[str] = []
+        tensors: list[torch.Tensor] = []
+        notes: list[str | None] = []
+        skipped: list[tuple[str, str]] = []
+        for (name, _), result in zip(group, results[start : start + len(group)], strict=True):
+            if isinstance(result, ImageError):
+                skipped.append((name, result.reason))
+                continue
+            x, framing = result
+            names.append(name)
+            tensors.append(x)
+            notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
+        start += len(group)
+        batch = (
+            torch.stack(tensors)
+            if tensors
+            else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
+        )
+        out.append(PreparedImages(names, batch, notes, skipped))
+    return out
 
 
 def prediction_rows(

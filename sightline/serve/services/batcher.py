@@ -45,6 +45,7 @@ from sightline.infer.predict import (
     Unknown,
     model_logits,
     prediction_rows,
+    prepare_groups,
     prepare_named,
     scored_logits,
     unknown_threshold,
@@ -52,6 +53,9 @@ from sightline.infer.predict import (
 from sightline.serve.services.cpu_work import CpuWork
 
 log = logging.getLogger("sightline.serve")
+
+# Requests' (name, image) pairs -> each request's prepared images (infer.predict.prepare_groups).
+Prepare = Callable[[list[Sequence[tuple[str, ImageInput]]]], list[PreparedImages]]
 
 DEFAULT_MAX_BATCH = 64  # images per forward pass: past ~32 small images the gain per image is gone
 PREPARE_CHUNK = 256  # images of one request prepared (and held) at a time, as predict_images does
@@ -72,7 +76,7 @@ class Batcher:
         logits: Callable[[torch.Tensor], torch.Tensor],
         input_shape: Sequence[int],
         max_batch: int = DEFAULT_MAX_BATCH,
-        prepare: Callable[[Sequence[tuple[str, ImageInput]]], PreparedImages] | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
@@ -135,7 +139,7 @@ class _Queue:
         name: str,
         logits: Callable[[torch.Tensor], torch.Tensor],
         max_batch: int,
-        prepare: Callable[[Sequence[tuple[str, ImageInput]]], PreparedImages] | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.name = name
         self.logits = logits
@@ -164,16 +168,25 @@ class _Queue:
         """The jobs with their images prepared: a job of (name, image) pairs becomes its uint8
         tensor, and its future gets (``PreparedImages``, probabilities or None when none could
         be read); a failure reaches only its own job."""
-        out = []
-        for payload, future in jobs:
-            if isinstance(payload, torch.Tensor):
-                out.append((payload, future))
-                continue
-            try:
-                assert self.prepare is not None, "a Batcher given images to prepare needs prepare="
-                prepared = self.prepare(payload)
-            except Exception as e:
-                future.set_exception(e)
+        given = [
+            (payload, future) for payload, future in jobs if not isinstance(payload, torch.Tensor)
+        ]
+        out = [(payload, future) for payload, future in jobs if isinstance(payload, torch.Tensor)]
+        if not given:
+            return out
+        assert self.prepare is not None, "a Batcher given images to prepare needs prepare="
+        try:  # all the requests' images framed together (same-sized small ones in one pass)
+            together: list[Any] = self.prepare([payload for payload, _ in given])
+        except Exception:  # then one request at a time: a failure reaches only its own
+            together = []
+            for payload, _ in given:
+                try:
+                    together.append(self.prepare([payload])[0])
+                except Exception as e:
+                    together.append(e)
+        for (_, future), prepared in zip(given, together, strict=True):
+            if isinstance(prepared, Exception):
+                future.set_exception(prepared)
                 continue
             if not prepared.names:
                 future.set_result((prepared, None))
@@ -283,7 +296,7 @@ class BatchedModel:
             logits,
             preprocess.input_shape,
             max_batch,
-            prepare=functools.partial(prepare_named, preprocess),
+            prepare=functools.partial(prepare_groups, preprocess),
         )
 
     def predict_images(

@@ -162,9 +162,9 @@ def test_the_event_loop_path_prepares_in_the_batcher_and_equals_predict_images(m
     prepared_in: set[str] = set()
     real_prepare = batched.batcher._queue.prepare
 
-    def recording(pairs):
+    def recording(groups):
         prepared_in.add(threading.current_thread().name)
-        return real_prepare(pairs)
+        return real_prepare(groups)
 
     batched.batcher._queue.prepare = recording
 
@@ -191,14 +191,41 @@ def test_the_event_loop_path_prepares_in_the_batcher_and_equals_predict_images(m
     assert [p.label for p in mixed.predictions] == [expected[0].label, expected[1].label]
 
 
+def test_requests_are_prepared_together_as_each_alone(pngs):
+    """The batcher prepares all waiting requests' images in one call (prepare_groups): each
+    request gets what preparing it alone gives, its bad files skipped in its own report, even
+    where two requests name their files alike."""
+    from sightline.infer.predict import prepare_groups, prepare_named
+
+    groups = [
+        [("x", pngs[0])],
+        [("x", pngs[1]), ("bad", b"not an image"), ("y", pngs[2])],
+        [("bad", b"\x89PNG\r\n\x1a\n" + b"\0" * 20)],
+        [],
+        [(str(i), png) for i, png in enumerate(pngs[3:12])],
+    ]
+    together = prepare_groups(PRE, groups)
+    assert len(together) == len(groups)
+    for group, got in zip(groups, together, strict=True):
+        want = prepare_named(PRE, group)
+        assert got.names == want.names and got.notes == want.notes
+        assert got.skipped == want.skipped and torch.equal(got.images, want.images)
+    assert [k for k, _ in together[1].skipped] == ["bad"] and together[2].names == []
+
+
 def test_a_failing_prepare_fails_only_its_own_request():
-    def prepare(pairs):
-        if any(name == "poison" for name, _ in pairs):
-            raise RuntimeError("poisoned prepare")
+    def prepare(groups):  # each request's pairs; a poisoned request fails the whole call
         from sightline.infer.predict import PreparedImages
 
-        images = torch.stack([torch.full((1, 2, 2), int(v), dtype=torch.uint8) for _, v in pairs])
-        return PreparedImages([n for n, _ in pairs], images, [None] * len(pairs), [])
+        out = []
+        for pairs in groups:
+            if any(name == "poison" for name, _ in pairs):
+                raise RuntimeError("poisoned prepare")
+            images = torch.stack(
+                [torch.full((1, 2, 2), int(v), dtype=torch.uint8) for _, v in pairs]
+            )
+            out.append(PreparedImages([n for n, _ in pairs], images, [None] * len(pairs), []))
+        return out
 
     def logits(x: torch.Tensor) -> torch.Tensor:
         time.sleep(0.002)  # requests pile up into batches meanwhile
