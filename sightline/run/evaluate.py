@@ -9,17 +9,14 @@ that copy training images the accuracy without them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sightline.fileio import file_sha256
 from sightline.run import evaluations as store
 
-if TYPE_CHECKING:
-    from sightline.run.run import Run
-
 
 def evaluate_run(
-    run: Run,
+    run: Any,
     data: Any = None,
     split: str = "test",
     which: str = "best",
@@ -28,8 +25,9 @@ def evaluate_run(
     save: bool = True,
     logits: Any = None,
 ):
-    """``Run.evaluate`` (see its docstring): the ``Metrics``; the record is saved (``save``,
-    for a source that says where it came from) and left on ``run.last_evaluation``."""
+    """``Run.evaluate`` of ``run`` (a ``Run``; see its docstring): the ``Metrics``; the record
+    is saved (``save``, for a source that says where it came from) and left on
+    ``run.last_evaluation``. (``run`` is not typed ``Run``: run.py imports this module.)"""
     from sightline.run.copies import without_copies
     from sightline.run.evaluation_source import resolve_source
 
@@ -63,7 +61,7 @@ def evaluate_run(
     return metrics
 
 
-def evaluate_images(run: Run, images: Any, which: str, device: str, batch_size: int):
+def evaluate_images(run: Any, images: Any, which: str, device: str, batch_size: int):
     """The forward pass and metrics of labelled ``images`` (an ``ImageSet``)."""
     from sightline.devices import resolve_device
     from sightline.infer.metrics import evaluate_model
