@@ -10,8 +10,9 @@ once, and while a batch computes, the next one queues up by itself.
 
 The server's requests (``BatchedModel.predict_images_async``) hand over their small images
 undecoded: the inference thread decodes and frames all of them in one call (``prepare_groups``:
-same-sized small images of different requests are framed in one pass), then runs their pass. Request threads that did that themselves fought for the GIL, a context switch
-each time a numpy or Pillow call let it go (~100 a request); one thread does it without.
+same-sized small images of different requests are framed in one pass), then runs their pass.
+Request threads that did that themselves fought for the GIL, a context switch each time a
+numpy or Pillow call let it go (~100 a request); one thread does it without.
 Photos are decoded on the CPU-work threads (``cpu_work.py``) and handed over as tensors: their
 decoding runs on both cores and does not hold up everyone's forward pass.
 
