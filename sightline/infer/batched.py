@@ -24,9 +24,11 @@ from sightline.models.hardware import use_channels_last
 # large images fall out of the CPU caches: EfficientNet-Lite0 at 224 px runs 10 img/s at batch
 # 256 and 23 img/s at batch 32 on 2 cores (benchmarks/features.py); small images keep big batches.
 MAX_BATCH_VALUES = 32 * 3 * 224 * 224
+JOINT_VIEWS = 64  # images x TTA views up to which a batch's views run as one forward pass
 # How ``inference_copy`` runs a model, as a number: raised when that changes its speed (2:
-# BatchNorms folded for every model), so an engine timing made before it is measured again.
-INFERENCE_PATH = 2
+# BatchNorms folded for every model; 3: small batches run their TTA views in one pass), so an
+# engine timing made before it is measured again.
+INFERENCE_PATH = 3
 
 
 def batched_logits(
@@ -82,12 +84,21 @@ def batched_logits(
                     views = [v.contiguous(memory_format=torch.channels_last) for v in views]
                 for c in captured.values():
                     c.clear()
-                logits = sum(model(v).float() for v in views) / len(
-                    views
-                )  # one view at a time: its memory
+                n, k = len(x), len(views)
+                if k > 1 and n * k <= JOINT_VIEWS and n * k * per_image <= MAX_BATCH_VALUES:
+                    # A small batch (a server's few requests): every view in one forward pass,
+                    # whose fixed cost per layer is most of such a batch's time.
+                    joint = torch.cat(views)
+                    if channels_last:
+                        joint = joint.contiguous(memory_format=torch.channels_last)
+                    logits = model(joint).float().unflatten(0, (k, n)).sum(0) / k
+                    parts = [c[0].unflatten(0, (k, n)).sum(0) / k for c in captured.values()]
+                else:  # one view at a time: its memory
+                    logits = sum(model(v).float() for v in views) / k
+                    parts = [sum(c) / len(c) for c in captured.values()]
                 outs.append(logits.cpu())
                 if hooks:
-                    feats.append(torch.cat([sum(c) / len(c) for c in captured.values()], 1).cpu())
+                    feats.append(torch.cat(parts, 1).cpu())
     finally:
         for hook in hooks:
             hook.remove()
