@@ -127,6 +127,12 @@ class Preprocess:
             views += [v.flip(-1) for v in views]
         return views
 
+    @staticmethod
+    def views_mean(stacked: torch.Tensor, views: int) -> torch.Tensor:
+        """The mean over the views of one pass over ``tta_views`` stacked (views x N rows of
+        logits or features): each image's own rows, as separate passes would give them."""
+        return stacked.unflatten(0, (views, -1)).mean(0)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         keys = {

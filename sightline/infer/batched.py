@@ -91,8 +91,8 @@ def batched_logits(
                     joint = torch.cat(views)
                     if channels_last:
                         joint = joint.contiguous(memory_format=torch.channels_last)
-                    logits = model(joint).float().unflatten(0, (k, n)).sum(0) / k
-                    parts = [c[0].unflatten(0, (k, n)).sum(0) / k for c in captured.values()]
+                    logits = Preprocess.views_mean(model(joint).float(), k)
+                    parts = [Preprocess.views_mean(c[0], k) for c in captured.values()]
                 else:  # one view at a time: its memory
                     logits = sum(model(v).float() for v in views) / k
                     parts = [sum(c) / len(c) for c in captured.values()]

@@ -55,21 +55,17 @@ class ExportedClassifier(nn.Module):
         # appears once in the graph (half the export time and graph size of two calls for flips);
         # eval-mode layers treat each image on its own, so the logits are those of separate passes.
         logits = self.net(torch.cat(views) if len(views) > 1 else x).float()
-        logits = logits.reshape(len(views), -1, logits.shape[-1]).mean(0)
+        logits = Preprocess.views_mean(logits, len(views))
         if not self.scored:
             return logits
-        f = [self._view_mean(name, len(views)) for name in self._features]
+        # the features the hooks kept in this pass, averaged over the stacked views
+        f = [Preprocess.views_mean(kept[-1], len(views)) for kept in self._features.values()]
         gaussians = [[getattr(self, f"ood_{i}_{n}") for n in _PARTS] for i in range(self.sets)]
         parts = part_distances(f, gaussians)
         return logits, combined(parts, self.ood_zstats if self.zscored else None)
 
     def _keeper(self, name: str) -> Any:
         return lambda m, args: self._features[name].append(pooled(args[0]))
-
-    def _view_mean(self, name: str, views: int) -> torch.Tensor:
-        """The features a hook kept in this pass, averaged over the stacked views."""
-        f = self._features[name][-1]
-        return f.reshape(views, -1, f.shape[-1]).mean(0)
 
     def release(self) -> None:
         """Take the feature hooks off the network (it is used again after the export)."""
