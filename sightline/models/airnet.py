@@ -32,6 +32,9 @@ from sightline.models.registry import register_model
 
 WHITEN_KERNEL = 2  # px: the stem's patch size (airbench's)
 WHITEN_EPS = 1e-2  # added to the patch covariance's eigenvalues: keeps pixel noise from blowing up
+# The stem's bias learns in the first epochs only (airbench's whiten_bias_train_steps): after
+# that no gradient flows below the first conv group, ~7 % of a CPU step (train.optim.limit_learning).
+WHITEN_BIAS_EPOCHS = 3
 # airbench94's parametrization (``airbench=True``), its numbers:
 AIRBENCH_WHITEN_EPS = 5e-4  # whiten the low-variance patch directions harder
 # BatchNorm biases learn this much faster (their scale is not learned)
@@ -172,6 +175,9 @@ def airnet(
         )
     model.add_module("whiten", Whitening(c, eps=AIRBENCH_WHITEN_EPS if airbench else WHITEN_EPS))
     model.add_module("act", nn.GELU())
+    model.learns_for_epochs = {
+        "whiten.bias": WHITEN_BIAS_EPOCHS
+    }  # read by train.optim.limit_learning
     channels = model.whiten.out_channels
     for i, out in enumerate(sizes, start=1):
         model.add_module(f"group{i}", ConvGroup(channels, out, airbench))

@@ -50,7 +50,13 @@ from sightline.train.callbacks import (
 from sightline.train.callbacks.progress_events import ProgressEvents
 from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
-from sightline.train.optim import create_optimizer, freeze_backbone, lr_factor, set_lr
+from sightline.train.optim import (
+    create_optimizer,
+    freeze_backbone,
+    limit_learning,
+    lr_factor,
+    set_lr,
+)
 from sightline.train.precision import Precision
 from sightline.train.world import World
 
@@ -251,6 +257,8 @@ class Trainer:
         self.model.train()
         if cfg.head_epochs:  # fine-tuning: the new head learns alone first
             freeze_backbone(self.model, self.epoch < cfg.head_epochs)
+        if self.graphs is None:  # a captured CUDA graph keeps the parameters it was captured with
+            limit_learning(self.model, self.epoch)
         self.gen = gen
         while self.step_in_epoch < self.steps:
             if self.global_step >= self.plan.stop_step:

@@ -50,12 +50,15 @@ class DistributedWorld(World):
         model, cfg = trainer.model, trainer.cfg
         sync_bn = bool(cfg.sync_bn) and dist_.has_batchnorm(model)
         self.swapped = sync_batchnorm.convert_sync_batchnorm(model) if sync_bn else []
-        # A frozen backbone during head_epochs has parameters without gradients in a step.
+        # A frozen backbone during head_epochs, or a parameter that learns for the first epochs
+        # only (optim.limit_learning), leaves parameters without gradients in a step.
         # With SyncBatchNorm the running statistics agree already: no buffer broadcast per step.
         self.ddp = DistributedDataParallel(
             model,
             device_ids=[trainer.device.index] if trainer.device.type == "cuda" else None,
-            find_unused_parameters=bool(cfg.head_epochs),
+            find_unused_parameters=bool(
+                cfg.head_epochs or getattr(model, "learns_for_epochs", None)
+            ),
             **_buffer_sync(not sync_bn),
         )
         if trainer.lookahead is not None:  # the slow weights: rank 0's (DDP broadcast them), here
