@@ -6,7 +6,8 @@ sightline's small images. What each piece buys:
   covariance eigenvectors, scaled to unit variance (and their negatives, so the GELU after it
   sees both signs). It is computed once from the data (``init_from_data``, called by ``fit``)
   and frozen: the next layer starts from decorrelated inputs, which is what lets a small net
-  train in a few epochs at a high learning rate.
+  train in a few epochs at a high learning rate. Its bias learns in the first 3 epochs only
+  (airbench's): afterwards the backward pass stops at the first conv group.
 * Conv groups (conv → max pool → BN → GELU → conv → BN → GELU): pooling right after the
   first conv runs the second one on a quarter of the pixels; width doubles per group.
 * BatchNorm with momentum 0.4 (PyTorch's 0.1 lags behind weights that move fast over a few

@@ -98,6 +98,9 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # Every parameter a model limits to its first epochs is in the optimizer, whichever
+        # epoch a run (or a second fit of this model) starts at: its saved state always matches.
+        limit_learning(self.model, 0)
         self.optimizer = create_optimizer(self.model, cfg)
         self.precision = Precision(self.device, cfg.amp)  # bf16/fp16 autocast, fp16's loss scale
         # One GPU: the step's forward and backward replay as CUDA graphs (train/cuda_graphs.py).
@@ -317,6 +320,7 @@ class Trainer:
             finally:
                 if self.graphs is not None:  # its memory goes back, also if the trainer is kept
                     self.graphs.release()
+                limit_learning(self.model, 0)  # the model leaves trainable, as it came
                 self.world.detach(self)
 
     def _fit(self, resume_state: dict[str, Any] | None) -> dict[str, Any]:

@@ -71,3 +71,21 @@ def test_a_run_stopped_on_either_side_resumes_to_the_same_weights(tmp_path, cras
     assert resumed.status["status"] == "finished"
     a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_second_fit_of_the_same_model_learns_it_again_and_resumes(tmp_path):
+    """After a fit the model is trainable again, so a second fit of the same object trains the
+    bias in its first epochs, and its resume.pt matches a fresh model's optimizer."""
+    data = make_dataset()
+    model = airnet(data)
+    sightline.fit(model, data, name="first", runs_dir=tmp_path, progress="quiet", **OPTS)
+    assert model.whiten.bias.requires_grad
+    before = model.whiten.bias.detach().clone()
+    seen = BiasEachEpoch(model)
+    with pytest.raises(SystemExit):
+        sightline.fit(model, data, name="second", runs_dir=tmp_path, progress="quiet",
+                      callbacks=[seen, CrashAt((WHITEN_BIAS_EPOCHS + 1) * 1000 + 2)],
+                      checkpoint_every=2, **OPTS)  # fmt: skip
+    assert not torch.equal(seen.seen[0], before)  # it learned again in the first epoch
+    resumed = sightline.resume(tmp_path / "second", data=data, progress="quiet")
+    assert resumed.status["status"] == "finished"
