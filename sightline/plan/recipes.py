@@ -91,8 +91,9 @@ MEASURED = {
     "on 2 CPU cores with AVX-512; every run: benchmarks/README.md",
     "fashion-mnist-fast/cpu-amx": "93.9 % (93.72-93.89, 3 seeds) in 51-52 s on 2 CPU cores with "
     "AMX (bf16); every run: benchmarks/README.md",
-    "fashion-mnist-long": "94.72 % (94.71-94.74, 3 seeds) in 243-259 s from process start, "
-    "float32 on 2 CPU cores with AVX-512; every run: benchmarks/README.md",
+    "fashion-mnist-long": "94.68 % (94.63-94.70, 3 seeds) in 225-232 s from process start, "
+    "bf16 on 2 cores of an AMD EPYC with AVX-512 BF16; 94.72 % in 243-259 s in float32 with "
+    "AVX-512; every run: benchmarks/README.md",
     "fashion-mnist-long/cpu-amx": "94.75 % (1 seed) in 162 s on 2 CPU cores with AMX (bf16, 15 "
     "epochs without Lookahead); every run: benchmarks/README.md",
     "fashion-mnist-mlp": "89.1 % (89.09-89.12, 2 seeds) in 7 s on 2 CPU cores with AMX (the MLP "
