@@ -178,6 +178,20 @@ def test_lookahead_and_alternating_flips_under_two_processes_resume_bit_exact(tm
     assert config["lookahead"] is True and config["alternate_flip"] is True
 
 
+def test_airnet_whose_whitening_bias_stops_learning_trains_under_two_processes(tmp_path):
+    """From its 4th epoch airnet's stem bias gets no gradient (optim.limit_learning): DDP must
+    be told that a parameter may go unused, or the next step waits for its reduction forever
+    (an error). Under two processes the run ends with the bias of one process's run."""
+    spec = {"model": "airnet", "model_options": {"width": 8}, "n_per_class": 32,
+            "train": {**TRAIN, "epochs": 4}}  # fmt: skip
+    two = Path(_worker({**spec, "name": "air-two"}, 2, tmp_path)[0]["run"])
+    one = Path(_worker({**spec, "name": "air-one"}, 1, tmp_path)[0]["run"])
+    assert json.loads((two / "status.json").read_text())["status"] == "finished"
+    bias_two, bias_one = _weights(two)["whiten.bias"], _weights(one)["whiten.bias"]
+    torch.testing.assert_close(bias_two, bias_one, rtol=1e-3, atol=1e-3)
+    assert not torch.equal(bias_one, torch.zeros_like(bias_one))  # it did learn at first
+
+
 def _image_folder(root: Path, per_class: int = 24) -> Path:
     """train/ and test/ of three classes of 16x16 PNGs: a bright square in one quadrant."""
     g = torch.Generator().manual_seed(1)
