@@ -176,9 +176,9 @@ def airnet(
         )
     model.add_module("whiten", Whitening(c, eps=AIRBENCH_WHITEN_EPS if airbench else WHITEN_EPS))
     model.add_module("act", nn.GELU())
-    model.learns_for_epochs = {
-        "whiten.bias": WHITEN_BIAS_EPOCHS
-    }  # read by train.optim.limit_learning
+    # Read by train.optim.limit_learning: the filters never learn (computed from the data, even
+    # when fine-tuning's head_epochs make the rest trainable again), the bias for a few epochs.
+    model.learns_for_epochs = {"whiten.weight": 0, "whiten.bias": WHITEN_BIAS_EPOCHS}
     channels = model.whiten.out_channels
     for i, out in enumerate(sizes, start=1):
         model.add_module(f"group{i}", ConvGroup(channels, out, airbench))

@@ -33,7 +33,7 @@ def airnet(data) -> torch.nn.Module:
 
 def test_it_is_a_function_of_the_epoch():
     model = sightline.create_model("airnet", (1, 12, 12), 3, width=8)
-    assert model.learns_for_epochs == {"whiten.bias": WHITEN_BIAS_EPOCHS}
+    assert model.learns_for_epochs == {"whiten.weight": 0, "whiten.bias": WHITEN_BIAS_EPOCHS}
     for epoch, learns in [(0, True), (WHITEN_BIAS_EPOCHS - 1, True), (WHITEN_BIAS_EPOCHS, False)]:
         limit_learning(model, epoch)
         assert model.whiten.bias.requires_grad is learns
@@ -89,3 +89,18 @@ def test_a_second_fit_of_the_same_model_learns_it_again_and_resumes(tmp_path):
     assert not torch.equal(seen.seen[0], before)  # it learned again in the first epoch
     resumed = sightline.resume(tmp_path / "second", data=data, progress="quiet")
     assert resumed.status["status"] == "finished"
+
+
+def test_fine_tuning_head_epochs_never_make_the_computed_filters_learn(tmp_path):
+    """head_epochs make every parameter but the classifier's trainable again after the head's
+    epochs; the whitening filters, computed from the data, stay out of it."""
+    data = make_dataset()
+    model = airnet(data)
+    sightline.fit(model, data, runs_dir=tmp_path, progress="quiet", head_epochs=1,
+                  **{**OPTS, "epochs": 2})  # fmt: skip
+    filters = model.whiten.weight.detach().clone()
+    assert not model.whiten.weight.requires_grad and model.group1.conv1.weight.requires_grad
+    seen = BiasEachEpoch(model)
+    sightline.fit(model, data, name="again", runs_dir=tmp_path, progress="quiet", head_epochs=1,
+                  callbacks=[seen], **{**OPTS, "epochs": 2})  # fmt: skip
+    assert torch.equal(model.whiten.weight, filters)
