@@ -229,7 +229,7 @@ def _load(img: Image.Image, max_side: int | None) -> Image.Image:
             out = img.reduce(factor)
     out = out if out is not None else img.copy()  # detached from the file either way
     out.info = dict(img.info)  # the EXIF orientation, read next
-    # In place: ``out`` is ours already, and a photo's copy costs as much as framing's first steps.
+    # In place: ``out`` is ours already, so a second full-size copy of the photo is not needed.
     ImageOps.exif_transpose(out, in_place=True)
     return out
 

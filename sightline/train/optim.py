@@ -86,11 +86,11 @@ def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 def limit_learning(model: nn.Module, epoch: int) -> None:
     """Parameters a model lets learn in its first epochs only (``model.learns_for_epochs``,
     {parameter name: epochs}, 0 for never: airnet's whitening bias, as airbench does, and its
-    filters, which are computed, not learned): from that epoch on
-    they get no gradient, so neither they nor the layers before them cost a backward pass
-    (airnet: the first convolution's input gradient and the stem's GELU, ~7 % of a CPU step).
-    A pure function of the epoch, so a resumed run gets the same; the optimizer keeps them
-    (built before), so its saved state still matches."""
+    filters, which are computed, not learned): from that epoch on they get no gradient, so
+    neither they nor the layers before them cost a backward pass (airnet: the first
+    convolution's input gradient and the stem's GELU, ~7 % of a CPU step). A pure function of
+    the epoch, so a resumed run gets the same; the Trainer builds its optimizer at epoch 0's
+    setting, so the optimizer holds them and its saved state always matches."""
     limits = getattr(model, "learns_for_epochs", None) or {}
     params = dict(model.named_parameters())
     for name, epochs in limits.items():
