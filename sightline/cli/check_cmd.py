@@ -123,6 +123,14 @@ def _fix(args: argparse.Namespace, report) -> int:
         print(f"  ... and {len(moves) - args.limit:,} more (--format json for all)")
     if review:
         print(f"Left for you to review: {len(review):,} findings (sightline check {args.source}).")
+    unmoved = [p for p in report.of_kind("label") if not p.details.get("fixable")]
+    if unmoved:
+        from sightline.health.label_quality import FIX_CONFIDENCE, FIX_OWN
+
+        print(f"  {len(unmoved):,} suspected labels among them: --fix relabels only training "
+              f"images at {FIX_CONFIDENCE:.0%} or more for another class and {FIX_OWN:.0%} or "
+              "less for their own, by models right on 90 % or more of the images they never "
+              "saw; look at these yourself")  # fmt: skip
     if moves:
         print(f"Undo: sightline check {args.source} --undo")
     return 0
@@ -144,6 +152,27 @@ def _progress(stage: str, done: int, total: int) -> None:
     print(f"\r{stage}: {done:,}/{total:,}\033[K", end="", file=sys.stderr)
 
 
+def label_health_lines(labels: dict | None) -> list[str]:
+    """The label search's summary of the folder (cleanlab's health_summary), when it judged."""
+    health = (labels or {}).get("health")
+    if not health:
+        return []
+    line = (
+        f"Labels: about {health['label_quality']:.1%} right (~{health['estimated_wrong']:,} "
+        "estimated wrong, an upper bound: the models' own mistakes count too)"
+    )
+    noisy = [c for c in health["classes"] if c["noise"] >= 0.01][:3]
+    if noisy:
+        line += "; noisiest: " + ", ".join(f"{c['class']} {c['noise']:.0%}" for c in noisy)
+    if health["confused"]:
+        line += "; most confused: " + ", ".join(
+            f"{a} / {b} (~{p['images']:,})"
+            for p in health["confused"][:3]
+            for a, b in [p["classes"]]
+        )
+    return [line]
+
+
 def report_lines(report, limit: int = 10) -> list[str]:
     """The table: a summary line, then each kind found (worst kind first) with its findings."""
     split_counts = ", ".join(f"{split} {sum(c.values()):,}" for split, c in report.counts.items())
@@ -152,6 +181,7 @@ def report_lines(report, limit: int = 10) -> list[str]:
         f"classes ({split_counts}) in {report.seconds:.1f} s"
     ]
     lines += [f"({note})" for note in report.notes]
+    lines += label_health_lines(report.labels)
     summary = report.summary()
     if not summary:
         lines.append("No problems found.")

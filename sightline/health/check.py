@@ -9,17 +9,14 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from sightline.data.folder_choices import FEW_IMAGES, UNBALANCED
 from sightline.data.folders import find_splits
 from sightline.health.decisions import apply_decisions
 from sightline.health.duplicates import NEAR, copy_groups, copy_problems, near_pairs
-from sightline.health.labels import (
-    add_neighbours,
-    can_check_labels,
-    label_problems,
-    out_of_fold,
-    outlier_problems,
-)
+from sightline.health.label_quality import judge, label_problems, too_few
+from sightline.health.labels import FOLDS, add_neighbours, out_of_fold, outlier_problems
 from sightline.health.problems import HealthReport, Problem, ordered
 from sightline.health.scan import Inventory, Item, scan_dataset, scan_folder
 
@@ -51,17 +48,15 @@ def check(
     ]
     pairs = near_pairs(inventory.items, near) if near is not None else []  # searched once
     problems += copy_problems(inventory, near, pairs)
+    judgement = None
     if labels:
-        why_not = can_check_labels(inventory)
-        if why_not is None:
+        judgement = too_few(inventory)
+        if judgement is None:
             groups = copy_groups(inventory.items, near, pairs)
-            judged = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
-            found = label_problems(inventory, judged.probs)
-            found += outlier_problems(inventory, judged.outlier)
+            judgement, found = _judge_labels(inventory, groups, progress)
             add_neighbours(inventory, found)
             problems += found
-        else:
-            notes.append(f"labels not checked: {why_not}")
+        notes.append(judgement.why)
     problems += class_problems(inventory)
     problems += odd_problems(inventory.items)
     report = HealthReport(
@@ -69,7 +64,8 @@ def check(
         inventory.classes,
         inventory.counts(),
         ordered(problems),
-        notes=notes,
+        notes=inventory.notes + notes,
+        labels=None if judgement is None else judgement.to_dict(),
         digests={item.path: item.digest.hex() for item in inventory.items},
     )
     if inventory.root is not None:
@@ -80,6 +76,20 @@ def check(
             )
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _judge_labels(inventory: Inventory, groups: list[list[int]], progress):
+    """(the label search's judgement, its label and outlier findings)."""
+    y = torch.tensor([i.label for i in inventory.items])
+    oof = out_of_fold(inventory, groups, progress=_stage(progress, "checking labels"))
+
+    def smaller() -> tuple[torch.Tensor, float]:  # models on half the images: a learning curve
+        half = out_of_fold(inventory, groups, 2, _stage(progress, "measuring the learning curve"))
+        return half.probs, 0.5
+
+    judgement = judge(oof.probs, y, inventory.classes, oof.judges, (FOLDS - 1) / FOLDS, smaller)
+    found = label_problems(inventory, judgement) + outlier_problems(inventory, oof.outlier)
+    return judgement, found
 
 
 def _stage(progress, stage: str):

@@ -18,7 +18,6 @@ from sightline.fileio import atomic_write_json, read_json
 from sightline.health.problems import HealthReport
 
 QUARANTINE = ".sightline-quarantine"
-LABEL_FIX = 0.5  # a label is changed when another class is preferred by this much (of 1)
 
 
 @dataclass
@@ -36,8 +35,10 @@ def plan_fix(report: HealthReport, root: str | os.PathLike) -> tuple[list[Move],
     corrupt: quarantined. A copy or near copy in one class: the later one quarantined (the
     first, by path, kept). A copy under two classes: the one whose class the label check
     prefers kept, else all quarantined. A leak: the validation/test copy quarantined, so the
-    evaluation scores only images the model never saw. A label another class is preferred
-    for by LABEL_FIX or more: moved to that class. Everything else is for review."""
+    evaluation scores only images the model never saw. A label finding the label search marked
+    fixable (a training image, reliable models, a calibrated probability of the class it moves
+    to of ``label_quality.FIX_CONFIDENCE`` or more): moved to that class. Everything else is
+    for review."""
     root = Path(root)
     flat = _is_flat(root)
     label_score = {p.paths[0]: p for p in report.of_kind("label")}
@@ -67,7 +68,7 @@ def plan_fix(report: HealthReport, root: str | os.PathLike) -> tuple[list[Move],
             else:
                 for path in sorted(paths)[1:]:
                     quarantine(path, kind, f"a copy of {sorted(paths)[0]}")
-        elif kind == "label" and problem.score >= LABEL_FIX and paths[0] not in moves:
+        elif kind == "label" and problem.details.get("fixable") and paths[0] not in moves:
             suggested = problem.details["suggested"]
             dst = _in_class(paths[0], suggested, flat)
             moves[paths[0]] = Move(

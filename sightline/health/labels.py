@@ -1,18 +1,18 @@
-"""Suspected label errors: images that models which never saw them put in another class.
+"""The label search's models: every image judged by models that never saw it.
 
 The images are split into folds (copies and near copies always in the same fold, or a model
 would have seen an image through its copy); a model is trained on all folds but one and
 predicts the one left out: for photos (mostly colour images) a linear head on pretrained
-ImageNet features (``health/features.py``), else a small CNN on the 32 px gray thumbnails, so every image gets probabilities from a model that did not learn
-its label (Northcutt et al.'s out-of-fold recipe, as cleanlab asks its users to compute). The
-score is how much more the best other class is preferred than the image's own label:
-``max p(other) - p(label)``, in (-1, 1]; over 0, the image is suspect.
+ImageNet features (``health/features.py``), for gray images a small CNN on the 32 px
+thumbnails with that head beside it, so every image gets probabilities from models that did
+not learn its label (Northcutt et al.'s out-of-fold recipe, as cleanlab asks its users to
+compute). What those probabilities are worth on this folder, and which images they flag, is
+``health/label_quality.py``'s; the outlier score is here.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,17 +28,22 @@ FOLDS = 4
 PHOTO_DRAWS = 3  # fold draws averaged for photos, whose folds only fit a head on cached features
 EPOCHS = (3, 8)  # fewest and most: as many as fit ~30,000 images a fold (10,000 images: 4)
 STEPS_PER_FOLD = 30_000  # images a fold trains on, in all: a thousand images get 8 epochs
+# Optimizer steps a fold takes at the least: with 8 epochs of a 40-image folder's 1 batch a fold
+# model stayed at chance (and flagged half of a clean folder); 200 steps: 0 of 42 clean 0s/1s.
+MIN_STEPS = 200
+# Gray folders up to this many images are judged by the features' head beside the CNN (the
+# backbone's ~10 ms an image on 2 cores: 30 s at most, cached after); larger folders train the
+# CNN on enough images alone (10 x 100 clean digits: 97.7 % held-out alone, 98.1 % with it).
+GRAY_FEATURES_UP_TO = 3_000
 BATCH = 64
 LR = 0.1  # peak of a one-cycle schedule, SGD with Nesterov momentum
 WIDTH = 16  # fastcnn width: a few seconds a fold for a thousand 32 px images on 2 cores
 SHIFT = 2  # px of random translation: a model that memorises less, and so flags more
-TIMED_STEPS = 6  # per precision, where bf16 against float32 must be timed (fold_precision)
 NEIGHBOURS = 5  # of the outlier score
 # Over this robust z an image is an outlier: few flagged, and those worth a look. The planted
 # digit folder (1,450 MNIST digits) with 10 Fashion-MNIST images and 5 noise images added: z > 8
 # flagged 5 of the 15 and none of its 1,497 own images; z > 6 7 and 1; z > 4 13 and 20.
 OUTLIER_Z = 8.0
-MIN_IMAGES = 20  # per class, in all: fewer and no model can say which label is wrong
 # The photo head's L2 penalty. 1,000 CIFAR-10 training images, 50 labels flipped, 6 draws:
 # 0.1 put 40-46 of the 50 among the 75 most suspect, 0.001 34-37, 1.0 33-39.
 HEAD_DECAY = 0.1
@@ -73,53 +78,29 @@ def _fold_model(num_classes: int) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def _step(model, opt, xb, yb, bf16: bool) -> None:
-    with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-        loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
+def _step(model, opt, xb, yb) -> None:
+    loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
-def fold_precision(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> bool:
-    """Whether the fold models train in bf16: by the training runs' rule
-    (``train.cpu_precision``): on a CPU with AMX a convnet does; with AVX-512 BF16 but no AMX
-    only where a few timed steps are ``BF16_MARGIN`` times faster (2 AMD EPYC cores: 12 ms a
-    step against 22 in float32, the digit check's folds 1.8x faster); else float32."""
-    from sightline.models.hardware import cpu_bf16_is_fast
-    from sightline.train.cpu_precision import bf16_needs_timing, bf16_wins
-
-    model = _fold_model(num_classes)
-    if cpu_bf16_is_fast(model):
-        return True
-    if not bf16_needs_timing() or len(x) < BATCH:
-        return False
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    xb, yb = x[:BATCH], y[:BATCH]
-    seconds = {}
-    for bf16 in (False, True):
-        for i in range(TIMED_STEPS + 2):  # two untimed: the first step of each builds kernels
-            if i == 2:
-                start = time.perf_counter()
-            _step(model, opt, xb, yb, bf16)
-        seconds[bf16] = time.perf_counter() - start
-        model.load_state_dict(state)
-    return bf16_wins(seconds[False], seconds[True])
-
-
-def _train_and_predict(x, y, test_x, num_classes: int, seed: int, bf16: bool = False):
+def _train_and_predict(x, y, test_x, num_classes: int, seed: int):
+    """A fold model, in float32 on every machine: the findings must not hang on a timing (bf16
+    where it was faster gave 90 findings instead of 82 on one folder under load)."""
     torch.manual_seed(seed)
     model = _fold_model(num_classes)
+    per_epoch = math.ceil(len(x) / BATCH)
     epochs = max(EPOCHS[0], min(EPOCHS[1], math.ceil(STEPS_PER_FOLD / max(1, len(x)))))
-    steps = epochs * math.ceil(len(x) / BATCH)
+    epochs = max(epochs, math.ceil(MIN_STEPS / per_epoch))
+    steps = epochs * per_epoch
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, pct_start=0.25)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(x), generator=g).split(BATCH):
-            _step(model, opt, _shift(x[batch], g), y[batch], bf16)
+            _step(model, opt, _shift(x[batch], g), y[batch])
             sched.step()
     model.eval()
     _, train_features = _forward(model, x)
@@ -164,81 +145,65 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 class OutOfFold:
     probs: torch.Tensor  # (N, K) from models that did not train on the image
     outlier: torch.Tensor  # (N,) robust z of the "none of these" score (``outlier_z``)
+    judges: str  # which models gave ``probs``, in words
 
 
 def out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int = FOLDS,
                 progress: Callable[[int, int], None] | None = None) -> OutOfFold:  # fmt: skip
-    """Every item judged by models that did not train on it."""
+    """Every item judged by models that did not train on it. Photos: a head on pretrained
+    features. Gray images: a small CNN on the thumbnails, averaged with the features' head
+    where the weights are installed: the two err on different images (5 classes x 40 clean
+    digits: 1 image at p(label) <= 5 % against 2 and 4 for either alone; the planted digit
+    folder: 58 of its 60 flips either way)."""
     from sightline.health import features
 
     items, k_classes = inventory.items, len(inventory.classes)
     y = torch.tensor([i.label for i in items])
     outlier = torch.zeros(len(items))
-    if inventory.photos and features.available():
+    pretrained = features.available()
+    if inventory.photos and pretrained:
         # No outliers from ImageNet features: planted noise and other CIFAR-10 classes in a
         # folder of 3 scored no higher than its own photos (benchmarks/README.md).
-        feats = features.photo_features(inventory, progress)
-        # A head on cached features is cheap: averaged over a few fold draws, the ranking does
-        # not hang on one draw (one draw's 38 to another's 43 of 50 flipped labels found).
-        probs = sum(
+        probs = _feature_probs(inventory, groups, folds, y, progress)
+        return OutOfFold(probs, outlier, f"a head on {features.BACKBONE}'s ImageNet features")
+    fold = fold_of(inventory, groups, folds)
+    x = torch.from_numpy(np.stack([i.thumb for i in items])).float()[:, None]
+    x = ((x - x.mean()) / x.std().clamp(min=1e-6)).contiguous(memory_format=torch.channels_last)
+    probs = torch.zeros(len(items), k_classes)
+    for k in range(folds):
+        held = fold == k
+        if held.any():
+            probs[held], train_f, held_f = _train_and_predict(
+                x[~held], y[~held], x[held], k_classes, k
+            )
+            outlier[held] = outlier_z(train_f, held_f)
+        if progress is not None:
+            progress(k + 1, folds)
+    if not pretrained or len(items) > GRAY_FEATURES_UP_TO:
+        return OutOfFold(probs, outlier, "a small CNN on 32 px thumbnails")
+    probs = (probs + _feature_probs(inventory, groups, folds, y, None)) / 2
+    judges = f"a small CNN on 32 px thumbnails and a head on {features.BACKBONE}'s features"
+    return OutOfFold(probs, outlier, judges)
+
+
+def _feature_probs(inventory: Inventory, groups: list[list[int]], folds: int, y: torch.Tensor,
+                   progress: Callable[[int, int], None] | None) -> torch.Tensor:  # fmt: skip
+    """Out-of-fold probabilities of a head on pretrained features, averaged over a few fold
+    draws: the ranking does not hang on one draw (one draw's 38 to another's 43 of 50 flipped
+    labels found)."""
+    from sightline.health import features
+
+    feats = features.photo_features(inventory, progress)
+    k_classes = len(inventory.classes)
+    return (
+        sum(
             features.out_of_fold(
                 feats, y, k_classes, fold_of(inventory, groups, folds, seed), HEAD_DECAY
             )
             for seed in range(PHOTO_DRAWS)
         )
-        return OutOfFold(probs / PHOTO_DRAWS, outlier)
-    fold = fold_of(inventory, groups, folds)
-    x = torch.from_numpy(np.stack([i.thumb for i in items])).float()[:, None]
-    x = ((x - x.mean()) / x.std().clamp(min=1e-6)).contiguous(memory_format=torch.channels_last)
-    probs = torch.zeros(len(items), k_classes)
-    bf16 = fold_precision(x, y, k_classes)
-    for k in range(folds):
-        held = fold == k
-        if held.any():
-            probs[held], train_f, held_f = _train_and_predict(
-                x[~held], y[~held], x[held], k_classes, k, bf16
-            )
-            outlier[held] = outlier_z(train_f, held_f)
-        if progress is not None:
-            progress(k + 1, folds)
-    return OutOfFold(probs, outlier)
-
-
-def label_problems(inventory: Inventory, probs: torch.Tensor) -> list[Problem]:
-    """A ``label`` finding for each image whose out-of-fold prediction prefers another class,
-    most suspect first."""
-    classes = inventory.classes
-    y = torch.tensor([i.label for i in inventory.items])
-    own = probs.gather(1, y[:, None])[:, 0]
-    other = probs.scatter(1, y[:, None], -1.0)
-    best, suggested = other.max(1)
-    score = best - own
-    problems = []
-    for i in torch.nonzero(score > 0).flatten().tolist():
-        item = inventory.items[i]
-        label, better = classes[item.label], classes[int(suggested[i])]
-        problems.append(
-            Problem(
-                "label",
-                [item.path],
-                f"filed as {label}, looks like {better} ({float(best[i]):.0%} against "
-                f"{float(own[i]):.0%} for {label}, by models that never saw it)",
-                score=float(score[i]),
-                details={"label": label, "suggested": better, "split": item.split},
-            )
-        )
-    return problems
-
-
-def can_check_labels(inventory: Inventory) -> str | None:
-    """None when labels can be checked, else why not."""
-    counts = torch.bincount(torch.tensor([i.label for i in inventory.items], dtype=torch.long),
-                            minlength=len(inventory.classes))  # fmt: skip
-    if len(inventory.classes) < 2:
-        return "one class only"
-    if int(counts.min()) < MIN_IMAGES:
-        return f"a class has under {MIN_IMAGES} images"
-    return None
+        / PHOTO_DRAWS
+    )
 
 
 def add_neighbours(inventory: Inventory, problems: list[Problem]) -> None:

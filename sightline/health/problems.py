@@ -48,6 +48,7 @@ class HealthReport:
     problems: list[Problem]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    labels: dict[str, Any] | None = None  # the label search's judgement (label_quality.py)
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # path -> pixels' digest
 
     @property
@@ -96,6 +97,7 @@ class HealthReport:
             "summary": self.summary(),
             "problems": [p.to_dict() for p in self.problems],
             "notes": self.notes,
+            "labels": self.labels,
             "seconds": round(self.seconds, 3),
         }
 

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from sightline.data.folders import GRAY_MODES, find_splits, scan_class_folders
-from sightline.data.images import normalize_mode, open_image
-from sightline.errors import ImageError
+from sightline.data.images import IMAGE_EXTENSIONS, is_image_file, normalize_mode, open_image
+from sightline.errors import DataError, ImageError
 
 THUMB = 32  # thumbnail side: near copies are compared on it (health/duplicates.py)
 DETAIL = 48  # px: the thumbnail cropped copies are searched on (health/crops.py)
@@ -42,6 +42,7 @@ class Inventory:
     items: list[Item] = field(default_factory=list)
     corrupt: list[tuple[str, str, str]] = field(default_factory=list)  # (path, split, reason)
     root: Path | None = None  # the folder checked (None: a built-in dataset)
+    notes: list[str] = field(default_factory=list)  # what was read around the classes
     tensors: dict[str, torch.Tensor] = field(
         default_factory=dict, repr=False
     )  # dataset: split -> images
@@ -114,7 +115,16 @@ def scan_folder(
     splits = find_splits(root)
     per_split = {split: scan_class_folders(folder) for split, folder in splits.items()}
     classes = sorted({c for files in per_split.values() for c in files})
+    loose = {split: _loose_images(folder) for split, folder in splits.items()}
+    _refuse_empty(root, classes, per_split, sum(loose.values()))
     inventory = Inventory(str(root), classes, root=root)
+    for split, n in loose.items():
+        if n:
+            where = root if splits[split] == root else splits[split]
+            inventory.notes.append(
+                f"{n:,} images directly in {where.name}/ are in no class folder: not checked "
+                "(training reads only class folders; move them into one)"
+            )
     jobs = [
         (path, split, classes.index(c))
         for split, files in per_split.items()
@@ -125,6 +135,27 @@ def scan_folder(
         results = pool.map(lambda job: _read_file(job[0], root, job[1], job[2]), jobs)
         _collect(inventory, results, len(jobs), progress)
     return inventory
+
+
+def _loose_images(folder: Path) -> int:
+    return sum(
+        1 for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+        and is_image_file(p.name)
+    )  # fmt: skip
+
+
+def _refuse_empty(root: Path, classes: list[str], per_split: dict[str, dict[str, list[Path]]],
+                  loose: int) -> None:  # fmt: skip
+    """A folder with nothing to check is a mistake, never "no problems found"."""
+    how = f"put the images in one subfolder per class (e.g. {root}/cat/1.jpg, {root}/dog/2.jpg)"
+    if not classes:
+        held = f"its {loose:,} images are in no class folder" if loose else "and no images"
+        raise DataError(f"{root} has no class folders ({held}): {how}")
+    if not any(paths for files in per_split.values() for paths in files.values()):
+        raise DataError(
+            f"the class folders of {root} ({', '.join(classes[:5])}) hold no image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}): {how}"
+        )
 
 
 def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) -> Inventory:

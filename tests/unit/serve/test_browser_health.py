@@ -69,3 +69,39 @@ def test_check_review_and_undo_in_the_browser(health_server, pg):
     page.wait_for_url("**/train?folder=digits")
     page.locator("#source-folder:checked").wait_for(timeout=20_000)
     assert page.locator("#train-folder").input_value() == "digits"
+
+
+@pytest.fixture(scope="module")
+def clean_server(tmp_path_factory):
+    """A small clean folder, as Build a dataset makes them: 3 classes of 30 images."""
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("browser-clean")
+    images, labels = blobs(90, classes=3, seed=21)
+    for i, (x, y) in enumerate(zip(images, labels, strict=True)):
+        (tmp / "shapes" / "abc"[y]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x, "L").save(tmp / "shapes" / "abc"[y] / f"{i}.png")
+    with serve_process(
+        ["--runs-dir", str(tmp / "runs"), "--data-dir", str(tmp / "shapes")], tmp
+    ) as url:
+        yield url, tmp / "shapes"
+
+
+def test_a_small_clean_folder_shows_no_false_finding_and_nothing_moves(clean_server, pg):
+    """Issue 51: Build -> Check its health flagged half of a small clean folder as filed in the
+    wrong class. The page now says how far the label search can be trusted and finds nothing."""
+    url, folder = clean_server
+    before = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
+    page = pg
+    page.goto(url + "/datasets/health?folder=shapes")
+    page.locator("#health-status", has_text="Not checked yet").wait_for(timeout=20_000)
+    page.click("#health-check")
+    summary = page.locator("#health-summary")
+    summary.locator("p", has_text="labels judged").wait_for(timeout=120_000)
+    assert "No problems found." in summary.inner_text()
+    assert "get 100% of them right" in summary.inner_text()
+    assert page.locator("#health-label-quality").inner_text().startswith("Labels: about 100.0 %")
+    assert page.locator("section[data-kind='label']").count() == 0
+    assert page.locator("#health-review-start").is_disabled()
+    check_layout(page, "health-clean")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == before

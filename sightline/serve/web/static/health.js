@@ -81,6 +81,14 @@
       ' classes, checked in ' + SL.num(data.seconds, 1) + ' s. ' +
       (kinds.length ? 'Found: ' + kinds.map(([k, n]) => n + ' ' + k).join(', ') + '.' : 'No problems found.')));
     for (const note of data.notes || []) summary.appendChild(el('p', {class: 'muted'}, note));
+    const health = data.labels && data.labels.health;
+    if (health) {
+      const confused = (health.confused || []).slice(0, 3).map((p) => p.classes.join(' / ') + ' (~' + p.images + ')');
+      summary.appendChild(el('p', {class: 'muted', id: 'health-label-quality'}, 'Labels: about ' +
+        SL.num(100 * health.label_quality, 1) + ' % right (~' + health.estimated_wrong +
+        ' estimated wrong, an upper bound: the models\' own mistakes count too)' +
+        (confused.length ? '; most confused: ' + confused.join(', ') : '') + '.'));
+    }
     const groups = SL.clear(SL.$('health-groups'));
     for (const [kind, count] of kinds) {
       const items = data.problems.filter((p) => p.kind === kind);
