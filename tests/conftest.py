@@ -106,3 +106,15 @@ def default_fashion_run(mirror, tmp_path_factory):
     return sightline.fit(
         data=data, runs_dir=tmp / "runs", progress="quiet"
     )  # the data's default model
+
+
+@pytest.fixture
+def on_a_cpu(monkeypatch):
+    """The machine as a test that simulates a CPU's features needs it: device "auto" is the CPU
+    even where a GPU is present (issue 51: a recipe test failed on an H200 machine, where
+    "auto" found CUDA and the recipe stayed as written)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

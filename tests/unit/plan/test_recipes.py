@@ -142,7 +142,7 @@ def test_run_training_with_a_recipe_trains_its_model_and_records_it(tmp_path, mo
         assert any(n.startswith("recipe fashion-mnist-fast:") for n in notes), notes
 
 
-def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeypatch):
+def test_a_recipes_amx_variant_is_chosen_only_for_bf16_on_a_cpu_with_amx(monkeypatch, on_a_cpu):
     base = get_recipe("fashion-mnist-fast")
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: True)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)  # every AMX CPU has it
@@ -441,3 +441,20 @@ def test_a_recipes_own_values_still_adapt_to_the_gpu_but_the_callers_do_not():
     assert train["extra"]["given"] == [
         "epochs"
     ]  # batch_size 128 is the recipe's: a GPU may raise it
+
+
+def test_a_simulated_cpu_is_a_cpu_on_a_gpu_machine_too(monkeypatch, request):
+    """The recipe tests simulate a CPU's features (AMX, AVX-512) through `on_a_cpu`: on a
+    machine with a GPU, "auto" must still be that CPU (issue 51: the AMX test failed on an
+    H200, where "auto" found CUDA)."""
+    import torch
+
+    from sightline.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    assert resolve_device("auto").type == "cuda"
+    request.getfixturevalue("on_a_cpu")
+    assert resolve_device("auto").type == "cpu"
+    monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: True)
+    monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: True)
+    assert for_machine(get_recipe("fashion-mnist-fast")).variant == "cpu-amx"

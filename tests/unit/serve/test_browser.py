@@ -266,7 +266,7 @@ def test_classify_many_says_none_of_these(served, page, tmp_path):
     rows = [
         {"file": "cat.png", "label": "unknown", "confidence": 0.52, "ood_score": 61.5,
          "unknown": True, "closest": "vertical", "top_k": [{"label": "vertical", "probability": 0.52}]},
-        {"file": "lines.png", "label": "horizontal", "confidence": 0.97, "ood_score": 3.25,
+        {"file": "lines.png", "label": "horizontal", "confidence": 0.97, "ood_score": -2.8109,
          "unknown": False, "closest": "horizontal",
          "top_k": [{"label": "horizontal", "probability": 0.97}]},
     ]  # fmt: skip
@@ -289,6 +289,13 @@ def test_classify_many_says_none_of_these(served, page, tmp_path):
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith('"file","label","confidence","closest","ood_score"')
     assert any(line.startswith('"cat.png","unknown","0.52","vertical","61.5"') for line in lines)
+    # a negative score is a number, not a formula to defuse (issue 51: it read '-2.8109)
+    assert any(
+        line.startswith('"lines.png","horizontal","0.97","horizontal","-2.8109"') for line in lines
+    )
+    # text that a spreadsheet would run is still defused
+    assert page.evaluate("SL.csvField('=cmd()')") == '"\'=cmd()"'
+    assert page.evaluate("SL.csvField(-1.5)") == '"-1.5"'
 
 
 def test_run_pages_show_the_run(served, page):

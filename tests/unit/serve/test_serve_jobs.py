@@ -478,7 +478,7 @@ def test_a_recipe_job_trains_the_recipes_model_on_its_dataset_unless_told_otherw
     ids=["cpu-avx512", "cpu-with-amx", "cpu-avx2"],
 )
 def test_recipes_are_listed_as_they_train_on_this_machine(
-    folder, tmp_path, monkeypatch, amx, avx512
+    folder, tmp_path, monkeypatch, on_a_cpu, amx, avx512
 ):
     monkeypatch.setattr("sightline.devices.cpu_has_amx", lambda: amx)
     monkeypatch.setattr("sightline.devices.cpu_has_avx512", lambda: avx512)

@@ -106,10 +106,11 @@
   }
 
   // One CSV field: always quoted (names hold commas, quotes, newlines), quotes doubled, and a
-  // leading = + - @ defused so a spreadsheet shows a file name instead of running it.
+  // text's leading = + - @ defused so a spreadsheet shows a file name instead of running it. A
+  // number is written as it is: a negative score is no formula.
   function csvField(value) {
     let s = value === null || value === undefined ? '' : String(value);
-    if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    if (typeof value !== 'number' && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
     return '"' + s.replace(/"/g, '""') + '"';
   }
 
