@@ -14,14 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
 from sightline.errors import ConfigError, DataError
 from sightline.plan.recipes import get_recipe
 from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
 from sightline.serve.jobs.job import JobError
+
+
+def _not_a_switch(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("true or false is not a number")
+    return value
+
+
+# A JSON true is no number (it was read as 1 epoch) and "no" no switch: refused (422). An
+# integral 1e9 still reaches the plan, whose message says the range.
+Int = Annotated[int, BeforeValidator(_not_a_switch)]
+Number = Annotated[float, BeforeValidator(_not_a_switch)]
 
 
 class JobRequest(BaseModel):
@@ -46,7 +58,7 @@ class JobRequest(BaseModel):
         description="instead of dataset: the name of one of the server's --data-dir "
         "folders (GET /api/datasets lists them)",
     )
-    classes: list[str | int] | None = Field(
+    classes: list[StrictStr | Int] | None = Field(
         None, description="keep only these classes (names or indices)"
     )
     model: str | None = Field(
@@ -56,15 +68,15 @@ class JobRequest(BaseModel):
     model_options: dict[str, Any] = Field(
         default_factory=dict, description='the model\'s options, e.g. {"hidden": 64}'
     )
-    pretrained: bool = Field(
+    pretrained: StrictBool = Field(
         False,
         description="start from ImageNet weights (a head on frozen features unless "
         "options.freeze is false)",
     )
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    patience: int | None = Field(
+    epochs: Int | None = None
+    batch_size: Int | None = None
+    lr: Number | None = None
+    patience: Int | None = Field(
         None, description="early stopping after this many epochs without improvement"
     )
     options: dict[str, Any] = Field(
@@ -72,25 +84,25 @@ class JobRequest(BaseModel):
         description="other training options (TrainConfig fields: "
         "optimizer, weight_decay, max_steps, seed, ...)",
     )
-    val_split: float | Literal["test"] | None = Field(
+    val_split: Number | Literal["test"] | None = Field(
         None, description="validation fraction, 0 for none, or 'test'"
     )
-    calibration_split: float | None = Field(
+    calibration_split: Number | None = Field(
         None,
         description="with val_split 0: a fraction of train kept aside to calibrate the run "
         "and its 'none of these' threshold on",
     )
-    data_seed: int | None = None
-    channels: int | None = Field(None, description="folders: 1 or 3 (default: detect)")
-    size: int | list[int] | None = Field(
+    data_seed: Int | None = None
+    channels: Int | None = Field(None, description="folders: 1 or 3 (default: detect)")
+    size: Int | list[Int] | None = Field(
         None, description="folders: model input size, e.g. 64 or [64, 48]"
     )
     resize: str | None = Field(None, description="folders: squash, crop or pad")
     name: str | None = Field(None, description="run folder name (default <dataset>-<model>-<time>)")
-    evaluate: bool = Field(
+    evaluate: StrictBool = Field(
         True, description="evaluate the best checkpoint on the test split after training"
     )
-    report: bool = Field(True, description="write the plots and report.html after training")
+    report: StrictBool = Field(True, description="write the plots and report.html after training")
 
 
 def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tuple[str, list[str]]:

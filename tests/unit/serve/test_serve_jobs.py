@@ -388,6 +388,13 @@ def test_a_stopped_queued_job_never_runs_and_resumes_as_a_new_job(folder, tmp_pa
         ({**TINY, "name": "../evil"}, 400, "invalid run name"),
         ({**TINY, "mirror": "/tmp"}, 422, "extra inputs are not permitted"),
         ({**TINY, "epochs": "many"}, 422, "epochs"),
+        # JSON's true is not a number (issue 51: it trained 1 epoch), nor "yes" a switch
+        ({**TINY, "epochs": True}, 422, "epochs"),
+        ({**TINY, "lr": True}, 422, "lr"),
+        ({**TINY, "val_split": False}, 422, "val_split"),
+        ({**TINY, "size": [32, True]}, 422, "size"),
+        ({**TINY, "evaluate": "no"}, 422, "evaluate"),
+        ({**TINY, "options": {"max_steps": True}}, 400, "max_steps"),
         ({"recipe": "fastest"}, 400, "unknown recipe 'fastest'"),
         (
             {"recipe": "fashion-mnist-fast", "model": "mlp"},
