@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import sys
 from typing import Any
@@ -10,6 +12,29 @@ from typing import Any
 from sightline.errors import ConfigError
 
 GRACEFUL_SHUTDOWN_S = 5  # seconds open requests (a slow upload) get to finish after Ctrl-C
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&#\s]*", re.IGNORECASE)
+
+
+class RedactToken(logging.Filter):
+    """The access log never holds the token: the first visit's `/?token=...` is logged as
+    `/?token=[redacted]` (a log file is read by more people than the server's owner)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_tokens_in_access_log() -> None:
+    """Put ``RedactToken`` on uvicorn's access logger (once; after uvicorn configured it)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactToken) for f in access.filters):
+        access.addFilter(RedactToken())
 
 
 def bind_socket(
@@ -80,4 +105,5 @@ def run_app(app: Any, sock: socket.socket, log_level: str = "info") -> None:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     )
+    redact_tokens_in_access_log()  # after the Config: it (re)configures uvicorn's loggers
     server.run(sockets=[sock])

@@ -142,7 +142,13 @@ def page_response(content: str, status: int = 200) -> HTMLResponse:
 
 
 def not_found_page(message: str) -> HTMLResponse:
-    return page_response(render_page("Not found", page_bodies.not_found(message)), status=404)
+    """The friendly 404, its message with the server's folders named as a client sees them
+    (issue 51: "/runs/nope" showed the absolute runs folder the JSON API hides)."""
+    from sightline.serve.core.paths import public_text
+
+    public = public_text()
+    shown = message if public is None else public(message)
+    return page_response(render_page("Not found", page_bodies.not_found(shown)), status=404)
 
 
 # ---------------------------------------------------------------------------- pages

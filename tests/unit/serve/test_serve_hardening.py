@@ -6,6 +6,7 @@ routes.)"""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -100,7 +101,10 @@ def test_clients_see_paths_relative_to_the_runs_folder(runs, tmp_path):
         c.get("/api/runs/nope", headers=auth),
         c.get("/api/runs/..%2Fetc", headers=auth),
     ]
-    for r in answers:
+    pages = [c.get("/runs/nope", headers=auth), c.get("/runs/..%2Fetc", headers=auth)]
+    assert all(r.status_code == 404 and "text/html" in r.headers["content-type"] for r in pages)
+    assert "the runs folder" in pages[0].text  # the HTML 404 names it as the JSON API does
+    for r in answers + pages:
         for path in absolute:
             assert path not in r.text, (r.request.url, r.text[:300])
     listed = {run["name"]: run for run in answers[0].json()["runs"]}
@@ -230,3 +234,44 @@ def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_script(runs):
     api = c.get("/api/no-such-endpoint", headers={"Accept": "text/html"})
     assert api.status_code == 404 and "no such endpoint" in api.json()["error"]
     assert c.get("/no-such-page").json()["error"]  # a script's default Accept: JSON
+
+
+def test_the_access_log_never_holds_the_token(tmp_path):
+    """Issue 51: the first visit's `GET /?token=... 303` put the token into the access log.
+    A real server process: its log shows the visit with the token redacted."""
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    token = "access-log-secret-0123456789"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sightline", "serve", "--port", "0", "--runs-dir",
+         str(tmp_path / "runs"), "--token", token],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines = []
+    try:
+        while not any(" at http://" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        url = re.search(r"at (http://[\d.:]+)/", "".join(lines)).group(1)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            opener.open(f"{url}/?token={token}&next=%2F", timeout=10)
+        assert answer.value.code == 303
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = "".join(lines) + proc.stdout.read()  # read(): readline's buffer too
+    visits = [line for line in log.splitlines() if "GET /?token=" in line]
+    assert visits and all("token=[redacted]" in line for line in visits), log
+    shown = [line for line in log.splitlines() if token in line]
+    assert len(shown) == 1 and shown[0].startswith("Open http://"), shown  # the owner's console
