@@ -30,6 +30,29 @@ class ImageError(DataError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class PathRefusedError(SightlineError):
+    """A path inside a folder sightline guards (the runs folder, a data folder) that would lead
+    out of it: a symbolic link (``LinkRefusedError``), ``..`` or an absolute path elsewhere.
+    ``path`` names it; nothing is read or written through it (``fileio.inside``)."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        super().__init__(message)
+
+
+class LinkRefusedError(PathRefusedError):
+    """A file or folder inside a guarded folder is a symbolic link: it could lead anywhere on
+    the machine, so sightline never follows it there (the guarded folder itself may be a link:
+    the user chose it)."""
+
+    def __init__(self, path: object, root: object) -> None:
+        super().__init__(
+            path,
+            f"{path} is a symbolic link: refused (sightline follows no link inside {root}; "
+            "put the file itself there)",
+        )
+
+
 class ModelError(SightlineError):
     """An unknown model name or bad model options."""
 

@@ -6,7 +6,8 @@ Names from users are sanitised (letters, digits, spaces, ``-``, ``_`` and ``.``;
 never hidden); every image is decoded before it is kept, and kept as the bytes it came in,
 under the extension of its real format. A file is written to a temporary name and then linked
 to a free final name, which fails rather than replace a file that appeared meanwhile: two
-uploads at once never lose one another's images.
+uploads at once never lose one another's images. No symbolic link inside a dataset is followed
+(``fileio.inside``): a split or class folder that is one is refused, never written through.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image
 from sightline.data.folders import find_splits
 from sightline.data.images import MAX_PIXELS, image_size, is_image_file, open_image
 from sightline.errors import DataError, ImageError
+from sightline.fileio import inside
 
 NAME = re.compile(r"^[\w][\w .\-]{0,63}$", re.UNICODE)  # a dataset or class name
 _FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
@@ -73,10 +75,11 @@ def new_dataset(parent: Path, name: str) -> Path:
 
 
 def class_folder(dataset: Path, name: str, create: bool = False) -> Path:
-    """The folder of class ``name`` (the train split's, for a train/test layout)."""
+    """The folder of class ``name`` (the train split's, for a train/test layout);
+    ``LinkRefusedError`` when it, or its split folder, is a symbolic link."""
     name = clean_name(name, "class")
     train = find_splits(dataset)["train"] if any(dataset.iterdir()) else dataset
-    folder = train / name
+    folder = inside(dataset, train / name)
     if create:
         folder.mkdir(exist_ok=True)
     elif not folder.is_dir():
@@ -88,7 +91,11 @@ def rename_class(dataset: Path, old: str, new: str) -> Path:
     """Rename a class in every split it is in (DataError if the new name is taken)."""
     new = clean_name(new, "class")
     splits = find_splits(dataset).values()
-    moves = [(s / clean_name(old, "class"), s / new) for s in splits if (s / old).is_dir()]
+    moves = [
+        (inside(dataset, s / clean_name(old, "class")), inside(dataset, s / new))
+        for s in splits
+        if (s / old).is_dir()
+    ]
     if not moves:
         raise DataError(f"no class {old!r} in dataset {dataset.name}")
     if any(dst.exists() for _, dst in moves):
@@ -104,8 +111,15 @@ class Added:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (upload name, why)
 
 
-def add_images(folder: Path, files: list[tuple[str, bytes]], max_pixels: int = MAX_PIXELS) -> Added:
-    """Keep each upload that is a readable image in class ``folder``; list the others."""
+def add_images(
+    folder: Path,
+    files: list[tuple[str, bytes]],
+    max_pixels: int = MAX_PIXELS,
+    root: Path | None = None,
+) -> Added:
+    """Keep each upload that is a readable image in class ``folder``; list the others.
+    ``root``: the dataset ``folder`` is in; no folder on the way may be a symbolic link, checked
+    before each file is written (``LinkRefusedError``: nothing is written through one)."""
     added = Added()
     for name, data in files:
         try:
@@ -119,6 +133,8 @@ def add_images(folder: Path, files: list[tuple[str, bytes]], max_pixels: int = M
         except ImageError as e:
             added.skipped.append((name, e.reason))
             continue
+        if root is not None:
+            inside(root, folder)
         added.saved.append(_keep(folder, name, ext, data).name)
     return added
 
@@ -126,7 +142,8 @@ def add_images(folder: Path, files: list[tuple[str, bytes]], max_pixels: int = M
 def _keep(folder: Path, name: str, ext: str, data: bytes) -> Path:
     stem = _STEM.sub("-", Path(name).stem).strip("-_")[:60] or "image"
     tmp = folder / f".upload-{secrets.token_hex(8)}.tmp"
-    with open(tmp, "wb") as f:
+    new = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(tmp, new | getattr(os, "O_BINARY", 0), 0o666), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -5,6 +5,8 @@ when there is no test split) — evaluating only when none is saved for the curr
 draws the figures of the registry (``report.figures``) into ``<run>/plots/`` and writes
 ``<run>/report.html`` (``report.html``) with the images embedded, so it opens anywhere with no
 network. The figures are drawn again only when the run changed since (``FIGURE_CACHE``).
+Nothing is read or written through a symbolic link inside the run folder (``fileio.inside``):
+a linked PNG is drawn again rather than embedded, a linked plots/ folder is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
+from sightline.errors import PathRefusedError
+from sightline.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    inside,
+    is_file_inside,
+    read_bytes_inside,
+    read_json_inside,
+)
 from sightline.report.figures import (
     FIGURES,
     RunFigures,
@@ -80,7 +90,8 @@ def save_run_figures(
 ) -> dict[str, Path]:
     from sightline.plots import save_figure
 
-    folder = folder or RunLayout(run.path).plots
+    if folder is None:  # the run's plots/: never written through a link
+        folder = inside(run.path, RunLayout(run.path).plots)
     paths = {name: save_figure(fig, folder / f"{name}.{fmt}") for name, fig in figs.figures.items()}
     if fmt == "png":
         figs.files.update(paths)
@@ -104,7 +115,9 @@ def _figure_state(run: Run, split: str) -> str:
         record.get("count"),
         run.status,
         run.config,
-        metrics_csv.read_text() if metrics_csv.is_file() else "",
+        read_bytes_inside(run.path, metrics_csv).decode()
+        if is_file_inside(run.path, metrics_csv)
+        else "",
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -124,6 +137,7 @@ def remember_figures(run: Run, figs: RunFigures) -> None:
             "example": figs.example,
             "files": {name: [p.name, *_file_stamp(p)] for name, p in figs.files.items()},
         },
+        root=run.path,
     )
 
 
@@ -132,14 +146,16 @@ def cached_figures(run: Run) -> RunFigures | None:
     from sightline.infer.metrics import compute_metrics
 
     try:
-        cache = read_json(RunLayout(run.path).plot(FIGURE_CACHE))
+        cache = read_json_inside(run.path, RunLayout(run.path).plot(FIGURE_CACHE))
         if cache["state"] != _figure_state(run, cache["split"]):
             return None
         files = {name: RunLayout(run.path).plot(f) for name, (f, *stamp) in cache["files"].items()}
+        if not all(is_file_inside(run.path, p) for p in files.values()):
+            return None  # a link (or a name leaving plots/) is drawn again, never embedded
         if any(_file_stamp(files[name]) != stamp for name, (_, *stamp) in cache["files"].items()):
             return None  # a PNG was drawn over (e.g. by `sightline plot`) since
         saved = store.load_logits(run.path, store.source_key("split", cache["split"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, PathRefusedError):
         return None
     if saved is None:
         return None
@@ -181,5 +197,6 @@ def write_report(
         save_run_figures(run, figs)
         remember_figures(run, figs)
     out = Path(path) if path else RunLayout(run.path).report
-    atomic_write_bytes(out, render_html(run, figs).encode("utf-8"))
+    root = None if path else run.path  # the run's own report.html: through no link there
+    atomic_write_bytes(out, render_html(run, figs).encode("utf-8"), root)
     return out

@@ -4,19 +4,21 @@ holds copies of training images, the plain accuracy flatters the model."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sightline.fileio import read_json
+from sightline.fileio import read_json_inside
 from sightline.run.layout import RunLayout
 
 
 def data_check(run_path: str | Path) -> dict[str, Any] | None:
-    """The data check made before the run trained (``check.json``; None: there was none)."""
+    """The data check made before the run trained (``check.json``; None: there was none;
+    ``LinkRefusedError`` when it is a symbolic link)."""
     file = RunLayout(run_path).check
-    return read_json(file) if file.is_file() else None
+    return read_json_inside(run_path, file) if os.path.lexists(file) else None
 
 
 def leaked_files(run_path: str | Path) -> set[Path]:

@@ -24,7 +24,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sightline.fileio import atomic_write_bytes, atomic_write_json, read_json
+from sightline.errors import PathRefusedError
+from sightline.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    entries_inside,
+    read_bytes_inside,
+    read_json_inside,
+)
 from sightline.run.layout import EVALUATIONS, RunLayout
 
 FOLDER = EVALUATIONS
@@ -66,43 +73,47 @@ def save_evaluation(
         blob = st_save(
             {"logits": logits.float().contiguous(), "labels": labels.long().contiguous()}
         )
-        atomic_write_bytes(files.evaluation(key, LOGITS), blob)
-    atomic_write_bytes(files.evaluation(key, ".txt"), (table + "\n").encode("utf-8"))
+        atomic_write_bytes(files.evaluation(key, LOGITS), blob, root=run_dir)
+    atomic_write_bytes(files.evaluation(key, ".txt"), (table + "\n").encode("utf-8"), root=run_dir)
     path = files.evaluation(key)
-    atomic_write_json(path, record)  # last: a JSON file means its companions are complete
+    atomic_write_json(path, record, root=run_dir)  # last: its companions are complete
     return path
 
 
 def read_evaluation(run_dir: Path, key: str) -> dict[str, Any] | None:
-    path = RunLayout(run_dir).evaluation(key)
+    """The record of evaluation ``key``, or None: a damaged file counts as no evaluation (it
+    is simply done again), and so does a symbolic link (refused, never read)."""
     try:
-        return read_json(path) if path.is_file() else None
-    except (OSError, ValueError):
-        return None  # a damaged file counts as no evaluation: it is simply done again
+        return read_json_inside(run_dir, RunLayout(run_dir).evaluation(key))
+    except (OSError, ValueError, PathRefusedError):
+        return None
 
 
 def list_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
-    folder = RunLayout(run_dir).evaluations
-    if not folder.is_dir():
+    try:
+        entries = entries_inside(run_dir, EVALUATIONS)
+    except PathRefusedError:  # a linked evaluations/ folder: none of it is read
         return {}
     found = {}
-    for p in sorted(folder.glob("*.json")):
-        record = read_evaluation(run_dir, p.stem)
-        if record is not None:
-            found[p.stem] = record
+    for name, kind in entries.items():
+        stem = name[: -len(".json")]
+        if kind == "file" and name.endswith(".json"):
+            record = read_evaluation(run_dir, stem)
+            if record is not None:
+                found[stem] = record
     return found
 
 
 def load_logits(run_dir: Path, key: str):
-    """(logits, labels) saved with an evaluation, or None."""
+    """(logits, labels) saved with an evaluation, or None (a symbolic link too: refused)."""
     path = RunLayout(run_dir).evaluation(key, LOGITS)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
     try:
-        tensors = st_load(path.read_bytes())
+        tensors = st_load(read_bytes_inside(run_dir, path))
         return tensors["logits"], tensors["labels"]
-    except (SafetensorError, KeyError, OSError, ValueError):
+    except (SafetensorError, KeyError, OSError, ValueError, PathRefusedError):
         return None

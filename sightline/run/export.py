@@ -174,10 +174,11 @@ def export_onnx(
     }
     _set_metadata(proto, metadata)
     blob = proto.SerializeToString()
-    with atomic_open(out, "wb") as f:  # temp name in the same folder, fsync, rename
+    root = run.path if path is None else None  # in the run folder: through no link there
+    with atomic_open(out, "wb", root) as f:  # temp name in the same folder, fsync, rename
         f.write(blob)
     sidecar = out.with_name(out.name + ".json")
-    atomic_write_json(sidecar, metadata)
+    atomic_write_json(sidecar, metadata, root)
     return ExportResult(
         out,
         sidecar,

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import torch
 
-from sightline.errors import NotExportedError, RunError
-from sightline.fileio import atomic_write_json, file_sha256, read_json
+from sightline.errors import NotExportedError, RunError, SightlineError
+from sightline.fileio import (
+    atomic_write_json,
+    file_sha256,
+    inside,
+    is_file_inside,
+    read_json_inside,
+)
 from sightline.infer.batched import INFERENCE_PATH
 from sightline.infer.engine import EngineChoice, faster_engine
 from sightline.infer.onnx import OnnxModel
@@ -35,6 +41,7 @@ def load_exported(
     trained on since): a stale export is never used silently."""
     path = export_path(run, which)
     again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
+    inside(run.path, path)  # a symbolic link there is refused, not loaded
     if not path.is_file():
         raise NotExportedError(
             f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`"
@@ -76,7 +83,7 @@ def auto_engine(
     from sightline.devices import resolve_device
     from sightline.infer.onnx import runs_beside_torch
 
-    if not runs_beside_torch(device) or not export_path(run, which).is_file():
+    if not runs_beside_torch(device) or not is_file_inside(run.path, export_path(run, which)):
         return None, None
     dev = resolve_device(device or "auto")
     try:
@@ -95,11 +102,11 @@ def auto_engine(
     }
     cache = RunLayout(run.path).engine_choice(which)
     try:
-        saved = read_json(cache)
+        saved = read_json_inside(run.path, cache)
         choice = (
             EngineChoice(saved["engine"], saved["per_image_ms"]) if saved["key"] == key else None
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, SightlineError):  # a link: refused
         choice = None
     if choice is None:
         from sightline.infer.batched import batched_logits
@@ -108,7 +115,7 @@ def auto_engine(
         engines = {"torch": lambda x: batched_logits(net, x, pre, dev), "onnx": model.logits}
         choice = faster_engine(engines, pre.input_shape)
         with contextlib.suppress(OSError):  # a read-only runs folder: measured again next time
-            atomic_write_json(cache, {"key": key, **choice.to_dict()})
+            atomic_write_json(cache, {"key": key, **choice.to_dict()}, root=run.path)
     return (model if choice.engine == "onnx" else None), choice
 
 

@@ -21,9 +21,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sightline.errors import RunError, RunNotFoundError
-from sightline.fileio import atomic_write_json
-from sightline.run.layout import RunLayout
+from sightline.errors import PathRefusedError, RunError, RunNotFoundError
+from sightline.fileio import atomic_write_json, entries_inside
+from sightline.run.layout import EVALUATIONS, EXPORT, PLOTS, RunLayout
 
 RUNS_DIR_ENV = "SIGHTLINE_RUNS_DIR"
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what new_run_dir creates: no leading dot
@@ -72,6 +72,7 @@ def write_run_config(path: Path, model_config: dict, data_options: dict, train: 
             "data": data_options,
             "train": train,
         },
+        root=path,
     )
 
 
@@ -115,13 +116,29 @@ def training_process_gone(process: dict[str, Any] | None) -> bool:
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
-    atomic_write_json(RunLayout(path).status, status)
+    atomic_write_json(RunLayout(path).status, status, root=path)
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder ``list_runs`` shows: one with a config or a status (a broken one included)."""
+    """A folder ``list_runs`` shows: one with a config or a status (a broken one included,
+    and one whose config is a symbolic link: shown refused)."""
     files = RunLayout(path)
-    return path.is_dir() and (files.config.exists() or files.status.exists())
+    return path.is_dir() and (os.path.lexists(files.config) or os.path.lexists(files.status))
+
+
+def link_entries(path: Path) -> list[str]:
+    """The entries of run folder ``path`` (and of its plots/, evaluations/ and export/) that are
+    symbolic links, by their names in it: refused, never read, served or looked through (a
+    linked folder is one entry). What a face shows as refused, never where they point."""
+    found = []
+    for folder in (".", PLOTS, EVALUATIONS, EXPORT):
+        try:
+            entries = entries_inside(path, folder)
+        except (PathRefusedError, OSError):
+            continue  # a linked folder: named once, among the run folder's own entries
+        prefix = "" if folder == "." else f"{folder}/"
+        found += [prefix + name for name, kind in entries.items() if kind == "link"]
+    return found
 
 
 def run_path(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:

@@ -27,21 +27,22 @@ def load_run(ref, runs_dir: str | os.PathLike | None = None) -> Run:
 
 def list_runs(root: str | os.PathLike | None = None, links: bool = True) -> list[Run]:
     """Runs under ``root`` (default ./runs), newest first. A damaged run folder is listed with
-    ``status == "broken"`` and its ``problem``; it never hides the others. ``links=False``
-    leaves out symbolic links to run folders (which ``run_id_path``, the web API's, refuses)."""
+    ``status == "broken"`` and its ``problem``; it never hides the others. A symbolic link to
+    a run folder is listed as refused (broken, nothing read through it: ``fileio.inside``);
+    ``links=False`` leaves them out (the web API's listing: ``run_id_path`` refuses them)."""
     root = runs_root(root)
     if not root.is_dir():
         return []
     # dot names are hidden: among them the trash of a delete_run in progress
     runs = [
-        Run(p, strict=False)
+        Run(p, strict=False, root=root)
         for p in root.iterdir()
         if not p.name.startswith(".") and is_run_folder(p) and (links or not p.is_symlink())
     ]
 
     def created(r: Run) -> float:
-        try:
-            return RunLayout(r.path).config.stat().st_mtime
+        try:  # a refused link: not looked through, even for a date
+            return 0.0 if r.path.is_symlink() else os.lstat(RunLayout(r.path).config).st_mtime
         except OSError:
             return 0.0
 

@@ -14,13 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sightline.errors import RunError, RunNotFoundError
-from sightline.fileio import file_sha256, read_json
+from sightline.errors import PathRefusedError, RunError, RunNotFoundError
+from sightline.fileio import file_sha256, inside, open_inside, read_json_inside
 from sightline.run import evaluations as store
 from sightline.run.folders import (
     training_process_gone,
 )
-from sightline.run.layout import RunLayout
+from sightline.run.layout import CHECKPOINTS, CONFIG, RunLayout
 
 ENDED = ("finished", "early_stopped", "max_steps")  # a run in one of these states can't resume
 
@@ -35,9 +35,14 @@ class Run:
 
     ``Run(path)`` opens any folder. With ``strict=False`` a damaged folder still opens, with
     ``problem`` saying what is wrong (listings show it as broken instead of failing).
+    ``root``: the runs folder it was found in; a run folder there that is a symbolic link is
+    refused (nothing is read through it). Inside a run folder no link is ever followed
+    (``fileio.inside``): a file that is one is refused (``folders.link_entries`` names them).
     """
 
-    def __init__(self, path: str | os.PathLike, *, strict: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, strict: bool = True, root: str | os.PathLike | None = None
+    ) -> None:
         self.path = Path(path)
         self.problem: str | None = None
         self.config: dict[str, Any] = {}
@@ -46,14 +51,18 @@ class Run:
         self.data = None  # the in-memory Dataset, when this Run came from fit() in this process
         self.last_evaluation: dict[str, Any] = {}  # the record of this object's latest evaluate()
         try:
+            if root is not None:
+                inside(root, self.path)
             if not self.path.is_dir():
                 raise RunNotFoundError(f"run folder not found: {self.path.resolve()}")
-            if not self.files.config.is_file():
+            if not os.path.lexists(self.files.config):
                 raise RunError(
                     f"{self.path.resolve()} is not a sightline run folder (no config.json)"
                 )
             try:
-                self.config = read_json(self.files.config)
+                self.config = read_json_inside(self.path, CONFIG)
+            except PathRefusedError as e:
+                raise RunError(str(e)) from None
             except (OSError, ValueError) as e:
                 raise RunError(
                     f"{self.path.resolve() / 'config.json'} is unreadable ({e})"
@@ -62,7 +71,7 @@ class Run:
                 self.config
             ):
                 raise RunError(f"{self.path.resolve() / 'config.json'} is not a run configuration")
-        except RunError as e:
+        except (RunError, PathRefusedError) as e:
             if strict:
                 raise
             self.problem, self.config = str(e), {}
@@ -85,7 +94,9 @@ class Run:
             return {"status": "broken", "error": self.problem}
         p = self.files.status
         try:
-            status = read_json(p) if p.is_file() else {"status": "created"}
+            status = read_json_inside(self.path, p) if os.path.lexists(p) else {"status": "created"}
+        except PathRefusedError as e:  # a link: refused, never read
+            return {"status": "broken", "error": str(e)}
         except (OSError, ValueError) as e:
             return {"status": "broken", "error": f"{p.resolve()} is unreadable ({e})"}
         process = status.pop("process", None)  # never shown: a pid is this machine's business
@@ -96,28 +107,29 @@ class Run:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """Per-epoch metrics as dicts (numbers as floats, missing values as None)."""
+        """Per-epoch metrics as dicts (numbers as floats, missing values as None).
+        ``LinkRefusedError`` when metrics.csv is a symbolic link (never read through)."""
         p = self.files.metrics
-        if not p.is_file():
+        if not os.path.lexists(p):
             return []
         rows = []
-        with open(p, newline="") as f:
+        with open_inside(self.path, p, "r", newline="") as f:
             for raw in csv.DictReader(f):
                 rows.append({k: _cell(k, v) for k, v in raw.items()})
         return rows
 
     # ------------------------------------------------------------------ model files
     def model_file(self, which: str = "best") -> Path:
-        if which not in ("best", "last"):
+        """The model file of checkpoint ``which`` (best falls back to last before there is a best);
+        ``LinkRefusedError`` when it is a symbolic link."""
+        if which not in CHECKPOINTS:
             raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
-        p = self.files.model(which)
-        if not p.is_file() and which == "best":
-            p = self.files.model("last")
-        if not p.is_file():
-            raise RunError(
-                f"{self.path.resolve()} has no saved model yet (training never finished an epoch)"
-            )
-        return p
+        for p in (self.files.model(w) for w in dict.fromkeys((which, "last"))):
+            if os.path.lexists(p):
+                return inside(self.path, p)  # a link is refused, not skipped for the next
+        raise RunError(
+            f"{self.path.resolve()} has no saved model yet (training never finished an epoch)"
+        )
 
     def load_model(self, which: str = "best", device: Any = "cpu"):
         """The trained model, in eval mode (cached per checkpoint and device)."""
@@ -184,10 +196,10 @@ class Run:
     def evaluation(self) -> dict[str, Any] | None:
         """The run's own test result (test split, best checkpoint), or None."""
         found = store.read_evaluation(self.path, store.TEST_KEY)
-        if found is None and (self.path / "evaluation.json").is_file():  # runs from sightline < 0.2
+        if found is None and os.path.lexists(self.path / "evaluation.json"):  # sightline < 0.2
             try:
-                legacy = read_json(self.path / "evaluation.json")
-            except (OSError, ValueError):
+                legacy = read_json_inside(self.path, "evaluation.json")
+            except (OSError, ValueError, PathRefusedError):
                 return None
             if (
                 isinstance(legacy, dict)

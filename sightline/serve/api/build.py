@@ -4,7 +4,8 @@ POST /api/datasets/folder makes a new dataset in a --data-dir that is a folder o
 adds uploaded images (files, a zip, webcam frames) to one. A face over
 ``sightline.data.builder``: names sanitised there, every image decoded before it is kept, and
 no upload ever replaces a file. Sizes are bounded as for predictions: the request body, the
-pixels of each image, the members of a zip.
+pixels of each image, the members of a zip. A dataset, split or class folder that is a symbolic
+link is refused (403, ``PathRefusedError``): nothing is written through one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sightline.errors import SightlineError
+from sightline.errors import PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 
@@ -74,6 +75,8 @@ def add_class(name: str, body: NameRequest, request: Request) -> dict[str, Any]:
     root = data_folder(request, name)
     try:
         class_folder(root, body.name, create=True)
+    except PathRefusedError:
+        raise  # 403: a link, refused
     except SightlineError as e:
         raise HTTPException(400, str(e)) from None
     return _answer(root)
@@ -86,6 +89,8 @@ def rename(name: str, cls: str, body: NameRequest, request: Request) -> dict[str
     root = data_folder(request, name)
     try:
         rename_class(root, cls, body.name)
+    except PathRefusedError:
+        raise  # 403: a link, refused
     except SightlineError as e:
         raise HTTPException(400, str(e)) from None
     return _answer(root)
@@ -110,6 +115,8 @@ async def add_images(
     settings = _settings(request)
     try:
         folder = class_folder(root, cls)
+    except PathRefusedError:
+        raise  # 403: a link, refused before a byte of the upload is read
     except SightlineError as e:
         raise HTTPException(404, str(e)) from None
     raw = [((f.filename or f"upload-{i + 1}")[:255], await f.read(settings.max_upload_bytes + 1))
@@ -118,7 +125,7 @@ async def add_images(
     def work() -> Any:
         items = expand_uploads(raw, settings.max_upload_bytes)
         good = [(item.name, item.data) for item in items if item.data is not None]
-        added = keep_images(folder, good, settings.max_pixels)
+        added = keep_images(folder, good, settings.max_pixels, root=root)
         added.skipped[:0] = [(item.name, item.error) for item in items if item.data is None]
         return added
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from sightline.errors import ImageError, SightlineError
+from sightline.errors import ImageError, PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.data_cache import builtin_preview
@@ -52,8 +52,8 @@ def all_datasets(request: Request) -> dict[str, Any]:
     collections = settings.collections()
     for folder in settings.datasets():
         buildable = folder.parent in collections  # made (or to be made) in the browser
-        try:
-            folders.append({**folder_info(folder), "buildable": buildable})
+        try:  # a symbolic link in a folder of datasets: listed as refused, never looked into
+            folders.append({**folder_info(settings.checked(folder)), "buildable": buildable})
         except (SightlineError, OSError) as e:  # empty yet, or gone: say so, list the rest
             folders.append({"name": folder.name, "path": str(folder.resolve()), "error": str(e),
                             "buildable": buildable})  # fmt: skip
@@ -164,9 +164,11 @@ def _check_class(index: int, classes: list[str]) -> None:
 
 def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
     """The first ``n`` readable files of the class in the folder's train split (sorted, so the
-    same every time), each shrunk into a square; only those files are decoded."""
+    same every time), each shrunk into a square; only those files are decoded. A file that is a
+    symbolic link, or in a linked folder, is skipped: never opened (``fileio.open_inside``)."""
     from sightline.data.folders import find_splits, scan_class_folders
     from sightline.data.images import open_image
+    from sightline.fileio import open_inside
 
     try:
         scan = scan_class_folders(find_splits(root)["train"])
@@ -180,8 +182,10 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
             break
         try:
             # A tile, never the whole photo: decoded small, within the server's pixel limit.
-            img = displayable(open_image(path, max_side=FOLDER_CELL, max_pixels=max_pixels))
-        except ImageError:
+            with open_inside(root, path) as f:
+                img = open_image(f, str(path), max_side=FOLDER_CELL, max_pixels=max_pixels)
+            img = displayable(img)
+        except (ImageError, PathRefusedError, OSError):
             continue  # the datasets page lists unreadable files elsewhere; a sample row skips them
         if max(img.size) < SAMPLE_SIDE:
             img = enlarge(img, scale_for(img.size, SAMPLE_SIDE))

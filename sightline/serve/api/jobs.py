@@ -116,6 +116,7 @@ def _resumable(request: Request, job: Job, busy: set[str] | None) -> bool:
 def _check_resumable(request: Request, job_id: str, run: str) -> None:
     """Refuse (409) before queuing what the worker could only fail at: a run that is gone,
     has ended, is training, or never saved a training state."""
+    from sightline.fileio import inside
     from sightline.run import ENDED as RUN_ENDED
     from sightline.run import Run, run_id_path
     from sightline.run.layout import RunLayout
@@ -131,6 +132,7 @@ def _check_resumable(request: Request, job_id: str, run: str) -> None:
         raise JobStateError(f"run {run!r} already ended ({status}): nothing to resume")
     if status == "running":
         raise RunInUseError(f"run {run!r} is training")
+    inside(path, RunLayout(path).resume)  # a symbolic link: refused (403), never loaded
     if not RunLayout(path).resume.is_file():
         raise JobStateError(
             f"run {run!r} saved no training state (it stopped before its first checkpoint): "

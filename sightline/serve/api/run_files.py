@@ -3,20 +3,27 @@
 Its plots, report, model files and summary, and the images of its test evaluation. Every file
 served here is looked up by a name the server checks (a plot name must match ``PLOT_NAME`` and
 be a file directly in the run's plots/ folder), never by a path a client sent; run ids go
-through ``run_id_path`` like everywhere else.
+through ``run_id_path`` like everywhere else. No symbolic link inside a run folder is followed
+(``fileio.open_inside``): a linked file or folder is neither listed as a file nor served; the
+run's answer names it among ``refused_links`` instead, so what the page offers is what is served.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 
-from sightline.run import Run, run_id_path
-from sightline.run.layout import CHECKPOINTS, RunLayout
+from sightline.errors import PathRefusedError
+from sightline.fileio import entries_inside, is_file_inside, open_inside
+from sightline.run import Run, link_entries, run_id_path
+from sightline.run.layout import CHECKPOINTS, PLOTS, REPORT, RunLayout
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.data_cache import run_test_split
 from sightline.serve.services.images import enlarge, png_bytes, scale_for, tensor_image
@@ -41,33 +48,64 @@ def plot_names(run: Run) -> list[str]:
     figure registry the report draws from (others after it, alphabetically)."""
     from sightline.report.figures import order
 
-    folder = RunLayout(run.path).plots
-    if not folder.is_dir():
+    try:
+        entries = entries_inside(run.path, PLOTS)
+    except PathRefusedError:  # a linked plots/ folder: none of it is shown
         return []
     return order(
         [
-            p.stem
-            for p in folder.iterdir()
-            if p.suffix == ".png"
-            and PLOT_NAME.fullmatch(p.stem)
-            and p.is_file()
-            and not p.is_symlink()
+            Path(name).stem
+            for name, kind in entries.items()
+            if kind == "file" and name.endswith(".png") and PLOT_NAME.fullmatch(Path(name).stem)
         ]
     )
 
 
 def model_files(run: Run) -> list[str]:
-    return [w for w in CHECKPOINTS if RunLayout(run.path).model(w).is_file()]
+    return [w for w in CHECKPOINTS if is_file_inside(run.path, RunLayout(run.path).model(w))]
 
 
 def onnx_files(run: Run) -> list[str]:
     """The checkpoints (best, last) the run has an ONNX export of (``sightline export``)."""
-    return [w for w in ("best", "last") if _onnx_path(run, w).is_file()]
+    return [w for w in ("best", "last") if is_file_inside(run.path, _onnx_path(run, w))]
 
 
 def _onnx_path(run: Run, which: str) -> Path:
-
     return RunLayout(run.path).onnx(which)
+
+
+def _open(run: Run, path: Path) -> IO[bytes] | None:
+    """The run's file ``path`` opened for reading, or None when it is missing, no regular file
+    or a symbolic link (or in a linked folder): refused, so never served."""
+    try:
+        return open_inside(run.path, path)
+    except (OSError, PathRefusedError):
+        return None
+
+
+def _send(
+    f: IO[bytes],
+    media_type: str,
+    headers: dict[str, str] | None = None,
+    filename: str | None = None,
+) -> Response:
+    """The open file ``f`` as the answer, in 1 MiB chunks (a model file may be large), closed
+    once sent: served from the descriptor that was opened without following links."""
+    headers = {**(headers or {}), "Content-Length": str(os.fstat(f.fileno()).st_size)}
+    if filename is not None:  # as FileResponse names an attachment
+        quoted = quote(filename)
+        headers["Content-Disposition"] = (
+            f'attachment; filename="{filename}"'
+            if quoted == filename
+            else f"attachment; filename*=utf-8''{quoted}"
+        )
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,7 +120,8 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "plots": plots,
         "plot_captions": {name: caption(name) for name in plots},  # the report's own captions
-        "has_report": whole and RunLayout(run.path).report.is_file(),
+        "has_report": whole and is_file_inside(run.path, REPORT),
+        "refused_links": link_entries(run.path),  # never read, served or shown as files
         "model_files": model_files(run) if whole else [],
         "onnx_files": onnx_files(run) if whole else [],
         "test_count": ev.get("count"),
@@ -99,12 +138,11 @@ def plot(run_id: str, name: str, request: Request) -> Response:
             400,
             f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'",
         )
-    folder = RunLayout(run.path).plots.resolve()
-    path = folder / f"{name}.png"
-    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
+    f = _open(run, RunLayout(run.path).plot(f"{name}.png"))
+    if f is None:
         have = ", ".join(plot_names(run)) or "none (write them with `sightline report RUN`)"
         raise HTTPException(404, f"run {run.name} has no plot {name!r}; its plots: {have}")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
+    return _send(f, "image/png", {"Cache-Control": "no-cache"})
 
 
 @router.get(
@@ -112,8 +150,8 @@ def plot(run_id: str, name: str, request: Request) -> Response:
 )
 def report(run_id: str, request: Request) -> Response:
     run = open_run(request, run_id)
-    path = RunLayout(run.path).report
-    if path.is_symlink() or not path.is_file():
+    f = _open(run, RunLayout(run.path).report)
+    if f is None:
         raise HTTPException(
             404, f"run {run.name} has no report: write it with `sightline report {run.name}`"
         )
@@ -122,7 +160,7 @@ def report(run_id: str, request: Request) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-cache",
     }
-    return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+    return _send(f, "text/html; charset=utf-8", headers)
 
 
 @router.get("/{run_id}/model", summary="Download a model file (.safetensors)")
@@ -130,13 +168,11 @@ def model(
     run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
-    path = RunLayout(run.path).model(which)
-    if path.is_symlink() or not path.is_file():
+    f = _open(run, RunLayout(run.path).model(which))
+    if f is None:
         have = ", ".join(model_files(run)) or "none: training never finished an epoch"
         raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{run.name}-{which}.safetensors"
-    )
+    return _send(f, "application/octet-stream", filename=f"{run.name}-{which}.safetensors")
 
 
 @router.get(
@@ -146,16 +182,14 @@ def onnx_model(
     run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
-    path = _onnx_path(run, which)
-    if path.is_symlink() or not path.is_file():
+    f = _open(run, _onnx_path(run, which))
+    if f is None:
         raise HTTPException(
             404,
             f"run {run.name} has no ONNX export of its {which} model: write it with "
             f"`sightline export {run.name}`",
         )
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{run.name}-{which}.onnx"
-    )
+    return _send(f, "application/octet-stream", filename=f"{run.name}-{which}.onnx")
 
 
 @router.get("/{run_id}/summary", summary="Layer-by-layer summary of the run's model")

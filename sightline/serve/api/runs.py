@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sightline._version import __version__
-from sightline.errors import SightlineError
+from sightline.errors import PathRefusedError, SightlineError
 from sightline.serve.api.run_files import run_extras
 from sightline.serve.core.settings import MAX_FILES
 from sightline.serve.core.settings import settings_of as _settings
@@ -62,6 +62,8 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
         out["history"] = run.history
     except (OSError, ValueError) as e:  # a damaged metrics.csv must not hide the rest
         out["history"], out["history_error"] = [], f"metrics.csv is unreadable ({e})"
+    except PathRefusedError as e:  # a symbolic link: refused, and said so
+        out["history"], out["history_error"] = [], str(e)
     out["evaluation"] = evaluation
     try:
         out["classes"] = run.classes

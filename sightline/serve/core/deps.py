@@ -31,11 +31,13 @@ async def only_known_query(request: Request) -> None:
 
 
 def data_folder(request: Request, name: str) -> Path:
-    """The --data-dir folder called ``name`` (the client names it; the server knows where it is)."""
-    folders = settings_of(request).datasets()
+    """The --data-dir folder called ``name`` (the client names it; the server knows where it is).
+    A dataset that is a symbolic link in a folder of datasets is refused (403: ``checked``)."""
+    settings = settings_of(request)
+    folders = settings.datasets()
     for folder in folders:
         if name in (folder.name, folder.resolve().name):
-            return folder
+            return settings.checked(folder)
     known = (
         ", ".join(f.resolve().name for f in folders)
         or "none (start the server with --data-dir FOLDER)"

@@ -15,12 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import HTMLResponse
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 from sightline.errors import (
     ImageError,
     NotExportedError,
+    PathRefusedError,
     RunInUseError,
     RunNotFoundError,
     SightlineError,
@@ -39,6 +39,7 @@ STATUS_OF_ERROR: list[tuple[type[SightlineError], int]] = [
     (NotExportedError, 409),  # serving with --engine onnx a run not exported (or since retrained)
     (JobStateError, 409),  # stop an ended job, resume a running one
     (ImageError, 415),
+    (PathRefusedError, 403),  # a symbolic link (or '..') inside the runs or a data folder
     (SightlineError, 400),  # bad input: an invalid run id, a broken run, a bad option
 ]
 
@@ -80,15 +81,6 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-NOT_FOUND_PAGE = (
-    "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-    "<title>Not found · sightline</title><link rel=stylesheet href=/static/style.css>"
-    "<main class=page><h1>Not found</h1><p>There is no page at this address. "
-    "<a href=/>See the runs</a>, <a href=/classify>classify an image</a> or "
-    "<a href=/docs>read the API docs</a>.</p></main>"
-)
-
-
 def _wants_a_page(request: Request) -> bool:
     """A browser asking for a page (not the API, not a script's JSON)."""
     path = request.url.path
@@ -108,7 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404 and _wants_a_page(request):  # a person's typo, in a browser
-            return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+            from sightline.serve.web.pages import missing_page  # the site's nav, as every page
+
+            return missing_page()
         if exc.status_code == 404 and message == "Not Found":
             message = (
                 f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"

@@ -38,6 +38,15 @@ class Settings:
 
         return [p for d in self.data_dirs for p in datasets_in(d)]
 
+    def checked(self, folder: Path) -> Path:
+        """``folder`` (one of ``datasets()``) when it may be used: a --data-dir itself (the
+        user chose it, a link too), or a real folder in a folder of datasets; one that is a
+        symbolic link there is refused (``LinkRefusedError``): nothing is read or written
+        through it."""
+        from sightline.fileio import inside
+
+        return folder if folder in self.data_dirs else inside(folder.parent, folder.name)
+
     def collections(self) -> list[Path]:
         """The --data-dir folders new datasets can be made in (those that are not datasets)."""
         from sightline.data.builder import is_dataset

@@ -74,13 +74,14 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
     interrupted, as after Ctrl-C; its last checkpoint resumes it exactly."""
     if run is None:
         return
-    from sightline.fileio import read_json
+    from sightline.fileio import read_json_inside
     from sightline.run import run_id_path, write_status
     from sightline.run.layout import RunLayout
 
-    with contextlib.suppress(SightlineError, OSError, ValueError):
+    with contextlib.suppress(SightlineError, OSError, ValueError):  # a link too: refused
         path = run_id_path(run, runs_dir)
-        status = read_json(RunLayout(path).status)  # as written: a listing already says interrupted
+        # as written: a listing already says interrupted
+        status = read_json_inside(path, RunLayout(path).status)
         if status.get("status") == "running":
             status.pop("process", None)
             write_status(path, {**status, "status": "interrupted", "error": reason})

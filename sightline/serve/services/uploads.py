@@ -4,13 +4,15 @@ A zip is read from the bytes already in memory (the request's size limit bounds 
 every number in it is a claim: the member count and the declared sizes are checked before
 anything is decompressed, and each member is then read with a bounded read, so an archive
 that lies about its sizes (a zip bomb) still cannot make the server decompress more than
-``ARCHIVE_FACTOR`` times the upload limit in all.
+``ARCHIVE_FACTOR`` times the upload limit in all. A member stored as a symbolic link is listed
+as refused: its bytes are a path, never an image, and it is never followed.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -73,6 +75,11 @@ def _refused(member: str) -> str | None:
     return None
 
 
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    """A member stored as a symbolic link (a Unix mode in the high bits of its attributes)."""
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
 def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]) -> list[Item]:
     mb = max_upload_bytes / (1024 * 1024)
     try:
@@ -108,6 +115,9 @@ def _expand_zip(name: str, data: bytes, max_upload_bytes: int, budget: list[int]
             label = f"{name}/{member}"[:MAX_NAME]
             if (reason := _refused(raw)) is not None:
                 items.append(Item(f"{name}/{raw}"[:MAX_NAME], error=reason))
+                continue
+            if _is_link(info):
+                items.append(Item(label, error="skipped: a symbolic link (refused, not followed)"))
                 continue
             if info.file_size > max_upload_bytes:
                 items.append(

@@ -31,10 +31,10 @@
     const ece = SL.$('metric-test-ece');
     if (ece) ece.title = 'expected calibration error on the test split: how far its probabilities are from how often it is right (0 is perfect; the Reliability plot shows it)' +
       (SL.isNum(d.test_ece_floor) ? '. Perfectly calibrated probabilities would still show ' + SL.pct(d.test_ece_floor, 2) + ' on these images, from sampling alone' : '');
-    const bestValue = SL.isNum(d.best_value) ? (/loss/.test(d.monitor || '') ? SL.num(d.best_value) : SL.pct(d.best_value, 2)) : null;
-    SL.setText('metric-best', d.best_epoch ? d.best_epoch + (bestValue ? ' (' + bestValue + ')' : '') : '–');
+    const bestText = SL.bestText(d, 2); // the metric named: "val. accuracy 91.30%", "train loss 0.2100"
+    SL.setText('metric-best', d.best_epoch ? d.best_epoch + (bestText ? ' (' + bestText + (SL.hasValidation(d) === false ? ', no validation split' : '') + ')' : '') : '–');
     const best = SL.$('metric-best');
-    if (best) best.title = d.monitor ? 'best ' + d.monitor : '';
+    if (best) best.title = d.monitor ? 'the epoch of the best ' + SL.metricName(d.monitor) : '';
     SL.setText('metric-epochs', (d.epochs_done ?? 0) + ' / ' + (d.epochs ?? '?'));
     SL.setText('metric-model', d.model);
     SL.setText('metric-dataset', SL.dataName(d.dataset));
@@ -60,17 +60,23 @@
     if ((d.model_files || []).length && !(d.onnx_files || []).length) {
       box.appendChild(el('span', {class: 'muted', id: 'onnx-hint'}, 'ONNX: ', el('code', null, 'sightline export ' + runId)));
     }
+    if ((d.refused_links || []).length) { // files of the run that are symbolic links: never read or served
+      box.appendChild(el('span', {class: 'muted', id: 'refused-links'}, 'Refused (symbolic links are never followed): ' + d.refused_links.join(', ')));
+    }
   }
 
   function renderCurves(d) {
     const rows = d.history || [];
     const series = (key) => rows.map((r) => [r.epoch, r[key]]);
     const note = d.history_error ? d.history_error : 'No epoch finished yet';
+    // A run without a validation split has no validation line: its legend says so.
+    const curves = (key) => (rows.some((r) => SL.isNum(r['val_' + key]))
+      ? [{name: 'train', points: series(key)}, {name: 'validation', points: series('val_' + key)}]
+      : [{name: 'train (no validation split)', points: series(key)}]);
     SL.lineChart(SL.$('chart-loss'), {title: 'Loss', xLabel: 'epoch', xInteger: true, empty: note,
-      series: [{name: 'train', points: series('loss')}, {name: 'validation', points: series('val_loss')}]});
+      series: curves('loss')});
     SL.lineChart(SL.$('chart-accuracy'), {title: 'Accuracy', xLabel: 'epoch', xInteger: true, empty: note,
-      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1],
-      series: [{name: 'train', points: series('accuracy')}, {name: 'validation', points: series('val_accuracy')}]});
+      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], series: curves('accuracy')});
   }
 
   async function loadSummary() {
