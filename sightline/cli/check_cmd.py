@@ -46,10 +46,15 @@ def add_check(sub: argparse._SubParsersAction) -> None:
                       "test images copied from training go to FOLDER/.sightline-quarantine/, "
                       "images clearly filed in the wrong class move to the class they look like; "
                       "the rest is listed for review")  # fmt: skip
-    what.add_argument("--undo", action="store_true", help="put back the files of the last --fix")
+    what.add_argument("--undo", action="store_true",
+                      help="put back the files of the last --fix (or take back the last --keep)")  # fmt: skip
     what.add_argument("--keep", action="append", metavar="PATH",
                       help="the findings about this file (relative to FOLDER) are right as they "
-                      "are: do not report them again while it is unchanged (repeatable)")  # fmt: skip
+                      "are: do not report them again while it is unchanged (repeatable; "
+                      "--undo or --revoke takes it back)")  # fmt: skip
+    what.add_argument("--revoke", action="append", metavar="PATH",
+                      help="report the findings about this file again: take back a --keep "
+                      "(repeatable)")  # fmt: skip
     p.set_defaults(func=run_check)
 
 
@@ -72,8 +77,10 @@ def run_check(args: argparse.Namespace) -> int:
     )
     if show:
         print("\r\033[K", end="", file=sys.stderr)
-    if args.fix or args.keep:
+    if args.fix or args.keep or args.revoke:
         _folder(args.source)
+        if args.revoke:
+            return _revoke(args, report)
         return _fix(args, report) if args.fix else _keep(args, report)
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
@@ -100,6 +107,9 @@ def _undo(args: argparse.Namespace) -> int:
         print(json.dumps(journal, indent=2))
     elif journal is None:
         print(f"Nothing to undo in {args.source}: no fix has been made there (or all are undone).")
+    elif journal.get("kept"):
+        print(f"Undid fix {journal['id']}: {len(journal['kept']):,} findings kept as they are "
+              "are reported again.")  # fmt: skip
     else:
         print(f"Undid fix {journal['id']}: {len(journal['moves']):,} files back where they were.")
     return 0
@@ -145,6 +155,19 @@ def _keep(args: argparse.Namespace, report) -> int:
             print(f"{path}: no finding about it (paths are relative to {args.source})")
         for problem in kept:
             print(f"kept as it is: {problem.kind} {' = '.join(problem.paths)}")
+    print(f"Undo: sightline check {args.source} --undo (or --revoke PATH)")
+    return 0
+
+
+def _revoke(args: argparse.Namespace, report) -> int:
+    from sightline.health.decisions import revoke
+
+    for path in args.revoke:
+        back = revoke(report, args.source, path)
+        if not back:
+            print(f"{path}: no finding about it is kept as it is")
+        for problem in back:
+            print(f"reported again: {problem.kind} {' = '.join(problem.paths)}")
     return 0
 
 
@@ -185,7 +208,7 @@ def report_lines(report, limit: int = 10) -> list[str]:
     summary = report.summary()
     if not summary:
         lines.append("No problems found.")
-        return lines
+        return lines + _kept_lines(report, limit)
     lines.append("Found: " + ", ".join(f"{n:,} {kind}" for kind, n in summary.items()))
     for kind in summary:
         found = report.of_kind(kind)
@@ -197,4 +220,14 @@ def report_lines(report, limit: int = 10) -> list[str]:
             lines.append(
                 f"  ... and {len(found) - limit:,} more (--limit, or --format json for all)"
             )
+    return lines + _kept_lines(report, limit)
+
+
+def _kept_lines(report, limit: int) -> list[str]:
+    if not report.kept:
+        return []
+    lines = ["", f"kept as they are by a person ({len(report.kept):,}; --revoke PATH reports "
+             "one again)"]  # fmt: skip
+    for problem in report.kept[: max(0, limit)]:
+        lines.append(f"  {'  =  '.join(problem.paths)}  ({problem.kind})")
     return lines

@@ -72,10 +72,35 @@ def check(
         kept = apply_decisions(report, inventory.root)
         if kept:
             report.notes.append(
-                f"{kept:,} findings left out: kept as they are (.sightline-decisions.json)"
+                f"{kept:,} findings kept as they are by a person (listed apart; revocable)"
             )
     report.seconds = time.perf_counter() - start
     return report
+
+
+def recheck(previous: HealthReport, root: str | os.PathLike) -> HealthReport:
+    """The report of a folder after a fix or an undo: the quick part of the check again
+    (files, copies, leaks, classes, sizes: what a move can change), and the label search's
+    findings carried over for the images still where they were (a moved copy that became a
+    same-class duplicate is shown at once, not at the next check)."""
+    root = Path(root)
+    fresh = check(root, labels=False)
+    label_kinds = ("label", "outlier")
+    carried = [
+        p
+        for p in previous.problems + previous.kept
+        if p.kind in label_kinds and all((root / q).is_file() for q in p.paths)
+    ]
+    fresh.problems = ordered(fresh.problems + carried)
+    apply_decisions(fresh, root)  # a carried finding a person kept stays apart
+    fresh.labels = previous.labels
+    judged = [n for n in previous.notes if previous.labels and n == previous.labels.get("why")]
+    fresh.notes = judged + [n for n in fresh.notes if not n.endswith("(listed apart; revocable)")]
+    if fresh.kept:
+        fresh.notes.append(
+            f"{len(fresh.kept):,} findings kept as they are by a person (listed apart; revocable)"
+        )
+    return fresh
 
 
 def _judge_labels(inventory: Inventory, groups: list[list[int]], progress):

@@ -1,6 +1,10 @@
 """Decisions a person made about findings ("this is right as it is"), kept beside the data in
 ``.sightline-decisions.json`` so a reviewed image is not flagged again, until it changes: a
-decision holds the digests of the images it was made on."""
+decision holds the digests of the images it was made on.
+
+Keeping is a fix like any other: it goes through the journal of ``health/fix.py`` (``keep``
+writes a journal entry whose ``kept`` records are added to the decisions file), so Undo takes
+it back, and every kept finding stays listed (``HealthReport.kept``) with a way to revoke it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from sightline.health.problems import HealthReport, Problem
 DECISIONS = ".sightline-decisions.json"
 
 
-def _key(problem: Problem) -> str:
+def decision_key(problem: Problem) -> str:
     return f"{problem.kind}:{'|'.join(sorted(problem.paths))}"
 
 
@@ -23,36 +27,73 @@ def load_decisions(root: str | os.PathLike) -> dict[str, Any]:
     return read_json(path).get("keep", {}) if path.is_file() else {}
 
 
+def _save(root: str | os.PathLike, decisions: dict[str, Any]) -> None:
+    atomic_write_json(Path(root) / DECISIONS, {"keep": decisions})
+
+
+def add_decisions(root: str | os.PathLike, records: dict[str, Any]) -> None:
+    """Add ``records`` (key -> record) to the folder's decisions (again: no change)."""
+    decisions = load_decisions(root)
+    decisions.update(records)
+    _save(root, decisions)
+
+
+def remove_decisions(root: str | os.PathLike, keys: list[str]) -> list[str]:
+    """Take the decisions ``keys`` back; the keys there were."""
+    decisions = load_decisions(root)
+    gone = [k for k in keys if decisions.pop(k, None) is not None]
+    if gone:
+        _save(root, decisions)
+    return gone
+
+
 def apply_decisions(report: HealthReport, root: str | os.PathLike) -> int:
-    """Drop from ``report`` the findings a person kept, on unchanged images; how many."""
+    """Move into ``report.kept`` the findings a person kept, on unchanged images; how many."""
     kept = load_decisions(root)
     if not kept:
         return 0
-    before = len(report.problems)
-    report.problems = [p for p in report.problems if not _still_kept(p, kept, report.digests)]
-    return before - len(report.problems)
+    held = [p for p in report.problems if _still_kept(p, kept, report.digests)]
+    report.problems = [p for p in report.problems if p not in held]
+    report.kept += held
+    return len(held)
 
 
 def _still_kept(problem: Problem, kept: dict[str, Any], digests: dict[str, str]) -> bool:
-    record = kept.get(_key(problem))
+    record = kept.get(decision_key(problem))
     return record is not None and all(
         digests.get(path) == record["digests"].get(path) for path in problem.paths
     )
 
 
 def keep(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
-    """Remember that the findings of ``report`` about ``path`` (relative to the folder) are
-    right as they are; returns them (none: the path has no finding)."""
+    """Remember, through a journal entry that Undo takes back, that the findings of ``report``
+    about ``path`` (relative to the folder) are right as they are; returns them (none: the
+    path has no finding)."""
+    from sightline.health.fix import apply_fix
+
     found = [p for p in report.problems if path in p.paths and p.paths]
     if found:
-        file = Path(root) / DECISIONS
-        record = read_json(file) if file.is_file() else {}
-        decisions = record.setdefault("keep", {})
-        for problem in found:
-            decisions[_key(problem)] = {
-                "kind": problem.kind,
-                "digests": {p: report.digests.get(p) for p in problem.paths},
+        records = {
+            decision_key(p): {
+                "kind": p.kind,
+                "digests": {q: report.digests.get(q) for q in p.paths},
             }
-        atomic_write_json(file, record)
+            for p in found
+        }
+        apply_fix(root, [], kept=records)
         report.problems = [p for p in report.problems if p not in found]
+        report.kept += found
+    return found
+
+
+def revoke(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
+    """Take back every decision to keep a finding about ``path``: those findings are reported
+    again; returns them."""
+    found = [p for p in report.kept if path in p.paths]
+    keys = [decision_key(p) for p in found]
+    # a decision a later check no longer lists (the image changed) goes too
+    keys += [k for k in load_decisions(root) if path in k.split(":", 1)[1].split("|")]
+    remove_decisions(root, sorted(set(keys)))
+    report.kept = [p for p in report.kept if p not in found]
+    report.problems += found
     return found

@@ -79,6 +79,29 @@ def plan_fix(report: HealthReport, root: str | os.PathLike) -> tuple[list[Move],
     return _unique(root, list(moves.values())), review
 
 
+def recommended(report: HealthReport, root: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """What ``plan_fix`` would do about each finding (the action a page offers first), by
+    ``decisions.decision_key``: {"action": "quarantine" or "move", "path": the file, "to": the
+    class a move goes to}. A finding it leaves for review is not in it: no action is
+    recommended over another there."""
+    from sightline.health.decisions import decision_key
+
+    moves, _ = plan_fix(report, root)
+    by_src = {m.src: m for m in moves}
+    out: dict[str, dict[str, Any]] = {}
+    for problem in report.problems:
+        acts = [by_src[p] for p in problem.paths if p in by_src and by_src[p].kind == problem.kind]
+        if acts:
+            move = acts[0]
+            away = move.dst.startswith(QUARANTINE + "/")
+            out[decision_key(problem)] = {
+                "action": "quarantine" if away else "move",
+                "path": move.src,
+                "to": None if away else problem.details.get("suggested"),
+            }
+    return out
+
+
 def _others(paths: list[str], path: str) -> str:
     return ", ".join(p for p in paths if p != path)
 
@@ -150,12 +173,20 @@ def _move(root: Path, src: str, dst: str) -> None:
 
 
 def _forward(root: Path, journal: dict[str, Any]) -> None:
+    from sightline.health.decisions import add_decisions
+
     for m in journal["moves"]:
         if (root / m["src"]).exists() and not (root / m["dst"]).exists():
             _move(root, m["src"], m["dst"])
+    if journal.get("kept"):
+        add_decisions(root, journal["kept"])
 
 
 def _backward(root: Path, journal: dict[str, Any]) -> None:
+    from sightline.health.decisions import remove_decisions
+
+    if journal.get("kept"):
+        remove_decisions(root, list(journal["kept"]))
     for m in reversed(journal["moves"]):
         if (root / m["dst"]).exists() and not (root / m["src"]).exists():
             _move(root, m["dst"], m["src"])
@@ -184,17 +215,23 @@ def _save(root: Path, path: Path, journal: dict[str, Any], status: str) -> None:
     _write_manifest(root)
 
 
-def apply_fix(root: str | os.PathLike, moves: list[Move]) -> dict[str, Any]:
-    """Make ``moves`` through a new journal; returns it (``id``, ``moves``, ``status``)."""
+def apply_fix(
+    root: str | os.PathLike, moves: list[Move], kept: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Make ``moves``, and record the decisions ``kept`` (``health/decisions.py``: findings a
+    person keeps as they are), through a new journal; returns it (``id``, ``moves``, ``kept``,
+    ``status``). Undo takes back both."""
     root = Path(root)
     finish_interrupted(root)
-    if not moves:
+    if not moves and not kept:
         return {"id": None, "moves": [], "status": "nothing to fix"}
     number = 1 + max((int(p.stem) for p in _journals(root) if p.stem.isdigit()), default=0)
     path = _journal_dir(root) / f"{number:04d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = {"id": number, "status": "pending", "moves": [asdict(m) for m in moves],
                "pending_at": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    if kept:
+        journal["kept"] = kept
     atomic_write_json(path, journal)  # first the journal, then the files
     _forward(root, journal)
     _save(root, path, journal, "done")

@@ -49,6 +49,7 @@ class HealthReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     labels: dict[str, Any] | None = None  # the label search's judgement (label_quality.py)
+    kept: list[Problem] = field(default_factory=list)  # findings a person kept as they are
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # path -> pixels' digest
 
     @property
@@ -62,6 +63,9 @@ class HealthReport:
         """kind -> number of findings, for the kinds found, in ``KINDS`` order."""
         found = {k: len(self.of_kind(k)) for k in KINDS}
         return {k: n for k, n in found.items() if n}
+
+    def kept_paths(self) -> set[str]:
+        return {p for problem in self.kept for p in problem.paths}
 
     def flagged_paths(self, kinds: tuple[str, ...] = KINDS) -> set[str]:
         return {p for problem in self.problems if problem.kind in kinds for p in problem.paths}
@@ -98,6 +102,7 @@ class HealthReport:
             "problems": [p.to_dict() for p in self.problems],
             "notes": self.notes,
             "labels": self.labels,
+            "kept": [p.to_dict() for p in self.kept],
             "seconds": round(self.seconds, 3),
         }
 

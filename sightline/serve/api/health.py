@@ -3,16 +3,22 @@ reviewer's fixes (the Health page).
 
 A face over ``sightline.health``: ``POST .../check`` runs ``check`` (the label search too,
 unless ``labels`` is false) on the CPU-work threads and keeps the report for the folder;
-``GET .../health`` returns it; ``POST .../review`` keeps a finding as it is, moves a file to
-another class or into the quarantine (one move, through the same journal as ``sightline
-check --fix``); ``POST .../undo`` puts back the last fix. The client names files only as the
-report names them: a path the report does not hold is refused, so no request reaches a file
-the check did not list. ``GET .../image`` shows one of them.
+``GET .../health`` returns it, each finding with the action ``sightline check --fix`` would take
+(``recommended``) and the findings kept as they are listed apart (``kept``); ``POST .../review``
+keeps a finding as it is, moves a file to another class or into the quarantine; ``POST
+.../apply`` makes every recommended fix at once (``sightline check --fix``); ``POST .../revoke``
+takes a decision to keep back; ``POST .../undo`` puts back the last fix or keep. Every change
+goes through the same journal as ``sightline check --fix``, so Undo takes each back, and after
+each the quick part of the check runs again (``health.check.recheck``): the page never shows a
+stale report. The client names files only as the report names them: a path the report does not
+hold is refused, so no request reaches a file the check did not list. ``GET .../image`` shows
+one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +27,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sightline.errors import SightlineError
+from sightline.errors import PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.images import displayable, enlarge, fit_within, png_bytes, scale_for
@@ -34,7 +40,6 @@ IMAGE_SIDE = (96, 320)  # small and large pictures of a file: the smaller images
 @dataclass
 class _Checked:
     report: Any  # sightline.health.HealthReport
-    undone: dict[int, list[Any]] = field(default_factory=dict)  # fix id -> the findings it cleared
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -56,11 +61,16 @@ def _checked(request: Request, name: str) -> tuple[Path, _Checked]:
 
 
 def _view(root: Path, report: Any) -> dict[str, Any]:
-    from sightline.health.fix import QUARANTINE, last_fix
+    from sightline.health.decisions import decision_key
+    from sightline.health.fix import QUARANTINE, last_fix, recommended
 
     undo = last_fix(root)
     data = report.to_dict()
     data["source"] = root.name  # the folder's name: the client never sees server paths
+    advice = recommended(report, root)
+    for problem, shown in zip(report.problems, data["problems"], strict=True):
+        shown["recommended"] = advice.get(decision_key(problem))
+    data["recommended"] = sum(1 for p in data["problems"] if p["recommended"])
     return {**data, "folder": root.name, "quarantine": QUARANTINE, "can_undo": undo}
 
 
@@ -93,7 +103,6 @@ async def check_folder(name: str, body: CheckRequest, request: Request) -> dict[
         finally:
             if checked.report is None:  # a first check that failed: the folder is unchecked
                 reports.pop(root.name, None)
-        checked.undone.clear()
         return _view(root, checked.report)
 
 
@@ -116,7 +125,7 @@ class ReviewRequest(BaseModel):
 
 
 def _known(report: Any, path: str) -> None:
-    if path not in report.flagged_paths():
+    if path not in report.flagged_paths() | report.kept_paths():
         raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
 
 
@@ -126,43 +135,84 @@ async def review(name: str, body: ReviewRequest, request: Request) -> dict[str, 
     from sightline.health.fix import apply_fix, review_move
 
     root, checked = _checked(request, name)
-    report = checked.report
-    _known(report, body.path)
-    about = [p for p in report.problems if body.path in p.paths]
-    try:
+    _known(checked.report, body.path)
+    about = [p for p in checked.report.problems if body.path in p.paths]
+    if not about:
+        raise HTTPException(409, f"{body.path[:120]!r} is kept as it is: revoke that first")
+    if body.action == "move" and not body.to:
+        raise HTTPException(400, "action move needs `to`: the class to move the file to")
+    async with checked.lock:
         if body.action == "keep":
-            keep(report, root, body.path)
-            return _view(root, report)
-        if body.action == "move" and not body.to:
-            raise HTTPException(400, "action move needs `to`: the class to move the file to")
-        move = review_move(root, body.path, report.classes,
-                           body.to if body.action == "move" else None,
-                           about[0].kind, f"{body.action} in review")  # fmt: skip
-        journal = await _settings(request).cpu_work(apply_fix, root, [move])
-    except SightlineError as e:
-        raise HTTPException(400, str(e)) from None
-    report.problems = [p for p in report.problems if p not in about]
-    for problem in report.problems:  # a neighbour shown beside a suspect has moved away
-        neighbours = problem.details.get("neighbours", {})
-        for cls in [c for c, path in neighbours.items() if path == move.src]:
-            del neighbours[cls]
-    checked.undone[journal["id"]] = about
-    return {**_view(root, report), "moved": {"from": move.src, "to": move.dst}}
+            await _settings(request).cpu_work(keep, checked.report, root, body.path)
+            return {**_view(root, checked.report), "keeping": body.path}
+        try:
+            move = review_move(root, body.path, checked.report.classes,
+                               body.to if body.action == "move" else None,
+                               about[0].kind, f"{body.action} in review")  # fmt: skip
+            await _settings(request).cpu_work(apply_fix, root, [move])
+        except SightlineError as e:
+            raise HTTPException(400, str(e)) from None
+        await _recheck(request, root, checked)
+        return {**_view(root, checked.report), "moved": {"from": move.src, "to": move.dst}}
 
 
-@router.post("/undo", summary="Put back the files of the last fix of a data folder")
-async def undo(name: str, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import undo_fix
-    from sightline.health.problems import ordered
+@router.post("/apply", summary="Make every recommended fix at once (sightline check --fix)")
+async def apply(name: str, request: Request) -> dict[str, Any]:
+    from sightline.health.fix import QUARANTINE, apply_fix, plan_fix
 
     root, checked = _checked(request, name)
-    journal = await _settings(request).cpu_work(undo_fix, root)
-    if journal is None:
-        raise HTTPException(409, f"nothing to undo in {root.name}")
-    back = checked.undone.pop(journal["id"], [])
-    checked.report.problems = ordered(checked.report.problems + back)
-    return {**_view(root, checked.report), "undone": journal["id"],
-            "restored": [m["src"] for m in journal["moves"]]}  # fmt: skip
+    async with checked.lock:
+        moves, _ = plan_fix(checked.report, root)
+        if not moves:
+            raise HTTPException(409, "no finding has a recommended fix: review them one by one")
+        try:
+            journal = await _settings(request).cpu_work(apply_fix, root, moves)
+        except SightlineError as e:
+            raise HTTPException(400, str(e)) from None
+        await _recheck(request, root, checked)
+        quarantined = sum(m.dst.startswith(QUARANTINE + "/") for m in moves)
+        return {**_view(root, checked.report), "applied": {
+            "fix": journal["id"], "quarantined": quarantined, "moved": len(moves) - quarantined}}  # fmt: skip
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="a file whose findings were kept as they are")
+
+
+@router.post("/revoke", summary="Report a kept finding again (take the decision to keep back)")
+async def revoke_keep(name: str, body: RevokeRequest, request: Request) -> dict[str, Any]:
+    from sightline.health.decisions import revoke
+
+    root, checked = _checked(request, name)
+    if not any(body.path in p.paths for p in checked.report.kept):
+        raise HTTPException(404, f"{body.path[:120]!r} has no finding kept as it is")
+    async with checked.lock:
+        await _settings(request).cpu_work(revoke, checked.report, root, body.path)
+        return {**_view(root, checked.report), "revoked": body.path}
+
+
+@router.post("/undo", summary="Put back the last fix, or take back the last keep, of a folder")
+async def undo(name: str, request: Request) -> dict[str, Any]:
+    from sightline.health.fix import undo_fix
+
+    root, checked = _checked(request, name)
+    async with checked.lock:
+        journal = await _settings(request).cpu_work(undo_fix, root)
+        if journal is None:
+            raise HTTPException(409, f"nothing to undo in {root.name}")
+        await _recheck(request, root, checked)
+        return {**_view(root, checked.report), "undone": journal["id"],
+                "restored": [m["src"] for m in journal["moves"]],
+                "unkept": sorted(journal.get("kept", {}))}  # fmt: skip
+
+
+async def _recheck(request: Request, root: Path, checked: _Checked) -> None:
+    """The report again after a change (``health.check.recheck``): the quick part read anew."""
+    from sightline.health.check import recheck
+
+    with contextlib.suppress(SightlineError):  # a folder emptied by hand: the last report stays
+        checked.report = await _settings(request).cpu_work(recheck, checked.report, root)
 
 
 @router.get("/image", summary="A picture of one file the check reported (or of a neighbour)")
@@ -173,21 +223,27 @@ async def image(
     large: bool = Query(False, description="320 px instead of 96"),
 ) -> Response:
     from sightline.data.images import open_image
+    from sightline.fileio import open_inside
 
     root, checked = _checked(request, name)
     report = checked.report
     neighbours = {n for p in report.problems for n in p.details.get("neighbours", {}).values()}
-    if path not in report.flagged_paths() and path not in neighbours:
+    if path not in report.flagged_paths() | report.kept_paths() and path not in neighbours:
         raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
     side = IMAGE_SIDE[1 if large else 0]
 
     def draw() -> bytes:
-        img = displayable(open_image(root / path, max_side=side))
+        with open_inside(root, path) as f:  # a symbolic link there: refused (403), never read
+            img = displayable(open_image(f, path, max_side=side))
         img = enlarge(img, scale_for(img.size, side // 2))
         return png_bytes(fit_within(img, side))
 
     try:
         body = await _settings(request).cpu_work(draw)
+    except PathRefusedError:
+        raise
     except SightlineError as e:  # a corrupt file: the page shows the reason instead
         raise HTTPException(415, str(e)) from None
+    except OSError as e:  # gone since the check, or no regular file
+        raise HTTPException(404, f"{path[:120]!r} cannot be read ({e.strerror or e})") from None
     return Response(body, media_type="image/png", headers={"Cache-Control": "no-store"})

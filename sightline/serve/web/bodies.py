@@ -219,6 +219,7 @@ HEALTH = """    <p class="lead">Check a data folder for what makes a model learn
       </div>
       <div class="button-row">
         <button type="button" id="health-check" disabled>Check</button>
+        <button type="button" id="health-apply" class="secondary" disabled title="Check the folder first">Apply the recommended fixes</button>
         <button type="button" id="health-review-start" class="secondary" disabled title="Check the folder first">Review suspects</button>
         <button type="button" id="health-undo" class="secondary" disabled title="No fix to undo">Undo last fix</button>
         <a class="button secondary" id="health-train" href="/train">Train on this folder</a>
@@ -232,10 +233,10 @@ HEALTH = """    <p class="lead">Check a data folder for what makes a model learn
         <div>
           <p id="review-message"></p>
           <div class="button-row">
-            <button type="button" id="review-keep" title="k">Keep as it is (k)</button>
-            <button type="button" id="review-move" title="m">Move to <span id="review-to"></span> (m)</button>
+            <button type="button" id="review-move" class="secondary" title="m">Move to <span id="review-to"></span> (m)</button>
             <select id="review-class" aria-label="class to move to"></select>
             <button type="button" id="review-quarantine" class="secondary" title="q">Quarantine (q)</button>
+            <button type="button" id="review-keep" class="secondary" title="k">Keep as it is (k)</button>
             <button type="button" id="review-next" class="secondary" title="n">Next (n)</button>
             <button type="button" id="review-close" class="secondary">Close</button>
           </div>
@@ -245,7 +246,12 @@ HEALTH = """    <p class="lead">Check a data folder for what makes a model learn
       </div>
     </section>
     <div id="health-summary"></div>
-    <div id="health-groups"></div>"""
+    <div id="health-groups"></div>
+    <section class="card" id="health-kept" hidden>
+      <h2>Kept as they are</h2>
+      <p class="muted">Findings a person decided are right as they are: not counted above. Revoke one to see it again; Undo takes back the last decision.</p>
+      <ul class="findings" id="health-kept-list"></ul>
+    </section>"""
 
 TRAIN = """    <form class="card form" id="train-form" novalidate>
       <fieldset>

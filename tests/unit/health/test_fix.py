@@ -134,6 +134,46 @@ def test_kept_findings_are_not_reported_until_the_image_changes(folder, capsys):
     assert any(near_copy in p.paths for p in check(root, labels=False).of_kind("near-duplicate"))
 
 
+def test_keeping_is_listed_undone_and_revoked_from_the_command_line(folder, capsys):
+    """Issue 51: a decision to keep could not be taken back."""
+    root, truth, _ = folder
+    corrupt = truth.corrupt[0]
+    assert main(["check", str(root), "--no-labels", "--keep", corrupt]) == 0
+    assert "--undo" in capsys.readouterr().out
+    report = check(root, labels=False)
+    assert [p.paths for p in report.kept] == [[corrupt]]
+    assert main(["check", str(root), "--no-labels"]) == 0
+    table = capsys.readouterr().out
+    assert (
+        "kept as they are by a person (1;" in table and corrupt in table.split("kept as they")[-1]
+    )
+    assert main(["check", str(root), "--undo"]) == 0
+    assert "1 findings kept as they are are reported again" in capsys.readouterr().out
+    assert corrupt in check(root, labels=False).flagged_paths() and files(root)  # nothing moved
+    assert main(["check", str(root), "--no-labels", "--keep", corrupt]) == 0
+    assert main(["check", str(root), "--no-labels", "--revoke", corrupt]) == 0
+    assert f"reported again: corrupt {corrupt}" in capsys.readouterr().out
+    again = check(root, labels=False)
+    assert corrupt in again.flagged_paths() and again.kept == []
+
+
+def test_the_report_after_a_fix_is_checked_again(folder):
+    from sightline.health.check import recheck
+    from sightline.health.fix import recommended, review_move
+
+    root, truth, report = folder
+    advice = recommended(report, root)
+    assert all(a["action"] == "quarantine" for k, a in advice.items() if k.startswith("corrupt:"))
+    original, copy = truth.conflicts[0]
+    apply_fix(
+        root, [review_move(root, copy, report.classes, original.split("/")[1], "duplicate", "test")]
+    )
+    after = recheck(report, root)
+    moved = [p for p in after.of_kind("duplicate") if original in p.paths]
+    assert moved and not moved[0].details.get("conflict")  # now a same-class copy, shown at once
+    assert after.labels == report.labels and after.of_kind("label")  # label findings carried
+
+
 def test_only_a_folder_can_be_fixed(capsys, tmp_path):
     assert main(["check", str(tmp_path / "nothing"), "--undo"]) == 2
     assert "only an image folder can be fixed" in capsys.readouterr().err

@@ -65,6 +65,34 @@ def test_check_review_and_undo_in_the_browser(health_server, pg):
     assert (folder / suspect).exists()
     page.keyboard.press("Escape")
 
+    # Issue 51: the recommended action is the one primary button, never keeping
+    unreadable = page.locator("section[data-kind='corrupt'] .finding").first
+    quarantine = unreadable.locator("button", has_text="Quarantine")
+    assert "secondary" not in quarantine.get_attribute("class")
+    keep = unreadable.locator("button", has_text="Keep as it is")
+    assert "secondary" in keep.get_attribute("class")
+    keep.click()  # kept: listed apart, and revocable
+    page.locator("#health-kept .finding").first.wait_for()
+    page.locator("#health-kept button", has_text="Revoke").first.click()
+    page.locator("#health-status", has_text="Revoked").wait_for()
+    assert page.locator("#health-kept").is_hidden()
+
+    # every recommended fix at once, and one Undo for the batch
+    def files():
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and ".sightline" not in p.as_posix())  # fmt: skip
+
+    before = files()
+    assert page.locator("#health-apply").inner_text().startswith("Apply the ")
+    page.click("#health-apply")
+    page.locator("#health-status", has_text="Undo puts them all back").wait_for(timeout=60_000)
+    assert page.locator("section[data-kind='corrupt']").count() == 0  # checked again at once
+    assert files() != before
+    check_layout(page, "health-applied")
+    page.click("#health-undo")
+    page.locator("#health-status", has_text="Undid fix").wait_for(timeout=60_000)
+    assert files() == before
+
     page.click("#health-train")
     page.wait_for_url("**/train?folder=digits")
     page.locator("#source-folder:checked").wait_for(timeout=20_000)

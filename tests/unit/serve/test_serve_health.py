@@ -106,3 +106,76 @@ def test_keep_remembers_and_bad_requests_are_refused(api):
     leak = next(p for p in again["problems"] if p["kind"] == "leak")["paths"][0]
     r = c.get("/api/datasets/folder/digits/image", params={"path": leak, "large": True})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_keeping_is_undoable_listed_and_revocable(api):
+    """Issue 51: "Keep as it is" could not be undone (Undo answered 409) and hid the finding
+    from every later check with no way back."""
+    c, folder, truth = api
+    report = c.post("/api/datasets/folder/digits/check", json={"labels": False}).json()
+    corrupt = next(p for p in report["problems"] if p["kind"] == "corrupt")
+    assert corrupt["recommended"] == {"action": "quarantine", "path": corrupt["path"], "to": None}
+    r = c.post(
+        "/api/datasets/folder/digits/review", json={"path": corrupt["path"], "action": "keep"}
+    )
+    assert r.status_code == 200 and r.json()["keeping"] == corrupt["path"]
+    assert corrupt["path"] in [p["path"] for p in r.json()["kept"]]  # listed apart
+    assert corrupt["path"] not in [p.get("path") for p in r.json()["problems"]]
+    r = c.post("/api/datasets/folder/digits/undo")  # the keep, taken back
+    assert r.status_code == 200 and r.json()["restored"] == [] and len(r.json()["unkept"]) == 1
+    assert corrupt["path"] in [p.get("path") for p in r.json()["problems"]]
+    assert r.json()["kept"] == []
+    # kept again, then revoked: reported again, also by a later check
+    c.post("/api/datasets/folder/digits/review", json={"path": corrupt["path"], "action": "keep"})
+    again = c.post("/api/datasets/folder/digits/check", json={"labels": False}).json()
+    assert [p["path"] for p in again["kept"]] == [corrupt["path"]]
+    r = c.post("/api/datasets/folder/digits/revoke", json={"path": corrupt["path"]})
+    assert r.status_code == 200 and r.json()["kept"] == []
+    later = c.post("/api/datasets/folder/digits/check", json={"labels": False}).json()
+    assert corrupt["path"] in [p.get("path") for p in later["problems"]]
+    r = c.post("/api/datasets/folder/digits/revoke", json={"path": corrupt["path"]})
+    assert r.status_code == 404
+
+
+def test_apply_makes_every_recommended_fix_in_one_undoable_fix(api):
+    """The CLI's --fix from the page: one journal entry, one Undo for the whole batch, the
+    report checked again at once."""
+    from sightline.cli import main
+
+    c, folder, truth = api
+    before = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    report = c.post("/api/datasets/folder/digits/check", json={"labels": True}).json()
+    advised = [p for p in report["problems"] if p["recommended"]]
+    assert report["recommended"] == len(advised) > 0
+    assert all(p["recommended"] is None for p in report["problems"] if p["kind"] == "label"
+               and not p["fixable"])  # fmt: skip
+    r = c.post("/api/datasets/folder/digits/apply")
+    assert r.status_code == 200, r.text
+    applied = r.json()["applied"]
+    assert applied["quarantined"] >= len(truth.corrupt) + len(truth.leaks)
+    after = r.json()
+    assert not {"corrupt", "leak", "duplicate"} & set(after["summary"])  # checked again at once
+    assert after["recommended"] == 0
+    assert c.post("/api/datasets/folder/digits/apply").status_code == 409  # nothing left to do
+    r = c.post("/api/datasets/folder/digits/undo")
+    assert r.status_code == 200 and r.json()["undone"] == applied["fix"]
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                   and not p.relative_to(folder).as_posix().startswith(".sightline"))  # fmt: skip
+    assert files == [f for f in before if not f.startswith(".sightline")]
+    assert r.json()["summary"]["corrupt"] == len(truth.corrupt)
+    assert main(["check", str(folder), "--undo"]) == 0  # nothing more: the CLI agrees
+
+
+def test_a_fix_that_makes_a_new_copy_shows_it_at_once(api):
+    """Issue 51: after a fix the report went stale: a copy moved into its original's class
+    became a same-class duplicate that no one saw until the next Check."""
+    c, folder, truth = api
+    c.post("/api/datasets/folder/digits/check", json={"labels": False})
+    original, copy = truth.conflicts[0]  # the same image under another class
+    r = c.post("/api/datasets/folder/digits/review",
+               json={"path": copy, "action": "move", "to": original.split("/")[1]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    moved = r.json()["moved"]["to"]
+    same = [set(p["paths"]) for p in r.json()["problems"] if p["kind"] == "duplicate"]
+    assert {original, moved} in same  # now one class, one image twice: shown without a Check
+    assert not any(p.get("conflict") and copy in p["paths"] for p in r.json()["problems"])

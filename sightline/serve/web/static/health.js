@@ -1,7 +1,8 @@
 /* The Health page (/datasets/health?folder=NAME): check a --data-dir folder, see its findings
- * grouped with pictures, fix them one by one (keep / move / quarantine, with keys in review
- * mode) and undo. Every action is one POST to /api/datasets/folder/NAME/...; the page shows
- * the report the server answers with. */
+ * grouped with pictures, fix them one by one (the recommended action first; keep / move /
+ * quarantine, with keys in review mode) or all recommended fixes at once, revoke a keep, and
+ * undo. Every action is one POST to /api/datasets/folder/NAME/...; the page shows the report
+ * the server answers with (checked again after every change). */
 'use strict';
 
 (function () {
@@ -35,7 +36,8 @@
     try {
       const answer = await SL.api(base() + '/review', {method: 'POST', json: {path, action, to: to || null}});
       render(answer);
-      status(answer.moved ? 'Moved ' + answer.moved.from + ' to ' + answer.moved.to + '.' : 'Kept ' + path + ' as it is.');
+      status(answer.moved ? 'Moved ' + answer.moved.from + ' to ' + answer.moved.to + '. Undo puts it back.'
+        : 'Kept ' + path + ' as it is. Undo or Revoke takes that back.');
       return true;
     } catch (err) {
       SL.showError('health-error', err.message);
@@ -44,21 +46,67 @@
   }
 
   function actions(problem) {
+    // What `sightline check --fix` would do comes first, as the one primary button; a finding
+    // left for review has none, and keeping it is never the primary action.
+    const advice = problem.recommended;
     // A leak's evaluation copy (first) goes, never the training image; else the later copy.
-    const path = problem.path || (problem.kind === 'leak' ? problem.paths[0] : problem.paths[problem.paths.length - 1]);
+    const path = (advice && advice.path) || problem.path ||
+      (problem.kind === 'leak' ? problem.paths[0] : problem.paths[problem.paths.length - 1]);
     const row = el('div', {class: 'button-row'});
-    row.appendChild(button('Keep as it is', () => act(path, 'keep')));
+    const kind = (action) => (advice && advice.action === action ? 'primary' : 'secondary');
     if (problem.kind === 'label') {
-      row.appendChild(button('Move to ' + problem.suggested, () => act(path, 'move', problem.suggested)));
+      row.appendChild(button('Move to ' + problem.suggested, () => act(path, 'move', problem.suggested), kind('move')));
     }
     if (problem.kind !== 'small-class' && problem.kind !== 'imbalance') {
-      row.appendChild(button('Quarantine ' + path.split('/').pop(), () => act(path, 'quarantine'), 'secondary'));
+      row.appendChild(button('Quarantine ' + path.split('/').pop(), () => act(path, 'quarantine'), kind('quarantine')));
     }
+    row.appendChild(button('Keep as it is', () => act(path, 'keep'), 'secondary'));
+    if (!advice && problem.kind !== 'small-class' && problem.kind !== 'imbalance') {
+      row.appendChild(el('span', {class: 'muted'}, 'No fix recommended: look at it.'));
+    }
+    // the primary action first
+    const first = [...row.children].find((b) => b.classList && b.classList.contains('primary'));
+    if (first) row.prepend(first);
     return row;
   }
 
+  function keptItem(problem) {
+    const paths = problem.paths || [problem.path];
+    const path = paths[paths.length - 1];
+    const row = el('div', {class: 'button-row'}, button('Revoke', () => revoke(path), 'secondary'));
+    return el('li', {class: 'finding'}, el('div', {class: 'thumbs'}, paths.map((p) => el('figure', null,
+      problem.kind === 'corrupt' ? el('span', {class: 'badge warn'}, 'unreadable') : picture(p, false),
+      el('figcaption', {class: 'wrap'}, p)))),
+    el('div', null, el('p', null, problem.kind + ': ' + problem.message), row));
+  }
+
+  async function revoke(path) {
+    SL.$('health-error').hidden = true;
+    try {
+      render(await SL.api(base() + '/revoke', {method: 'POST', json: {path}}));
+      status('Revoked: the findings about ' + path + ' are shown again.');
+    } catch (err) {
+      SL.showError('health-error', err.message);
+    }
+  }
+
+  async function applyAll() {
+    SL.$('health-error').hidden = true;
+    const button = SL.$('health-apply');
+    button.disabled = true;
+    try {
+      const answer = await SL.api(base() + '/apply', {method: 'POST', json: {}});
+      render(answer);
+      const a = answer.applied;
+      status('Fix ' + a.fix + ': ' + a.quarantined + ' quarantined, ' + a.moved + ' moved to another class. Undo puts them all back.');
+    } catch (err) {
+      SL.showError('health-error', err.message);
+      button.disabled = false;
+    }
+  }
+
   function button(text, onclick, cls) {
-    const b = el('button', {type: 'button', class: 'small ' + (cls || '')}, text);
+    const b = el('button', {type: 'button', class: 'small ' + (cls === 'primary' ? 'primary' : (cls || ''))}, text);
     b.addEventListener('click', onclick);
     return b;
   }
@@ -102,7 +150,15 @@
     }
     const undo = SL.$('health-undo');
     undo.disabled = !data.can_undo;
-    undo.title = data.can_undo ? 'Put back the files of fix ' + data.can_undo : 'No fix to undo';
+    undo.title = data.can_undo ? 'Take back fix ' + data.can_undo + ' (a move or a keep)' : 'No fix to undo';
+    const apply = SL.$('health-apply');
+    apply.disabled = !data.recommended;
+    apply.textContent = data.recommended ? 'Apply the ' + data.recommended + ' recommended fixes' : 'Apply the recommended fixes';
+    apply.title = data.recommended ? 'What sightline check --fix does, in one fix: Undo puts it all back'
+      : 'No finding has a recommended fix';
+    const kept = data.kept || [];
+    SL.$('health-kept').hidden = !kept.length;
+    SL.append(SL.clear(SL.$('health-kept-list')), kept.map(keptItem));
     const review = SL.$('health-review-start');
     review.disabled = !suspects.length;
     review.title = suspects.length ? 'One suspect at a time, with keys' : 'No image is suspected of a wrong label';
@@ -124,6 +180,12 @@
     for (const c of report.classes) select.appendChild(el('option', {value: c}, c));
     select.value = p.suggested;
     SL.$('review-to').textContent = select.value;
+    // the recommended action is the one primary button, and has the focus
+    const advice = p.recommended;
+    for (const a of ['move', 'quarantine']) {
+      SL.$('review-' + a).classList.toggle('secondary', !(advice && advice.action === a));
+    }
+    if (advice) SL.$('review-' + advice.action).focus();
     const box = SL.clear(SL.$('review-neighbours'));
     for (const [cls, path] of Object.entries(p.neighbours || {})) {
       box.appendChild(el('figure', {class: cls === p.suggested ? 'suggested' : (cls === p.label ? 'own' : '')},
@@ -138,7 +200,7 @@
     await act(p.path, action, action === 'move' ? SL.$('review-class').value : null);
   }
 
-  function openReview() { position = 0; SL.$('health-review').hidden = false; showSuspect(); SL.$('review-keep').focus(); }
+  function openReview() { position = 0; SL.$('health-review').hidden = false; showSuspect(); }
   function closeReview() { SL.$('health-review').hidden = true; }
 
   function onKey(event) {
@@ -170,7 +232,9 @@
     try {
       const answer = await SL.api(base() + '/undo', {method: 'POST', json: {}});
       render(answer);
-      status('Undid fix ' + answer.undone + ': ' + answer.restored.join(', ') + ' back where ' + (answer.restored.length > 1 ? 'they were.' : 'it was.'));
+      status(answer.unkept && answer.unkept.length
+        ? 'Undid fix ' + answer.undone + ': ' + answer.unkept.length + ' kept ' + (answer.unkept.length > 1 ? 'findings are' : 'finding is') + ' reported again.'
+        : 'Undid fix ' + answer.undone + ': ' + answer.restored.join(', ') + ' back where ' + (answer.restored.length > 1 ? 'they were.' : 'it was.'));
     } catch (err) {
       SL.showError('health-error', err.message);
     }
@@ -197,6 +261,7 @@
   async function start() {
     SL.$('health-check').addEventListener('click', check);
     SL.$('health-undo').addEventListener('click', undo);
+    SL.$('health-apply').addEventListener('click', applyAll);
     SL.$('health-review-start').addEventListener('click', openReview);
     SL.$('review-close').addEventListener('click', closeReview);
     for (const a of ['keep', 'move', 'quarantine', 'next']) SL.$('review-' + a).addEventListener('click', () => reviewAct(a));
