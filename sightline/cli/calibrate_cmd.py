@@ -45,6 +45,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(json.dumps({"run": run.name, "checkpoint": args.checkpoint, **record}, indent=2))
         return 0
     before, after = record["before"], record["after"]
+    if record.get("skipped"):
+        print(f"Run {run.name} ({args.checkpoint} checkpoint): calibration skipped: "
+              f"{record['skipped']}")  # fmt: skip
+        return 0
     print(
         f"Run {run.name} ({args.checkpoint} checkpoint): {record['method']} calibration "
         f"(scale {record['scale']:.4f}, curve {record['curve']:.4f}), "

@@ -46,6 +46,8 @@ def event_printer(progress: str, say):
             )  # data and recipe notes: under the data line
         elif kind == "train_end":
             say(f"Training {status_words(event)}")
+        elif kind == "calibration" and event.get("skipped"):
+            say(f"Calibration skipped: {event['skipped']}")
         elif kind == "calibration":
             say(
                 f"Calibrated on {event['fitted_on']} ({event['method']}): "

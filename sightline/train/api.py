@@ -273,7 +273,7 @@ def _calibrate(run: Run, data: Dataset, device: str, on_event: EventFn | None) -
     cal = run.calibrate(data, device=device)
     _emit(on_event, "calibration", method=cal["method"], images=cal["images"],
           ece_before=cal["before"]["ece"], ece_after=cal["after"]["ece"],
-          fitted_on=cal["fitted_on"])  # fmt: skip
+          fitted_on=cal["fitted_on"], skipped=cal.get("skipped"))  # fmt: skip
 
 
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:

@@ -78,7 +78,7 @@ def test_a_run_from_before_calibration_is_calibrated_again(trained):
 def test_the_calibrate_command_on_a_folder_run(tmp_path, capsys):
     from PIL import Image
 
-    data = make_dataset(n_per_class=40)
+    data = make_dataset(n_per_class=180)  # 10 % held out: 54 images, over the minimum
     for i, (x, y) in enumerate(zip(data.train.images, data.train.labels, strict=True)):
         folder = tmp_path / "photos" / "train" / f"class{int(y)}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_pat
     threshold on it; run.load_data() rebuilds the same split."""
     from PIL import Image
 
-    data = make_dataset(n_per_class=60)
+    data = make_dataset(n_per_class=100)  # 60 kept aside: over the minimum
     for i, (x, y) in enumerate(zip(data.train.images, data.train.labels, strict=True)):
         folder = tmp_path / "photos" / f"class{int(y)}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -171,8 +171,33 @@ def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_pat
     assert "Calibrated on the calibration split" in capsys.readouterr().out
     run = sightline.load_run(next(runs.iterdir()))
     again = run.load_data()
-    assert again.val is None and len(again.calibration) == 36 and len(again.train) == 144
+    assert again.val is None and len(again.calibration) == 60 and len(again.train) == 240
     meta = ckpt.read_model_file(run.model_file("best"))[1]
     assert meta["calibration"]["fitted_on"] == "the calibration split"
-    assert meta["calibration"]["images"] == 36 and meta["ood"]["threshold"] > 0
-    assert "calibration 36" in again.describe()
+    assert meta["calibration"]["images"] == 60 and meta["ood"]["threshold"] > 0
+    assert "calibration 60" in again.describe()
+
+
+def test_a_handful_of_held_out_images_calibrates_nothing_and_says_why(tmp_path, capsys):
+    """Issue 51: a run "calibrated" on 3 validation images (ECE 26.6 -> 25.1 %)."""
+    from PIL import Image
+
+    from sightline.run.calibrate import CALIBRATION_MIN_IMAGES
+
+    data = make_dataset(n_per_class=40)  # 10 % held out: 12 images
+    for i, (x, y) in enumerate(zip(data.train.images, data.train.labels, strict=True)):
+        folder = tmp_path / "few" / f"class{int(y)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[0].numpy()).save(folder / f"{i}.png")
+    events: list[dict] = []
+    run = sightline.run_training(str(tmp_path / "few"), "mlp", runs_dir=tmp_path / "runs",
+                                 epochs=2, progress="quiet", report=False, on_event=events.append,
+                                 model_options={"hidden": 16})  # fmt: skip
+    (event,) = [e for e in events if e["kind"] == "calibration"]
+    assert event["images"] < CALIBRATION_MIN_IMAGES and event["method"] == "none"
+    assert event["skipped"].startswith(f"only {event['images']} held-out images")
+    assert run.run.calibrator().identity  # the network's own probabilities, as said
+    record = ckpt.read_model_file(run.run.model_file("best"))[1]["calibration"]
+    assert record["skipped"] == event["skipped"]
+    assert main(["calibrate", str(run.run.path)]) == 0
+    assert "calibration skipped: only" in capsys.readouterr().out

@@ -117,7 +117,8 @@
       case 'step': onStep(ev); break;
       case 'epoch': onEpoch(ev); break;
       case 'message': if (ev.text) addLog(ev.text); break;
-      case 'calibration': addLog('Calibrated on ' + ev.fitted_on + ' (' + ev.method + '): ECE ' + SL.pct(ev.ece_before, 2) + ' → ' + SL.pct(ev.ece_after, 2)); break;
+      case 'calibration': addLog(ev.skipped ? 'Calibration skipped: ' + ev.skipped
+        : 'Calibrated on ' + ev.fitted_on + ' (' + ev.method + '): ECE ' + SL.pct(ev.ece_before, 2) + ' → ' + SL.pct(ev.ece_after, 2)); break;
       case 'evaluation': addLog('Evaluation on the ' + (ev.split || 'test') + ' split: accuracy ' + SL.pct(ev.accuracy, 2) + ', loss ' + SL.num(ev.loss)); break;
       case 'report': addLog('Plots and report written'); break;
       case 'done': addLog('Done: ' + (ev.status || 'finished')); break;
