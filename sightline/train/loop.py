@@ -376,7 +376,10 @@ class Trainer:
             # Raised between steps (see graceful_sigint), so model, optimiser and RNGs agree.
             self.status = "interrupted"
             self._call("on_save", self.gen)  # resumable mid-epoch, from this very step
-            self.emit(
-                "on_message",
-                f"Stopped: saved at epoch {self.epoch + 1}, step {self.step_in_epoch}. Resume with: sightline train --resume {self.run_dir}",
+            # Face-neutral words: the CLI adds its own "Resume with", the server a Resume button.
+            where = (
+                f"after epoch {self.epoch}"
+                if self.step_in_epoch == 0
+                else f"in epoch {self.epoch + 1}, after step {self.step_in_epoch}"
             )
+            self.emit("on_message", f"Stopped {where}: saved, resumable from there")

@@ -96,7 +96,11 @@ def stop_job(job_id: str, request: Request) -> dict[str, Any]:
 def _view(request: Request, job: Job, busy: set[str] | None = None) -> dict[str, Any]:
     """What a client sees of a job, with whether Resume would be accepted now. ``busy``: the
     runs a job is queued for or training (read here when not given)."""
-    return {**job.to_dict(), "resumable": _resumable(request, job, busy)}
+    view = {**job.to_dict(), "resumable": _resumable(request, job, busy)}
+    if not view["resumable"] and view["outcome"].endswith("saved: resumable"):
+        # resumed since (by another job), or its run ended: no longer a promise to show
+        view["outcome"] = view["outcome"].removesuffix(", saved: resumable") + " (resumed since)"
+    return view
 
 
 def _resumable(request: Request, job: Job, busy: set[str] | None) -> bool:

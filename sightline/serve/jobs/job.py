@@ -103,7 +103,9 @@ class Job:
             return f"Finished{shown}"
         if self.state == "failed":
             return f"Failed{where}: {self.error or 'no reason was recorded'}"
-        if self.state == "stopped":
+        if self.state == "stopped" and not self.started:
             return "Stopped before it started"
+        if self.state == "stopped":
+            return f"Stopped{where} when asked to, saved: resumable"
         cause = f": {self.error}" if self.error else " when asked to, saved: resumable"
         return f"Stopped{where}{cause}"

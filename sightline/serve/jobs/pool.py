@@ -159,7 +159,7 @@ class JobPool:
             procs = dict(self._procs)
         for job_id in procs:
             with contextlib.suppress(JobStateError):
-                self.store.request_stop(job_id)
+                self.store.request_stop(job_id, by="server")
         deadline = time.monotonic() + timeout
         for proc in procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):

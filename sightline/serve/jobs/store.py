@@ -171,6 +171,16 @@ class JobStore:
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def stopped_by(self, job_id: str) -> str | None:
+        """Who asked the job to stop ("user" or "server"; None: nobody)."""
+        with self._read() as con:
+            rows = con.execute(
+                "SELECT event FROM events WHERE job_id = ? AND event LIKE '%\"stopping\"%' "
+                "ORDER BY seq DESC LIMIT 1",
+                (job_id,),
+            ).fetchall()
+        return json.loads(rows[0][0]).get("by", "user") if rows else None
+
     def state(self, job_id: str) -> str | None:
         with self._read() as con:
             row = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -264,9 +274,10 @@ class JobStore:
             con.execute("UPDATE jobs SET progress = ? WHERE id = ?", (to_json(progress), job_id))
         return seq
 
-    def request_stop(self, job_id: str) -> Job:
+    def request_stop(self, job_id: str, by: str = "user") -> Job:
         """Stop a job: a queued one never starts (stopped), a running one is asked to stop
-        (stopping; its worker then ends the run resumable: interrupted). Repeating is harmless."""
+        (stopping; its worker then ends the run resumable: stopped when a user asked,
+        interrupted when the server shut down, ``by="server"``). Repeating is harmless."""
         job = self.get(job_id)
         with self._write() as con:
             state = con.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
@@ -280,7 +291,7 @@ class JobStore:
                 self._add_event(con, job_id, {"kind": "state", "state": "stopped"})
             elif state == "running":
                 con.execute("UPDATE jobs SET state = 'stopping' WHERE id = ?", (job_id,))
-                self._add_event(con, job_id, {"kind": "state", "state": "stopping"})
+                self._add_event(con, job_id, {"kind": "state", "state": "stopping", "by": by})
         return self.get(job.id)
 
     def delete(self, job_id: str) -> None:

@@ -146,6 +146,8 @@ def run_job(runs_dir: Path, job_id: str) -> int:
         watch.close()
     if watch.server_gone and state == "interrupted":
         error = SERVER_GONE
+    elif state == "interrupted" and error is None and store.stopped_by(job_id) == "user":
+        state = "stopped"  # as asked: a stop, not a crash (the run itself stays resumable)
     for attempt in range(5):  # the end must be recorded: retry a busy or briefly failing store
         try:
             store.finish(job_id, state, result=result, error=error, pid=pid)

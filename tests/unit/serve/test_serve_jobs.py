@@ -206,7 +206,8 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
         assert r.status_code == 200 and r.json()["state"] in ("stopping", "interrupted"), r.text
         assert post(c, f"/api/jobs/{job['id']}/stop").status_code in (200, 409)  # again: harmless
         stopped = wait_for(c, job["id"])
-        assert stopped["state"] == "interrupted" and stopped["error"] is None, stopped
+        # issue 51: a stop asked for ends "stopped", not "interrupted" like a crash
+        assert stopped["state"] == "stopped" and stopped["error"] is None, stopped
         assert stopped["result"]["status"] == "interrupted"
         # One sentence where it stopped, as the trainer's own log says it ("saved at epoch E").
         epoch = stopped["progress"]["epoch"]
@@ -227,7 +228,9 @@ def test_stop_a_running_job_then_resume_it_exactly(folder, tmp_path, reference):
         assert (
             post(c, f"/api/jobs/{job['id']}/resume").status_code == 409
         )  # the run is already queued again: no Resume button offers it
-        assert c.get(f"/api/jobs/{job['id']}").json()["resumable"] is False
+        again = c.get(f"/api/jobs/{job['id']}").json()
+        assert again["resumable"] is False and again["outcome"].endswith("(resumed since)")
+        assert "saved: resumable" not in again["outcome"]
         resumed = wait_for(c, resumed["id"])
         assert resumed["state"] == "finished", resumed
         assert post(c, f"/api/jobs/{resumed['id']}/resume").status_code == 409  # finished
