@@ -79,9 +79,7 @@ def run_check(args: argparse.Namespace) -> int:
         print("\r\033[K", end="", file=sys.stderr)
     if args.fix or args.keep or args.revoke:
         _folder(args.source)
-        if args.revoke:
-            return _revoke(args, report)
-        return _fix(args, report) if args.fix else _keep(args, report)
+        return _fix(args, report) if args.fix else _decide(args, report)
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -135,39 +133,32 @@ def _fix(args: argparse.Namespace, report) -> int:
         print(f"Left for you to review: {len(review):,} findings (sightline check {args.source}).")
     unmoved = [p for p in report.of_kind("label") if not p.details.get("fixable")]
     if unmoved:
-        from sightline.health.label_quality import FIX_CONFIDENCE, FIX_OWN
+        from sightline.health.label_quality import FIX_CONFIDENCE, FIX_OWN, RELIABLE_ACCURACY
 
         print(f"  {len(unmoved):,} suspected labels among them: --fix relabels only training "
               f"images at {FIX_CONFIDENCE:.0%} or more for another class and {FIX_OWN:.0%} or "
-              "less for their own, by models right on 90 % or more of the images they never "
-              "saw; look at these yourself")  # fmt: skip
+              f"less for their own, by models right on {RELIABLE_ACCURACY:.0%} or more of the "
+              "images they never saw; look at these yourself")  # fmt: skip
     if moves:
         print(f"Undo: sightline check {args.source} --undo")
     return 0
 
 
-def _keep(args: argparse.Namespace, report) -> int:
-    from sightline.health.decisions import keep
+def _decide(args: argparse.Namespace, report) -> int:
+    """--keep PATH (a finding right as it is, through the fix journal) or --revoke PATH."""
+    from sightline.health.decisions import keep, revoke
 
-    for path in args.keep:
-        kept = keep(report, args.source, path)
-        if not kept:
-            print(f"{path}: no finding about it (paths are relative to {args.source})")
-        for problem in kept:
-            print(f"kept as it is: {problem.kind} {' = '.join(problem.paths)}")
-    print(f"Undo: sightline check {args.source} --undo (or --revoke PATH)")
-    return 0
-
-
-def _revoke(args: argparse.Namespace, report) -> int:
-    from sightline.health.decisions import revoke
-
-    for path in args.revoke:
-        back = revoke(report, args.source, path)
-        if not back:
-            print(f"{path}: no finding about it is kept as it is")
-        for problem in back:
-            print(f"reported again: {problem.kind} {' = '.join(problem.paths)}")
+    decide, paths = (revoke, args.revoke) if args.revoke else (keep, args.keep)
+    done = "reported again" if args.revoke else "kept as it is"
+    for path in paths:
+        problems = decide(report, args.source, path)
+        if not problems:
+            about = "is kept as it is" if args.revoke else f"(paths are relative to {args.source})"
+            print(f"{path}: no finding about it {about}")
+        for problem in problems:
+            print(f"{done}: {problem.kind} {' = '.join(problem.paths)}")
+    if args.keep:
+        print(f"Undo: sightline check {args.source} --undo (or --revoke PATH)")
     return 0
 
 
