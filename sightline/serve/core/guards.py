@@ -135,7 +135,8 @@ class AccessGuard:
                     return page_refusal(
                         401,
                         "This server needs its token: open the address <code>sightline serve</code> "
-                        "printed (it ends in <code>?token=…</code>).",
+                        "printed (it ends in <code>?token=…</code>), or paste the token here.",
+                        scope,
                     )
                 return error_response(
                     401,
@@ -147,7 +148,7 @@ class AccessGuard:
                 return (
                     error_response(403, "wrong token")
                     if path.startswith("/api/")
-                    else page_refusal(403, "Wrong token.")
+                    else page_refusal(403, WRONG_TOKEN_PAGE, scope)
                 )
         if scope.get("method", "GET") not in SAFE_METHODS and cross_site(scope):
             return error_response(
@@ -164,14 +165,8 @@ class AccessGuard:
 
     def _cookie_redirect(self, scope: Scope, given: str) -> Any:
         if not self._matches(given):
-            return page_refusal(403, "Wrong token.")
-        rest = [
-            (k, v)
-            for k, v in parse_qsl(
-                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-            )
-            if k != TOKEN_QUERY
-        ]
+            return page_refusal(403, WRONG_TOKEN_PAGE, scope)
+        rest = _other_fields(scope)
         target = scope.get("path", "/") + ("?" + urlencode(rest) if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
@@ -225,8 +220,23 @@ def _query_token(scope: Scope) -> str | None:
     return None
 
 
-def page_refusal(status: int, message_html: str) -> Any:
-    """A refusal a person reads in a browser tab (``message_html`` is ours, never a client's)."""
+WRONG_TOKEN_PAGE = "Wrong token: paste the one <code>sightline serve</code> printed."
+
+
+def _other_fields(scope: Scope) -> list[tuple[str, str]]:
+    """The query's fields but the token, in order."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    return [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != TOKEN_QUERY]
+
+
+def page_refusal(status: int, message_html: str, scope: Scope | None = None) -> Any:
+    """A refusal a person reads in a browser tab (``message_html`` is ours, never a client's).
+    With the request's ``scope``: the token page (the site's navigation and a field for the
+    token, which its form sends as ``?token=`` to this same guard, ``web/pages.py``)."""
+    if scope is not None:
+        from sightline.serve.web.pages import token_page
+
+        return token_page(status, message_html, scope.get("path", "/"), _other_fields(scope))
     body = f"<!doctype html><meta charset=utf-8><title>sightline</title><p>{message_html}</p>"
     return HTMLResponse(body, status_code=status)
 

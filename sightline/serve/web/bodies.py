@@ -1,13 +1,14 @@
 """The static markup of each page (``pages.render_page`` wraps it): headings, empty containers
 and forms, each key element with an id that its script (and the browser tests) find it by.
 
-No data goes in here: the scripts fill the containers from the API. The one function,
-``not_found``, escapes its message.
+No data goes in here: the scripts fill the containers from the API. The functions
+(``not_found``, ``token_form``) escape what they are given.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 
 def _metric(label: str, element_id: str) -> str:
@@ -21,6 +22,27 @@ def not_found(message: str) -> str:
     return f"""    <section class="card" id="not-found">
       <p class="error-text">{html.escape(message)}</p>
       <p><a href="/">Back to the runs</a></p>
+    </section>"""
+
+
+def token_form(message_html: str, action: str, query: Sequence[tuple[str, str]]) -> str:
+    """The token page's body: ``message_html`` is ours (never a client's); ``action`` (a path
+    on this server) and ``query`` (the other fields of the address asked for) are escaped."""
+    hidden = "".join(
+        f'\n        <input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in query
+    )
+    return f"""    <section class="card" id="token-card">
+      <p id="token-message">{message_html}</p>
+      <form class="form-row" id="token-form" method="get" action="{html.escape(action)}">
+        <label for="token-input">Token</label>
+        <input type="password" id="token-input" name="token" required autocomplete="off"
+          spellcheck="false" aria-describedby="token-help">{hidden}
+        <button type="submit" id="token-submit">Use this token</button>
+      </form>
+      <p class="muted small" id="token-help">The token is the part after <code>?token=</code> in the
+        address <code>sightline serve</code> printed. This browser keeps it in a cookie for this
+        server only; no page script can read it.</p>
     </section>"""
 
 
@@ -38,7 +60,7 @@ RUNS = """    <div class="error-box" id="runs-error" role="alert" hidden></div>
         <button type="button" id="compare-runs" disabled>Compare</button>
         <span class="muted" id="runs-count"></span>
       </div>
-      <div class="table-wrap"><table id="runs-table" class="table"></table></div>
+      <div class="table-wrap"><table id="runs-table" class="table stack"></table></div>
     </section>
     <section class="card" id="compare-panel" hidden>
       <div class="card-head">
@@ -138,6 +160,7 @@ CLASSIFY = """    <section class="card">
           <p id="result-truth" hidden></p>
           <p class="note" id="result-note" hidden></p>
           <div class="bars" id="top-k"></div>
+          <p class="muted small" id="top-k-caption"></p>
         </div>
       </div>
       <div class="card">
@@ -152,16 +175,20 @@ CLASSIFY_MANY = """    <section class="card">
           <label for="run-select">Run</label>
           <select id="run-select"></select>
         </div>
-        <div class="form-grid files">
-          <label class="field">Image files or .zip archives
-            <input type="file" id="files-input" multiple accept="image/*,.zip,application/zip"></label>
-          <label class="field">A folder (all its images)
-            <input type="file" id="folder-input" webkitdirectory multiple></label>
+        <label class="drop-zone" id="many-drop" for="files-input">
+          <input type="file" id="files-input" multiple accept="image/*,.zip,application/zip" class="visually-hidden">
+          <span class="drop-title">Drop images, .zip archives or folders here, or click to choose files</span>
+          <span class="muted">PNG, JPEG, GIF, BMP, WebP, TIFF; a zip or a folder: all the images in it</span>
+        </label>
+        <input type="file" id="folder-input" webkitdirectory multiple class="visually-hidden" tabindex="-1" aria-hidden="true">
+        <div class="toolbar">
+          <button type="button" class="secondary" id="choose-folder">Choose a folder…</button>
+          <span class="muted" id="many-picked">No files chosen.</span>
         </div>
-        <p class="muted" id="many-picked">No files chosen.</p>
         <div class="toolbar">
           <button type="submit" id="classify-many-submit" disabled>Classify</button>
           <button type="button" class="secondary" id="download-csv" disabled>Download CSV</button>
+          <button type="button" class="secondary" id="many-reset">Start over</button>
         </div>
       </form>
     </section>
@@ -169,11 +196,15 @@ CLASSIFY_MANY = """    <section class="card">
     <p class="summary" id="many-summary" hidden></p>
     <section class="card" id="many-results" hidden>
       <h2>Results</h2>
-      <div class="table-wrap"><table class="table" id="many-table"></table></div>
+      <div class="table-wrap"><table class="table stack" id="many-table"></table></div>
     </section>
     <section class="card" id="many-bad" hidden>
-      <h2>Not classified</h2>
-      <div class="table-wrap"><table class="table" id="bad-table"></table></div>
+      <div class="card-head">
+        <h2>Not classified <span class="muted small" id="bad-count"></span></h2>
+        <button type="button" class="secondary small" id="bad-clear">Clear this list</button>
+      </div>
+      <p class="muted">Kept until you clear it or start over, whatever you classify next.</p>
+      <div class="table-wrap"><table class="table stack" id="bad-table"></table></div>
     </section>"""
 
 DATASETS = """    <p class="lead">The built-in datasets, and the image folders this server was started with (--data-dir).

@@ -14,6 +14,7 @@ from a whitelist made when this module is imported: a request names a file, neve
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import re
@@ -98,17 +99,24 @@ def render_page(
     nav: str = "",
     data: dict[str, str] | None = None,
     heading: str | None = None,
+    head: str | None = None,
 ) -> str:
     """A whole page. ``title``, ``heading`` and the ``data`` values are escaped here (they may
     hold a run name); ``body`` is trusted markup from ``page_bodies`` and must hold no data.
-    ``data`` becomes ``data-*`` attributes of <main>, where the page's script reads them."""
+    ``data`` becomes ``data-*`` attributes of <main>, where the page's script reads them.
+    ``head``: trusted markup instead of the stylesheet, icon and scripts (the token page's)."""
     attrs = "".join(
         f' data-{html.escape(k)}="{html.escape(str(v), quote=True)}"'
         for k, v in (data or {}).items()
     )
-    tags = "\n  ".join(
-        f'<script src="/static/{html.escape(s)}" defer></script>' for s in ("common.js", *scripts)
-    )
+    if head is None:
+        tags = "\n  ".join(
+            f'<script src="/static/{html.escape(s)}" defer></script>'
+            for s in ("common.js", *scripts)
+        )
+        head = f"""<link rel="stylesheet" href="/static/style.css">
+  <link rel="icon" href="/static/favicon.png" type="image/png">
+  {tags}"""
     shown = html.escape(heading if heading is not None else title)
     return f"""<!doctype html>
 <html lang="en">
@@ -116,9 +124,7 @@ def render_page(
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{html.escape(title)} · sightline</title>
-  <link rel="stylesheet" href="/static/style.css">
-  <link rel="icon" href="/static/favicon.png" type="image/png">
-  {tags}
+  {head}
 </head>
 <body>
   <header class="topbar">
@@ -149,6 +155,41 @@ def not_found_page(message: str) -> HTMLResponse:
     public = public_text()
     shown = message if public is None else public(message)
     return page_response(render_page("Not found", page_bodies.not_found(shown)), status=404)
+
+
+def missing_page() -> HTMLResponse:
+    """The 404 page of an address that is no page at all (a typo): the site's navigation, and
+    where to go (``core/errors.py`` answers a browser's unknown address with it)."""
+    return not_found_page("There is no page at this address.")
+
+
+# The token page is answered before the token is checked, so it can load nothing from this
+# server (every /static file needs the token too): the stylesheet goes inline, allowed by its
+# hash, and nothing else runs or loads. Its form sends the token as ``?token=``, to the same
+# check (``AccessGuard._cookie_redirect``) that the link ``sightline serve`` prints goes to.
+_STYLE = (STATIC_DIR / "style.css").read_text(encoding="utf-8") if STATIC_DIR.is_dir() else ""
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
+TOKEN_PAGE_CSP = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src data:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[^\\]*")  # "/runs/x", never "//host/x"
+
+
+def token_page(
+    status: int, message_html: str, path: str = "/", query: Sequence[tuple[str, str]] = ()
+) -> HTMLResponse:
+    """The page a browser gets without the token (401) or with a wrong one (403): the site's
+    navigation, ``message_html`` (ours, never a client's), and a field to paste the token in.
+    The form asks for ``path`` again with the token and ``query``'s other fields, so the guard
+    sets the cookie and sends the browser on to the page it asked for."""
+    action = path if _SAME_SITE_PATH.fullmatch(path) else "/"
+    heading = "Wrong token" if status == 403 else "Token needed"
+    body = page_bodies.token_form(message_html, action, query)
+    head = f'<style>{_STYLE}</style>\n  <link rel="icon" href="data:,">'
+    content = render_page(heading, body, head=head)
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": TOKEN_PAGE_CSP}
+    return HTMLResponse(content, status_code=status, headers=headers)
 
 
 # ---------------------------------------------------------------------------- pages

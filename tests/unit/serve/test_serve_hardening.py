@@ -230,7 +230,8 @@ def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_script(runs):
     c = client(runs)
     page = c.get("/no-such-page", headers={"Accept": "text/html,application/xhtml+xml"})
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
-    assert "Not found" in page.text and "<a href=/>See the runs</a>" in page.text
+    assert "Not found" in page.text and "There is no page at this address" in page.text
+    assert 'id="nav"' in page.text and 'href="/classify"' in page.text  # the site's navigation
     api = c.get("/api/no-such-endpoint", headers={"Accept": "text/html"})
     assert api.status_code == 404 and "no such endpoint" in api.json()["error"]
     assert c.get("/no-such-page").json()["error"]  # a script's default Accept: JSON

@@ -8,6 +8,7 @@
   const el = SL.el;
   const TOP_K = 5;
   let testCount = null;
+  let runCalibrated = null; // the run's, from /api/runs/{run} (null: not said)
   let busy = null; // the AbortController of the request under way: a new image cancels it
 
   function currentRun() {
@@ -25,6 +26,7 @@
     if (run) url.searchParams.set('run', run);
     window.history.replaceState(null, '', url.pathname + url.search);
     testCount = null;
+    runCalibrated = null;
     SL.$('random-test').disabled = true;
     SL.setText('random-test-why', run ? '' : 'No run yet: train one to classify its test images.');
     if (!run) return;
@@ -32,6 +34,7 @@
       const d = await SL.api('/api/runs/' + encodeURIComponent(run));
       if (currentRun() !== run) return;
       testCount = SL.isNum(d.test_count) ? d.test_count : null;
+      runCalibrated = typeof d.calibrated === 'boolean' ? d.calibrated : null;
       const button = SL.$('random-test');
       button.disabled = !testCount;
       button.title = testCount ? `one of the ${SL.int(testCount)} test images` : '';
@@ -80,9 +83,11 @@
     SL.setText('saliency-caption', r.saliency_method ? 'Saliency (' + r.saliency_method + ')' : 'Saliency');
     SL.setText('result-file', r.file ? r.file + ' · run ' + r.run : 'run ' + r.run);
     // "None of these": the image is unlike every class the run was trained on (its score over
-    // the run's threshold); the closest class is still said, with how sure it would be.
+    // the run's threshold). That is the answer; the closest class is said as the closest, in
+    // neutral grey, never in the green of an answer.
+    SL.$('result-label').classList.toggle('unknown', !!r.unknown);
     SL.setText('result-label', r.unknown ? 'None of these' : r.label);
-    SL.setText('result-confidence', r.unknown ? 'closest: ' + r.closest + ' ' + SL.pct(r.confidence) : SL.pct(r.confidence));
+    SL.setText('result-confidence', r.unknown ? 'closest class: ' + r.closest + ' (' + SL.pct(r.confidence) + ')' : SL.pct(r.confidence));
     const why = SL.$('result-unknown');
     why.hidden = !r.unknown;
     why.textContent = r.unknown ? 'Unlike the images this run was trained on: its score ' + SL.num(r.ood_score, 1) +
@@ -97,15 +102,33 @@
     const note = SL.$('result-note');
     note.hidden = !r.note;
     note.textContent = r.note || '';
-    renderTopK(r.top_k || []);
+    renderTopK(r.top_k || [], !!r.unknown);
+    SL.setText('top-k-caption', caption(r));
     renderActivations(r.activations || []);
   }
 
-  function renderTopK(top) {
+  // What the bars are: how the run shares 100 % among its own classes (whatever the image),
+  // and whether those probabilities are calibrated, when the run says.
+  function caption(r) {
+    const calibrated = typeof r.calibrated === 'boolean' ? r.calibrated : runCalibrated;
+    const parts = [r.unknown
+      ? 'The run\'s classes share 100 % among themselves whatever the image: these bars say which class is closest, not that the image is one of them.'
+      : 'Probabilities among the run\'s classes.'];
+    if (calibrated === true) parts.push('They are calibrated: of the answers given 90 %, about 90 % are right.');
+    if (calibrated === false) parts.push('They are not calibrated (sightline calibrate RUN): they may be over-confident.');
+    return parts.join(' ');
+  }
+
+  // The answer's bar is green; an unknown answer has none: its closest class is marked as the
+  // closest and every bar is neutral.
+  function renderTopK(top, unknown) {
     const box = SL.clear(SL.$('top-k'));
+    box.classList.toggle('neutral', unknown);
     top.forEach((t, i) => {
-      box.appendChild(el('div', {class: 'bar-row' + (i === 0 ? ' top' : '')},
-        el('span', {class: 'bar-label'}, t.label), SL.bar(t.probability), el('span', {class: 'bar-value'}, SL.pct(t.probability))));
+      const first = i === 0 ? (unknown ? ' closest' : ' top') : '';
+      box.appendChild(el('div', {class: 'bar-row' + first},
+        el('span', {class: 'bar-label'}, t.label, unknown && i === 0 ? el('span', {class: 'tag'}, 'closest') : null),
+        SL.bar(t.probability), el('span', {class: 'bar-value'}, SL.pct(t.probability))));
     });
   }
 

@@ -1,6 +1,7 @@
-/* The Classify many page (/classify-many): files, a folder or .zip archives through
- * POST /api/predict; a sortable table of results, the files that could not be read, and a
- * CSV of it all built in the browser. */
+/* The Classify many page (/classify-many): files, folders or .zip archives (dropped on the
+ * drop zone or chosen) through POST /api/predict; a sortable table of results, the files that
+ * could not be read (kept, with their reasons, until cleared or started over), and a CSV of it
+ * all built in the browser. */
 'use strict';
 
 (function () {
@@ -9,7 +10,7 @@
   const TOP_K = 3;
   let picked = [];
   let results = [];
-  let bad = [];
+  let bad = []; // every file refused since the list was last cleared: [{file, error}]
   let resultsTable = null;
   let badTable = null;
 
@@ -27,10 +28,13 @@
     {key: 'thumbnail', label: '', sortable: false, class: 'thumb-cell',
       cell: (r) => (r.thumbnail ? el('img', {class: 'thumb', src: r.thumbnail, alt: ''}) : '')},
     {key: 'file', label: 'File', class: 'name'},
-    {key: 'label', label: 'Answer', class: 'wrap', value: answer,
+    {key: 'label', label: 'Answer', class: 'wrap key', value: answer,
       cell: (r) => (r.unknown ? el('span', {class: 'unknown', title: 'score ' + SL.num(r.ood_score, 1) +
         ' over the run\'s threshold ' + SL.num(r.unknown_threshold, 1)}, answer(r)) : r.label)},
-    {key: 'confidence', label: 'Confidence', cell: (r) => el('div', {class: 'conf-cell'}, SL.bar(r.confidence), SL.pct(r.confidence))},
+    // An unknown answer's confidence is its closest class's, drawn neutral: not an answer's.
+    {key: 'confidence', label: 'Confidence', class: 'key', cell: (r) => el('div', {class: 'conf-cell' + (r.unknown ? ' closest' : ''),
+      title: r.unknown ? 'the closest class (' + r.closest + ')\'s probability among the run\'s classes: not an answer' : null},
+      SL.bar(r.confidence), (r.unknown ? 'closest ' : '') + SL.pct(r.confidence))},
     {key: 'top_k', label: 'Top-3', class: 'wrap', value: topK, cell: topK},
   ];
   const BAD_COLUMNS = [
@@ -38,9 +42,13 @@
     {key: 'error', label: 'Reason', class: 'wrap'},
   ];
 
-  function choose(files, fromFolder) {
-    // A folder's files keep their path inside it ("cats/a.png"), so results tell them apart.
-    picked = [...files].map((f) => ({file: f, name: (fromFolder && f.webkitRelativePath) || f.name}));
+  // A folder's hidden files ("cats/.DS_Store") are no images anyone chose.
+  const hidden = (name) => name.includes('/') && /(^|\/)\./.test(name);
+
+  // files: [{file, name}]; a folder's files keep their path inside it ("cats/a.png"), so
+  // results tell them apart.
+  function choose(files) {
+    picked = files.filter((p) => !hidden(p.name));
     const bytes = picked.reduce((sum, p) => sum + p.file.size, 0);
     SL.$('many-picked').textContent = picked.length
       ? `${picked.length} file${picked.length === 1 ? '' : 's'} chosen (${(bytes / 1048576).toFixed(1)} MB)`
@@ -48,17 +56,103 @@
     SL.$('classify-many-submit').disabled = !picked.length || !SL.$('run-select').value;
   }
 
-  function showResults(all) {
+  // all: this submission's answers so far; before: the files refused before it, which stay
+  // listed (a reason must not vanish with the next upload) until cleared.
+  function showResults(all, before) {
     results = all.filter((r) => !r.error);
-    bad = all.filter((r) => r.error);
+    const refused = all.filter((r) => r.error);
+    const seen = new Set();
+    bad = [...before, ...refused].filter((r) => {
+      const key = r.file + '\u0000' + r.error;
+      return !seen.has(key) && seen.add(key);
+    });
+    const unknown = results.filter((r) => r.unknown).length;
     const summary = SL.$('many-summary');
     summary.hidden = false;
-    summary.textContent = `${results.length} classified, ${bad.length} bad` + (bad.length ? ' (listed below)' : '') + '.';
+    summary.textContent = `${results.length} classified` + (unknown ? ` (${unknown} none of these)` : '') +
+      `, ${refused.length} bad` + (refused.length ? ' (listed below)' : '') + '.';
     SL.$('many-results').hidden = !results.length;
-    SL.$('many-bad').hidden = !bad.length;
+    showBad();
     resultsTable.setRows(results);
+    SL.$('download-csv').disabled = !results.length && !bad.length;
+  }
+
+  function showBad() {
+    SL.$('many-bad').hidden = !bad.length;
+    SL.setText('bad-count', bad.length ? `${bad.length} file${bad.length === 1 ? '' : 's'}` : '');
     badTable.setRows(bad);
-    SL.$('download-csv').disabled = !all.length;
+  }
+
+  function clearBad() {
+    bad = [];
+    showBad();
+    SL.$('download-csv').disabled = !results.length;
+  }
+
+  function startOver() {
+    results = [];
+    resultsTable.setRows(results);
+    SL.$('many-results').hidden = true;
+    SL.$('many-summary').hidden = true;
+    SL.showError('many-error', null);
+    SL.$('files-input').value = '';
+    SL.$('folder-input').value = '';
+    choose([]);
+    clearBad();
+  }
+
+  // What was dropped: files, and the files inside dropped folders (their paths kept). The
+  // entries are taken while the drop event lasts; a browser without them gives the files.
+  function droppedFiles(transfer) {
+    const items = [...(transfer.items || [])].filter((i) => i.kind === 'file');
+    const entries = items.map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+    if (!entries.length || entries.some((e) => !e)) {
+      return Promise.resolve([...(transfer.files || [])].map((f) => ({file: f, name: f.name})));
+    }
+    const out = [];
+    const walk = (entry) => new Promise((resolve) => {
+      const name = entry.fullPath.replace(/^\/+/, '');
+      if (entry.isFile) {
+        entry.file((f) => { out.push({file: f, name}); resolve(); }, () => resolve());
+      } else if (entry.isDirectory) {
+        const reader = entry.createReader();
+        const more = () => reader.readEntries(async (list) => { // a folder comes in pieces
+          if (!list.length) { resolve(); return; }
+          for (const e of list) await walk(e);
+          more();
+        }, () => resolve());
+        more();
+      } else {
+        resolve();
+      }
+    });
+    return entries.reduce((done, e) => done.then(() => walk(e)), Promise.resolve()).then(() => out);
+  }
+
+  function setupDropZone() {
+    const zone = SL.$('many-drop');
+    SL.$('files-input').addEventListener('change', (e) => {
+      SL.$('folder-input').value = '';
+      choose([...e.target.files].map((f) => ({file: f, name: f.name})));
+    });
+    SL.$('folder-input').addEventListener('change', (e) => {
+      SL.$('files-input').value = '';
+      choose([...e.target.files].map((f) => ({file: f, name: f.webkitRelativePath || f.name})));
+    });
+    SL.$('choose-folder').addEventListener('click', () => SL.$('folder-input').click());
+    ['dragenter', 'dragover'].forEach((name) => zone.addEventListener(name, (e) => {
+      e.preventDefault();
+      zone.classList.add('dragging');
+    }));
+    ['dragleave', 'drop'].forEach((name) => zone.addEventListener(name, () => zone.classList.remove('dragging')));
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      droppedFiles(e.dataTransfer).then((files) => {
+        SL.$('files-input').value = '';
+        SL.$('folder-input').value = '';
+        choose(files);
+      }, (err) => SL.showError('many-error', 'Cannot read what was dropped: ' + (err.message || err)));
+    });
   }
 
   async function send(batch) {
@@ -83,6 +177,7 @@
     const button = SL.$('classify-many-submit');
     button.disabled = true;
     SL.showError('many-error', null);
+    const before = bad;
     let all = [];
     try {
       const limits = (await SL.api('/api/health')).limits || {};
@@ -93,12 +188,12 @@
         button.textContent = `Classifying… ${done}/${picked.length}`;
         all = all.concat(await send(batch));
         done += batch.length;
-        showResults(all);
+        showResults(all, before);
       }
-      showResults(all);
+      showResults(all, before);
     } catch (err) {
       SL.showError('many-error', err.message + (all.length ? ' (the files before it are listed)' : ''));
-      if (all.length) showResults(all);
+      if (all.length) showResults(all, before);
     } finally {
       button.disabled = false;
       button.textContent = 'Classify';
@@ -148,17 +243,18 @@
   async function start() {
     resultsTable = SL.sortableTable(SL.$('many-table'), RESULT_COLUMNS);
     badTable = SL.sortableTable(SL.$('bad-table'), BAD_COLUMNS);
-    SL.$('files-input').addEventListener('change', (e) => { SL.$('folder-input').value = ''; choose(e.target.files, false); });
-    SL.$('folder-input').addEventListener('change', (e) => { SL.$('files-input').value = ''; choose(e.target.files, true); });
+    setupDropZone();
     SL.$('many-form').addEventListener('submit', submit);
     SL.$('download-csv').addEventListener('click', downloadCsv);
+    SL.$('many-reset').addEventListener('click', startOver);
+    SL.$('bad-clear').addEventListener('click', clearBad);
     try {
       const runs = await SL.fillRunSelect(SL.$('run-select'), SL.param('run'));
       if (!runs.length) SL.showError('many-error', 'No trained run yet: train one first (the Train page).');
     } catch (err) {
       SL.showError('many-error', 'Cannot list the runs: ' + err.message);
     }
-    choose([], false);
+    choose([]);
   }
 
   document.addEventListener('DOMContentLoaded', start);

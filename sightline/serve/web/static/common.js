@@ -150,6 +150,29 @@
     return isNaN(t) ? 0 : t;
   };
 
+  // The metric a run's best epoch was chosen by, named as what it is: "val_accuracy" → "val.
+  // accuracy", "loss" → "train loss" (a run without a validation split watches its training
+  // twin), and its value as a percentage or a number.
+  SL.metricName = (monitor) => {
+    const m = String(monitor || '');
+    return m.startsWith('val_') ? 'val. ' + m.slice(4).replace(/_/g, ' ') : 'train ' + m.replace(/_/g, ' ');
+  };
+  SL.metricValue = (monitor, value, digits) => (/loss/.test(monitor || '') ? SL.num(value) : SL.pct(value, digits));
+  // Whether a run's best epoch was chosen on its validation split (a run without one, or with
+  // one too small to tell epochs apart, watches a training number).
+  SL.validated = (run) => /^val_/.test(run.monitor || '');
+  // Whether a run has a validation split: the API's has_validation where it says, else its
+  // history's val_ columns (the run page has them); null: not known.
+  SL.hasValidation = function (run) {
+    if (typeof run.has_validation === 'boolean') return run.has_validation;
+    const rows = Array.isArray(run.history) ? run.history : [];
+    if (!rows.length) return SL.validated(run) ? true : null;
+    return rows.some((r) => isNum(r.val_loss) || isNum(r.val_accuracy));
+  };
+  // "val. accuracy 91.30%", or null when the run has no best value yet.
+  SL.bestText = (run, digits) => (SL.isNum(run.best_value) && run.monitor
+    ? SL.metricName(run.monitor) + ' ' + SL.metricValue(run.monitor, run.best_value, digits) : null);
+
   /* ------------------------------------------------------------------ widgets */
 
   // A run's or a job's state as a coloured badge.
@@ -209,7 +232,10 @@
         const tr = SL.el('tr', opts.rowAttrs ? opts.rowAttrs(row) : null);
         for (const col of columns) {
           const value = col.cell ? col.cell(row) : row[col.key];
-          tr.appendChild(SL.el('td', {class: col.class || null}, value === null || value === undefined ? '–' : value));
+          // data-label: the column's name over the cell where a .stack table shows its rows as
+          // cards (narrow screens, style.css).
+          tr.appendChild(SL.el('td', {class: col.class || null, 'data-label': col.label || null},
+            value === null || value === undefined ? '–' : value));
         }
         body.appendChild(tr);
       }

@@ -18,13 +18,13 @@
   function renderPerClass(d) {
     const box = SL.clear(SL.$('per-class'));
     if (!Array.isArray(d.per_class) || !d.per_class.length) { box.appendChild(noEvaluation(d.name)); return; }
-    const table = el('table', {class: 'table', id: 'per-class-table'});
+    const table = el('table', {class: 'table stack', id: 'per-class-table'});
     box.appendChild(el('div', {class: 'table-wrap'}, table));
     const metric = (key) => ({key, label: key[0].toUpperCase() + key.slice(1), class: 'num', cell: (r) => SL.num(r[key], 3)});
     SL.sortableTable(table, [
-      {key: 'class', label: 'Class', class: 'wrap'},
+      {key: 'class', label: 'Class', class: 'name'},
       metric('precision'), metric('recall'), metric('f1'),
-      {key: 'support', label: 'Support', class: 'num', cell: (r) => SL.int(r.support)},
+      {key: 'support', label: 'Support', class: 'num key', cell: (r) => SL.int(r.support)},
     ]).setRows(d.per_class);
   }
 

@@ -16,13 +16,16 @@
     return names.length <= 3 ? names.join(', ') : names.slice(0, 3).join(', ') + ' +' + (names.length - 3);
   }
 
-  // Best validation value: accuracy-like monitors as %, losses as numbers.
+  // The value the best epoch was chosen by, its metric named: "val. accuracy 91.3%", or
+  // "train loss 0.2100" for a run that chose by a training number (never shown as a
+  // validation one), with "no validation split" where the run has none.
   function best(run) {
-    if (!SL.isNum(run.best_value)) return '–';
-    const monitor = run.monitor || '';
-    const value = /loss/.test(monitor) ? SL.num(run.best_value) : SL.pct(run.best_value);
-    return el('span', {title: monitor + ' at epoch ' + run.best_epoch}, value, ' ',
-      el('span', {class: 'muted'}, monitor.replace('val_', '')));
+    const text = SL.bestText(run);
+    if (!text) return '–';
+    const none = SL.hasValidation(run) === false;
+    const why = SL.validated(run) ? '' : none ? ': the run has no validation split' : ': a training number, not a validation one';
+    return el('span', {title: 'epoch ' + run.best_epoch + ' was kept for its ' + SL.metricName(run.monitor) + why},
+      text, none ? el('span', {class: 'muted'}, ' (no validation split)') : null);
   }
 
   function checkbox(run) {
@@ -34,18 +37,19 @@
   }
 
   const COLUMNS = [
-    {key: 'select', label: '', sortable: false, cell: checkbox},
+    {key: 'select', label: '', sortable: false, class: 'check-cell', cell: checkbox},
     {key: 'name', label: 'Run', class: 'name', cell: (r) => el('a', {href: SL.runUrl(r.name)}, r.name)},
     {key: 'dataset', label: 'Dataset', class: 'wrap', value: (r) => SL.dataName(r.dataset),
       cell: (r) => el('span', {title: r.dataset || null}, SL.dataName(r.dataset))},
     {key: 'classes', label: 'Classes', class: 'wrap', value: (r) => shortClasses(r.classes), cell: (r) => shortClasses(r.classes)},
     {key: 'model', label: 'Model'},
     {key: 'epochs_done', label: 'Epochs', class: 'num', cell: (r) => (r.epochs_done ?? '–') + '/' + (r.epochs ?? '–')},
-    {key: 'best_value', label: 'Best val.', class: 'num nowrap', cell: best},
-    {key: 'test_accuracy', label: 'Test acc.', class: 'num', cell: (r) => SL.pct(r.test_accuracy)},
-    {key: 'status', label: 'Status', cell: (r) => SL.badge(r.status, r.error || null)},
+    {key: 'best_value', label: 'Best', class: 'num', cell: best,
+      value: (r) => (SL.validated(r) ? r.best_value : null)},
+    {key: 'test_accuracy', label: 'Test acc.', class: 'num key', cell: (r) => SL.pct(r.test_accuracy)},
+    {key: 'status', label: 'Status', class: 'key', cell: (r) => SL.badge(r.status, r.error || null)},
     {key: 'created', label: 'Created', class: 'nowrap', value: (r) => SL.timestamp(r.created), cell: (r) => SL.date(r.created)},
-    {key: 'actions', label: '', sortable: false, cell: (r) => el('button', {type: 'button', class: 'danger small delete-run',
+    {key: 'actions', label: '', sortable: false, class: 'action-cell', cell: (r) => el('button', {type: 'button', class: 'danger small delete-run',
       dataset: {run: r.name}, on: {click: () => deleteRun(r.name)}}, 'Delete')},
   ];
 
@@ -99,10 +103,12 @@
       SL.api('/api/runs/' + encodeURIComponent(n)).catch((err) => ({name: n, history: [], failed: err.message}))));
     const failed = details.filter((d) => d.failed);
     if (failed.length) SL.showError('runs-error', failed.map((d) => d.name + ': ' + d.failed).join('\n'));
-    const series = (key) => details.map((d) => ({
-      name: d.name,
-      points: (d.history || []).map((row) => [row.epoch, row[key]]),
-    }));
+    // A run without a validation split has no line here: its legend entry says why.
+    const series = (key) => details.map((d) => {
+      const points = (d.history || []).map((row) => [row.epoch, row[key]]);
+      const none = SL.hasValidation(d) === false;
+      return {name: d.name + (none ? ' (no validation split)' : ''), points};
+    });
     SL.lineChart(accBox, {title: 'Validation accuracy', series: series('val_accuracy'), xLabel: 'epoch',
       xInteger: true, yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], empty: 'No validation accuracy recorded'});
     SL.lineChart(lossBox, {title: 'Validation loss', series: series('val_loss'), xLabel: 'epoch', xInteger: true,
