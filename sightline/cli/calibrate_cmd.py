@@ -48,21 +48,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if record.get("skipped"):
         print(f"Run {run.name} ({args.checkpoint} checkpoint): calibration skipped: "
               f"{record['skipped']}")  # fmt: skip
-        return 0
-    print(
-        f"Run {run.name} ({args.checkpoint} checkpoint): {record['method']} calibration "
-        f"(scale {record['scale']:.4f}, curve {record['curve']:.4f}), "
-        f"fitted on {record['images']:,} images of {record['fitted_on']}"
-    )
-    print(
-        f"  ECE {before['ece']:.2%} -> {after['ece']:.2%}   NLL {before['nll']:.4f} -> "
-        f"{after['nll']:.4f}   Brier {before['brier']:.4f} -> {after['brier']:.4f}"
-        + (
-            f"   (ECE from sampling alone: {after['ece_floor']:.2%})"
-            if "ece_floor" in after
-            else ""
+    else:
+        print(
+            f"Run {run.name} ({args.checkpoint} checkpoint): {record['method']} calibration "
+            f"(scale {record['scale']:.4f}, curve {record['curve']:.4f}), "
+            f"fitted on {record['images']:,} images of {record['fitted_on']}"
         )
-    )
+        print(
+            f"  ECE {before['ece']:.2%} -> {after['ece']:.2%}   NLL {before['nll']:.4f} -> "
+            f"{after['nll']:.4f}   Brier {before['brier']:.4f} -> {after['brier']:.4f}"
+            + (
+                f"   (ECE from sampling alone: {after['ece_floor']:.2%})"
+                if "ece_floor" in after
+                else ""
+            )
+        )
     ood = record["ood"]
     stages = len(ood.get("taps") or [])
     reads = (

@@ -146,7 +146,7 @@ def _fix(args: argparse.Namespace, report) -> int:
 
 def _decide(args: argparse.Namespace, report) -> int:
     """--keep PATH (a finding right as it is, through the fix journal) or --revoke PATH."""
-    from sightline.health.decisions import keep, revoke
+    from sightline.health.fix import keep, revoke
 
     decide, paths = (revoke, args.revoke) if args.revoke else (keep, args.keep)
     done = "reported again" if args.revoke else "kept as it is"

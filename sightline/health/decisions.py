@@ -2,9 +2,9 @@
 ``.sightline-decisions.json`` so a reviewed image is not flagged again, until it changes: a
 decision holds the digests of the images it was made on.
 
-Keeping is a fix like any other: it goes through the journal of ``health/fix.py`` (``keep``
-writes a journal entry whose ``kept`` records are added to the decisions file), so Undo takes
-it back, and every kept finding stays listed (``HealthReport.kept``) with a way to revoke it."""
+Keeping is a fix like any other: ``health/fix.py``'s ``keep`` writes a journal entry whose
+``kept`` records are added to the decisions file, so Undo takes it back, and every kept finding
+stays listed (``HealthReport.kept``) with ``fix.revoke`` to take it back."""
 
 from __future__ import annotations
 
@@ -63,37 +63,3 @@ def _still_kept(problem: Problem, kept: dict[str, Any], digests: dict[str, str])
     return record is not None and all(
         digests.get(path) == record["digests"].get(path) for path in problem.paths
     )
-
-
-def keep(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
-    """Remember, through a journal entry that Undo takes back, that the findings of ``report``
-    about ``path`` (relative to the folder) are right as they are; returns them (none: the
-    path has no finding)."""
-    from sightline.health.fix import apply_fix
-
-    found = [p for p in report.problems if path in p.paths and p.paths]
-    if found:
-        records = {
-            decision_key(p): {
-                "kind": p.kind,
-                "digests": {q: report.digests.get(q) for q in p.paths},
-            }
-            for p in found
-        }
-        apply_fix(root, [], kept=records)
-        report.problems = [p for p in report.problems if p not in found]
-        report.kept += found
-    return found
-
-
-def revoke(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
-    """Take back every decision to keep a finding about ``path``: those findings are reported
-    again; returns them."""
-    found = [p for p in report.kept if path in p.paths]
-    keys = [decision_key(p) for p in found]
-    # a decision a later check no longer lists (the image changed) goes too
-    keys += [k for k in load_decisions(root) if path in k.split(":", 1)[1].split("|")]
-    remove_decisions(root, sorted(set(keys)))
-    report.kept = [p for p in report.kept if p not in found]
-    report.problems += found
-    return found

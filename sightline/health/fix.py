@@ -15,7 +15,13 @@ from typing import Any
 
 from sightline.errors import DataError
 from sightline.fileio import atomic_write_json, read_json
-from sightline.health.problems import HealthReport
+from sightline.health.decisions import (
+    add_decisions,
+    decision_key,
+    load_decisions,
+    remove_decisions,
+)
+from sightline.health.problems import HealthReport, Problem
 
 QUARANTINE = ".sightline-quarantine"
 
@@ -84,8 +90,6 @@ def recommended(report: HealthReport, root: str | os.PathLike) -> dict[str, dict
     ``decisions.decision_key``: {"action": "quarantine" or "move", "path": the file, "to": the
     class a move goes to}. A finding it leaves for review is not in it: no action is
     recommended over another there."""
-    from sightline.health.decisions import decision_key
-
     moves, _ = plan_fix(report, root)
     by_src = {m.src: m for m in moves}
     out: dict[str, dict[str, Any]] = {}
@@ -173,8 +177,6 @@ def _move(root: Path, src: str, dst: str) -> None:
 
 
 def _forward(root: Path, journal: dict[str, Any]) -> None:
-    from sightline.health.decisions import add_decisions
-
     for m in journal["moves"]:
         if (root / m["src"]).exists() and not (root / m["dst"]).exists():
             _move(root, m["src"], m["dst"])
@@ -183,8 +185,6 @@ def _forward(root: Path, journal: dict[str, Any]) -> None:
 
 
 def _backward(root: Path, journal: dict[str, Any]) -> None:
-    from sightline.health.decisions import remove_decisions
-
     if journal.get("kept"):
         remove_decisions(root, list(journal["kept"]))
     for m in reversed(journal["moves"]):
@@ -264,3 +264,36 @@ def _write_manifest(root: Path) -> None:
                 entries.append({"path": m["dst"], "from": m["src"], "kind": m["kind"],
                                 "reason": m["reason"], "fix": journal["id"]})  # fmt: skip
     atomic_write_json(root / QUARANTINE / "manifest.json", {"quarantined": entries})
+
+
+# ----------------------------------------------------------------------- keeping as it is
+def keep(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
+    """Remember, through a journal entry that Undo takes back, that the findings of ``report``
+    about ``path`` (relative to the folder) are right as they are; returns them (none: the
+    path has no finding)."""
+    found = [p for p in report.problems if path in p.paths and p.paths]
+    if found:
+        records = {
+            decision_key(p): {
+                "kind": p.kind,
+                "digests": {q: report.digests.get(q) for q in p.paths},
+            }
+            for p in found
+        }
+        apply_fix(root, [], kept=records)
+        report.problems = [p for p in report.problems if p not in found]
+        report.kept += found
+    return found
+
+
+def revoke(report: HealthReport, root: str | os.PathLike, path: str) -> list[Problem]:
+    """Take back every decision to keep a finding about ``path``: those findings are reported
+    again; returns them."""
+    found = [p for p in report.kept if path in p.paths]
+    keys = [decision_key(p) for p in found]
+    # a decision a later check no longer lists (the image changed) goes too
+    keys += [k for k in load_decisions(root) if path in k.split(":", 1)[1].split("|")]
+    remove_decisions(root, sorted(set(keys)))
+    report.kept = [p for p in report.kept if p not in found]
+    report.problems += found
+    return found

@@ -12,8 +12,9 @@ compute). What those probabilities are worth on this folder, and which images th
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ MIN_STEPS = 200
 # CNN on enough images alone (10 x 100 clean digits: 97.7 % held-out alone, 98.1 % with it).
 GRAY_FEATURES_UP_TO = 3_000
 BATCH = 64
+FOLD_THREADS = 2  # always: small models gain little from more, and the answer is the same
 LR = 0.1  # peak of a one-cycle schedule, SGD with Nesterov momentum
 WIDTH = 16  # fastcnn width: a few seconds a fold for a thousand 32 px images on 2 cores
 SHIFT = 2  # px of random translation: a model that memorises less, and so flags more
@@ -148,8 +150,29 @@ class OutOfFold:
     judges: str  # which models gave ``probs``, in words
 
 
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """PyTorch's intra-op threads set to ``n`` for a while: a float sum splits by thread count,
+    so the fold models' answers (and the findings) would differ between the CLI, the server's
+    processes and a test worker (65 against 66 findings on one folder, 1 thread against 2)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int = FOLDS,
                 progress: Callable[[int, int], None] | None = None) -> OutOfFold:  # fmt: skip
+    """Every item judged by models that did not train on it, the same on every run and face
+    (float32, seeded, ``FOLD_THREADS`` threads)."""
+    with _threads(FOLD_THREADS):
+        return _out_of_fold(inventory, groups, folds, progress)
+
+
+def _out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int,
+                 progress: Callable[[int, int], None] | None) -> OutOfFold:  # fmt: skip
     """Every item judged by models that did not train on it. Photos: a head on pretrained
     features. Gray images: a small CNN on the thumbnails, averaged with the features' head
     where the weights are installed: the two err on different images (5 classes x 40 clean

@@ -131,8 +131,7 @@ def _known(report: Any, path: str) -> None:
 
 @router.post("/review", summary="Keep, move or quarantine one file the check reported")
 async def review(name: str, body: ReviewRequest, request: Request) -> dict[str, Any]:
-    from sightline.health.decisions import keep
-    from sightline.health.fix import apply_fix, review_move
+    from sightline.health.fix import apply_fix, keep, review_move
 
     root, checked = _checked(request, name)
     _known(checked.report, body.path)
@@ -182,7 +181,7 @@ class RevokeRequest(BaseModel):
 
 @router.post("/revoke", summary="Report a kept finding again (take the decision to keep back)")
 async def revoke_keep(name: str, body: RevokeRequest, request: Request) -> dict[str, Any]:
-    from sightline.health.decisions import revoke
+    from sightline.health.fix import revoke
 
     root, checked = _checked(request, name)
     if not any(body.path in p.paths for p in checked.report.kept):
