@@ -167,7 +167,10 @@ class AccessGuard:
         if not self._matches(given):
             return page_refusal(403, WRONG_TOKEN_PAGE, scope)
         rest = _other_fields(scope)
-        target = scope.get("path", "/") + ("?" + urlencode(rest) if rest else "")
+        path = scope.get("path", "/")
+        if not path.startswith("/") or path.startswith("//") or "\\" in path:
+            path = "/"  # "//host/..." or "/\\host" would send the browser to another site
+        target = path + ("?" + urlencode(rest) if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
         return response

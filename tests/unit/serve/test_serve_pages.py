@@ -259,6 +259,10 @@ def test_pages_follow_the_access_guard(empty):
     assert_page(c.get("/train"))
     assert c.get("/static/common.js").status_code == 200
     assert c.get("/api/runs").status_code == 200
+    # the redirect after the token stays on this server: "//host" would leave it
+    for path in ("//evil.example/x", "/\\evil.example"):
+        r = c.get(f"http://example.org{path}?token=s3cret-0123456789abcdef", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/", r.headers["location"]
 
 
 # ---------------------------------------------------------------------------- static files
