@@ -383,9 +383,19 @@ class Run:
                 "test_loss": ev.get("loss"),
                 "test_ece": ev.get("ece"),  # how far its probabilities can be trusted
                 "test_ece_floor": ev.get("ece_floor"),  # what sampling alone would show
+                "has_validation": self._has_validation(),
             }
         )
         return out
+
+    def _has_validation(self) -> bool | None:
+        """Whether the run validated: a val_ column in its metrics (None: none written yet)."""
+        try:
+            with open_inside(self.path, self.files.metrics, "r", newline="") as f:
+                header = next(csv.reader(f), None)
+        except (OSError, PathRefusedError):  # not yet written, or a link: not said
+            return None
+        return None if header is None else any(k.startswith("val_") for k in header)
 
 
 def _cell(key: str, v: str | None) -> Any:

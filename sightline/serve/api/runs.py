@@ -65,6 +65,10 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     except PathRefusedError as e:  # a symbolic link: refused, and said so
         out["history"], out["history_error"] = [], str(e)
     out["evaluation"] = evaluation
+    try:  # whether its probabilities go through a calibrator (the Classify page says so)
+        out["calibrated"] = not run.calibrator().identity
+    except (SightlineError, OSError):  # no model file yet
+        out["calibrated"] = None
     try:
         out["classes"] = run.classes
     except SightlineError:  # no checkpoint yet: the classes the run was asked to train on

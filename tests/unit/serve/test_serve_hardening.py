@@ -276,3 +276,15 @@ def test_the_access_log_never_holds_the_token(tmp_path):
     assert visits and all("token=[redacted]" in line for line in visits), log
     shown = [line for line in log.splitlines() if token in line]
     assert len(shown) == 1 and shown[0].startswith("Open http://"), shown  # the owner's console
+
+
+def test_a_run_says_whether_it_is_calibrated_and_validated(runs):
+    """What the Classify and Runs pages say (issue 51): calibrated probabilities, a run's
+    validation split."""
+    from sightline import load_run
+
+    c = client(runs)
+    detail = c.get(f"/api/runs/{RUN}").json()
+    assert detail["calibrated"] is (not load_run(runs / RUN).calibrator().identity)
+    listed = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+    assert listed[RUN]["has_validation"] is True  # the toy run validates on a split of its own
