@@ -389,13 +389,14 @@ class Run:
         return out
 
     def _has_validation(self) -> bool | None:
-        """Whether the run validated: a val_ column in its metrics (None: none written yet)."""
+        """Whether the run validated: a val_ value in its metrics (None: none written yet)."""
         try:
-            with open_inside(self.path, self.files.metrics, "r", newline="") as f:
-                header = next(csv.reader(f), None)
-        except (OSError, PathRefusedError):  # not yet written, or a link: not said
+            rows = self.history
+        except (OSError, ValueError, PathRefusedError):  # damaged, or a link: not said
             return None
-        return None if header is None else any(k.startswith("val_") for k in header)
+        if not rows:
+            return None
+        return any(v is not None for r in rows for k, v in r.items() if k.startswith("val_"))
 
 
 def _cell(key: str, v: str | None) -> Any:

@@ -118,7 +118,7 @@ def test_the_best_epoch_names_its_metric(served, page):  # noqa: F811
 
     def without_validation(route):
         detail = route.fetch().json()
-        detail.update(monitor="accuracy", best_value=0.99, best_epoch=8)
+        detail.update(monitor="accuracy", best_value=0.99, best_epoch=8, has_validation=False)
         detail["history"] = [{k: v for k, v in row.items() if not k.startswith("val_")}
                              for row in detail["history"]]  # fmt: skip
         route.fulfill(status=200, body=json.dumps(detail), content_type="application/json")
