@@ -86,27 +86,73 @@ def load_dataset(
             Fashion-MNIST, "digit" for MNIST, "frame" for CIFAR-10 and folders).
         progress: download progress on stderr (True: if a terminal; "always"; False).
     """
+    check_load_options(channels, resize, fit)
+    spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
+    if spec is not None:
+        ds = _load_builtin(spec, cache_dir, mirror, progress, timeout)
+        dark = spec.dark_background
+    else:
+        path = folder_path(name_or_path)
+        ds = load_folder(path, channels=channels, size=size, resize=resize)
+        dark = None  # detected below from the final training images
+
+    ds = arrange(ds, spec, classes, channels, size, resize, val_split, calibration_split, seed)
+    train_images = ds.train.images
+    mean, std = channel_stats(train_images)
+    if dark is None:
+        dark = looks_dark_background(train_images)
+    c, h, w = ds.input_shape
+    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
+    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
+    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit)
+    default_flip = spec.flip if spec is not None else ds.flip
+    options = load_options(
+        name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
+        flip, fit, cache_dir, mirror,
+    )  # fmt: skip
+    return replace(
+        ds,
+        preprocess=preprocess,
+        flip=default_flip if flip is None else bool(flip),
+        load_options=options,
+    )
+
+
+def check_load_options(channels: int | None, resize: str | None, fit: str | None) -> None:
     if fit is not None and fit not in FITS:
         raise DataError(f"unknown fit {fit!r}: use {', '.join(FITS)} (how photos are framed)")
     if resize is not None and resize not in RESIZE_MODES:
         raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3, not {channels}")
-    spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
-    if spec is not None:
-        ds = _load_builtin(spec, cache_dir, mirror, progress, timeout)
-        dark = spec.dark_background
-    else:
-        path = Path(name_or_path).expanduser()
-        if not path.exists():
-            raise DataError(
-                f"{str(name_or_path)!r} is neither a built-in dataset nor an existing folder; "
-                f"built-in datasets are: {', '.join(list_datasets())} — or give the path of a "
-                f"folder with one subfolder of images per class"
-            )
-        ds = load_folder(path, channels=channels, size=size, resize=resize)
-        dark = None  # detected below from the final training images
 
+
+def folder_path(name_or_path: str | os.PathLike) -> Path:
+    """The folder ``name_or_path`` names (not a built-in's name); DataError when there is none."""
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"{str(name_or_path)!r} is neither a built-in dataset nor an existing folder; "
+            f"built-in datasets are: {', '.join(list_datasets())} — or give the path of a "
+            f"folder with one subfolder of images per class"
+        )
+    return path
+
+
+def arrange(
+    ds: Dataset,
+    spec: DatasetSpec | None,
+    classes: Sequence[str | int] | str | None,
+    channels: int | None,
+    size: int | Sequence[int] | None,
+    resize: str | None,
+    val_split: ValSplit,
+    calibration_split: float,
+    seed: int,
+) -> Dataset:
+    """The splits as read → the splits trained on, in the fixed order: keep the wanted classes,
+    convert (built-ins only, when channels/size are asked for), carve the validation split, then
+    the calibration split. ``outline.py`` runs the same steps on labels alone."""
     if isinstance(classes, str):  # "cat,dog" from a command line or a config file
         classes = [c.strip() for c in classes.split(",") if c.strip()]
     if classes:
@@ -120,17 +166,17 @@ def load_dataset(
                             f"{calibration_split!r}")  # fmt: skip
         train, held = split_validation(ds.train, float(calibration_split), seed)
         ds = replace(ds, train=train, calibration=held)
+    return ds
 
-    train_images = ds.train.images
-    mean, std = channel_stats(train_images)
-    if dark is None:
-        dark = looks_dark_background(train_images)
-    c, h, w = ds.input_shape
-    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
-    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
-    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit)
-    default_flip = spec.flip if spec is not None else ds.flip
-    # JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate).
+
+def load_options(
+    name_or_path: str | os.PathLike, spec: DatasetSpec | None, classes: Any, val_split: ValSplit,
+    calibration_split: float, seed: int, channels: int | None, size: Any, resize: str | None,
+    flip: bool | None, fit: str | None, cache_dir: Any, mirror: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate)."""
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
     options: dict[str, Any] = {
         "name_or_path": spec.name
         if spec is not None
@@ -146,12 +192,7 @@ def load_dataset(
         "fit": fit,
     }
     options.update({k: str(v) for k, v in (("cache_dir", cache_dir), ("mirror", mirror)) if v})
-    return replace(
-        ds,
-        preprocess=preprocess,
-        flip=default_flip if flip is None else bool(flip),
-        load_options=options,
-    )
+    return options
 
 
 # ----------------------------------------------------------------------- built-ins
@@ -161,9 +202,12 @@ def _load_builtin(
     files = dataset_files(
         spec, cache_dir=cache_dir, mirror=mirror, progress=progress, timeout=timeout
     )
-    decoded = resolve_cache_dir(cache_dir) / "decoded"
-    train = _decoded_split(spec, spec.train_files, files, decoded)
-    test = _decoded_split(spec, spec.test_files, files, decoded)
+    train = _decoded_split(
+        spec, spec.train_files, files, decoded_path(spec, spec.train_files, cache_dir)
+    )
+    test = _decoded_split(
+        spec, spec.test_files, files, decoded_path(spec, spec.test_files, cache_dir)
+    )
     for split, s in (("train", train), ("test", test)):
         if tuple(s.images.shape[1:]) != spec.shape:
             raise DataError(
@@ -184,8 +228,29 @@ def _read_split(spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path
     )  # pragma: no cover - registry invariant
 
 
+def decoded_path(spec: DatasetSpec, names: tuple[str, ...], cache_dir: Any) -> Path:
+    """Where the decoded copy of a split (made of files ``names``) is cached: named by the
+    source files' md5s, so a changed source never finds an old copy."""
+    key = hashlib.sha256("".join(spec.file(n).md5 for n in names).encode()).hexdigest()[:16]
+    return resolve_cache_dir(cache_dir) / "decoded" / f"{spec.name}-{key}.npz"
+
+
+def decoded_labels(
+    spec: DatasetSpec, names: tuple[str, ...], cache_dir: Any
+) -> torch.Tensor | None:
+    """The labels of a split from its decoded copy, without reading its images (an npz member
+    is read alone); None when there is no readable copy (not yet loaded on this machine)."""
+    path = decoded_path(spec, names, cache_dir)
+    with (
+        contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile),
+        np.load(path, allow_pickle=False) as z,
+    ):
+        return torch.from_numpy(z["labels"])
+    return None
+
+
 def _decoded_split(
-    spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path], folder: Path
+    spec: DatasetSpec, names: tuple[str, ...], files: dict[str, Path], path: Path
 ) -> ImageSet:
     """A split read from its (md5-checked) files, via a decoded copy in the cache.
 
@@ -194,8 +259,6 @@ def _decoded_split(
     source files' md5s and carries a CRC of its bytes, so a changed source or a damaged copy is
     never used: it is decoded again. No writable cache: the files are simply read each time.
     """
-    key = hashlib.sha256("".join(spec.file(n).md5 for n in names).encode()).hexdigest()[:16]
-    path = folder / f"{spec.name}-{key}.npz"
     with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile):
         with np.load(path, allow_pickle=False) as z:
             images, labels, crc = z["images"], z["labels"], int(z["crc"])
@@ -265,6 +328,8 @@ def convert_images(
     out_h, out_w = size or (h, w)
     if (out_c, out_h, out_w) == (c, h, w):
         return images
+    if images.is_meta:  # an outline (outline.py): the shape alone, there are no pixels
+        return torch.empty((n, out_c, out_h, out_w), dtype=torch.uint8, device="meta")
     out = torch.empty((n, out_c, out_h, out_w), dtype=torch.uint8)
     for i in range(0, n, chunk):
         x = images[i : i + chunk].float()

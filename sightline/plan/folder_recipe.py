@@ -108,18 +108,26 @@ def folder_recipe(
         return True
 
     # Batch and epochs: enough optimizer steps, however few the images.
-    if small and model["batch_size"] > SMALL_BATCH:
-        choose("batch_size", SMALL_BATCH)
-    batch = given.get("batch_size", out.get("batch_size", model["batch_size"]))
+    batch = _batch(n_train, model, given)
+    if "batch_size" not in given:
+        choose("batch_size", batch)
     per_epoch = steps_per_epoch(n_train, batch)
     if "epochs" not in given:
-        epochs = min(MAX_EPOCHS, max(model["epochs"], math.ceil(MIN_STEPS / per_epoch)))
+        epochs = recipe_epochs(per_epoch, model["epochs"])
         if choose("epochs", epochs):
             notes.append(
-                f"epochs {epochs}: {n_train:,} training images make {per_epoch:,} steps of {batch} per epoch; "
+                f"epochs {epochs}: {n_train:,} training images make {_steps(per_epoch)} of {batch} per epoch; "
                 f"a model learning from scratch needs about {MIN_STEPS} steps"
                 f"{f' (capped at {MAX_EPOCHS} epochs)' if epochs == MAX_EPOCHS else ''}"
             )
+    short = short_of_recipe(data, model_name, given)
+    if short is not None:  # the caller's epochs stand; they should know what they cost
+        notes.append(
+            f"warning: {short['epochs']} epoch{'s' if short['epochs'] != 1 else ''} × "
+            f"{_steps(short['steps_per_epoch'])} = {_steps(short['steps'])}; the recipe would train "
+            f"{short['recipe_steps']:,} ({short['recipe_epochs']} epochs): a model learning from "
+            f"scratch needs about {MIN_STEPS}"
+        )
 
     # Optimizer and learning rate, as a pair: an lr only means something with its optimizer.
     if small and "optimizer" not in given and "lr" not in given and model["optimizer"] == "sgd":
@@ -158,6 +166,54 @@ def folder_recipe(
             f"best checkpoint by training loss (the end of training): {n_val} validation images are too "
             f"few to tell epochs apart (one image is {100 / n_val:.0f} %)"
         )
-    if out:
-        notes.append("options given on the command line (--epochs, --lr, ...) override these")
+    if out:  # in words every face shares: the CLI's flags and the web form's fields
+        notes.append("options you set (epochs, lr, ...) override these")
     return out, notes
+
+
+def recipe_epochs(per_epoch: int, model_epochs: int) -> int:
+    """The recipe's epochs for ``per_epoch`` optimizer steps an epoch: ``MIN_STEPS`` steps in
+    all, at most ``MAX_EPOCHS`` epochs, never fewer epochs than the model's own."""
+    return min(MAX_EPOCHS, max(model_epochs, math.ceil(MIN_STEPS / per_epoch)))
+
+
+def short_of_recipe(data: Dataset, model_name: str, given: dict[str, Any]) -> dict[str, int] | None:
+    """When the caller's own ``epochs`` train fewer optimizer steps than the recipe would (and
+    fewer than ``MIN_STEPS``), the numbers to warn with: epochs, steps_per_epoch, steps,
+    recipe_epochs, recipe_steps; else None. The recipe keeps given epochs, so a 5-image folder
+    asked for 5 epochs trains 5 steps where it would have trained 100: a user should see it."""
+    from sightline.models import get_model_entry
+
+    epochs = given.get("epochs")
+    if given.get("freeze") or "max_steps" in given or not isinstance(epochs, int) or epochs < 1:
+        return None  # no epochs of theirs, or the steps chosen outright (max_steps)
+    model = {**DEFAULTS, **get_model_entry(model_name).train_defaults}
+    n_train = len(data.train)
+    batch = _batch(n_train, model, given)
+    if not isinstance(batch, int) or batch < 1 or n_train < 1:
+        return None  # a bad batch size: the config's own check says so
+    per_epoch = steps_per_epoch(n_train, batch)
+    wanted = recipe_epochs(per_epoch, model["epochs"])
+    if epochs >= wanted or epochs * per_epoch >= MIN_STEPS:
+        return None
+    return {
+        "epochs": epochs,
+        "steps_per_epoch": per_epoch,
+        "steps": epochs * per_epoch,
+        "recipe_epochs": wanted,
+        "recipe_steps": wanted * per_epoch,
+    }
+
+
+def _batch(n_train: int, model: dict[str, Any], given: dict[str, Any]) -> Any:
+    """The batch size: the caller's, else ``SMALL_BATCH`` for a small folder where the model's
+    is larger (more steps per image seen), else the model's."""
+    if "batch_size" in given:
+        return given["batch_size"]
+    if n_train < SMALL_FOLDER and model["batch_size"] > SMALL_BATCH:
+        return SMALL_BATCH
+    return model["batch_size"]
+
+
+def _steps(n: int) -> str:
+    return f"{n:,} step{'s' if n != 1 else ''}"

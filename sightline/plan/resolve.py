@@ -57,6 +57,9 @@ class Plan:
     recipe: str | None = None
     config: TrainConfig | None = None
     notes: list[dict[str, str]] = field(default_factory=list)
+    # The caller's epochs train fewer steps than the folder recipe would: the numbers
+    # (``folder_recipe.short_of_recipe``), for a face to warn with; its note says it in words.
+    short_of_recipe: dict[str, int] | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -214,12 +217,13 @@ def _config(model_defaults: dict[str, Any], pretrained: bool, train: dict[str, A
 def _with_folder_recipe(plan: Plan, data: Any, train: dict[str, Any]) -> dict[str, Any]:
     """``train`` completed by the folder recipe when ``data`` is a user's folder (only for
     options the caller left unset), with notes saying what was chosen and why."""
-    from sightline.plan.folder_recipe import folder_recipe, is_user_folder
+    from sightline.plan.folder_recipe import folder_recipe, is_user_folder, short_of_recipe
 
     if not is_user_folder(data):
         return train
     given = {k: v for k, v in train.items() if v is not None}
     chosen, notes = folder_recipe(data, plan.model, given)
+    plan.short_of_recipe = short_of_recipe(data, plan.model, given)
     for line in notes:
         plan.note("recipe", line)
     if data.preprocess.channels == 3:

@@ -29,7 +29,7 @@ from sightline.serve.jobs.job import (
     check_job_id,
 )
 from sightline.serve.jobs.pool import JobPool
-from sightline.serve.jobs.request import JobRequest, resolve_job
+from sightline.serve.jobs.request import JobRequest, preview_job, resolve_job
 from sightline.serve.jobs.store import JobStore
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -56,6 +56,16 @@ def create_job(body: JobRequest, request: Request, response: Response) -> dict[s
     _pool(request).wake()
     response.headers["Location"] = f"/api/jobs/{job.id}"
     return _view(request, job)
+
+
+@router.post("/plan", summary="What a job would train with, without queuing it")
+def plan_job(body: JobRequest, request: Request) -> dict[str, Any]:
+    """The body of ``POST /api/jobs``, through the same plan code as a queued job and
+    ``sightline train``: the resolved training options (the folder recipe's and the device's
+    included), the data's split sizes and the optimizer steps when the data is known (a
+    folder's from its files, no image decoded), ``short_of_recipe`` when the given epochs train
+    fewer steps than the folder recipe would, and the plan's notes. Errors as for a new job."""
+    return preview_job(body, request.app.state.sightline.datasets())
 
 
 @router.get("", summary="Jobs, newest first")

@@ -6,6 +6,9 @@ the model registry and the model's options, ``resolve_config`` for the training 
 class list, sizes and the device. So a job that is queued starts with options that are known
 to be valid; what only training can tell (a folder of broken images) fails the job instead.
 
+``preview_job`` answers ``POST /api/jobs/plan``: the same request through the same plan code
+(``plan.preview``), for what it would train with, without queuing anything.
+
 A client never gives a path: a dataset is a built-in name, a folder is the name of one of the
 server's ``--data-dir`` folders, and the run name is a plain name.
 """
@@ -178,11 +181,9 @@ def _train_options(req: JobRequest) -> dict[str, Any]:
     return {**{k: v for k, v in named.items() if v is not None}, **req.options}
 
 
-def resolve_job(
-    req: JobRequest, data_dirs: Sequence[Path]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
-    a ``SightlineError`` with the CLI's message for an invalid one."""
+def train_request(req: JobRequest, data_dirs: Sequence[Path]) -> TrainRequest:
+    """The plan's request for ``req``: the face's one translation, shared by queuing a job and
+    previewing its plan; a ``SightlineError`` with the CLI's message for what cannot be right."""
     from sightline.run.folders import MAX_RUN_NAME, RUN_NAME
 
     default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
@@ -190,7 +191,11 @@ def resolve_job(
     model_options = dict(req.model_options)
     if req.pretrained or model_options.pop("pretrained", False):
         model_options["pretrained"] = True
-    request = TrainRequest(
+    if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
+        raise JobError(
+            f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    return TrainRequest(
         dataset,
         req.model,
         req.recipe,
@@ -198,20 +203,71 @@ def resolve_job(
         model_options,
         _train_options(req),
     )
+
+
+def resolve_job(
+    req: JobRequest, data_dirs: Sequence[Path]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
+    a ``SightlineError`` with the CLI's message for an invalid one."""
+    request = train_request(req, data_dirs)
     check(request)  # the plan's own rules and messages, as `sightline train` would meet them
-    if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
-        raise JobError(
-            f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
-        )
     args = {
-        "dataset": dataset,
+        "dataset": request.dataset,
         "model": req.model,
         "recipe": req.recipe,
         "data_options": request.data_options,
-        "model_options": model_options,
+        "model_options": request.model_options,
         "name": req.name,
         "evaluate": req.evaluate,
         "report": req.report,
         **request.train_options,
     }
     return req.model_dump(exclude_none=True), args
+
+
+def preview_job(req: JobRequest, data_dirs: Sequence[Path]) -> dict[str, Any]:
+    """What the job ``req`` would train with (``plan.preview``: the plan code a queued job
+    and ``sightline train`` run), without queuing it; errors as ``resolve_job`` raises them."""
+    from sightline.plan.preview import preview
+
+    pv = preview(train_request(req, data_dirs))
+    cfg, data = pv.plan.config, pv.data
+    assert cfg is not None
+    options = cfg.to_dict()
+    extra = options.pop("extra")
+    return {
+        "model": pv.plan.model,
+        "recipe": pv.plan.recipe,
+        "pretrained": pv.plan.pretrained,
+        "options": options,
+        "given": sorted(pv.plan.given),  # the options the request set: no rule changed those
+        "folder_recipe": sorted(
+            (extra.get("chosen") or {}) if extra.get("recipe") == "folder" else {}
+        ),
+        "data": None
+        if data is None
+        else {
+            "name": data.name,
+            "classes": list(data.classes),
+            "input_shape": list(data.input_shape),
+            **{  # images per split; 0: none (no validation split, no calibration split)
+                split: len(part) if part is not None else 0
+                for split, part in (
+                    ("train", data.train),
+                    ("val", data.val),
+                    ("test", data.test),
+                    ("calibration", data.calibration),
+                )
+            },
+        },
+        "steps": None
+        if pv.steps is None
+        else {
+            "per_epoch": pv.steps.steps_per_epoch,
+            "total": pv.steps.total_steps,
+            "stop": pv.steps.stop_step,
+        },
+        "short_of_recipe": pv.plan.short_of_recipe,
+        "notes": pv.notes,
+    }

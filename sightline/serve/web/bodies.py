@@ -215,30 +215,6 @@ DATASETS = """    <p class="lead">The built-in datasets, and the image folders t
     <h2>Folders</h2>
     <div class="cards" id="folder-datasets"></div>"""
 
-BUILD = """    <p class="lead">Build a dataset on this server's disk: add classes, then drop images or a zip into each, or capture them
-      from the camera. It is an ordinary folder (one sub-folder per class) that <code>sightline train</code> reads too.</p>
-    <div class="error-box" id="build-error" role="alert" hidden></div>
-    <form class="card form" id="new-dataset" novalidate>
-      <label class="field">New dataset <input id="new-dataset-name" maxlength="64" placeholder="e.g. my-pets" autocomplete="off"></label>
-      <button type="submit" id="new-dataset-submit">Create</button>
-      <p class="muted" id="new-dataset-why"></p>
-    </form>
-    <section class="card" id="build-dataset" hidden>
-      <h2 id="build-name"></h2>
-      <div class="button-row">
-        <a class="button secondary" id="build-health" href="/datasets/health">Check its health</a>
-        <a class="button secondary" id="build-train" href="/train">Train on this folder</a>
-        <button type="button" class="secondary" id="camera-start">Start the camera</button>
-      </div>
-      <video id="camera" autoplay muted playsinline hidden></video>
-      <form class="button-row" id="new-class" novalidate>
-        <label class="field">New class <input id="new-class-name" maxlength="64" autocomplete="off"></label>
-        <button type="submit">Add class</button>
-      </form>
-      <p class="muted" id="build-status" aria-live="polite"></p>
-      <div class="cards" id="build-classes"></div>
-    </section>"""
-
 HEALTH = """    <p class="lead">Check a data folder for what makes a model learn the wrong thing or a test score lie:
       unreadable files, copies (one image under two classes), near copies, test images copied from training, images filed in the wrong class.
       Nothing is deleted: a fix moves a file to another class or into the folder's quarantine, and Undo puts it back.</p>
@@ -283,75 +259,6 @@ HEALTH = """    <p class="lead">Check a data folder for what makes a model learn
       <p class="muted">Findings a person decided are right as they are: not counted above. Revoke one to see it again; Undo takes back the last decision.</p>
       <ul class="findings" id="health-kept-list"></ul>
     </section>"""
-
-TRAIN = """    <form class="card form" id="train-form" novalidate>
-      <fieldset>
-        <legend>Data</legend>
-        <div class="radio-row">
-          <label class="check"><input type="radio" name="source" value="builtin" id="source-builtin" checked> Built-in dataset</label>
-          <label class="check"><input type="radio" name="source" value="folder" id="source-folder" aria-describedby="source-folder-why"> Folder (--data-dir)</label>
-        </div>
-        <p class="muted small" id="source-folder-why" hidden>No image folder to train on: start the server with <code>--data-dir FOLDER</code> (one subfolder per class).</p>
-        <label class="field" id="dataset-field">Dataset <select id="train-dataset"></select></label>
-        <label class="field" id="folder-field" hidden>Folder <select id="train-folder"></select></label>
-        <div class="field">
-          <span class="field-label">Classes <span class="muted">(none checked: all of them)</span></span>
-          <div class="checks" id="train-classes"></div>
-        </div>
-      </fieldset>
-      <fieldset>
-        <legend>Model</legend>
-        <label class="field">Recipe <select id="train-recipe"><option value="">none: choose the model and options</option></select></label>
-        <p class="muted" id="recipe-description"></p>
-        <label class="field">Model <select id="train-model"></select></label>
-        <p class="muted" id="model-description"></p>
-        <label class="check"><input type="checkbox" id="train-pretrained" disabled aria-describedby="pretrained-why"> Start from pretrained (ImageNet) weights</label>
-        <p class="muted small" id="pretrained-why"></p>
-      </fieldset>
-      <fieldset>
-        <legend>Training</legend>
-        <div class="form-grid">
-          <label class="field">Epochs <input type="number" id="train-epochs" min="1" step="1"></label>
-          <label class="field">Batch size <input type="number" id="train-batch-size" min="1" step="1"></label>
-          <label class="field">Learning rate <input type="number" id="train-lr" min="0" step="any"></label>
-          <label class="field">Early-stopping patience <input type="number" id="train-patience" min="1" step="1" placeholder="off"></label>
-        </div>
-        <p class="muted">Filled with the model's defaults; only the fields you change are sent.</p>
-        <p class="note" id="folder-note" hidden></p>
-      </fieldset>
-      <details id="train-advanced">
-        <summary>Advanced</summary>
-        <div class="form-grid">
-          <label class="field">Optimizer <select id="train-optimizer">
-            <option value="sgd">sgd</option><option value="adam">adam</option><option value="adamw">adamw</option>
-          </select></label>
-          <label class="field">Weight decay <input type="number" id="train-weight-decay" min="0" step="any"></label>
-          <label class="field">Seed <input type="number" id="train-seed" step="1"></label>
-          <label class="field">Validation split <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
-          <label class="field">Calibration split <input type="number" id="train-calibration-split" min="0" max="0.5" step="any" placeholder="none"></label>
-          <label class="field">Run name <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
-        </div>
-        <p class="muted">Validation split: a fraction such as 0.1, 0 for none, or "test" to validate on the test split. Calibration split: with no validation split, a fraction of the training images kept aside to calibrate the run and its "none of these" threshold on (recipes keep 0.02).</p>
-        <div class="radio-row">
-          <label class="check"><input type="checkbox" id="train-evaluate" checked> Evaluate on the test split</label>
-          <label class="check"><input type="checkbox" id="train-report" checked> Write plots and the report</label>
-        </div>
-        <div class="form-grid" id="folder-options" hidden>
-          <label class="field">Channels <select id="train-channels">
-            <option value="">detect</option><option value="1">1 (gray)</option><option value="3">3 (colour)</option>
-          </select></label>
-          <label class="field">Input size <input type="text" id="train-size" placeholder="e.g. 64 or 64x48"></label>
-          <label class="field">Resize <select id="train-resize">
-            <option value="">default</option><option value="squash">squash</option><option value="crop">crop</option><option value="pad">pad</option>
-          </select></label>
-        </div>
-      </details>
-      <div class="error-box" id="train-error" role="alert" hidden></div>
-      <div class="toolbar">
-        <button type="submit" id="submit-train" disabled>Start training</button>
-        <span class="muted" id="train-status"></span>
-      </div>
-    </form>"""
 
 JOBS = """    <div class="error-box" id="jobs-error" role="alert" hidden></div>
     <section class="card empty" id="jobs-empty" hidden>

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sightline._version import __version__
 from sightline.errors import SightlineError
 from sightline.serve.web import bodies as page_bodies
+from sightline.serve.web import build_body, train_body
 
 router = APIRouter(include_in_schema=False)  # pages are for people: not part of the API's schema
 
@@ -218,9 +219,9 @@ def run_page(run_id: str, request: Request) -> HTMLResponse:
         render_page(
             f"Run {name}",
             page_bodies.RUN,
-            ["chart.js", "run_eval.js", "run.js"],
+            ["words.js", "chart.js", "run_eval.js", "run.js"],
             nav="/",
-            data={"run": name},
+            data={"run": name, **train_body.option_labels()},
             heading=name,
         )
     )
@@ -252,7 +253,7 @@ def datasets_page() -> HTMLResponse:
 @router.get("/datasets/build", response_class=HTMLResponse)
 def build_page() -> HTMLResponse:
     return page_response(
-        render_page("Build a dataset", page_bodies.BUILD, ["build.js"], nav="/datasets")
+        render_page("Build a dataset", build_body.BUILD, ["build.js"], nav="/datasets")
     )
 
 
@@ -265,12 +266,28 @@ def health_page() -> HTMLResponse:
 
 @router.get("/train", response_class=HTMLResponse)
 def train_page() -> HTMLResponse:
-    return page_response(render_page("Train", page_bodies.TRAIN, ["train.js"], nav="/train"))
+    return page_response(
+        render_page(
+            "Train",
+            train_body.TRAIN,
+            ["words.js", "train.js"],
+            nav="/train",
+            data=train_body.option_labels(),
+        )
+    )
 
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page() -> HTMLResponse:
-    return page_response(render_page("Jobs", page_bodies.JOBS, ["jobs.js"], nav="/jobs"))
+    return page_response(
+        render_page(
+            "Jobs",
+            page_bodies.JOBS,
+            ["words.js", "jobs.js"],
+            nav="/jobs",
+            data=train_body.option_labels(),
+        )
+    )
 
 
 @router.get("/jobs/{job_id:path}", response_class=HTMLResponse)
@@ -293,9 +310,9 @@ def job_page(job_id: str, request: Request) -> HTMLResponse:
         render_page(
             f"Job {job_id}",
             page_bodies.JOB,
-            ["chart.js", "job.js"],
+            ["words.js", "chart.js", "job.js"],
             nav="/jobs",
-            data={"job": job_id},
+            data={"job": job_id, **train_body.option_labels()},
         )
     )
 

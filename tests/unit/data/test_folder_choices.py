@@ -31,6 +31,7 @@ from sightline.plan.folder_recipe import (
     folder_recipe,
     is_user_folder,
     looks_like_glyphs,
+    short_of_recipe,
 )
 
 
@@ -226,6 +227,25 @@ def test_recipe_never_overrides_what_the_user_gave():
     assert chosen["lr"] == pytest.approx(2e-3)
     chosen, _ = folder_recipe(data, "fastcnn", {"optimizer": "sgd"})
     assert "lr" not in chosen  # the model's own optimizer: its own lr
+
+
+def test_given_epochs_stand_and_are_warned_about_when_they_train_fewer_steps():
+    data = toy_dataset(["cat", "dog"], 5, 2)  # 5 images: 1 step of 32 an epoch
+    chosen, notes = folder_recipe(data, "fastcnn", {"epochs": 5})
+    assert "epochs" not in chosen
+    assert short_of_recipe(data, "fastcnn", {"epochs": 5}) == {
+        "epochs": 5,
+        "steps_per_epoch": 1,
+        "steps": 5,
+        "recipe_epochs": MAX_EPOCHS,
+        "recipe_steps": MAX_EPOCHS,
+    }
+    assert f"warning: 5 epochs × 1 step = 5 steps; the recipe would train {MAX_EPOCHS}" in notes[0]
+    assert notes[-1] == "options you set (epochs, lr, ...) override these"  # no face's words
+    # As many epochs as the recipe's, or the steps chosen outright: nothing to warn about.
+    assert short_of_recipe(data, "fastcnn", {"epochs": MAX_EPOCHS}) is None
+    assert short_of_recipe(data, "fastcnn", {"epochs": 5, "max_steps": 5}) is None
+    assert short_of_recipe(data, "fastcnn", {}) is None
 
 
 def test_recipe_keeps_large_folders_on_the_models_tuned_settings():

@@ -30,6 +30,8 @@ from PIL import Image
 pytest.importorskip("fastapi")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
+from sightline.serve.web.train_body import FIELD_LABELS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[3]
 CLASSES = ("diagonal", "horizontal", "vertical")
 RUN = "stripes-mlp"
@@ -398,8 +400,21 @@ def test_train_from_the_form_and_watch_it(served, page):
     page.select_option("#train-model", "mlp")
     assert "mlp has no pretrained weights" in page.inner_text("#pretrained-why")
     assert not page.locator("#source-folder-why").is_visible()  # this server has a folder
-    assert page.input_value("#train-epochs")  # the model's tuned default is filled in
+    # The plan (POST /api/jobs/plan) fills the fields with what the job would train: the folder
+    # recipe's epochs (108 training images make 4 steps of 32 an epoch: 75 epochs for 300 steps).
+    playwright_api.expect(page.locator("#train-epochs")).to_have_value("75", timeout=20_000)
+    assert "75 epochs × 4 steps of 32 images = 300 optimizer steps" in page.inner_text(
+        "#train-plan"
+    )
+    assert "epochs 75: 108 training images make 4 steps" in page.inner_text("#train-plan-notes")
+    assert FIELD_LABELS["pretrained"] in page.inner_text("#train-form")  # the labels' one source
+    # Epochs of one's own that train fewer steps than the recipe would: a warning with the numbers.
     page.fill("#train-epochs", "3")
+    warning = page.locator("#train-steps-warning")
+    warning.wait_for(state="visible", timeout=20_000)
+    assert warning.inner_text().startswith(
+        "3 epochs × 4 steps = 12 steps; the recipe would train 300"
+    )
     page.click("#train-advanced summary")
     page.fill("#train-name", "from-the-form")
     page.fill("#train-val-split", "0")  # none: 20 % kept aside to calibrate on instead
@@ -412,6 +427,23 @@ def test_train_from_the_form_and_watch_it(served, page):
     assert "finished" in page.locator("#job-state").inner_text().lower()
     assert page.locator("#job-epoch").inner_text().replace(" ", "").startswith("3/3")
     assert page.locator("#job-chart-loss svg path, #job-chart-loss svg polyline").count() >= 1
+    # No validation split: no validation line, and the legends say so.
+    for chart in ("#job-chart-loss", "#job-chart-accuracy"):
+        legend = page.inner_text(chart + " .legend")
+        assert "train (no validation split)" in legend and legend.count("validation") == 1, legend
+    # The log speaks the web's words: the form's field names, not the command line's options.
+    log = page.inner_text("#job-log")
+    assert "Training: 3 epochs of 3 steps" in log, log  # 96 images after the calibration split
+    assert "warning: 3 epochs × 3 steps = 9 steps; the recipe would train 300" in log, log
+    assert "options you set (epochs, lr, ...) override these" in log
+    assert not re.search(r"(^|[\s(])--[a-z]", log), log
+    tip = "Tip: for photos, --pretrained (ImageNet features + a new head) is usually far better"
+    assert page.evaluate("text => SL.webText(text)", tip) == tip.replace(
+        "--pretrained", f"“{FIELD_LABELS['pretrained']}”"
+    )
+    assert page.evaluate("SL.webText('(--no-amp trains in float32)')") == (
+        "(the no-amp option trains in float32)"
+    )
     check_layout(page, "job")
     page.click("#job-run-link")
     page.wait_for_url("**/runs/from-the-form")

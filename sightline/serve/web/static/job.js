@@ -2,7 +2,8 @@
  *
  * The stream replays every event from the start, so a reload rebuilds the whole page; event
  * numbers, epochs and global steps already seen are skipped, so a reconnect never draws a
- * point twice. The `end` event carries the final job. */
+ * point twice. The `end` event carries the final job. Messages written for the command line
+ * ("--pretrained") read in the web's words (words.js). */
 'use strict';
 
 (function () {
@@ -23,11 +24,12 @@
   let epochs = null;
   let runName = null;
   let drawPending = false;
+  let validated = null; // whether the run has a validation split (train_begin's val_size); null: not known yet
   const log = [];
   const curves = {loss: [], val_loss: [], accuracy: [], val_accuracy: [], step_loss: []};
 
   function addLog(text) {
-    log.push(String(text));
+    log.push(SL.webText(text));
     if (log.length > LOG_LINES) log.splice(0, log.length - LOG_LINES);
     const pre = SL.$('job-log');
     pre.textContent = log.join('\n');
@@ -46,15 +48,20 @@
     return points.filter((_, i) => i % every === 0 || i === points.length - 1);
   }
 
+  // A run without a validation split has no validation line, and its legend says so (as the
+  // Run page's); until training begins, a validation line only once it has points.
+  function epochSeries(key) {
+    const hasVal = validated === true || curves['val_' + key].length > 0;
+    const train = {name: validated === false ? 'train (no validation split)' : 'train', points: curves[key], color: '#2563eb'};
+    return hasVal ? [train, {name: 'validation', points: curves['val_' + key], color: '#dc2626'}] : [train];
+  }
+
   function draw() {
     SL.lineChart(SL.$('job-chart-loss'), {title: 'Loss', xLabel: 'epoch', empty: 'No steps yet', series: [
       {name: 'train (steps)', points: thin(curves.step_loss), thin: true, dots: false, color: '#93c5fd'},
-      {name: 'train', points: curves.loss, color: '#2563eb'},
-      {name: 'validation', points: curves.val_loss, color: '#dc2626'}]});
+      ...epochSeries('loss')]});
     SL.lineChart(SL.$('job-chart-accuracy'), {title: 'Accuracy', xLabel: 'epoch', xInteger: true, empty: 'No epoch finished yet',
-      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], series: [
-        {name: 'train', points: curves.accuracy, color: '#2563eb'},
-        {name: 'validation', points: curves.val_accuracy, color: '#dc2626'}]});
+      yFormat: (v, d) => SL.pct(v, d ?? 1), yBounds: [0, 1], series: epochSeries('accuracy')});
   }
 
   function setRun(name) {
@@ -88,7 +95,7 @@
     const box = SL.$('job-result');
     const state = job ? job.state : 'unknown';
     // One sentence, the server's (with the cause), in the colour of the state's badge.
-    SL.$('job-result-text').textContent = (job && job.outcome) || 'Job ' + state;
+    SL.$('job-result-text').textContent = SL.webText((job && job.outcome) || 'Job ' + state);
     for (const s of ['finished', 'failed', 'interrupted', 'stopped']) box.classList.toggle(s, state === s);
     if (state !== 'finished') SL.setText('job-eta', '—'); // nothing is left to wait for
     const run = (job && job.run) || runName;
@@ -112,7 +119,9 @@
       case 'model': addLog('Model: ' + ev.name + (SL.isNum(ev.parameters) ? ' (' + SL.int(ev.parameters) + ' parameters)' : '')); break;
       case 'train_begin':
         epochs = ev.epochs ?? epochs;
-        addLog('Training: ' + (ev.epochs ?? '?') + ' epochs' + (ev.steps_per_epoch ? ' of ' + ev.steps_per_epoch + ' steps' : ''));
+        if (SL.isNum(ev.val_size)) { validated = ev.val_size > 0; scheduleDraw(); }
+        addLog('Training: ' + (SL.isNum(ev.epochs) ? SL.plural(ev.epochs, 'epoch') : '? epochs') +
+          (ev.steps_per_epoch ? ' of ' + SL.plural(ev.steps_per_epoch, 'step') : ''));
         break;
       case 'step': onStep(ev); break;
       case 'epoch': onEpoch(ev); break;
@@ -219,7 +228,7 @@
       job = answer;
       renderState();
     } catch (err) {
-      SL.showError('job-error', 'Cannot ' + action + ' the job: ' + err.message);
+      SL.showError('job-error', 'Cannot ' + action + ' the job: ' + SL.webText(err.message));
     }
   }
 

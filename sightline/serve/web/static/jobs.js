@@ -25,8 +25,9 @@
   function result(job) {
     const r = job.result || {};
     if (SL.isNum(r.test_accuracy)) return 'test ' + SL.pct(r.test_accuracy, 2);
-    if (job.error) return el('span', {class: 'error-text', title: job.error}, job.error.length > 60 ? job.error.slice(0, 60) + '…' : job.error);
-    return '–';
+    if (!job.error) return '–';
+    const error = SL.webText(job.error); // written for the command line: the form's words here
+    return el('span', {class: 'error-text', title: error}, error.length > 60 ? error.slice(0, 60) + '…' : error);
   }
 
   // A job is named by what it trains (its run, once it has one); the id stays for scripts.

@@ -21,7 +21,7 @@
     SL.clear(status).appendChild(SL.badge(d.status, d.error || null));
     SL.setText('run-created', d.created ? 'created ' + SL.date(d.created) : '');
     if (d.status === 'failed' || d.status === 'broken') {
-      SL.showError('run-error', (d.status === 'failed' ? 'Training failed: ' : 'This run is damaged: ') + (d.error || 'no reason recorded'));
+      SL.showError('run-error', (d.status === 'failed' ? 'Training failed: ' : 'This run is damaged: ') + SL.webText(d.error || 'no reason recorded'));
     } else {
       SL.showError('run-error', null);
     }
@@ -69,10 +69,14 @@
     const rows = d.history || [];
     const series = (key) => rows.map((r) => [r.epoch, r[key]]);
     const note = d.history_error ? d.history_error : 'No epoch finished yet';
-    // A run without a validation split has no validation line: its legend says so.
-    const curves = (key) => (rows.some((r) => SL.isNum(r['val_' + key]))
+    // A run without a validation split has no validation line: its legend says so. Before its
+    // first epoch that is known from its data options only (val_split 0: none); else "train".
+    const data = (d.config && d.config.data) || {};
+    let validates = rows.length ? rows.some((r) => SL.isNum(r.val_loss) || SL.isNum(r.val_accuracy)) : SL.hasValidation(d);
+    if (validates === null && 'val_split' in data && !data.val_split) validates = false;
+    const curves = (key) => (validates
       ? [{name: 'train', points: series(key)}, {name: 'validation', points: series('val_' + key)}]
-      : [{name: 'train (no validation split)', points: series(key)}]);
+      : [{name: validates === false ? 'train (no validation split)' : 'train', points: series(key)}]);
     SL.lineChart(SL.$('chart-loss'), {title: 'Loss', xLabel: 'epoch', xInteger: true, empty: note,
       series: curves('loss')});
     SL.lineChart(SL.$('chart-accuracy'), {title: 'Accuracy', xLabel: 'epoch', xInteger: true, empty: note,

@@ -1,12 +1,15 @@
 /* The Train page (/train): a form for POST /api/jobs, the same choices as `sightline train`.
  *
  * The model follows the data (GET /api/models: a built-in dataset's own default, else the
- * folders' one) until the user picks one. The number fields show the chosen model's defaults
- * and follow the model
- * while the user has not typed in them; only fields the user changed are sent, so the server
- * resolves everything else exactly as the command line would (a folder's recipe included).
- * A named recipe (GET /api/recipes) picks the dataset, classes and model and shows its options
- * as the defaults; the server applies it, with any field the user changed on top. */
+ * folders' one) until the user picks one. A named recipe (GET /api/recipes) picks the dataset,
+ * classes and model. Only fields the user changed are sent, so the server resolves everything
+ * else exactly as the command line would (a folder's recipe included).
+ *
+ * What the server would train with is its own answer, never worked out here: whenever the
+ * form changes, POST /api/jobs/plan (the same body, the same plan code, nothing queued) gives
+ * the resolved options, the steps and the plan's notes. The fields the user has not typed in
+ * show those values (an emptied one shows them as its placeholder), the notes are listed, and
+ * epochs that train fewer steps than the folder recipe would get a warning with the numbers. */
 'use strict';
 
 (function () {
@@ -21,6 +24,9 @@
   let models = [];
   let modelDefaults = {folders: null, datasets: {}}; // GET /api/models: default, dataset_defaults
   let recipes = [];
+  const PLAN_DELAY_MS = 350; // typing pauses this long before the plan is asked again
+  let planTimer = null;
+  let planSeq = 0;
 
   const source = () => (SL.$('source-folder').checked ? 'folder' : 'builtin');
   const model = () => models.find((m) => m.name === SL.$('train-model').value) || null;
@@ -84,14 +90,76 @@
     // With pretrained weights, `sightline train --pretrained` layers its own defaults on top.
     const defaults = {...((m && m.defaults) || {}), ...(pretrained.checked ? (m && m.pretrained_defaults) || {} : {}),
       ...((recipe() && recipe().train_options) || {})};
+    // At once, until the plan answers: the model's (and recipe's) own values.
     for (const [key, [id]] of Object.entries({...TOP_FIELDS, ...OPTION_FIELDS})) {
       const input = SL.$(id);
       if (input.dataset.edited) continue;
       input.value = defaults[key] === null || defaults[key] === undefined ? '' : String(defaults[key]);
     }
-    const note = SL.$('folder-note');
-    note.hidden = !(source() === 'folder' && m && m.folder_note);
-    note.textContent = (m && m.folder_note) || '';
+    schedulePlan();
+  }
+
+  /* ---------------------------------------------------------------- the plan preview */
+
+  function schedulePlan() {
+    window.clearTimeout(planTimer);
+    planTimer = window.setTimeout(loadPlan, PLAN_DELAY_MS);
+  }
+
+  async function loadPlan() {
+    const seq = ++planSeq;
+    let body;
+    try {
+      body = buildRequest();
+    } catch (err) { // a field that is no number: said as a submit would say it
+      SL.showError('train-error', err.message);
+      showPlan(null);
+      return;
+    }
+    try {
+      const planned = await SL.api('/api/jobs/plan', {method: 'POST', json: body});
+      if (seq !== planSeq) return; // the form changed since: a newer answer is coming
+      SL.showError('train-error', null);
+      showPlan(planned);
+    } catch (err) {
+      if (seq !== planSeq) return;
+      SL.showError('train-error', SL.webText(err.message));
+      showPlan(null);
+    }
+  }
+
+  const shown = (v, kind) => (v === null || v === undefined ? '' : String(kind === 'float' && SL.isNum(v) ? Number(v.toPrecision(6)) : v));
+
+  function showPlan(p) {
+    const warning = SL.$('train-steps-warning');
+    const notes = SL.clear(SL.$('train-plan-notes'));
+    if (!p) {
+      SL.$('train-plan').textContent = '';
+      warning.hidden = true;
+      return;
+    }
+    const o = p.options || {};
+    for (const [key, [id, kind]] of Object.entries({...TOP_FIELDS, ...OPTION_FIELDS})) {
+      const input = SL.$(id);
+      if (input.tagName === 'INPUT') input.placeholder = shown(o[key], kind) || input.dataset.placeholder || '';
+      if (!input.dataset.edited) input.value = shown(o[key], kind);
+    }
+    let text = 'Planned: ' + SL.plural(o.epochs, 'epoch');
+    if (p.steps && p.data) {
+      const d = p.data;
+      text += ' × ' + SL.plural(p.steps.per_epoch, 'step') + ' of ' + SL.int(o.batch_size) + ' images = ' +
+        SL.plural(p.steps.total, 'optimizer step') + (p.steps.stop < p.steps.total ? ' (stopped after ' + SL.int(p.steps.stop) + ')' : '') +
+        ', on ' + SL.plural(d.train, 'training image') + (d.val ? ', validated on ' + SL.int(d.val) : ', no validation split') + '.';
+    } else {
+      text += ' at batch ' + SL.int(o.batch_size) + '; the steps per epoch are known once the data is loaded.';
+    }
+    SL.$('train-plan').textContent = text;
+    const s = p.short_of_recipe;
+    warning.hidden = !s;
+    warning.textContent = !s ? '' : SL.plural(s.epochs, 'epoch') + ' × ' + SL.plural(s.steps_per_epoch, 'step') + ' = ' +
+      SL.plural(s.steps, 'step') + '; the recipe would train ' + SL.int(s.recipe_steps) + ' (' + SL.plural(s.recipe_epochs, 'epoch') +
+      '): a model learning from scratch needs a few hundred. Empty ' + SL.optionName('epochs') + ' to train the recipe\'s.';
+    for (const n of p.notes || []) notes.appendChild(el('li', null, SL.webText(n.text)));
   }
 
   function parse(id, kind, label) {
@@ -163,7 +231,7 @@
       const job = await SL.api('/api/jobs', {method: 'POST', json: body});
       window.location.href = SL.jobUrl(job.id);
     } catch (err) {
-      SL.showError('train-error', err.message);
+      SL.showError('train-error', SL.webText(err.message));
       button.disabled = false;
       SL.$('train-status').textContent = '';
     }
@@ -177,14 +245,20 @@
 
   async function start() {
     const form = SL.$('train-form');
-    // A field the user typed in is theirs: model changes no longer overwrite it, and it is sent.
+    // A field the user typed in is theirs: neither the model nor the plan overwrites it, and it
+    // is sent. Emptied, it is not sent and shows the plan's value as its placeholder (refilling
+    // it would fight the user's typing).
     for (const [id] of Object.values({...TOP_FIELDS, ...OPTION_FIELDS})) {
       const input = SL.$(id);
+      input.dataset.placeholder = input.placeholder || '';
       const mark = () => { input.dataset.edited = '1'; };
       input.addEventListener('input', mark);
       input.addEventListener('change', mark);
     }
     form.addEventListener('submit', submit);
+    // Any change of the form (the data, the model, a field, a class) asks the plan again.
+    form.addEventListener('input', schedulePlan);
+    form.addEventListener('change', schedulePlan);
     SL.$('source-builtin').addEventListener('change', renderSource);
     SL.$('source-folder').addEventListener('change', renderSource);
     SL.$('train-dataset').addEventListener('change', renderSource);
