@@ -17,6 +17,7 @@ import io
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,22 +88,70 @@ def class_folder(dataset: Path, name: str, create: bool = False) -> Path:
     return folder
 
 
+def class_folders(dataset: Path, name: str) -> list[Path]:
+    """The folders of class ``name`` in every split it is in (DataError: in none);
+    ``LinkRefusedError`` when one of them is a symbolic link."""
+    name = clean_name(name, "class")
+    folders = [inside(dataset, s / name) for s in find_splits(dataset).values()]
+    found = [f for f in folders if f.is_dir()]  # each checked above: no link is looked through
+    if not found:
+        raise DataError(f"no class {name!r} in dataset {dataset.name}")
+    return found
+
+
 def rename_class(dataset: Path, old: str, new: str) -> Path:
     """Rename a class in every split it is in (DataError if the new name is taken)."""
     new = clean_name(new, "class")
-    splits = find_splits(dataset).values()
-    moves = [
-        (inside(dataset, s / clean_name(old, "class")), inside(dataset, s / new))
-        for s in splits
-        if (s / old).is_dir()
-    ]
-    if not moves:
-        raise DataError(f"no class {old!r} in dataset {dataset.name}")
+    moves = [(src, inside(dataset, src.parent / new)) for src in class_folders(dataset, old)]
     if any(dst.exists() for _, dst in moves):
         raise DataError(f"a class named {new!r} exists already in {dataset.name}")
     for src, dst in moves:
         os.rename(src, dst)
     return moves[0][1]
+
+
+@dataclass(frozen=True)
+class ClassImage:
+    name: str  # the file's name in its class folder
+    version: str  # changes when the file does (its time and size): a picture of it may be cached
+
+
+def class_images(dataset: Path, name: str) -> list[ClassImage]:
+    """The images directly in class ``name``'s folder (the train split's), newest first. Only
+    regular files: a symbolic link, a hidden file or a sub-folder is not listed."""
+    found = []
+    with os.scandir(class_folder(dataset, name)) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not is_image_file(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed while listed
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((info.st_mtime_ns, entry.name, info.st_size))
+    found.sort(reverse=True)  # newest first; one upload's files: the last saved first
+    return [ClassImage(n, f"{t:x}-{size:x}") for t, n, size in found]
+
+
+def class_image(dataset: Path, name: str, file: str) -> Path:
+    """The path of image ``file`` directly in class ``name``'s folder, for a ``file`` a client
+    named: DataError unless it is one plain image file name (no folder, no '..', not hidden),
+    ``LinkRefusedError`` when it is a symbolic link. It may not exist: the caller opens it
+    (``fileio.open_inside``) or moves it."""
+    folder = class_folder(dataset, name)
+    plain = (
+        0 < len(file) <= 255
+        and file == Path(file).name
+        and not any(c in file for c in "/\\\0")
+        and not file.startswith(".")
+    )
+    if not plain or not is_image_file(file):
+        raise DataError(
+            f"{file[:80]!r} is not an image file name in class {folder.name!r}: give a name "
+            "its listing gave (one file, no folder, a PNG, JPEG, BMP, GIF or WebP)"
+        )
+    return inside(dataset, folder / file)
 
 
 @dataclass

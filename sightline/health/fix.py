@@ -3,18 +3,22 @@ class folder, or into ``.sightline-quarantine/`` inside the dataset), written to
 before the first file moves, so an interrupted fix is completed (or undone) by the next
 ``fix``/``undo``; ``undo`` puts the files of the last fix back. Nothing is ever deleted, and a
 move never replaces a file. What each quarantined file was and why is in the quarantine's
-``manifest.json``. The hidden folder is invisible to training and to ``check``."""
+``manifest.json``. The hidden folder is invisible to training and to ``check``. The Build
+page's "remove" (``set_aside``) goes through the same journal: one Undo, wherever it is pressed,
+puts back the last change of either page. No move goes through a symbolic link inside the
+dataset (``fileio.inside``)."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sightline.errors import DataError
-from sightline.fileio import atomic_write_json, read_json
+from sightline.fileio import atomic_write_json, inside, read_json
 from sightline.health.decisions import (
     add_decisions,
     decision_key,
@@ -24,6 +28,10 @@ from sightline.health.decisions import (
 from sightline.health.problems import HealthReport, Problem
 
 QUARANTINE = ".sightline-quarantine"
+REMOVED = "removed"  # the kind of a move the Build page made (set_aside)
+# One change at a time in this process: the server makes fixes, keeps and removals on worker
+# threads, and two at once would take the same journal number (one journal lost, its Undo too).
+_CHANGING = threading.RLock()
 
 
 @dataclass
@@ -162,14 +170,20 @@ def _journals(root: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
+def last_journal(root: str | os.PathLike) -> dict[str, Any] | None:
+    """The journal of the fix ``undo_fix`` would put back (None: none)."""
+    done = [read_json(p) for p in _journals(Path(root))]
+    return next((j for j in reversed(done) if j["status"] in ("done", "pending")), None)
+
+
 def last_fix(root: str | os.PathLike) -> int | None:
     """The id of the fix ``undo_fix`` would put back (None: none)."""
-    done = [read_json(p) for p in _journals(Path(root))]
-    return next((j["id"] for j in reversed(done) if j["status"] in ("done", "pending")), None)
+    journal = last_journal(root)
+    return None if journal is None else journal["id"]
 
 
 def _move(root: Path, src: str, dst: str) -> None:
-    a, b = root / src, root / dst
+    a, b = inside(root, src), inside(root, dst)  # a link on the way: refused, nothing moved
     if b.exists():
         raise DataError(f"{b} exists: a fix never replaces a file (move it away and run again)")
     b.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +208,11 @@ def _backward(root: Path, journal: dict[str, Any]) -> None:
 
 def finish_interrupted(root: str | os.PathLike) -> str | None:
     """Complete a fix or an undo that was interrupted (a killed process); what was done."""
-    root = Path(root)
+    with _CHANGING:
+        return _finish_interrupted(Path(root))
+
+
+def _finish_interrupted(root: Path) -> str | None:
     for path in _journals(root):
         journal = read_json(path)
         if journal["status"] == "pending":
@@ -221,8 +239,12 @@ def apply_fix(
     """Make ``moves``, and record the decisions ``kept`` (``health/decisions.py``: findings a
     person keeps as they are), through a new journal; returns it (``id``, ``moves``, ``kept``,
     ``status``). Undo takes back both."""
-    root = Path(root)
-    finish_interrupted(root)
+    with _CHANGING:
+        return _apply_fix(Path(root), moves, kept)
+
+
+def _apply_fix(root: Path, moves: list[Move], kept: dict[str, Any] | None) -> dict[str, Any]:
+    _finish_interrupted(root)
     if not moves and not kept:
         return {"id": None, "moves": [], "status": "nothing to fix"}
     number = 1 + max((int(p.stem) for p in _journals(root) if p.stem.isdigit()), default=0)
@@ -238,18 +260,49 @@ def apply_fix(
     return journal
 
 
-def undo_fix(root: str | os.PathLike) -> dict[str, Any] | None:
-    """Put back the files of the last fix (None: nothing to undo)."""
-    root = Path(root)
-    finish_interrupted(root)
+def undo_fix(root: str | os.PathLike, fix: int | None = None) -> dict[str, Any] | None:
+    """Put back the files of the last fix (None: nothing to undo); ``fix``: only if it is that
+    one (DataError otherwise: a page that shows an older Undo never undoes another's change).
+    DataError, and nothing moved, when a file or class folder has appeared where one of them
+    goes back to: putting back the rest would leave that one in the quarantine with no journal
+    left to undo."""
+    with _CHANGING:
+        return _undo_fix(Path(root), fix)
+
+
+def _undo_fix(root: Path, fix: int | None) -> dict[str, Any] | None:
+    _finish_interrupted(root)
     done = [p for p in _journals(root) if read_json(p)["status"] == "done"]
     if not done:
         return None
     journal = read_json(done[-1])
+    if fix is not None and journal["id"] != fix:
+        raise DataError(
+            f"the last change in {root.name} is fix {journal['id']}, not {fix} (made since, "
+            "here or on another page): reload to see what Undo would put back"
+        )
+    taken = [m["src"] for m in journal["moves"]
+             if (root / m["src"]).exists() and (root / m["dst"]).exists()]  # fmt: skip
+    if taken:
+        raise DataError(
+            f"cannot undo fix {journal['id']}: {', '.join(taken[:5])} "
+            f"{'is' if len(taken) == 1 else 'are'} there again; rename or move "
+            f"{'it' if len(taken) == 1 else 'them'} away, then undo"
+        )
     _save(root, done[-1], journal, "undoing")
     _backward(root, journal)
     _save(root, done[-1], journal, "undone")
     return journal
+
+
+def set_aside(root: str | os.PathLike, paths: list[str], reason: str) -> dict[str, Any]:
+    """Move ``paths`` (files or whole class folders, relative to ``root``) into the quarantine
+    through a new journal (``apply_fix``): the Build page's "remove", which nothing deletes
+    and Undo, on either page, puts back."""
+    root = Path(root)
+    with _CHANGING:  # the free names and the move: one change
+        moves = _unique(root, [Move(p, f"{QUARANTINE}/{p}", REMOVED, reason) for p in paths])
+        return _apply_fix(root, moves, None)
 
 
 def _write_manifest(root: Path) -> None:

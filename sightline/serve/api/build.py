@@ -6,6 +6,14 @@ adds uploaded images (files, a zip, webcam frames) to one. A face over
 no upload ever replaces a file. Sizes are bounded as for predictions: the request body, the
 pixels of each image, the members of a zip. A dataset, split or class folder that is a symbolic
 link is refused (403, ``PathRefusedError``): nothing is written through one.
+
+GET .../classes/{class}/images lists a class's images a page at a time (newest first), and
+.../images/{file} draws a small picture of one: only a plain file directly in that class folder,
+opened without following a link (``fileio.open_inside``). .../images/{file}/remove and
+.../classes/{class}/remove set an image or a whole class (every split) aside into the dataset's
+quarantine through the health check's journal (``health.fix.set_aside``): nothing is deleted,
+and POST .../put-back (or the Health page's Undo: the same journal) puts the last change back.
+Every answer about classes says what Undo would put back (``undo``).
 """
 
 from __future__ import annotations
@@ -13,15 +21,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sightline.errors import PathRefusedError, SightlineError
+from sightline.errors import DataError, PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api/datasets/folder")
+
+THUMB_SIDE = 128  # px: a class card shows them at 64 CSS px, sharp on a 2x screen
+PAGE_MAX = 100  # images listed in one answer at most
+REMOVED_WHY = "removed on the Build page"
 
 
 class NameRequest(BaseModel):
@@ -43,8 +55,42 @@ def counts(root: Path) -> dict[str, int]:
     return {c: len(files) for c, files in scan_class_folders(find_splits(root)["train"]).items()}
 
 
+def undo_info(root: Path) -> dict[str, Any] | None:
+    """What Undo would put back (``health.fix.last_journal``), said for a person: {"fix": its
+    id, "what": "put back cat/a.png"}; None: nothing to undo."""
+    from sightline.health.fix import REMOVED, last_journal
+
+    journal = last_journal(root)
+    if journal is None:
+        return None
+    moves = journal["moves"]
+    if moves and all(m["kind"] == REMOVED for m in moves):
+        names = sorted({f"class {Path(m['src']).name}" if (root / m["dst"]).is_dir()
+                        else m["src"] for m in moves})  # fmt: skip
+        what = (
+            "put back "
+            + ", ".join(names[:3])
+            + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        )
+    elif moves:
+        what = f"put back the {len(moves)} file(s) the Health page's fix {journal['id']} moved"
+    else:
+        what = f"take back the Health page's decision {journal['id']} to keep findings"
+    return {"fix": journal["id"], "what": what}
+
+
 def _answer(root: Path, **extra: Any) -> dict[str, Any]:
-    return {"name": root.name, "classes": counts(root), **extra}
+    return {"name": root.name, "classes": counts(root), "undo": undo_info(root), **extra}
+
+
+def _lookup(what: Any) -> Any:
+    """``what()`` with a name the dataset does not have (DataError) as 404; a link: 403."""
+    try:
+        return what()
+    except PathRefusedError:
+        raise  # 403: a link, or a name leading out of the folder, refused
+    except DataError as e:
+        raise HTTPException(404, str(e)) from None
 
 
 @router.post("", status_code=201, summary="Make a new, empty dataset folder")
@@ -135,3 +181,135 @@ async def add_images(
         return JSONResponse({"error": str(e)}, status_code=413)
     skipped = [{"file": f, "error": why} for f, why in added.skipped]
     return _answer(root, saved=added.saved, skipped=skipped)
+
+
+@router.get(
+    "/{name}/classes/{cls}/images", summary="A class's images, newest first, a page at a time"
+)
+def list_images(
+    name: str,
+    cls: str,
+    request: Request,
+    offset: int = Query(0, ge=0, description="how many of the newest to skip"),
+    limit: int = Query(24, ge=1, le=PAGE_MAX, description=f"at most this many (≤ {PAGE_MAX})"),
+) -> dict[str, Any]:
+    """Images directly in the class folder (the train split's): regular files only, each with
+    a version its picture's URL carries (``?v=``), so the browser caches it until it changes."""
+    from sightline.data.builder import class_images
+
+    root = data_folder(request, name)
+    found = _lookup(lambda: class_images(root, cls))
+    shown = found[offset : offset + limit]
+    return {"class": cls, "total": len(found), "offset": offset,
+            "images": [{"file": i.name, "v": i.version} for i in shown]}  # fmt: skip
+
+
+@router.get(
+    "/{name}/classes/{cls}/images/{file}", summary="A small picture of one image of a class"
+)
+async def image_picture(
+    name: str,
+    cls: str,
+    file: str,
+    request: Request,
+    v: str | None = Query(None, max_length=40, description="the version its listing gave"),
+) -> Response:
+    from sightline.data.builder import class_image
+    from sightline.data.images import open_image
+    from sightline.fileio import open_inside
+    from sightline.serve.services.images import displayable, enlarge, fit_within, scale_for
+
+    root = data_folder(request, name)
+    path = _lookup(lambda: class_image(root, cls, file))
+    settings = _settings(request)
+
+    def draw() -> bytes:
+        import io
+
+        with open_inside(root, path) as f:  # no link followed at any step, even one made now
+            img = displayable(
+                open_image(f, file, max_side=THUMB_SIDE, max_pixels=settings.max_pixels)
+            )
+        img = fit_within(enlarge(img, scale_for(img.size, THUMB_SIDE // 2)), THUMB_SIDE)
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=85)
+        return out.getvalue()
+
+    try:
+        body = await settings.cpu_work(draw)
+    except PathRefusedError:
+        raise
+    except SightlineError as e:  # not an image (any more): the page shows the reason
+        raise HTTPException(415, str(e)) from None
+    except OSError as e:  # gone (removed meanwhile), or no regular file
+        raise HTTPException(
+            404,
+            f"no image {file[:80]!r} in class {cls[:80]!r} of {root.name} "
+            f"({e.strerror or e}): reload the list",
+        ) from None
+    # a versioned URL names one state of the file: cached; without one, asked anew each time
+    cache = "private, max-age=86400" if v else "no-store"
+    return Response(body, media_type="image/jpeg", headers={"Cache-Control": cache})
+
+
+@router.post(
+    "/{name}/classes/{cls}/images/{file}/remove",
+    summary="Set one image of a class aside (into the quarantine: Undo puts it back)",
+)
+def remove_image(name: str, cls: str, file: str, request: Request) -> dict[str, Any]:
+    import os
+    import stat
+
+    from sightline.data.builder import class_image
+    from sightline.health.fix import set_aside
+
+    root = data_folder(request, name)
+    path = _lookup(lambda: class_image(root, cls, file))
+    try:
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        raise HTTPException(
+            404, f"no image {file[:80]!r} in class {cls[:80]!r} of {root.name}: reload the list"
+        )
+    journal = set_aside(root, [path.relative_to(root).as_posix()], REMOVED_WHY)
+    return _answer(root, removed=[m["src"] for m in journal["moves"]])
+
+
+@router.post(
+    "/{name}/classes/{cls}/remove",
+    summary="Set a class aside, in every split (into the quarantine: Undo puts it back)",
+)
+def remove_class(name: str, cls: str, request: Request) -> dict[str, Any]:
+    from sightline.data.builder import class_folders
+    from sightline.health.fix import set_aside
+
+    root = data_folder(request, name)
+    folders = _lookup(lambda: class_folders(root, cls))
+    journal = set_aside(root, [f.relative_to(root).as_posix() for f in folders], REMOVED_WHY)
+    return _answer(root, removed=[m["src"] for m in journal["moves"]])
+
+
+class PutBackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fix: int | None = Field(
+        None,
+        description="the change the page offers to undo (its `undo.fix`): 409 if another is last",
+    )
+
+
+@router.post("/{name}/put-back", summary="Undo the last removal (or the Health page's last fix)")
+def put_back(name: str, body: PutBackRequest, request: Request) -> dict[str, Any]:
+    from sightline.health.fix import undo_fix
+
+    root = data_folder(request, name)
+    try:
+        journal = undo_fix(root, body.fix)
+    except PathRefusedError:
+        raise
+    except DataError as e:  # another change is last, or something is where a file goes back
+        raise HTTPException(409, str(e)) from None
+    if journal is None:
+        raise HTTPException(409, f"nothing to undo in {root.name}")
+    return _answer(root, undone=journal["id"], restored=[m["src"] for m in journal["moves"]])

@@ -1,10 +1,12 @@
 """Building a dataset in a real browser (headless Chromium, as tests/unit/serve/test_browser.py),
 its webcam faked by Chromium's own capture device: a new dataset in a --data-dir folder that
 did not exist, two classes, images chosen as files and as a zip, frames captured by holding
-the button, a class renamed; the folder on disk is what the page says."""
+the button, a class renamed; each class shows its images as small pictures, a wrong image and
+a whole class are removed and put back with Undo; the folder on disk is what the page says."""
 
 from __future__ import annotations
 
+import base64
 import io
 import zipfile
 
@@ -55,6 +57,22 @@ def count(page, cls: str) -> int:
     )
 
 
+def thumbs(page, cls: str):
+    return page.locator(f"section.class-card[data-cls='{cls}'] figure.class-thumb")
+
+
+def pictures_drawn(page, cls: str, n: int) -> None:
+    """``n`` pictures in the class's card, each loaded (decoded by the browser, not broken)."""
+    page.wait_for_function(
+        """([cls, n]) => {
+            const imgs = [...document.querySelectorAll(
+                `section.class-card[data-cls="${cls}"] figure.class-thumb img`)];
+            return imgs.length === n && imgs.every((i) => i.complete && i.naturalWidth > 0);
+        }""",
+        arg=[cls, n],
+    )
+
+
 def test_build_a_dataset_from_files_a_zip_and_the_camera(build_server, camera_page, tmp_path):
     url, tmp = build_server
     page = camera_page
@@ -78,6 +96,21 @@ def test_build_a_dataset_from_files_a_zip_and_the_camera(build_server, camera_pa
     )
     page.locator("#build-status", has_text="3 images added to cat").wait_for()
     assert "notes.txt" in page.locator("#build-status").inner_text()
+    pictures_drawn(page, "cat", 3)
+    cat = tmp / "mine" / "pets" / "cat"
+    before = (cat / "cat1.png").read_bytes()
+    thumbs(page, "cat").filter(has=page.locator("img[alt='cat1.png']")).get_by_role(
+        "button", name="Remove cat1.png from cat"
+    ).click()
+    page.locator("#build-status", has_text="Removed cat/cat1.png").wait_for()
+    pictures_drawn(page, "cat", 2)
+    assert count(page, "cat") == 2 and not (cat / "cat1.png").exists()
+    aside = tmp / "mine" / "pets" / ".sightline-quarantine"
+    assert (aside / "cat" / "cat1.png").read_bytes() == before  # set aside, not deleted
+    page.click("#build-undo")
+    page.locator("#build-status", has_text="Put back cat/cat1.png").wait_for()
+    pictures_drawn(page, "cat", 3)
+    assert (cat / "cat1.png").read_bytes() == before and page.locator("#build-undo-row").is_hidden()
     with zipfile.ZipFile(tmp_path / "dogs.zip", "w") as z:
         for i in range(2):
             z.writestr(f"dogs/{i}.png", png(100 + i))
@@ -85,6 +118,22 @@ def test_build_a_dataset_from_files_a_zip_and_the_camera(build_server, camera_pa
         str(tmp_path / "dogs.zip")
     )
     page.locator("#build-status", has_text="2 images added to dog").wait_for()
+    # dropped on the card (SL.dropZone, the one drop-zone helper of every page)
+    page.evaluate(
+        """(png) => {
+        const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+        document.querySelector("section.class-card[data-cls='dog'] .drop-zone").dispatchEvent(
+          new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""",
+        base64.b64encode(png(150)).decode("ascii"),
+    )
+    page.locator("#build-status", has_text="1 image added to dog").wait_for()
+    assert (tmp / "mine" / "pets" / "dog" / "dropped.png").read_bytes() == png(150)
+    pictures_drawn(page, "dog", 3)
+    # a drop zone is the Classify page's look: no native file button shows
+    assert page.locator("input[type=file]:not(.visually-hidden)").count() == 0
 
     page.click("#camera-start")
     page.wait_for_function("() => document.getElementById('camera').videoWidth > 0", timeout=20_000)
@@ -108,7 +157,17 @@ def test_build_a_dataset_from_files_a_zip_and_the_camera(build_server, camera_pa
     page.once("dialog", lambda d: d.accept("puppy"))
     page.locator("section.class-card[data-cls='dog'] button", has_text="Rename").click()
     page.locator("section.class-card[data-cls='puppy']").wait_for()
-    assert (tmp / "mine" / "pets" / "puppy").is_dir() and count(page, "puppy") == 2
+    assert (tmp / "mine" / "pets" / "puppy").is_dir() and count(page, "puppy") == 3
+    pictures_drawn(page, "puppy", 3)
+    page.once("dialog", lambda d: d.accept())  # "Remove class puppy and its 3 images?"
+    page.locator("section.class-card[data-cls='puppy'] button", has_text="Remove class").click()
+    page.locator("section.class-card[data-cls='puppy']").wait_for(state="detached")
+    assert not (tmp / "mine" / "pets" / "puppy").exists()
+    assert len(list((aside / "puppy").iterdir())) == 3
+    assert "put back class puppy" in page.locator("#build-undo").inner_text()
+    page.click("#build-undo")
+    pictures_drawn(page, "puppy", 3)
+    assert count(page, "puppy") == 3 and not (aside / "puppy").exists()
     check_layout(page, "build")
     page.click("#build-train")
     page.wait_for_url("**/train?folder=pets")

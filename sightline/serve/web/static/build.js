@@ -1,30 +1,41 @@
 /* The Build page (/datasets/build?folder=NAME): make a dataset in a --data-dir folder of
- * datasets, add and rename classes, add images to a class by choosing or dropping files (or a
- * zip), or from the camera (hold the button: a frame every 250 ms). Uploads go in batches under
- * the server's limits; the counts are the server's answer after each. */
+ * datasets, add, rename and remove classes, add images to a class by choosing or dropping files
+ * (a zip, a folder), or from the camera (hold the button: a frame every 250 ms). Uploads go in
+ * batches under the server's limits; the counts are the server's answer after each. Each class
+ * shows its newest images as small pictures; a wrong one is removed with its ×. Nothing is
+ * deleted: the server sets a removed image or class aside in the dataset's quarantine, and
+ * Undo (the same journal as the Health page's) puts back the last change. */
 'use strict';
 
 (function () {
   const SL = window.SL;
   const el = SL.el;
   const FRAME_MS = 250;
+  const FIRST_THUMBS = 12; // pictures a class card shows at first; "+N more" asks for the rest
+  const MORE_THUMBS = 24;
   let limits = {};
   let name = null;
+  let undo = null; // what Undo puts back: the server's {fix, what}
 
   const base = () => '/api/datasets/folder/' + encodeURIComponent(name);
+  const classUrl = (cls) => base() + '/classes/' + encodeURIComponent(cls);
   const status = (text) => { SL.$('build-status').textContent = text; };
+  const plural = (n, word) => SL.int(n) + ' ' + word + (n === 1 ? '' : 's');
+  // A folder's hidden files ("cats/.DS_Store") are no images anyone chose.
+  const visible = (files) => files.filter((p) => !/(^|\/)\./.test(p.name));
 
   async function upload(cls, files) {
-    const plan = SL.uploadBatches(files, limits);
+    const plan = SL.uploadBatches(visible(files), limits);
     let saved = 0;
     const skipped = plan.tooLarge.slice();
     let answer = null;
+    SL.showError('build-error', null);
     for (const batch of plan.batches) {
       const form = new FormData();
       for (const p of batch) form.append('files', p.file, p.name);
       status('Adding ' + batch.length + ' images to ' + cls + '…');
       try {
-        answer = await SL.api(base() + '/classes/' + encodeURIComponent(cls) + '/images', {method: 'POST', form});
+        answer = await SL.api(classUrl(cls) + '/images', {method: 'POST', form});
         saved += answer.saved.length;
         skipped.push(...answer.skipped);
       } catch (err) {
@@ -33,29 +44,66 @@
       }
     }
     if (answer) render(answer);
-    status(saved + ' image' + (saved === 1 ? '' : 's') + ' added to ' + cls +
+    status(plural(saved, 'image') + ' added to ' + cls +
       (skipped.length ? '; not added: ' + skipped.map((s) => s.file + ' (' + s.error + ')').join('; ') : '.'));
   }
 
+  // ------------------------------------------------------------------ classes
+  function thumb(cls, image) {
+    const src = classUrl(cls) + '/images/' + encodeURIComponent(image.file) + '?v=' + encodeURIComponent(image.v);
+    const remove = el('button', {type: 'button', class: 'thumb-remove', title: 'Remove ' + image.file + ' (set aside: Undo puts it back)',
+      'aria-label': 'Remove ' + image.file + ' from ' + cls}, '×');
+    remove.addEventListener('click', () => removeImage(cls, image.file));
+    return el('figure', {class: 'class-thumb', dataset: {file: image.file}},
+      el('img', {src, alt: image.file, title: image.file, width: 64, height: 64}), remove);
+  }
+
+  // The class's pictures from `offset` on, appended to its card's box; a "+N more" button
+  // while there are more than shown.
+  async function showThumbs(card, cls, offset, limit) {
+    const box = card.querySelector('.class-thumbs');
+    const more = card.querySelector('.thumbs-more');
+    try {
+      const page = await SL.api(classUrl(cls) + '/images?offset=' + offset + '&limit=' + limit);
+      for (const image of page.images) box.appendChild(thumb(cls, image));
+      const shown = offset + page.images.length;
+      const left = page.total - shown;
+      more.hidden = left <= 0;
+      more.textContent = '+' + SL.int(left) + ' more';
+      more.onclick = () => showThumbs(card, cls, shown, MORE_THUMBS);
+    } catch (err) {
+      box.appendChild(el('p', {class: 'error-text small'}, 'Cannot list the images: ' + err.message));
+    }
+  }
+
   function classCard(cls, count) {
-    const input = el('input', {type: 'file', multiple: true, accept: 'image/*,.zip', 'aria-label': 'add images to ' + cls});
-    input.addEventListener('change', () => upload(cls, [...input.files].map((f) => ({file: f, name: f.name}))));
-    const drop = el('label', {class: 'drop-zone'}, 'Drop images or a zip here, or choose files', input);
-    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-    drop.addEventListener('drop', (e) => {
-      e.preventDefault();
-      drop.classList.remove('over');
-      upload(cls, [...e.dataTransfer.files].map((f) => ({file: f, name: f.name})));
+    const input = el('input', {type: 'file', multiple: true, accept: 'image/*,.zip,application/zip', class: 'visually-hidden',
+      'aria-label': 'add images to ' + cls});
+    input.addEventListener('change', () => {
+      upload(cls, [...input.files].map((f) => ({file: f, name: f.name})));
+      input.value = ''; // the same files chosen again are a new change
     });
+    const drop = el('label', {class: 'drop-zone'}, input,
+      el('span', {class: 'drop-title'}, 'Drop images, a zip or a folder here'),
+      el('span', {class: 'muted small'}, 'or click to choose files'));
+    SL.dropZone(drop, (files) => upload(cls, files),
+      {folders: true, onError: (err) => SL.showError('build-error', 'Cannot read what was dropped: ' + (err.message || err))});
     const capture = el('button', {type: 'button', class: 'capture', disabled: !SL.$('camera').srcObject,
       title: 'Start the camera first'}, 'Hold to capture');
     holdToCapture(capture, cls);
     const rename = el('button', {type: 'button', class: 'small secondary'}, 'Rename');
     rename.addEventListener('click', () => renameClass(cls));
-    return el('section', {class: 'card class-card', dataset: {cls}},
-      el('h3', null, cls, ' ', el('span', {class: 'badge', dataset: {count: String(count)}}, SL.int(count) + ' images')),
-      el('div', {class: 'button-row'}, capture, rename), drop);
+    const remove = el('button', {type: 'button', class: 'small danger'}, 'Remove class');
+    remove.addEventListener('click', () => removeClass(cls, count));
+    const card = el('section', {class: 'card class-card', dataset: {cls}},
+      el('div', {class: 'card-head'},
+        el('h3', null, cls, ' ', el('span', {class: 'badge', dataset: {count: String(count)}}, plural(count, 'image'))),
+        el('div', {class: 'button-row'}, rename, remove)),
+      el('div', {class: 'class-thumbs'}),
+      el('button', {type: 'button', class: 'link thumbs-more', hidden: true}),
+      el('div', {class: 'button-row'}, capture), drop);
+    if (count) showThumbs(card, cls, 0, FIRST_THUMBS);
+    return card;
   }
 
   function render(answer) {
@@ -63,15 +111,43 @@
     const classes = Object.entries(answer.classes || {});
     for (const [cls, count] of classes) box.appendChild(classCard(cls, count));
     if (!classes.length) box.appendChild(el('p', {class: 'muted'}, 'No class yet: add one above.'));
+    undo = answer.undo || null;
+    SL.$('build-undo-row').hidden = !answer.undo;
+    SL.$('build-undo').textContent = answer.undo ? 'Undo: ' + answer.undo.what : 'Undo';
+  }
+
+  // Every change below is the server's: the page shows its answer (counts, what Undo does).
+  async function change(url, json, said) {
+    SL.showError('build-error', null);
+    try {
+      const answer = await SL.api(url, {method: 'POST', json});
+      render(answer);
+      status(said(answer));
+    } catch (err) { SL.showError('build-error', err.message); }
   }
 
   async function renameClass(cls) {
     const to = window.prompt('New name for ' + cls, cls);
     if (!to || to === cls) return;
-    try {
-      render(await SL.api(base() + '/classes/' + encodeURIComponent(cls) + '/rename', {method: 'POST', json: {name: to}}));
-      status('Renamed ' + cls + ' to ' + to + '.');
-    } catch (err) { SL.showError('build-error', err.message); }
+    await change(classUrl(cls) + '/rename', {name: to}, () => 'Renamed ' + cls + ' to ' + to + '.');
+  }
+
+  const setAside = (answer) => 'Removed ' + answer.removed.join(', ') + ': set aside in the dataset\'s quarantine; Undo puts it back.';
+
+  function removeImage(cls, file) {
+    return change(classUrl(cls) + '/images/' + encodeURIComponent(file) + '/remove', undefined, setAside);
+  }
+
+  async function removeClass(cls, count) {
+    const sure = window.confirm('Remove class ' + cls + (count ? ' and its ' + plural(count, 'image') : '') +
+      '?\nNothing is deleted: it is set aside in the dataset\'s quarantine, and Undo puts it back.');
+    if (sure) await change(classUrl(cls) + '/remove', undefined, setAside);
+  }
+
+  function putBack() {
+    if (!undo) return;
+    const what = undo.what;
+    return change(base() + '/put-back', {fix: undo.fix}, () => what.charAt(0).toUpperCase() + what.slice(1) + '.');
   }
 
   // ------------------------------------------------------------------ camera
@@ -156,6 +232,7 @@
     SL.$('new-dataset').addEventListener('submit', createDataset);
     SL.$('new-class').addEventListener('submit', addClass);
     SL.$('camera-start').addEventListener('click', startCamera);
+    SL.$('build-undo').addEventListener('click', putBack);
     try {
       const [health, data] = await Promise.all([SL.api('/api/health'), SL.api('/api/datasets')]);
       limits = health.limits || {};

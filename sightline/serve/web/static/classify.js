@@ -158,14 +158,8 @@
       if (file) inspect({file});
       e.target.value = ''; // the same file chosen again is a new change
     });
-    ['dragenter', 'dragover'].forEach((name) => zone.addEventListener(name, (e) => {
-      e.preventDefault();
-      zone.classList.add('dragging');
-    }));
-    ['dragleave', 'drop'].forEach((name) => zone.addEventListener(name, () => zone.classList.remove('dragging')));
-    zone.addEventListener('drop', (e) => {
-      e.preventDefault();
-      const file = firstImage(e.dataTransfer && e.dataTransfer.files);
+    SL.dropZone(zone, (files) => {
+      const file = firstImage(files.map((p) => p.file));
       if (file) inspect({file});
       else SL.showError('classify-error', 'Drop an image file.');
     });

@@ -101,34 +101,6 @@
     clearBad();
   }
 
-  // What was dropped: files, and the files inside dropped folders (their paths kept). The
-  // entries are taken while the drop event lasts; a browser without them gives the files.
-  function droppedFiles(transfer) {
-    const items = [...(transfer.items || [])].filter((i) => i.kind === 'file');
-    const entries = items.map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
-    if (!entries.length || entries.some((e) => !e)) {
-      return Promise.resolve([...(transfer.files || [])].map((f) => ({file: f, name: f.name})));
-    }
-    const out = [];
-    const walk = (entry) => new Promise((resolve) => {
-      const name = entry.fullPath.replace(/^\/+/, '');
-      if (entry.isFile) {
-        entry.file((f) => { out.push({file: f, name}); resolve(); }, () => resolve());
-      } else if (entry.isDirectory) {
-        const reader = entry.createReader();
-        const more = () => reader.readEntries(async (list) => { // a folder comes in pieces
-          if (!list.length) { resolve(); return; }
-          for (const e of list) await walk(e);
-          more();
-        }, () => resolve());
-        more();
-      } else {
-        resolve();
-      }
-    });
-    return entries.reduce((done, e) => done.then(() => walk(e)), Promise.resolve()).then(() => out);
-  }
-
   function setupDropZone() {
     const zone = SL.$('many-drop');
     SL.$('files-input').addEventListener('change', (e) => {
@@ -140,19 +112,11 @@
       choose([...e.target.files].map((f) => ({file: f, name: f.webkitRelativePath || f.name})));
     });
     SL.$('choose-folder').addEventListener('click', () => SL.$('folder-input').click());
-    ['dragenter', 'dragover'].forEach((name) => zone.addEventListener(name, (e) => {
-      e.preventDefault();
-      zone.classList.add('dragging');
-    }));
-    ['dragleave', 'drop'].forEach((name) => zone.addEventListener(name, () => zone.classList.remove('dragging')));
-    zone.addEventListener('drop', (e) => {
-      e.preventDefault();
-      droppedFiles(e.dataTransfer).then((files) => {
-        SL.$('files-input').value = '';
-        SL.$('folder-input').value = '';
-        choose(files);
-      }, (err) => SL.showError('many-error', 'Cannot read what was dropped: ' + (err.message || err)));
-    });
+    SL.dropZone(zone, (files) => {
+      SL.$('files-input').value = '';
+      SL.$('folder-input').value = '';
+      choose(files);
+    }, {folders: true, onError: (err) => SL.showError('many-error', 'Cannot read what was dropped: ' + (err.message || err))});
   }
 
   async function send(batch) {

@@ -251,6 +251,55 @@
     return {setRows(newRows) { rows = newRows; render(); }, render};
   };
 
+  // What was dropped, as [{file, name}]: files, and the files inside dropped folders (their
+  // paths kept: "cats/a.png"). The entries are taken while the drop event lasts; a browser
+  // without them gives the files.
+  function droppedFiles(transfer) {
+    const items = [...(transfer.items || [])].filter((i) => i.kind === 'file');
+    const entries = items.map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+    if (!entries.length || entries.some((e) => !e)) {
+      return Promise.resolve([...(transfer.files || [])].map((f) => ({file: f, name: f.name})));
+    }
+    const out = [];
+    const walk = (entry) => new Promise((resolve) => {
+      const name = entry.fullPath.replace(/^\/+/, '');
+      if (entry.isFile) {
+        entry.file((f) => { out.push({file: f, name}); resolve(); }, () => resolve());
+      } else if (entry.isDirectory) {
+        const reader = entry.createReader();
+        const more = () => reader.readEntries(async (list) => { // a folder comes in pieces
+          if (!list.length) { resolve(); return; }
+          for (const e of list) await walk(e);
+          more();
+        }, () => resolve());
+        more();
+      } else {
+        resolve();
+      }
+    });
+    return entries.reduce((done, e) => done.then(() => walk(e)), Promise.resolve()).then(() => out);
+  }
+
+  // One drop zone's behaviour, for every page that takes files (Classify, Classify many,
+  // Build): dragging over `zone` marks it (.dragging); a drop calls onFiles([{file, name}])
+  // (with options.folders, the files inside dropped folders too), and options.onError(err)
+  // when what was dropped cannot be read. Choosing files stays with the zone's own input.
+  SL.dropZone = function (zone, onFiles, options) {
+    const opts = options || {};
+    ['dragenter', 'dragover'].forEach((name) => zone.addEventListener(name, (e) => {
+      e.preventDefault(); // else the browser opens the file instead of dropping it here
+      zone.classList.add('dragging');
+    }));
+    ['dragleave', 'drop'].forEach((name) => zone.addEventListener(name, () => zone.classList.remove('dragging')));
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      const transfer = e.dataTransfer || {};
+      const dropped = opts.folders ? droppedFiles(transfer)
+        : Promise.resolve([...(transfer.files || [])].map((f) => ({file: f, name: f.name})));
+      dropped.then(onFiles, (err) => { if (opts.onError) opts.onError(err); });
+    });
+  };
+
   // <select> of the runs that can classify (a saved model): newest first, `preferred` chosen
   // when it is one of them. Resolves to the runs listed.
   // A selection larger than one request may be (the server's limits, from /api/health) goes
