@@ -90,7 +90,8 @@ details summary{cursor:pointer;color:#1f77b4;margin:.5em 0}nav a{margin-right:1e
 @media(max-width:600px){body{padding:0 .8em}.row>*{flex-basis:100%}.kpi{min-width:0;flex:1 1 40%}}"""
 
 
-def _calibration_text(m: Any) -> str:
+def _calibration_text(m: Any, skipped: str | None = None) -> str:
+    """``skipped``: why training left the run uncalibrated (its calibration record says)."""
     c = m.calibration
     if c is None or not m.count:
         return "No images to measure the calibration on."
@@ -103,6 +104,8 @@ def _calibration_text(m: Any) -> str:
         return text + (f" The run's {m.calibrator.method} calibration, fitted on its validation "
                        f"images, brought them from ECE {u.ece:.2%}, NLL {u.nll:.4f}, Brier "
                        f"{u.brier:.4f}.")  # fmt: skip
+    if skipped:
+        return text + f" Not calibrated: calibration was skipped ({skipped})."
     return text + " Not calibrated: `sightline calibrate RUN` fits its calibration."
 
 
@@ -236,7 +239,8 @@ def render_html(run: Run, figs: RunFigures) -> str:
         + "</div>"
     )
     parts.append('<h2 id="calibration">Calibration</h2>')
-    parts.append(f"<p>{html.escape(_calibration_text(m))}</p>")
+    skipped = (run.metadata().get("calibration") or {}).get("skipped")
+    parts.append(f"<p>{html.escape(_calibration_text(m, skipped))}</p>")
     parts.append(_img(figs, "reliability"))
     parts.append('<h2 id="predictions">Predictions</h2>')
     parts.append(

@@ -201,3 +201,7 @@ def test_a_handful_of_held_out_images_calibrates_nothing_and_says_why(tmp_path, 
     assert record["skipped"] == event["skipped"]
     assert main(["calibrate", str(run.run.path)]) == 0
     assert "calibration skipped: only" in capsys.readouterr().out
+    from sightline.report import write_report  # the report says why too, not "run calibrate"
+
+    text = write_report(run.run).read_text()
+    assert f"calibration was skipped ({event['skipped']})" in text.replace("&#x27;", "'")
