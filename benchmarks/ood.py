@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the ge
 
 import ood_generator  # noqa: E402
 import photo_generator  # noqa: E402
+import photo_styles  # noqa: E402
 
 import sightline  # noqa: E402
 from sightline.infer.batched import batched_logits, inference_copy  # noqa: E402
@@ -143,10 +144,13 @@ def own_sets(kind: str, run: sightline.Run, n: int, photos: int) -> dict[str, ob
         ds = sightline.load_dataset("cifar10", classes=CIFAR3, val_split=0, progress=False)
         return {"test": ds.test.images[:n], "labels": ds.test.labels[:n]}
     items = data.test.images[:photos, 0].numpy()
+    styled = data.test.images[n : n + photos, 0].numpy()  # other items than the test images'
     return {
         "test": data.test.images[:n],
         "labels": data.test.labels[:n],
         "photos": [p.data for p in photo_generator.photos(items, seed=8)],
+        # The same classes in the styles users' photos come in (tests/photo_styles.py).
+        "styles": {s: photo_styles.styled_photos(styled, s, seed=21) for s in photo_styles.STYLES},
     }
 
 
@@ -192,6 +196,9 @@ def report(kind: str, path: Path, n: int, photos: int) -> None:
         ph = score(own["photos"])
         print(f"photos of its test items answered unknown: "
               f"{float((ph['sightline'] > threshold).float().mean()):.1%} of {photos}")  # fmt: skip
+        for style, images in own["styles"].items():
+            share = float((score(images)["sightline"] > threshold).float().mean())
+            print(f"  ... {style} photos of other test items: {share:.1%} unknown")
     labels = own["labels"]
     before, after = calibration(mine["raw"], labels), calibration(mine["logits"], labels)
     print(f"test calibration: ECE {before.ece:.2%} -> {after.ece:.2%}, NLL {before.nll:.3f} -> "
