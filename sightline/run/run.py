@@ -389,14 +389,12 @@ class Run:
         return out
 
     def _has_validation(self) -> bool | None:
-        """Whether the run validated: a val_ value in its metrics (None: none written yet)."""
-        try:
-            rows = self.history
-        except (OSError, ValueError, PathRefusedError):  # damaged, or a link: not said
+        """Whether the run validated: a val_ value in its last epoch's status (None: no epoch
+        yet). The status, not metrics.csv: a run listing reads one small file per run."""
+        last = self.status.get("last")
+        if not isinstance(last, dict):
             return None
-        if not rows:
-            return None
-        return any(v is not None for r in rows for k, v in r.items() if k.startswith("val_"))
+        return any(v is not None for k, v in last.items() if k.startswith("val_"))
 
 
 def _cell(key: str, v: str | None) -> Any:

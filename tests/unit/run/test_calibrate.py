@@ -176,6 +176,7 @@ def test_a_run_without_validation_is_calibrated_on_its_calibration_split(tmp_pat
     assert meta["calibration"]["fitted_on"] == "the calibration split"
     assert meta["calibration"]["images"] == 60 and meta["ood"]["threshold"] > 0
     assert "calibration 60" in again.describe()
+    assert run.to_dict()["has_validation"] is False  # the Runs page: no "best val." to show
 
 
 def test_a_handful_of_held_out_images_calibrates_nothing_and_says_why(tmp_path, capsys):
@@ -199,6 +200,7 @@ def test_a_handful_of_held_out_images_calibrates_nothing_and_says_why(tmp_path, 
     assert run.run.calibrator().identity  # the network's own probabilities, as said
     record = ckpt.read_model_file(run.run.model_file("best"))[1]["calibration"]
     assert record["skipped"] == event["skipped"]
+    assert run.run.to_dict()["has_validation"] is True  # 12 images, but a validation split
     assert main(["calibrate", str(run.run.path)]) == 0
     assert "calibration skipped: only" in capsys.readouterr().out
     from sightline.report import write_report  # the report says why too, not "run calibrate"
