@@ -69,11 +69,8 @@ def check(
         digests={item.path: item.digest.hex() for item in inventory.items},
     )
     if inventory.root is not None:
-        kept = apply_decisions(report, inventory.root)
-        if kept:
-            report.notes.append(
-                f"{kept:,} findings kept as they are by a person (listed apart; revocable)"
-            )
+        apply_decisions(report, inventory.root)
+        _note_kept(report, before=0)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -92,15 +89,26 @@ def recheck(previous: HealthReport, root: str | os.PathLike) -> HealthReport:
         if p.kind in label_kinds and all((root / q).is_file() for q in p.paths)
     ]
     fresh.problems = ordered(fresh.problems + carried)
+    before = len(fresh.kept)
     apply_decisions(fresh, root)  # a carried finding a person kept stays apart
     fresh.labels = previous.labels
     judged = [n for n in previous.notes if previous.labels and n == previous.labels.get("why")]
-    fresh.notes = judged + [n for n in fresh.notes if not n.endswith("(listed apart; revocable)")]
-    if fresh.kept:
-        fresh.notes.append(
-            f"{len(fresh.kept):,} findings kept as they are by a person (listed apart; revocable)"
-        )
+    fresh.notes = judged + fresh.notes
+    _note_kept(fresh, before)
     return fresh
+
+
+def _kept_note(count: int) -> str:
+    return f"{count:,} findings kept as they are by a person (listed apart; revocable)"
+
+
+def _note_kept(report: HealthReport, before: int) -> None:
+    """The report's note on its kept findings, for their count now (replacing the one written
+    when ``before`` were kept)."""
+    if before:
+        report.notes = [n for n in report.notes if n != _kept_note(before)]
+    if report.kept:
+        report.notes.append(_kept_note(len(report.kept)))
 
 
 def _judge_labels(inventory: Inventory, groups: list[list[int]], progress):
