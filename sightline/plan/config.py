@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sightline.errors import ConfigError
+from sightline.plan.options import check_options, defaults, option
 
 # What any machine can be asked: beyond these an option is a typo, or a way to hold the only
 # worker for years (a server checks every job against them before it queues it).
@@ -29,87 +30,100 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "linear")
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
+
+# Every training option, declared once (plan/options.py): its type, default, valid values and
+# help. The command line's flags, the checks and their messages are made from these fields;
+# ``DEFAULTS`` below is their defaults. The comments say why a default is what it is.
 # fmt: off
-DEFAULTS: dict[str, Any] = dict(
-    epochs=10,             # passes over the training set
-    time_budget=None,      # seconds of training: as many of the epochs as fit here, timed on a few
-                           # steps before the run (train/time_budget.py); None = all the epochs
-    batch_size=256,
-    optimizer="adamw",     # sgd (Nesterov momentum) | adam | adamw
-    lr=2e-3,               # peak learning rate
-    momentum=0.9,          # SGD only
-    nesterov=True,         # SGD only
-    weight_decay=5e-4,
-    schedule="onecycle",   # constant | onecycle (warm-up then linear decay) | cosine | linear
-    warmup=0.15,           # fraction of all steps spent warming up
-    label_smoothing=0.0,
-    lookahead=False,       # airbench's Lookahead: every 5 steps the network restarts from a moving
-                           # average of its weights, averaging more towards the end (train/lookahead.py)
-    translate=0,           # augmentation: random shift of up to N pixels
-    shift_tta=0,           # inference also averages over the images shifted +-N px (airbench's
-                           # translate TTA: 3x the forward passes; for models trained with translate)
-    flip=None,             # augmentation: horizontal flips; None = the dataset decides (never digits)
-    alternate_flip=False,  # with flips: each image mirrored in every other epoch (which ones first is
-                           # drawn once) instead of a fresh coin each epoch: airbench's alternating flip
-    reframe=None,          # augmentation: share of images re-framed as a photo would be (data.augment);
-                           # None = the data decides: 0.5 where photos are framed as objects or digits
-    seed=0,
-    device="auto",         # auto | cpu | cuda | cuda:N | mps
-    amp=None,              # mixed precision; None = on for CUDA and for convnets on an AMX CPU
-    cuda_graphs=None,      # one GPU: each step's forward and backward replayed as a CUDA graph
-                           # (train/cuda_graphs.py); None = on, False = eager steps
-    device_warmup=None,    # a few untimed steps before the first epoch pay a GPU's one-off costs, then
-                           # the state is put back (train/warmup.py); None = on for CUDA, off on a CPU
-    monitor="val_accuracy",  # metric for the best checkpoint and early stopping
-    patience=None,         # early stopping: epochs without improvement; None = off
-    min_delta=0.0,         # early stopping: smallest change that counts as improvement
-    checkpoint_every=0,    # also checkpoint every N steps mid-epoch (0 = end of epoch only)
-    max_steps=None,        # stop after this many optimizer steps in all (tests, quick looks);
-                           # the lr schedule still follows the planned epochs
-    freeze=False,          # transfer learning: keep the (pretrained) backbone fixed and train
-                           # only the head, on features computed once (see train/frozen.py)
-    head_epochs=0,         # fine-tuning: first epochs with only the head learning
-    backbone_lr=1.0,       # fine-tuning: the backbone's lr as a fraction of the head's
-    sync_bn=None,          # under torchrun: BatchNorm statistics over all ranks' images;
-                           # None = on when a rank gets fewer than 32 images per step
-)
-# fmt: on
-
-
 @dataclass
 class TrainConfig:
-    epochs: int = DEFAULTS["epochs"]
-    time_budget: float | None = DEFAULTS["time_budget"]
-    batch_size: int = DEFAULTS["batch_size"]
-    optimizer: str = DEFAULTS["optimizer"]
-    lr: float = DEFAULTS["lr"]
-    momentum: float = DEFAULTS["momentum"]
-    nesterov: bool = DEFAULTS["nesterov"]
-    weight_decay: float = DEFAULTS["weight_decay"]
-    schedule: str = DEFAULTS["schedule"]
-    warmup: float = DEFAULTS["warmup"]
-    label_smoothing: float = DEFAULTS["label_smoothing"]
-    lookahead: bool = DEFAULTS["lookahead"]
-    translate: int = DEFAULTS["translate"]
-    shift_tta: int = DEFAULTS["shift_tta"]
-    flip: bool | None = DEFAULTS["flip"]
-    alternate_flip: bool = DEFAULTS["alternate_flip"]
-    reframe: float | None = DEFAULTS["reframe"]
-    seed: int = DEFAULTS["seed"]
-    device: str = DEFAULTS["device"]
-    amp: bool | None = DEFAULTS["amp"]
-    cuda_graphs: bool | None = DEFAULTS["cuda_graphs"]
-    device_warmup: bool | None = DEFAULTS["device_warmup"]
-    monitor: str = DEFAULTS["monitor"]
-    patience: int | None = DEFAULTS["patience"]
-    min_delta: float = DEFAULTS["min_delta"]
-    checkpoint_every: int = DEFAULTS["checkpoint_every"]
-    max_steps: int | None = DEFAULTS["max_steps"]
-    freeze: bool = DEFAULTS["freeze"]
-    head_epochs: int = DEFAULTS["head_epochs"]
-    backbone_lr: float = DEFAULTS["backbone_lr"]
-    sync_bn: bool | None = DEFAULTS["sync_bn"]
+    epochs: int = option(10, "passes over the training set", low=1, high=MAX_EPOCHS, short="-e")
+    # Timed on a few steps before the run (train/time_budget.py); None = all the epochs.
+    time_budget: float | None = option(
+        None, "train as many of the epochs as fit in this many seconds here (a few steps are "
+        "timed first; the recipes set one)", low=0, low_open=True, high=MAX_TIME_BUDGET,
+        high_text=f"{MAX_TIME_BUDGET:,.0f} seconds (30 days)", metavar="SECONDS")
+    batch_size: int = option(256, "images per optimizer step", low=1, high=MAX_BATCH_SIZE,
+                             short="-b")
+    optimizer: str = option("adamw", "sgd (with Nesterov momentum), adam or adamw",
+                            choices=OPTIMIZERS)
+    lr: float = option(2e-3, "peak learning rate", low=0, low_open=True, high=MAX_LR)
+    momentum: float = option(0.9, "SGD momentum", low=0, high=1, high_open=True)
+    nesterov: bool = option(True, "SGD: Nesterov momentum", on=None,
+                            off_help="SGD: plain momentum instead of Nesterov")
+    weight_decay: float = option(5e-4, "L2 weight decay", low=0, high=1)
+    schedule: str = option("onecycle", "learning-rate schedule (onecycle: warm-up, then linear "
+                           "decay)", choices=SCHEDULES)
+    warmup: float = option(0.15, "fraction of steps for lr warm-up", low=0, high=1,
+                           high_open=True)
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss, e.g. 0.1",
+                                    low=0, high=1, high_open=True)
+    # train/lookahead.py
+    lookahead: bool = option(
+        False, "every 5 steps restart from a moving average of the weights, averaging more "
+        "towards the end (airbench's Lookahead); the run ends on the averaged weights",
+        off_help="no Lookahead (where a recipe has it)")
+    translate: int = option(0, "augmentation: random shift up to N pixels", low=0,
+                            high=MAX_SHIFT, unit="pixels")
+    # airbench's translate TTA: 3x the forward passes; for models trained with translate.
+    shift_tta: int = option(
+        0, "test-time augmentation: also average the predictions over each image shifted by "
+        "+-N pixels (3x the inference cost; for models trained with --translate)", metavar="N")
+    # None = the dataset decides (never digits).
+    flip: bool | None = option(None, "augmentation: random horizontal flips",
+                               off_help="augmentation: no flips (default: the dataset decides; "
+                               "never for digits)")
+    alternate_flip: bool = option(
+        False, "with flips: mirror each image in every other epoch instead of at random "
+        "(airbench's alternating flip: over two epochs every image is seen both ways)",
+        off_help="a fresh random flip each epoch (where a recipe alternates)")
+    # data.augment; None = the data decides: 0.5 where photos are framed as objects or digits.
+    reframe: float | None = option(
+        None, "augmentation: share of images turned/scaled/blurred a little as a photo's framing "
+        "would be (default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 "
+        "otherwise)", low=0, high=1, metavar="SHARE")
+    seed: int = option(0, "random seed (data split, init, shuffling; default 0)", low=0,
+                       high=MAX_SEED, high_text="2^63 - 1")
+    device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
+    # None = on for CUDA and for convnets on an AMX CPU.
+    amp: bool | None = option(
+        None, "mixed precision: bf16 (default: on for CUDA, and for convnets on a CPU with AMX)",
+        off_help="full float32 precision, also on CUDA")
+    # train/cuda_graphs.py; None = on.
+    cuda_graphs: bool | None = option(
+        None, "one GPU: replay each step's forward and backward as a CUDA graph", on=None,
+        off_help="one GPU: launch each step's kernels one by one instead of replaying a CUDA "
+        "graph")
+    # train/warmup.py: pays a GPU's one-off costs; None = on for CUDA, off on a CPU.
+    device_warmup: bool | None = option(
+        None, "GPU: untimed warm-up steps before the first epoch's clock starts", on=None,
+        off_help="GPU: no untimed warm-up steps (first-use costs) before the first epoch's "
+        "clock starts")
+    monitor: str = option("val_accuracy", "metric for best checkpoint and early stopping",
+                          choices=MONITORS)
+    patience: int | None = option(None, "early stopping after N epochs without improvement",
+                                  low=1, high=MAX_EPOCHS, unit="epochs")
+    min_delta: float = option(0.0, "early stopping: smallest improvement that counts", low=0)
+    checkpoint_every: int = option(0, "also checkpoint every N steps (for long epochs)", low=0,
+                                   unit="steps")
+    # Tests, quick looks: the lr schedule still follows the planned epochs.
+    max_steps: int | None = option(None, "stop after N optimizer steps", low=1)
+    # Transfer learning, on features computed once (train/frozen.py).
+    freeze: bool = option(
+        False, "keep the pretrained backbone fixed and train a head on its features, computed "
+        "once (the default with --pretrained: seconds on a CPU)", group="model", off="--fine-tune",
+        off_help="with --pretrained: train the whole network, not only a head on frozen features")
+    head_epochs: int = option(0, "--fine-tune: first epochs with only the new head learning "
+                              "(default 1)")
+    backbone_lr: float = option(1.0, "--fine-tune: the pretrained layers' lr as a fraction of "
+                                "--lr (default 0.1)", low=0, low_open=True, high=1)
+    # None = on when a rank gets fewer than 32 images per step.
+    sync_bn: bool | None = option(
+        None, "with several processes: BatchNorm statistics over all of them (default: on when a "
+        "process gets fewer than 32 images per step)", group="processes",
+        off_help="with several processes: per-process BatchNorm")
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (dataset options, ...)
+    # fmt: on
 
     def __post_init__(self) -> None:
         self.validate()
@@ -118,84 +132,18 @@ class TrainConfig:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"invalid training option: {msg}")
 
-        self._check_types(bad)
-        if not 1 <= self.epochs <= MAX_EPOCHS:
-            raise bad(f"epochs must be from 1 to {MAX_EPOCHS:,}, not {self.epochs:,}")
-        if self.time_budget is not None and not 0 < self.time_budget <= MAX_TIME_BUDGET:
-            raise bad(
-                f"time_budget is seconds of training, more than 0 and at most {MAX_TIME_BUDGET:,.0f} "
-                f"(30 days), not {self.time_budget!r}"
-            )
-        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise bad(f"batch_size must be from 1 to {MAX_BATCH_SIZE:,}, not {self.batch_size:,}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad(f"optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise bad(f"schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not 0 < self.lr <= MAX_LR:
-            raise bad(f"lr must be more than 0 and at most {MAX_LR:g}, not {self.lr:g}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise bad(f"momentum must be in [0, 1), not {self.momentum}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise bad(f"seed must be from 0 to 2^63 - 1, not {self.seed}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise bad(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise bad(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
-        if not 0 <= self.weight_decay <= 1:
-            raise bad(f"weight_decay must be from 0 to 1, not {self.weight_decay}")
-        if not 0 <= self.translate <= MAX_SHIFT:
-            raise bad(f"translate must be from 0 to {MAX_SHIFT} pixels, not {self.translate}")
-        if not 0 <= self.shift_tta <= MAX_SHIFT or (self.shift_tta and self.freeze):
+        check_options(self, bad)  # each option's type, choices and bounds (plan/options.py)
+        # What one option cannot say alone:
+        if self.shift_tta and self.freeze or not 0 <= self.shift_tta <= MAX_SHIFT:
             raise bad(
                 f"shift_tta must be from 0 to {MAX_SHIFT} pixels, and 0 for a head trained on frozen "
                 f"features, not {self.shift_tta}"
             )
-        if self.min_delta < 0:
-            raise bad(f"min_delta must be >= 0, not {self.min_delta}")
-        if self.reframe is not None and not 0.0 <= self.reframe <= 1.0:
-            raise bad(f"reframe is a share of the images in [0, 1], not {self.reframe}")
-        if self.monitor not in MONITORS:
-            raise bad(f"monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
-        if self.patience is not None and not 1 <= self.patience <= MAX_EPOCHS:
-            raise bad(f"patience must be from 1 to {MAX_EPOCHS:,} epochs, not {self.patience}")
-        if self.checkpoint_every < 0:
-            raise bad(f"checkpoint_every must be >= 0 steps, not {self.checkpoint_every}")
         if self.head_epochs < 0 or (self.head_epochs and self.head_epochs >= self.epochs):
             raise bad(
                 f"head_epochs must be from 0 to epochs - 1 ({self.epochs - 1}), not {self.head_epochs}"
             )
-        if not 0.0 < self.backbone_lr <= 1.0:
-            raise bad(f"backbone_lr is a fraction of the lr in (0, 1], not {self.backbone_lr}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise bad(f"max_steps must be at least 1, not {self.max_steps}")
 
-    def _check_types(self, bad: Any) -> None:
-        """Each option has its field's type: a whole number for an int (1e3 from JSON is 1000),
-        a finite number for a float, true or false for a bool. Strings and numbers from JSON,
-        YAML or a form never reach the loop as something else (inf as an lr, 2.5 epochs)."""
-        for f in dataclasses.fields(self):
-            kinds = {k.strip() for k in str(f.type).split("|")}
-            value = getattr(self, f.name)
-            if value is None and "None" in kinds or f.name == "extra":
-                continue
-            if "bool" in kinds:
-                ok = isinstance(value, bool)
-                want = "true or false" + (" or null" if "None" in kinds else "")
-            elif "int" in kinds:
-                if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-                    value = int(value)
-                    setattr(self, f.name, value)
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                want = "a whole number"
-            elif "float" in kinds:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                ok = ok and math.isfinite(value)
-                want = "a finite number"
-            else:  # str
-                ok, want = isinstance(value, str), "a string"
-            if not ok:
-                raise bad(f"{f.name} must be {want}, not {value!r}")
 
     @property
     def monitor_mode(self) -> str:
@@ -216,6 +164,9 @@ class TrainConfig:
         values = {k: v for k, v in d.items() if k in names}
         values.setdefault("reframe", 0.0)  # runs from before reframing were trained without it
         return cls(**values)
+
+
+DEFAULTS: dict[str, Any] = defaults(TrainConfig)  # each option's default, by name
 
 
 # Training only a head on frozen features: a linear model on 1,280 numbers per image. Epochs

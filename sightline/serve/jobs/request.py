@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
 from sightline.errors import ConfigError, DataError
+from sightline.plan.config import TrainConfig
+from sightline.plan.options import declared_option, json_schema, object_schema
 from sightline.plan.recipes import get_recipe
 from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
 from sightline.serve.jobs.job import JobError
@@ -37,6 +39,14 @@ def _not_a_switch(value: Any) -> Any:
 # integral 1e9 still reaches the plan, whose message says the range.
 Int = Annotated[int, BeforeValidator(_not_a_switch)]
 Number = Annotated[float, BeforeValidator(_not_a_switch)]
+
+
+def _documented(name: str) -> dict[str, Any]:
+    """Field arguments for training option ``name``: its help, and its bounds and choices in
+    the schema, from its one declaration (the config's checks still answer, 400)."""
+    prop = json_schema(declared_option(TrainConfig, name))
+    extra = {k: v for k, v in prop.items() if k not in ("type", "default", "description")}
+    return {"description": prop["description"], "json_schema_extra": extra}
 
 
 class JobRequest(BaseModel):
@@ -76,16 +86,17 @@ class JobRequest(BaseModel):
         description="start from ImageNet weights (a head on frozen features unless "
         "options.freeze is false)",
     )
-    epochs: Int | None = None
-    batch_size: Int | None = None
-    lr: Number | None = None
-    patience: Int | None = Field(
-        None, description="early stopping after this many epochs without improvement"
-    )
+    epochs: Int | None = Field(None, **_documented("epochs"))
+    batch_size: Int | None = Field(None, **_documented("batch_size"))
+    lr: Number | None = Field(None, **_documented("lr"))
+    patience: Int | None = Field(None, **_documented("patience"))
+    # Any other training option; the schema lists each with its type, bounds and help (one
+    # declaration: plan/config.py), the checks answer 400 with the option's own message.
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="other training options (TrainConfig fields: "
-        "optimizer, weight_decay, max_steps, seed, ...)",
+        description="other training options (as `sightline train`'s flags: optimizer, "
+        "weight_decay, max_steps, seed, ...)",
+        json_schema_extra=object_schema(TrainConfig),
     )
     val_split: Number | Literal["test"] | None = Field(
         None, description="validation fraction, 0 for none, or 'test'"

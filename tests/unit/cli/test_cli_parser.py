@@ -101,7 +101,7 @@ def test_misspelled_subcommand_and_choice(capsys):
     [
         (
             ["train", "--epochs", "0"],
-            "sightline train: error: argument --epochs/-e: must be at least 1, got 0",
+            "sightline train: error: argument --epochs/-e: must be from 1 to 10,000, got 0",
         ),
         (
             ["train", "--size", "abc"],
@@ -168,3 +168,35 @@ def test_quick_commands_import_no_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_one_declaration_makes_the_flag_its_help_and_its_check():
+    """Issue 52: an option is declared once (plan/options.py); a new one needs no flag code,
+    no check code: a config with one more field shows it in --help and checks its bounds."""
+    import argparse
+    import dataclasses
+
+    from sightline.errors import ConfigError
+    from sightline.plan.config import TrainConfig
+    from sightline.plan.options import add_cli_options, option
+
+    @dataclasses.dataclass
+    class WithMixup(TrainConfig):
+        mixup: float = option(0.0, "augmentation: mix pairs of images (share)", low=0, high=1)
+        mix_labels: bool = option(False, "also mix their labels", off_help="mix images only")
+
+    parser = argparse.ArgumentParser(prog="sightline train")
+    added = add_cli_options({"training": parser}, WithMixup)
+    assert "mixup" in added and "epochs" in added
+    text = parser.format_help()
+    assert "--mixup MIXUP" in text and "mix pairs of images" in text
+    assert "--mix-labels" in text and "--no-mix-labels" in text and "mix images only" in text
+    args = parser.parse_args(["--mixup", "0.2", "--no-mix-labels"])
+    assert args.mixup == 0.2 and args.mix_labels is False and args.epochs is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mixup", "2"])  # the flag checks the declared bounds
+    assert WithMixup(mixup=0.5).mixup == 0.5
+    with pytest.raises(ConfigError, match=r"mixup must be from 0 to 1, not 1.5"):
+        WithMixup(mixup=1.5)  # and so does the config, from every face
+    with pytest.raises(ConfigError, match="mix_labels must be true or false"):
+        WithMixup(mix_labels="yes")

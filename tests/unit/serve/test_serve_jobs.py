@@ -557,6 +557,17 @@ def test_job_ids_and_states_are_checked(folder, tmp_path):
         "/api/jobs/{job_id}/stop",
         "/api/jobs/{job_id}/resume",
     } <= set(paths)
+    # Issue 52: each training option is in the schema as declared once (plan/config.py).
+    from sightline.plan.config import TrainConfig
+    from sightline.plan.options import declared
+
+    spec = c.get("/openapi.json").json()["components"]["schemas"]["JobRequest"]["properties"]
+    options = spec["options"]["properties"]
+    for o in declared(TrainConfig):
+        assert options[o.name]["description"] == o.spec.help, o.name
+    assert options["label_smoothing"]["exclusiveMaximum"] == 1
+    assert options["optimizer"]["enum"] == ["sgd", "adam", "adamw"]
+    assert spec["epochs"]["minimum"] == 1 and spec["epochs"]["maximum"] == 10_000
 
 
 def test_jobs_left_running_by_a_gone_server_are_marked_interrupted(folder, tmp_path):
