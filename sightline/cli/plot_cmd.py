@@ -8,8 +8,12 @@ from pathlib import Path
 from sightline.cli.common import pick_run
 from sightline.cli.options import add_runs_dir, class_list, positive_int
 from sightline.errors import SightlineError
+from sightline.plan.config import TrainConfig
+from sightline.plan.options import add_cli_options
 from sightline.run.layout import RunLayout
 
+# The training options that shape the learning-rate schedule plot.
+SCHEDULE_OPTIONS = ("epochs", "lr", "schedule", "warmup", "batch_size")
 PLOTS = ("samples", "predictions", "probabilities", "curves", "confusion", "top-losses", "schedule")
 
 
@@ -62,23 +66,9 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
         help="which split to draw (default test)",
     )
     p.add_argument("--model", default=None, help="schedule: the model whose tuned defaults to show")
-    p.add_argument("--epochs", type=positive_int, help="schedule: epochs (default: the model's)")
-    p.add_argument("--lr", type=float, help="schedule: peak learning rate (default: the model's)")
-    p.add_argument(
-        "--schedule",
-        choices=("constant", "onecycle", "cosine", "linear"),
-        help="schedule: its shape (default: the model's)",
-    )
-    p.add_argument(
-        "--warmup",
-        type=float,
-        help="schedule: fraction of steps for warm-up (default: the model's)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help="schedule: batch size, which sets the steps per epoch (default: the model's)",
-    )
+    # The schedule's options as `sightline train` declares them (plan/config.py), the same flags.
+    sched = p.add_argument_group("schedule (default: the model's tuned values)")
+    add_cli_options({"training": sched}, TrainConfig, only=SCHEDULE_OPTIONS)
     add_runs_dir(p)
     p.set_defaults(func=run_plot)
 

@@ -174,13 +174,16 @@ def _cli_type(o: Declared) -> Callable[[str], Any]:
     return parse
 
 
-def add_cli_options(groups: dict[str, Any], cls: type, *, skip: tuple[str, ...] = ()) -> list[str]:
-    """The command-line flags of ``cls``'s options, each in ``groups[spec.group]`` (an argparse
-    parser or argument group; a missing group: the "training" one). Every flag defaults to None
-    ("not given": the model's or the recipe's value stands). Returns the option names added."""
+def add_cli_options(
+    groups: dict[str, Any], cls: type, *, only: tuple[str, ...] | None = None
+) -> list[str]:
+    """The command-line flags of ``cls``'s options (``only`` these, if given), each in
+    ``groups[spec.group]`` (an argparse parser or argument group; a missing group: the
+    "training" one). Every flag defaults to None ("not given": the model's or the recipe's value
+    stands). Returns the option names added."""
     added = []
     for o in declared(cls):
-        if not o.spec.cli or o.name in skip:
+        if not o.spec.cli or only is not None and o.name not in only:
             continue
         g = groups.get(o.spec.group, groups["training"])
         if "bool" in o.kinds:
