@@ -36,7 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sightline.devices import release_freed_cpu_memory
 from sightline.errors import ImageError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # 64 megapixels: a large phone photo is 12-50 MP. Anything bigger is refused with a clear
 # message instead of PIL's DecompressionBombError (or silently eating gigabytes of memory).

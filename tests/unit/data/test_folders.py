@@ -113,6 +113,15 @@ def test_grayscale_folder_gets_one_channel(tmp_path):
     assert ds.train.images.shape == (4, 1, H, W)
 
 
+def test_tiff_files_are_images_too(tmp_path):
+    """The Build page keeps an uploaded TIFF as .tif: training and the check must see it."""
+    for i in range(2):
+        save(tmp_path / "a" / f"{i}.tif", Image.new("L", (W, H), 30))
+        save(tmp_path / "b" / f"{i}.tiff", Image.new("L", (W, H), 200))
+    ds = load_folder(tmp_path)
+    assert ds.train.images.shape == (4, 1, H, W) and ds.classes == ["a", "b"]
+
+
 def test_explicit_channels_and_size(messy):
     ds = load_folder(messy, channels=1, size=(16, 12), resize="squash")
     assert ds.train.images.shape == (8, 1, 16, 12)
