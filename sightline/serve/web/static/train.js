@@ -102,12 +102,14 @@
   /* ---------------------------------------------------------------- the plan preview */
 
   function schedulePlan() {
+    // A change makes every answer in flight stale at once (not only when the next request
+    // leaves): an older plan must not overwrite what the form now shows.
+    const seq = ++planSeq;
     window.clearTimeout(planTimer);
-    planTimer = window.setTimeout(loadPlan, PLAN_DELAY_MS);
+    planTimer = window.setTimeout(() => loadPlan(seq), PLAN_DELAY_MS);
   }
 
-  async function loadPlan() {
-    const seq = ++planSeq;
+  async function loadPlan(seq) {
     let body;
     try {
       body = buildRequest();
