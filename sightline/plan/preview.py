@@ -19,10 +19,10 @@ from sightline.plan.config import StepPlan, plan_steps
 from sightline.plan.resolve import (
     Plan,
     TrainRequest,
-    _planned_config,
     check,
     check_fits,
     complete,
+    planned_config,
 )
 
 
@@ -52,7 +52,7 @@ def preview(request: TrainRequest) -> Preview:
     else:
         data = outline_dataset(plan.dataset, **plan.data_options)
     if data is None:
-        plan.config = _planned_config(plan)
+        plan.config = planned_config(plan)
         plan.note(
             "data",
             f"{plan.dataset} is not loaded on this machine yet: its steps per epoch, and the "

@@ -248,7 +248,7 @@ def check(request: TrainRequest) -> Plan:
     """``resolve`` and the training options' own checks, without loading any data: what a
     server runs before it queues a job, so a queued job starts with options known to be valid."""
     plan = resolve(request)
-    cfg = _planned_config(plan)
+    cfg = planned_config(plan)
     if cfg.device not in (None, "auto"):
         from sightline.devices import resolve_device
 
@@ -264,14 +264,14 @@ def check_fits(
 ) -> None:
     """ConfigError when the plan's model and batch would not fit the machine's memory
     (``capacity.py``): before the model is built, whichever face asks."""
-    cfg = cfg or _planned_config(plan)
+    cfg = cfg or planned_config(plan)
     capacity.check_fits(
         plan.model, plan.model_options, input_shape, num_classes, cfg.batch_size,
         cfg.device, frozen=cfg.freeze,
     )  # fmt: skip
 
 
-def _planned_config(plan: Plan) -> TrainConfig:
+def planned_config(plan: Plan) -> TrainConfig:
     """The training config the plan's options make before the data's rules: their checks."""
     from sightline.models import get_model_entry
 
