@@ -38,7 +38,7 @@ from sightline.data.images import (
     normalize_mode,
     open_image,
 )
-from sightline.data.preprocess import RESIZE_MODES, Preprocess
+from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.errors import DataError, ImageError
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -186,10 +186,7 @@ def load_folder(
     if preprocess is not None:
         channels, size, resize = preprocess.channels, preprocess.size, preprocess.resize
     resize = resize or DEFAULT_RESIZE
-    if resize not in RESIZE_MODES:
-        raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, not {channels}")
+    check_image_options(channels, resize)
     size_hw = parse_size(size)
     splits = find_splits(root)
     scans = {name: scan_class_folders(folder) for name, folder in splits.items()}

@@ -33,9 +33,8 @@ from sightline.data.dataset import (
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
 from sightline.data.folders import load_folder, parse_size
-from sightline.data.framing import FITS
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
-from sightline.data.preprocess import RESIZE_MODES, Preprocess
+from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.data.readers import read_cifar_bin, read_idx
 from sightline.data.registry import DatasetSpec, find_dataset_spec, list_datasets
 from sightline.errors import DataError
@@ -119,12 +118,8 @@ def load_dataset(
 
 
 def check_load_options(channels: int | None, resize: str | None, fit: str | None) -> None:
-    if fit is not None and fit not in FITS:
-        raise DataError(f"unknown fit {fit!r}: use {', '.join(FITS)} (how photos are framed)")
-    if resize is not None and resize not in RESIZE_MODES:
-        raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, not {channels}")
+    """``preprocess.check_image_options``: the one check of these options."""
+    check_image_options(channels, resize, fit)
 
 
 def folder_path(name_or_path: str | os.PathLike) -> Path:

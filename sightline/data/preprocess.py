@@ -34,9 +34,25 @@ from sightline.data.images import (
     pil_to_tensor,
     resize_image,
 )
-from sightline.errors import ImageError
+from sightline.errors import DataError, ImageError
 
 RESIZE_MODES = ("squash", "crop", "pad")
+IMAGE_CHANNELS = (1, 3)  # gray or RGB
+
+
+def check_image_options(channels: int | None, resize: str | None, fit: str | None = None) -> None:
+    """DataError for image options a dataset cannot be prepared with (None: not given): the one
+    check of channels, resize and fit for every face and loader."""
+    from sightline.data.framing import FITS
+
+    if fit is not None and fit not in FITS:
+        raise DataError(f"unknown fit {fit!r}: use {', '.join(FITS)} (how photos are framed)")
+    if resize is not None and resize not in RESIZE_MODES:
+        raise DataError(f"unknown resize mode {resize!r}: use {', '.join(RESIZE_MODES)}")
+    if channels is not None and (isinstance(channels, bool) or channels not in IMAGE_CHANNELS):
+        raise DataError(f"channels must be 1 or 3, not {channels}")
+
+
 # Images up to this size are decoded and held until their batch is framed in one pass
 # (``prepare_many``); larger ones are prepared one at a time, so a batch never holds photos.
 BATCH_FRAMING_PIXELS = 256 * 256

@@ -152,7 +152,7 @@ def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tu
 def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
     from sightline.data.dataset import resolve_classes
     from sightline.data.folders import parse_size
-    from sightline.data.preprocess import RESIZE_MODES
+    from sightline.data.preprocess import check_image_options
 
     if req.classes:
         resolve_classes(classes, req.classes)  # DataError naming the valid classes
@@ -160,10 +160,7 @@ def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
         raise DataError(f"validation fraction must be in [0, 1), not {req.val_split}")
     if req.calibration_split is not None and not 0.0 <= req.calibration_split < 1.0:
         raise DataError(f"calibration_split must be in [0, 1), not {req.calibration_split}")
-    if req.channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, not {req.channels}")
-    if req.resize is not None and req.resize not in RESIZE_MODES:
-        raise DataError(f"unknown resize mode {req.resize!r}: use {', '.join(RESIZE_MODES)}")
+    check_image_options(req.channels, req.resize)  # the loaders' own check
     size = parse_size(req.size)
     out = {
         "classes": list(req.classes) if req.classes else None,

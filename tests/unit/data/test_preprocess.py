@@ -128,3 +128,19 @@ def test_normalize_makes_its_constants_once_and_they_serve_any_mode():
     assert w.grad is not None
     other = Preprocess(size=(4, 4), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert not torch.equal(other.normalize(x), out) and module._scaling.cache_info().misses == 2
+
+
+def test_one_check_of_image_options_for_every_loader_and_face():
+    """Issue 52: "channels must be 1 or 3" was written in five places; a JSON true passed as 1."""
+    from sightline.data.preprocess import check_image_options
+    from sightline.errors import DataError
+
+    check_image_options(None, None, None)
+    check_image_options(3, "pad", "object")
+    for channels in (2, 0, True):
+        with pytest.raises(DataError, match="channels must be 1 or 3"):
+            check_image_options(channels, None)
+    with pytest.raises(DataError, match="unknown resize mode 'zoom'"):
+        check_image_options(None, "zoom")
+    with pytest.raises(DataError, match="unknown fit 'tile'"):
+        check_image_options(None, None, "tile")
