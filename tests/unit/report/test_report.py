@@ -61,7 +61,8 @@ def test_report_has_every_section_and_is_self_contained(trained):
 
 
 def test_plot_and_report_commands(trained, tmp_path, capsys):
-    run, _ = trained
+    run, data = trained
+    write_report(run, data=data)  # the figures, drawn once (the run's data is in memory only)
     out = tmp_path / "curves.svg"
     assert main(["plot", "curves", str(run.path), "-o", str(out)]) == 0
     assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
