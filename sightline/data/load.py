@@ -101,10 +101,8 @@ def load_dataset(
     if dark is None:
         dark = looks_dark_background(train_images)
     c, h, w = ds.input_shape
-    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
-    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
+    base_resize, fit, default_flip = dataset_choices(ds, spec, resize, fit)
     preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit)
-    default_flip = spec.flip if spec is not None else ds.flip
     options = load_options(
         name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
         flip, fit, cache_dir, mirror,
@@ -115,6 +113,16 @@ def load_dataset(
         flip=default_flip if flip is None else bool(flip),
         load_options=options,
     )
+
+
+def dataset_choices(
+    ds: Dataset, spec: DatasetSpec | None, resize: str | None, fit: str | None
+) -> tuple[str, str, bool]:
+    """The resize mode, photo framing and default flip of a loaded (or outlined) dataset: the
+    caller's, else the built-in's, else what the folder's images gave."""
+    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
+    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
+    return base_resize, fit, spec.flip if spec is not None else ds.flip
 
 
 def check_load_options(channels: int | None, resize: str | None, fit: str | None) -> None:

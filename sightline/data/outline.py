@@ -41,6 +41,7 @@ from sightline.data.load import (
     ValSplit,
     arrange,
     check_load_options,
+    dataset_choices,
     decoded_labels,
     folder_path,
     load_options,
@@ -81,13 +82,11 @@ def outline_dataset(
         ds = _folder(folder_path(name_or_path), channels, size, resize)
     ds = arrange(ds, spec, classes, channels, size, resize, val_split, calibration_split, seed)
     c, h, w = ds.input_shape
-    base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
-    fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
+    base_resize, fit, default_flip = dataset_choices(ds, spec, resize, fit)
     dark = spec.dark_background if spec is not None else False
     # The statistics and a folder's background need the pixels: defaults stand in (no plan
     # rule reads them).
     preprocess = Preprocess(c, (h, w), base_resize, dark_background=dark, fit=fit)
-    default_flip = spec.flip if spec is not None else ds.flip
     options = load_options(
         name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
         flip, fit, cache_dir, mirror,
