@@ -51,7 +51,7 @@ _EXPORTS = {
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
     "export_onnx": "sightline.run.export",
-    "load_onnx": "sightline.run.exported",
+    "load_onnx": "sightline.run.listing",
     "check": "sightline.health.check",
     "HealthReport": "sightline.health.problems",
 }
@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.plan.config import TrainConfig
     from sightline.run import Run, list_runs, load_run
     from sightline.run.export import export_onnx
-    from sightline.run.exported import load_onnx
+    from sightline.run.listing import load_onnx
     from sightline.train.api import fit, resume
 
 __all__ = [

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sightline.cli.common import open_model, pick_run
+from sightline.cli.common import pick_run
 from sightline.cli.options import add_checkpoint, add_device, add_runs_dir, positive_int
 from sightline.errors import RunError
 
@@ -75,32 +75,20 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from sightline.data import Preprocess
-    from sightline.devices import resolve_device
-    from sightline.infer.predict import predict_files
-    from sightline.infer.results import save_seen
+    from sightline.infer.predict import expand_inputs
+    from sightline.infer.results import PredictionReport, save_seen
 
-    onnx = _open_onnx(args) if args.onnx or args.engine == "onnx" else None
-    if onnx is None and args.engine == "auto" and not (args.run and Path(args.run).is_file()):
-        run = pick_run(args.run, args.runs_dir)  # picked once: the newest run is named once
-        args.run = str(run.path)
-        onnx = _current_export(run, args)
-    if onnx is not None:
-        model, preprocess, classes, device = onnx, onnx.preprocess, onnx.classes, None
-    else:
-        device = resolve_device(args.device)
-        model, meta = open_model(args.run, args.runs_dir, args.checkpoint, device)
-        preprocess, classes = Preprocess.from_dict(meta["preprocess"]), meta["classes"]
-    report = predict_files(
-        model,
-        preprocess,
-        classes,
-        args.inputs,
-        top_k=min(args.top_k, len(classes)),
-        device=device,
+    files, problems = expand_inputs(args.inputs)
+    predictor = _open_predictor(args, len(files))
+    if predictor.note:
+        print(f"{predictor.note}; --engine torch|onnx chooses", file=sys.stderr)
+    found = predictor.predict_images(
+        [(str(f), f) for f in files],
+        top_k=min(args.top_k, len(predictor.classes)),
         keep_seen=args.show is not None,
         unknown=args.unknown,
     )
+    report = PredictionReport(found.predictions, problems + found.skipped)
     out = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}[args.format]()
     print(out)
     if args.show is not None and report.predictions:
@@ -118,42 +106,20 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_export(run, args: argparse.Namespace):
-    """``--engine auto``: the run's ONNX export when ONNX Runtime is installed, the export is of
-    the current checkpoint (the same predictions to 1e-4, checked at export) and it predicts
-    faster than PyTorch for this model here (timed once, ``infer/engine.py``); else None
-    (PyTorch). Either way it says which and why."""
-    from sightline.devices import resolve_device
-    from sightline.run.exported import auto_engine, export_path
+def _open_predictor(args: argparse.Namespace, images: int):
+    """The ``Predictor`` of ``--onnx FILE``, of a ``--run`` model file, or of the run (the
+    engine chosen by the run's one rule: ``sightline.run.predictor``)."""
+    from sightline.run.predictor import file_predictor
 
-    dev = str(resolve_device(args.device))
-    model, choice = auto_engine(run, args.checkpoint, dev, needs_score=args.unknown != "off")
-    if choice is not None:
-        where = f" ({export_path(run, args.checkpoint)})" if model is not None else ""
-        print(
-            f"{choice.note}: predicting with it{where}; --engine torch|onnx chooses",
-            file=sys.stderr,
-        )
-    return model
-
-
-def _open_onnx(args: argparse.Namespace):
-    """The ``OnnxModel`` of ``--onnx FILE``, or of ``--run``'s export with ``--engine onnx``."""
-    from sightline.infer.onnx import OnnxModel, require_packages
-    from sightline.run.exported import load_exported
-
-    require_packages(["onnxruntime"], "--engine onnx")
     if args.onnx:
         if args.run:
             raise RunError(
                 "give --onnx FILE or --run RUN, not both: the .onnx file holds its own model"
             )
-        return OnnxModel.load(args.onnx, args.device)
+        return file_predictor(args.onnx, "onnx", args.device)
     if args.run and Path(args.run).is_file():
-        raise RunError(
-            f"--engine onnx needs a run, not the model file {args.run}: give the run's folder, or --onnx FILE"
-        )
-    return load_exported(pick_run(args.run, args.runs_dir), args.checkpoint, args.device)
-
-
-# ---------------------------------------------------------------------------- runs
+        return file_predictor(args.run, args.engine, args.device)
+    run = pick_run(args.run, args.runs_dir)  # picked once: the newest run is named once
+    return run.predictor(
+        args.checkpoint, args.engine, args.device, images, needs_score=args.unknown != "off"
+    )

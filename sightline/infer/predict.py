@@ -1,35 +1,37 @@
 """Prediction on the user's own images: files, folders, globs or uploads → top-k labels.
 
-Files are decoded in chunks with the model's own ``Preprocess`` (colour, size, background
-polarity), so a big folder never sits in memory at once. A file that can't be read is listed
-with its reason and the rest go on. The model is an ``nn.Module`` or any ``LogitsModel`` (an
-exported model in ONNX Runtime): the same functions classify with either.
+``Predictor`` is the one home of prediction: a model ready to run (an ``nn.Module`` or any
+``LogitsModel``, e.g. an export in ONNX Runtime), its ``Preprocess``, classes and device, and
+which engine runs it and why. Every face predicts through one (``Run.predictor`` chooses the
+engine for a run, once: ``sightline.run.predictor``). Files are decoded in chunks with the
+model's own ``Preprocess`` (colour, size, background polarity), so a big folder never sits in
+memory at once; a file that can't be read is listed with its reason and the rest go on.
 """
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from sightline.data.images import is_image_file
 from sightline.data.preprocess import ImageInput, Preprocess
-from sightline.errors import ImageError
 from sightline.infer.batched import batched_logits
-from sightline.infer.ood import is_unknown
+from sightline.infer.prepared import NO_OBJECT_NOTE as NO_OBJECT_NOTE
+from sightline.infer.prepared import PreparedImages as PreparedImages
+from sightline.infer.prepared import expand_inputs as expand_inputs
+from sightline.infer.prepared import prediction_rows as prediction_rows
+from sightline.infer.prepared import prepare_groups as prepare_groups
+from sightline.infer.prepared import prepare_named as prepare_named
 from sightline.infer.results import UNKNOWN as UNKNOWN
 from sightline.infer.results import Prediction as Prediction
 from sightline.infer.results import PredictionReport as PredictionReport
 from sightline.infer.results import save_seen as save_seen
 
-NO_OBJECT_NOTE = "no object stood out from the background: the whole photo was used"
 Unknown = str | float  # "auto" (the run's threshold), "off", or a threshold of one's own
 
 
@@ -117,38 +119,155 @@ def scored_logits(
     return logits, detector.scores(features)
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (recursive, image files only) and glob patterns → files, problems."""
-    found: dict[Path, None] = {}
-    problems: list[tuple[str, str]] = []
-    for item in inputs:
-        text = str(item)
-        p = Path(text).expanduser()
-        if p.is_dir():
-            files = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file() and is_image_file(f) and not f.name.startswith(".")
-            )
-            if not files:
-                problems.append(
-                    (text, "folder contains no image files (.png .jpg .jpeg .bmp .gif .webp)")
-                )
-            found.update(dict.fromkeys(files))
-        elif p.exists():
-            found[p] = None
-        elif glob.has_magic(text):
-            files = sorted(
-                Path(f)
-                for f in glob.glob(os.path.expanduser(text), recursive=True)
-                if Path(f).is_file()
-            )
-            if not files:
-                problems.append((text, "pattern matched no files"))
-            found.update(dict.fromkeys(files))
-        else:
-            problems.append((text, "file not found"))
-    return list(found), problems
+# A forward pass for ``Predictor.predict_images``: prepared uint8 images → (probabilities,
+# "none of these" scores or None). A server's batcher passes its own (one pass, many requests).
+Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass
+class Predictor:
+    """A model ready to predict, and what every face needs with it: prepare images, run the
+    forward pass, turn probabilities into rows (calibrated, with the "none of these" answer).
+
+    ``engine`` says what runs the forward passes ("torch" or "onnx") and ``note`` why (the
+    faces say it once). ``device``: where a PyTorch model runs (None: where it is).
+    ``Run.predictor()`` makes one for a run (the engine chosen once, by one rule:
+    ``sightline.run.predictor``); ``Predictor(model, preprocess, classes)`` wraps any other.
+
+    >>> p = run.predictor()
+    >>> p.predict_files(["photos/"]).to_table()
+    >>> p.probabilities(["boot.jpg"])          # (N, K)
+    """
+
+    model: Classifier
+    preprocess: Preprocess
+    classes: list[str]
+    device: torch.device | None = None
+    engine: str = "torch"
+    note: str | None = None
+    name: str | None = None  # the run's, for the answers that name it
+    batch_size: int = 256  # images prepared (and held) at a time
+    _detector: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from sightline.infer.ood import detector_of
+
+        self.classes = list(self.classes)
+        self._detector = detector_of(self.model)
+
+    @property
+    def detector(self) -> Any:
+        """The model's "none of these" detector (None: it has none)."""
+        return self._detector
+
+    def threshold(self, unknown: Unknown = "auto") -> float | None:
+        """The ``ood_score`` over which an answer is "unknown" (``unknown_threshold``)."""
+        return unknown_threshold(self._detector, unknown)
+
+    # ------------------------------------------------------------------ the three steps
+    def prepare(self, images: Sequence[tuple[str, ImageInput]]) -> PreparedImages:
+        """Decode and frame named images as in training; an unreadable one is skipped."""
+        return prepare_named(self.preprocess, images)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) of prepared uint8 images (N, C, H, W), on the CPU."""
+        return model_logits(self.model, images, self.preprocess, self.device, self.batch_size)
+
+    def scored(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(probabilities, "none of these" scores or None) of prepared uint8 images."""
+        logits, scores = scored_logits(
+            self.model, images, self.preprocess, self.device, self.batch_size, self._detector
+        )
+        return self.model_probabilities(logits), scores
+
+    @staticmethod
+    def model_probabilities(logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities of logits (a calibrated model's logits are already calibrated)."""
+        return logits.softmax(1)
+
+    def rows(
+        self,
+        prepared: PreparedImages,
+        probs: torch.Tensor,
+        scores: torch.Tensor | None = None,
+        top_k: int = 3,
+        keep_seen: bool = False,
+        unknown: Unknown = "auto",
+    ) -> list[Prediction]:
+        """One ``Prediction`` per prepared image, "unknown" where its score is over the
+        threshold of ``unknown``."""
+        return prediction_rows(
+            prepared, probs, self.classes, top_k, keep_seen, scores, self.threshold(unknown)
+        )
+
+    # ------------------------------------------------------------------ whole jobs
+    def probabilities(
+        self, images: torch.Tensor | Sequence[ImageInput] | ImageInput
+    ) -> torch.Tensor:
+        """Probabilities (N, K) for a uint8 (N, C, H, W) tensor in the model's input size, or
+        for any images (paths, PIL images, arrays), prepared like the training data."""
+        pre = self.preprocess
+        if not (
+            isinstance(images, torch.Tensor)
+            and images.ndim == 4
+            and images.dtype == torch.uint8
+            and tuple(images.shape[1:]) == pre.input_shape
+        ):
+            if (
+                isinstance(images, (str, os.PathLike))
+                or not isinstance(images, (list, tuple, torch.Tensor))
+                or (isinstance(images, torch.Tensor) and images.ndim <= 3)
+            ):
+                images = [images]
+            images = pre.prepare(images)
+        return self.model_probabilities(self.logits(images))
+
+    def predict_images(
+        self,
+        images: Sequence[tuple[str, ImageInput]],
+        top_k: int = 3,
+        keep_seen: bool = False,
+        unknown: Unknown = "auto",
+        forward: Forward | None = None,
+    ) -> PredictionReport:
+        """Classify ``(name, image)`` pairs — paths, the bytes of uploads, file objects, PIL
+        images, arrays — each reported by its name. An image that can't be read is skipped with
+        its reason and the rest go on; predictions and skips keep the input order. ``unknown``:
+        when an image's ``ood_score`` is over the threshold ("auto": the run's own), its answer
+        is "unknown", the closest class still given ("off": never; a number: that threshold).
+        ``forward``: what runs the forward pass (default ``scored``)."""
+        self.threshold(unknown)  # a bad rule fails before any image is decoded
+        run = forward or self.scored
+        report = PredictionReport([], [])
+        for start in range(0, len(images), self.batch_size):  # a folder never sits in memory
+            prepared = self.prepare(images[start : start + self.batch_size])
+            report.skipped += prepared.skipped
+            if prepared.names:
+                probs, scores = run(prepared.images)
+                report.predictions += self.rows(prepared, probs, scores, top_k, keep_seen, unknown)
+        return report
+
+    def predict_files(
+        self,
+        inputs: Sequence[str | os.PathLike],
+        top_k: int = 3,
+        keep_seen: bool = False,
+        unknown: Unknown = "auto",
+    ) -> PredictionReport:
+        """Classify files, folders (recursive) and globs. ``keep_seen``: each prediction keeps
+        the image the model saw (``Prediction.seen``, after framing and inversion)."""
+        files, skipped = expand_inputs(inputs)
+        report = self.predict_images(
+            [(str(f), f) for f in files], top_k=top_k, keep_seen=keep_seen, unknown=unknown
+        )
+        return PredictionReport(report.predictions, skipped + report.skipped)
+
+
+def _predictor(
+    model: Classifier, preprocess: Preprocess, classes: Sequence[str], device: Any, batch_size: int
+) -> Predictor:
+    dev = None if device is None else torch.device(device)
+    return Predictor(model, preprocess, list(classes), dev, batch_size=batch_size)
 
 
 def predict_tensor(
@@ -158,24 +277,8 @@ def predict_tensor(
     device: torch.device | str | None = None,
     batch_size: int = 256,
 ) -> torch.Tensor:
-    """Probabilities (N, K) for a uint8 (N, C, H, W) tensor in the model's input size, or for
-    any images (paths, PIL images, arrays), which are prepared like the training data."""
-    if (
-        isinstance(images, torch.Tensor)
-        and images.ndim == 4
-        and images.dtype == torch.uint8
-        and tuple(images.shape[1:]) == preprocess.input_shape
-    ):
-        batch = images
-    else:
-        if (
-            isinstance(images, (str, os.PathLike))
-            or not isinstance(images, (list, tuple, torch.Tensor))
-            or (isinstance(images, torch.Tensor) and images.ndim <= 3)
-        ):
-            images = [images]
-        batch = preprocess.prepare(images)
-    return model_logits(model, batch, preprocess, device, batch_size).softmax(1)
+    """``Predictor(model, ...).probabilities(images)``: probabilities (N, K)."""
+    return _predictor(model, preprocess, [], device, batch_size).probabilities(images)
 
 
 def predict_files(
@@ -189,21 +292,9 @@ def predict_files(
     keep_seen: bool = False,
     unknown: Unknown = "auto",
 ) -> PredictionReport:
-    """Classify files, folders and globs. ``keep_seen``: each prediction keeps the image the
-    model saw (``Prediction.seen``, after framing and inversion) to show the user why."""
-    files, skipped = expand_inputs(inputs)
-    report = predict_images(
-        model,
-        preprocess,
-        classes,
-        [(str(f), f) for f in files],
-        top_k=top_k,
-        device=device,
-        batch_size=batch_size,
-        keep_seen=keep_seen,
-        unknown=unknown,
-    )
-    return PredictionReport(report.predictions, skipped + report.skipped)
+    """``Predictor(model, ...).predict_files(inputs, ...)``."""
+    predictor = _predictor(model, preprocess, classes, device, batch_size)
+    return predictor.predict_files(inputs, top_k, keep_seen, unknown)
 
 
 def predict_images(
@@ -217,118 +308,6 @@ def predict_images(
     keep_seen: bool = False,
     unknown: Unknown = "auto",
 ) -> PredictionReport:
-    """Classify ``(name, image)`` pairs — paths, the bytes of uploads, file objects, PIL
-    images, arrays — each reported by its name. An image that can't be read is skipped with
-    its reason and the rest go on; predictions and skips keep the input order. ``unknown``:
-    when an image's ``ood_score`` is over the threshold ("auto": the run's own), its answer is
-    "unknown", the closest class still given ("off": never; a number: that threshold)."""
-    detector, threshold = unknown_rule(model, unknown)
-    predictions: list[Prediction] = []
-    skipped: list[tuple[str, str]] = []
-    for start in range(
-        0, len(images), batch_size
-    ):  # chunks: a big folder never sits in memory at once
-        prepared = prepare_named(preprocess, images[start : start + batch_size])
-        skipped += prepared.skipped
-        if prepared.names:
-            logits, scores = scored_logits(
-                model, prepared.images, preprocess, device, batch_size, detector
-            )
-            predictions += prediction_rows(
-                prepared, logits.softmax(1), classes, top_k, keep_seen, scores, threshold
-            )
-    return PredictionReport(predictions, skipped)
-
-
-@dataclass
-class PreparedImages:
-    """Named images after ``Preprocess.prepare_with_framing``: what ``prediction_rows`` needs
-    besides the probabilities. The two halves of ``predict_images``, apart so that a server can
-    prepare in each request's thread and run one forward pass for many requests' images."""
-
-    names: list[str]  # of the images that could be read, in input order
-    images: torch.Tensor  # uint8 (N, C, H, W), one per name
-    notes: list[str | None]  # per name: e.g. no object stood out
-    skipped: list[tuple[str, str]]  # (name, reason) of the images that could not be read
-
-
-def prepare_named(
-    preprocess: Preprocess, images: Sequence[tuple[str, ImageInput]]
-) -> PreparedImages:
-    """Prepare ``(name, image)`` pairs; an unreadable one is skipped with its reason."""
-    return prepare_groups(preprocess, [images])[0]
-
-
-def prepare_groups(
-    preprocess: Preprocess, groups: Sequence[Sequence[tuple[str, ImageInput]]]
-) -> list[PreparedImages]:
-    """``prepare_named`` of each group (a server's requests), through one
-    ``Preprocess.prepare_many``: small images of different groups are framed together."""
-    results = preprocess.prepare_many([im for group in groups for _, im in group])
-    out, start = [], 0
-    for group in groups:
-        names: list[str] = []
-        tensors: list[torch.Tensor] = []
-        notes: list[str | None] = []
-        skipped: list[tuple[str, str]] = []
-        for (name, _), result in zip(group, results[start : start + len(group)], strict=True):
-            if isinstance(result, ImageError):
-                skipped.append((name, result.reason))
-                continue
-            x, framing = result
-            names.append(name)
-            tensors.append(x)
-            notes.append(None if framing is None or framing.found else NO_OBJECT_NOTE)
-        start += len(group)
-        batch = (
-            torch.stack(tensors)
-            if tensors
-            else torch.empty((0, *preprocess.input_shape), dtype=torch.uint8)
-        )
-        out.append(PreparedImages(names, batch, notes, skipped))
-    return out
-
-
-def prediction_rows(
-    prepared: PreparedImages,
-    probs: torch.Tensor,
-    classes: Sequence[str],
-    top_k: int = 3,
-    keep_seen: bool = False,
-    scores: torch.Tensor | None = None,
-    threshold: float | None = None,
-) -> list[Prediction]:
-    """One ``Prediction`` per prepared image from its probabilities (N, K), in order; with
-    ``scores`` each gets its ``ood_score``, and one over ``threshold`` is "unknown"."""
-    k = max(1, min(top_k, len(classes)))
-    values, indices = probs.topk(k, dim=1)
-    rows = zip(
-        prepared.names,
-        values.tolist(),
-        indices.tolist(),
-        probs.tolist(),
-        prepared.images,
-        prepared.notes,
-        strict=True,
-    )
-    out = []
-    ood = [None] * len(prepared.names) if scores is None else scores.tolist()
-    for (name, pv, iv, row, x, note), score in zip(rows, ood, strict=True):
-        top = [(classes[i], round(v, 6)) for v, i in zip(pv, iv, strict=True)]
-        unknown = is_unknown(score, threshold)
-        out.append(
-            Prediction(
-                name,
-                iv[0],
-                UNKNOWN if unknown else classes[iv[0]],
-                round(pv[0], 6),
-                top,
-                row,
-                x if keep_seen else None,
-                note,
-                None if score is None else round(score, 4),
-                unknown,
-                classes[iv[0]],
-            )
-        )
-    return out
+    """``Predictor(model, ...).predict_images(images, ...)``."""
+    predictor = _predictor(model, preprocess, classes, device, batch_size)
+    return predictor.predict_images(images, top_k, keep_seen, unknown)

@@ -7,7 +7,9 @@ or writes it.
     listing          load_run, list_runs, latest_run, find_run, delete_run, status_words
     checkpoint       model files (safetensors) and the resume state, never executing code on load
     evaluations      saved evaluations, one per source; evaluation_source: what was evaluated
-    export           ONNX export with its parity check
+    export           ONNX export with its parity check; exported: loading it, auto_engine's timing
+    predictor        ``Run.predictor``: the engine a run's predictions run on, chosen once
+    summary          a run as one JSON-ready summary (``Run.to_dict``)
 
 Importing this package does not import PyTorch.
 """

@@ -5,8 +5,8 @@ a stale export is never used silently. Writing it is ``run/export.py``'s."""
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,8 +22,9 @@ from sightline.infer.batched import INFERENCE_PATH
 from sightline.infer.engine import EngineChoice, faster_engine
 from sightline.infer.onnx import OnnxModel
 from sightline.run.layout import RunLayout
-from sightline.run.listing import load_run
-from sightline.run.run import Run
+
+# ``run``: a ``sightline.run.Run`` (not imported: Run.predictor calls into here)
+Run = Any
 
 
 def export_path(run: Run, which: str = "best") -> Path:
@@ -53,19 +54,6 @@ def load_exported(
             f"export it again with `{again}`"
         )
     return model
-
-
-def load_onnx(
-    source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto"
-) -> OnnxModel:
-    """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
-
-    ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
-    or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
-    if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
-        return OnnxModel.load(source, device)
-    run = source if isinstance(source, Run) else load_run(source)
-    return load_exported(run, which, device)
 
 
 def auto_engine(

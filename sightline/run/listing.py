@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sightline.errors import RunInUseError, RunNotFoundError
 from sightline.run.folders import (
@@ -17,6 +17,11 @@ from sightline.run.folders import (
 )
 from sightline.run.layout import RunLayout
 from sightline.run.run import Run
+
+if TYPE_CHECKING:
+    import torch
+
+    from sightline.infer.onnx import OnnxModel
 
 
 def load_run(ref, runs_dir: str | os.PathLike | None = None) -> Run:
@@ -107,3 +112,20 @@ def status_words(status: dict[str, Any]) -> str:
     if status.get("best_value") is not None and state not in ("failed", "broken"):
         words += f": best {status.get('monitor')} {status['best_value']:.4f} at epoch {status.get('best_epoch')}"
     return words
+
+
+def load_onnx(
+    source: str | os.PathLike | Run, which: str = "best", device: str | torch.device | None = "auto"
+) -> OnnxModel:
+    """An exported model in ONNX Runtime (CUDA when onnxruntime-gpu has a GPU, else the CPU).
+
+    ``source``: a ``.onnx`` file from ``sightline export``, or a run (a ``Run``, or a run name
+    or folder as ``load_run`` takes them) whose current ``export/<which>.onnx`` is loaded."""
+    from sightline.infer.onnx import OnnxModel
+
+    if not isinstance(source, Run) and (str(source).endswith(".onnx") or Path(source).is_file()):
+        return OnnxModel.load(source, device)
+    from sightline.run.exported import load_exported
+
+    run = source if isinstance(source, Run) else load_run(source)
+    return load_exported(run, which, device)

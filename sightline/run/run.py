@@ -143,17 +143,54 @@ class Run:
             )  # just read: classes need no second read
         return self._models[key][0]
 
-    def inference_model(self, which: str = "best", device: Any = "cpu"):
+    def inference_model(
+        self,
+        which: str = "best",
+        device: Any = "cpu",
+        images: int | None = None,
+        backbone_engine: bool = True,
+        note: Any = None,
+    ):
         """The trained model for forward passes only (``evaluate``, ``predict*``, the server):
-        ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can,
-        a pretrained backbone in ONNX Runtime where that is faster here and its export exists),
-        cached per checkpoint and device. Hooks, training and export take ``load_model``'s."""
+        ``inference.inference_copy`` of ``load_model``'s (BatchNorms folded where the model can;
+        with ``backbone_engine``, a pretrained backbone in ONNX Runtime where that is faster here
+        and its export exists, or is worth making for ``images`` images), cached per checkpoint,
+        device and engine. ``note`` hears the backbone's engine. Hooks, training and export take
+        ``load_model``'s."""
+        from sightline.infer.backbone import EXPORT_PAYS
         from sightline.infer.batched import inference_copy
 
-        key = ("inference", which, str(device))
+        pays = backbone_engine and images is not None and images >= EXPORT_PAYS
+        key = ("inference", which, str(device), backbone_engine, pays)
         if key not in self._models:
             model = self.load_model(which, device)
-            self._models[key] = (inference_copy(model, self.preprocess, device), None)
+            pre = self.preprocess if backbone_engine else None
+            copy = inference_copy(model, pre, device, images if pays else None, note)
+            self._models[key] = (copy, None)
+        return self._models[key][0]
+
+    def predictor(
+        self,
+        which: str = "best",
+        engine: str = "auto",
+        device: Any = "auto",
+        images: int | None = None,
+        needs_score: bool = True,
+    ):
+        """The ``Predictor`` every face predicts with (``sightline.run.predictor``: the engine
+        chosen once, by one rule; ``engine``: "auto", "torch" or "onnx"). ``images``: how many
+        images the caller will pass, if known; ``needs_score``: False when the "none of these"
+        answer is never asked for. Kept for the next call (a run trained on since: load it again)."""
+        from sightline.infer.backbone import EXPORT_PAYS
+        from sightline.run.predictor import open_predictor
+
+        pays = images is not None and images >= EXPORT_PAYS
+        key = ("predictor", which, engine, str(device), pays, needs_score)
+        if key not in self._models:
+            self._models[key] = (
+                open_predictor(self, which, engine, device, images, needs_score),
+                None,
+            )
         return self._models[key][0]
 
     def metadata(self, which: str = "best") -> dict[str, Any]:
@@ -283,14 +320,13 @@ class Run:
         return self.evaluate(data, split=split, which=which, device=device), images
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, images, which: str = "best", device: str = "auto"):
+    def predict(self, images, which: str = "best", device: str = "auto", engine: str = "auto"):
         """Class probabilities (N, K) for images: paths, bytes, file objects, PIL images,
         arrays or a uint8 tensor, prepared with the run's own preprocessing."""
-        from sightline.devices import resolve_device
-        from sightline.infer.predict import predict_tensor
-
-        dev = resolve_device(device)
-        return predict_tensor(self.inference_model(which, dev), self.preprocess, images, device=dev)
+        many = isinstance(images, (list, tuple)) or getattr(images, "ndim", 0) == 4
+        return self.predictor(which, engine, device, len(images) if many else 1).probabilities(
+            images
+        )
 
     def predict_files(
         self,
@@ -300,26 +336,15 @@ class Run:
         device: str = "auto",
         keep_seen: bool = False,
         unknown: Any = "auto",
+        engine: str = "auto",
     ):
         """Files, folders or globs → ``PredictionReport`` (bad files skipped and listed).
         ``unknown``: "auto" answers "unknown" for an image unlike the training data (the
         closest class still given), "off" never, a number is a threshold of one's own.
         ``keep_seen``: each prediction keeps what the model saw (``Prediction.seen``; write them
         with ``sightline.infer.predict.save_seen``); for one image, ``run.preprocess.prepare_image``."""
-        from sightline.devices import resolve_device
-        from sightline.infer.predict import predict_files
-
-        dev = resolve_device(device)
-        return predict_files(
-            self.inference_model(which, dev),
-            self.preprocess,
-            self.classes,
-            inputs,
-            top_k=top_k,
-            device=dev,
-            keep_seen=keep_seen,
-            unknown=unknown,
-        )
+        predictor = self.predictor(which, engine, device, needs_score=unknown != "off")
+        return predictor.predict_files(inputs, top_k, keep_seen, unknown)
 
     def predict_images(
         self,
@@ -329,24 +354,13 @@ class Run:
         device: str = "auto",
         keep_seen: bool = False,
         unknown: Any = "auto",
+        engine: str = "auto",
     ):
         """(name, image) pairs — bytes of uploads, file objects, PIL images… — → ``PredictionReport``
         naming each by its name (bad images skipped with their reason, the rest classified).
         ``keep_seen``, ``unknown``: as for ``predict_files``."""
-        from sightline.devices import resolve_device
-        from sightline.infer.predict import predict_images
-
-        dev = resolve_device(device)
-        return predict_images(
-            self.inference_model(which, dev),
-            self.preprocess,
-            self.classes,
-            images,
-            top_k=top_k,
-            device=dev,
-            keep_seen=keep_seen,
-            unknown=unknown,
-        )
+        predictor = self.predictor(which, engine, device, len(images), unknown != "off")
+        return predictor.predict_images(images, top_k, keep_seen, unknown)
 
     def summary(self):
         from sightline.models.summary import summary
@@ -356,45 +370,9 @@ class Run:
     # ------------------------------------------------------------------ listing
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary for listings (the CLI's ``runs`` and the web UI)."""
-        st = self.status
-        out: dict[str, Any] = {
-            "name": self.name,
-            "path": str(self.path.resolve()),
-            "status": st.get("status"),
-            "error": st.get("error"),
-        }
-        if self.problem:
-            return out
-        data = self.config.get("data", {})
-        train = self.config.get("train", {})
-        ev = self.evaluation or {}
-        out.update(
-            {
-                "created": self.config.get("created"),
-                "model": self.config.get("model", {}).get("name"),
-                "dataset": data.get("name_or_path"),
-                "classes": data.get("classes"),
-                "epochs_done": st.get("epochs_done", 0),
-                "epochs": st.get("epochs", train.get("epochs")),
-                "monitor": st.get("monitor"),
-                "best_value": st.get("best_value"),
-                "best_epoch": st.get("best_epoch"),
-                "test_accuracy": ev.get("accuracy"),
-                "test_loss": ev.get("loss"),
-                "test_ece": ev.get("ece"),  # how far its probabilities can be trusted
-                "test_ece_floor": ev.get("ece_floor"),  # what sampling alone would show
-                "has_validation": self._has_validation(),
-            }
-        )
-        return out
+        from sightline.run.summary import run_summary
 
-    def _has_validation(self) -> bool | None:
-        """Whether the run validated: a val_ value in its last epoch's status (None: no epoch
-        yet). The status, not metrics.csv: a run listing reads one small file per run."""
-        last = self.status.get("last")
-        if not isinstance(last, dict):
-            return None
-        return any(v is not None for k, v in last.items() if k.startswith("val_"))
+        return run_summary(self)
 
 
 def _cell(key: str, v: str | None) -> Any:

@@ -83,7 +83,7 @@ def serve(
             "inspection uses PyTorch.",
             flush=True,
         )
-    elif engine == "auto" and "onnx" in app.state.sightline.models._backends:
+    elif engine == "auto" and app.state.sightline.models.exports_may_run:
         print(
             "A run with a current ONNX export (`sightline export RUN`) predicts through ONNX Runtime where "
             "that is faster for it here (timed once; the log says which), the others in PyTorch "

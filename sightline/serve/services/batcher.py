@@ -39,17 +39,13 @@ from typing import Any
 import torch
 
 from sightline.data.preprocess import ImageInput, Preprocess
-from sightline.infer.ood import detector_of
 from sightline.infer.predict import (
     PredictionReport,
+    Predictor,
     PreparedImages,
     Unknown,
-    model_logits,
-    prediction_rows,
     prepare_groups,
-    prepare_named,
     scored_logits,
-    unknown_threshold,
 )
 from sightline.serve.services.cpu_work import CpuWork
 
@@ -265,39 +261,49 @@ def _with_prepared(prepared: PreparedImages, outer: Future, rows: Future) -> Non
 
 
 class BatchedModel:
-    """A cached model's predictions through its ``Batcher``, with ``Run.predict_images``'s
-    results: the request's thread prepares its images and builds its rows; only the forward
-    pass is shared with the other requests."""
+    """A ``Predictor``'s predictions through its ``Batcher``: the request's thread prepares
+    its images and builds its rows; only the forward pass is shared with the other requests.
+    ``BatchedModel(predictor)``, or ``BatchedModel(name, model, preprocess, classes, device)``
+    for a model of one's own."""
 
     def __init__(
         self,
-        name: str,
-        model: Any,
-        preprocess: Preprocess,
-        classes: Sequence[str],
+        predictor: Predictor | str,
+        model: Any = None,
+        preprocess: Preprocess | None = None,
+        classes: Sequence[str] = (),
         device: torch.device | str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        self.name = name
-        self.engine = "torch"  # what its forward passes run on (model_cache sets "onnx")
-        self.preprocess = preprocess
-        self.classes = list(classes)
-
-        # A run with a "none of these" detector: each forward pass scores its images too, and
-        # the batcher's futures give (probabilities, scores) (infer/ood.py).
-        self.detector = detector_of(model)
+        if not isinstance(predictor, Predictor):
+            dev = None if device is None else torch.device(device)
+            engine = "torch" if isinstance(model, torch.nn.Module) else "onnx"
+            predictor = Predictor(model, preprocess, list(classes), dev, engine, None, predictor)
+        self.predictor = predictor
+        self.name = predictor.name or "model"
+        self.engine = predictor.engine  # what its forward passes run on: each answer says it
+        self.preprocess = predictor.preprocess
+        self.classes = predictor.classes
+        self.detector = predictor.detector
 
         def logits(images: torch.Tensor) -> Any:
             if self.detector is None:
-                return model_logits(model, images, preprocess, device, batch_size=max_batch)
-            return scored_logits(model, images, preprocess, device, max_batch, self.detector)
+                return predictor.logits(images)
+            return scored_logits(
+                predictor.model,
+                images,
+                predictor.preprocess,
+                predictor.device,
+                max_batch,
+                self.detector,
+            )
 
         self.batcher = Batcher(
-            name,
+            self.name,
             logits,
-            preprocess.input_shape,
+            predictor.preprocess.input_shape,
             max_batch,
-            prepare=functools.partial(prepare_groups, preprocess),
+            prepare=functools.partial(prepare_groups, predictor.preprocess),
         )
 
     def predict_images(
@@ -307,22 +313,18 @@ class BatchedModel:
         keep_seen: bool = False,
         unknown: Unknown = "auto",
     ) -> PredictionReport:
-        """(name, image) pairs → ``PredictionReport``, as ``sightline.infer.predict.predict_images``."""
-        report = PredictionReport([], [])
-        for start in range(0, len(images), PREPARE_CHUNK):
-            prepared = prepare_named(self.preprocess, images[start : start + PREPARE_CHUNK])
-            report.skipped += prepared.skipped
-            if prepared.names:
-                probs, scores = _split(self.batcher.probabilities(prepared.images))
-                report.predictions += prediction_rows(
-                    prepared, probs, self.classes, top_k, keep_seen, scores, self.threshold(unknown)
-                )
-        return report
+        """(name, image) pairs → ``PredictionReport``, as ``Predictor.predict_images``, the
+        forward passes shared with other requests."""
+
+        def forward(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return _split(self.batcher.probabilities(images))
+
+        return self.predictor.predict_images(images, top_k, keep_seen, unknown, forward)
 
     def threshold(self, unknown: Unknown) -> float | None:
         """The threshold of ``unknown`` ("auto", "off" or a number) for this model
         (``infer.predict.unknown_threshold``: ConfigError for a bad one)."""
-        return unknown_threshold(self.detector, unknown)
+        return self.predictor.threshold(unknown)
 
     async def predict_images_async(
         self,
@@ -339,6 +341,7 @@ class BatchedModel:
         through ``work`` first (decoding a photo lets the GIL go, so two run on two cores, and
         it would hold up everyone's forward pass in the batcher's thread)."""
         order = {name: i for i, (name, _) in enumerate(images)}
+        self.threshold(unknown)  # a bad rule fails before any image is decoded
         report = PredictionReport([], [])
         for start in range(0, len(images), PREPARE_CHUNK):
             chunk = images[start : start + PREPARE_CHUNK]
@@ -348,15 +351,14 @@ class BatchedModel:
                 if work is None:
                     raise ValueError("large images need work= (a CpuWork) to be decoded on")
                 parts.append(self._prepared_on(work, [p for p in chunk if p[0] in large]))
-            threshold = self.threshold(unknown)
             # one part (a request of small images, the common case): no gather's task to make
             done = [await parts[0]] if len(parts) == 1 else await asyncio.gather(*parts)
             for prepared, rows in done:
                 report.skipped += prepared.skipped
                 if rows is not None:
                     probs, scores = _split(rows)
-                    report.predictions += prediction_rows(
-                        prepared, probs, self.classes, top_k, keep_seen, scores, threshold
+                    report.predictions += self.predictor.rows(
+                        prepared, probs, scores, top_k, keep_seen, unknown
                     )
         report.predictions.sort(key=lambda p: order[p.path])
         report.skipped.sort(key=lambda skipped: order[skipped[0]])
@@ -365,7 +367,7 @@ class BatchedModel:
     async def _prepared_on(
         self, work: CpuWork, images: Sequence[tuple[str, ImageInput]]
     ) -> tuple[PreparedImages, torch.Tensor | None]:
-        prepared = await work(prepare_named, self.preprocess, images)
+        prepared = await work(self.predictor.prepare, images)
         if not prepared.names:
             return prepared, None
         return prepared, await asyncio.wrap_future(self.batcher.submit(prepared.images))

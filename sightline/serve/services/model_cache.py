@@ -1,18 +1,17 @@
 """Loaded models, so a prediction does not read the checkpoint again.
 
-A bounded LRU of ``Run`` objects whose model is loaded (``Run.load_model`` keeps it), one per
-run. Each entry remembers which checkpoint file it was loaded from (name, mtime, size, inode):
+A bounded LRU of runs' ``Predictor``s (``Run.predictor``: the engine chosen by the run's one
+rule), one per run. Each entry remembers which checkpoint file it was loaded from (name, mtime, size, inode):
 a run that trained on, or whose checkpoint was replaced (an atomic write is a new inode), is
 loaded again on its next prediction, so the cache never serves stale weights. A hit costs one
 ``stat`` of that file (two for a run still on its last.safetensors: a best.safetensors that
 appears replaces it); only a miss validates the name and reads the run's config.json again.
 
 With ``engine="auto"`` (the default) a run with a current ONNX export runs it in ONNX Runtime
-when that is installed and runs on the server's device (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for the
-convnets: benchmarks/README.md), any other run in PyTorch; an export that appears or goes stale
-(the run trained on) switches the run over on its next prediction.
-With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime
-(``sightline.infer.onnx``): ``get`` returns that model, which predicts like a ``Run``. It is
+where that is faster here (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for
+the convnets: benchmarks/README.md), any other run in PyTorch; an export that appears or goes
+stale (the run trained on) switches the run over on its next prediction.
+With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime,
 reloaded when the export or the checkpoint changes, and refused (``NotExportedError``: HTTP
 409) when the run has none or it is older than the checkpoint. Inspection and summaries
 (``private_copy``) stay on PyTorch whatever the engine: they hook into the model's layers,
@@ -30,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sightline.errors import NotExportedError
+from sightline.infer.predict import Predictor
 from sightline.run import Run, latest_run, run_id_path
+from sightline.run.exported import export_path
 from sightline.run.layout import RunLayout
 from sightline.serve.services.batcher import BatchedModel
 
@@ -46,7 +48,7 @@ ENGINE_CHOICES = (
 class _Entry:
     stamp: tuple  # of ``files``, when loaded
     files: tuple[Path, ...]  # what a cache hit stats again (a missing one stamps as None)
-    value: Any  # the Run with its model loaded, or the OnnxModel
+    value: Any  # the run's Predictor, or (inspection) the Run with its model loaded
     batched: BatchedModel | None = None  # its predictions' batcher, started on the first prediction
 
     def close(self) -> None:
@@ -75,7 +77,6 @@ class ModelCache:
         default_run: str | None = None,
     ) -> None:
         from sightline.devices import resolve_device
-        from sightline.infer.onnx import runs_beside_torch
 
         if size < 1:
             raise ValueError(f"model cache size must be at least 1, not {size}")
@@ -86,42 +87,29 @@ class ModelCache:
         self.size = size
         self.device = resolve_device(device)
         self.engine = engine
-        # The backends a run may be cached under, tried in this order.
-        self._backends = (
-            (engine,)
-            if engine != "auto"
-            else (("onnx", "torch") if runs_beside_torch(device) else ("torch",))
-        )
-        # As asked ("auto" lets ONNX Runtime pick CUDA only where it has it); engine auto: where PyTorch runs.
-        self._onnx_device = str(self.device) if engine == "auto" else device
         self._lock = threading.Lock()
-        # (engine, run name) → entry: with engine "onnx", inspection still loads PyTorch models,
-        # under ("torch", name)
+        # ("predict", run name) → its Predictor; ("inspect", run name) → its Run with the
+        # PyTorch model loaded (inspection hooks into layers, whatever the engine)
         self._runs: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
-    def get(self, run_id: str | None = None) -> Any:
-        """What predictions of the run named ``run_id`` (a plain run name; None: the newest run)
-        run on: the ``Run`` with its model loaded, or with engine "onnx" the run's exported
-        ``OnnxModel`` (named after the run). Both have ``name`` and ``predict_images``."""
+    @property
+    def exports_may_run(self) -> bool:
+        """Whether a run's ONNX export may answer (engine auto or onnx, ONNX Runtime here)."""
+        from sightline.infer.onnx import runs_beside_torch
+
+        return self.engine == "onnx" or (self.engine == "auto" and runs_beside_torch(self.device))
+
+    def get(self, run_id: str | None = None) -> Predictor:
+        """The ``Predictor`` of the run named ``run_id`` (a plain run name; None: the newest
+        run), its engine chosen by the run's one rule (``Run.predictor``)."""
         return self._entry(run_id).value
 
     def predictor(self, run_id: str | None = None) -> BatchedModel:
-        """The run's model behind its batcher (see ``get``): ``name`` and ``predict_images``."""
+        """The run's ``Predictor`` behind its batcher (``name``, ``engine``, ``predict_images``)."""
         entry = self._entry(run_id)
         with self._lock:
             if entry.batched is None:
-                value = entry.value
-                if not isinstance(value, Run):  # an OnnxModel
-                    entry.batched = BatchedModel(value.name, value, value.preprocess, value.classes)
-                    entry.batched.engine = "onnx"
-                else:
-                    entry.batched = BatchedModel(
-                        value.name,
-                        value.inference_model("best", self.device),
-                        value.preprocess,
-                        value.classes,
-                        self.device,
-                    )
+                entry.batched = BatchedModel(entry.value)
                 if all(
                     e is not entry for e in self._runs.values()
                 ):  # evicted meanwhile: no thread left behind
@@ -135,11 +123,8 @@ class ModelCache:
             run_id = self.default_run
             if run_id is None:  # the newest run: finding it lists the runs folder
                 return None
-        for backend in self._backends:
-            hit = self._hit((backend, run_id))
-            if hit is not None:
-                return hit.batched
-        return None
+        hit = self._hit(("predict", run_id))
+        return None if hit is None else hit.batched
 
     def run(self, run_id: str | None) -> Run:
         """Run ``run_id``; for a request that names none, the server's pinned run (``serve
@@ -151,22 +136,32 @@ class ModelCache:
 
     def _entry(self, run_id: str | None) -> _Entry:
         if run_id is not None:
-            for backend in self._backends:
-                hit = self._hit((backend, run_id))
-                if hit is not None:
-                    return hit
+            hit = self._hit(("predict", run_id))
+            if hit is not None:
+                return hit
         fresh = self.run(run_id)
-        if self._backends[0] == "onnx" and self.engine == "auto":
-            from sightline.run.exported import auto_engine
+        files = _checkpoint_files(fresh.model_file("best"))  # RunError: no checkpoint yet
+        if self.engine != "torch":  # an export made, replaced or gone switches the run over
+            files = (export_path(fresh, "best"), *files)
 
-            # The engine that predicts faster for this model here, timed once per export and
-            # machine (infer/engine.py); no current export: PyTorch runs the current checkpoint.
-            model, choice = auto_engine(fresh, "best", self._onnx_device)
-            if choice is not None:
-                log.info("run %s: %s", fresh.name, choice.note)
-            if model is not None:
-                return self._onnx(fresh, model)
-        return self._onnx(fresh) if self.engine == "onnx" else self._torch(fresh)
+        def load() -> Predictor:
+            import torch
+
+            predictor = fresh.predictor("best", self.engine, self.device)
+            if predictor.engine == "onnx" or self.engine == "onnx":
+                log.info("run %s: %s", fresh.name, predictor.note)
+            # One forward pass on a blank image, here under the lock: the first pass converts a
+            # convnet to channels-last in place (sightline.infer.batched), which concurrent
+            # requests must not do at the same time, and it pays the first call's one-off costs.
+            predictor.logits(torch.zeros((1, *predictor.preprocess.input_shape), dtype=torch.uint8))
+            return predictor
+
+        if self.engine == "onnx" and not files[0].is_file():  # before the lock: a cheap refusal
+            raise NotExportedError(
+                f"run {fresh.name!r} has no ONNX export, which this server (--engine onnx) predicts "
+                f"with: make one with `sightline export {fresh.name}`"
+            )
+        return self._cached(("predict", fresh.name), files, load)
 
     def _hit(self, key: tuple[str, str]) -> _Entry | None:
         """The cached entry when its files are unchanged, else None (then the slow path checks
@@ -179,47 +174,6 @@ class ModelCache:
                 return None
             self._runs.move_to_end(key)
             return entry
-
-    def _torch(self, fresh: Run) -> _Entry:
-        model_file = fresh.model_file("best")  # RunError when the run has no checkpoint yet
-
-        def load() -> Run:
-            self._load(fresh)
-            return fresh
-
-        files = _checkpoint_files(model_file)
-        if (
-            "onnx" in self._backends
-        ):  # auto: an export made later (a new file) switches the run to it
-            from sightline.run.exported import export_path
-
-            files = (export_path(fresh, "best"), *files)
-        return self._cached(("torch", fresh.name), files, load)
-
-    def _onnx(self, fresh: Run, loaded: Any = None) -> _Entry:
-        from sightline.errors import NotExportedError
-        from sightline.run.exported import export_path, load_exported
-
-        model_file = fresh.model_file("best")
-        exported = export_path(fresh, "best")
-        if not exported.is_file():  # before the lock: a cheap refusal
-            raise NotExportedError(
-                f"run {fresh.name!r} has no ONNX export, which this server (--engine onnx) predicts "
-                f"with: make one with `sightline export {fresh.name}`"
-            )
-
-        def load() -> Any:
-            import torch
-
-            model = loaded or load_exported(
-                fresh, "best", self._onnx_device
-            )  # stale: NotExportedError
-            model.logits(
-                torch.zeros((1, *model.preprocess.input_shape), dtype=torch.uint8)
-            )  # one-off costs, here
-            return model
-
-        return self._cached(("onnx", fresh.name), (exported, *_checkpoint_files(model_file)), load)
 
     def _cached(
         self, key: tuple[str, str], files: tuple[Path, ...], load: Callable[[], Any]
@@ -239,32 +193,26 @@ class ModelCache:
                 self._runs.popitem(last=False)[1].close()
             return entry
 
-    def _load(self, run: Run) -> None:
-        import torch
-
-        run.load_model("best", self.device)
-        # One forward pass on a blank image, here under the lock: the first pass converts a
-        # convnet to channels-last in place (sightline.infer.batched), which concurrent requests
-        # must not do at the same time, and it pays the first call's one-off costs.
-        run.predict(
-            torch.zeros((1, *run.preprocess.input_shape), dtype=torch.uint8), device=self.device
-        )
-
     def private_copy(self, run_id: str | None = None) -> tuple[Run, Any]:
         """(run, a copy of its cached model) for work that hooks into the model or switches its
         mode (inspection, summaries): forward hooks on the shared model would also fire for
         the predictions other requests run through it at the same time, and record their
-        tensors. Copying a loaded model is far cheaper than reading the checkpoint again."""
+        tensors. Copying a loaded model is far cheaper than reading the checkpoint again.
+        PyTorch whatever the engine: the layers are what is inspected."""
         fresh = self.run(run_id)
-        run = self._torch(
-            fresh
-        ).value  # PyTorch whatever the engine: the layers are what is inspected
+
+        def load() -> Run:
+            fresh.load_model("best", self.device)
+            return fresh
+
+        files = _checkpoint_files(fresh.model_file("best"))
+        run = self._cached(("inspect", fresh.name), files, load).value
         return run, copy.deepcopy(run.load_model("best", self.device))
 
     def evict(self, run_id: str) -> None:
         with self._lock:
-            for engine in ENGINES:
-                entry = self._runs.pop((engine, run_id), None)
+            for use in ("predict", "inspect"):
+                entry = self._runs.pop((use, run_id), None)
                 if entry is not None:
                     entry.close()
 

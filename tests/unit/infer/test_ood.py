@@ -178,8 +178,8 @@ def test_a_model_without_a_detector_predicts_as_before(trained, tmp_path):
 def test_the_onnx_export_gives_the_same_score_and_answer(trained, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    from sightline import load_onnx
     from sightline.run.export import export_onnx
-    from sightline.run.exported import load_onnx
 
     run, _, tests = trained
     result = export_onnx(run, tmp_path / "m.onnx")

@@ -139,8 +139,8 @@ def test_a_convnet_run_scores_its_later_stages_everywhere(convnet_run):
 def test_the_onnx_export_of_a_convnet_run_gives_the_same_scores(convnet_run):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    from sightline import load_onnx
     from sightline.run.export import export_onnx
-    from sightline.run.exported import load_onnx
 
     run, tmp = convnet_run
     result = export_onnx(run, tmp / "m.onnx")

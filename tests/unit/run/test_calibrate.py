@@ -123,8 +123,8 @@ def test_set_fitted_keeps_the_weights_byte_for_byte(trained, tmp_path):
 def test_the_onnx_export_carries_the_calibrator(trained, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    from sightline import load_onnx
     from sightline.run.export import export_onnx
-    from sightline.run.exported import load_onnx
 
     run, data = trained
     images = data.test.images[:8]

@@ -1,0 +1,121 @@
+"""A run's ``Predictor``: the engine its predictions run on, chosen once, by one rule.
+
+``open_predictor(run, engine=...)`` is the only place that decides, for every face (``Run.predict*``,
+``sightline predict``, the server's model cache and batcher):
+
+* ``"onnx"``: the run's current export (``export/<which>.onnx``) in ONNX Runtime; an error that
+  says how to make one when there is none or it is stale.
+* ``"torch"``: PyTorch only: the inference copy of the checkpoint (BatchNorms folded,
+  channels-last where faster: ``infer.batched.inference_copy``).
+* ``"auto"``: the run's current export where ONNX Runtime runs it faster here than PyTorch
+  (timed once per export and machine: ``run.exported.auto_engine``); else PyTorch, whose
+  pretrained backbone (if any) runs in ONNX Runtime where that is faster here (timed once per
+  machine and backbone: ``infer.backbone``; its export, made once and cached by content, is
+  made only for a job of enough images to pay for it).
+
+The predictor says which (``engine``) and why (``note``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sightline.errors import ConfigError
+from sightline.infer.predict import Predictor
+
+# ``run``: a ``sightline.run.Run`` (not imported: Run.predictor calls into here)
+Run = Any
+
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    return engine
+
+
+def open_predictor(
+    run: Run,
+    which: str = "best",
+    engine: str = "auto",
+    device: str | torch.device | None = "auto",
+    images: int | None = None,
+    needs_score: bool = True,
+) -> Predictor:
+    """The ``Predictor`` of ``run``'s checkpoint ``which`` on ``device`` (see the module).
+    ``images``: how many images the caller will pass, if known (a new backbone export is made
+    only when they pay for it); ``needs_score``: False when the caller never asks for the
+    "none of these" answer (an older export without the score may then run)."""
+    from sightline.devices import resolve_device
+
+    check_engine(engine)
+    dev = resolve_device(device or "auto")
+    if engine == "onnx":
+        from sightline.infer.onnx import require_packages
+        from sightline.run.exported import load_exported
+
+        require_packages(["onnxruntime"], "engine 'onnx'")
+        model = load_exported(run, which, device)  # "auto": ONNX Runtime's CUDA where it has it
+        return _onnx(run, model, "ONNX Runtime, as asked", which)
+    note = None
+    if engine == "auto":
+        from sightline.run.exported import auto_engine
+
+        exported, choice = auto_engine(run, which, str(dev), needs_score)
+        if exported is not None:
+            return _onnx(run, exported, choice.note if choice else "ONNX Runtime", which)
+        note = choice.note if choice is not None else None
+    heard: list[str] = []
+    net = run.inference_model(
+        which, dev, images=images, backbone_engine=engine == "auto", note=heard.append
+    )
+    if heard:
+        note = "; ".join([*([note] if note else []), *heard])
+    return Predictor(net, run.preprocess, run.classes, dev, "torch", note, run.name)
+
+
+def _onnx(run: Run, model: Any, note: str, which: str) -> Predictor:
+    from sightline.run.exported import export_path
+
+    note = f"{note}: predicting with the run's export ({export_path(run, which)})"
+    return Predictor(model, model.preprocess, model.classes, None, "onnx", note, run.name)
+
+
+def file_predictor(
+    path: str, engine: str = "auto", device: str | torch.device | None = "auto"
+) -> Predictor:
+    """The ``Predictor`` of a model file outside a run: an ``.onnx`` from ``sightline export``
+    (ONNX Runtime) or a ``.safetensors`` model file (PyTorch's inference copy; engine "onnx"
+    is refused: a model file has no export)."""
+    from pathlib import Path
+
+    from sightline.devices import resolve_device
+    from sightline.errors import RunError
+
+    check_engine(engine)
+    if str(path).endswith(".onnx"):
+        from sightline.infer.onnx import OnnxModel, require_packages
+
+        require_packages(["onnxruntime"], "running an ONNX model")
+        model = OnnxModel.load(path, device)
+        return Predictor(
+            model, model.preprocess, model.classes, None, "onnx", f"ONNX Runtime: {path}"
+        )
+    if engine == "onnx":
+        raise RunError(
+            f"engine 'onnx' needs a run or an .onnx file, not the model file {path}: give the "
+            "run's folder, or the .onnx file `sightline export` wrote"
+        )
+    from sightline.data.preprocess import Preprocess
+    from sightline.infer.batched import inference_copy
+    from sightline.run.checkpoint import load_model
+
+    dev = resolve_device(device or "auto")
+    model, meta = load_model(Path(path), dev)
+    pre = Preprocess.from_dict(meta["preprocess"])
+    net = inference_copy(model, pre if engine == "auto" else None, dev)
+    return Predictor(net, pre, meta["classes"], dev, "torch", None, Path(path).stem)
