@@ -6,6 +6,7 @@ headless, in threads (the web server) and in notebooks alike.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,17 +68,30 @@ def show_image(ax, image, dark_background: bool = False) -> None:
     ax.set_yticks([])
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG or SVG (by suffix), atomically; returns the path."""
+def figure_format(path: str | os.PathLike) -> str:
+    """"png" or "svg" by ``path``'s suffix; SightlineError for anything else."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
         raise SightlineError(
             f"{path}: figures are written as .png or .svg, not {path.suffix or 'no suffix'}"
         )
+    return fmt
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """``fig`` as the bytes of a PNG or SVG file (a run's plots go through its writer)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG or SVG (by suffix), atomically; returns the path."""
+    fmt = figure_format(path)
     with atomic_open(path, "wb") as f:  # the one atomic writer of the project
         fig.savefig(f, format=fmt, dpi=dpi)
-    return path
+    return Path(path)
 
 
 def as_numpy(x) -> np.ndarray:

@@ -18,9 +18,6 @@ from pathlib import Path
 
 from sightline.errors import PathRefusedError
 from sightline.fileio import (
-    atomic_write_bytes,
-    atomic_write_json,
-    inside,
     is_file_inside,
     read_bytes_inside,
     read_json_inside,
@@ -34,7 +31,7 @@ from sightline.report.figures import (
     schedule_figure,
 )
 from sightline.report.html import SECTIONS, render_html
-from sightline.run import Run
+from sightline.run import Run, RunWriter
 from sightline.run import evaluations as store
 from sightline.run.layout import RunLayout
 
@@ -89,10 +86,20 @@ def save_run_figures(
     run: Run, figs: RunFigures, folder: Path | None = None, fmt: str = "png"
 ) -> dict[str, Path]:
     from sightline.plots import save_figure
+    from sightline.plots.style import figure_bytes, figure_format
 
-    if folder is None:  # the run's plots/: never written through a link
-        folder = inside(run.path, RunLayout(run.path).plots)
-    paths = {name: save_figure(fig, folder / f"{name}.{fmt}") for name, fig in figs.figures.items()}
+    if folder is None:  # the run's plots/: through its writer, never through a link
+        writer = RunWriter(run.path)
+        figure_format(f"x.{fmt}")
+        paths = {
+            name: writer.write_plot(f"{name}.{fmt}", figure_bytes(fig, fmt))
+            for name, fig in figs.figures.items()
+        }
+    else:
+        paths = {
+            name: save_figure(fig, Path(folder) / f"{name}.{fmt}")
+            for name, fig in figs.figures.items()
+        }
     if fmt == "png":
         figs.files.update(paths)
     return paths
@@ -128,8 +135,8 @@ def _file_stamp(path: Path) -> list[int]:
 
 
 def remember_figures(run: Run, figs: RunFigures) -> None:
-    atomic_write_json(
-        RunLayout(run.path).plot(FIGURE_CACHE),
+    RunWriter(run.path).write_plot_json(
+        FIGURE_CACHE,
         {
             "state": _figure_state(run, figs.split),
             "split": figs.split,
@@ -137,7 +144,6 @@ def remember_figures(run: Run, figs: RunFigures) -> None:
             "example": figs.example,
             "files": {name: [p.name, *_file_stamp(p)] for name, p in figs.files.items()},
         },
-        root=run.path,
     )
 
 
@@ -196,7 +202,5 @@ def write_report(
         say(f"Saving {len(figs.figures)} figures to {run.path / 'plots'} ...")
         save_run_figures(run, figs)
         remember_figures(run, figs)
-    out = Path(path) if path else RunLayout(run.path).report
-    root = None if path else run.path  # the run's own report.html: through no link there
-    atomic_write_bytes(out, render_html(run, figs).encode("utf-8"), root)
-    return out
+    # the run's own report.html through its writer (no link there), or the caller's file
+    return RunWriter(run.path).write_report(render_html(run, figs), path)

@@ -10,6 +10,7 @@ or writes it.
     export           ONNX export with its parity check; exported: loading it, auto_engine's timing
     predictor        ``Run.predictor``: the engine a run's predictions run on, chosen once
     summary          a run as one JSON-ready summary (``Run.to_dict``)
+    writer           ``RunWriter``: the one writer of a run folder; ``RunStatus``: status.json's one shape
 
 Importing this package does not import PyTorch.
 """
@@ -42,9 +43,14 @@ from sightline.run.listing import (
     status_words,
 )
 from sightline.run.run import ENDED, Run
+from sightline.run.writer import KEYS_OF_STATUS, METRIC_COLUMNS, RunStatus, RunWriter
 
 __all__ = [
     "ENDED",
+    "KEYS_OF_STATUS",
+    "METRIC_COLUMNS",
+    "RunStatus",
+    "RunWriter",
     "MAX_RUN_NAME",
     "RUNS_DIR_ENV",
     "RUN_ID",

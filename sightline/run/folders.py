@@ -116,7 +116,10 @@ def training_process_gone(process: dict[str, Any] | None) -> bool:
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
-    atomic_write_json(RunLayout(path).status, status, root=path)
+    """``status.json`` of run folder ``path``, in its one shape (``run.writer.RunStatus``)."""
+    from sightline.run.writer import RunWriter
+
+    RunWriter(path).write_status(status)
 
 
 def is_run_folder(path: Path) -> bool:

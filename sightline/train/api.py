@@ -20,11 +20,18 @@ from torch import nn
 
 from sightline.data.dataset import Dataset
 from sightline.errors import ConfigError, RunError, failure_text
-from sightline.fileio import atomic_write_json
 from sightline.models import create_model
 from sightline.plan.config import TrainConfig
 from sightline.plan.resolve import Plan, TrainRequest, check_fits, complete, resolve
-from sightline.run import ENDED, Run, default_run_name, new_run_dir, write_run_config
+from sightline.run import (
+    ENDED,
+    Run,
+    RunStatus,
+    RunWriter,
+    default_run_name,
+    new_run_dir,
+    write_run_config,
+)
 from sightline.run import checkpoint as ckpt
 from sightline.run.layout import RunLayout
 from sightline.train import distributed
@@ -278,15 +285,8 @@ def _calibrate(run: Run, data: Dataset, device: str, on_event: EventFn | None) -
 
 def _mark_never_started(run_dir: Path, cfg: TrainConfig, error: Exception) -> None:
     with contextlib.suppress(OSError):
-        atomic_write_json(
-            RunLayout(run_dir).status,
-            {
-                "status": "failed",
-                "error": failure_text(error),
-                "epochs_done": 0,
-                "epochs": cfg.epochs,
-                "global_step": 0,
-            },
+        RunWriter(run_dir).write_status(
+            RunStatus(status="failed", error=failure_text(error), epochs=cfg.epochs)
         )
 
 

@@ -37,7 +37,7 @@ from sightline.errors import ConfigError, failure_text
 from sightline.models.hardware import use_channels_last
 from sightline.plan.config import TrainConfig, plan_steps
 from sightline.run import checkpoint as ckpt
-from sightline.run.layout import RunLayout
+from sightline.run.writer import RunWriter
 from sightline.train import cuda_graphs, resume_state, warmup
 from sightline.train.callbacks import (
     Callback,
@@ -165,6 +165,7 @@ class Trainer:
         self.error: str | None = None
         self.stop_requested = False  # set by Ctrl-C; checked between steps
         self.writes = self.world.is_main  # this process writes the run folder
+        self.writer = RunWriter(self.run_dir)  # the one writer of its files (run/writer.py)
         self.world.attach(self)
 
     # ------------------------------------------------------------------ events
@@ -196,7 +197,7 @@ class Trainer:
     def save_checkpoint(self, gen: torch.Generator | None) -> None:
         state = self.state_dict(gen)
         if self.writes:
-            ckpt.save_state(RunLayout(self.run_dir).resume, state)
+            self.writer.save_resume(state)
 
     def summary(self) -> dict[str, Any]:
         return self.files.summary(self)  # status.json
@@ -305,7 +306,7 @@ class Trainer:
 
     def save_model(self, which: str, meta: dict[str, Any]) -> None:
         if self.writes:
-            ckpt.save_model(RunLayout(self.run_dir).model(which), self.model, {**self.meta, **meta})
+            self.writer.save_model(which, self.model, {**self.meta, **meta})
 
     def _save_all(self, gen: torch.Generator | None) -> None:
         self._call("on_save", gen)  # last.safetensors, resume.pt, metrics.csv, status.json

@@ -75,7 +75,7 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
     if run is None:
         return
     from sightline.fileio import read_json_inside
-    from sightline.run import run_id_path, write_status
+    from sightline.run import RunWriter, run_id_path
     from sightline.run.layout import RunLayout
 
     with contextlib.suppress(SightlineError, OSError, ValueError):  # a link too: refused
@@ -83,8 +83,7 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
         # as written: a listing already says interrupted
         status = read_json_inside(path, RunLayout(path).status)
         if status.get("status") == "running":
-            status.pop("process", None)
-            write_status(path, {**status, "status": "interrupted", "error": reason})
+            RunWriter(path).mark(status="interrupted", error=reason, process=None)
 
 
 class JobPool:

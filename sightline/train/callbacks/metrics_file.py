@@ -1,6 +1,6 @@
 """The run's progress on disk: ``metrics.csv`` (one row an epoch) and ``status.json`` (the
-trainer's summary: status, epochs, best value, the training process while it runs), rewritten
-atomically whenever the run's files are saved, so a reader never sees half a file."""
+trainer's summary: status, epochs, best value, the training process while it runs), handed to
+the run's writer (``run/writer.py``: atomic) whenever the run's files are saved."""
 
 from __future__ import annotations
 
@@ -9,22 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sightline.fileio import atomic_write_bytes, atomic_write_json
 from sightline.run.folders import training_process
-from sightline.run.layout import RunLayout
+from sightline.run.writer import METRIC_COLUMNS as METRIC_COLUMNS
+from sightline.run.writer import RunStatus
 from sightline.train.callbacks.base import Callback
-
-METRIC_COLUMNS = [
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "time",
-    "images_per_sec",
-    "best",
-]
 
 
 class MetricsFile(Callback):
@@ -37,14 +25,8 @@ class MetricsFile(Callback):
     def write(self, trainer: Any) -> None:
         if not trainer.writes:
             return
-        lines = [",".join(METRIC_COLUMNS)]
-        for row in trainer.history:
-            lines.append(
-                ",".join("" if row.get(c) is None else str(row[c]) for c in METRIC_COLUMNS)
-            )
-        files = RunLayout(trainer.run_dir)
-        atomic_write_bytes(files.metrics, ("\n".join(lines) + "\n").encode())
-        atomic_write_json(files.status, trainer.summary())
+        trainer.writer.write_metrics(trainer.history)
+        trainer.writer.write_status(self.status(trainer))
 
     @staticmethod
     def epoch_row(
@@ -70,25 +52,30 @@ class MetricsFile(Callback):
         return row
 
     @staticmethod
-    def summary(trainer: Any) -> dict[str, Any]:
+    def status(trainer: Any) -> RunStatus:
         """status.json: where the run stands."""
         plan, early = trainer.plan, trainer.early
-        return {
-            "status": trainer.status,
-            # Who trains it, while it trains: a listing shows a killed trainer's run as interrupted.
-            **({"process": training_process()} if trainer.status == "running" else {}),
-            "epochs_done": trainer.epoch,
-            "epochs": trainer.cfg.epochs,
-            "global_step": trainer.global_step,
-            "monitor": early.monitor,
-            "best_value": early.best_value,
-            "best_epoch": early.best_epoch,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "total_steps": plan.total_steps,
-            "stop_step": plan.stop_step,
-            "train_size": plan.train_size,
+        return RunStatus(
+            status=trainer.status,
+            epochs_done=trainer.epoch,
+            epochs=trainer.cfg.epochs,
+            global_step=trainer.global_step,
+            monitor=early.monitor,
+            best_value=early.best_value,
+            best_epoch=early.best_epoch,
+            steps_per_epoch=plan.steps_per_epoch,
+            total_steps=plan.total_steps,
+            stop_step=plan.stop_step,
+            train_size=plan.train_size,
             # The untimed warm-up's seconds (train/warmup.py): not in any epoch's time.
-            "warmup_seconds": trainer.warmup_seconds,
-            "last": trainer.history[-1] if trainer.history else None,
-            "error": trainer.error,
-        }
+            warmup_seconds=trainer.warmup_seconds,
+            last=trainer.history[-1] if trainer.history else None,
+            error=trainer.error,
+            # Who trains it, while it trains: a listing shows a killed trainer's run as interrupted.
+            process=training_process() if trainer.status == "running" else None,
+        )
+
+    @classmethod
+    def summary(cls, trainer: Any) -> dict[str, Any]:
+        """status.json's record, as the trainer returns it."""
+        return cls.status(trainer).to_dict()
