@@ -16,13 +16,24 @@ _EXPORTS = {
     "resolve_config": "sightline.plan.config",
     "JsonLines": "sightline.train.progress",
     "ProgressBar": "sightline.train.progress",
+    "Callback": "sightline.train.callbacks.base",
 }
 
 if TYPE_CHECKING:
     from sightline.plan.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.api import fit, resume
+    from sightline.train.callbacks.base import Callback
     from sightline.train.progress import JsonLines, ProgressBar
 
-__all__ = ["DEFAULTS", "JsonLines", "ProgressBar", "TrainConfig", "fit", "resolve_config", "resume"]
+__all__ = [
+    "DEFAULTS",
+    "Callback",
+    "JsonLines",
+    "ProgressBar",
+    "TrainConfig",
+    "fit",
+    "resolve_config",
+    "resume",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

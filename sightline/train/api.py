@@ -96,7 +96,9 @@ def fit(
         model_options: options for ``create_model`` when ``model`` is a name.
         name: run folder name under ``runs_dir`` (default ``<dataset>-<model>-<time>``).
         progress: "auto" (bar on a terminal), "bar", "lines", "json" or "quiet".
-        callbacks: extra objects with on_train_begin / on_step / on_epoch_end / on_train_end.
+        callbacks: extra objects with on_train_begin / on_step / on_epoch_end / on_train_end
+            (they hear JSON-ready events), or training concerns (``sightline.train.Callback``
+            subclasses: their hooks get the trainer, their state is saved for resume).
         on_event: a function that gets every event as a dict with a ``kind`` (see
             ``progress.EventCallback``); ``{"kind": "run", "run_dir": ...}`` comes as soon as
             the run folder exists, before training blocks.

@@ -90,7 +90,11 @@ class Trainer:
         self.should_stop = should_stop
         self.data = data
         self.run_dir = Path(run_dir)
-        self.callbacks = callbacks if self.world.is_main else []
+        # A ``Callback`` among ``callbacks`` is a training concern (gets the trainer, has state in
+        # resume.pt); anything else hears the JSON-ready events (displays, the user's own).
+        own = [c for c in callbacks if isinstance(c, Callback)]
+        self.callbacks = [c for c in callbacks if not isinstance(c, Callback)]
+        self.callbacks = self.callbacks if self.world.is_main else []
         self.device = self.world.device(resolve_device(cfg.device))
         if self.device.type == "cpu":
             retain_freed_cpu_memory()  # each step reuses the last one's memory instead of page-faulting it in
@@ -144,6 +148,7 @@ class Trainer:
             self.early,
             Checkpointing(cfg.checkpoint_every),
             self.files,
+            *own,  # fit(callbacks=[...])'s concerns: a tracker sees the files as written
             ProgressEvents(),  # last: the events tell what the concerns before it decided
         ]
         self.plan = plan_steps(len(data.train), cfg)

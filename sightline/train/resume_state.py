@@ -3,7 +3,8 @@
 The model and optimizer, fp16's loss scale (``Precision``), the
 global and CUDA random states, the position (epoch, step in it, global step; the learning rate
 is a function of it), the epoch's own generator when stopped mid-epoch, the running sums and
-time of the epoch, the history, and each training concern's and the world's own state.
+time of the epoch, the history, each training concern's state under its own key
+(``concerns``), and the world's own state.
 Tensors and plain containers, loaded with ``weights_only`` (``run/checkpoint.py``): a
 checkpoint runs no code.
 """
@@ -16,6 +17,17 @@ import torch
 
 # the trainer's position, copied as they are
 POSITION = ("epoch", "step_in_epoch", "global_step", "epoch_time", "history")
+
+
+def concern_keys(trainer: Any) -> list[tuple[str, Any]]:
+    """(key, concern) for each training concern: its ``state_key`` (default its class name),
+    numbered from the second of the same key on."""
+    out, seen = [], {}
+    for concern in trainer.concerns:
+        key = getattr(concern, "state_key", None) or type(concern).__name__
+        seen[key] = seen.get(key, 0) + 1
+        out.append((key if seen[key] == 1 else f"{key}#{seen[key]}", concern))
+    return out
 
 
 def capture(trainer: Any, gen: torch.Generator | None) -> dict[str, Any]:
@@ -33,8 +45,9 @@ def capture(trainer: Any, gen: torch.Generator | None) -> dict[str, Any]:
         "status": trainer.status,
         "config": trainer.cfg.to_dict(),
     }
-    for concern in trainer.concerns:
-        state.update(concern.state_dict())
+    # Each concern's own state under its own key (as Lightning keeps its callbacks'): a new
+    # concern (a tracker) adds a key, never a name that could clash with another's.
+    state["concerns"] = {key: concern.state_dict() for key, concern in concern_keys(trainer)}
     if trainer.device.type == "cuda":
         state["rng_cuda"] = torch.cuda.get_rng_state(trainer.device)
     trainer.world.save_state(trainer, state)
@@ -47,8 +60,11 @@ def restore(trainer: Any, state: dict[str, Any]) -> torch.Generator | None:
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.precision.load_state_dict(state)
-    for concern in trainer.concerns:
-        concern.load_state_dict(state)
+    saved = state.get("concerns")
+    for key, concern in concern_keys(trainer):
+        # A resume.pt from before the concerns had keys holds their states flat beside the
+        # trainer's: each concern read its own names from it, and still does.
+        concern.load_state_dict(state if saved is None else saved.get(key, {}))
     torch.set_rng_state(state["rng_cpu"])
     if "rng_cuda" in state and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(state["rng_cuda"], trainer.device)

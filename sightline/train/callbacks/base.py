@@ -3,9 +3,11 @@
 A concern (checkpoint files, the metrics file, early stopping, the divergence check,
 Lookahead, ...) is one class with its own state, as Keras' and Lightning's callbacks are: a
 new trick touches one file. The trainer calls every concern's hook at the same points, in the
-order of its list. ``state_dict`` holds what an exact resume needs; it goes into ``resume.pt``
-as flat keys beside the trainer's own (the format runs have always had), and
-``load_state_dict`` gets the whole saved state back.
+order of its list: the ones the config asks for, then those given to ``fit(callbacks=[...])``
+(any ``Callback`` there is a concern: a tracker is one new class), then the progress events.
+``state_dict`` holds what an exact resume needs; it goes into ``resume.pt`` under the
+concern's own key (``state_key``, default its class name), and ``load_state_dict`` gets it
+back (from a resume.pt made before the keys: the whole flat state, which holds the same names).
 
 The progress displays and a user's own callbacks are the other kind: plain objects whose
 ``on_step(payload)``, ``on_epoch_end(row)``... get JSON-ready data, never the trainer.
@@ -18,6 +20,8 @@ from typing import Any
 
 class Callback:
     """A training concern. Every hook is optional; ``trainer`` is the running ``Trainer``."""
+
+    state_key: str | None = None  # its key in resume.pt (None: the class name)
 
     def on_train_begin(self, trainer: Any) -> None:
         """Before the first step (of a new run, or of a resumed one, after its state is loaded)."""
@@ -44,4 +48,4 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """``state``: the whole saved training state."""
+        """``state``: what ``state_dict`` returned when the checkpoint was saved."""

@@ -107,3 +107,86 @@ def test_lookahead_keeps_its_slow_weights_in_the_resume_state():
     assert torch.equal(again.lookahead.slow["weight"], la.lookahead.slow["weight"])
     with pytest.raises(Exception, match="no Lookahead weights"):
         again.load_state_dict({"lookahead": None})
+
+
+class EpochCounter:
+    """A training concern of the user's (what a tracker is): hooks get the trainer, its state
+    goes into resume.pt under its own key."""
+
+    def __init__(self) -> None:
+        from sightline.train import Callback
+
+        class Counter(Callback):
+            state_key = "my-counter"
+
+            def __init__(self) -> None:
+                self.epochs: list[int] = []
+                self.saw_trainer = False
+
+            def on_epoch_end(self, trainer, row) -> None:
+                self.saw_trainer = hasattr(trainer, "optimizer")
+                self.epochs.append(row["epoch"])
+
+            def state_dict(self):
+                return {"epochs": list(self.epochs)}
+
+            def load_state_dict(self, state):
+                self.epochs = list(state["epochs"])
+
+        self.concern = Counter()
+
+
+def test_a_concern_given_to_fit_runs_with_the_trainer_and_resumes_under_its_own_key(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_train import CrashAt, fit_toy, make_dataset
+
+    import sightline
+    from sightline.run.checkpoint import load_state
+
+    data = make_dataset()
+    first = EpochCounter().concern
+    with pytest.raises(SystemExit):
+        fit_toy(data, tmp_path, name="crashed", epochs=3, callbacks=[first, CrashAt(2000 + 1)])
+    assert first.epochs == [1] and first.saw_trainer
+    state = load_state(tmp_path / "crashed" / "resume.pt")
+    assert state["concerns"]["my-counter"] == {"epochs": [1]}
+    assert state["concerns"]["EarlyStopping"]["best_epoch"] == 1  # each under its own key
+    assert "best_epoch" not in state  # nothing flat beside the trainer's own
+    again = EpochCounter().concern
+    run = sightline.resume(
+        sightline.load_run(tmp_path / "crashed"), data=data, progress="quiet", callbacks=[again]
+    )
+    assert run.status["status"] == "finished" and again.epochs == [1, 2, 3]
+
+
+def test_a_resume_state_with_flat_concern_keys_still_resumes(tmp_path):
+    """resume.pt files written before the concerns had keys hold their states flat beside
+    the trainer's: such a run still resumes to the same weights."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from safetensors.torch import load_file
+    from test_train import CrashAt, fit_toy, make_dataset
+
+    import sightline
+    from sightline.run.checkpoint import load_state, save_state
+    from sightline.train.resume_state import concern_keys
+
+    data = make_dataset()
+    full = fit_toy(data, tmp_path, name="full", epochs=3, lookahead=True)
+    with pytest.raises(SystemExit):
+        fit_toy(data, tmp_path, name="old", epochs=3, lookahead=True, callbacks=[CrashAt(2001)])
+    path = tmp_path / "old" / "resume.pt"
+    state = load_state(path)
+    for own in state.pop("concerns").values():
+        state.update(own)  # the format before the keys
+    save_state(path, state)
+    resumed = sightline.resume(sightline.load_run(tmp_path / "old"), data=data, progress="quiet")
+    a, b = load_file(full.path / "last.safetensors"), load_file(resumed.path / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    two = SimpleNamespace(concerns=[EarlyStopping("loss", 3), EarlyStopping("loss", 3)])
+    assert [k for k, _ in concern_keys(two)] == ["EarlyStopping", "EarlyStopping#2"]
