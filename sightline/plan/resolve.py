@@ -183,7 +183,6 @@ def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | No
 def complete(plan: Plan, data: Any, model: Any) -> Plan:
     """``plan`` with its training ``config``: the folder recipe for a user's folder, the
     config's layers, the data's framing augmentation and the device's defaults for ``model``."""
-    from sightline.data.augment import default_reframe
     from sightline.devices import resolve_device
     from sightline.models import get_model_entry
     from sightline.models.hardware import cpu_bf16_is_fast
@@ -192,9 +191,8 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
     train = dict(plan.train_options)
     if plan.recipe is None and not plan.pretrained:
         train = _with_folder_recipe(plan, data, train)
-    cfg = _config(get_model_entry(plan.model).train_defaults, plan.pretrained, train)
-    if cfg.reframe is None:  # resolved here so the run's config.json says what it trained with
-        cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
+    # reframe resolved here so the run's config.json says what it trained with
+    cfg = settle(_config(get_model_entry(plan.model).train_defaults, plan.pretrained, train), data)
     _, h, w = data.input_shape
     device_type = resolve_device(cfg.device).type
     fast_bf16 = device_type == "cpu" and cpu_bf16_is_fast(model)
@@ -205,6 +203,29 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
         plan.note("device", line)
     plan.config = cfg
     return plan
+
+
+def settle(cfg: TrainConfig, data: Any) -> TrainConfig:
+    """``cfg`` with what the data decides settled: the share of reframed images (``reframe``,
+    by how the data framed its items). The trainer trains a settled config as it is."""
+    from sightline.data.augment import default_reframe
+
+    if cfg.reframe is None:
+        cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
+    return cfg
+
+
+def run_preprocess(cfg: TrainConfig, data: Any) -> Any:
+    """The ``Preprocess`` a run trained with ``cfg`` on ``data`` saves with its model: the data's,
+    evaluated on mirrored images where it trains on them (flip TTA) and on shifted ones with
+    ``shift_tta``. ConfigError for a shift too large for the images."""
+    try:
+        return dataclasses.replace(
+            data.preprocess, flip_tta=cfg.flips(data.flip), shift_tta=cfg.shift_tta
+        )
+    except ValueError as e:  # a shift too large for the images
+        size = data.preprocess.size
+        raise ConfigError(f"{e} for {size[0]}x{size[1]} images") from None
 
 
 def _config(model_defaults: dict[str, Any], pretrained: bool, train: dict[str, Any]) -> TrainConfig:

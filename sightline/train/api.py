@@ -22,7 +22,14 @@ from sightline.data.dataset import Dataset
 from sightline.errors import ConfigError, RunError, failure_text
 from sightline.models import create_model
 from sightline.plan.config import TrainConfig
-from sightline.plan.resolve import Plan, TrainRequest, check_fits, complete, resolve
+from sightline.plan.resolve import (
+    Plan,
+    TrainRequest,
+    check_fits,
+    complete,
+    resolve,
+    run_preprocess,
+)
 from sightline.run import (
     ENDED,
     Run,
@@ -252,8 +259,9 @@ def train_plan(
             on_event({"kind": "message", "text": line, "topic": "device"})
     try:
         trainer = _trainer(
-            model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop
-        )
+            model, data, cfg, run_dir, _callbacks(progress, callbacks, on_event), should_stop,
+            run_preprocess(cfg, data),  # final before the trainer starts: it changes nothing
+        )  # fmt: skip
     except Exception as e:
         if ctx.is_main:  # the folder exists: it says why training never started, not "not started"
             _mark_never_started(run_dir, cfg, e)
@@ -318,13 +326,15 @@ def _trainer(
     run_dir: Path,
     callbacks: list[Any],
     should_stop: Callable[[], bool] | None,
+    preprocess: Any = None,
 ) -> Trainer:
     if distributed.current().active:  # freeze is refused there (distributed.resolve_for_world)
         from sightline.train.distributed.world import DistributedWorld
 
-        return Trainer(model, data, cfg, run_dir, callbacks, should_stop, world=DistributedWorld())
+        world = DistributedWorld()
+        return Trainer(model, data, cfg, run_dir, callbacks, should_stop, None, world, preprocess)
     if not cfg.freeze:
-        return Trainer(model, data, cfg, run_dir, callbacks, should_stop)
+        return Trainer(model, data, cfg, run_dir, callbacks, should_stop, preprocess=preprocess)
     from sightline.train.frozen import FrozenFeatures, supports_frozen_features
 
     if not supports_frozen_features(model):
@@ -332,7 +342,8 @@ def _trainer(
             f"freeze=True trains a head on a pretrained backbone's features; {model.sightline_config['name']} "
             f"has no backbone/head split (use --model efficientnet-lite0 --pretrained)"
         )
-    return Trainer(model, data, cfg, run_dir, callbacks, should_stop, feed=FrozenFeatures())
+    feed = FrozenFeatures()
+    return Trainer(model, data, cfg, run_dir, callbacks, should_stop, feed, preprocess=preprocess)
 
 
 def resumable_state(run: Run) -> dict[str, Any]:

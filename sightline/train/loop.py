@@ -21,7 +21,6 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from sightline.data.augment import Augment, alternating_flips, default_reframe
+from sightline.data.augment import Augment, alternating_flips
 from sightline.data.dataset import Dataset
+from sightline.data.preprocess import Preprocess
 from sightline.devices import resolve_device, retain_freed_cpu_memory, to_device
-from sightline.errors import ConfigError, failure_text
+from sightline.errors import failure_text
 from sightline.models.hardware import use_channels_last
 from sightline.plan.config import TrainConfig, plan_steps
+from sightline.plan.resolve import run_preprocess, settle
 from sightline.run import checkpoint as ckpt
 from sightline.run.writer import RunWriter
 from sightline.train import cuda_graphs, resume_state, warmup
@@ -82,6 +83,7 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         feed: ImageFeed | None = None,
         world: World | None = None,
+        preprocess: Preprocess | None = None,
     ) -> None:
         self.feed = feed or ImageFeed()  # what a step feeds the model (train/feed.py)
         self.feed.setup(model)
@@ -118,22 +120,15 @@ class Trainer:
             else None
         )
         self.precision.cache_weights = self.graphs is None
-        reframe = default_reframe(data.preprocess.fit) if cfg.reframe is None else cfg.reframe
-        self.augment = Augment(cfg.translate, cfg.flips(data.flip), reframe)
+        # The plan is final: the trainer trains it as it is (plan/resolve.py settles both).
+        cfg = self.cfg = settle(cfg, data)
+        self.augment = Augment(cfg.translate, cfg.flips(data.flip), cfg.reframe)
         self.flip_base = (
             to_device(alternating_flips(len(data.train), cfg.seed), self.device)
             if self.augment.flip and cfg.alternate_flip
             else None
         )
-        # A model trained on mirrored images is also evaluated on them (see Preprocess.flip_tta).
-        try:
-            self.preprocess = dataclasses.replace(
-                data.preprocess, flip_tta=self.augment.flip, shift_tta=cfg.shift_tta
-            )
-        except ValueError as e:  # a shift too large for the images
-            raise ConfigError(
-                f"{e} for {data.preprocess.size[0]}x{data.preprocess.size[1]} images"
-            ) from None
+        self.preprocess = preprocess or run_preprocess(cfg, data)  # what the run saves
         self.meta = ckpt.model_metadata(
             model, data.classes, self.preprocess.to_dict(), dataset=data.name
         )

@@ -354,3 +354,25 @@ def test_runs_from_before_reframing_resume_without_it():
     old = TrainConfig().to_dict()
     del old["reframe"]
     assert TrainConfig.from_dict(old).reframe == 0.0
+
+
+def test_the_trainer_trains_the_final_plan_as_it_is(tmp_path):
+    """The plan is final before the trainer starts (issue 52): given a settled config and the
+    run's preprocessing, the trainer keeps both as they are; the rule that settles them is
+    plan/resolve.py's, the one fit's plan went through."""
+    from sightline.plan.resolve import run_preprocess, settle
+    from sightline.train.loop import Trainer
+
+    data = make_dataset()
+    cfg = settle(resolve_config(epochs=1, flip=True, device="cpu"), data)
+    assert cfg.reframe is not None
+    pre = run_preprocess(cfg, data)
+    assert pre.flip_tta and not data.preprocess.flip_tta
+    model = sightline.create_model("mlp", data.input_shape, data.num_classes, hidden=8)
+    trainer = Trainer(model, data, cfg, tmp_path / "run", [], preprocess=pre)
+    assert trainer.cfg is cfg and trainer.preprocess is pre
+    with pytest.raises(ConfigError, match="for 12x12 images"):
+        run_preprocess(replace(cfg, shift_tta=20), data)
+    run = fit_toy(data, tmp_path, name="fit", epochs=1, flip=True)
+    saved = json.loads((run.path / "config.json").read_text())["train"]
+    assert saved["reframe"] is not None and run.preprocess.flip_tta
