@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sightline.fileio import atomic_write_json
-from sightline.run import Run
+from sightline.run import Run, RunWriter
 from sightline.run.layout import RunLayout
 
 EventFn = Callable[[dict[str, Any]], None]
@@ -132,7 +131,7 @@ def _run(
         run = api.train_plan(plan, net, data, name=name, runs_dir=runs_dir, progress=progress,
                              on_event=on_event, should_stop=should_stop)  # fmt: skip
         if health is not None:
-            atomic_write_json(RunLayout(run.path).check, health.to_dict())
+            RunWriter(run.path).write_check(health.to_dict())
     # Rank 0's word: other machines' ranks may not see the run folder.
     status = distributed.broadcast_text(run.status.get("status", "unknown") if ctx.is_main else "")
     result = TrainingResult(run, status)

@@ -37,28 +37,34 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from sightline import inspect as insp
-    from sightline.plots import save_figure
+    from sightline.plots import figure_bytes, save_figure
+    from sightline.run import RunWriter
 
     run = pick_run(args.run, args.runs_dir)
     model, pre = run.load_model(), run.preprocess
     result = insp.inspect_image(
         model, pre, args.image, layers=args.layers, classes=run.classes, method=args.method
     )
-    out = Path(args.output_dir) if args.output_dir else run.path / "inspect" / Path(args.image).stem
+
+    def save(
+        fig, name: str
+    ) -> Path:  # the run's inspect/<image>/ through its writer, or --output-dir
+        if args.output_dir:
+            return save_figure(fig, Path(args.output_dir) / name)
+        return RunWriter(run.path).write_inspection(Path(args.image).stem, name, figure_bytes(fig))
+
     saliency = insp.plot_saliency(
         result.input, result.saliency, title=f"predicted {result.predicted}"
     )
     figures = {
-        "activations": save_figure(insp.plot_activations(result.outputs), out / "activations.png"),
-        "saliency": save_figure(saliency, out / "saliency.png"),
+        "activations": save(insp.plot_activations(result.outputs), "activations.png"),
+        "saliency": save(saliency, "saliency.png"),
     }
     if insp.conv_layers(model):
-        figures["filters"] = save_figure(
-            insp.plot_filters(model, layer=args.filters_layer), out / "filters.png"
-        )
+        figures["filters"] = save(insp.plot_filters(model, layer=args.filters_layer), "filters.png")
     else:
-        figures["dense-weights"] = save_figure(
-            insp.plot_dense_weights(model, pre.input_shape), out / "dense-weights.png"
+        figures["dense-weights"] = save(
+            insp.plot_dense_weights(model, pre.input_shape), "dense-weights.png"
         )
     confidence = result.probabilities[result.predicted_index]
     if args.json:  # stdout holds one JSON document and nothing else

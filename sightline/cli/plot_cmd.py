@@ -100,7 +100,13 @@ def run_plot(args: argparse.Namespace) -> int:
     else:
         run = pick_run(args.source, args.runs_dir)
         fig, name = _run_figure(run, args)
-        default = RunLayout(run.path).plot(f"{name}.png")
+        if not args.output:  # into the run's plots/, through its writer
+            from sightline.plots import figure_bytes
+            from sightline.run import RunWriter
+
+            print(RunWriter(run.path).write_plot(f"{name}.png", figure_bytes(fig)).resolve())
+            return 0
+        default = Path(f"{name}.png")
     path = plots.save_figure(fig, Path(args.output) if args.output else default)
     print(path.resolve())
     return 0

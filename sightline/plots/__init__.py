@@ -20,7 +20,7 @@ from sightline.plots.result_plots import (
     plot_per_class_accuracy,
     plot_reliability,
 )
-from sightline.plots.style import CORRECT, WRONG, save_figure
+from sightline.plots.style import CORRECT, WRONG, figure_bytes, figure_format, save_figure
 
 __all__ = [
     "CORRECT",
@@ -37,5 +37,7 @@ __all__ = [
     "plot_reliability",
     "plot_samples",
     "plot_top_losses",
+    "figure_bytes",
+    "figure_format",
     "save_figure",
 ]

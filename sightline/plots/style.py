@@ -69,7 +69,7 @@ def show_image(ax, image, dark_background: bool = False) -> None:
 
 
 def figure_format(path: str | os.PathLike) -> str:
-    """"png" or "svg" by ``path``'s suffix; SightlineError for anything else."""
+    """ "png" or "svg" by ``path``'s suffix; SightlineError for anything else."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):

@@ -85,8 +85,7 @@ def run_figures(
 def save_run_figures(
     run: Run, figs: RunFigures, folder: Path | None = None, fmt: str = "png"
 ) -> dict[str, Path]:
-    from sightline.plots import save_figure
-    from sightline.plots.style import figure_bytes, figure_format
+    from sightline.plots import figure_bytes, figure_format, save_figure
 
     if folder is None:  # the run's plots/: through its writer, never through a link
         writer = RunWriter(run.path)

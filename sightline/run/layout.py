@@ -31,6 +31,7 @@ PLOTS = "plots"
 REPORT = "report.html"
 CHECK = "check.json"  # the data check run before training (sightline.health)
 EXPORT = "export"
+INSPECT = "inspect"  # `sightline inspect`'s figures, a folder per image
 CHECKPOINTS = ("best", "last")  # the model files a run may have
 MODEL_SUFFIX = ".safetensors"
 
@@ -94,3 +95,7 @@ class RunLayout:
 
     def plot(self, name: str) -> Path:
         return self.plots / name
+
+    def inspection(self, image: str, name: str) -> Path:
+        """``inspect/<image>/<name>``: a figure of ``sightline inspect`` for one image."""
+        return self.path / INSPECT / image / name

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sightline.fileio import atomic_write_bytes, atomic_write_json
+from sightline.fileio import atomic_write_bytes, atomic_write_json, inside
 from sightline.run.layout import RunLayout
 
 METRIC_COLUMNS = [
@@ -112,12 +112,24 @@ class RunWriter:
 
         save_state(self.files.resume, state)
 
+    def write_check(self, record: dict[str, Any]) -> None:
+        """``check.json``: the data check made before training (``sightline.health``)."""
+        atomic_write_json(self.files.check, record, root=self.path)
+
     # ------------------------------------------------------------------ views
     def write_plot(self, name: str, image: bytes) -> Path:
         """``plots/<name>`` (a PNG or SVG file's bytes); returns its path."""
         path = self.files.plot(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, image, self.path)
+        return path
+
+    def write_inspection(self, image: str, name: str, figure: bytes) -> Path:
+        """``inspect/<image>/<name>``: a figure of ``sightline inspect``; returns its path."""
+        path = self.files.inspection(image, name)
+        inside(self.path, path.parent.parent.parent)  # no name that leaves the run folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, figure, self.path)
         return path
 
     def write_plot_json(self, name: str, record: Any) -> Path:
