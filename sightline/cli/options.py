@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from sightline.plan import inputs
+from sightline.plan.inputs import DataOptions
+from sightline.plan.options import add_cli_options, cli_type, cli_values, declared_option
+
+# Parsed where the options are declared (plan/inputs.py); other commands' flags use them too.
+class_list, image_size, kv_pair = inputs.class_list, inputs.image_size, inputs.kv_pair
 
 
 class Parser(argparse.ArgumentParser):
@@ -116,128 +122,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def image_size(text: str) -> tuple[int, int]:
-    """'28', '28x28' or '32,48' (height x width)."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a size like 64 or 64x48, got {text!r}"
-        ) from None
-    if len(nums) == 1:
-        nums = nums * 2
-    if len(nums) != 2 or min(nums) < 8 or max(nums) > 1024:
-        raise argparse.ArgumentTypeError(
-            f"size must be HEIGHTxWIDTH between 8 and 1024, got {text!r}"
-        )
-    return nums[0], nums[1]
-
-
-def val_split(text: str) -> float | str:
-    if text.lower() == "test":
-        return "test"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction like 0.1, 0 for none, or 'test', got {text!r}"
-        ) from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"validation fraction must be in [0, 1), got {value}")
-    return value
-
-
-def calibration_split(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.02, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"calibration fraction must be in [0, 1), got {value}")
-    return value
-
-
-def kv_pair(text: str) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE parsed as JSON when it can be (numbers, lists, true/false)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip().replace("-", "_"), value
-
-
-def class_list(text: str) -> list[str]:
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected class names or indices separated by commas")
-    return names
+# The data options' text, parsed and checked from their one declaration (plan/inputs.py).
+val_split = cli_type(declared_option(DataOptions, "val_split"))
+calibration_split = cli_type(declared_option(DataOptions, "calibration_split"))
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--classes",
-        type=class_list,
-        help="keep only these classes, e.g. airplane,automobile,bird or 0,1,2",
-    )
-    g.add_argument(
-        "--val-split",
-        type=val_split,
-        default=None,
-        help="validation fraction carved from train (default 0.1), 0 for none, or 'test'",
-    )
-    g.add_argument(
-        "--calibration-split",
-        type=calibration_split,
-        default=None,
-        help="with --val-split 0: a fraction of train kept aside, never trained on, to "
-        "calibrate the run and its 'none of these' threshold on (the recipes keep 0.02)",
-    )
-    g.add_argument(
-        "--data-seed", type=int, default=None, help="seed of the validation split (default 0)"
-    )
-    g.add_argument(
-        "--channels",
-        type=int,
-        choices=(1, 3),
-        help="image folders: 1 = grayscale, 3 = RGB (default: detect)",
-    )
-    g.add_argument(
-        "--size", type=image_size, help="image folders: model input size, e.g. 64 or 64x48"
-    )
-    g.add_argument(
-        "--resize",
-        choices=("squash", "crop", "pad"),
-        help="image folders: how other sizes are fitted (default pad)",
-    )
-    g.add_argument(
-        "--cache-dir",
-        help="dataset download cache (default: ~/.cache/sightline or $SIGHTLINE_CACHE_DIR)",
-    )
-    g.add_argument(
-        "--mirror", help="local folder with the dataset files (default: $SIGHTLINE_DATA_MIRROR)"
-    )
+    """The "data" group of flags: every ``DataOptions`` option, from its declaration."""
+    add_cli_options({"data": p.add_argument_group("data")}, DataOptions)
 
 
 def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw = {
-        "classes": args.classes,
-        "val_split": args.val_split,
-        "calibration_split": getattr(args, "calibration_split", None),
-        "seed": args.data_seed,
-        "channels": args.channels,
-        "size": args.size,
-        "resize": args.resize,
-        "cache_dir": args.cache_dir,
-        "mirror": args.mirror,
-    }
+    """``load_dataset``'s options from the data flags given (checked: DataError), and --flip."""
+    kw = DataOptions(**cli_values(args, DataOptions)).loader_options()
     if getattr(args, "flip", None) is not None:
         kw["flip"] = args.flip
-    return {k: v for k, v in kw.items() if v is not None}
+    return kw
 
 
 # ----------------------------------------------------------------------------- shared by commands

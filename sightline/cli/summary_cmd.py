@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 from sightline.cli.common import open_model
-from sightline.cli.options import image_size, kv_pair, positive_int
+from sightline.cli.options import image_size, positive_int
 from sightline.errors import RunError
+from sightline.plan.inputs import ModelChoice
+from sightline.plan.options import add_cli_options, cli_values
 
 
 def add_summary(sub: argparse._SubParsersAction) -> None:
@@ -31,14 +33,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--num-classes", type=positive_int, help="number of classes (overrides --dataset)"
     )
-    p.add_argument(
-        "--model-opt",
-        action="append",
-        type=kv_pair,
-        default=[],
-        metavar="KEY=VALUE",
-        help="model option, e.g. --model-opt hidden=256 (repeatable)",
-    )
+    add_cli_options({"model": p}, ModelChoice, only=("model_options",))  # --model-opt
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_summary)
 
@@ -66,7 +61,9 @@ def run_summary(args: argparse.Namespace) -> int:
         spec = get_dataset_spec(args.dataset)
         shape = _parse_input_shape(args.input) if args.input else tuple(spec.shape)
         classes = args.num_classes or len(spec.classes)
-        model = create_model(args.model, shape, classes, **dict(args.model_opt))
+        model = create_model(
+            args.model, shape, classes, **cli_values(args, ModelChoice).get("model_options", {})
+        )
     s = summary(model)
     print(json.dumps(s.to_dict(), indent=2) if args.json else s)
     return 0

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from sightline.cli.options import (
-    add_data_options,
-    data_kwargs,
-    kv_pair,
-    positive_int,
-)
+from sightline.cli.options import add_data_options, data_kwargs, positive_int
 from sightline.cli.train_events import event_printer, printer
 from sightline.plan.config import TrainConfig
-from sightline.plan.options import add_cli_options
+from sightline.plan.inputs import DataOptions, ModelChoice
+from sightline.plan.options import add_cli_options, cli_flags, cli_values, declared
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -40,26 +36,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="a named recipe: model, data split and training options measured "
         "together, e.g. fashion-mnist-fast (see `sightline recipes`); options given here override it",
     )
-    p.add_argument(
-        "--model",
-        "-m",
-        default=None,
-        help="model name (see `sightline models`; default: airnet for fashion-mnist, else fastcnn)",
-    )
-    p.add_argument(
-        "--model-opt",
-        action="append",
-        type=kv_pair,
-        default=[],
-        metavar="KEY=VALUE",
-        help="model option, e.g. --model-opt hidden=256 (repeatable)",
-    )
-    p.add_argument(
-        "--pretrained",
-        action="store_true",
-        help="start from ImageNet weights (default model: efficientnet-lite0; "
-        "images prepared at 224 px RGB); trains a head on frozen features unless --fine-tune",
-    )
+    # --model, --model-opt, --pretrained (plan/inputs.py) and the data group, each from its
+    # one declaration; so are the training options below (plan/config.py).
+    add_cli_options({"model": p}, ModelChoice)
     add_data_options(p)
     t = p.add_argument_group("training (unset options use the model's tuned defaults)")
     d = p.add_argument_group("several processes (torchrun; see the README)")
@@ -133,32 +112,19 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def train_keys() -> list[str]:
     """The ``TrainConfig`` options the command line sets (an option without a flag is not
     read: it keeps its default unless a recipe or the API sets it)."""
-    from sightline.plan.options import declared
-
     return [o.name for o in declared(TrainConfig) if o.spec.cli]
 
 
 def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
     """Options that can't change a resumed run (it continues with its own settings)."""
-    keys = [
-        *train_keys(),
-        "model",
-        "classes",
-        "val_split",
-        "calibration_split",
-        "data_seed",
-        "channels",
-        "size",
-        "resize",
-        "name",
-        "cache_dir",
-        "mirror",
+    given = [
+        cli_flags(o)[0][0]
+        for cls in (TrainConfig, ModelChoice, DataOptions)
+        for o in declared(cls)
+        if o.spec.cli and getattr(args, o.name, None) is not None
     ]
-    given = ["--" + k.replace("_", "-") for k in keys if getattr(args, k, None) is not None]
-    if args.model_opt:
-        given.append("--model-opt")
-    if args.pretrained:
-        given.append("--pretrained")
+    if args.name is not None:
+        given.append("--name")
     if args.recipe:
         given.append("--recipe")
     if args.dataset is not None:
@@ -197,16 +163,13 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         options = {k: getattr(args, k, None) for k in train_keys()}
         # The rules (pretrained: a head on frozen features unless --fine-tune) live in the plan.
-        model_options = {
-            **dict(args.model_opt),
-            **({"pretrained": True} if args.pretrained else {}),
-        }
+        model = ModelChoice(**cli_values(args, ModelChoice))
         result = run_training(
             args.dataset,
-            args.model,
+            model.model,
             recipe=args.recipe,
             data_options=data_kwargs(args),
-            model_options=model_options,
+            model_options=model.plan_options(),
             name=args.name,
             runs_dir=args.runs_dir,
             **common,

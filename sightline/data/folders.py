@@ -31,6 +31,7 @@ from sightline.data.folder_choices import (
     probe_size,
     sample_evenly,
 )
+from sightline.data.image_options import MAX_SIDE, MIN_SIDE
 from sightline.data.images import (
     IMAGE_EXTENSIONS,
     decode_side,
@@ -268,8 +269,8 @@ def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
         h, w = (int(s) for s in size)
     except (TypeError, ValueError):
         raise DataError(f"size must be one number or (height, width), not {size!r}") from None
-    if h < 1 or w < 1 or h > 4096 or w > 4096:
-        raise DataError(f"size {h}x{w} is out of range (1..4096 pixels per side)")
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise DataError(f"size {h}x{w} is out of range ({MIN_SIDE}..{MAX_SIDE} pixels per side)")
     return (h, w)
 
 

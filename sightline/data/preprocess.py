@@ -27,6 +27,7 @@ from PIL import Image
 
 from sightline.data.finish import centre_of_mass_shifts, match_dark_backgrounds, shift_each
 from sightline.data.framing import FITS, ObjectBox, find_objects, frame_image
+from sightline.data.image_options import IMAGE_CHANNELS, RESIZE_MODES
 from sightline.data.images import (
     decode_side,
     normalize_mode,
@@ -35,9 +36,6 @@ from sightline.data.images import (
     resize_image,
 )
 from sightline.errors import DataError, ImageError
-
-RESIZE_MODES = ("squash", "crop", "pad")
-IMAGE_CHANNELS = (1, 3)  # gray or RGB
 
 
 def check_image_options(channels: int | None, resize: str | None, fit: str | None = None) -> None:

@@ -3,7 +3,9 @@
 Pydantic checks the shape (types, no unknown top-level fields: 422); sightline's own
 resolvers check the meaning, with the messages the CLI prints (400): the dataset registry,
 the model registry and the model's options, ``resolve_config`` for the training options, the
-class list, sizes and the device. So a job that is queued starts with options that are known
+data options' declarations (``DataOptions``: sizes, fractions, channels), the class list and
+the device. The model and data fields are made from their declarations (plan/inputs.py): a
+new option there is a field here, with its type, help and schema. So a job that is queued starts with options that are known
 to be valid; what only training can tell (a folder of broken images) fails the job instead.
 
 ``preview_job`` answers ``POST /api/jobs/plan``: the same request through the same plan code
@@ -15,15 +17,18 @@ server's ``--data-dir`` folders, and the run name is a plain name.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
 from sightline.errors import ConfigError, DataError
 from sightline.plan.config import TrainConfig
-from sightline.plan.options import declared_option, json_schema, object_schema
+from sightline.plan.inputs import DataOptions, ModelChoice
+from sightline.plan.options import declared, declared_option, json_schema, object_schema
 from sightline.plan.recipes import get_recipe
 from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
 from sightline.serve.jobs.job import JobError
@@ -49,11 +54,50 @@ def _documented(name: str) -> dict[str, Any]:
     return {"description": prop["description"], "json_schema_extra": extra}
 
 
-class JobRequest(BaseModel):
-    """A training job: the same choices as ``sightline train``. Unset options take the
-    model's tuned defaults (and, for a folder, the folder recipe), as on the command line."""
+def _strict(tp: Any) -> Any:
+    """A declared type for pydantic: a JSON true is no number, "5" no number, "yes" no switch."""
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return Union[tuple(_strict(a) for a in args)]  # noqa: UP007 (a tuple of types)
+    if origin in (list, tuple):
+        return list[_strict(args[0])]  # type: ignore[misc]
+    return {int: Int, float: Number, bool: StrictBool}.get(tp, tp)
+
+
+def _declared_fields(cls: type) -> dict[str, Any]:
+    """The job request's field for each option of ``cls`` the API takes: its declared type
+    (strict), its default ("not given"), and its JSON Schema from the declaration."""
+    hints = typing.get_type_hints(cls)
+    fields = {}
+    for o in declared(cls):
+        if not o.spec.api:
+            continue
+        schema = json_schema(o)
+
+        def documented(prop: dict[str, Any], schema: dict[str, Any] = schema) -> None:
+            title = prop.get("title")
+            prop.clear()
+            prop.update({"title": title, **schema} if title else schema)
+
+        default: dict[str, Any] = (
+            {"default_factory": type(o.default)} if isinstance(o.default, dict) else
+            {"default": o.default}
+        )  # fmt: skip
+        fields[o.name] = (
+            _strict(hints[o.name]),
+            Field(**default, description=o.spec.help, json_schema_extra=documented),
+        )
+    return fields
+
+
+class JobRequestBase(BaseModel):
+    """The job request's fields that are no option of the plan's declarations (where the data
+    is, the run's name, what follows training) and the training options (``options``)."""
 
     model_config = ConfigDict(extra="forbid")
+    data_class: ClassVar[type] = DataOptions
+    model_class: ClassVar[type] = ModelChoice
 
     recipe: str | None = Field(
         None,
@@ -71,21 +115,6 @@ class JobRequest(BaseModel):
         description="instead of dataset: the name of one of the server's --data-dir "
         "folders (GET /api/datasets lists them)",
     )
-    classes: list[StrictStr | Int] | None = Field(
-        None, description="keep only these classes (names or indices)"
-    )
-    model: str | None = Field(
-        None,
-        description="a registered model (default: airnet for fashion-mnist, else fastcnn; with pretrained: efficientnet-lite0)",
-    )
-    model_options: dict[str, Any] = Field(
-        default_factory=dict, description='the model\'s options, e.g. {"hidden": 64}'
-    )
-    pretrained: StrictBool = Field(
-        False,
-        description="start from ImageNet weights (a head on frozen features unless "
-        "options.freeze is false)",
-    )
     epochs: Int | None = Field(None, **_documented("epochs"))
     batch_size: Int | None = Field(None, **_documented("batch_size"))
     lr: Number | None = Field(None, **_documented("lr"))
@@ -98,20 +127,6 @@ class JobRequest(BaseModel):
         "weight_decay, max_steps, seed, ...)",
         json_schema_extra=object_schema(TrainConfig),
     )
-    val_split: Number | Literal["test"] | None = Field(
-        None, description="validation fraction, 0 for none, or 'test'"
-    )
-    calibration_split: Number | None = Field(
-        None,
-        description="with val_split 0: a fraction of train kept aside to calibrate the run "
-        "and its 'none of these' threshold on",
-    )
-    data_seed: Int | None = None
-    channels: Int | None = Field(None, description="folders: 1 or 3 (default: detect)")
-    size: Int | list[Int] | None = Field(
-        None, description="folders: model input size, e.g. 64 or [64, 48]"
-    )
-    resize: str | None = Field(None, description="folders: squash, crop or pad")
     name: str | None = Field(None, description="run folder name (default <dataset>-<model>-<time>)")
     evaluate: StrictBool = Field(
         True, description="evaluate the best checkpoint on the test split after training"
@@ -119,7 +134,31 @@ class JobRequest(BaseModel):
     report: StrictBool = Field(True, description="write the plots and report.html after training")
 
 
-def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tuple[str, list[str]]:
+def job_request_model(
+    data: type = DataOptions, model: type = ModelChoice, name: str = "JobRequest"
+) -> type[JobRequestBase]:
+    """The job request with the options declared by ``data`` and ``model`` (plan/inputs.py)
+    as its fields: a new option there is a field here, in /openapi.json and in the checks."""
+    made = create_model(  # type: ignore[call-overload]
+        name,
+        __base__=JobRequestBase,
+        __doc__="A training job: the same choices as ``sightline train``. Unset options take "
+        "the model's tuned defaults (and, for a folder, the folder recipe), as on the command "
+        "line.",
+        __module__=__name__,
+        **_declared_fields(model),
+        **_declared_fields(data),
+    )
+    made.data_class, made.model_class = data, model
+    return made
+
+
+JobRequest = job_request_model()
+
+
+def _data_source(
+    req: JobRequestBase, data_dirs: Sequence[Path], default: str
+) -> tuple[str, list[str]]:
     """(what ``load_dataset`` gets, the class names): a built-in's name or a server folder."""
     from sightline.data.registry import get_dataset_spec
 
@@ -149,32 +188,19 @@ def _data_source(req: JobRequest, data_dirs: Sequence[Path], default: str) -> tu
     return str(path), [c["name"] for c in info["classes"]]
 
 
-def _data_options(req: JobRequest, classes: list[str]) -> dict[str, Any]:
-    from sightline.data.dataset import resolve_classes
-    from sightline.data.folders import parse_size
-    from sightline.data.preprocess import check_image_options
+def _data_options(req: JobRequestBase, classes: list[str]) -> dict[str, Any]:
+    """``load_dataset``'s options from the request's data options, checked (DataError, the
+    loaders' messages), its classes against the dataset's."""
+    cls = type(req).data_class
+    data = cls(**{o.name: getattr(req, o.name) for o in declared(cls) if o.spec.api})
+    if data.classes:
+        from sightline.data.dataset import resolve_classes
 
-    if req.classes:
-        resolve_classes(classes, req.classes)  # DataError naming the valid classes
-    if isinstance(req.val_split, float) and not 0.0 <= req.val_split < 1.0:
-        raise DataError(f"validation fraction must be in [0, 1), not {req.val_split}")
-    if req.calibration_split is not None and not 0.0 <= req.calibration_split < 1.0:
-        raise DataError(f"calibration_split must be in [0, 1), not {req.calibration_split}")
-    check_image_options(req.channels, req.resize)  # the loaders' own check
-    size = parse_size(req.size)
-    out = {
-        "classes": list(req.classes) if req.classes else None,
-        "val_split": req.val_split,
-        "calibration_split": req.calibration_split,
-        "seed": req.data_seed,
-        "channels": req.channels,
-        "size": list(size) if size else None,
-        "resize": req.resize,
-    }
-    return {k: v for k, v in out.items() if v is not None}
+        resolve_classes(classes, data.classes)  # DataError naming the valid classes
+    return data.loader_options()
 
 
-def _train_options(req: JobRequest) -> dict[str, Any]:
+def _train_options(req: JobRequestBase) -> dict[str, Any]:
     named = {
         "epochs": req.epochs,
         "batch_size": req.batch_size,
@@ -189,16 +215,15 @@ def _train_options(req: JobRequest) -> dict[str, Any]:
     return {**{k: v for k, v in named.items() if v is not None}, **req.options}
 
 
-def train_request(req: JobRequest, data_dirs: Sequence[Path]) -> TrainRequest:
+def train_request(req: JobRequestBase, data_dirs: Sequence[Path]) -> TrainRequest:
     """The plan's request for ``req``: the face's one translation, shared by queuing a job and
     previewing its plan; a ``SightlineError`` with the CLI's message for what cannot be right."""
     from sightline.run.folders import MAX_RUN_NAME, RUN_NAME
 
     default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
     dataset, classes = _data_source(req, data_dirs, default)
-    model_options = dict(req.model_options)
-    if req.pretrained or model_options.pop("pretrained", False):
-        model_options["pretrained"] = True
+    cls = type(req).model_class
+    model_options = cls(**{o.name: getattr(req, o.name) for o in declared(cls)}).plan_options()
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
         raise JobError(
             f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
@@ -214,7 +239,7 @@ def train_request(req: JobRequest, data_dirs: Sequence[Path]) -> TrainRequest:
 
 
 def resolve_job(
-    req: JobRequest, data_dirs: Sequence[Path]
+    req: JobRequestBase, data_dirs: Sequence[Path]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the request as stored, ``run_training``'s keyword arguments) for a valid request;
     a ``SightlineError`` with the CLI's message for an invalid one."""
@@ -234,7 +259,7 @@ def resolve_job(
     return req.model_dump(exclude_none=True), args
 
 
-def preview_job(req: JobRequest, data_dirs: Sequence[Path]) -> dict[str, Any]:
+def preview_job(req: JobRequestBase, data_dirs: Sequence[Path]) -> dict[str, Any]:
     """What the job ``req`` would train with (``plan.preview``: the plan code a queued job
     and ``sightline train`` run), without queuing it; errors as ``resolve_job`` raises them."""
     from sightline.plan.preview import preview

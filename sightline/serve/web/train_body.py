@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
+
+from sightline.plan.config import TrainConfig
+from sightline.plan.inputs import DataOptions
+from sightline.plan.options import declared_option
 
 # ``sightline train`` option (its flag without the dashes; a checkbox by the name its --no- flag
 # negates: --no-eval unchecks "eval") → the Train form's label for it.
@@ -41,6 +46,33 @@ FIELD_LABELS: dict[str, str] = {
 
 def _label(option: str) -> str:
     return html.escape(FIELD_LABELS[option])
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _bounds(cls: type, name: str) -> str:
+    """A number field's min and max, from its option's declaration (hints for the browser's
+    spinner: the server's check answers, open bounds and all, with the option's message)."""
+    spec = declared_option(cls, name).spec
+    pairs = (("min", spec.low), ("max", spec.high))
+    return "".join(f' {attr}="{_num(v)}"' for attr, v in pairs if v is not None)
+
+
+def _choices(cls: type, name: str, shown: dict[Any, str] | None = None) -> str:
+    """A select's options: the option's declared choices, each shown as ``shown`` says."""
+    return "".join(
+        f'<option value="{html.escape(str(c))}">{html.escape((shown or {}).get(c, str(c)))}</option>'
+        for c in declared_option(cls, name).spec.choices
+    )
+
+
+def _help(cls: type, name: str, field: str) -> str:
+    """A field's help: its option's, as every face shows it (``static/words.js`` writes the
+    flags it names as the fields' labels)."""
+    text = html.escape(declared_option(cls, name).spec.help)
+    return f'<p class="muted" data-cli-text>{_label(field)}: {text}</p>'
 
 
 def option_labels() -> dict[str, str]:
@@ -76,10 +108,10 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
       <fieldset>
         <legend>Training</legend>
         <div class="form-grid">
-          <label class="field">{_label("epochs")} <input type="number" id="train-epochs" min="1" step="1"></label>
-          <label class="field">{_label("batch-size")} <input type="number" id="train-batch-size" min="1" step="1"></label>
-          <label class="field">{_label("lr")} <input type="number" id="train-lr" min="0" step="any"></label>
-          <label class="field">{_label("patience")} <input type="number" id="train-patience" min="1" step="1" placeholder="off"></label>
+          <label class="field">{_label("epochs")} <input type="number" id="train-epochs"{_bounds(TrainConfig, "epochs")} step="1"></label>
+          <label class="field">{_label("batch-size")} <input type="number" id="train-batch-size"{_bounds(TrainConfig, "batch_size")} step="1"></label>
+          <label class="field">{_label("lr")} <input type="number" id="train-lr"{_bounds(TrainConfig, "lr")} step="any"></label>
+          <label class="field">{_label("patience")} <input type="number" id="train-patience"{_bounds(TrainConfig, "patience")} step="1" placeholder="off"></label>
         </div>
         <p class="muted">Filled with what this job would train with: the model's defaults and, for a folder, its recipe.
           Only the fields you change are sent.</p>
@@ -90,27 +122,26 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
       <details id="train-advanced">
         <summary>Advanced</summary>
         <div class="form-grid">
-          <label class="field">{_label("optimizer")} <select id="train-optimizer">
-            <option value="sgd">sgd</option><option value="adam">adam</option><option value="adamw">adamw</option>
-          </select></label>
-          <label class="field">{_label("weight-decay")} <input type="number" id="train-weight-decay" min="0" step="any"></label>
-          <label class="field">{_label("seed")} <input type="number" id="train-seed" step="1"></label>
+          <label class="field">{_label("optimizer")} <select id="train-optimizer">{_choices(TrainConfig, "optimizer")}</select></label>
+          <label class="field">{_label("weight-decay")} <input type="number" id="train-weight-decay"{_bounds(TrainConfig, "weight_decay")} step="any"></label>
+          <label class="field">{_label("seed")} <input type="number" id="train-seed"{_bounds(TrainConfig, "seed")} step="1"></label>
           <label class="field">{_label("val-split")} <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
-          <label class="field">{_label("calibration-split")} <input type="number" id="train-calibration-split" min="0" max="0.5" step="any" placeholder="none"></label>
+          <label class="field">{_label("calibration-split")} <input type="number" id="train-calibration-split"{_bounds(DataOptions, "calibration_split")} step="any" placeholder="none"></label>
           <label class="field">{_label("name")} <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
         </div>
-        <p class="muted">Validation split: a fraction such as 0.1, 0 for none, or "test" to validate on the test split. Calibration split: with no validation split, a fraction of the training images kept aside to calibrate the run and its "none of these" threshold on (recipes keep 0.02).</p>
+        {_help(DataOptions, "val_split", "val-split")}
+        {_help(DataOptions, "calibration_split", "calibration-split")}
         <div class="radio-row">
           <label class="check"><input type="checkbox" id="train-evaluate" checked> {_label("eval")}</label>
           <label class="check"><input type="checkbox" id="train-report" checked> {_label("report")}</label>
         </div>
         <div class="form-grid" id="folder-options" hidden>
           <label class="field">{_label("channels")} <select id="train-channels">
-            <option value="">detect</option><option value="1">1 (gray)</option><option value="3">3 (colour)</option>
+            <option value="">detect</option>{_choices(DataOptions, "channels", {1: "1 (gray)", 3: "3 (colour)"})}
           </select></label>
           <label class="field">{_label("size")} <input type="text" id="train-size" placeholder="e.g. 64 or 64x48"></label>
           <label class="field">{_label("resize")} <select id="train-resize">
-            <option value="">default</option><option value="squash">squash</option><option value="crop">crop</option><option value="pad">pad</option>
+            <option value="">default</option>{_choices(DataOptions, "resize")}
           </select></label>
         </div>
       </details>

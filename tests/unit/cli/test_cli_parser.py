@@ -200,3 +200,58 @@ def test_one_declaration_makes_the_flag_its_help_and_its_check():
         WithMixup(mixup=1.5)  # and so does the config, from every face
     with pytest.raises(ConfigError, match="mix_labels must be true or false"):
         WithMixup(mix_labels="yes")
+
+
+def test_one_declaration_makes_a_data_flag_its_request_field_and_its_check():
+    """Issue 52: a data option is declared once too (plan/inputs.py): one more field of
+    ``DataOptions`` is a flag in the "data" group of --help, a field of the web job request in
+    /openapi.json with its help and bounds, and a check with its message on every face."""
+    import dataclasses
+
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from sightline.cli.options import data_kwargs
+    from sightline.errors import DataError
+    from sightline.plan.inputs import DataOptions, data_option
+    from sightline.plan.options import add_cli_options
+    from sightline.serve.jobs.request import job_request_model, train_request
+
+    @dataclasses.dataclass
+    class WithBlur(DataOptions):
+        blur: float | None = data_option(None, "augmentation: blur share of images", low=0, high=1)
+
+    parser = argparse.ArgumentParser(prog="sightline train")
+    data = parser.add_argument_group("data")
+    assert add_cli_options({"data": data}, WithBlur)[-1] == "blur"
+    text = parser.format_help()
+    assert "data:\n" in text and "--blur BLUR" in text and "blur share of images" in text
+    assert "--val-split VAL_SPLIT" in text and "--mirror MIRROR" in text  # the declared ones
+    args = parser.parse_args(["--blur", "0.5", "--data-seed", "3"])
+    assert args.blur == 0.5 and args.classes is None
+    assert data_kwargs(args) == {"seed": 3}  # the real DataOptions: blur is this test's own
+    assert WithBlur(**{"blur": 0.5}).loader_options() == {"blur": 0.5}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--blur", "2"])  # the flag checks the declared bounds
+
+    # The job request: a field, in the schema with its help and bounds, and checked (400).
+    request = job_request_model(data=WithBlur)
+    app = fastapi.FastAPI()
+
+    def create(body):  # the model is this test's own: no annotation to resolve by name
+        return train_request(body, []).data_options
+
+    create.__annotations__ = {"body": request, "return": dict}
+    app.post("/api/jobs")(create)
+    c = TestClient(app)
+    spec = c.get("/openapi.json").json()["components"]["schemas"]["JobRequest"]
+    blur = spec["properties"]["blur"]
+    assert blur["description"] == "augmentation: blur share of images"
+    assert blur["minimum"] == 0 and blur["maximum"] == 1 and blur["type"] == ["number", "null"]
+    assert "mirror" not in spec["properties"]  # declared api=False: a path on the server
+    assert c.post("/api/jobs", json={"dataset": "mnist", "blur": 0.25}).json() == {"blur": 0.25}
+    assert c.post("/api/jobs", json={"blur": True}).status_code == 422  # pydantic: no number
+    with pytest.raises(DataError, match=r"blur must be from 0 to 1, not 1.5"):
+        train_request(request(dataset="mnist", blur=1.5), [])
+    with pytest.raises(DataError, match=r"blur must be a finite number"):
+        WithBlur(blur="much")  # type: ignore[arg-type]

@@ -568,6 +568,22 @@ def test_job_ids_and_states_are_checked(folder, tmp_path):
     assert options["label_smoothing"]["exclusiveMaximum"] == 1
     assert options["optimizer"]["enum"] == ["sgd", "adam", "adamw"]
     assert spec["epochs"]["minimum"] == 1 and spec["epochs"]["maximum"] == 10_000
+    # ... and so is each data and model option (plan/inputs.py): a field of its own.
+    from sightline.plan.inputs import DataOptions, ModelChoice
+    from sightline.plan.options import json_schema
+
+    def same(schema):  # JSON's numbers: 2^63 - 1 comes back as a float
+        text = json.dumps({k: v for k, v in schema.items() if k != "title"}, sort_keys=True)
+        return json.loads(text, parse_int=float)
+
+    for cls in (DataOptions, ModelChoice):
+        for o in declared(cls):
+            if o.spec.api:
+                assert same(spec[o.name]) == same(json_schema(o)), o.name
+            else:
+                assert o.name not in spec, o.name  # a path on the server (mirror, cache_dir)
+    assert spec["val_split"]["anyOf"][1] == {"enum": ["test"]}
+    assert spec["resize"]["enum"] == ["squash", "crop", "pad"]
 
 
 def test_jobs_left_running_by_a_gone_server_are_marked_interrupted(folder, tmp_path):

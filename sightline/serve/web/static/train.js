@@ -247,6 +247,9 @@
 
   async function start() {
     const form = SL.$('train-form');
+    // Help written once for every face (the options' declarations) names the command line's
+    // flags: here, the fields that set them.
+    for (const help of document.querySelectorAll('[data-cli-text]')) help.textContent = SL.webText(help.textContent);
     // A field the user typed in is theirs: neither the model nor the plan overwrites it, and it
     // is sent. Emptied, it is not sent and shows the plan's value as its placeholder (refilling
     // it would fight the user's typing).
