@@ -28,8 +28,9 @@ from sightline.serve.api import (
 )
 from sightline.serve.core import docs
 from sightline.serve.core.deps import only_known_query
-from sightline.serve.core.errors import JSONResponse, install_error_handlers
+from sightline.serve.core.errors import API_ERRORS, JSONResponse, install_error_handlers
 from sightline.serve.core.guards import AccessGuard, BodyLimit, NoFraming, check_token
+from sightline.serve.core.openapi import install_openapi
 from sightline.serve.core.paths import PublicPaths, ShowPublicPaths
 from sightline.serve.core.settings import Settings
 from sightline.serve.jobs.pool import DEFAULT_SHUTDOWN_TIMEOUT_S, JobPool
@@ -158,7 +159,10 @@ def create_app(
         build,
         jobs,
     ):  # the REST API, one module a resource; a query parameter a route does not take is a 400
-        app.include_router(module.router, dependencies=[Depends(only_known_query)])
+        app.include_router(
+            module.router, dependencies=[Depends(only_known_query)], responses=API_ERRORS
+        )
+    install_openapi(app)  # /openapi.json as the server answers (core/openapi.py)
     app.include_router(docs.router)
     app.include_router(pages.router)  # the web UI's HTML pages and /static files
     # The last added runs first: who may call is settled before a byte of the body is read.

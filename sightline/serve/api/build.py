@@ -23,10 +23,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sightline.errors import DataError, PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
+from sightline.serve.core.errors import errors, file_answer
+from sightline.serve.core.params import (
+    NAME_SCHEMA,
+    ClassName,
+    DatasetName,
+    ImageFile,
+    JSONBody,
+    schema,
+)
+from sightline.serve.core.settings import MAX_FILES
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api/datasets/folder")
@@ -36,9 +46,12 @@ PAGE_MAX = 100  # images listed in one answer at most
 REMOVED_WHY = "removed on the Build page"
 
 
-class NameRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="letters, digits, spaces, '-', '_' or '.' (1-64)")
+class NameRequest(JSONBody):
+    name: str = Field(
+        description="letters, digits, spaces, '-', '_' or '.' (1-64), starting with a letter or "
+        "digit, not ending with '.'",
+        **schema(**NAME_SCHEMA),
+    )
 
 
 class NewDataset(NameRequest):
@@ -93,7 +106,7 @@ def _lookup(what: Any) -> Any:
         raise HTTPException(404, str(e)) from None
 
 
-@router.post("", status_code=201, summary="Make a new, empty dataset folder")
+@router.post("", status_code=201, summary="Make a new, empty dataset folder", responses=errors(409))
 def create_dataset(body: NewDataset, request: Request) -> dict[str, Any]:
     from sightline.data.builder import new_dataset
 
@@ -109,13 +122,22 @@ def create_dataset(body: NewDataset, request: Request) -> dict[str, Any]:
         raise HTTPException(400, str(e)) from None
 
 
-@router.get("/{name}/classes", summary="A dataset folder's classes and their training images")
-def classes(name: str, request: Request) -> dict[str, Any]:
+@router.get(
+    "/{name}/classes",
+    summary="A dataset folder's classes and their training images",
+    responses=errors(404),
+)
+def classes(name: DatasetName, request: Request) -> dict[str, Any]:
     return _answer(data_folder(request, name))
 
 
-@router.post("/{name}/classes", status_code=201, summary="Add a class to a dataset folder")
-def add_class(name: str, body: NameRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/{name}/classes",
+    status_code=201,
+    summary="Add a class to a dataset folder",
+    responses=errors(404),
+)
+def add_class(name: DatasetName, body: NameRequest, request: Request) -> dict[str, Any]:
     from sightline.data.builder import class_folder
 
     root = data_folder(request, name)
@@ -128,8 +150,14 @@ def add_class(name: str, body: NameRequest, request: Request) -> dict[str, Any]:
     return _answer(root)
 
 
-@router.post("/{name}/classes/{cls}/rename", summary="Rename a class (in every split)")
-def rename(name: str, cls: str, body: NameRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/{name}/classes/{cls}/rename",
+    summary="Rename a class (in every split)",
+    responses=errors(404),
+)
+def rename(
+    name: DatasetName, cls: ClassName, body: NameRequest, request: Request
+) -> dict[str, Any]:
     from sightline.data.builder import rename_class
 
     root = data_folder(request, name)
@@ -143,13 +171,22 @@ def rename(name: str, cls: str, body: NameRequest, request: Request) -> dict[str
 
 
 @router.post(
-    "/{name}/classes/{cls}/images", summary="Add images (files, a zip, webcam frames) to a class"
+    "/{name}/classes/{cls}/images",
+    summary="Add images (files, a zip, webcam frames) to a class",
+    responses=errors(404),
 )
 async def add_images(
-    name: str,
-    cls: str,
+    name: DatasetName,
+    cls: ClassName,
     request: Request,
-    files: Annotated[list[UploadFile], File(description="images, or zip archives of images")],
+    files: Annotated[
+        list[UploadFile],
+        File(
+            description="images, or zip archives of images (at most 1,000 files and "
+            "--max-upload-mb a request: GET /api/health says both)",
+            **schema(minItems=1, maxItems=MAX_FILES),
+        ),
+    ],
 ) -> Any:
     """Each image that decodes is kept in the class's folder (under a free name: nothing is
     replaced); the others are listed with the reason. 413 for an archive over the limits."""
@@ -184,11 +221,13 @@ async def add_images(
 
 
 @router.get(
-    "/{name}/classes/{cls}/images", summary="A class's images, newest first, a page at a time"
+    "/{name}/classes/{cls}/images",
+    summary="A class's images, newest first, a page at a time",
+    responses=errors(404),
 )
 def list_images(
-    name: str,
-    cls: str,
+    name: DatasetName,
+    cls: ClassName,
     request: Request,
     offset: int = Query(0, ge=0, description="how many of the newest to skip"),
     limit: int = Query(24, ge=1, le=PAGE_MAX, description=f"at most this many (≤ {PAGE_MAX})"),
@@ -205,12 +244,15 @@ def list_images(
 
 
 @router.get(
-    "/{name}/classes/{cls}/images/{file}", summary="A small picture of one image of a class"
+    "/{name}/classes/{cls}/images/{file}",
+    summary="A small picture of one image of a class",
+    response_class=Response,
+    responses={**file_answer("image/jpeg", "the picture"), **errors(404, 415)},
 )
 async def image_picture(
-    name: str,
-    cls: str,
-    file: str,
+    name: DatasetName,
+    cls: ClassName,
+    file: ImageFile,
     request: Request,
     v: str | None = Query(None, max_length=40, description="the version its listing gave"),
 ) -> Response:
@@ -255,8 +297,11 @@ async def image_picture(
 @router.post(
     "/{name}/classes/{cls}/images/{file}/remove",
     summary="Set one image of a class aside (into the quarantine: Undo puts it back)",
+    responses=errors(404),
 )
-def remove_image(name: str, cls: str, file: str, request: Request) -> dict[str, Any]:
+def remove_image(
+    name: DatasetName, cls: ClassName, file: ImageFile, request: Request
+) -> dict[str, Any]:
     import os
     import stat
 
@@ -280,8 +325,9 @@ def remove_image(name: str, cls: str, file: str, request: Request) -> dict[str, 
 @router.post(
     "/{name}/classes/{cls}/remove",
     summary="Set a class aside, in every split (into the quarantine: Undo puts it back)",
+    responses=errors(404),
 )
-def remove_class(name: str, cls: str, request: Request) -> dict[str, Any]:
+def remove_class(name: DatasetName, cls: ClassName, request: Request) -> dict[str, Any]:
     from sightline.data.builder import class_folders
     from sightline.health.fix import set_aside
 
@@ -291,16 +337,19 @@ def remove_class(name: str, cls: str, request: Request) -> dict[str, Any]:
     return _answer(root, removed=[m["src"] for m in journal["moves"]])
 
 
-class PutBackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PutBackRequest(JSONBody):
     fix: int | None = Field(
         None,
         description="the change the page offers to undo (its `undo.fix`): 409 if another is last",
     )
 
 
-@router.post("/{name}/put-back", summary="Undo the last removal (or the Health page's last fix)")
-def put_back(name: str, body: PutBackRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/{name}/put-back",
+    summary="Undo the last removal (or the Health page's last fix)",
+    responses=errors(404, 409),
+)
+def put_back(name: DatasetName, body: PutBackRequest, request: Request) -> dict[str, Any]:
     from sightline.health.fix import undo_fix
 
     root = data_folder(request, name)

@@ -16,6 +16,8 @@ from fastapi.responses import Response
 
 from sightline.errors import ImageError, PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
+from sightline.serve.core.errors import errors, file_answer
+from sightline.serve.core.params import KINDS, DatasetKind, DatasetName
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.data_cache import builtin_preview
 from sightline.serve.services.images import (
@@ -30,7 +32,6 @@ from sightline.serve.services.images import (
 
 router = APIRouter(prefix="/api")
 
-KINDS = ("builtin", "folder")
 MAX_SAMPLES = 32
 SAMPLE_SIDE = 56  # small images are enlarged to at least this
 FOLDER_CELL = 96  # a folder's photos are shrunk to fit this square
@@ -80,8 +81,9 @@ def _check_kind(kind: str) -> None:
 @router.get(
     "/datasets/{kind}/{name}",
     summary="One dataset: classes, images per class and split, availability",
+    responses=errors(404),
 )
-def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
+def dataset_detail(kind: DatasetKind, name: DatasetName, request: Request) -> dict[str, Any]:
     from sightline.data import dataset_info, folder_info
 
     _check_kind(kind)
@@ -132,10 +134,12 @@ def dataset_detail(kind: str, name: str, request: Request) -> dict[str, Any]:
 @router.get(
     "/datasets/{kind}/{name}/samples/{class_index}.png",
     summary="A row of training images of one class (deterministic)",
+    response_class=Response,
+    responses={**file_answer("image/png", "the row"), **errors(404, 409)},
 )
 def dataset_samples(
-    kind: str,
-    name: str,
+    kind: DatasetKind,
+    name: DatasetName,
     class_index: int,
     request: Request,
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES, description="how many images")] = 8,

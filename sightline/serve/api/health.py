@@ -25,10 +25,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sightline.errors import PathRefusedError, SightlineError
 from sightline.serve.core.deps import data_folder
+from sightline.serve.core.errors import errors, file_answer
+from sightline.serve.core.params import DatasetName, JSONBody
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.images import displayable, enlarge, fit_within, png_bytes, scale_for
 
@@ -57,6 +59,8 @@ def _checked(request: Request, name: str) -> tuple[Path, _Checked]:
         raise HTTPException(
             409, f"folder {root.name} has not been checked yet: POST its /check first"
         )
+    if checked.report is None:  # its first check is running (or just failed): no report to use
+        raise HTTPException(409, f"folder {root.name} is being checked; wait for it")
     return root, checked
 
 
@@ -74,8 +78,7 @@ def _view(root: Path, report: Any) -> dict[str, Any]:
     return {**data, "folder": root.name, "quarantine": QUARANTINE, "can_undo": undo}
 
 
-class CheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CheckRequest(JSONBody):
     labels: bool = Field(
         True,
         description="also look for images filed in the wrong class (trains small models: seconds to a minute)",
@@ -83,9 +86,11 @@ class CheckRequest(BaseModel):
 
 
 @router.post(
-    "/check", summary="Check a data folder: corrupt files, copies, leaks, labels, odd images"
+    "/check",
+    summary="Check a data folder: corrupt files, copies, leaks, labels, odd images",
+    responses=errors(404, 409),
 )
-async def check_folder(name: str, body: CheckRequest, request: Request) -> dict[str, Any]:
+async def check_folder(name: DatasetName, body: CheckRequest, request: Request) -> dict[str, Any]:
     from sightline.health import check
 
     root = data_folder(request, name)
@@ -106,8 +111,12 @@ async def check_folder(name: str, body: CheckRequest, request: Request) -> dict[
         return _view(root, checked.report)
 
 
-@router.get("/health", summary="The last check of a data folder (checked: false before one)")
-def folder_health(name: str, request: Request) -> dict[str, Any]:
+@router.get(
+    "/health",
+    summary="The last check of a data folder (checked: false before one)",
+    responses=errors(404),
+)
+def folder_health(name: DatasetName, request: Request) -> dict[str, Any]:
     root = data_folder(request, name)
     checked = _reports(request).get(root.name)
     if checked is None or checked.report is None:
@@ -115,8 +124,7 @@ def folder_health(name: str, request: Request) -> dict[str, Any]:
     return {**_view(root, checked.report), "checked": True}
 
 
-class ReviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReviewRequest(JSONBody):
     path: str = Field(description="a file as the check's report names it")
     action: Literal["keep", "move", "quarantine"] = Field(
         description="keep: its findings are right as they are; move: to class `to`; quarantine"
@@ -129,8 +137,12 @@ def _known(report: Any, path: str) -> None:
         raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
 
 
-@router.post("/review", summary="Keep, move or quarantine one file the check reported")
-async def review(name: str, body: ReviewRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/review",
+    summary="Keep, move or quarantine one file the check reported",
+    responses=errors(404, 409),
+)
+async def review(name: DatasetName, body: ReviewRequest, request: Request) -> dict[str, Any]:
     from sightline.health.fix import apply_fix, keep, review_move
 
     root, checked = _checked(request, name)
@@ -155,8 +167,12 @@ async def review(name: str, body: ReviewRequest, request: Request) -> dict[str, 
         return {**_view(root, checked.report), "moved": {"from": move.src, "to": move.dst}}
 
 
-@router.post("/apply", summary="Make every recommended fix at once (sightline check --fix)")
-async def apply(name: str, request: Request) -> dict[str, Any]:
+@router.post(
+    "/apply",
+    summary="Make every recommended fix at once (sightline check --fix)",
+    responses=errors(404, 409),
+)
+async def apply(name: DatasetName, request: Request) -> dict[str, Any]:
     from sightline.health.fix import QUARANTINE, apply_fix, plan_fix
 
     root, checked = _checked(request, name)
@@ -174,13 +190,16 @@ async def apply(name: str, request: Request) -> dict[str, Any]:
             "fix": journal["id"], "quarantined": quarantined, "moved": len(moves) - quarantined}}  # fmt: skip
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RevokeRequest(JSONBody):
     path: str = Field(description="a file whose findings were kept as they are")
 
 
-@router.post("/revoke", summary="Report a kept finding again (take the decision to keep back)")
-async def revoke_keep(name: str, body: RevokeRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/revoke",
+    summary="Report a kept finding again (take the decision to keep back)",
+    responses=errors(404, 409),
+)
+async def revoke_keep(name: DatasetName, body: RevokeRequest, request: Request) -> dict[str, Any]:
     from sightline.health.fix import revoke
 
     root, checked = _checked(request, name)
@@ -191,8 +210,12 @@ async def revoke_keep(name: str, body: RevokeRequest, request: Request) -> dict[
         return {**_view(root, checked.report), "revoked": body.path}
 
 
-@router.post("/undo", summary="Put back the last fix, or take back the last keep, of a folder")
-async def undo(name: str, request: Request) -> dict[str, Any]:
+@router.post(
+    "/undo",
+    summary="Put back the last fix, or take back the last keep, of a folder",
+    responses=errors(404, 409),
+)
+async def undo(name: DatasetName, request: Request) -> dict[str, Any]:
     from sightline.health.fix import undo_fix
 
     root, checked = _checked(request, name)
@@ -214,9 +237,14 @@ async def _recheck(request: Request, root: Path, checked: _Checked) -> None:
         checked.report = await _settings(request).cpu_work(recheck, checked.report, root)
 
 
-@router.get("/image", summary="A picture of one file the check reported (or of a neighbour)")
+@router.get(
+    "/image",
+    summary="A picture of one file the check reported (or of a neighbour)",
+    response_class=Response,
+    responses={**file_answer("image/png", "the picture"), **errors(404, 409, 415)},
+)
 async def image(
-    name: str,
+    name: DatasetName,
     request: Request,
     path: str = Query(description="the file as the report names it"),
     large: bool = Query(False, description="320 px instead of 96"),

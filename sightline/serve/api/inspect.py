@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 
+from sightline.serve.core.errors import errors
+from sightline.serve.core.params import RunField, multipart_rule, schema
 from sightline.serve.core.settings import MAX_TOP_K
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.images import (
@@ -35,17 +37,23 @@ SEEN_SIDE = 224  # what the model saw is enlarged to about this
 @router.post(
     "/inspect",
     summary="Look inside a run's model for one image: prediction, saliency, layer outputs",
+    responses=errors(404, 409, 415),
+    # exactly one of: an image (as `file`, or as `files`: a list of one) or `test_index`
+    openapi_extra=multipart_rule(
+        {"oneOf": [{"required": ["file"]}, {"required": ["files"]}, {"required": ["test_index"]}]}
+    ),
 )
 def inspect(
     request: Request,
     file: Annotated[UploadFile | None, File(description="one image file")] = None,
     files: Annotated[
-        list[UploadFile] | None, File(description="the same as file: /api/predict's name")
+        list[UploadFile] | None,
+        File(description="the same as file: /api/predict's name", **schema(minItems=1, maxItems=1)),
     ] = None,
     test_index: Annotated[
         int | None, Form(ge=0, description="or: an index into the run's test split")
     ] = None,
-    run: Annotated[str | None, Form(description="run name (default: the newest run)")] = None,
+    run: RunField = None,
     k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return")] = 5,
 ) -> dict[str, Any]:
     """Status: 415 for an upload that is not a readable image (with the reason); 400 without

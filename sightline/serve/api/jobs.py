@@ -16,9 +16,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from sightline.errors import RunInUseError, RunNotFoundError, SightlineError
+from sightline.serve.core.errors import errors
 from sightline.serve.core.jsonable import to_json
+from sightline.serve.core.params import SPACE, JobId, JobState, schema
 from sightline.serve.core.paths import public_text
 from sightline.serve.jobs.job import (
     ENDED,
@@ -39,6 +42,23 @@ EVENTS_BATCH = 500
 RESUMABLE = ("interrupted", "failed", "stopped")
 
 
+class JobIdSegment(Convertor[str]):
+    """The path segment of /api/jobs/{job_id}: any but the routes beside it ("plan"), which
+    another method must not reach as a job: GET /api/jobs/plan is a 405 (it takes POST), not
+    "invalid job id 'plan'". Any other id still reaches the route, which checks it (400)."""
+
+    regex = "(?!plan$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", JobIdSegment())
+
+
 def _pool(request: Request) -> JobPool:
     return request.app.state.jobs
 
@@ -47,7 +67,7 @@ def _store(request: Request) -> JobStore:
     return _pool(request).store
 
 
-@router.post("", status_code=201, summary="Queue a training job")
+@router.post("", status_code=201, summary="Queue a training job", responses=errors(404))
 def create_job(body: JobRequest, request: Request, response: Response) -> dict[str, Any]:
     """Checked as ``sightline train`` checks its options (400 with the reason), then queued;
     jobs run one at a time by default, oldest first."""
@@ -70,7 +90,7 @@ def plan_job(body: JobRequest, request: Request) -> dict[str, Any]:
 
 @router.get("", summary="Jobs, newest first")
 def list_jobs(
-    request: Request, state: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request, state: JobState = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
     if state is not None and state not in STATES:
         raise JobError(f"unknown job state {state[:40]!r}; states: {', '.join(STATES)}")
@@ -79,25 +99,32 @@ def list_jobs(
     return {"jobs": [_view(request, job, busy) for job in store.list_jobs(state, limit)]}
 
 
-@router.get("/{job_id}", summary="One job: state, request, run, last progress, result or error")
-def get_job(job_id: str, request: Request) -> dict[str, Any]:
+@router.get(
+    "/{job_id:job_id}",
+    summary="One job: state, request, run, last progress, result or error",
+    responses=errors(404),
+)
+def get_job(job_id: JobId, request: Request) -> dict[str, Any]:
     return _view(request, _store(request).get(job_id))
 
 
 @router.delete(
-    "/{job_id}", summary="Clear an ended job from the list (its run stays; 409 while it trains)"
+    "/{job_id:job_id}",
+    summary="Clear an ended job from the list (its run stays; 409 while it trains)",
+    responses=errors(404, 409),
 )
-def delete_job(job_id: str, request: Request) -> dict[str, Any]:
+def delete_job(job_id: JobId, request: Request) -> dict[str, Any]:
     check_job_id(job_id)
     _store(request).delete(job_id)
     return {"deleted": job_id}
 
 
 @router.post(
-    "/{job_id}/stop",
+    "/{job_id:job_id}/stop",
     summary="Stop a job: a queued one never starts, a running one saves and ends resumable",
+    responses=errors(404, 409),
 )
-def stop_job(job_id: str, request: Request) -> dict[str, Any]:
+def stop_job(job_id: JobId, request: Request) -> dict[str, Any]:
     job = _store(request).request_stop(job_id)
     _pool(request).wake()
     return _view(request, job)
@@ -155,11 +182,12 @@ def _check_resumable(request: Request, job_id: str, run: str) -> None:
 
 
 @router.post(
-    "/{job_id}/resume",
+    "/{job_id:job_id}/resume",
     status_code=201,
     summary="Resume an interrupted job exactly: a new job on the same run",
+    responses=errors(404, 409),
 )
-def resume_job(job_id: str, request: Request, response: Response) -> dict[str, Any]:
+def resume_job(job_id: JobId, request: Request, response: Response) -> dict[str, Any]:
     """A new job continues the old job's run folder from its last checkpoint, exactly as an
     uninterrupted run would have gone on. A job that never made a run starts again."""
     store = _store(request)
@@ -185,6 +213,8 @@ def resume_job(job_id: str, request: Request, response: Response) -> dict[str, A
 
 MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: event numbers are its rowids
 EVENT_ID = re.compile(r"[0-9]{1,19}")
+# As ``event_number`` reads it: blank (none), or one around spaces (and at most MAX_EVENT_ID).
+EVENT_NUMBER_PATTERN = f"^{SPACE}*(?:{EVENT_ID.pattern})?{SPACE}*$"
 
 
 def event_number(text: str | None, where: str) -> int | None:
@@ -237,7 +267,7 @@ async def _event_stream(
 
 
 @router.get(
-    "/{job_id}/events",
+    "/{job_id:job_id}/events",
     summary="The job's events as Server-Sent Events, live until it ends",
     response_class=StreamingResponse,
     responses={
@@ -245,18 +275,26 @@ async def _event_stream(
             "content": {"text/event-stream": {}},
             "description": "'id: <seq>' + 'data: <JSON event>' per event, then 'event: end' "
             "with the job",
-        }
+        },
+        **errors(404),
     },
 )
 async def job_events(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     after: Annotated[
         str | None,
-        Query(description=f"replay from after this event number (0 to {MAX_EVENT_ID})"),
+        Query(
+            description=f"replay from after this event number (0 to {MAX_EVENT_ID})",
+            **schema(pattern=EVENT_NUMBER_PATTERN),
+        ),
     ] = None,
     last_event_id: Annotated[
-        str | None, Header(description="set by EventSource when it reconnects")
+        str | None,
+        Header(
+            description="set by EventSource when it reconnects",
+            **schema(pattern=EVENT_NUMBER_PATTERN),
+        ),
     ] = None,
 ) -> StreamingResponse:
     """Every stored event numbered above ``after`` (or the Last-Event-ID header), then new ones

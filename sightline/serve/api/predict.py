@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from sightline.errors import ConfigError
-from sightline.serve.core.errors import JSONResponse, error_response
-from sightline.serve.core.settings import MAX_TOP_K, Settings
+from sightline.serve.core.errors import JSONResponse, error_response, errors
+from sightline.serve.core.params import NUMBER_PATTERN, RunField, multipart_rule, schema
+from sightline.serve.core.settings import MAX_FILES, MAX_TOP_K, Settings
 from sightline.serve.core.settings import settings_of as _settings
 
 router = APIRouter(prefix="/api")
@@ -19,22 +20,31 @@ FEW_FILES = 4  # a request of at most this many images has their headers read on
 SMALL_IMAGE_PIXELS = 256 * 256
 
 
-@router.post("/predict", summary="Classify uploaded images (or zip archives of images) with a run")
+@router.post(
+    "/predict",
+    summary="Classify uploaded images (or zip archives of images) with a run",
+    responses=errors(404, 409, 415),
+    # at least one image, as `files` or as `file` (each a list of at least one)
+    openapi_extra=multipart_rule({"anyOf": [{"required": ["files"]}, {"required": ["file"]}]}),
+)
 async def predict(
     request: Request,
     files: Annotated[
         list[UploadFile] | None,
-        File(description="image files, or zip archives of images (at most 1,000 files a request)"),
-    ] = None,
-    file: Annotated[
-        list[UploadFile] | None, File(description="the same as files: /api/inspect's name")
-    ] = None,
-    run: Annotated[
-        str | None,
-        Form(
-            description="run name (default: the run the server was started with, `serve --run`, else the newest)"
+        File(
+            description="image files, or zip archives of images (at most 1,000 files and "
+            "--max-upload-mb a request: GET /api/health says both)",
+            **schema(minItems=1, maxItems=MAX_FILES),
         ),
     ] = None,
+    file: Annotated[
+        list[UploadFile] | None,
+        File(
+            description="the same as files: /api/inspect's name",
+            **schema(minItems=1, maxItems=MAX_FILES),
+        ),
+    ] = None,
+    run: RunField = None,
     k: Annotated[
         int, Form(ge=1, le=MAX_TOP_K, description="how many classes to return per image")
     ] = 3,
@@ -45,7 +55,9 @@ async def predict(
         str,
         Form(
             description="answer 'unknown' for an image unlike the run's training images: auto "
-            "(the run's threshold), off, or a threshold on ood_score"
+            "(the run's threshold), off, or a threshold on ood_score (a number: 400 for a run "
+            "without one)",
+            **schema(pattern=f"^(?:auto|off|{NUMBER_PATTERN})$"),
         ),
     ] = "auto",
 ) -> Any:

@@ -11,7 +11,6 @@ run's answer names it among ``refused_links`` instead, so what the page offers i
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -24,13 +23,14 @@ from sightline.errors import PathRefusedError
 from sightline.fileio import entries_inside, is_file_inside, open_inside
 from sightline.run import Run, link_entries, run_id_path
 from sightline.run.layout import CHECKPOINTS, PLOTS, REPORT, RunLayout
+from sightline.serve.core.errors import errors, file_answer
+from sightline.serve.core.params import PLOT_NAME, PlotName, RunId
 from sightline.serve.core.settings import settings_of as _settings
 from sightline.serve.services.data_cache import run_test_split
 from sightline.serve.services.images import enlarge, png_bytes, scale_for, tensor_image
 
 router = APIRouter(prefix="/api/runs")
 
-PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # report.html is self-contained: inline styles and data: images, no script. Served with nothing
 # else allowed, a report that somehow held a script (a class name is user text) cannot run it.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -130,8 +130,13 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-@router.get("/{run_id}/plots/{name}.png", summary="One of the run's plots (PNG)")
-def plot(run_id: str, name: str, request: Request) -> Response:
+@router.get(
+    "/{run_id}/plots/{name}.png",
+    summary="One of the run's plots (PNG)",
+    response_class=Response,
+    responses={**file_answer("image/png", "the plot"), **errors(404)},
+)
+def plot(run_id: RunId, name: PlotName, request: Request) -> Response:
     run = open_run(request, run_id)
     if not PLOT_NAME.fullmatch(name):
         raise HTTPException(
@@ -146,9 +151,12 @@ def plot(run_id: str, name: str, request: Request) -> Response:
 
 
 @router.get(
-    "/{run_id}/report", summary="The run's HTML report (self-contained, no scripts allowed)"
+    "/{run_id}/report",
+    summary="The run's HTML report (self-contained, no scripts allowed)",
+    response_class=Response,
+    responses={**file_answer("text/html", "the report"), **errors(404)},
 )
-def report(run_id: str, request: Request) -> Response:
+def report(run_id: RunId, request: Request) -> Response:
     run = open_run(request, run_id)
     f = _open(run, RunLayout(run.path).report)
     if f is None:
@@ -163,9 +171,17 @@ def report(run_id: str, request: Request) -> Response:
     return _send(f, "text/html; charset=utf-8", headers)
 
 
-@router.get("/{run_id}/model", summary="Download a model file (.safetensors)")
+DOWNLOAD = file_answer("application/octet-stream", "the file, as an attachment")
+
+
+@router.get(
+    "/{run_id}/model",
+    summary="Download a model file (.safetensors)",
+    response_class=Response,
+    responses={**DOWNLOAD, **errors(404)},
+)
 def model(
-    run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
+    run_id: RunId, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
     f = _open(run, RunLayout(run.path).model(which))
@@ -176,10 +192,13 @@ def model(
 
 
 @router.get(
-    "/{run_id}/onnx", summary="Download the run's ONNX export (written by `sightline export RUN`)"
+    "/{run_id}/onnx",
+    summary="Download the run's ONNX export (written by `sightline export RUN`)",
+    response_class=Response,
+    responses={**DOWNLOAD, **errors(404)},
 )
 def onnx_model(
-    run_id: str, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
+    run_id: RunId, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
     f = _open(run, _onnx_path(run, which))
@@ -192,8 +211,12 @@ def onnx_model(
     return _send(f, "application/octet-stream", filename=f"{run.name}-{which}.onnx")
 
 
-@router.get("/{run_id}/summary", summary="Layer-by-layer summary of the run's model")
-def model_summary(run_id: str, request: Request) -> dict[str, Any]:
+@router.get(
+    "/{run_id}/summary",
+    summary="Layer-by-layer summary of the run's model",
+    responses=errors(404),
+)
+def model_summary(run_id: RunId, request: Request) -> dict[str, Any]:
     from sightline.models.summary import summary
 
     _, net = _settings(request).models.private_copy(run_id)  # summary() hooks into the model
@@ -202,10 +225,12 @@ def model_summary(run_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/{run_id}/test-images", summary="Images of the saved test evaluation, by confusion-matrix cell"
+    "/{run_id}/test-images",
+    summary="Images of the saved test evaluation, by confusion-matrix cell",
+    responses=errors(404),
 )
 def test_images(
-    run_id: str,
+    run_id: RunId,
     request: Request,
     true: Annotated[int | None, Query(ge=0, description="true class index")] = None,
     pred: Annotated[int | None, Query(ge=0, description="predicted class index")] = None,
@@ -232,10 +257,13 @@ def test_images(
 
 
 @router.get(
-    "/{run_id}/test-images/{index}.png", summary="One image of the run's test split, enlarged"
+    "/{run_id}/test-images/{index}.png",
+    summary="One image of the run's test split, enlarged",
+    response_class=Response,
+    responses={**file_answer("image/png", "the image"), **errors(404, 409)},
 )
 def test_image(
-    run_id: str,
+    run_id: RunId,
     index: int,
     request: Request,
     scale: Annotated[

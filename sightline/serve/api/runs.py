@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from sightline._version import __version__
 from sightline.errors import PathRefusedError, SightlineError
 from sightline.serve.api.run_files import run_extras
+from sightline.serve.core.errors import errors
+from sightline.serve.core.params import RunId
 from sightline.serve.core.settings import MAX_FILES
 from sightline.serve.core.settings import settings_of as _settings
 
@@ -45,8 +47,9 @@ def list_all_runs(request: Request) -> dict[str, Any]:
 @router.get(
     "/runs/{run_id}",
     summary="One run: summary, metrics per epoch, evaluation, classes, configuration",
+    responses=errors(404),
 )
-def run_detail(run_id: str, request: Request) -> dict[str, Any]:
+def run_detail(run_id: RunId, request: Request) -> dict[str, Any]:
     from sightline.run import Run, run_id_path
 
     run = Run(run_id_path(run_id, _settings(request).runs_dir), strict=False)
@@ -76,8 +79,10 @@ def run_detail(run_id: str, request: Request) -> dict[str, Any]:
     return out
 
 
-@router.delete("/runs/{run_id}", summary="Delete a run (not while it trains)")
-def delete_one_run(run_id: str, request: Request) -> dict[str, Any]:
+@router.delete(
+    "/runs/{run_id}", summary="Delete a run (not while it trains)", responses=errors(404, 409)
+)
+def delete_one_run(run_id: RunId, request: Request) -> dict[str, Any]:
     from sightline.run import delete_run
 
     settings = _settings(request)

@@ -179,3 +179,46 @@ def test_a_fix_that_makes_a_new_copy_shows_it_at_once(api):
     same = [set(p["paths"]) for p in r.json()["problems"] if p["kind"] == "duplicate"]
     assert {original, moved} in same  # now one class, one image twice: shown without a Check
     assert not any(p.get("conflict") and copy in p["paths"] for p in r.json()["problems"])
+
+
+def test_calls_during_a_first_check_wait_for_it(api, monkeypatch):
+    """Until a folder's first check ends there is no report: its other calls are a 409, not a
+    server error (schemathesis found review and apply answering 500 meanwhile)."""
+    import threading
+
+    import sightline.health
+
+    c, folder, truth = api
+    started, release = threading.Event(), threading.Event()
+    check = sightline.health.check
+
+    def slow_check(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(sightline.health, "check", slow_check)
+    checking = threading.Thread(
+        target=c.post,
+        args=("/api/datasets/folder/digits/check",),
+        kwargs={"json": {"labels": False}},
+    )
+    checking.start()
+    base = "/api/datasets/folder/digits"
+    calls = [  # apply and undo last: before the fix they waited for the running check's lock
+        lambda: c.get(f"{base}/image", params={"path": "a/1.png"}),
+        lambda: c.post(f"{base}/review", json={"path": "a/1.png", "action": "keep"}),
+        lambda: c.post(f"{base}/revoke", json={"path": "a/1.png"}),
+        lambda: c.post(f"{base}/apply"),
+        lambda: c.post(f"{base}/undo"),
+    ]
+    try:
+        assert started.wait(60)
+        assert c.get(f"{base}/health").json()["checking"] is True
+        for call in calls:
+            r = call()
+            assert r.status_code == 409 and "being checked" in r.json()["error"], r.text
+    finally:
+        release.set()
+        checking.join(120)
+    assert c.get(f"{base}/health").json()["checked"] is True
