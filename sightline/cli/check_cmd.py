@@ -60,8 +60,7 @@ def add_check(sub: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from sightline.errors import ConfigError
-    from sightline.health import check
-    from sightline.health.duplicates import NEAR
+    from sightline.health import NEAR, check
 
     if args.undo:
         return _undo(args)
@@ -98,7 +97,7 @@ def _folder(source: str):
 
 
 def _undo(args: argparse.Namespace) -> int:
-    from sightline.health.fix import undo_fix
+    from sightline.health import undo_fix
 
     journal = undo_fix(_folder(args.source))
     if args.format == "json":
@@ -114,7 +113,7 @@ def _undo(args: argparse.Namespace) -> int:
 
 
 def _fix(args: argparse.Namespace, report) -> int:
-    from sightline.health.fix import QUARANTINE, apply_fix, plan_fix
+    from sightline.health import QUARANTINE, apply_fix, plan_fix
 
     moves, review = plan_fix(report, args.source)
     journal = apply_fix(args.source, moves)
@@ -133,7 +132,7 @@ def _fix(args: argparse.Namespace, report) -> int:
         print(f"Left for you to review: {len(review):,} findings (sightline check {args.source}).")
     unmoved = [p for p in report.of_kind("label") if not p.details.get("fixable")]
     if unmoved:
-        from sightline.health.label_quality import FIX_CONFIDENCE, FIX_OWN, RELIABLE_ACCURACY
+        from sightline.health import FIX_CONFIDENCE, FIX_OWN, RELIABLE_ACCURACY
 
         print(f"  {len(unmoved):,} suspected labels among them: --fix relabels only training "
               f"images at {FIX_CONFIDENCE:.0%} or more for another class and {FIX_OWN:.0%} or "
@@ -146,7 +145,7 @@ def _fix(args: argparse.Namespace, report) -> int:
 
 def _decide(args: argparse.Namespace, report) -> int:
     """--keep PATH (a finding right as it is, through the fix journal) or --revoke PATH."""
-    from sightline.health.fix import keep, revoke
+    from sightline.health import keep, revoke
 
     decide, paths = (revoke, args.revoke) if args.revoke else (keep, args.keep)
     done = "reported again" if args.revoke else "kept as it is"

@@ -19,7 +19,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def open_model(source: str | None, runs_dir: str | None = None, which: str = "best", device="cpu"):
     """(model, metadata) from a .safetensors model file, a run folder or name, or the newest run."""
-    from sightline.run.checkpoint import load_model
+    from sightline.run import load_model
 
     if source and Path(source).is_file():
         return load_model(source, device)

@@ -24,8 +24,7 @@ def add_datasets(sub: argparse._SubParsersAction) -> None:
 
 
 def run_datasets(args: argparse.Namespace) -> int:
-    from sightline.data import dataset_info, list_datasets
-    from sightline.data.registry import get_dataset_spec
+    from sightline.data import dataset_info, get_dataset_spec, list_datasets
 
     for name in args.download or ():
         from sightline.data import load_dataset  # imports torch: only when there is work for it

@@ -56,13 +56,13 @@ def run_export(args: argparse.Namespace) -> int:
     import json
 
     from sightline.cli.common import pick_run
-    from sightline.infer.onnx import require_packages
+    from sightline.infer import require_packages
 
     # Before the run is opened or torch imported: a missing package is the first thing to fix.
     require_packages(
         ["onnx", "onnxscript"] + ([] if args.no_check else ["onnxruntime"]), "ONNX export"
     )
-    from sightline.run.export import export_onnx
+    from sightline.run import export_onnx
 
     run = pick_run(args.run, args.runs_dir)
     result = export_onnx(

@@ -31,7 +31,7 @@ def without_launch_options(argv: list[str]) -> list[str]:
 
 
 def launch_train(args: argparse.Namespace) -> int:
-    from sightline.train.distributed import threads_per_process, torchrun_command
+    from sightline.train import threads_per_process, torchrun_command
 
     if args.gpus and args.nproc:
         raise ConfigError("--gpus N and --nproc N both say how many processes: give one of them")

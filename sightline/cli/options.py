@@ -9,12 +9,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from sightline.plan import inputs
-from sightline.plan.inputs import DataOptions
-from sightline.plan.options import add_cli_options, cli_type, cli_values, declared_option
-
-# Parsed where the options are declared (plan/inputs.py); other commands' flags use them too.
-class_list, image_size, kv_pair = inputs.class_list, inputs.image_size, inputs.kv_pair
+from sightline.plan import (
+    DataOptions,
+    add_cli_options,
+    class_list,  # noqa: F401 - parsed where the options are declared; other commands' flags use them
+    cli_type,
+    cli_values,
+    declared_option,
+    image_size,  # noqa: F401
+    kv_pair,  # noqa: F401
+)
 
 
 class Parser(argparse.ArgumentParser):

@@ -8,9 +8,8 @@ from pathlib import Path
 from sightline.cli.common import pick_run
 from sightline.cli.options import add_runs_dir, class_list, positive_int
 from sightline.errors import SightlineError
-from sightline.plan.config import TrainConfig
-from sightline.plan.options import add_cli_options
-from sightline.run.layout import RunLayout
+from sightline.plan import TrainConfig, add_cli_options
+from sightline.run import RunLayout
 
 # The training options that shape the learning-rate schedule plot.
 SCHEDULE_OPTIONS = ("epochs", "lr", "schedule", "warmup", "batch_size")
@@ -115,7 +114,7 @@ def run_plot(args: argparse.Namespace) -> int:
 def _run_figure(run, args: argparse.Namespace):
     """(the figure, its name) from the registry the report draws from (``report.figures``)."""
     from sightline import plots
-    from sightline.report.figures import FIGURES, RunView
+    from sightline.report import FIGURES, RunView
 
     name = {
         "confusion": "confusion-normalized" if args.normalize else "confusion",
@@ -139,13 +138,13 @@ def _schedule_figure(args: argparse.Namespace):
     """A run's schedule (``plot schedule RUN``), or a model's tuned one on a dataset's real
     training split (``plot schedule [DATASET] --model M --epochs N``), both from plan_steps."""
     from sightline import plots
-    from sightline.data.registry import find_dataset_spec
+    from sightline.data import find_dataset_spec
     from sightline.models import default_model, get_model_entry
-    from sightline.plan.config import plan_steps, resolve_config
+    from sightline.plan import plan_steps, resolve_config
 
     is_dataset = args.source and (find_dataset_spec(args.source) or Path(args.source).is_dir())
     if args.source and (not is_dataset or RunLayout(args.source).config.is_file()):  # a run
-        from sightline.report.figures import schedule_figure
+        from sightline.report import schedule_figure
 
         run = pick_run(args.source, args.runs_dir)
         return schedule_figure(run, 0), RunLayout(run.path).plot("schedule.png")
@@ -167,8 +166,7 @@ def _schedule_figure(args: argparse.Namespace):
 def _train_size(source: str, classes: list[str] | None) -> int:
     """Training images after the default 10 % validation split: a built-in dataset's from its
     registry counts (no download needed), a folder's by loading it."""
-    from sightline.data import load_dataset
-    from sightline.data.registry import find_dataset_spec
+    from sightline.data import find_dataset_spec, load_dataset
 
     spec = find_dataset_spec(source)
     if spec is None or classes:

@@ -75,8 +75,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from sightline.infer.predict import expand_inputs
-    from sightline.infer.results import PredictionReport, save_seen
+    from sightline.infer import PredictionReport, expand_inputs, save_seen
 
     files, problems = expand_inputs(args.inputs)
     predictor = _open_predictor(args, len(files))
@@ -109,7 +108,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _open_predictor(args: argparse.Namespace, images: int):
     """The ``Predictor`` of ``--onnx FILE``, of a ``--run`` model file, or of the run (the
     engine chosen by the run's one rule: ``sightline.run.predictor``)."""
-    from sightline.run.predictor import file_predictor
+    from sightline.run import file_predictor
 
     if args.onnx:
         if args.run:

@@ -18,7 +18,7 @@ def add_recipes(sub: argparse._SubParsersAction) -> None:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    from sightline.plan.recipes import VARIANTS, list_recipes
+    from sightline.plan import VARIANTS, list_recipes
 
     recipes = list_recipes()
     if args.json:

@@ -9,8 +9,7 @@ from pathlib import Path
 from sightline.cli.common import open_model
 from sightline.cli.options import image_size, positive_int
 from sightline.errors import RunError
-from sightline.plan.inputs import ModelChoice
-from sightline.plan.options import add_cli_options, cli_values
+from sightline.plan import ModelChoice, add_cli_options, cli_values
 
 
 def add_summary(sub: argparse._SubParsersAction) -> None:
@@ -50,8 +49,7 @@ def _parse_input_shape(text: str) -> tuple[int, int, int]:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    from sightline.models import create_model
-    from sightline.models.summary import summary
+    from sightline.models import create_model, summary
 
     if Path(args.model).exists():
         model, _ = open_model(args.model, None)

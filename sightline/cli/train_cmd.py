@@ -7,9 +7,15 @@ import os
 
 from sightline.cli.options import add_data_options, data_kwargs, positive_int
 from sightline.cli.train_events import event_printer, printer
-from sightline.plan.config import TrainConfig
-from sightline.plan.inputs import DataOptions, ModelChoice
-from sightline.plan.options import add_cli_options, cli_flags, cli_values, declared
+from sightline.plan import (
+    DataOptions,
+    ModelChoice,
+    TrainConfig,
+    add_cli_options,
+    cli_flags,
+    cli_values,
+    declared,
+)
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:

@@ -27,35 +27,96 @@ _EXPORTS = {
     "Preprocess": "sightline.data.preprocess",
     "DatasetSpec": "sightline.data.registry",
     "get_dataset_spec": "sightline.data.registry",
+    "find_dataset_spec": "sightline.data.registry",
     "list_datasets": "sightline.data.registry",
+    "datasets_in": "sightline.data.builder",
+    "is_dataset": "sightline.data.builder",
+    "resolve_classes": "sightline.data.dataset",
+    "ImageInput": "sightline.data.preprocess",
+    "open_image": "sightline.data.images",
+    "image_size": "sightline.data.images",
+    "decode_side": "sightline.data.images",
+    "MAX_PIXELS": "sightline.data.images",
+    "IMAGE_EXTENSIONS": "sightline.data.images",
+    "new_dataset": "sightline.data.builder",
+    "class_folder": "sightline.data.builder",
+    "rename_class": "sightline.data.builder",
+    "add_images": "sightline.data.builder",
+    "class_images": "sightline.data.builder",
+    "class_image": "sightline.data.builder",
+    "class_folders": "sightline.data.builder",
+    "find_splits": "sightline.data.folders",
+    "scan_class_folders": "sightline.data.folders",
 }
 
 if TYPE_CHECKING:
     from sightline.data.augment import Augment
-    from sightline.data.dataset import Dataset, ImageSet
+    from sightline.data.builder import (
+        add_images,
+        class_folder,
+        class_folders,
+        class_image,
+        class_images,
+        datasets_in,
+        is_dataset,
+        new_dataset,
+        rename_class,
+    )
+    from sightline.data.dataset import Dataset, ImageSet, resolve_classes
     from sightline.data.download import CACHE_ENV, MIRROR_ENV, resolve_cache_dir, resolve_mirror
-    from sightline.data.folders import load_folder
+    from sightline.data.folders import find_splits, load_folder, scan_class_folders
+    from sightline.data.images import (
+        IMAGE_EXTENSIONS,
+        MAX_PIXELS,
+        decode_side,
+        image_size,
+        open_image,
+    )
     from sightline.data.info import dataset_info, folder_info
     from sightline.data.load import load_dataset
-    from sightline.data.preprocess import Preprocess
-    from sightline.data.registry import DatasetSpec, get_dataset_spec, list_datasets
+    from sightline.data.preprocess import ImageInput, Preprocess
+    from sightline.data.registry import (
+        DatasetSpec,
+        find_dataset_spec,
+        get_dataset_spec,
+        list_datasets,
+    )
 
 __all__ = [
-    "CACHE_ENV",
-    "MIRROR_ENV",
+    "add_images",
     "Augment",
+    "CACHE_ENV",
+    "class_folder",
+    "class_folders",
+    "class_image",
+    "class_images",
     "Dataset",
-    "DatasetSpec",
-    "ImageSet",
-    "Preprocess",
     "dataset_info",
+    "datasets_in",
+    "DatasetSpec",
+    "decode_side",
+    "find_dataset_spec",
+    "find_splits",
     "folder_info",
     "get_dataset_spec",
+    "IMAGE_EXTENSIONS",
+    "image_size",
+    "ImageInput",
+    "ImageSet",
+    "is_dataset",
     "list_datasets",
     "load_dataset",
     "load_folder",
+    "MAX_PIXELS",
+    "MIRROR_ENV",
+    "new_dataset",
+    "open_image",
+    "Preprocess",
+    "rename_class",
     "resolve_cache_dir",
+    "resolve_classes",
     "resolve_mirror",
+    "scan_class_folders",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -19,10 +19,36 @@ _EXPORTS = {
     "Prediction": "sightline.infer.results",
     "PredictionReport": "sightline.infer.results",
     "save_seen": "sightline.infer.results",
+    "require_packages": "sightline.infer.onnx",
+    "runs_beside_torch": "sightline.infer.onnx",
+    "PreparedImages": "sightline.infer.prepared",
+    "prepare_groups": "sightline.infer.prepared",
+    "Unknown": "sightline.infer.predict",
+    "scored_logits": "sightline.infer.predict",
+    "NO_OBJECT_NOTE": "sightline.infer.prepared",
 }
 if TYPE_CHECKING:
-    from sightline.infer.predict import Predictor
-    from sightline.infer.prepared import expand_inputs
+    from sightline.infer.onnx import require_packages, runs_beside_torch
+    from sightline.infer.predict import Predictor, Unknown, scored_logits
+    from sightline.infer.prepared import (
+        NO_OBJECT_NOTE,
+        PreparedImages,
+        expand_inputs,
+        prepare_groups,
+    )
     from sightline.infer.results import Prediction, PredictionReport, save_seen
-__all__ = ["Prediction", "PredictionReport", "Predictor", "expand_inputs", "save_seen"]
+__all__ = [
+    "expand_inputs",
+    "NO_OBJECT_NOTE",
+    "Prediction",
+    "PredictionReport",
+    "Predictor",
+    "prepare_groups",
+    "PreparedImages",
+    "require_packages",
+    "runs_beside_torch",
+    "save_seen",
+    "scored_logits",
+    "Unknown",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

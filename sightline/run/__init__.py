@@ -15,6 +15,10 @@ or writes it.
 Importing this package does not import PyTorch.
 """
 
+from typing import TYPE_CHECKING
+
+from sightline._lazy import lazy_exports
+from sightline.run.evaluations import LOGITS, TEST_KEY, load_logits, read_evaluation, source_key
 from sightline.run.folders import (
     MAX_RUN_NAME,
     RUN_ID,
@@ -34,6 +38,7 @@ from sightline.run.folders import (
     write_run_config,
     write_status,
 )
+from sightline.run.layout import CHECKPOINTS, PLOTS, REPORT, RunLayout
 from sightline.run.listing import (
     delete_run,
     find_run,
@@ -46,11 +51,20 @@ from sightline.run.run import ENDED, Run
 from sightline.run.writer import KEYS_OF_STATUS, METRIC_COLUMNS, RunStatus, RunWriter
 
 __all__ = [
+    "CHECKPOINTS",
     "ENDED",
+    "PLOTS",
+    "REPORT",
+    "LOGITS",
+    "TEST_KEY",
+    "load_logits",
+    "read_evaluation",
+    "source_key",
     "KEYS_OF_STATUS",
     "METRIC_COLUMNS",
     "RunStatus",
     "RunWriter",
+    "RunLayout",
     "MAX_RUN_NAME",
     "RUNS_DIR_ENV",
     "RUN_ID",
@@ -75,4 +89,24 @@ __all__ = [
     "training_process_gone",
     "write_run_config",
     "write_status",
+    "export_onnx",
+    "export_path",
+    "file_predictor",
+    "load_model",
+    "open_predictor",
 ]
+
+# Names whose modules import PyTorch: imported on first use.
+_EXPORTS = {
+    "export_onnx": "sightline.run.export",
+    "load_model": "sightline.run.checkpoint",
+    "file_predictor": "sightline.run.predictor",
+    "open_predictor": "sightline.run.predictor",
+    "export_path": "sightline.run.exported",
+}
+if TYPE_CHECKING:
+    from sightline.run.checkpoint import load_model
+    from sightline.run.export import export_onnx
+    from sightline.run.exported import export_path
+    from sightline.run.predictor import file_predictor, open_predictor
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -41,9 +41,10 @@ from sightline.fileio import atomic_open, atomic_write_json, file_sha256
 from sightline.infer.batched import batched_logits
 from sightline.infer.onnx import FORMAT, META_KEY, require_packages
 from sightline.infer.runtime import make_session, quiet_exporter
-from sightline.run import Run, load_run
 from sightline.run.export_graph import ExportedClassifier
 from sightline.run.exported import export_path
+from sightline.run.listing import load_run
+from sightline.run.run import Run
 
 # The ood scores: float32 in the graph against float64 in PyTorch, for features of up to
 # 1,280 values (EfficientNet-Lite0); a 1 % error moves no answer that was not on the threshold.

@@ -94,7 +94,7 @@ def create_app(
 
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
-    from sightline.data.images import MAX_PIXELS
+    from sightline.data import MAX_PIXELS
 
     if not 1 <= max_pixels <= MAX_PIXELS:
         raise ConfigError(
@@ -104,7 +104,7 @@ def create_app(
     if engine not in ENGINE_CHOICES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
     if engine == "onnx":
-        from sightline.infer.onnx import require_packages
+        from sightline.infer import require_packages
 
         require_packages(
             ["onnxruntime"], "serving with --engine onnx"

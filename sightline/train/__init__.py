@@ -17,12 +17,15 @@ _EXPORTS = {
     "JsonLines": "sightline.train.progress",
     "ProgressBar": "sightline.train.progress",
     "Callback": "sightline.train.callbacks.base",
+    "threads_per_process": "sightline.train.distributed",
+    "torchrun_command": "sightline.train.distributed",
 }
 
 if TYPE_CHECKING:
     from sightline.plan.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.api import fit, resume
     from sightline.train.callbacks.base import Callback
+    from sightline.train.distributed import threads_per_process, torchrun_command
     from sightline.train.progress import JsonLines, ProgressBar
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "fit",
     "resolve_config",
     "resume",
+    "threads_per_process",
+    "torchrun_command",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

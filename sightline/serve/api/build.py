@@ -63,7 +63,7 @@ class NewDataset(NameRequest):
 
 def counts(root: Path) -> dict[str, int]:
     """Images per class of a dataset's training folder (class folders with none included)."""
-    from sightline.data.folders import find_splits, scan_class_folders
+    from sightline.data import find_splits, scan_class_folders
 
     return {c: len(files) for c, files in scan_class_folders(find_splits(root)["train"]).items()}
 
@@ -71,7 +71,7 @@ def counts(root: Path) -> dict[str, int]:
 def undo_info(root: Path) -> dict[str, Any] | None:
     """What Undo would put back (``health.fix.last_journal``), said for a person: {"fix": its
     id, "what": "put back cat/a.png"}; None: nothing to undo."""
-    from sightline.health.fix import REMOVED, last_journal
+    from sightline.health import REMOVED, last_journal
 
     journal = last_journal(root)
     if journal is None:
@@ -108,7 +108,7 @@ def _lookup(what: Any) -> Any:
 
 @router.post("", status_code=201, summary="Make a new, empty dataset folder", responses=errors(409))
 def create_dataset(body: NewDataset, request: Request) -> dict[str, Any]:
-    from sightline.data.builder import new_dataset
+    from sightline.data import new_dataset
 
     collections = _settings(request).collections()
     if body.collection is not None:
@@ -138,7 +138,7 @@ def classes(name: DatasetName, request: Request) -> dict[str, Any]:
     responses=errors(404),
 )
 def add_class(name: DatasetName, body: NameRequest, request: Request) -> dict[str, Any]:
-    from sightline.data.builder import class_folder
+    from sightline.data import class_folder
 
     root = data_folder(request, name)
     try:
@@ -158,7 +158,7 @@ def add_class(name: DatasetName, body: NameRequest, request: Request) -> dict[st
 def rename(
     name: DatasetName, cls: ClassName, body: NameRequest, request: Request
 ) -> dict[str, Any]:
-    from sightline.data.builder import rename_class
+    from sightline.data import rename_class
 
     root = data_folder(request, name)
     try:
@@ -190,8 +190,8 @@ async def add_images(
 ) -> Any:
     """Each image that decodes is kept in the class's folder (under a free name: nothing is
     replaced); the others are listed with the reason. 413 for an archive over the limits."""
-    from sightline.data.builder import add_images as keep_images
-    from sightline.data.builder import class_folder
+    from sightline.data import add_images as keep_images
+    from sightline.data import class_folder
     from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
     root = data_folder(request, name)
@@ -234,7 +234,7 @@ def list_images(
 ) -> dict[str, Any]:
     """Images directly in the class folder (the train split's): regular files only, each with
     a version its picture's URL carries (``?v=``), so the browser caches it until it changes."""
-    from sightline.data.builder import class_images
+    from sightline.data import class_images
 
     root = data_folder(request, name)
     found = _lookup(lambda: class_images(root, cls))
@@ -256,8 +256,7 @@ async def image_picture(
     request: Request,
     v: str | None = Query(None, max_length=40, description="the version its listing gave"),
 ) -> Response:
-    from sightline.data.builder import class_image
-    from sightline.data.images import open_image
+    from sightline.data import class_image, open_image
     from sightline.fileio import open_inside
     from sightline.serve.services.images import displayable, enlarge, fit_within, scale_for
 
@@ -305,8 +304,8 @@ def remove_image(
     import os
     import stat
 
-    from sightline.data.builder import class_image
-    from sightline.health.fix import set_aside
+    from sightline.data import class_image
+    from sightline.health import set_aside
 
     root = data_folder(request, name)
     path = _lookup(lambda: class_image(root, cls, file))
@@ -328,8 +327,8 @@ def remove_image(
     responses=errors(404),
 )
 def remove_class(name: DatasetName, cls: ClassName, request: Request) -> dict[str, Any]:
-    from sightline.data.builder import class_folders
-    from sightline.health.fix import set_aside
+    from sightline.data import class_folders
+    from sightline.health import set_aside
 
     root = data_folder(request, name)
     folders = _lookup(lambda: class_folders(root, cls))
@@ -350,7 +349,7 @@ class PutBackRequest(JSONBody):
     responses=errors(404, 409),
 )
 def put_back(name: DatasetName, body: PutBackRequest, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import undo_fix
+    from sightline.health import undo_fix
 
     root = data_folder(request, name)
     try:

@@ -170,8 +170,7 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
     """The first ``n`` readable files of the class in the folder's train split (sorted, so the
     same every time), each shrunk into a square; only those files are decoded. A file that is a
     symbolic link, or in a linked folder, is skipped: never opened (``fileio.open_inside``)."""
-    from sightline.data.folders import find_splits, scan_class_folders
-    from sightline.data.images import open_image
+    from sightline.data import find_splits, open_image, scan_class_folders
     from sightline.fileio import open_inside
 
     try:
@@ -202,7 +201,7 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
 )
 def models() -> dict[str, Any]:
     from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
-    from sightline.plan.config import resolve_config
+    from sightline.plan import resolve_config
 
     out = []
     for entry in list_models():
@@ -237,6 +236,6 @@ def recipes() -> dict[str, Any]:
     """The named recipes (``sightline recipes``): a job's ``recipe`` field takes one's name. Each
     as it trains on this server's machine (a CPU with AMX has variants: ``variant`` says so), so
     the model and options the page shows are the ones a job with no other model gets."""
-    from sightline.plan.recipes import for_machine, list_recipes
+    from sightline.plan import for_machine, list_recipes
 
     return {"recipes": [for_machine(r).to_dict() for r in list_recipes()]}

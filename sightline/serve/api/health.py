@@ -65,8 +65,7 @@ def _checked(request: Request, name: str) -> tuple[Path, _Checked]:
 
 
 def _view(root: Path, report: Any) -> dict[str, Any]:
-    from sightline.health.decisions import decision_key
-    from sightline.health.fix import QUARANTINE, last_fix, recommended
+    from sightline.health import QUARANTINE, decision_key, last_fix, recommended
 
     undo = last_fix(root)
     data = report.to_dict()
@@ -143,7 +142,7 @@ def _known(report: Any, path: str) -> None:
     responses=errors(404, 409),
 )
 async def review(name: DatasetName, body: ReviewRequest, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import apply_fix, keep, review_move
+    from sightline.health import apply_fix, keep, review_move
 
     root, checked = _checked(request, name)
     _known(checked.report, body.path)
@@ -173,7 +172,7 @@ async def review(name: DatasetName, body: ReviewRequest, request: Request) -> di
     responses=errors(404, 409),
 )
 async def apply(name: DatasetName, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import QUARANTINE, apply_fix, plan_fix
+    from sightline.health import QUARANTINE, apply_fix, plan_fix
 
     root, checked = _checked(request, name)
     async with checked.lock:
@@ -200,7 +199,7 @@ class RevokeRequest(JSONBody):
     responses=errors(404, 409),
 )
 async def revoke_keep(name: DatasetName, body: RevokeRequest, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import revoke
+    from sightline.health import revoke
 
     root, checked = _checked(request, name)
     if not any(body.path in p.paths for p in checked.report.kept):
@@ -216,7 +215,7 @@ async def revoke_keep(name: DatasetName, body: RevokeRequest, request: Request) 
     responses=errors(404, 409),
 )
 async def undo(name: DatasetName, request: Request) -> dict[str, Any]:
-    from sightline.health.fix import undo_fix
+    from sightline.health import undo_fix
 
     root, checked = _checked(request, name)
     async with checked.lock:
@@ -231,7 +230,7 @@ async def undo(name: DatasetName, request: Request) -> dict[str, Any]:
 
 async def _recheck(request: Request, root: Path, checked: _Checked) -> None:
     """The report again after a change (``health.check.recheck``): the quick part read anew."""
-    from sightline.health.check import recheck
+    from sightline.health import recheck
 
     with contextlib.suppress(SightlineError):  # a folder emptied by hand: the last report stays
         checked.report = await _settings(request).cpu_work(recheck, checked.report, root)
@@ -249,7 +248,7 @@ async def image(
     path: str = Query(description="the file as the report names it"),
     large: bool = Query(False, description="320 px instead of 96"),
 ) -> Response:
-    from sightline.data.images import open_image
+    from sightline.data import open_image
     from sightline.fileio import open_inside
 
     root, checked = _checked(request, name)

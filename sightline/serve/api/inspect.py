@@ -59,8 +59,8 @@ def inspect(
     """Status: 415 for an upload that is not a readable image (with the reason); 400 without
     exactly one of ``file`` and ``test_index``; 404/409 when the test image does not exist or
     the run's data cannot be loaded again."""
-    from sightline.data.images import decode_side, image_size, open_image
-    from sightline.infer.predict import NO_OBJECT_NOTE
+    from sightline.data import decode_side, image_size, open_image
+    from sightline.infer import NO_OBJECT_NOTE
     from sightline.inspect import inspect_image, key_layers
     from sightline.serve.services.data_cache import run_test_split
 

@@ -159,8 +159,7 @@ def _check_resumable(request: Request, job_id: str, run: str) -> None:
     has ended, is training, or never saved a training state."""
     from sightline.fileio import inside
     from sightline.run import ENDED as RUN_ENDED
-    from sightline.run import Run, run_id_path
-    from sightline.run.layout import RunLayout
+    from sightline.run import Run, RunLayout, run_id_path
 
     try:
         path = run_id_path(run, request.app.state.sightline.runs_dir)

@@ -129,7 +129,7 @@ async def predict(
 def _uploaded_images(raw: list[tuple[str, bytes]], settings: Settings) -> list[Any]:
     """The uploads as images (a zip archive: its members), each checked against the server's
     pixel limit from its header, before anything decodes."""
-    from sightline.data.images import image_size
+    from sightline.data import image_size
     from sightline.errors import ImageError
     from sightline.serve.services.uploads import expand_uploads
 

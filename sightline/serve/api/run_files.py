@@ -21,8 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from sightline.errors import PathRefusedError
 from sightline.fileio import entries_inside, is_file_inside, open_inside
-from sightline.run import Run, link_entries, run_id_path
-from sightline.run.layout import CHECKPOINTS, PLOTS, REPORT, RunLayout
+from sightline.run import CHECKPOINTS, PLOTS, REPORT, Run, RunLayout, link_entries, run_id_path
 from sightline.serve.core.errors import errors, file_answer
 from sightline.serve.core.params import PLOT_NAME, PlotName, RunId
 from sightline.serve.core.settings import settings_of as _settings
@@ -46,7 +45,7 @@ def open_run(request: Request, run_id: str) -> Run:
 def plot_names(run: Run) -> list[str]:
     """Names of the run's plots (PNG files in plots/, without .png), in the order of the
     figure registry the report draws from (others after it, alphabetically)."""
-    from sightline.report.figures import order
+    from sightline.report import order
 
     try:
         entries = entries_inside(run.path, PLOTS)
@@ -112,7 +111,7 @@ def run_extras(run: Run, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     """What ``GET /api/runs/{id}`` adds for the run page: plots, report, model files, and the
     saved test ``evaluation``'s count, per-class metrics and confusion matrix (null without
     one). A damaged run lists no files: none of them can be served (``open_run`` refuses it)."""
-    from sightline.report.figures import caption
+    from sightline.report import caption
 
     whole = not run.problem
     ev = evaluation or {}
@@ -217,7 +216,7 @@ def onnx_model(
     responses=errors(404),
 )
 def model_summary(run_id: RunId, request: Request) -> dict[str, Any]:
-    from sightline.models.summary import summary
+    from sightline.models import summary
 
     _, net = _settings(request).models.private_copy(run_id)  # summary() hooks into the model
     s = summary(net)

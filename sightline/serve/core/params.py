@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import Form, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from sightline.data.images import IMAGE_EXTENSIONS
+from sightline.data import IMAGE_EXTENSIONS
 from sightline.run import MAX_RUN_NAME, RUN_ID
 from sightline.serve.jobs.job import JOB_ID, STATES
 

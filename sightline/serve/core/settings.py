@@ -34,7 +34,7 @@ class Settings:
     def datasets(self) -> list[Path]:
         """The image folders offered, now: each --data-dir that is a dataset, and each dataset
         inside one that is a folder of datasets (where the web UI makes new ones)."""
-        from sightline.data.builder import datasets_in
+        from sightline.data import datasets_in
 
         return [p for d in self.data_dirs for p in datasets_in(d)]
 
@@ -49,7 +49,7 @@ class Settings:
 
     def collections(self) -> list[Path]:
         """The --data-dir folders new datasets can be made in (those that are not datasets)."""
-        from sightline.data.builder import is_dataset
+        from sightline.data import is_dataset
 
         return [d for d in self.data_dirs if not is_dataset(d)]
 

@@ -75,8 +75,7 @@ def mark_run_interrupted(runs_dir: Path, run: str | None, reason: str) -> None:
     if run is None:
         return
     from sightline.fileio import read_json_inside
-    from sightline.run import RunWriter, run_id_path
-    from sightline.run.layout import RunLayout
+    from sightline.run import RunLayout, RunWriter, run_id_path
 
     with contextlib.suppress(SightlineError, OSError, ValueError):  # a link too: refused
         path = run_id_path(run, runs_dir)

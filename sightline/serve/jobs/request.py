@@ -26,11 +26,19 @@ from typing import Annotated, Any, ClassVar, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
 from sightline.errors import ConfigError, DataError
-from sightline.plan.config import TrainConfig
-from sightline.plan.inputs import DataOptions, ModelChoice
-from sightline.plan.options import declared, declared_option, json_schema, object_schema
-from sightline.plan.recipes import get_recipe
-from sightline.plan.resolve import DEFAULT_DATASET, TrainRequest, check
+from sightline.plan import (
+    DEFAULT_DATASET,
+    DataOptions,
+    ModelChoice,
+    TrainConfig,
+    TrainRequest,
+    check,
+    declared,
+    declared_option,
+    get_recipe,
+    json_schema,
+    object_schema,
+)
 from sightline.serve.jobs.job import JobError
 
 
@@ -160,7 +168,7 @@ def _data_source(
     req: JobRequestBase, data_dirs: Sequence[Path], default: str
 ) -> tuple[str, list[str]]:
     """(what ``load_dataset`` gets, the class names): a built-in's name or a server folder."""
-    from sightline.data.registry import get_dataset_spec
+    from sightline.data import get_dataset_spec
 
     names = [Path(d).name for d in data_dirs]
     if req.dataset is not None and req.folder is not None:
@@ -194,7 +202,7 @@ def _data_options(req: JobRequestBase, classes: list[str]) -> dict[str, Any]:
     cls = type(req).data_class
     data = cls(**{o.name: getattr(req, o.name) for o in declared(cls) if o.spec.api})
     if data.classes:
-        from sightline.data.dataset import resolve_classes
+        from sightline.data import resolve_classes
 
         resolve_classes(classes, data.classes)  # DataError naming the valid classes
     return data.loader_options()
@@ -218,7 +226,7 @@ def _train_options(req: JobRequestBase) -> dict[str, Any]:
 def train_request(req: JobRequestBase, data_dirs: Sequence[Path]) -> TrainRequest:
     """The plan's request for ``req``: the face's one translation, shared by queuing a job and
     previewing its plan; a ``SightlineError`` with the CLI's message for what cannot be right."""
-    from sightline.run.folders import MAX_RUN_NAME, RUN_NAME
+    from sightline.run import MAX_RUN_NAME, RUN_NAME
 
     default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
     dataset, classes = _data_source(req, data_dirs, default)
@@ -262,7 +270,7 @@ def resolve_job(
 def preview_job(req: JobRequestBase, data_dirs: Sequence[Path]) -> dict[str, Any]:
     """What the job ``req`` would train with (``plan.preview``: the plan code a queued job
     and ``sightline train`` run), without queuing it; errors as ``resolve_job`` raises them."""
-    from sightline.plan.preview import preview
+    from sightline.plan import preview
 
     pv = preview(train_request(req, data_dirs))
     cfg, data = pv.plan.config, pv.data

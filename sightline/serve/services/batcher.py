@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from sightline.data.preprocess import ImageInput, Preprocess
-from sightline.infer.predict import (
+from sightline.data import ImageInput, Preprocess
+from sightline.infer import (
     PredictionReport,
     Predictor,
     PreparedImages,

@@ -18,8 +18,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from sightline.errors import SightlineError
-from sightline.run import Run
-from sightline.run.layout import RunLayout
+from sightline.run import LOGITS, TEST_KEY, Run, RunLayout, load_logits
 
 SAMPLES_KEPT = 32  # train images kept per class of a built-in dataset, for sample rows
 
@@ -90,18 +89,16 @@ def run_test_split(cache: BoundedCache, run: Run):
     409 when that cannot be done: data made in memory, a built-in dataset not downloaded, a
     folder that is gone, no test split, or test images that no longer match the run's saved
     evaluation (then the indices of its results would point at other images)."""
-    from sightline.run import evaluations as store
 
     stamp = (
         _stat(RunLayout(run.path).config),
-        _stat(RunLayout(run.path).evaluation(store.TEST_KEY, store.LOGITS)),
+        _stat(RunLayout(run.path).evaluation(TEST_KEY, LOGITS)),
     )
     return cache.get(run.name, stamp, lambda: _load_test_split(run))
 
 
 def _load_test_split(run: Run):
-    from sightline.data.registry import find_dataset_spec
-    from sightline.run import evaluations as store
+    from sightline.data import find_dataset_spec
 
     opts = run.config.get("data", {})
     source = str(opts.get("name_or_path"))
@@ -122,7 +119,7 @@ def _load_test_split(run: Run):
         ) from None
     if data.test is None:
         raise HTTPException(409, f"run {run.name}'s data ({source}) has no test split")
-    saved = store.load_logits(run.path, store.TEST_KEY)
+    saved = load_logits(run.path, TEST_KEY)
     if saved is not None and (
         len(saved[1]) != len(data.test) or not bool((saved[1] == data.test.labels).all())
     ):

@@ -30,10 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from sightline.errors import NotExportedError
-from sightline.infer.predict import Predictor
-from sightline.run import Run, latest_run, run_id_path
-from sightline.run.exported import export_path
-from sightline.run.layout import RunLayout
+from sightline.infer import Predictor
+from sightline.run import Run, RunLayout, export_path, latest_run, run_id_path
 from sightline.serve.services.batcher import BatchedModel
 
 log = logging.getLogger("sightline.serve")
@@ -95,7 +93,7 @@ class ModelCache:
     @property
     def exports_may_run(self) -> bool:
         """Whether a run's ONNX export may answer (engine auto or onnx, ONNX Runtime here)."""
-        from sightline.infer.onnx import runs_beside_torch
+        from sightline.infer import runs_beside_torch
 
         return self.engine == "onnx" or (self.engine == "auto" and runs_beside_torch(self.device))
 

@@ -208,7 +208,7 @@ def runs_redirect() -> RedirectResponse:
     "/runs/{run_id:path}", response_class=HTMLResponse
 )  # :path: "..%2Fx" gets the 404 page too
 def run_page(run_id: str, request: Request) -> HTMLResponse:
-    from sightline.run.folders import run_id_path
+    from sightline.run import run_id_path
 
     try:
         path = run_id_path(run_id, request.app.state.sightline.runs_dir)

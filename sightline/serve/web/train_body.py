@@ -15,9 +15,7 @@ import html
 import json
 from typing import Any
 
-from sightline.plan.config import TrainConfig
-from sightline.plan.inputs import DataOptions
-from sightline.plan.options import declared_option
+from sightline.plan import DataOptions, TrainConfig, declared_option
 
 # ``sightline train`` option (its flag without the dashes; a checkbox by the name its --no- flag
 # negates: --no-eval unchecks "eval") → the Train form's label for it.
