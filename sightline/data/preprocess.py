@@ -103,9 +103,10 @@ class Preprocess:
                 f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}"
             )
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        if not 0 <= int(self.shift_tta) < min(self.size) // 2:
+        # A shift must leave part of the image; none at all (0) is always fine, also at 1 px.
+        if not 0 <= int(self.shift_tta) < max(1, min(self.size) // 2):
             raise ValueError(
-                f"shift_tta must be from 0 to {min(self.size) // 2 - 1} pixels, not {self.shift_tta}"
+                f"shift_tta must be from 0 to {max(0, min(self.size) // 2 - 1)} pixels, not {self.shift_tta}"
             )
         object.__setattr__(self, "shift_tta", int(self.shift_tta))
         mean = tuple(float(m) for m in self.mean)

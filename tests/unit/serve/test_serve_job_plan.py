@@ -133,3 +133,11 @@ def test_a_built_in_dataset_not_loaded_here_has_no_steps_yet(client, tmp_path, m
     assert not (tmp_path / "empty-cache").exists() or not any(
         (tmp_path / "empty-cache").rglob("*.gz")
     )
+
+
+def test_the_smallest_size_plans_and_never_answers_500(client):
+    """A 1-pixel input (the loaders' lower bound) planned with the pretrained backbone made a
+    Preprocess refuse even shift 0 ("from 0 to -1 pixels"): a 500 found by schemathesis."""
+    for body in ({"folder": FOLDER, "size": 1}, {"folder": FOLDER, "size": 1, "pretrained": True}):
+        r = client.post("/api/jobs/plan", json=body, headers=CSRF)
+        assert r.status_code in (200, 400), (body, r.status_code, r.text)
