@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,13 @@ class Augment:
     translate: int = 0
     flip: bool = False
     reframe: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: Any, dataset_flip: bool) -> Augment:
+        """The augmentation a training config asks for (``TrainConfig``: its fields of the same
+        names; ``flip`` None is the dataset's default). A new augmentation is a field here and
+        its option in plan/config.py: the trainer builds it through this."""
+        return cls(cfg.translate, cfg.flips(dataset_flip), cfg.reframe or 0.0)
 
     @property
     def active(self) -> bool:

@@ -122,7 +122,7 @@ class Trainer:
         self.precision.cache_weights = self.graphs is None
         # The plan is final: the trainer trains it as it is (plan/resolve.py settles both).
         cfg = self.cfg = settle(cfg, data)
-        self.augment = Augment(cfg.translate, cfg.flips(data.flip), cfg.reframe)
+        self.augment = Augment.from_config(cfg, data.flip)
         self.flip_base = (
             to_device(alternating_flips(len(data.train), cfg.seed), self.device)
             if self.augment.flip and cfg.alternate_flip

@@ -388,3 +388,12 @@ def test_decoded_copies_are_used_and_checked(tiny_builtin, tmp_path, monkeypatch
         load_dataset(
             "tiny", mirror=tiny_builtin, cache_dir=tmp_path / "c", val_split=0, progress=False
         )
+
+
+def test_the_augmentation_is_built_from_the_training_config():
+    """One place turns a config into its augmentation (a new one: a field and its option)."""
+    from sightline.plan.config import resolve_config
+
+    cfg = resolve_config(translate=2, reframe=0.5)
+    assert Augment.from_config(cfg, dataset_flip=True) == Augment(2, True, 0.5)
+    assert Augment.from_config(resolve_config(flip=False), dataset_flip=True) == Augment()
