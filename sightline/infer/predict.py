@@ -93,14 +93,6 @@ def unknown_threshold(detector: Any, unknown: Unknown = "auto") -> float | None:
     return float(rule)
 
 
-def unknown_rule(model: Classifier, unknown: Unknown = "auto") -> tuple[Any, float | None]:
-    """(the model's detector, ``unknown_threshold`` of ``unknown`` for it)."""
-    from sightline.infer.ood import detector_of
-
-    detector = detector_of(model)
-    return detector, unknown_threshold(detector, unknown)
-
-
 def scored_logits(
     model: Classifier,
     images: torch.Tensor,
@@ -173,17 +165,17 @@ class Predictor:
         """Logits (N, K) of prepared uint8 images (N, C, H, W), on the CPU."""
         return model_logits(self.model, images, self.preprocess, self.device, self.batch_size)
 
-    def scored(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(probabilities, "none of these" scores or None) of prepared uint8 images."""
-        logits, scores = scored_logits(
+    def scored_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, "none of these" scores or None without a detector) of prepared images."""
+        return scored_logits(
             self.model, images, self.preprocess, self.device, self.batch_size, self._detector
         )
-        return self.model_probabilities(logits), scores
 
-    @staticmethod
-    def model_probabilities(logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities of logits (a calibrated model's logits are already calibrated)."""
-        return logits.softmax(1)
+    def scored(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(probabilities, "none of these" scores or None) of prepared uint8 images (a
+        calibrated model's logits are calibrated already)."""
+        logits, scores = self.scored_logits(images)
+        return logits.softmax(1), scores
 
     def rows(
         self,
@@ -220,7 +212,7 @@ class Predictor:
             ):
                 images = [images]
             images = pre.prepare(images)
-        return self.model_probabilities(self.logits(images))
+        return self.logits(images).softmax(1)
 
     def predict_images(
         self,

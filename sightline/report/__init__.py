@@ -87,17 +87,18 @@ def save_run_figures(
 ) -> dict[str, Path]:
     from sightline.plots import figure_bytes, figure_format, save_figure
 
+    names = {name: f"{name}.{fmt}" for name in figs.figures}
     if folder is None:  # the run's plots/: through its writer, never through a link
         writer = RunWriter(run.path)
-        figure_format(f"x.{fmt}")
+        for file in names.values():
+            figure_format(file)  # a format other than png/svg fails before anything is written
         paths = {
-            name: writer.write_plot(f"{name}.{fmt}", figure_bytes(fig, fmt))
+            name: writer.write_plot(names[name], figure_bytes(fig, fmt))
             for name, fig in figs.figures.items()
         }
     else:
         paths = {
-            name: save_figure(fig, Path(folder) / f"{name}.{fmt}")
-            for name, fig in figs.figures.items()
+            name: save_figure(fig, Path(folder) / names[name]) for name, fig in figs.figures.items()
         }
     if fmt == "png":
         figs.files.update(paths)

@@ -89,6 +89,7 @@ __all__ = [
     "training_process_gone",
     "write_run_config",
     "write_status",
+    "ENGINES",
     "export_onnx",
     "export_path",
     "file_predictor",
@@ -100,6 +101,7 @@ __all__ = [
 _EXPORTS = {
     "export_onnx": "sightline.run.export",
     "load_model": "sightline.run.checkpoint",
+    "ENGINES": "sightline.run.predictor",
     "file_predictor": "sightline.run.predictor",
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
@@ -108,5 +110,5 @@ if TYPE_CHECKING:
     from sightline.run.checkpoint import load_model
     from sightline.run.export import export_onnx
     from sightline.run.exported import export_path
-    from sightline.run.predictor import file_predictor, open_predictor
+    from sightline.run.predictor import ENGINES, file_predictor, open_predictor
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

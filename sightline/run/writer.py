@@ -59,7 +59,7 @@ class RunStatus:
         return out
 
 
-KEYS_OF_STATUS = KEYS = tuple(f.name for f in dataclasses.fields(RunStatus))
+KEYS_OF_STATUS = tuple(f.name for f in dataclasses.fields(RunStatus))
 
 
 class RunWriter:
@@ -73,9 +73,11 @@ class RunWriter:
     def write_status(self, status: RunStatus | dict[str, Any]) -> None:
         """``status.json``, in ``RunStatus``'s shape (a dict is checked against its keys)."""
         record = status.to_dict() if isinstance(status, RunStatus) else dict(status)
-        unknown = set(record) - set(KEYS)
+        unknown = set(record) - set(KEYS_OF_STATUS)
         if unknown:
-            raise ValueError(f"status.json has no key(s) {sorted(unknown)}; it has {KEYS}")
+            raise ValueError(
+                f"status.json has no key(s) {sorted(unknown)}; it has {KEYS_OF_STATUS}"
+            )
         full = RunStatus(**record).to_dict()  # every key, in one order
         atomic_write_json(self.files.status, full, root=self.path)
 
@@ -87,7 +89,11 @@ class RunWriter:
             current = read_json_inside(self.path, self.files.status)
         except (OSError, ValueError):
             current = {"status": "created"}
-        known = {k: v for k, v in current.items() if k in KEYS} if isinstance(current, dict) else {}
+        known = (
+            {k: v for k, v in current.items() if k in KEYS_OF_STATUS}
+            if isinstance(current, dict)
+            else {}
+        )
         self.write_status({**known, **changes})
 
     def write_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -126,8 +132,7 @@ class RunWriter:
 
     def write_inspection(self, image: str, name: str, figure: bytes) -> Path:
         """``inspect/<image>/<name>``: a figure of ``sightline inspect``; returns its path."""
-        path = self.files.inspection(image, name)
-        inside(self.path, path.parent.parent.parent)  # no name that leaves the run folder
+        path = inside(self.path, self.files.inspection(image, name))  # no "..", no link
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, figure, self.path)
         return path

@@ -45,7 +45,6 @@ from sightline.infer import (
     PreparedImages,
     Unknown,
     prepare_groups,
-    scored_logits,
 )
 from sightline.serve.services.cpu_work import CpuWork
 
@@ -286,21 +285,11 @@ class BatchedModel:
         self.classes = predictor.classes
         self.detector = predictor.detector
 
-        def logits(images: torch.Tensor) -> Any:
-            if self.detector is None:
-                return predictor.logits(images)
-            return scored_logits(
-                predictor.model,
-                images,
-                predictor.preprocess,
-                predictor.device,
-                max_batch,
-                self.detector,
-            )
-
+        # One forward pass for many requests: logits and, with a detector, the scores (the
+        # batcher turns the logits into each request's probabilities).
         self.batcher = Batcher(
             self.name,
-            logits,
+            predictor.scored_logits,
             predictor.preprocess.input_shape,
             max_batch,
             prepare=functools.partial(prepare_groups, predictor.preprocess),

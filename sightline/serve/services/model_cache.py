@@ -31,15 +31,12 @@ from typing import Any
 
 from sightline.errors import NotExportedError
 from sightline.infer import Predictor
-from sightline.run import Run, RunLayout, export_path, latest_run, run_id_path
+from sightline.run import ENGINES, Run, RunLayout, export_path, latest_run, run_id_path
 from sightline.serve.services.batcher import BatchedModel
 
 log = logging.getLogger("sightline.serve")
-ENGINES = ("torch", "onnx")  # what a run's predictions run on
-ENGINE_CHOICES = (
-    "auto",
-    *ENGINES,
-)  # auto: the run's current ONNX export where it can, else PyTorch
+# auto: the run's current ONNX export where it is faster here, else PyTorch (Run.predictor's)
+ENGINE_CHOICES = ENGINES
 
 
 @dataclass
