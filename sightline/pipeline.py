@@ -125,8 +125,14 @@ def _run(
             run, data=data, progress=progress, on_event=on_event, should_stop=should_stop
         )
     else:
-        health = _check_folder(request.dataset, on_event) if check and ctx.is_main else None
-        plan, data, net = api.prepare(request, progress=progress, on_event=on_event)
+        # The check reads the images as training decodes them: each file is decoded once.
+        reader = _folder_reader(request.dataset) if check and ctx.is_main else None
+        checked: list[Any] = []  # the check's report, said as soon as the data is loaded
+        plan, data, net = api.prepare(
+            request, progress=progress, on_event=on_event, observe=reader and reader.observe,
+            on_data=reader and (lambda _: checked.append(_check_folder(reader, on_event))),
+        )  # fmt: skip
+        health = checked[0] if checked else None
         model_config, device = net.sightline_config, plan.config.device
         run = api.train_plan(plan, net, data, name=name, runs_dir=runs_dir, progress=progress,
                              on_event=on_event, should_stop=should_stop)  # fmt: skip
@@ -171,13 +177,20 @@ def _run(
     return result
 
 
-def _check_folder(dataset: Any, on_event: EventFn | None):
-    """The data check of an image folder before training on it (None: not a folder)."""
+def _folder_reader(dataset: Any):
+    """What reads an image folder for its check as it is loaded (None: not a folder)."""
     if not isinstance(dataset, (str, os.PathLike)) or not Path(dataset).is_dir():
         return None
+    from sightline.health import FolderReader
+
+    return FolderReader(dataset)
+
+
+def _check_folder(reader, on_event: EventFn | None):
+    """The data check of an image folder before training on it, on the images loaded."""
     from sightline.health import check
 
-    health = check(dataset, labels=False)
+    health = check(reader.root, labels=False, read=reader.inventory())
     for line in health.brief():
         _emit(on_event, "message", text=line, topic="check")
     return health

@@ -15,12 +15,13 @@ one bad file never aborts the load.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from sightline.data.dataset import Dataset, ImageSet, channel_stats, looks_dark_background
 from sightline.data.folder_choices import (
@@ -45,6 +46,10 @@ from sightline.errors import DataError, ImageError
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 DEFAULT_RESIZE = "pad"  # how a folder's images of another size are fitted, unless told
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+# (path, split, label, the decoded image or why it could not be decoded)
+Observer = Callable[[Path, str, int, "Image.Image | str"], None]
 
 
 @dataclass
@@ -110,18 +115,38 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
 
 
 # ----------------------------------------------------------------------- decoding
-def _decode(
+def _read(
+    job: tuple[str, Path, int], channels: int | None, size: tuple[int, int], resize: str,
+    preprocess: Preprocess | None, observe: Observer | None,
+) -> _Decoded | tuple[str, str]:  # fmt: skip
+    """Decode one job's file (split, path, label), show it to ``observe``, and prepare it: a
+    _Decoded, or (path, reason) when it cannot be used."""
+    split, path, label = job
+    try:
+        img: Image.Image | str = open_image(path, max_side=decode_side(size))  # as predict does
+    except ImageError as e:
+        img = e.reason
+    except Exception as e:  # any decoder surprise skips this one file only
+        img = f"cannot decode image: {type(e).__name__}: {e}"
+    if observe is not None:
+        observe(path, split, label, img)
+    if isinstance(img, str):
+        return (str(path), img)
+    return _prepare(path, label, img, channels, size, resize, preprocess)
+
+
+def _prepare(
     path: Path,
     label: int,
+    img: Image.Image,
     channels: int | None,
     size: tuple[int, int],
     resize: str,
-    preprocess: Preprocess | None = None,
+    preprocess: Preprocess | None,
 ) -> _Decoded | tuple[str, str]:
-    """Decode one file; return a _Decoded or (path, reason) if it cannot be used.
-    ``preprocess``: prepare it exactly so (a run's own, framing and inversion included)."""
+    """One decoded image at the final size. ``preprocess``: prepare it exactly so (a run's own,
+    framing and inversion included)."""
     try:
-        img = open_image(path, max_side=decode_side(size))  # as predict decodes it
         stored = img.mode
         gray = img.mode in GRAY_MODES
         if not gray and channels is None:  # only an undecided channel count needs the look
@@ -165,6 +190,7 @@ def load_folder(
     resize: str | None = None,
     workers: int | None = None,
     preprocess: Preprocess | None = None,
+    observe: Observer | None = None,
 ) -> Dataset:
     """Load an image-folder dataset (see the module docstring for layouts).
 
@@ -178,6 +204,9 @@ def load_folder(
         preprocess: prepare every image with this ``Preprocess`` (a run's own: its channels,
             size, framing and inversion; ``channels``, ``size`` and ``resize`` are then its),
             as predict prepares a photo, so a folder is scored as its files are predicted.
+        observe: called with (path, split, label, the decoded image or why it could not be)
+            for each file, from the decoding threads: a check of the folder reads the same
+            decode (``health.FolderReader``), so each file is decoded once.
 
     Returns a ``Dataset`` with train, and val/test when those folders exist (val None
     otherwise: ``load_dataset`` carves it). ``skipped`` lists (file, reason) for unusable files;
@@ -213,7 +242,7 @@ def load_folder(
             size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
         final_size = size_hw
         results = list(
-            pool.map(lambda j: _decode(j[1], j[2], channels, final_size, resize, preprocess), jobs)
+            pool.map(lambda j: _read(j, channels, final_size, resize, preprocess, observe), jobs)
         )
         decoded: dict[str, list[_Decoded]] = {s: [] for s in splits}
         skipped: list[tuple[str, str]] = []

@@ -45,6 +45,7 @@ MAX_PIXELS = 64_000_000
 # photo is decoded with its longer side at least this, or DECODE_FACTOR x the model's input.
 MIN_DECODE_SIDE = 512
 DECODE_FACTOR = 4
+FULL_SIZE = "sightline.full_size"  # the info key ``full_size`` reads
 LARGE_PIXELS = 4_000_000  # a decode this large takes hundreds of MB at its peak ...
 LARGE_DECODES = 2  # ... so only this many run at once in a process
 _large_decodes = threading.BoundedSemaphore(LARGE_DECODES)
@@ -214,9 +215,9 @@ def _decode(fp, label, max_side: int | None, max_pixels: int) -> Image.Image:
 
 
 def _load(img: Image.Image, max_side: int | None) -> Image.Image:
+    w, h = img.size
     if max_side is not None and img.format == "JPEG":
         # The decoder scales by 1/2, 1/4 or 1/8 itself, keeping both sides >= the request.
-        w, h = img.size
         scale = max_side / max(w, h)
         if scale < 1:
             img.draft(img.mode, (max(1, int(w * scale)), max(1, int(h * scale))))
@@ -229,9 +230,18 @@ def _load(img: Image.Image, max_side: int | None) -> Image.Image:
             out = img.reduce(factor)
     out = out if out is not None else img.copy()  # detached from the file either way
     out.info = dict(img.info)  # the EXIF orientation, read next
+    before = out.size
     # In place: ``out`` is ours already, so a second full-size copy of the photo is not needed.
     ImageOps.exif_transpose(out, in_place=True)
+    # Its size as stored (turned upright like the pixels), whatever size it was decoded at.
+    out.info[FULL_SIZE] = (w, h) if out.size == before else (h, w)
     return out
+
+
+def full_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the file an ``open_image`` image was decoded from, upright: its own
+    size, also when it was decoded smaller (``max_side``)."""
+    return tuple(img.info.get(FULL_SIZE, img.size))  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

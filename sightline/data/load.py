@@ -32,7 +32,7 @@ from sightline.data.dataset import (
 )
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
-from sightline.data.folders import load_folder, parse_size
+from sightline.data.folders import Observer, load_folder, parse_size
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.data.readers import read_cifar_bin, read_idx
@@ -59,6 +59,7 @@ def load_dataset(
     fit: str | None = None,
     progress: Progress = True,
     timeout: float = DEFAULT_TIMEOUT,
+    observe: Observer | None = None,
 ) -> Dataset:
     """Load a built-in dataset (name or alias) or an image folder, ready for training.
 
@@ -84,6 +85,7 @@ def load_dataset(
             "digit" (see ``sightline.data.framing``); default: the dataset's own ("object" for
             Fashion-MNIST, "digit" for MNIST, "frame" for CIFAR-10 and folders).
         progress: download progress on stderr (True: if a terminal; "always"; False).
+        observe: a folder's every file as decoded (``load_folder``); built-ins: unused.
     """
     check_load_options(channels, resize, fit)
     spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
@@ -92,7 +94,7 @@ def load_dataset(
         dark = spec.dark_background
     else:
         path = folder_path(name_or_path)
-        ds = load_folder(path, channels=channels, size=size, resize=resize)
+        ds = load_folder(path, channels=channels, size=size, resize=resize, observe=observe)
         dark = None  # detected below from the final training images
 
     ds = arrange(ds, spec, classes, channels, size, resize, val_split, calibration_split, seed)

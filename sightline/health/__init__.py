@@ -24,6 +24,7 @@ _EXPORTS = {
     "set_aside": "sightline.health.fix",
     "decision_key": "sightline.health.decisions",
     "recheck": "sightline.health.check",
+    "FolderReader": "sightline.health.scan",
     "NEAR": "sightline.health.duplicates",
     "FIX_CONFIDENCE": "sightline.health.label_quality",
     "FIX_OWN": "sightline.health.label_quality",

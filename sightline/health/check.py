@@ -32,15 +32,17 @@ def check(
     near: float | None = NEAR,
     labels: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    read: Inventory | None = None,
 ) -> HealthReport:
     """Check an image folder (any layout ``sightline train`` reads) or a built-in dataset by
     name: unreadable files, copies (within and across classes), near copies, validation or
     test images copied from training, class counts, and sizes or modes unlike the rest.
     ``near``: the similarity over which two images are near copies (None: exact copies only).
     ``labels``: also look for images filed under the wrong class (``health/labels.py``: small
-    models trained on all but a fold of the images). ``progress(stage, done, total)``."""
+    models trained on all but a fold of the images). ``progress(stage, done, total)``.
+    ``read``: the source already read (``FolderReader.inventory``: as training decoded it)."""
     start = time.perf_counter()
-    inventory = _scan(source, _stage(progress, "reading images"))
+    inventory = read if read is not None else _scan(source, _stage(progress, "reading images"))
     notes = []
     problems = [
         Problem("corrupt", [path], reason, details={"split": split})

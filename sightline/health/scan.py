@@ -1,5 +1,12 @@
 """Read a dataset once for a check: per image its split, class, size, colour mode, a digest of
-its decoded pixels and a small gray thumbnail; the files that cannot be decoded, with why."""
+its decoded pixels and a small gray thumbnail; the files that cannot be decoded, with why.
+
+An image folder is read by ``scan_folder``, or, before training on it, from the images training
+decodes (``FolderReader``, handed to ``load_dataset(observe=)``): every file decoded once. Both
+decode a photo as predict does, no larger than needed (``READ_SIDE``, or the model's own decode
+side), so an image of ``LARGE_SIDE`` px or more may be decoded smaller: its digest is then of its
+file's bytes, the same whichever decoded it (copies of it in another format are found as near
+copies rather than copies)."""
 
 from __future__ import annotations
 
@@ -15,11 +22,20 @@ import torch
 from PIL import Image
 
 from sightline.data.folders import GRAY_MODES, find_splits, scan_class_folders
-from sightline.data.images import IMAGE_EXTENSIONS, is_image_file, normalize_mode, open_image
+from sightline.data.images import (
+    IMAGE_EXTENSIONS,
+    MIN_DECODE_SIDE,
+    full_size,
+    is_image_file,
+    normalize_mode,
+    open_image,
+)
 from sightline.errors import DataError, ImageError
 
 THUMB = 32  # thumbnail side: near copies are compared on it (health/duplicates.py)
 DETAIL = 48  # px: the thumbnail cropped copies are searched on (health/crops.py)
+READ_SIDE = MIN_DECODE_SIDE  # a check decodes no larger (a 12 MP photo: ~10x faster)
+LARGE_SIDE = 2 * MIN_DECODE_SIDE  # from this side on, any decode may be a reduced one
 
 
 @dataclass
@@ -95,16 +111,32 @@ def _describe(img: Image.Image, stored_mode: str) -> tuple[bytes, np.ndarray, bo
     return pixels_digest(array), thumbs[0], is_gray(array), thumbs[1]
 
 
+def file_digest(path: Path) -> bytes:
+    h = hashlib.blake2b(digest_size=16, person=b"file")  # never equal to a pixels digest
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
+def describe(img: Image.Image, path: Path, root: Path, split: str, label: int) -> Item:
+    """The check's record of one image ``open_image`` decoded from ``path``."""
+    size = full_size(img)
+    digest, thumb, gray, detail = _describe(img, img.mode)
+    if max(size) >= LARGE_SIDE:  # maybe decoded smaller: its pixels depend on who decoded it
+        digest = file_digest(path)
+    return Item(path.relative_to(root).as_posix(), split, label, size, img.mode, digest, thumb,
+                gray, detail)  # fmt: skip
+
+
 def _read_file(path: Path, root: Path, split: str, label: int) -> Item | tuple[str, str, str]:
-    rel = path.relative_to(root).as_posix()
     try:
-        img = open_image(path)
-        digest, thumb, gray, detail = _describe(img, img.mode)
-        return Item(rel, split, label, img.size, img.mode, digest, thumb, gray, detail)
+        return describe(open_image(path, max_side=READ_SIDE), path, root, split, label)
     except ImageError as e:
-        return (rel, split, e.reason)
+        return (path.relative_to(root).as_posix(), split, e.reason)
     except Exception as e:  # any decoder surprise is this one file's problem
-        return (rel, split, f"cannot decode image: {type(e).__name__}: {e}")
+        return (path.relative_to(root).as_posix(), split,
+                f"cannot decode image: {type(e).__name__}: {e}")  # fmt: skip
 
 
 def scan_folder(
@@ -115,6 +147,55 @@ def scan_folder(
     splits = find_splits(root)
     per_split = {split: scan_class_folders(folder) for split, folder in splits.items()}
     classes = sorted({c for files in per_split.values() for c in files})
+    inventory = _empty_inventory(root, splits, classes, per_split)
+    jobs = [
+        (path, split, classes.index(c))
+        for split, files in per_split.items()
+        for c, paths in files.items()
+        for path in paths
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        results = pool.map(lambda job: _read_file(job[0], root, job[1], job[2]), jobs)
+        _collect(inventory, results, len(jobs), progress)
+    return inventory
+
+
+class FolderReader:
+    """A check's inventory of an image folder, from the images training decodes: give
+    ``observe`` to ``load_dataset(observe=)``, then ``inventory(dataset)``. Each file is then
+    decoded once for both (``sightline train FOLDER``)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self._seen: dict[tuple[str, Path], Item | tuple[str, str, str]] = {}
+
+    def observe(self, path: Path, split: str, label: int, image: Image.Image | str) -> None:
+        """One file the loader read: its image, or why it could not (thread-safe)."""
+        path = Path(path)
+        if isinstance(image, str):
+            self._seen[split, path] = (path.relative_to(self.root).as_posix(), split, image)
+            return
+        try:
+            self._seen[split, path] = describe(image, path, self.root, split, label)
+        except Exception as e:  # a file is never more than its own problem
+            rel = path.relative_to(self.root).as_posix()
+            self._seen[split, path] = (rel, split, f"cannot read image: {type(e).__name__}: {e}")
+
+    def inventory(self) -> Inventory:
+        """What was observed, in ``scan_folder``'s order."""
+        splits = find_splits(self.root)
+        per_split = {split: scan_class_folders(folder) for split, folder in splits.items()}
+        classes = list(per_split["train"])  # the loader's labels index these
+        inventory = _empty_inventory(self.root, splits, classes, per_split)
+        order = {split: i for i, split in enumerate(splits)}
+        seen = sorted(self._seen.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1]))
+        _collect(inventory, (result for _, result in seen), len(seen), None)
+        return inventory
+
+
+def _empty_inventory(root: Path, splits: dict[str, Path], classes: list[str],
+                     per_split: dict[str, dict[str, list[Path]]]) -> Inventory:  # fmt: skip
+    """An inventory with the folder's classes and the notes on what lies around them."""
     loose = {split: _loose_images(folder) for split, folder in splits.items()}
     _refuse_empty(root, classes, per_split, sum(loose.values()))
     inventory = Inventory(str(root), classes, root=root)
@@ -125,15 +206,6 @@ def scan_folder(
                 f"{n:,} images directly in {where.name}/ are in no class folder: not checked "
                 "(training reads only class folders; move them into one)"
             )
-    jobs = [
-        (path, split, classes.index(c))
-        for split, files in per_split.items()
-        for c, paths in files.items()
-        for path in paths
-    ]
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        results = pool.map(lambda job: _read_file(job[0], root, job[1], job[2]), jobs)
-        _collect(inventory, results, len(jobs), progress)
     return inventory
 
 

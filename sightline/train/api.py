@@ -140,17 +140,21 @@ def prepare(
     model: nn.Module | None = None,
     progress: str = "auto",
     on_event: EventFn | None = None,
+    observe: Any = None,
+    on_data: Callable[[Dataset], None] | None = None,
 ) -> tuple[Plan, Dataset, nn.Module]:
     """(the completed plan, the data, the model) for ``request``: resolve it, load the data
     (events ``data``; downloads show on the terminal unless ``progress`` is quiet or json),
     build the model from the plan (seeded) unless ``model`` is given, then complete the plan
-    (events ``message`` with the plan's notes, ``model``)."""
+    (events ``message`` with the plan's notes, ``model``). ``observe``: sees a folder's files
+    as they are decoded (``load_dataset(observe=)``); ``on_data``: gets the data once loaded,
+    before the model is built (the folder's check)."""
     config = model.sightline_config if model is not None else None
     plan = resolve(request, model_config=config)
     for n in plan.notes:
         _emit(on_event, "message", **n)
     with local_main_first(distributed.current()):
-        data = _load(plan.dataset, plan.data_options, progress, on_event)
+        data = _load(plan.dataset, plan.data_options, progress, on_event, observe)
     _emit(
         on_event, "data", name=data.name, description=data.describe(), classes=list(data.classes),
         sizes={k: len(v) for k, v in data.splits().items()}, input_shape=list(data.input_shape),
@@ -158,6 +162,8 @@ def prepare(
     )  # fmt: skip
     for line in data.notes:
         _emit(on_event, "message", text=line, topic="data")
+    if on_data is not None:
+        on_data(data)
     if model is None:  # a clear error before a model too large for the machine is allocated
         check_fits(plan, data.input_shape, data.num_classes)
     net = (
@@ -183,8 +189,9 @@ def prepare(
 
 
 def _load(
-    dataset: Any, data_options: dict[str, Any], progress: str, on_event: EventFn | None
-) -> Dataset:
+    dataset: Any, data_options: dict[str, Any], progress: str, on_event: EventFn | None,
+    observe: Any = None,
+) -> Dataset:  # fmt: skip
     if isinstance(dataset, Dataset):
         return dataset
     from sightline.data import load_dataset
@@ -192,7 +199,7 @@ def _load(
     # Download progress: a bar on the terminal, or events when the caller reads events only.
     shown = progress not in ("quiet", "json")
     dl_progress: Any = shown if (shown or on_event is None) else on_event
-    return load_dataset(dataset, **data_options, progress=dl_progress)
+    return load_dataset(dataset, **data_options, progress=dl_progress, observe=observe)
 
 
 def _check_shapes(model_config: dict[str, Any], data: Dataset) -> None:

@@ -221,7 +221,13 @@ def test_json_progress_is_one_event_stream(photo_folder, tmp_path, capsys):
     )
     captured = capsys.readouterr()
     events = [json.loads(line) for line in captured.out.splitlines()]  # stdout: JSON lines only
-    assert events[0]["topic"] == "check" and "data check" in events[0]["text"]  # the folder's
+    # the folder's check, said once its images are read (each decoded once), before the model
+    first = next(i for i, e in enumerate(events) if e.get("topic") == "check")
+    assert "data check" in events[first]["text"] and events[first - 1]["kind"] in (
+        "data",
+        "message",
+    )
+    assert first < [e["kind"] for e in events].index("model")
     events = [e for e in events if e.get("topic") != "check"]
     kinds = [e["kind"] for e in events]
     assert code == 0 and kinds.count("train_begin") == 1 and kinds.count("epoch") == 2

@@ -170,20 +170,34 @@ def test_copies_share_a_fold_and_labels_can_be_skipped(planted):
     )
 
 
-def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_path):
+def test_training_on_a_folder_checks_it_first_and_keeps_the_check(planted, tmp_path, monkeypatch):
     import sightline
+    from sightline.data import images as image_files
     from sightline.run.layout import RunLayout
 
     root, truth, _ = planted
     events: list[dict] = []
+    decoded: list[str] = []
+    decode = image_files._decode
+    monkeypatch.setattr(image_files, "_decode",
+                        lambda fp, label, *a: decoded.append(str(label)) or decode(fp, label, *a))  # fmt: skip
     result = sightline.run_training(str(root), "mlp", runs_dir=tmp_path, epochs=1,
                                     progress="quiet", report=False, on_event=events.append,
                                     model_options={"hidden": 16})  # fmt: skip
+    # each file decoded once: the check read the images training decoded
+    readable = {str(p) for p in root.rglob("*") if p.is_file()} - {
+        str(root / c) for c in truth.corrupt
+    }
+    assert len(decoded) == len(set(decoded)) and readable <= set(decoded)
+    monkeypatch.setattr(image_files, "_decode", decode)
+    alone = check(root, labels=False).to_dict()  # and it found what the check alone finds
+    saved = json.loads(RunLayout(result.run.path).check.read_text())
+    assert saved["summary"] == alone["summary"] and saved["counts"] == alone["counts"]
+    assert saved["problems"] == alone["problems"]
     lines = [e["text"] for e in events if e.get("topic") == "check"]
     assert lines[0].startswith("data check of") and "6 leak" in lines[0]
     assert "3 under two classes" in lines[0] and "label" not in lines[0]  # labels: check's own
     assert any("copies of training images" in line for line in lines)
-    saved = json.loads(RunLayout(result.run.path).check.read_text())
     assert saved["summary"]["leak"] == len(truth.leaks) and saved["source"] == str(root)
     # the test evaluation says what the accuracy is without the copies of training images
     (evaluation,) = [e for e in events if e["kind"] == "evaluation"]
@@ -279,3 +293,40 @@ def test_the_label_search_gives_the_same_findings_every_run(planted):
         (p.paths, p.score, p.details["suggested"]) for p in report.of_kind("label")
     ]
     assert again.labels == report.labels and report.labels["judged"]
+
+
+def test_a_folder_read_as_training_decodes_it_is_the_folder_the_check_reads(tmp_path):
+    """``FolderReader`` (the images training decodes, at the model's decode side) gives the
+    inventory ``scan_folder`` gives: digests, sizes (a large photo's own, turned upright by its
+    EXIF orientation), modes, order, and the files that cannot be decoded."""
+    from sightline.data import load_dataset
+    from sightline.health import FolderReader
+    from sightline.health.scan import LARGE_SIDE, scan_folder
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c / "deep").mkdir(parents=True)
+        for i in range(3):
+            x = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(x).save(tmp_path / c / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (30, 30), dtype=np.uint8), "L").save(
+            tmp_path / c / "deep" / "g.bmp"
+        )
+    big = Image.fromarray(rng.integers(0, 255, (LARGE_SIDE + 300, 1500, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: upright it is 1324 wide, 1500 high
+    big.save(tmp_path / "a" / "big.jpg", quality=90, exif=exif)
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG not really")
+    reader = FolderReader(tmp_path)
+    load_dataset(tmp_path, size=224, val_split=0, progress=False, observe=reader.observe)
+    read, scanned = reader.inventory(), scan_folder(tmp_path)
+
+    def fields(inv):
+        return [(i.path, i.split, i.label, i.size, i.mode, i.digest, i.gray) for i in inv.items]
+
+    assert fields(read) == fields(scanned) and len(read.items) == 9
+    assert read.corrupt == scanned.corrupt and [c[0] for c in read.corrupt] == ["b/broken.png"]
+    (large,) = [i for i in read.items if i.path == "a/big.jpg"]
+    assert large.size == (LARGE_SIDE + 300, 1500)
+    assert [(np.abs(i.thumb.astype(int) - j.thumb).max()) <= 8
+            for i, j in zip(read.items, scanned.items, strict=True)] == [True] * 9  # fmt: skip
