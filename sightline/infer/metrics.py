@@ -14,12 +14,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from sightline.data.preprocess import Preprocess
-from sightline.infer.batched import batched_logits
-from sightline.infer.calibration import Calibration, Calibrator, calibration, calibrator_of
-from sightline.infer.ood import detector_of, is_unknown
+from sightline.infer.calibration import Calibration, Calibrator, calibration
 
 SAMPLE_ORDERS = ("confidence", "loss", "random")
 
@@ -267,27 +263,3 @@ def compute_metrics(
         losses=losses,
         labels=labels,
     )
-
-
-def evaluate_model(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    preprocess: Preprocess,
-    classes: Sequence[str],
-    device: torch.device | str | None = None,
-    batch_size: int = 1000,
-    top_k: Sequence[int] = (1, 5),
-) -> Metrics:
-    """Run ``model`` over uint8 ``images`` (N, C, H, W) and compute all metrics; for a model
-    with a "none of these" detector, the share of the images it answers unknown too."""
-    detector = detector_of(model)
-    if detector is None:
-        logits = batched_logits(model, images, preprocess, device, batch_size)
-        return compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
-    logits, features = batched_logits(model, images, preprocess, device, batch_size, True)
-    metrics = compute_metrics(logits, labels, classes, top_k, calibrator_of(model))
-    if len(labels):
-        unknown = is_unknown(detector.scores(features), detector.threshold)
-        metrics.unknown_rate = round(float(unknown.float().mean()), 6)
-    return metrics

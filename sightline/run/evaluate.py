@@ -62,17 +62,21 @@ def evaluate_run(
 
 
 def evaluate_images(run: Any, images: Any, which: str, device: str, batch_size: int):
-    """The forward pass and metrics of labelled ``images`` (an ``ImageSet``)."""
-    from sightline.devices import resolve_device
-    from sightline.infer.metrics import evaluate_model
+    """The forward pass and metrics of labelled ``images`` (an ``ImageSet``), through the run's
+    ``Predictor`` (the engine every face predicts with); with a "none of these" score, the
+    share of the images it answers unknown too."""
+    import dataclasses
 
-    dev = resolve_device(device)
-    return evaluate_model(
-        run.inference_model(which, dev),
-        images.images,
-        images.labels,
-        run.preprocess,
-        run.classes,
-        device=dev,
-        batch_size=batch_size,
+    from sightline.infer.metrics import compute_metrics
+    from sightline.infer.ood import is_unknown
+
+    predictor = run.predictor(which, device=device, images=len(images))
+    logits, scores = dataclasses.replace(predictor, batch_size=batch_size).scored_logits(
+        images.images
     )
+    metrics = compute_metrics(logits, images.labels, run.classes,
+                              calibrator=run.calibrator(which))  # fmt: skip
+    if scores is not None and len(images):
+        unknown = is_unknown(scores, predictor.threshold())
+        metrics.unknown_rate = round(float(unknown.float().mean()), 6)
+    return metrics

@@ -17,6 +17,7 @@ _EXPORTS = {
     "JsonLines": "sightline.train.progress",
     "ProgressBar": "sightline.train.progress",
     "Callback": "sightline.train.callbacks.base",
+    "TrainerView": "sightline.train.trainer_view",
     "threads_per_process": "sightline.train.distributed",
     "torchrun_command": "sightline.train.distributed",
 }
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from sightline.train.callbacks.base import Callback
     from sightline.train.distributed import threads_per_process, torchrun_command
     from sightline.train.progress import JsonLines, ProgressBar
+    from sightline.train.trainer_view import TrainerView
 
 __all__ = [
     "DEFAULTS",
@@ -34,6 +36,7 @@ __all__ = [
     "JsonLines",
     "ProgressBar",
     "TrainConfig",
+    "TrainerView",
     "fit",
     "resolve_config",
     "resume",

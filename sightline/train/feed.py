@@ -9,24 +9,23 @@ frozen backbone, computed once.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from sightline.infer.batched import batched_logits
+from sightline.train.trainer_view import TrainerView
 
 
 class ImageFeed:
     def setup(self, model: nn.Module) -> None:
         """Called first, before the optimizer is made (a feed may fix which parameters train)."""
 
-    def train_inputs(self, trainer: Any) -> torch.Tensor:
+    def train_inputs(self, trainer: TrainerView) -> torch.Tensor:
         """The epoch's inputs, indexed by image: here the uint8 images on the device."""
         return trainer.data.train.images.to(trainer.device)
 
     def batch(
-        self, trainer: Any, inputs: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+        self, trainer: TrainerView, inputs: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
         x = trainer.preprocess.normalize(inputs[idx])
         if trainer.augment.active:
@@ -35,10 +34,10 @@ class ImageFeed:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def forward(self, trainer: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
         return trainer.model(x)
 
-    def val_logits(self, trainer: Any) -> torch.Tensor:
+    def val_logits(self, trainer: TrainerView) -> torch.Tensor:
         """The validation images' logits (CPU, float), with the run's test-time augmentation."""
         val = trainer.data.val
         return batched_logits(trainer.model, val.images, trainer.preprocess, trainer.device)

@@ -17,7 +17,6 @@ recomputes the features (the same numbers: inference is deterministic) and goes 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +27,7 @@ from sightline.infer.batched import inference_copy
 from sightline.train.feature_cache import FeatureCache, cached_features, recipe
 from sightline.train.feed import ImageFeed
 from sightline.train.optim import freeze_backbone, head_parameters
+from sightline.train.trainer_view import TrainerView
 
 
 def supports_frozen_features(model: nn.Module) -> bool:
@@ -83,7 +83,7 @@ class FrozenFeatures(ImageFeed):
         self._features: dict[str, torch.Tensor] = {}
         self._said: set[str] = set()
 
-    def _note(self, trainer: Any):
+    def _note(self, trainer: TrainerView):
         """Says once which engine computes the features (infer/backbone.py)."""
 
         def note(text: str) -> None:
@@ -103,7 +103,9 @@ class FrozenFeatures(ImageFeed):
         freeze_backbone(model, True)  # the optimizer (made next, by the Trainer) sees the head only
 
     # ------------------------------------------------------------------ features, once
-    def _compute(self, trainer: Any, split: str, images: torch.Tensor, flip: bool) -> torch.Tensor:
+    def _compute(
+        self, trainer: TrainerView, split: str, images: torch.Tensor, flip: bool
+    ) -> torch.Tensor:
         key = f"{split}-flip" if flip else split
         if key not in self._features:
             started = time.monotonic()
@@ -145,14 +147,14 @@ class FrozenFeatures(ImageFeed):
         return self._features[key]
 
     # ------------------------------------------------------------------ the feed
-    def train_inputs(self, trainer: Any) -> torch.Tensor:
+    def train_inputs(self, trainer: TrainerView) -> torch.Tensor:
         views = [self._compute(trainer, "train", trainer.data.train.images, False)]
         if trainer.augment.flip:
             views.append(self._compute(trainer, "train", trainer.data.train.images, True))
         return torch.stack(views)  # (views, N, F)
 
     def batch(
-        self, trainer: Any, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
+        self, trainer: TrainerView, features: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
         if features.shape[0] == 1:
             return features[0, idx]
@@ -165,10 +167,10 @@ class FrozenFeatures(ImageFeed):
         )
         return features[view, idx]
 
-    def forward(self, trainer: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
         return trainer.model.head(x)
 
-    def val_logits(self, trainer: Any) -> torch.Tensor:
+    def val_logits(self, trainer: TrainerView) -> torch.Tensor:
         val = trainer.data.val
         plain = self._compute(trainer, "val", val.images, False)
         model = trainer.model

@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+
+from sightline.train.trainer_view import TrainerView
 
 
 @contextlib.contextmanager
-def graceful_sigint(trainer: Any, repeat_window: float = 0.0) -> Iterator[None]:
+def graceful_sigint(trainer: TrainerView, repeat_window: float = 0.0) -> Iterator[None]:
     """First Ctrl-C: ``trainer.stop_requested`` is set, so the loop stops between two steps
     with everything saved. A second one aborts at once, unless it comes within
     ``repeat_window`` seconds: under torchrun every rank gets the terminal's SIGINT and then

@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from sightline.train.trainer_view import TrainerView
+
 # the trainer's position, copied as they are
 POSITION = ("epoch", "step_in_epoch", "global_step", "epoch_time", "history")
 
 
-def concern_keys(trainer: Any) -> list[tuple[str, Any]]:
+def concern_keys(trainer: TrainerView) -> list[tuple[str, Any]]:
     """(key, concern) for each training concern: its ``state_key`` (default its class name),
     numbered from the second of the same key on."""
     out, seen = [], {}
@@ -30,7 +32,7 @@ def concern_keys(trainer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def capture(trainer: Any, gen: torch.Generator | None) -> dict[str, Any]:
+def capture(trainer: TrainerView, gen: torch.Generator | None) -> dict[str, Any]:
     """The trainer's state; ``gen``: the epoch's generator when mid-epoch (None at its end)."""
     model = trainer.model.state_dict()
     state = {
@@ -54,7 +56,7 @@ def capture(trainer: Any, gen: torch.Generator | None) -> dict[str, Any]:
     return state
 
 
-def restore(trainer: Any, state: dict[str, Any]) -> torch.Generator | None:
+def restore(trainer: TrainerView, state: dict[str, Any]) -> torch.Generator | None:
     """Put ``capture``'s state back into ``trainer``; returns the epoch's generator to go on
     with mid-epoch, else None (the next epoch seeds its own)."""
     trainer.model.load_state_dict(state["model"])

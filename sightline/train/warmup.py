@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
 
 import torch
 
 from sightline.plan.config import TrainConfig
+from sightline.train.trainer_view import TrainerView
 
 FULL_BATCH_STEPS = 2  # the first captures the graph (itself a few steps); the second replays it
 
@@ -37,7 +37,7 @@ def batch_sizes(train_size: int, batch_size: int) -> list[int]:
     return [full] * FULL_BATCH_STEPS + ([short] if short else [])
 
 
-def run(trainer: Any, images: torch.Tensor, labels: torch.Tensor) -> None:
+def run(trainer: TrainerView, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Warms ``trainer`` up, records the seconds as ``trainer.warmup_seconds`` and says so."""
     trainer.warmup_seconds = round(warm_up(trainer, images, labels), 3)
     trainer.emit(
@@ -47,7 +47,7 @@ def run(trainer: Any, images: torch.Tensor, labels: torch.Tensor) -> None:
     )
 
 
-def warm_up(trainer: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
+def warm_up(trainer: TrainerView, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Runs the warm-up steps on ``trainer`` and restores its state; returns the seconds taken."""
     start = time.monotonic()
     model, optimizer, device = trainer.model, trainer.optimizer, trainer.device

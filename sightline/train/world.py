@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sightline.train.trainer_view import TrainerView
+
 
 class World:
     """One process: it writes the run folder, reports progress and decides alone."""
@@ -28,12 +30,12 @@ class World:
         """The device this process trains on, given the one the plan names."""
         return device
 
-    def attach(self, trainer: Any) -> None:
+    def attach(self, trainer: TrainerView) -> None:
         """Called once the trainer has its model, optimizer and concerns."""
 
     def step_batch(
         self,
-        trainer: Any,
+        trainer: TrainerView,
         inputs: torch.Tensor,
         labels: torch.Tensor,
         idx: torch.Tensor,
@@ -42,21 +44,21 @@ class World:
         """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
         return trainer.feed.batch(trainer, inputs, idx, gen), labels[idx]
 
-    def forward(self, trainer: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
         return trainer.feed.forward(trainer, x)
 
     def loss(
-        self, trainer: Any, logits: torch.Tensor, y: torch.Tensor
+        self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
         loss = F.cross_entropy(logits.float(), y, label_smoothing=trainer.cfg.label_smoothing)
         return loss, loss.detach() * y.numel()
 
-    def seed(self, trainer: Any) -> None:
+    def seed(self, trainer: TrainerView) -> None:
         """Seeds the global RNG (dropout) at the start of a new run."""
         torch.manual_seed(trainer.cfg.seed)
 
-    def stop_now(self, trainer: Any) -> bool:
+    def stop_now(self, trainer: TrainerView) -> bool:
         """Whether to stop before this step (Ctrl-C or ``should_stop``)."""
         return trainer.stop_asked()
 
@@ -64,18 +66,18 @@ class World:
         """A decision all processes take together."""
         return flag
 
-    def epoch_sums(self, trainer: Any) -> list[float]:
+    def epoch_sums(self, trainer: TrainerView) -> list[float]:
         """(loss sum, correct, images) of the epoch so far, over all processes."""
         return trainer.sums.tolist()
 
-    def val_logits(self, trainer: Any) -> torch.Tensor:
+    def val_logits(self, trainer: TrainerView) -> torch.Tensor:
         return trainer.feed.val_logits(trainer)
 
-    def save_state(self, trainer: Any, state: dict[str, Any]) -> None:
+    def save_state(self, trainer: TrainerView, state: dict[str, Any]) -> None:
         """Adds to (or amends) the resume checkpoint's ``state``."""
 
-    def load_state(self, trainer: Any, state: dict[str, Any]) -> None:
+    def load_state(self, trainer: TrainerView, state: dict[str, Any]) -> None:
         """Called after the trainer loaded its own part of ``state``."""
 
-    def detach(self, trainer: Any) -> None:
+    def detach(self, trainer: TrainerView) -> None:
         """Training ended: give the model back as one process uses it."""

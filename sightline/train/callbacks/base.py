@@ -17,30 +17,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from sightline.train.trainer_view import TrainerView
+
 
 class Callback:
-    """A training concern. Every hook is optional; ``trainer`` is the running ``Trainer``."""
+    """A training concern. Every hook is optional; ``trainer`` is the running ``Trainer``, seen
+    through ``TrainerView`` (what a concern may read and change)."""
 
     state_key: str | None = None  # its key in resume.pt (None: the class name)
 
-    def on_train_begin(self, trainer: Any) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         """Before the first step (of a new run, or of a resumed one, after its state is loaded)."""
 
-    def on_optimizer_step(self, trainer: Any) -> None:
+    def on_optimizer_step(self, trainer: TrainerView) -> None:
         """Right after each optimizer step (``trainer.global_step`` counts it)."""
 
-    def on_step_end(self, trainer: Any) -> None:
+    def on_step_end(self, trainer: TrainerView) -> None:
         """After each step's bookkeeping (``trainer.step_in_epoch``, ``epoch_time``)."""
 
-    def on_sums(self, trainer: Any, loss_sum: float, epoch_loss: float | None) -> None:
+    def on_sums(self, trainer: TrainerView, loss_sum: float, epoch_loss: float | None) -> None:
         """The epoch's running loss sum was read back (at most 10x a second); ``epoch_loss``:
         the epoch's mean loss, when the epoch has ended."""
 
-    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         """An epoch ended and was validated: ``row`` is its line of the metrics (a concern may
         add to it: ``best``)."""
 
-    def on_save(self, trainer: Any, gen: Any) -> None:
+    def on_save(self, trainer: TrainerView, gen: Any) -> None:
         """The run's files are brought up to date: after an epoch, a stop, the end, a failure.
         ``gen``: the epoch's random generator, to resume mid-epoch (None at an epoch's end)."""
 

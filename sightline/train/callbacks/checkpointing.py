@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from sightline.train.callbacks.base import Callback
+from sightline.train.trainer_view import TrainerView
 
 
 class Checkpointing(Callback):
     def __init__(self, every: int = 0) -> None:
         self.every = every  # also checkpoint every N steps mid-epoch (0: at epochs' ends only)
 
-    def on_step_end(self, trainer: Any) -> None:
+    def on_step_end(self, trainer: TrainerView) -> None:
         if (
             self.every
             and trainer.global_step % self.every == 0
@@ -22,11 +23,11 @@ class Checkpointing(Callback):
         ):
             trainer.save_checkpoint(trainer.gen)
 
-    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         if row.get("best"):
             monitor = trainer.monitor
             trainer.save_model("best", {"epoch": row["epoch"], monitor: row[monitor]})
 
-    def on_save(self, trainer: Any, gen: Any) -> None:
+    def on_save(self, trainer: TrainerView, gen: Any) -> None:
         trainer.save_model("last", {"epoch": trainer.epoch})
         trainer.save_checkpoint(gen)

@@ -8,10 +8,10 @@ back (issue 10's folder: loss 34 for 5 classes, ln 5 = 1.6).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from sightline.errors import SightlineError
 from sightline.train.callbacks.base import Callback
+from sightline.train.trainer_view import TrainerView
 
 EXPLODING_LOSS_FACTOR = 8.0  # an epoch's mean loss this many times ln K: the weights blew up
 
@@ -21,7 +21,7 @@ class TrainingDiverged(SightlineError):
 
 
 class DivergenceCheck(Callback):
-    def on_sums(self, trainer: Any, loss_sum: float, epoch_loss: float | None) -> None:
+    def on_sums(self, trainer: TrainerView, loss_sum: float, epoch_loss: float | None) -> None:
         chance = math.log(max(len(trainer.data.classes), 2))
         exploding = epoch_loss is not None and epoch_loss > EXPLODING_LOSS_FACTOR * chance
         if math.isfinite(loss_sum) and not exploding:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sightline.train.callbacks.base import Callback
+from sightline.train.trainer_view import TrainerView
 
 
 class EarlyStopping(Callback):
@@ -25,7 +26,7 @@ class EarlyStopping(Callback):
         self.best_epoch = 0
         self.bad_epochs = 0
 
-    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         value = row[self.monitor]
         best = self.best_value
         improved = best is None or (value > best if self.mode == "max" else value < best)

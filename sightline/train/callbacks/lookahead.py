@@ -11,6 +11,7 @@ from torch import nn
 from sightline.errors import RunError
 from sightline.train.callbacks.base import Callback
 from sightline.train.lookahead import Lookahead
+from sightline.train.trainer_view import TrainerView
 
 
 class LookaheadAveraging(Callback):
@@ -21,7 +22,7 @@ class LookaheadAveraging(Callback):
         """Slow weights from ``model`` as it is now (under torchrun: after DDP broadcast rank 0's)."""
         self.lookahead = Lookahead(model)
 
-    def on_optimizer_step(self, trainer: Any) -> None:
+    def on_optimizer_step(self, trainer: TrainerView) -> None:
         self.lookahead.after_step(trainer.model, trainer.global_step, trainer.total_steps)
 
     def state_dict(self) -> dict[str, Any]:

@@ -13,16 +13,17 @@ from sightline.run.folders import training_process
 from sightline.run.writer import METRIC_COLUMNS as METRIC_COLUMNS
 from sightline.run.writer import RunStatus
 from sightline.train.callbacks.base import Callback
+from sightline.train.trainer_view import TrainerView
 
 
 class MetricsFile(Callback):
-    def on_train_begin(self, trainer: Any) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         self.write(trainer)  # "running" from the first step
 
-    def on_save(self, trainer: Any, gen: Any) -> None:
+    def on_save(self, trainer: TrainerView, gen: Any) -> None:
         self.write(trainer)
 
-    def write(self, trainer: Any) -> None:
+    def write(self, trainer: TrainerView) -> None:
         if not trainer.writes:
             return
         trainer.writer.write_metrics(trainer.history)
@@ -30,7 +31,7 @@ class MetricsFile(Callback):
 
     @staticmethod
     def epoch_row(
-        trainer: Any, sums: list[float], val_logits: torch.Tensor | None
+        trainer: TrainerView, sums: list[float], val_logits: torch.Tensor | None
     ) -> dict[str, Any]:
         """The epoch's line of metrics.csv from its (loss sum, correct, images) and, with a
         validation split, its logits."""
@@ -52,7 +53,7 @@ class MetricsFile(Callback):
         return row
 
     @staticmethod
-    def status(trainer: Any) -> RunStatus:
+    def status(trainer: TrainerView) -> RunStatus:
         """status.json: where the run stands."""
         plan, early = trainer.plan, trainer.early
         return RunStatus(
@@ -76,6 +77,6 @@ class MetricsFile(Callback):
         )
 
     @classmethod
-    def summary(cls, trainer: Any) -> dict[str, Any]:
+    def summary(cls, trainer: TrainerView) -> dict[str, Any]:
         """status.json's record, as the trainer returns it."""
         return cls.status(trainer).to_dict()

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from sightline.train.callbacks.base import Callback
+from sightline.train.trainer_view import TrainerView
 
 READS_PER_SECOND = 10
 
@@ -20,7 +21,7 @@ class ProgressEvents(Callback):
         self.last_read = 0.0
         self.shown: dict[str, float] = {}
 
-    def on_train_begin(self, trainer: Any) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         data = trainer.data
         trainer.emit(
             "on_train_begin",
@@ -39,7 +40,7 @@ class ProgressEvents(Callback):
             },
         )
 
-    def on_step_end(self, trainer: Any) -> None:
+    def on_step_end(self, trainer: TrainerView) -> None:
         now = time.monotonic()
         seconds = max(trainer.epoch_time, 1e-9)
         if now - self.last_read >= 1 / READS_PER_SECOND or trainer.step_in_epoch == trainer.steps:
@@ -61,6 +62,6 @@ class ProgressEvents(Callback):
             },
         )
 
-    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         self.last_read, self.shown = 0.0, {}
         trainer.emit("on_epoch_end", row)

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sightline.train import distributed as dist_
 from sightline.train.distributed import sync_batchnorm
+from sightline.train.trainer_view import TrainerView
 from sightline.train.world import World
 
 # A collective per step costs ~0.1 ms on gloo but a GPU sync on NCCL: stop requests are shared
@@ -46,7 +47,7 @@ class DistributedWorld(World):
     def device(self, device: torch.device) -> torch.device:
         return dist_.rank_device(device, self.ctx)
 
-    def attach(self, trainer: Any) -> None:
+    def attach(self, trainer: TrainerView) -> None:
         model, cfg = trainer.model, trainer.cfg
         sync_bn = bool(cfg.sync_bn) and dist_.has_batchnorm(model)
         self.swapped = sync_batchnorm.convert_sync_batchnorm(model) if sync_bn else []
@@ -67,7 +68,7 @@ class DistributedWorld(World):
     # ------------------------------------------------------------------ the step
     def step_batch(
         self,
-        trainer: Any,
+        trainer: TrainerView,
         inputs: torch.Tensor,
         labels: torch.Tensor,
         idx: torch.Tensor,
@@ -79,23 +80,23 @@ class DistributedWorld(World):
             return trainer.feed.batch(trainer, inputs, idx, gen)[mine], labels[idx[mine]]
         return trainer.feed.batch(trainer, inputs, idx[mine], gen), labels[idx[mine]]
 
-    def forward(self, trainer: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
         assert self.ddp is not None
         return self.ddp(x)
 
     def loss(
-        self, trainer: Any, logits: torch.Tensor, y: torch.Tensor
+        self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         summed = dist_.loss_sum(logits, y, trainer.cfg.label_smoothing)
         return summed * (self.ctx.world_size / self.global_n), summed.detach()
 
-    def seed(self, trainer: Any) -> None:
+    def seed(self, trainer: TrainerView) -> None:
         # The same initial weights come from the model's own seed (and DDP broadcasts rank 0's);
         # dropout masks must differ between ranks, as they differ between a batch's images.
         torch.manual_seed(trainer.cfg.seed * 1_000_003 + self.ctx.rank)
 
     # ------------------------------------------------------------------ agreeing
-    def stop_now(self, trainer: Any) -> bool:
+    def stop_now(self, trainer: TrainerView) -> bool:
         if trainer.step_in_epoch % STOP_SYNC_EVERY:
             return False
         return dist_.broadcast_flag(trainer.stop_asked())
@@ -103,21 +104,21 @@ class DistributedWorld(World):
     def agree(self, flag: bool) -> bool:
         return dist_.broadcast_flag(flag)
 
-    def epoch_sums(self, trainer: Any) -> list[float]:
+    def epoch_sums(self, trainer: TrainerView) -> list[float]:
         return dist_.all_reduce_sum(trainer.sums.clone()).tolist()
 
-    def val_logits(self, trainer: Any) -> torch.Tensor:
+    def val_logits(self, trainer: TrainerView) -> torch.Tensor:
         images = trainer.data.val.images
         return dist_.sharded_logits(trainer.model, images, trainer.preprocess, trainer.device)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_state(self, trainer: Any, state: dict[str, Any]) -> None:
+    def save_state(self, trainer: TrainerView, state: dict[str, Any]) -> None:
         # The epoch's running sums over all ranks: rank 0 carries them on after a resume.
         state["sums"] = dist_.all_reduce_sum(trainer.sums.clone()).cpu().double()
         state["world_size"] = self.ctx.world_size
         state["rng_cpu_ranks"] = torch.stack(dist_.all_gather_same(torch.get_rng_state()))
 
-    def load_state(self, trainer: Any, state: dict[str, Any]) -> None:
+    def load_state(self, trainer: TrainerView, state: dict[str, Any]) -> None:
         if not self.ctx.is_main:
             trainer.sums.zero_()
         ranks = state.get("rng_cpu_ranks")
@@ -127,7 +128,7 @@ class DistributedWorld(World):
             seed = trainer.cfg.seed * 1_000_003 + self.ctx.rank + 7919 * trainer.global_step
             torch.manual_seed(seed)
 
-    def detach(self, trainer: Any) -> None:
+    def detach(self, trainer: TrainerView) -> None:
         sync_batchnorm.restore_batchnorm(self.swapped)  # the model works in one process again
 
 

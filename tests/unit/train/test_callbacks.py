@@ -190,3 +190,38 @@ def test_a_resume_state_with_flat_concern_keys_still_resumes(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     two = SimpleNamespace(concerns=[EarlyStopping("loss", 3), EarlyStopping("loss", 3)])
     assert [k for k, _ in concern_keys(two)] == ["EarlyStopping", "EarlyStopping#2"]
+
+
+def test_the_trainer_is_what_its_collaborators_see_of_it(tmp_path):
+    """``TrainerView`` names everything the concerns, feeds and worlds read of the trainer:
+    a real trainer has each of it, and no collaborator reads anything else."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_train import fit_toy, make_dataset
+
+    from sightline.train import Callback, TrainerView
+
+    seen = {}
+
+    class Look(Callback):
+        def on_epoch_end(self, trainer, row) -> None:
+            seen["trainer"] = trainer
+
+    fit_toy(make_dataset(), tmp_path, name="look", epochs=1, callbacks=[Look()])
+    names = {n for n in TrainerView.__annotations__} | {
+        n for n in vars(TrainerView) if not n.startswith("_")
+    }
+    assert {"cfg", "model", "emit", "monitor", "writer", "global_step"} <= names
+    missing = [n for n in sorted(names) if not hasattr(seen["trainer"], n)]
+    assert missing == []
+    package = Path(__file__).resolve().parents[3] / "sightline" / "train"
+    read = {}
+    for path in package.rglob("*.py"):
+        if path.name in ("loop.py", "trainer_view.py", "api.py"):  # its owner, its face, its maker
+            continue
+        for name in re.findall(r"\btrainer\.([a-z_]+)", path.read_text()):
+            read.setdefault(name, set()).add(path.name)
+    assert {n: sorted(f) for n, f in read.items() if n not in names} == {}
