@@ -23,10 +23,10 @@ _EXPORTS = {
     "class_list": "sightline.plan.inputs",
     "image_size": "sightline.plan.inputs",
     "kv_pair": "sightline.plan.inputs",
-    "add_cli_options": "sightline.plan.options",
-    "cli_flags": "sightline.plan.options",
-    "cli_type": "sightline.plan.options",
-    "cli_values": "sightline.plan.options",
+    "add_cli_options": "sightline.plan.option_faces",
+    "cli_flags": "sightline.plan.option_faces",
+    "cli_type": "sightline.plan.option_faces",
+    "cli_values": "sightline.plan.option_faces",
     "declared": "sightline.plan.options",
     "declared_option": "sightline.plan.options",
     "VARIANTS": "sightline.plan.recipes",
@@ -37,8 +37,8 @@ _EXPORTS = {
     "resolve": "sightline.plan.resolve",
     "complete": "sightline.plan.resolve",
     "check": "sightline.plan.resolve",
-    "json_schema": "sightline.plan.options",
-    "object_schema": "sightline.plan.options",
+    "json_schema": "sightline.plan.option_faces",
+    "object_schema": "sightline.plan.option_faces",
     "DEFAULT_DATASET": "sightline.plan.resolve",
     "preview": "sightline.plan.preview",
     "for_machine": "sightline.plan.recipes",
@@ -47,16 +47,15 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from sightline.plan.config import TrainConfig, plan_steps, resolve_config
     from sightline.plan.inputs import DataOptions, ModelChoice, class_list, image_size, kv_pair
-    from sightline.plan.options import (
+    from sightline.plan.option_faces import (
         add_cli_options,
         cli_flags,
         cli_type,
         cli_values,
-        declared,
-        declared_option,
         json_schema,
         object_schema,
     )
+    from sightline.plan.options import declared, declared_option
     from sightline.plan.preview import preview
     from sightline.plan.recipes import VARIANTS, for_machine, get_recipe, list_recipes
     from sightline.plan.resolve import DEFAULT_DATASET, Plan, TrainRequest, check, complete, resolve

@@ -19,7 +19,8 @@ from typing import Any, Literal
 from sightline.data.image_options import IMAGE_CHANNELS, MAX_SIDE, MIN_SIDE, RESIZE_MODES
 from sightline.errors import ConfigError, DataError
 from sightline.plan.config import MAX_SEED, TrainConfig
-from sightline.plan.options import check_options, check_types, declared, markdown_table, option
+from sightline.plan.option_faces import markdown_table
+from sightline.plan.options import check_options, check_types, declared, option
 
 
 # ----------------------------------------------------------------------------- command-line text

@@ -178,7 +178,8 @@ def test_one_declaration_makes_the_flag_its_help_and_its_check():
 
     from sightline.errors import ConfigError
     from sightline.plan.config import TrainConfig
-    from sightline.plan.options import add_cli_options, option
+    from sightline.plan.option_faces import add_cli_options
+    from sightline.plan.options import option
 
     @dataclasses.dataclass
     class WithMixup(TrainConfig):
@@ -214,7 +215,7 @@ def test_one_declaration_makes_a_data_flag_its_request_field_and_its_check():
     from sightline.cli.options import data_kwargs
     from sightline.errors import DataError
     from sightline.plan.inputs import DataOptions, data_option
-    from sightline.plan.options import add_cli_options
+    from sightline.plan.option_faces import add_cli_options
     from sightline.serve.jobs.request import job_request_model, train_request
 
     @dataclasses.dataclass

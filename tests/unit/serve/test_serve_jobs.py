@@ -570,7 +570,7 @@ def test_job_ids_and_states_are_checked(folder, tmp_path):
     assert spec["epochs"]["minimum"] == 1 and spec["epochs"]["maximum"] == 10_000
     # ... and so is each data and model option (plan/inputs.py): a field of its own.
     from sightline.plan.inputs import DataOptions, ModelChoice
-    from sightline.plan.options import json_schema
+    from sightline.plan.option_faces import json_schema
 
     def same(schema):  # JSON's numbers: 2^63 - 1 comes back as a float
         text = json.dumps({k: v for k, v in schema.items() if k != "title"}, sort_keys=True)
