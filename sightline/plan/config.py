@@ -38,10 +38,11 @@ MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 @dataclass
 class TrainConfig:
     epochs: int = option(10, "passes over the training set", low=1, high=MAX_EPOCHS, short="-e")
-    # Timed on a few steps before the run (train/time_budget.py); None = all the epochs.
     time_budget: float | None = option(
         None, "train as many of the epochs as fit in this many seconds here (a few steps are "
-        "timed first; the recipes set one)", low=0, low_open=True, high=MAX_TIME_BUDGET,
+        "timed first; the recipes set one)", why="none: all the epochs; a budget is timed on "
+        "a few steps of this machine (train/time_budget.py)", low=0, low_open=True,
+        high=MAX_TIME_BUDGET,
         high_text=f"{MAX_TIME_BUDGET:,.0f} seconds (30 days)", metavar="SECONDS")
     batch_size: int = option(256, "images per optimizer step", low=1, high=MAX_BATCH_SIZE,
                              short="-b")
@@ -65,38 +66,41 @@ class TrainConfig:
         off_help="no Lookahead (where a recipe has it)")
     translate: int = option(0, "augmentation: random shift up to N pixels", low=0,
                             high=MAX_SHIFT, unit="pixels")
-    # airbench's translate TTA: 3x the forward passes; for models trained with translate.
     shift_tta: int = option(
         0, "test-time augmentation: also average the predictions over each image shifted by "
-        "+-N pixels (3x the inference cost; for models trained with --translate)", metavar="N")
-    # None = the dataset decides (never digits).
+        "+-N pixels (3x the inference cost; for models trained with --translate)", metavar="N",
+        why="off: airbench's translate TTA triples the forward passes, and pays only for a "
+        "model trained with shifts")
     flip: bool | None = option(None, "augmentation: random horizontal flips",
+                               why="the dataset decides: a mirrored digit is another symbol",
                                off_help="augmentation: no flips (default: the dataset decides; "
                                "never for digits)")
     alternate_flip: bool = option(
         False, "with flips: mirror each image in every other epoch instead of at random "
         "(airbench's alternating flip: over two epochs every image is seen both ways)",
         off_help="a fresh random flip each epoch (where a recipe alternates)")
-    # data.augment; None = the data decides: 0.5 where photos are framed as objects or digits.
     reframe: float | None = option(
         None, "augmentation: share of images turned/scaled/blurred a little as a photo's framing "
         "would be (default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 "
-        "otherwise)", low=0, high=1, metavar="SHARE")
+        "otherwise)", low=0, high=1, metavar="SHARE", why="the data decides: photos framed "
+        "as objects or digits are never framed as exactly as the dataset's own images")
     seed: int = option(0, "random seed (data split, init, shuffling; default 0)", low=0,
                        high=MAX_SEED, high_text="2^63 - 1")
     device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
-    # None = on for CUDA and for convnets on an AMX CPU.
     amp: bool | None = option(
         None, "mixed precision: bf16 (default: on for CUDA, and for convnets on a CPU with AMX)",
+        why="the machine decides: bf16 is faster only where the hardware has it (timed: "
+        "train/cpu_precision.py)",
         off_help="full float32 precision, also on CUDA")
-    # train/cuda_graphs.py; None = on.
     cuda_graphs: bool | None = option(
         None, "one GPU: replay each step's forward and backward as a CUDA graph", on=None,
+        why="on: small steps are bound by kernel launches (train/cuda_graphs.py)",
         off_help="one GPU: launch each step's kernels one by one instead of replaying a CUDA "
         "graph")
-    # train/warmup.py: pays a GPU's one-off costs; None = on for CUDA, off on a CPU.
     device_warmup: bool | None = option(
         None, "GPU: untimed warm-up steps before the first epoch's clock starts", on=None,
+        why="on for CUDA: a GPU's one-off costs (kernel choice, graphs) are not training "
+        "(train/warmup.py)",
         off_help="GPU: no untimed warm-up steps (first-use costs) before the first epoch's "
         "clock starts")
     monitor: str = option("val_accuracy", "metric for best checkpoint and early stopping",
@@ -106,8 +110,9 @@ class TrainConfig:
     min_delta: float = option(0.0, "early stopping: smallest improvement that counts", low=0)
     checkpoint_every: int = option(0, "also checkpoint every N steps (for long epochs)", low=0,
                                    unit="steps")
-    # Tests, quick looks: the lr schedule still follows the planned epochs.
-    max_steps: int | None = option(None, "stop after N optimizer steps", low=1)
+    max_steps: int | None = option(None, "stop after N optimizer steps", low=1,
+                                   why="none: for tests and quick looks; the lr schedule still "
+                                   "follows the planned epochs")
     # Transfer learning, on features computed once (train/frozen.py).
     freeze: bool = option(
         False, "keep the pretrained backbone fixed and train a head on its features, computed "
@@ -117,10 +122,10 @@ class TrainConfig:
                               "(default 1)")
     backbone_lr: float = option(1.0, "--fine-tune: the pretrained layers' lr as a fraction of "
                                 "--lr (default 0.1)", low=0, low_open=True, high=1)
-    # None = on when a rank gets fewer than 32 images per step.
     sync_bn: bool | None = option(
         None, "with several processes: BatchNorm statistics over all of them (default: on when a "
         "process gets fewer than 32 images per step)", group="processes",
+        why="BatchNorm statistics of under 32 images are noise",
         off_help="with several processes: per-process BatchNorm")
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (dataset options, ...)
     # fmt: on

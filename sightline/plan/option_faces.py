@@ -167,7 +167,7 @@ def _takes(o: Declared) -> str:
 
 def markdown_table(cls: type) -> str:
     """The options of ``cls`` as a Markdown table: the name the API and the job request use,
-    its flags, default, the values it takes and its help (README's option table)."""
+    its flags, default, the values it takes, its help and why (README's option table)."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -183,7 +183,6 @@ def markdown_table(cls: type) -> str:
         flags_text = ", ".join(f"`{f}`" for f in flags) or "—"
         default = "—" if o.default in (None, {}, []) else f"`{o.default}`"
         name = f"`{o.name}`" + ("" if o.spec.api else " (command line only)")
-        rows.append(
-            f"| {name} | {flags_text} | {default} | {cell(_takes(o))} | {cell(o.spec.help)} |"
-        )
+        sets = o.spec.help + (f" *Why:* {o.spec.why}" if o.spec.why else "")
+        rows.append(f"| {name} | {flags_text} | {default} | {cell(_takes(o))} | {cell(sets)} |")
     return "\n".join(rows) + "\n"

@@ -30,6 +30,7 @@ class Option:
     ``high_text`` spells the bound in messages where digits would not read (``2^63 - 1``)."""
 
     help: str
+    why: str = ""  # the one line of why its default is what it is (the README's table says it)
     low: float | None = None
     high: float | None = None
     low_open: bool = False

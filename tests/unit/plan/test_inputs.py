@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sightline.errors import DataError
+from sightline.plan.config import TrainConfig
 from sightline.plan.inputs import DataOptions, ModelChoice, options_table
 from sightline.plan.option_faces import add_cli_options, cli_values, json_schema
 from sightline.plan.options import declared_option
@@ -32,6 +33,8 @@ def test_the_readmes_option_table_is_the_declarations():
         assert f"| `{name}`" in table
     assert "`--model-opt KEY=VALUE`" in table and "`--freeze`, `--fine-tune`" in table
     assert "| `mirror` (command line only) |" in table
+    # an option's one line of why it defaults as it does reaches the table
+    assert f"*Why:* {declared_option(TrainConfig, 'sync_bn').spec.why} |" in table
 
 
 def _parser(*classes: type) -> argparse.ArgumentParser:
