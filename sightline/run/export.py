@@ -38,7 +38,6 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, file_sha256
-from sightline.infer.batched import batched_logits
 from sightline.infer.onnx import FORMAT, META_KEY, require_packages
 from sightline.infer.runtime import make_session, quiet_exporter
 from sightline.run.export_graph import ExportedClassifier
@@ -201,22 +200,22 @@ def measure_parity(
     source: str,
     detector: Any = None,
 ) -> Parity:
-    """ORT (CPU) against ``batched_logits`` (CPU) on the same prepared uint8 images; with a
-    detector, the "none of these" scores too."""
+    """ORT (CPU) against PyTorch (CPU) on the same prepared uint8 images, each through a
+    ``Predictor`` as every face predicts; with a detector, the "none of these" scores too."""
     from sightline.infer.onnx import OnnxModel
+    from sightline.infer.predict import Predictor
 
     session = make_session(model_bytes, "cpu")
     meta: dict[str, Any] = {"preprocess": preprocess.to_dict(), "classes": []}
     if detector is not None:
         meta["ood"] = detector.record()
     onnx_model = OnnxModel(session, meta, name="check")
-    if detector is None:
-        got, want = onnx_model.logits(images), batched_logits(net, images, preprocess, "cpu")
-        score_diff = None
-    else:
-        got, got_scores = onnx_model.scored_logits(images)
-        want, features = batched_logits(net, images, preprocess, "cpu", features=True)
-        want_scores = detector.scores(features)
+    got, got_scores = Predictor(onnx_model, preprocess, []).scored_logits(images)
+    want, want_scores = Predictor(net, preprocess, [], torch.device("cpu")).scored_logits(images)
+    score_diff = None
+    if detector is not None:
+        if got_scores is None or want_scores is None:
+            raise ExportError('the export lost the "none of these" score; nothing was written')
         rel = (got_scores - want_scores).abs() / (1 + want_scores.abs())
         score_diff = float(rel.max()) if rel.numel() else 0.0
     diff = (got - want).abs()
