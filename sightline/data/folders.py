@@ -4,6 +4,7 @@ Accepted layouts::
 
     pets/cat/*.jpg  pets/dog/*.png                 (classes directly; val carved from train)
     pets/train/cat/...  pets/val/cat/...  pets/test/cat/...   (val/ may be valid/ or validation/)
+    pets/labels.csv                                (path,label[,split] rows: labels_file.py)
 
 Files are found recursively inside each class folder; hidden files and folders and non-image
 files are ignored. Every image is decoded through ``images.open_image`` on a small thread pool
@@ -40,6 +41,7 @@ from sightline.data.images import (
     normalize_mode,
     open_image,
 )
+from sightline.data.labels_file import is_labels_file, read_labels_file
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.errors import DataError, ImageError
 
@@ -112,6 +114,45 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
             )
         out[cdir.name] = sorted(files)
     return out
+
+
+@dataclass
+class Listing:
+    """The images a folder (or a labels file: ``labels_file.py``) lists: split → class → files,
+    and how messages name a split or a class of it."""
+
+    root: Path
+    scans: dict[str, dict[str, list[Path]]]
+    places: dict[str, Path]  # a folder's split folders (a labels file: itself, for each split)
+    labels_file: bool = False
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.scans["train"])
+
+    @property
+    def name(self) -> str:
+        return self.root.stem if self.labels_file else self.root.resolve().name
+
+    def place(self, split: str, label: str | None = None) -> str:
+        if self.labels_file:
+            return (
+                f"label {label!r} of {self.root}" if label else f"the {split} rows of {self.root}"
+            )
+        return str(self.places[split] / label) if label else str(self.places[split])
+
+
+def list_images(root: str | os.PathLike) -> Listing:
+    """What ``root`` lists: a folder's class folders (the layouts above), or the rows of a
+    labels file; DataError for a layout training cannot read."""
+    root = Path(root).expanduser()
+    if is_labels_file(root):
+        scans = read_labels_file(root)
+        return Listing(root, scans, dict.fromkeys(scans, root), labels_file=True)
+    splits = find_splits(root)
+    scans = {name: scan_class_folders(folder) for name, folder in splits.items()}
+    _check_classes(splits, scans, list(scans["train"]))
+    return Listing(root, scans, splits)
 
 
 # ----------------------------------------------------------------------- decoding
@@ -218,11 +259,8 @@ def load_folder(
     resize = resize or DEFAULT_RESIZE
     check_image_options(channels, resize)
     size_hw = parse_size(size)
-    splits = find_splits(root)
-    scans = {name: scan_class_folders(folder) for name, folder in splits.items()}
-    classes = list(scans["train"])
-    _check_classes(splits, scans, classes)
-
+    listing = list_images(root)
+    scans, classes = listing.scans, listing.classes
     jobs = [
         (split, p, classes.index(c))
         for split, scan in scans.items()
@@ -244,14 +282,14 @@ def load_folder(
         results = list(
             pool.map(lambda j: _read(j, channels, final_size, resize, preprocess, observe), jobs)
         )
-        decoded: dict[str, list[_Decoded]] = {s: [] for s in splits}
+        decoded: dict[str, list[_Decoded]] = {s: [] for s in scans}
         skipped: list[tuple[str, str]] = []
         for (split, _, _), r in zip(jobs, results, strict=True):
             if isinstance(r, _Decoded):
                 decoded[split].append(r)
             else:
                 skipped.append(r)
-        _check_readable(splits, scans, classes, decoded, skipped)
+        _check_readable(listing, decoded, skipped)
 
         every = [d for items in decoded.values() for d in items]
         final_channels = channels or (1 if all(d.gray for d in every) else 3)
@@ -277,7 +315,7 @@ def load_folder(
     ]
     notes += class_notes(classes, train.class_counts(len(classes)), len(skipped))
     return Dataset(
-        name=root.resolve().name,
+        name=listing.name,
         classes=classes,
         train=train,
         val=sets.get("val"),
@@ -330,35 +368,33 @@ def _check_classes(
 
 
 def _check_readable(
-    splits: dict[str, Path],
-    scans: dict[str, dict[str, list[Path]]],
-    classes: list[str],
-    decoded: dict[str, list[_Decoded]],
-    skipped: list[tuple[str, str]],
+    listing: Listing, decoded: dict[str, list[_Decoded]], skipped: list[tuple[str, str]]
 ) -> None:
     """Every train class needs at least one readable image; val/test may lack a class."""
+    classes = listing.classes
     counts = torch.bincount(
         torch.tensor([d.label for d in decoded["train"]], dtype=torch.int64), minlength=len(classes)
     ).tolist()
     for c, n in zip(classes, counts, strict=True):
         if n == 0:
-            found = len(scans["train"][c])
+            files = listing.scans["train"][c]
             why = (
-                f"all {found} image files failed to decode (first: {_first_skip(skipped, splits['train'] / c)})"
-                if found
+                f"all {len(files)} image files failed to decode (first: {_first_skip(skipped, files)})"
+                if files
                 else f"no image files ({', '.join(IMAGE_EXTENSIONS)})"
             )
-            raise DataError(f"class folder {splits['train'] / c} has no readable images: {why}")
+            what = listing.place("train", c) if listing.labels_file else (
+                f"class folder {listing.place('train', c)}")  # fmt: skip
+            raise DataError(f"{what} has no readable images: {why}")
     for split in ("val", "test"):
         if split in decoded and not decoded[split]:
-            raise DataError(
-                f"{splits[split]} has no readable images; remove it or add images to its class folders"
-            )
+            fix = "" if listing.labels_file else "; remove it or add images to its class folders"
+            raise DataError(f"{listing.place(split)} has no readable images{fix}")
 
 
-def _first_skip(skipped: list[tuple[str, str]], folder: Path) -> str:
-    prefix = str(folder) + os.sep
+def _first_skip(skipped: list[tuple[str, str]], files: list[Path]) -> str:
+    names = {str(f) for f in files}
     for path, reason in skipped:
-        if path.startswith(prefix):
+        if path in names:
             return f"{Path(path).name}: {reason}"
     return "?"

@@ -50,17 +50,17 @@ def folder_info(root: str | os.PathLike) -> dict[str, Any]:
     from pathlib import Path
 
     # folders.py needs PyTorch; this function is not on the path of `sightline datasets`
-    from sightline.data.folders import find_splits, scan_class_folders
+    from sightline.data.folders import list_images
 
-    root = Path(root)
+    listing = list_images(root)
     splits = {
-        split: {c: len(files) for c, files in scan_class_folders(folder).items()}
-        for split, folder in find_splits(root).items()
+        split: {c: len(files) for c, files in scan.items()} for split, scan in listing.scans.items()
     }
-    classes = list(splits["train"])
+    classes = listing.classes
     totals = {c: sum(counts.get(c, 0) for counts in splits.values()) for c in classes}
+    root = Path(root)
     return {
-        "name": root.resolve().name,
+        "name": listing.name,
         "path": str(root.resolve()),
         "classes": [{"name": c, "images": totals[c]} for c in classes],
         "splits": splits,

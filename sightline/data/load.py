@@ -139,7 +139,8 @@ def folder_path(name_or_path: str | os.PathLike) -> Path:
         raise DataError(
             f"{str(name_or_path)!r} is neither a built-in dataset nor an existing folder; "
             f"built-in datasets are: {', '.join(list_datasets())} — or give the path of a "
-            f"folder with one subfolder of images per class"
+            f"folder with one subfolder of images per class, or of a labels file (.csv with "
+            f"path,label[,split] rows)"
         )
     return path
 

@@ -28,14 +28,7 @@ from PIL import Image
 
 from sightline.data.dataset import Dataset, ImageSet
 from sightline.data.folder_choices import choose_size, class_notes, probe_size, sample_evenly
-from sightline.data.folders import (
-    DEFAULT_RESIZE,
-    GRAY_MODES,
-    _check_classes,
-    find_splits,
-    parse_size,
-    scan_class_folders,
-)
+from sightline.data.folders import DEFAULT_RESIZE, GRAY_MODES, list_images, parse_size
 from sightline.data.images import IMAGE_EXTENSIONS
 from sightline.data.load import (
     ValSplit,
@@ -131,10 +124,8 @@ def _folder(
 ) -> Dataset:
     """A folder's outline from its file inventory (as ``load_folder`` finds the files) and the
     headers of a sample of its training images (as ``load_folder`` chooses the size)."""
-    splits = find_splits(root)
-    scans = {name: scan_class_folders(folder) for name, folder in splits.items()}
-    classes = list(scans["train"])
-    _check_classes(splits, scans, classes)
+    listing = list_images(root)
+    scans, classes = listing.scans, listing.classes
     if not any(files for scan in scans.values() for files in scan.values()):
         raise DataError(
             f"no image files found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)} in the class folders)"
@@ -169,7 +160,7 @@ def _folder(
         for split, scan in scans.items()
     }
     return Dataset(
-        name=root.resolve().name,
+        name=listing.name,
         classes=classes,
         train=sets["train"],
         val=sets.get("val"),

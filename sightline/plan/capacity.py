@@ -109,6 +109,7 @@ def expected_input(
 
     from sightline.data.folder_choices import MAX_SIDE
     from sightline.data.folders import parse_size
+    from sightline.data.labels_file import is_labels_file
     from sightline.data.registry import find_dataset_spec
 
     if not isinstance(dataset, (str, os.PathLike)):
@@ -117,7 +118,7 @@ def expected_input(
     chosen = data_options.get("classes")
     if spec is not None:
         (c, h, w), classes = spec.shape, len(chosen or spec.classes)
-    elif Path(dataset).is_dir():
+    elif Path(dataset).is_dir() or is_labels_file(dataset):
         from sightline.data.info import folder_info
 
         c, h, w = 3, MAX_SIDE, MAX_SIDE
