@@ -47,6 +47,9 @@ _EXPORTS = {
     "class_folders": "sightline.data.builder",
     "find_splits": "sightline.data.folders",
     "scan_class_folders": "sightline.data.folders",
+    "list_images": "sightline.data.folders",
+    "is_labels_file": "sightline.data.labels_file",
+    "labels_files_in": "sightline.data.labels_file",
 }
 
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
     )
     from sightline.data.dataset import Dataset, ImageSet, resolve_classes
     from sightline.data.download import CACHE_ENV, MIRROR_ENV, resolve_cache_dir, resolve_mirror
-    from sightline.data.folders import find_splits, load_folder, scan_class_folders
+    from sightline.data.folders import find_splits, list_images, load_folder, scan_class_folders
     from sightline.data.images import (
         IMAGE_EXTENSIONS,
         MAX_PIXELS,
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
         open_image,
     )
     from sightline.data.info import dataset_info, folder_info
+    from sightline.data.labels_file import is_labels_file, labels_files_in
     from sightline.data.load import load_dataset
     from sightline.data.preprocess import ImageInput, Preprocess
     from sightline.data.registry import (
@@ -104,6 +108,9 @@ __all__ = [
     "ImageInput",
     "ImageSet",
     "is_dataset",
+    "is_labels_file",
+    "labels_files_in",
+    "list_images",
     "list_datasets",
     "load_dataset",
     "load_folder",

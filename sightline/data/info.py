@@ -44,25 +44,49 @@ def dataset_info(
 
 
 def folder_info(root: str | os.PathLike) -> dict[str, Any]:
-    """What a folder of images holds, without decoding any: its splits and, per class, how
-    many image files (by extension, as ``load_folder`` finds them). ``DataError`` if it is
-    not a folder."""
+    """What a folder of images (or a labels file) holds, without decoding any: its splits and,
+    per class, how many image files (as ``load_folder`` finds them); for a folder, its labels
+    files too (``labels_files``: each one's classes, or why it cannot be read). ``DataError``
+    if it is neither."""
     from pathlib import Path
 
     # folders.py needs PyTorch; this function is not on the path of `sightline datasets`
     from sightline.data.folders import list_images
+    from sightline.data.labels_file import labels_files_in
+    from sightline.errors import DataError
 
-    listing = list_images(root)
+    root = Path(root)
+    labels = [_labels_file_info(root / n) for n in labels_files_in(root)] if root.is_dir() else []
+    try:
+        listing = list_images(root)
+    except DataError as e:
+        if not labels:
+            raise
+        # No class folders to train on, but labels files: each of those is the way to.
+        return {"name": root.resolve().name, "path": str(root.resolve()), "classes": [],
+                "splits": {}, "images": 0, "error": str(e), "labels_files": labels}  # fmt: skip
     splits = {
         split: {c: len(files) for c, files in scan.items()} for split, scan in listing.scans.items()
     }
     classes = listing.classes
     totals = {c: sum(counts.get(c, 0) for counts in splits.values()) for c in classes}
-    root = Path(root)
-    return {
+    info: dict[str, Any] = {
         "name": listing.name,
         "path": str(root.resolve()),
         "classes": [{"name": c, "images": totals[c]} for c in classes],
         "splits": splits,
         "images": sum(totals.values()),
     }
+    if root.is_dir():  # the labels files beside its class folders, each another way to train
+        info["labels_files"] = labels
+    return info
+
+
+def _labels_file_info(path: Any) -> dict[str, Any]:
+    from sightline.errors import SightlineError
+
+    try:
+        got = folder_info(path)
+    except (SightlineError, OSError) as e:
+        return {"name": path.name, "error": str(e)}
+    return {"name": path.name, "classes": got["classes"], "images": got["images"]}

@@ -36,6 +36,20 @@ def is_labels_file(path: str | os.PathLike) -> bool:
     return p.suffix.lower() == ".csv" and p.is_file()
 
 
+def labels_files_in(folder: str | os.PathLike) -> list[str]:
+    """The names of the labels files directly in ``folder`` (visible ``.csv`` files, no links:
+    what a server offers to train on)."""
+    folder = Path(folder)
+    try:
+        return sorted(
+            p.name for p in folder.iterdir()
+            if p.suffix.lower() == ".csv" and not p.name.startswith(".") and not p.is_symlink()
+            and p.is_file()
+        )  # fmt: skip
+    except OSError:
+        return []
+
+
 def read_labels_file(path: str | os.PathLike) -> dict[str, dict[str, list[Path]]]:
     """split → class → image files, as ``scan_class_folders`` gives a folder's (classes
     sorted, files in the file's order); DataError for anything wrong with the file."""

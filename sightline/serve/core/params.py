@@ -108,6 +108,12 @@ IMAGE_FILE_SCHEMA: dict[str, Any] = {
     "maxLength": 255,
 }
 
+# A labels file: a plain .csv name (no folder, not hidden) in one of the server's folders.
+LABELS_FILE_SCHEMA: dict[str, Any] = {
+    "pattern": rf"^[^./\\\x00][^/\\\x00]*\.{_any_case('csv')}$",
+    "max_length": 255,
+}
+
 KINDS = ("builtin", "folder")  # of datasets: a registry name, or a --data-dir folder's
 PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a run's plots/NAME.png
 

@@ -39,6 +39,7 @@ from sightline.plan import (
     json_schema,
     object_schema,
 )
+from sightline.serve.core.params import LABELS_FILE_SCHEMA
 from sightline.serve.jobs.job import JobError
 
 
@@ -123,6 +124,13 @@ class JobRequestBase(BaseModel):
         description="instead of dataset: the name of one of the server's --data-dir "
         "folders (GET /api/datasets lists them)",
     )
+    labels: str | None = Field(
+        None,
+        description="with folder: one of its labels files (a .csv of path,label[,split] rows; "
+        "GET /api/datasets lists them as labels_files) instead of its class folders",
+        examples=["labels.csv"],
+        **LABELS_FILE_SCHEMA,
+    )
     epochs: Int | None = Field(None, **_documented("epochs"))
     batch_size: Int | None = Field(None, **_documented("batch_size"))
     lr: Number | None = Field(None, **_documented("lr"))
@@ -173,6 +181,8 @@ def _data_source(
     names = [Path(d).name for d in data_dirs]
     if req.dataset is not None and req.folder is not None:
         raise JobError("give a dataset or a folder, not both")
+    if req.labels is not None and req.folder is None:
+        raise JobError("labels names a labels file in a folder: give the folder too")
     if req.folder is None:
         try:
             spec = get_dataset_spec(req.dataset or default)
@@ -192,8 +202,23 @@ def _data_source(
     from sightline.data import folder_info
 
     path = Path(data_dirs[names.index(req.folder)]).resolve()
+    if req.labels is not None:
+        path = _labels_file(path, req.labels)
     info = folder_info(path)  # DataError when it is gone or holds no class folders
     return str(path), [c["name"] for c in info["classes"]]
+
+
+def _labels_file(folder: Path, name: str) -> Path:
+    """The labels file ``name`` directly in the server's ``folder``, never through a link."""
+    from sightline.data import labels_files_in
+
+    offered = labels_files_in(folder)
+    if name not in offered:
+        known = f": one of {', '.join(offered)}" if offered else ": it has none"
+        raise DataError(f"unknown labels file {name[:80]!r} in folder {folder.name}{known}")
+    from sightline.fileio import inside
+
+    return inside(folder, name)
 
 
 def _data_options(req: JobRequestBase, classes: list[str]) -> dict[str, Any]:

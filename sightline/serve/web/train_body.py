@@ -89,6 +89,7 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
         <p class="muted small" id="source-folder-why" hidden>No image folder to train on: start the server with <code>--data-dir FOLDER</code> (one subfolder per class).</p>
         <label class="field" id="dataset-field">Dataset <select id="train-dataset"></select></label>
         <label class="field" id="folder-field" hidden>Folder <select id="train-folder"></select></label>
+        <label class="field" id="labels-field" hidden>Labels <select id="train-labels"></select></label>
         <div class="field">
           <span class="field-label">{_label("classes")} <span class="muted">(none checked: all of them)</span></span>
           <div class="checks" id="train-classes"></div>

@@ -77,6 +77,10 @@ def served(tmp_path_factory):
     sightline.pipeline.run_training(
         str(folder), model="mlp", runs_dir=runs, name=RUN, epochs=8, progress="quiet"
     )
+    # Another way to label the same images: straight or slanted stripes (a labels file).
+    rows = [f"train/{k}/{f.name},{'slanted' if k == 'diagonal' else 'straight'}"
+            for k in CLASSES for f in sorted((folder / "train" / k).iterdir())]  # fmt: skip
+    (folder / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     # A small upload limit, so Classify many has to send a selection in batches.
     args = ["--runs-dir", str(runs), "--data-dir", str(folder), "--max-upload-mb", "1"]
     with serve_process(args, tmp) as url:
@@ -459,3 +463,27 @@ def test_train_from_the_form_and_watch_it(served, page):
     assert meta["calibration"]["fitted_on"] == "the calibration split" and meta["ood"]
     page.goto(url + "/")
     page.locator("#runs-table tbody tr", has_text="from-the-form").wait_for(timeout=20_000)
+
+
+def test_train_on_a_folders_labels_file_from_the_form(served, page):
+    """A folder's labels file is a choice beside its class folders: its labels become the
+    classes, and the plan is the labels file's."""
+    url, _ = served
+    page.goto(url + "/train?folder=stripes")
+    page.locator("#train-labels option[value='labels.csv']").wait_for(
+        state="attached", timeout=20_000
+    )
+    assert page.is_visible("#labels-field") and page.input_value("#train-labels") == ""
+    boxes = "boxes => boxes.map(b => b.value)"
+    assert page.eval_on_selector_all("#train-classes input", boxes) == list(CLASSES)
+
+    def asks(request) -> bool:  # the plan of the labels file
+        body = json.loads(request.post_data or "{}") if request.method == "POST" else {}
+        return request.url.endswith("/api/jobs/plan") and body.get("labels") == "labels.csv"
+
+    with page.expect_response(lambda r: asks(r.request), timeout=20_000) as answer:
+        page.select_option("#train-labels", "labels.csv")
+    assert page.eval_on_selector_all("#train-classes input", boxes) == ["slanted", "straight"]
+    assert answer.value.ok and answer.value.json()["data"]["name"] == "labels"
+    page.check("#source-builtin")
+    assert not page.is_visible("#labels-field")

@@ -141,3 +141,39 @@ def test_the_smallest_size_plans_and_never_answers_500(client):
     for body in ({"folder": FOLDER, "size": 1}, {"folder": FOLDER, "size": 1, "pretrained": True}):
         r = client.post("/api/jobs/plan", json=body, headers=CSRF)
         assert r.status_code in (200, 400), (body, r.status_code, r.text)
+
+
+def test_a_folders_labels_file_is_listed_planned_and_never_a_path(folder, tmp_path):
+    """A labels file in a server folder is offered by GET /api/datasets and trained on by name
+    (``labels``); a path, a file elsewhere or a link to one is refused."""
+    import shutil
+
+    root = tmp_path / "server" / "photos"
+    shutil.copytree(folder, root / "images")
+    rows = [f"images/{c}/{i}.png,{'wide' if c == 'middle' else 'narrow'}"
+            for c in ("left", "middle", "right") for i in range(20)]  # fmt: skip
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (root / "bad.csv").write_text("path,colour\n")
+    (tmp_path / "elsewhere.csv").write_text("path,label\n")
+    (root / "link.csv").symlink_to(tmp_path / "elsewhere.csv")
+    app = create_app(runs_dir=tmp_path / "runs", data_dirs=[root], device="cpu")
+    c = TestClient(app, base_url="http://127.0.0.1")
+    (listed,) = c.get("/api/datasets").json()["folders"]
+    files = {f["name"]: f for f in listed["labels_files"]}
+    assert sorted(files) == ["bad.csv", "labels.csv"]  # the link is not offered
+    assert [k["name"] for k in files["labels.csv"]["classes"]] == ["narrow", "wide"]
+    assert (
+        files["labels.csv"]["images"] == 60 and "must name the columns" in files["bad.csv"]["error"]
+    )
+    p = plan(c, {"folder": "photos", "labels": "labels.csv", "model": "fastcnn"})
+    assert p["data"]["name"] == "labels" and p["data"]["train"] + p["data"]["val"] == 60
+    for labels, status, says in (
+        ("link.csv", 400, "unknown labels file"),
+        ("nope.csv", 400, "unknown labels file"),
+        ("../elsewhere.csv", 422, "pattern"),
+        ("images/x.csv", 422, "pattern"),
+    ):
+        r = c.post("/api/jobs/plan", json={"folder": "photos", "labels": labels}, headers=CSRF)
+        assert r.status_code == status and says in r.text, (labels, r.text)
+    r = c.post("/api/jobs/plan", json={"labels": "labels.csv"}, headers=CSRF)
+    assert r.status_code == 400 and "give the folder too" in r.text

@@ -53,9 +53,35 @@
     for (const box of document.querySelectorAll('#train-classes input')) box.checked = wanted.includes(box.value);
   }
 
+  function currentFolder() {
+    return datasets.folders.find((x) => x.name === SL.$('train-folder').value);
+  }
+
+  // A folder's labels files (.csv of path,label[,split] rows) are other ways to train on it.
+  function currentLabels() {
+    const f = currentFolder();
+    const name = SL.$('train-labels').value;
+    return f && name ? (f.labels_files || []).find((l) => l.name === name) : null;
+  }
+
+  function renderLabels() {
+    const f = currentFolder();
+    const files = (f && f.labels_files) || [];
+    const select = SL.clear(SL.$('train-labels'));
+    if (f && !f.error) select.appendChild(el('option', {value: ''}, 'its class folders'));
+    for (const l of files) {
+      select.appendChild(el('option', {value: l.name, disabled: Boolean(l.error)},
+        l.name + (l.error ? ' (cannot be read: ' + l.error + ')' : ' (' + SL.int(l.images) + ' images)')));
+    }
+    const wanted = SL.param('labels');
+    if (wanted && files.some((l) => l.name === wanted && !l.error)) select.value = wanted;
+    SL.$('labels-field').hidden = source() !== 'folder' || !files.length;
+  }
+
   function currentClasses() {
     if (source() === 'folder') {
-      const f = datasets.folders.find((x) => x.name === SL.$('train-folder').value);
+      const l = currentLabels();
+      const f = l || currentFolder();
       return f && !f.error ? (f.classes || []).map((c) => ({name: c.name, hint: SL.int(c.images)})) : [];
     }
     const d = datasets.builtin.find((x) => x.name === SL.$('train-dataset').value);
@@ -67,6 +93,11 @@
     SL.$('dataset-field').hidden = folder;
     SL.$('folder-field').hidden = !folder;
     SL.$('folder-options').hidden = !folder;
+    if (!SL.$('train-labels').dataset.folder || SL.$('train-labels').dataset.folder !== SL.$('train-folder').value) {
+      SL.$('train-labels').dataset.folder = SL.$('train-folder').value;
+      renderLabels();
+    }
+    SL.$('labels-field').hidden = !folder || !((currentFolder() || {}).labels_files || []).length;
     const box = SL.clear(SL.$('train-classes'));
     for (const c of currentClasses()) {
       box.appendChild(el('label', {class: 'check'}, el('input', {type: 'checkbox', name: 'class', value: c.name}),
@@ -177,8 +208,10 @@
 
   function buildRequest() {
     const body = {};
-    if (source() === 'folder') body.folder = SL.$('train-folder').value;
-    else body.dataset = SL.$('train-dataset').value;
+    if (source() === 'folder') {
+      body.folder = SL.$('train-folder').value;
+      if (currentLabels()) body.labels = currentLabels().name;
+    } else body.dataset = SL.$('train-dataset').value;
     const classes = [...document.querySelectorAll('#train-classes input:checked')].map((c) => c.value);
     if (classes.length) body.classes = classes;
     body.model = SL.$('train-model').value;
@@ -268,6 +301,7 @@
     SL.$('source-folder').addEventListener('change', renderSource);
     SL.$('train-dataset').addEventListener('change', renderSource);
     SL.$('train-folder').addEventListener('change', renderSource);
+    SL.$('train-labels').addEventListener('change', renderSource);
     SL.$('train-model').addEventListener('change', () => { SL.$('train-model').dataset.chosen = '1'; renderModel(); });
     SL.$('train-pretrained').addEventListener('change', renderModel);
     SL.$('train-recipe').addEventListener('change', renderRecipe);
