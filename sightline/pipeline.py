@@ -163,6 +163,7 @@ def _run(
                 "evaluation",
                 split="test",
                 accuracy=m.accuracy,
+                balanced_accuracy=round(m.balanced_accuracy, 6),
                 loss=m.loss,
                 count=m.count,
                 path=str(RunLayout(run.path).evaluation("test")),

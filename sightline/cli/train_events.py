@@ -54,8 +54,10 @@ def event_printer(progress: str, say):
                 f"ECE {event['ece_before']:.2%} -> {event['ece_after']:.2%}"
             )
         elif kind == "evaluation":
+            balanced = event.get("balanced_accuracy")
             say(
                 f"Test accuracy: {event['accuracy']:.4f}  (loss {event['loss']:.4f}, {event['count']:,} images)"
+                + (f"; balanced accuracy {balanced:.4f}" if balanced is not None else "")
             )
             clean = event.get("without_copies")
             if clean:

@@ -65,6 +65,13 @@ class Metrics:
         return self._macro(self.recall)
 
     @property
+    def balanced_accuracy(self) -> float:
+        """The mean of the classes' recalls (= ``macro_recall``): what accuracy would be were
+        every class as common; on imbalanced data, what says whether the rare classes are
+        learned (accuracy can be 99 % with a class never recognised)."""
+        return self.macro_recall
+
+    @property
     def macro_f1(self) -> float:
         return self._macro(self.f1)
 
@@ -78,6 +85,7 @@ class Metrics:
             "count": self.count,
             "loss": self.loss,
             "accuracy": self.accuracy,
+            "balanced_accuracy": round(self.balanced_accuracy, 6),
             **self.top_k,
             "macro_precision": round(self.macro_precision, 6),
             "macro_recall": round(self.macro_recall, 6),
@@ -165,6 +173,7 @@ class Metrics:
         topk = "".join(f"   {k}: {v:.4f}" for k, v in self.top_k.items())
         lines = [
             f"{self.count:,} images   loss: {self.loss:.4f}   accuracy: {self.accuracy:.4f}{topk}"
+            f"   balanced accuracy: {self.balanced_accuracy:.4f}"
         ]
         if self.calibration is not None and self.count:
             c = self.calibration

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,6 +194,15 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
         train = _with_folder_recipe(plan, data, train)
     # reframe resolved here so the run's config.json says what it trained with
     cfg = settle(_config(get_model_entry(plan.model).train_defaults, plan.pretrained, train), data)
+    skew = imbalance(data)
+    if skew is not None:
+        c_large, large, c_small, small = skew
+        plan.note("data", (
+            f"class weights in the loss: {c_large} has {large:,} training images, {c_small} only "
+            f"{small:,} ({large / small:.0f}x); each image counts by how rare its class is "
+            "(--no-balance: every image alike)" if cfg.balance else
+            f"no class weights, as asked, though {c_large} has {large / small:.0f}x the training "
+            f"images of {c_small}: watch the balanced accuracy"))  # fmt: skip
     _, h, w = data.input_shape
     device_type = resolve_device(cfg.device).type
     fast_bf16 = device_type == "cpu" and cpu_bf16_is_fast(model)
@@ -207,12 +217,28 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
 
 def settle(cfg: TrainConfig, data: Any) -> TrainConfig:
     """``cfg`` with what the data decides settled: the share of reframed images (``reframe``,
-    by how the data framed its items). The trainer trains a settled config as it is."""
+    by how the data framed its items) and the class weights (``balance``, by how imbalanced its
+    training classes are). The trainer trains a settled config as it is."""
     from sightline.data.augment import default_reframe
 
     if cfg.reframe is None:
         cfg = dataclasses.replace(cfg, reframe=default_reframe(data.preprocess.fit))
+    if cfg.balance is None:
+        cfg = dataclasses.replace(cfg, balance=imbalance(data) is not None)
     return cfg
+
+
+def imbalance(data: Any) -> tuple[str, int, str, int] | None:
+    """(the largest class, its training images, the smallest, its images) when the largest has
+    ``UNBALANCED`` times the smallest's (the check's and the loader's rule), else None."""
+    from sightline.data.folder_choices import UNBALANCED
+
+    counts = Counter(data.train.labels.tolist())
+    held = [(counts[i], c) for i, c in enumerate(data.classes) if counts[i] > 0]
+    if len(held) < 2:
+        return None
+    (small, c_small), (large, c_large) = min(held), max(held)
+    return (c_large, large, c_small, small) if large >= UNBALANCED * small else None
 
 
 def run_preprocess(cfg: TrainConfig, data: Any) -> Any:

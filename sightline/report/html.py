@@ -115,6 +115,7 @@ def _kpis(run: Run, figs: RunFigures) -> str:
         (f"{m.accuracy:.2%}", f"{figs.split} accuracy"),
         (f"{m.loss:.4f}", f"{figs.split} loss"),
     ]
+    cards.append((f"{m.balanced_accuracy:.2%}", f"{figs.split} balanced accuracy"))
     cards += [(f"{v:.2%}", f"{k.replace('top', 'top-')} accuracy") for k, v in m.top_k.items()]
     cards.append((f"{m.macro_f1:.4f}", "macro F1"))
     if m.calibration is not None and m.count:

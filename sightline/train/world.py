@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from sightline.train.loss import batch_loss
 from sightline.train.trainer_view import TrainerView
 
 
@@ -51,8 +51,7 @@ class World:
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=trainer.cfg.label_smoothing)
-        return loss, loss.detach() * y.numel()
+        return batch_loss(logits, y, trainer.cfg.label_smoothing, trainer.class_weights)
 
     def seed(self, trainer: TrainerView) -> None:
         """Seeds the global RNG (dropout) at the start of a new run."""

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from sightline.errors import ConfigError
@@ -279,11 +278,6 @@ def threads_per_process(nproc: int) -> int:
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
     return max(1, cores // max(nproc, 1))
-
-
-def loss_sum(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    """Summed cross-entropy of a rank's rows (0 for no rows, where a mean would be NaN)."""
-    return F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
 
 
 def resolve_for_world(cfg, ctx: Distributed, model: nn.Module, train_size: int):

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sightline.train import distributed as dist_
 from sightline.train.distributed import sync_batchnorm
+from sightline.train.loss import loss_sums
 from sightline.train.trainer_view import TrainerView
 from sightline.train.world import World
 
@@ -87,8 +88,8 @@ class DistributedWorld(World):
     def loss(
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        summed = dist_.loss_sum(logits, y, trainer.cfg.label_smoothing)
-        return summed * (self.ctx.world_size / self.global_n), summed.detach()
+        summed, plain = loss_sums(logits, y, trainer.cfg.label_smoothing, trainer.class_weights)
+        return summed * (self.ctx.world_size / self.global_n), plain
 
     def seed(self, trainer: TrainerView) -> None:
         # The same initial weights come from the model's own seed (and DDP broadcasts rank 0's);
