@@ -19,7 +19,7 @@
   const TOP_FIELDS = {epochs: ['train-epochs', 'int'], batch_size: ['train-batch-size', 'int'],
     lr: ['train-lr', 'float'], patience: ['train-patience', 'int']};
   const OPTION_FIELDS = {optimizer: ['train-optimizer', 'text'], weight_decay: ['train-weight-decay', 'float'],
-    seed: ['train-seed', 'int']};
+    seed: ['train-seed', 'int'], balance: ['train-balance', 'bool']};
   let datasets = {builtin: [], folders: []};
   let models = [];
   let modelDefaults = {folders: null, datasets: {}}; // GET /api/models: default, dataset_defaults
@@ -199,6 +199,7 @@
     const raw = SL.$(id).value.trim();
     if (raw === '') return undefined;
     if (kind === 'text') return raw;
+    if (kind === 'bool') return raw === 'true';
     const value = Number(raw);
     if (!isFinite(value) || (kind === 'int' && !Number.isInteger(value))) {
       throw new Error(label + ': ' + JSON.stringify(raw) + ' is not ' + (kind === 'int' ? 'a whole number' : 'a number'));
