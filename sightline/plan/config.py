@@ -60,11 +60,12 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss, e.g. 0.1",
                                     low=0, high=1, high_open=True)
     balance: bool | None = option(
-        None, "weigh each image in the loss by how rare its class is (default: on when the "
-        "largest class has 5x the training images of the smallest)",
-        off_help="no class weights: every image counts alike, however imbalanced the classes",
-        why="the data decides: imbalanced classes are otherwise learned as if the rare ones "
-        "hardly mattered (train/loss.py)")
+        None, "imbalanced classes: the logit-adjusted loss, which trains the model to predict as "
+        "if the classes were balanced (default: on when the largest class has 5x the training "
+        "images of the smallest)",
+        off_help="the plain loss, however imbalanced the classes",
+        why="the data decides: on imbalanced classes the plain loss learns to answer the common "
+        "ones (long-tailed CIFAR-10: benchmarks/README.md)")
     # train/lookahead.py
     lookahead: bool = option(
         False, "every 5 steps restart from a moving average of the weights, averaging more "

@@ -198,10 +198,11 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
     if skew is not None:
         c_large, large, c_small, small = skew
         plan.note("data", (
-            f"class weights in the loss: {c_large} has {large:,} training images, {c_small} only "
-            f"{small:,} ({large / small:.0f}x); each image counts by how rare its class is "
-            "(--no-balance: every image alike)" if cfg.balance else
-            f"no class weights, as asked, though {c_large} has {large / small:.0f}x the training "
+            f"a loss for imbalanced classes: {c_large} has {large:,} training images, {c_small} "
+            f"only {small:,} ({large / small:.0f}x); the loss adds each class's log share to the "
+            "logits, so the model predicts as if the classes were balanced (--no-balance: the "
+            "plain loss)" if cfg.balance else
+            f"the plain loss, as asked, though {c_large} has {large / small:.0f}x the training "
             f"images of {c_small}: watch the balanced accuracy"))  # fmt: skip
     _, h, w = data.input_shape
     device_type = resolve_device(cfg.device).type
@@ -217,7 +218,7 @@ def complete(plan: Plan, data: Any, model: Any) -> Plan:
 
 def settle(cfg: TrainConfig, data: Any) -> TrainConfig:
     """``cfg`` with what the data decides settled: the share of reframed images (``reframe``,
-    by how the data framed its items) and the class weights (``balance``, by how imbalanced its
+    by how the data framed its items) and the loss for imbalanced classes (``balance``, by how imbalanced its
     training classes are). The trainer trains a settled config as it is."""
     from sightline.data.augment import default_reframe
 

@@ -51,7 +51,7 @@ from sightline.train.callbacks import (
 from sightline.train.callbacks.progress_events import ProgressEvents
 from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
-from sightline.train.loss import class_weights
+from sightline.train.loss import logit_adjustment
 from sightline.train.optim import (
     create_optimizer,
     freeze_backbone,
@@ -135,9 +135,9 @@ class Trainer:
         )
         # The training concerns, in the order their hooks run (train/callbacks/): the best epoch
         # is known before its checkpoint is written.
-        # Each image's weight in the loss by its class's rarity, where the plan said so.
-        self.class_weights = (
-            class_weights(data.train.labels, data.num_classes).to(self.device)
+        # The loss's logit adjustment for imbalanced classes, where the plan said so.
+        self.logit_adjustment = (
+            logit_adjustment(data.train.labels, data.num_classes).to(self.device)
             if cfg.balance
             else None
         )

@@ -42,7 +42,7 @@ class TrainerView(Protocol):
     total_steps: int  # the schedule's length
     lookahead: Any  # train/lookahead.py's averaging, or None
     early: Any  # the early-stopping concern (its monitor and best)
-    class_weights: torch.Tensor | None  # (K,) each class's weight in the loss (train/loss.py)
+    logit_adjustment: torch.Tensor | None  # (K,) added to the logits in the loss (train/loss.py)
     concerns: list[Any]  # the training concerns, in order (train/callbacks)
 
     # ---------------------------------------------------------------- where it is

@@ -51,7 +51,7 @@ class World:
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
-        return batch_loss(logits, y, trainer.cfg.label_smoothing, trainer.class_weights)
+        return batch_loss(logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment)
 
     def seed(self, trainer: TrainerView) -> None:
         """Seeds the global RNG (dropout) at the start of a new run."""

@@ -31,7 +31,7 @@ FIELD_LABELS: dict[str, str] = {
     "optimizer": "Optimizer",
     "weight-decay": "Weight decay",
     "seed": "Seed",
-    "balance": "Class weights",
+    "balance": "Loss for imbalanced classes",
     "val-split": "Validation split",
     "calibration-split": "Calibration split",
     "name": "Run name",
@@ -125,7 +125,7 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
           <label class="field">{_label("optimizer")} <select id="train-optimizer">{_choices(TrainConfig, "optimizer")}</select></label>
           <label class="field">{_label("weight-decay")} <input type="number" id="train-weight-decay"{_bounds(TrainConfig, "weight_decay")} step="any"></label>
           <label class="field">{_label("seed")} <input type="number" id="train-seed"{_bounds(TrainConfig, "seed")} step="1"></label>
-          <label class="field">{_label("balance")} <select id="train-balance"><option value="true">on: rare classes weigh more</option><option value="false">off: every image alike</option></select></label>
+          <label class="field">{_label("balance")} <select id="train-balance"><option value="true">on: predict as if balanced</option><option value="false">off: the plain loss</option></select></label>
           <label class="field">{_label("val-split")} <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
           <label class="field">{_label("calibration-split")} <input type="number" id="train-calibration-split"{_bounds(DataOptions, "calibration_split")} step="any" placeholder="none"></label>
           <label class="field">{_label("name")} <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>

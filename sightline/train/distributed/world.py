@@ -88,7 +88,7 @@ class DistributedWorld(World):
     def loss(
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        summed, plain = loss_sums(logits, y, trainer.cfg.label_smoothing, trainer.class_weights)
+        summed, plain = loss_sums(logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment)
         return summed * (self.ctx.world_size / self.global_n), plain
 
     def seed(self, trainer: TrainerView) -> None:

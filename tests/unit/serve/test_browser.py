@@ -485,7 +485,7 @@ def test_train_on_a_folders_labels_file_from_the_form(served, page):
         page.select_option("#train-labels", "labels.csv")
     assert page.eval_on_selector_all("#train-classes input", boxes) == ["slanted", "straight"]
     assert answer.value.ok and answer.value.json()["data"]["name"] == "labels"
-    # 40 slanted against 80 straight: not imbalanced enough for class weights, and the form says so
+    # 40 slanted against 80 straight: not imbalanced enough for the adjusted loss; the form says so
     playwright_api.expect(page.locator("#train-balance")).to_have_value("false", timeout=20_000)
     page.check("#source-builtin")
     assert not page.is_visible("#labels-field")

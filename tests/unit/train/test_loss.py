@@ -1,8 +1,10 @@
-"""Imbalance fixed, not just reported: class weights in the loss where the classes are
-imbalanced (the check's rule), said in the plan's notes, off on request; balanced accuracy in
-every evaluation."""
+"""Imbalance fixed, not just reported: the logit-adjusted loss where the classes are imbalanced
+(the check's rule), said in the plan's notes, off on request; balanced accuracy in every
+evaluation."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -12,27 +14,29 @@ from sightline.data.dataset import Dataset, ImageSet, channel_stats
 from sightline.data.preprocess import Preprocess
 from sightline.plan.config import resolve_config
 from sightline.plan.resolve import TrainRequest, complete, resolve, settle
-from sightline.train.loss import batch_loss, class_weights, loss_sums
+from sightline.train.loss import batch_loss, logit_adjustment, loss_sums
 
 
-def test_class_weights_are_balanced_and_average_one_over_the_training_images():
+def test_the_adjustment_is_the_log_of_each_classs_share_centred():
     labels = torch.tensor([0] * 90 + [1] * 10)
-    w = class_weights(labels, 3)  # class 2 has no images: no weight
-    assert torch.allclose(w, torch.tensor([100 / 180, 100 / 20, 0.0]))
-    assert torch.isclose(w[labels].mean(), torch.tensor(1.0))
-    assert torch.equal(class_weights(torch.tensor([0, 1, 1, 0]), 2), torch.ones(2))
+    a = logit_adjustment(labels, 3)  # class 2 has no images: the rarest's share
+    assert torch.allclose(a - a.mean(), a, atol=1e-6)
+    assert torch.isclose(a[0] - a[1], torch.tensor(math.log(9.0)))
+    assert torch.isclose(a[2], a[1])
+    assert torch.allclose(logit_adjustment(torch.tensor([0, 1, 1, 0]), 2), torch.zeros(2))
 
 
-def test_the_weighted_loss_weighs_each_image_by_its_class_and_reports_the_plain_one():
+def test_the_adjusted_loss_adds_the_adjustment_to_the_logits_and_reports_the_plain_one():
     torch.manual_seed(0)
     logits, y = torch.randn(8, 3), torch.tensor([0, 0, 0, 0, 0, 1, 1, 2])
-    w = torch.tensor([0.5, 2.0, 4.0])
+    a = torch.tensor([0.5, -0.2, -0.3])
     plain = F.cross_entropy(logits, y, label_smoothing=0.1, reduction="none")
-    loss, reported = batch_loss(logits, y, 0.1, w)
-    assert torch.isclose(loss, (plain * w[y]).mean()) and torch.isclose(reported, plain.sum())
-    unweighted, reported = batch_loss(logits, y, 0.1, None)
-    assert torch.isclose(unweighted, plain.mean()) and torch.isclose(reported, plain.sum())
-    summed, reported = loss_sums(logits, y, 0.1, torch.ones(3))  # weights of 1: the plain loss
+    adjusted = F.cross_entropy(logits + a, y, label_smoothing=0.1, reduction="none")
+    loss, reported = batch_loss(logits, y, 0.1, a)
+    assert torch.isclose(loss, adjusted.mean()) and torch.isclose(reported, plain.sum())
+    unadjusted, reported = batch_loss(logits, y, 0.1, None)
+    assert torch.isclose(unadjusted, plain.mean()) and torch.isclose(reported, plain.sum())
+    summed, reported = loss_sums(logits, y, 0.1, torch.zeros(3))  # no shift: the plain loss
     assert torch.isclose(summed, plain.sum()) and torch.isclose(reported, plain.sum())
 
 
@@ -57,13 +61,11 @@ def test_the_plan_weighs_imbalanced_classes_says_so_and_leaves_them_when_told():
     net = sightline.create_model("mlp", data.input_shape, 2, hidden=16)
     plan = complete(resolve(TrainRequest(data, "mlp")), data, net)
     assert plan.config.balance is True
-    (note,) = [n["text"] for n in plan.notes if n["text"].startswith("class weights")]
+    (note,) = [n["text"] for n in plan.notes if n["text"].startswith("a loss for imbalanced")]
     assert "common has 400 training images, rare only 20 (20x)" in note and "--no-balance" in note
-    told = complete(
-        resolve(TrainRequest(data, "mlp", train_options={"balance": False})), data, net
-    )
+    told = complete(resolve(TrainRequest(data, "mlp", train_options={"balance": False})), data, net)
     assert told.config.balance is False
-    assert any("no class weights, as asked" in n["text"] for n in told.notes)
+    assert any("the plain loss, as asked" in n["text"] for n in told.notes)
     even = imbalanced(train=(100, 30))  # 3.3x: under the rule's 5x
     assert settle(resolve_config({}), even).balance is False
 
