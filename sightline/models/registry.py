@@ -8,7 +8,8 @@ how the model was built on ``model.sightline_config``, so a checkpoint can rebui
 Listing models (``sightline models``, ``list_models``, ``get_model_entry``, a model's
 ``train_defaults``) must not cost the 1.5-2 s of importing PyTorch. So for the built-in families
 the registry reads each ``@register_model(...)`` call and the builder's keyword defaults from
-the module's source with ``ast``, without running it: they are literals. The family module, and
+the module's source with ``ast``, without running it: they are literals (or module constants
+that are). The family module, and
 PyTorch with it, is imported when a model is built (``entry.builder``, ``create_model``), and
 from then on its decorators' own entries are used. The decorators stay the one place a model is
 described: tests check that the source scan and the imported modules agree, and a module whose
@@ -229,6 +230,7 @@ def _declared(module: str) -> tuple[ModelEntry, ...]:
 
 
 def _scan(tree: ast.Module, module: str) -> Iterator[ModelEntry]:
+    names = _constants(tree)
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
             continue
@@ -243,8 +245,8 @@ def _scan(tree: ast.Module, module: str) -> Iterator[ModelEntry]:
             args = (
                 inspect.signature(register_model)
                 .bind(
-                    *(_literal(a) for a in dec.args),
-                    **{k.arg: _literal(k.value) for k in dec.keywords if k.arg},
+                    *(_literal(a, names) for a in dec.args),
+                    **{k.arg: _literal(k.value, names) for k in dec.keywords if k.arg},
                 )
                 .arguments
             )
@@ -270,10 +272,30 @@ def _source_options(args: ast.arguments) -> dict[str, object]:
     return {a.arg: _literal(d) for a, d in pairs if a.arg not in ("input_shape", "num_classes")}
 
 
-def _literal(node: ast.expr) -> object:
-    """A Python literal, or ``dict(key=literal, ...)``; ValueError for anything else."""
+def _constants(tree: ast.Module) -> dict[str, ast.expr]:
+    """The module's top-level ``NAME = <literal>`` (or annotated) assignments, by name: a
+    declaration may name them (three models sharing their training defaults)."""
+    out: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            out[target.id] = value
+    return out
+
+
+def _literal(node: ast.expr, names: dict[str, ast.expr] | None = None) -> object:
+    """A Python literal, ``dict(key=literal, ...)``, or the name of a module constant that is
+    one (``names``); ValueError for anything else."""
+    names = names or {}
+    if isinstance(node, ast.Name) and node.id in names:
+        return _literal(names[node.id], {k: v for k, v in names.items() if k != node.id})
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict" and not node.args:
         if any(k.arg is None for k in node.keywords):
             raise ValueError("dict(**...) is not a literal")
-        return {k.arg: _literal(k.value) for k in node.keywords}
+        return {k.arg: _literal(k.value, names) for k in node.keywords}
     return ast.literal_eval(node)

@@ -57,7 +57,8 @@ def test_submodules_and_unknown_names():
 def test_registry_source_scan_matches_the_decorators():
     # What `sightline models` shows without importing torch must be what the imported modules
     # register. A declaration that is not made of literals makes the scan import the module
-    # (and this test fail): keep @register_model(...) arguments and builder defaults literal.
+    # (and this test fail): keep @register_model(...) arguments and builder defaults literal
+    # (or module constants that are).
     for module in registry.FAMILIES:
         declared = {e.name: e for e in registry._declared(module)}
         importlib.import_module(module)
@@ -65,11 +66,14 @@ def test_registry_source_scan_matches_the_decorators():
         assert declared.keys() == registered.keys() and declared, module
         for name, entry in declared.items():
             real = registered[name]
-            assert (entry.description, entry.train_defaults, entry.options()) == (
-                real.description,
-                real.train_defaults,
-                real.options(),
-            ), name
+            assert (
+                entry.description,
+                entry.train_defaults,
+                entry.options(),
+                entry.pretrained_input,
+            ) == (real.description, real.train_defaults, real.options(), real.pretrained_input), (
+                name
+            )
             assert entry.builder is registry._BUILDERS[name]
 
 

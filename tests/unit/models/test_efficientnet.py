@@ -341,9 +341,10 @@ def test_real_weights_see_airplanes_cars_and_birds(mirror, name):
     import torch.nn.functional as F  # noqa: N812
 
     import sightline
-    from sightline.models.efficientnet import PRETRAINED_INPUT, VARIANTS
+    from sightline.models import get_model_entry
+    from sightline.models.efficientnet import PRETRAINED_INPUT
 
-    size = VARIANTS[name][2]
+    size = get_model_entry(name).pretrained_input["size"]
     model = create_model(name, (3, size, size), 1000, pretrained=True).eval()
     torch.manual_seed(0)
     with torch.no_grad():
