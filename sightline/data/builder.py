@@ -25,7 +25,7 @@ from PIL import Image
 
 from sightline.data.folders import find_splits
 from sightline.data.images import MAX_PIXELS, image_size, is_image_file, open_image
-from sightline.data.labels_file import labels_files_in
+from sightline.data.labels_file import holds_labels_file
 from sightline.errors import DataError, ImageError
 from sightline.fileio import inside
 
@@ -48,7 +48,7 @@ def clean_name(name: str, what: str) -> str:
 def is_dataset(folder: Path) -> bool:
     """Whether ``folder`` holds class folders with images, or a labels file (else it may hold
     datasets)."""
-    if labels_files_in(folder):
+    if holds_labels_file(folder):
         return True
     try:
         train = find_splits(folder)["train"]

@@ -50,6 +50,20 @@ def labels_files_in(folder: str | os.PathLike) -> list[str]:
         return []
 
 
+def holds_labels_file(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a labels file, by its first line (path and label columns): a
+    folder of datasets with some other CSV in it (results, notes) is still a folder of datasets."""
+    for name in labels_files_in(folder):
+        try:
+            with open(Path(folder) / name, encoding="utf-8-sig", errors="replace") as f:
+                header = next(csv.reader([f.readline(4096)]), [])
+        except OSError:
+            continue
+        if {"path", "label"} <= {h.strip().lower() for h in header}:
+            return True
+    return False
+
+
 def read_labels_file(path: str | os.PathLike) -> dict[str, dict[str, list[Path]]]:
     """split → class → image files, as ``scan_class_folders`` gives a folder's (classes
     sorted, files in the file's order); DataError for anything wrong with the file."""

@@ -162,7 +162,7 @@ def scan_folder(
 
 class FolderReader:
     """A check's inventory of an image folder, from the images training decodes: give
-    ``observe`` to ``load_dataset(observe=)``, then ``inventory(dataset)``. Each file is then
+    ``observe`` to ``load_dataset(observe=)``, then ``inventory()``. Each file is then
     decoded once for both (``sightline train FOLDER``)."""
 
     def __init__(self, root: str | os.PathLike) -> None:

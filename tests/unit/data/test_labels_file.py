@@ -130,3 +130,15 @@ def test_a_labels_file_trains_evaluates_and_reloads_from_the_command_line(tmp_pa
     data = run.load_data()  # the run rebuilds its data from the labels file
     assert len(data.train) + len(data.val) == 24
     assert run.evaluate(data, split="val").accuracy >= 0.5
+
+
+def test_a_folder_holding_a_labels_file_is_a_dataset_and_another_csv_changes_nothing(tmp_path):
+    from sightline.data import datasets_in, is_dataset
+
+    collection = tmp_path / "all"
+    rows = _images(collection / "pets")
+    _write(collection / "pets" / "labels.csv", ["path,label"] + [f"{p},{c}" for p, c in rows])
+    (collection / "other").mkdir()
+    _write(collection / "results.csv", ["run,accuracy", "a,0.9"])  # not a labels file
+    assert is_dataset(collection / "pets") and not is_dataset(collection)
+    assert datasets_in(collection) == [collection / "other", collection / "pets"]
