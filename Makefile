@@ -6,6 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Dev/CI pin only: a CPU build of PyTorch. The package itself asks for torch>=2.3.
 TORCH_SPEC ?= torch==2.13.0
+# The tests also run timm's backbones (sightline[timm]). timm imports torchvision, and no CPU
+# torchvision wheel matches the CPU torch above: the tests run on PyPI's torch + torchvision
+# pair (CUDA builds that run on the CPU, as fast here; ~1.5 min to install). `make demo` keeps
+# the small CPU build.
+TIMM_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Dataset files: a local mirror folder if one is set, else ../shared/datasets when it exists
 # (the offline machines this project is developed on), else the real download.
 export SIGHTLINE_DATA_MIRROR := $(or $(SIGHTLINE_DATA_MIRROR),$(abspath $(wildcard ../shared/datasets)))
@@ -16,6 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+$(VENV)/.timm: $(VENV)/.installed
+	$(BIN)/pip install -q $(TIMM_SPEC) -e ".[dev,timm]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -30,11 +39,11 @@ serve: setup
 
 ## All tests: unit tests and integration tests that train on the real datasets, one worker per
 ## CPU core (pytest-xdist; each test file runs in one worker, so its fixtures are made once).
-test: setup
+test: setup $(VENV)/.timm
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ## Unit tests only (no training on real data).
-test-fast: setup
+test-fast: setup $(VENV)/.timm
 	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: setup

@@ -20,6 +20,10 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
+# No test reaches the Hugging Face Hub (timm's downloads): offline, a missing file is an error
+# at once instead of minutes of retries. Tests bring weights as local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 # Tests send Ctrl-C (SIGINT) to the processes they start, as a terminal would. A shell starts a
 # background job (`make test &`, `nohup ... &`) with SIGINT ignored, and an ignored signal stays
 # ignored in every process started from it: Python then installs no KeyboardInterrupt handler.

@@ -8,7 +8,8 @@ evaluate and calibrate all pay for every image. efficientnet-lite0 folds itself
 (``EfficientNetLite.fused``); every other model goes through ``fold_batchnorms``, which needs no
 help from the model: it traces the forward pass (``torch.fx``), finds
 
-* convolution -> BatchNorm, the BatchNorm the convolution's only user: folded;
+* convolution -> BatchNorm (``nn.BatchNorm2d`` itself, not a subclass that does more), the
+  BatchNorm the convolution's only user: folded;
 * convolution -> max pool -> BatchNorm (fastcnn's and airnet's pooling stages): folded when
   every channel's scale is positive, since a max pool commutes with a positive per-channel
   affine map (a negative one would turn the max into a min: that BatchNorm stays);
@@ -58,7 +59,11 @@ def fold_batchnorms(model: nn.Module) -> nn.Module:
     count = 0
     for node in list(folded.graph.nodes):
         bn = _module(node, modules, nn.BatchNorm2d)
-        if bn is None or not bn.track_running_stats or bn.running_mean is None:
+        # Only BatchNorm2d itself: a subclass may do more in its forward (timm's BatchNormAct2d
+        # applies the activation too), which the fold would silently drop.
+        if bn is None or type(bn) is not nn.BatchNorm2d:
+            continue
+        if not bn.track_running_stats or bn.running_mean is None:
             continue
         source_node = node.args[0]
         pool = None

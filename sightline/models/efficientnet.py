@@ -320,13 +320,17 @@ def efficientnet_lite0(
     num_classes: int,
     *,
     pretrained: bool = False,
+    weights: str = "",
     dropout: float = 0.2,
     drop_connect: float = 0.2,
 ) -> nn.Module:
-    """``pretrained``: load the ImageNet weights (see ``sightline.models.pretrained``); with
+    """``pretrained``: load the ImageNet weights (see ``sightline.models.pretrained``; ``weights``:
+    a file of them, else they are looked for); with
     ``num_classes`` != 1000 the head is a new Linear(1280, num_classes). ``dropout`` before the
     head; ``drop_connect``: stochastic depth of the last block (earlier blocks less)."""
-    return _lite("efficientnet-lite0", input_shape, num_classes, pretrained, dropout, drop_connect)
+    return _lite(
+        "efficientnet-lite0", input_shape, num_classes, pretrained, weights, dropout, drop_connect
+    )
 
 
 @register_model(
@@ -340,11 +344,14 @@ def efficientnet_lite1(
     num_classes: int,
     *,
     pretrained: bool = False,
+    weights: str = "",
     dropout: float = 0.2,
     drop_connect: float = 0.2,
 ) -> nn.Module:
     """As ``efficientnet_lite0``, for Lite1."""
-    return _lite("efficientnet-lite1", input_shape, num_classes, pretrained, dropout, drop_connect)
+    return _lite(
+        "efficientnet-lite1", input_shape, num_classes, pretrained, weights, dropout, drop_connect
+    )
 
 
 @register_model(
@@ -358,11 +365,14 @@ def efficientnet_lite2(
     num_classes: int,
     *,
     pretrained: bool = False,
+    weights: str = "",
     dropout: float = 0.3,
     drop_connect: float = 0.2,
 ) -> nn.Module:
     """As ``efficientnet_lite0``, for Lite2."""
-    return _lite("efficientnet-lite2", input_shape, num_classes, pretrained, dropout, drop_connect)
+    return _lite(
+        "efficientnet-lite2", input_shape, num_classes, pretrained, weights, dropout, drop_connect
+    )
 
 
 def _lite(
@@ -370,6 +380,7 @@ def _lite(
     input_shape: tuple[int, int, int],
     num_classes: int,
     pretrained: bool,
+    weights: str,
     dropout: float,
     drop_connect: float,
 ) -> nn.Module:
@@ -380,10 +391,12 @@ def _lite(
         raise ValueError(
             f"dropout and drop_connect must be in [0, 1), got {dropout}, {drop_connect}"
         )
+    if weights and not pretrained:
+        raise ValueError("weights is a file of pretrained weights: it goes with pretrained=true")
     width, depth = LITE_SCALES[name]
     model = EfficientNetLite(c, num_classes, dropout, drop_connect, width, depth)
     if pretrained:
         from sightline.models.pretrained import load_pretrained_state_dict
 
-        load_pretrained(model, load_pretrained_state_dict(name))
+        load_pretrained(model, load_pretrained_state_dict(name, weights=weights))
     return model

@@ -191,19 +191,99 @@ def pretrained_weights_path(
 
 
 def load_pretrained_state_dict(
-    name: str = "efficientnet-lite0", **kwargs: object
+    name: str = "efficientnet-lite0", weights: str | os.PathLike = "", **kwargs: object
 ) -> dict[str, torch.Tensor]:
-    """The pretrained state dict of model ``name`` (on the CPU); ``kwargs`` go to
-    ``pretrained_weights_path``."""
+    """The pretrained state dict of model ``name`` (on the CPU): the file ``weights`` when
+    given, else what ``pretrained_weights_path`` finds (``kwargs`` go to it)."""
+    given = find_local_weights(name, weights) if weights else None
+    return read_state_dict(given or pretrained_weights_path(name, **kwargs))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- the user's files
+# A state dict saved by a training script is often wrapped ({"state_dict": ...}, {"model": ...})
+# and prefixed by DistributedDataParallel ("module."): both are undone.
+WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of weights file ``path`` (safetensors, or a PyTorch state dict read with
+    ``weights_only=True``: nothing in the file runs); ModelError naming the file otherwise."""
     import torch  # here: finding the file must not cost PyTorch's import
 
-    path = pretrained_weights_path(name, **kwargs)  # type: ignore[arg-type]
+    path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: object = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
         raise ModelError(
             f"cannot read pretrained weights {path}: {type(e).__name__}: {e}"
         ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    for key in WRAPPER_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise ModelError(f"{path} is not a state dict of tensors")
+    if all(str(k).startswith("module.") for k in state):
+        state = {str(k)[len("module.") :]: v for k, v in state.items()}
     return dict(state)
+
+
+def local_weight_names(arch: str) -> list[str]:
+    """The file names a weights folder may hold for model ``arch`` (a timm architecture, tagged
+    or not, or one of ``WEIGHTS``), most specific first: ``resnet50.a1_in1k.safetensors``, ...,
+    ``resnet50/model.safetensors`` (a Hugging Face download's layout)."""
+    if arch in WEIGHTS:
+        return [WEIGHTS[arch].filename, *(f"{arch}{suffix}" for suffix in WEIGHT_SUFFIXES)]
+    stems = [arch] if "." not in arch else [arch, arch.split(".")[0]]
+    names = [f"{s}{suffix}" for s in stems for suffix in WEIGHT_SUFFIXES]
+    names += [f"{s}/{f}" for s in stems for f in ("model.safetensors", "pytorch_model.bin")]
+    return names
+
+
+def find_local_weights(arch: str, weights: str | os.PathLike = "") -> Path | None:
+    """The weights file for ``arch`` the user keeps: ``weights`` (a file, or a folder holding
+    one of ``local_weight_names``; ModelError when it is neither), else one in the
+    ``$SIGHTLINE_WEIGHTS`` folder (or that file, when it is named for ``arch``); None when the
+    user keeps none (timm's own download is next)."""
+    names = local_weight_names(arch)
+    if weights:
+        path = Path(weights).expanduser()
+        if path.is_dir():
+            found = _first_in(path, names)
+            if found is None:
+                raise ModelError(
+                    f"weights folder {path} holds none of {', '.join(names[:3])}, ...: "
+                    "put the file there or give the file itself"
+                )
+            return found
+        return _given_file(path)
+    value = os.environ.get(WEIGHTS_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return _first_in(path, names)
+    return path if path.is_file() and path.name in names else None
+
+
+def _first_in(folder: Path, names: list[str]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _given_file(weights: str | os.PathLike) -> Path:
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"weights file {path} not found: give the path of a .safetensors or .pth state dict"
+        )
+    return path

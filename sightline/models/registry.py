@@ -45,6 +45,15 @@ FAMILIES = (
     "sightline.models.tutorial_cnn",
 )
 
+# Families that answer for every name with their prefix (``timm:resnet50``): the module's
+# ``timm_entry(name)`` describes one (importing it: those are not read from source) and its
+# ``build(name, input_shape, num_classes, **options)`` builds it.
+PREFIXED = {"timm:": ("sightline.models.timm_models", "timm_entry")}
+
+
+def _prefixed(name: str) -> tuple[str, str] | None:
+    return next((v for p, v in PREFIXED.items() if name.startswith(p)), None)
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -60,6 +69,8 @@ class ModelEntry:
     @property
     def builder(self) -> Builder:
         """The builder function: imports its module, and so PyTorch, on first use."""
+        if _prefixed(self.name):
+            return functools.partial(importlib.import_module(self.module).build, self.name)
         if self.name not in _BUILDERS:
             importlib.import_module(self.module)
         if self.name not in _BUILDERS:
@@ -134,6 +145,10 @@ def list_models() -> list[ModelEntry]:
 
 
 def get_model_entry(name: str) -> ModelEntry:
+    prefixed = _prefixed(name) if isinstance(name, str) else None
+    if prefixed:
+        module, entry = prefixed
+        return getattr(importlib.import_module(module), entry)(name)
     entries = _entries()
     if name not in entries:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(entries))}")
@@ -185,6 +200,16 @@ def create_model(
         "options": {**known, **options},
     }
     return model
+
+
+# Model options that say where the weights start, not what the layers are: a model built to be
+# measured, or to receive saved weights, is built without them (and so reads no weights file).
+WEIGHT_OPTIONS = ("pretrained", "weights")
+
+
+def architecture_options(options: dict[str, object]) -> dict[str, object]:
+    """``options`` without ``WEIGHT_OPTIONS``: the same layers, initialised at random."""
+    return {k: v for k, v in options.items() if k not in WEIGHT_OPTIONS}
 
 
 def _whole(default: object, value: object) -> object:

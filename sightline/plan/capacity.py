@@ -29,9 +29,9 @@ def count(
     meta device (a model that reads weights or data while it is built)."""
     import torch
 
-    from sightline.models.registry import create_model
+    from sightline.models.registry import architecture_options, create_model
 
-    options = {k: v for k, v in model_options.items() if k != "pretrained"}  # same architecture
+    options = architecture_options(model_options)
     activations = 0
 
     def add(module: Any, inputs: Any, output: Any) -> None:

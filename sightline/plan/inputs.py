@@ -14,6 +14,7 @@ import argparse
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from sightline.data.image_options import IMAGE_CHANNELS, MAX_SIDE, MIN_SIDE, RESIZE_MODES
@@ -168,6 +169,11 @@ class ModelChoice:
     pretrained: bool = model_option(
         False, "start from ImageNet weights (default model: efficientnet-lite0; images prepared "
         "at 224 px RGB); trains a head on frozen features unless --fine-tune", off=None)
+    # A path on the machine that trains: never from a web client (api=False).
+    weights: str | None = model_option(
+        None, "a file of pretrained weights (.safetensors or .pth state dict) to start from, "
+        "or a folder holding one named for the model; implies --pretrained", metavar="FILE",
+        api=False)
     # fmt: on
 
     def __post_init__(self) -> None:
@@ -177,8 +183,10 @@ class ModelChoice:
         """The plan's ``model_options``: the model's own, with ``pretrained=True`` where asked
         (as a switch or as a model option)."""
         out = dict(self.model_options)
-        if out.pop("pretrained", False) or self.pretrained:
+        if out.pop("pretrained", False) or self.pretrained or self.weights:
             out["pretrained"] = True
+        if self.weights:  # made absolute: the run's record says which file it began from
+            out["weights"] = str(Path(self.weights).expanduser().resolve())
         return out
 
 

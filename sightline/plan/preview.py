@@ -76,8 +76,8 @@ def _architecture(plan: Plan, data: Any) -> Any:
     convnet, which decides bf16 on an AMX CPU) without allocating or loading any weights."""
     import torch
 
-    from sightline.models import create_model
+    from sightline.models.registry import architecture_options, create_model
 
-    options = {k: v for k, v in plan.model_options.items() if k != "pretrained"}  # same layers
+    options = architecture_options(plan.model_options)
     with torch.device("meta"):
         return create_model(plan.model, data.input_shape, data.num_classes, **options)

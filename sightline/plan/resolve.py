@@ -168,6 +168,11 @@ def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | No
         return model
     model = model or default_pretrained_model()
     pretrained_input(model)  # ConfigError when the model has no pretrained weights
+    if plan.model_options.get("weights"):  # a file that is not there: said before the data loads
+        from sightline.models.pretrained import find_local_weights
+        from sightline.models.timm_models import architecture
+
+        find_local_weights(architecture(model), str(plan.model_options["weights"]))
     from sightline.data import Dataset
 
     if not isinstance(

@@ -84,19 +84,20 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
 
     A model trained from pretrained weights is rebuilt with ``pretrained=False``: its saved
     weights replace them anyway, so predicting never needs (or reads) the ImageNet weights."""
-    from sightline.models import create_model
+    from sightline.models.registry import WEIGHT_OPTIONS, architecture_options, create_model
 
     m = meta["model"]
     options = dict(m.get("options", {}))
-    pretrained = bool(options.get("pretrained"))
-    if pretrained:
-        options["pretrained"] = False
     # Its initial weights are replaced by the saved ones: loading a model never moves the
     # caller's random state (training calibrates its run at the end, with the user's RNG).
     with torch.random.fork_rng(devices=[]):
-        model = create_model(m["name"], tuple(m["input_shape"]), m["num_classes"], **options)
-    if pretrained:  # the record still says how the weights began
-        model.sightline_config["options"]["pretrained"] = True  # type: ignore[index]
+        model = create_model(
+            m["name"], tuple(m["input_shape"]), m["num_classes"], **architecture_options(options)
+        )
+    # The record still says how the weights began.
+    model.sightline_config["options"].update(  # type: ignore[union-attr]
+        {k: options[k] for k in WEIGHT_OPTIONS if k in options}
+    )
     return model
 
 

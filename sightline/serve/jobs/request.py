@@ -256,7 +256,9 @@ def train_request(req: JobRequestBase, data_dirs: Sequence[Path]) -> TrainReques
     default = get_recipe(req.recipe).dataset if req.recipe is not None else DEFAULT_DATASET
     dataset, classes = _data_source(req, data_dirs, default)
     cls = type(req).model_class
-    model_options = cls(**{o.name: getattr(req, o.name) for o in declared(cls)}).plan_options()
+    model_options = cls(
+        **{o.name: getattr(req, o.name) for o in declared(cls) if o.spec.api}
+    ).plan_options()
     if req.name is not None and (len(req.name) > MAX_RUN_NAME or not RUN_NAME.fullmatch(req.name)):
         raise JobError(
             f"invalid run name {req.name[:80]!r}: use letters, digits, '.', '_' and '-', not starting with '.'"

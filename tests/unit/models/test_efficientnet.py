@@ -133,6 +133,7 @@ def test_forward_shapes(channels, size):
     assert model.classifier is model._fc and model.classifier.out_features == 5
     assert model.sightline_config["options"] == {
         "pretrained": False,
+        "weights": "",
         "dropout": 0.2,
         "drop_connect": 0.2,
     }
