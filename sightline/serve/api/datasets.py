@@ -201,10 +201,11 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
 )
 def models() -> dict[str, Any]:
     from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
+    from sightline.models.curated import listed_timm_models
     from sightline.plan import resolve_config
 
     out = []
-    for entry in list_models():
+    for entry in [*list_models(), *listed_timm_models()]:
         defaults = resolve_config(entry.train_defaults).to_dict()
         defaults.pop("extra", None)
         row: dict[str, Any] = {

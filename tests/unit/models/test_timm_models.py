@@ -135,3 +135,28 @@ def test_weights_files_never_run_code_and_bad_files_are_named(tmp_path):
 def test_weights_without_pretrained_is_an_error():
     with pytest.raises(ModelError, match="goes with pretrained"):
         create_model("timm:resnet10t", (3, 32, 32), 2, weights="x.pth")
+
+
+def test_the_curated_table_says_what_each_backbone_is():
+    """The listing is plain data (no timm import): held to timm's own models here."""
+    from sightline.models.curated import CURATED, backbones_table, listed_timm_models
+
+    for c in CURATED:
+        entry = get_model_entry(c.name)
+        assert entry.pretrained_input["size"] == c.size, c.name
+        with torch.device("meta"):
+            model = create_model(c.name, (3, c.size, c.size), 1000)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert params == pytest.approx(c.params_m, abs=0.05), c.name
+    listed = {e.name for e in listed_timm_models()}
+    assert "timm:convnext_tiny" in listed and "efficientnet-lite0" not in listed
+    assert "needs pip install" in backbones_table(installed=False)
+    assert "needs pip install" not in backbones_table(installed=True)
+
+
+def test_sightline_models_lists_the_backbones(capsys):
+    from sightline.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "Backbones for transfer learning" in out and "timm:resnet50" in out

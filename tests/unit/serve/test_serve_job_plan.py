@@ -16,6 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from optional_libraries import require  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from sightline.data.download import CACHE_ENV  # noqa: E402
@@ -177,3 +178,15 @@ def test_a_folders_labels_file_is_listed_planned_and_never_a_path(folder, tmp_pa
         assert r.status_code == status and says in r.text, (labels, r.text)
     r = c.post("/api/jobs/plan", json={"labels": "labels.csv"}, headers=CSRF)
     assert r.status_code == 400 and "give the folder too" in r.text
+
+
+def test_a_timm_backbone_plans_at_its_weights_input_and_a_weights_path_is_refused(client):
+    require("timm", "timm")
+    p = plan(client, {"folder": FOLDER, "model": "timm:resnet10t", "pretrained": True})
+    assert p["model"] == "timm:resnet10t" and p["data"]["input_shape"] == [3, 176, 176]
+    assert p["options"]["freeze"] is True  # a head on frozen features, as for EfficientNet-Lite
+    # A file path is the training machine's: no field of the request takes one.
+    body = {"folder": FOLDER, "model": "timm:resnet10t", "weights": "/etc/passwd"}
+    assert client.post("/api/jobs/plan", json=body, headers=CSRF).status_code == 422
+    r = client.post("/api/jobs/plan", json={"folder": FOLDER, "model": "timm:nope"}, headers=CSRF)
+    assert r.status_code in (400, 422) and "timm has no model" in r.text

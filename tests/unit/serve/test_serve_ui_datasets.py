@@ -120,3 +120,5 @@ def test_models_with_their_training_defaults(c):
     assert models["mlp"]["defaults"]["optimizer"] == "adam"
     lite = models["efficientnet-lite0"]
     assert lite["pretrained"] is True and lite["pretrained_defaults"]["head_epochs"] == 1
+    convnext = models["timm:convnext_tiny"]  # the curated timm backbones (make test installs timm)
+    assert convnext["pretrained"] is True and "28.6 M params" in convnext["description"]
