@@ -158,7 +158,7 @@ def list_images(root: str | os.PathLike) -> Listing:
 # ----------------------------------------------------------------------- decoding
 def _read(
     job: tuple[str, Path, int], channels: int | None, size: tuple[int, int], resize: str,
-    preprocess: Preprocess | None, observe: Observer | None,
+    preprocess: Preprocess | None, observe: Observer | None, interpolation: str = "bilinear",
 ) -> _Decoded | tuple[str, str]:  # fmt: skip
     """Decode one job's file (split, path, label), show it to ``observe``, and prepare it: a
     _Decoded, or (path, reason) when it cannot be used."""
@@ -173,7 +173,7 @@ def _read(
         observe(path, split, label, img)
     if isinstance(img, str):
         return (str(path), img)
-    return _prepare(path, label, img, channels, size, resize, preprocess)
+    return _prepare(path, label, img, channels, size, resize, preprocess, interpolation)
 
 
 def _prepare(
@@ -184,6 +184,7 @@ def _prepare(
     size: tuple[int, int],
     resize: str,
     preprocess: Preprocess | None,
+    interpolation: str = "bilinear",
 ) -> _Decoded | tuple[str, str]:
     """One decoded image at the final size. ``preprocess``: prepare it exactly so (a run's own,
     framing and inversion included)."""
@@ -194,7 +195,7 @@ def _prepare(
             img = normalize_mode(img, 3)
             gray = is_gray_content(img)
         ch = channels or (1 if gray else 3)
-        prepare = preprocess or Preprocess(ch, size, resize)
+        prepare = preprocess or Preprocess(ch, size, resize, interpolation=interpolation)
         return _Decoded(str(path), label, stored, gray, prepare.prepare_image(img))
     except ImageError as e:
         return (str(path), e.reason)
@@ -232,6 +233,7 @@ def load_folder(
     workers: int | None = None,
     preprocess: Preprocess | None = None,
     observe: Observer | None = None,
+    interpolation: str = "bilinear",
 ) -> Dataset:
     """Load an image-folder dataset (see the module docstring for layouts).
 
@@ -242,6 +244,7 @@ def load_folder(
             most 64 px a side, else the median image's, at most 64 px a side).
         resize: "squash", "crop" or "pad" (default "pad") for images of another size.
         workers: decoding threads.
+        interpolation: how images are resampled to ``size`` ("bilinear" or "bicubic").
         preprocess: prepare every image with this ``Preprocess`` (a run's own: its channels,
             size, framing and inversion; ``channels``, ``size`` and ``resize`` are then its),
             as predict prepares a photo, so a folder is scored as its files are predicted.
@@ -280,7 +283,12 @@ def load_folder(
             size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
         final_size = size_hw
         results = list(
-            pool.map(lambda j: _read(j, channels, final_size, resize, preprocess, observe), jobs)
+            pool.map(
+                lambda j: _read(
+                    j, channels, final_size, resize, preprocess, observe, interpolation
+                ),
+                jobs,
+            )
         )
         decoded: dict[str, list[_Decoded]] = {s: [] for s in scans}
         skipped: list[tuple[str, str]] = []
@@ -308,7 +316,9 @@ def load_folder(
     mean, std = channel_stats(train.images)
     if preprocess is None:  # the data's own: its statistics and background polarity
         dark = looks_dark_background(train.images)
-        preprocess = Preprocess(final_channels, size_hw, resize, mean, std, dark)
+        preprocess = Preprocess(
+            final_channels, size_hw, resize, mean, std, dark, interpolation=interpolation
+        )
     notes = [
         channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]),
         size_note,

@@ -8,5 +8,7 @@ loaders check, without importing PyTorch.
 from __future__ import annotations
 
 RESIZE_MODES = ("squash", "crop", "pad")
+# How an image is resampled to the input size: timm's pretrained configs name one of these.
+INTERPOLATIONS = ("bilinear", "bicubic")
 IMAGE_CHANNELS = (1, 3)  # gray or RGB
 MIN_SIDE, MAX_SIDE = 1, 4096  # pixels per side of a model's input (``folders.parse_size``)

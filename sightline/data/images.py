@@ -269,9 +269,14 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def resize_image(
-    img: Image.Image, size: tuple[int, int], mode: str, fill: int | tuple = 0
+    img: Image.Image,
+    size: tuple[int, int],
+    mode: str,
+    fill: int | tuple = 0,
+    interpolation: str = "bilinear",
 ) -> Image.Image:
-    """Resize to ``size`` = (height, width).
+    """Resize to ``size`` = (height, width), ``interpolation`` "bilinear" or "bicubic" (PIL's
+    resampling is antialiased: its filter widens with the reduction).
 
     ``squash``: stretch to size, ignoring aspect ratio. ``crop``: scale the short side to fit,
     then centre-crop. ``pad``: scale the long side to fit, then pad with ``fill`` to size.
@@ -281,7 +286,11 @@ def resize_image(
         return img
     # Downscaling by a large factor: reduce() first is both faster and antialiased.
     resample = (
-        Image.Resampling.BILINEAR if min(img.size) < 4 * max(h, w) else Image.Resampling.LANCZOS
+        Image.Resampling.LANCZOS
+        if min(img.size) >= 4 * max(h, w)
+        else Image.Resampling.BICUBIC
+        if interpolation == "bicubic"
+        else Image.Resampling.BILINEAR
     )
     if mode == "squash":
         return img.resize((w, h), resample, reducing_gap=3.0)

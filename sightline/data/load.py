@@ -33,6 +33,7 @@ from sightline.data.dataset import (
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
 from sightline.data.folders import Observer, load_folder, parse_size
+from sightline.data.image_options import INTERPOLATIONS
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.data.readers import read_cifar_bin, read_idx
@@ -57,6 +58,7 @@ def load_dataset(
     resize: str | None = None,
     flip: bool | None = None,
     fit: str | None = None,
+    interpolation: str | None = None,
     progress: Progress = True,
     timeout: float = DEFAULT_TIMEOUT,
     observe: Observer | None = None,
@@ -84,30 +86,44 @@ def load_dataset(
         fit: how outside photos are framed for this data: "frame" (whole photo), "object" or
             "digit" (see ``sightline.data.framing``); default: the dataset's own ("object" for
             Fashion-MNIST, "digit" for MNIST, "frame" for CIFAR-10 and folders).
+        interpolation: "bilinear" (None: the default) or "bicubic", for every resize of the
+            images, here and in the saved ``Preprocess`` (pretrained weights say which).
         progress: download progress on stderr (True: if a terminal; "always"; False).
         observe: a folder's every file as decoded (``load_folder``); built-ins: unused.
     """
     check_load_options(channels, resize, fit)
+    interpolation = check_interpolation(interpolation)
     spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         ds = _load_builtin(spec, cache_dir, mirror, progress, timeout)
         dark = spec.dark_background
     else:
         path = folder_path(name_or_path)
-        ds = load_folder(path, channels=channels, size=size, resize=resize, observe=observe)
+        ds = load_folder(
+            path,
+            channels=channels,
+            size=size,
+            resize=resize,
+            observe=observe,
+            interpolation=interpolation,
+        )
         dark = None  # detected below from the final training images
 
-    ds = arrange(ds, spec, classes, channels, size, resize, val_split, calibration_split, seed)
+    ds = arrange(
+        ds, spec, classes, channels, size, resize, val_split, calibration_split, seed, interpolation
+    )
     train_images = ds.train.images
     mean, std = channel_stats(train_images)
     if dark is None:
         dark = looks_dark_background(train_images)
     c, h, w = ds.input_shape
     base_resize, fit, default_flip = dataset_choices(ds, spec, resize, fit)
-    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit)
+    preprocess = Preprocess(
+        c, (h, w), base_resize, mean, std, dark, fit=fit, interpolation=interpolation
+    )
     options = load_options(
         name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
-        flip, fit, cache_dir, mirror,
+        flip, fit, cache_dir, mirror, interpolation,
     )  # fmt: skip
     return replace(
         ds,
@@ -125,6 +141,15 @@ def dataset_choices(
     base_resize = resize or (spec.resize if spec is not None else ds.preprocess.resize)
     fit = fit or (spec.fit if spec is not None else ds.preprocess.fit)
     return base_resize, fit, spec.flip if spec is not None else ds.flip
+
+
+def check_interpolation(interpolation: str | None) -> str:
+    """``interpolation``, "bilinear" for None; DataError for any other word."""
+    if interpolation is None:
+        return "bilinear"
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"unknown interpolation {interpolation!r}: use {', '.join(INTERPOLATIONS)}")
+    return interpolation
 
 
 def check_load_options(channels: int | None, resize: str | None, fit: str | None) -> None:
@@ -155,6 +180,7 @@ def arrange(
     val_split: ValSplit,
     calibration_split: float,
     seed: int,
+    interpolation: str = "bilinear",
 ) -> Dataset:
     """The splits as read → the splits trained on, in the fixed order: keep the wanted classes,
     convert (built-ins only, when channels/size are asked for), carve the validation split, then
@@ -164,7 +190,7 @@ def arrange(
     if classes:
         ds = ds.select_classes(list(classes))
     if spec is not None and (channels is not None or size is not None):
-        ds = _convert_builtin(ds, channels, parse_size(size), resize or spec.resize)
+        ds = _convert_builtin(ds, channels, parse_size(size), resize or spec.resize, interpolation)
     ds = _apply_val_split(ds, val_split, seed)
     if calibration_split and ds.val is None:
         if not 0.0 < float(calibration_split) < 1.0:
@@ -179,6 +205,7 @@ def load_options(
     name_or_path: str | os.PathLike, spec: DatasetSpec | None, classes: Any, val_split: ValSplit,
     calibration_split: float, seed: int, channels: int | None, size: Any, resize: str | None,
     flip: bool | None, fit: str | None, cache_dir: Any, mirror: Any,
+    interpolation: str = "bilinear",
 ) -> dict[str, Any]:  # fmt: skip
     """JSON-ready arguments that rebuild this dataset (a run saves them for resume / evaluate)."""
     if isinstance(classes, str):
@@ -198,6 +225,8 @@ def load_options(
         "fit": fit,
     }
     options.update({k: str(v) for k, v in (("cache_dir", cache_dir), ("mirror", mirror)) if v})
+    if interpolation != "bilinear":  # said only where not the default: older runs read the same
+        options["interpolation"] = interpolation
     return options
 
 
@@ -307,12 +336,17 @@ def _read_cifar(paths: list[Path]) -> ImageSet:
 
 
 def _convert_builtin(
-    ds: Dataset, channels: int | None, size: tuple[int, int] | None, resize: str
+    ds: Dataset,
+    channels: int | None,
+    size: tuple[int, int] | None,
+    resize: str,
+    interpolation: str = "bilinear",
 ) -> Dataset:
     def conv(s: ImageSet | None) -> ImageSet | None:
         if s is None:
             return None
-        return ImageSet(convert_images(s.images, channels, size, resize), s.labels, s.paths)
+        images = convert_images(s.images, channels, size, resize, interpolation=interpolation)
+        return ImageSet(images, s.labels, s.paths)
 
     return replace(ds, train=conv(ds.train), val=conv(ds.val), test=conv(ds.test))
 
@@ -323,6 +357,7 @@ def convert_images(
     size: tuple[int, int] | None,
     resize: str = "squash",
     chunk: int = 2048,
+    interpolation: str = "bilinear",
 ) -> torch.Tensor:
     """uint8 (N, C, H, W) → another channel count and/or size, in chunks to bound memory.
 
@@ -342,22 +377,24 @@ def convert_images(
         if out_c == 1 and c == 3:
             x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         if (out_h, out_w) != (h, w):
-            x = _resize_batch(x, out_h, out_w, resize)
+            x = _resize_batch(x, out_h, out_w, resize, interpolation)
         if out_c == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         out[i : i + chunk] = x.round().clamp(0, 255).to(torch.uint8)
     return out
 
 
-def _resize_batch(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
+def _resize_batch(
+    x: torch.Tensor, out_h: int, out_w: int, mode: str, interpolation: str = "bilinear"
+) -> torch.Tensor:
     h, w = x.shape[-2:]
     if mode == "squash":
         return F.interpolate(
-            x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False
+            x, size=(out_h, out_w), mode=interpolation, antialias=True, align_corners=False
         )
     scale = max(out_h / h, out_w / w) if mode == "crop" else min(out_h / h, out_w / w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(x, size=(sh, sw), mode=interpolation, antialias=True, align_corners=False)
     if mode == "crop":
         top, left = (sh - out_h) // 2, (sw - out_w) // 2
         return x[:, :, top : top + out_h, left : left + out_w]

@@ -33,6 +33,7 @@ from sightline.data.images import IMAGE_EXTENSIONS
 from sightline.data.load import (
     ValSplit,
     arrange,
+    check_interpolation,
     check_load_options,
     dataset_choices,
     decoded_labels,
@@ -60,12 +61,14 @@ def outline_dataset(
     resize: str | None = None,
     flip: bool | None = None,
     fit: str | None = None,
+    interpolation: str | None = None,
 ) -> Dataset | None:
     """The outline of what ``load_dataset(name_or_path, <the same options>)`` would load, or
     None for a built-in dataset not yet loaded on this machine (its labels are not known; it
     is never downloaded here). The same ``DataError`` as loading for a missing folder, a
     folder without class folders, an unknown class or a bad option."""
     check_load_options(channels, resize, fit)
+    interpolation = check_interpolation(interpolation)
     spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         ds = _builtin(spec, cache_dir)
@@ -79,10 +82,12 @@ def outline_dataset(
     dark = spec.dark_background if spec is not None else False
     # The statistics and a folder's background need the pixels: defaults stand in (no plan
     # rule reads them).
-    preprocess = Preprocess(c, (h, w), base_resize, dark_background=dark, fit=fit)
+    preprocess = Preprocess(
+        c, (h, w), base_resize, dark_background=dark, fit=fit, interpolation=interpolation
+    )
     options = load_options(
         name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
-        flip, fit, cache_dir, mirror,
+        flip, fit, cache_dir, mirror, interpolation,
     )  # fmt: skip
     return Dataset(
         name=ds.name,

@@ -27,7 +27,7 @@ from PIL import Image
 
 from sightline.data.finish import centre_of_mass_shifts, match_dark_backgrounds, shift_each
 from sightline.data.framing import FITS, ObjectBox, find_objects, frame_image
-from sightline.data.image_options import IMAGE_CHANNELS, RESIZE_MODES
+from sightline.data.image_options import IMAGE_CHANNELS, INTERPOLATIONS, RESIZE_MODES
 from sightline.data.images import (
     decode_side,
     normalize_mode,
@@ -81,6 +81,8 @@ class Preprocess:
         shift_tta: pixels; the model was trained with random shifts, so inference also
             averages the logits of each image shifted this far diagonally, both ways (edges
             reflected): airbench's translate TTA, 3x the forward passes (6x with flip_tta).
+        interpolation: how an image is resampled to ``size``: "bilinear", or "bicubic" where
+            pretrained weights were trained so (timm's config says which); both antialiased.
     """
 
     channels: int
@@ -92,12 +94,17 @@ class Preprocess:
     flip_tta: bool = False
     fit: str = "frame"
     shift_tta: int = 0
+    interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {self.interpolation!r}"
+            )
         if self.resize not in RESIZE_MODES:
             raise ValueError(
                 f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}"
@@ -160,6 +167,7 @@ class Preprocess:
             "flip_tta",
             "fit",
             "shift_tta",
+            "interpolation",
         }
         return cls(**{k: v for k, v in d.items() if k in keys})
 
@@ -239,7 +247,7 @@ class Preprocess:
         fill = 255 if _border_level(img) > 127 else 0
         if self.channels == 3:
             fill = (fill,) * 3
-        img = resize_image(img, self.size, self.resize, fill=fill)
+        img = resize_image(img, self.size, self.resize, fill=fill, interpolation=self.interpolation)
         x = pil_to_tensor(img)
         if self.dark_background:
             x = match_dark_backgrounds(x[None])[0]

@@ -40,9 +40,12 @@ def default_pretrained_model() -> str:
 
 
 def transfer_data_options(model: str, data_options: dict[str, Any]) -> dict[str, Any]:
-    """``load_dataset`` options for a pretrained ``model``: its size and channels unless given."""
+    """``load_dataset`` options for a pretrained ``model``: its size and channels unless given,
+    and the resampling its weights were trained with (timm's configs say bicubic for most)."""
     want = pretrained_input(model)
     out = dict(data_options)
+    if want.get("interpolation", "bilinear") != "bilinear":
+        out.setdefault("interpolation", want["interpolation"])
     if out.get("size") is None:
         out["size"] = want["size"]
     if out.get("channels") is None:

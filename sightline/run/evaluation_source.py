@@ -91,7 +91,9 @@ def _relabel(part, data, run, where: str):
     from sightline.data.load import convert_images
 
     pre = run.preprocess
-    images = convert_images(part.images, pre.channels, pre.size, pre.resize)
+    images = convert_images(
+        part.images, pre.channels, pre.size, pre.resize, interpolation=pre.interpolation
+    )
     mapping = torch.tensor(match_classes(list(data.classes), run.classes, where), dtype=torch.long)
     return ImageSet(images, mapping[part.labels], part.paths)
 

@@ -144,3 +144,40 @@ def test_one_check_of_image_options_for_every_loader_and_face():
         check_image_options(None, "zoom")
     with pytest.raises(DataError, match="unknown fit 'tile'"):
         check_image_options(None, None, "tile")
+
+
+def test_interpolation_round_trips_resamples_and_old_dicts_are_bilinear(tmp_path):
+    p = Preprocess(3, (20, 20), "squash", interpolation="bicubic")
+    assert Preprocess.from_dict(p.to_dict()) == p
+    old = {k: v for k, v in p.to_dict().items() if k != "interpolation"}  # a run saved before
+    assert Preprocess.from_dict(old).interpolation == "bilinear"
+    with pytest.raises(ValueError, match="interpolation must be one of bilinear, bicubic"):
+        Preprocess(3, (20, 20), interpolation="nearest")
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    bicubic = p.prepare_image(photo)
+    bilinear = Preprocess(3, (20, 20), "squash").prepare_image(photo)
+    assert bicubic.shape == bilinear.shape == (3, 20, 20) and not torch.equal(bicubic, bilinear)
+    want = np.asarray(photo.resize((20, 20), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
+    assert torch.equal(bicubic, torch.from_numpy(want.copy()))
+
+
+def test_a_folder_loaded_bicubic_is_prepared_as_its_photos_are_predicted(tmp_path):
+    from sightline.data import load_dataset
+    from sightline.errors import DataError
+
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(
+                tmp_path / c / f"{i}.png"
+            )
+    data = load_dataset(tmp_path, size=16, val_split=0, interpolation="bicubic")
+    assert data.preprocess.interpolation == "bicubic"
+    assert data.load_options["interpolation"] == "bicubic"
+    for image, path in zip(data.train.images, data.train.paths, strict=True):
+        assert torch.equal(image, data.preprocess.prepare_image(path))  # training = predicting
+    assert "interpolation" not in load_dataset(tmp_path, size=16, val_split=0).load_options
+    with pytest.raises(DataError, match="unknown interpolation 'cubic'"):
+        load_dataset(tmp_path, interpolation="cubic")

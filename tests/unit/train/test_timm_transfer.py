@@ -63,6 +63,7 @@ def test_a_timm_backbone_trains_predicts_inspects_and_exports(
     assert run.config["train"]["freeze"] is ("--fine-tune" not in mode)
     pre = run.preprocess  # the weights' normalisation, not the folder's
     assert pre.mean == pytest.approx((0.485, 0.456, 0.406)) and pre.size == (32, 32)
+    assert pre.interpolation == "bicubic"  # as timm's config for resnet10t's weights says
     photo = folder / "c1" / "3.png"
     (answer,) = run.predict_files([photo]).predictions
     assert answer.closest in {"c0", "c1", "c2"} and 0 < answer.confidence <= 1
