@@ -127,10 +127,12 @@ def _run(
     else:
         # The check reads the images as training decodes them: each file is decoded once.
         reader = _folder_reader(request.dataset) if check and ctx.is_main else None
+        labels_file = check and ctx.is_main and reader is None and _is_labels_file(request.dataset)
         checked: list[Any] = []  # the check's report, said as soon as the data is loaded
         plan, data, net = api.prepare(
             request, progress=progress, on_event=on_event, observe=reader and reader.observe,
-            on_data=reader and (lambda _: checked.append(_check_folder(reader, on_event))),
+            on_data=(reader and (lambda _: checked.append(_check_folder(reader, on_event))))
+            or (labels_file and (lambda d: checked.append(_check_loaded(d, request.dataset, on_event)))),
         )  # fmt: skip
         health = checked[0] if checked else None
         model_config, device = net.sightline_config, plan.config.device
@@ -187,11 +189,30 @@ def _folder_reader(dataset: Any):
     return FolderReader(dataset)
 
 
+def _is_labels_file(dataset: Any) -> bool:
+    from sightline.data.labels_file import is_labels_file
+
+    return isinstance(dataset, (str, os.PathLike)) and is_labels_file(dataset)
+
+
 def _check_folder(reader, on_event: EventFn | None):
     """The data check of an image folder before training on it, on the images loaded."""
     from sightline.health import check
 
-    health = check(reader.root, labels=False, read=reader.inventory())
+    return _say_check(check(reader.root, labels=False, read=reader.inventory()), on_event)
+
+
+def _check_loaded(data: Any, labels_file: Any, on_event: EventFn | None):
+    """The data check of a labels file's images before training on them: the images as loaded
+    (nothing decoded again), named as the file's rows name them."""
+    from sightline.health import check
+    from sightline.health.scan import scan_dataset
+
+    read = scan_dataset(data, labels_file=Path(labels_file).expanduser().resolve())
+    return _say_check(check(labels_file, labels=False, read=read), on_event)
+
+
+def _say_check(health: Any, on_event: EventFn | None):
     for line in health.brief():
         _emit(on_event, "message", text=line, topic="check")
     return health

@@ -136,10 +136,13 @@ def _scan(source: str | os.PathLike, progress) -> Inventory:
     if path.is_dir():
         return scan_folder(path, progress)
     from sightline.data import load_dataset
+    from sightline.data.labels_file import is_labels_file
 
-    # A name that is not a folder: a built-in dataset (its error lists them, and says when a
-    # folder of that name does not exist).
-    return scan_dataset(load_dataset(str(source), val_split=0, progress=False), progress)
+    # A labels file (its images named as its rows name them), else a built-in dataset (its
+    # error lists them, and says when a folder of that name does not exist).
+    labels_file = path.resolve() if is_labels_file(path) else None
+    data = load_dataset(str(source), val_split=0, progress=False)
+    return scan_dataset(data, progress, labels_file)
 
 
 # ----------------------------------------------------------------------- classes

@@ -230,29 +230,46 @@ def _refuse_empty(root: Path, classes: list[str], per_split: dict[str, dict[str,
         )
 
 
-def scan_dataset(dataset, progress: Callable[[int, int], None] | None = None) -> Inventory:
-    """Every image of a loaded ``Dataset`` (a built-in one: its tensors, named split/index)."""
+def scan_dataset(
+    dataset, progress: Callable[[int, int], None] | None = None, labels_file: Path | None = None
+) -> Inventory:
+    """Every image of a loaded ``Dataset``, as loaded: a built-in's tensors named split/index,
+    or the images of ``labels_file`` named as its rows name them."""
+    base = labels_file.parent if labels_file is not None else None
     parts = [(s, getattr(dataset, s, None)) for s in ("train", "val", "test")]
     tensors = {s: p.images for s, p in parts if p is not None and len(p)}
-    inventory = Inventory(dataset.name, list(dataset.classes), tensors=tensors)
+    source = str(labels_file) if labels_file is not None else dataset.name
+    inventory = Inventory(source, list(dataset.classes), tensors=tensors)
 
     def items() -> Iterable[Item]:
         for split, part in parts:
             if part is None or len(part) == 0:
                 continue
             images = part.images.permute(0, 2, 3, 1).numpy()  # N, H, W, C uint8
+            names = _names(part, split, base)
             for i, (array, label) in enumerate(zip(images, part.labels.tolist(), strict=True)):
                 mode = "L" if array.shape[2] == 1 else "RGB"
                 img = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
                 digest, thumb, gray, detail = _describe(img, mode)
                 h, w = array.shape[:2]
-                yield Item(
-                    f"{split}/{i}", split, int(label), (w, h), mode, digest, thumb, gray, detail
-                )
+                yield Item(names[i], split, int(label), (w, h), mode, digest, thumb, gray, detail)
 
     total = sum(len(p) for _, p in parts if p is not None)
     _collect(inventory, items(), total, progress)
     return inventory
+
+
+def _names(part, split: str, base: Path | None) -> list[str]:
+    paths = getattr(part, "paths", None)
+    if base is None or not paths or len(paths) != len(part):
+        return [f"{split}/{i}" for i in range(len(part))]
+    out = []
+    for p in paths:
+        try:
+            out.append(Path(p).relative_to(base).as_posix())
+        except ValueError:
+            out.append(str(p))
+    return out
 
 
 def _collect(inventory: Inventory, results: Iterable, total: int, progress) -> None:

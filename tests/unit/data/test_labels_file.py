@@ -4,6 +4,7 @@ naming the line."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -120,15 +121,25 @@ def test_a_labels_file_trains_evaluates_and_reloads_from_the_command_line(tmp_pa
     from sightline.cli import main
 
     rows = _images(tmp_path)
-    csv = _write(tmp_path / "labels.csv", ["path,label"] + [f"{p},{label}" for p, label in rows])
+    copy = rows[0][0].replace("IMG_0000", "IMG_copy")  # a bright image, listed as dark too
+    (tmp_path / copy).write_bytes((tmp_path / rows[0][0]).read_bytes())
+    lines = [f"{p},{label}" for p, label in rows] + [f"{copy},dark"]
+    csv = _write(tmp_path / "labels.csv", ["path,label", *lines])
     code = main(["train", str(csv), "--model", "mlp", "--epochs", "2", "--runs-dir",
                  str(tmp_path / "runs"), "--val-split", "0.25", "--no-report"])  # fmt: skip
     assert code == 0
+    out = capsys.readouterr().out  # checked before training, on the images as loaded
+    assert "data check of 25 images:" in out and f"sightline check {csv}" in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     run = sightline.load_run(run_dir)
     assert run.classes == ["bright", "dark"]
+    # Named as the file's rows name them: a copy under two classes, or one the validation split
+    # drew (a leak: the check judges the splits training uses).
+    problems = json.loads((run_dir / "check.json").read_text())["problems"]
+    found = [p for p in problems if p["kind"] in ("duplicate", "leak")]
+    assert [sorted(p["paths"]) for p in found] == [sorted([copy, rows[0][0]])]
     data = run.load_data()  # the run rebuilds its data from the labels file
-    assert len(data.train) + len(data.val) == 24
+    assert len(data.train) + len(data.val) == 25
     assert run.evaluate(data, split="val").accuracy >= 0.5
 
 
@@ -142,3 +153,17 @@ def test_a_folder_holding_a_labels_file_is_a_dataset_and_another_csv_changes_not
     _write(collection / "results.csv", ["run,accuracy", "a,0.9"])  # not a labels file
     assert is_dataset(collection / "pets") and not is_dataset(collection)
     assert datasets_in(collection) == [collection / "other", collection / "pets"]
+
+
+def test_sightline_check_names_a_labels_files_images_as_its_rows_do(tmp_path):
+    from sightline.health import check
+
+    rows = _images(tmp_path)
+    copy = "photos/IMG_copy.png"
+    (tmp_path / copy).write_bytes((tmp_path / rows[0][0]).read_bytes())
+    lines = [f"{p},{label}" for p, label in rows] + [f"{copy},dark"]
+    csv = _write(tmp_path / "labels.csv", ["path,label", *lines])
+    report = check(csv, labels=False)
+    (dup,) = [p for p in report.problems if p.kind == "duplicate"]
+    assert sorted(dup.paths) == sorted([copy, rows[0][0]])  # not "train/24"
+    assert report.source == str(csv.resolve())
