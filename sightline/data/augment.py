@@ -59,17 +59,27 @@ class Augment:
     translate: int = 0
     flip: bool = False
     reframe: float = 0.0
+    policy: str = "none"  # TrivialAugment or RandAugment, on pixels (``pixels``: data/policies.py)
 
     @classmethod
     def from_config(cls, cfg: Any, dataset_flip: bool) -> Augment:
         """The augmentation a training config asks for (``TrainConfig``: its fields of the same
         names; ``flip`` None is the dataset's default). A new augmentation is a field here and
         its option in plan/config.py: the trainer builds it through this."""
-        return cls(cfg.translate, cfg.flips(dataset_flip), cfg.reframe or 0.0)
+        return cls(cfg.translate, cfg.flips(dataset_flip), cfg.reframe or 0.0, cfg.augment)
 
     @property
     def active(self) -> bool:
-        return self.translate > 0 or self.flip or self.reframe > 0
+        return self.translate > 0 or self.flip or self.reframe > 0 or self.policy != "none"
+
+    def pixels(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The policy's part, on a batch of pixels (uint8, or float 0..255) before it is
+        normalised: float 0..255 (``x`` itself where there is no policy)."""
+        if self.policy == "none":
+            return x
+        from sightline.data.policies import apply_policy
+
+        return apply_policy(x.float(), self.policy, generator)
 
     def __call__(
         self,

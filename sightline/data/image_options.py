@@ -8,6 +8,8 @@ loaders check, without importing PyTorch.
 from __future__ import annotations
 
 RESIZE_MODES = ("squash", "crop", "pad")
+# Augmentation policies (data/policies.py): none, TrivialAugment, RandAugment.
+AUGMENT_POLICIES = ("none", "trivial", "randaugment")
 # How an image is resampled to the input size: timm's pretrained configs name one of these.
 INTERPOLATIONS = ("bilinear", "bicubic")
 IMAGE_CHANNELS = (1, 3)  # gray or RGB

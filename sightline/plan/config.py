@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sightline.data.image_options import AUGMENT_POLICIES as POLICIES
 from sightline.errors import ConfigError
 from sightline.plan.options import check_options, defaults, option
 
@@ -91,6 +92,18 @@ class TrainConfig:
         "would be (default: 0.5 for Fashion-MNIST and MNIST, whose photos are framed; 0 "
         "otherwise)", low=0, high=1, metavar="SHARE", why="the data decides: photos framed "
         "as objects or digits are never framed as exactly as the dataset's own images")
+    # data/policies.py and train/mixing.py: batched on the device, driven by the run's generator.
+    augment: str = option(
+        "none", "augmentation policy on top of flips and shifts: trivial (TrivialAugment: one "
+        "colour or geometric operation per image at a random strength) or randaugment (two, at "
+        "strength 9/30)", choices=POLICIES, metavar="POLICY",
+        why="none: on the short CPU schedules of the recipes it cost accuracy (benchmarks/README.md)")
+    mixup: float = option(0.0, "mixup: blend image pairs and their labels, the blend drawn from "
+                          "Beta(ALPHA, ALPHA) per batch (0: off; 0.2-0.8 usual)", low=0, high=10,
+                          metavar="ALPHA")
+    cutmix: float = option(0.0, "cutmix: paste a box of another image and mix the labels by its "
+                           "area, Beta(ALPHA, ALPHA) (0: off; 1.0 usual; with --mixup each "
+                           "batch takes one)", low=0, high=10, metavar="ALPHA")
     seed: int = option(0, "random seed (data split, init, shuffling; default 0)", low=0,
                        high=MAX_SEED, high_text="2^63 - 1")
     device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
@@ -150,6 +163,11 @@ class TrainConfig:
             raise bad(
                 f"shift_tta must be from 0 to {MAX_SHIFT} pixels, and 0 for a head trained on frozen "
                 f"features, not {self.shift_tta}"
+            )
+        if self.freeze and (self.augment != "none" or self.cutmix):
+            raise bad(
+                "augment and cutmix change the images, and a head on frozen features sees each "
+                "image's features computed once: use them with --fine-tune or from scratch"
             )
         if self.head_epochs < 0 or (self.head_epochs and self.head_epochs >= self.epochs):
             raise bad(

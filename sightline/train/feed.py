@@ -27,7 +27,7 @@ class ImageFeed:
     def batch(
         self, trainer: TrainerView, inputs: torch.Tensor, idx: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
-        x = trainer.preprocess.normalize(inputs[idx])
+        x = trainer.preprocess.normalize(trainer.augment.pixels(inputs[idx], gen))
         if trainer.augment.active:
             x = trainer.augment(x, gen, trainer.flip_mask(idx))
         if trainer.channels_last:

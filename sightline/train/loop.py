@@ -52,6 +52,7 @@ from sightline.train.callbacks.progress_events import ProgressEvents
 from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.loss import logit_adjustment
+from sightline.train.mixing import Mixer
 from sightline.train.optim import (
     create_optimizer,
     freeze_backbone,
@@ -124,6 +125,7 @@ class Trainer:
         # The plan is final: the trainer trains it as it is (plan/resolve.py settles both).
         cfg = self.cfg = settle(cfg, data)
         self.augment = Augment.from_config(cfg, data.flip)
+        self.mixer = Mixer(cfg.mixup, cfg.cutmix)  # mixup / cutmix of each batch (train/mixing.py)
         self.flip_base = (
             to_device(alternating_flips(len(data.train), cfg.seed), self.device)
             if self.augment.flip and cfg.alternate_flip

@@ -12,8 +12,13 @@ features are then learned from few effective images).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
+
+if TYPE_CHECKING:
+    from sightline.train.mixing import Mixed
 
 
 def logit_adjustment(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -26,26 +31,40 @@ def logit_adjustment(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def batch_loss(
-    logits: torch.Tensor, y: torch.Tensor, label_smoothing: float, adjust: torch.Tensor | None
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float,
+    adjust: torch.Tensor | None,
+    mixed: Mixed | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the mean loss to back-propagate, the summed loss of the network's own logits, which the
-    metrics report) of a batch; ``adjust``: added to the logits in the loss."""
-    if adjust is None:
+    metrics report) of a batch; ``adjust``: added to the logits in the loss; ``mixed``: the
+    batch was mixed (train/mixing.py), the loss is too."""
+    if adjust is None and mixed is None:
         loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         return loss, loss.detach() * y.numel()
-    summed, plain = loss_sums(logits, y, label_smoothing, adjust)
+    summed, plain = loss_sums(logits, y, label_smoothing, adjust, mixed)
     return summed / max(1, y.numel()), plain
 
 
 def loss_sums(
-    logits: torch.Tensor, y: torch.Tensor, label_smoothing: float, adjust: torch.Tensor | None
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float,
+    adjust: torch.Tensor | None,
+    mixed: Mixed | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the sum to back-propagate, the summed loss the metrics report) of a process's rows
     (several processes: each sums, the world divides); 0 for no rows."""
-    plain = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing, reduction="sum")
+
+    def ce(z: torch.Tensor) -> torch.Tensor:
+        own = F.cross_entropy(z, y, label_smoothing=label_smoothing, reduction="sum")
+        if mixed is None:
+            return own
+        other = F.cross_entropy(z, mixed.partner, label_smoothing=label_smoothing, reduction="sum")
+        return own * mixed.lam + other * (1 - mixed.lam)
+
+    plain = ce(logits.float())
     if adjust is None:
         return plain, plain.detach()
-    adjusted = logits.float() + adjust
-    return F.cross_entropy(adjusted, y, label_smoothing=label_smoothing, reduction="sum"), (
-        plain.detach()
-    )
+    return ce(logits.float() + adjust), plain.detach()

@@ -21,6 +21,7 @@ from sightline.data.dataset import Dataset
 from sightline.data.preprocess import Preprocess
 from sightline.plan.config import StepPlan, TrainConfig
 from sightline.run.writer import RunWriter
+from sightline.train.mixing import Mixer
 from sightline.train.precision import Precision
 
 
@@ -34,6 +35,7 @@ class TrainerView(Protocol):
     optimizer: torch.optim.Optimizer
     precision: Precision  # autocast and fp16's loss scale
     augment: Augment
+    mixer: Mixer  # mixup / cutmix (train/mixing.py); ``mixer.last``: the current batch's mix
     preprocess: Preprocess  # what the run saves with its model
     feed: Any  # what a step feeds the model: train/feed.py's ImageFeed, or frozen features
     world: Any  # one process, or a rank of several: train/world.py's World

@@ -41,8 +41,10 @@ class World:
         idx: torch.Tensor,
         gen: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, labels) this process trains on for the batch ``idx`` of the epoch."""
-        return trainer.feed.batch(trainer, inputs, idx, gen), labels[idx]
+        """(inputs, labels) this process trains on for the batch ``idx`` of the epoch (mixed,
+        where the run mixes: ``trainer.mixer.last`` says how)."""
+        y = labels[idx]
+        return trainer.mixer(trainer.feed.batch(trainer, inputs, idx, gen), y, gen), y
 
     def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
         return trainer.feed.forward(trainer, x)
@@ -51,7 +53,9 @@ class World:
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to back-propagate, the summed loss of these images for the metrics)."""
-        return batch_loss(logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment)
+        return batch_loss(
+            logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment, trainer.mixer.last
+        )
 
     def seed(self, trainer: TrainerView) -> None:
         """Seeds the global RNG (dropout) at the start of a new run."""

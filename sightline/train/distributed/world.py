@@ -77,8 +77,11 @@ class DistributedWorld(World):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mine = dist_.rows(len(idx), self.ctx)
         self.global_n = len(idx)
-        if trainer.augment.active:  # the global batch's augmentation, for any world size
-            return trainer.feed.batch(trainer, inputs, idx, gen)[mine], labels[idx[mine]]
+        if trainer.augment.active or trainer.mixer.active:  # the global batch's, any world size
+            x = trainer.mixer(trainer.feed.batch(trainer, inputs, idx, gen), labels[idx], gen)
+            if trainer.mixer.last is not None:
+                trainer.mixer.last = trainer.mixer.last.rows(mine)
+            return x[mine], labels[idx[mine]]
         return trainer.feed.batch(trainer, inputs, idx[mine], gen), labels[idx[mine]]
 
     def forward(self, trainer: TrainerView, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +91,9 @@ class DistributedWorld(World):
     def loss(
         self, trainer: TrainerView, logits: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        summed, plain = loss_sums(logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment)
+        summed, plain = loss_sums(
+            logits, y, trainer.cfg.label_smoothing, trainer.logit_adjustment, trainer.mixer.last
+        )
         return summed * (self.ctx.world_size / self.global_n), plain
 
     def seed(self, trainer: TrainerView) -> None:
