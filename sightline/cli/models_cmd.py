@@ -17,8 +17,13 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
-    from sightline.models.curated import CURATED, backbones_table
+    from sightline.models import (
+        CURATED,
+        DATASET_DEFAULT_MODELS,
+        DEFAULT_MODEL,
+        backbones_table,
+        list_models,
+    )
 
     entries = list_models()
 

@@ -16,8 +16,8 @@ from torch import nn
 from sightline.data.preprocess import Preprocess
 from sightline.devices import resolve_device, retain_freed_cpu_memory
 from sightline.infer.backbone import OnnxBackbone, fast_backbone
-from sightline.infer.fold import fold_batchnorms
 from sightline.infer.ood import detector_of, feature_modules, pooled
+from sightline.models.fold import fold_batchnorms
 from sightline.models.hardware import use_channels_last
 
 # Inputs per forward pass, in values (N x C x H x W): 32 images at 224 px RGB. Larger batches of
@@ -165,7 +165,7 @@ def inference_copy(
     in ONNX Runtime where that is faster here (``infer/backbone.py``; ``note`` hears the
     choice; ``batched_logits`` then hands it the prepared images). Any
     other model runs with the BatchNorms that follow its convolutions folded into them
-    (``infer/fold.py``), or as it is when it has none. The copy is for inference only: train,
+    (``models/fold.py``), or as it is when it has none. The copy is for inference only: train,
     inspect and export the model itself.
     """
     fused = getattr(model, "fused", None)

@@ -75,7 +75,7 @@ def penultimate(model: nn.Module) -> nn.Linear:
 def stage_taps(model: nn.Module) -> tuple[str, ...]:
     """The modules whose inputs are the outputs of a convnet's stages after the first, by name
     (``ood_taps``, set by the model's family: airnet, fastcnn); () for any other model. A name,
-    not a hook on the stage itself: a folded inference copy (``infer/fold.py``) calls its leaf
+    not a hook on the stage itself: a folded inference copy (``models/fold.py``) calls its leaf
     modules directly, under the same names."""
     return tuple(getattr(model, "ood_taps", ()))
 

@@ -1,5 +1,6 @@
 """Models: a registry of architectures by name, and a Keras-style summary."""
 
+from sightline.models.curated import CURATED, CuratedBackbone, backbones_table, listed_timm_models
 from sightline.models.registry import (
     DATASET_DEFAULT_MODELS,
     DEFAULT_MODEL,
@@ -13,6 +14,10 @@ from sightline.models.registry import (
 from sightline.models.summary import LayerRow, ModelSummary, summary
 
 __all__ = [
+    "CURATED",
+    "CuratedBackbone",
+    "backbones_table",
+    "listed_timm_models",
     "DATASET_DEFAULT_MODELS",
     "DEFAULT_MODEL",
     "LayerRow",

@@ -42,9 +42,9 @@ class TimmNet(nn.Module):
 
     def fused(self) -> FusedTimmNet:
         """An inference-only copy: the backbone with each BatchNorm folded into its convolution
-        (``infer/fold.py``, traced as ``features``), the same classifier. This model is left as
+        (``models/fold.py``, traced as ``features``), the same classifier. This model is left as
         it is."""
-        from sightline.infer.fold import fold_batchnorms
+        from sightline.models.fold import fold_batchnorms
 
         net = copy.deepcopy(self.net).eval()
         body = fold_batchnorms(_Features(net))

@@ -200,8 +200,12 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
     "/models", summary="The model architectures and the training defaults `sightline train` uses"
 )
 def models() -> dict[str, Any]:
-    from sightline.models import DATASET_DEFAULT_MODELS, DEFAULT_MODEL, list_models
-    from sightline.models.curated import listed_timm_models
+    from sightline.models import (
+        DATASET_DEFAULT_MODELS,
+        DEFAULT_MODEL,
+        list_models,
+        listed_timm_models,
+    )
     from sightline.plan import resolve_config
 
     out = []

@@ -11,7 +11,6 @@ from test_train import make_dataset
 
 import sightline
 from sightline.infer.batched import batched_logits, feature_dims, inference_copy
-from sightline.infer.fold import fold_batchnorms
 from sightline.infer.ood import (
     STAGES_METHOD,
     Detector,
@@ -21,6 +20,7 @@ from sightline.infer.ood import (
     stage_taps,
 )
 from sightline.infer.predict import scored_logits
+from sightline.models.fold import fold_batchnorms
 from sightline.models.registry import create_model
 from sightline.run import checkpoint as ckpt
 

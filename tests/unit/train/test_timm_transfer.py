@@ -89,3 +89,30 @@ def test_a_missing_weights_file_is_said_before_the_data_loads(folder, tmp_path, 
     err = capsys.readouterr()
     assert "nope.safetensors not found" in err.err and "images per class" not in err.out
     assert not list(tmp_path.glob("*/config.json"))  # no run was started
+
+
+@pytest.mark.parametrize("name", ["timm:mobilenetv3_small_050", "timm:vit_tiny_patch16_224"])
+def test_other_small_timm_models_train_evaluate_predict_and_export_with_parity(name, tmp_path):
+    """A MobileNetV3 (timm's BatchNormAct2d) and a ViT at 32 px (position embeddings made for
+    its 2x2 patches), trained whole from random weights on generated 3-channel images."""
+    from test_train import make_dataset
+
+    from sightline.run.export import export_onnx
+
+    gray = make_dataset(n_per_class=8, classes=3, size=32)
+    rgb = lambda s: type(s)(s.images.expand(-1, 3, -1, -1).contiguous(), s.labels)  # noqa: E731
+    pre = type(gray.preprocess)(3, (32, 32), mean=(0.3,) * 3, std=(0.3,) * 3)
+    data = type(gray)("toy", gray.classes, rgb(gray.train), rgb(gray.val), rgb(gray.test), pre)
+    torch.manual_seed(0)
+    model = sightline.create_model(name, data.input_shape, data.num_classes)
+    run = sightline.fit(model, data, runs_dir=tmp_path, name="r", epochs=1, batch_size=8,
+                        progress="quiet")  # fmt: skip
+    assert run.status["status"] == "finished"
+    loaded = sightline.load_run(run.path)
+    assert loaded.config["model"]["name"] == name
+    metrics = loaded.evaluate(data, split="test")
+    assert 0 <= metrics.accuracy <= 1 and len(loaded.predict(data.test.images)) == len(data.test)
+    result = export_onnx(run)  # checks ONNX Runtime's logits against PyTorch's, else fails
+    assert result.path.is_file()
+    parity = json.loads(result.path.with_suffix(".onnx.json").read_text())["parity"]
+    assert parity["top1_agreement"] == 1.0 and parity["max_abs_diff"] < 1e-4

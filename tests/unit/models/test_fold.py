@@ -1,4 +1,4 @@
-"""BatchNorm folding (infer/fold.py): the same outputs, fewer passes, never a wrong fold."""
+"""BatchNorm folding (models/fold.py): the same outputs, fewer passes, never a wrong fold."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 
 from sightline.infer.batched import inference_copy
 from sightline.infer.calibration import Calibrator, calibrator_of, set_calibrator
-from sightline.infer.fold import fold_batchnorms
+from sightline.models.fold import fold_batchnorms
 from sightline.models.registry import create_model
 
 
