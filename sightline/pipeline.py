@@ -129,10 +129,14 @@ def _run(
         reader = _folder_reader(request.dataset) if check and ctx.is_main else None
         labels_file = check and ctx.is_main and reader is None and _is_labels_file(request.dataset)
         checked: list[Any] = []  # the check's report, said as soon as the data is loaded
+        on_data = None
+        if reader is not None:
+            on_data = lambda _: checked.append(_check_folder(reader, on_event))  # noqa: E731
+        elif labels_file:
+            on_data = lambda d: checked.append(_check_loaded(d, request.dataset, on_event))  # noqa: E731
         plan, data, net = api.prepare(
             request, progress=progress, on_event=on_event, observe=reader and reader.observe,
-            on_data=(reader and (lambda _: checked.append(_check_folder(reader, on_event))))
-            or (labels_file and (lambda d: checked.append(_check_loaded(d, request.dataset, on_event)))),
+            on_data=on_data,
         )  # fmt: skip
         health = checked[0] if checked else None
         model_config, device = net.sightline_config, plan.config.device

@@ -5,6 +5,8 @@ default run's test is in tests/integration/test_integration_default_run.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from photo_agreement import agreement, folder_matches_predict
@@ -22,8 +24,12 @@ def test_mnist_photos_agree_with_the_originals(mirror, tmp_path):
     data = sightline.load_dataset(
         "mnist", mirror=mirror, cache_dir=tmp_path / "cache", progress=False
     )
+    # Half the training images (every other one), for CI's time again: 2026-11-28, AUROC of
+    # clothing photos 0.974, unknown 11 digits and 169 clothing photos of 200; floors held.
+    data = replace(data, train=data.train.select(torch.arange(0, len(data.train), 2)))
     run = sightline.fit(data=data, epochs=1, runs_dir=tmp_path / "runs", progress="quiet")
     agree, whole_photo = agreement(run)
+    print(f"photo agreement {agree:.3f}, whole photo {whole_photo:.3f}")
     assert agree >= 0.98, agree
     assert whole_photo < agree - 0.2, whole_photo
     # The same photos as a labelled folder: `evaluate --data` answers each file as `predict` does
