@@ -45,17 +45,19 @@ def main() -> None:
         for name, options in SETTINGS.items():
             if args.only and name.split()[0] not in args.only.split(","):
                 continue
+            recipe_epochs = 0
             for scale in (1, 2) if args.longer else (1,):
                 accs, secs = [], []
                 for seed in range(args.seeds):
-                    extra = {"epochs": 200} if scale == 2 else {}
+                    extra = {"epochs": 2 * recipe_epochs} if scale == 2 else {}
                     r = run(
                         folder, Path(tmp) / "runs", test_x, test_y, seed=seed, **options, **extra
                     )
                     accs.append(r["accuracy"])
                     secs.append(r["train_s"])
+                    recipe_epochs = recipe_epochs or r["epochs"]
                 shown = " ".join(f"{a:.2%}" for a in accs)
-                epochs = "2x" if scale == 2 else "recipe"
+                epochs = str(r["epochs"])
                 print(f"{name:28} {epochs:>6} {shown:>30} {statistics.mean(accs):7.2%} "
                       f"{statistics.mean(secs):8.1f}", flush=True)  # fmt: skip
 

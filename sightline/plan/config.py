@@ -97,7 +97,8 @@ class TrainConfig:
         "none", "augmentation policy on top of flips and shifts: trivial (TrivialAugment: one "
         "colour or geometric operation per image at a random strength) or randaugment (two, at "
         "strength 9/30)", choices=POLICIES, metavar="POLICY",
-        why="none: on the short CPU schedules of the recipes it cost accuracy (benchmarks/README.md)")
+        why="none: at the folder recipe's 300 steps each policy cost 0.3-0.5 point "
+        "(benchmarks/README.md, augment.py)")
     mixup: float = option(0.0, "mixup: blend image pairs and their labels, the blend drawn from "
                           "Beta(ALPHA, ALPHA) per batch (0: off; 0.2-0.8 usual)", low=0, high=10,
                           metavar="ALPHA")
