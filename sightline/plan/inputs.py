@@ -167,8 +167,9 @@ class ModelChoice:
         metavar="KEY=VALUE", parse=kv_pair, repeat=True)
     # The plan's rule: a head on frozen features unless fine-tuned (plan/resolve.py).
     pretrained: bool = model_option(
-        False, "start from ImageNet weights (default model: efficientnet-lite0; images prepared "
-        "at 224 px RGB); trains a head on frozen features unless --fine-tune", off=None)
+        False, "start from ImageNet weights (default model: for a folder, EfficientNet-Lite2 or "
+        "-Lite0 by its size and --time-budget, else efficientnet-lite0; images prepared at the "
+        "weights' size, RGB); trains a head on frozen features unless --fine-tune", off=None)
     # A path on the machine that trains: never from a web client (api=False).
     weights: str | None = model_option(
         None, "a file of pretrained weights (.safetensors or .pth state dict) to start from, "

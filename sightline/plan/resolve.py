@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sightline.errors import ConfigError
+from sightline.errors import ConfigError, DataError
 from sightline.plan import capacity
 from sightline.plan.config import TrainConfig, check_option_names, resolve_config
 
@@ -166,6 +166,8 @@ def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | No
                 "(--pretrained): they choose how those weights are trained"
             )
         return model
+    if model is None and not built:
+        model = _pick_backbone(plan)
     model = model or default_pretrained_model()
     pretrained_input(model)  # ConfigError when the model has no pretrained weights
     if plan.model_options.get("weights"):  # a file that is not there: said before the data loads
@@ -183,6 +185,36 @@ def _apply_pretrained(plan: Plan, model: str | None, *, built: bool) -> str | No
         plan.train_options["freeze"] = True
         plan.given.add("freeze")
     return model
+
+
+def _pick_backbone(plan: Plan) -> str | None:
+    """The folder recipe's backbone for a folder or labels file (its images counted from the
+    listing, nothing decoded), said in a note; None for anything else."""
+    from sightline.data.folders import list_images
+    from sightline.data.registry import find_dataset_spec
+    from sightline.plan.transfer import pick_backbone
+
+    source = plan.dataset
+    if not isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, str) and find_dataset_spec(source) is not None
+    ):
+        return None
+    try:
+        listing = list_images(source)
+    except (DataError, OSError):
+        return None  # loading says what is wrong with it
+    images = sum(len(f) for scan in listing.scans.values() for f in scan.values())
+    device = str(plan.train_options.get("device") or "auto")
+    on_gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    name, why = pick_backbone(images, plan.train_options.get("time_budget"), on_gpu)
+    plan.note("model", why)
+    return name
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 # ----------------------------------------------------------------------------- after the data

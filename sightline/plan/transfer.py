@@ -39,6 +39,52 @@ def default_pretrained_model() -> str:
     return _models_with_weights()[0].name
 
 
+# The backbones the folder recipe picks from when no model is named, most accurate first: each
+# with the seconds one image's features took (one view; 2 cores of an Intel Xeon, ONNX Runtime,
+# 600 photos and their mirrors, benchmarks/transfer.py 2026-11-28: 41.6 and 28.9 s) and its
+# accuracy there (the 3,000 test images: 96.93 and 96.53 %). Lite1 (37.7 s, 96.40 %) is slower
+# than Lite0 and no better on those photos: not picked.
+BACKBONE_CHOICES = (("efficientnet-lite2", 0.035, 96.93), ("efficientnet-lite0", 0.024, 96.53))
+FEATURE_BUDGET = 120.0  # seconds of features the pick may cost without --time-budget
+VIEWS = 2  # each image and its mirror (photos are flipped)
+
+
+def pick_backbone(
+    images: int, time_budget: float | None, on_gpu: bool, available: Any = None
+) -> tuple[str, str]:
+    """(the backbone for a folder of ``images`` images, the plan's note saying why): the most
+    accurate of ``BACKBONE_CHOICES`` whose weights are here (``available(name)``) and whose
+    features fit ``time_budget`` seconds (else ``FEATURE_BUDGET``) at this measured pace; on a
+    GPU the most accurate (its features take seconds)."""
+    if available is None:
+        from sightline.models.pretrained import weights_available as available
+    choices = [c for c in BACKBONE_CHOICES if available(c[0])]
+    if not choices:
+        name = default_pretrained_model()
+        return name, f"backbone {name}: the pretrained model (no other has its weights here)"
+    budget = float(time_budget or FEATURE_BUDGET)
+    best = choices[0]
+    for name, seconds, accuracy in choices:
+        cost = images * VIEWS * seconds
+        if on_gpu or cost <= budget:
+            where = (
+                "a GPU"
+                if on_gpu
+                else f"~{cost:.0f} s of features on 2 CPU cores, within {budget:.0f} s"
+            )
+            better = (
+                ""
+                if (name, seconds, accuracy) != best or len(choices) == 1
+                else (f"; the most accurate here ({accuracy:.1f} % on 600 CIFAR photos)")
+            )
+            return name, f"backbone {name} for {images:,} images: {where}{better}"
+    name, seconds, _ = choices[-1]
+    return name, (
+        f"backbone {name} for {images:,} images: the fastest; ~{images * VIEWS * seconds:.0f} s "
+        f"of features on 2 CPU cores, over {budget:.0f} s (--model names another)"
+    )
+
+
 def transfer_data_options(model: str, data_options: dict[str, Any]) -> dict[str, Any]:
     """``load_dataset`` options for a pretrained ``model``: its size and channels unless given,
     and the resampling its weights were trained with (timm's configs say bicubic for most)."""

@@ -63,7 +63,11 @@ def test_pretrained_head_on_600_photos(mirror, tmp_path, capsys):
         run.config["model"]["options"]["pretrained"] is True
         and run.config["train"]["freeze"] is True
     )
-    assert run.preprocess.size == (224, 224) and run.preprocess.mean[0] == pytest.approx(127 / 255)
+    # The folder recipe's pick for 600 images within its 2 minutes of features: Lite2 at 260 px.
+    assert (
+        run.config["model"]["name"] == "efficientnet-lite2" and "backbone efficientnet-lite2" in out
+    )
+    assert run.preprocess.size == (260, 260) and run.preprocess.mean[0] == pytest.approx(127 / 255)
     # Spread over the three classes: the test split is sorted by nothing in particular.
     pick = torch.arange(0, len(ds.test), len(ds.test) // TEST_IMAGES)[:TEST_IMAGES]
     probs = run.predict(ds.test.images[pick])  # 32 px images, prepared by the run's own Preprocess

@@ -198,8 +198,9 @@ def test_a_pretrained_request_trains_a_head_on_frozen_features_from_every_face(t
     assert configs["fit"] == configs["run_training"] == configs["cli"] == configs["api"]
     # run_training(model_options={"pretrained": True}) used to fine-tune the whole network.
     assert configs["run_training"]["train"]["freeze"] is True
-    assert configs["fit"]["model"]["name"] == "efficientnet-lite0"
-    assert configs["fit"]["data"]["size"] == [224, 224]
+    # The folder recipe's pick for 18 images: the most accurate backbone (plan/transfer.py).
+    assert configs["fit"]["model"]["name"] == "efficientnet-lite2"
+    assert configs["fit"]["data"]["size"] == [260, 260]
 
 
 def test_fine_tuning_is_asked_for_with_freeze_false(tmp_path):
@@ -210,7 +211,10 @@ def test_fine_tuning_is_asked_for_with_freeze_false(tmp_path):
             str(folder), model_options={"pretrained": True}, train_options={"freeze": False}
         )
     )
-    assert plan.train_options["freeze"] is False and plan.model == "efficientnet-lite0"
+    assert plan.train_options["freeze"] is False and plan.model == "efficientnet-lite2"
+    assert any(
+        n["text"].startswith("backbone efficientnet-lite2 for 12 images") for n in plan.notes
+    )
     with pytest.raises(sightline.errors.ConfigError, match="go with pretrained weights"):
         sightline.plan.check(
             sightline.plan.TrainRequest(str(folder), train_options={"freeze": True})

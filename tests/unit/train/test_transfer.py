@@ -232,3 +232,19 @@ def test_predictions_run_a_copy_with_batchnorm_folded_and_the_same_outputs(small
         sightline.fit("mlp", small, runs_dir=tmp_path, name="mlp", epochs=1, progress="quiet").path
     )
     assert mlp.inference_model() is mlp.load_model()
+
+
+def test_the_folder_recipe_picks_the_backbone_by_the_folders_size_and_time_budget():
+    from sightline.plan.transfer import FEATURE_BUDGET, pick_backbone
+
+    every = lambda name: True  # noqa: E731 - all weights installed
+    name, why = pick_backbone(600, None, False, every)
+    assert name == "efficientnet-lite2" and "within 120 s" in why and "most accurate" in why
+    # 5,000 photos: Lite2's features would take ~350 s here; Lite0's (~240 s) fit 300 s.
+    name, why = pick_backbone(5000, 300, False, every)
+    assert name == "efficientnet-lite0" and "within 300 s" in why
+    name, why = pick_backbone(50_000, None, False, every)
+    assert name == "efficientnet-lite0" and f"over {FEATURE_BUDGET:.0f} s" in why
+    assert pick_backbone(50_000, None, True, every)[0] == "efficientnet-lite2"  # a GPU
+    only0 = lambda name: name == "efficientnet-lite0"  # noqa: E731
+    assert pick_backbone(600, None, False, only0)[0] == "efficientnet-lite0"
