@@ -167,6 +167,9 @@ def split_validation(train: ImageSet, fraction: float, seed: int) -> tuple[Image
     return train.select(mask), train.select(val_idx)
 
 
+STATS_CHUNK = 64  # images per float64 pass of channel_stats (64 at 224 px RGB: 77 MB)
+
+
 def channel_stats(
     images: torch.Tensor, max_samples: int = 20000
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -174,9 +177,18 @@ def channel_stats(
     if len(images) > max_samples:
         step = len(images) // max_samples
         images = images[::step][:max_samples]
-    x = images.to(torch.float64) / 255.0
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp(min=1e-3)
+    # Summed in chunks: the whole sample in float64 at once was 8 bytes a pixel (20,000 photos at
+    # 224 px: 24 GB, which a 24 GiB machine could not hold; benchmarks/README.md, many_photos).
+    c = images.shape[1]
+    total, squares = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+    for start in range(0, len(images), STATS_CHUNK):
+        x = images[start : start + STATS_CHUNK].to(torch.float64) / 255.0
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+    n = images.numel() // max(1, c)
+    mean = total / max(1, n)
+    var = (squares - n * mean * mean) / max(1, n - 1)  # unbiased, as Tensor.std
+    std = var.clamp(min=0).sqrt().clamp(min=1e-3)
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
 
