@@ -282,14 +282,8 @@ def load_folder(
         else:
             size_note = f"size {size_hw[0]}x{size_hw[1]}: as given"
         final_size = size_hw
-        results = list(
-            pool.map(
-                lambda j: _read(
-                    j, channels, final_size, resize, preprocess, observe, interpolation
-                ),
-                jobs,
-            )
-        )
+        read = lambda j: _read(j, channels, final_size, resize, preprocess, observe, interpolation)  # noqa: E731
+        results = list(pool.map(read, jobs))
         decoded: dict[str, list[_Decoded]] = {s: [] for s in scans}
         skipped: list[tuple[str, str]] = []
         for (split, _, _), r in zip(jobs, results, strict=True):
@@ -316,9 +310,8 @@ def load_folder(
     mean, std = channel_stats(train.images)
     if preprocess is None:  # the data's own: its statistics and background polarity
         dark = looks_dark_background(train.images)
-        preprocess = Preprocess(
-            final_channels, size_hw, resize, mean, std, dark, interpolation=interpolation
-        )
+        preprocess = Preprocess(final_channels, size_hw, resize, mean, std, dark,
+                                interpolation=interpolation)  # fmt: skip
     notes = [
         channels_note(final_channels, channels is not None, [(d.stored, d.gray) for d in every]),
         size_note,

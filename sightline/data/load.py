@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from sightline.data.convert import convert_images  # noqa: F401  (moved to convert.py; still importable here)
 from sightline.data.dataset import (
     Dataset,
     ImageSet,
@@ -33,7 +33,6 @@ from sightline.data.dataset import (
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
 from sightline.data.folders import Observer, load_folder, parse_size
-from sightline.data.image_options import INTERPOLATIONS
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.data.readers import read_cifar_bin, read_idx
@@ -91,22 +90,16 @@ def load_dataset(
         progress: download progress on stderr (True: if a terminal; "always"; False).
         observe: a folder's every file as decoded (``load_folder``); built-ins: unused.
     """
-    check_load_options(channels, resize, fit)
-    interpolation = check_interpolation(interpolation)
+    check_load_options(channels, resize, fit, interpolation)
+    interpolation = interpolation or "bilinear"
     spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         ds = _load_builtin(spec, cache_dir, mirror, progress, timeout)
         dark = spec.dark_background
     else:
         path = folder_path(name_or_path)
-        ds = load_folder(
-            path,
-            channels=channels,
-            size=size,
-            resize=resize,
-            observe=observe,
-            interpolation=interpolation,
-        )
+        ds = load_folder(path, channels=channels, size=size, resize=resize, observe=observe,
+                         interpolation=interpolation)  # fmt: skip
         dark = None  # detected below from the final training images
 
     ds = arrange(
@@ -118,9 +111,8 @@ def load_dataset(
         dark = looks_dark_background(train_images)
     c, h, w = ds.input_shape
     base_resize, fit, default_flip = dataset_choices(ds, spec, resize, fit)
-    preprocess = Preprocess(
-        c, (h, w), base_resize, mean, std, dark, fit=fit, interpolation=interpolation
-    )
+    preprocess = Preprocess(c, (h, w), base_resize, mean, std, dark, fit=fit,
+                            interpolation=interpolation)  # fmt: skip
     options = load_options(
         name_or_path, spec, classes, val_split, calibration_split, seed, channels, size, resize,
         flip, fit, cache_dir, mirror, interpolation,
@@ -143,18 +135,11 @@ def dataset_choices(
     return base_resize, fit, spec.flip if spec is not None else ds.flip
 
 
-def check_interpolation(interpolation: str | None) -> str:
-    """``interpolation``, "bilinear" for None; DataError for any other word."""
-    if interpolation is None:
-        return "bilinear"
-    if interpolation not in INTERPOLATIONS:
-        raise DataError(f"unknown interpolation {interpolation!r}: use {', '.join(INTERPOLATIONS)}")
-    return interpolation
-
-
-def check_load_options(channels: int | None, resize: str | None, fit: str | None) -> None:
+def check_load_options(
+    channels: int | None, resize: str | None, fit: str | None, interpolation: str | None = None
+) -> None:
     """``preprocess.check_image_options``: the one check of these options."""
-    check_image_options(channels, resize, fit)
+    check_image_options(channels, resize, fit, interpolation)
 
 
 def folder_path(name_or_path: str | os.PathLike) -> Path:
@@ -336,12 +321,9 @@ def _read_cifar(paths: list[Path]) -> ImageSet:
 
 
 def _convert_builtin(
-    ds: Dataset,
-    channels: int | None,
-    size: tuple[int, int] | None,
-    resize: str,
+    ds: Dataset, channels: int | None, size: tuple[int, int] | None, resize: str,
     interpolation: str = "bilinear",
-) -> Dataset:
+) -> Dataset:  # fmt: skip
     def conv(s: ImageSet | None) -> ImageSet | None:
         if s is None:
             return None
@@ -349,57 +331,6 @@ def _convert_builtin(
         return ImageSet(images, s.labels, s.paths)
 
     return replace(ds, train=conv(ds.train), val=conv(ds.val), test=conv(ds.test))
-
-
-def convert_images(
-    images: torch.Tensor,
-    channels: int | None,
-    size: tuple[int, int] | None,
-    resize: str = "squash",
-    chunk: int = 2048,
-    interpolation: str = "bilinear",
-) -> torch.Tensor:
-    """uint8 (N, C, H, W) → another channel count and/or size, in chunks to bound memory.
-
-    3 → 1 uses PIL's luma weights (0.299, 0.587, 0.114); 1 → 3 repeats the plane. Resizing is
-    bilinear with antialiasing (as PIL does it); "crop" centre-crops, "pad" pads with black.
-    """
-    n, c, h, w = images.shape
-    out_c = channels or c
-    out_h, out_w = size or (h, w)
-    if (out_c, out_h, out_w) == (c, h, w):
-        return images
-    if images.is_meta:  # an outline (outline.py): the shape alone, there are no pixels
-        return torch.empty((n, out_c, out_h, out_w), dtype=torch.uint8, device="meta")
-    out = torch.empty((n, out_c, out_h, out_w), dtype=torch.uint8)
-    for i in range(0, n, chunk):
-        x = images[i : i + chunk].float()
-        if out_c == 1 and c == 3:
-            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        if (out_h, out_w) != (h, w):
-            x = _resize_batch(x, out_h, out_w, resize, interpolation)
-        if out_c == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        out[i : i + chunk] = x.round().clamp(0, 255).to(torch.uint8)
-    return out
-
-
-def _resize_batch(
-    x: torch.Tensor, out_h: int, out_w: int, mode: str, interpolation: str = "bilinear"
-) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    if mode == "squash":
-        return F.interpolate(
-            x, size=(out_h, out_w), mode=interpolation, antialias=True, align_corners=False
-        )
-    scale = max(out_h / h, out_w / w) if mode == "crop" else min(out_h / h, out_w / w)
-    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = F.interpolate(x, size=(sh, sw), mode=interpolation, antialias=True, align_corners=False)
-    if mode == "crop":
-        top, left = (sh - out_h) // 2, (sw - out_w) // 2
-        return x[:, :, top : top + out_h, left : left + out_w]
-    top, left = (out_h - sh) // 2, (out_w - sw) // 2
-    return F.pad(x, (left, out_w - sw - left, top, out_h - sh - top))
 
 
 # ----------------------------------------------------------------------- validation split

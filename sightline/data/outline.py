@@ -33,7 +33,6 @@ from sightline.data.images import IMAGE_EXTENSIONS
 from sightline.data.load import (
     ValSplit,
     arrange,
-    check_interpolation,
     check_load_options,
     dataset_choices,
     decoded_labels,
@@ -67,8 +66,8 @@ def outline_dataset(
     None for a built-in dataset not yet loaded on this machine (its labels are not known; it
     is never downloaded here). The same ``DataError`` as loading for a missing folder, a
     folder without class folders, an unknown class or a bad option."""
-    check_load_options(channels, resize, fit)
-    interpolation = check_interpolation(interpolation)
+    check_load_options(channels, resize, fit, interpolation)
+    interpolation = interpolation or "bilinear"
     spec = find_dataset_spec(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         ds = _builtin(spec, cache_dir)

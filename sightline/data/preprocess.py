@@ -38,11 +38,18 @@ from sightline.data.images import (
 from sightline.errors import DataError, ImageError
 
 
-def check_image_options(channels: int | None, resize: str | None, fit: str | None = None) -> None:
+def check_image_options(
+    channels: int | None,
+    resize: str | None,
+    fit: str | None = None,
+    interpolation: str | None = None,
+) -> None:
     """DataError for image options a dataset cannot be prepared with (None: not given): the one
-    check of channels, resize and fit for every face and loader."""
+    check of channels, resize, fit and interpolation for every face and loader."""
     from sightline.data.framing import FITS
 
+    if interpolation is not None and interpolation not in INTERPOLATIONS:
+        raise DataError(f"unknown interpolation {interpolation!r}: use {', '.join(INTERPOLATIONS)}")
     if fit is not None and fit not in FITS:
         raise DataError(f"unknown fit {fit!r}: use {', '.join(FITS)} (how photos are framed)")
     if resize is not None and resize not in RESIZE_MODES:

@@ -88,7 +88,7 @@ def _relabel(part, data, run, where: str):
     import torch
 
     from sightline.data import ImageSet
-    from sightline.data.load import convert_images
+    from sightline.data.convert import convert_images
 
     pre = run.preprocess
     images = convert_images(
