@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from sightline.errors import ImageError, PathRefusedError, SightlineError
@@ -33,6 +34,7 @@ from sightline.serve.services.images import (
 router = APIRouter(prefix="/api")
 
 MAX_SAMPLES = 32
+MAX_MODEL_NAME = 200  # timm's longest tagged names are under 80 characters
 SAMPLE_SIDE = 56  # small images are enlarged to at least this
 FOLDER_CELL = 96  # a folder's photos are shrunk to fit this square
 FOLDER_NOTE = (
@@ -196,6 +198,29 @@ def _folder_samples(root: Path, class_index: int, n: int, max_pixels: int):
     return image_row(tiles, max((max(t.size) for t in tiles), default=SAMPLE_SIDE))
 
 
+def _model_row(entry: Any) -> dict[str, Any]:
+    """What the Train page shows of one model: its description, options and the training
+    defaults ``sightline train`` would use (with --pretrained, what changes)."""
+    from sightline.plan import resolve_config
+
+    defaults = resolve_config(entry.train_defaults).to_dict()
+    defaults.pop("extra", None)
+    row: dict[str, Any] = {
+        "name": entry.name,
+        "description": entry.description,
+        "pretrained": entry.pretrained_input is not None,
+        "options": entry.options(),
+        "defaults": defaults,
+        "folder_note": FOLDER_NOTE,
+    }
+    if entry.pretrained_input is not None:
+        fine_tune = resolve_config(entry.train_defaults, pretrained=True).to_dict()
+        row["pretrained_defaults"] = {
+            k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]
+        }
+    return row
+
+
 @router.get(
     "/models", summary="The model architectures and the training defaults `sightline train` uses"
 )
@@ -206,32 +231,37 @@ def models() -> dict[str, Any]:
         list_models,
         listed_timm_models,
     )
-    from sightline.plan import resolve_config
 
-    out = []
-    for entry in [*list_models(), *listed_timm_models()]:
-        defaults = resolve_config(entry.train_defaults).to_dict()
-        defaults.pop("extra", None)
-        row: dict[str, Any] = {
-            "name": entry.name,
-            "description": entry.description,
-            "pretrained": entry.pretrained_input is not None,
-            "options": entry.options(),
-            "defaults": defaults,
-            "folder_note": FOLDER_NOTE,
-        }
-        if entry.pretrained_input is not None:
-            fine_tune = resolve_config(entry.train_defaults, pretrained=True).to_dict()
-            row["pretrained_defaults"] = {
-                k: v for k, v in fine_tune.items() if k != "extra" and v != defaults[k]
-            }
-        out.append(row)
     # A built-in dataset may default to another model than folders do (POST /api/jobs with no model).
     return {
-        "models": out,
+        "models": [_model_row(e) for e in [*list_models(), *listed_timm_models()]],
         "default": DEFAULT_MODEL,
         "dataset_defaults": dict(DATASET_DEFAULT_MODELS),
     }
+
+
+@router.get(
+    "/models/{name}",
+    summary="One model by name, also any timm model (timm:NAME) the list does not show",
+    responses=errors(404),
+)
+def model(
+    name: Annotated[
+        str,
+        PathParam(
+            max_length=MAX_MODEL_NAME,
+            description="a model name as `sightline train --model` takes it, e.g. "
+            "fastcnn or timm:convnext_nano (404: no such model, with the nearest names)",
+        ),
+    ],
+) -> dict[str, Any]:
+    from sightline.errors import ModelError
+    from sightline.models import get_model_entry
+
+    try:
+        return _model_row(get_model_entry(name))
+    except ModelError as e:
+        raise HTTPException(404, str(e)) from e
 
 
 @router.get(

@@ -101,6 +101,7 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
         <label class="field">{_label("recipe")} <select id="train-recipe"><option value="">none: choose the model and options</option></select></label>
         <p class="muted" id="recipe-description"></p>
         <label class="field">{_label("model")} <select id="train-model"></select></label>
+        <label class="field" id="model-other-field" hidden>timm model <input type="text" id="train-model-other" maxlength="200" autocomplete="off" spellcheck="false" placeholder="e.g. convnext_nano or timm:resnet50.a1_in1k"></label>
         <p class="muted" id="model-description"></p>
         <label class="check"><input type="checkbox" id="train-pretrained" disabled aria-describedby="pretrained-why"> {_label("pretrained")}</label>
         <p class="muted small" id="pretrained-why"></p>

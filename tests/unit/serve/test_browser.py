@@ -489,3 +489,48 @@ def test_train_on_a_folders_labels_file_from_the_form(served, page):
     playwright_api.expect(page.locator("#train-balance")).to_have_value("false", timeout=20_000)
     page.check("#source-builtin")
     assert not page.is_visible("#labels-field")
+
+
+def test_train_form_takes_any_timm_model_by_name(served, browser):
+    """Beside the curated models the form offers any timm name, typed: looked up on the server
+    (its description, its pretrained weights), an unknown one answered with the nearest names,
+    and the plan asked for it once the name is known."""
+    url, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    try:
+        _type_a_timm_name(url, page)
+    finally:
+        context.close()
+    # The one failed request is the typo's lookup (a 404 with the nearest names): no plan was
+    # asked for a name the server does not know.
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    ]
+
+
+def _type_a_timm_name(url: str, page) -> None:
+    page.goto(url + "/train?folder=stripes")
+    other = "#train-model option[value='__timm__']"
+    page.locator(other).wait_for(state="attached", timeout=20_000)
+    assert not page.is_visible("#train-model-other")
+    page.select_option("#train-model", "__timm__")
+    assert page.is_visible("#train-model-other")
+    playwright_api.expect(page.locator("#model-description")).to_contain_text("timm")
+    page.fill("#train-model-other", "resnet10tt")  # a typo: the server's nearest names
+    playwright_api.expect(page.locator("#model-description")).to_contain_text(
+        "timm has no model 'resnet10tt'", timeout=20_000
+    )
+    assert "resnet10t" in page.inner_text("#model-description").split("resnet10tt", 1)[1]
+    assert page.is_disabled("#train-pretrained")
+
+    def asks(request) -> bool:
+        body = json.loads(request.post_data or "{}") if request.method == "POST" else {}
+        return request.url.endswith("/api/jobs/plan") and body.get("model") == "timm:resnet10t"
+
+    with page.expect_response(lambda r: asks(r.request), timeout=20_000) as answer:
+        page.fill("#train-model-other", "resnet10t")  # the bare timm name gets its prefix
+    assert answer.value.ok, answer.value.text()
+    playwright_api.expect(page.locator("#train-pretrained")).to_be_enabled(timeout=20_000)
+    assert "timm has no model" not in page.inner_text("#model-description")

@@ -122,3 +122,17 @@ def test_models_with_their_training_defaults(c):
     assert lite["pretrained"] is True and lite["pretrained_defaults"]["head_epochs"] == 1
     convnext = models["timm:convnext_tiny"]  # the curated timm backbones (make test installs timm)
     assert convnext["pretrained"] is True and "28.6 M params" in convnext["description"]
+
+
+def test_one_model_by_name_also_a_timm_model_the_list_does_not_show(c):
+    listed = {m["name"] for m in c.get("/api/models").json()["models"]}
+    assert "timm:resnet10t" not in listed
+    r = c.get("/api/models/timm:resnet10t")  # any timm architecture, typed on the Train page
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["name"] == "timm:resnet10t" and body["pretrained"] is True
+    assert body["pretrained_defaults"] and body["defaults"]["epochs"] >= 1
+    assert c.get("/api/models/fastcnn").json()["options"]["width"] == 32
+    assert_error(c.get("/api/models/timm:resnet10tt"), 404, "resnet10t")  # the nearest names
+    assert_error(c.get("/api/models/nope"), 404, "available")
+    assert c.get("/api/models/" + "x" * 300).status_code == 422

@@ -22,6 +22,9 @@
     seed: ['train-seed', 'int'], balance: ['train-balance', 'bool']};
   let datasets = {builtin: [], folders: []};
   let models = [];
+  // "another timm model": any name timm knows, typed, answered by GET /api/models/{name}
+  const OTHER = '__timm__';
+  let other = {name: '', row: null, error: ''};
   let modelDefaults = {folders: null, datasets: {}}; // GET /api/models: default, dataset_defaults
   let recipes = [];
   const PLAN_DELAY_MS = 350; // typing pauses this long before the plan is asked again
@@ -29,7 +32,15 @@
   let planSeq = 0;
 
   const source = () => (SL.$('source-folder').checked ? 'folder' : 'builtin');
-  const model = () => models.find((m) => m.name === SL.$('train-model').value) || null;
+  const otherChosen = () => SL.$('train-model').value === OTHER;
+  const model = () => (otherChosen() ? other.row : models.find((m) => m.name === SL.$('train-model').value) || null);
+  // What the request names: a typed name gets the registry's prefix (timm's own names are bare).
+  const typedName = () => {
+    const t = SL.$('train-model-other').value.trim();
+    return !t || t.startsWith('timm:') ? t : 'timm:' + t;
+  };
+  const knownOther = () => Boolean(other.row) && other.name === typedName();
+  const modelName = () => (otherChosen() ? typedName() : SL.$('train-model').value);
   const recipe = () => recipes.find((r) => r.name === SL.$('train-recipe').value) || null;
   const defaultModel = () => (source() === 'folder' ? modelDefaults.folders
     : modelDefaults.datasets[SL.$('train-dataset').value] || modelDefaults.folders);
@@ -111,7 +122,9 @@
 
   function renderModel() {
     const m = model();
-    SL.$('model-description').textContent = m ? m.description || '' : '';
+    SL.$('model-other-field').hidden = !otherChosen();
+    SL.$('model-description').textContent = m ? m.description || ''
+      : otherChosen() ? other.error || 'Type the name of any timm architecture or pretrained tag.' : '';
     const pretrained = SL.$('train-pretrained');
     pretrained.disabled = !(m && m.pretrained) || Boolean(recipe()); // a recipe trains from scratch
     if (pretrained.disabled) pretrained.checked = false;
@@ -142,6 +155,7 @@
 
   async function loadPlan(seq) {
     let body;
+    if (otherChosen() && !knownOther()) { showPlan(null); return; } // typing a name: no plan yet
     try {
       body = buildRequest();
     } catch (err) { // a field that is no number: said as a submit would say it
@@ -215,7 +229,8 @@
     } else body.dataset = SL.$('train-dataset').value;
     const classes = [...document.querySelectorAll('#train-classes input:checked')].map((c) => c.value);
     if (classes.length) body.classes = classes;
-    body.model = SL.$('train-model').value;
+    if (otherChosen() && !knownOther()) throw new Error(other.error || 'Type the name of a timm model under Model.');
+    body.model = modelName();
     if (recipe()) body.recipe = recipe().name;
     if (SL.$('train-pretrained').checked) body.pretrained = true;
     const options = {};
@@ -279,6 +294,27 @@
     if (chosen && names.includes(chosen)) select.value = chosen;
   }
 
+  // The typed timm name, looked up (its description, whether it has pretrained weights, its
+  // defaults) once typing pauses; an unknown one shows the server's nearest names.
+  let otherTimer = null;
+  function lookUpOther() {
+    window.clearTimeout(otherTimer);
+    otherTimer = window.setTimeout(async () => {
+      const name = typedName();
+      if (name === other.name) return;
+      other = {name, row: null, error: ''};
+      renderModel();
+      if (!name) return;
+      try {
+        const row = await SL.api('/api/models/' + encodeURIComponent(name));
+        if (typedName() === name) other.row = row;
+      } catch (err) {
+        if (typedName() === name) other.error = err.message;
+      }
+      if (typedName() === name) renderModel();
+    }, PLAN_DELAY_MS);
+  }
+
   async function start() {
     const form = SL.$('train-form');
     // Help written once for every face (the options' declarations) names the command line's
@@ -304,6 +340,7 @@
     SL.$('train-folder').addEventListener('change', renderSource);
     SL.$('train-labels').addEventListener('change', renderSource);
     SL.$('train-model').addEventListener('change', () => { SL.$('train-model').dataset.chosen = '1'; renderModel(); });
+    SL.$('train-model-other').addEventListener('input', lookUpOther);
     SL.$('train-pretrained').addEventListener('change', renderModel);
     SL.$('train-recipe').addEventListener('change', renderRecipe);
     try {
@@ -319,7 +356,15 @@
       if (SL.param('folder') && datasets.folders.length) SL.$('source-folder').checked = true;
       modelDefaults = {folders: ms.default, datasets: ms.dataset_defaults || {}};
       fillSelect(SL.$('train-model'), models.map((m) => m.name), SL.param('model') || defaultModel());
-      if (SL.param('model')) SL.$('train-model').dataset.chosen = '1';
+      SL.$('train-model').appendChild(el('option', {value: OTHER}, 'another timm model (type its name)…'));
+      if (SL.param('model')) {
+        SL.$('train-model').dataset.chosen = '1';
+        if (SL.param('model').startsWith('timm:') && !models.some((m) => m.name === SL.param('model'))) {
+          SL.$('train-model').value = OTHER;
+          SL.$('train-model-other').value = SL.param('model');
+          lookUpOther();
+        }
+      }
       if (SL.param('recipe') && recipes.some((r) => r.name === SL.param('recipe'))) SL.$('train-recipe').value = SL.param('recipe');
       renderRecipe();
       SL.$('submit-train').disabled = false;
