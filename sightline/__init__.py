@@ -11,6 +11,7 @@ The classic workflow in a few lines::
     probs = run.predict(["boot.jpg"])                           # the training preprocessing
     run = sightline.load_run(run.path)                          # any time later
     sightline.export_onnx(run); sightline.load_onnx(run)        # ONNX Runtime (sightline[onnx])
+    sightline.export(run, ["onnx", "onnx-int8"])                # each checked, export/report.json
 
 The CLI (`sightline --help`) is a thin layer over these same functions.
 """
@@ -50,7 +51,8 @@ _EXPORTS = {
     "TrainConfig": "sightline.plan.config",
     "fit": "sightline.train.api",
     "resume": "sightline.train.api",
-    "export_onnx": "sightline.run.export",
+    "export_onnx": "sightline.run.export_api",
+    "export": "sightline.run.export_api",
     "load_onnx": "sightline.run.listing",
     "check": "sightline.health.check",
     "HealthReport": "sightline.health.problems",
@@ -68,7 +70,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.pipeline import TrainingResult, run_training
     from sightline.plan.config import TrainConfig
     from sightline.run import Run, list_runs, load_run
-    from sightline.run.export import export_onnx
+    from sightline.run.export_api import export, export_onnx
     from sightline.run.listing import load_onnx
     from sightline.train.api import fit, resume
 
@@ -84,6 +86,7 @@ __all__ = [
     "check",
     "create_model",
     "default_model",
+    "export",
     "export_onnx",
     "fit",
     "list_datasets",

@@ -1,4 +1,5 @@
-"""``sightline export``: a run's model as an ONNX file, checked against PyTorch (``sightline.run.export``)."""
+"""``sightline export``: a run's model as ONNX (float32, INT8), each checked against PyTorch
+(``sightline.run.exports``) and reported in the run's export/report.json."""
 
 from __future__ import annotations
 
@@ -7,26 +8,40 @@ import shlex
 import sys
 
 from sightline.cli.options import add_checkpoint, add_runs_dir
+from sightline.errors import ExportError
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a run's model to ONNX, checked against PyTorch",
+        help="export a run's model (ONNX, INT8), checked against PyTorch",
         description="Write a run's model as an ONNX file (uint8 images in, logits out; normalisation and "
         "flip TTA inside) with its preprocessing and classes as metadata, after checking "
         "that ONNX Runtime's logits match PyTorch's on the run's test images (max abs "
-        "difference <= 1e-4). `predict --engine onnx` and `serve --engine onnx` use it.",
-        epilog="Examples:\n  sightline export runs/my-run\n  sightline export my-run -o model.onnx --checkpoint last\n\n"
+        "difference <= 1e-4). `predict --engine onnx` and `serve --engine onnx` use it. "
+        "--format onnx-int8 also writes an INT8 copy (export/best.int8.onnx), refused unless "
+        "it keeps 99 %% of PyTorch's answers and loses at most 0.5 points of accuracy. Every "
+        "format's check goes to export/report.json.",
+        epilog="Examples:\n  sightline export runs/my-run\n  sightline export my-run -o model.onnx --checkpoint last\n"
+        "  sightline export my-run --format onnx onnx-int8\n\n"
         'Needs the ONNX packages: pip install "sightline[onnx]"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", nargs="?", help="run folder or name (default: the newest run)")
     p.add_argument(
         "--format",
-        default="onnx",
-        choices=("onnx",),
-        help="the export format (default onnx, the only one so far)",
+        nargs="+",
+        default=["onnx"],
+        metavar="FORMAT",
+        help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made from)",
+    )
+    p.add_argument(
+        "--accept-drop",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="INT8: accept an accuracy drop up to POINTS against PyTorch, whatever the top-1 "
+        "agreement (default: refuse under 99%% agreement or over a 0.5 point drop)",
     )
     add_checkpoint(p, "--which")
     p.add_argument(
@@ -62,9 +77,17 @@ def run_export(args: argparse.Namespace) -> int:
     require_packages(
         ["onnx", "onnxscript"] + ([] if args.no_check else ["onnxruntime"]), "ONNX export"
     )
-    from sightline.run import export_onnx
+    from sightline.run import export_onnx, parse_formats
 
+    formats = parse_formats(args.format)
     run = pick_run(args.run, args.runs_dir)
+    if formats != ["onnx"] or args.accept_drop is not None:
+        if args.output is not None or args.opset is not None or args.no_check:
+            raise ExportError(
+                "-o, --opset and --no-check go with --format onnx alone; the other formats are "
+                "written into the run's export/ folder, each checked"
+            )
+        return _print_report(run.export(formats, args.checkpoint, args.accept_drop), args.json)
     result = export_onnx(
         run, args.output, which=args.checkpoint, opset=args.opset, check=not args.no_check
     )
@@ -124,4 +147,43 @@ def run_export(args: argparse.Namespace) -> int:
                 "  sightline serve      (this run's predictions through ONNX Runtime while the export is current)"
             )
     print(f"  python: sightline.load_onnx({str(result.path)!r}).predict_files([...])")
+    return 0
+
+
+def _print_report(report, as_json: bool) -> int:
+    """The formats written and each one's check beside PyTorch."""
+    import json
+
+    if as_json:
+        print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
+        return 0
+    names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8"}
+    for e in report.exports:
+        print(
+            f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"
+        )
+        p = e.parity
+        if p is not None:
+            acc = (
+                f"; accuracy {p.accuracy:.2%} (PyTorch {p.reference_accuracy:.2%})"
+                if p.accuracy is not None
+                else ""
+            )
+            unknown = (
+                f"; answered unknown {p.unknown:.1%} (PyTorch {p.reference_unknown:.1%})"
+                if p.unknown is not None
+                else ""
+            )
+            print(
+                f"  on {p.images} {p.source}: top-1 agreement {p.top1_agreement:.2%}, logits max "
+                f"difference {p.max_abs_diff:.2g} (mean {p.mean_abs_diff:.2g}){acc}{unknown}"
+            )
+        print(f"  bar: {e.bar}; run by {e.runtime}")
+        if e.kept_float:
+            print(f"  kept in float: {', '.join(e.kept_float)}")
+        if e.note:
+            print(f"  note: {e.note}", file=sys.stderr)
+    first = shlex.quote(str(report.exports[-1].path))
+    print(f"Report: {report.path.resolve()}")
+    print(f"Use it: sightline predict --onnx {first} IMAGES...")
     return 0

@@ -8,6 +8,8 @@ or writes it.
     checkpoint       model files (safetensors) and the resume state, never executing code on load
     evaluations      saved evaluations, one per source; evaluation_source: what was evaluated
     export           ONNX export with its parity check; exported: loading it, auto_engine's timing
+    exports          every format (onnx, onnx-int8) checked beside PyTorch, export/report.json;
+                     quantize: the INT8 copy (ONNX Runtime's static quantisation)
     predictor        ``Run.predictor``: the engine a run's predictions run on, chosen once
     summary          a run as one JSON-ready summary (``Run.to_dict``)
     writer           ``RunWriter``: the one writer of a run folder; ``RunStatus``: status.json's one shape
@@ -92,6 +94,7 @@ __all__ = [
     "ENGINES",
     "export_onnx",
     "export_path",
+    "parse_formats",
     "file_predictor",
     "load_model",
     "open_predictor",
@@ -99,16 +102,18 @@ __all__ = [
 
 # Names whose modules import PyTorch: imported on first use.
 _EXPORTS = {
-    "export_onnx": "sightline.run.export",
+    "export_onnx": "sightline.run.export_api",
     "load_model": "sightline.run.checkpoint",
     "ENGINES": "sightline.run.predictor",
     "file_predictor": "sightline.run.predictor",
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
+    "parse_formats": "sightline.run.exports",
 }
 if TYPE_CHECKING:
     from sightline.run.checkpoint import load_model
-    from sightline.run.export import export_onnx
+    from sightline.run.export_api import export_onnx
     from sightline.run.exported import export_path
+    from sightline.run.exports import parse_formats
     from sightline.run.predictor import ENGINES, file_predictor, open_predictor
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -42,8 +42,10 @@ from sightline.infer.onnx import FORMAT, META_KEY, require_packages
 from sightline.infer.runtime import make_session, quiet_exporter
 from sightline.run.export_graph import ExportedClassifier
 from sightline.run.exported import export_path
-from sightline.run.listing import load_run
-from sightline.run.run import Run
+
+# ``run``: a ``sightline.run.Run`` (not imported: Run.export calls into here; a run's folder is
+# opened by the public API's ``export_onnx``, run/export_api.py)
+Run = Any
 
 # The ood scores: float32 in the graph against float64 in PyTorch, for features of up to
 # 1,280 values (EfficientNet-Lite0); a 1 % error moves no answer that was not on the threshold.
@@ -61,11 +63,35 @@ class Parity:
     mean_abs_diff: float
     top1_agreement: float  # fraction of images whose top class is the same
     score_rel_diff: float | None = None  # the ood scores': max |diff| / (1 + |PyTorch's|)
+    # With the images' labels (a split of the run's data): each model's accuracy on them.
+    accuracy: float | None = None
+    reference_accuracy: float | None = None  # PyTorch's
+    # With a "none of these" score: the share of the images each answers unknown.
+    unknown: float | None = None
+    reference_unknown: float | None = None
 
     @property
     def passed(self) -> bool:
         scores_ok = self.score_rel_diff is None or self.score_rel_diff <= SCORE_RTOL
         return self.max_abs_diff <= PARITY_ATOL and scores_ok
+
+
+@dataclass
+class CheckImages:
+    """The images an export is checked on (prepared uint8), their labels when known."""
+
+    images: torch.Tensor
+    source: str
+    labels: torch.Tensor | None = None
+    note: str | None = None  # why they are not real images
+
+
+@dataclass
+class Reference:
+    """PyTorch's answers on the check images (computed once for every format checked)."""
+
+    logits: torch.Tensor
+    scores: torch.Tensor | None
 
 
 @dataclass
@@ -82,17 +108,19 @@ class ExportResult:
 
 
 def export_onnx(
-    run: Run | str | os.PathLike,
+    run: Run,
     path: str | os.PathLike | None = None,
     which: str = "best",
     opset: int | None = None,
     check: bool = True,
-    images: torch.Tensor | Sequence[Any] | None = None,
+    images: torch.Tensor | Sequence[Any] | CheckImages | None = None,
+    reference: Reference | None = None,
 ) -> ExportResult:
     """Export a run's ``which`` checkpoint to ONNX at ``path`` (default ``<run>/export/<which>.onnx``).
 
     ``check``: compare ONNX Runtime's logits with PyTorch's on ``images`` (prepared uint8, or
-    any images ``Preprocess.prepare`` takes), else on up to 256 images of the run's test split,
+    any images ``Preprocess.prepare`` takes; ``CheckImages`` with their labels, and PyTorch's
+    ``reference`` answers on them when known), else on up to 256 images of the run's test split,
     else of a folder it was evaluated on, else (noted in ``result.note``) random images;
     ``ExportError`` and no file when they differ by more than 1e-4. ``opset``: the ONNX opset
     (default: the exporter's). Needs ``pip install "sightline[onnx]"``.
@@ -102,7 +130,6 @@ def export_onnx(
 
     require_packages(["onnx", "onnxscript"] + (["onnxruntime"] if check else []), "ONNX export")
     start = time.perf_counter()
-    run = run if isinstance(run, Run) else load_run(run)
     out = Path(path) if path is not None else export_path(run, which)
     if out.suffix != ".onnx":
         raise ExportError(f"{out}: an ONNX file's name must end in .onnx")
@@ -132,8 +159,11 @@ def export_onnx(
 
     parity, note = None, None
     if check:
-        batch, where, note = _check_images(run, preprocess, images)
-        parity = measure_parity(proto.SerializeToString(), net, preprocess, batch, where, detector)
+        given = images if isinstance(images, CheckImages) else check_images(run, preprocess, images)
+        note, where = given.note, given.source
+        parity = measure_parity(
+            proto.SerializeToString(), net, preprocess, given, detector, reference
+        )
         if not parity.passed:
             what = (
                 f"max abs difference of the logits {parity.max_abs_diff:.3g} > {PARITY_ATOL:g}"
@@ -172,7 +202,7 @@ def export_onnx(
         "torch_version": torch.__version__.split("+")[0],
         "parity": None if parity is None else {**asdict(parity), "atol": PARITY_ATOL},
     }
-    _set_metadata(proto, metadata)
+    set_metadata(proto, metadata)
     blob = proto.SerializeToString()
     root = run.path if path is None else None  # in the run folder: through no link there
     with atomic_open(out, "wb", root) as f:  # temp name in the same folder, fsync, rename
@@ -192,26 +222,40 @@ def export_onnx(
     )
 
 
+def reference_answers(
+    net: nn.Module, preprocess: Preprocess, check: CheckImages, detector: Any = None
+) -> Reference:
+    """PyTorch's (CPU) logits and "none of these" scores on the check images, through a
+    ``Predictor`` as every face predicts."""
+    from sightline.infer.predict import Predictor
+
+    logits, scores = Predictor(net, preprocess, [], torch.device("cpu")).scored_logits(check.images)
+    return Reference(logits, scores if detector is not None else None)
+
+
 def measure_parity(
     model_bytes: bytes,
     net: nn.Module,
     preprocess: Preprocess,
-    images: torch.Tensor,
-    source: str,
+    check: CheckImages,
     detector: Any = None,
+    reference: Reference | None = None,
 ) -> Parity:
     """ORT (CPU) against PyTorch (CPU) on the same prepared uint8 images, each through a
-    ``Predictor`` as every face predicts; with a detector, the "none of these" scores too."""
+    ``Predictor`` as every face predicts; with a detector, the "none of these" scores too, and
+    with the images' labels both accuracies."""
     from sightline.infer.onnx import OnnxModel
     from sightline.infer.predict import Predictor
 
+    images = check.images
     session = make_session(model_bytes, "cpu")
     meta: dict[str, Any] = {"preprocess": preprocess.to_dict(), "classes": []}
     if detector is not None:
         meta["ood"] = detector.record()
     onnx_model = OnnxModel(session, meta, name="check")
     got, got_scores = Predictor(onnx_model, preprocess, []).scored_logits(images)
-    want, want_scores = Predictor(net, preprocess, [], torch.device("cpu")).scored_logits(images)
+    ref = reference or reference_answers(net, preprocess, check, detector)
+    want, want_scores = ref.logits, ref.scores
     score_diff = None
     if detector is not None:
         if got_scores is None or want_scores is None:
@@ -220,14 +264,22 @@ def measure_parity(
         score_diff = float(rel.max()) if rel.numel() else 0.0
     diff = (got - want).abs()
     agree = (got.argmax(1) == want.argmax(1)).float().mean().item() if len(images) else 1.0
-    return Parity(
+    parity = Parity(
         len(images),
-        source,
+        check.source,
         float(diff.max()) if diff.numel() else 0.0,
         float(diff.mean()) if diff.numel() else 0.0,
         agree,
         score_diff,
     )
+    if check.labels is not None and len(images):
+        labels = check.labels.to(got.device)
+        parity.accuracy = (got.argmax(1) == labels).float().mean().item()
+        parity.reference_accuracy = (want.argmax(1) == labels).float().mean().item()
+    if detector is not None and got_scores is not None and want_scores is not None and len(images):
+        parity.unknown = (got_scores > detector.threshold).float().mean().item()
+        parity.reference_unknown = (want_scores > detector.threshold).float().mean().item()
+    return parity
 
 
 # ---------------------------------------------------------------------------- internals
@@ -259,7 +311,7 @@ def _export(module: Any, preprocess: Preprocess, opset: int | None, name: str):
         ) from None
 
 
-def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
+def set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
     import json
 
     for prop in list(proto.metadata_props):
@@ -270,10 +322,12 @@ def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
     proto.doc_string = f"sightline model {metadata['model']['name']!r} of run {metadata['run']!r} ({metadata['checkpoint']} checkpoint)"
 
 
-def _check_images(
-    run: Run, preprocess: Preprocess, images: Any
-) -> tuple[torch.Tensor, str, str | None]:
-    """(prepared uint8 images, what they are, a note when they are not real images)."""
+def check_images(
+    run: Run, preprocess: Preprocess, images: Any = None, limit: int = CHECK_IMAGES
+) -> CheckImages:
+    """The images to check an export on: ``images`` (prepared uint8, or any images
+    ``Preprocess.prepare`` takes), else up to ``limit`` of the run's test split with their
+    labels, else of a folder it was evaluated on, else random ones (with a note saying why)."""
     shape = preprocess.input_shape
     if images is not None:
         if not (
@@ -283,7 +337,7 @@ def _check_images(
             and tuple(images.shape[1:]) == shape
         ):
             images = preprocess.prepare(images if isinstance(images, (list, tuple)) else [images])
-        return images[:CHECK_IMAGES], "given images", None
+        return CheckImages(images[:limit], "given images")
     why = "it has no test images"
     if run.data is None and run.config.get("data", {}).get("in_memory"):
         why = "it was trained on an in-memory Dataset, which sightline cannot load again (export_onnx(run, images=...) takes some)"
@@ -292,26 +346,22 @@ def _check_images(
             data = run.load_data() if run.data is not None else run.load_data(progress=False)
             splits = data.splits()
             split = "test" if "test" in splits else list(splits)[-1]
-            batch = splits[split].images[:CHECK_IMAGES]
+            batch = splits[split].images[:limit]
             if len(batch) and tuple(batch.shape[1:]) == shape and batch.dtype == torch.uint8:
-                return batch, f"images of the {split} split of {data.name}", None
+                labels = splits[split].labels[:limit]
+                return CheckImages(batch, f"images of the {split} split of {data.name}", labels)
         except (SightlineError, OSError) as e:
             why = f"its data cannot be loaded: {e}"
-    folder = _evaluated_folder_images(run, preprocess)
+    folder = _evaluated_folder_images(run, preprocess, limit)
     if folder is not None:
         return folder
     g = torch.Generator().manual_seed(0)
     batch = torch.randint(0, 256, (RANDOM_IMAGES, *shape), generator=g, dtype=torch.uint8)
-    return (
-        batch,
-        "random images",
-        f"parity checked on {RANDOM_IMAGES} random images, not real ones: {why}",
-    )
+    note = f"parity checked on {RANDOM_IMAGES} random images, not real ones: {why}"
+    return CheckImages(batch, "random images", note=note)
 
 
-def _evaluated_folder_images(
-    run: Run, preprocess: Preprocess
-) -> tuple[torch.Tensor, str, None] | None:
+def _evaluated_folder_images(run: Run, preprocess: Preprocess, limit: int) -> CheckImages | None:
     """Up to 256 images of an image folder the run was evaluated on and that is still there."""
     from sightline.errors import ImageError
     from sightline.infer.predict import expand_inputs
@@ -326,8 +376,8 @@ def _evaluated_folder_images(
                 prepared.append(preprocess.prepare_image(f))
             except ImageError:
                 continue
-            if len(prepared) == CHECK_IMAGES:
+            if len(prepared) == limit:
                 break
         if prepared:
-            return torch.stack(prepared), f"images of the folder {folder}", None
+            return CheckImages(torch.stack(prepared), f"images of the folder {folder}")
     return None

@@ -10,7 +10,8 @@ runs/<name>/
   resume.pt          full training state for --resume (tensors only, weights_only load)
   evaluations/       one JSON (+ text + saved logits) per evaluated source (run/evaluations.py)
   plots/             the figures (PNG) and their cache; report.html beside them
-  export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here)
+  export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
+                     best.int8.onnx (``--format onnx-int8``), report.json (every format's check)
 ```
 
 >>> files = RunLayout(run.path)
@@ -84,6 +85,14 @@ class RunLayout:
 
     def onnx(self, which: str) -> Path:
         return self.export / f"{which}.onnx"
+
+    def onnx_int8(self, which: str) -> Path:
+        return self.export / f"{which}.int8.onnx"
+
+    @property
+    def export_report(self) -> Path:
+        """``export/report.json``: each export's check beside PyTorch (run/exports.py)."""
+        return self.export / "report.json"
 
     def engine_choice(self, which: str) -> Path:
         """``export/<which>.engine.json``: which engine predicts faster here (infer/engine.py)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,20 @@ class Run:
         return self.predictor(which, engine, device, len(images) if many else 1).probabilities(
             images
         )
+
+    def export(
+        self,
+        formats: str | Sequence[str] = "onnx",
+        which: str = "best",
+        accept_drop: float | None = None,
+        **kwargs: Any,
+    ):
+        """This run's model in ``formats`` ("onnx", "onnx-int8"; ``run/exports.py``, which
+        also takes ``images`` and ``calibration``), each checked against PyTorch on the test
+        split and reported in ``export/report.json``."""
+        from sightline.run.exports import export
+
+        return export(self, formats, which, accept_drop, **kwargs)
 
     def predict_files(
         self,

@@ -1,0 +1,251 @@
+"""``export``: a run's model in one or more formats, each checked where its runtime runs here and
+reported beside PyTorch in ``export/report.json``.
+
+Every format is checked on the same images (up to ``REPORT_IMAGES`` of the run's test split,
+with their labels) against PyTorch's answers, computed once: top-1 agreement, the logits' max
+and mean difference, the accuracy of both, and the share each answers "none of these". A format
+that misses its bar is not written, and the error gives the numbers:
+
+* ``onnx`` (fp32): logits within 1e-4 of PyTorch's (``run/export.py``).
+* ``onnx-int8``: top-1 agreement of ``MIN_AGREEMENT`` or more and an accuracy drop of at most
+  ``DEFAULT_ACCEPT_DROP`` points; ``accept_drop`` (``--accept-drop X``) accepts a drop up to X
+  points instead, whatever the agreement. It is quantised from the fp32 export, which is written
+  too (``run/quantize.py`` says what stays float).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sightline.data.preprocess import Preprocess
+from sightline.errors import ExportError, SightlineError
+from sightline.fileio import atomic_open, atomic_write_json, read_json_inside
+from sightline.run.export import (
+    CheckImages,
+    Parity,
+    check_images,
+    export_onnx,
+    measure_parity,
+    reference_answers,
+    set_metadata,
+)
+from sightline.run.layout import RunLayout
+
+# ``run``: a ``sightline.run.Run`` (not imported: Run.export calls into here)
+Run = Any
+
+FORMATS: dict[str, str] = {
+    "onnx": "ONNX, float32 (ONNX Runtime)",
+    "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
+}
+REPORT_IMAGES = 2000  # test images every format is checked on, beside PyTorch
+MIN_AGREEMENT = 0.99  # INT8: the share of images whose top class stays PyTorch's
+DEFAULT_ACCEPT_DROP = 0.5  # INT8: accuracy points it may lose against PyTorch
+
+
+@dataclass
+class FormatReport:
+    format: str
+    path: Path
+    size_bytes: int
+    runtime: str
+    parity: Parity | None
+    bar: str  # what it had to meet
+    seconds: float
+    kept_float: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = self.path.name
+        return out
+
+
+@dataclass
+class ExportReport:
+    run: str
+    which: str
+    exports: list[FormatReport]
+    path: Path  # export/report.json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "checkpoint": self.which,
+            "exports": [{**e.to_dict(), "checkpoint": self.which} for e in self.exports],
+        }
+
+
+def parse_formats(formats: str | Sequence[str]) -> list[str]:
+    """``"onnx,onnx-int8"`` or a list: the formats in order, each once; ExportError naming an
+    unknown one and those there are."""
+    names = [formats] if isinstance(formats, str) else list(formats)
+    out: list[str] = []
+    for name in (p.strip() for n in names for p in str(n).split(",")):
+        if name not in FORMATS:
+            raise ExportError(f"unknown export format {name!r}; the formats: {', '.join(FORMATS)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ExportError(f"name an export format: {', '.join(FORMATS)}")
+    return out
+
+
+def export(
+    run: Run,
+    formats: str | Sequence[str] = "onnx",
+    which: str = "best",
+    accept_drop: float | None = None,
+    images: Any = None,
+    calibration: torch.Tensor | None = None,
+) -> ExportReport:
+    """Export a run's ``which`` checkpoint in ``formats`` (``FORMATS``) into ``<run>/export/``,
+    check each against PyTorch on up to 2,000 of the run's test images (or ``images``), and write
+    ``export/report.json``. ``accept_drop``: the accuracy points an INT8 export may lose (default
+    0.5, with 99 % top-1 agreement). ``calibration``: prepared uint8 images to fit INT8's scales
+    on (default a fixed sample of the run's training images). ExportError when a format misses
+    its bar (nothing of it is written) or cannot be made."""
+    from sightline.infer.ood import detector_of
+    from sightline.run import checkpoint as ckpt
+
+    wanted = parse_formats(formats)
+    if accept_drop is not None and not (0 <= accept_drop <= 100):
+        raise ExportError(f"accept_drop is accuracy points, 0 to 100, not {accept_drop!r}")
+    layout = RunLayout(run.path)
+    net, meta = ckpt.load_model(run.model_file(which), "cpu")
+    net = net.float().eval()
+    preprocess = Preprocess.from_dict(meta["preprocess"])
+    detector = detector_of(net)
+    check = check_images(run, preprocess, images, limit=REPORT_IMAGES)
+    reference = reference_answers(net, preprocess, check, detector)
+
+    reports: list[FormatReport] = []
+    fp32 = export_onnx(run, which=which, images=check, reference=reference)
+    reports.append(
+        FormatReport(
+            "onnx",
+            fp32.path,
+            fp32.size_bytes,
+            _ort_version(),
+            fp32.parity,
+            "logits within 1e-4 of PyTorch's",
+            fp32.seconds,
+            note=check.note,
+        )
+    )
+    if "onnx-int8" in wanted:
+        start = time.perf_counter()
+        sample = calibration if calibration is not None else _training_sample(run)
+        from sightline.run.quantize import calibration_sample, quantise_onnx
+
+        q = quantise_onnx(fp32.path.read_bytes(), calibration_sample(sample))
+        parity = measure_parity(q.model, net, preprocess, check, detector, reference)
+        bar = _int8_verdict(run.name, parity, check, accept_drop)
+        out = layout.onnx_int8(which)
+        metadata = {
+            **fp32.metadata,
+            "quantization": {
+                "method": q.method,
+                "layers_int8": q.quantised,
+                "kept_float": q.kept_float,
+                "calibration_images": q.calibration_images,
+            },
+            "parity": asdict(parity),
+        }
+        import onnx
+
+        proto = onnx.load_from_string(q.model)
+        set_metadata(proto, metadata)
+        blob = proto.SerializeToString()
+        with atomic_open(out, "wb", run.path) as f:
+            f.write(blob)
+        atomic_write_json(out.with_name(out.name + ".json"), metadata, run.path)
+        reports.append(
+            FormatReport(
+                "onnx-int8",
+                out,
+                len(blob),
+                _ort_version(),
+                parity,
+                bar,
+                time.perf_counter() - start,
+                q.kept_float,
+                check.note,
+            )
+        )
+    report = ExportReport(run.name, which, reports, layout.export_report)
+    _write_report(report, run.path)
+    return report
+
+
+def _int8_verdict(run: str, p: Parity, check: CheckImages, accept_drop: float | None) -> str:
+    """The bar an INT8 export met (text for the report); ExportError with the numbers when not."""
+    drop = None
+    if p.accuracy is not None and p.reference_accuracy is not None:
+        drop = 100 * (p.reference_accuracy - p.accuracy)
+    limit = DEFAULT_ACCEPT_DROP if accept_drop is None else accept_drop
+    bar = (
+        f"accuracy drop <= {limit:g} points"
+        if accept_drop is not None
+        else f"top-1 agreement >= {MIN_AGREEMENT:.0%} and accuracy drop <= {limit:g} points"
+    )
+    misses = []
+    if accept_drop is None and p.top1_agreement < MIN_AGREEMENT:
+        misses.append(f"top-1 agreement {p.top1_agreement:.2%} < {MIN_AGREEMENT:.0%}")
+    if drop is not None and drop > limit:
+        misses.append(
+            f"accuracy {p.accuracy:.2%} against PyTorch's {p.reference_accuracy:.2%} "
+            f"(a drop of {drop:.2f} points > {limit:g})"
+        )
+    if misses:
+        raise ExportError(
+            f"the INT8 export of run {run!r} answers too differently from PyTorch on "
+            f"{p.images} {check.source}: {'; '.join(misses)}. Nothing INT8 was written; to "
+            "accept it, export with --accept-drop POINTS (accept_drop=...)"
+        )
+    return bar if drop is not None else bar + " (no labels here: agreement only)"
+
+
+def _training_sample(run: Run) -> torch.Tensor:
+    try:
+        data = run.load_data(progress=False)
+    except (SightlineError, OSError) as e:
+        raise ExportError(
+            f"INT8 fits its scales on the run's training images, which cannot be loaded ({e}); "
+            "pass some as calibration=... (prepared uint8)"
+        ) from None
+    return data.splits()["train"].images
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return f"ONNX Runtime {onnxruntime.__version__} (CPU)"
+
+
+def _write_report(report: ExportReport, root: Path) -> None:
+    """``export/report.json``: one entry per file; an export of another format or checkpoint
+    made before stays beside this one's while its file is there."""
+    earlier: list[dict[str, Any]] = []
+    if report.path.is_file():
+        try:
+            earlier = read_json_inside(root, report.path).get("exports", [])
+        except (SightlineError, OSError, ValueError, AttributeError):
+            earlier = []
+    mine = {e.path.name for e in report.exports}
+    kept = [
+        e
+        for e in earlier
+        if isinstance(e, dict)
+        and e.get("path") not in mine
+        and (report.path.parent / str(e.get("path"))).is_file()
+    ]
+    body = report.to_dict()
+    body["exports"] = kept + body["exports"]
+    atomic_write_json(report.path, body, root)

@@ -1,0 +1,132 @@
+"""Exports in several formats, each checked beside PyTorch (sightline.run.exports): the INT8
+ONNX export (ONNX Runtime's static quantisation, run/quantize.py), its bar and its refusal,
+export/report.json, the CLI and Run.export. One small convnet run on a folder of 12 px gray
+squares (its test split has labels, so accuracy is compared)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from test_train import make_dataset  # noqa: E402
+
+import sightline  # noqa: E402
+from sightline.cli import main  # noqa: E402
+from sightline.errors import ExportError  # noqa: E402
+from sightline.run.exports import parse_formats  # noqa: E402
+from sightline.run.layout import RunLayout  # noqa: E402
+from sightline.run.quantize import calibration_sample, choose_layers  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A fastcnn run on a folder with train and test splits (labels the check can read)."""
+    root = tmp_path_factory.mktemp("int8")
+    data = make_dataset(n_per_class=60)
+    for split, part in (("train", data.train), ("test", data.test)):
+        for i, (x, y) in enumerate(zip(part.images, part.labels, strict=True)):
+            folder = root / "squares" / split / f"class{int(y)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[0].numpy()).save(folder / f"{i:03d}.png")
+    torch.manual_seed(0)
+    result = sightline.run_training(str(root / "squares"), "fastcnn", runs_dir=root / "runs",
+                                    epochs=4, progress="quiet", report=False, name="squares",
+                                    model_options={"width": 8})  # fmt: skip
+    return result.run
+
+
+def test_formats_are_named_once_each_and_an_unknown_one_is_said():
+    assert parse_formats("onnx,onnx-int8") == ["onnx", "onnx-int8"]
+    assert parse_formats(["onnx-int8", "onnx", "onnx-int8"]) == ["onnx-int8", "onnx"]
+    with pytest.raises(ExportError, match="unknown export format 'tflite'.*onnx-int8"):
+        parse_formats("onnx,tflite")
+
+
+def test_int8_export_is_checked_beside_pytorch_and_reported(run):
+    report = run.export("onnx-int8")
+    files = RunLayout(run.path)
+    assert [e.format for e in report.exports] == ["onnx", "onnx-int8"]  # INT8 is made from fp32
+    fp32, int8 = report.exports
+    assert int8.path == files.onnx_int8("best") and int8.path.is_file() and fp32.path.is_file()
+    p = int8.parity
+    assert p.source.startswith("images of the test split")
+    assert p.images == len(make_dataset(n_per_class=60).test.labels)  # all of them
+    assert p.top1_agreement >= 0.99 and p.accuracy is not None and p.reference_accuracy > 0.9
+    assert 100 * (p.reference_accuracy - p.accuracy) <= 0.5
+    assert fp32.parity.accuracy == pytest.approx(fp32.parity.reference_accuracy)
+    assert p.max_abs_diff > fp32.parity.max_abs_diff  # it really is another model
+    assert "classifier" in " ".join(int8.kept_float) and int8.runtime.startswith("ONNX Runtime")
+    # The report on disk: one entry per file, the numbers beside PyTorch's.
+    body = json.loads(files.export_report.read_text())
+    entries = {e["path"]: e for e in body["exports"]}
+    assert set(entries) == {"best.onnx", "best.int8.onnx"}
+    assert entries["best.int8.onnx"]["parity"]["reference_accuracy"] == p.reference_accuracy
+    assert entries["best.int8.onnx"]["checkpoint"] == "best"
+    # The file is int8 inside, carries the run's metadata and predicts like any export.
+    import onnx
+
+    proto = onnx.load(str(int8.path))
+    assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    model = sightline.load_onnx(int8.path)
+    assert model.metadata["quantization"]["layers_int8"] >= 1
+    assert model.metadata["classes"] == ["class0", "class1", "class2"]
+    # Exported again as fp32 only: the INT8 entry stays in the report while its file is there.
+    run.export("onnx")
+    assert {e["path"] for e in json.loads(files.export_report.read_text())["exports"]} == {
+        "best.onnx",
+        "best.int8.onnx",
+    }
+
+
+def test_an_int8_export_that_answers_differently_is_refused_with_its_numbers(run, tmp_path):
+    files = RunLayout(run.path)
+    files.onnx_int8("best").unlink(missing_ok=True)
+    # Scales fitted on black images clip every real activation: the answers fall apart.
+    black = torch.zeros((64, *run.preprocess.input_shape), dtype=torch.uint8)
+    from sightline.run.exports import export
+
+    with pytest.raises(ExportError, match=r"top-1 agreement .*< 99%.*--accept-drop") as e:
+        export(run, "onnx-int8", calibration=black)
+    assert "Nothing INT8 was written" in str(e.value)
+    assert not files.onnx_int8("best").exists()
+    accepted = export(run, "onnx-int8", calibration=black, accept_drop=100)
+    assert accepted.exports[1].bar == "accuracy drop <= 100 points"
+    assert files.onnx_int8("best").is_file()
+    with pytest.raises(ExportError, match="0 to 100"):
+        export(run, "onnx-int8", accept_drop=-1)
+
+
+def test_the_first_and_last_layers_stay_float_and_the_sample_is_fixed(run):
+    import onnx
+
+    proto = onnx.load(str(RunLayout(run.path).onnx("best")))
+    nodes, kept = choose_layers(proto)
+    convs = [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    assert nodes and nodes[0] != convs[0] and set(nodes) < set(convs)
+    assert any(k.startswith("first layer") for k in kept)
+    images = torch.arange(1000).view(1000, 1, 1, 1).to(torch.uint8)
+    assert torch.equal(calibration_sample(images, 10), calibration_sample(images, 10))
+
+
+def test_export_from_the_command_line(run, capsys):
+    assert main(["export", str(run.path), "--format", "onnx", "onnx-int8"]) == 0
+    out = capsys.readouterr().out
+    assert "INT8" in out and "agreement" in out and "report.json" in out
+    assert main(["export", str(run.path), "--format", "onnx-int8", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert [e["format"] for e in body["exports"]] == ["onnx", "onnx-int8"]
+    assert main(["export", str(run.path), "--format", "tflite"]) != 0
+    assert "unknown export format" in capsys.readouterr().err
+
+
+def test_the_public_api_exports_a_run_by_its_folder(run):
+    report = sightline.export(run.path, "onnx-int8")
+    assert report.path == RunLayout(run.path).export_report and len(report.exports) == 2
+    assert sightline.export_onnx(run.path).path == RunLayout(run.path).onnx("best")
