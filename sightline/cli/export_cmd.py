@@ -33,7 +33,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["onnx"],
         metavar="FORMAT",
-        help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made from)",
+        help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
+        "from), package (a zip of the model(s), MODEL_CARD.md and a predict.py needing ONNX "
+        "Runtime only)",
     )
     p.add_argument(
         "--accept-drop",
@@ -184,6 +186,12 @@ def _print_report(report, as_json: bool) -> int:
         if e.note:
             print(f"  note: {e.note}", file=sys.stderr)
     first = shlex.quote(str(report.exports[-1].path))
-    print(f"Report: {report.path.resolve()}")
+    print(
+        f"Report: {report.path.resolve()}; model card: {report.path.with_name('MODEL_CARD.md').resolve()}"
+    )
+    if report.package is not None:
+        print(
+            f"Package: {report.package.resolve()} (the model, its card and a predict.py that needs ONNX Runtime only)"
+        )
     print(f"Use it: sightline predict --onnx {first} IMAGES...")
     return 0

@@ -43,6 +43,8 @@ Run = Any
 FORMATS: dict[str, str] = {
     "onnx": "ONNX, float32 (ONNX Runtime)",
     "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
+    "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
+    "needs ONNX Runtime only",
 }
 REPORT_IMAGES = 2000  # test images every format is checked on, beside PyTorch
 MIN_AGREEMENT = 0.99  # INT8: the share of images whose top class stays PyTorch's
@@ -73,12 +75,14 @@ class ExportReport:
     which: str
     exports: list[FormatReport]
     path: Path  # export/report.json
+    package: Path | None = None  # the zip of --format package
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run": self.run,
             "checkpoint": self.which,
             "exports": [{**e.to_dict(), "checkpoint": self.which} for e in self.exports],
+            **({"package": self.package.name} if self.package else {}),
         }
 
 
@@ -180,8 +184,33 @@ def export(
             )
         )
     report = ExportReport(run.name, which, reports, layout.export_report)
+    from sightline.run.model_card import model_card
+
+    card = model_card(run, report, fp32.metadata)
+    with atomic_open(layout.model_card, "w", run.path) as f:
+        f.write(card)
+    if "package" in wanted:
+        report.package = _write_package(run, report, card, layout.package(which))
     _write_report(report, run.path)
     return report
+
+
+def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:
+    """The zip to hand on: ``<run>/model.onnx`` (and ``model.int8.onnx``), ``MODEL_CARD.md``,
+    ``predict.py`` (ONNX Runtime, numpy and Pillow; sightline's answers) and ``report.json``."""
+    import json
+    import zipfile
+    from importlib.resources import files
+
+    script = (files("sightline.run") / "standalone_predict.py").read_text()
+    names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+    with atomic_open(out, "wb", run.path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for e in report.exports:
+            z.write(e.path, f"{run.name}/{names[e.format]}")
+        z.writestr(f"{run.name}/MODEL_CARD.md", card)
+        z.writestr(f"{run.name}/predict.py", script)
+        z.writestr(f"{run.name}/report.json", json.dumps(report.to_dict(), indent=2))
+    return out
 
 
 def _int8_verdict(run: str, p: Parity, check: CheckImages, accept_drop: float | None) -> str:

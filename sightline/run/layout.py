@@ -11,7 +11,8 @@ runs/<name>/
   evaluations/       one JSON (+ text + saved logits) per evaluated source (run/evaluations.py)
   plots/             the figures (PNG) and their cache; report.html beside them
   export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
-                     best.int8.onnx (``--format onnx-int8``), report.json (every format's check)
+                     best.int8.onnx (``--format onnx-int8``), report.json (every format's check),
+                     MODEL_CARD.md, best.package.zip (``--format package``)
 ```
 
 >>> files = RunLayout(run.path)
@@ -88,6 +89,14 @@ class RunLayout:
 
     def onnx_int8(self, which: str) -> Path:
         return self.export / f"{which}.int8.onnx"
+
+    def package(self, which: str) -> Path:
+        """``export/<which>.package.zip``: the model(s), card and predict.py to hand on."""
+        return self.export / f"{which}.package.zip"
+
+    @property
+    def model_card(self) -> Path:
+        return self.export / "MODEL_CARD.md"
 
     @property
     def export_report(self) -> Path:

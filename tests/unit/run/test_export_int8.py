@@ -130,3 +130,69 @@ def test_the_public_api_exports_a_run_by_its_folder(run):
     report = sightline.export(run.path, "onnx-int8")
     assert report.path == RunLayout(run.path).export_report and len(report.exports) == 2
     assert sightline.export_onnx(run.path).path == RunLayout(run.path).onnx("best")
+
+
+def _photos(folder) -> list[str]:
+    """Images as an app has them: other sizes, modes and formats than the training PNGs."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    folder.mkdir(exist_ok=True)
+    made = []
+    for i, (size, mode, ext) in enumerate(
+        [
+            ((12, 12), "L", "png"),
+            ((50, 30), "RGB", "jpg"),
+            ((20, 20), "RGBA", "png"),
+            ((1400, 900), "RGB", "jpg"),
+            ((33, 61), "L", "bmp"),
+        ]  # fmt: skip
+    ):
+        a = rng.integers(0, 60, (size[1], size[0], len(mode)), dtype=np.uint8)
+        a[: size[1] // 2, : size[0] // 2] += 180  # the bright quadrant of class0
+        img = Image.fromarray(a[:, :, 0] if mode == "L" else a, mode)
+        path = folder / f"{i}.{ext}"
+        if i == 1:  # stored sideways, EXIF says turn it
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            img.save(path, exif=exif)
+        else:
+            img.save(path)
+        made.append(str(path))
+    return made
+
+
+def test_the_package_predicts_as_sightline_without_it(run, tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    report = run.export(["onnx-int8", "package"])
+    files = RunLayout(run.path)
+    assert report.package == files.package("best") and files.model_card.is_file()
+    with zipfile.ZipFile(report.package) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path / "unzipped")
+    folder = tmp_path / "unzipped" / run.name
+    expected = {"model.onnx", "model.int8.onnx", "MODEL_CARD.md", "predict.py", "report.json"}
+    assert names == {f"{run.name}/{n}" for n in expected}
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "class0" in card and "accuracy" in card and "Not tested" in card
+    assert "| best.int8.onnx | onnx-int8 |" in card
+    script = (folder / "predict.py").read_text()
+    imports = [ln for ln in script.splitlines() if ln.startswith(("import ", "from "))]
+    assert imports and not [ln for ln in imports if "sightline" in ln], imports
+    photos = _photos(tmp_path / "photos")
+    # -I: isolated, so the script's own folder and the standard library only (and the venv's
+    # site-packages for onnxruntime, numpy, Pillow).
+    done = subprocess.run([sys.executable, "-I", str(folder / "predict.py"), "--json", *photos],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = {a["file"]: a for a in json.loads(done.stdout)}
+    want = run.predict_files(photos).predictions
+    assert len(got) == len(want) == len(photos)
+    for p in want:
+        answer = got[p.path]
+        assert answer["class"] == (p.closest or p.label), (p.path, answer, p)
+        assert answer["probability"] == pytest.approx(p.confidence, abs=1e-4)
+        assert answer["unknown"] == p.unknown
