@@ -34,8 +34,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         default=["onnx"],
         metavar="FORMAT",
         help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
-        "from), package (a zip of the model(s), MODEL_CARD.md and a predict.py needing ONNX "
-        "Runtime only)",
+        "from), openvino (an IR: .xml + .bin), package (a zip of the model(s), MODEL_CARD.md "
+        "and a predict.py needing ONNX Runtime only)",
     )
     p.add_argument(
         "--accept-drop",
@@ -159,7 +159,7 @@ def _print_report(report, as_json: bool) -> int:
     if as_json:
         print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
         return 0
-    names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8"}
+    names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32"}
     for e in report.exports:
         print(
             f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"
@@ -193,5 +193,6 @@ def _print_report(report, as_json: bool) -> int:
         print(
             f"Package: {report.package.resolve()} (the model, its card and a predict.py that needs ONNX Runtime only)"
         )
-    print(f"Use it: sightline predict --onnx {first} IMAGES...")
+    flag = "--openvino" if str(report.exports[-1].path).endswith(".xml") else "--onnx"
+    print(f"Use it: sightline predict {flag} {first} IMAGES...")
     return 0

@@ -55,6 +55,12 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="classify with this .onnx file from `sightline export` (instead of --run)",
     )
     p.add_argument(
+        "--openvino",
+        default=None,
+        metavar="FILE",
+        help="classify with this .xml from `sightline export --format openvino` (instead of --run)",
+    )
+    p.add_argument(
         "--unknown",
         default="auto",
         metavar="auto|off|THRESHOLD",
@@ -110,12 +116,14 @@ def _open_predictor(args: argparse.Namespace, images: int):
     engine chosen by the run's one rule: ``sightline.run.predictor``)."""
     from sightline.run import file_predictor
 
-    if args.onnx:
-        if args.run:
-            raise RunError(
-                "give --onnx FILE or --run RUN, not both: the .onnx file holds its own model"
-            )
-        return file_predictor(args.onnx, "onnx", args.device)
+    exported = [
+        (flag, f) for flag, f in (("--onnx", args.onnx), ("--openvino", args.openvino)) if f
+    ]
+    if exported:
+        if args.run or len(exported) > 1:
+            given = " and ".join(flag for flag, _ in exported) + (" and --run" if args.run else "")
+            raise RunError(f"give one model: {given} each name one (an export holds its own model)")
+        return file_predictor(exported[0][1], "onnx", args.device)
     if args.run and Path(args.run).is_file():
         return file_predictor(args.run, args.engine, args.device)
     run = pick_run(args.run, args.runs_dir)  # picked once: the newest run is named once

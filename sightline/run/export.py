@@ -234,25 +234,28 @@ def reference_answers(
 
 
 def measure_parity(
-    model_bytes: bytes,
+    model_bytes: bytes | Any,
     net: nn.Module,
     preprocess: Preprocess,
     check: CheckImages,
     detector: Any = None,
     reference: Reference | None = None,
 ) -> Parity:
-    """ORT (CPU) against PyTorch (CPU) on the same prepared uint8 images, each through a
-    ``Predictor`` as every face predicts; with a detector, the "none of these" scores too, and
-    with the images' labels both accuracies."""
+    """An export (ONNX bytes, run in ONNX Runtime on the CPU, or a loaded model of another
+    runtime with ``OnnxModel``'s calls) against PyTorch (CPU) on the same prepared uint8
+    images, each through a ``Predictor`` as every face predicts; with a detector, the "none of
+    these" scores too, and with the images' labels both accuracies."""
     from sightline.infer.onnx import OnnxModel
     from sightline.infer.predict import Predictor
 
     images = check.images
-    session = make_session(model_bytes, "cpu")
-    meta: dict[str, Any] = {"preprocess": preprocess.to_dict(), "classes": []}
-    if detector is not None:
-        meta["ood"] = detector.record()
-    onnx_model = OnnxModel(session, meta, name="check")
+    if isinstance(model_bytes, bytes):
+        meta: dict[str, Any] = {"preprocess": preprocess.to_dict(), "classes": []}
+        if detector is not None:
+            meta["ood"] = detector.record()
+        onnx_model = OnnxModel(make_session(model_bytes, "cpu"), meta, name="check")
+    else:
+        onnx_model = model_bytes
     got, got_scores = Predictor(onnx_model, preprocess, []).scored_logits(images)
     ref = reference or reference_answers(net, preprocess, check, detector)
     want, want_scores = ref.logits, ref.scores

@@ -15,6 +15,9 @@ that misses its bar is not written, and the error gives the numbers:
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +28,8 @@ import torch
 
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
-from sightline.fileio import atomic_open, atomic_write_json, read_json_inside
+from sightline.fileio import atomic_open, atomic_write_json, inside, read_json_inside
+from sightline.infer.onnx import OnnxModel
 from sightline.run.export import (
     CheckImages,
     Parity,
@@ -43,6 +47,7 @@ Run = Any
 FORMATS: dict[str, str] = {
     "onnx": "ONNX, float32 (ONNX Runtime)",
     "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
+    "openvino": "OpenVINO IR (.xml + .bin), float32, converted from the ONNX export",
     "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
     "needs ONNX Runtime only",
 }
@@ -119,6 +124,10 @@ def export(
     from sightline.run import checkpoint as ckpt
 
     wanted = parse_formats(formats)
+    if "openvino" in wanted:  # a missing converter is said before anything is written
+        from sightline.infer.openvino import require_openvino
+
+        require_openvino()
     if accept_drop is not None and not (0 <= accept_drop <= 100):
         raise ExportError(f"accept_drop is accuracy points, 0 to 100, not {accept_drop!r}")
     layout = RunLayout(run.path)
@@ -183,6 +192,10 @@ def export(
                 check.note,
             )
         )
+    if "openvino" in wanted:
+        reports.append(
+            _export_openvino(run, which, fp32, net, preprocess, check, detector, reference)
+        )
     report = ExportReport(run.name, which, reports, layout.export_report)
     from sightline.run.model_card import model_card
 
@@ -193,6 +206,55 @@ def export(
         report.package = _write_package(run, report, card, layout.package(which))
     _write_report(report, run.path)
     return report
+
+
+def _export_openvino(
+    run: Run,
+    which: str,
+    fp32: Any,
+    net: Any,
+    preprocess: Preprocess,
+    check: CheckImages,
+    detector: Any,
+    reference: Any,
+) -> FormatReport:
+    """The ONNX export converted to an OpenVINO IR, run by OpenVINO on the check images:
+    within 1e-4 of PyTorch's logits, else nothing is written."""
+    from sightline.infer.openvino import compile_model, require_openvino, set_metadata
+
+    ov = require_openvino()
+    start = time.perf_counter()
+    model = ov.convert_model(str(fp32.path))
+    parity = measure_parity(
+        OnnxModel(compile_model(model), fp32.metadata, name="check"),
+        net,
+        preprocess,
+        check,
+        detector,
+        reference,
+    )
+    if not parity.passed:
+        raise ExportError(
+            f"the OpenVINO model of run {run.name!r} does not match PyTorch on {parity.images} "
+            f"{check.source}: max abs difference of the logits {parity.max_abs_diff:.3g} "
+            f"(score {parity.score_rel_diff}); nothing OpenVINO was written"
+        )
+    out = RunLayout(run.path).openvino(which)
+    set_metadata(model, {**fp32.metadata, "converter": f"openvino {ov.__version__}",
+                         "parity": asdict(parity)})  # fmt: skip
+    inside(run.path, out)  # no link where the files go
+    inside(run.path, out.with_suffix(".bin"))
+    tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
+    try:
+        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
+        os.replace(tmp / "m.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
+        os.replace(tmp / "m.xml", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
+    return FormatReport("openvino", out, size, f"OpenVINO {ov.__version__} (CPU, float32)",
+                        parity, "logits within 1e-4 of PyTorch's", time.perf_counter() - start,
+                        note=check.note)  # fmt: skip
 
 
 def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:

@@ -97,6 +97,11 @@ def file_predictor(
     from sightline.errors import RunError
 
     check_engine(engine)
+    if str(path).endswith(".xml"):  # an OpenVINO IR from `sightline export --format openvino`
+        from sightline.infer.openvino import load_openvino
+
+        model = load_openvino(path)
+        return Predictor(model, model.preprocess, model.classes, None, "onnx", f"OpenVINO: {path}")
     if str(path).endswith(".onnx"):
         from sightline.infer.onnx import OnnxModel, require_packages
 

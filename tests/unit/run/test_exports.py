@@ -196,3 +196,60 @@ def test_the_package_predicts_as_sightline_without_it(run, tmp_path):
         assert answer["class"] == (p.closest or p.label), (p.path, answer, p)
         assert answer["probability"] == pytest.approx(p.confidence, abs=1e-4)
         assert answer["unknown"] == p.unknown
+
+
+def test_openvino_export_is_checked_and_predicts_as_pytorch(run):
+    pytest.importorskip("openvino")
+    from sightline.infer.openvino import load_openvino
+
+    report = run.export("openvino")
+    assert [e.format for e in report.exports] == ["onnx", "openvino"]
+    ov = report.exports[1]
+    files = RunLayout(run.path)
+    assert ov.path == files.openvino("best") and ov.path.with_suffix(".bin").is_file()
+    assert ov.parity.max_abs_diff <= 1e-4 and ov.parity.top1_agreement == 1.0
+    assert ov.parity.accuracy == pytest.approx(ov.parity.reference_accuracy)
+    assert ov.runtime.startswith("OpenVINO") and ov.size_bytes > ov.path.stat().st_size
+    assert not list(files.export.glob(".openvino-*"))  # no temporary folder left
+    model = load_openvino(ov.path)
+    assert model.classes == ["class0", "class1", "class2"] and model.sightline_ood is not None
+    photos = [
+        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:6]
+    ]
+    got = model.predict_files(photos).predictions
+    want = run.predict_files(photos).predictions
+    assert [p.label for p in got] == [p.label for p in want]
+    assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], abs=1e-4)
+
+
+def test_an_openvino_file_that_is_not_sightlines_is_refused(tmp_path):
+    pytest.importorskip("openvino")
+    from sightline.errors import RunError
+    from sightline.infer.openvino import load_openvino
+
+    with pytest.raises(RunError, match="not found"):
+        load_openvino(tmp_path / "none.xml")
+    (tmp_path / "bad.xml").write_text("<net>not a model</net>")
+    with pytest.raises(RunError, match="not a readable OpenVINO model"):
+        load_openvino(tmp_path / "bad.xml")
+
+
+def test_predict_takes_an_openvino_file_and_a_missing_converter_names_its_extra(
+    run, capsys, monkeypatch
+):
+    pytest.importorskip("openvino")
+    xml = RunLayout(run.path).openvino("best")
+    if not xml.is_file():
+        run.export("openvino")
+    photo = sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[0]
+    assert main(["predict", "--openvino", str(xml), str(photo), "--format", "json"]) == 0
+    assert "class0" in capsys.readouterr().out
+    assert main(["predict", "--openvino", str(xml), "--onnx", str(xml), str(photo)]) != 0
+    assert "give one model" in capsys.readouterr().err
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    before = RunLayout(run.path).onnx("best").stat().st_mtime_ns
+    assert main(["export", str(run.path), "--format", "onnx", "openvino"]) != 0
+    assert 'pip install "sightline[export]"' in capsys.readouterr().err
+    assert RunLayout(run.path).onnx("best").stat().st_mtime_ns == before  # nothing was written
