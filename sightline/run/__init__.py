@@ -95,6 +95,7 @@ __all__ = [
     "export_onnx",
     "export_path",
     "parse_formats",
+    "EXPORT_FORMATS",
     "file_predictor",
     "load_model",
     "open_predictor",
@@ -109,11 +110,12 @@ _EXPORTS = {
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
     "parse_formats": "sightline.run.exports",
+    "EXPORT_FORMATS": "sightline.run.exports",
 }
 if TYPE_CHECKING:
     from sightline.run.checkpoint import load_model
     from sightline.run.export_api import export_onnx
     from sightline.run.exported import export_path
-    from sightline.run.exports import parse_formats
+    from sightline.run.exports import EXPORT_FORMATS, parse_formats
     from sightline.run.predictor import ENGINES, file_predictor, open_predictor
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

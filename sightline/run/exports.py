@@ -44,7 +44,7 @@ from sightline.run.layout import RunLayout
 # ``run``: a ``sightline.run.Run`` (not imported: Run.export calls into here)
 Run = Any
 
-FORMATS: dict[str, str] = {
+EXPORT_FORMATS: dict[str, str] = {
     "onnx": "ONNX, float32 (ONNX Runtime)",
     "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
     "openvino": "OpenVINO IR (.xml + .bin), float32, converted from the ONNX export",
@@ -97,12 +97,14 @@ def parse_formats(formats: str | Sequence[str]) -> list[str]:
     names = [formats] if isinstance(formats, str) else list(formats)
     out: list[str] = []
     for name in (p.strip() for n in names for p in str(n).split(",")):
-        if name not in FORMATS:
-            raise ExportError(f"unknown export format {name!r}; the formats: {', '.join(FORMATS)}")
+        if name not in EXPORT_FORMATS:
+            raise ExportError(
+                f"unknown export format {name!r}; the formats: {', '.join(EXPORT_FORMATS)}"
+            )
         if name not in out:
             out.append(name)
     if not out:
-        raise ExportError(f"name an export format: {', '.join(FORMATS)}")
+        raise ExportError(f"name an export format: {', '.join(EXPORT_FORMATS)}")
     return out
 
 
@@ -114,7 +116,7 @@ def export(
     images: Any = None,
     calibration: torch.Tensor | None = None,
 ) -> ExportReport:
-    """Export a run's ``which`` checkpoint in ``formats`` (``FORMATS``) into ``<run>/export/``,
+    """Export a run's ``which`` checkpoint in ``formats`` (``EXPORT_FORMATS``) into ``<run>/export/``,
     check each against PyTorch on up to 2,000 of the run's test images (or ``images``), and write
     ``export/report.json``. ``accept_drop``: the accuracy points an INT8 export may lose (default
     0.5, with 99 % top-1 agreement). ``calibration``: prepared uint8 images to fit INT8's scales

@@ -19,6 +19,7 @@ from sightline.errors import ConfigError, SightlineError
 from sightline.serve.api import (
     build,
     datasets,
+    exports,
     health,
     inspect,
     jobs,
@@ -152,6 +153,7 @@ def create_app(
     for module in (
         runs,
         run_files,
+        exports,
         predict,
         inspect,
         datasets,

@@ -73,7 +73,7 @@ def _onnx_path(run: Run, which: str) -> Path:
     return RunLayout(run.path).onnx(which)
 
 
-def _open(run: Run, path: Path) -> IO[bytes] | None:
+def open_run_file(run: Run, path: Path) -> IO[bytes] | None:
     """The run's file ``path`` opened for reading, or None when it is missing, no regular file
     or a symbolic link (or in a linked folder): refused, so never served."""
     try:
@@ -82,7 +82,7 @@ def _open(run: Run, path: Path) -> IO[bytes] | None:
         return None
 
 
-def _send(
+def send_file(
     f: IO[bytes],
     media_type: str,
     headers: dict[str, str] | None = None,
@@ -142,11 +142,11 @@ def plot(run_id: RunId, name: PlotName, request: Request) -> Response:
             400,
             f"invalid plot name {name[:80]!r}: a plot name has only letters, digits, '_' and '-'",
         )
-    f = _open(run, RunLayout(run.path).plot(f"{name}.png"))
+    f = open_run_file(run, RunLayout(run.path).plot(f"{name}.png"))
     if f is None:
         have = ", ".join(plot_names(run)) or "none (write them with `sightline report RUN`)"
         raise HTTPException(404, f"run {run.name} has no plot {name!r}; its plots: {have}")
-    return _send(f, "image/png", {"Cache-Control": "no-cache"})
+    return send_file(f, "image/png", {"Cache-Control": "no-cache"})
 
 
 @router.get(
@@ -157,7 +157,7 @@ def plot(run_id: RunId, name: PlotName, request: Request) -> Response:
 )
 def report(run_id: RunId, request: Request) -> Response:
     run = open_run(request, run_id)
-    f = _open(run, RunLayout(run.path).report)
+    f = open_run_file(run, RunLayout(run.path).report)
     if f is None:
         raise HTTPException(
             404, f"run {run.name} has no report: write it with `sightline report {run.name}`"
@@ -167,7 +167,7 @@ def report(run_id: RunId, request: Request) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-cache",
     }
-    return _send(f, "text/html; charset=utf-8", headers)
+    return send_file(f, "text/html; charset=utf-8", headers)
 
 
 DOWNLOAD = file_answer("application/octet-stream", "the file, as an attachment")
@@ -183,11 +183,11 @@ def model(
     run_id: RunId, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
-    f = _open(run, RunLayout(run.path).model(which))
+    f = open_run_file(run, RunLayout(run.path).model(which))
     if f is None:
         have = ", ".join(model_files(run)) or "none: training never finished an epoch"
         raise HTTPException(404, f"run {run.name} has no {which} model file; it has: {have}")
-    return _send(f, "application/octet-stream", filename=f"{run.name}-{which}.safetensors")
+    return send_file(f, "application/octet-stream", filename=f"{run.name}-{which}.safetensors")
 
 
 @router.get(
@@ -200,14 +200,14 @@ def onnx_model(
     run_id: RunId, request: Request, which: Annotated[Literal["best", "last"], Query()] = "best"
 ) -> Response:
     run = open_run(request, run_id)
-    f = _open(run, _onnx_path(run, which))
+    f = open_run_file(run, _onnx_path(run, which))
     if f is None:
         raise HTTPException(
             404,
             f"run {run.name} has no ONNX export of its {which} model: write it with "
             f"`sightline export {run.name}`",
         )
-    return _send(f, "application/octet-stream", filename=f"{run.name}-{which}.onnx")
+    return send_file(f, "application/octet-stream", filename=f"{run.name}-{which}.onnx")
 
 
 @router.get(

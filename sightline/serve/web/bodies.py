@@ -119,6 +119,20 @@ RUN = f"""    <div class="run-head">
       <h2>Plots</h2>
       <div class="plots" id="run-plots"></div>
     </section>
+    <section class="card" id="export-card">
+      <h2>Export</h2>
+      <p class="muted">Each format is checked beside PyTorch on the run's test images before it is written; INT8 is refused when it keeps under 99 % of PyTorch's answers or loses over 0.5 points of accuracy.</p>
+      <div class="checks" id="export-formats"></div>
+      <div class="form-row">
+        <label for="export-accept-drop">INT8: accept an accuracy drop up to (points)</label>
+        <input type="number" id="export-accept-drop" min="0" max="100" step="any" placeholder="0.5">
+        <button type="button" id="export-start">Export</button>
+      </div>
+      <p class="muted" id="export-state" role="status"></p>
+      <div class="error-box" id="export-error" role="alert" hidden></div>
+      <div id="export-report"></div>
+      <div class="actions" id="export-files"></div>
+    </section>
     <section class="card" id="model-card">
       <h2>Model</h2>
       <div id="model-summary"></div>

@@ -219,7 +219,7 @@ def run_page(run_id: str, request: Request) -> HTMLResponse:
         render_page(
             f"Run {name}",
             page_bodies.RUN,
-            ["words.js", "chart.js", "run_eval.js", "run.js"],
+            ["words.js", "chart.js", "run_eval.js", "run.js", "run_export.js"],
             nav="/",
             data={"run": name, **train_body.option_labels()},
             heading=name,

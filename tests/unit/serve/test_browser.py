@@ -534,3 +534,31 @@ def _type_a_timm_name(url: str, page) -> None:
     assert answer.value.ok, answer.value.text()
     playwright_api.expect(page.locator("#train-pretrained")).to_be_enabled(timeout=20_000)
     assert "timm has no model" not in page.inner_text("#model-description")
+
+
+def test_export_a_run_from_its_page(served, page):
+    """The run page's Export card: exported in the server, each file's check beside PyTorch in
+    a table, the files to download, and a refusal said with its reason."""
+    url, _ = served
+    page.goto(f"{url}/runs/{RUN}")
+    box = page.locator("#export-formats input[value='package']")
+    box.wait_for(state="attached", timeout=20_000)
+    assert page.is_checked("#export-formats input[value='onnx']")
+    box.check()
+    page.click("#export-start")
+    rows = page.locator("#export-table tbody tr")
+    playwright_api.expect(rows).to_have_count(1, timeout=120_000)
+    assert "onnx" in rows.nth(0).inner_text() and "100.00%" in rows.nth(0).inner_text()
+    link = page.locator("#export-files a", has_text="best.package.zip")
+    playwright_api.expect(link).to_be_visible(timeout=20_000)
+    assert link.get_attribute("href") == f"/api/runs/{RUN}/exports/best.package.zip"
+    assert "Exported onnx, package" in page.inner_text("#export-state")
+    assert not page.is_visible("#export-error")
+    check_layout(page, "run-export")
+    # An MLP of two layers has nothing to quantise between its first and last: said, not hidden.
+    page.uncheck("#export-formats input[value='package']")
+    page.check("#export-formats input[value='onnx-int8']")
+    page.click("#export-start")
+    error = page.locator("#export-error")
+    playwright_api.expect(error).to_contain_text("INT8 would gain nothing", timeout=120_000)
+    assert page.locator("#export-table tbody tr").count() == 1  # nothing INT8 was written
