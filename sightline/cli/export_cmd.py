@@ -34,7 +34,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         default=["onnx"],
         metavar="FORMAT",
         help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
-        "from), openvino (an IR: .xml + .bin), package (a zip of the model(s), MODEL_CARD.md "
+        "from), openvino (an IR: .xml + .bin), openvino-int8 (NNCF's INT8 of it), package (a zip of the model(s), MODEL_CARD.md "
         "and a predict.py needing ONNX Runtime only)",
     )
     p.add_argument(
@@ -159,7 +159,8 @@ def _print_report(report, as_json: bool) -> int:
     if as_json:
         print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
         return 0
-    names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32"}
+    names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32",
+             "openvino-int8": "OpenVINO IR, INT8 (NNCF)"}  # fmt: skip
     for e in report.exports:
         print(
             f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"

@@ -26,11 +26,16 @@ INSTALL_HINT = 'pip install "sightline[export]"'
 DEVICE = "CPU"
 
 
-def require_openvino() -> Any:
+def require_openvino(int8: bool = False) -> Any:
+    """The openvino module; with ``int8`` NNCF too (its quantiser). SightlineError naming the
+    extra to install when either is missing."""
     try:
         import openvino
-    except ImportError:
-        raise SightlineError(f"OpenVINO is not installed: {INSTALL_HINT}") from None
+
+        if int8:
+            import nncf  # noqa: F401
+    except ImportError as e:
+        raise SightlineError(f"{e.name or 'OpenVINO'} is not installed: {INSTALL_HINT}") from None
     return openvino
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,24 @@ class Reference:
 
     logits: torch.Tensor
     scores: torch.Tensor | None
+
+
+@dataclass
+class FormatReport:
+    format: str
+    path: Path
+    size_bytes: int
+    runtime: str
+    parity: Parity | None
+    bar: str  # what it had to meet
+    seconds: float
+    kept_float: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = self.path.name
+        return out
 
 
 @dataclass

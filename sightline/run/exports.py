@@ -7,20 +7,18 @@ and mean difference, the accuracy of both, and the share each answers "none of t
 that misses its bar is not written, and the error gives the numbers:
 
 * ``onnx`` (fp32): logits within 1e-4 of PyTorch's (``run/export.py``).
-* ``onnx-int8``: top-1 agreement of ``MIN_AGREEMENT`` or more and an accuracy drop of at most
-  ``DEFAULT_ACCEPT_DROP`` points; ``accept_drop`` (``--accept-drop X``) accepts a drop up to X
+* ``onnx-int8``, ``openvino-int8``: top-1 agreement of 99 % or more and an accuracy drop of at
+  most 0.5 points (``run/quantize.py``'s ``int8_verdict``); ``accept_drop`` (``--accept-drop X``) accepts a drop up to X
   points instead, whatever the agreement. It is quantised from the fp32 export, which is written
   too (``run/quantize.py`` says what stays float).
+* ``openvino``, ``openvino-int8``: ``run/export_openvino.py``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,9 @@ import torch
 
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
-from sightline.fileio import atomic_open, atomic_write_json, inside, read_json_inside
-from sightline.infer.onnx import OnnxModel
+from sightline.fileio import atomic_open, atomic_write_json, read_json_inside
 from sightline.run.export import (
-    CheckImages,
-    Parity,
+    FormatReport,
     check_images,
     export_onnx,
     measure_parity,
@@ -40,6 +36,7 @@ from sightline.run.export import (
     set_metadata,
 )
 from sightline.run.layout import RunLayout
+from sightline.run.quantize import int8_verdict
 
 # ``run``: a ``sightline.run.Run`` (not imported: Run.export calls into here)
 Run = Any
@@ -48,30 +45,11 @@ EXPORT_FORMATS: dict[str, str] = {
     "onnx": "ONNX, float32 (ONNX Runtime)",
     "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
     "openvino": "OpenVINO IR (.xml + .bin), float32, converted from the ONNX export",
+    "openvino-int8": "OpenVINO IR, INT8 by NNCF's post-training quantisation (OpenVINO's runtime)",
     "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
     "needs ONNX Runtime only",
 }
 REPORT_IMAGES = 2000  # test images every format is checked on, beside PyTorch
-MIN_AGREEMENT = 0.99  # INT8: the share of images whose top class stays PyTorch's
-DEFAULT_ACCEPT_DROP = 0.5  # INT8: accuracy points it may lose against PyTorch
-
-
-@dataclass
-class FormatReport:
-    format: str
-    path: Path
-    size_bytes: int
-    runtime: str
-    parity: Parity | None
-    bar: str  # what it had to meet
-    seconds: float
-    kept_float: dict[str, str] = field(default_factory=dict)
-    note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["path"] = self.path.name
-        return out
 
 
 @dataclass
@@ -126,10 +104,12 @@ def export(
     from sightline.run import checkpoint as ckpt
 
     wanted = parse_formats(formats)
-    if "openvino" in wanted:  # a missing converter is said before anything is written
+    if {"openvino", "openvino-int8"} & set(
+        wanted
+    ):  # a missing converter: said before anything is written
         from sightline.infer.openvino import require_openvino
 
-        require_openvino()
+        require_openvino(int8="openvino-int8" in wanted)
     if accept_drop is not None and not (0 <= accept_drop <= 100):
         raise ExportError(f"accept_drop is accuracy points, 0 to 100, not {accept_drop!r}")
     layout = RunLayout(run.path)
@@ -161,7 +141,7 @@ def export(
 
         q = quantise_onnx(fp32.path.read_bytes(), calibration_sample(sample))
         parity = measure_parity(q.model, net, preprocess, check, detector, reference)
-        bar = _int8_verdict(run.name, parity, check, accept_drop)
+        bar = int8_verdict(f"the INT8 export of run {run.name!r}", parity, check, accept_drop)
         out = layout.onnx_int8(which)
         metadata = {
             **fp32.metadata,
@@ -194,10 +174,19 @@ def export(
                 check.note,
             )
         )
-    if "openvino" in wanted:
-        reports.append(
-            _export_openvino(run, which, fp32, net, preprocess, check, detector, reference)
-        )
+    for fmt in ("openvino", "openvino-int8"):
+        if fmt in wanted:
+            from sightline.run.export_openvino import export_openvino
+
+            sample = None
+            if fmt == "openvino-int8":
+                sample = calibration if calibration is not None else _training_sample(run)
+            reports.append(
+                export_openvino(
+                    run, which, fp32, net, preprocess, check, detector, reference,
+                    calibration=sample, accept_drop=accept_drop,
+                )
+            )  # fmt: skip
     report = ExportReport(run.name, which, reports, layout.export_report)
     from sightline.run.model_card import model_card
 
@@ -208,55 +197,6 @@ def export(
         report.package = _write_package(run, report, card, layout.package(which))
     _write_report(report, run.path)
     return report
-
-
-def _export_openvino(
-    run: Run,
-    which: str,
-    fp32: Any,
-    net: Any,
-    preprocess: Preprocess,
-    check: CheckImages,
-    detector: Any,
-    reference: Any,
-) -> FormatReport:
-    """The ONNX export converted to an OpenVINO IR, run by OpenVINO on the check images:
-    within 1e-4 of PyTorch's logits, else nothing is written."""
-    from sightline.infer.openvino import compile_model, require_openvino, set_metadata
-
-    ov = require_openvino()
-    start = time.perf_counter()
-    model = ov.convert_model(str(fp32.path))
-    parity = measure_parity(
-        OnnxModel(compile_model(model), fp32.metadata, name="check"),
-        net,
-        preprocess,
-        check,
-        detector,
-        reference,
-    )
-    if not parity.passed:
-        raise ExportError(
-            f"the OpenVINO model of run {run.name!r} does not match PyTorch on {parity.images} "
-            f"{check.source}: max abs difference of the logits {parity.max_abs_diff:.3g} "
-            f"(score {parity.score_rel_diff}); nothing OpenVINO was written"
-        )
-    out = RunLayout(run.path).openvino(which)
-    set_metadata(model, {**fp32.metadata, "converter": f"openvino {ov.__version__}",
-                         "parity": asdict(parity)})  # fmt: skip
-    inside(run.path, out)  # no link where the files go
-    inside(run.path, out.with_suffix(".bin"))
-    tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
-    try:
-        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
-        os.replace(tmp / "m.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
-        os.replace(tmp / "m.xml", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
-    return FormatReport("openvino", out, size, f"OpenVINO {ov.__version__} (CPU, float32)",
-                        parity, "logits within 1e-4 of PyTorch's", time.perf_counter() - start,
-                        note=check.note)  # fmt: skip
 
 
 def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:
@@ -275,34 +215,6 @@ def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path
         z.writestr(f"{run.name}/predict.py", script)
         z.writestr(f"{run.name}/report.json", json.dumps(report.to_dict(), indent=2))
     return out
-
-
-def _int8_verdict(run: str, p: Parity, check: CheckImages, accept_drop: float | None) -> str:
-    """The bar an INT8 export met (text for the report); ExportError with the numbers when not."""
-    drop = None
-    if p.accuracy is not None and p.reference_accuracy is not None:
-        drop = 100 * (p.reference_accuracy - p.accuracy)
-    limit = DEFAULT_ACCEPT_DROP if accept_drop is None else accept_drop
-    bar = (
-        f"accuracy drop <= {limit:g} points"
-        if accept_drop is not None
-        else f"top-1 agreement >= {MIN_AGREEMENT:.0%} and accuracy drop <= {limit:g} points"
-    )
-    misses = []
-    if accept_drop is None and p.top1_agreement < MIN_AGREEMENT:
-        misses.append(f"top-1 agreement {p.top1_agreement:.2%} < {MIN_AGREEMENT:.0%}")
-    if drop is not None and drop > limit:
-        misses.append(
-            f"accuracy {p.accuracy:.2%} against PyTorch's {p.reference_accuracy:.2%} "
-            f"(a drop of {drop:.2f} points > {limit:g})"
-        )
-    if misses:
-        raise ExportError(
-            f"the INT8 export of run {run!r} answers too differently from PyTorch on "
-            f"{p.images} {check.source}: {'; '.join(misses)}. Nothing INT8 was written; to "
-            "accept it, export with --accept-drop POINTS (accept_drop=...)"
-        )
-    return bar if drop is not None else bar + " (no labels here: agreement only)"
 
 
 def _training_sample(run: Run) -> torch.Tensor:

@@ -12,7 +12,7 @@ runs/<name>/
   plots/             the figures (PNG) and their cache; report.html beside them
   export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
                      best.int8.onnx (``--format onnx-int8``), report.json (every format's check),
-                     best.openvino.xml + .bin, MODEL_CARD.md, best.package.zip (``--format package``)
+                     best.openvino.xml + .bin, best.openvino.int8.xml + .bin, MODEL_CARD.md, best.package.zip (``--format package``)
 ```
 
 >>> files = RunLayout(run.path)
@@ -93,6 +93,10 @@ class RunLayout:
     def openvino(self, which: str) -> Path:
         """``export/<which>.openvino.xml`` (its weights beside it: ``.openvino.bin``)."""
         return self.export / f"{which}.openvino.xml"
+
+    def openvino_int8(self, which: str) -> Path:
+        """``export/<which>.openvino.int8.xml`` (+ ``.bin``): NNCF's INT8 of the IR."""
+        return self.export / f"{which}.openvino.int8.xml"
 
     def package(self, which: str) -> Path:
         """``export/<which>.package.zip``: the model(s), card and predict.py to hand on."""

@@ -32,6 +32,8 @@ import torch
 from sightline.errors import ExportError
 from sightline.infer.onnx import require_packages
 
+MIN_AGREEMENT = 0.99  # INT8: the share of images whose top class stays PyTorch's
+DEFAULT_ACCEPT_DROP = 0.5  # INT8: accuracy points it may lose against PyTorch
 CALIBRATION_IMAGES = 256  # a fixed sample of the training images (seed 0)
 CALIBRATION_BATCH = 32
 QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
@@ -81,6 +83,16 @@ def choose_layers(proto: Any) -> tuple[list[str], dict[str, str]]:
 
 def _groups(node: Any) -> int:
     return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+
+def score_layers(proto: Any) -> list[str]:
+    """The matrix products outside the network (the "none of these" score's): kept float."""
+    return [
+        n.name
+        for n in proto.graph.node
+        if n.op_type in QUANTISED_OPS
+        and not any(p.key == "namespace" and NET_NAMESPACE in p.value for p in n.metadata_props)
+    ]
 
 
 def quantise_onnx(model_bytes: bytes, calibration: torch.Tensor) -> Quantised:
@@ -138,3 +150,31 @@ def quantise_onnx(model_bytes: bytes, calibration: torch.Tensor) -> Quantised:
         len(calibration),
         "ONNX Runtime static quantisation (QDQ, per-channel int8 weights, uint8 activations, min-max)",
     )
+
+
+def int8_verdict(what: str, p: Any, check: Any, accept_drop: float | None) -> str:
+    """The bar an INT8 export met (text for the report); ExportError with the numbers when not."""
+    drop = None
+    if p.accuracy is not None and p.reference_accuracy is not None:
+        drop = 100 * (p.reference_accuracy - p.accuracy)
+    limit = DEFAULT_ACCEPT_DROP if accept_drop is None else accept_drop
+    bar = (
+        f"accuracy drop <= {limit:g} points"
+        if accept_drop is not None
+        else f"top-1 agreement >= {MIN_AGREEMENT:.0%} and accuracy drop <= {limit:g} points"
+    )
+    misses = []
+    if accept_drop is None and p.top1_agreement < MIN_AGREEMENT:
+        misses.append(f"top-1 agreement {p.top1_agreement:.2%} < {MIN_AGREEMENT:.0%}")
+    if drop is not None and drop > limit:
+        misses.append(
+            f"accuracy {p.accuracy:.2%} against PyTorch's {p.reference_accuracy:.2%} "
+            f"(a drop of {drop:.2f} points > {limit:g})"
+        )
+    if misses:
+        raise ExportError(
+            f"{what} answers too differently from PyTorch on "
+            f"{p.images} {check.source}: {'; '.join(misses)}. Nothing INT8 was written; to "
+            "accept it, export with --accept-drop POINTS (accept_drop=...)"
+        )
+    return bar if drop is not None else bar + " (no labels here: agreement only)"

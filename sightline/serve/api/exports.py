@@ -29,9 +29,11 @@ from sightline.serve.core.params import RunId
 
 router = APIRouter(prefix="/api/runs")
 
-FormatName = Literal["onnx", "onnx-int8", "openvino", "package"]  # run/exports.py's EXPORT_FORMATS
+FormatName = Literal[
+    "onnx", "onnx-int8", "openvino", "openvino-int8", "package"
+]  # run/exports.py's EXPORT_FORMATS
 EXPORT_FILE = re.compile(
-    r"(best|last)\.(onnx|int8\.onnx|openvino\.xml|openvino\.bin|package\.zip)|MODEL_CARD\.md|report\.json"
+    r"(best|last)\.(onnx|int8\.onnx|openvino(\.int8)?\.(xml|bin)|package\.zip)|MODEL_CARD\.md|report\.json"
 )
 _tasks: dict[str, dict[str, Any]] = {}  # run folder -> its latest export task (this process's)
 _lock = threading.Lock()
@@ -43,7 +45,7 @@ class ExportRequest(BaseModel):
     formats: list[FormatName] = Field(
         ["onnx"],
         min_length=1,
-        max_length=4,
+        max_length=5,
         description="the formats, as `sightline export --format`",
     )
     which: Literal["best", "last"] = "best"

@@ -253,3 +253,25 @@ def test_predict_takes_an_openvino_file_and_a_missing_converter_names_its_extra(
     assert main(["export", str(run.path), "--format", "onnx", "openvino"]) != 0
     assert 'pip install "sightline[export]"' in capsys.readouterr().err
     assert RunLayout(run.path).onnx("best").stat().st_mtime_ns == before  # nothing was written
+
+
+def test_openvino_int8_by_nncf_is_checked_in_openvino(run):
+    pytest.importorskip("nncf")
+    from sightline.infer.openvino import load_openvino
+
+    report = run.export("openvino-int8")
+    assert [e.format for e in report.exports] == ["onnx", "openvino-int8"]
+    q = report.exports[1]
+    assert (
+        q.path == RunLayout(run.path).openvino_int8("best") and q.path.with_suffix(".bin").is_file()
+    )
+    assert q.parity.top1_agreement >= 0.99 and q.parity.max_abs_diff > 1e-4  # quantised, and close
+    assert q.bar.startswith("top-1 agreement >= 99%") and "score" in " ".join(q.kept_float)
+    model = load_openvino(q.path)
+    assert model.metadata["quantization"]["method"].startswith("NNCF")
+    photos = [
+        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:6]
+    ]
+    assert [p.label for p in model.predict_files(photos).predictions] == [
+        p.label for p in run.predict_files(photos).predictions
+    ]

@@ -1,0 +1,123 @@
+"""OpenVINO exports of a run: the IR converted from its ONNX export (``openvino``), and that IR
+quantised to INT8 by NNCF (``openvino-int8``), each checked in OpenVINO's own runtime beside
+PyTorch and written atomically into ``export/`` (``run/exports.py`` calls in here).
+
+INT8: NNCF's post-training quantisation (``nncf.quantize``, the performance preset) on a fixed
+sample of the run's training images, the "none of these" score kept float (its matrix products
+are distances read against a float threshold; NNCF keeps what else it judges sensitive). The
+same bar as ONNX Runtime's INT8 (``quantize.int8_verdict``). Measured on a pretrained
+EfficientNet-Lite0 run (2 cores): 1.7-2x OpenVINO's own float32 at batch 32 (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sightline.errors import ExportError
+from sightline.fileio import inside
+from sightline.infer.onnx import OnnxModel
+from sightline.run.export import FormatReport, measure_parity
+from sightline.run.layout import RunLayout
+from sightline.run.quantize import (
+    calibration_sample,
+    int8_verdict,
+    score_layers,
+)
+
+Run = Any  # a ``sightline.run.Run`` (not imported: Run.export calls into here)
+FLOAT_BAR = "logits within 1e-4 of PyTorch's"
+
+
+def export_openvino(
+    run: Run,
+    which: str,
+    fp32: Any,
+    net: Any,
+    preprocess: Any,
+    check: Any,
+    detector: Any,
+    reference: Any,
+    calibration: torch.Tensor | None = None,
+    accept_drop: float | None = None,
+) -> Any:
+    """The ONNX export ``fp32`` (an ``ExportResult``) as an OpenVINO IR; with ``calibration``
+    (uint8 training images) quantised to INT8. Checked on ``check`` against PyTorch's
+    ``reference``; ExportError with the numbers (and nothing written) when it misses its bar."""
+    from sightline.infer.openvino import compile_model, require_openvino, set_metadata
+
+    ov = require_openvino(int8=calibration is not None)
+    start = time.perf_counter()
+    model = ov.convert_model(str(fp32.path))
+    layout, fmt = RunLayout(run.path), "openvino"
+    extra: dict[str, Any] = {"converter": f"openvino {ov.__version__}"}
+    if calibration is not None:
+        model, extra["quantization"] = _quantise(model, fp32.path, calibration)
+        fmt = "openvino-int8"
+    loaded = OnnxModel(compile_model(model), fp32.metadata, name="check")
+    parity = measure_parity(loaded, net, preprocess, check, detector, reference)
+    what = f"the {fmt} export of run {run.name!r}"
+    if fmt == "openvino-int8":
+        bar = int8_verdict(what, parity, check, accept_drop)
+    elif parity.passed:
+        bar = FLOAT_BAR
+    else:
+        raise ExportError(
+            f"{what} does not match PyTorch on {parity.images} {check.source}: max abs "
+            f"difference of the logits {parity.max_abs_diff:.3g}; nothing was written"
+        )
+    out = layout.openvino(which) if fmt == "openvino" else layout.openvino_int8(which)
+    set_metadata(model, {**fp32.metadata, **extra, "parity": asdict(parity)})
+    _save(ov, model, out, run.path)
+    size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
+    kept = (extra.get("quantization") or {}).get("kept_float", {})
+    return FormatReport(fmt, out, size, f"OpenVINO {ov.__version__} (CPU, float32 compiled)",
+                        parity, bar, time.perf_counter() - start, kept, check.note)  # fmt: skip
+
+
+def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[Any, dict]:
+    import nncf
+    import onnx
+
+    score = score_layers(onnx.load(str(onnx_path)))
+    sample = calibration_sample(calibration).numpy()
+    try:
+        quantised = nncf.quantize(
+            model,
+            nncf.Dataset([sample[i : i + 1] for i in range(len(sample))]),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(sample),
+            ignored_scope=nncf.IgnoredScope(names=score, validate=False),
+        )
+    except Exception as e:  # noqa: BLE001 - NNCF's failures come in many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"NNCF could not quantise the model: {first[:300]}") from None
+    record = {
+        "method": f"NNCF {nncf.__version__} post-training quantisation (performance preset)",
+        "calibration_images": len(sample),
+        "kept_float": {
+            'the "none of these" score': "distances read against a float threshold",
+            "input cast and normalisation": "uint8 in, float maths",
+        },
+    }
+    return quantised, record
+
+
+def _save(ov: Any, model: Any, out: Path, root: Path) -> None:
+    """``out`` (.xml) and its .bin written whole or not at all, never through a link."""
+    inside(root, out)
+    inside(root, out.with_suffix(".bin"))
+    tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
+    try:
+        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
+        os.replace(tmp / "m.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
+        os.replace(tmp / "m.xml", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
