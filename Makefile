@@ -23,9 +23,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-$(VENV)/.timm: $(VENV)/.installed
+# One install for the tests (not the CPU build first and then this pair over it: minutes of CI);
+# it is a full dev install, so `setup` counts as done.
+$(VENV)/.timm: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TIMM_SPEC) -e ".[dev,timm]"
-	touch $@
+	touch $@ $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
@@ -39,11 +42,11 @@ serve: setup
 
 ## All tests: unit tests and integration tests that train on the real datasets, one worker per
 ## CPU core (pytest-xdist; each test file runs in one worker, so its fixtures are made once).
-test: setup $(VENV)/.timm
+test: $(VENV)/.timm
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ## Unit tests only (no training on real data).
-test-fast: setup $(VENV)/.timm
+test-fast: $(VENV)/.timm
 	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: setup

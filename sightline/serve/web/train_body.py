@@ -32,6 +32,9 @@ FIELD_LABELS: dict[str, str] = {
     "weight-decay": "Weight decay",
     "seed": "Seed",
     "balance": "Loss for imbalanced classes",
+    "augment": "Augmentation policy",
+    "mixup": "Mixup strength",
+    "cutmix": "Cutmix strength",
     "val-split": "Validation split",
     "calibration-split": "Calibration split",
     "name": "Run name",
@@ -127,11 +130,17 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
           <label class="field">{_label("weight-decay")} <input type="number" id="train-weight-decay"{_bounds(TrainConfig, "weight_decay")} step="any"></label>
           <label class="field">{_label("seed")} <input type="number" id="train-seed"{_bounds(TrainConfig, "seed")} step="1"></label>
           <label class="field">{_label("balance")} <select id="train-balance"><option value="true">on: predict as if balanced</option><option value="false">off: the plain loss</option></select></label>
+          <label class="field">{_label("augment")} <select id="train-augment">{_choices(TrainConfig, "augment")}</select></label>
+          <label class="field">{_label("mixup")} <input type="number" id="train-mixup"{_bounds(TrainConfig, "mixup")} step="any"></label>
+          <label class="field">{_label("cutmix")} <input type="number" id="train-cutmix"{_bounds(TrainConfig, "cutmix")} step="any"></label>
           <label class="field">{_label("val-split")} <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
           <label class="field">{_label("calibration-split")} <input type="number" id="train-calibration-split"{_bounds(DataOptions, "calibration_split")} step="any" placeholder="none"></label>
           <label class="field">{_label("name")} <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
         </div>
         {_help(TrainConfig, "balance", "balance")}
+        {_help(TrainConfig, "augment", "augment")}
+        {_help(TrainConfig, "mixup", "mixup")}
+        {_help(TrainConfig, "cutmix", "cutmix")}
         {_help(DataOptions, "val_split", "val-split")}
         {_help(DataOptions, "calibration_split", "calibration-split")}
         <div class="radio-row">

@@ -562,3 +562,28 @@ def test_export_a_run_from_its_page(served, page):
     error = page.locator("#export-error")
     playwright_api.expect(error).to_contain_text("INT8 would gain nothing", timeout=120_000)
     assert page.locator("#export-table tbody tr").count() == 1  # nothing INT8 was written
+
+
+def test_the_train_form_sends_the_augmentations(served, page):
+    """TrivialAugment/RandAugment, mixup and cutmix from the form's Advanced section: sent as
+    the job's options, and the plan answers with them."""
+    url, _ = served
+    page.goto(url + "/train?folder=stripes")
+    page.locator("#train-augment option[value='trivial']").wait_for(
+        state="attached", timeout=20_000
+    )
+    page.click("#train-advanced summary")
+
+    def asks(request) -> bool:
+        body = json.loads(request.post_data or "{}") if request.method == "POST" else {}
+        options = body.get("options") or {}
+        return request.url.endswith("/api/jobs/plan") and options.get("mixup") == 0.2
+
+    page.select_option("#train-augment", "trivial")
+    with page.expect_response(lambda r: asks(r.request), timeout=20_000) as answer:
+        page.fill("#train-mixup", "0.2")
+    assert answer.value.ok, answer.value.text()
+    sent = json.loads(answer.value.request.post_data)["options"]
+    assert sent["augment"] == "trivial" and "cutmix" not in sent  # only what was changed
+    plan = answer.value.json()
+    assert json.dumps(plan).count("trivial") >= 1, plan

@@ -82,3 +82,12 @@ def test_export_requests_and_file_names_are_checked(runs, tmp_path):
     os.symlink(secret, runs / RUN / "export" / "best.onnx")
     assert c.get(f"/api/runs/{RUN}/exports").json()["files"] == []
     assert_error(c.get(f"/api/runs/{RUN}/exports/best.onnx"), 404)
+
+
+def test_the_request_names_every_export_format_there_is():
+    from typing import get_args
+
+    from sightline.run import EXPORT_FORMATS
+    from sightline.serve.api.exports import FormatName
+
+    assert set(get_args(FormatName)) == set(EXPORT_FORMATS)  # one list, two spellings: kept equal

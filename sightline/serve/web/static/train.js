@@ -19,7 +19,8 @@
   const TOP_FIELDS = {epochs: ['train-epochs', 'int'], batch_size: ['train-batch-size', 'int'],
     lr: ['train-lr', 'float'], patience: ['train-patience', 'int']};
   const OPTION_FIELDS = {optimizer: ['train-optimizer', 'text'], weight_decay: ['train-weight-decay', 'float'],
-    seed: ['train-seed', 'int'], balance: ['train-balance', 'bool']};
+    seed: ['train-seed', 'int'], balance: ['train-balance', 'bool'], augment: ['train-augment', 'text'],
+    mixup: ['train-mixup', 'float'], cutmix: ['train-cutmix', 'float']};
   let datasets = {builtin: [], folders: []};
   let models = [];
   // "another timm model": any name timm knows, typed, answered by GET /api/models/{name}
