@@ -8,7 +8,8 @@ or writes it.
     checkpoint       model files (safetensors) and the resume state, never executing code on load
     evaluations      saved evaluations, one per source; evaluation_source: what was evaluated
     export           ONNX export with its parity check; exported: loading it, auto_engine's timing
-    exports          every format (onnx, onnx-int8) checked beside PyTorch, export/report.json;
+    exports          every format (onnx, onnx-int8, openvino...) checked beside PyTorch, report.json;
+    export_check     the check images, PyTorch's answers once, an export's parity and accuracy;
                      quantize: the INT8 copy (ONNX Runtime's static quantisation)
     predictor        ``Run.predictor``: the engine a run's predictions run on, chosen once
     summary          a run as one JSON-ready summary (``Run.to_dict``)

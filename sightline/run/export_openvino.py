@@ -24,7 +24,7 @@ import torch
 from sightline.errors import ExportError
 from sightline.fileio import inside
 from sightline.infer.onnx import OnnxModel
-from sightline.run.export import FormatReport, measure_parity
+from sightline.run.export_check import FLOAT_BAR, FormatReport, measure_parity
 from sightline.run.layout import RunLayout
 from sightline.run.quantize import (
     calibration_sample,
@@ -33,7 +33,6 @@ from sightline.run.quantize import (
 )
 
 Run = Any  # a ``sightline.run.Run`` (not imported: Run.export calls into here)
-FLOAT_BAR = "logits within 1e-4 of PyTorch's"
 
 
 def export_openvino(

@@ -16,8 +16,9 @@ that misses its bar is not written, and the error gives the numbers:
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,17 @@ import torch
 from sightline.data.preprocess import Preprocess
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open, atomic_write_json, read_json_inside
-from sightline.run.export import (
+from sightline.run.export import export_onnx, set_metadata
+from sightline.run.export_check import (
+    FLOAT_BAR,
     FormatReport,
     check_images,
-    export_onnx,
+    load_run_data,
     measure_parity,
     reference_answers,
-    set_metadata,
 )
 from sightline.run.layout import RunLayout
-from sightline.run.quantize import int8_verdict
+from sightline.run.quantize import calibration_sample, int8_verdict, quantise_onnx
 
 # ``run``: a ``sightline.run.Run`` (not imported: Run.export calls into here)
 Run = Any
@@ -104,9 +106,7 @@ def export(
     from sightline.run import checkpoint as ckpt
 
     wanted = parse_formats(formats)
-    if {"openvino", "openvino-int8"} & set(
-        wanted
-    ):  # a missing converter: said before anything is written
+    if {"openvino", "openvino-int8"} & set(wanted):  # a missing converter: said before any work
         from sightline.infer.openvino import require_openvino
 
         require_openvino(int8="openvino-int8" in wanted)
@@ -117,7 +117,9 @@ def export(
     net = net.float().eval()
     preprocess = Preprocess.from_dict(meta["preprocess"])
     detector = detector_of(net)
-    check = check_images(run, preprocess, images, limit=REPORT_IMAGES)
+    # The run's dataset, decoded at most once: the check's test images and INT8's training sample.
+    data = functools.cache(lambda: load_run_data(run))
+    check = check_images(run, preprocess, images, limit=REPORT_IMAGES, load=data)
     reference = reference_answers(net, preprocess, check, detector)
 
     reports: list[FormatReport] = []
@@ -129,16 +131,14 @@ def export(
             fp32.size_bytes,
             _ort_version(),
             fp32.parity,
-            "logits within 1e-4 of PyTorch's",
+            FLOAT_BAR,
             fp32.seconds,
             note=check.note,
         )
     )
     if "onnx-int8" in wanted:
         start = time.perf_counter()
-        sample = calibration if calibration is not None else _training_sample(run)
-        from sightline.run.quantize import calibration_sample, quantise_onnx
-
+        sample = calibration if calibration is not None else _training_images(data)
         q = quantise_onnx(fp32.path.read_bytes(), calibration_sample(sample))
         parity = measure_parity(q.model, net, preprocess, check, detector, reference)
         bar = int8_verdict(f"the INT8 export of run {run.name!r}", parity, check, accept_drop)
@@ -180,7 +180,7 @@ def export(
 
             sample = None
             if fmt == "openvino-int8":
-                sample = calibration if calibration is not None else _training_sample(run)
+                sample = calibration if calibration is not None else _training_images(data)
             reports.append(
                 export_openvino(
                     run, which, fp32, net, preprocess, check, detector, reference,
@@ -201,7 +201,8 @@ def export(
 
 def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:
     """The zip to hand on: ``<run>/model.onnx`` (and ``model.int8.onnx``), ``MODEL_CARD.md``,
-    ``predict.py`` (ONNX Runtime, numpy and Pillow; sightline's answers) and ``report.json``."""
+    ``predict.py`` (ONNX Runtime, numpy and Pillow; sightline's answers) and ``report.json``.
+    The OpenVINO files stay in export/: predict.py runs ONNX."""
     import json
     import zipfile
     from importlib.resources import files
@@ -210,22 +211,24 @@ def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path
     names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
     with atomic_open(out, "wb", run.path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
         for e in report.exports:
-            z.write(e.path, f"{run.name}/{names[e.format]}")
+            if e.format in names:
+                z.write(e.path, f"{run.name}/{names[e.format]}")
         z.writestr(f"{run.name}/MODEL_CARD.md", card)
         z.writestr(f"{run.name}/predict.py", script)
         z.writestr(f"{run.name}/report.json", json.dumps(report.to_dict(), indent=2))
     return out
 
 
-def _training_sample(run: Run) -> torch.Tensor:
+def _training_images(data: Callable[[], Any]) -> torch.Tensor:
+    """The run's training images (``data()``: its dataset, loaded once), to fit INT8 on."""
     try:
-        data = run.load_data(progress=False)
+        loaded = data()
     except (SightlineError, OSError) as e:
         raise ExportError(
             f"INT8 fits its scales on the run's training images, which cannot be loaded ({e}); "
             "pass some as calibration=... (prepared uint8)"
         ) from None
-    return data.splits()["train"].images
+    return loaded.splits()["train"].images
 
 
 def _ort_version() -> str:

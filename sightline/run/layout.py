@@ -111,6 +111,16 @@ class RunLayout:
         """``export/report.json``: each export's check beside PyTorch (run/exports.py)."""
         return self.export / "report.json"
 
+    def downloads(self) -> list[Path]:
+        """The export files a person may download (the server serves these names only): each
+        checkpoint's ONNX, INT8, OpenVINO (.xml and .bin) and package, the card and the report."""
+        out = []
+        for which in CHECKPOINTS:
+            for xml in (self.openvino(which), self.openvino_int8(which)):
+                out += [xml, xml.with_suffix(".bin")]
+            out += [self.onnx(which), self.onnx_int8(which), self.package(which)]
+        return [*out, self.model_card, self.export_report]
+
     def engine_choice(self, which: str) -> Path:
         """``export/<which>.engine.json``: which engine predicts faster here (infer/engine.py)."""
         return self.export / f"{which}.engine.json"

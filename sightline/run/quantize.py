@@ -57,12 +57,7 @@ def calibration_sample(images: torch.Tensor, n: int = CALIBRATION_IMAGES) -> tor
 
 def choose_layers(proto: Any) -> tuple[list[str], dict[str, str]]:
     """(the nodes to quantise, what stays float and why) of an fp32 sightline export."""
-    layers = [
-        n
-        for n in proto.graph.node
-        if n.op_type in QUANTISED_OPS
-        and any(p.key == "namespace" and NET_NAMESPACE in p.value for p in n.metadata_props)
-    ]
+    layers = [n for n in proto.graph.node if n.op_type in QUANTISED_OPS and _in_network(n)]
     if len(layers) < 3:
         raise ExportError(
             f"the export has {len(layers)} layers of its network to quantise (3 or more needed: "
@@ -87,12 +82,11 @@ def _groups(node: Any) -> int:
 
 def score_layers(proto: Any) -> list[str]:
     """The matrix products outside the network (the "none of these" score's): kept float."""
-    return [
-        n.name
-        for n in proto.graph.node
-        if n.op_type in QUANTISED_OPS
-        and not any(p.key == "namespace" and NET_NAMESPACE in p.value for p in n.metadata_props)
-    ]
+    return [n.name for n in proto.graph.node if n.op_type in QUANTISED_OPS and not _in_network(n)]
+
+
+def _in_network(node: Any) -> bool:
+    return any(p.key == "namespace" and NET_NAMESPACE in p.value for p in node.metadata_props)
 
 
 def quantise_onnx(model_bytes: bytes, calibration: torch.Tensor) -> Quantised:

@@ -3,7 +3,7 @@
 ``POST`` starts ``Run.export`` (the formats of ``sightline export``, each checked beside PyTorch)
 in a thread of the server, one export at a time per server; ``GET`` answers what the run's
 export/ folder holds (``report.json``, the files to download) and how the export in progress
-goes. A file is downloaded by a name the server checks against ``EXPORT_FILE``, from the run's
+goes. A file is downloaded by a name the server checks against ``EXPORT_FILES`` (the run layout's), from the run's
 export/ folder only, never through a symbolic link.
 """
 
@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -32,9 +33,8 @@ router = APIRouter(prefix="/api/runs")
 FormatName = Literal[
     "onnx", "onnx-int8", "openvino", "openvino-int8", "package"
 ]  # run/exports.py's EXPORT_FORMATS
-EXPORT_FILE = re.compile(
-    r"(best|last)\.(onnx|int8\.onnx|openvino(\.int8)?\.(xml|bin)|package\.zip)|MODEL_CARD\.md|report\.json"
-)
+# The names GET .../exports/{name} serves: the run layout's export files, nothing else.
+EXPORT_FILES = frozenset(p.name for p in RunLayout(Path(".")).downloads())
 _tasks: dict[str, dict[str, Any]] = {}  # run folder -> its latest export task (this process's)
 _lock = threading.Lock()
 _pool = ThreadPoolExecutor(1, thread_name_prefix="sightline-export")  # one export at a time
@@ -64,7 +64,7 @@ def _files(run: Any) -> list[dict[str, Any]]:
         return []
     out = []
     for name, kind in sorted(entries.items()):
-        if kind == "file" and EXPORT_FILE.fullmatch(name):
+        if kind == "file" and name in EXPORT_FILES:
             f = open_run_file(run, RunLayout(run.path).export / name)
             if f is not None:
                 with f:
@@ -140,14 +140,14 @@ def download(
         str,
         PathParam(
             max_length=40,
-            pattern=f"^(?:{EXPORT_FILE.pattern})$",
+            pattern="^(?:" + "|".join(re.escape(n) for n in sorted(EXPORT_FILES)) + ")$",
             description="a file name GET .../exports lists",
         ),
     ],
     request: Request,
 ) -> Response:
     run = open_run(request, run_id)
-    if not EXPORT_FILE.fullmatch(name):
+    if name not in EXPORT_FILES:
         raise HTTPException(400, f"invalid export file name {name[:40]!r}")
     f = open_run_file(run, RunLayout(run.path).export / name)
     if f is None:

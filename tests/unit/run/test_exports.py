@@ -275,3 +275,22 @@ def test_openvino_int8_by_nncf_is_checked_in_openvino(run):
     assert [p.label for p in model.predict_files(photos).predictions] == [
         p.label for p in run.predict_files(photos).predictions
     ]
+
+
+def test_one_export_decodes_the_runs_data_once_and_packages_beside_openvino(run, monkeypatch):
+    """INT8's training sample and the check's test images come from one load of the dataset
+    (a folder of photos is decoded once); a package made beside an OpenVINO export holds the
+    ONNX files only (predict.py runs ONNX)."""
+    pytest.importorskip("nncf")
+    import zipfile
+
+    calls = []
+    load = type(run).load_data
+    monkeypatch.setattr(
+        type(run), "load_data", lambda self, **kw: calls.append(kw) or load(self, **kw)
+    )
+    report = run.export(["onnx-int8", "openvino-int8", "package"])
+    assert len(calls) == 1, calls
+    assert [e.format for e in report.exports] == ["onnx", "onnx-int8", "openvino-int8"]
+    names = {n.split("/", 1)[1] for n in zipfile.ZipFile(report.package).namelist()}
+    assert {"model.onnx", "model.int8.onnx"} <= names and not any(".xml" in n for n in names)
