@@ -35,7 +35,6 @@ from sightline.infer.batched import batched_logits  # noqa: E402
 from sightline.infer.onnx import OnnxModel  # noqa: E402
 from sightline.run import (
     Run,  # noqa: E402
-    export,  # noqa: E402
 )
 from sightline.run import checkpoint as ckpt  # noqa: E402
 from sightline.run.export import export_onnx  # noqa: E402
