@@ -34,7 +34,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         default=["onnx"],
         metavar="FORMAT",
         help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
-        "from), openvino (an IR: .xml + .bin), openvino-int8 (NNCF's INT8 of it), package (a zip of the model(s), MODEL_CARD.md "
+        "from), openvino (an IR: .xml + .bin), openvino-int8 (NNCF's INT8 of it), litert (a .tflite "
+        "for phones), package (a zip of the model(s), MODEL_CARD.md "
         "and a predict.py needing ONNX Runtime only)",
     )
     p.add_argument(
@@ -160,7 +161,7 @@ def _print_report(report, as_json: bool) -> int:
         print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
         return 0
     names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32",
-             "openvino-int8": "OpenVINO IR, INT8 (NNCF)"}  # fmt: skip
+             "openvino-int8": "OpenVINO IR, INT8 (NNCF)", "litert": "LiteRT, float32"}  # fmt: skip
     for e in report.exports:
         print(
             f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"
@@ -194,6 +195,8 @@ def _print_report(report, as_json: bool) -> int:
         print(
             f"Package: {report.package.resolve()} (the model, its card and a predict.py that needs ONNX Runtime only)"
         )
-    flag = "--openvino" if str(report.exports[-1].path).endswith(".xml") else "--onnx"
+    from sightline.run import predict_flag
+
+    flag = predict_flag(report.exports[-1].path)
     print(f"Use it: sightline predict {flag} {first} IMAGES...")
     return 0

@@ -61,6 +61,12 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="classify with this .xml from `sightline export --format openvino` (instead of --run)",
     )
     p.add_argument(
+        "--litert",
+        default=None,
+        metavar="FILE",
+        help="classify with this .tflite from `sightline export --format litert` (instead of --run)",
+    )
+    p.add_argument(
         "--unknown",
         default="auto",
         metavar="auto|off|THRESHOLD",
@@ -117,7 +123,13 @@ def _open_predictor(args: argparse.Namespace, images: int):
     from sightline.run import file_predictor
 
     exported = [
-        (flag, f) for flag, f in (("--onnx", args.onnx), ("--openvino", args.openvino)) if f
+        (flag, f)
+        for flag, f in (
+            ("--onnx", args.onnx),
+            ("--openvino", args.openvino),
+            ("--litert", args.litert),
+        )
+        if f
     ]
     if exported:
         if args.run or len(exported) > 1:

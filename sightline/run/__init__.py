@@ -98,6 +98,7 @@ __all__ = [
     "parse_formats",
     "EXPORT_FORMATS",
     "file_predictor",
+    "predict_flag",
     "load_model",
     "open_predictor",
 ]
@@ -108,6 +109,7 @@ _EXPORTS = {
     "load_model": "sightline.run.checkpoint",
     "ENGINES": "sightline.run.predictor",
     "file_predictor": "sightline.run.predictor",
+    "predict_flag": "sightline.run.predictor",
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
     "parse_formats": "sightline.run.exports",
@@ -118,5 +120,5 @@ if TYPE_CHECKING:
     from sightline.run.export_api import export_onnx
     from sightline.run.exported import export_path
     from sightline.run.exports import EXPORT_FORMATS, parse_formats
-    from sightline.run.predictor import ENGINES, file_predictor, open_predictor
+    from sightline.run.predictor import ENGINES, file_predictor, open_predictor, predict_flag
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

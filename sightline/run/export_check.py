@@ -37,7 +37,8 @@ class Parity:
     max_abs_diff: float
     mean_abs_diff: float
     top1_agreement: float  # fraction of images whose top class is the same
-    score_rel_diff: float | None = None  # the ood scores': max |diff| / (1 + |PyTorch's|)
+    # the ood scores': max |diff| / (1 + max(|PyTorch's|, |threshold|))
+    score_rel_diff: float | None = None
     # With the images' labels (a split of the run's data): each model's accuracy on them.
     accuracy: float | None = None
     reference_accuracy: float | None = None  # PyTorch's
@@ -128,8 +129,7 @@ def measure_parity(
     if detector is not None:
         if got_scores is None or want_scores is None:
             raise ExportError('the export lost the "none of these" score; nothing was written')
-        rel = (got_scores - want_scores).abs() / (1 + want_scores.abs())
-        score_diff = float(rel.max()) if rel.numel() else 0.0
+        score_diff = score_difference(got_scores, want_scores, float(detector.threshold))
     diff = (got - want).abs()
     agree = (got.argmax(1) == want.argmax(1)).float().mean().item() if len(images) else 1.0
     parity = Parity(
@@ -148,6 +148,18 @@ def measure_parity(
         parity.unknown = (got_scores > detector.threshold).float().mean().item()
         parity.reference_unknown = (want_scores > detector.threshold).float().mean().item()
     return parity
+
+
+def score_difference(got: torch.Tensor, want: torch.Tensor, threshold: float) -> float:
+    """The "none of these" scores' largest difference, relative to PyTorch's score or, where that
+    is small, to the threshold it is read against: the score is a difference of distances that
+    can each be ~1e5 (EfficientNet-Lite0), so float32's rounding of them is an absolute error a
+    score near 0 cannot absorb; what such an error can change is a verdict, and only for scores
+    within that share of the threshold."""
+    if not want.numel():
+        return 0.0
+    scale = torch.clamp(want.double().abs(), min=abs(threshold))
+    return float(((got.double() - want.double()).abs() / (1 + scale)).max())
 
 
 def load_run_data(run: Run) -> Any:

@@ -12,6 +12,7 @@ that misses its bar is not written, and the error gives the numbers:
   points instead, whatever the agreement. It is quantised from the fp32 export, which is written
   too (``run/quantize.py`` says what stays float).
 * ``openvino``, ``openvino-int8``: ``run/export_openvino.py``.
+* ``litert``: ``run/export_litert.py`` (the float bar, checked in LiteRT's interpreter).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ EXPORT_FORMATS: dict[str, str] = {
     "onnx-int8": "ONNX, INT8 weights and activations (ONNX Runtime)",
     "openvino": "OpenVINO IR (.xml + .bin), float32, converted from the ONNX export",
     "openvino-int8": "OpenVINO IR, INT8 by NNCF's post-training quantisation (OpenVINO's runtime)",
+    "litert": "LiteRT (.tflite, TensorFlow Lite's successor) for phones, float32; uint8 "
+    "channels-last images in, one at a time",
     "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
     "needs ONNX Runtime only",
 }
@@ -110,6 +113,10 @@ def export(
         from sightline.infer.openvino import require_openvino
 
         require_openvino(int8="openvino-int8" in wanted)
+    if "litert" in wanted:
+        from sightline.infer.litert import require_litert
+
+        require_litert(convert=True)
     if accept_drop is not None and not (0 <= accept_drop <= 100):
         raise ExportError(f"accept_drop is accuracy points, 0 to 100, not {accept_drop!r}")
     layout = RunLayout(run.path)
@@ -187,6 +194,10 @@ def export(
                     calibration=sample, accept_drop=accept_drop,
                 )
             )  # fmt: skip
+    if "litert" in wanted:
+        from sightline.run.export_litert import export_litert
+
+        reports.append(export_litert(run, which, fp32, net, preprocess, check, detector, reference))
     report = ExportReport(run.name, which, reports, layout.export_report)
     from sightline.run.model_card import model_card
 
@@ -200,7 +211,7 @@ def export(
 
 
 def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:
-    """The zip to hand on: ``<run>/model.onnx`` (and ``model.int8.onnx``), ``MODEL_CARD.md``,
+    """The zip to hand on: ``<run>/model.onnx`` (and ``model.int8.onnx``, ``model.tflite``), ``MODEL_CARD.md``,
     ``predict.py`` (ONNX Runtime, numpy and Pillow; sightline's answers) and ``report.json``.
     The OpenVINO files stay in export/: predict.py runs ONNX."""
     import json
@@ -208,7 +219,7 @@ def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path
     from importlib.resources import files
 
     script = (files("sightline.run") / "standalone_predict.py").read_text()
-    names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+    names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "litert": "model.tflite"}
     with atomic_open(out, "wb", run.path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
         for e in report.exports:
             if e.format in names:

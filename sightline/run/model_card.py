@@ -73,7 +73,13 @@ def model_card(run: Run, report: Report, meta: dict[str, Any]) -> str:
         "",
         "## Input: what the app does, what the model does",
         f"- The model takes uint8 images, N x {p['channels']} x {p['size'][0]} x {p['size'][1]} "
-        f"({'gray' if p['channels'] == 1 else 'RGB'}), input `images`.",
+        f"({'gray' if p['channels'] == 1 else 'RGB'}), input `images`"
+        + (
+            f"; the LiteRT file (.tflite) takes them channels last, 1 x {p['size'][0]} x "
+            f"{p['size'][1]} x {p['channels']}, one at a time."
+            if any(e.format.startswith("litert") for e in report.exports)
+            else "."
+        ),
         f"- The app: decode the image upright (EXIF), make it {'gray' if p['channels'] == 1 else 'RGB'}, "
         f"resize it ({p.get('resize', 'pad')}, {p.get('interpolation', 'bilinear')}) to "
         f"{p['size'][1]} x {p['size'][0]} px. `predict.py` beside this card does exactly that.",
@@ -149,7 +155,8 @@ def model_card(run: Run, report: Report, meta: dict[str, Any]) -> str:
         "- Not tested: images from other sources, cameras or conditions than the training data "
         'beyond the "none of these" score; fairness across any groups of people; any use where a '
         "wrong answer causes harm without a person checking it.",
-        "- The exports were checked with ONNX Runtime on this machine only; other runtimes and "
-        "devices were not run.",
+        "- Each export was checked on this machine only, in "
+        + "; ".join(sorted({e.runtime for e in report.exports}))
+        + ". Phones, other runtimes and other devices were not run.",
     ]
     return "\n".join(lines) + "\n"

@@ -85,11 +85,39 @@ def _onnx(run: Run, model: Any, note: str, which: str) -> Predictor:
     return Predictor(model, model.preprocess, model.classes, None, "onnx", note, run.name)
 
 
+# The files of `sightline export` a model opens from: suffix -> (sightline predict's flag, runtime)
+EXPORTED_FILES = {
+    ".onnx": ("--onnx", "ONNX Runtime"),
+    ".xml": ("--openvino", "OpenVINO"),
+    ".tflite": ("--litert", "LiteRT"),
+}
+
+
+def predict_flag(path: Any) -> str:
+    """``sightline predict``'s flag for an exported file (``--onnx`` for an unknown suffix)."""
+    return next((f for s, (f, _) in EXPORTED_FILES.items() if str(path).endswith(s)), "--onnx")
+
+
+def _load_exported_file(path: str, suffix: str, device: Any) -> Any:
+    if suffix == ".xml":  # an OpenVINO IR from `sightline export --format openvino`
+        from sightline.infer.openvino import load_openvino
+
+        return load_openvino(path)
+    if suffix == ".tflite":  # from `sightline export --format litert`
+        from sightline.infer.litert import load_litert
+
+        return load_litert(path)
+    from sightline.infer.onnx import OnnxModel, require_packages
+
+    require_packages(["onnxruntime"], "running an ONNX model")
+    return OnnxModel.load(path, device)
+
+
 def file_predictor(
     path: str, engine: str = "auto", device: str | torch.device | None = "auto"
 ) -> Predictor:
-    """The ``Predictor`` of a model file outside a run: an ``.onnx`` from ``sightline export``
-    (ONNX Runtime) or a ``.safetensors`` model file (PyTorch's inference copy; engine "onnx"
+    """The ``Predictor`` of a model file outside a run: a file of ``sightline export``
+    (``EXPORTED_FILES``: ONNX, OpenVINO's .xml, LiteRT's .tflite, each in its runtime) or a ``.safetensors`` model file (PyTorch's inference copy; engine "onnx"
     is refused: a model file has no export)."""
     from pathlib import Path
 
@@ -97,19 +125,11 @@ def file_predictor(
     from sightline.errors import RunError
 
     check_engine(engine)
-    if str(path).endswith(".xml"):  # an OpenVINO IR from `sightline export --format openvino`
-        from sightline.infer.openvino import load_openvino
-
-        model = load_openvino(path)
-        return Predictor(model, model.preprocess, model.classes, None, "onnx", f"OpenVINO: {path}")
-    if str(path).endswith(".onnx"):
-        from sightline.infer.onnx import OnnxModel, require_packages
-
-        require_packages(["onnxruntime"], "running an ONNX model")
-        model = OnnxModel.load(path, device)
-        return Predictor(
-            model, model.preprocess, model.classes, None, "onnx", f"ONNX Runtime: {path}"
-        )
+    suffix = next((s for s in EXPORTED_FILES if str(path).endswith(s)), None)
+    if suffix is not None:  # a file of `sightline export`: its own runtime
+        model = _load_exported_file(path, suffix, device)
+        runtime = EXPORTED_FILES[suffix][1]
+        return Predictor(model, model.preprocess, model.classes, None, "onnx", f"{runtime}: {path}")
     if engine == "onnx":
         raise RunError(
             f"engine 'onnx' needs a run or an .onnx file, not the model file {path}: give the "

@@ -23,16 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sightline.errors import PathRefusedError, RunInUseError, SightlineError
 from sightline.fileio import entries_inside, read_json_inside
-from sightline.run import RunLayout
+from sightline.run import EXPORT_FORMATS, RunLayout
 from sightline.serve.api.run_files import DOWNLOAD, open_run, open_run_file, send_file
 from sightline.serve.core.errors import errors
 from sightline.serve.core.params import RunId
 
 router = APIRouter(prefix="/api/runs")
 
-FormatName = Literal[
-    "onnx", "onnx-int8", "openvino", "openvino-int8", "package"
-]  # run/exports.py's EXPORT_FORMATS
+FormatName = Literal[tuple(EXPORT_FORMATS)]  # type: ignore[valid-type]  # run/exports.py's
 # The names GET .../exports/{name} serves: the run layout's export files, nothing else.
 EXPORT_FILES = frozenset(p.name for p in RunLayout(Path(".")).downloads())
 _tasks: dict[str, dict[str, Any]] = {}  # run folder -> its latest export task (this process's)
@@ -45,7 +43,7 @@ class ExportRequest(BaseModel):
     formats: list[FormatName] = Field(
         ["onnx"],
         min_length=1,
-        max_length=5,
+        max_length=len(EXPORT_FORMATS),
         description="the formats, as `sightline export --format`",
     )
     which: Literal["best", "last"] = "best"
@@ -86,8 +84,6 @@ def _report(run: Any) -> dict[str, Any] | None:
     responses=errors(404),
 )
 def exports(run_id: RunId, request: Request) -> dict[str, Any]:
-    from sightline.run import EXPORT_FORMATS
-
     run = open_run(request, run_id)
     with _lock:
         task = dict(_tasks[str(run.path)]) if str(run.path) in _tasks else None

@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from test_train import make_dataset  # noqa: E402
+from test_train import make_dataset  # noqa: E402  (the squares run's data: conftest.py)
 
 import sightline  # noqa: E402
 from sightline.cli import main  # noqa: E402
@@ -23,23 +23,6 @@ from sightline.errors import ExportError  # noqa: E402
 from sightline.run.exports import parse_formats  # noqa: E402
 from sightline.run.layout import RunLayout  # noqa: E402
 from sightline.run.quantize import calibration_sample, choose_layers  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A fastcnn run on a folder with train and test splits (labels the check can read)."""
-    root = tmp_path_factory.mktemp("int8")
-    data = make_dataset(n_per_class=60)
-    for split, part in (("train", data.train), ("test", data.test)):
-        for i, (x, y) in enumerate(zip(part.images, part.labels, strict=True)):
-            folder = root / "squares" / split / f"class{int(y)}"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x[0].numpy()).save(folder / f"{i:03d}.png")
-    torch.manual_seed(0)
-    result = sightline.run_training(str(root / "squares"), "fastcnn", runs_dir=root / "runs",
-                                    epochs=4, progress="quiet", report=False, name="squares",
-                                    model_options={"width": 8})  # fmt: skip
-    return result.run
 
 
 def test_formats_are_named_once_each_and_an_unknown_one_is_said():
