@@ -35,7 +35,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         metavar="FORMAT",
         help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
         "from), openvino (an IR: .xml + .bin), openvino-int8 (NNCF's INT8 of it), litert (a .tflite "
-        "for phones), package (a zip of the model(s), MODEL_CARD.md "
+        "for phones), coreml (an .mlpackage, zipped, for iOS and macOS), package (a zip of the model(s), MODEL_CARD.md "
         "and a predict.py needing ONNX Runtime only)",
     )
     p.add_argument(
@@ -161,7 +161,7 @@ def _print_report(report, as_json: bool) -> int:
         print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
         return 0
     names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32",
-             "openvino-int8": "OpenVINO IR, INT8 (NNCF)", "litert": "LiteRT, float32"}  # fmt: skip
+             "openvino-int8": "OpenVINO IR, INT8 (NNCF)", "litert": "LiteRT, float32", "coreml": "Core ML, float32"}  # fmt: skip
     for e in report.exports:
         print(
             f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"
@@ -187,7 +187,9 @@ def _print_report(report, as_json: bool) -> int:
             print(f"  kept in float: {', '.join(e.kept_float)}")
         if e.note:
             print(f"  note: {e.note}", file=sys.stderr)
-    first = shlex.quote(str(report.exports[-1].path))
+    from sightline.run import predict_flag
+
+    runnable = [e.path for e in report.exports if predict_flag(e.path)]
     print(
         f"Report: {report.path.resolve()}; model card: {report.path.with_name('MODEL_CARD.md').resolve()}"
     )
@@ -195,8 +197,7 @@ def _print_report(report, as_json: bool) -> int:
         print(
             f"Package: {report.package.resolve()} (the model, its card and a predict.py that needs ONNX Runtime only)"
         )
-    from sightline.run import predict_flag
-
-    flag = predict_flag(report.exports[-1].path)
-    print(f"Use it: sightline predict {flag} {first} IMAGES...")
+    if runnable:
+        path = shlex.quote(str(runnable[-1]))
+        print(f"Use it: sightline predict {predict_flag(runnable[-1])} {path} IMAGES...")
     return 0

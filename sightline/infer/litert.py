@@ -28,6 +28,7 @@ import numpy as np
 
 from sightline.errors import RunError, SightlineError
 from sightline.infer.onnx import FORMAT, META_KEY, OnnxModel
+from sightline.infer.runtime import quiet_stderr, release_absl_stderr
 
 INSTALL_HINT = 'pip install "sightline[export]"'
 OUTPUT_NAMES = ("logits", "score")  # the session's names for the signature's output_0, output_1
@@ -42,6 +43,7 @@ def require_litert(convert: bool = False) -> Any:
 
             if convert:
                 import litert_torch  # noqa: F401
+        release_absl_stderr()
     except ImportError as e:
         raise SightlineError(f"{e.name or 'LiteRT'} is not installed: {INSTALL_HINT}") from None
     return interpreter
@@ -54,14 +56,10 @@ def quiet_litert() -> Iterator[None]:
     the user's business. Both are held back meanwhile (stderr for the moment it takes)."""
     before = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
-    saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+        with quiet_stderr(("torch.utils._pytree",)):
             yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
         if before is None:
             os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
         else:

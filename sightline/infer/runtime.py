@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +53,39 @@ def quiet_exporter() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def quiet_stderr(loggers: tuple[str, ...] = ()) -> Iterator[None]:
+    """The process's stderr (file descriptor 2) held back meanwhile, with Python's warnings and
+    the named loggers: converters and runtimes written in C++ (LiteRT, coremltools) log there
+    directly, and import-time notes about versions they were not tested with, none of it the
+    user's business. Their errors still come as exceptions."""
+    saved = os.dup(2)
+    levels = [(lg, lg.level) for lg in map(logging.getLogger, loggers)]
+    try:
+        for lg, _ in levels:
+            lg.setLevel(logging.ERROR)
+        with open(os.devnull, "w") as null, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        for lg, level in levels:
+            lg.setLevel(level)
+
+
+def release_absl_stderr() -> None:
+    """absl's logging handler (LiteRT and coremltools import absl) holds the ``sys.stderr`` of
+    the moment it was imported, and closes it when ``logging`` shuts its handlers down (as any
+    ``logging.config.dictConfig`` does, uvicorn's among them) unless it is the process's own:
+    in a notebook or under a test runner that stream is theirs. Point it at the process's."""
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        with contextlib.suppress(AttributeError):
+            absl.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 def make_session(model: str | os.PathLike | bytes, device: str | torch.device | None = "auto"):

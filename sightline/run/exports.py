@@ -13,6 +13,7 @@ that misses its bar is not written, and the error gives the numbers:
   too (``run/quantize.py`` says what stays float).
 * ``openvino``, ``openvino-int8``: ``run/export_openvino.py``.
 * ``litert``: ``run/export_litert.py`` (the float bar, checked in LiteRT's interpreter).
+* ``coreml``: ``run/export_coreml.py`` (not run here: the converted program and the spec).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ EXPORT_FORMATS: dict[str, str] = {
     "openvino-int8": "OpenVINO IR, INT8 by NNCF's post-training quantisation (OpenVINO's runtime)",
     "litert": "LiteRT (.tflite, TensorFlow Lite's successor) for phones, float32; uint8 "
     "channels-last images in, one at a time",
+    "coreml": "Core ML (.mlpackage, zipped) for iOS and macOS apps: a classifier taking an "
+    "image; its spec is checked here, not run (Core ML needs Apple's systems)",
     "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
     "needs ONNX Runtime only",
 }
@@ -117,6 +120,10 @@ def export(
         from sightline.infer.litert import require_litert
 
         require_litert(convert=True)
+    if "coreml" in wanted:
+        from sightline.run.export_coreml import require_coremltools
+
+        require_coremltools()
     if accept_drop is not None and not (0 <= accept_drop <= 100):
         raise ExportError(f"accept_drop is accuracy points, 0 to 100, not {accept_drop!r}")
     layout = RunLayout(run.path)
@@ -198,6 +205,10 @@ def export(
         from sightline.run.export_litert import export_litert
 
         reports.append(export_litert(run, which, fp32, net, preprocess, check, detector, reference))
+    if "coreml" in wanted:
+        from sightline.run.export_coreml import export_coreml
+
+        reports.append(export_coreml(run, which, fp32, net, preprocess, check, detector, reference))
     report = ExportReport(run.name, which, reports, layout.export_report)
     from sightline.run.model_card import model_card
 
@@ -224,6 +235,12 @@ def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path
         for e in report.exports:
             if e.format in names:
                 z.write(e.path, f"{run.name}/{names[e.format]}")
+            elif e.format == "coreml":  # the .mlpackage folder itself, for Xcode
+                with zipfile.ZipFile(e.path) as mlpackage:
+                    for item in mlpackage.infolist():
+                        inner = item.filename.split("/", 1)[1] if "/" in item.filename else ""
+                        if inner and not item.is_dir():
+                            z.writestr(f"{run.name}/model.mlpackage/{inner}", mlpackage.read(item))
         z.writestr(f"{run.name}/MODEL_CARD.md", card)
         z.writestr(f"{run.name}/predict.py", script)
         z.writestr(f"{run.name}/report.json", json.dumps(report.to_dict(), indent=2))

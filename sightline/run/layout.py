@@ -12,7 +12,7 @@ runs/<name>/
   plots/             the figures (PNG) and their cache; report.html beside them
   export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
                      best.int8.onnx (``--format onnx-int8``), report.json (every format's check),
-                     best.openvino.xml + .bin, best.openvino.int8.xml + .bin, best.tflite, MODEL_CARD.md, best.package.zip (``--format package``)
+                     best.openvino.xml + .bin, best.openvino.int8.xml + .bin, best.tflite, best.mlpackage.zip, MODEL_CARD.md, best.package.zip (``--format package``)
 ```
 
 >>> files = RunLayout(run.path)
@@ -102,6 +102,10 @@ class RunLayout:
         """``export/<which>.tflite``: LiteRT (uint8 channels-last images in)."""
         return self.export / f"{which}.tflite"
 
+    def coreml(self, which: str) -> Path:
+        """``export/<which>.mlpackage.zip``: Core ML's .mlpackage (a folder) as one file."""
+        return self.export / f"{which}.mlpackage.zip"
+
     def package(self, which: str) -> Path:
         """``export/<which>.package.zip``: the model(s), card and predict.py to hand on."""
         return self.export / f"{which}.package.zip"
@@ -117,12 +121,12 @@ class RunLayout:
 
     def downloads(self) -> list[Path]:
         """The export files a person may download (the server serves these names only): each
-        checkpoint's ONNX, INT8, OpenVINO (.xml and .bin), LiteRT and package, the card and the report."""
+        checkpoint's ONNX, INT8, OpenVINO (.xml and .bin), LiteRT, Core ML and package, the card and the report."""
         out = []
         for which in CHECKPOINTS:
             for xml in (self.openvino(which), self.openvino_int8(which)):
                 out += [xml, xml.with_suffix(".bin")]
-            out += [self.onnx(which), self.onnx_int8(which), self.litert(which)]
+            out += [self.onnx(which), self.onnx_int8(which), self.litert(which), self.coreml(which)]
             out.append(self.package(which))
         return [*out, self.model_card, self.export_report]
 

@@ -136,8 +136,8 @@ def model_card(run: Run, report: Report, meta: dict[str, Any]) -> str:
     lines += ["", "## The exported files", "", "| file | format | size | checked on | top-1 agreement with PyTorch | accuracy (PyTorch's) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for e in report.exports:
         q = e.parity
-        checked = f"{q.images} {q.source}" if q else "not checked"
-        agree = _pct(q.top1_agreement) if q else "not checked"
+        checked = f"{q.images} {q.source}" if q else e.runtime
+        agree = _pct(q.top1_agreement) if q else "not run"
         acc = (
             f"{_pct(q.accuracy)} ({_pct(q.reference_accuracy)})"
             if q and q.accuracy is not None

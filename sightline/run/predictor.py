@@ -93,9 +93,9 @@ EXPORTED_FILES = {
 }
 
 
-def predict_flag(path: Any) -> str:
-    """``sightline predict``'s flag for an exported file (``--onnx`` for an unknown suffix)."""
-    return next((f for s, (f, _) in EXPORTED_FILES.items() if str(path).endswith(s)), "--onnx")
+def predict_flag(path: Any) -> str | None:
+    """``sightline predict``'s flag for an exported file; None for one it cannot run here."""
+    return next((f for s, (f, _) in EXPORTED_FILES.items() if str(path).endswith(s)), None)
 
 
 def _load_exported_file(path: str, suffix: str, device: Any) -> Any:

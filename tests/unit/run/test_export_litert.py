@@ -18,11 +18,16 @@ pytest.importorskip("litert_torch")
 from sightline.cli import main  # noqa: E402
 from sightline.errors import RunError  # noqa: E402
 from sightline.infer.litert import LiteRtSession, load_litert, read_metadata  # noqa: E402
+from sightline.infer.runtime import release_absl_stderr  # noqa: E402
 from sightline.run.layout import RunLayout  # noqa: E402
+
+release_absl_stderr()  # imported above by importorskip, as require_litert would
 
 
 def _photos(run, n=6):
-    return [str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:n]]
+    return [
+        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:n]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,8 @@ def test_litert_export_is_checked_in_litert_and_predicts_as_pytorch(run, tflite)
 
 def test_a_fixed_batch_takes_any_number_of_images(run):
     """A file converted for 3 images at a time answers 7 (the last call padded) as PyTorch."""
-    from sightline.infer.ood import detector_of
     from sightline.infer.onnx import OnnxModel
+    from sightline.infer.ood import detector_of
     from sightline.run import checkpoint as ckpt
     from sightline.run.export_litert import convert
 
@@ -137,3 +142,19 @@ def test_the_score_bar_is_relative_to_the_threshold_near_zero():
     # Far past the threshold, the share is of the score itself.
     assert score_difference(want * 1.001, want, 10.0) == pytest.approx(1e-3, rel=1e-2)
     assert score_difference(torch.empty(0), torch.empty(0), 1.0) == 0.0
+
+
+def test_absls_handler_is_pointed_at_the_process_stderr():
+    """absl (imported by LiteRT) closes the stream its handler holds when logging shuts handlers
+    down (uvicorn's dictConfig does): a notebook's or test runner's stderr must not be it."""
+    import io
+    import logging.config
+
+    from absl import logging as absl_logging
+
+    handler = absl_logging.get_absl_handler().python_handler
+    borrowed = io.StringIO()
+    handler.stream = borrowed
+    release_absl_stderr()
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert handler.stream is sys.__stderr__ and not borrowed.closed
