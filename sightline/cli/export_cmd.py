@@ -35,7 +35,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         metavar="FORMAT",
         help="one or more of: onnx (float32, the default), onnx-int8 (with the onnx it is made "
         "from), openvino (an IR: .xml + .bin), openvino-int8 (NNCF's INT8 of it), litert (a .tflite "
-        "for phones), coreml (an .mlpackage, zipped, for iOS and macOS), package (a zip of the model(s), MODEL_CARD.md "
+        "for phones), litert-int8 (its INT8 copy, with it), coreml (an .mlpackage, zipped, for iOS and macOS), package (a zip of the model(s), MODEL_CARD.md "
         "and a predict.py needing ONNX Runtime only)",
     )
     p.add_argument(
@@ -161,7 +161,7 @@ def _print_report(report, as_json: bool) -> int:
         print(json.dumps({**report.to_dict(), "report": str(report.path.resolve())}, indent=2))
         return 0
     names = {"onnx": "ONNX float32", "onnx-int8": "ONNX INT8", "openvino": "OpenVINO IR, float32",
-             "openvino-int8": "OpenVINO IR, INT8 (NNCF)", "litert": "LiteRT, float32", "coreml": "Core ML, float32"}  # fmt: skip
+             "openvino-int8": "OpenVINO IR, INT8 (NNCF)", "litert": "LiteRT, float32", "litert-int8": "LiteRT, INT8 convolutions", "coreml": "Core ML, float32"}  # fmt: skip
     for e in report.exports:
         print(
             f"Exported {e.path.resolve()} ({names.get(e.format, e.format)}, {_size(e.size_bytes)}, {e.seconds:.1f} s)"

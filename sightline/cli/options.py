@@ -165,5 +165,20 @@ def add_checkpoint(p: argparse.ArgumentParser, *aliases: str) -> None:
     )
 
 
+def add_engine(p: argparse.ArgumentParser, what: str) -> None:
+    """``--engine``: what ``what`` runs on (the run's one rule: sightline/run/predictor.py)."""
+    from sightline.run import ENGINES
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help=f"what {what} on: auto (default): the fastest here, timed once, of PyTorch and the "
+        "run's current float exports whose runtimes are installed (`sightline export RUN --format "
+        "onnx openvino litert` makes them); torch: PyTorch; onnx, openvino, litert: that export, "
+        "or an error saying how to make it",
+    )
+
+
 def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")

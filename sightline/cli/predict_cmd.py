@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 from sightline.cli.common import pick_run
-from sightline.cli.options import add_checkpoint, add_device, add_runs_dir, positive_int
+from sightline.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_engine,
+    add_runs_dir,
+    positive_int,
+)
 from sightline.errors import RunError
 
 
@@ -40,14 +46,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     add_checkpoint(p)
     add_runs_dir(p)
     add_device(p)
-    p.add_argument(
-        "--engine",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="auto (default): the run's current ONNX export in ONNX Runtime where sightline[onnx] is "
-        "installed (`sightline export RUN` makes it) and it is faster for this model here (timed "
-        "once), else PyTorch; torch: PyTorch; onnx: the export, or an error saying how to make it",
-    )
+    add_engine(p, "predictions run")
     p.add_argument(
         "--onnx",
         default=None,
@@ -88,11 +87,12 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from sightline.infer import PredictionReport, expand_inputs, save_seen
+    from sightline.run import ENGINES
 
     files, problems = expand_inputs(args.inputs)
     predictor = _open_predictor(args, len(files))
     if predictor.note:
-        print(f"{predictor.note}; --engine torch|onnx chooses", file=sys.stderr)
+        print(f"{predictor.note}; --engine {'|'.join(ENGINES[1:])} chooses", file=sys.stderr)
     found = predictor.predict_images(
         [(str(f), f) for f in files],
         top_k=min(args.top_k, len(predictor.classes)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sightline.cli.options import positive_int
+from sightline.cli.options import add_engine, positive_int
 
 
 def _port(text: str) -> int:
@@ -81,15 +81,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         "request); every answer names the run it used",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument(
-        "--engine",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="what predictions run on: auto (default): a run's current ONNX export in ONNX Runtime "
-        "where sightline[onnx] is installed (`sightline export RUN` makes it) and it is faster for "
-        "that model here (timed once), else PyTorch; torch: always PyTorch; onnx: always the "
-        "export. Inspection uses PyTorch",
-    )
+    add_engine(p, "predictions run (inspection uses PyTorch)")
     p.add_argument(
         "--workers",
         type=positive_int,

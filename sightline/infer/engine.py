@@ -24,7 +24,7 @@ REPEATS = 3  # timed runs per batch (after one untimed warm-up), the median kept
 
 @dataclass(frozen=True)
 class EngineChoice:
-    engine: str  # "onnx" or "torch"
+    engine: str  # "torch", or an export's runtime: "onnx", "openvino", "litert"
     per_image_ms: dict[str, float]  # mean over BATCHES of each engine's time per image
     reason: str | None = None  # chosen for this rather than by the timing (nothing timed)
     task: str = "predicts"  # what the engine does faster, for the note
@@ -40,7 +40,7 @@ class EngineChoice:
         return {"engine": self.engine, "per_image_ms": self.per_image_ms}
 
 
-NAMES = {"onnx": "ONNX Runtime", "torch": "PyTorch"}
+NAMES = {"onnx": "ONNX Runtime", "torch": "PyTorch", "openvino": "OpenVINO", "litert": "LiteRT"}
 
 
 def _seconds(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float:

@@ -29,6 +29,7 @@ DEVICE = "CPU"
 def require_openvino(int8: bool = False) -> Any:
     """The openvino module; with ``int8`` NNCF too (its quantiser). SightlineError naming the
     extra to install when either is missing."""
+    decline_telemetry()
     try:
         import openvino
 
@@ -37,6 +38,19 @@ def require_openvino(int8: bool = False) -> Any:
     except ImportError as e:
         raise SightlineError(f"{e.name or 'OpenVINO'} is not installed: {INSTALL_HINT}") from None
     return openvino
+
+
+def decline_telemetry() -> None:
+    """OpenVINO's converter and NNCF send usage events to Google Analytics (from a forked
+    process, at import and at each conversion) unless a consent file in the user's home says no;
+    sightline sends nothing on its users' behalf, so their consent check answers "declined"
+    for this process. Nothing is written to the user's home."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:  # no telemetry package: nothing to decline
+        return
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    opt_in_checker.OptInChecker.check = lambda self, *args, **kwargs: declined
 
 
 class OpenVinoSession:

@@ -41,7 +41,7 @@ from sightline.run.folders import (
     write_run_config,
     write_status,
 )
-from sightline.run.layout import CHECKPOINTS, PLOTS, REPORT, RunLayout
+from sightline.run.layout import CHECKPOINTS, ENGINE_EXPORTS, ENGINES, PLOTS, REPORT, RunLayout
 from sightline.run.listing import (
     delete_run,
     find_run,
@@ -93,12 +93,14 @@ __all__ = [
     "write_run_config",
     "write_status",
     "ENGINES",
+    "ENGINE_EXPORTS",
     "export_onnx",
     "export_path",
     "parse_formats",
     "EXPORT_FORMATS",
     "file_predictor",
     "predict_flag",
+    "require_runtime",
     "load_model",
     "open_predictor",
 ]
@@ -107,9 +109,9 @@ __all__ = [
 _EXPORTS = {
     "export_onnx": "sightline.run.export_api",
     "load_model": "sightline.run.checkpoint",
-    "ENGINES": "sightline.run.predictor",
     "file_predictor": "sightline.run.predictor",
     "predict_flag": "sightline.run.predictor",
+    "require_runtime": "sightline.run.predictor",
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
     "parse_formats": "sightline.run.exports",
@@ -120,5 +122,10 @@ if TYPE_CHECKING:
     from sightline.run.export_api import export_onnx
     from sightline.run.exported import export_path
     from sightline.run.exports import EXPORT_FORMATS, parse_formats
-    from sightline.run.predictor import ENGINES, file_predictor, open_predictor, predict_flag
+    from sightline.run.predictor import (
+        file_predictor,
+        open_predictor,
+        predict_flag,
+        require_runtime,
+    )
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -45,6 +45,8 @@ class Parity:
     # With a "none of these" score: the share of the images each answers unknown.
     unknown: float | None = None
     reference_unknown: float | None = None
+    # the share of the images whose "none of these" verdict is PyTorch's
+    verdict_agreement: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -147,6 +149,8 @@ def measure_parity(
     if detector is not None and got_scores is not None and want_scores is not None and len(images):
         parity.unknown = (got_scores > detector.threshold).float().mean().item()
         parity.reference_unknown = (want_scores > detector.threshold).float().mean().item()
+        same = (got_scores > detector.threshold) == (want_scores > detector.threshold)
+        parity.verdict_agreement = same.float().mean().item()
     return parity
 
 

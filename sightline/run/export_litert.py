@@ -75,10 +75,13 @@ def export_litert(
     check: Any,
     detector: Any,
     reference: Any,
-) -> FormatReport:
+    int8: bool = False,
+    accept_drop: float | None = None,
+) -> list[FormatReport]:
     """The run's model as a .tflite (uint8 channels-last images in, the ONNX export's outputs
-    and metadata), checked on ``check`` against PyTorch's ``reference``; ExportError with the
-    numbers (and nothing written) when it misses the float bar."""
+    and metadata), checked on ``check`` against PyTorch's ``reference``; with ``int8`` also its
+    INT8 copy (``run/quantize_litert.py``) against INT8's bar. ExportError with the numbers
+    (and nothing of that format written) when one misses its bar."""
     from sightline.infer.litert import LiteRtSession, add_metadata, require_litert
 
     require_litert(convert=True)
@@ -90,6 +93,7 @@ def export_litert(
         "input_layout": "NHWC",
         "batch": LITERT_BATCH,
     }
+    runtime = f"LiteRT {version('ai-edge-litert')} (CPU)"
     loaded = OnnxModel(LiteRtSession(blob), metadata, name="check")
     parity = measure_parity(loaded, net, preprocess, check, detector, reference)
     if not parity.passed:
@@ -98,12 +102,34 @@ def export_litert(
             f"{check.source}: max abs difference of the logits {parity.max_abs_diff:.3g}; "
             "nothing was written"
         )
-    blob = add_metadata(blob, {**metadata, "parity": asdict(parity)})
-    out = RunLayout(run.path).litert(which)
-    with atomic_open(out, "wb", run.path) as f:
+    layout = RunLayout(run.path)
+    out = layout.litert(which)
+    _write(add_metadata(blob, {**metadata, "parity": asdict(parity)}), out, run.path)
+    reports = [FormatReport("litert", out, out.stat().st_size, runtime, parity, FLOAT_BAR,
+                            time.perf_counter() - start, note=check.note)]  # fmt: skip
+    if int8:
+        from sightline.run.quantize import int8_verdict
+        from sightline.run.quantize_litert import quantise_litert
+
+        start = time.perf_counter()
+        q = quantise_litert(blob)
+        loaded = OnnxModel(LiteRtSession(q.model), metadata, name="check")
+        parity = measure_parity(loaded, net, preprocess, check, detector, reference)
+        bar = int8_verdict(
+            f"the litert-int8 export of run {run.name!r}", parity, check, accept_drop
+        )
+        record = {"method": q.method, "layers_int8": q.quantised, "kept_float": q.kept_float}
+        out = layout.litert_int8(which)
+        meta = {**metadata, "quantization": record, "parity": asdict(parity)}
+        _write(add_metadata(q.model, meta), out, run.path)
+        reports.append(FormatReport("litert-int8", out, out.stat().st_size, runtime, parity, bar,
+                                    time.perf_counter() - start, q.kept_float, check.note))  # fmt: skip
+    return reports
+
+
+def _write(blob: bytes, out: Any, root: Any) -> None:
+    with atomic_open(out, "wb", root) as f:
         f.write(blob)
-    return FormatReport("litert", out, len(blob), f"LiteRT {version('ai-edge-litert')} (CPU)",
-                        parity, FLOAT_BAR, time.perf_counter() - start, note=check.note)  # fmt: skip
 
 
 def convert(

@@ -1,6 +1,7 @@
-"""A run's ONNX export as a file of the run: where it lives (``<run>/export/<which>.onnx``), and
-loading it into ONNX Runtime (``infer/onnx.py``) only while it matches the run's checkpoint, so
-a stale export is never used silently. Writing it is ``run/export.py``'s."""
+"""A run's float exports as engines: where each lives (``<run>/export/<which>.onnx``, the
+OpenVINO IR, the .tflite), loading one into its runtime only while it matches the run's
+checkpoint, so a stale export is never used silently, and ``--engine auto``'s timed choice among
+them and PyTorch. Writing them is ``run/exports.py``'s."""
 
 from __future__ import annotations
 
@@ -21,33 +22,43 @@ from sightline.fileio import (
 from sightline.infer.batched import INFERENCE_PATH
 from sightline.infer.engine import EngineChoice, faster_engine
 from sightline.infer.onnx import OnnxModel
-from sightline.run.layout import RunLayout
+from sightline.run.layout import ENGINE_EXPORTS, RunLayout
 
 # ``run``: a ``sightline.run.Run`` (not imported: Run.predictor calls into here)
 Run = Any
 
 
-def export_path(run: Run, which: str = "best") -> Path:
-    """Where ``sightline export`` puts a run's model by default: ``<run>/export/<which>.onnx``."""
+EXPORT_NAMES = {"onnx": "ONNX", "openvino": "OpenVINO", "litert": "LiteRT"}
+
+
+def export_path(run: Run, which: str = "best", engine: str = "onnx") -> Path:
+    """Where ``sightline export`` puts a run's model for ``engine`` (``ENGINE_EXPORTS``):
+    ``<run>/export/<which>.onnx`` by default."""
     if which not in ("best", "last"):
         raise RunError(f"checkpoint must be 'best' or 'last', not {which!r}")
-    return RunLayout(run.path).onnx(which)
+    return ENGINE_EXPORTS[engine](RunLayout(run.path), which)
 
 
 def load_exported(
-    run: Run, which: str = "best", device: str | torch.device | None = "auto"
+    run: Run, which: str = "best", device: str | torch.device | None = "auto", engine: str = "onnx"
 ) -> OnnxModel:
-    """A run's ``export/<which>.onnx``, named after the run. ``NotExportedError`` when there is
-    none, or when it was exported from another checkpoint than the run's current one (the run
-    trained on since): a stale export is never used silently."""
-    path = export_path(run, which)
-    again = f"sightline export {run.name}" + ("" if which == "best" else f" --checkpoint {which}")
+    """A run's export for ``engine`` (ONNX Runtime, OpenVINO or LiteRT), named after the run.
+    ``NotExportedError`` when there is none, or when it was exported from another checkpoint
+    than the run's current one (the run trained on since): a stale export is never used
+    silently."""
+    path = export_path(run, which, engine)
+    fmt = engine  # each engine's file is made by the --format of its name
+    again = (
+        f"sightline export {run.name}"
+        + ("" if fmt == "onnx" else f" --format {fmt}")
+        + ("" if which == "best" else f" --checkpoint {which}")
+    )
     inside(run.path, path)  # a symbolic link there is refused, not loaded
     if not path.is_file():
         raise NotExportedError(
-            f"run {run.name!r} has no ONNX export ({path}): make one with `{again}`"
+            f"run {run.name!r} has no {EXPORT_NAMES[engine]} export ({path}): make one with `{again}`"
         )
-    model = OnnxModel.load(path, device, name=run.name)
+    model = _open(path, engine, device, run.name)
     if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
         raise NotExportedError(
             f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
@@ -56,33 +67,69 @@ def load_exported(
     return model
 
 
+def _open(path: Path, engine: str, device: Any, name: str) -> OnnxModel:
+    if engine == "openvino":
+        from sightline.infer.openvino import load_openvino
+
+        return load_openvino(path, name)
+    if engine == "litert":
+        from sightline.infer.litert import load_litert
+
+        return load_litert(path, name)
+    return OnnxModel.load(path, device, name=name)
+
+
+def _runtime_here(engine: str, device: str | torch.device | None) -> bool:
+    """Whether ``engine``'s runtime is installed and runs where PyTorch runs on ``device``
+    (OpenVINO and LiteRT are timed on the CPU only: a GPU's PyTorch is no match for them)."""
+    import importlib.util
+
+    from sightline.devices import resolve_device
+    from sightline.infer.onnx import runs_beside_torch
+
+    if engine == "onnx":
+        return runs_beside_torch(device)
+    module = {"openvino": "openvino", "litert": "ai_edge_litert"}[engine]
+    return (
+        importlib.util.find_spec(module) is not None
+        and resolve_device(device or "auto").type == "cpu"
+    )
+
+
 def auto_engine(
     run: Run,
     which: str = "best",
     device: str | torch.device | None = "auto",
     needs_score: bool = True,
 ) -> tuple[OnnxModel | None, EngineChoice | None]:
-    """``--engine auto``'s choice for ``run``: (its export, the timing that chose it) when a
-    current export predicts faster than PyTorch here; (None, the timing) when PyTorch does;
-    (None, None) without ONNX Runtime or a current export. The timing (``infer/engine.py``) is
-    kept beside the export, for this export, machine and thread count, so it is measured once.
-    ``needs_score``: an export made before exports gave the "none of these" score (logits
-    only) is not used for a run that has one: PyTorch, which answers unknown, is chosen."""
+    """``--engine auto``'s choice for ``run``: (the export, the timing that chose it) when one of
+    its current float exports (``layout.ENGINE_EXPORTS``) predicts faster than PyTorch here; (None, the
+    timing) when PyTorch does; (None, None) with no current export whose runtime runs here. The
+    timing (``infer/engine.py``) is kept beside the exports, for these exports, machine and
+    thread count, so it is measured once. ``needs_score``: an export made before exports gave
+    the "none of these" score (logits only) is not used for a run that has one."""
     from sightline.devices import resolve_device
-    from sightline.infer.onnx import runs_beside_torch
 
-    if not runs_beside_torch(device) or not is_file_inside(run.path, export_path(run, which)):
-        return None, None
     dev = resolve_device(device or "auto")
-    try:
-        model = load_exported(run, which, str(dev))
-    except NotExportedError:  # exported from an older checkpoint: PyTorch runs the current one
+    models: dict[str, OnnxModel] = {}
+    for engine in ENGINE_EXPORTS:
+        if not _runtime_here(engine, dev) or not is_file_inside(
+            run.path, export_path(run, which, engine)
+        ):
+            continue
+        try:
+            models[engine] = load_exported(run, which, str(dev), engine)
+        except (NotExportedError, RunError):  # older than the checkpoint, or unreadable
+            continue
+    if not models:
         return None, None
-    if needs_score and model.sightline_ood is None and run.metadata(which).get("ood"):
-        reason = "the run's export gives no 'none of these' score (export it again)"
-        return None, EngineChoice("torch", {}, reason)
+    if needs_score and run.metadata(which).get("ood"):
+        if all(m.sightline_ood is None for m in models.values()):
+            reason = "the run's export gives no 'none of these' score (export it again)"
+            return None, EngineChoice("torch", {}, reason)
+        models = {e: m for e, m in models.items() if m.sightline_ood is not None}
     key = {
-        "export_sha256": model.metadata.get("source_sha256"),
+        "exports_sha256": {e: m.metadata.get("source_sha256") for e, m in sorted(models.items())},
         "machine": _machine(),
         "device": str(dev),
         "threads": torch.get_num_threads(),
@@ -100,11 +147,12 @@ def auto_engine(
         from sightline.infer.batched import batched_logits
 
         net, pre = run.inference_model(which, dev), run.preprocess
-        engines = {"torch": lambda x: batched_logits(net, x, pre, dev), "onnx": model.logits}
+        engines: dict[str, Any] = {"torch": lambda x: batched_logits(net, x, pre, dev)}
+        engines.update({e: m.logits for e, m in models.items()})
         choice = faster_engine(engines, pre.input_shape)
         with contextlib.suppress(OSError):  # a read-only runs folder: measured again next time
             atomic_write_json(cache, {"key": key, **choice.to_dict()}, root=run.path)
-    return (model if choice.engine == "onnx" else None), choice
+    return models.get(choice.engine), choice
 
 
 def _machine() -> str:

@@ -7,12 +7,13 @@ and mean difference, the accuracy of both, and the share each answers "none of t
 that misses its bar is not written, and the error gives the numbers:
 
 * ``onnx`` (fp32): logits within 1e-4 of PyTorch's (``run/export.py``).
-* ``onnx-int8``, ``openvino-int8``: top-1 agreement of 99 % or more and an accuracy drop of at
+* ``onnx-int8``, ``openvino-int8``, ``litert-int8``: top-1 agreement of 99 % or more and an accuracy drop of at
   most 0.5 points (``run/quantize.py``'s ``int8_verdict``); ``accept_drop`` (``--accept-drop X``) accepts a drop up to X
   points instead, whatever the agreement. It is quantised from the fp32 export, which is written
   too (``run/quantize.py`` says what stays float).
 * ``openvino``, ``openvino-int8``: ``run/export_openvino.py``.
-* ``litert``: ``run/export_litert.py`` (the float bar, checked in LiteRT's interpreter).
+* ``litert``: ``run/export_litert.py`` (the float bar, checked in LiteRT's interpreter);
+  ``litert-int8``: its INT8 copy (``run/quantize_litert.py``), INT8's bar.
 * ``coreml``: ``run/export_coreml.py`` (not run here: the converted program and the spec).
 """
 
@@ -52,6 +53,8 @@ EXPORT_FORMATS: dict[str, str] = {
     "openvino-int8": "OpenVINO IR, INT8 by NNCF's post-training quantisation (OpenVINO's runtime)",
     "litert": "LiteRT (.tflite, TensorFlow Lite's successor) for phones, float32; uint8 "
     "channels-last images in, one at a time",
+    "litert-int8": "LiteRT with INT8 convolutions (dynamic range: int8 weights, activations "
+    "quantised per image at run time), with the float .tflite it is made from",
     "coreml": "Core ML (.mlpackage, zipped) for iOS and macOS apps: a classifier taking an "
     "image; its spec is checked here, not run (Core ML needs Apple's systems)",
     "package": "one zip to hand on: the ONNX model(s), MODEL_CARD.md and a predict.py that "
@@ -116,7 +119,7 @@ def export(
         from sightline.infer.openvino import require_openvino
 
         require_openvino(int8="openvino-int8" in wanted)
-    if "litert" in wanted:
+    if {"litert", "litert-int8"} & set(wanted):
         from sightline.infer.litert import require_litert
 
         require_litert(convert=True)
@@ -201,10 +204,11 @@ def export(
                     calibration=sample, accept_drop=accept_drop,
                 )
             )  # fmt: skip
-    if "litert" in wanted:
+    if {"litert", "litert-int8"} & set(wanted):
         from sightline.run.export_litert import export_litert
 
-        reports.append(export_litert(run, which, fp32, net, preprocess, check, detector, reference))
+        reports += export_litert(run, which, fp32, net, preprocess, check, detector, reference,
+                                 int8="litert-int8" in wanted, accept_drop=accept_drop)  # fmt: skip
     if "coreml" in wanted:
         from sightline.run.export_coreml import export_coreml
 
@@ -230,7 +234,8 @@ def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path
     from importlib.resources import files
 
     script = (files("sightline.run") / "standalone_predict.py").read_text()
-    names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "litert": "model.tflite"}
+    names = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "litert": "model.tflite",
+             "litert-int8": "model.int8.tflite"}  # fmt: skip
     with atomic_open(out, "wb", run.path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
         for e in report.exports:
             if e.format in names:

@@ -12,7 +12,7 @@ runs/<name>/
   plots/             the figures (PNG) and their cache; report.html beside them
   export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
                      best.int8.onnx (``--format onnx-int8``), report.json (every format's check),
-                     best.openvino.xml + .bin, best.openvino.int8.xml + .bin, best.tflite, best.mlpackage.zip, MODEL_CARD.md, best.package.zip (``--format package``)
+                     best.openvino.xml + .bin, best.openvino.int8.xml + .bin, best.tflite, best.int8.tflite, best.mlpackage.zip, MODEL_CARD.md, best.package.zip (``--format package``)
 ```
 
 >>> files = RunLayout(run.path)
@@ -102,6 +102,10 @@ class RunLayout:
         """``export/<which>.tflite``: LiteRT (uint8 channels-last images in)."""
         return self.export / f"{which}.tflite"
 
+    def litert_int8(self, which: str) -> Path:
+        """``export/<which>.int8.tflite``: LiteRT with INT8 convolutions."""
+        return self.export / f"{which}.int8.tflite"
+
     def coreml(self, which: str) -> Path:
         """``export/<which>.mlpackage.zip``: Core ML's .mlpackage (a folder) as one file."""
         return self.export / f"{which}.mlpackage.zip"
@@ -126,7 +130,8 @@ class RunLayout:
         for which in CHECKPOINTS:
             for xml in (self.openvino(which), self.openvino_int8(which)):
                 out += [xml, xml.with_suffix(".bin")]
-            out += [self.onnx(which), self.onnx_int8(which), self.litert(which), self.coreml(which)]
+            out += [self.onnx(which), self.onnx_int8(which), self.litert(which)]
+            out += [self.litert_int8(which), self.coreml(which)]
             out.append(self.package(which))
         return [*out, self.model_card, self.export_report]
 
@@ -144,3 +149,13 @@ class RunLayout:
     def inspection(self, image: str, name: str) -> Path:
         """``inspect/<image>/<name>``: a figure of ``sightline inspect`` for one image."""
         return self.path / INSPECT / image / name
+
+
+# The float exports a run predicts through (``--engine``): engine -> its file. Float only: each
+# answers as PyTorch within 1e-4, so choosing one by speed never changes an answer.
+ENGINE_EXPORTS = {
+    "onnx": RunLayout.onnx,
+    "openvino": RunLayout.openvino,
+    "litert": RunLayout.litert,
+}
+ENGINES = ("auto", "torch", *ENGINE_EXPORTS)  # what --engine takes (run/predictor.py decides)

@@ -3,12 +3,14 @@
 ``open_predictor(run, engine=...)`` is the only place that decides, for every face (``Run.predict*``,
 ``sightline predict``, the server's model cache and batcher):
 
-* ``"onnx"``: the run's current export (``export/<which>.onnx``) in ONNX Runtime; an error that
-  says how to make one when there is none or it is stale.
+* ``"onnx"``, ``"openvino"``, ``"litert"``: the run's current float export for that runtime
+  (``export/<which>.onnx``, ``.openvino.xml``, ``.tflite``); an error that says how to make one
+  when there is none or it is stale.
 * ``"torch"``: PyTorch only: the inference copy of the checkpoint (BatchNorms folded,
   channels-last where faster: ``infer.batched.inference_copy``).
-* ``"auto"``: the run's current export where ONNX Runtime runs it faster here than PyTorch
-  (timed once per export and machine: ``run.exported.auto_engine``); else PyTorch, whose
+* ``"auto"``: the fastest here of PyTorch and the run's current float exports whose runtimes
+  are installed (timed once per set of exports and machine: ``run.exported.auto_engine``); when
+  PyTorch wins, its
   pretrained backbone (if any) runs in ONNX Runtime where that is faster here (timed once per
   machine and backbone: ``infer.backbone``; its export, made once and cached by content, is
   made only for a job of enough images to pay for it).
@@ -23,13 +25,12 @@ from typing import Any
 import torch
 
 from sightline.errors import ConfigError
+from sightline.infer.engine import NAMES
 from sightline.infer.predict import Predictor
+from sightline.run.layout import ENGINE_EXPORTS, ENGINES
 
 # ``run``: a ``sightline.run.Run`` (not imported: Run.predictor calls into here)
 Run = Any
-
-
-ENGINES = ("auto", "torch", "onnx")
 
 
 def check_engine(engine: str) -> str:
@@ -54,20 +55,19 @@ def open_predictor(
 
     check_engine(engine)
     dev = resolve_device(device or "auto")
-    if engine == "onnx":
-        from sightline.infer.onnx import require_packages
+    if engine in ENGINE_EXPORTS:
         from sightline.run.exported import load_exported
 
-        require_packages(["onnxruntime"], "engine 'onnx'")
-        model = load_exported(run, which, device)  # "auto": ONNX Runtime's CUDA where it has it
-        return _onnx(run, model, "ONNX Runtime, as asked", which)
+        require_runtime(engine)
+        model = load_exported(run, which, device, engine)  # onnx "auto": ORT's CUDA if it has it
+        return _exported(run, model, f"{NAMES[engine]}, as asked", which, engine)
     note = None
     if engine == "auto":
         from sightline.run.exported import auto_engine
 
         exported, choice = auto_engine(run, which, str(dev), needs_score)
-        if exported is not None:
-            return _onnx(run, exported, choice.note if choice else "ONNX Runtime", which)
+        if exported is not None and choice is not None:
+            return _exported(run, exported, choice.note, which, choice.engine)
         note = choice.note if choice is not None else None
     heard: list[str] = []
     net = run.inference_model(
@@ -78,11 +78,27 @@ def open_predictor(
     return Predictor(net, run.preprocess, run.classes, dev, "torch", note, run.name)
 
 
-def _onnx(run: Run, model: Any, note: str, which: str) -> Predictor:
+def _exported(run: Run, model: Any, note: str, which: str, engine: str) -> Predictor:
     from sightline.run.exported import export_path
 
-    note = f"{note}: predicting with the run's export ({export_path(run, which)})"
-    return Predictor(model, model.preprocess, model.classes, None, "onnx", note, run.name)
+    note = f"{note}: predicting with the run's export ({export_path(run, which, engine)})"
+    return Predictor(model, model.preprocess, model.classes, None, engine, note, run.name)
+
+
+def require_runtime(engine: str) -> None:
+    """The runtime of ``engine`` installed, else a SightlineError naming what to install."""
+    if engine == "onnx":
+        from sightline.infer.onnx import require_packages
+
+        require_packages(["onnxruntime"], "engine 'onnx'")
+    elif engine == "openvino":
+        from sightline.infer.openvino import require_openvino
+
+        require_openvino()
+    else:
+        from sightline.infer.litert import require_litert
+
+        require_litert()
 
 
 # The files of `sightline export` a model opens from: suffix -> (sightline predict's flag, runtime)
@@ -128,12 +144,14 @@ def file_predictor(
     suffix = next((s for s in EXPORTED_FILES if str(path).endswith(s)), None)
     if suffix is not None:  # a file of `sightline export`: its own runtime
         model = _load_exported_file(path, suffix, device)
-        runtime = EXPORTED_FILES[suffix][1]
-        return Predictor(model, model.preprocess, model.classes, None, "onnx", f"{runtime}: {path}")
-    if engine == "onnx":
+        flag, runtime = EXPORTED_FILES[suffix]
+        return Predictor(
+            model, model.preprocess, model.classes, None, flag[2:], f"{runtime}: {path}"
+        )
+    if engine in ENGINE_EXPORTS:
         raise RunError(
-            f"engine 'onnx' needs a run or an .onnx file, not the model file {path}: give the "
-            "run's folder, or the .onnx file `sightline export` wrote"
+            f"engine {engine!r} needs a run or a file of `sightline export`, not the model file "
+            f"{path}: give the run's folder, or the exported file"
         )
     from sightline.data.preprocess import Preprocess
     from sightline.infer.batched import inference_copy

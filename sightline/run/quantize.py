@@ -155,11 +155,19 @@ def int8_verdict(what: str, p: Any, check: Any, accept_drop: float | None) -> st
     bar = (
         f"accuracy drop <= {limit:g} points"
         if accept_drop is not None
-        else f"top-1 agreement >= {MIN_AGREEMENT:.0%} and accuracy drop <= {limit:g} points"
+        else f"top-1 agreement >= {MIN_AGREEMENT:.0%}"
+        + (' and "none of these" verdicts' if p.verdict_agreement is not None else "")
+        + f", accuracy drop <= {limit:g} points"
     )
     misses = []
     if accept_drop is None and p.top1_agreement < MIN_AGREEMENT:
         misses.append(f"top-1 agreement {p.top1_agreement:.2%} < {MIN_AGREEMENT:.0%}")
+    verdicts = p.verdict_agreement
+    if accept_drop is None and verdicts is not None and verdicts < MIN_AGREEMENT:
+        misses.append(
+            f'the "none of these" verdict kept on {verdicts:.2%} of the images < '
+            f"{MIN_AGREEMENT:.0%} (unknown {p.unknown:.1%}, PyTorch {p.reference_unknown:.1%})"
+        )
     if drop is not None and drop > limit:
         misses.append(
             f"accuracy {p.accuracy:.2%} against PyTorch's {p.reference_accuracy:.2%} "

@@ -179,7 +179,7 @@ class Run:
         needs_score: bool = True,
     ):
         """The ``Predictor`` every face predicts with (``sightline.run.predictor``: the engine
-        chosen once, by one rule; ``engine``: "auto", "torch" or "onnx"). ``images``: how many
+        chosen once, by one rule; ``engine``: ``sightline.run.ENGINES``). ``images``: how many
         images the caller will pass, if known; ``needs_score``: False when the "none of these"
         answer is never asked for. Kept for the next call (a run trained on since: load it again)."""
         from sightline.infer.backbone import EXPORT_PAYS
@@ -336,12 +336,15 @@ class Run:
         accept_drop: float | None = None,
         **kwargs: Any,
     ):
-        """This run's model in ``formats`` ("onnx", "onnx-int8"; ``run/exports.py``, which
-        also takes ``images`` and ``calibration``), each checked against PyTorch on the test
-        split and reported in ``export/report.json``."""
+        """This run's model in ``formats`` (``sightline.run.EXPORT_FORMATS``; ``run/exports.py``,
+        which also takes ``images`` and ``calibration``), each checked against PyTorch on the
+        test split and reported in ``export/report.json``. The predictors kept are dropped: the
+        engine is chosen again with the new exports."""
         from sightline.run.exports import export
 
-        return export(self, formats, which, accept_drop, **kwargs)
+        report = export(self, formats, which, accept_drop, **kwargs)
+        self._models = {k: v for k, v in self._models.items() if k[0] != "predictor"}
+        return report
 
     def predict_files(
         self,

@@ -104,12 +104,10 @@ def create_app(
         )
     if engine not in ENGINE_CHOICES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
-    if engine == "onnx":
-        from sightline.infer import require_packages
+    if engine not in ("auto", "torch"):  # its runtime installed: at start, not at a request
+        from sightline.run import require_runtime
 
-        require_packages(
-            ["onnxruntime"], "serving with --engine onnx"
-        )  # at start, not at the first request
+        require_runtime(engine)
     token = check_token(token)  # a weak one fails here; "generate" makes one (serve() prints it)
     cpu_malloc_tuning_wanted()  # a bad SIGHTLINE_CPU_MALLOC fails here, not in every CPU request and job
     serving_requests()  # freed memory goes back to the system (devices.py)

@@ -77,17 +77,18 @@ def serve(
         f"sightline serving the runs in {runs} at {url}/  (API docs: {url}/docs; Ctrl-C stops)",
         flush=True,
     )
-    if engine == "onnx":
+    if engine not in ("auto", "torch"):
+        fmt = "" if engine == "onnx" else f" --format {engine}"
         print(
-            "Predictions run through each run's export/best.onnx in ONNX Runtime (`sightline export RUN` makes it); "
+            f"Predictions run through each run's {engine} export (`sightline export RUN{fmt}` makes it); "
             "inspection uses PyTorch.",
             flush=True,
         )
     elif engine == "auto" and app.state.sightline.models.exports_may_run:
         print(
-            "A run with a current ONNX export (`sightline export RUN`) predicts through ONNX Runtime where "
-            "that is faster for it here (timed once; the log says which), the others in PyTorch "
-            "(--engine torch: always PyTorch).",
+            "A run with current exports (`sightline export RUN --format onnx openvino litert`) predicts "
+            "through the fastest of them and PyTorch here (timed once; the log says which), the others "
+            "in PyTorch (--engine torch: always PyTorch).",
             flush=True,
         )
     if token:

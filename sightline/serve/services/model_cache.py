@@ -7,11 +7,12 @@ loaded again on its next prediction, so the cache never serves stale weights. A 
 ``stat`` of that file (two for a run still on its last.safetensors: a best.safetensors that
 appears replaces it); only a miss validates the name and reads the run's config.json again.
 
-With ``engine="auto"`` (the default) a run with a current ONNX export runs it in ONNX Runtime
-where that is faster here (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for
+With ``engine="auto"`` (the default) a run with current float exports runs the fastest of them
+and PyTorch here (``run/exported.py``) (1.5-2.5x PyTorch's images/s on batches, 6-12x on single images for
 the convnets: benchmarks/README.md), any other run in PyTorch; an export that appears or goes
 stale (the run trained on) switches the run over on its next prediction.
-With ``engine="onnx"`` predictions run through each run's ``export/best.onnx`` in ONNX Runtime,
+With ``engine="onnx"`` (``"openvino"``, ``"litert"``) predictions run through each run's
+``export/best.onnx`` in ONNX Runtime (its OpenVINO IR, its .tflite),
 reloaded when the export or the checkpoint changes, and refused (``NotExportedError``: HTTP
 409) when the run has none or it is older than the checkpoint. Inspection and summaries
 (``private_copy``) stay on PyTorch whatever the engine: they hook into the model's layers,
@@ -31,7 +32,15 @@ from typing import Any
 
 from sightline.errors import NotExportedError
 from sightline.infer import Predictor
-from sightline.run import ENGINES, Run, RunLayout, export_path, latest_run, run_id_path
+from sightline.run import (
+    ENGINE_EXPORTS,
+    ENGINES,
+    Run,
+    RunLayout,
+    export_path,
+    latest_run,
+    run_id_path,
+)
 from sightline.serve.services.batcher import BatchedModel
 
 log = logging.getLogger("sightline.serve")
@@ -92,7 +101,9 @@ class ModelCache:
         """Whether a run's ONNX export may answer (engine auto or onnx, ONNX Runtime here)."""
         from sightline.infer import runs_beside_torch
 
-        return self.engine == "onnx" or (self.engine == "auto" and runs_beside_torch(self.device))
+        return self.engine in ENGINE_EXPORTS or (
+            self.engine == "auto" and runs_beside_torch(self.device)
+        )
 
     def get(self, run_id: str | None = None) -> Predictor:
         """The ``Predictor`` of the run named ``run_id`` (a plain run name; None: the newest
@@ -137,13 +148,14 @@ class ModelCache:
         fresh = self.run(run_id)
         files = _checkpoint_files(fresh.model_file("best"))  # RunError: no checkpoint yet
         if self.engine != "torch":  # an export made, replaced or gone switches the run over
-            files = (export_path(fresh, "best"), *files)
+            engines = tuple(ENGINE_EXPORTS) if self.engine == "auto" else (self.engine,)
+            files = (*(export_path(fresh, "best", e) for e in engines), *files)
 
         def load() -> Predictor:
             import torch
 
             predictor = fresh.predictor("best", self.engine, self.device)
-            if predictor.engine == "onnx" or self.engine == "onnx":
+            if predictor.engine != "torch" or self.engine != "auto":
                 log.info("run %s: %s", fresh.name, predictor.note)
             # One forward pass on a blank image, here under the lock: the first pass converts a
             # convnet to channels-last in place (sightline.infer.batched), which concurrent
@@ -151,10 +163,11 @@ class ModelCache:
             predictor.logits(torch.zeros((1, *predictor.preprocess.input_shape), dtype=torch.uint8))
             return predictor
 
-        if self.engine == "onnx" and not files[0].is_file():  # before the lock: a cheap refusal
+        if self.engine in ENGINE_EXPORTS and not files[0].is_file():  # a cheap refusal, unlocked
+            fmt = "" if self.engine == "onnx" else f" --format {self.engine}"
             raise NotExportedError(
-                f"run {fresh.name!r} has no ONNX export, which this server (--engine onnx) predicts "
-                f"with: make one with `sightline export {fresh.name}`"
+                f"run {fresh.name!r} has no {self.engine} export, which this server (--engine "
+                f"{self.engine}) predicts with: make one with `sightline export {fresh.name}{fmt}`"
             )
         return self._cached(("predict", fresh.name), files, load)
 

@@ -1,7 +1,7 @@
 """Core ML exports (``--format coreml``, run/export_coreml.py): a classifier .mlpackage (zipped)
 by coremltools, taking an image; not run here (Core ML needs Apple's systems), so the program
 converted is checked beside PyTorch and the saved spec read back. The squares run of
-conftest.py."""
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ from sightline.run.export_coreml import check_spec  # noqa: E402
 from sightline.run.layout import RunLayout  # noqa: E402
 
 release_absl_stderr()  # coremltools may bring absl, imported above by importorskip
+
+
+@pytest.fixture(scope="module")
+def run(squares_run):
+    return squares_run  # tests/conftest.py: trained once for this module
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """LiteRT exports (``--format litert``, run/export_litert.py, infer/litert.py): converted by
 litert-torch, checked in LiteRT's interpreter beside PyTorch, channels-last uint8 in, sightline's
 metadata inside the .tflite; predicting with the file as sightline does; refusals. The squares
-run of conftest.py."""
+run of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ from sightline.infer.runtime import release_absl_stderr  # noqa: E402
 from sightline.run.layout import RunLayout  # noqa: E402
 
 release_absl_stderr()  # imported above by importorskip, as require_litert would
+
+
+@pytest.fixture(scope="module")
+def run(squares_run):
+    return squares_run  # tests/conftest.py: trained once for this module
 
 
 def _photos(run, n=6):
@@ -158,3 +163,36 @@ def test_absls_handler_is_pointed_at_the_process_stderr():
     release_absl_stderr()
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     assert handler.stream is sys.__stderr__ and not borrowed.closed
+
+
+def test_litert_int8_keeps_the_answers_and_verdicts_and_says_what_stayed_float(run):
+    report = run.export("litert-int8")
+    assert [e.format for e in report.exports] == ["onnx", "litert", "litert-int8"]
+    fp32, int8 = report.exports[1:]
+    assert int8.path == RunLayout(run.path).litert_int8("best") and int8.path.is_file()
+    p = int8.parity
+    assert p.top1_agreement >= 0.99 and p.verdict_agreement >= 0.99
+    assert 100 * (p.reference_accuracy - p.accuracy) <= 0.5
+    assert p.max_abs_diff > fp32.parity.max_abs_diff  # it really is another model
+    assert int8.size_bytes < fp32.size_bytes and "depthwise convolutions" in int8.kept_float
+    assert '"none of these" verdicts' in int8.bar
+    meta = read_metadata(int8.path.read_bytes())
+    assert meta["quantization"]["layers_int8"] >= 1 and "dynamic" in meta["quantization"]["method"]
+    got = load_litert(int8.path).predict_files(_photos(run)).predictions
+    assert [x.label for x in got] == [x.label for x in run.predict_files(_photos(run)).predictions]
+
+
+def test_an_int8_export_that_changes_the_unknown_verdicts_is_refused():
+    """Static INT8 clipped the squares' features to the training range and answered unknown
+    for 20 % of the test images (PyTorch: none): the INT8 bar holds the verdicts too."""
+    from sightline.errors import ExportError
+    from sightline.run.export_check import CheckImages, Parity
+    from sightline.run.quantize import int8_verdict
+
+    check = CheckImages(torch.zeros((45, 1, 12, 12), dtype=torch.uint8), "test images")
+    p = Parity(45, "test images", 0.04, 0.01, 1.0, 2.6, 1.0, 1.0, 0.2, 0.0, 0.8)
+    with pytest.raises(ExportError, match=r'"none of these" verdict kept on 80\.00%'):
+        int8_verdict("the export", p, check, None)
+    assert "accuracy drop <= 2 points" in int8_verdict("the export", p, check, 2.0)
+    p.verdict_agreement = 1.0
+    assert "verdicts" in int8_verdict("the export", p, check, None)

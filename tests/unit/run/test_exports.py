@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from test_train import make_dataset  # noqa: E402  (the squares run's data: conftest.py)
+from test_train import make_dataset  # noqa: E402  (the squares run of tests/conftest.py)
 
 import sightline  # noqa: E402
 from sightline.cli import main  # noqa: E402
@@ -23,6 +23,11 @@ from sightline.errors import ExportError  # noqa: E402
 from sightline.run.exports import parse_formats  # noqa: E402
 from sightline.run.layout import RunLayout  # noqa: E402
 from sightline.run.quantize import calibration_sample, choose_layers  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(squares_run):
+    return squares_run  # tests/conftest.py: trained once for this module
 
 
 def test_formats_are_named_once_each_and_an_unknown_one_is_said():

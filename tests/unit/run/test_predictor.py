@@ -97,7 +97,10 @@ def test_the_engine_is_chosen_once_for_a_run_and_every_face_hears_why(
     Image.fromarray(data.test.images[0, 0].numpy()).save(png)
     assert main(["predict", "--run", str(copy), str(png)]) == 0
     err = capsys.readouterr().err
-    assert "ONNX Runtime predicts faster here" in err and "--engine torch|onnx chooses" in err
+    assert (
+        "ONNX Runtime predicts faster here" in err
+        and "--engine torch|onnx|openvino|litert chooses" in err
+    )
 
 
 def test_the_server_predicts_through_the_runs_predictor(toy, tmp_path):
