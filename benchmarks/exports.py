@@ -2,8 +2,11 @@
 threads, the prepared uint8 input, what predict feeds), and the accuracy its check measured
 (export/report.json). All in one process, the formats timed in turn (issue 54).
 
-    .venv/bin/python benchmarks/exports.py RUN [--formats onnx,onnx-int8,openvino,openvino-int8]
-        [--reps 5] [--accept-drop POINTS]
+    .venv/bin/python benchmarks/exports.py RUN [--formats onnx,onnx-int8,openvino,openvino-int8,
+        litert,litert-int8] [--reps 5] [--accept-drop POINTS]
+
+LiteRT's file takes one image per call (its batch is fixed when converted): "batch 32" is 32
+calls, as an app classifying 32 photos makes them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def rate(fn, x: torch.Tensor, reps: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path)
-    p.add_argument("--formats", default="onnx,onnx-int8,openvino")
+    p.add_argument("--formats", default="onnx,onnx-int8,openvino,openvino-int8,litert,litert-int8")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--accept-drop", type=float, default=None, help="as sightline export's")
     args = p.parse_args()
@@ -47,6 +50,7 @@ def main() -> None:
     torch_predictor = Predictor(net, run.preprocess, [], torch.device("cpu"))
     rows = [("PyTorch (inference copy)", RunLayout(run.path).model("best").stat().st_size,
              torch_predictor.scored_logits, None)]  # fmt: skip
+    from sightline.infer.litert import load_litert
     from sightline.infer.onnx import OnnxModel
     from sightline.infer.openvino import load_openvino
     from sightline.infer.runtime import make_session
@@ -54,6 +58,10 @@ def main() -> None:
     for e in report.exports:
         if e.format.startswith("openvino"):
             model = load_openvino(e.path)  # all the machine's cores: 2 here
+        elif e.format.startswith("litert"):
+            model = load_litert(e.path)  # as many threads as cores
+        elif e.format == "coreml":
+            continue  # not run here
         else:
             model = OnnxModel(
                 make_session(e.path, "cpu"),

@@ -104,7 +104,7 @@ def export_coreml(
     note = (
         f"Core ML runs on Apple's systems only: not run here. Checked: the program given to "
         f"coremltools answers as PyTorch on {len(check.images)} {check.source} (top-1 agreement "
-        f"{agreement:.2%}, probabilities within {diff:.2g}), and the saved model's {spec}"
+        f"{agreement:.2%}, probabilities off by at most {diff:.2g}), and the saved model's {spec}"
     )
     if check.note:
         note += f"; {check.note}"
