@@ -72,9 +72,10 @@ def main() -> None:
         f"run {run.name} ({meta['model']['name']}, input {shape}), {torch.get_num_threads()} threads"
     )
     print(
-        "| format | size | img/s batch 1 | img/s batch 32 | top-1 agreement | accuracy (PyTorch) |"
+        "| format | size | img/s batch 1 | img/s batch 32 | top-1 agreement | unknown verdicts kept "
+        "| accuracy (PyTorch) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, size, fn, parity in rows:
         b1, b32 = rate(fn, x32[:1], args.reps * 4), rate(fn, x32, args.reps)
         agree = f"{parity.top1_agreement:.2%}" if parity else "-"
@@ -83,7 +84,14 @@ def main() -> None:
             if parity and parity.accuracy is not None
             else "-"
         )
-        print(f"| {name} | {size / 1e6:.1f} MB | {b1:.1f} | {b32:.1f} | {agree} | {acc} |")
+        verdicts = (
+            f"{parity.verdict_agreement:.2%}"
+            if parity and parity.verdict_agreement is not None
+            else "-"
+        )
+        print(
+            f"| {name} | {size / 1e6:.1f} MB | {b1:.1f} | {b32:.1f} | {agree} | {verdicts} | {acc} |"
+        )
 
 
 if __name__ == "__main__":

@@ -60,21 +60,30 @@ def export_openvino(
     if calibration is not None:
         model, extra["quantization"] = _quantise(model, fp32.path, calibration)
         fmt = "openvino-int8"
-    loaded = OnnxModel(compile_model(model), fp32.metadata, name="check")
-    parity = measure_parity(loaded, net, preprocess, check, detector, reference)
-    what = f"the {fmt} export of run {run.name!r}"
-    if fmt == "openvino-int8":
-        bar = int8_verdict(what, parity, check, accept_drop)
-    elif parity.passed:
-        bar = FLOAT_BAR
-    else:
-        raise ExportError(
-            f"{what} does not match PyTorch on {parity.images} {check.source}: max abs "
-            f"difference of the logits {parity.max_abs_diff:.3g}; nothing was written"
-        )
     out = layout.openvino(which) if fmt == "openvino" else layout.openvino_int8(which)
-    set_metadata(model, {**fp32.metadata, **extra, "parity": asdict(parity)})
-    _save(ov, model, out, run.path)
+    # The check runs the file as saved (read back), not the model in memory. Float16 storage of
+    # the float constants left in INT8 (the score's statistics: a third of the file) was tried:
+    # on the pretrained Lite2 run it turned one borderline "none of these" verdict of 60.
+    set_metadata(model, {**fp32.metadata, **extra})
+    tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
+    try:
+        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
+        loaded = OnnxModel(compile_model(str(tmp / "m.xml")), fp32.metadata, name="check")
+        parity = measure_parity(loaded, net, preprocess, check, detector, reference)
+        what = f"the {fmt} export of run {run.name!r}"
+        if fmt == "openvino-int8":
+            bar = int8_verdict(what, parity, check, accept_drop)
+        elif parity.passed:
+            bar = FLOAT_BAR
+        else:
+            raise ExportError(
+                f"{what} does not match PyTorch on {parity.images} {check.source}: max abs "
+                f"difference of the logits {parity.max_abs_diff:.3g}; nothing was written"
+            )
+        set_metadata(model, {**fp32.metadata, **extra, "parity": asdict(parity)})
+        _save(ov, model, out, run.path, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
     kept = (extra.get("quantization") or {}).get("kept_float", {})
     return FormatReport(fmt, out, size, f"OpenVINO {ov.__version__} (CPU, float32 compiled)",
@@ -84,6 +93,8 @@ def export_openvino(
 def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[Any, dict]:
     import nncf
     import onnx
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     score = score_layers(onnx.load(str(onnx_path)))
     sample = calibration_sample(calibration).numpy()
@@ -94,12 +105,20 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
             preset=nncf.QuantizationPreset.PERFORMANCE,
             subset_size=len(sample),
             ignored_scope=nncf.IgnoredScope(names=score, validate=False),
+            # Each activation's range: the extremes over the sample, not the mean of each
+            # image's (NNCF's default), which clips an unusual image's features back among the
+            # known ones: the "none of these" score then answered unknown for none of the
+            # cifar3-fast test images (PyTorch: 2.75 %); with the extremes 2.70 %.
+            advanced_parameters=AdvancedQuantizationParameters(
+                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+            ),
         )
     except Exception as e:  # noqa: BLE001 - NNCF's failures come in many types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"NNCF could not quantise the model: {first[:300]}") from None
     record = {
-        "method": f"NNCF {nncf.__version__} post-training quantisation (performance preset)",
+        "method": f"NNCF {nncf.__version__} post-training quantisation (performance preset, "
+        "activation ranges from the sample's extremes)",
         "calibration_images": len(sample),
         "kept_float": {
             'the "none of these" score': "distances read against a float threshold",
@@ -109,14 +128,11 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
     return quantised, record
 
 
-def _save(ov: Any, model: Any, out: Path, root: Path) -> None:
-    """``out`` (.xml) and its .bin written whole or not at all, never through a link."""
+def _save(ov: Any, model: Any, out: Path, root: Path, tmp: Path) -> None:
+    """``out`` (.xml) and its .bin written whole or not at all, never through a link (saved in
+    ``tmp``, beside it, then moved)."""
     inside(root, out)
     inside(root, out.with_suffix(".bin"))
-    tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
-    try:
-        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
-        os.replace(tmp / "m.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
-        os.replace(tmp / "m.xml", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    ov.save_model(model, str(tmp / "w.xml"), compress_to_fp16=False)
+    os.replace(tmp / "w.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
+    os.replace(tmp / "w.xml", out)
