@@ -34,7 +34,10 @@ def require_openvino(int8: bool = False) -> Any:
         import openvino
 
         if int8:
-            import nncf  # noqa: F401
+            from sightline.infer.runtime import quiet_stderr
+
+            with quiet_stderr(("torch.utils.cpp_extension",)):  # its import's CUDA note
+                import nncf  # noqa: F401
     except ImportError as e:
         raise SightlineError(f"{e.name or 'OpenVINO'} is not installed: {INSTALL_HINT}") from None
     return openvino

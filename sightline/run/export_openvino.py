@@ -11,6 +11,9 @@ EfficientNet-Lite0 run (2 cores): 1.7-2x OpenVINO's own float32 at batch 32 (ben
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 import tempfile
@@ -99,20 +102,22 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
     score = score_layers(onnx.load(str(onnx_path)))
     sample = calibration_sample(calibration).numpy()
     try:
-        quantised = nncf.quantize(
-            model,
-            nncf.Dataset([sample[i : i + 1] for i in range(len(sample))]),
-            preset=nncf.QuantizationPreset.PERFORMANCE,
-            subset_size=len(sample),
-            ignored_scope=nncf.IgnoredScope(names=score, validate=False),
-            # Each activation's range: the extremes over the sample, not the mean of each
-            # image's (NNCF's default), which clips an unusual image's features back among the
-            # known ones: the "none of these" score then answered unknown for none of the
-            # cifar3-fast test images (PyTorch: 2.75 %); with the extremes 2.70 %.
-            advanced_parameters=AdvancedQuantizationParameters(
-                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
-            ),
-        )
+        # NNCF logs its steps and draws progress bars on stdout, where `--json` writes the report.
+        with contextlib.redirect_stdout(io.StringIO()), _nncf_level(logging.ERROR):
+            quantised = nncf.quantize(
+                model,
+                nncf.Dataset([sample[i : i + 1] for i in range(len(sample))]),
+                preset=nncf.QuantizationPreset.PERFORMANCE,
+                subset_size=len(sample),
+                ignored_scope=nncf.IgnoredScope(names=score, validate=False),
+                # Each activation's range: the extremes over the sample, not the mean of each
+                # image's (NNCF's default), which clips an unusual image's features back among the
+                # known ones: the "none of these" score then answered unknown for none of the
+                # cifar3-fast test images (PyTorch: 2.75 %); with the extremes 2.70 %.
+                advanced_parameters=AdvancedQuantizationParameters(
+                    activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+                ),
+            )
     except Exception as e:  # noqa: BLE001 - NNCF's failures come in many types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"NNCF could not quantise the model: {first[:300]}") from None
@@ -126,6 +131,18 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
         },
     }
     return quantised, record
+
+
+@contextlib.contextmanager
+def _nncf_level(level: int) -> Any:
+    from nncf.common.logging.logger import nncf_logger, set_log_level
+
+    before = nncf_logger.level
+    set_log_level(level)
+    try:
+        yield
+    finally:
+        set_log_level(before)
 
 
 def _save(ov: Any, model: Any, out: Path, root: Path, tmp: Path) -> None:

@@ -263,6 +263,19 @@ def test_openvino_int8_by_nncf_is_checked_in_openvino(run):
     assert [p.label for p in model.predict_files(photos).predictions] == [
         p.label for p in run.predict_files(photos).predictions
     ]
+    assert (
+        q.parity.verdict_agreement >= 0.99
+        and "extremes" in model.metadata["quantization"]["method"]
+    )
+
+
+def test_the_json_report_is_all_stdout_holds(run, capsys):
+    """NNCF logs and draws progress bars on stdout: none of it may reach `--json`'s report."""
+    pytest.importorskip("nncf")
+    assert main(["export", str(run.path), "--format", "openvino-int8", "--json"]) == 0
+    out = capsys.readouterr().out
+    body = json.loads(out)
+    assert [e["format"] for e in body["exports"]] == ["onnx", "openvino-int8"]
 
 
 def test_one_export_decodes_the_runs_data_once_and_packages_beside_openvino(run, monkeypatch):
