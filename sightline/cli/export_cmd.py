@@ -94,6 +94,11 @@ def run_export(args: argparse.Namespace) -> int:
     result = export_onnx(
         run, args.output, which=args.checkpoint, opset=args.opset, check=not args.no_check
     )
+    recorded = None
+    if args.output is None and result.parity is not None:  # in the run's export/ folder, checked
+        from sightline.run.exports import record_onnx
+
+        recorded = record_onnx(run, result, args.checkpoint)
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
     if args.json:
@@ -104,6 +109,7 @@ def run_export(args: argparse.Namespace) -> int:
                     "sidecar": str(result.sidecar.resolve()),
                     "size_bytes": result.size_bytes,
                     "seconds": round(result.seconds, 2),
+                    **({"report": str(recorded.path.resolve())} if recorded else {}),
                     **result.metadata,
                 },
                 indent=2,
@@ -136,6 +142,11 @@ def run_export(args: argparse.Namespace) -> int:
         print(
             f"  parity with PyTorch on {p.images} {p.source}: max abs difference {p.max_abs_diff:.2g}, "
             f"mean {p.mean_abs_diff:.2g}, top-1 agreement {p.top1_agreement:.1%}"
+        )
+    if recorded is not None:
+        print(
+            f"  report: {recorded.path.resolve()}; model card: "
+            f"{recorded.path.with_name('MODEL_CARD.md').resolve()}"
         )
     run_ref = shlex.quote(str(run.path))
     print("Use it:")

@@ -141,18 +141,7 @@ def export(
 
     reports: list[FormatReport] = []
     fp32 = export_onnx(run, which=which, images=check, reference=reference)
-    reports.append(
-        FormatReport(
-            "onnx",
-            fp32.path,
-            fp32.size_bytes,
-            _ort_version(),
-            fp32.parity,
-            FLOAT_BAR,
-            fp32.seconds,
-            note=check.note,
-        )
-    )
+    reports.append(onnx_entry(fp32))
     if "onnx-int8" in wanted:
         start = time.perf_counter()
         sample = calibration if calibration is not None else _training_images(data)
@@ -214,15 +203,36 @@ def export(
 
         reports.append(export_coreml(run, which, fp32, net, preprocess, check, detector, reference))
     report = ExportReport(run.name, which, reports, layout.export_report)
-    from sightline.run.model_card import model_card
-
-    card = model_card(run, report, fp32.metadata)
-    with atomic_open(layout.model_card, "w", run.path) as f:
-        f.write(card)
+    card = _write_card(run, report, fp32.metadata)
     if "package" in wanted:
         report.package = _write_package(run, report, card, layout.package(which))
     _write_report(report, run.path)
     return report
+
+
+def onnx_entry(fp32: Any) -> FormatReport:
+    """The report's entry of an ONNX export (``export_onnx``'s ``ExportResult``)."""
+    return FormatReport("onnx", fp32.path, fp32.size_bytes, _ort_version(), fp32.parity,
+                        FLOAT_BAR, fp32.seconds, note=fp32.note)  # fmt: skip
+
+
+def record_onnx(run: Run, fp32: Any, which: str = "best") -> ExportReport:
+    """An ONNX export ``export_onnx`` wrote into the run's export/ folder (``sightline export
+    RUN``), entered in ``export/report.json`` and ``MODEL_CARD.md`` as ``export`` enters its
+    formats."""
+    report = ExportReport(run.name, which, [onnx_entry(fp32)], RunLayout(run.path).export_report)
+    _write_card(run, report, fp32.metadata)
+    _write_report(report, run.path)
+    return report
+
+
+def _write_card(run: Run, report: ExportReport, metadata: dict[str, Any]) -> str:
+    from sightline.run.model_card import model_card
+
+    card = model_card(run, report, metadata)
+    with atomic_open(RunLayout(run.path).model_card, "w", run.path) as f:
+        f.write(card)
+    return card
 
 
 def _write_package(run: Run, report: ExportReport, card: str, out: Path) -> Path:

@@ -114,6 +114,23 @@ def test_export_from_the_command_line(run, capsys):
     assert "unknown export format" in capsys.readouterr().err
 
 
+def test_the_plain_export_command_reports_and_writes_the_card_too(run, capsys, tmp_path):
+    """`sightline export RUN` (ONNX alone, into the run) enters its check in report.json and
+    writes MODEL_CARD.md as every --format does; -o elsewhere touches neither."""
+    files = RunLayout(run.path)
+    files.export_report.unlink(missing_ok=True)
+    files.model_card.unlink(missing_ok=True)
+    assert main(["export", str(run.path)]) == 0
+    assert "model card:" in capsys.readouterr().out
+    entry = json.loads(files.export_report.read_text())["exports"][-1]
+    assert entry["format"] == "onnx" and entry["parity"]["top1_agreement"] == 1.0
+    assert "| best.onnx | onnx |" in files.model_card.read_text()
+    before = files.export_report.stat().st_mtime_ns
+    assert main(["export", str(run.path), "-o", str(tmp_path / "m.onnx"), "--json"]) == 0
+    assert "report" not in json.loads(capsys.readouterr().out)
+    assert files.export_report.stat().st_mtime_ns == before
+
+
 def test_the_public_api_exports_a_run_by_its_folder(run):
     report = sightline.export(run.path, "onnx-int8")
     assert report.path == RunLayout(run.path).export_report and len(report.exports) == 2
