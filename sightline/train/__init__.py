@@ -17,6 +17,7 @@ _EXPORTS = {
     "JsonLines": "sightline.train.progress",
     "ProgressBar": "sightline.train.progress",
     "Callback": "sightline.train.callbacks.base",
+    "TensorBoardTracker": "sightline.train.callbacks.tensorboard",
     "TrainerView": "sightline.train.trainer_view",
     "threads_per_process": "sightline.train.distributed",
     "torchrun_command": "sightline.train.distributed",
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sightline.plan.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.api import fit, resume
     from sightline.train.callbacks.base import Callback
+    from sightline.train.callbacks.tensorboard import TensorBoardTracker
     from sightline.train.distributed import threads_per_process, torchrun_command
     from sightline.train.progress import JsonLines, ProgressBar
     from sightline.train.trainer_view import TrainerView
@@ -35,6 +37,7 @@ __all__ = [
     "Callback",
     "JsonLines",
     "ProgressBar",
+    "TensorBoardTracker",
     "TrainConfig",
     "TrainerView",
     "fit",

@@ -1,0 +1,67 @@
+"""TensorBoard tracking as a training concern (sightline/train/callbacks/tensorboard.py): the
+events TensorBoard's own reader finds after ``fit``, a resumed run continuing them without a
+doubled curve, and a folder that cannot be written warning once while training goes on."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+pytest.importorskip("tensorboard")
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from test_train import fit_toy, make_dataset  # noqa: E402
+
+import sightline  # noqa: E402
+from sightline.train import Callback, TensorBoardTracker  # noqa: E402
+
+
+def _events(folder):
+    ea = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def test_the_curves_and_the_plan_are_in_tensorboards_events(tmp_path):
+    run = fit_toy(make_dataset(), tmp_path, epochs=3, callbacks=[TensorBoardTracker()])
+    ea = _events(run.path / "tensorboard")
+    tags = ea.Tags()["scalars"]
+    for tag in ("epoch/loss", "epoch/val_accuracy", "epoch/lr", "train/loss"):
+        assert tag in tags, tags
+    val = [e.value for e in ea.Scalars("epoch/val_accuracy")]
+    assert [e.step for e in ea.Scalars("epoch/val_accuracy")] == [1, 2, 3]
+    history = [row["val_accuracy"] for row in run.history]
+    assert val == pytest.approx(history, abs=1e-6)  # the same numbers as metrics.csv
+    assert "plan/text_summary" in ea.Tags()["tensors"]
+
+
+class StopAfter(Callback):
+    """Stops the run after ``epochs`` epochs, as Ctrl-C would."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer, row):
+        if row["epoch"] == self.epochs:
+            trainer.stop_requested = True
+
+
+def test_a_resumed_run_continues_its_events_in_the_same_folder(tmp_path):
+    data = make_dataset()
+    run = fit_toy(data, tmp_path, epochs=4, callbacks=[TensorBoardTracker(), StopAfter(2)])
+    assert len(run.history) == 2
+    sightline.resume(run.path, data=data, progress="quiet", callbacks=[TensorBoardTracker()])
+    steps = [e.step for e in _events(run.path / "tensorboard").Scalars("epoch/loss")]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_an_unwritable_folder_warns_once_and_training_goes_on(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = fit_toy(make_dataset(), tmp_path / "runs", epochs=2,
+                      callbacks=[TensorBoardTracker(blocker / "tb")])  # fmt: skip
+    said = [w for w in caught if "TensorBoard events cannot be written" in str(w.message)]
+    assert len(said) == 1 and len(run.history) == 2
