@@ -96,7 +96,7 @@ def run_export(args: argparse.Namespace) -> int:
     )
     recorded = None
     if args.output is None and result.parity is not None:  # in the run's export/ folder, checked
-        from sightline.run.exports import record_onnx
+        from sightline.run import record_onnx
 
         recorded = record_onnx(run, result, args.checkpoint)
     if result.note:

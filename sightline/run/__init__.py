@@ -97,6 +97,7 @@ __all__ = [
     "export_onnx",
     "export_path",
     "parse_formats",
+    "record_onnx",
     "EXPORT_FORMATS",
     "file_predictor",
     "predict_flag",
@@ -115,13 +116,14 @@ _EXPORTS = {
     "open_predictor": "sightline.run.predictor",
     "export_path": "sightline.run.exported",
     "parse_formats": "sightline.run.exports",
+    "record_onnx": "sightline.run.exports",
     "EXPORT_FORMATS": "sightline.run.exports",
 }
 if TYPE_CHECKING:
     from sightline.run.checkpoint import load_model
     from sightline.run.export_api import export_onnx
     from sightline.run.exported import export_path
-    from sightline.run.exports import EXPORT_FORMATS, parse_formats
+    from sightline.run.exports import EXPORT_FORMATS, parse_formats, record_onnx
     from sightline.run.predictor import (
         file_predictor,
         open_predictor,
