@@ -29,6 +29,7 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed's range
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "linear")
+TRACKERS = ("tensorboard",)  # train/callbacks: one concern each (MLflow next: issue 55)
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 
@@ -131,6 +132,11 @@ class TrainConfig:
     min_delta: float = option(0.0, "early stopping: smallest improvement that counts", low=0)
     checkpoint_every: int = option(0, "also checkpoint every N steps (for long epochs)", low=0,
                                    unit="steps")
+    track: str | None = option(None, "log the run to an experiment tracker as it trains: "
+                               "tensorboard (event files in the run's tensorboard/ folder)",
+                               choices=TRACKERS, metavar="TRACKER")
+    track_dir: str | None = option(None, "--track tensorboard: write the events into this folder "
+                                   "instead of the run's", api=False, metavar="FOLDER")
     max_steps: int | None = option(None, "stop after N optimizer steps", low=1,
                                    why="none: for tests and quick looks; the lr schedule still "
                                    "follows the planned epochs")

@@ -152,7 +152,8 @@ class Trainer:
             self.early,
             Checkpointing(cfg.checkpoint_every),
             self.files,
-            *own,  # fit(callbacks=[...])'s concerns: a tracker sees the files as written
+            *_trackers(cfg),  # --track: they see the files as written
+            *own,  # fit(callbacks=[...])'s concerns
             ProgressEvents(),  # last: the events tell what the concerns before it decided
         ]
         self.plan = plan_steps(len(data.train), cfg)
@@ -393,3 +394,12 @@ class Trainer:
                 else f"in epoch {self.epoch + 1}, after step {self.step_in_epoch}"
             )
             self.emit("on_message", f"Stopped {where}: saved, resumable from there")
+
+
+def _trackers(cfg: TrainConfig) -> list[Callback]:
+    """The experiment trackers the plan asks for (``track``): one training concern each."""
+    if cfg.track == "tensorboard":
+        from sightline.train.callbacks.tensorboard import TensorBoardTracker
+
+        return [TensorBoardTracker(cfg.track_dir)]
+    return []

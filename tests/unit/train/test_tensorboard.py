@@ -65,3 +65,32 @@ def test_an_unwritable_folder_warns_once_and_training_goes_on(tmp_path):
                       callbacks=[TensorBoardTracker(blocker / "tb")])  # fmt: skip
     said = [w for w in caught if "TensorBoard events cannot be written" in str(w.message)]
     assert len(said) == 1 and len(run.history) == 2
+
+
+def test_track_tensorboard_is_an_option_of_every_face(tmp_path):
+    """`track` is a plan option: fit(track=...) and `sightline train --track tensorboard` add the
+    tracker; an unknown tracker is refused naming those there are; the folder is the command
+    line's only (a client's path is never trusted)."""
+    from sightline.cli import main
+    from sightline.errors import ConfigError
+    from sightline.plan.config import TrainConfig
+    from sightline.plan.options import declared_option
+
+    run = fit_toy(make_dataset(), tmp_path, epochs=2, track="tensorboard")
+    assert "epoch/loss" in _events(run.path / "tensorboard").Tags()["scalars"]
+    assert run.config["train"]["track"] == "tensorboard"
+    with pytest.raises(ConfigError, match="track.*tensorboard"):
+        fit_toy(make_dataset(), tmp_path, epochs=1, track="wandb")
+    assert not declared_option(TrainConfig, "track_dir").spec.api
+    folder = tmp_path / "digits"
+    for c in range(2):
+        (folder / f"c{c}").mkdir(parents=True)
+        for i in range(12):
+            from PIL import Image
+
+            Image.new("L", (8, 8), 40 + 150 * c + i).save(folder / f"c{c}" / f"{i}.png")
+    events = tmp_path / "tb-elsewhere"
+    code = main(["train", str(folder), "--model", "mlp", "--epochs", "1", "--no-eval",
+                 "--runs-dir", str(tmp_path / "cli-runs"), "--track", "tensorboard",
+                 "--track-dir", str(events), "--progress", "quiet"])  # fmt: skip
+    assert code == 0 and "epoch/loss" in _events(events).Tags()["scalars"]
