@@ -146,3 +146,9 @@ def squares_run(tmp_path_factory):
                                     epochs=4, progress="quiet", report=False, name="squares",
                                     model_options={"width": 8})  # fmt: skip
     return result.run
+
+
+def squares_photos(run, n: int = 6) -> list[str]:
+    """The first ``n`` test images of ``squares_run``'s folder, as paths."""
+    folder = run.path.parent.parent / "squares" / "test"
+    return [str(p) for p in sorted(folder.rglob("*.png"))[:n]]

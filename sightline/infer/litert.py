@@ -28,9 +28,8 @@ import numpy as np
 
 from sightline.errors import RunError, SightlineError
 from sightline.infer.onnx import FORMAT, META_KEY, OnnxModel
-from sightline.infer.runtime import quiet_stderr, release_absl_stderr
+from sightline.infer.runtime import EXPORT_INSTALL_HINT, quiet_stderr, release_absl_stderr
 
-INSTALL_HINT = 'pip install "sightline[export]"'
 OUTPUT_NAMES = ("logits", "score")  # the session's names for the signature's output_0, output_1
 
 
@@ -45,7 +44,9 @@ def require_litert(convert: bool = False) -> Any:
                 import litert_torch  # noqa: F401
         release_absl_stderr()
     except ImportError as e:
-        raise SightlineError(f"{e.name or 'LiteRT'} is not installed: {INSTALL_HINT}") from None
+        raise SightlineError(
+            f"{e.name or 'LiteRT'} is not installed: {EXPORT_INSTALL_HINT}"
+        ) from None
     return interpreter
 
 

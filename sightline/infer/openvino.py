@@ -21,8 +21,8 @@ from typing import Any
 
 from sightline.errors import RunError, SightlineError
 from sightline.infer.onnx import FORMAT, META_KEY, OnnxModel
+from sightline.infer.runtime import EXPORT_INSTALL_HINT
 
-INSTALL_HINT = 'pip install "sightline[export]"'
 DEVICE = "CPU"
 
 
@@ -39,7 +39,9 @@ def require_openvino(int8: bool = False) -> Any:
             with quiet_stderr(("torch.utils.cpp_extension",)):  # its import's CUDA note
                 import nncf  # noqa: F401
     except ImportError as e:
-        raise SightlineError(f"{e.name or 'OpenVINO'} is not installed: {INSTALL_HINT}") from None
+        raise SightlineError(
+            f"{e.name or 'OpenVINO'} is not installed: {EXPORT_INSTALL_HINT}"
+        ) from None
     return openvino
 
 

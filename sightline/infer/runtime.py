@@ -15,6 +15,8 @@ import torch
 
 from sightline.errors import SightlineError
 
+EXPORT_INSTALL_HINT = 'pip install "sightline[export]"'  # every converter and runtime of `export`
+
 
 def providers(device: str | torch.device | None = "auto") -> list[Any]:
     """ONNX Runtime execution providers for a sightline device name (auto, cpu, cuda, cuda:N)."""

@@ -36,14 +36,13 @@ from torch import nn
 
 from sightline.errors import ExportError, SightlineError
 from sightline.fileio import atomic_open
-from sightline.infer.runtime import quiet_stderr, release_absl_stderr
+from sightline.infer.runtime import EXPORT_INSTALL_HINT, quiet_stderr, release_absl_stderr
 from sightline.run.export_check import FormatReport
 from sightline.run.export_graph import ExportedClassifier
 from sightline.run.layout import RunLayout
 
 Run = Any  # a ``sightline.run.Run`` (not imported: Run.export calls into here)
 
-INSTALL_HINT = 'pip install "sightline[export]"'
 META_KEY = "sightline"
 SCORE = "ood_score"
 PROBS_ATOL = 1e-5  # the exported program's probabilities against softmax(PyTorch's logits)
@@ -56,7 +55,7 @@ def require_coremltools() -> Any:
             import coremltools
         release_absl_stderr()
     except ImportError:
-        raise SightlineError(f"coremltools is not installed: {INSTALL_HINT}") from None
+        raise SightlineError(f"coremltools is not installed: {EXPORT_INSTALL_HINT}") from None
     return coremltools
 
 

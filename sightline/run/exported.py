@@ -58,7 +58,7 @@ def load_exported(
         raise NotExportedError(
             f"run {run.name!r} has no {EXPORT_NAMES[engine]} export ({path}): make one with `{again}`"
         )
-    model = _open(path, engine, device, run.name)
+    model = open_export(path, engine, device, run.name)
     if model.metadata.get("source_sha256") != file_sha256(run.model_file(which)):
         raise NotExportedError(
             f"{path} was exported from an older {which} checkpoint of run {run.name!r}: "
@@ -67,7 +67,10 @@ def load_exported(
     return model
 
 
-def _open(path: Path, engine: str, device: Any, name: str) -> OnnxModel:
+def open_export(
+    path: str | Path, engine: str, device: Any = "auto", name: str | None = None
+) -> OnnxModel:
+    """A file of ``sightline export`` in ``engine``'s runtime (onnx, openvino, litert)."""
     if engine == "openvino":
         from sightline.infer.openvino import load_openvino
 

@@ -101,32 +101,15 @@ def require_runtime(engine: str) -> None:
         require_litert()
 
 
-# The files of `sightline export` a model opens from: suffix -> (sightline predict's flag, runtime)
-EXPORTED_FILES = {
-    ".onnx": ("--onnx", "ONNX Runtime"),
-    ".xml": ("--openvino", "OpenVINO"),
-    ".tflite": ("--litert", "LiteRT"),
-}
+# The files of `sightline export` a model opens from: suffix -> the engine that runs it (its
+# `sightline predict --ENGINE FILE` flag)
+EXPORTED_FILES = {".onnx": "onnx", ".xml": "openvino", ".tflite": "litert"}
 
 
 def predict_flag(path: Any) -> str | None:
     """``sightline predict``'s flag for an exported file; None for one it cannot run here."""
-    return next((f for s, (f, _) in EXPORTED_FILES.items() if str(path).endswith(s)), None)
-
-
-def _load_exported_file(path: str, suffix: str, device: Any) -> Any:
-    if suffix == ".xml":  # an OpenVINO IR from `sightline export --format openvino`
-        from sightline.infer.openvino import load_openvino
-
-        return load_openvino(path)
-    if suffix == ".tflite":  # from `sightline export --format litert`
-        from sightline.infer.litert import load_litert
-
-        return load_litert(path)
-    from sightline.infer.onnx import OnnxModel, require_packages
-
-    require_packages(["onnxruntime"], "running an ONNX model")
-    return OnnxModel.load(path, device)
+    engine = next((e for s, e in EXPORTED_FILES.items() if str(path).endswith(s)), None)
+    return f"--{engine}" if engine else None
 
 
 def file_predictor(
@@ -141,13 +124,13 @@ def file_predictor(
     from sightline.errors import RunError
 
     check_engine(engine)
-    suffix = next((s for s in EXPORTED_FILES if str(path).endswith(s)), None)
-    if suffix is not None:  # a file of `sightline export`: its own runtime
-        model = _load_exported_file(path, suffix, device)
-        flag, runtime = EXPORTED_FILES[suffix]
-        return Predictor(
-            model, model.preprocess, model.classes, None, flag[2:], f"{runtime}: {path}"
-        )
+    exported = next((e for s, e in EXPORTED_FILES.items() if str(path).endswith(s)), None)
+    if exported is not None:  # a file of `sightline export`: its own runtime
+        from sightline.run.exported import open_export
+
+        model = open_export(path, exported, device)
+        note = f"{NAMES[exported]}: {path}"
+        return Predictor(model, model.preprocess, model.classes, None, exported, note)
     if engine in ENGINE_EXPORTS:
         raise RunError(
             f"engine {engine!r} needs a run or a file of `sightline export`, not the model file "

@@ -49,6 +49,7 @@ from sightline.train.callbacks import (
     MetricsFile,
 )
 from sightline.train.callbacks.progress_events import ProgressEvents
+from sightline.train.callbacks.trackers import trackers
 from sightline.train.feed import ImageFeed
 from sightline.train.interrupt import graceful_sigint
 from sightline.train.loss import logit_adjustment
@@ -152,7 +153,7 @@ class Trainer:
             self.early,
             Checkpointing(cfg.checkpoint_every),
             self.files,
-            *_trackers(cfg),  # --track: they see the files as written
+            *trackers(cfg.track, cfg.track_dir),  # --track: they see the files as written
             *own,  # fit(callbacks=[...])'s concerns
             ProgressEvents(),  # last: the events tell what the concerns before it decided
         ]
@@ -394,12 +395,3 @@ class Trainer:
                 else f"in epoch {self.epoch + 1}, after step {self.step_in_epoch}"
             )
             self.emit("on_message", f"Stopped {where}: saved, resumable from there")
-
-
-def _trackers(cfg: TrainConfig) -> list[Callback]:
-    """The experiment trackers the plan asks for (``track``): one training concern each."""
-    if cfg.track == "tensorboard":
-        from sightline.train.callbacks.tensorboard import TensorBoardTracker
-
-        return [TensorBoardTracker(cfg.track_dir)]
-    return []

@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from conftest import squares_photos
 
 import sightline
 
@@ -30,12 +31,6 @@ def run(squares_run):
     return squares_run  # tests/conftest.py: trained once for this module
 
 
-def _photos(run, n=4):
-    return [
-        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:n]
-    ]
-
-
 def test_an_engine_without_its_export_is_refused_saying_how_to_make_it(run, capsys):
     assert ENGINES == ("auto", "torch", "onnx", "openvino", "litert")
     for engine, path in ENGINE_EXPORTS.items():
@@ -43,7 +38,19 @@ def test_an_engine_without_its_export_is_refused_saying_how_to_make_it(run, caps
             path(RunLayout(run.path), "best").unlink(missing_ok=True)
     with pytest.raises(NotExportedError, match=r"no LiteRT export .*--format litert"):
         run.predictor("best", "litert")
-    assert main(["predict", "--run", str(run.path), "--engine", "litert", _photos(run)[0]]) != 0
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(run.path),
+                "--engine",
+                "litert",
+                squares_photos(run, 4)[0],
+            ]
+        )
+        != 0
+    )
     assert "sightline export" in capsys.readouterr().err
 
 
@@ -56,22 +63,24 @@ def exported(run):
 @pytest.mark.parametrize("engine", ["onnx", "openvino", "litert"])
 def test_each_engine_predicts_through_its_export_as_pytorch(exported, engine):
     run = exported
-    predictor = run.predictor("best", engine)
+    predictor = run.predictor("best", engine, "cpu")
     assert predictor.engine == engine and "as asked" in predictor.note
     images = torch.randint(0, 256, (5, 1, 12, 12), dtype=torch.uint8)
     logits, scores = predictor.scored_logits(images)
-    want, want_scores = run.predictor("best", "torch").scored_logits(images)
+    want, want_scores = run.predictor("best", "torch", "cpu").scored_logits(images)
     assert torch.allclose(logits, want, atol=1e-4)
     assert torch.allclose(scores.double(), want_scores.double(), rtol=1e-3, atol=1e-3)
-    got = [p.label for p in run.predict_files(_photos(run), engine=engine).predictions]
-    assert got == [p.label for p in run.predict_files(_photos(run), engine="torch").predictions]
+    photos = squares_photos(run, 4)
+    got = run.predict_files(photos, engine=engine, device="cpu").predictions
+    want = run.predict_files(photos, engine="torch", device="cpu").predictions
+    assert [p.label for p in got] == [p.label for p in want]
 
 
 def test_auto_times_pytorch_and_every_export_once_and_keeps_the_fastest(exported, capsys):
     run = exported  # exported since trained: Run.export dropped the predictor kept from then
     cache = RunLayout(run.path).engine_choice("best")
     cache.unlink(missing_ok=True)
-    predictor = run.predictor("best", "auto")
+    predictor = run.predictor("best", "auto", "cpu")
     saved = json.loads(cache.read_text())
     timed = saved["per_image_ms"]
     assert set(timed) == {"torch", "onnx", "openvino", "litert"}
@@ -80,11 +89,11 @@ def test_auto_times_pytorch_and_every_export_once_and_keeps_the_fastest(exported
     assert "faster here" in predictor.note and "measured" in predictor.note
     # Measured once: the saved choice is read again (by another Run), not timed again.
     before = cache.stat().st_mtime_ns
-    again = sightline.load_run(run.path).predictor("best", "auto")
+    again = sightline.load_run(run.path).predictor("best", "auto", "cpu")
     assert again.engine == predictor.engine and cache.stat().st_mtime_ns == before
     # An export gone: the choice is made again among those left.
     RunLayout(run.path).litert("best").unlink()
-    third = sightline.load_run(run.path).predictor("best", "auto")
+    third = sightline.load_run(run.path).predictor("best", "auto", "cpu")
     assert "litert" not in json.loads(cache.read_text())["per_image_ms"]
     assert third.engine in ("torch", "onnx", "openvino")
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from conftest import squares_photos
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
@@ -27,12 +28,6 @@ release_absl_stderr()  # imported above by importorskip, as require_litert would
 @pytest.fixture(scope="module")
 def run(squares_run):
     return squares_run  # tests/conftest.py: trained once for this module
-
-
-def _photos(run, n=6):
-    return [
-        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:n]
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +59,8 @@ def test_litert_export_is_checked_in_litert_and_predicts_as_pytorch(run, tflite)
     assert (session.batch, *session.hwc) == (1, 12, 12, 1)
     model = load_litert(lite.path)
     assert model.sightline_ood is not None
-    got = model.predict_files(_photos(run)).predictions
-    want = run.predict_files(_photos(run)).predictions
+    got = model.predict_files(squares_photos(run)).predictions
+    want = run.predict_files(squares_photos(run)).predictions
     assert [x.label for x in got] == [x.label for x in want]
     assert [x.confidence for x in got] == pytest.approx([x.confidence for x in want], abs=1e-4)
     assert [x.ood_score for x in got] == pytest.approx([x.ood_score for x in want], rel=1e-3)
@@ -95,12 +90,17 @@ def test_a_fixed_batch_takes_any_number_of_images(run):
 
 def test_predict_with_the_file_from_the_command_line(run, tflite, capsys):
     path = RunLayout(run.path).litert("best")
-    assert main(["predict", "--litert", str(path), *_photos(run, 2), "--format", "json"]) == 0
+    assert (
+        main(["predict", "--litert", str(path), *squares_photos(run, 2), "--format", "json"]) == 0
+    )
     out = capsys.readouterr()
     body = json.loads(out.out)
     assert "class0" in out.out and out.out.count('"label"') >= 2, body
     assert "XNNPACK" not in out.err  # LiteRT's C++ log is not the user's business
-    assert main(["predict", "--litert", str(path), "--run", str(run.path), _photos(run, 1)[0]]) != 0
+    assert (
+        main(["predict", "--litert", str(path), "--run", str(run.path), squares_photos(run, 1)[0]])
+        != 0
+    )
     assert "give one model" in capsys.readouterr().err
 
 
@@ -124,7 +124,7 @@ def test_a_file_that_is_not_sightlines_is_refused(tmp_path, run, tflite):
     plain.write_bytes(convert(torch.nn.Flatten().eval(), run.preprocess))
     with pytest.raises(RunError, match="not a LiteRT model exported by sightline"):
         load_litert(plain)
-    assert main(["predict", "--litert", str(plain), _photos(run, 1)[0]]) != 0
+    assert main(["predict", "--litert", str(plain), squares_photos(run, 1)[0]]) != 0
 
 
 def test_a_missing_converter_names_the_extra_and_writes_nothing(run, capsys, monkeypatch):
@@ -178,8 +178,10 @@ def test_litert_int8_keeps_the_answers_and_verdicts_and_says_what_stayed_float(r
     assert '"none of these" verdicts' in int8.bar
     meta = read_metadata(int8.path.read_bytes())
     assert meta["quantization"]["layers_int8"] >= 1 and "dynamic" in meta["quantization"]["method"]
-    got = load_litert(int8.path).predict_files(_photos(run)).predictions
-    assert [x.label for x in got] == [x.label for x in run.predict_files(_photos(run)).predictions]
+    got = load_litert(int8.path).predict_files(squares_photos(run)).predictions
+    assert [x.label for x in got] == [
+        x.label for x in run.predict_files(squares_photos(run)).predictions
+    ]
 
 
 def test_an_int8_export_that_changes_the_unknown_verdicts_is_refused():

@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from conftest import squares_photos
 from PIL import Image
 
 pytest.importorskip("onnx")
@@ -218,9 +219,7 @@ def test_openvino_export_is_checked_and_predicts_as_pytorch(run):
     assert not list(files.export.glob(".openvino-*"))  # no temporary folder left
     model = load_openvino(ov.path)
     assert model.classes == ["class0", "class1", "class2"] and model.sightline_ood is not None
-    photos = [
-        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:6]
-    ]
+    photos = squares_photos(run)
     got = model.predict_files(photos).predictions
     want = run.predict_files(photos).predictions
     assert [p.label for p in got] == [p.label for p in want]
@@ -246,7 +245,7 @@ def test_predict_takes_an_openvino_file_and_a_missing_converter_names_its_extra(
     xml = RunLayout(run.path).openvino("best")
     if not xml.is_file():
         run.export("openvino")
-    photo = sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[0]
+    photo = squares_photos(run, 1)[0]
     assert main(["predict", "--openvino", str(xml), str(photo), "--format", "json"]) == 0
     assert "class0" in capsys.readouterr().out
     assert main(["predict", "--openvino", str(xml), "--onnx", str(xml), str(photo)]) != 0
@@ -274,9 +273,7 @@ def test_openvino_int8_by_nncf_is_checked_in_openvino(run):
     assert q.bar.startswith("top-1 agreement >= 99%") and "score" in " ".join(q.kept_float)
     model = load_openvino(q.path)
     assert model.metadata["quantization"]["method"].startswith("NNCF")
-    photos = [
-        str(p) for p in sorted((run.path.parent.parent / "squares" / "test").rglob("*.png"))[:6]
-    ]
+    photos = squares_photos(run)
     assert [p.label for p in model.predict_files(photos).predictions] == [
         p.label for p in run.predict_files(photos).predictions
     ]
