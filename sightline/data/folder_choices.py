@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import statistics
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from sightline.data import images as _images  # noqa: F401 - its filters of PIL's warnings
 
 # JPEG keeps a gray image's R = G = B exactly with PIL, and within a level or two with other
 # encoders; a colour photo differs by tens of levels somewhere (CIFAR-10: 95 % of the images
@@ -74,16 +75,15 @@ def probe_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(height, width) of an image file, upright, from its header alone (no decoding); None
     when it cannot be read (decoding reports why later)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a huge image is refused when decoded, not here
-            with Image.open(path) as img:
-                w, h = img.size
-                if (
-                    img.format in ("JPEG", "WEBP", "PNG", "TIFF")
-                    and img.getexif().get(_EXIF_ORIENTATION) in _SWAPPED_ORIENTATIONS
-                ):
-                    w, h = h, w
-                return (h, w) if w > 0 and h > 0 else None
+        # a huge image is refused when decoded, not here (its warning: data/images.py's filter)
+        with Image.open(path) as img:
+            w, h = img.size
+            if (
+                img.format in ("JPEG", "WEBP", "PNG", "TIFF")
+                and img.getexif().get(_EXIF_ORIENTATION) in _SWAPPED_ORIENTATIONS
+            ):
+                w, h = h, w
+            return (h, w) if w > 0 and h > 0 else None
     except Exception:  # noqa: BLE001 - any unreadable header: that file is judged when decoded
         return None
 

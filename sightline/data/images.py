@@ -41,6 +41,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 # 64 megapixels: a large phone photo is 12-50 MP. Anything bigger is refused with a clear
 # message instead of PIL's DecompressionBombError (or silently eating gigabytes of memory).
 MAX_PIXELS = 64_000_000
+# PIL warns of an image over its own limit when it opens one; sightline measures every image
+# against MAX_PIXELS itself and says so. One filter, set once: warnings.catch_warnings is not
+# thread-safe (images are decoded in threads), and two threads inside it leave its filters
+# behind for the whole process (before, an "ignore everything" outlived every folder's loading).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# PIL's plugins warn of odd metadata (corrupt EXIF, a malformed MPO) as they read a header:
+# sightline reports the file itself where it cannot be decoded.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 # A model sees at most a few hundred pixels a side, framing looks at the photo as a whole: a
 # photo is decoded with its longer side at least this, or DECODE_FACTOR x the model's input.
 MIN_DECODE_SIDE = 512
@@ -143,10 +151,8 @@ def image_size(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[in
     if not data:
         raise ImageError(name, "empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
     except UnidentifiedImageError:
         raise ImageError(name, "not a recognised image format (corrupt, or not an image)") from None
     except Image.DecompressionBombError:
@@ -183,8 +189,7 @@ def _decode(fp, label, max_side: int | None, max_pixels: int) -> Image.Image:
     decode (so truncation shows here), reduced to ``max_side``, EXIF orientation applied."""
     try:
         # The gate on large decodes closes after the file's image: its memory is freed by then.
-        with warnings.catch_warnings(), contextlib.ExitStack() as gate:
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with contextlib.ExitStack() as gate:
             with Image.open(fp) as img:
                 w, h = img.size
                 limit = min(max_pixels, MAX_PIXELS)

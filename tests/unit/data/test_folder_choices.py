@@ -363,3 +363,22 @@ def test_built_in_datasets_get_no_recipe(tmp_path):
         train["optimizer"] == "sgd"
         and train["epochs"] == get_model_entry("fastcnn").train_defaults["epochs"]
     )
+
+
+def test_loading_a_folder_leaves_the_processs_warning_filters_as_they_were(tmp_path):
+    """Images are probed and decoded in threads, where warnings.catch_warnings is not safe: two
+    threads inside it once left an "ignore every warning" filter behind for the whole process
+    (a tracker's warning, any library's, was then never shown)."""
+    import warnings
+
+    for c in range(2):
+        (tmp_path / f"c{c}").mkdir()
+        for i in range(40):
+            Image.new("RGB", (20 + i % 7, 16), (40 * c, i, 90)).save(
+                tmp_path / f"c{c}" / f"{i}.png"
+            )
+    before = list(warnings.filters)
+    load_folder(tmp_path)
+    assert warnings.filters == before
+    with pytest.warns(UserWarning, match="still shown"):
+        warnings.warn("still shown", UserWarning, stacklevel=1)
