@@ -180,6 +180,11 @@ def _run(
 
         result.report = write_report(run, data=data, metrics=result.metrics)
         _emit(on_event, "report", path=str(result.report), plots=str(RunLayout(run.path).plots))
+    if ctx.is_main and run.tracking:  # --track: the evaluation, figures and model there too
+        from sightline.train import log_results
+
+        for line in log_results(run, model=result.metrics is not None):
+            _emit(on_event, "message", text=f"Tracked: {line}", topic="track")
     _emit(on_event, "done", **result.to_dict())
     return result
 

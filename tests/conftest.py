@@ -124,25 +124,33 @@ def on_a_cpu(monkeypatch):
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
 
 
-@pytest.fixture(scope="module")
-def squares_run(tmp_path_factory):
-    """A fastcnn run trained for 4 epochs on a folder of 12 px gray squares with train and test
-    splits (so every export's check reads labels); one per test module (the export tests)."""
-    import torch
+def write_squares(root) -> Path:
+    """A folder of 12 px gray squares in three classes, with train and test splits (60 images a
+    class: 45 train, 15 test); returns it."""
     from PIL import Image
     from test_train import make_dataset
+
+    data = make_dataset(n_per_class=60)
+    for split, part in (("train", data.train), ("test", data.test)):
+        for i, (x, y) in enumerate(zip(part.images, part.labels, strict=True)):
+            folder = Path(root) / "squares" / split / f"class{int(y)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[0].numpy()).save(folder / f"{i:03d}.png")
+    return Path(root) / "squares"
+
+
+@pytest.fixture(scope="module")
+def squares_run(tmp_path_factory):
+    """A fastcnn run trained for 4 epochs on ``write_squares``' folder (train and test splits,
+    so every export's check reads labels); one per test module (the export tests)."""
+    import torch
 
     import sightline
 
     root = tmp_path_factory.mktemp("int8")
-    data = make_dataset(n_per_class=60)
-    for split, part in (("train", data.train), ("test", data.test)):
-        for i, (x, y) in enumerate(zip(part.images, part.labels, strict=True)):
-            folder = root / "squares" / split / f"class{int(y)}"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x[0].numpy()).save(folder / f"{i:03d}.png")
+    folder = write_squares(root)
     torch.manual_seed(0)
-    result = sightline.run_training(str(root / "squares"), "fastcnn", runs_dir=root / "runs",
+    result = sightline.run_training(str(folder), "fastcnn", runs_dir=root / "runs",
                                     epochs=4, progress="quiet", report=False, name="squares",
                                     model_options={"width": 8})  # fmt: skip
     return result.run

@@ -29,7 +29,7 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed's range
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "linear")
-TRACKERS = ("tensorboard",)  # train/callbacks: one concern each (MLflow next: issue 55)
+TRACKERS = ("tensorboard", "mlflow")  # train/callbacks: one concern each
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 
@@ -133,10 +133,15 @@ class TrainConfig:
     checkpoint_every: int = option(0, "also checkpoint every N steps (for long epochs)", low=0,
                                    unit="steps")
     track: str | None = option(None, "log the run to an experiment tracker as it trains: "
-                               "tensorboard (event files in the run's tensorboard/ folder)",
+                               "tensorboard (event files in the run's tensorboard/ folder) or "
+                               "mlflow (a tracking server or MLflow's local store)",
                                choices=TRACKERS, metavar="TRACKER")
-    track_dir: str | None = option(None, "--track tensorboard: write the events into this folder "
-                                   "instead of the run's", api=False, metavar="FOLDER")
+    track_uri: str | None = option(
+        None, "--track mlflow: the tracking server or store (default $MLFLOW_TRACKING_URI, else "
+        "MLflow's own sqlite:///mlflow.db here); --track tensorboard: the events' folder "
+        "(default the run's tensorboard/)", api=False, metavar="URI",
+        why="a server's own trackers are its settings (MLFLOW_TRACKING_URI), never a client's "
+        "address or path")
     max_steps: int | None = option(None, "stop after N optimizer steps", low=1,
                                    why="none: for tests and quick looks; the lr schedule still "
                                    "follows the planned epochs")
@@ -200,6 +205,8 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
         values.setdefault("reframe", 0.0)  # runs from before reframing were trained without it
+        if d.get("track_dir") and "track_uri" not in d:  # its name in sightline 0.1's first days
+            values["track_uri"] = d["track_dir"]
         return cls(**values)
 
 

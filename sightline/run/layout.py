@@ -9,6 +9,7 @@ runs/<name>/
   last.safetensors   weights at the last save
   resume.pt          full training state for --resume (tensors only, weights_only load)
   evaluations/       one JSON (+ text + saved logits) per evaluated source (run/evaluations.py)
+  tracking.json      where --track logs it too: MLflow's store and run id, TensorBoard's folder
   plots/             the figures (PNG) and their cache; report.html beside them
   export/            best.onnx / last.onnx (``sightline export``), best.engine.json (the faster engine here),
                      best.int8.onnx (``--format onnx-int8``), report.json (every format's check),
@@ -32,6 +33,7 @@ EVALUATIONS = "evaluations"
 PLOTS = "plots"
 REPORT = "report.html"
 CHECK = "check.json"  # the data check run before training (sightline.health)
+TRACKING = "tracking.json"  # where --track logs the run (train/callbacks/trackers.py)
 EXPORT = "export"
 INSPECT = "inspect"  # `sightline inspect`'s figures, a folder per image
 CHECKPOINTS = ("best", "last")  # the model files a run may have
@@ -71,6 +73,10 @@ class RunLayout:
     @property
     def check(self) -> Path:
         return self.path / CHECK
+
+    @property
+    def tracking(self) -> Path:
+        return self.path / TRACKING
 
     @property
     def report(self) -> Path:

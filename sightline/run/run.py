@@ -107,6 +107,17 @@ class Run:
         return status
 
     @property
+    def tracking(self) -> dict[str, dict[str, Any]]:
+        """Where ``--track`` logs this run too, by tracker (``{"mlflow": {"uri", "run_id",
+        ...}}``); {} when it is not tracked (or its record cannot be read)."""
+        p = self.files.tracking
+        try:
+            found = read_json_inside(self.path, p) if os.path.lexists(p) else {}
+        except (OSError, ValueError, PathRefusedError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    @property
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch metrics as dicts (numbers as floats, missing values as None).
         ``LinkRefusedError`` when metrics.csv is a symbolic link (never read through)."""

@@ -60,6 +60,32 @@ def prepare(path, p):
     return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).copy()
 
 
+def answers(session, meta, x):
+    """sightline's answers for prepared images ``x``, uint8 (N, C, H, W) as ``prepare`` makes
+    them: the class, its calibrated probability, "none of these" and every class's probability."""
+    names = [o.name for o in session.get_outputs()]
+    out = dict(zip(names, session.run(None, {"images": x}), strict=True))
+    logits = out["logits"].astype(np.float64)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = e / e.sum(axis=1, keepdims=True)
+    threshold, classes = (meta.get("ood") or {}).get("threshold"), meta["classes"]
+    found = []
+    for i, p in enumerate(probs):
+        k = int(p.argmax())
+        score = float(out["ood_score"][i]) if "ood_score" in out else None
+        unknown = threshold is not None and score is not None and score > threshold
+        found.append({"class": classes[k], "probability": float(p[k]), "unknown": unknown,
+                      "ood_score": score,
+                      "probabilities": dict(zip(classes, p.tolist(), strict=True))})  # fmt: skip
+    return found
+
+
+def load(model):
+    """The ONNX Runtime session of ``model`` and sightline's metadata in it."""
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return session, json.loads(session.get_modelmeta().custom_metadata_map["sightline"])
+
+
 def main(argv):
     as_json = "--json" in argv
     args = [a for a in argv if a != "--json"]
@@ -67,41 +93,27 @@ def main(argv):
     if "--model" in args:
         i = args.index("--model")
         model, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    meta = json.loads(session.get_modelmeta().custom_metadata_map["sightline"])
-    p, classes = meta["preprocess"], meta["classes"]
+    session, meta = load(model)
+    p = meta["preprocess"]
     if p.get("fit", "frame") != "frame" or p.get("dark_background"):
         print("note: this model frames each object as its training data did; predict.py "
               "resizes whole images, so answers on photos may differ from sightline's", file=sys.stderr)  # fmt: skip
-    threshold = (meta.get("ood") or {}).get("threshold")
-    answers = []
+    found = []
     for path in args:
         try:
             x = prepare(path, p)[None]
         except Exception as e:  # noqa: BLE001 - any unreadable file is reported, the rest go on
             print(f"{path}: cannot read: {e}", file=sys.stderr)
             continue
-        out = dict(
-            zip(
-                [o.name for o in session.get_outputs()],
-                session.run(None, {"images": x}),
-                strict=True,
-            )
-        )
-        logits = out["logits"][0].astype(np.float64)
-        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-        score = float(out["ood_score"][0]) if "ood_score" in out else None
-        k = int(probs.argmax())
-        unknown = threshold is not None and score is not None and score > threshold
-        answers.append({"file": path, "class": classes[k], "probability": float(probs[k]),
-                        "unknown": unknown, "ood_score": score,
-                        "probabilities": dict(zip(classes, probs.tolist(), strict=True))})  # fmt: skip
+        answer = {"file": path, **answers(session, meta, x)[0]}
+        found.append(answer)
         if not as_json:
-            said = f"none of these (nearest {classes[k]})" if unknown else classes[k]
-            print(f"{path}\t{said}\t{probs[k]:.1%}")
+            k = answer["class"]
+            said = f"none of these (nearest {k})" if answer["unknown"] else k
+            print(f"{path}\t{said}\t{answer['probability']:.1%}")
     if as_json:
-        print(json.dumps(answers, indent=2))
-    return 0 if answers or not args else 1
+        print(json.dumps(found, indent=2))
+    return 0 if found or not args else 1
 
 
 if __name__ == "__main__":

@@ -122,6 +122,21 @@ class RunWriter:
         """``check.json``: the data check made before training (``sightline.health``)."""
         atomic_write_json(self.files.check, record, root=self.path)
 
+    def write_tracking(self, tracker: str, record: dict[str, Any]) -> None:
+        """``tracking.json``: where ``tracker`` ("mlflow", "tensorboard") logs the run, beside
+        the other trackers' records."""
+        from sightline.errors import SightlineError
+        from sightline.fileio import read_json_inside
+
+        path, records = self.files.tracking, {}
+        if path.is_file():
+            try:
+                records = read_json_inside(self.path, path)
+            except (OSError, ValueError, SightlineError):  # unreadable or a link: made anew
+                records = {}
+        records = records if isinstance(records, dict) else {}
+        atomic_write_json(path, {**records, tracker: record}, root=self.path)
+
     # ------------------------------------------------------------------ views
     def write_plot(self, name: str, image: bytes) -> Path:
         """``plots/<name>`` (a PNG or SVG file's bytes); returns its path."""

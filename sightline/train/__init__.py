@@ -18,6 +18,8 @@ _EXPORTS = {
     "ProgressBar": "sightline.train.progress",
     "Callback": "sightline.train.callbacks.base",
     "TensorBoardTracker": "sightline.train.callbacks.tensorboard",
+    "MLflowTracker": "sightline.train.callbacks.mlflow",
+    "log_results": "sightline.train.callbacks.trackers",
     "TrainerView": "sightline.train.trainer_view",
     "threads_per_process": "sightline.train.distributed",
     "torchrun_command": "sightline.train.distributed",
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
     from sightline.plan.config import DEFAULTS, TrainConfig, resolve_config
     from sightline.train.api import fit, resume
     from sightline.train.callbacks.base import Callback
+    from sightline.train.callbacks.mlflow import MLflowTracker
     from sightline.train.callbacks.tensorboard import TensorBoardTracker
+    from sightline.train.callbacks.trackers import log_results
     from sightline.train.distributed import threads_per_process, torchrun_command
     from sightline.train.progress import JsonLines, ProgressBar
     from sightline.train.trainer_view import TrainerView
@@ -36,11 +40,13 @@ __all__ = [
     "DEFAULTS",
     "Callback",
     "JsonLines",
+    "MLflowTracker",
     "ProgressBar",
     "TensorBoardTracker",
     "TrainConfig",
     "TrainerView",
     "fit",
+    "log_results",
     "resolve_config",
     "resume",
     "threads_per_process",

@@ -153,7 +153,7 @@ class Trainer:
             self.early,
             Checkpointing(cfg.checkpoint_every),
             self.files,
-            *trackers(cfg.track, cfg.track_dir),  # --track: they see the files as written
+            *trackers(cfg.track, cfg.track_uri),  # --track: they see the files as written
             *own,  # fit(callbacks=[...])'s concerns
             ProgressEvents(),  # last: the events tell what the concerns before it decided
         ]
@@ -354,11 +354,14 @@ class Trainer:
             self.error = failure_text(e)
             with contextlib.suppress(Exception):
                 self.files.write(self)
+            with contextlib.suppress(Exception):
+                self._call("on_train_end")
             self.emit("on_train_end", self.summary())
             raise
         if self.status != "interrupted":
             self.save_checkpoint(None)  # records the final status for `resume`
         self.files.write(self)
+        self._call("on_train_end")
         summary = self.summary()
         self.emit("on_train_end", summary)
         return summary

@@ -35,6 +35,7 @@ FIELD_LABELS: dict[str, str] = {
     "augment": "Augmentation policy",
     "mixup": "Mixup strength",
     "cutmix": "Cutmix strength",
+    "track": "Experiment tracker",
     "val-split": "Validation split",
     "calibration-split": "Calibration split",
     "name": "Run name",
@@ -133,6 +134,7 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
           <label class="field">{_label("augment")} <select id="train-augment">{_choices(TrainConfig, "augment")}</select></label>
           <label class="field">{_label("mixup")} <input type="number" id="train-mixup"{_bounds(TrainConfig, "mixup")} step="any"></label>
           <label class="field">{_label("cutmix")} <input type="number" id="train-cutmix"{_bounds(TrainConfig, "cutmix")} step="any"></label>
+          <label class="field">{_label("track")} <select id="train-track"><option value="">none</option>{_choices(TrainConfig, "track", {"tensorboard": "TensorBoard (events in the run)", "mlflow": "MLflow (the server's store)"})}</select></label>
           <label class="field">{_label("val-split")} <input type="text" id="train-val-split" placeholder="default" inputmode="decimal"></label>
           <label class="field">{_label("calibration-split")} <input type="number" id="train-calibration-split"{_bounds(DataOptions, "calibration_split")} step="any" placeholder="none"></label>
           <label class="field">{_label("name")} <input type="text" id="train-name" placeholder="dataset-model-time" pattern="[A-Za-z0-9_][A-Za-z0-9._\\-]*"></label>
@@ -141,6 +143,7 @@ TRAIN = f"""    <form class="card form" id="train-form" novalidate>
         {_help(TrainConfig, "augment", "augment")}
         {_help(TrainConfig, "mixup", "mixup")}
         {_help(TrainConfig, "cutmix", "cutmix")}
+        {_help(TrainConfig, "track", "track")}
         {_help(DataOptions, "val_split", "val-split")}
         {_help(DataOptions, "calibration_split", "calibration-split")}
         <div class="radio-row">

@@ -47,6 +47,10 @@ class Callback:
         """The run's files are brought up to date: after an epoch, a stop, the end, a failure.
         ``gen``: the epoch's random generator, to resume mid-epoch (None at an epoch's end)."""
 
+    def on_train_end(self, trainer: TrainerView) -> None:
+        """Training ended, its files written: ``trainer.status`` says how (finished,
+        early_stopped, max_steps, interrupted or failed)."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

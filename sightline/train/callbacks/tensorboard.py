@@ -8,7 +8,10 @@ What it writes, each under its own tag:
   trainer reads it back at most 10x a second: no extra GPU sync);
 * ``epoch/<column>``: every number of the epoch's row of ``metrics.csv`` (loss, accuracy,
   val_loss, val_accuracy, lr, time, images_per_sec) at the epoch's number;
-* ``plan``: the settled plan's training options, as a Markdown table (text), once.
+* ``plan``: the settled plan's training options, as a Markdown table (text), once;
+* after the evaluation (``log_tensorboard_results``, the pipeline calls it): ``test/<metric>``,
+  the confusion matrix, the sample predictions and the mistakes as images, and the model's graph
+  where it traces.
 
 Resuming writes into the same folder from the step it resumes at (``purge_step``: events a
 killed run wrote after its last checkpoint are dropped, so no curve doubles back). The run
@@ -67,6 +70,7 @@ class TensorBoardTracker(Callback):
     def _open(self, folder: Path, trainer: TrainerView) -> None:
         # purge_step: a resumed run drops the events written after the step it resumes at
         self.writer = self.summary_writer(str(folder), purge_step=trainer.global_step or None)
+        trainer.writer.write_tracking("tensorboard", {"log_dir": str(folder.resolve())})
         cfg = asdict(trainer.cfg) if is_dataclass(trainer.cfg) else dict(vars(trainer.cfg))
         table = "| option | value |\n| --- | --- |\n" + "\n".join(
             f"| {k} | {v} |" for k, v in sorted(cfg.items())
@@ -113,3 +117,47 @@ class TensorBoardTracker(Callback):
                 "folder keeps every number",
                 stacklevel=2,
             )
+
+
+RESULT_FIGURES = {"confusion.png": "test/confusion_matrix", "predictions.png": "test/predictions",
+                  "mistakes.png": "test/mistakes"}  # fmt: skip  # the report's figures, by tag
+
+
+def log_tensorboard_results(run: Any, record: dict[str, Any]) -> str:
+    """The evaluated run's test metrics, figures and graph into its event folder (``record``:
+    its entry of ``tracking.json``); returns where, for a person."""
+    import numpy as np
+    from PIL import Image
+
+    from sightline.run.layout import RunLayout
+    from sightline.train.callbacks.tracked_metrics import evaluation_metrics
+
+    folder, step = record["log_dir"], len(run.history)
+    writer = require_tensorboard()(folder)
+    try:
+        for tag, value in evaluation_metrics(run.evaluation or {}).items():
+            writer.add_scalar(tag, value, step)
+        plots = RunLayout(run.path).plots
+        for name, tag in RESULT_FIGURES.items():
+            if (plots / name).is_file() and not (plots / name).is_symlink():
+                with Image.open(plots / name) as im:
+                    image = np.asarray(im.convert("RGB"))
+                writer.add_image(tag, image, step, dataformats="HWC")
+        _add_graph(writer, run)
+    finally:
+        writer.close()
+    return f"TensorBoard events in {folder}"
+
+
+def _add_graph(writer: Any, run: Any) -> None:
+    """The model's graph, where torch.jit can trace it (some models cannot: then none)."""
+    import torch
+
+    try:
+        model = run.load_model().eval()
+        example = torch.zeros(1, *run.preprocess.input_shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings: a graph is drawn or not
+            writer.add_graph(model, example)
+    except Exception:  # noqa: BLE001, S110 - a model the tracer cannot follow has no graph
+        pass

@@ -565,8 +565,8 @@ def test_export_a_run_from_its_page(served, page):
 
 
 def test_the_train_form_sends_the_augmentations(served, page):
-    """TrivialAugment/RandAugment, mixup and cutmix from the form's Advanced section: sent as
-    the job's options, and the plan answers with them."""
+    """TrivialAugment/RandAugment, mixup and cutmix, and the experiment tracker, from the form's
+    Advanced section: sent as the job's options, and the plan answers with them."""
     url, _ = served
     page.goto(url + "/train?folder=stripes")
     page.locator("#train-augment option[value='trivial']").wait_for(
@@ -580,10 +580,13 @@ def test_the_train_form_sends_the_augmentations(served, page):
         return request.url.endswith("/api/jobs/plan") and options.get("mixup") == 0.2
 
     page.select_option("#train-augment", "trivial")
+    page.select_option("#train-track", "mlflow")
     with page.expect_response(lambda r: asks(r.request), timeout=20_000) as answer:
         page.fill("#train-mixup", "0.2")
     assert answer.value.ok, answer.value.text()
     sent = json.loads(answer.value.request.post_data)["options"]
     assert sent["augment"] == "trivial" and "cutmix" not in sent  # only what was changed
+    assert sent["track"] == "mlflow" and "track_uri" not in sent
     plan = answer.value.json()
     assert json.dumps(plan).count("trivial") >= 1, plan
+    assert plan["options"]["track"] == "mlflow", plan["options"]

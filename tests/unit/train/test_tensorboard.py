@@ -81,7 +81,7 @@ def test_track_tensorboard_is_an_option_of_every_face(tmp_path):
     assert run.config["train"]["track"] == "tensorboard"
     with pytest.raises(ConfigError, match="track.*tensorboard"):
         fit_toy(make_dataset(), tmp_path, epochs=1, track="wandb")
-    assert not declared_option(TrainConfig, "track_dir").spec.api
+    assert not declared_option(TrainConfig, "track_uri").spec.api
     folder = tmp_path / "digits"
     for c in range(2):
         (folder / f"c{c}").mkdir(parents=True)
@@ -92,5 +92,25 @@ def test_track_tensorboard_is_an_option_of_every_face(tmp_path):
     events = tmp_path / "tb-elsewhere"
     code = main(["train", str(folder), "--model", "mlp", "--epochs", "1", "--no-eval",
                  "--runs-dir", str(tmp_path / "cli-runs"), "--track", "tensorboard",
-                 "--track-dir", str(events), "--progress", "quiet"])  # fmt: skip
+                 "--track-uri", str(events), "--progress", "quiet"])  # fmt: skip
     assert code == 0 and "epoch/loss" in _events(events).Tags()["scalars"]
+
+
+def test_after_the_evaluation_the_metrics_figures_and_graph_are_in_the_events(tmp_path):
+    """run_training with --track tensorboard: the test metrics, the confusion matrix, sample
+    predictions and mistakes as images, and the model's graph, beside the curves."""
+    from conftest import write_squares
+
+    folder = write_squares(tmp_path)
+    result = sightline.run_training(str(folder), "fastcnn", runs_dir=tmp_path / "runs", epochs=2,
+                                    progress="quiet", model_options={"width": 8},
+                                    track="tensorboard")  # fmt: skip
+    assert result.run.tracking["tensorboard"]["log_dir"] == str(result.run.path / "tensorboard")
+    ea = EventAccumulator(str(result.run.path / "tensorboard"),
+                          size_guidance={"scalars": 0, "images": 0})  # fmt: skip
+    ea.Reload()
+    tags = ea.Tags()
+    assert {"test/confusion_matrix", "test/predictions", "test/mistakes"} <= set(tags["images"])
+    (accuracy,) = ea.Scalars("test/accuracy")
+    assert accuracy.value == pytest.approx(result.metrics.accuracy)
+    assert tags["graph"] and "Conv2d" in str(ea.Graph())

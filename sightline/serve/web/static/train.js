@@ -20,7 +20,7 @@
     lr: ['train-lr', 'float'], patience: ['train-patience', 'int']};
   const OPTION_FIELDS = {optimizer: ['train-optimizer', 'text'], weight_decay: ['train-weight-decay', 'float'],
     seed: ['train-seed', 'int'], balance: ['train-balance', 'bool'], augment: ['train-augment', 'text'],
-    mixup: ['train-mixup', 'float'], cutmix: ['train-cutmix', 'float']};
+    mixup: ['train-mixup', 'float'], cutmix: ['train-cutmix', 'float'], track: ['train-track', 'text']};
   let datasets = {builtin: [], folders: []};
   let models = [];
   // "another timm model": any name timm knows, typed, answered by GET /api/models/{name}
