@@ -56,6 +56,7 @@ _EXPORTS = {
     "load_onnx": "sightline.run.listing",
     "check": "sightline.health.check",
     "HealthReport": "sightline.health.problems",
+    "tune": "sightline.sweeps.sweep",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -72,6 +73,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.run import Run, list_runs, load_run
     from sightline.run.export_api import export, export_onnx
     from sightline.run.listing import load_onnx
+    from sightline.sweeps.sweep import tune
     from sightline.train.api import fit, resume
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "resume",
     "run_training",
     "summary",
+    "tune",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

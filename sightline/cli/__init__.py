@@ -26,6 +26,7 @@ from sightline.cli import (
     serve_cmd,
     summary_cmd,
     train_cmd,
+    tune_cmd,
 )
 from sightline.cli.options import Parser
 from sightline.errors import SightlineError
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary_cmd.add_summary(sub)
     check_cmd.add_check(sub)
     train_cmd.add_train(sub)
+    tune_cmd.add_tune(sub)
     evaluate_cmd.add_evaluate(sub)
     calibrate_cmd.add_calibrate(sub)
     predict_cmd.add_predict(sub)

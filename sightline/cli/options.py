@@ -131,6 +131,22 @@ val_split = cli_type(declared_option(DataOptions, "val_split"))
 calibration_split = cli_type(declared_option(DataOptions, "calibration_split"))
 
 
+def duration(text: str) -> float:
+    """'90', '90s', '30m', '1.5h' → seconds (argparse's type)."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:])
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90s, 30m or 2h, got {text!r}"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """The "data" group of flags: every ``DataOptions`` option, from its declaration."""
     add_cli_options({"data": p.add_argument_group("data")}, DataOptions)

@@ -1,0 +1,96 @@
+"""One trial of a sweep: the trial's options, one sightline run, its score, pruning from its
+epoch events."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from sightline.sweeps import study as studies
+from sightline.sweeps.space import MODEL_PREFIX, Dim, suggest
+
+METRIC = "val_accuracy"  # what a trial is scored by (maximised), read from its epochs
+
+
+class Objective:
+    """Optuna's objective for the study ``study`` (in ``url``): trains the trial's run and
+    returns its best validation accuracy; raises TrialPruned when the pruner stops it."""
+
+    def __init__(self, study: str, url: str, request: Any, workers: int, on_event: Any) -> None:
+        self.study, self.url, self.request = study, url, request
+        self.workers, self.on_event = workers, on_event
+        self.space = {name: Dim(**_dim_args(d)) for name, d in request.space.items()}
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from sightline.pipeline import run_training
+        from sightline.run import RunWriter
+
+        r = self.request
+        options, model = self.options_of(r, suggest(self.space, trial))
+        if options.get("track") == "mlflow":  # a study's trials side by side in MLflow
+            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", self.study)
+        budget = r.trial_budget(self.workers)
+        if budget is not None:
+            options["time_budget"] = budget
+        pruned, started = [], time.monotonic()
+        record = {"study": self.study, "storage": studies.shown_url(self.url),
+                  "trial": trial.number}  # fmt: skip
+
+        def watch(event: dict[str, Any]) -> None:
+            if event["kind"] == "run":  # the folder exists: tagged before the first step
+                RunWriter(event["run_dir"]).write_tracking("optuna", record)
+                trial.set_user_attr("run", event["run_dir"])
+            elif event["kind"] == "epoch" and isinstance(event.get(METRIC), (int, float)):
+                trial.report(float(event[METRIC]), int(event["epoch"]))
+                if trial.should_prune():
+                    pruned.append(int(event["epoch"]))
+
+        result = run_training(
+            r.dataset, r.model, recipe=r.recipe, data_options=dict(r.data_options),
+            model_options=model, runs_dir=r.runs_dir,
+            name=f"{self.study}-t{trial.number:03d}", evaluate=False, report=False, check=False,
+            progress="quiet", on_event=watch, should_stop=lambda: bool(pruned), **options,
+        )  # fmt: skip
+        run = result.run
+        trial.set_user_attr("run", str(run.path))
+        trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
+        scores = [row.get(METRIC) for row in run.history]
+        scores = [s for s in scores if isinstance(s, (int, float))]
+        if pruned:
+            # its run reads "interrupted" (it can be resumed); the study's record says why
+            RunWriter(run.path).write_tracking(
+                "optuna", {**record, "pruned_after_epoch": pruned[0]}
+            )
+            self._say(trial, "PRUNED", max(scores, default=None), run)
+            raise optuna.TrialPruned()
+        if not scores:
+            raise RuntimeError(f"{run.path} has no {METRIC}: nothing to score the trial by")
+        self._say(trial, "COMPLETE", max(scores), run)
+        return max(scores)
+
+    @staticmethod
+    def options_of(request: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(training options, model options) of a trial: the request's with ``params`` (a
+        trial's Optuna params, or ``suggest``'s pair already split)."""
+        if isinstance(params, tuple):
+            train, model = params
+        else:
+            train = {k: v for k, v in params.items() if not k.startswith(MODEL_PREFIX)}
+            model = {k[len(MODEL_PREFIX) :]: v for k, v in params.items()
+                     if k.startswith(MODEL_PREFIX)}  # fmt: skip
+        return {**request.train_options, **train}, {**request.model_options, **model}
+
+    def _say(self, trial: Any, state: str, value: float | None, run: Any) -> None:
+        if self.on_event is not None:
+            self.on_event({"kind": "trial", "study": self.study, "number": trial.number,
+                           "state": state, "value": value, "params": dict(trial.params),
+                           "run": str(run.path)})  # fmt: skip
+
+
+def _dim_args(d: dict[str, Any]) -> dict[str, Any]:
+    if "choices" in d:
+        return {"choices": tuple(d["choices"])}
+    return {"low": d["low"], "high": d["high"], "log": d["log"], "integer": d["int"]}
