@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,4 +42,19 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted({*also, *exports, *vars(sys.modules[package])})
 
+    # A public name that is also a submodule's (``sightline.plan.preview``, the function, in
+    # the module ``preview.py``): importing the submodule makes Python set the package's
+    # attribute to the module, and ``from sightline.plan import preview`` then gave the module
+    # (a server's plan answered 500 after a sweep had imported it). The name stays the export.
+    class _Package(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if (
+                name in exports
+                and isinstance(value, types.ModuleType)
+                and value.__name__ == f"{package}.{name}"
+            ):
+                return
+            super().__setattr__(name, value)
+
+    sys.modules[package].__class__ = _Package
     return __getattr__, __dir__

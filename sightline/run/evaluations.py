@@ -89,6 +89,24 @@ def read_evaluation(run_dir: Path, key: str) -> dict[str, Any] | None:
         return None
 
 
+def read_test_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The run's own test result (test split, best checkpoint), or None; a run of sightline
+    < 0.2 kept it as ``evaluation.json``."""
+    found = read_evaluation(run_dir, TEST_KEY)
+    if found is None and os.path.lexists(run_dir / "evaluation.json"):
+        try:
+            legacy = read_json_inside(run_dir, "evaluation.json")
+        except (OSError, ValueError, PathRefusedError):
+            return None
+        if (
+            isinstance(legacy, dict)
+            and legacy.get("split", "test") == "test"
+            and legacy.get("checkpoint", "best") == "best"
+        ):
+            return legacy
+    return found
+
+
 def list_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
     try:
         entries = entries_inside(run_dir, EVALUATIONS)

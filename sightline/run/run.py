@@ -108,14 +108,17 @@ class Run:
 
     @property
     def tracking(self) -> dict[str, dict[str, Any]]:
-        """Where ``--track`` logs this run too, by tracker (``{"mlflow": {"uri", "run_id",
-        ...}}``); {} when it is not tracked (or its record cannot be read)."""
-        p = self.files.tracking
-        try:
-            found = read_json_inside(self.path, p) if os.path.lexists(p) else {}
-        except (OSError, ValueError, PathRefusedError):
-            return {}
-        return found if isinstance(found, dict) else {}
+        """Where ``--track`` logs this run too, by tracker (``run/tracking.py``); {} if none."""
+        from sightline.run.tracking import read_tracking
+
+        return read_tracking(self.path)
+
+    @property
+    def study(self) -> dict[str, Any] | None:
+        """The sweep this run is a trial of (name, trial number); None for a run of its own."""
+        from sightline.run.tracking import study_of
+
+        return study_of(self.tracking)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -244,19 +247,7 @@ class Run:
     @property
     def evaluation(self) -> dict[str, Any] | None:
         """The run's own test result (test split, best checkpoint), or None."""
-        found = store.read_evaluation(self.path, store.TEST_KEY)
-        if found is None and os.path.lexists(self.path / "evaluation.json"):  # sightline < 0.2
-            try:
-                legacy = read_json_inside(self.path, "evaluation.json")
-            except (OSError, ValueError, PathRefusedError):
-                return None
-            if (
-                isinstance(legacy, dict)
-                and legacy.get("split", "test") == "test"
-                and legacy.get("checkpoint", "best") == "best"
-            ):
-                return legacy
-        return found
+        return store.read_test_evaluation(self.path)
 
     def evaluations(self) -> dict[str, dict[str, Any]]:
         """Every saved evaluation, by source key (``test``, ``val``, ``folder-…``)."""

@@ -26,6 +26,7 @@ from sightline.serve.api import (
     predict,
     run_files,
     runs,
+    studies,
 )
 from sightline.serve.core import docs
 from sightline.serve.core.deps import only_known_query
@@ -158,6 +159,7 @@ def create_app(
         health,
         build,
         jobs,
+        studies,
     ):  # the REST API, one module a resource; a query parameter a route does not take is a 400
         app.include_router(
             module.router, dependencies=[Depends(only_known_query)], responses=API_ERRORS

@@ -151,8 +151,7 @@ def work(study: str, url: str, workers: int = 1, on_event: EventFn | None = None
 def _request(dataset, model, recipe, space, trials, seconds, pruner, data_options, model_options,
              runs_dir, train_options) -> SweepRequest:  # fmt: skip
     """The sweep's request, its space checked: the plan's preview gives the centre."""
-    from sightline.plan import TrainRequest
-    from sightline.plan.preview import preview
+    from sightline.plan import TrainRequest, preview
     from sightline.run import runs_root
 
     fixed = {k: v for k, v in train_options.items() if v is not None}

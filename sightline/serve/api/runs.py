@@ -68,6 +68,7 @@ def run_detail(run_id: RunId, request: Request) -> dict[str, Any]:
     except PathRefusedError as e:  # a symbolic link: refused, and said so
         out["history"], out["history_error"] = [], str(e)
     out["evaluation"] = evaluation
+    out["study"] = run.study  # a sweep's trial: its study's name and number
     try:  # whether its probabilities go through a calibrator (the Classify page says so)
         out["calibrated"] = not run.calibrator().identity
     except (SightlineError, OSError):  # no model file yet

@@ -76,6 +76,7 @@ RUNS = """    <div class="error-box" id="runs-error" role="alert" hidden></div>
 RUN = f"""    <div class="run-head">
       <span id="run-status"></span>
       <span class="muted" id="run-created"></span>
+      <a class="muted" id="run-study" hidden></a>
     </div>
     <div class="error-box" id="run-error" role="alert" hidden></div>
     <div class="actions" id="run-actions"></div>
@@ -319,4 +320,37 @@ JOB = f"""    <section class="card">
     <section class="card">
       <h2>Log</h2>
       <pre class="log" id="job-log"></pre>
+    </section>"""
+
+
+STUDIES = """    <div class="error-box" id="studies-error" role="alert" hidden></div>
+    <section class="card empty" id="studies-empty" hidden>
+      <h2>No sweeps yet</h2>
+      <p>Start one on the command line, for example
+        <code>sightline tune fashion-mnist --recipe fashion-mnist-fast --trials 20 --time 40m</code>:
+        every trial is a run, and its study shows here.</p>
+    </section>
+    <section class="card" id="studies-card" hidden>
+      <div class="table-wrap"><table class="table" id="studies-table"></table></div>
+    </section>"""
+
+STUDY = f"""    <div class="error-box" id="study-error" role="alert" hidden></div>
+    <section class="card">
+      <div class="metrics">
+        {_metric("Trials", "study-trials")}
+        {_metric("Best validation accuracy", "study-best")}
+        {_metric("Best trial", "study-best-trial")}
+        {_metric("Model", "study-model")}
+        {_metric("Data", "study-data")}
+      </div>
+      <p class="muted" id="study-best-params"></p>
+      <p class="muted">Retrain the best on train + validation: <code id="study-retrain"></code></p>
+    </section>
+    <section class="card" id="study-figures" hidden>
+      <h2>Optimisation history and importance</h2>
+      <div class="study-figures" id="study-figure-list"></div>
+    </section>
+    <section class="card">
+      <h2>Trials</h2>
+      <div class="table-wrap"><table class="table stack" id="study-table"></table></div>
     </section>"""

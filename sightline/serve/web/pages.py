@@ -81,6 +81,7 @@ NAV: list[tuple[str, str]] = [
     ("/datasets", "Datasets"),
     ("/train", "Train"),
     ("/jobs", "Jobs"),
+    ("/studies", "Sweeps"),
     ("/docs", "API docs"),
 ]
 
@@ -314,6 +315,31 @@ def job_page(job_id: str, request: Request) -> HTMLResponse:
             nav="/jobs",
             data={"job": job_id, **train_body.option_labels()},
         )
+    )
+
+
+@router.get("/studies", response_class=HTMLResponse)
+def studies_page() -> HTMLResponse:
+    return page_response(render_page("Sweeps", page_bodies.STUDIES, ["studies.js"], nav="/studies"))
+
+
+@router.get("/studies/{name:path}", response_class=HTMLResponse)
+def study_page(name: str) -> HTMLResponse:
+    from sightline.sweeps import check_name
+
+    try:  # the API answers whether it exists; a name that could be none stops here
+        check_name(name)
+    except SightlineError as e:
+        return not_found_page(str(e))
+    return page_response(
+        render_page(
+            f"Sweep {name}",
+            page_bodies.STUDY,
+            ["studies.js"],
+            nav="/studies",
+            data={"study": name},
+            heading=f"Sweep {name}",
+        )  # fmt: skip
     )
 
 

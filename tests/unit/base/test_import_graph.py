@@ -175,3 +175,18 @@ def test_faces_import_packages_public_faces_only(face):
     }
     assert unexpected == {}, f"{face} imports modules inside other packages: {unexpected}"
     assert len(FACE_INTERNALS_ALLOWED[face]) <= 3
+
+
+def test_a_public_name_stays_itself_when_its_namesake_module_is_imported():
+    """``sightline.plan.preview`` is the function, also after ``sightline.plan.preview`` the
+    module is imported (Python sets a package's attribute to each submodule it imports)."""
+    import importlib
+
+    import sightline.plan
+
+    importlib.import_module("sightline.plan.preview")
+    importlib.import_module("sightline.plan.resolve")
+    from sightline.plan import preview, resolve
+
+    assert callable(preview) and callable(resolve)
+    assert sightline.plan.preview.__module__ == "sightline.plan.preview"

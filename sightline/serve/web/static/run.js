@@ -20,6 +20,12 @@
     const status = SL.$('run-status');
     SL.clear(status).appendChild(SL.badge(d.status, d.error || null));
     SL.setText('run-created', d.created ? 'created ' + SL.date(d.created) : '');
+    const study = SL.$('run-study'); // a sweep's trial: its study's page
+    study.hidden = !(d.study && d.study.name);
+    if (d.study && d.study.name) {
+      study.href = '/studies/' + encodeURIComponent(d.study.name);
+      study.textContent = 'trial ' + d.study.trial + ' of sweep ' + d.study.name;
+    }
     if (d.status === 'failed' || d.status === 'broken') {
       SL.showError('run-error', (d.status === 'failed' ? 'Training failed: ' : 'This run is damaged: ') + SL.webText(d.error || 'no reason recorded'));
     } else {
