@@ -51,7 +51,9 @@ def add_tune(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--retrain", metavar="STUDY",
                    help="train the best trial's options on train + validation, then evaluate "
                    "and report")  # fmt: skip
-    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--worker", action="store_true",
+                   help="work on the study --study in --storage as one more worker (what "
+                   "--workers starts; another machine runs it as --resume does)")  # fmt: skip
     add_cli_options({"model": p}, ModelChoice)
     add_data_options(p)
     t = p.add_argument_group("training options held fixed (the space searches the others)")
