@@ -41,8 +41,10 @@ EPOCH_TAGS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "ima
 STATUS = {"interrupted": "KILLED", "failed": "FAILED"}  # MLflow's words; else FINISHED
 FLUSH_SECONDS = 30.0  # the most the end of training waits for the records still queued
 # MLflow's client retries a failed request 7 times with growing waits (minutes in all): a
-# tracker that cannot be reached would hold the end of training that long.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+# tracker that cannot be reached would hold the end of training that long. Its progress bars
+# of artifact transfers would print over sightline's own lines. (A user's own setting wins.)
+ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # fmt: skip
 
 
 def require_mlflow() -> Any:
@@ -64,8 +66,9 @@ def tracking_uri(given: str | None = None) -> str:
 
 
 def client(uri: str) -> Any:
-    """MLflow's client of ``uri``, with bounded retries (``HTTP_DEFAULTS``, unless set)."""
-    for key, value in HTTP_DEFAULTS.items():
+    """MLflow's client of ``uri``, with bounded retries and no progress bars (``ENV_DEFAULTS``,
+    unless set)."""
+    for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     return require_mlflow().MlflowClient(tracking_uri=uri)
 
