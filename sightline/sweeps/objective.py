@@ -30,8 +30,9 @@ class Objective:
 
         r = self.request
         options, model = self.options_of(r, suggest(self.space, trial))
-        if options.get("track") == "mlflow":  # a study's trials side by side in MLflow
-            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", self.study)
+        # a study's trials side by side in MLflow, in an experiment named after it (for the
+        # trial only: a user's own name wins, and the process's later runs keep theirs)
+        named = options.get("track") == "mlflow" and "MLFLOW_EXPERIMENT_NAME" not in os.environ
         budget = r.trial_budget(self.workers)
         if budget is not None:
             options["time_budget"] = budget
@@ -48,12 +49,19 @@ class Objective:
                 if trial.should_prune():
                     pruned.append(int(event["epoch"]))
 
-        result = run_training(
-            r.dataset, r.model, recipe=r.recipe, data_options=dict(r.data_options),
-            model_options=model, runs_dir=r.runs_dir,
-            name=f"{self.study}-t{trial.number:03d}", evaluate=False, report=False, check=False,
-            progress="quiet", on_event=watch, should_stop=lambda: bool(pruned), **options,
-        )  # fmt: skip
+        if named:
+            os.environ["MLFLOW_EXPERIMENT_NAME"] = self.study
+        try:
+            result = run_training(
+                r.dataset, r.model, recipe=r.recipe, data_options=dict(r.data_options),
+                model_options=model, runs_dir=r.runs_dir,
+                name=f"{self.study}-t{trial.number:03d}", evaluate=False, report=False,
+                check=False, progress="quiet", on_event=watch, should_stop=lambda: bool(pruned),
+                **options,
+            )  # fmt: skip
+        finally:
+            if named:
+                os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
         run = result.run
         trial.set_user_attr("run", str(run.path))
         trial.set_user_attr("seconds", round(time.monotonic() - started, 1))

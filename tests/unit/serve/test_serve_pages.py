@@ -35,6 +35,8 @@ PAGES = [
     "/datasets/build",
     "/train",
     "/jobs",
+    "/studies",
+    "/studies/a-sweep",  # its script asks the API whether it exists
 ]
 STATIC = pages.STATIC_DIR
 NAV_LINKS = [
@@ -44,6 +46,7 @@ NAV_LINKS = [
     'href="/datasets"',
     'href="/train"',
     'href="/jobs"',
+    'href="/studies"',
     'href="/docs"',
 ]
 

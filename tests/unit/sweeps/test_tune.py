@@ -177,3 +177,20 @@ def test_the_space_around_the_plan_and_from_a_file(tmp_path):
     with pytest.raises(ConfigError, match="validation split"):
         _tune(folder, tmp_path / "runs", trials=1, data_options={"val_split": 0})
     assert studies.shown_url("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
+
+
+def test_a_tracked_sweep_logs_each_trial_to_mlflow_in_the_studys_experiment(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    folder = write_squares(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _tune(folder, tmp_path / "runs", trials=2, epochs=1, study="tracked",
+                   track="mlflow", track_uri=store)  # fmt: skip
+    client = mlflow.MlflowClient(store)
+    logged = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])
+    assert sorted(r.info.run_name for r in logged) == ["tracked-t000", "tracked-t001"]
+    by_name = {r.info.run_name: r for r in logged}
+    for t in result.trials:
+        run = by_name[os.path.basename(t["run"])]
+        assert float(run.data.params["lr"]) == pytest.approx(t["params"]["lr"])
+    assert "MLFLOW_EXPERIMENT_NAME" not in os.environ  # the study's name was the trials' only
