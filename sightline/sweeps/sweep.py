@@ -29,6 +29,7 @@ from sightline.sweeps.space import Space, check_space, default_space, load_space
 EventFn = Callable[[dict[str, Any]], None]
 PRUNERS = ("median", "hyperband", "none")
 TRIALS = 20  # a new study's trials, unless told
+VAL_SPLIT = 0.1  # what trials are scored on where the plan has no validation split
 DONE = ("COMPLETE", "PRUNED")  # trials that count towards --trials (a FAIL is run again)
 
 
@@ -49,6 +50,7 @@ class SweepRequest:
     pruner: str = "median"
     track: str | None = None
     started: float = field(default_factory=time.time)
+    notes: list[str] = field(default_factory=list)  # what the sweep chose, and why
 
     def trial_budget(self, workers: int) -> float | None:
         """A trial's time budget: the sweep's time shared by its trials (each worker runs its
@@ -116,6 +118,8 @@ def tune(
         _create(study, url, request, seed)
     _emit(on_event, "study", study=study, storage=studies.shown_url(url), trials=request.trials,
           workers=workers, space=request.space)  # fmt: skip
+    for note in request.notes:
+        _emit(on_event, "message", text=note)
     if workers == 1:
         work(study, url, workers=1, on_event=on_event)
     else:
@@ -163,6 +167,15 @@ def _request(dataset, model, recipe, space, trials, seconds, pruner, data_option
             "a sweep scores its trials on a validation split: --val-split 0 leaves none "
             "(`tune --retrain` trains the best on train + validation)"
         )
+    data = dict(data_options or {})
+    notes = []
+    if plan.data_options.get("val_split") in (0, 0.0):  # a recipe that validates on nothing
+        data["val_split"] = VAL_SPLIT
+        notes.append(
+            f"the trials keep {VAL_SPLIT:.0%} of train aside to be scored on (the plan, "
+            f"{plan.recipe or 'as given'}, has no validation split; `tune --retrain` trains "
+            "the best on all of it)"
+        )
     if isinstance(space, (str, os.PathLike)):
         chosen: Space = load_space(space)
     elif isinstance(space, dict):
@@ -181,10 +194,10 @@ def _request(dataset, model, recipe, space, trials, seconds, pruner, data_option
     dataset_ref = str(dataset) if isinstance(dataset, os.PathLike) else dataset
     if isinstance(dataset_ref, str) and os.path.exists(dataset_ref):
         dataset_ref = os.path.abspath(dataset_ref)  # workers may start elsewhere
-    return SweepRequest(dataset_ref, plan.model, recipe, dict(data_options or {}),
-                        dict(model_options or {}), fixed, space_dict(chosen), trials, seconds,
-                        str(os.path.abspath(runs_root(runs_dir))), pruner,
-                        fixed.get("track"))  # fmt: skip
+    return SweepRequest(dataset_ref, plan.model, recipe, data, dict(model_options or {}), fixed,
+                        space_dict(chosen), trials, seconds,
+                        str(os.path.abspath(runs_root(runs_dir))), pruner, fixed.get("track"),
+                        notes=notes)  # fmt: skip
 
 
 def _study_name(request: SweepRequest) -> str:

@@ -194,3 +194,14 @@ def test_a_tracked_sweep_logs_each_trial_to_mlflow_in_the_studys_experiment(tmp_
         run = by_name[os.path.basename(t["run"])]
         assert float(run.data.params["lr"]) == pytest.approx(t["params"]["lr"])
     assert "MLFLOW_EXPERIMENT_NAME" not in os.environ  # the study's name was the trials' only
+
+
+def test_a_recipe_without_a_validation_split_is_swept_on_one(tmp_path):
+    """fashion-mnist-fast trains on all of train (2 % kept to calibrate): its trials would have
+    nothing to be scored on, so the sweep keeps 10 % aside and says so (retrain uses all)."""
+    from sightline.sweeps.sweep import VAL_SPLIT, _request
+
+    request = _request(None, None, "fashion-mnist-fast", None, 2, None, "median", None, None,
+                       tmp_path / "runs", {})  # fmt: skip
+    assert request.data_options["val_split"] == VAL_SPLIT
+    assert "no validation split" in request.notes[0]
