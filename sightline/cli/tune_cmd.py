@@ -6,9 +6,9 @@ import argparse
 import json
 
 from sightline.cli.options import add_data_options, data_kwargs, duration, positive_int
+from sightline.errors import ConfigError
 from sightline.plan import ModelChoice, TrainConfig, add_cli_options, cli_values, declared
-
-PRUNERS = ("median", "hyperband", "none")  # sightline.sweeps.PRUNERS, without importing Optuna
+from sightline.sweeps import PRUNERS  # its module imports no Optuna, nor PyTorch
 
 
 def add_tune(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +68,10 @@ def run_tune(args: argparse.Namespace) -> int:
 
     say = _printer(args.json)
     if args.worker:
-        sweeps.work(args.study, args.storage, workers=args.workers, on_event=say)
+        if not args.study:
+            raise ConfigError("--worker works on a study: name it with --study NAME")
+        url = sweeps.storage_url(args.storage, args.runs_dir)
+        sweeps.work(args.study, url, workers=args.workers, on_event=say)
         return 0
     if args.show:
         result = sweeps.show(args.show, args.storage, args.runs_dir)

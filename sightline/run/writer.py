@@ -125,17 +125,10 @@ class RunWriter:
     def write_tracking(self, tracker: str, record: dict[str, Any]) -> None:
         """``tracking.json``: where ``tracker`` ("mlflow", "tensorboard") logs the run, beside
         the other trackers' records."""
-        from sightline.errors import SightlineError
-        from sightline.fileio import read_json_inside
+        from sightline.run.tracking import read_tracking  # unreadable or a link: made anew
 
-        path, records = self.files.tracking, {}
-        if path.is_file():
-            try:
-                records = read_json_inside(self.path, path)
-            except (OSError, ValueError, SightlineError):  # unreadable or a link: made anew
-                records = {}
-        records = records if isinstance(records, dict) else {}
-        atomic_write_json(path, {**records, tracker: record}, root=self.path)
+        records = read_tracking(self.path)
+        atomic_write_json(self.files.tracking, {**records, tracker: record}, root=self.path)
 
     # ------------------------------------------------------------------ views
     def write_plot(self, name: str, image: bytes) -> Path:

@@ -28,17 +28,20 @@ _EXPORTS = {
     "study_view": "sightline.sweeps.listing",
     "figure_file": "sightline.sweeps.listing",
     "check_name": "sightline.sweeps.study",
+    "storage_url": "sightline.sweeps.study",
+    "FIGURES": "sightline.sweeps.listing",
 }
 
 if TYPE_CHECKING:
     from sightline.sweeps.best import retrain, show
-    from sightline.sweeps.listing import figure_file, list_studies, study_view
+    from sightline.sweeps.listing import FIGURES, figure_file, list_studies, study_view
     from sightline.sweeps.results import table
     from sightline.sweeps.space import default_space, load_space
-    from sightline.sweeps.study import check_name
+    from sightline.sweeps.study import check_name, storage_url
     from sightline.sweeps.sweep import PRUNERS, TuneResult, tune, work
 
-__all__ = ["PRUNERS", "TuneResult", "check_name", "default_space", "figure_file", "list_studies", "load_space",
-           "retrain", "show", "study_view", "table", "tune", "work"]  # fmt: skip
+__all__ = ["FIGURES", "PRUNERS", "TuneResult", "check_name", "default_space", "figure_file",
+           "list_studies", "load_space", "retrain", "show", "storage_url", "study_view", "table",
+           "tune", "work"]  # fmt: skip
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -41,6 +41,7 @@ def retrain(
     on), then evaluate on the test split and write the report: a ``TrainingResult``."""
     from sightline.pipeline import run_training
     from sightline.sweeps.objective import Objective
+    from sightline.sweeps.space import split
 
     url = studies.storage_url(storage, runs_dir)
     found = studies.load_study(study, url)
@@ -49,7 +50,7 @@ def retrain(
     if not done:
         raise ConfigError(f"study {study!r} has no finished trial yet: nothing to retrain")
     best = max(done, key=lambda t: (t.value, -t.number))
-    train, model = Objective.options_of(request, best.params)
+    train, model = Objective.options_of(request, *split(best.params))
     data = {**request.data_options, "val_split": 0.0}
     data.setdefault("calibration_split", CALIBRATION_SPLIT)
     train.pop("patience", None)  # early stopping needs a validation split

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from sightline.sweeps import study as studies
-from sightline.sweeps.space import MODEL_PREFIX, Dim, suggest
+from sightline.sweeps.space import parse_dim, suggest
 
 METRIC = "val_accuracy"  # what a trial is scored by (maximised), read from its epochs
 
@@ -20,7 +20,7 @@ class Objective:
     def __init__(self, study: str, url: str, request: Any, workers: int, on_event: Any) -> None:
         self.study, self.url, self.request = study, url, request
         self.workers, self.on_event = workers, on_event
-        self.space = {name: Dim(**_dim_args(d)) for name, d in request.space.items()}
+        self.space = {name: parse_dim(name, d, study) for name, d in request.space.items()}
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -29,7 +29,7 @@ class Objective:
         from sightline.run import RunWriter
 
         r = self.request
-        options, model = self.options_of(r, suggest(self.space, trial))
+        options, model = self.options_of(r, *suggest(self.space, trial))
         # a study's trials side by side in MLflow, in an experiment named after it (for the
         # trial only: a user's own name wins, and the process's later runs keep theirs)
         named = options.get("track") == "mlflow" and "MLFLOW_EXPERIMENT_NAME" not in os.environ
@@ -63,7 +63,6 @@ class Objective:
             if named:
                 os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
         run = result.run
-        trial.set_user_attr("run", str(run.path))
         trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
         scores = [row.get(METRIC) for row in run.history]
         scores = [s for s in scores if isinstance(s, (int, float))]
@@ -80,15 +79,10 @@ class Objective:
         return max(scores)
 
     @staticmethod
-    def options_of(request: Any, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(training options, model options) of a trial: the request's with ``params`` (a
-        trial's Optuna params, or ``suggest``'s pair already split)."""
-        if isinstance(params, tuple):
-            train, model = params
-        else:
-            train = {k: v for k, v in params.items() if not k.startswith(MODEL_PREFIX)}
-            model = {k[len(MODEL_PREFIX) :]: v for k, v in params.items()
-                     if k.startswith(MODEL_PREFIX)}  # fmt: skip
+    def options_of(
+        request: Any, train: dict[str, Any], model: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(training options, model options) of a trial: the request's with the trial's."""
         return {**request.train_options, **train}, {**request.model_options, **model}
 
     def _say(self, trial: Any, state: str, value: float | None, run: Any) -> None:
@@ -96,9 +90,3 @@ class Objective:
             self.on_event({"kind": "trial", "study": self.study, "number": trial.number,
                            "state": state, "value": value, "params": dict(trial.params),
                            "run": str(run.path)})  # fmt: skip
-
-
-def _dim_args(d: dict[str, Any]) -> dict[str, Any]:
-    if "choices" in d:
-        return {"choices": tuple(d["choices"])}
-    return {"low": d["low"], "high": d["high"], "log": d["log"], "integer": d["int"]}

@@ -71,9 +71,13 @@ Space = dict[str, Dim]
 
 def suggest(space: Space, trial: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """One trial's (training options, model options) drawn from ``space``."""
+    return split({name: dim.suggest(trial, name) for name, dim in space.items()})
+
+
+def split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial's values by name → (training options, model options without ``model.``)."""
     train, model = {}, {}
-    for name, dim in space.items():
-        value = dim.suggest(trial, name)
+    for name, value in params.items():
         if name.startswith(MODEL_PREFIX):
             model[name[len(MODEL_PREFIX) :]] = value
         else:
@@ -118,11 +122,13 @@ def load_space(path: str | os.PathLike) -> Space:
         raise ConfigError(f"the search space {p} is not JSON: {e}") from None
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"the search space {p} must be a JSON object of option: range")
-    return {name: _dim(name, spec, p) for name, spec in raw.items()}
+    return {name: parse_dim(name, spec, p) for name, spec in raw.items()}
 
 
-def _dim(name: str, spec: Any, path: Path) -> Dim:
-    where = f"{path}: {name}"
+def parse_dim(name: str, spec: Any, where: Any = "space") -> Dim:
+    """One option's range as a space file, a dict or ``Dim.to_dict`` writes it; ConfigError
+    naming ``where`` and the option when it is no range."""
+    where = f"{where}: {name}"
     if isinstance(spec, list):
         spec = {"choices": spec}
     if not isinstance(spec, dict):

@@ -24,7 +24,14 @@ from typing import Any
 from sightline.errors import ConfigError
 from sightline.sweeps import study as studies
 from sightline.sweeps.objective import METRIC, Objective
-from sightline.sweeps.space import Space, check_space, default_space, load_space, space_dict
+from sightline.sweeps.space import (
+    Space,
+    check_space,
+    default_space,
+    load_space,
+    parse_dim,
+    space_dict,
+)
 
 EventFn = Callable[[dict[str, Any]], None]
 PRUNERS = ("median", "hyperband", "none")
@@ -179,9 +186,7 @@ def _request(dataset, model, recipe, space, trials, seconds, pruner, data_option
     if isinstance(space, (str, os.PathLike)):
         chosen: Space = load_space(space)
     elif isinstance(space, dict):
-        from sightline.sweeps.space import _dim
-
-        chosen = {k: _dim(k, v, "space") for k, v in space.items()}  # type: ignore[arg-type]
+        chosen = {k: parse_dim(k, v) for k, v in space.items()}
     else:
         from sightline.models import get_model_entry
 

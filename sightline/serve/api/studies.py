@@ -18,12 +18,13 @@ from sightline.errors import PathRefusedError, SightlineError
 from sightline.fileio import read_bytes_inside
 from sightline.serve.core.errors import errors
 from sightline.serve.core.settings import settings_of as _settings
+from sightline.sweeps import FIGURES
 
 router = APIRouter(prefix="/api/studies")
 StudyName = Annotated[
     str, PathParam(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$", description="a study's name")
 ]
-Figure = Literal["history.png", "importance.png"]
+Figure = Literal[FIGURES]  # type: ignore[valid-type]  # sightline.sweeps.listing's names
 
 
 @router.get("", summary="The sweeps beside the runs, newest first")

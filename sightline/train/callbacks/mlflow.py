@@ -33,6 +33,7 @@ from typing import Any
 
 from sightline.errors import SightlineError
 from sightline.train.callbacks.base import Callback
+from sightline.train.callbacks.tracked_metrics import running_loss
 from sightline.train.trainer_view import TrainerView
 
 INSTALL_HINT = 'pip install mlflow (or "sightline[track]")'
@@ -121,12 +122,9 @@ class MLflowTracker(Callback):
         self.sender = _Sender(self.uri, opening)
 
     def on_sums(self, trainer: TrainerView, loss_sum: float, epoch_loss: float | None) -> None:
-        # as the TensorBoard tracker reads it: full batches of this process's own images
-        alone = getattr(trainer.world, "images_factor", 1) == 1
-        if self.sender is None or (epoch_loss is None and (not alone or not trainer.step_in_epoch)):
+        loss = running_loss(trainer, loss_sum, epoch_loss)
+        if self.sender is None or loss is None:
             return
-        seen = trainer.step_in_epoch * trainer.cfg.batch_size
-        loss = epoch_loss if epoch_loss is not None else loss_sum / seen
         self.sender.metric("train/loss", loss, trainer.global_step)
 
     def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:

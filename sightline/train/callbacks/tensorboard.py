@@ -31,6 +31,7 @@ from typing import Any
 
 from sightline.errors import SightlineError
 from sightline.train.callbacks.base import Callback
+from sightline.train.callbacks.tracked_metrics import running_loss
 from sightline.train.trainer_view import TrainerView
 
 INSTALL_HINT = "pip install tensorboard"
@@ -78,14 +79,9 @@ class TensorBoardTracker(Callback):
         self.writer.add_text("plan", table, trainer.global_step)
 
     def on_sums(self, trainer: TrainerView, loss_sum: float, epoch_loss: float | None) -> None:
-        # Mid-epoch, every step so far was a full batch of this process's own images (the
-        # partial one ends the epoch, which brings epoch_loss); of several processes, rank 0's
-        # sums are its own rows only, so their running loss is left to the epoch's.
-        alone = getattr(trainer.world, "images_factor", 1) == 1
-        if self.writer is None or (epoch_loss is None and (not alone or not trainer.step_in_epoch)):
+        loss = running_loss(trainer, loss_sum, epoch_loss)
+        if self.writer is None or loss is None:
             return
-        seen = trainer.step_in_epoch * trainer.cfg.batch_size
-        loss = epoch_loss if epoch_loss is not None else loss_sum / seen
         self._guard(lambda: self.writer.add_scalar("train/loss", loss, trainer.global_step))
 
     def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
