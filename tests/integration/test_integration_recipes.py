@@ -108,21 +108,21 @@ def test_fashion_mnist_long_recipe_in_float32_trains_with_lookahead(mirror, tmp_
 
 
 def test_cifar10_airbench_recipe_trains_airbench94s_network(mirror, tmp_path):
-    """The full-CIFAR-10 recipe end to end (its network and parametrization, all ten classes, 2,000
-    test images with its flip and shift TTA) for one epoch over a quarter of the training
-    images (12,800), for CI's time (one full epoch is ~6 min on 2 cores without AMX): at batch 256
-    and lr 0.375, the recipe's per-image lr (1.5 at batch 1024), to take 50 steps rather than 13.
-    59.8 % measured on all 10,000 (seed 0, bf16 on a CPU with AMX; 61.9 % there without Lookahead, whose
-    averaging a 50-step run does not need); the recipe's network without airbench94's
-    parametrization reached 18.0 % in those 50 steps. The whole recipe (10 epochs with Lookahead
-    and alternating flips): 94.10 % mean over 5 seeds (benchmarks/README.md)."""
+    """The full-CIFAR-10 recipe end to end (its network and parametrization, all ten classes, 1,000
+    test images with its flip and shift TTA) for one epoch over an eighth of the training images
+    (6,400), for CI's time (one full epoch is ~6 min on 2 cores without AMX): at batch 256 and lr
+    0.375, the recipe's per-image lr (1.5 at batch 1024), to take 25 steps. 45.6 % measured
+    (seed 0, AMD EPYC, 2026-11-28; 59.8 % in 50 steps on a CPU with AMX); the recipe's network
+    without airbench94's parametrization reached 18.0 % in 50 steps, so the floor (35 %) still
+    tells the two apart. The whole recipe (10 epochs with Lookahead and alternating flips):
+    94.10 % mean over 5 seeds (benchmarks/README.md)."""
     data = sightline.load_dataset(
         "cifar10", val_split=0, mirror=mirror, cache_dir=tmp_path / "cache", progress=False
     )
-    quarter = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:12_800]
+    quarter = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:6_400]
     # 2,000 of the test images: with the recipe's flip and shift TTA (6 views an image) the
     # evaluation of all 10,000 cost more than the training here.
-    some = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(1))[:2_000]
+    some = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(1))[:1_000]
     data = dataclasses.replace(data, train=data.train.select(quarter), test=data.test.select(some))
     result = sightline.run_training(
         data,
@@ -144,6 +144,7 @@ def test_cifar10_airbench_recipe_trains_airbench94s_network(mirror, tmp_path):
     assert config["train"]["extra"]["recipe"] == "cifar10-airbench"
     assert config["train"]["momentum"] == 0.85 and config["train"]["shift_tta"] == 1
     assert config["train"]["lookahead"] is True and config["train"]["alternate_flip"] is True
-    assert result.run.status["global_step"] == 50
-    assert len(result.run.data.classes) == 10 and result.metrics.count == 2_000
-    assert result.metrics.accuracy >= 0.45, result.metrics.accuracy  # chance: 0.10
+    print(f"cifar10-airbench, 25 steps: {result.metrics.accuracy:.4f}")
+    assert result.run.status["global_step"] == 25
+    assert len(result.run.data.classes) == 10 and result.metrics.count == 1_000
+    assert result.metrics.accuracy >= 0.35, result.metrics.accuracy  # chance: 0.10
