@@ -57,6 +57,8 @@ _EXPORTS = {
     "check": "sightline.health.check",
     "HealthReport": "sightline.health.problems",
     "tune": "sightline.sweeps.sweep",
+    "label": "sightline.labelling.loop",
+    "Labeller": "sightline.labelling.loop",
 }
 
 if TYPE_CHECKING:  # what editors and type checkers see
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from sightline.data.registry import list_datasets
     from sightline.health.check import check
     from sightline.health.problems import HealthReport
+    from sightline.labelling.loop import Labeller, label
     from sightline.models.registry import create_model, default_model, list_models
     from sightline.models.summary import summary
     from sightline.pipeline import TrainingResult, run_training
@@ -80,6 +83,7 @@ __all__ = [
     "Dataset",
     "HealthReport",
     "ImageSet",
+    "Labeller",
     "Preprocess",
     "Run",
     "TrainConfig",
@@ -91,6 +95,7 @@ __all__ = [
     "export",
     "export_onnx",
     "fit",
+    "label",
     "list_datasets",
     "list_models",
     "list_runs",

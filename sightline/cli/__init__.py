@@ -17,6 +17,7 @@ from sightline.cli import (
     evaluate_cmd,
     export_cmd,
     inspect_cmd,
+    label_cmd,
     models_cmd,
     plot_cmd,
     predict_cmd,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipes_cmd.add_recipes(sub)
     summary_cmd.add_summary(sub)
     check_cmd.add_check(sub)
+    label_cmd.add_label(sub)
     train_cmd.add_train(sub)
     tune_cmd.add_tune(sub)
     evaluate_cmd.add_evaluate(sub)

@@ -48,6 +48,9 @@ _EXPORTS = {
     "find_splits": "sightline.data.folders",
     "scan_class_folders": "sightline.data.folders",
     "list_images": "sightline.data.folders",
+    "pool_folder": "sightline.data.pool",
+    "waiting_files": "sightline.data.pool",
+    "waiting_images": "sightline.data.info",
     "is_labels_file": "sightline.data.labels_file",
     "labels_files_in": "sightline.data.labels_file",
 }
@@ -75,9 +78,10 @@ if TYPE_CHECKING:
         image_size,
         open_image,
     )
-    from sightline.data.info import dataset_info, folder_info
+    from sightline.data.info import dataset_info, folder_info, waiting_images
     from sightline.data.labels_file import is_labels_file, labels_files_in
     from sightline.data.load import load_dataset
+    from sightline.data.pool import pool_folder, waiting_files
     from sightline.data.preprocess import ImageInput, Preprocess
     from sightline.data.registry import (
         DatasetSpec,
@@ -118,12 +122,15 @@ __all__ = [
     "MIRROR_ENV",
     "new_dataset",
     "open_image",
+    "pool_folder",
     "Preprocess",
     "rename_class",
     "resolve_cache_dir",
     "resolve_classes",
     "resolve_mirror",
     "scan_class_folders",
+    "waiting_files",
+    "waiting_images",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -26,6 +26,7 @@ from PIL import Image
 from sightline.data.folders import find_splits
 from sightline.data.images import MAX_PIXELS, image_size, is_image_file, open_image
 from sightline.data.labels_file import holds_labels_file
+from sightline.data.pool import POOL_NAMES
 from sightline.errors import DataError, ImageError
 from sightline.fileio import inside
 
@@ -42,17 +43,24 @@ def clean_name(name: str, what: str) -> str:
             f"{what} name {text[:80]!r} is not allowed: use 1-64 letters, digits, spaces, '-', "
             "'_' or '.', starting with a letter or digit"
         )
+    if what == "class" and text.lower() in POOL_NAMES:
+        raise DataError(
+            f"{text!r} is the folder of images waiting for a label, not a class: name the class "
+            "otherwise"
+        )
     return text
 
 
 def is_dataset(folder: Path) -> bool:
-    """Whether ``folder`` holds class folders with images, or a labels file (else it may hold
-    datasets)."""
+    """Whether ``folder`` holds class folders with images, a labels file, or an ``unlabelled/``
+    folder (else it may hold datasets)."""
     if holds_labels_file(folder):
         return True
     try:
         train = find_splits(folder)["train"]
         classes = [p for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if any(c.name.lower() in POOL_NAMES for c in classes):
+            return True  # images waiting for their labels: a dataset to label
         return any(is_image_file(f) for c in classes for f in c.iterdir() if f.is_file())
     except (DataError, OSError):
         return False

@@ -5,6 +5,7 @@ Accepted layouts::
     pets/cat/*.jpg  pets/dog/*.png                 (classes directly; val carved from train)
     pets/train/cat/...  pets/val/cat/...  pets/test/cat/...   (val/ may be valid/ or validation/)
     pets/labels.csv                                (path,label[,split] rows: labels_file.py)
+    pets/unlabelled/**                             (images waiting for a label: never a class)
 
 Files are found recursively inside each class folder; hidden files and folders and non-image
 files are ignored. Every image is decoded through ``images.open_image`` on a small thread pool
@@ -42,6 +43,7 @@ from sightline.data.images import (
     open_image,
 )
 from sightline.data.labels_file import is_labels_file, read_labels_file
+from sightline.data.pool import POOL_NAMES
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.errors import DataError, ImageError
 
@@ -68,7 +70,11 @@ class _Decoded:
 # ----------------------------------------------------------------------- layout
 def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(
-        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in POOL_NAMES
+        ),
         key=lambda p: p.name,
     )
 

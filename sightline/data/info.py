@@ -57,14 +57,17 @@ def folder_info(root: str | os.PathLike) -> dict[str, Any]:
 
     root = Path(root)
     labels = [_labels_file_info(root / n) for n in labels_files_in(root)] if root.is_dir() else []
+    waiting = waiting_images(root)
     try:
         listing = list_images(root)
     except DataError as e:
-        if not labels:
+        if not labels and not waiting:
             raise
-        # No class folders to train on, but labels files: each of those is the way to.
+        # No class folders to train on, but labels files (each of those is the way to), or
+        # images waiting for their labels (the labelling loop's).
         return {"name": root.resolve().name, "path": str(root.resolve()), "classes": [],
-                "splits": {}, "images": 0, "error": str(e), "labels_files": labels}  # fmt: skip
+                "splits": {}, "images": 0, "error": str(e), "labels_files": labels,
+                "waiting": waiting}  # fmt: skip
     splits = {
         split: {c: len(files) for c, files in scan.items()} for split, scan in listing.scans.items()
     }
@@ -79,7 +82,16 @@ def folder_info(root: str | os.PathLike) -> dict[str, Any]:
     }
     if root.is_dir():  # the labels files beside its class folders, each another way to train
         info["labels_files"] = labels
+        info["waiting"] = waiting
     return info
+
+
+def waiting_images(root: Any) -> int:
+    """How many images wait for a label in the folder's ``unlabelled/`` (``data/pool.py``),
+    without decoding any."""
+    from sightline.data.pool import waiting_files
+
+    return len(waiting_files(root))
 
 
 def _labels_file_info(path: Any) -> dict[str, Any]:

@@ -6,9 +6,11 @@ ImageNet backbone (1,280 numbers an image) on the photos prepared exactly as
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from sightline.health.scan import Inventory, Item
 
@@ -41,6 +43,30 @@ def photo_features(
     """(N, 1280) float32, one row per item of ``inventory``, from the feature cache
     (``train/feature_cache.py``) where it has them."""
     from sightline.data.images import decode_side
+
+    side = decode_side(photo_preprocess().size)
+    items = inventory.items
+    return image_features(len(items), lambda i: _decoded(inventory, items[i], side), progress)
+
+
+def file_features(
+    files: list[Path], progress: Callable[[int, int], None] | None = None
+) -> torch.Tensor:
+    """(N, 1280) float32 for image ``files``, decoded as the folder loader decodes them; the
+    same rows ``photo_features`` gives for them (one cache). DataError for one that cannot be
+    decoded (callers list only readable files)."""
+    from sightline.data.images import decode_side, open_image
+
+    side = decode_side(photo_preprocess().size)
+    return image_features(len(files), lambda i: open_image(files[i], max_side=side), progress)
+
+
+def image_features(
+    count: int,
+    decoded: Callable[[int], Image.Image],
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """(count, 1280) float32: the backbone's features of ``decoded(i)`` for each i."""
     from sightline.models.registry import create_model
     from sightline.train.feature_cache import FeatureCache, cached_features, recipe
     from sightline.train.frozen import extract_features
@@ -48,18 +74,17 @@ def photo_features(
     pre = photo_preprocess()
     model = create_model(BACKBONE, (3, *pre.size), 2, pretrained=True)
     cache = FeatureCache(recipe(model, pre.mean, pre.std, False, "cpu"))
-    side = decode_side(pre.size)
-    items, out = inventory.items, []
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        images = torch.stack([pre.prepare_image(_decoded(inventory, item, side)) for item in chunk])
+    out = []
+    for start in range(0, count, CHUNK):
+        chunk = range(start, min(start + CHUNK, count))
+        images = torch.stack([pre.prepare_image(decoded(i)) for i in chunk])
         feats, _ = cached_features(
             images, cache,
             lambda todo: extract_features(model, todo, pre, torch.device("cpu")),
         )  # fmt: skip
         out.append(feats)
         if progress is not None:
-            progress(min(start + CHUNK, len(items)), len(items))
+            progress(chunk.stop, count)
     return torch.cat(out) if out else torch.zeros(0, 1280)
 
 
@@ -80,20 +105,29 @@ def out_of_fold(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
     """(N, K) probabilities for each fold from the other folds: the mean of a linear head
     (L-BFGS) and a vote of the nearest neighbours, on unit-length features. The two err on
     different images: on 1,000 CIFAR-10 photos with 50 labels flipped, 43 of them among the
-    75 most suspect where either alone put 40-41."""
+    75 most suspect where either alone put 40-41. An image of fold -1 is never held out (its
+    row stays 0): the models always learn from it."""
     f = F.normalize(features, dim=1)
     probs = torch.zeros(len(f), num_classes)
     for k in fold.unique().tolist():
+        if k < 0:
+            continue
         held = fold == k
-        x, y = f[~held], labels[~held]
-        head = _fit_head(x * 10, y, num_classes, weight_decay, seed=k)  # x10: small weights
-        with torch.no_grad():
-            linear = head(f[held] * 10).softmax(1)
-        similarity, nearest = (f[held] @ x.T).topk(min(NEIGHBOURS, len(x)), dim=1)
-        weights = (similarity / VOTE_TEMPERATURE).softmax(1)
-        vote = torch.zeros(int(held.sum()), num_classes).scatter_add_(1, y[nearest], weights)
-        probs[held] = (linear + vote) / 2
+        probs[held] = head_and_vote(f[~held], labels[~held], f[held], num_classes, weight_decay, k)
     return probs
+
+
+def head_and_vote(known: torch.Tensor, labels: torch.Tensor, query: torch.Tensor,
+                  num_classes: int, weight_decay: float, seed: int = 0) -> torch.Tensor:  # fmt: skip
+    """(len(query), K) probabilities from the ``known`` unit-length features and their
+    ``labels``: the mean of a linear head (L-BFGS) and a vote of the nearest neighbours."""
+    head = _fit_head(known * 10, labels, num_classes, weight_decay, seed=seed)  # x10: small weights
+    with torch.no_grad():
+        linear = head(query * 10).softmax(1)
+    similarity, nearest = (query @ known.T).topk(min(NEIGHBOURS, len(known)), dim=1)
+    weights = (similarity / VOTE_TEMPERATURE).softmax(1)
+    vote = torch.zeros(len(query), num_classes).scatter_add_(1, labels[nearest], weights)
+    return (linear + vote) / 2
 
 
 def _fit_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,

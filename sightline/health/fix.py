@@ -10,6 +10,7 @@ dataset (``fileio.inside``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -182,18 +183,36 @@ def last_fix(root: str | os.PathLike) -> int | None:
     return None if journal is None else journal["id"]
 
 
-def _move(root: Path, src: str, dst: str) -> None:
+def moved_to(root: str | os.PathLike, src: str) -> str | None:
+    """Where the latest change that moved ``src`` put it, while it is still there (None: no
+    change moved it, or it has moved on)."""
+    root = Path(root)
+    for path in reversed(_journals(root)):
+        journal = read_json(path)
+        if journal["status"] != "done":
+            continue
+        for m in journal["moves"]:
+            if m["src"] == src and (root / m["dst"]).exists():
+                return m["dst"]
+    return None
+
+
+def _move(root: Path, src: str, dst: str) -> list[str]:
+    """Move ``src`` to ``dst``; the folders made for it (relative to ``root``), outermost first."""
     a, b = inside(root, src), inside(root, dst)  # a link on the way: refused, nothing moved
     if b.exists():
         raise DataError(f"{b} exists: a fix never replaces a file (move it away and run again)")
+    made = [p for p in reversed(b.relative_to(root).parents) if p.parts and not (root / p).exists()]
     b.parent.mkdir(parents=True, exist_ok=True)
     os.rename(a, b)  # within the dataset folder: one file system, one atomic rename
+    return [p.as_posix() for p in made]
 
 
 def _forward(root: Path, journal: dict[str, Any]) -> None:
+    made = journal.setdefault("made", [])  # folders the fix made: its undo removes them, emptied
     for m in journal["moves"]:
         if (root / m["src"]).exists() and not (root / m["dst"]).exists():
-            _move(root, m["src"], m["dst"])
+            made += _move(root, m["src"], m["dst"])
     if journal.get("kept"):
         add_decisions(root, journal["kept"])
 
@@ -204,6 +223,9 @@ def _backward(root: Path, journal: dict[str, Any]) -> None:
     for m in reversed(journal["moves"]):
         if (root / m["dst"]).exists() and not (root / m["src"]).exists():
             _move(root, m["dst"], m["src"])
+    for folder in reversed(journal.get("made", [])):
+        with contextlib.suppress(OSError):  # not empty (a file came since): it stays
+            inside(root, folder).rmdir()
 
 
 def finish_interrupted(root: str | os.PathLike) -> str | None:
@@ -303,6 +325,15 @@ def set_aside(root: str | os.PathLike, paths: list[str], reason: str) -> dict[st
     with _CHANGING:  # the free names and the move: one change
         moves = _unique(root, [Move(p, f"{QUARANTINE}/{p}", REMOVED, reason) for p in paths])
         return _apply_fix(root, moves, None)
+
+
+def relocate(root: str | os.PathLike, moves: list[tuple[str, str, str, str]]) -> dict[str, Any]:
+    """Make ``moves`` ((src, dst, kind, reason), relative to ``root``) through a new journal, a
+    destination that is taken given a free name (``-1``, ``-2``...): the labelling loop's labels,
+    which the same Undo puts back."""
+    root = Path(root)
+    with _CHANGING:  # the free names and the move: one change
+        return _apply_fix(root, _unique(root, [Move(*m) for m in moves]), None)
 
 
 def _write_manifest(root: Path) -> None:

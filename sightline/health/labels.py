@@ -163,6 +163,11 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def fold_threads() -> contextlib.AbstractContextManager[None]:
+    """The fold models' thread count, for a while (``_threads``): the labelling loop's too."""
+    return _threads(FOLD_THREADS)
+
+
 def out_of_fold(inventory: Inventory, groups: list[list[int]], folds: int = FOLDS,
                 progress: Callable[[int, int], None] | None = None) -> OutOfFold:  # fmt: skip
     """Every item judged by models that did not train on it, the same on every run and face

@@ -85,6 +85,8 @@ def undo_info(root: Path) -> dict[str, Any] | None:
             + ", ".join(names[:3])
             + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         )
+    elif moves and all(m["kind"] == "labelled" for m in moves):
+        what = f"put back the {len(moves)} image(s) change {journal['id']} labelled"
     elif moves:
         what = f"put back the {len(moves)} file(s) the Health page's fix {journal['id']} moved"
     else:
@@ -93,7 +95,10 @@ def undo_info(root: Path) -> dict[str, Any] | None:
 
 
 def _answer(root: Path, **extra: Any) -> dict[str, Any]:
-    return {"name": root.name, "classes": counts(root), "undo": undo_info(root), **extra}
+    from sightline.data import waiting_images
+
+    return {"name": root.name, "classes": counts(root), "waiting": waiting_images(root),
+            "undo": undo_info(root), **extra}  # fmt: skip
 
 
 def _lookup(what: Any) -> Any:
@@ -190,18 +195,52 @@ async def add_images(
 ) -> Any:
     """Each image that decodes is kept in the class's folder (under a free name: nothing is
     replaced); the others are listed with the reason. 413 for an archive over the limits."""
-    from sightline.data import add_images as keep_images
     from sightline.data import class_folder
-    from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
 
     root = data_folder(request, name)
-    settings = _settings(request)
     try:
         folder = class_folder(root, cls)
     except PathRefusedError:
         raise  # 403: a link, refused before a byte of the upload is read
     except SightlineError as e:
         raise HTTPException(404, str(e)) from None
+    return await _keep_uploads(request, root, folder, files)
+
+
+@router.post(
+    "/{name}/unlabelled/images",
+    summary="Add images to label later (into the folder's unlabelled/: the Label page's pool)",
+    responses=errors(404),
+)
+async def add_unlabelled(
+    name: DatasetName,
+    request: Request,
+    files: Annotated[
+        list[UploadFile],
+        File(
+            description="images, or zip archives of images (at most 1,000 files and "
+            "--max-upload-mb a request: GET /api/health says both)",
+            **schema(minItems=1, maxItems=MAX_FILES),
+        ),
+    ],
+) -> Any:
+    """As a class's upload, into the folder's ``unlabelled/`` (made where there is none)."""
+    from sightline.data import pool_folder
+    from sightline.fileio import inside
+
+    root = data_folder(request, name)
+    folder = inside(root, pool_folder(root).name)  # a link: 403, before the upload is read
+    folder.mkdir(exist_ok=True)
+    return await _keep_uploads(request, root, folder, files)
+
+
+async def _keep_uploads(request: Request, root: Path, folder: Path, files: list[UploadFile]) -> Any:
+    """Each upload (or image in an uploaded zip) that decodes, kept in ``folder`` under a free
+    name; the others listed with why. 413 for an archive over the limits."""
+    from sightline.data import add_images as keep_images
+    from sightline.serve.services.uploads import ArchiveTooLarge, expand_uploads
+
+    settings = _settings(request)
     raw = [((f.filename or f"upload-{i + 1}")[:255], await f.read(settings.max_upload_bytes + 1))
            for i, f in enumerate(files)]  # fmt: skip
 
@@ -256,41 +295,16 @@ async def image_picture(
     request: Request,
     v: str | None = Query(None, max_length=40, description="the version its listing gave"),
 ) -> Response:
-    from sightline.data import class_image, open_image
-    from sightline.fileio import open_inside
-    from sightline.serve.services.images import displayable, enlarge, fit_within, scale_for
+    from sightline.data import class_image
+    from sightline.serve.services.pictures import file_picture
 
     root = data_folder(request, name)
     path = _lookup(lambda: class_image(root, cls, file))
-    settings = _settings(request)
-
-    def draw() -> bytes:
-        import io
-
-        with open_inside(root, path) as f:  # no link followed at any step, even one made now
-            img = displayable(
-                open_image(f, file, max_side=THUMB_SIDE, max_pixels=settings.max_pixels)
-            )
-        img = fit_within(enlarge(img, scale_for(img.size, THUMB_SIDE // 2)), THUMB_SIDE)
-        out = io.BytesIO()
-        img.save(out, format="JPEG", quality=85)
-        return out.getvalue()
-
-    try:
-        body = await settings.cpu_work(draw)
-    except PathRefusedError:
-        raise
-    except SightlineError as e:  # not an image (any more): the page shows the reason
-        raise HTTPException(415, str(e)) from None
-    except OSError as e:  # gone (removed meanwhile), or no regular file
-        raise HTTPException(
-            404,
-            f"no image {file[:80]!r} in class {cls[:80]!r} of {root.name} "
-            f"({e.strerror or e}): reload the list",
-        ) from None
     # a versioned URL names one state of the file: cached; without one, asked anew each time
     cache = "private, max-age=86400" if v else "no-store"
-    return Response(body, media_type="image/jpeg", headers={"Cache-Control": cache})
+    missing = f"no image {file[:80]!r} in class {cls[:80]!r} of {root.name}: reload the list"
+    rel = path.relative_to(root).as_posix()
+    return await file_picture(request, root, rel, THUMB_SIDE, missing, jpeg=True, cache=cache)
 
 
 @router.post(

@@ -27,12 +27,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from sightline.errors import PathRefusedError, SightlineError
+from sightline.errors import SightlineError
 from sightline.serve.core.deps import data_folder
 from sightline.serve.core.errors import errors, file_answer
 from sightline.serve.core.params import DatasetName, JSONBody
 from sightline.serve.core.settings import settings_of as _settings
-from sightline.serve.services.images import displayable, enlarge, fit_within, png_bytes, scale_for
+from sightline.serve.services.pictures import file_picture
 
 router = APIRouter(prefix="/api/datasets/folder/{name}")
 
@@ -248,28 +248,10 @@ async def image(
     path: str = Query(description="the file as the report names it"),
     large: bool = Query(False, description="320 px instead of 96"),
 ) -> Response:
-    from sightline.data import open_image
-    from sightline.fileio import open_inside
-
     root, checked = _checked(request, name)
     report = checked.report
     neighbours = {n for p in report.problems for n in p.details.get("neighbours", {}).values()}
     if path not in report.flagged_paths() | report.kept_paths() and path not in neighbours:
         raise HTTPException(404, f"{path[:120]!r} is not a file the check reported")
     side = IMAGE_SIDE[1 if large else 0]
-
-    def draw() -> bytes:
-        with open_inside(root, path) as f:  # a symbolic link there: refused (403), never read
-            img = displayable(open_image(f, path, max_side=side))
-        img = enlarge(img, scale_for(img.size, side // 2))
-        return png_bytes(fit_within(img, side))
-
-    try:
-        body = await _settings(request).cpu_work(draw)
-    except PathRefusedError:
-        raise
-    except SightlineError as e:  # a corrupt file: the page shows the reason instead
-        raise HTTPException(415, str(e)) from None
-    except OSError as e:  # gone since the check, or no regular file
-        raise HTTPException(404, f"{path[:120]!r} cannot be read ({e.strerror or e})") from None
-    return Response(body, media_type="image/png", headers={"Cache-Control": "no-store"})
+    return await file_picture(request, root, path, side, f"{path[:120]!r} cannot be read")

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sightline._version import __version__
 from sightline.errors import SightlineError
 from sightline.serve.web import bodies as page_bodies
-from sightline.serve.web import build_body, train_body
+from sightline.serve.web import build_body, label_body, train_body
 
 router = APIRouter(include_in_schema=False)  # pages are for people: not part of the API's schema
 
@@ -255,6 +255,13 @@ def datasets_page() -> HTMLResponse:
 def build_page() -> HTMLResponse:
     return page_response(
         render_page("Build a dataset", build_body.BUILD, ["build.js"], nav="/datasets")
+    )
+
+
+@router.get("/datasets/label", response_class=HTMLResponse)
+def label_page() -> HTMLResponse:
+    return page_response(
+        render_page("Label a folder", label_body.LABEL, ["chart.js", "label.js"], nav="/datasets")
     )
 
 

@@ -104,6 +104,7 @@ LAYERS = [
     ("sightline.plots", "sightline.inspect", "sightline.health"),
     ("sightline.report",),
     ("sightline.pipeline",),
+    ("sightline.sweeps", "sightline.labelling"),  # on top of the pipeline and the data health
     ("sightline",),
     ("sightline.cli", "sightline.serve", "sightline.__main__"),
 ]

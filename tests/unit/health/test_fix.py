@@ -84,8 +84,9 @@ def test_an_interrupted_fix_is_completed_or_undone(folder, monkeypatch):
     def killed_after_five(*args):
         if len(done) == 5:
             raise KeyboardInterrupt  # as a kill in the middle of the fix
-        real_move(*args)
+        made = real_move(*args)
         done.append(args)
+        return made
 
     monkeypatch.setattr(fix, "_move", killed_after_five)
     with pytest.raises(KeyboardInterrupt):

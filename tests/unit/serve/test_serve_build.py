@@ -32,7 +32,12 @@ def test_a_dataset_is_made_class_by_class_and_listed(api):
     c, mine = api
     assert mine.is_dir()  # created at start
     r = c.post("/api/datasets/folder", json={"name": "shapes"})
-    assert r.status_code == 201 and r.json() == {"name": "shapes", "classes": {}, "undo": None}
+    assert r.status_code == 201 and r.json() == {
+        "name": "shapes",
+        "classes": {},
+        "waiting": 0,
+        "undo": None,
+    }
     assert c.post("/api/datasets/folder", json={"name": "shapes"}).status_code == 400
     for name in ("dark", "light"):
         assert c.post("/api/datasets/folder/shapes/classes", json={"name": name}).status_code == 201

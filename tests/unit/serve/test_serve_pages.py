@@ -33,6 +33,7 @@ PAGES = [
     "/datasets",
     "/datasets/health",
     "/datasets/build",
+    "/datasets/label",
     "/train",
     "/jobs",
     "/studies",

@@ -24,6 +24,10 @@
   // A folder's hidden files ("cats/.DS_Store") are no images anyone chose.
   const visible = (files) => files.filter((p) => !/(^|\/)\./.test(p.name));
 
+  // cls null: the folder's unlabelled/ (the Label page's pool), else a class
+  const uploadUrl = (cls) => (cls === null ? base() + '/unlabelled/images' : classUrl(cls) + '/images');
+  const where = (cls) => (cls === null ? 'the images to label later' : cls);
+
   async function upload(cls, files) {
     const plan = SL.uploadBatches(visible(files), limits);
     let saved = 0;
@@ -33,9 +37,9 @@
     for (const batch of plan.batches) {
       const form = new FormData();
       for (const p of batch) form.append('files', p.file, p.name);
-      status('Adding ' + batch.length + ' images to ' + cls + '…');
+      status('Adding ' + batch.length + ' images to ' + where(cls) + '…');
       try {
-        answer = await SL.api(classUrl(cls) + '/images', {method: 'POST', form});
+        answer = await SL.api(uploadUrl(cls), {method: 'POST', form});
         saved += answer.saved.length;
         skipped.push(...answer.skipped);
       } catch (err) {
@@ -44,7 +48,7 @@
       }
     }
     if (answer) render(answer);
-    status(plural(saved, 'image') + ' added to ' + cls +
+    status(plural(saved, 'image') + ' added to ' + where(cls) +
       (skipped.length ? '; not added: ' + skipped.map((s) => s.file + ' (' + s.error + ')').join('; ') : '.'));
   }
 
@@ -76,9 +80,9 @@
     }
   }
 
-  function classCard(cls, count) {
+  function dropZone(cls) {
     const input = el('input', {type: 'file', multiple: true, accept: 'image/*,.zip,application/zip', class: 'visually-hidden',
-      'aria-label': 'add images to ' + cls});
+      'aria-label': 'add images to ' + where(cls)});
     input.addEventListener('change', () => {
       upload(cls, [...input.files].map((f) => ({file: f, name: f.name})));
       input.value = ''; // the same files chosen again are a new change
@@ -91,6 +95,24 @@
     const capture = el('button', {type: 'button', class: 'capture', disabled: !SL.$('camera').srcObject,
       title: 'Start the camera first'}, 'Hold to capture');
     holdToCapture(capture, cls);
+    return {drop, capture};
+  }
+
+  // Images with no label yet: they wait in unlabelled/ for the Label page.
+  function poolCard(waiting) {
+    const {drop, capture} = dropZone(null);
+    const label = el('a', {class: 'button small', id: 'build-label', href: '/datasets/label?folder=' + encodeURIComponent(name),
+      hidden: !waiting}, 'Label them');
+    return el('section', {class: 'card class-card', id: 'build-pool'},
+      el('div', {class: 'card-head'},
+        el('h3', null, 'To label later ', el('span', {class: 'badge', dataset: {count: String(waiting)}}, plural(waiting, 'image'))),
+        el('div', {class: 'button-row'}, label)),
+      el('p', {class: 'muted small'}, 'No class yet? Add them here (unlabelled/); the Label page asks for the labels that matter first.'),
+      el('div', {class: 'button-row'}, capture), drop);
+  }
+
+  function classCard(cls, count) {
+    const {drop, capture} = dropZone(cls);
     const rename = el('button', {type: 'button', class: 'small secondary'}, 'Rename');
     rename.addEventListener('click', () => renameClass(cls));
     const remove = el('button', {type: 'button', class: 'small danger'}, 'Remove class');
@@ -110,7 +132,8 @@
     const box = SL.clear(SL.$('build-classes'));
     const classes = Object.entries(answer.classes || {});
     for (const [cls, count] of classes) box.appendChild(classCard(cls, count));
-    if (!classes.length) box.appendChild(el('p', {class: 'muted'}, 'No class yet: add one above.'));
+    if (!classes.length) box.appendChild(el('p', {class: 'muted'}, 'No class yet: add one above, or add images to label later.'));
+    box.appendChild(poolCard(answer.waiting || 0));
     undo = answer.undo || null;
     SL.$('build-undo-row').hidden = !answer.undo;
     SL.$('build-undo').textContent = answer.undo ? 'Undo: ' + answer.undo.what : 'Undo';
@@ -175,7 +198,7 @@
   function holdToCapture(button, cls) {
     let timer = null;
     let frames = [];
-    const take = async () => { const blob = await frame(); if (blob) frames.push(blob); status(frames.length + ' frames for ' + cls + '…'); };
+    const take = async () => { const blob = await frame(); if (blob) frames.push(blob); status(frames.length + ' frames for ' + where(cls) + '…'); };
     const start = (e) => {
       e.preventDefault();
       if (timer || button.disabled) return;

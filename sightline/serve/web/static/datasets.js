@@ -33,17 +33,27 @@
       'Add images and classes') : null;
   }
 
+  function labelLink(f) {
+    return f.waiting ? el('a', {class: 'button small', href: '/datasets/label?folder=' + encodeURIComponent(f.name)},
+      'Label its ' + SL.int(f.waiting) + ' waiting images') : null;
+  }
+
   function folderCard(f) {
+    if (f.error && f.waiting) {
+      return card('folder', f.name, [el('p', {class: 'muted'}, SL.int(f.waiting) + ' images wait for a label in unlabelled/; no class yet.'),
+        el('p', {class: 'button-row'}, labelLink(f), buildLink(f))], false);
+    }
     if (f.error) return card('folder', f.name, [el('p', {class: f.buildable ? 'muted' : 'error-text'}, f.error), buildLink(f)], false);
     const splits = f.splits || {};
     const count = (split) => Object.values(splits[split] || {}).reduce((a, b) => a + b, 0);
     return card('folder', f.name, [
       el('p', {class: 'muted'}, 'An image folder: one sub-folder per class.'),
       el('div', {class: 'metrics'}, fact('Classes', String((f.classes || []).length)), fact('Train', SL.int(count('train'))),
-        fact('Test', splits.test ? SL.int(count('test')) : 'none'), fact('Images', SL.int(f.images))),
+        fact('Test', splits.test ? SL.int(count('test')) : 'none'), fact('Images', SL.int(f.images)),
+        f.waiting ? fact('Waiting for a label', SL.int(f.waiting)) : null),
       el('p', {class: 'muted'}, classNames(f.classes).join(', ')),
       el('p', {class: 'button-row'}, el('a', {class: 'button secondary small', href: '/datasets/health?folder=' + encodeURIComponent(f.name)},
-        'Check its health: copies, leaks, wrong labels'), buildLink(f)),
+        'Check its health: copies, leaks, wrong labels'), labelLink(f), buildLink(f)),
     ]);
   }
 
