@@ -1,7 +1,8 @@
 """Simulated labelling: the labelling loop's order against random order, and its refit time.
 
 A script answers with the true labels. The pool is CIFAR-10 training photos (3 classes x 200, and
-10 classes x 300: 3,000), prepared as the loop prepares them (EfficientNet-Lite0's ImageNet
+10 classes x 300: 3,000) or photos of Fashion-MNIST items (tests/photo_generator.py: 10 x 100),
+prepared as the loop prepares them (EfficientNet-Lite0's ImageNet
 features, ``health.features.image_features``, cached by content). Each round labels a batch: the
 loop's choice (``labelling.ranking``: a spread first, then the most uncertain, spread, with the
 "unlike anything" group labelled after them as a person would) or a random batch; after each
@@ -16,8 +17,11 @@ cross-validated estimate, and the ranking) with half the 3,000 labelled.
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +32,12 @@ from sightline.health.features import image_features
 from sightline.labelling import model as loop_model
 from sightline.labelling import ranking
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the photo generator
+
 TASKS = {
     "cifar3": (["airplane", "automobile", "bird"], 200, 1500),
     "cifar10": (None, 300, 2000),  # every class
+    "fashion-photos": (None, 100, 500),  # photos of the items (tests/photo_generator.py)
 }
 
 
@@ -41,8 +48,25 @@ def features_of(images: torch.Tensor) -> torch.Tensor:
     return F.normalize(image_features(len(images), decoded), dim=1)
 
 
+def photo_features(photos: list) -> torch.Tensor:
+    def decoded(i: int) -> Image.Image:
+        return Image.open(io.BytesIO(photos[i].data))
+
+    return F.normalize(image_features(len(photos), decoded), dim=1)
+
+
 def pool_and_test(task: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     classes, per_class, test_n = TASKS[task]
+    if task == "fashion-photos":  # a user's photos of clothes, as the photo tests make them
+        from photo_generator import photos
+
+        ds = sightline.load_dataset("fashion-mnist", val_split=0, progress=False)
+        rows = torch.cat(
+            [torch.nonzero(ds.train.labels == c).flatten()[:per_class] for c in range(10)]
+        )
+        pool = photo_features(photos(ds.train.images[rows, 0].numpy(), seed=3))
+        test = photo_features(photos(ds.test.images[:test_n, 0].numpy(), seed=4))
+        return pool, ds.train.labels[rows], test, ds.test.labels[:test_n], 10
     ds = sightline.load_dataset("cifar10", classes=classes, val_split=0, progress=False)
     k = ds.num_classes
     rows = torch.cat([torch.nonzero(ds.train.labels == c).flatten()[:per_class] for c in range(k)])
@@ -92,7 +116,7 @@ def choose(x, y, labelled, waiting, k, batch, seed) -> list[int]:
         else torch.zeros(0, dtype=torch.long)
     )
     if not loop_model.can_fit(labels, k):
-        rows = ranking.spread(x[w], known, batch)
+        rows = ranking.typical(x[w], known, batch)
         return [waiting[i] for i in rows]
     answers = loop_model.fit(known, labels, k, x[w])
     rows = ranking.uncertain(answers.probs, x[w], known, batch, ~answers.unlike)
@@ -110,7 +134,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=20)
-    ap.add_argument("--tasks", default="cifar3,cifar10")
+    ap.add_argument("--tasks", default="cifar3,cifar10,fashion-photos")
+    ap.add_argument("--max-labels", type=int, default=1500, help="stop each curve there")
     args = ap.parse_args()
     for task in args.tasks.split(","):
         start = time.perf_counter()
@@ -119,12 +144,17 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f} s")  # fmt: skip
         full = accuracy(x, y, list(range(len(y))), test_x, test_y, k)
         target = full - 0.01
-        rounds = len(y) // args.batch
+        rounds = min(len(y), args.max_labels) // args.batch
         print(f"  all labelled: {full:.2%}; target {target:.2%}")
-        for seed in range(args.seeds):
+        loop_curve = simulate(x, y, test_x, test_y, k, args.batch, rounds, True, 0)
+        for seed in range(args.seeds):  # the loop's order has no randomness: one curve
             reach = {}
             for name, is_loop in (("loop", True), ("random", False)):
-                curve = simulate(x, y, test_x, test_y, k, args.batch, rounds, is_loop, seed)
+                curve = (
+                    loop_curve
+                    if is_loop
+                    else simulate(x, y, test_x, test_y, k, args.batch, rounds, False, seed)
+                )
                 reach[name] = labels_to_reach(curve, target)
                 points = ", ".join(f"{n}:{a:.1%}" for n, a in curve[:: max(1, len(curve) // 8)])
                 print(

@@ -44,6 +44,9 @@ def add_label(sub: argparse._SubParsersAction) -> None:
                      "pre-annotations (FILE.json; its labelling config beside it, FILE.xml)")  # fmt: skip
     act.add_argument("--import-label-studio", metavar="FILE",
                      help="label the images a Label Studio JSON export annotates")  # fmt: skip
+    p.add_argument("--pool", metavar="OTHER",
+                   help="first copy OTHER's images (a folder elsewhere) into FOLDER/unlabelled/: "
+                   "OTHER stays as it is; images already there are not copied twice")  # fmt: skip
     p.add_argument("--confident", action="store_true",
                    help="with --next: the surest suggestions first, to accept at a glance")  # fmt: skip
     p.add_argument("--format", choices=("table", "json"), default="table",
@@ -64,8 +67,15 @@ def _pairs(items: list[str]) -> dict[str, str | None]:
 def run_label(args: argparse.Namespace) -> int:
     import sightline.labelling as labelling
 
-    loop = labelling.label(args.folder)
     as_json = args.format == "json"
+    if args.pool:
+        got = labelling.gather(args.folder, args.pool)
+        for path, why in got["skipped"]:
+            print(f"skipped {path}: {why}", file=sys.stderr)
+        print(f"copied {len(got['copied'])} images from {args.pool} into unlabelled/"
+              + (f" ({got['known']} were there already)" if got["known"] else ""),
+              file=sys.stderr)  # fmt: skip
+    loop = labelling.label(args.folder)
     if args.next is not None:
         return _show(loop.next(args.next, args.confident), as_json, _print_next)
     if args.set:

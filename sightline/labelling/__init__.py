@@ -9,6 +9,7 @@ _EXPORTS = {
     "CONFIDENT": "sightline.labelling.loop",
     "Suggestion": "sightline.labelling.loop",
     "Pool": "sightline.labelling.pool",
+    "gather": "sightline.labelling.pool",
     "NotWaitingError": "sightline.labelling.pool",
     "LabelledAlreadyError": "sightline.labelling.pool",
     "UnsureError": "sightline.labelling.loop",

@@ -129,8 +129,8 @@ class Labeller:
             rows = sure.argsort(descending=True, stable=True)[: min(n, int((sure >= 0).sum()))]
             return {"next": [self._suggestion(s, int(i), "sure") for i in rows], "unlike": []}
         if s.answers is None:
-            rows = ranking.spread(s.pool_x, s.known, n)
-            why = "no model yet (2 classes of 2 labelled images make one): spread over the folder"
+            rows = ranking.typical(s.pool_x, s.known, n)
+            why = "no model yet (2 classes of 2 labelled images make one): typical of the folder"
             return {"next": [Suggestion(s.waiting[i], None, None, why=why) for i in rows],
                     "unlike": []}  # fmt: skip
         a = s.answers

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sightline.data.builder import clean_name
 from sightline.data.folders import find_splits, scan_class_folders
@@ -105,3 +106,64 @@ class Pool:
 
 def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def gather(folder: str | os.PathLike, other: str | os.PathLike) -> dict[str, Any]:
+    """Copy the images of ``other`` (any depth; hidden files and links left out) into
+    ``folder``'s ``unlabelled/``, keeping their places below ``other``: ``sightline label FOLDER
+    --pool OTHER``. ``other`` is left as it is (a copy: nothing of the user's moves or goes); a
+    file whose bytes are in the pool already is not copied again, and no file is replaced (a
+    taken name gets ``-1``, ``-2``...). Returns {"copied": [...], "known": N, "skipped": [(path,
+    why)]} (paths relative to ``folder``)."""
+    import hashlib
+
+    from sightline.data.images import is_image_file
+    from sightline.fileio import atomic_write_bytes
+
+    root, source = Path(folder).expanduser().resolve(), Path(other).expanduser()
+    if not source.is_dir():
+        raise DataError(f"--pool {other}: not a folder of images")
+    source = source.resolve()
+    pool = pool_folder(root)
+    if source == root or root in source.parents or source in root.parents:
+        raise DataError(
+            f"--pool {other}: the images to label must be in a folder of their own, outside "
+            f"{root} (or already in its {pool.name}/)"
+        )
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    known = {digest(p.read_bytes()) for p in waiting_files(root)}
+    copied, skipped, seen = [], [], 0
+    for dirpath, dirnames, filenames in os.walk(source):  # os.walk descends into no link
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = here / name
+            if name.startswith(".") or not is_image_file(name) or path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                skipped.append((str(path), e.strerror or str(e)))
+                continue
+            key = digest(data)
+            if key in known:
+                seen += 1
+                continue
+            known.add(key)
+            target = _free(pool / path.relative_to(source))
+            inside(root, target.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data, root=root)
+            copied.append(target.relative_to(root).as_posix())
+    return {"copied": copied, "known": seen, "skipped": skipped}
+
+
+def _free(path: Path) -> Path:
+    """``path``, or the first of ``name-1.ext``, ``name-2.ext``... that does not exist."""
+    n, out = 0, path
+    while out.exists():
+        n += 1
+        out = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return out

@@ -1,18 +1,58 @@
 """Which waiting images to ask about next.
 
-Before there is a model: a spread of the pool (greedy k-center on the features: each next image
-the one furthest from everything labelled or chosen), so the first labels cover what the folder
-holds. With a model: the most uncertain (smallest margin between the two most probable classes,
-calibrated), spread the same way among the ``CANDIDATES`` x as many most uncertain ones, so a
-batch holds no run of near copies (the cluster-margin idea, Citovsky et al. 2021): a near copy
-of an image chosen is the least distant, so it comes only when nothing else is left. Images unlike anything labelled are kept out of it and
-shown as their own group: they may be a class not made yet, or "not any class"."""
+Before there is a model: the typical images of the pool (``typical``: one from each of as many
+clusters of the features, the largest clusters first), so the first labels cover what the folder
+holds with images like most of it. k-center alone (each next image the furthest from the rest)
+asks about the odd ones first: on 600 CIFAR photos its first 20 labels gave 85 % where 20 random
+ones gave 92 % (benchmarks/labelling.py); picking typical images first is TypiClust's finding
+(Hacohen et al. 2022) for small budgets. With a model: the most uncertain (smallest margin
+between the two most probable classes, calibrated), spread by k-center among the
+``CANDIDATES`` x as many most uncertain ones, so a batch holds no run of near copies (the
+cluster-margin idea, Citovsky et al. 2021): a near copy of an image chosen is the least
+distant, so it comes only when nothing else is left. Images unlike anything labelled are kept
+out of it and shown as their own group: they may be a class not made yet, or "not any class"."""
 
 from __future__ import annotations
 
 import torch
 
 CANDIDATES = 4  # x the batch: the most uncertain images the batch is spread over
+KMEANS_STEPS = 20  # of the clustering behind ``typical``: it settles in fewer on these features
+
+
+def typical(pool: torch.Tensor, known: torch.Tensor, n: int) -> list[int]:
+    """Up to ``n`` rows of ``pool`` (unit-length): the pool in clusters (spherical k-means,
+    k-means++ start, a fixed seed: the same answer every time), the row nearest each centre,
+    the largest clusters first; with labelled rows ``known``, the clusters they cover least."""
+    if len(pool) == 0 or n <= 0:
+        return []
+    k = min(len(pool), n + len(known))
+    g = torch.Generator().manual_seed(0)
+    centres = pool[[int((pool @ pool.mean(0)).argmax())]]
+    while len(centres) < k:  # k-means++: each next centre likelier the further it is
+        far = (1 - (pool @ centres.T).max(1).values).clamp(min=0) ** 2
+        if float(far.sum()) <= 0:
+            break
+        centres = torch.cat([centres, pool[torch.multinomial(far, 1, generator=g)]])
+    for _ in range(KMEANS_STEPS):
+        member = (pool @ centres.T).argmax(1)
+        sums = torch.zeros_like(centres).index_add_(0, member, pool)
+        centres = torch.nn.functional.normalize(sums, dim=1).where(
+            sums.norm(dim=1, keepdim=True) > 0, centres
+        )
+    member = (pool @ centres.T).argmax(1)
+    sizes = torch.bincount(member, minlength=len(centres))
+    covered = (centres @ known.T).max(1).values if len(known) else torch.zeros(len(centres))
+    order = sorted(range(len(centres)), key=lambda c: (float(covered[c]), -int(sizes[c]), c))
+    chosen = []
+    for c in order:
+        if sizes[c] == 0:
+            continue
+        rows = torch.nonzero(member == c).flatten()
+        chosen.append(int(rows[(pool[rows] @ centres[c]).argmax()]))
+        if len(chosen) == n:
+            break
+    return chosen
 
 
 def spread(pool: torch.Tensor, known: torch.Tensor, n: int,

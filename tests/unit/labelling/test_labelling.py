@@ -75,7 +75,7 @@ def test_the_pool_is_never_a_class_nor_a_split(tmp_path):
         sightline.data.class_folder(folder, "Unlabelled", create=True)
 
 
-def test_a_first_batch_is_spread_over_the_folder_before_any_label(tmp_path):
+def test_a_first_batch_covers_the_folder_before_any_label(tmp_path):
     folder = write_pool(tmp_path)
     truth = json.loads((tmp_path / "truth.json").read_text())
     loop = sightline.label(folder, featurize=thumbs)
@@ -272,3 +272,36 @@ def test_label_studio_tasks_out_and_annotations_back(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError, match="Label Studio"):
         import_label_studio(loop, tmp_path / "bad.json")
+
+
+def test_a_pool_elsewhere_is_copied_in_and_left_as_it_is(tmp_path):
+    from sightline.labelling import gather
+
+    photos = write_pool(tmp_path / "a", per_class=2) / "unlabelled"  # the user's own folder
+    folder = tmp_path / "shoes"
+    folder.mkdir()
+    before = files_under(photos)
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"x")
+    os.symlink(outside, photos / "link.png")
+    got = gather(folder, photos)
+    assert sorted(got["copied"]) == sorted(f"unlabelled/{p}" for p in before)
+    assert files_under(photos) == before | {"link.png": b"x"}  # untouched
+    assert not (folder / "unlabelled" / "link.png").exists()  # no link followed
+    (photos / "new.png").write_bytes((photos / "img0000.jpg").read_bytes())  # same bytes
+    again = gather(folder, photos)
+    assert again["copied"] == [] and again["known"] == len(before) + 1
+    assert sightline.label(folder, featurize=thumbs).status()["waiting"] == len(before)
+    with pytest.raises(DataError, match="outside"):
+        gather(folder, folder / "unlabelled")
+    with pytest.raises(DataError, match="not a folder"):
+        gather(folder, tmp_path / "nope")
+
+
+def test_the_first_batch_asks_about_typical_images_not_the_odd_ones(tmp_path):
+    """k-center alone would ask about the three checkerboards first: each is the furthest from
+    everything else. The typical images of the three kinds come first."""
+    folder = write_pool(tmp_path, per_class=10, odd=3)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    first = sightline.label(folder, featurize=thumbs).next(3)["next"]
+    assert {truth[s.path] for s in first} == set(COLOURS)

@@ -66,7 +66,7 @@ def test_label_a_folder_in_the_browser(label_server, pg):
 
     for _ in range(8):  # what the first batch shows
         label_by_hand()
-    assert {"red", "green", "blue"} <= set(made)  # the first batch spread over the folder
+    assert {"red", "green", "blue"} <= set(made)  # the first batch covered the folder
     for _ in range(8):  # until the model's suggestions reach the image on screen
         if "Suggested" in page.locator("#label-suggestion").inner_text():
             break
