@@ -136,11 +136,13 @@ class Labeller:
         a = s.answers
         rows = ranking.uncertain(a.probs, s.pool_x, s.known, n, ~a.unlike)
         unlike = torch.nonzero(a.unlike).flatten()
-        unlike = unlike[a.distance[unlike].argsort(descending=True, stable=True)][:n]
-        return {
-            "next": [self._suggestion(s, i, "uncertain") for i in rows],
-            "unlike": [self._suggestion(s, int(i), "unlike") for i in unlike],
-        }
+        unlike = unlike[a.distance[unlike].argsort(descending=True, stable=True)].tolist()
+        # Once every other image is labelled, the unlike ones are what is left to ask about:
+        # "next" is never empty while an image waits.
+        ask = [self._suggestion(s, i, "uncertain") for i in rows]
+        ask += [self._suggestion(s, i, "unlike") for i in unlike[: n - len(rows)]]
+        left = unlike[max(0, n - len(rows)) :][:n]
+        return {"next": ask, "unlike": [self._suggestion(s, i, "unlike") for i in left]}
 
     def _suggestion(self, s: State, row: int, reason: str) -> Suggestion:
         p = s.answers.probs[row]

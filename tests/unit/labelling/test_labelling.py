@@ -305,3 +305,13 @@ def test_the_first_batch_asks_about_typical_images_not_the_odd_ones(tmp_path):
     truth = json.loads((tmp_path / "truth.json").read_text())
     first = sightline.label(folder, featurize=thumbs).next(3)["next"]
     assert {truth[s.path] for s in first} == set(COLOURS)
+
+
+def test_the_odd_ones_are_asked_about_once_nothing_else_waits(tmp_path):
+    folder = write_pool(tmp_path, per_class=12, odd=2)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    loop = sightline.label(folder, featurize=thumbs)
+    label_some(loop, truth, 12)  # every image of the three kinds
+    batches = loop.next(5)
+    assert {s.path for s in batches["next"]} == {p for p, c in truth.items() if c is None}
+    assert batches["unlike"] == []  # not listed twice

@@ -68,7 +68,12 @@ def test_from_unlabelled_photos_to_a_trained_checked_run_in_the_browser(
     page.locator("#label-caption").wait_for(timeout=120_000)
     made: list[str] = []
     for _ in range(24 + len(frames)):
-        if page.locator("#label-empty").is_visible():
+        page.wait_for_function(  # an image to label, or nothing left (not "asking the model")
+            "() => !document.getElementById('label-one').hidden || "
+            "document.getElementById('label-empty').textContent.startsWith('Nothing')",
+            timeout=60_000,
+        )
+        if page.locator("#label-one").is_hidden():
             break
         path = page.locator("#label-caption").inner_text()
         colour = truth.get(Path(path).stem)
