@@ -175,6 +175,17 @@ def rename(
     return _answer(root)
 
 
+# The files of an upload, to a class or to the images to label later.
+Uploads = Annotated[
+    list[UploadFile],
+    File(
+        description="images, or zip archives of images (at most 1,000 files and "
+        "--max-upload-mb a request: GET /api/health says both)",
+        **schema(minItems=1, maxItems=MAX_FILES),
+    ),
+]
+
+
 @router.post(
     "/{name}/classes/{cls}/images",
     summary="Add images (files, a zip, webcam frames) to a class",
@@ -184,14 +195,7 @@ async def add_images(
     name: DatasetName,
     cls: ClassName,
     request: Request,
-    files: Annotated[
-        list[UploadFile],
-        File(
-            description="images, or zip archives of images (at most 1,000 files and "
-            "--max-upload-mb a request: GET /api/health says both)",
-            **schema(minItems=1, maxItems=MAX_FILES),
-        ),
-    ],
+    files: Uploads,
 ) -> Any:
     """Each image that decodes is kept in the class's folder (under a free name: nothing is
     replaced); the others are listed with the reason. 413 for an archive over the limits."""
@@ -215,14 +219,7 @@ async def add_images(
 async def add_unlabelled(
     name: DatasetName,
     request: Request,
-    files: Annotated[
-        list[UploadFile],
-        File(
-            description="images, or zip archives of images (at most 1,000 files and "
-            "--max-upload-mb a request: GET /api/health says both)",
-            **schema(minItems=1, maxItems=MAX_FILES),
-        ),
-    ],
+    files: Uploads,
 ) -> Any:
     """As a class's upload, into the folder's ``unlabelled/`` (made where there is none)."""
     from sightline.data import pool_folder
