@@ -2,7 +2,9 @@
 suggests, labels set (moves through the data-health journal: one Undo puts back the last change
 of either), "not any class", accepting the confident suggestions, and the estimated accuracy as
 labels grow. Every face (``sightline label``, the API, the Label page) goes through
-``Labeller``; the model is refit whenever the labels changed (``labelling/model.py``)."""
+``Labeller``; the model is refit whenever the labels changed (``labelling/model.py``): when
+asked, or with ``background`` on a thread of its own as soon as a change is made, so that the
+next question finds it fit."""
 
 from __future__ import annotations
 
@@ -73,18 +75,30 @@ class UnsureError(DataError):
 class Labeller:
     """The loop on ``folder`` (``sightline.label(folder)``)."""
 
-    def __init__(self, folder: str | os.PathLike, featurize: Featurizer | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        featurize: Featurizer | None = None,
+        background: bool = False,
+    ) -> None:
         self.pool = Pool.read(folder)
         self.root = self.pool.root
         self.memo = FeatureMemo(self.root, featurize)
-        self._lock = threading.RLock()
+        self.background = background  # refit on a thread of its own after each change
+        self.background_error: str | None = None  # why the last background refit failed
+        self._lock = threading.RLock()  # labels set one request at a time
+        self._fitting = threading.Lock()  # one refit at a time; a label never waits for it
+        self._kick = threading.Lock()  # guards the two below
+        self._wanted = False
+        self._worker: threading.Thread | None = None
         self._state: State | None = None
         self._seen: tuple | None = None
 
     # ------------------------------------------------------------------- the model
     def refresh(self) -> State:
-        """The folder read again and the model refit where its labels changed."""
-        with self._lock:
+        """The folder read again and the model refit where its labels changed (waits for a
+        refit under way, which is then most often the one asked for)."""
+        with self._fitting:
             pool = Pool.read(self.root)
             seen = (tuple(sorted((c, tuple(f)) for c, f in pool.labelled.items())),
                     tuple(pool.waiting))  # fmt: skip
@@ -115,6 +129,42 @@ class Labeller:
             if answers is not None:
                 self._record(answers.estimate)
             return self._state
+
+    def refit_soon(self) -> None:
+        """Refit on a thread of its own. Changes made while it fits are taken in one more
+        refit after it, not one each: at most one refit runs, and one waits."""
+        with self._kick:
+            self._wanted = True
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._refit_while_wanted, name="sightline-label-refit", daemon=True
+                )
+                self._worker.start()
+
+    def settled(self, timeout: float | None = None) -> bool:
+        """Wait for the background refits to end; False if they still run after ``timeout``."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self._worker is None or not self._worker.is_alive()
+
+    def _refit_while_wanted(self) -> None:
+        while True:
+            with self._kick:
+                if not self._wanted:
+                    self._worker = None
+                    return
+                self._wanted = False
+            try:
+                self.refresh()
+                self.background_error = None
+            except Exception as e:  # noqa: BLE001 - the next question refits and says why
+                self.background_error = f"{type(e).__name__}: {e}"
+
+    def _changed(self, journal: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.background and journal is not None and journal.get("moves"):
+            self.refit_soon()
+        return journal
 
     # ------------------------------------------------------------------- what to ask
     def next(self, n: int = 20, confident: bool = False) -> dict[str, list[Suggestion]]:
@@ -177,7 +227,7 @@ class Labeller:
                     )
             if not moves:
                 raise DataError("nothing to label: give one or more FILE=CLASS")
-            return relocate(self.root, moves)
+            return self._changed(relocate(self.root, moves))
 
     def accept_above(self, probability: float = CONFIDENT) -> dict[str, Any]:
         """Label every waiting image whose suggestion is at ``probability`` or more (and not
@@ -224,7 +274,7 @@ class Labeller:
 
     def undo(self) -> dict[str, Any] | None:
         """Put back the last change (a label, an accept, or a data-health fix)."""
-        return undo_fix(self.root)
+        return self._changed(undo_fix(self.root))
 
     # ------------------------------------------------------------------- where it stands
     def status(self, probability: float = CONFIDENT) -> dict[str, Any]:
@@ -265,7 +315,9 @@ class Labeller:
         atomic_write_json(path, {"estimates": points}, root=self.root)
 
 
-def label(folder: str | os.PathLike, featurize: Featurizer | None = None) -> Labeller:
+def label(
+    folder: str | os.PathLike, featurize: Featurizer | None = None, background: bool = False
+) -> Labeller:
     """The labelling loop on a dataset folder whose ``unlabelled/`` holds images to label::
 
     loop = sightline.label("shoes")
@@ -274,5 +326,8 @@ def label(folder: str | os.PathLike, featurize: Featurizer | None = None) -> Lab
     loop.status()                       # counts, estimated accuracy, confident images
     loop.accept_above(0.98)             # label the confident rest (refused while unsure)
     loop.undo()
+
+    ``background=True`` refits on a thread of its own after each change (a long-lived
+    process: the server's Label page).
     """
-    return Labeller(Path(folder), featurize)
+    return Labeller(Path(folder), featurize, background)

@@ -1,6 +1,6 @@
 """/api/datasets/folder/{name}/label...: the labelling loop on a --data-dir folder (the Label
-page). A face over ``sightline.labelling``: one ``Labeller`` per folder, refit on the CPU-work
-threads when its labels changed. ``GET .../label`` says where it stands, ``GET .../label/next``
+page). A face over ``sightline.labelling``: one ``Labeller`` per folder, refit on a thread of
+its own as soon as its labels change. ``GET .../label`` says where it stands, ``GET .../label/next``
 what to label now, ``POST .../label`` sets labels (a class, or null: not any class), ``POST
 .../label/accept`` labels the confident rest, ``POST .../label/undo`` puts back the last change
 (of this page or the Health page: one journal). The client names files only as the loop lists
@@ -40,7 +40,7 @@ def _loop(request: Request, name: str) -> tuple[Path, Any]:
     loop = state.labellers.get(root.name)
     if loop is None:
         try:
-            loop = state.labellers[root.name] = Labeller(root)
+            loop = state.labellers[root.name] = Labeller(root, background=True)
         except SightlineError as e:
             raise HTTPException(400, str(e)) from None
     return root, loop

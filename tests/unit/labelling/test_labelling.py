@@ -315,3 +315,30 @@ def test_the_odd_ones_are_asked_about_once_nothing_else_waits(tmp_path):
     batches = loop.next(5)
     assert {s.path for s in batches["next"]} == {p for p, c in truth.items() if c is None}
     assert batches["unlike"] == []  # not listed twice
+
+
+def test_in_the_background_a_change_refits_before_the_next_question(tmp_path, monkeypatch):
+    from sightline.labelling import model as loop_model
+
+    folder = write_pool(tmp_path, per_class=20)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    fits = []
+    real_fit = loop_model.fit
+    monkeypatch.setattr(loop_model, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    loop = sightline.label(folder, featurize=thumbs, background=True)
+    label_some(loop, truth, 3)  # a change: the model is refit without being asked
+    assert loop.settled(timeout=60) and loop.background_error is None
+    assert len(fits) == 1
+    assert loop.status()["estimate"]["labelled"] == 9 and len(fits) == 1  # asked: already fit
+    asked = loop.next(5)["next"]
+    assert len(fits) == 1 and all(s.suggestion for s in asked)
+    loop.set({asked[0].path: truth[asked[0].path]})
+    loop.undo()  # two changes in a row: refit once or twice, never left stale
+    assert loop.settled(timeout=60)
+    assert loop.status()["estimate"]["labelled"] == 9
+    assert 2 <= len(fits) <= 3
+    before = len(fits)
+    quiet = sightline.label(folder, featurize=thumbs)  # the default: refit when asked
+    quiet.set({asked[1].path: truth[asked[1].path]})
+    assert quiet.settled(timeout=0) and len(fits) == before
+    assert quiet.status()["estimate"]["labelled"] == 10 and len(fits) == before + 1
