@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from sightline.sweeps import study as studies
+from sightline.sweeps import tracked
 from sightline.sweeps.space import parse_dim, suggest
 
 METRIC = "val_accuracy"  # what a trial is scored by (maximised), read from its epochs
@@ -17,9 +18,18 @@ class Objective:
     """Optuna's objective for the study ``study`` (in ``url``): trains the trial's run and
     returns its best validation accuracy; raises TrialPruned when the pruner stops it."""
 
-    def __init__(self, study: str, url: str, request: Any, workers: int, on_event: Any) -> None:
+    def __init__(
+        self,
+        study: str,
+        url: str,
+        request: Any,
+        workers: int,
+        on_event: Any,
+        parent: str | None = None,
+    ) -> None:
         self.study, self.url, self.request = study, url, request
         self.workers, self.on_event = workers, on_event
+        self.parent = parent  # the study's MLflow run, the trials' parent (sweeps/tracked.py)
         self.space = {name: parse_dim(name, d, study) for name, d in request.space.items()}
 
     def __call__(self, trial: Any) -> float:
@@ -37,6 +47,7 @@ class Objective:
         if budget is not None:
             options["time_budget"] = budget
         pruned, started = [], time.monotonic()
+        mlflow = {"run_dir": None, "nested": not self.parent}
         record = {"study": self.study, "storage": studies.shown_url(self.url),
                   "trial": trial.number}  # fmt: skip
 
@@ -44,7 +55,11 @@ class Objective:
             if event["kind"] == "run":  # the folder exists: tagged before the first step
                 RunWriter(event["run_dir"]).write_tracking("optuna", record)
                 trial.set_user_attr("run", event["run_dir"])
-            elif event["kind"] == "epoch" and isinstance(event.get(METRIC), (int, float)):
+                mlflow["run_dir"] = event["run_dir"]
+                return
+            if event["kind"] == "epoch" and not mlflow["nested"]:  # its MLflow run is open now
+                mlflow["nested"] = tracked.nest(self.parent, mlflow["run_dir"], r)
+            if event["kind"] == "epoch" and isinstance(event.get(METRIC), (int, float)):
                 trial.report(float(event[METRIC]), int(event["epoch"]))
                 if trial.should_prune():
                     pruned.append(int(event["epoch"]))
@@ -63,6 +78,8 @@ class Objective:
             if named:
                 os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
         run = result.run
+        if not mlflow["nested"]:
+            tracked.nest(self.parent, run.path, r)
         trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
         scores = [row.get(METRIC) for row in run.history]
         scores = [s for s in scores if isinstance(s, (int, float))]

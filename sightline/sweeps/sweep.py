@@ -23,6 +23,7 @@ from typing import Any
 
 from sightline.errors import ConfigError
 from sightline.sweeps import study as studies
+from sightline.sweeps import tracked
 from sightline.sweeps.objective import METRIC, Objective
 from sightline.sweeps.space import (
     Space,
@@ -123,6 +124,8 @@ def tune(
         study = studies.check_name(study or _study_name(request))
         url = studies.storage_url(storage, runs_dir)
         _create(study, url, request, seed)
+        found = studies.load_study(study, url)
+    parent = tracked.open_parent(found, request)
     _emit(on_event, "study", study=study, storage=studies.shown_url(url), trials=request.trials,
           workers=workers, space=request.space)  # fmt: skip
     for note in request.notes:
@@ -133,6 +136,7 @@ def tune(
         _spawn(study, url, workers, on_event)
     found = studies.load_study(study, url)
     folder = write_figures(found, studies.study_folder(request.runs_dir, study))
+    tracked.close_parent(parent, found, request, folder)
     result = TuneResult(study, studies.shown_url(url), *summary(found), folder=str(folder))
     _emit(on_event, "done", **{k: v for k, v in result.to_dict().items() if k != "trials"})
     return result
@@ -155,7 +159,8 @@ def work(study: str, url: str, workers: int = 1, on_event: EventFn | None = None
     enough = MaxTrialsCallback(request.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     if _counted(found) >= request.trials or timeout == 0.0:
         return
-    found.optimize(Objective(study, url, request, workers, on_event), timeout=timeout,
+    parent = stored.user_attrs.get(tracked.PARENT)
+    found.optimize(Objective(study, url, request, workers, on_event, parent), timeout=timeout,
                    callbacks=[enough], catch=(Exception,), gc_after_trial=True)  # fmt: skip
 
 

@@ -188,12 +188,30 @@ def test_a_tracked_sweep_logs_each_trial_to_mlflow_in_the_studys_experiment(tmp_
                    track="mlflow", track_uri=store)  # fmt: skip
     client = mlflow.MlflowClient(store)
     logged = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])
-    assert sorted(r.info.run_name for r in logged) == ["tracked-t000", "tracked-t001"]
+    assert sorted(r.info.run_name for r in logged) == ["tracked", "tracked-t000", "tracked-t001"]
     by_name = {r.info.run_name: r for r in logged}
     for t in result.trials:
         run = by_name[os.path.basename(t["run"])]
         assert float(run.data.params["lr"]) == pytest.approx(t["params"]["lr"])
     assert "MLFLOW_EXPERIMENT_NAME" not in os.environ  # the study's name was the trials' only
+    # the study is a run of its own, the trials nested under it, with its best and figures
+    (parent,) = [r for r in logged if r.info.run_name == "tracked"]
+    trials = [r for r in logged if r.info.run_name != "tracked"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    assert parent.info.status == "FINISHED" and parent.data.tags["sightline.study"] == "tracked"
+    best = result.best
+    assert parent.data.metrics["best/val_accuracy"] == pytest.approx(best["value"])
+    assert float(parent.data.tags["best.lr"]) == pytest.approx(best["params"]["lr"])
+    assert parent.data.metrics["trials/complete"] + parent.data.metrics["trials/pruned"] == 2
+    assert "space.lr" in parent.data.params
+    shown = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
+    assert "study/study.json" in shown and "study/history.png" in shown
+    sightline.tune(study="tracked", resume=True, trials=3, runs_dir=tmp_path / "runs")
+    logged = client.search_runs([parent.info.experiment_id])
+    assert len(logged) == 4  # one more trial, under the same study run
+    again = client.get_run(parent.info.run_id)
+    assert again.data.metrics["trials/complete"] + again.data.metrics["trials/pruned"] == 3
+    assert {r.data.tags.get("mlflow.parentRunId") for r in logged} == {None, parent.info.run_id}
 
 
 def test_a_recipe_without_a_validation_split_is_swept_on_one(tmp_path):
