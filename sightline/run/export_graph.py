@@ -23,7 +23,7 @@ class ExportedClassifier(nn.Module):
         self.net = net
         self.preprocess = preprocess
         self.scored = detector is not None
-        self.sets = 0  # Gaussian sets, kept as buffers ood_{i}_{centre, lower, white, norms}
+        self.sets: list[int] = []  # Gaussian sets' tensors, kept as buffers ood_{set}_{tensor}
         self.zscored = detector is not None and detector.zstats is not None
         self._features: dict[str, list[torch.Tensor]] = {}
         self._hooks: list[Any] = []
@@ -31,9 +31,9 @@ class ExportedClassifier(nn.Module):
             # What Detector.scores computes with, as buffers: the graph holds them as constants.
             gaussians = detector.gaussians()
             for i, gaussian in enumerate(gaussians):
-                for name, tensor in zip(_PARTS, gaussian, strict=True):
-                    self.register_buffer(f"ood_{i}_{name}", tensor.clone())
-            self.sets = len(gaussians)
+                for j, tensor in enumerate(gaussian):
+                    self.register_buffer(f"ood_{i}_{j}", tensor.clone())
+            self.sets = [len(g) for g in gaussians]
             if self.zscored:
                 self.register_buffer("ood_zstats", detector.zstats.float())
             for name, module in feature_modules(net, detector.taps):
@@ -60,7 +60,8 @@ class ExportedClassifier(nn.Module):
             return logits
         # the features the hooks kept in this pass, averaged over the stacked views
         f = [Preprocess.views_mean(kept[-1], len(views)) for kept in self._features.values()]
-        gaussians = [[getattr(self, f"ood_{i}_{n}") for n in _PARTS] for i in range(self.sets)]
+        gaussians = [[getattr(self, f"ood_{i}_{j}") for j in range(n)]
+                     for i, n in enumerate(self.sets)]  # fmt: skip
         parts = part_distances(f, gaussians)
         return logits, combined(parts, self.ood_zstats if self.zscored else None)
 
@@ -73,5 +74,3 @@ class ExportedClassifier(nn.Module):
             hook.remove()
         self._hooks = []
 
-
-_PARTS = ("centre", "lower", "white", "norms")  # Detector.gaussians' tuple, named
