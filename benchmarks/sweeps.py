@@ -4,12 +4,19 @@ evaluated, beside the recipe as shipped trained and evaluated in the same proces
 per hour with 1 and 2 workers on one study (SQLite beside the runs, or ``--storage``).
 
     .venv/bin/python benchmarks/sweeps.py [--trials 20] [--time 40m] [--workers 1]
-        [--storage postgresql://...] [--skip-recipe]
+        [--storage postgresql://...|--postgres] [--skip-recipe] [--pruner none] [--no-retrain]
+
+Trials per hour: without ``--time`` each trial trains its own epochs (with ``--time`` a trial's
+budget is the sweep's time shared, so more workers give each trial more time, not more
+trials), and ``--pruner none`` keeps every trial whole. ``--postgres`` starts a throwaway
+PostgreSQL server for the study (tests/postgres_server.py; Debian's ``postgresql``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +36,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--storage", default=None)
     parser.add_argument("--skip-recipe", action="store_true")
+    parser.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    parser.add_argument("--no-retrain", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="a throwaway local server")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.postgres:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from postgres_server import postgres
+
+            args.storage = stack.enter_context(postgres())
         runs = Path(tmp) / "runs"
         if not args.skip_recipe:
             torch.manual_seed(0)
@@ -41,13 +56,13 @@ def main() -> None:
         start = time.perf_counter()
         result = sightline.tune(recipe=args.recipe, trials=args.trials, time_limit=args.time,
                                 workers=args.workers, storage=args.storage, runs_dir=runs,
-                                seed=0, on_event=_say)  # fmt: skip
+                                seed=0, pruner=args.pruner, on_event=_say)  # fmt: skip
         seconds = time.perf_counter() - start
         done = [t for t in result.trials if t["state"] in ("COMPLETE", "PRUNED")]
         print(f"sweep: {len(result.trials)} trials ({len(done)} finished or pruned) in "
               f"{seconds / 60:.1f} min with {args.workers} worker(s): "
               f"{len(done) / (seconds / 3600):.1f} trials/hour", flush=True)  # fmt: skip
-        if result.best:
+        if result.best and not args.no_retrain:
             print(f"best trial {result.best['number']}: val {result.best['value']:.4f} "
                   f"{result.best['params']}", flush=True)  # fmt: skip
             start = time.perf_counter()

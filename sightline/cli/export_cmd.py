@@ -193,6 +193,9 @@ def _print_report(report, as_json: bool) -> int:
                 f"  on {p.images} {p.source}: top-1 agreement {p.top1_agreement:.2%}, logits max "
                 f"difference {p.max_abs_diff:.2g} (mean {p.mean_abs_diff:.2g}){acc}{unknown}"
             )
+            if p.probe_unknown is not None:
+                print(f"  on noise: answered unknown {p.probe_unknown:.0%} (PyTorch "
+                      f"{p.reference_probe_unknown:.0%})")  # fmt: skip
         print(f"  bar: {e.bar}; " + (f"run by {e.runtime}" if p is not None else e.runtime))
         if e.kept_float:
             print(f"  kept in float: {', '.join(e.kept_float)}")

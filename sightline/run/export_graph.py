@@ -73,4 +73,3 @@ class ExportedClassifier(nn.Module):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-

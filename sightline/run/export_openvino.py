@@ -32,10 +32,11 @@ from sightline.run.layout import RunLayout
 from sightline.run.quantize import (
     calibration_sample,
     int8_verdict,
-    score_layers,
+    outside_network,
 )
 
 Run = Any  # a ``sightline.run.Run`` (not imported: Run.export calls into here)
+HALVED_SIZE = 65_536  # float32 constants of this many values or more are stored as float16
 
 
 def export_openvino(
@@ -64,14 +65,13 @@ def export_openvino(
         model, extra["quantization"] = _quantise(model, fp32.path, calibration)
         fmt = "openvino-int8"
     out = layout.openvino(which) if fmt == "openvino" else layout.openvino_int8(which)
-    # The check runs the file as saved (read back), not the model in memory. INT8 stores the
-    # float constants it leaves (the score's matrix: a quarter of Lite2's INT8 file) as float16,
-    # computed in float32: the score moves by ~0.1 % of its threshold (benchmarks/README.md).
-    half = fmt == "openvino-int8"
+    # The check runs the file as saved (read back), not the model in memory.
+    if fmt == "openvino-int8":
+        _halve_constants(ov, model)
     set_metadata(model, {**fp32.metadata, **extra})
     tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out.parent))
     try:
-        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=half)
+        ov.save_model(model, str(tmp / "m.xml"), compress_to_fp16=False)
         loaded = OnnxModel(compile_model(str(tmp / "m.xml")), fp32.metadata, name="check")
         parity = measure_parity(loaded, net, preprocess, check, detector, reference)
         what = f"the {fmt} export of run {run.name!r}"
@@ -85,7 +85,7 @@ def export_openvino(
                 f"difference of the logits {parity.max_abs_diff:.3g}; nothing was written"
             )
         set_metadata(model, {**fp32.metadata, **extra, "parity": asdict(parity)})
-        _save(ov, model, out, run.path, tmp, half)
+        _save(ov, model, out, run.path, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     size = out.stat().st_size + out.with_suffix(".bin").stat().st_size
@@ -100,7 +100,7 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    score = score_layers(onnx.load(str(onnx_path)))
+    outside = outside_network(onnx.load(str(onnx_path)))
     sample = calibration_sample(calibration).numpy()
     try:
         # NNCF logs its steps and draws progress bars on stdout, where `--json` writes the report.
@@ -110,7 +110,7 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
                 nncf.Dataset([sample[i : i + 1] for i in range(len(sample))]),
                 preset=nncf.QuantizationPreset.PERFORMANCE,
                 subset_size=len(sample),
-                ignored_scope=nncf.IgnoredScope(names=score, validate=False),
+                ignored_scope=nncf.IgnoredScope(names=outside, validate=False),
                 # Each activation's range: the extremes over the sample, not the mean of each
                 # image's (NNCF's default), which clips an unusual image's features back among the
                 # known ones: the "none of these" score then answered unknown for none of the
@@ -135,6 +135,26 @@ def _quantise(model: Any, onnx_path: Path, calibration: torch.Tensor) -> tuple[A
     return quantised, record
 
 
+def _halve_constants(ov: Any, model: Any) -> None:
+    """Store the large float32 constants INT8 left (the score's matrices: half of Lite2's INT8
+    file) as float16, converted back to float32 where they are read: the score's maths stays
+    float32, and moves by ~1e-4 of its scale. (OpenVINO's own ``compress_to_fp16`` leaves
+    them float32: it keeps subgraphs with Power and ReduceSum, as the score's, in full.)"""
+    import numpy as np
+    from openvino import opset13
+
+    for op in model.get_ops():
+        if op.get_type_name() != "Constant" or op.get_output_element_type(0) != ov.Type.f32:
+            continue
+        if int(np.prod(list(op.get_output_shape(0)))) < HALVED_SIZE:
+            continue
+        half = opset13.constant(op.get_data().astype(np.float16))
+        back = opset13.convert(half, ov.Type.f32)
+        for target in list(op.output(0).get_target_inputs()):
+            target.replace_source_output(back.output(0))
+    model.validate_nodes_and_infer_types()
+
+
 @contextlib.contextmanager
 def _nncf_level(level: int) -> Any:
     from nncf.common.logging.logger import nncf_logger, set_log_level
@@ -147,11 +167,11 @@ def _nncf_level(level: int) -> Any:
         set_log_level(before)
 
 
-def _save(ov: Any, model: Any, out: Path, root: Path, tmp: Path, half: bool) -> None:
+def _save(ov: Any, model: Any, out: Path, root: Path, tmp: Path) -> None:
     """``out`` (.xml) and its .bin written whole or not at all, never through a link (saved in
     ``tmp``, beside it, then moved)."""
     inside(root, out)
     inside(root, out.with_suffix(".bin"))
-    ov.save_model(model, str(tmp / "w.xml"), compress_to_fp16=half)
+    ov.save_model(model, str(tmp / "w.xml"), compress_to_fp16=False)
     os.replace(tmp / "w.bin", out.with_suffix(".bin"))  # the weights first: the .xml names them
     os.replace(tmp / "w.xml", out)

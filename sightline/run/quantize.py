@@ -31,6 +31,7 @@ import torch
 
 from sightline.errors import ExportError
 from sightline.infer.onnx import require_packages
+from sightline.run.export_check import PROBES
 
 MIN_AGREEMENT = 0.99  # INT8: the share of images whose top class stays PyTorch's
 DEFAULT_ACCEPT_DROP = 0.5  # INT8: accuracy points it may lose against PyTorch
@@ -80,9 +81,16 @@ def _groups(node: Any) -> int:
     return next((a.i for a in node.attribute if a.name == "group"), 1)
 
 
-def score_layers(proto: Any) -> list[str]:
-    """The matrix products outside the network (the "none of these" score's): kept float."""
-    return [n.name for n in proto.graph.node if n.op_type in QUANTISED_OPS and not _in_network(n)]
+def outside_network(proto: Any) -> list[str]:
+    """Every node outside the network: the input's normalisation, the test-time views and the
+    "none of these" score, kept float. Naming the score's matrix products alone is not enough
+    for NNCF: it put quantisers on the outputs of the score's Power, Multiply and ReduceSum,
+    with ranges from the training images, and the score came out one constant for every image
+    (Lite2: -1.88 for noise the float score puts at 190,000). A node that makes one of the
+    graph's outputs is named by OpenVINO after that output ("ood_score"): both names."""
+    results = {o.name for o in proto.graph.output}
+    outside = [n for n in proto.graph.node if not _in_network(n)]
+    return [n.name for n in outside] + [o for n in outside for o in n.output if o in results]
 
 
 def _in_network(node: Any) -> bool:
@@ -156,7 +164,11 @@ def int8_verdict(what: str, p: Any, check: Any, accept_drop: float | None) -> st
         f"accuracy drop <= {limit:g} points"
         if accept_drop is not None
         else f"top-1 agreement >= {MIN_AGREEMENT:.0%}"
-        + (' and "none of these" verdicts' if p.verdict_agreement is not None else "")
+        + (
+            ' and "none of these" verdicts (also on noise)'
+            if p.verdict_agreement is not None
+            else ""
+        )
         + f", accuracy drop <= {limit:g} points"
     )
     misses = []
@@ -167,6 +179,13 @@ def int8_verdict(what: str, p: Any, check: Any, accept_drop: float | None) -> st
         misses.append(
             f'the "none of these" verdict kept on {verdicts:.2%} of the images < '
             f"{MIN_AGREEMENT:.0%} (unknown {p.unknown:.1%}, PyTorch {p.reference_unknown:.1%})"
+        )
+    probes = p.probe_verdict_agreement
+    if accept_drop is None and probes is not None and probes < MIN_AGREEMENT:
+        misses.append(
+            f'the "none of these" verdict kept on {probes:.0%} of {PROBES} noise images < '
+            f"{MIN_AGREEMENT:.0%} (unknown {p.probe_unknown:.0%}, PyTorch "
+            f"{p.reference_probe_unknown:.0%}): its score no longer tells them apart"
         )
     if drop is not None and drop > limit:
         misses.append(

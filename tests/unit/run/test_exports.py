@@ -92,6 +92,27 @@ def test_an_int8_export_that_answers_differently_is_refused_with_its_numbers(run
         export(run, "onnx-int8", accept_drop=-1)
 
 
+def test_an_int8_export_whose_score_no_longer_tells_noise_apart_is_refused():
+    import dataclasses
+
+    from sightline.run.export_check import CheckImages, Parity, probe_images
+    from sightline.run.quantize import int8_verdict
+
+    kept = Parity(images=100, source="test split", max_abs_diff=0.1, mean_abs_diff=0.01,
+                  top1_agreement=1.0, score_rel_diff=0.2, accuracy=0.95, reference_accuracy=0.95,
+                  unknown=0.03, reference_unknown=0.03, verdict_agreement=1.0,
+                  probe_verdict_agreement=1.0, probe_unknown=1.0, reference_probe_unknown=1.0)  # fmt: skip
+    check = CheckImages(torch.zeros(1), "test split")
+    assert "also on noise" in int8_verdict("x", kept, check, None)
+    lost = dataclasses.replace(kept, probe_verdict_agreement=0.0, probe_unknown=0.0)
+    with pytest.raises(ExportError, match=r"0% of 16 noise images .*PyTorch 100%"):
+        int8_verdict("x", lost, check, None)
+    pre = sightline.data.Preprocess(channels=3, size=(20, 16))
+    probes = probe_images(pre)
+    assert probes.shape == (16, 3, 20, 16) and probes.dtype == torch.uint8
+    assert torch.equal(probes, probe_images(pre))  # the same every time
+
+
 def test_the_first_and_last_layers_stay_float_and_the_sample_is_fixed(run):
     import onnx
 
@@ -281,6 +302,10 @@ def test_openvino_int8_by_nncf_is_checked_in_openvino(run):
         q.parity.verdict_agreement >= 0.99
         and "extremes" in model.metadata["quantization"]["method"]
     )
+    # Noise stays unknown: quantisers inside the score once made it one constant for every
+    # image, which the run's own (known) images could not show.
+    p = q.parity
+    assert p.reference_probe_unknown >= 0.5 and p.probe_verdict_agreement >= 0.99
 
 
 def test_the_json_report_is_all_stdout_holds(run, capsys):
