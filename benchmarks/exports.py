@@ -73,9 +73,9 @@ def main() -> None:
     )
     print(
         "| format | size | img/s batch 1 | img/s batch 32 | top-1 agreement | unknown verdicts kept "
-        "| accuracy (PyTorch) |"
+        "| noise unknown (PyTorch) | accuracy (PyTorch) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, size, fn, parity in rows:
         b1, b32 = rate(fn, x32[:1], args.reps * 4), rate(fn, x32, args.reps)
         agree = f"{parity.top1_agreement:.2%}" if parity else "-"
@@ -89,8 +89,14 @@ def main() -> None:
             if parity and parity.verdict_agreement is not None
             else "-"
         )
+        noise = (
+            f"{parity.probe_unknown:.0%} ({parity.reference_probe_unknown:.0%})"
+            if parity and parity.probe_unknown is not None
+            else "-"
+        )
         print(
-            f"| {name} | {size / 1e6:.1f} MB | {b1:.1f} | {b32:.1f} | {agree} | {verdicts} | {acc} |"
+            f"| {name} | {size / 1e6:.1f} MB | {b1:.1f} | {b32:.1f} | {agree} | {verdicts} "
+            f"| {noise} | {acc} |"
         )
 
 

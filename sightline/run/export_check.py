@@ -52,9 +52,10 @@ class Parity:
     reference_unknown: float | None = None
     # the share of the images whose "none of these" verdict is PyTorch's
     verdict_agreement: float | None = None
-    # The same on the probes (``probe_images``: noise no run learns from), and their unknown
-    # shares (PyTorch's, then the export's)
-    probe_verdict_agreement: float | None = None
+    # On the probes (``probe_images``: noise no run learns from): of those PyTorch answers
+    # unknown, the share the export answers unknown too (None: PyTorch answers none unknown),
+    # and the unknown shares (the export's, PyTorch's)
+    probe_unknown_kept: float | None = None
     probe_unknown: float | None = None
     reference_probe_unknown: float | None = None
 
@@ -182,8 +183,9 @@ def measure_parity(
         threshold = float(detector.threshold)
         parity.score_rel_diff = max(parity.score_rel_diff or 0.0,
                                     score_difference(probes, ref.probe_scores, threshold))  # fmt: skip
-        same = (probes > threshold) == (ref.probe_scores > threshold)
-        parity.probe_verdict_agreement = same.float().mean().item()
+        unknown = ref.probe_scores > threshold
+        if bool(unknown.any()):
+            parity.probe_unknown_kept = (probes[unknown] > threshold).float().mean().item()
         parity.probe_unknown = (probes > threshold).float().mean().item()
         parity.reference_probe_unknown = (ref.probe_scores > threshold).float().mean().item()
     return parity
