@@ -48,7 +48,8 @@ def open_parent(found: Any, request: Any) -> str | None:
                    if k not in ("track", "track_uri")]  # fmt: skip
         params += [Param("model", str(request.model)), Param("recipe", str(request.recipe)),
                    Param("trials", str(request.trials)), Param("pruner", request.pruner)]  # fmt: skip
-        c.log_batch(run.info.run_id, params=params[:100])
+        for i in range(0, len(params), 100):  # MLflow's most parameters per batch
+            c.log_batch(run.info.run_id, params=params[i : i + 100])
         found.set_user_attr(PARENT, run.info.run_id)
         return run.info.run_id
     except Exception as e:  # noqa: BLE001 - the tracker's failure never stops the sweep
