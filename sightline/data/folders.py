@@ -34,7 +34,7 @@ from sightline.data.folder_choices import (
     probe_size,
     sample_evenly,
 )
-from sightline.data.image_options import MAX_SIDE, MIN_SIDE
+from sightline.data.image_options import parse_size
 from sightline.data.images import (
     IMAGE_EXTENSIONS,
     decode_side,
@@ -334,20 +334,6 @@ def load_folder(
         skipped=skipped,
         notes=notes,
     )
-
-
-def parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        size = (size, size)
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise DataError(f"size must be one number or (height, width), not {size!r}") from None
-    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
-        raise DataError(f"size {h}x{w} is out of range ({MIN_SIDE}..{MAX_SIDE} pixels per side)")
-    return (h, w)
 
 
 def _check_classes(

@@ -32,7 +32,8 @@ from sightline.data.dataset import (
 )
 from sightline.data.dataset_files import dataset_files
 from sightline.data.download import DEFAULT_TIMEOUT, Progress, resolve_cache_dir
-from sightline.data.folders import Observer, load_folder, parse_size
+from sightline.data.folders import Observer, load_folder
+from sightline.data.image_options import parse_size
 from sightline.data.info import dataset_info  # noqa: F401  (moved to info.py; still importable here)
 from sightline.data.preprocess import Preprocess, check_image_options
 from sightline.data.readers import read_cifar_bin, read_idx

@@ -27,7 +27,8 @@ from PIL import Image
 
 from sightline.data.dataset import Dataset, ImageSet
 from sightline.data.folder_choices import choose_size, class_notes, probe_size, sample_evenly
-from sightline.data.folders import DEFAULT_RESIZE, GRAY_MODES, list_images, parse_size
+from sightline.data.folders import DEFAULT_RESIZE, GRAY_MODES, list_images
+from sightline.data.image_options import parse_size
 from sightline.data.images import IMAGE_EXTENSIONS
 from sightline.data.load import (
     ValSplit,

@@ -108,7 +108,7 @@ def expected_input(
     from pathlib import Path
 
     from sightline.data.folder_choices import MAX_SIDE
-    from sightline.data.folders import parse_size
+    from sightline.data.image_options import parse_size
     from sightline.data.labels_file import is_labels_file
     from sightline.data.registry import find_dataset_spec
 

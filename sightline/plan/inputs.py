@@ -127,7 +127,7 @@ class DataOptions:
 
             check_image_options(self.channels, self.resize)  # the one check the loaders make
         if self.size is not None:
-            from sightline.data.folders import parse_size
+            from sightline.data.image_options import parse_size
 
             parse_size(self.size)
         check_options(self, DataError)
@@ -141,7 +141,7 @@ class DataOptions:
             if value is not None and not (isinstance(value, list) and not value):
                 out[LOADER_NAMES.get(o.name, o.name)] = value
         if "size" in out:
-            from sightline.data.folders import parse_size
+            from sightline.data.image_options import parse_size
 
             out["size"] = list(parse_size(out["size"]) or ())
         if "classes" in out:

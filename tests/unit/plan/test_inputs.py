@@ -97,7 +97,7 @@ def test_the_checks_keep_the_loaders_messages():
         ({"calibration_split": 1.0}, r"calibration_split must be in \[0, 1\), not 1"),
         ({"channels": 2}, "channels must be 1 or 3, not 2"),  # check_image_options's own
         ({"resize": "zoom"}, "unknown resize mode 'zoom'"),
-        ({"size": [0, 5]}, "out of range"),  # folders.parse_size's own
+        ({"size": [0, 5]}, "out of range"),  # image_options.parse_size's own
         ({"size": 5000}, "out of range"),
         ({"data_seed": -1}, r"data_seed must be from 0 to 2\^63 - 1, not -1"),
         ({"classes": "cat"}, "classes must be a list"),
