@@ -6,7 +6,7 @@ INT8: NNCF's post-training quantisation (``nncf.quantize``, the performance pres
 correction) on a fixed sample of the run's training images, the "none of these" score kept float
 (its matrix products are distances read against a float threshold; NNCF keeps what else it
 judges sensitive). The same bar as ONNX Runtime's INT8 (``quantize.int8_verdict``). Measured on
-a pretrained EfficientNet-Lite0 run (2 cores): 2.4x ONNX Runtime's float32 at batch 32, 3.6x
+a pretrained EfficientNet-Lite0 run (2 cores): 2.2x ONNX Runtime's float32 at batch 32, 3.6x
 smaller, the test accuracy kept (benchmarks/README.md).
 """
 
