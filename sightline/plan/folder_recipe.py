@@ -17,7 +17,8 @@ what transfers and changes what does not:
   3, a mirrored b is a d).
 * **Which epoch is "best".** A validation split of a few dozen images cannot tell epochs apart
   (one image is several per cent); the best checkpoint then follows the training loss, which
-  under a decaying learning rate is the end of training.
+  under a decaying learning rate is the end of training. This is the one rule a pretrained run
+  (a head on frozen features, or fine-tuning) takes from this recipe: its other options are its own.
 
 Measured with fastcnn on a busy 2-core CPU, test accuracy (old: the model's defaults alone):
 
@@ -82,7 +83,7 @@ def is_user_folder(data: Dataset) -> bool:
 
 
 def folder_recipe(
-    data: Dataset, model_name: str, given: dict[str, Any]
+    data: Dataset, model_name: str, given: dict[str, Any], pretrained: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
     """Training options for a user folder, for the keys not in ``given`` (the user's own,
     non-None options), and the note lines that say what was chosen and why.
@@ -91,10 +92,13 @@ def folder_recipe(
     """
     from sightline.models import get_model_entry
 
-    if given.get(
-        "freeze"
-    ):  # a head on frozen pretrained features has its own defaults (FROZEN_HEAD_DEFAULTS)
-        return {}, []
+    if pretrained or given.get("freeze"):
+        # Pretrained weights have their own defaults (a head on frozen features:
+        # FROZEN_HEAD_DEFAULTS; fine-tuning: FINE_TUNE_DEFAULTS); only the choice of the best
+        # epoch comes from the folder. Measured: on 540 CIFAR photos, the frozen head's epoch 1
+        # of 40 picked by 60 validation images scored 96.2 %, its last 97.5 % (3,000 test images).
+        monitor = _small_val_monitor(data, given)
+        return ({"monitor": "loss"}, [monitor]) if monitor else ({}, [])
     model = {**DEFAULTS, **get_model_entry(model_name).train_defaults}
     n_train = len(data.train)
     small = n_train < SMALL_FOLDER
@@ -160,15 +164,25 @@ def folder_recipe(
         )
 
     # The best checkpoint, when validation is too small to choose it.
-    n_val = len(data.val) if data.val is not None else 0
-    if 0 < n_val < SMALL_VAL and "monitor" not in given and choose("monitor", "loss"):
-        notes.append(
-            f"best checkpoint by training loss (the end of training): {n_val} validation images are too "
-            f"few to tell epochs apart (one image is {100 / n_val:.0f} %)"
-        )
+    monitor = _small_val_monitor(data, given)
+    if monitor and choose("monitor", "loss"):
+        notes.append(monitor)
     if out:  # in words every face shares: the CLI's flags and the web form's fields
         notes.append("options you set (epochs, lr, ...) override these")
     return out, notes
+
+
+def _small_val_monitor(data: Dataset, given: dict[str, Any]) -> str | None:
+    """The note for following the training loss (the end of training) to the best checkpoint,
+    when the validation split is too small to tell epochs apart and ``monitor`` is not given;
+    else None."""
+    n_val = len(data.val) if data.val is not None else 0
+    if not 0 < n_val < SMALL_VAL or "monitor" in given:
+        return None
+    return (
+        f"best checkpoint by training loss (the end of training): {n_val} validation images are too "
+        f"few to tell epochs apart (one image is {100 / n_val:.0f} %)"
+    )
 
 
 def recipe_epochs(per_epoch: int, model_epochs: int) -> int:

@@ -1,6 +1,6 @@
 """Transfer learning as a user runs it: a folder of 600 CIFAR-10 PNGs (200 each of airplane,
-automobile, bird) → `sightline train FOLDER --pretrained` → at least 93 % on CIFAR-10 test
-images of those classes (measured: 96.5 % on all 3,000; benchmarks/transfer.py times it)."""
+automobile, bird) → `sightline train FOLDER --pretrained` → at least 96 % on CIFAR-10 test
+images of those classes (measured: 97.5 % on all 3,000; benchmarks/transfer.py times it)."""
 
 from __future__ import annotations
 
@@ -67,12 +67,14 @@ def test_pretrained_head_on_600_photos(mirror, tmp_path, capsys):
     assert (
         run.config["model"]["name"] == "efficientnet-lite2" and "backbone efficientnet-lite2" in out
     )
+    # 60 validation images cannot pick the head's best epoch (they picked epoch 1: 96.9 %).
+    assert run.config["train"]["monitor"] == "loss" and "best checkpoint by training loss" in out
     assert run.preprocess.size == (260, 260) and run.preprocess.mean[0] == pytest.approx(127 / 255)
     # Spread over the three classes: the test split is sorted by nothing in particular.
     pick = torch.arange(0, len(ds.test), len(ds.test) // TEST_IMAGES)[:TEST_IMAGES]
     probs = run.predict(ds.test.images[pick])  # 32 px images, prepared by the run's own Preprocess
     accuracy = (probs.argmax(1) == ds.test.labels[pick]).double().mean().item()
-    assert accuracy >= 0.93, accuracy
+    assert accuracy >= 0.96, accuracy
     # None of these: the other CIFAR-10 classes score higher than its own (issue 37 asks for
     # AUROC 0.90; measured 0.819 on 2,000: frozen ImageNet features hardly tell a truck (0.62)
     # from a car or a ship (0.70) from an airplane at 32 px, benchmarks/ood.py), most of them
