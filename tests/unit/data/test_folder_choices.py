@@ -207,13 +207,17 @@ def test_recipe_for_a_small_folder_of_digits():
 
 
 def test_a_frozen_head_on_a_small_validation_split_keeps_its_last_epoch():
-    # Otherwise the recipe leaves a frozen head alone. 60 validation images picked epoch 1 of 40 on 540 CIFAR photos (96.2 %; the last: 97.5 %).
+    # Otherwise the recipe leaves a frozen head alone. 60 validation images picked epoch 1 of 40
+    # on 540 CIFAR photos (96.2 %; the last: 97.5 %).
     data = toy_dataset(["plane", "car", "bird"], 540, 60)
     chosen, notes = folder_recipe(data, "efficientnet-lite2", {"freeze": True})
     assert chosen == {"monitor": "loss"}  # nothing else: the head keeps FROZEN_HEAD_DEFAULTS
     assert notes[0].startswith("best checkpoint by training loss") and "60 validation" in notes[0]
     given = {"freeze": True, "monitor": "val_accuracy"}
     assert folder_recipe(data, "efficientnet-lite2", given) == ({}, [])
+    # Fine-tuning pretrained weights (freeze False) takes the same rule and nothing else.
+    tuned, _ = folder_recipe(data, "efficientnet-lite2", {"freeze": False}, pretrained=True)
+    assert tuned == {"monitor": "loss"}
     big = toy_dataset(["plane", "car", "bird"], 2700, 300)  # 300 validation images choose
     assert folder_recipe(big, "efficientnet-lite2", {"freeze": True}) == ({}, [])
 
