@@ -45,7 +45,7 @@ serve: setup
 ## All tests: unit tests and integration tests that train on the real datasets, one worker per
 ## CPU core (pytest-xdist; each test file runs in one worker, so its fixtures are made once).
 test: $(VENV)/.timm
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
 ## Unit tests only (no training on real data).
 test-fast: $(VENV)/.timm

@@ -14,6 +14,13 @@ import torch
 from sightline.errors import ConfigError
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's share, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """'auto' → CUDA if present, else Apple MPS, else CPU. An unavailable device is an error."""
     if isinstance(spec, torch.device):

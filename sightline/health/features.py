@@ -5,15 +5,20 @@ ImageNet backbone (1,280 numbers an image) on the photos prepared exactly as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sightline.devices import cpu_cores
 from sightline.health.scan import Inventory, Item
 
+T = TypeVar("T")
 BACKBONE = "efficientnet-lite0"
 CHUNK = 256  # images prepared at a time: 256 x 224 x 224 x 3 bytes = 38 MB
 
@@ -107,14 +112,38 @@ def out_of_fold(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
     different images: on 1,000 CIFAR-10 photos with 50 labels flipped, 43 of them among the
     75 most suspect where either alone put 40-41. An image of fold -1 is never held out (its
     row stays 0): the models always learn from it."""
-    f = F.normalize(features, dim=1)
-    probs = torch.zeros(len(f), num_classes)
-    for k in fold.unique().tolist():
-        if k < 0:
-            continue
-        held = fold == k
-        probs[held] = head_and_vote(f[~held], labels[~held], f[held], num_classes, weight_decay, k)
+    probs = torch.zeros(len(features), num_classes)
+    for held, p in side_by_side(fold_jobs(features, labels, num_classes, fold, weight_decay)):
+        probs[held] = p
     return probs
+
+
+def fold_jobs(features: torch.Tensor, labels: torch.Tensor, num_classes: int, fold: torch.Tensor,
+              weight_decay: float) -> list[Callable[[], tuple[torch.Tensor, torch.Tensor]]]:  # fmt: skip
+    """``out_of_fold``'s fits, one job a fold: (the fold's rows, their probabilities)."""
+    f = F.normalize(features, dim=1)
+
+    def job(k: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+        held = fold == k
+        return lambda: (
+            held,
+            head_and_vote(f[~held], labels[~held], f[held], num_classes, weight_decay, k),
+        )
+
+    return [job(k) for k in fold.unique().tolist() if k >= 0]
+
+
+def side_by_side(jobs: list[Callable[[], T]]) -> list[T]:
+    """The jobs' answers in order, run on as many threads as there are cores (at most one a
+    job). Each fit runs on the intra-op threads its caller set (``fold_threads``: one, for the
+    process) and seeds its own generator, so the answers are the same bits as one after
+    another: the labelling loop's refit with 1,500 of 3,000 images labelled took 1.24 s
+    instead of 1.65 s on 2 cores (the GIL between L-BFGS's small steps keeps it from 2x)."""
+    workers = min(len(jobs), cpu_cores())
+    if workers <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(workers, thread_name_prefix="sightline-fold") as pool:
+        return list(pool.map(lambda job: job(), jobs))
 
 
 def head_and_vote(known: torch.Tensor, labels: torch.Tensor, query: torch.Tensor,
@@ -132,8 +161,13 @@ def head_and_vote(known: torch.Tensor, labels: torch.Tensor, query: torch.Tensor
 
 def _fit_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
               seed: int) -> torch.nn.Linear:  # fmt: skip
-    torch.manual_seed(seed)
     head = torch.nn.Linear(x.shape[1], num_classes)
+    # nn.Linear's own start, drawn from a generator of this fit's own: the global one would be
+    # shared by the fits that run side by side (``side_by_side``).
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        torch.nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=g)
+        head.bias.uniform_(-1 / math.sqrt(x.shape[1]), 1 / math.sqrt(x.shape[1]), generator=g)
     opt = torch.optim.LBFGS(head.parameters(), max_iter=300, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:

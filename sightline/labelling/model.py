@@ -86,7 +86,7 @@ def stratified_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> torch.T
 def fit(known: torch.Tensor, labels: torch.Tensor, classes: int,
         query: torch.Tensor) -> Answers:  # fmt: skip
     """The model on ``known`` features with their ``labels``, answering for ``query``."""
-    from sightline.health.features import head_and_vote, out_of_fold
+    from sightline.health.features import fold_jobs, head_and_vote, side_by_side
     from sightline.health.labels import HEAD_DECAY, fold_threads
     from sightline.infer.calibration import expected_calibration_error, fit_temperature
 
@@ -100,7 +100,20 @@ def fit(known: torch.Tensor, labels: torch.Tensor, classes: int,
         folds = int(min(FOLDS, int(counts[counts >= MIN_PER_CLASS].min())))
         fold = torch.full((len(labels),), -1, dtype=torch.long)
         fold[judged] = stratified_folds(y, folds)
-        oof = out_of_fold(known, labels, classes, fold, HEAD_DECAY)[judged]
+        k, q = F.normalize(known, dim=1), F.normalize(query, dim=1)
+
+        # The fold models and the model that answers, fit side by side (one job a core).
+        def answering() -> torch.Tensor:
+            if not len(q):
+                return torch.zeros(0, classes)
+            return head_and_vote(k, labels, q, classes, HEAD_DECAY)
+
+        *folded, probs = side_by_side([*fold_jobs(known, labels, classes, fold, HEAD_DECAY),
+                                       answering])  # fmt: skip
+        oof = torch.zeros(len(labels), classes)
+        for held, p in folded:
+            oof[held] = p
+        oof = oof[judged]
         log = oof.double().clamp(min=1e-12).log()
         temperature = fit_temperature(log, y)
         calibrated = (log / temperature).softmax(1)
@@ -110,10 +123,6 @@ def fit(known: torch.Tensor, labels: torch.Tensor, classes: int,
             len(y), right / max(1, len(y)), low, high,
             expected_calibration_error(calibrated, y), temperature,
         )  # fmt: skip
-        k, q = F.normalize(known, dim=1), F.normalize(query, dim=1)
-        probs = (
-            head_and_vote(k, labels, q, classes, HEAD_DECAY) if len(q) else torch.zeros(0, classes)
-        )
         probs = (probs.double().clamp(min=1e-12).log() / temperature).softmax(1).float()
     distance, unlike = unlike_scores(k, q)
     return Answers(probs, unlike, distance, estimate)

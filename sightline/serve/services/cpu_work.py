@@ -11,7 +11,6 @@ most ``threads`` threads; the wait for a shared forward pass holds no thread at 
 from __future__ import annotations
 
 import asyncio
-import os
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,21 +18,16 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from sightline.devices import cpu_cores
+
 T = TypeVar("T")
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 class CpuWork:
     """``await work(func, *args)``: ``func(*args)`` on a thread, at most ``threads`` at once."""
 
     def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads or cpu_threads()
+        self.threads = threads or cpu_cores()
         # One limiter per event loop: an anyio limiter belongs to the loop it first waited in
         # (tests start one app under several loops).
         self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (

@@ -274,10 +274,9 @@ def torchrun_command(nproc: int, args: list[str], *, nnodes: int = 1) -> list[st
 
 def threads_per_process(nproc: int) -> int:
     """CPU threads each of ``nproc`` processes on this machine gets: the cores shared out."""
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
-    return max(1, cores // max(nproc, 1))
+    from sightline.devices import cpu_cores
+
+    return max(1, cpu_cores() // max(nproc, 1))
 
 
 def resolve_for_world(cfg, ctx: Distributed, model: nn.Module, train_size: int):
