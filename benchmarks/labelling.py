@@ -2,17 +2,17 @@
 
 A script answers with the true labels. The pool is CIFAR-10 training photos (3 classes x 200, and
 10 classes x 300: 3,000) or photos of Fashion-MNIST items (tests/photo_generator.py: 10 x 100),
-prepared as the loop prepares them (EfficientNet-Lite0's ImageNet
-features, ``health.features.image_features``, cached by content). Each round labels a batch: the
-loop's choice (``labelling.ranking``: a spread first, then the most uncertain, spread, with the
-"unlike anything" group labelled after them as a person would) or a random batch; after each
-round the loop's model (``labelling.model.fit``) is scored on CIFAR-10 test photos of the same
-classes. The target (issue 56): the loop reaches the all-labelled accuracy minus 1 point with at
-most half the labels random order needs, on average over as many pools as seeds (each seed: a
-pool, the loop's curve on it and one random order). Also timed: one refit (the model with its
-cross-validated estimate, and the ranking) with half the 3,000 labelled.
+prepared as the loop prepares them (EfficientNet-Lite0's ImageNet features,
+``health.features.image_features``, cached by content). Each round labels a batch: the loop's
+choice (``labelling.ranking.ask``: typical images first, then the most uncertain, spread, with
+the "unlike anything" group labelled after them as a person would) or a random batch; after each
+round the loop's model (``labelling.model.fit``) is scored on test photos of the same classes.
+The target (issue 56): the loop reaches the all-labelled accuracy minus 1 point with at most half
+the labels random order needs, on average over as many pools as seeds (each seed: a pool, the
+loop's one curve on it and ``--orders`` random orders). Also timed: one refit (the model with
+its cross-validated estimate, and the ranking) with half the 3,000 labelled.
 
-    .venv/bin/python benchmarks/labelling.py [--seeds 3] [--batch 20] [--tasks cifar3,cifar10]
+    .venv/bin/python benchmarks/labelling.py [--seeds 3] [--orders 3] [--batch 10] [--tasks ...]
 """
 
 from __future__ import annotations
@@ -124,22 +124,13 @@ def simulate(x, y, test_x, test_y, k, batch: int, rounds: int, loop: bool, seed:
 
 
 def choose(x, y, labelled, waiting, k, batch, seed) -> list[int]:
+    """The loop's next batch, as ``sightline label`` asks (``ranking.ask``); the "unlike
+    anything" group is labelled once nothing else waits, as a person would."""
     w = torch.tensor(waiting)
-    known = x[torch.tensor(labelled, dtype=torch.long)] if labelled else torch.zeros(0, x.shape[1])
-    labels = (
-        y[torch.tensor(labelled, dtype=torch.long)]
-        if labelled
-        else torch.zeros(0, dtype=torch.long)
-    )
-    if not loop_model.can_fit(labels, k):
-        rows = ranking.typical(x[w], known, batch)
-        return [waiting[i] for i in rows]
-    answers = loop_model.fit(known, labels, k, x[w])
-    rows = ranking.uncertain(answers.probs, x[w], known, batch, ~answers.unlike)
-    if len(rows) < batch:  # the "unlike anything" group, labelled after the rest
-        odd = torch.nonzero(answers.unlike).flatten().tolist()
-        rows += odd[: batch - len(rows)]
-    return [waiting[i] for i in rows]
+    idx = torch.tensor(labelled, dtype=torch.long)
+    known, labels = x[idx], y[idx]
+    answers = loop_model.fit(known, labels, k, x[w]) if loop_model.can_fit(labels, k) else None
+    return [waiting[i] for i, _ in ranking.ask(x[w], known, batch, k, answers)]
 
 
 def labels_to_reach(curve: list, target: float) -> int | None:
@@ -149,8 +140,9 @@ def labels_to_reach(curve: list, target: float) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--tasks", default="cifar3,cifar10,fashion-photos")
+    ap.add_argument("--orders", type=int, default=3, help="random orders per pool")
     ap.add_argument("--max-labels", type=int, default=1500, help="stop each curve there")
     args = ap.parse_args()
     for task in args.tasks.split(","):
@@ -164,8 +156,12 @@ def main() -> None:
             print(f"{task} seed {seed}: {len(y)} pool photos, {len(test_y)} test; features "
                   f"{time.perf_counter() - start:.0f} s; all labelled: {full:.2%}; "
                   f"target {target:.2%}")  # fmt: skip
-            for name, is_loop in (("loop", True), ("random", False)):
-                curve = simulate(x, y, test_x, test_y, k, args.batch, rounds, is_loop, seed)
+            # The loop's order has no randomness: one curve a pool. Random order's labels to the
+            # target vary by 2x between orders on one pool: several a pool.
+            runs = [("loop", True, seed)]
+            runs += [("random", False, seed + 1000 * r) for r in range(args.orders)]
+            for name, is_loop, order_seed in runs:
+                curve = simulate(x, y, test_x, test_y, k, args.batch, rounds, is_loop, order_seed)
                 reached[name].append(labels_to_reach(curve, target))
                 points = ", ".join(f"{n}:{a:.1%}" for n, a in curve[:: max(1, len(curve) // 8)])
                 print(f"  {name:>6}: reaches the target at {reached[name][-1]} labels; {points}",
@@ -186,7 +182,7 @@ def refit_time(x, y, k) -> None:
     for _ in range(3):
         start = time.perf_counter()
         answers = loop_model.fit(x[:half], y[:half], k, x[half:])
-        ranking.uncertain(answers.probs, x[half:], x[:half], 20, ~answers.unlike)
+        ranking.ask(x[half:], x[:half], 20, k, answers)
         times.append(time.perf_counter() - start)
     print(f"  refit with {half} labelled + {len(y) - half} waiting: "
           f"median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]}")  # fmt: skip

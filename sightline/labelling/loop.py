@@ -178,21 +178,17 @@ class Labeller:
             sure = s.answers.probs.max(1).values.masked_fill(s.answers.unlike, -1.0)
             rows = sure.argsort(descending=True, stable=True)[: min(n, int((sure >= 0).sum()))]
             return {"next": [self._suggestion(s, int(i), "sure") for i in rows], "unlike": []}
+        asked = ranking.ask(s.pool_x, s.known, n, len(s.classes), s.answers)
         if s.answers is None:
-            rows = ranking.typical(s.pool_x, s.known, n)
             why = "no model yet (2 classes of 2 labelled images make one): typical of the folder"
-            return {"next": [Suggestion(s.waiting[i], None, None, why=why) for i in rows],
+            return {"next": [Suggestion(s.waiting[i], None, None, why=why) for i, _ in asked],
                     "unlike": []}  # fmt: skip
-        a = s.answers
-        rows = ranking.uncertain(a.probs, s.pool_x, s.known, n, ~a.unlike)
-        unlike = torch.nonzero(a.unlike).flatten()
-        unlike = unlike[a.distance[unlike].argsort(descending=True, stable=True)].tolist()
         # Once every other image is labelled, the unlike ones are what is left to ask about:
         # "next" is never empty while an image waits.
-        ask = [self._suggestion(s, i, "uncertain") for i in rows]
-        ask += [self._suggestion(s, i, "unlike") for i in unlike[: n - len(rows)]]
-        left = unlike[max(0, n - len(rows)) :][:n]
-        return {"next": ask, "unlike": [self._suggestion(s, i, "unlike") for i in left]}
+        taken = {i for i, _ in asked}
+        left = [i for i in ranking.unlike(s.answers) if i not in taken][:n]
+        return {"next": [self._suggestion(s, i, why) for i, why in asked],
+                "unlike": [self._suggestion(s, i, "unlike") for i in left]}  # fmt: skip
 
     def _suggestion(self, s: State, row: int, reason: str) -> Suggestion:
         p = s.answers.probs[row]
@@ -200,6 +196,8 @@ class Labeller:
         second = float(p.topk(2).values[1]) if len(p) > 1 else 0.0
         if reason == "unlike":
             why = "unlike every labelled image: a new class, or not any class?"
+        elif reason == "typical":
+            why = f"typical of images little labelled yet: {float(p[best]):.0%} {s.classes[best]}"
         elif reason == "sure":
             why = f"sure: {float(p[best]):.0%} {s.classes[best]}"
         else:

@@ -1,23 +1,51 @@
-"""Which waiting images to ask about next.
+"""Which waiting images to ask about next (``ask``).
 
-Before there is a model: the typical images of the pool (``typical``: one from each of as many
-clusters of the features, the largest clusters first), so the first labels cover what the folder
-holds with images like most of it. k-center alone (each next image the furthest from the rest)
-asks about the odd ones first: on 600 CIFAR photos its first 20 labels gave 85 % where 20 random
-ones gave 92 % (benchmarks/labelling.py); picking typical images first is TypiClust's finding
-(Hacohen et al. 2022) for small budgets. With a model: the most uncertain (smallest margin
-between the two most probable classes, calibrated), spread by k-center among the
-``CANDIDATES`` x as many most uncertain ones, so a batch holds no run of near copies (the
-cluster-margin idea, Citovsky et al. 2021): a near copy of an image chosen is the least
-distant, so it comes only when nothing else is left. Images unlike anything labelled are kept
-out of it and shown as their own group: they may be a class not made yet, or "not any class"."""
+Before there is a model, and until there are ``TYPICAL_PER_CLASS`` labels a class: the typical
+images of the pool (``typical``: one from each of as many clusters of the features, the largest
+clusters first), so the first labels cover what the folder holds with images like most of it.
+k-center alone (each next image the furthest from the rest) asks about the odd ones first: on
+600 CIFAR photos its first 20 labels gave 85 % where 20 random ones gave 92 %
+(benchmarks/labelling.py); picking typical images first is TypiClust's finding (Hacohen et al.
+2022) for small budgets. Then: the most uncertain (smallest margin between the two most
+probable classes, calibrated), spread by k-center among the ``CANDIDATES`` x as many most
+uncertain ones, so a batch holds no run of near copies (the cluster-margin idea, Citovsky et
+al. 2021): a near copy of an image chosen is the least distant, so it comes only when nothing
+else is left. Images unlike anything labelled are kept out of it and shown as their own group:
+they may be a class not made yet, or "not any class"."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
+if TYPE_CHECKING:
+    from sightline.labelling.model import Answers
+
 CANDIDATES = 4  # x the batch: the most uncertain images the batch is spread over
+# Labels a class (on average) before the most uncertain lead: with fewer, a model's doubts say
+# little, and asking about them learnt slower than random order (benchmarks/labelling.py).
+TYPICAL_PER_CLASS = 3
 KMEANS_STEPS = 20  # of the clustering behind ``typical``: it settles in fewer on these features
+
+
+def ask(pool: torch.Tensor, known: torch.Tensor, n: int, classes: int,
+        answers: Answers | None) -> list[tuple[int, str]]:  # fmt: skip
+    """Up to ``n`` rows of ``pool`` to label next, each with why: "typical" (no model yet, or
+    too few labels for its doubts to say much), else "uncertain", and once nothing else waits,
+    "unlike" (unlike anything labelled, the least like it first)."""
+    if answers is None or len(known) < TYPICAL_PER_CLASS * classes:
+        return [(i, "typical") for i in typical(pool, known, n)]
+    rows = uncertain(answers.probs, pool, known, n, ~answers.unlike)
+    return [(i, "uncertain") for i in rows] + [
+        (i, "unlike") for i in unlike(answers)[: n - len(rows)]
+    ]
+
+
+def unlike(answers: Answers) -> list[int]:
+    """The rows unlike anything labelled, the least like it first."""
+    rows = torch.nonzero(answers.unlike).flatten()
+    return rows[answers.distance[rows].argsort(descending=True, stable=True)].tolist()
 
 
 def typical(pool: torch.Tensor, known: torch.Tensor, n: int) -> list[int]:

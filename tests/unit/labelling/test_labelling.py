@@ -153,6 +153,23 @@ def test_with_labels_the_model_suggests_asks_about_the_uncertain_and_sets_apart_
     assert [p["labelled"] for p in loop.history()] == [36]
 
 
+def test_with_few_labels_a_class_typical_images_come_before_uncertain_ones(tmp_path):
+    """Under ``TYPICAL_PER_CLASS`` labels a class a model's doubts say little: the loop keeps
+    asking about typical images, now with the model's suggestions; from there on, about the
+    most uncertain."""
+    from sightline.labelling.ranking import TYPICAL_PER_CLASS
+
+    for per_class, why in ((TYPICAL_PER_CLASS - 1, "typical"), (TYPICAL_PER_CLASS, "uncertain")):
+        root = tmp_path / str(per_class)
+        folder = write_pool(root, per_class=20)
+        truth = json.loads((root / "truth.json").read_text())
+        loop = sightline.label(folder, featurize=thumbs)
+        label_some(loop, truth, per_class)
+        asked = loop.next(6)["next"]
+        assert len(asked) == 6 and all(s.why.startswith(why) for s in asked), per_class
+        assert all(s.suggestion == truth[s.path] and s.probability for s in asked)
+
+
 def test_accepting_the_confident_rest_is_refused_while_unsure_and_undoable(tmp_path):
     folder = write_pool(tmp_path, per_class=30, odd=2)
     truth = json.loads((tmp_path / "truth.json").read_text())
