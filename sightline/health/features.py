@@ -161,9 +161,9 @@ def head_and_vote(known: torch.Tensor, labels: torch.Tensor, query: torch.Tensor
 
 def _fit_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
               seed: int) -> torch.nn.Linear:  # fmt: skip
-    head = torch.nn.Linear(x.shape[1], num_classes)
     # nn.Linear's own start, drawn from a generator of this fit's own: the global one would be
     # shared by the fits that run side by side (``side_by_side``).
+    head = torch.nn.utils.skip_init(torch.nn.Linear, x.shape[1], num_classes)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         torch.nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=g)
