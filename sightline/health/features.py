@@ -112,8 +112,15 @@ def out_of_fold(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
     different images: on 1,000 CIFAR-10 photos with 50 labels flipped, 43 of them among the
     75 most suspect where either alone put 40-41. An image of fold -1 is never held out (its
     row stays 0): the models always learn from it."""
-    probs = torch.zeros(len(features), num_classes)
-    for held, p in side_by_side(fold_jobs(features, labels, num_classes, fold, weight_decay)):
+    jobs = fold_jobs(features, labels, num_classes, fold, weight_decay)
+    return gather(side_by_side(jobs), len(features), num_classes)
+
+
+def gather(folded: list[tuple[torch.Tensor, torch.Tensor]], n: int,
+           num_classes: int) -> torch.Tensor:  # fmt: skip
+    """The (n, K) out-of-fold probabilities from each fold's (rows, probabilities); 0 elsewhere."""
+    probs = torch.zeros(n, num_classes)
+    for held, p in folded:
         probs[held] = p
     return probs
 

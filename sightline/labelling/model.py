@@ -86,7 +86,7 @@ def stratified_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> torch.T
 def fit(known: torch.Tensor, labels: torch.Tensor, classes: int,
         query: torch.Tensor) -> Answers:  # fmt: skip
     """The model on ``known`` features with their ``labels``, answering for ``query``."""
-    from sightline.health.features import fold_jobs, head_and_vote, side_by_side
+    from sightline.health.features import fold_jobs, gather, head_and_vote, side_by_side
     from sightline.health.labels import HEAD_DECAY, fold_threads
     from sightline.infer.calibration import expected_calibration_error, fit_temperature
 
@@ -110,10 +110,7 @@ def fit(known: torch.Tensor, labels: torch.Tensor, classes: int,
 
         *folded, probs = side_by_side([*fold_jobs(known, labels, classes, fold, HEAD_DECAY),
                                        answering])  # fmt: skip
-        oof = torch.zeros(len(labels), classes)
-        for held, p in folded:
-            oof[held] = p
-        oof = oof[judged]
+        oof = gather(folded, len(labels), classes)[judged]
         log = oof.double().clamp(min=1e-12).log()
         temperature = fit_temperature(log, y)
         calibrated = (log / temperature).softmax(1)
