@@ -192,16 +192,19 @@ class Labeller:
 
     def _suggestion(self, s: State, row: int, reason: str) -> Suggestion:
         p = s.answers.probs[row]
-        best = int(p.argmax())
-        second = float(p.topk(2).values[1]) if len(p) > 1 else 0.0
+        top = p.topk(min(2, len(p))).indices.tolist()
+        best = top[0]
+        # The suggestion and its probability are shown beside this: it says why it is asked.
         if reason == "unlike":
             why = "unlike every labelled image: a new class, or not any class?"
         elif reason == "typical":
-            why = f"typical of images little labelled yet: {float(p[best]):.0%} {s.classes[best]}"
+            why = "typical of images little labelled yet"
         elif reason == "sure":
-            why = f"sure: {float(p[best]):.0%} {s.classes[best]}"
+            why = "sure"
+        elif len(top) > 1:
+            why = f"uncertain: or {s.classes[top[1]]} ({float(p[top[1]]):.0%})"
         else:
-            why = f"uncertain: {float(p[best]):.0%} {s.classes[best]}, next {second:.0%}"
+            why = "uncertain"
         return Suggestion(
             s.waiting[row], s.classes[best], float(p[best]),
             {c: float(v) for c, v in zip(s.classes, p.tolist(), strict=True)},

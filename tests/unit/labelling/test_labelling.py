@@ -168,6 +168,12 @@ def test_with_few_labels_a_class_typical_images_come_before_uncertain_ones(tmp_p
         asked = loop.next(6)["next"]
         assert len(asked) == 6 and all(s.why.startswith(why) for s in asked), per_class
         assert all(s.suggestion == truth[s.path] and s.probability for s in asked)
+        for s in asked:  # the suggestion and its probability are shown beside the why
+            if why == "uncertain":  # it names the runner-up instead
+                second, p = sorted(s.probabilities.items(), key=lambda kv: -kv[1])[1]
+                assert s.why == f"uncertain: or {second} ({p:.0%})" and second != s.suggestion
+            else:
+                assert s.suggestion not in s.why and "%" not in s.why
 
 
 def test_accepting_the_confident_rest_is_refused_while_unsure_and_undoable(tmp_path):
