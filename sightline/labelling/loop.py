@@ -192,8 +192,8 @@ class Labeller:
 
     def _suggestion(self, s: State, row: int, reason: str) -> Suggestion:
         p = s.answers.probs[row]
-        top = p.topk(min(2, len(p))).indices.tolist()
-        best = top[0]
+        best = int(p.argmax())
+        second = int(p.index_fill(0, torch.tensor([best]), -1.0).argmax()) if len(p) > 1 else None
         # The suggestion and its probability are shown beside this: it says why it is asked.
         if reason == "unlike":
             why = "unlike every labelled image: a new class, or not any class?"
@@ -201,8 +201,8 @@ class Labeller:
             why = "typical of images little labelled yet"
         elif reason == "sure":
             why = "sure"
-        elif len(top) > 1:
-            why = f"uncertain: or {s.classes[top[1]]} ({float(p[top[1]]):.0%})"
+        elif second is not None:
+            why = f"uncertain: or {s.classes[second]} ({float(p[second]):.0%})"
         else:
             why = "uncertain"
         return Suggestion(
