@@ -141,7 +141,10 @@ SHARES = (0.1, 0.2, 0.4)  # of the pool: where both orders' accuracies are compa
 
 
 def accuracy_at(curve: list, labels: int) -> float | None:
-    """The curve's accuracy with ``labels`` labels (its last point at or under them)."""
+    """The curve's accuracy with ``labels`` labels (its last point at or under them); None
+    where the curve stops short of them (``--max-labels``)."""
+    if not curve or curve[-1][0] < labels:
+        return None
     return next((acc for n, acc in reversed(curve) if n <= labels), None)
 
 
@@ -187,10 +190,11 @@ def main() -> None:
         else:
             print(f"{task}: loop {reached['loop']}, random {reached['random']} (None: not reached)")
         for name, rows in at.items():
-            means = [statistics.mean(r[i] for r in rows if r[i] is not None)
-                     for i in range(len(SHARES))]  # fmt: skip
-            shown = [f"{share:.0%} of the pool labelled {acc:.1%}"
-                     for share, acc in zip(SHARES, means, strict=True)]  # fmt: skip
+            shown = []
+            for i, share in enumerate(SHARES):
+                accs = [r[i] for r in rows if r[i] is not None]
+                if accs:
+                    shown.append(f"{share:.0%} of the pool labelled {statistics.mean(accs):.1%}")
             print(f"{task}: {name} accuracy with " + ", ".join(shown))
 
 
